@@ -1,0 +1,132 @@
+//! `hooktel hook`: the command Claude Code runs for every hook event.
+//!
+//! Reads one payload on stdin, stamps the time, POSTs it to the sidecar over a plain blocking TCP
+//! connection, and exits 0, whatever happens. It never writes to stdout (Claude Code reads a hook's
+//! stdout as instructions), never starts Tokio or OpenTelemetry (it must start in about a
+//! millisecond), and every network step has a timeout, so a down or hung sidecar costs at most
+//! about twice `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to [`keep_undelivered`].
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::HookSettings;
+use crate::event::{self, RECEIVED_AT_HEADER};
+
+/// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
+/// those are cut below; the rest of a larger input is left unread.
+const MAX_STDIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why an event did not reach the sidecar.
+#[derive(Debug)]
+pub enum Undelivered {
+    Connect(std::io::Error),
+    Io(std::io::Error),
+    /// The sidecar answered, but not 2xx (e.g. 503 when its queue is full).
+    Status(u16),
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undelivered::Connect(e) => write!(f, "cannot connect: {e}"),
+            Undelivered::Io(e) => write!(f, "sending failed: {e}"),
+            Undelivered::Status(s) => write!(f, "sidecar answered {s}"),
+        }
+    }
+}
+
+/// The whole hook command. Always succeeds.
+pub fn run() -> std::process::ExitCode {
+    let settings = HookSettings::from_env();
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut body = Vec::new();
+    if std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body).is_err() || body.is_empty() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let body = cut_tool_responses(body);
+    if let Err(why) = deliver(&settings, &body, at) {
+        keep_undelivered(&settings, &body, at, &why);
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// Payloads small enough are sent byte for byte; larger ones have their tool outputs cut.
+fn cut_tool_responses(body: Vec<u8>) -> Vec<u8> {
+    if body.len() <= event::MAX_TOOL_RESPONSE_BYTES {
+        return body;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            if event::trim_tool_responses(&mut map, event::MAX_TOOL_RESPONSE_BYTES) {
+                serde_json::to_vec(&map).unwrap_or(body)
+            } else {
+                body
+            }
+        }
+        _ => body,
+    }
+}
+
+/// POST the payload to the sidecar's `/v1/hooks`; `Ok` only on a 2xx reply.
+pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Undelivered> {
+    let addrs = settings.addr.to_socket_addrs().map_err(Undelivered::Connect)?;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, settings.timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let mut stream = stream.ok_or(Undelivered::Connect(last))?;
+    exchange(&mut stream, &settings.addr, body, at, settings.timeout).map_err(Undelivered::Io).and_then(|status| {
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(Undelivered::Status(status))
+        }
+    })
+}
+
+/// Write one HTTP/1.1 request and read the status code of the reply.
+fn exchange(stream: &mut TcpStream, host: &str, body: &[u8], at: u64, timeout: Duration) -> std::io::Result<u16> {
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let _ = stream.set_nodelay(true);
+    let head = format!(
+        "POST /v1/hooks HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{RECEIVED_AT_HEADER}: {at}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut request = Vec::with_capacity(head.len() + body.len());
+    request.extend_from_slice(head.as_bytes());
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    // "HTTP/1.1 200" is 12 bytes; read until we have them
+    let mut status_line = [0u8; 12];
+    let mut got = 0;
+    while got < status_line.len() {
+        match stream.read(&mut status_line[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    std::str::from_utf8(&status_line[9..got.max(9)])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP reply"))
+}
+
+/// Where an event that could not be delivered goes. The SQLite spool that keeps it for the
+/// sidecar to drain is not built yet: for now the event is reported on stderr (never stdout) and lost.
+fn keep_undelivered(settings: &HookSettings, body: &[u8], _at: u64, why: &Undelivered) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "hooktel: event not delivered to {} ({why}); {} bytes dropped",
+        settings.addr,
+        body.len()
+    );
+}

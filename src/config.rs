@@ -1,0 +1,97 @@
+//! Settings: every flag, its `HOOKTEL_*` variable and its default, in one place.
+//!
+//! Export settings are the standard `OTEL_EXPORTER_OTLP_*` variables, read here only to decide
+//! between OTLP and local mode; `opentelemetry-otlp` reads endpoint, headers and timeout itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::capture::Capture;
+use crate::export::Protocol;
+use crate::session::Settings;
+
+/// Where the sidecar listens by default: loopback only, and a port clear of OTLP (4317/4318),
+/// Prometheus (9090) and the exporters' 9100-9999 range.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4388";
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address for /v1/hooks, /metrics and /healthz.
+    #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory for hooktel's own files (the spool and local store).
+    #[arg(long, env = "HOOKTEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What content leaves the machine: none, metadata (default) or full.
+    #[arg(long, env = "HOOKTEL_CAPTURE", value_enum, default_value_t = Capture::Metadata)]
+    pub capture: Capture,
+    /// Close a session with no event for this many seconds (its open spans marked incomplete).
+    #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
+    pub idle_timeout_secs: u64,
+    /// Milliseconds a closed span waits for late, out-of-order events before export.
+    #[arg(long, env = "HOOKTEL_SETTLE_MS", default_value_t = 1000)]
+    pub settle_ms: u64,
+    /// Events accepted but not yet processed; when full, /v1/hooks answers 503.
+    #[arg(long, env = "HOOKTEL_QUEUE_CAPACITY", default_value_t = 65_536)]
+    pub queue_capacity: usize,
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, env = "HOOKTEL_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Service name when OTEL_SERVICE_NAME is not set.
+    #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
+    pub service_name: String,
+}
+
+impl ServeArgs {
+    pub fn session_settings(&self) -> Settings {
+        Settings {
+            idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
+            settle_ns: self.settle_ms.saturating_mul(1_000_000),
+            ..Settings::default()
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// `$XDG_DATA_HOME/hooktel`, else `~/.local/share/hooktel`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("hooktel")
+}
+
+/// The OTLP protocol to use, or `None` for local mode (no endpoint configured).
+pub fn otlp_protocol() -> Result<Option<Protocol>, String> {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        return Ok(None);
+    }
+    let proto = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_default();
+    Protocol::parse(&proto).map(Some)
+}
+
+/// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
+#[derive(Clone, Debug)]
+pub struct HookSettings {
+    /// `host:port` of the sidecar (`HOOKTEL_ADDR`).
+    pub addr: String,
+    /// Budget for connecting, and separately for sending and reading the reply (`HOOKTEL_HOOK_TIMEOUT_MS`).
+    pub timeout: Duration,
+}
+
+impl HookSettings {
+    pub fn from_env() -> HookSettings {
+        let addr = std::env::var("HOOKTEL_ADDR").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let ms = std::env::var("HOOKTEL_HOOK_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500u64);
+        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)) }
+    }
+}

@@ -1,0 +1,114 @@
+//! Wire types shared by the hook client and the sidecar: the payload as Claude Code sends it, and
+//! the one edit hooktel makes to it before it travels (cutting huge tool outputs).
+//!
+//! Only `serde_json` and `std` here: the hook client links this module and must start in about a
+//! millisecond, so nothing from Tokio or OpenTelemetry may come in through it.
+
+use serde_json::{Map, Value};
+
+/// Header carrying the time the hook client read the payload, in Unix nanoseconds. Hook payloads
+/// carry no time of their own, and hook processes run concurrently, so the client's stamp is what
+/// orders and times the spans; without it the sidecar stamps the time it received the body.
+pub const RECEIVED_AT_HEADER: &str = "x-hooktel-received-at";
+
+/// Field added to a payload whose `tool_response` was cut: the size of the original, in bytes.
+pub const ORIGINAL_RESPONSE_BYTES: &str = "hooktel_tool_response_bytes";
+
+/// Largest `tool_response` (serialised) kept as it is. Tool outputs (a `Read` of a large file, a
+/// long build log) can be megabytes; hooktel never exports them by default, so keeping more than
+/// this costs memory and bandwidth and buys nothing.
+pub const MAX_TOOL_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// Cut `tool_response` (and `tool_calls[].tool_response` of PostToolBatch) when its JSON is larger
+/// than `cap`, keeping the fields hooktel reads (`agentId`, `interrupted`) and recording the
+/// original size. Returns whether anything was cut.
+pub fn trim_tool_responses(payload: &mut Map<String, Value>, cap: usize) -> bool {
+    let mut cut = false;
+    if let Some(resp) = payload.get_mut("tool_response") {
+        if let Some(bytes) = trim_one(resp, cap) {
+            payload.insert(ORIGINAL_RESPONSE_BYTES.into(), Value::from(bytes));
+            cut = true;
+        }
+    }
+    if let Some(Value::Array(calls)) = payload.get_mut("tool_calls") {
+        for call in calls.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(resp) = call.get_mut("tool_response") {
+                if let Some(bytes) = trim_one(resp, cap) {
+                    call.insert(ORIGINAL_RESPONSE_BYTES.into(), Value::from(bytes));
+                    cut = true;
+                }
+            }
+        }
+    }
+    cut
+}
+
+/// Replace `resp` by a cut-down copy when its JSON exceeds `cap`; returns the original size.
+fn trim_one(resp: &mut Value, cap: usize) -> Option<usize> {
+    let size = serde_json::to_vec(resp).map(|v| v.len()).unwrap_or(0);
+    if size <= cap {
+        return None;
+    }
+    let mut kept = Map::new();
+    if let Value::Object(obj) = resp {
+        for key in ["agentId", "agentType", "interrupted", "status"] {
+            if let Some(v) = obj.get(key).filter(|v| !v.is_object() && !v.is_array()) {
+                kept.insert(key.into(), v.clone());
+            }
+        }
+    }
+    let text = match &*resp {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    kept.insert("truncated".into(), Value::String(truncate_utf8(&text, cap / 2).to_owned()));
+    *resp = Value::Object(kept);
+    Some(size)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn small_responses_are_untouched() {
+        let mut p = json!({"tool_response": {"stdout": "hi"}}).as_object().unwrap().clone();
+        assert!(!trim_tool_responses(&mut p, 1024));
+        assert_eq!(p["tool_response"]["stdout"], "hi");
+    }
+
+    #[test]
+    fn huge_responses_are_cut_and_sized() {
+        let big = "x".repeat(100_000);
+        let mut p = json!({"tool_response": {"stdout": big, "agentId": "a1", "interrupted": false},
+                           "tool_calls": [{"tool_response": big}]})
+        .as_object()
+        .unwrap()
+        .clone();
+        assert!(trim_tool_responses(&mut p, 1024));
+        assert_eq!(p["tool_response"]["agentId"], "a1");
+        assert_eq!(p["tool_response"]["interrupted"], false);
+        assert!(p[ORIGINAL_RESPONSE_BYTES].as_u64().unwrap() > 100_000);
+        assert!(p["tool_response"]["truncated"].as_str().unwrap().len() <= 512);
+        assert!(p["tool_calls"][0][ORIGINAL_RESPONSE_BYTES].as_u64().unwrap() > 100_000);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
+}

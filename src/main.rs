@@ -1,0 +1,110 @@
+//! The `hooktel` binary: parses the command line and calls into the library. `hooktel hook` is
+//! dispatched before anything else is set up, so the per-event path stays as small as it can be.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hooktel::config::{self, ServeArgs};
+use hooktel::{export, metrics::Metrics, pipeline, server};
+
+#[derive(Parser)]
+#[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar.
+    Serve(ServeArgs),
+    /// The command hook: reads one payload on stdin and hands it to the sidecar. Always exits 0.
+    Hook,
+}
+
+fn main() -> ExitCode {
+    // the hook path: no argument parsing, no runtime, no logging set-up
+    if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
+        return hooktel::client::run();
+    }
+    match Cli::parse().command {
+        Command::Hook => hooktel::client::run(),
+        Command::Serve(args) => match serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hooktel: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let protocol = config::otlp_protocol().map_err(anyhow::Error::msg)?;
+        let sink = match protocol {
+            Some(p) => {
+                let resource = export::resource(&args.service_name);
+                export::Sink::Otlp(export::build_exporter(p, &resource).context("building the OTLP exporter")?)
+            }
+            None => export::Sink::Local,
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let mode = match protocol {
+            Some(p) => format!("OTLP {p:?}"),
+            None => "local (no OTEL_EXPORTER_OTLP_ENDPOINT)".into(),
+        };
+        tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
+
+        let metrics = Arc::new(Metrics::new());
+        let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
+        let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
+        let exporter = tokio::spawn(export::run(span_rx, sink, metrics.clone()));
+        let pipeline = tokio::spawn(pipeline::run(event_rx, span_tx, args.session_settings(), metrics.clone()));
+        let ingest = Arc::new(server::Ingest {
+            queue: event_tx,
+            metrics,
+            capture: args.capture,
+            max_body_bytes: args.max_body_bytes,
+        });
+        server::run(listener, ingest, shutdown_signal()).await;
+        tracing::info!("Stopped accepting; draining");
+        pipeline.await?;
+        // the exporter ends when the pipeline's channel closes; bound its last export
+        if tokio::time::timeout(std::time::Duration::from_secs(10), exporter).await.is_err() {
+            tracing::error!("Exporter did not finish within 10 s; remaining spans lost");
+        }
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

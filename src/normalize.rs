@@ -1,0 +1,349 @@
+//! Normalise one Claude Code hook payload into an [`Event`]: what it means for the span tree, plus
+//! the attributes the capture level allows out.
+//!
+//! Pure: no I/O, no clock (the receive time is passed in). Tolerant: unknown events and unknown
+//! fields are accepted, optional fields may be missing; only a payload without a session or an event
+//! name is refused, because nothing could be keyed on it.
+
+use opentelemetry::KeyValue;
+use serde_json::{Map, Value};
+
+use crate::capture::{self, Capture};
+use crate::event::ORIGINAL_RESPONSE_BYTES;
+
+/// One hook event, ready for the session state machine.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub session_id: String,
+    /// `hook_event_name` as sent, including names hooktel does not know.
+    pub name: String,
+    /// When the hook fired, Unix nanoseconds (the client's stamp, or the sidecar's receive time).
+    pub at: u64,
+    pub prompt_id: Option<String>,
+    /// Set when the event fired inside a subagent.
+    pub agent_id: Option<String>,
+    pub agent_type: Option<String>,
+    pub cwd: Option<String>,
+    pub transcript_path: Option<String>,
+    pub kind: Kind,
+    /// Attributes describing this event: on its span event, or on the span it opens or closes.
+    pub attrs: Vec<KeyValue>,
+}
+
+/// What an event does to the span tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    SessionStart { source: String },
+    SessionEnd { reason: String },
+    PromptSubmit { prompt: Option<String> },
+    /// Stop (failure = None) or StopFailure (failure = the error).
+    TurnEnd { failure: Option<String> },
+    ToolStart(ToolCall),
+    ToolEnd(ToolCall, ToolOutcome),
+    /// `parent_tool_use_id` is the `Agent` call that spawned it, when known (from `meta.json`).
+    SubagentStart { parent_tool_use_id: Option<String> },
+    SubagentStop { parent_tool_use_id: Option<String> },
+    CompactStart { trigger: String },
+    CompactEnd { trigger: String },
+    /// A permission prompt; carries no `tool_use_id`, so it is matched by tool name.
+    PermissionRequest { tool_name: String },
+    /// Everything else, known or not: a span event on the innermost open span.
+    Other,
+}
+
+/// A tool call as its Pre/Post events describe it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    pub name: String,
+    pub call_id: String,
+    /// Span attributes from the input (a redacted summary by default) and the output (full capture).
+    pub attrs: Vec<KeyValue>,
+    /// `duration_ms` from PostToolUse*, when Claude Code sent it.
+    pub duration_ms: Option<u64>,
+    /// For an `Agent` call: the subagent its response names (`tool_response.agentId`).
+    pub spawned_agent: Option<String>,
+}
+
+/// How a tool call ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolOutcome {
+    Ok,
+    Error(String),
+    Interrupted,
+    Denied(String),
+}
+
+impl ToolOutcome {
+    /// The `status` label and attribute value: `ok`, `error`, `interrupted`, `denied`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ToolOutcome::Ok => "ok",
+            ToolOutcome::Error(_) => "error",
+            ToolOutcome::Interrupted => "interrupted",
+            ToolOutcome::Denied(_) => "denied",
+        }
+    }
+}
+
+/// Why a payload was refused; `metric_label` is the bounded `reason` label.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Rejected {
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("payload must be a JSON object")]
+    NotObject,
+    #[error("payload has no string field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `session_id` is empty")]
+    EmptySession,
+}
+
+impl Rejected {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Rejected::NotJson(_) => "malformed_json",
+            Rejected::NotObject => "not_an_object",
+            Rejected::MissingField(_) => "missing_field",
+            Rejected::EmptySession => "empty_session_id",
+        }
+    }
+}
+
+/// Parse and normalise a body; `at` is the receive time in Unix nanoseconds.
+pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
+    match value {
+        Value::Object(map) => normalize(&map, at, capture),
+        _ => Err(Rejected::NotObject),
+    }
+}
+
+/// Normalise a payload already parsed into a JSON object.
+pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Event, Rejected> {
+    let session_id = str_field(p, "session_id").ok_or(Rejected::MissingField("session_id"))?;
+    if session_id.is_empty() {
+        return Err(Rejected::EmptySession);
+    }
+    let name = str_field(p, "hook_event_name").ok_or(Rejected::MissingField("hook_event_name"))?;
+    let mut attrs = Vec::new();
+    let kind = match name {
+        "SessionStart" => {
+            let source = str_field(p, "source").unwrap_or("unknown").to_owned();
+            attrs.push(KeyValue::new("hooktel.session.source", source.clone()));
+            if let Some(model) = str_field(p, "model") {
+                attrs.push(KeyValue::new("gen_ai.request.model", model.to_owned()));
+            }
+            Kind::SessionStart { source }
+        }
+        "SessionEnd" => Kind::SessionEnd { reason: str_field(p, "reason").unwrap_or("unknown").to_owned() },
+        "UserPromptSubmit" if p.contains_key("prompt_id") => {
+            let prompt = str_field(p, "prompt").filter(|_| capture.prompts()).map(str::to_owned);
+            Kind::PromptSubmit { prompt }
+        }
+        "Stop" if p.contains_key("prompt_id") => Kind::TurnEnd { failure: None },
+        "StopFailure" if p.contains_key("prompt_id") => {
+            let error = str_field(p, "error").unwrap_or("unknown").to_owned();
+            if let Some(details) = str_field(p, "error_details") {
+                attrs.push(KeyValue::new("hooktel.error.details", capture::clip(details, 256)));
+            }
+            Kind::TurnEnd { failure: Some(error) }
+        }
+        "PreToolUse" | "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" => match tool_call(p, capture) {
+            Some(call) if name == "PreToolUse" => Kind::ToolStart(call),
+            Some(call) => {
+                let outcome = tool_outcome(name, p, capture);
+                Kind::ToolEnd(call, outcome)
+            }
+            None => Kind::Other,
+        },
+        "SubagentStart" | "SubagentStop" if p.contains_key("agent_id") => {
+            if name == "SubagentStart" {
+                Kind::SubagentStart { parent_tool_use_id: None }
+            } else {
+                Kind::SubagentStop { parent_tool_use_id: None }
+            }
+        }
+        "PreCompact" => Kind::CompactStart { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
+        "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
+        "PermissionRequest" => match str_field(p, "tool_name") {
+            Some(tool) => {
+                attrs.push(KeyValue::new("gen_ai.tool.name", tool.to_owned()));
+                Kind::PermissionRequest { tool_name: tool.to_owned() }
+            }
+            None => Kind::Other,
+        },
+        _ => Kind::Other,
+    };
+    if kind == Kind::Other || matches!(kind, Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. }) {
+        attrs.extend(scalar_attrs(p, capture));
+    }
+    Ok(Event {
+        session_id: session_id.to_owned(),
+        name: name.to_owned(),
+        at,
+        prompt_id: str_field(p, "prompt_id").map(str::to_owned),
+        agent_id: str_field(p, "agent_id").filter(|s| !s.is_empty()).map(str::to_owned),
+        agent_type: str_field(p, "agent_type").map(str::to_owned),
+        cwd: str_field(p, "cwd").map(str::to_owned),
+        transcript_path: str_field(p, "transcript_path").filter(|s| !s.is_empty()).map(str::to_owned),
+        kind,
+        attrs,
+    })
+}
+
+fn str_field<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    p.get(key).and_then(Value::as_str)
+}
+
+fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
+    let name = str_field(p, "tool_name")?.to_owned();
+    let call_id = str_field(p, "tool_use_id").filter(|s| !s.is_empty())?.to_owned();
+    let mut attrs = Vec::new();
+    if let Some(Value::Object(server)) = p.get("mcp_server") {
+        if let Some(s) = server.get("name").and_then(Value::as_str) {
+            attrs.push(KeyValue::new("hooktel.mcp.server", s.to_owned()));
+        }
+    }
+    if let Some(input) = p.get("tool_input") {
+        attrs.extend(capture::tool_input(input, capture));
+    }
+    let response = p.get("tool_response");
+    if let Some(resp) = response.filter(|_| capture.outputs()) {
+        attrs.push(KeyValue::new("hooktel.tool.output", capture::clip_json(resp, capture::FULL_MAX)));
+    }
+    if let Some(bytes) = p.get(ORIGINAL_RESPONSE_BYTES).and_then(Value::as_u64) {
+        attrs.push(KeyValue::new("hooktel.tool.response_bytes", bytes as i64));
+    }
+    let spawned_agent = response
+        .and_then(|r| r.get("agentId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(ToolCall { name, call_id, attrs, duration_ms: p.get("duration_ms").and_then(Value::as_u64), spawned_agent })
+}
+
+fn tool_outcome(name: &str, p: &Map<String, Value>, capture: Capture) -> ToolOutcome {
+    match name {
+        "PostToolUseFailure" if p.get("is_interrupt").and_then(Value::as_bool) == Some(true) => ToolOutcome::Interrupted,
+        "PostToolUseFailure" => ToolOutcome::Error(capture.error_text(str_field(p, "error").unwrap_or("tool failed"))),
+        "PermissionDenied" => {
+            ToolOutcome::Denied(capture.error_text(str_field(p, "reason").unwrap_or("permission denied")))
+        }
+        _ if p.get("tool_response").and_then(|r| r.get("interrupted")).and_then(Value::as_bool) == Some(true) => {
+            ToolOutcome::Interrupted
+        }
+        _ => ToolOutcome::Ok,
+    }
+}
+
+/// Keys every payload has, or that are kept elsewhere; never repeated as event attributes.
+const BASE_KEYS: &[&str] = &[
+    "session_id", "transcript_path", "cwd", "prompt_id", "permission_mode", "agent_id", "agent_type",
+    "hook_event_name", "effort",
+];
+
+/// Keys whose values are free text written by the model or the user: exported only at full capture.
+const TEXT_KEYS: &[&str] = &[
+    "prompt", "message", "delta", "last_assistant_message", "compact_summary", "custom_instructions",
+    "content", "task_description", "error_details", "requested_schema",
+];
+
+/// Scalar fields of an event as `hooktel.hook.<key>` attributes: numbers and booleans always,
+/// strings clipped, free text only at full capture, nested values skipped.
+fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    for (key, value) in p {
+        if BASE_KEYS.contains(&key.as_str()) || key.starts_with("hooktel_") {
+            continue;
+        }
+        let text = TEXT_KEYS.contains(&key.as_str());
+        if text && !capture.prompts() {
+            continue;
+        }
+        let k = format!("hooktel.hook.{key}");
+        match value {
+            Value::Bool(b) => out.push(KeyValue::new(k, *b)),
+            Value::Number(n) if n.is_i64() => out.push(KeyValue::new(k, n.as_i64().unwrap_or_default())),
+            Value::Number(n) => out.push(KeyValue::new(k, n.as_f64().unwrap_or_default())),
+            Value::String(s) => {
+                let max = if text { capture::FULL_MAX } else { 256 };
+                out.push(KeyValue::new(k, capture::clip(s, max)))
+            }
+            _ if text => out.push(KeyValue::new(k, capture::clip_json(value, capture::FULL_MAX))),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(v: Value) -> Event {
+        normalize(v.as_object().unwrap(), 1, Capture::Metadata).unwrap()
+    }
+
+    #[test]
+    fn refuses_payloads_without_keys() {
+        assert_eq!(parse(b"{", 0, Capture::Metadata).unwrap_err().metric_label(), "malformed_json");
+        assert_eq!(parse(b"[1]", 0, Capture::Metadata).unwrap_err(), Rejected::NotObject);
+        assert_eq!(
+            parse(br#"{"hook_event_name":"Stop"}"#, 0, Capture::Metadata).unwrap_err(),
+            Rejected::MissingField("session_id")
+        );
+        assert_eq!(
+            parse(br#"{"session_id":"s"}"#, 0, Capture::Metadata).unwrap_err(),
+            Rejected::MissingField("hook_event_name")
+        );
+        assert_eq!(
+            parse(br#"{"session_id":"","hook_event_name":"Stop"}"#, 0, Capture::Metadata).unwrap_err(),
+            Rejected::EmptySession
+        );
+    }
+
+    #[test]
+    fn unknown_events_are_kept_with_their_fields() {
+        let e = ev(json!({"session_id": "s", "hook_event_name": "TokenUsageUpdated", "tokens": 12, "x": {"y": 1}}));
+        assert_eq!(e.kind, Kind::Other);
+        assert_eq!(e.name, "TokenUsageUpdated");
+        assert!(e.attrs.iter().any(|kv| kv.key.as_str() == "hooktel.hook.tokens"));
+    }
+
+    #[test]
+    fn failure_and_interrupt_and_denial() {
+        let base = json!({"session_id": "s", "tool_name": "Bash", "tool_use_id": "t1", "tool_input": {"command": "false"}});
+        let mut fail = base.clone();
+        fail["hook_event_name"] = "PostToolUseFailure".into();
+        fail["error"] = "Exit code 1".into();
+        match ev(fail.clone()).kind {
+            Kind::ToolEnd(_, ToolOutcome::Error(msg)) => assert_eq!(msg, "Exit code 1"),
+            k => panic!("{k:?}"),
+        }
+        fail["is_interrupt"] = true.into();
+        assert!(matches!(ev(fail).kind, Kind::ToolEnd(_, ToolOutcome::Interrupted)));
+        let mut denied = base.clone();
+        denied["hook_event_name"] = "PermissionDenied".into();
+        denied["reason"] = "no".into();
+        assert!(matches!(ev(denied).kind, Kind::ToolEnd(_, ToolOutcome::Denied(_))));
+    }
+
+    #[test]
+    fn default_capture_exports_no_prompt_or_output() {
+        let e = normalize(
+            json!({"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt_id": "p", "prompt": "secret plan"})
+                .as_object()
+                .unwrap(),
+            1,
+            Capture::Metadata,
+        )
+        .unwrap();
+        assert_eq!(e.kind, Kind::PromptSubmit { prompt: None });
+        let e = ev(json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Read", "tool_use_id": "t",
+                          "tool_input": {"file_path": "/a/b"}, "tool_response": {"file": {"content": "SECRET"}}}));
+        let Kind::ToolEnd(call, _) = e.kind else { panic!() };
+        let dump = format!("{:?}", call.attrs);
+        assert!(dump.contains("/a/b"));
+        assert!(!dump.contains("SECRET"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP front: `/v1/hooks` (Claude Code's http hooks and `hooktel hook`), `/metrics`, `/healthz`.
+//!
+//! Each request is parsed and normalised in its own task (spreading JSON work over the cores), then
+//! queued for the pipeline. The reply never waits for processing: `200` with an empty body as soon
+//! as the event is queued. When the queue is full the request gets `503` (the event was not
+//! accepted, so nothing accepted is lost; the hook client keeps what it could not deliver). Bodies
+//! are capped (`413`), slow clients time out, malformed input gets `400` with the reason; every
+//! refusal is counted by reason.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::capture::Capture;
+use crate::event::{self, RECEIVED_AT_HEADER};
+use crate::metrics::Metrics;
+use crate::normalize::{self, Event, Kind, Rejected};
+use crate::pipeline::now_ns;
+use crate::transcript;
+
+/// A client has this long to send its request headers; hooks send theirs at once.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client has this long to send its body once the headers are in.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long open connections get to finish on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every request handler shares.
+pub struct Ingest {
+    pub queue: mpsc::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub capture: Capture,
+    pub max_body_bytes: usize,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Serve until `shutdown` resolves: stop accepting, let open connections finish (bounded), return.
+/// Dropping the last `Ingest` closes the queue, which lets the pipeline drain and stop.
+pub async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!(error = %e, "Accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ingest = ingest.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let ingest = ingest.clone();
+            async move { Ok::<_, Infallible>(route(req, &ingest).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "Connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    drop(ingest);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+async fn route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(ingest.metrics.render())));
+            r.headers_mut().insert(CONTENT_TYPE, "text/plain; version=0.0.4".parse().expect("static header"));
+            r
+        }
+        (_, "/v1/hooks" | "/healthz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
+    let at = req
+        .headers()
+        .get(RECEIVED_AT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or_else(now_ns);
+    let body = match read_body(req, ingest.max_body_bytes).await {
+        Ok(b) => b,
+        Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
+    };
+    let mut event = match parse(&body, at, ingest.capture) {
+        Ok(ev) => ev,
+        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
+    };
+    enrich(&mut event).await;
+    let name = event.name.clone();
+    match ingest.queue.try_send(event) {
+        Ok(()) => {
+            ingest.metrics.queue_depth.inc();
+            ingest.metrics.hook_event(&name, at as f64 / 1e9);
+            Response::new(Full::new(Bytes::new()))
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let mut r = refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "queue_full", "ingest queue full, retry later");
+            r.headers_mut().insert(RETRY_AFTER, "1".parse().expect("static header"));
+            r
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "hooktel is shutting down")
+        }
+    }
+}
+
+/// Parse a hook body, cutting huge tool outputs before anything else holds on to them.
+fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
+    let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
+    event::trim_tool_responses(&mut map, event::MAX_TOOL_RESPONSE_BYTES);
+    normalize::normalize(&map, at, capture)
+}
+
+/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
+async fn enrich(event: &mut Event) {
+    let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
+    if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
+        *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;
+    }
+}
+
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body over {max} bytes")));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), max).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err((StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body over {max} bytes")))
+        }
+        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, "body_read_error", format!("reading body: {e}"))),
+        Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "body_timeout", "body not received in time".into())),
+    }
+}
+
+fn refuse(ingest: &Ingest, status: StatusCode, reason: &'static str, msg: &str) -> Reply {
+    ingest.metrics.ingest_rejected.with_label_values(&[reason]).inc();
+    tracing::debug!(status = status.as_u16(), reason, msg, "Refused a request");
+    text(status, &format!("{msg}\n"))
+}
+
+fn text(status: StatusCode, body: &str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static header"));
+    r
+}

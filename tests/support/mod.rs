@@ -1,0 +1,409 @@
+//! Test support: a real OTLP receiver (HTTP/protobuf and gRPC) that collects the spans sent to it,
+//! and a launcher for the built `hooktel` binary. Every wait has a timeout.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use prost::Message;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hooktel");
+
+/// One span as the receiver got it, flattened for assertions.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent: String,
+    pub name: String,
+    pub attrs: HashMap<String, String>,
+    pub resource: HashMap<String, String>,
+    /// 0 unset, 1 ok, 2 error (OTLP's StatusCode).
+    pub status: i32,
+    pub status_message: String,
+    pub events: Vec<(String, HashMap<String, String>)>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Span {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
+}
+
+fn flatten(kvs: &[KeyValue]) -> HashMap<String, String> {
+    kvs.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(AnyValue::StringValue(s)) => s.clone(),
+                Some(AnyValue::BoolValue(b)) => b.to_string(),
+                Some(AnyValue::IntValue(i)) => i.to_string(),
+                Some(AnyValue::DoubleValue(d)) => d.to_string(),
+                Some(other) => format!("{other:?}"),
+                None => String::new(),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        let resource = rs.resource.as_ref().map(|r| flatten(&r.attributes)).unwrap_or_default();
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                out.push(Span {
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent: hex(&s.parent_span_id),
+                    name: s.name.clone(),
+                    attrs: flatten(&s.attributes),
+                    resource: resource.clone(),
+                    status: s.status.as_ref().map(|st| st.code).unwrap_or(0),
+                    status_message: s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default(),
+                    events: s.events.iter().map(|e| (e.name.clone(), flatten(&e.attributes))).collect(),
+                    start_ns: s.start_time_unix_nano,
+                    end_ns: s.end_time_unix_nano,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Grpc,
+}
+
+#[derive(Default)]
+struct Shared {
+    spans: Mutex<Vec<Span>>,
+    /// Requests to refuse (HTTP 503 / gRPC UNAVAILABLE) before accepting again.
+    refuse_next: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+/// An OTLP trace receiver on 127.0.0.1, running on its own thread and runtime.
+pub struct Receiver {
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+struct Grpc(Arc<Shared>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.requests.fetch_add(1, Ordering::SeqCst);
+        if take_refusal(&self.0) {
+            return Err(tonic::Status::unavailable("test receiver refusing"));
+        }
+        self.0.spans.lock().unwrap().extend(spans_of(request.get_ref()));
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+fn take_refusal(s: &Shared) -> bool {
+    s.refuse_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+}
+
+impl Receiver {
+    pub fn start(protocol: Protocol) -> Receiver {
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                match protocol {
+                    Protocol::Grpc => {
+                        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                        tonic::transport::Server::builder()
+                            .add_service(TraceServiceServer::new(Grpc(s)))
+                            .serve_with_incoming(incoming)
+                            .await
+                            .unwrap();
+                    }
+                    Protocol::Http => serve_http(listener, s).await,
+                }
+            });
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).expect("receiver started");
+        Receiver { protocol, addr, shared, _thread: thread }
+    }
+
+    /// The value for OTEL_EXPORTER_OTLP_ENDPOINT.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The value for OTEL_EXPORTER_OTLP_PROTOCOL.
+    pub fn protocol_name(&self) -> &'static str {
+        match self.protocol {
+            Protocol::Http => "http/protobuf",
+            Protocol::Grpc => "grpc",
+        }
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        self.shared.spans.lock().unwrap().clone()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Refuse the next `n` export requests as unavailable.
+    pub fn refuse_next(&self, n: usize) {
+        self.shared.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Wait until `done(spans)` holds; panics with the spans seen after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, what: &str, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            if Instant::now() > deadline {
+                let names: Vec<_> = spans.iter().map(|s| (&s.name, &s.trace_id)).collect();
+                panic!("timed out waiting for {what}; {} spans: {names:?}", spans.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    use http_body_util::{BodyExt, Full};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    shared.requests.fetch_add(1, Ordering::SeqCst);
+                    let path_ok = req.uri().path() == "/v1/traces";
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let mut resp = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                    if !path_ok {
+                        *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
+                    } else if take_refusal(&shared) {
+                        *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                    } else {
+                        match ExportTraceServiceRequest::decode(body) {
+                            Ok(req) => {
+                                shared.spans.lock().unwrap().extend(spans_of(&req));
+                                let ok = ExportTraceServiceResponse { partial_success: None }.encode_to_vec();
+                                resp = hyper::Response::new(Full::new(bytes::Bytes::from(ok)));
+                                resp.headers_mut().insert("content-type", "application/x-protobuf".parse().unwrap());
+                            }
+                            Err(_) => *resp.status_mut() = hyper::StatusCode::BAD_REQUEST,
+                        }
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A running `hooktel serve`, killed on drop.
+pub struct Sidecar {
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Sidecar {
+    /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode).
+    pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+            .env("HOOKTEL_SETTLE_MS", "200")
+            .env("HOOKTEL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(r) = receiver {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hooktel serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(pos) = line.find("listening on http://") {
+                    let rest = &line[pos + "listening on http://".len()..];
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                l.lock().unwrap().push_str(&line);
+                l.lock().unwrap().push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("hooktel serve did not start: {}", log.lock().unwrap());
+            }
+        };
+        Sidecar { addr, child, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Run `hooktel hook` with `payload` on stdin, pointed at this sidecar.
+    pub fn hook(&self, payload: &[u8]) -> Output {
+        run_hook(&self.addr.to_string(), payload)
+    }
+
+    /// One HTTP request; returns (status, body).
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        http(self.addr, method, path, body)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.request("GET", "/metrics", b"").1
+    }
+
+    /// The value of one sample in /metrics (e.g. `hooktel_hook_events_total{event="Stop"}`), 0 if absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics(), sample)
+    }
+
+    /// Send SIGTERM and wait (bounded) for the process to exit; returns whether it exited in time.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Run `hooktel hook` against `addr` with `payload` on stdin.
+pub fn run_hook(addr: &str, payload: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("hook")
+        .env("HOOKTEL_ADDR", addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hooktel hook");
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A minimal blocking HTTP/1.1 client for tests.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Wait until `cond()` holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Every span's parent is in the same trace (or it is that trace's one root).
+pub fn assert_tree(spans: &[Span], trace_id: &str) {
+    let mine: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
+    assert!(!mine.is_empty(), "no spans in trace {trace_id}");
+    let roots: Vec<_> = mine.iter().filter(|s| s.parent.is_empty()).collect();
+    assert_eq!(roots.len(), 1, "exactly one root in {trace_id}: {:?}", roots.iter().map(|s| &s.name).collect::<Vec<_>>());
+    let ids: std::collections::HashSet<&str> = mine.iter().map(|s| s.span_id.as_str()).collect();
+    for s in &mine {
+        assert!(s.parent.is_empty() || ids.contains(s.parent.as_str()), "dangling parent of {} ({})", s.name, s.span_id);
+        assert_eq!(s.attr("session.id").is_some(), true, "{} lacks session.id", s.name);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in &mine {
+        assert!(seen.insert(&s.span_id), "span {} ({}) exported twice", s.name, s.span_id);
+    }
+}
