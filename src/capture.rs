@@ -102,7 +102,8 @@ fn strip_query(url: &str) -> String {
 }
 
 /// Words in a key name that mark its value as a secret.
-const SECRET_NAMES: &[&str] = &["token", "secret", "passw", "apikey", "api_key", "api-key", "auth", "credential", "private"];
+const SECRET_NAMES: &[&str] =
+    &["token", "secret", "passw", "apikey", "api_key", "api-key", "auth", "credential", "private"];
 
 /// A command line with likely secrets masked, then clipped: values of `NAME=...`/`--name=...` when the
 /// name looks secret, the word after `Bearer`/`--password`/`--token`/`-p<secret>`-style flags,
@@ -125,7 +126,8 @@ pub fn redact_command(cmd: &str) -> String {
             word.to_owned()
         };
         let bare = lower.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
-        if bare == "bearer" || bare == "basic" || (bare.starts_with('-') && is_secret_name(bare) && !word.contains('=')) {
+        if bare == "bearer" || bare == "basic" || (bare.starts_with('-') && is_secret_name(bare) && !word.contains('='))
+        {
             mask_next = true;
         }
         out.push(masked);

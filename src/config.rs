@@ -90,7 +90,8 @@ pub struct HookSettings {
 
 impl HookSettings {
     pub fn from_env() -> HookSettings {
-        let addr = std::env::var("HOOKTEL_ADDR").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let addr =
+            std::env::var("HOOKTEL_ADDR").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let ms = std::env::var("HOOKTEL_HOOK_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500u64);
         HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)) }
     }

@@ -98,11 +98,8 @@ fn time(ns: u64) -> SystemTime {
 /// A finished span as the OpenTelemetry SDK's export type.
 pub fn span_data(rec: SpanRecord) -> SpanData {
     let span_context = SpanContext::new(rec.trace_id, rec.span_id, TraceFlags::SAMPLED, false, TraceState::default());
-    let events = rec
-        .events
-        .into_iter()
-        .map(|e| opentelemetry::trace::Event::new(e.name, time(e.at), e.attrs, 0))
-        .collect();
+    let events =
+        rec.events.into_iter().map(|e| opentelemetry::trace::Event::new(e.name, time(e.at), e.attrs, 0)).collect();
     let status = match rec.status {
         Status::Unset => opentelemetry::trace::Status::Unset,
         Status::Ok => opentelemetry::trace::Status::Ok,
@@ -134,7 +131,7 @@ fn span_events(events: Vec<opentelemetry::trace::Event>, dropped: u32) -> SpanEv
 
 /// Where finished spans go: an OTLP exporter, or nowhere yet (local mode).
 pub enum Sink {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
     /// No OTLP endpoint configured: spans are counted and dropped (the local store is not built yet).
     Local,
 }

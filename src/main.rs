@@ -44,9 +44,7 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -54,13 +52,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let sink = match protocol {
             Some(p) => {
                 let resource = export::resource(&args.service_name);
-                export::Sink::Otlp(export::build_exporter(p, &resource).context("building the OTLP exporter")?)
+                export::Sink::Otlp(Box::new(
+                    export::build_exporter(p, &resource).context("building the OTLP exporter")?,
+                ))
             }
             None => export::Sink::Local,
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("binding {}", args.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         let mode = match protocol {
             Some(p) => format!("OTLP {p:?}"),

@@ -51,7 +51,11 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(last_event_timestamp.clone())).expect("unique metric");
         Metrics {
-            hook_events: counter_vec("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),
+            hook_events: counter_vec(
+                "hooktel_hook_events_total",
+                "Hook events accepted, by hook_event_name.",
+                &["event"],
+            ),
             ingest_rejected: counter_vec("hooktel_ingest_rejected_total", "Requests refused, by reason.", &["reason"]),
             late_events: counter(
                 "hooktel_late_events_total",
@@ -59,7 +63,11 @@ impl Metrics {
             ),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
             spans_dropped: counter_vec("hooktel_spans_dropped_total", "Spans not exported, by reason.", &["reason"]),
-            export_failures: counter_vec("hooktel_export_failures_total", "Failed OTLP export calls, by reason.", &["reason"]),
+            export_failures: counter_vec(
+                "hooktel_export_failures_total",
+                "Failed OTLP export calls, by reason.",
+                &["reason"],
+            ),
             sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
             queue_depth: gauge("hooktel_ingest_queue_depth", "Events accepted and waiting for the pipeline."),
             last_event_timestamp,

@@ -33,20 +33,38 @@ pub struct Event {
 /// What an event does to the span tree.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
-    SessionStart { source: String },
-    SessionEnd { reason: String },
-    PromptSubmit { prompt: Option<String> },
+    SessionStart {
+        source: String,
+    },
+    SessionEnd {
+        reason: String,
+    },
+    PromptSubmit {
+        prompt: Option<String>,
+    },
     /// Stop (failure = None) or StopFailure (failure = the error).
-    TurnEnd { failure: Option<String> },
+    TurnEnd {
+        failure: Option<String>,
+    },
     ToolStart(ToolCall),
     ToolEnd(ToolCall, ToolOutcome),
     /// `parent_tool_use_id` is the `Agent` call that spawned it, when known (from `meta.json`).
-    SubagentStart { parent_tool_use_id: Option<String> },
-    SubagentStop { parent_tool_use_id: Option<String> },
-    CompactStart { trigger: String },
-    CompactEnd { trigger: String },
+    SubagentStart {
+        parent_tool_use_id: Option<String>,
+    },
+    SubagentStop {
+        parent_tool_use_id: Option<String>,
+    },
+    CompactStart {
+        trigger: String,
+    },
+    CompactEnd {
+        trigger: String,
+    },
     /// A permission prompt; carries no `tool_use_id`, so it is matched by tool name.
-    PermissionRequest { tool_name: String },
+    PermissionRequest {
+        tool_name: String,
+    },
     /// Everything else, known or not: a span event on the innermost open span.
     Other,
 }
@@ -174,7 +192,9 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         },
         _ => Kind::Other,
     };
-    if kind == Kind::Other || matches!(kind, Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. }) {
+    if kind == Kind::Other
+        || matches!(kind, Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. })
+    {
         attrs.extend(scalar_attrs(p, capture));
     }
     Ok(Event {
@@ -214,16 +234,15 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     if let Some(bytes) = p.get(ORIGINAL_RESPONSE_BYTES).and_then(Value::as_u64) {
         attrs.push(KeyValue::new("hooktel.tool.response_bytes", bytes as i64));
     }
-    let spawned_agent = response
-        .and_then(|r| r.get("agentId"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let spawned_agent = response.and_then(|r| r.get("agentId")).and_then(Value::as_str).map(str::to_owned);
     Some(ToolCall { name, call_id, attrs, duration_ms: p.get("duration_ms").and_then(Value::as_u64), spawned_agent })
 }
 
 fn tool_outcome(name: &str, p: &Map<String, Value>, capture: Capture) -> ToolOutcome {
     match name {
-        "PostToolUseFailure" if p.get("is_interrupt").and_then(Value::as_bool) == Some(true) => ToolOutcome::Interrupted,
+        "PostToolUseFailure" if p.get("is_interrupt").and_then(Value::as_bool) == Some(true) => {
+            ToolOutcome::Interrupted
+        }
         "PostToolUseFailure" => ToolOutcome::Error(capture.error_text(str_field(p, "error").unwrap_or("tool failed"))),
         "PermissionDenied" => {
             ToolOutcome::Denied(capture.error_text(str_field(p, "reason").unwrap_or("permission denied")))
@@ -237,14 +256,29 @@ fn tool_outcome(name: &str, p: &Map<String, Value>, capture: Capture) -> ToolOut
 
 /// Keys every payload has, or that are kept elsewhere; never repeated as event attributes.
 const BASE_KEYS: &[&str] = &[
-    "session_id", "transcript_path", "cwd", "prompt_id", "permission_mode", "agent_id", "agent_type",
-    "hook_event_name", "effort",
+    "session_id",
+    "transcript_path",
+    "cwd",
+    "prompt_id",
+    "permission_mode",
+    "agent_id",
+    "agent_type",
+    "hook_event_name",
+    "effort",
 ];
 
 /// Keys whose values are free text written by the model or the user: exported only at full capture.
 const TEXT_KEYS: &[&str] = &[
-    "prompt", "message", "delta", "last_assistant_message", "compact_summary", "custom_instructions",
-    "content", "task_description", "error_details", "requested_schema",
+    "prompt",
+    "message",
+    "delta",
+    "last_assistant_message",
+    "compact_summary",
+    "custom_instructions",
+    "content",
+    "task_description",
+    "error_details",
+    "requested_schema",
 ];
 
 /// Scalar fields of an event as `hooktel.hook.<key>` attributes: numbers and booleans always,
@@ -312,7 +346,8 @@ mod tests {
 
     #[test]
     fn failure_and_interrupt_and_denial() {
-        let base = json!({"session_id": "s", "tool_name": "Bash", "tool_use_id": "t1", "tool_input": {"command": "false"}});
+        let base =
+            json!({"session_id": "s", "tool_name": "Bash", "tool_use_id": "t1", "tool_input": {"command": "false"}});
         let mut fail = base.clone();
         fail["hook_event_name"] = "PostToolUseFailure".into();
         fail["error"] = "Exit code 1".into();
@@ -339,7 +374,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.kind, Kind::PromptSubmit { prompt: None });
-        let e = ev(json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Read", "tool_use_id": "t",
+        let e =
+            ev(json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Read", "tool_use_id": "t",
                           "tool_input": {"file_path": "/a/b"}, "tool_response": {"file": {"content": "SECRET"}}}));
         let Kind::ToolEnd(call, _) = e.kind else { panic!() };
         let dump = format!("{:?}", call.attrs);

@@ -280,7 +280,10 @@ impl Sessions {
         let Some(mut state) = self.live.remove(sid) else { return };
         let end = state.top.end;
         state.hand_out_settled(u64::MAX, 0, out);
-        let top = std::mem::replace(&mut state.top, Span::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]));
+        let top = std::mem::replace(
+            &mut state.top,
+            Span::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]),
+        );
         out.push(state.record(top));
         let now = state.last_seen;
         self.ended.insert(sid.to_owned(), Ended { root: state.root_id, end });
@@ -453,7 +456,14 @@ impl SessionState {
                 let mut attrs = attrs;
                 attrs.push(KeyValue::new("hooktel.compaction.trigger", trigger.clone()));
                 self.compactions.insert(trigger, id);
-                self.insert(Span::new(id, SpanKey::Compaction, "compaction".into(), at, Parent::Turn(prompt_id), attrs));
+                self.insert(Span::new(
+                    id,
+                    SpanKey::Compaction,
+                    "compaction".into(),
+                    at,
+                    Parent::Turn(prompt_id),
+                    attrs,
+                ));
             }
             Kind::CompactEnd { trigger } => {
                 match self.compactions.remove(&trigger).and_then(|id| self.spans.get_mut(&id)) {
@@ -473,7 +483,9 @@ impl SessionState {
                     .spans
                     .values_mut()
                     .filter(|s| s.key == SpanKey::Tool && s.closed_at.is_none())
-                    .filter(|s| s.attrs.iter().any(|kv| kv.key.as_str() == "gen_ai.tool.name" && kv.value.as_str() == tool_name))
+                    .filter(|s| {
+                        s.attrs.iter().any(|kv| kv.key.as_str() == "gen_ai.tool.name" && kv.value.as_str() == tool_name)
+                    })
                     .max_by_key(|s| s.start);
                 match tool {
                     Some(span) => span.add_event(e, max_events),
@@ -557,7 +569,14 @@ impl SessionState {
         self.unclaimed_agent_calls.retain(|c| *c != cid);
     }
 
-    fn new_tool_span(&mut self, id: SpanId, call: &ToolCall, at: u64, prompt_id: Option<String>, agent_id: Option<String>) -> Span {
+    fn new_tool_span(
+        &mut self,
+        id: SpanId,
+        call: &ToolCall,
+        at: u64,
+        prompt_id: Option<String>,
+        agent_id: Option<String>,
+    ) -> Span {
         let mut attrs = vec![
             KeyValue::new("gen_ai.operation.name", "execute_tool"),
             KeyValue::new("gen_ai.tool.name", call.name.clone()),

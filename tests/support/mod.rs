@@ -347,7 +347,9 @@ impl Drop for Sidecar {
 
 pub fn metric_value(text: &str, sample: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(0.0)
 }
 
@@ -396,11 +398,21 @@ pub fn assert_tree(spans: &[Span], trace_id: &str) {
     let mine: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
     assert!(!mine.is_empty(), "no spans in trace {trace_id}");
     let roots: Vec<_> = mine.iter().filter(|s| s.parent.is_empty()).collect();
-    assert_eq!(roots.len(), 1, "exactly one root in {trace_id}: {:?}", roots.iter().map(|s| &s.name).collect::<Vec<_>>());
+    assert_eq!(
+        roots.len(),
+        1,
+        "exactly one root in {trace_id}: {:?}",
+        roots.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
     let ids: std::collections::HashSet<&str> = mine.iter().map(|s| s.span_id.as_str()).collect();
     for s in &mine {
-        assert!(s.parent.is_empty() || ids.contains(s.parent.as_str()), "dangling parent of {} ({})", s.name, s.span_id);
-        assert_eq!(s.attr("session.id").is_some(), true, "{} lacks session.id", s.name);
+        assert!(
+            s.parent.is_empty() || ids.contains(s.parent.as_str()),
+            "dangling parent of {} ({})",
+            s.name,
+            s.span_id
+        );
+        assert!(s.attr("session.id").is_some(), "{} lacks session.id", s.name);
     }
     let mut seen = std::collections::HashSet::new();
     for s in &mine {
