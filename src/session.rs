@@ -116,6 +116,8 @@ struct Span {
     status: Status,
     /// Closed by a timeout or by the end of its session rather than by its own end event.
     incomplete: bool,
+    /// The start was inferred from an end event (`at - duration_ms`); a start event replaces it.
+    start_estimated: bool,
     /// Wall time it was closed; `None` while open.
     closed_at: Option<u64>,
 }
@@ -134,12 +136,24 @@ impl Span {
             dropped_events: 0,
             status: Status::Unset,
             incomplete: false,
+            start_estimated: false,
             closed_at: None,
         }
     }
 
     fn touch(&mut self, at: u64) {
         self.start = self.start.min(at);
+        self.end = self.end.max(at);
+    }
+
+    /// A start event for a span that already exists: its time is the real start.
+    fn started(&mut self, at: u64) {
+        if self.start_estimated {
+            self.start = at;
+            self.start_estimated = false;
+        } else {
+            self.start = self.start.min(at);
+        }
         self.end = self.end.max(at);
     }
 
@@ -205,6 +219,9 @@ struct SessionState {
     compactions: HashMap<String, SpanId>,
     /// Span ids already handed out; late events for them are ignored.
     handed_out: HashSet<SpanId>,
+    /// In a resumed segment, its key: child span ids include it, so a resumed run can never
+    /// produce a span id its earlier runs already exported (those ids are no longer remembered).
+    segment: Option<String>,
     /// Wall time of the last event, for the idle timeout.
     last_seen: u64,
 }
@@ -317,10 +334,11 @@ impl SessionState {
         if let Some(path) = &ev.transcript_path {
             attrs.push(KeyValue::new("hooktel.transcript_path", path.clone()));
         }
-        let top = match resumed_under {
+        let segment = resumed_under.map(|_| ev.at.to_string());
+        let top = match &segment {
             None => Span::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
-            Some(_) => {
-                let id = ids::span_id(sid, SpanKey::Segment, &ev.at.to_string());
+            Some(key) => {
+                let id = ids::span_id(sid, SpanKey::Segment, key);
                 attrs.push(KeyValue::new("hooktel.resumed", true));
                 Span::new(id, SpanKey::Segment, "claude-code session resumed".into(), ev.at, Parent::Root, attrs)
             }
@@ -338,7 +356,16 @@ impl SessionState {
             unclaimed_agent_calls: VecDeque::new(),
             compactions: HashMap::new(),
             handed_out: HashSet::new(),
+            segment,
             last_seen: 0,
+        }
+    }
+
+    /// The id of a child span of this session (or of this resumed segment).
+    fn span_id(&self, kind: SpanKey, key: &str) -> SpanId {
+        match &self.segment {
+            None => ids::span_id(&self.session_id, kind, key),
+            Some(seg) => ids::span_id(&self.session_id, kind, &format!("{seg}/{key}")),
         }
     }
 
@@ -366,7 +393,7 @@ impl SessionState {
             }
             Kind::PromptSubmit { prompt } => {
                 let pid = prompt_id.unwrap_or_default();
-                let id = ids::span_id(&self.session_id, SpanKey::Turn, &pid);
+                let id = self.span_id(SpanKey::Turn, &pid);
                 // a turn still open when the next prompt comes was interrupted (no Stop fires then)
                 for span in self.spans.values_mut() {
                     if span.key == SpanKey::Turn && span.closed_at.is_none() && span.id != id {
@@ -374,7 +401,12 @@ impl SessionState {
                     }
                 }
                 if let Some(span) = self.live_span(id) {
-                    span.touch(at);
+                    span.started(at);
+                    return;
+                }
+                if self.handed_out.contains(&id) {
+                    let e = span_event(attrs);
+                    self.top.add_event(e, max_events);
                     return;
                 }
                 let mut attrs = vec![
@@ -391,7 +423,7 @@ impl SessionState {
             }
             Kind::TurnEnd { failure } => {
                 let pid = prompt_id.clone().unwrap_or_default();
-                let id = ids::span_id(&self.session_id, SpanKey::Turn, &pid);
+                let id = self.span_id(SpanKey::Turn, &pid);
                 let Some(span) = self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) else {
                     let e = span_event(attrs);
                     self.target(None, prompt_id.as_deref()).add_event(e, max_events);
@@ -414,9 +446,14 @@ impl SessionState {
             Kind::SubagentStart { parent_tool_use_id } => {
                 let aid = agent_id.unwrap_or_default();
                 self.note_spawner(&aid, parent_tool_use_id);
-                let id = ids::span_id(&self.session_id, SpanKey::Subagent, &aid);
+                let id = self.span_id(SpanKey::Subagent, &aid);
                 if let Some(span) = self.live_span(id) {
-                    span.touch(at);
+                    span.started(at);
+                    return;
+                }
+                if self.handed_out.contains(&id) {
+                    let e = span_event(attrs);
+                    self.target(None, prompt_id.as_deref()).add_event(e, max_events);
                     return;
                 }
                 if !self.spawned_by.contains_key(&aid) {
@@ -438,7 +475,7 @@ impl SessionState {
             Kind::SubagentStop { parent_tool_use_id } => {
                 let aid = agent_id.clone().unwrap_or_default();
                 self.note_spawner(&aid, parent_tool_use_id);
-                let id = ids::span_id(&self.session_id, SpanKey::Subagent, &aid);
+                let id = self.span_id(SpanKey::Subagent, &aid);
                 match self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) {
                     Some(span) => {
                         span.incomplete = false;
@@ -452,7 +489,7 @@ impl SessionState {
                 }
             }
             Kind::CompactStart { trigger } => {
-                let id = ids::span_id(&self.session_id, SpanKey::Compaction, &format!("{trigger}:{at}"));
+                let id = self.span_id(SpanKey::Compaction, &format!("{trigger}:{at}"));
                 let mut attrs = attrs;
                 attrs.push(KeyValue::new("hooktel.compaction.trigger", trigger.clone()));
                 self.compactions.insert(trigger, id);
@@ -500,9 +537,9 @@ impl SessionState {
     }
 
     fn tool_start(&mut self, call: ToolCall, at: u64, prompt_id: Option<String>, agent_id: Option<String>) {
-        let id = ids::span_id(&self.session_id, SpanKey::Tool, &call.call_id);
+        let id = self.span_id(SpanKey::Tool, &call.call_id);
         if let Some(span) = self.live_span(id) {
-            span.touch(at);
+            span.started(at);
             for kv in call.attrs {
                 if !span.attrs.iter().any(|a| a.key == kv.key) {
                     span.attrs.push(kv);
@@ -529,7 +566,7 @@ impl SessionState {
         prompt_id: Option<String>,
         agent_id: Option<String>,
     ) {
-        let id = ids::span_id(&self.session_id, SpanKey::Tool, &call.call_id);
+        let id = self.span_id(SpanKey::Tool, &call.call_id);
         if let Some(agent) = &call.spawned_agent {
             self.note_spawner(agent, Some(call.call_id.clone()));
         }
@@ -539,7 +576,8 @@ impl SessionState {
         if !self.spans.contains_key(&id) {
             // the end came without a start (hook not installed for it, or not yet delivered)
             let start = at.saturating_sub(call.duration_ms.unwrap_or(0) * 1_000_000);
-            let span = self.new_tool_span(id, &call, start, prompt_id, agent_id);
+            let mut span = self.new_tool_span(id, &call, start, prompt_id, agent_id);
+            span.start_estimated = true;
             self.insert(span);
         }
         let Some(span) = self.spans.get_mut(&id) else { return };
@@ -612,14 +650,13 @@ impl SessionState {
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn, the root.
     fn target(&mut self, agent_id: Option<&str>, prompt_id: Option<&str>) -> &mut Span {
-        let sid = self.session_id.clone();
         let mut candidates = Vec::with_capacity(3);
         if let Some(aid) = agent_id {
-            candidates.push(ids::span_id(&sid, SpanKey::Subagent, aid));
+            candidates.push(self.span_id(SpanKey::Subagent, aid));
         }
         candidates.extend(self.compactions.values().copied());
         if let Some(pid) = prompt_id {
-            candidates.push(ids::span_id(&sid, SpanKey::Turn, pid));
+            candidates.push(self.span_id(SpanKey::Turn, pid));
         }
         match candidates.into_iter().find(|id| self.spans.contains_key(id)) {
             Some(id) => self.spans.get_mut(&id).expect("checked above"),
@@ -662,18 +699,17 @@ impl SessionState {
     }
 
     fn resolve(&self, parent: &Parent) -> SpanId {
-        let sid = &self.session_id;
         let turn = |pid: &Option<String>| match pid {
-            Some(p) if self.turns.contains(p) => ids::span_id(sid, SpanKey::Turn, p),
+            Some(p) if self.turns.contains(p) => self.span_id(SpanKey::Turn, p),
             _ => self.top.id,
         };
         match parent {
             Parent::Root => self.top.id,
             Parent::Turn(pid) => turn(pid),
-            Parent::Agent(aid, pid) if self.agents.contains(aid) => ids::span_id(sid, SpanKey::Subagent, aid),
+            Parent::Agent(aid, pid) if self.agents.contains(aid) => self.span_id(SpanKey::Subagent, aid),
             Parent::Agent(_, pid) => turn(pid),
             Parent::Spawner(aid, pid) => match self.spawned_by.get(aid) {
-                Some(call) if self.tools.contains(call) => ids::span_id(sid, SpanKey::Tool, call),
+                Some(call) if self.tools.contains(call) => self.span_id(SpanKey::Tool, call),
                 _ => turn(pid),
             },
         }
@@ -716,4 +752,460 @@ fn is_agent_tool(name: &str) -> bool {
 /// The project a session works in: the last component of its working directory.
 pub fn project_of(cwd: &str) -> String {
     cwd.trim_end_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("/").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Capture;
+    use crate::normalize::normalize;
+    use serde_json::{json, Value};
+
+    const MS: u64 = 1_000_000;
+    const S1: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+
+    /// The real captured 2.1.329 session, in firing order.
+    const CAPTURED: &[&str] = &[
+        include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
+        include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
+        include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
+        include_str!("../tests/fixtures/hooks/captured/04-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/05-SubagentStart.json"),
+        include_str!("../tests/fixtures/hooks/captured/06-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/07-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/08-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/09-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/11-SubagentStop.json"),
+        include_str!("../tests/fixtures/hooks/captured/12-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/14-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
+        include_str!("../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
+        include_str!("../tests/fixtures/hooks/captured/18-Stop.json"),
+        include_str!("../tests/fixtures/hooks/captured/19-SessionEnd.json"),
+    ];
+
+    fn event(payload: &Value, at: u64) -> Event {
+        normalize(payload.as_object().unwrap(), at, Capture::Metadata).unwrap()
+    }
+
+    fn settings() -> Settings {
+        Settings { settle_ns: 100 * MS, idle_timeout_ns: 60_000 * MS, ..Settings::default() }
+    }
+
+    /// Feed (payload, firing time) pairs, all received at `now`, then let everything settle.
+    fn run(events: &[(Value, u64)]) -> Vec<SpanRecord> {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        for (p, at) in events {
+            s.ingest(event(p, *at), *at, &mut out);
+        }
+        s.tick(u64::MAX / 2, &mut out);
+        out
+    }
+
+    fn captured() -> Vec<(Value, u64)> {
+        CAPTURED
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (serde_json::from_str(p).unwrap(), 1_000 * MS + i as u64 * 10 * MS))
+            .collect()
+    }
+
+    fn named<'a>(spans: &'a [SpanRecord], name: &str) -> Vec<&'a SpanRecord> {
+        spans.iter().filter(|s| s.name == name).collect()
+    }
+
+    /// One root, no dangling parent, no span twice.
+    fn assert_tree(spans: &[SpanRecord]) {
+        let roots: Vec<_> = spans.iter().filter(|s| s.parent.is_none()).collect();
+        assert_eq!(roots.len(), 1, "roots: {roots:?}");
+        let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
+        assert_eq!(ids.len(), spans.len(), "a span id handed out twice");
+        for s in spans {
+            if let Some(p) = s.parent {
+                assert!(ids.contains(&p), "dangling parent of {}", s.name);
+            }
+        }
+    }
+
+    fn tool(event: &str, id: &str, extra: Value) -> Value {
+        let mut p = json!({"session_id": S1, "hook_event_name": event, "prompt_id": "p1",
+                           "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": "ls"}});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    }
+
+    fn simple(event: &str, extra: Value) -> Value {
+        let mut p = json!({"session_id": S1, "hook_event_name": event, "prompt_id": "p1"});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    }
+
+    #[test]
+    fn captured_session_becomes_one_tree() {
+        let spans = run(&captured());
+        assert_tree(&spans);
+        assert_eq!(spans.len(), 7, "{:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+        let root = named(&spans, "claude-code session")[0];
+        assert_eq!(root.trace_id, ids::trace_id(S1));
+        let turn = named(&spans, "invoke_agent claude-code")[0];
+        assert_eq!(turn.parent, Some(root.span_id));
+        let agent = named(&spans, "execute_tool Agent")[0];
+        let sub = named(&spans, "invoke_agent Explore")[0];
+        assert_eq!(sub.parent, Some(agent.span_id));
+        assert_eq!(named(&spans, "execute_tool Glob")[0].parent, Some(sub.span_id));
+        assert!(spans.iter().all(|s| s.attr("session.id").as_deref() == Some(S1)));
+        assert!(spans.iter().all(|s| s.attr("hooktel.incomplete").is_none()));
+    }
+
+    #[test]
+    fn replay_yields_identical_spans() {
+        let a = run(&captured());
+        let b = run(&captured());
+        let key = |v: &[SpanRecord]| {
+            let mut k: Vec<_> = v.iter().map(|s| (s.span_id, s.parent, s.name.clone(), s.start, s.end)).collect();
+            k.sort_by_key(|x| x.0.to_bytes());
+            k
+        };
+        assert_eq!(key(&a), key(&b));
+    }
+
+    #[test]
+    fn any_delivery_order_yields_the_same_tree() {
+        let events = captured();
+        let reference = run(&events);
+        let shape = |v: &[SpanRecord]| {
+            let mut k: Vec<_> =
+                v.iter().map(|s| (s.span_id.to_bytes(), s.parent.map(|p| p.to_bytes()), s.start, s.end)).collect();
+            k.sort();
+            k
+        };
+        // hooks run concurrently: deliver neighbours swapped, and the whole session reversed in pairs
+        for shift in 1..4 {
+            let mut shuffled = events.clone();
+            for i in (shift..shuffled.len() - 1).step_by(3) {
+                shuffled.swap(i, i + 1);
+            }
+            // SessionEnd must stay last-fired; it is, its `at` is the largest, wherever it arrives
+            let spans = run(&shuffled);
+            assert_tree(&spans);
+            assert_eq!(shape(&spans), shape(&reference), "shift {shift}");
+        }
+    }
+
+    #[test]
+    fn end_before_start_and_duplicates_give_one_span() {
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (tool("PostToolUse", "t1", json!({"duration_ms": 5})), 30 * MS),
+            (tool("PreToolUse", "t1", json!({})), 20 * MS),
+            (tool("PreToolUse", "t1", json!({})), 20 * MS),
+            (tool("PostToolUse", "t1", json!({"duration_ms": 5})), 30 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 40 * MS),
+        ]);
+        assert_tree(&spans);
+        let tools = named(&spans, "execute_tool Bash");
+        assert_eq!(tools.len(), 1);
+        assert_eq!((tools[0].start, tools[0].end), (20 * MS, 30 * MS));
+        assert_eq!(tools[0].attr("hooktel.tool.status").as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn session_end_closes_open_spans_as_incomplete() {
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (tool("PreToolUse", "t1", json!({})), 20 * MS),
+            (simple("SessionEnd", json!({"reason": "prompt_input_exit"})), 40 * MS),
+        ]);
+        assert_tree(&spans);
+        let t = named(&spans, "execute_tool Bash")[0];
+        assert_eq!(t.attr("hooktel.incomplete").as_deref(), Some("true"));
+        assert_eq!(t.attr("hooktel.tool.status").as_deref(), Some("incomplete"));
+        assert_eq!(t.end, 40 * MS);
+        let root = named(&spans, "claude-code session")[0];
+        assert!(root.attr("hooktel.incomplete").is_none());
+    }
+
+    #[test]
+    fn a_late_end_within_settle_completes_an_incomplete_span() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        s.ingest(event(&simple("UserPromptSubmit", json!({})), 10 * MS), 0, &mut out);
+        s.ingest(event(&tool("PreToolUse", "t1", json!({})), 20 * MS), 0, &mut out);
+        s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 40 * MS), 0, &mut out);
+        // the PostToolUse fired before SessionEnd but arrived after it
+        s.ingest(event(&tool("PostToolUseFailure", "t1", json!({"error": "Exit code 2"})), 35 * MS), 50 * MS, &mut out);
+        s.tick(10_000 * MS, &mut out);
+        let t = named(&out, "execute_tool Bash")[0];
+        assert!(t.attr("hooktel.incomplete").is_none());
+        assert_eq!(t.status, Status::Error("Exit code 2".into()));
+        assert_eq!(t.end, 35 * MS);
+    }
+
+    #[test]
+    fn idle_sessions_close_marked_incomplete() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        s.ingest(event(&simple("UserPromptSubmit", json!({})), 10 * MS), 10 * MS, &mut out);
+        s.tick(1_000 * MS, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(s.active(), 1);
+        s.tick(70_000 * MS, &mut out); // past the idle timeout: closed now
+        s.tick(70_200 * MS, &mut out); // and handed out after settling
+        assert_eq!(s.active(), 0);
+        assert_tree(&out);
+        assert!(out.iter().all(|s| s.attr("hooktel.incomplete").as_deref() == Some("true")));
+    }
+
+    #[test]
+    fn resumed_session_hangs_under_the_one_root() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        s.ingest(event(&simple("SessionStart", json!({"source": "startup"})), 10 * MS), 0, &mut out);
+        s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 20 * MS), 0, &mut out);
+        // resumed 5 ms after the end, before the ended session has settled
+        s.ingest(event(&simple("SessionStart", json!({"source": "resume"})), 25 * MS), 1 * MS, &mut out);
+        s.ingest(event(&simple("UserPromptSubmit", json!({"prompt_id": "p2"})), 26 * MS), 1 * MS, &mut out);
+        s.ingest(event(&simple("Stop", json!({"prompt_id": "p2"})), 27 * MS), 1 * MS, &mut out);
+        s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 28 * MS), 1 * MS, &mut out);
+        s.tick(10_000 * MS, &mut out);
+        assert_tree(&out);
+        let root = named(&out, "claude-code session")[0];
+        let seg = named(&out, "claude-code session resumed")[0];
+        assert_eq!(seg.parent, Some(root.span_id));
+        assert_eq!(named(&out, "invoke_agent claude-code")[0].parent, Some(seg.span_id));
+        // an event that fired before the first end but arrives after everything was handed out
+        assert_eq!(s.ingest(event(&simple("Notification", json!({})), 15 * MS), 20_000 * MS, &mut out), Ingested::Late);
+    }
+
+    #[test]
+    fn interleaved_sessions_share_nothing() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        let sids: Vec<String> = (0..300).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+        for step in 0..6u64 {
+            for (i, sid) in sids.iter().enumerate() {
+                let at = step * 100 * MS + i as u64;
+                let p = match step {
+                    0 => json!({"hook_event_name": "SessionStart", "source": "startup"}),
+                    1 => json!({"hook_event_name": "UserPromptSubmit", "prompt_id": "same-prompt-id"}),
+                    2 => {
+                        json!({"hook_event_name": "PreToolUse", "prompt_id": "same-prompt-id", "tool_name": "Read", "tool_use_id": "same-call"})
+                    }
+                    3 => {
+                        json!({"hook_event_name": "PostToolUse", "prompt_id": "same-prompt-id", "tool_name": "Read", "tool_use_id": "same-call"})
+                    }
+                    4 => json!({"hook_event_name": "Stop", "prompt_id": "same-prompt-id"}),
+                    _ => json!({"hook_event_name": "SessionEnd", "reason": "other"}),
+                };
+                let mut p = p;
+                p["session_id"] = sid.clone().into();
+                s.ingest(event(&p, at), at, &mut out);
+            }
+        }
+        s.tick(u64::MAX / 2, &mut out);
+        assert_eq!(out.len(), 300 * 3);
+        for sid in &sids {
+            let mine: Vec<_> = out.iter().filter(|r| r.trace_id == ids::trace_id(sid)).cloned().collect();
+            assert_eq!(mine.len(), 3, "{sid}");
+            assert_tree(&mine);
+        }
+    }
+
+    #[test]
+    fn background_subagent_found_through_the_agent_response() {
+        // 2.1.329 background agents: the Agent call returns (naming the agent) before SubagentStart
+        let agent_call = |ev: &str, extra: Value| {
+            let mut p = simple(
+                ev,
+                json!({"tool_name": "Agent", "tool_use_id": "call-A", "tool_input": {"subagent_type": "general-purpose"}}),
+            );
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (agent_call("PreToolUse", json!({})), 11 * MS),
+            (agent_call("PreToolUse", json!({"tool_use_id": "call-B"})), 12 * MS),
+            (
+                agent_call("PostToolUse", json!({"tool_use_id": "call-B", "tool_response": {"agentId": "agent-b"}})),
+                13 * MS,
+            ),
+            (agent_call("PostToolUse", json!({"tool_response": {"agentId": "agent-a"}})), 14 * MS),
+            (simple("Stop", json!({})), 15 * MS),
+            (simple("SubagentStart", json!({"agent_id": "agent-b", "agent_type": "general-purpose"})), 16 * MS),
+            (simple("SubagentStart", json!({"agent_id": "agent-a", "agent_type": "general-purpose"})), 17 * MS),
+            (tool("PreToolUse", "t-in-b", json!({"agent_id": "agent-b"})), 18 * MS),
+            (tool("PostToolUse", "t-in-b", json!({"agent_id": "agent-b"})), 19 * MS),
+            (simple("SubagentStop", json!({"agent_id": "agent-a"})), 20 * MS),
+            (simple("SubagentStop", json!({"agent_id": "agent-b"})), 21 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 22 * MS),
+        ]);
+        assert_tree(&spans);
+        let call =
+            |id: &str| spans.iter().find(|s| s.attr("gen_ai.tool.call.id").as_deref() == Some(id)).unwrap().span_id;
+        let agent = |id: &str| {
+            spans
+                .iter()
+                .find(|s| s.attr("gen_ai.agent.id").as_deref() == Some(id) && s.key == SpanKey::Subagent)
+                .unwrap()
+        };
+        assert_eq!(agent("agent-a").parent, Some(call("call-A")));
+        assert_eq!(agent("agent-b").parent, Some(call("call-B")));
+        let inner = spans.iter().find(|s| s.attr("gen_ai.tool.call.id").as_deref() == Some("t-in-b")).unwrap();
+        assert_eq!(inner.parent, Some(agent("agent-b").span_id));
+    }
+
+    #[test]
+    fn next_prompt_closes_an_interrupted_turn() {
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (simple("UserPromptSubmit", json!({"prompt_id": "p2"})), 20 * MS),
+            (simple("Stop", json!({"prompt_id": "p2"})), 30 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 40 * MS),
+        ]);
+        let turns = named(&spans, "invoke_agent claude-code");
+        assert_eq!(turns.len(), 2);
+        let first = turns.iter().find(|t| t.attr("hooktel.prompt.id").as_deref() == Some("p1")).unwrap();
+        assert_eq!(first.attr("hooktel.incomplete").as_deref(), Some("true"));
+        assert_eq!(first.end, 20 * MS);
+    }
+
+    #[test]
+    fn span_events_are_capped_and_counted() {
+        let mut events = vec![(simple("UserPromptSubmit", json!({})), 10 * MS)];
+        for i in 0..200 {
+            events.push((simple("MessageDisplay", json!({"index": i})), 11 * MS + i));
+        }
+        events.push((simple("SessionEnd", json!({"reason": "other"})), 50 * MS));
+        let spans = run(&events);
+        let turn = named(&spans, "invoke_agent claude-code")[0];
+        assert_eq!(turn.events.len(), 128);
+        assert_eq!(turn.dropped_events, 72);
+    }
+
+    #[test]
+    fn compaction_is_a_span_with_its_events() {
+        let spans = run(&[
+            (simple("PreCompact", json!({"trigger": "manual"})), 10 * MS),
+            (simple("SubagentStop", json!({"agent_id": "compact-agent", "agent_type": ""})), 11 * MS),
+            (simple("PostCompact", json!({"trigger": "manual"})), 12 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 13 * MS),
+        ]);
+        assert_tree(&spans);
+        let c = named(&spans, "compaction")[0];
+        assert_eq!((c.start, c.end), (10 * MS, 12 * MS));
+        assert_eq!(c.attr("hooktel.compaction.trigger").as_deref(), Some("manual"));
+        assert!(c.events.iter().any(|e| e.name == "SubagentStop"));
+    }
+
+    /// A small deterministic generator (xorshift), so the fuzz loop needs no extra crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[(self.next() % xs.len() as u64) as usize]
+        }
+        fn value(&mut self, depth: u32) -> Value {
+            match self.next() % if depth > 2 { 4 } else { 6 } {
+                0 => Value::Null,
+                1 => Value::Bool(self.next() % 2 == 0),
+                2 => json!(self.next() as i64 % 1000),
+                3 => Value::String(self.pick(&["", "a", "p1", "toolu_1", "Agent", "ä€𝄞", "agent-1"]).into()),
+                4 => Value::Array((0..self.next() % 3).map(|_| self.value(depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..self.next() % 3)
+                        .map(|_| (self.pick(&["agentId", "x", "interrupted"]).to_owned(), self.value(depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_payloads_never_panic_and_always_form_trees() {
+        let names = [
+            "SessionStart",
+            "SessionEnd",
+            "UserPromptSubmit",
+            "Stop",
+            "StopFailure",
+            "PreToolUse",
+            "PostToolUse",
+            "PostToolUseFailure",
+            "PermissionDenied",
+            "PermissionRequest",
+            "SubagentStart",
+            "SubagentStop",
+            "PreCompact",
+            "PostCompact",
+            "Notification",
+            "Mystery",
+        ];
+        let keys = [
+            "prompt_id",
+            "tool_use_id",
+            "tool_name",
+            "agent_id",
+            "agent_type",
+            "trigger",
+            "tool_response",
+            "duration_ms",
+            "error",
+            "is_interrupt",
+            "cwd",
+            "transcript_path",
+            "source",
+            "reason",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        for i in 0..20_000u64 {
+            let mut p = serde_json::Map::new();
+            p.insert("session_id".into(), rng.pick(&["s-a", "s-b", S1]).into());
+            p.insert("hook_event_name".into(), rng.pick(&names).into());
+            for _ in 0..rng.next() % 6 {
+                let v = if rng.next() % 3 == 0 {
+                    rng.value(0)
+                } else {
+                    Value::String(rng.pick(&["p1", "p2", "t1", "t2", "a1", "Agent", "auto"]).into())
+                };
+                p.insert(rng.pick(&keys).into(), v);
+            }
+            if let Ok(ev) = normalize(&p, i * MS + rng.next() % (5 * MS), Capture::Full) {
+                s.ingest(ev, i * MS, &mut out);
+            }
+            if i % 1000 == 0 {
+                s.tick(i * MS, &mut out);
+            }
+        }
+        s.tick(u64::MAX / 2, &mut out);
+        s.tick(u64::MAX / 2 + 1, &mut out);
+        for sid in ["s-a", "s-b", S1] {
+            let mine: Vec<_> = out.iter().filter(|r| r.trace_id == ids::trace_id(sid)).cloned().collect();
+            let roots = mine.iter().filter(|r| r.parent.is_none()).count();
+            assert_eq!(roots, 1, "{sid}");
+            let ids: HashSet<SpanId> = mine.iter().map(|r| r.span_id).collect();
+            assert_eq!(ids.len(), mine.len(), "{sid}: span handed out twice");
+            for r in &mine {
+                assert!(r.parent.is_none_or(|p| ids.contains(&p)), "{sid}: dangling parent of {}", r.name);
+                assert!(r.start <= r.end);
+            }
+        }
+    }
 }
