@@ -971,10 +971,10 @@ mod tests {
         s.ingest(event(&simple("SessionStart", json!({"source": "startup"})), 10 * MS), 0, &mut out);
         s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 20 * MS), 0, &mut out);
         // resumed 5 ms after the end, before the ended session has settled
-        s.ingest(event(&simple("SessionStart", json!({"source": "resume"})), 25 * MS), 1 * MS, &mut out);
-        s.ingest(event(&simple("UserPromptSubmit", json!({"prompt_id": "p2"})), 26 * MS), 1 * MS, &mut out);
-        s.ingest(event(&simple("Stop", json!({"prompt_id": "p2"})), 27 * MS), 1 * MS, &mut out);
-        s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 28 * MS), 1 * MS, &mut out);
+        s.ingest(event(&simple("SessionStart", json!({"source": "resume"})), 25 * MS), MS, &mut out);
+        s.ingest(event(&simple("UserPromptSubmit", json!({"prompt_id": "p2"})), 26 * MS), MS, &mut out);
+        s.ingest(event(&simple("Stop", json!({"prompt_id": "p2"})), 27 * MS), MS, &mut out);
+        s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), 28 * MS), MS, &mut out);
         s.tick(10_000 * MS, &mut out);
         assert_tree(&out);
         let root = named(&out, "claude-code session")[0];
