@@ -196,6 +196,8 @@ pub struct Sessions {
 struct Ended {
     root: SpanId,
     end: u64,
+    /// Wall time it was noted; matches its entry in `ended_order`.
+    noted: u64,
 }
 
 /// The open spans of one session.
@@ -302,9 +304,9 @@ impl Sessions {
             Span::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]),
         );
         out.push(state.record(top));
-        let now = state.last_seen;
-        self.ended.insert(sid.to_owned(), Ended { root: state.root_id, end });
-        self.ended_order.push_back((now, sid.to_owned()));
+        let noted = state.last_seen;
+        self.ended.insert(sid.to_owned(), Ended { root: state.root_id, end, noted });
+        self.ended_order.push_back((noted, sid.to_owned()));
     }
 
     fn forget_ended(&mut self, now: u64) {
@@ -314,7 +316,7 @@ impl Sessions {
                 break;
             }
             // a session that ended again later has a newer entry; only drop the matching one
-            if self.ended.get(sid).is_some_and(|_| !self.ended_order.iter().skip(1).any(|(_, s)| s == sid)) {
+            if self.ended.get(sid).is_some_and(|e| e.noted == *at) {
                 self.ended.remove(sid);
             }
             self.ended_order.pop_front();
@@ -1106,6 +1108,22 @@ mod tests {
         assert_eq!((c.start, c.end), (10 * MS, 12 * MS));
         assert_eq!(c.attr("hooktel.compaction.trigger").as_deref(), Some("manual"));
         assert!(c.events.iter().any(|e| e.name == "SubagentStop"));
+    }
+
+    #[test]
+    fn ended_sessions_are_forgotten_oldest_first() {
+        let mut s = Sessions::new(Settings { max_ended: 10, ..settings() });
+        let mut out = Vec::new();
+        for i in 0..50u64 {
+            let sid = format!("00000000-0000-4000-8000-{i:012}");
+            let p = json!({"session_id": sid, "hook_event_name": "SessionEnd", "reason": "other"});
+            s.ingest(event(&p, i * MS), i * MS, &mut out);
+            s.tick(i * MS + 200 * MS, &mut out);
+        }
+        assert_eq!(s.active(), 0);
+        assert_eq!(s.ended.len(), 10);
+        assert!(s.ended.contains_key("00000000-0000-4000-8000-000000000049"));
+        assert!(!s.ended.contains_key("00000000-0000-4000-8000-000000000000"));
     }
 
     /// A small deterministic generator (xorshift), so the fuzz loop needs no extra crate.
