@@ -7,7 +7,7 @@
 //! about twice `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to [`keep_undelivered`].
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::HookSettings;
@@ -44,21 +44,21 @@ pub fn run() -> std::process::ExitCode {
     if std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body).is_err() || body.is_empty() {
         return std::process::ExitCode::SUCCESS;
     }
-    let body = cut_tool_responses(body);
+    let body = cut_large_payload(body);
     if let Err(why) = deliver(&settings, &body, at) {
         keep_undelivered(&settings, &body, at, &why);
     }
     std::process::ExitCode::SUCCESS
 }
 
-/// Payloads small enough are sent byte for byte; larger ones have their tool outputs cut.
-fn cut_tool_responses(body: Vec<u8>) -> Vec<u8> {
+/// Payloads small enough are sent byte for byte; larger ones have their long contents cut.
+fn cut_large_payload(body: Vec<u8>) -> Vec<u8> {
     if body.len() <= event::MAX_TOOL_RESPONSE_BYTES {
         return body;
     }
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(mut map)) => {
-            if event::trim_tool_responses(&mut map, event::MAX_TOOL_RESPONSE_BYTES) {
+            if event::trim_payload(&mut map) {
                 serde_json::to_vec(&map).unwrap_or(body)
             } else {
                 body
@@ -70,7 +70,7 @@ fn cut_tool_responses(body: Vec<u8>) -> Vec<u8> {
 
 /// POST the payload to the sidecar's `/v1/hooks`; `Ok` only on a 2xx reply.
 pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Undelivered> {
-    let addrs = settings.addr.to_socket_addrs().map_err(Undelivered::Connect)?;
+    let addrs = resolve(&settings.addr, settings.timeout).map_err(Undelivered::Connect)?;
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
     let mut stream = None;
     for addr in addrs {
@@ -90,6 +90,21 @@ pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Unde
             Err(Undelivered::Status(status))
         }
     })
+}
+
+/// The addresses of `host:port`: parsed directly when it is an IP address; otherwise looked up on a
+/// helper thread, so a slow name server costs at most `timeout`.
+fn resolve(addr: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = addr.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(owned.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+    });
+    rx.recv_timeout(timeout)
+        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "name lookup timed out")))
 }
 
 /// Write one HTTP/1.1 request and read the status code of the reply.

@@ -14,6 +14,45 @@ pub const RECEIVED_AT_HEADER: &str = "x-hooktel-received-at";
 /// Field added to a payload whose `tool_response` was cut: the size of the original, in bytes.
 pub const ORIGINAL_RESPONSE_BYTES: &str = "hooktel_tool_response_bytes";
 
+/// Field added to a payload whose long strings were cut: the size of the original payload, in bytes.
+pub const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
+
+/// Largest payload (after cutting tool outputs) kept as it is. A `Write` of a large file carries the
+/// whole file in `tool_input.content`; past this size every long string in the payload is cut, so
+/// no tool call is ever refused for its size. Paths, ids and names are far shorter than this.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Length a long string is cut to when the payload is over `MAX_PAYLOAD_BYTES`.
+const LONG_STRING_KEEP: usize = 1024;
+
+/// Bound a payload's size before it travels or is held: cut huge tool outputs, then, if the payload
+/// is still over `MAX_PAYLOAD_BYTES`, cut every string longer than 1 KiB. Records the original sizes.
+/// Returns whether anything was cut.
+pub fn trim_payload(payload: &mut Map<String, Value>) -> bool {
+    let mut cut = trim_tool_responses(payload, MAX_TOOL_RESPONSE_BYTES);
+    let size = serde_json::to_vec(&*payload).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_PAYLOAD_BYTES {
+        for value in payload.values_mut() {
+            cut_long_strings(value);
+        }
+        payload.insert(ORIGINAL_PAYLOAD_BYTES.into(), Value::from(size));
+        cut = true;
+    }
+    cut
+}
+
+fn cut_long_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > LONG_STRING_KEEP => {
+            let kept = truncate_utf8(s, LONG_STRING_KEEP).to_owned();
+            *s = kept;
+        }
+        Value::Array(items) => items.iter_mut().for_each(cut_long_strings),
+        Value::Object(map) => map.values_mut().for_each(cut_long_strings),
+        _ => {}
+    }
+}
+
 /// Largest `tool_response` (serialised) kept as it is. Tool outputs (a `Read` of a large file, a
 /// long build log) can be megabytes; hooktel never exports them by default, so keeping more than
 /// this costs memory and bandwidth and buys nothing.
@@ -104,6 +143,21 @@ mod tests {
         assert!(p[ORIGINAL_RESPONSE_BYTES].as_u64().unwrap() > 100_000);
         assert!(p["tool_response"]["truncated"].as_str().unwrap().len() <= 512);
         assert!(p["tool_calls"][0][ORIGINAL_RESPONSE_BYTES].as_u64().unwrap() > 100_000);
+    }
+
+    #[test]
+    fn huge_inputs_are_cut_but_keep_their_keys() {
+        let content = "y".repeat(9 * 1024 * 1024);
+        let mut p = json!({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Write",
+                           "tool_input": {"file_path": "/a/b.txt", "content": content}})
+        .as_object()
+        .unwrap()
+        .clone();
+        assert!(trim_payload(&mut p));
+        assert_eq!(p["tool_input"]["file_path"], "/a/b.txt");
+        assert_eq!(p["session_id"], "s");
+        assert!(p[ORIGINAL_PAYLOAD_BYTES].as_u64().unwrap() > 9 * 1024 * 1024);
+        assert!(serde_json::to_vec(&p).unwrap().len() < MAX_PAYLOAD_BYTES);
     }
 
     #[test]

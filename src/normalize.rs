@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
 use crate::capture::{self, Capture};
-use crate::event::ORIGINAL_RESPONSE_BYTES;
+use crate::event::{ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
@@ -233,6 +233,9 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     }
     if let Some(bytes) = p.get(ORIGINAL_RESPONSE_BYTES).and_then(Value::as_u64) {
         attrs.push(KeyValue::new("hooktel.tool.response_bytes", bytes as i64));
+    }
+    if let Some(bytes) = p.get(ORIGINAL_PAYLOAD_BYTES).and_then(Value::as_u64) {
+        attrs.push(KeyValue::new("hooktel.payload_bytes", bytes as i64));
     }
     let spawned_agent = response.and_then(|r| r.get("agentId")).and_then(Value::as_str).map(str::to_owned);
     Some(ToolCall { name, call_id, attrs, duration_ms: p.get("duration_ms").and_then(Value::as_u64), spawned_agent })

@@ -136,11 +136,11 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     }
 }
 
-/// Parse a hook body, cutting huge tool outputs before anything else holds on to them.
+/// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them.
 fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
-    event::trim_tool_responses(&mut map, event::MAX_TOOL_RESPONSE_BYTES);
+    event::trim_payload(&mut map);
     normalize::normalize(&map, at, capture)
 }
 
