@@ -38,6 +38,7 @@ impl std::fmt::Display for Undelivered {
 
 /// The whole hook command. Always succeeds.
 pub fn run() -> std::process::ExitCode {
+    ignore_termination();
     let settings = HookSettings::from_env();
     let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut body = Vec::new();
@@ -49,6 +50,19 @@ pub fn run() -> std::process::ExitCode {
         keep_undelivered(&settings, &body, at, &why);
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// Claude Code sends SIGTERM to hooks still running while it shuts down (seen on `StopFailure`,
+/// about 10 ms after the hook started), which would lose the event mid-send. The client's whole run
+/// is bounded by its own timeouts, so it finishes its delivery instead of dying; SIGKILL still works.
+fn ignore_termination() {
+    #[cfg(unix)]
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
 }
 
 /// Payloads small enough are sent byte for byte; larger ones have their long contents cut.

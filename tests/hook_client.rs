@@ -293,3 +293,50 @@ fn bad_stdin_is_harmless() {
         "bad stdin counted as an event:\n{metrics}"
     );
 }
+
+/// Claude Code SIGTERMs hooks still running when it shuts down; the event must still arrive.
+#[test]
+fn sigterm_during_delivery_does_not_lose_the_event() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+    // a sidecar stand-in that reads the request slowly, so the hook is mid-delivery when signalled
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        body
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hooktel"))
+        .arg("hook")
+        .env("HOOKTEL_ADDR", &addr)
+        .env("HOOKTEL_HOOK_TIMEOUT_MS", "2000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let payload = br#"{"session_id":"s","hook_event_name":"StopFailure","prompt_id":"p","error":"invalid_request"}"#;
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hook died on SIGTERM: {:?}", out.status);
+    assert!(out.stdout.is_empty());
+    assert_eq!(server.join().unwrap(), payload.to_vec(), "the event reached the sidecar whole");
+}

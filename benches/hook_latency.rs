@@ -1,0 +1,214 @@
+//! Hook latency: wall time from spawning a hook command to its exit, as Claude Code pays it on
+//! every hook event.
+//!
+//! Candidates, each fed the same captured `PreToolUse` payload
+//! (`tests/fixtures/hooks/captured/04-PreToolUse.json`) on stdin:
+//!
+//! - `hooktel hook` with a local-mode sidecar up (started here on `127.0.0.1:0`);
+//! - `/bin/true`, the floor: a process that does nothing;
+//! - the usual home-grown hook: `python3 -c` that `json.load`s stdin and inserts it into a SQLite
+//!   file (connect, `CREATE TABLE IF NOT EXISTS`, `INSERT`, commit);
+//! - `hooktel hook` with the sidecar down (`HOOKTEL_ADDR` at a closed port), for information.
+//!
+//! The candidates run round-robin (the starting one rotating every round) so that machine noise
+//! spreads over all of them; medians and p90s are compared with the `/bin/true` floor measured in
+//! the same run. The targets are printed as PASS/MISS lines; timing never fails the bench.
+//!
+//! Run: `cargo bench --bench hook_latency` (`BENCH_RUNS=N` to change the 300 runs per candidate).
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{env_usize, metric_value, quantile, Sidecar, BIN};
+
+const PAYLOAD: &[u8] = include_bytes!("../tests/fixtures/hooks/captured/04-PreToolUse.json");
+const PAYLOAD_NAME: &str = "captured/04-PreToolUse.json";
+const WARMUP_ROUNDS: usize = 10;
+
+/// The home-grown hook: the database path is `sys.argv[1]`.
+const PYTHON_HOOK: &str = "\
+import json, sqlite3, sys, time
+p = json.load(sys.stdin)
+db = sqlite3.connect(sys.argv[1])
+db.execute('CREATE TABLE IF NOT EXISTS hook_events (ts REAL, session_id TEXT, event TEXT, tool TEXT, payload TEXT)')
+db.execute('INSERT INTO hook_events VALUES (?, ?, ?, ?, ?)',
+           (time.time(), p.get('session_id'), p.get('hook_event_name'), p.get('tool_name'), json.dumps(p)))
+db.commit()
+db.close()
+";
+
+struct Candidate {
+    label: &'static str,
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    samples: Vec<Duration>,
+    failures: usize,
+}
+
+impl Candidate {
+    fn new(label: &'static str, program: &str, args: &[&str], env: &[(&str, String)]) -> Candidate {
+        Candidate {
+            label,
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            samples: Vec::new(),
+            failures: 0,
+        }
+    }
+
+    /// Spawn, write the payload, close stdin, wait: the time from before spawn to after exit.
+    fn run_once(&mut self) -> Duration {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.program));
+        if let Some(mut stdin) = child.stdin.take() {
+            // /bin/true may exit before reading: a broken pipe is expected there
+            let _ = stdin.write_all(PAYLOAD);
+        }
+        let status = child.wait().expect("wait for hook");
+        let took = start.elapsed();
+        if !status.success() {
+            self.failures += 1;
+        }
+        took
+    }
+}
+
+struct Summary {
+    median: Duration,
+    p90: Duration,
+}
+
+fn summarise(samples: &[Duration]) -> Summary {
+    let mut s = samples.to_vec();
+    s.sort();
+    Summary { median: quantile(&s, 0.5), p90: quantile(&s, 0.9) }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this binary takes no arguments of its own
+    let runs = env_usize("BENCH_RUNS", 300);
+    let python = python3();
+
+    let sidecar = Sidecar::start(&[]);
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        l.local_addr().expect("local addr").to_string()
+        // dropped here: nothing listens on it any more
+    };
+    let db_dir = std::env::temp_dir().join(format!("hooktel-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&db_dir).expect("temp dir");
+    let db = db_dir.join("hooks.sqlite3");
+    let db_arg = db.to_string_lossy().into_owned();
+
+    const UP: usize = 0;
+    const FLOOR: usize = 1;
+    const PYTHON: usize = 2;
+    const DOWN: usize = 3;
+    let mut candidates = [
+        Candidate::new("hooktel hook, sidecar up", BIN, &["hook"], &[("HOOKTEL_ADDR", sidecar.addr.to_string())]),
+        Candidate::new("/bin/true (floor)", "/bin/true", &[], &[]),
+        Candidate::new("python3 json + sqlite3 hook", &python, &["-c", PYTHON_HOOK, &db_arg], &[]),
+        Candidate::new("hooktel hook, sidecar down", BIN, &["hook"], &[("HOOKTEL_ADDR", closed_port.clone())]),
+    ];
+
+    println!("hook_latency: spawn-to-exit wall time, {runs} runs per candidate, round-robin");
+    println!("payload: {PAYLOAD_NAME} ({} bytes) on stdin; hooktel: {BIN}", PAYLOAD.len());
+    println!("sidecar (local mode) at {}; sidecar-down runs use closed port {closed_port}", sidecar.addr);
+    println!("python hook interpreter: {python}");
+    println!("cores available: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+    let started = Instant::now();
+    let n = candidates.len();
+    for round in 0..WARMUP_ROUNDS + runs {
+        for i in 0..n {
+            let c = &mut candidates[(round + i) % n];
+            let took = c.run_once();
+            if round >= WARMUP_ROUNDS {
+                c.samples.push(took);
+            }
+        }
+    }
+    let wall = started.elapsed();
+
+    // every `hooktel hook` run with the sidecar up must have been delivered
+    let delivered = wait_for_count(&sidecar, (WARMUP_ROUNDS + runs) as f64);
+    let _ = std::fs::remove_dir_all(&db_dir);
+
+    let sums: Vec<Summary> = candidates.iter().map(|c| summarise(&c.samples)).collect();
+    let floor = &sums[FLOOR];
+    println!();
+    println!("| candidate                    | median ms |   p90 ms | median / true | p90 / true | failures |");
+    println!("|------------------------------|----------:|---------:|--------------:|-----------:|---------:|");
+    for &i in &[FLOOR, UP, DOWN, PYTHON] {
+        let (c, s) = (&candidates[i], &sums[i]);
+        println!(
+            "| {:<28} | {:>9.3} | {:>8.3} | {:>12.2}x | {:>9.2}x | {:>8} |",
+            c.label,
+            ms(s.median),
+            ms(s.p90),
+            ratio(s.median, floor.median),
+            ratio(s.p90, floor.p90),
+            c.failures
+        );
+    }
+    let speedup = ratio(sums[PYTHON].median, sums[UP].median);
+    let speedup_p90 = ratio(sums[PYTHON].p90, sums[UP].p90);
+    println!();
+    println!(
+        "speed-up of hooktel (sidecar up) over the python hook: {speedup:.1}x by median, {speedup_p90:.1}x by p90"
+    );
+    println!("events the sidecar counted: {delivered} of {} sent with it up (warm-up included)", WARMUP_ROUNDS + runs);
+    println!("total bench wall time: {:.1} s", wall.as_secs_f64());
+    println!();
+    println!("targets (informational; timing never fails this bench):");
+    let within = ratio(sums[UP].median, floor.median);
+    verdict(within <= 3.0, &format!("hooktel median within 3x of /bin/true: {within:.2}x (target <= 3x)"));
+    verdict(
+        speedup >= 20.0,
+        &format!("hooktel at least 20x faster than the python hook: {speedup:.1}x (target >= 20x)"),
+    );
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn verdict(ok: bool, what: &str) {
+    println!("{}  {what}", if ok { "PASS" } else { "MISS" });
+}
+
+/// The sidecar's count of accepted PreToolUse events, once it reaches `expected` (or after 5 s).
+fn wait_for_count(sidecar: &Sidecar, expected: f64) -> f64 {
+    let sample = r#"hooktel_hook_events_total{event="PreToolUse"}"#;
+    let mut last = 0.0;
+    common::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        last = metric_value(&sidecar.metrics(), sample).unwrap_or(0.0);
+        last >= expected
+    });
+    last
+}
+
+/// The real python3 interpreter: `python3` on PATH may be a shim (pyenv's is a shell script that
+/// costs tens of milliseconds per start), which would flatter hooktel.
+fn python3() -> String {
+    let out =
+        Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3 on PATH");
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(!exe.is_empty(), "python3 did not report sys.executable");
+    exe
+}
