@@ -37,6 +37,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(RECV_BATCH);
     let mut out = Vec::new();
+    let mut memory = MemoryReturn::default();
     loop {
         tokio::select! {
             n = events.recv_many(&mut buf, RECV_BATCH) => {
@@ -54,6 +55,7 @@ pub async fn run(
             _ = tick.tick() => sessions.tick(now_ns(), &mut out),
         }
         metrics.sessions_active.set(sessions.active() as i64);
+        memory.after(sessions.active());
         if !out.is_empty() && spans.send(std::mem::take(&mut out)).await.is_err() {
             tracing::error!("Exporter stopped early; finished spans lost");
         }
@@ -65,5 +67,40 @@ pub async fn run(
     let open = sessions.active();
     if open > 0 {
         tracing::warn!(sessions = open, "Shutting down with open sessions; their open spans are not exported");
+    }
+}
+
+/// Gives freed memory back to the system after many sessions have ended. glibc's malloc keeps
+/// freed memory for reuse; after a burst of thousands of sessions that is tens of megabytes held
+/// for nothing. `malloc_trim` returns the free pages. It runs a second after the drop (the ended
+/// sessions' spans are still on their way through the exporter at the drop), off the pipeline
+/// task (it can take milliseconds on a large heap).
+#[derive(Default)]
+struct MemoryReturn {
+    /// Most sessions open since the last trim.
+    peak: usize,
+    /// When the pending trim is due.
+    due: Option<tokio::time::Instant>,
+}
+
+impl MemoryReturn {
+    /// Sessions that must have ended since the peak before a trim is worth its cost.
+    const MIN_ENDED: usize = 500;
+    const DELAY: Duration = Duration::from_secs(1);
+
+    fn after(&mut self, active: usize) {
+        self.peak = self.peak.max(active);
+        if self.peak - active >= Self::MIN_ENDED && active <= self.peak / 2 {
+            self.peak = active;
+            self.due = Some(tokio::time::Instant::now() + Self::DELAY);
+        }
+        if self.due.is_some_and(|due| due <= tokio::time::Instant::now()) {
+            self.due = None;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            tokio::task::spawn_blocking(|| {
+                // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+                unsafe { libc::malloc_trim(0) };
+            });
+        }
     }
 }

@@ -187,9 +187,11 @@ impl Span {
 pub struct Sessions {
     settings: Settings,
     live: HashMap<String, SessionState>,
-    ended: HashMap<String, Ended>,
+    /// Ended sessions by session UUID. Keyed by a number, not a `String`: a tombstone allocated
+    /// into the memory its session just freed would pin that memory for a day.
+    ended: HashMap<u128, Ended>,
     /// Ended sessions in the order they ended, to forget the oldest first.
-    ended_order: VecDeque<(u64, String)>,
+    ended_order: VecDeque<(u64, u128)>,
 }
 
 /// What is kept of an ended session: enough to hang a resumed segment under its root.
@@ -247,7 +249,7 @@ impl Sessions {
             }
         }
         if !self.live.contains_key(&ev.session_id) {
-            let resumed = match self.ended.get(&ev.session_id) {
+            let resumed = match self.ended.get(&ids::session_uuid(&ev.session_id).as_u128()) {
                 Some(e) if ev.at <= e.end => return Ingested::Late,
                 Some(e) => Some(e.root),
                 None => None,
@@ -279,6 +281,10 @@ impl Sessions {
         for sid in finished {
             self.finish(&sid, out);
         }
+        // a map keeps its capacity: give it back once most sessions have ended
+        if self.live.capacity() > 1024 && self.live.len() < self.live.capacity() / 4 {
+            self.live.shrink_to(self.live.len() * 2);
+        }
         self.forget_ended(now);
     }
 
@@ -305,8 +311,9 @@ impl Sessions {
         );
         out.push(state.record(top));
         let noted = state.last_seen;
-        self.ended.insert(sid.to_owned(), Ended { root: state.root_id, end, noted });
-        self.ended_order.push_back((noted, sid.to_owned()));
+        let key = ids::session_uuid(sid).as_u128();
+        self.ended.insert(key, Ended { root: state.root_id, end, noted });
+        self.ended_order.push_back((noted, key));
     }
 
     fn forget_ended(&mut self, now: u64) {
@@ -1122,8 +1129,9 @@ mod tests {
         }
         assert_eq!(s.active(), 0);
         assert_eq!(s.ended.len(), 10);
-        assert!(s.ended.contains_key("00000000-0000-4000-8000-000000000049"));
-        assert!(!s.ended.contains_key("00000000-0000-4000-8000-000000000000"));
+        let key = |sid: &str| ids::session_uuid(sid).as_u128();
+        assert!(s.ended.contains_key(&key("00000000-0000-4000-8000-000000000049")));
+        assert!(!s.ended.contains_key(&key("00000000-0000-4000-8000-000000000000")));
     }
 
     /// A small deterministic generator (xorshift), so the fuzz loop needs no extra crate.
