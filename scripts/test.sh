@@ -8,4 +8,4 @@ bash scripts/install-test-deps.sh
 export HOOKTEL_CLAUDE_BIN=${HOOKTEL_CLAUDE_BIN:-$ROOT/target/test-deps/claude-code/node_modules/.bin/claude}
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo test --locked
