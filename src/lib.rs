@@ -22,6 +22,7 @@ pub mod ids;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
+pub mod pricing;
 pub mod server;
 pub mod session;
 pub mod transcript;

@@ -1,9 +1,221 @@
-//! Transcript files beside a session: where Claude Code records what hooks do not carry.
+//! Transcript files: where Claude Code records what hooks do not carry.
 //!
-//! For now only the subagent sidecar `<session>/subagents/agent-<id>.meta.json`, whose `toolUseId`
-//! names the `Agent` call that spawned the subagent.
+//! Token usage: a [`Ledger`] reads one transcript incrementally from a saved offset and turns its
+//! assistant lines into usage [`Delta`]s. One API response is written as one line per content block,
+//! each repeating the usage, so each (`message.id`, `requestId`) counts once, at the largest usage
+//! seen (older builds wrote growing placeholder counts). `<synthetic>` and API-error lines are not
+//! responses. A partial last line is left for the next read. Pure: the caller does the file I/O.
+//!
+//! And the subagent sidecar `<session>/subagents/agent-<id>.meta.json`, whose `toolUseId` names the
+//! `Agent` call that spawned the subagent.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pricing::{PriceTable, Service, TokenUsage};
+
+/// Responses remembered per transcript for deduplication. The lines of one response are written
+/// together, so only the most recent responses can still grow; a bound keeps saved state small.
+const RECENT_RESPONSES: usize = 32;
+
+/// Reading state of one transcript file; saved so that a restart neither counts twice nor misses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Bytes of the file already read (always at a line boundary).
+    pub offset: u64,
+    /// The prompt the following assistant lines answer (the last user line's `promptId`).
+    pub prompt_id: Option<String>,
+    /// Recent responses and the usage already counted for each.
+    recent: VecDeque<Counted>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Counted {
+    key: String,
+    usage: TokenUsage,
+    cost: f64,
+}
+
+/// Usage newly counted from a transcript.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta {
+    pub model: String,
+    pub usage: TokenUsage,
+    /// USD; 0 when the model is not priced.
+    pub cost: f64,
+    pub priced: bool,
+    pub prompt_id: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+/// What a read of new transcript bytes produced.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub deltas: Vec<Delta>,
+    /// Lines that are not JSON (a corrupt or foreign file).
+    pub bad_lines: u64,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "promptId")]
+    prompt_id: Option<String>,
+    #[serde(rename = "agentId")]
+    agent_id: Option<String>,
+    #[serde(rename = "requestId")]
+    request_id: Option<String>,
+    #[serde(rename = "isApiErrorMessage", default)]
+    api_error: bool,
+    #[serde(default, deserialize_with = "message")]
+    message: Option<Message>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    cache_creation: Option<CacheCreation>,
+    server_tool_use: Option<ServerToolUse>,
+    speed: Option<String>,
+    inference_geo: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_1h_input_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct ServerToolUse {
+    #[serde(default)]
+    web_search_requests: u64,
+}
+
+/// `message` is an object on user and assistant lines and something else on others: keep objects.
+fn message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Message>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Message(Message),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Message(m) => Some(m),
+        Either::Other(_) => None,
+    })
+}
+
+impl Usage {
+    fn tokens(&self) -> TokenUsage {
+        // Claude Code's split: the 1-hour part (never more than the total), the rest 5-minute
+        let one_hour = self.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
+        let one_hour = one_hour.min(self.cache_creation_input_tokens);
+        TokenUsage {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cache_read: self.cache_read_input_tokens,
+            cache_write_5m: self.cache_creation_input_tokens - one_hour,
+            cache_write_1h: one_hour,
+            web_search: self.server_tool_use.as_ref().map_or(0, |s| s.web_search_requests),
+        }
+    }
+
+    fn service(&self) -> Service {
+        Service { fast: self.speed.as_deref() == Some("fast"), us_geo: self.inference_geo.as_deref() == Some("us") }
+    }
+}
+
+impl Ledger {
+    /// Read `bytes`, the file's contents from `self.offset` on. Complete lines are consumed and the
+    /// offset advances past them; a partial last line stays for the next read.
+    pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
+        let mut out = Read::default();
+        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else { return out };
+        for line in bytes[..last_newline].split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Line>(line) {
+                Ok(l) => self.line(l, prices, &mut out.deltas),
+                Err(_) => out.bad_lines += 1,
+            }
+        }
+        self.offset += last_newline as u64 + 1;
+        out
+    }
+
+    fn line(&mut self, line: Line, prices: &PriceTable, out: &mut Vec<Delta>) {
+        match line.kind.as_deref() {
+            Some("user") if line.prompt_id.is_some() => self.prompt_id = line.prompt_id,
+            Some("assistant") if !line.api_error => {
+                let Some(Message { id: Some(id), model: Some(model), usage: Some(usage) }) = line.message else {
+                    return;
+                };
+                if model == "<synthetic>" {
+                    return;
+                }
+                let key = format!("{id}/{}", line.request_id.as_deref().unwrap_or_default());
+                let tokens = usage.tokens();
+                let price = prices.lookup(&model);
+                let index = self.recent.iter().position(|c| c.key == key);
+                let before = index.map(|i| self.recent[i].clone());
+                let counted = before.as_ref().map_or(tokens, |b| b.usage.max(tokens));
+                let cost = price.map_or(0.0, |p| crate::pricing::cost(p, &counted, usage.service()));
+                let delta = counted.minus(before.as_ref().map(|b| b.usage).unwrap_or_default());
+                let delta_cost = cost - before.as_ref().map_or(0.0, |b| b.cost);
+                match index {
+                    Some(i) => self.recent[i] = Counted { key, usage: counted, cost },
+                    None => {
+                        if self.recent.len() == RECENT_RESPONSES {
+                            self.recent.pop_front();
+                        }
+                        self.recent.push_back(Counted { key, usage: counted, cost });
+                    }
+                }
+                if !delta.is_zero() {
+                    out.push(Delta {
+                        model,
+                        usage: delta,
+                        cost: delta_cost,
+                        priced: price.is_some(),
+                        prompt_id: self.prompt_id.clone(),
+                        agent_id: line.agent_id,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The subagent transcripts of a session: `<session dir>/subagents/agent-<id>.jsonl`.
+pub fn subagent_transcript(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
+    let meta = subagent_meta_path(transcript_path, agent_id)?;
+    Some(meta.with_file_name(format!("agent-{agent_id}.jsonl")))
+}
+
+/// The directory holding a session's subagent transcripts.
+pub fn subagents_dir(transcript_path: &str) -> Option<PathBuf> {
+    Some(Path::new(transcript_path.strip_suffix(".jsonl")?).join("subagents"))
+}
 
 /// Where the meta file of `agent_id` lives, given the session's `transcript_path`.
 pub fn subagent_meta_path(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
@@ -30,6 +242,87 @@ pub async fn subagent_spawner(transcript_path: &str, agent_id: &str) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CAPTURED: &[u8] = include_bytes!(
+        "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
+    );
+    const CAPTURED_AGENT: &[u8] = include_bytes!(
+        "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
+    );
+    const LEGACY: &[u8] = include_bytes!("../tests/fixtures/transcripts/legacy-2.1.29-partial-usage.jsonl");
+
+    fn total(deltas: &[Delta]) -> (TokenUsage, f64) {
+        let mut u = TokenUsage::default();
+        let mut c = 0.0;
+        for d in deltas {
+            u.add(d.usage);
+            c += d.cost;
+        }
+        (u, c)
+    }
+
+    #[test]
+    fn captured_session_matches_claude_codes_cost_state() {
+        // cost-state of this session: in 60, out 445, cache read 102400, 1h writes 15360, $0.07625
+        let prices = PriceTable::builtin();
+        let (mut main, mut agent) = (Ledger::default(), Ledger::default());
+        let mut deltas = main.read(CAPTURED, &prices).deltas;
+        deltas.extend(agent.read(CAPTURED_AGENT, &prices).deltas);
+        let (u, cost) = total(&deltas);
+        let expected =
+            TokenUsage { input: 60, output: 445, cache_read: 102_400, cache_write_1h: 15_360, ..Default::default() };
+        assert_eq!(u, expected);
+        assert!((cost - 0.07625).abs() < 1e-12, "{cost}");
+        assert_eq!(main.offset, CAPTURED.len() as u64);
+        assert!(deltas
+            .iter()
+            .filter(|d| d.agent_id.is_none())
+            .all(|d| d.prompt_id.as_deref() == Some("ddca265e-c4e4-4f08-acfc-8612056bc63a")));
+        assert!(deltas.iter().any(|d| d.agent_id.as_deref() == Some("a7ca175cf2fd2156a")));
+    }
+
+    #[test]
+    fn placeholder_usage_counts_the_final_figures() {
+        let prices = PriceTable::builtin();
+        let mut l = Ledger::default();
+        let (u, _) = total(&l.read(LEGACY, &prices).deltas);
+        assert_eq!(u.output, 97, "the last, largest placeholder wins, counted once");
+        assert_eq!(u.cache_read, 18_240);
+    }
+
+    #[test]
+    fn any_split_of_the_file_counts_the_same() {
+        let prices = PriceTable::builtin();
+        let (whole, _) = total(&Ledger::default().read(CAPTURED, &prices).deltas);
+        for cut in (0..CAPTURED.len()).step_by(997) {
+            let mut l = Ledger::default();
+            let mut deltas = l.read(&CAPTURED[..cut], &prices).deltas;
+            // the next read starts at the saved offset, as after a restart
+            let saved: Ledger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+            let mut l = saved;
+            deltas.extend(l.read(&CAPTURED[l.offset as usize..], &prices).deltas);
+            assert_eq!(total(&deltas).0, whole, "cut at {cut}");
+            assert_eq!(l.offset, CAPTURED.len() as u64);
+        }
+    }
+
+    #[test]
+    fn garbage_and_partial_lines_are_survived() {
+        let prices = PriceTable::builtin();
+        let mut l = Ledger::default();
+        let r = l.read(b"not json\n\x00\xff\n{\"type\":\"assistant\"", &prices);
+        assert_eq!(r.bad_lines, 2);
+        assert_eq!(l.offset, 12, "the partial last line is kept for later");
+        let r = l.read(br#"{"type":"assistant","message":"text"}"#, &prices);
+        assert!(r.deltas.is_empty());
+        let synthetic = br#"{"type":"assistant","requestId":"r","message":{"id":"m","model":"<synthetic>","usage":{"input_tokens":5}}}
+{"type":"assistant","isApiErrorMessage":true,"requestId":"r2","message":{"id":"m2","model":"claude-opus-5-5","usage":{"input_tokens":5}}}
+{"type":"assistant","requestId":"r3","message":{"id":"m3","model":"some-future-model","usage":{"input_tokens":5}}}
+"#;
+        let r = Ledger::default().read(synthetic, &prices);
+        assert_eq!(r.deltas.len(), 1);
+        assert!(!r.deltas[0].priced && r.deltas[0].cost == 0.0 && r.deltas[0].usage.input == 5);
+    }
 
     #[test]
     fn meta_path_sits_beside_the_transcript() {

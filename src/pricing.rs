@@ -1,0 +1,303 @@
+//! Prices of Claude models and the cost of one API response, computed the way Claude Code does.
+//!
+//! The built-in table is Claude Code 2.1.329's own baked model catalog (USD per million tokens: input,
+//! output, cache write 5 minutes and 1 hour, cache read; a long-prompt tier where a model has one; the
+//! fast-mode rates; $0.01 per web search). A JSON file can add or replace models. A model that is
+//! not in the table costs 0 and is reported as unpriced: its price is never guessed.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The day the built-in table was taken from Claude Code's catalog.
+pub const TABLE_DATE: &str = "2026-11-21";
+/// Where the built-in table comes from.
+pub const TABLE_SOURCE: &str = "Claude Code 2.1.329 model catalog";
+
+/// USD per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+pub struct Rates {
+    pub input: f64,
+    pub output: f64,
+    pub cache_write_5m: f64,
+    pub cache_write_1h: f64,
+    pub cache_read: f64,
+}
+
+const fn rates(input: f64, output: f64, cache_write_5m: f64, cache_write_1h: f64, cache_read: f64) -> Rates {
+    Rates { input, output, cache_write_5m, cache_write_1h, cache_read }
+}
+
+/// The prices of one model.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ModelPrice {
+    #[serde(flatten)]
+    pub standard: Rates,
+    /// Rates for a response whose prompt (input + cache read + cache write) exceeds the threshold.
+    #[serde(default)]
+    pub long_prompt: Option<LongPrompt>,
+    /// Rates of fast mode (`usage.speed == "fast"`).
+    #[serde(default)]
+    pub fast: Option<Rates>,
+    /// USD per web search request.
+    #[serde(default = "web_search_default")]
+    pub web_search: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+pub struct LongPrompt {
+    pub above_prompt_tokens: u64,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+fn web_search_default() -> f64 {
+    0.01
+}
+
+/// Claude Code prices responses served in the US (`usage.inference_geo == "us"`) at 1.1 times.
+const US_GEO_MULTIPLIER: f64 = 1.1;
+
+/// Token counts of one response (or a sum of them), as the transcript reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub web_search: u64,
+}
+
+impl TokenUsage {
+    /// Every cache write, whatever its lifetime (`cache_creation_input_tokens`).
+    pub fn cache_write(&self) -> u64 {
+        self.cache_write_5m + self.cache_write_1h
+    }
+
+    /// Field by field maximum: lines of one response repeat its usage, older builds with growing
+    /// placeholder counts; the largest is the final one.
+    pub fn max(self, o: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input: self.input.max(o.input),
+            output: self.output.max(o.output),
+            cache_read: self.cache_read.max(o.cache_read),
+            cache_write_5m: self.cache_write_5m.max(o.cache_write_5m),
+            cache_write_1h: self.cache_write_1h.max(o.cache_write_1h),
+            web_search: self.web_search.max(o.web_search),
+        }
+    }
+
+    /// What `self` adds to `before` (`self` is never smaller field by field).
+    pub fn minus(self, before: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input: self.input.saturating_sub(before.input),
+            output: self.output.saturating_sub(before.output),
+            cache_read: self.cache_read.saturating_sub(before.cache_read),
+            cache_write_5m: self.cache_write_5m.saturating_sub(before.cache_write_5m),
+            cache_write_1h: self.cache_write_1h.saturating_sub(before.cache_write_1h),
+            web_search: self.web_search.saturating_sub(before.web_search),
+        }
+    }
+
+    pub fn add(&mut self, o: TokenUsage) {
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write_5m += o.cache_write_5m;
+        self.cache_write_1h += o.cache_write_1h;
+        self.web_search += o.web_search;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == TokenUsage::default()
+    }
+}
+
+/// How a response was served, which changes its price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Service {
+    pub fast: bool,
+    pub us_geo: bool,
+}
+
+/// The cost in USD of one response's usage.
+pub fn cost(price: &ModelPrice, usage: &TokenUsage, service: Service) -> f64 {
+    let prompt = usage.input + usage.cache_read + usage.cache_write();
+    let rates = match (service.fast.then_some(price.fast).flatten(), price.long_prompt) {
+        (Some(fast), _) => fast,
+        (None, Some(long)) if prompt > long.above_prompt_tokens => long.rates,
+        _ => price.standard,
+    };
+    let per_m = |tokens: u64, rate: f64| tokens as f64 / 1e6 * rate;
+    let tokens = per_m(usage.input, rates.input)
+        + per_m(usage.output, rates.output)
+        + per_m(usage.cache_read, rates.cache_read)
+        + per_m(usage.cache_write_5m, rates.cache_write_5m)
+        + per_m(usage.cache_write_1h, rates.cache_write_1h);
+    let geo = if service.us_geo { US_GEO_MULTIPLIER } else { 1.0 };
+    tokens * geo + usage.web_search as f64 * price.web_search
+}
+
+/// Model prices by id, with aliases (dated first-party ids).
+#[derive(Clone, Debug)]
+pub struct PriceTable {
+    models: HashMap<String, ModelPrice>,
+    aliases: HashMap<String, String>,
+}
+
+/// (id, first-party alias, standard, long prompt (threshold, rates), fast)
+type Entry = (&'static str, &'static str, Rates, Option<(u64, Rates)>, Option<Rates>);
+
+const BUILT_IN: &[Entry] = &[
+    ("claude-3-5-haiku", "claude-3-5-haiku-20241022", rates(0.8, 4.0, 1.0, 1.6, 0.08), None, None),
+    ("claude-haiku-4-5", "claude-haiku-4-5-20251001", rates(1.0, 5.0, 1.25, 2.0, 0.1), None, None),
+    (
+        "claude-haiku-5-5",
+        "",
+        rates(0.1, 0.5, 0.125, 0.2, 0.01),
+        Some((100000, rates(0.5, 2.5, 0.625, 1.0, 0.05))),
+        None,
+    ),
+    ("claude-3-5-sonnet", "claude-3-5-sonnet-20241022", rates(3.0, 15.0, 3.75, 6.0, 0.3), None, None),
+    ("claude-3-7-sonnet", "claude-3-7-sonnet-20250219", rates(3.0, 15.0, 3.75, 6.0, 0.3), None, None),
+    ("claude-sonnet-4-0", "claude-sonnet-4-20250514", rates(3.0, 15.0, 3.75, 6.0, 0.3), None, None),
+    ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", rates(3.0, 15.0, 3.75, 6.0, 0.3), None, None),
+    ("claude-sonnet-4-6", "", rates(3.0, 15.0, 3.75, 6.0, 0.3), None, None),
+    ("claude-sonnet-5", "", rates(2.0, 10.0, 2.5, 4.0, 0.2), None, None),
+    ("claude-sonnet-5-5", "", rates(2.0, 10.0, 2.5, 4.0, 0.1), None, None),
+    ("claude-opus-4-0", "claude-opus-4-20250514", rates(15.0, 75.0, 18.75, 30.0, 1.5), None, None),
+    ("claude-opus-4-1", "claude-opus-4-1-20250805", rates(15.0, 75.0, 18.75, 30.0, 1.5), None, None),
+    ("claude-opus-4-5", "claude-opus-4-5-20251101", rates(5.0, 25.0, 6.25, 10.0, 0.5), None, None),
+    ("claude-opus-4-6", "", rates(5.0, 25.0, 6.25, 10.0, 0.5), None, Some(rates(30.0, 150.0, 37.5, 60.0, 3.0))),
+    ("claude-opus-4-7", "", rates(5.0, 25.0, 6.25, 10.0, 0.5), None, Some(rates(30.0, 150.0, 37.5, 60.0, 3.0))),
+    ("claude-opus-4-8", "", rates(5.0, 25.0, 6.25, 10.0, 0.5), None, Some(rates(10.0, 50.0, 12.5, 20.0, 1.0))),
+    ("claude-opus-5", "", rates(5.0, 25.0, 6.25, 10.0, 0.5), None, Some(rates(10.0, 50.0, 12.5, 20.0, 1.0))),
+    ("claude-opus-5-5", "", rates(4.0, 20.0, 5.0, 8.0, 0.2), None, Some(rates(8.0, 40.0, 10.0, 16.0, 0.4))),
+    ("claude-fable-5", "", rates(10.0, 50.0, 12.5, 20.0, 1.0), None, None),
+    ("claude-fable-5-1", "", rates(10.0, 50.0, 12.5, 20.0, 0.25), None, None),
+    ("claude-fable-5-2", "", rates(8.0, 40.0, 10.0, 16.0, 0.2), None, Some(rates(16.0, 80.0, 20.0, 32.0, 0.4))),
+    ("claude-mythos-5", "", rates(10.0, 50.0, 12.5, 20.0, 1.0), None, None),
+    ("claude-mythos-5-1", "", rates(10.0, 50.0, 12.5, 20.0, 0.25), None, None),
+    ("claude-mythos-5-2", "", rates(8.0, 40.0, 10.0, 16.0, 0.2), None, Some(rates(16.0, 80.0, 20.0, 32.0, 0.4))),
+];
+
+/// The override file: `{"models": {"<id>": {"input": 3, "output": 15, "cache_write_5m": 3.75,
+/// "cache_write_1h": 6, "cache_read": 0.3, "long_prompt": {...}, "fast": {...}, "web_search": 0.01}}}`.
+#[derive(Deserialize)]
+struct PriceFile {
+    models: HashMap<String, ModelPrice>,
+}
+
+impl PriceTable {
+    pub fn builtin() -> PriceTable {
+        let mut table = PriceTable { models: HashMap::new(), aliases: HashMap::new() };
+        for &(id, alias, standard, long, fast) in BUILT_IN {
+            let long_prompt = long.map(|(above_prompt_tokens, rates)| LongPrompt { above_prompt_tokens, rates });
+            table.models.insert(id.into(), ModelPrice { standard, long_prompt, fast, web_search: 0.01 });
+            if !alias.is_empty() {
+                table.aliases.insert(alias.into(), id.into());
+            }
+        }
+        table
+    }
+
+    /// The built-in table with the models of `path` added or replaced.
+    pub fn with_file(path: &Path) -> anyhow::Result<PriceTable> {
+        let text = std::fs::read_to_string(path)?;
+        let file: PriceFile = serde_json::from_str(&text)?;
+        let mut table = PriceTable::builtin();
+        table.models.extend(file.models);
+        Ok(table)
+    }
+
+    /// The prices of a model as a transcript names it: its id, a dated first-party id
+    /// (`claude-sonnet-4-5-20250929`), with a `[1m]` suffix, or a cloud provider's id
+    /// (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`).
+    pub fn lookup(&self, model: &str) -> Option<&ModelPrice> {
+        let find = |m: &str| self.models.get(m).or_else(|| self.aliases.get(m).and_then(|id| self.models.get(id)));
+        if let Some(p) = find(model) {
+            return Some(p);
+        }
+        let mut m = model.trim_end_matches("[1m]");
+        if let Some(i) = m.find("claude-") {
+            m = &m[i..];
+        }
+        if let Some(i) = m.find(['@', ':']) {
+            m = &m[..i];
+        }
+        let m = m.strip_suffix("-v1").or_else(|| m.strip_suffix("-v2")).unwrap_or(m);
+        find(m).or_else(|| {
+            // a dated id not in the table: the date is the last 8 digits
+            let (base, date) = m.rsplit_once('-')?;
+            (date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())).then(|| find(base)).flatten()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: u64, output: u64, cache_read: u64, w5: u64, w1: u64) -> TokenUsage {
+        TokenUsage { input, output, cache_read, cache_write_5m: w5, cache_write_1h: w1, web_search: 0 }
+    }
+
+    #[test]
+    fn matches_claude_codes_own_cost_state() {
+        // captured 2.1.329 session: cost-state says claude-sonnet-5-5 cost $0.07625 for this usage
+        let t = PriceTable::builtin();
+        let c = cost(t.lookup("claude-sonnet-5-5").unwrap(), &usage(60, 445, 102_400, 0, 15_360), Service::default());
+        assert!((c - 0.07625).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn finds_models_by_any_of_their_names() {
+        let t = PriceTable::builtin();
+        let sonnet45 = t.lookup("claude-sonnet-4-5").unwrap();
+        assert_eq!(t.lookup("claude-sonnet-4-5-20250929"), Some(sonnet45));
+        assert_eq!(t.lookup("claude-sonnet-4-5-20250929[1m]"), Some(sonnet45));
+        assert_eq!(t.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), Some(sonnet45));
+        assert_eq!(t.lookup("claude-sonnet-4-20250514"), t.lookup("claude-sonnet-4-0"));
+        assert_eq!(t.lookup("claude-opus-4-5-20251101").unwrap().standard.input, 5.0);
+        assert!(t.lookup("<synthetic>").is_none());
+        assert!(t.lookup("gpt-5").is_none());
+    }
+
+    #[test]
+    fn tiers_geo_fast_and_web_search() {
+        let t = PriceTable::builtin();
+        let haiku55 = t.lookup("claude-haiku-5-5").unwrap();
+        // above 100k prompt tokens the long-prompt rates apply to the whole response
+        let short = cost(haiku55, &usage(100_000, 0, 0, 0, 0), Service::default());
+        let long = cost(haiku55, &usage(100_001, 0, 0, 0, 0), Service::default());
+        assert!((short - 0.01).abs() < 1e-12 && (long - 0.0500005).abs() < 1e-12, "{short} {long}");
+        let opus55 = t.lookup("claude-opus-5-5").unwrap();
+        let u = usage(1_000_000, 0, 0, 0, 0);
+        assert_eq!(cost(opus55, &u, Service { fast: true, us_geo: false }), 8.0);
+        assert!((cost(opus55, &u, Service { fast: false, us_geo: true }) - 4.4).abs() < 1e-9);
+        let web = TokenUsage { web_search: 3, ..TokenUsage::default() };
+        assert!((cost(opus55, &web, Service { fast: false, us_geo: true }) - 0.03).abs() < 1e-12);
+    }
+
+    #[test]
+    fn override_file_adds_and_replaces() {
+        let dir = std::env::temp_dir().join(format!("hooktel-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("prices.json");
+        std::fs::write(
+            &path,
+            r#"{"models": {"my-model": {"input": 1, "output": 2, "cache_write_5m": 3, "cache_write_1h": 4, "cache_read": 5},
+                           "claude-sonnet-5-5": {"input": 9, "output": 9, "cache_write_5m": 9, "cache_write_1h": 9, "cache_read": 9}}}"#,
+        )
+        .unwrap();
+        let t = PriceTable::with_file(&path).unwrap();
+        assert_eq!(t.lookup("my-model").unwrap().standard.cache_read, 5.0);
+        assert_eq!(t.lookup("claude-sonnet-5-5").unwrap().standard.input, 9.0);
+        assert_eq!(t.lookup("claude-haiku-4-5").unwrap().standard.input, 1.0);
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(PriceTable::with_file(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
