@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "HOOKTEL_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// A JSON price table adding or replacing models of the built-in one.
+    #[arg(long, env = "HOOKTEL_PRICES_FILE")]
+    pub prices_file: Option<PathBuf>,
+    /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
+    #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub project_label: bool,
     /// Service name when OTEL_SERVICE_NAME is not set.
     #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
     pub service_name: String,

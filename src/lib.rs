@@ -13,6 +13,7 @@
 //!
 //! The client path (`client`, `event`) touches neither Tokio nor OpenTelemetry.
 
+pub mod accounting;
 pub mod capture;
 pub mod client;
 pub mod config;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hooktel::accounting::Accountant;
 use hooktel::config::{self, ServeArgs};
+use hooktel::pricing::PriceTable;
 use hooktel::{export, metrics::Metrics, pipeline, server};
 
 #[derive(Parser)]
@@ -67,11 +69,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
 
-        let metrics = Arc::new(Metrics::new());
+        let prices = match &args.prices_file {
+            Some(path) => {
+                PriceTable::with_file(path).with_context(|| format!("reading prices from {}", path.display()))?
+            }
+            None => PriceTable::builtin(),
+        };
+        let data_dir = args.data_dir();
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+
+        let metrics = Arc::new(Metrics::new(args.project_label));
         let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
         let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
+        // touches are hints: a bounded queue, dropped when full (reads start from saved offsets)
+        let (touch_tx, touch_rx) = std::sync::mpsc::sync_channel(4096);
+        let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(1024);
+        let settle = std::time::Duration::from_millis(args.settle_ms);
+        let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle);
+        let accountant = std::thread::Builder::new()
+            .name("hooktel-accounting".into())
+            .spawn(move || accountant.run(touch_rx, usage_tx))?;
         let exporter = tokio::spawn(export::run(span_rx, sink, metrics.clone()));
-        let pipeline = tokio::spawn(pipeline::run(event_rx, span_tx, args.session_settings(), metrics.clone()));
+        let pipeline = tokio::spawn(pipeline::run(
+            event_rx,
+            usage_rx,
+            touch_tx,
+            span_tx,
+            args.session_settings(),
+            metrics.clone(),
+        ));
         let ingest = Arc::new(server::Ingest {
             queue: event_tx,
             metrics,
@@ -81,6 +107,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::run(listener, ingest, shutdown_signal()).await;
         tracing::info!("Stopped accepting; draining");
         pipeline.await?;
+        let _ = accountant.join();
         // the exporter ends when the pipeline's channel closes; bound its last export
         if tokio::time::timeout(std::time::Duration::from_secs(10), exporter).await.is_err() {
             tracing::error!("Exporter did not finish within 10 s; remaining spans lost");

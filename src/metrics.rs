@@ -1,77 +1,164 @@
-//! The Prometheus registry: every metric name and help text in one place, and label values capped
-//! so that no producer can grow the series count without bound.
+//! The Prometheus registry: every metric name, help text and label in one place, and label values
+//! capped so that no producer can grow the series count without bound.
 //!
 //! Never a session id in a label. Counting is cheap (atomic adds); rendering happens on scrape.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::pricing::TokenUsage;
+use crate::session::SpanRecord;
 
 /// Distinct values one label may take before the rest fold into `other`. Event names come from
-/// producers hooktel does not control; a misbehaving one must not explode the series count.
+/// producers hooktel does not control, tool names from MCP servers can be many: neither may
+/// explode the series count.
 const MAX_LABEL_VALUES: usize = 100;
+
+/// Tool durations run from a few milliseconds (Read) to many minutes (a build, a test suite).
+const TOOL_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
 
 pub struct Metrics {
     registry: Registry,
+    /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
+    project_label: bool,
     pub hook_events: IntCounterVec,
     pub ingest_rejected: IntCounterVec,
     pub late_events: IntCounter,
+    pub tool_calls: IntCounterVec,
+    pub tool_duration: HistogramVec,
+    pub tokens: IntCounterVec,
+    pub cost: prometheus::CounterVec,
+    pub unpriced_tokens: IntCounterVec,
+    pub transcript_errors: IntCounterVec,
+    pub sessions_started: IntCounterVec,
+    pub sessions_ended: IntCounterVec,
+    pub sessions_active: IntGauge,
+    pub turns: IntCounterVec,
+    pub subagents: IntCounterVec,
     pub spans_exported: IntCounter,
     pub spans_dropped: IntCounterVec,
     pub export_failures: IntCounterVec,
-    pub sessions_active: IntGauge,
     pub queue_depth: IntGauge,
-    pub last_event_timestamp: prometheus::Gauge,
+    pub last_event_timestamp: Gauge,
     event_names: LabelCap,
+    tools: LabelCap,
+    models: LabelCap,
+    projects: LabelCap,
+    agent_types: LabelCap,
+    sources: LabelCap,
+    unpriced_logged: Mutex<HashSet<String>>,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub fn new(project_label: bool) -> Metrics {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c).expect("unique metric");
+        let counters = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            reg(Box::new(c.clone()));
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            reg(Box::new(c.clone()));
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            reg(Box::new(g.clone()));
             g
         };
-        let last_event_timestamp = prometheus::Gauge::new(
-            "hooktel_last_event_timestamp_seconds",
-            "Unix time of the last hook event accepted.",
+        let with_project = |labels: &[&'static str]| {
+            let mut l = labels.to_vec();
+            if project_label {
+                l.push("project");
+            }
+            l
+        };
+        let tool_duration = HistogramVec::new(
+            HistogramOpts::new("hooktel_tool_duration_seconds", "Tool call durations, as Claude Code timed them.")
+                .buckets(TOOL_BUCKETS.to_vec()),
+            &["tool"],
         )
         .expect("valid metric");
-        registry.register(Box::new(last_event_timestamp.clone())).expect("unique metric");
-        Metrics {
-            hook_events: counter_vec(
-                "hooktel_hook_events_total",
-                "Hook events accepted, by hook_event_name.",
-                &["event"],
+        reg(Box::new(tool_duration.clone()));
+        let cost = prometheus::CounterVec::new(
+            Opts::new(
+                "hooktel_cost_usd_total",
+                "Cost in USD of the tokens counted, by model (price table in the README).",
             ),
-            ingest_rejected: counter_vec("hooktel_ingest_rejected_total", "Requests refused, by reason.", &["reason"]),
+            &with_project(&["model"]),
+        )
+        .expect("valid metric");
+        reg(Box::new(cost.clone()));
+        let last_event_timestamp =
+            Gauge::new("hooktel_last_event_timestamp_seconds", "Unix time of the last hook event accepted.")
+                .expect("valid metric");
+        reg(Box::new(last_event_timestamp.clone()));
+        Metrics {
+            project_label,
+            hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),
+            ingest_rejected: counters("hooktel_ingest_rejected_total", "Requests refused, by reason.", &["reason"]),
             late_events: counter(
                 "hooktel_late_events_total",
                 "Events that arrived after their session's spans were exported; not applied.",
             ),
+            tool_calls: counters(
+                "hooktel_tool_calls_total",
+                "Tool calls finished, by tool and status (ok, error, interrupted, denied, incomplete).",
+                &with_project(&["tool", "status"]),
+            ),
+            tool_duration,
+            tokens: counters(
+                "hooktel_tokens_total",
+                "Tokens used, from the transcripts, by model and type (input, output, cache_read, cache_creation).",
+                &with_project(&["model", "type"]),
+            ),
+            cost,
+            unpriced_tokens: counters(
+                "hooktel_unpriced_tokens_total",
+                "Tokens of models missing from the price table (counted at cost 0).",
+                &["model"],
+            ),
+            transcript_errors: counters(
+                "hooktel_transcript_errors_total",
+                "Transcripts or lines skipped, by reason (missing, unreadable, bad_line).",
+                &["reason"],
+            ),
+            sessions_started: counters(
+                "hooktel_sessions_started_total",
+                "SessionStart events, by source (startup, resume, clear, compact).",
+                &["source"],
+            ),
+            sessions_ended: counters(
+                "hooktel_sessions_ended_total",
+                "Sessions ended, by reason (SessionEnd's reason, or idle_timeout).",
+                &["reason"],
+            ),
+            sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
+            turns: counters("hooktel_turns_total", "Turns finished, by outcome (stop, failure).", &["outcome"]),
+            subagents: counters("hooktel_subagents_total", "Subagents finished, by agent type.", &["agent_type"]),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
-            spans_dropped: counter_vec("hooktel_spans_dropped_total", "Spans not exported, by reason.", &["reason"]),
-            export_failures: counter_vec(
+            spans_dropped: counters("hooktel_spans_dropped_total", "Spans not exported, by reason.", &["reason"]),
+            export_failures: counters(
                 "hooktel_export_failures_total",
                 "Failed OTLP export calls, by reason.",
                 &["reason"],
             ),
-            sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
             queue_depth: gauge("hooktel_ingest_queue_depth", "Events accepted and waiting for the pipeline."),
             last_event_timestamp,
             event_names: LabelCap::default(),
+            tools: LabelCap::default(),
+            models: LabelCap::default(),
+            projects: LabelCap::default(),
+            agent_types: LabelCap::default(),
+            sources: LabelCap::default(),
+            unpriced_logged: Mutex::new(HashSet::new()),
             registry,
         }
     }
@@ -82,18 +169,86 @@ impl Metrics {
         self.last_event_timestamp.set(at_unix_seconds);
     }
 
+    pub fn session_started(&self, source: &str) {
+        self.sessions_started.with_label_values(&[self.sources.label(source)]).inc();
+    }
+
+    pub fn session_ended(&self, reason: &str) {
+        self.sessions_ended.with_label_values(&[self.sources.label(reason)]).inc();
+    }
+
+    /// Count newly read transcript usage.
+    pub fn count_usage(&self, model: &str, project: &str, usage: &TokenUsage, cost: f64, priced: bool) {
+        let model = self.models.label(model);
+        let project = self.projects.label(project);
+        let labels = |kind: &'static str| -> Vec<&str> {
+            let mut l = vec![model, kind];
+            if self.project_label {
+                l.push(project);
+            }
+            l
+        };
+        for (kind, n) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cache_read", usage.cache_read),
+            ("cache_creation", usage.cache_write()),
+        ] {
+            self.tokens.with_label_values(&labels(kind)).inc_by(n);
+        }
+        let mut cost_labels = vec![model];
+        if self.project_label {
+            cost_labels.push(project);
+        }
+        self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
+        if !priced {
+            let n = usage.input + usage.output + usage.cache_read + usage.cache_write();
+            self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
+            let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
+            if logged.insert(model.to_owned()) {
+                tracing::warn!(model, "Model not in the price table; its tokens are counted at cost 0");
+            }
+        }
+    }
+
+    /// Count a finished span: tool calls and their durations, turns, subagents.
+    pub fn span_finished(&self, rec: &SpanRecord) {
+        match rec.key {
+            crate::ids::SpanKey::Tool => {
+                let tool = rec.attr("gen_ai.tool.name").unwrap_or_default();
+                let tool = self.tools.label(&tool);
+                let status = rec.attr("hooktel.tool.status").unwrap_or_else(|| "incomplete".into());
+                let project = self.projects.label(&rec.project);
+                let mut labels = vec![tool, status.as_str()];
+                if self.project_label {
+                    labels.push(project);
+                }
+                self.tool_calls.with_label_values(&labels).inc();
+                let ms = rec.attr("hooktel.tool.duration_ms").and_then(|v| v.parse::<f64>().ok());
+                let seconds = ms.map(|ms| ms / 1000.0).unwrap_or((rec.end - rec.start) as f64 / 1e9);
+                if status != "incomplete" {
+                    self.tool_duration.with_label_values(&[tool]).observe(seconds);
+                }
+            }
+            crate::ids::SpanKey::Turn => {
+                if let Some(outcome) = rec.attr("hooktel.turn.outcome") {
+                    self.turns.with_label_values(&[outcome.as_str()]).inc();
+                }
+            }
+            crate::ids::SpanKey::Subagent => {
+                let agent = rec.attr("gen_ai.agent.name").unwrap_or_default();
+                self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
+            }
+            _ => {}
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut buf = Vec::new();
         // encoding into a Vec cannot fail for well-formed metrics
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }
 
@@ -133,10 +288,29 @@ mod tests {
 
     #[test]
     fn renders_events_by_name() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.hook_event("TokenUsageUpdated", 5.0);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(r#"hooktel_hook_events_total{event="TokenUsageUpdated"} 1"#), "{text}");
         assert!(text.contains("hooktel_last_event_timestamp_seconds 5"), "{text}");
+    }
+
+    #[test]
+    fn project_label_can_be_switched_off() {
+        let u = TokenUsage { input: 3, output: 4, cache_read: 5, cache_write_5m: 1, cache_write_1h: 1, web_search: 0 };
+        let on = Metrics::new(true);
+        on.count_usage("claude-opus-5-5", "api", &u, 0.5, true);
+        let text = String::from_utf8(on.render()).unwrap();
+        assert!(
+            text.contains(r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",type="cache_creation"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api"} 0.5"#), "{text}");
+        let off = Metrics::new(false);
+        off.count_usage("mystery", "api", &u, 0.0, false);
+        let text = String::from_utf8(off.render()).unwrap();
+        assert!(text.contains(r#"hooktel_tokens_total{model="mystery",type="input"} 3"#), "{text}");
+        assert!(text.contains(r#"hooktel_unpriced_tokens_total{model="mystery"} 14"#), "{text}");
+        assert!(!text.contains("project="), "{text}");
     }
 }

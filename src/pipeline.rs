@@ -1,17 +1,22 @@
 //! The pipeline: one task that owns every session's state, applies events in arrival order, and
 //! passes finished spans on to the exporter.
 //!
-//! One owner means no locks around session state. It stops when the ingest queue closes (the server
-//! stopped accepting), hands out every closed span, and closes the exporter's channel in turn.
+//! One owner means no locks around session state. Besides hook events it takes the usage the
+//! accountant reads from transcripts (and tells the accountant which transcripts to read). It stops
+//! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
+//! closes the exporter's channel in turn.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::accounting::{SessionUsage, Touch, TouchKind};
 use crate::metrics::Metrics;
-use crate::normalize::Event;
-use crate::session::{Ingested, Sessions, Settings, SpanRecord};
+use crate::normalize::{Event, Kind};
+use crate::session::{project_of, Ingested, Sessions, Settings, SpanRecord};
+use crate::transcript;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
 /// export latency low and costs nothing measurable with 10,000 sessions.
@@ -28,6 +33,8 @@ pub fn now_ns() -> u64 {
 /// fills the ingest queue when the exporter falls behind.
 pub async fn run(
     mut events: mpsc::Receiver<Event>,
+    mut usage: mpsc::Receiver<SessionUsage>,
+    touches: std::sync::mpsc::SyncSender<Touch>,
     spans: mpsc::Sender<Vec<SpanRecord>>,
     settings: Settings,
     metrics: Arc<Metrics>,
@@ -46,13 +53,22 @@ pub async fn run(
                 }
                 let now = now_ns();
                 for ev in buf.drain(..) {
+                    count_session(&ev, &metrics);
+                    touch_transcripts(&ev, &touches);
                     if sessions.ingest(ev, now, &mut out) == Ingested::Late {
                         metrics.late_events.inc();
                     }
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            _ = tick.tick() => sessions.tick(now_ns(), &mut out),
+            Some(u) = usage.recv() => sessions.add_usage(&u),
+            _ = tick.tick() => {
+                let idled = sessions.tick(now_ns(), &mut out);
+                metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
+            }
+        }
+        for rec in &out {
+            metrics.span_finished(rec);
         }
         metrics.sessions_active.set(sessions.active() as i64);
         memory.after(sessions.active());
@@ -60,7 +76,15 @@ pub async fn run(
             tracing::error!("Exporter stopped early; finished spans lost");
         }
     }
+    drop(touches);
+    // usage the accountant reads on its way out still reaches spans that are closed but not out
+    while let Some(u) = usage.recv().await {
+        sessions.add_usage(&u);
+    }
     sessions.flush_closed(&mut out);
+    for rec in &out {
+        metrics.span_finished(rec);
+    }
     if !out.is_empty() {
         let _ = spans.send(out).await;
     }
@@ -68,6 +92,40 @@ pub async fn run(
     if open > 0 {
         tracing::warn!(sessions = open, "Shutting down with open sessions; their open spans are not exported");
     }
+}
+
+fn count_session(ev: &Event, metrics: &Metrics) {
+    match &ev.kind {
+        Kind::SessionStart { source } => metrics.session_started(source),
+        Kind::SessionEnd { reason } => metrics.session_ended(reason),
+        _ => {}
+    }
+}
+
+/// Ask the accountant to read the transcripts this event may have grown. Never blocks: when the
+/// accountant is behind, the touch is dropped, and the next one reads the same bytes (reads start
+/// at the saved offset, so nothing is missed).
+fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) {
+    let Some(path) = &ev.transcript_path else { return };
+    let kind = match ev.kind {
+        Kind::SessionEnd { .. } => TouchKind::SessionEnd,
+        Kind::TurnEnd { .. } | Kind::SubagentStop { .. } => TouchKind::TurnEnd,
+        _ => TouchKind::Grow,
+    };
+    let project = ev.cwd.as_deref().map(project_of).unwrap_or_default();
+    let touch = |path: PathBuf, agent_id: Option<String>| Touch {
+        session_id: ev.session_id.clone(),
+        path,
+        agent_id,
+        project: project.clone(),
+        kind,
+    };
+    if let Some(agent) = &ev.agent_id {
+        if let Some(sub) = transcript::subagent_transcript(path, agent) {
+            let _ = touches.try_send(touch(sub, Some(agent.clone())));
+        }
+    }
+    let _ = touches.try_send(touch(PathBuf::from(path), None));
 }
 
 /// Gives freed memory back to the system after many sessions have ended. glibc's malloc keeps

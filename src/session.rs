@@ -12,8 +12,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
+use crate::accounting::SessionUsage;
 use crate::ids::{self, SpanKey};
 use crate::normalize::{Event, Kind, ToolCall, ToolOutcome};
+use crate::pricing::TokenUsage;
 
 /// Timeouts and limits of the state machine.
 #[derive(Clone, Debug)]
@@ -58,6 +60,8 @@ pub struct SpanRecord {
     pub events: Vec<SpanEvent>,
     pub dropped_events: u32,
     pub status: Status,
+    /// The session's project (basename of its first `cwd`), for metric labels.
+    pub project: String,
 }
 
 impl SpanRecord {
@@ -120,6 +124,41 @@ struct Span {
     start_estimated: bool,
     /// Wall time it was closed; `None` while open.
     closed_at: Option<u64>,
+    /// Tokens and cost of the model calls made within it, from the transcripts.
+    usage: Option<Box<SpanUsage>>,
+}
+
+/// Usage summed on a span.
+#[derive(Debug, Default)]
+struct SpanUsage {
+    tokens: TokenUsage,
+    cost: f64,
+    models: Vec<String>,
+}
+
+impl SpanUsage {
+    fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
+        self.tokens.add(tokens);
+        self.cost += cost;
+        if !self.models.iter().any(|m| m == model) {
+            self.models.push(model.to_owned());
+        }
+    }
+
+    /// OpenTelemetry GenAI attributes: `input_tokens` counts every input token, cache reads and
+    /// writes included; the cache parts are also given on their own.
+    fn attrs(&self) -> Vec<KeyValue> {
+        let t = &self.tokens;
+        vec![
+            KeyValue::new("gen_ai.usage.input_tokens", (t.input + t.cache_read + t.cache_write()) as i64),
+            KeyValue::new("gen_ai.usage.output_tokens", t.output as i64),
+            KeyValue::new("gen_ai.usage.cache_read.input_tokens", t.cache_read as i64),
+            KeyValue::new("gen_ai.usage.cache_creation.input_tokens", t.cache_write() as i64),
+            KeyValue::new("hooktel.usage.uncached_input_tokens", t.input as i64),
+            KeyValue::new("hooktel.cost_usd", self.cost),
+            KeyValue::new("gen_ai.response.model", self.models.join(",")),
+        ]
+    }
 }
 
 impl Span {
@@ -138,6 +177,7 @@ impl Span {
             incomplete: false,
             start_estimated: false,
             closed_at: None,
+            usage: None,
         }
     }
 
@@ -228,6 +268,8 @@ struct SessionState {
     segment: Option<String>,
     /// Wall time of the last event, for the idle timeout.
     last_seen: u64,
+    /// Basename of the session's first `cwd`.
+    project: String,
 }
 
 impl Sessions {
@@ -264,14 +306,17 @@ impl Sessions {
         Ingested::Accepted
     }
 
-    /// Hand out spans that have settled, and close sessions idle for too long.
-    pub fn tick(&mut self, now: u64, out: &mut Vec<SpanRecord>) {
+    /// Hand out spans that have settled, and close sessions idle for too long. Returns how many
+    /// sessions the idle timeout closed.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<SpanRecord>) -> usize {
         let (settle, idle) = (self.settings.settle_ns, self.settings.idle_timeout_ns);
         let mut finished = Vec::new();
+        let mut idled = 0;
         for (sid, state) in self.live.iter_mut() {
             if state.top.closed_at.is_none() && now.saturating_sub(state.last_seen) >= idle {
                 state.close_all(state.latest(), now);
                 state.top.incomplete = true;
+                idled += 1;
             }
             match state.top.closed_at {
                 Some(closed) if now.saturating_sub(closed) >= settle => finished.push(sid.clone()),
@@ -286,6 +331,23 @@ impl Sessions {
             self.live.shrink_to(self.live.len() * 2);
         }
         self.forget_ended(now);
+        idled
+    }
+
+    /// Put newly counted usage on the spans it belongs to that are still open or settling: the
+    /// subagent it was made in, else its turn; and always the session root.
+    pub fn add_usage(&mut self, u: &SessionUsage) {
+        let Some(state) = self.live.get_mut(&u.session_id) else { return };
+        let d = &u.delta;
+        let inner = match (&d.agent_id, &d.prompt_id) {
+            (Some(aid), _) => Some(state.span_id(SpanKey::Subagent, aid)),
+            (None, Some(pid)) => Some(state.span_id(SpanKey::Turn, pid)),
+            (None, None) => None,
+        };
+        if let Some(span) = inner.and_then(|id| state.spans.get_mut(&id)) {
+            span.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
+        }
+        state.top.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
     }
 
     /// Hand out every span that is closed, settled or not (on shutdown). Open spans stay.
@@ -367,6 +429,7 @@ impl SessionState {
             handed_out: HashSet::new(),
             segment,
             last_seen: 0,
+            project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
         }
     }
 
@@ -734,6 +797,9 @@ impl SessionState {
         attrs.push(KeyValue::new("session.id", self.session_id.clone()));
         attrs.push(KeyValue::new("gen_ai.conversation.id", self.session_id.clone()));
         attrs.extend(span.attrs);
+        if let Some(usage) = &span.usage {
+            attrs.extend(usage.attrs());
+        }
         if span.incomplete {
             attrs.push(KeyValue::new("hooktel.incomplete", true));
         }
@@ -749,6 +815,7 @@ impl SessionState {
             events: span.events,
             dropped_events: span.dropped_events,
             status: span.status,
+            project: self.project.clone(),
         }
     }
 }

@@ -243,6 +243,18 @@ pub struct Sidecar {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Its data directory, removed on drop unless the test passed its own `HOOKTEL_DATA_DIR`.
+    owned_data_dir: Option<std::path::PathBuf>,
+}
+
+/// A fresh directory under the system temp dir, unique to this process and call.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir =
+        std::env::temp_dir().join(format!("hooktel-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 impl Sidecar {
@@ -261,6 +273,13 @@ impl Sidecar {
         if let Some(r) = receiver {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
         }
+        let owned_data_dir = if extra_env.iter().any(|(k, _)| *k == "HOOKTEL_DATA_DIR") {
+            None
+        } else {
+            let dir = temp_dir("data");
+            cmd.env("HOOKTEL_DATA_DIR", &dir);
+            Some(dir)
+        };
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -290,7 +309,7 @@ impl Sidecar {
                 panic!("hooktel serve did not start: {}", log.lock().unwrap());
             }
         };
-        Sidecar { addr, child, log }
+        Sidecar { addr, child, log, owned_data_dir }
     }
 
     pub fn log(&self) -> String {
@@ -342,6 +361,9 @@ impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.owned_data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
