@@ -270,6 +270,9 @@ struct SessionState {
     last_seen: u64,
     /// Basename of the session's first `cwd`.
     project: String,
+    /// Usage for a turn or subagent whose span is not open yet (its start event is late, or the
+    /// transcript was read before it arrived), applied when it opens.
+    early_usage: HashMap<SpanId, SpanUsage>,
 }
 
 impl Sessions {
@@ -344,8 +347,12 @@ impl Sessions {
             (None, Some(pid)) => Some(state.span_id(SpanKey::Turn, pid)),
             (None, None) => None,
         };
-        if let Some(span) = inner.and_then(|id| state.spans.get_mut(&id)) {
-            span.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
+        if let Some(id) = inner.filter(|id| !state.handed_out.contains(id)) {
+            let usage = match state.spans.get_mut(&id) {
+                Some(span) => span.usage.get_or_insert_with(Default::default),
+                None => state.early_usage.entry(id).or_default(),
+            };
+            usage.add(&d.model, d.usage, d.cost);
         }
         state.top.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
     }
@@ -430,6 +437,7 @@ impl SessionState {
             segment,
             last_seen: 0,
             project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
+            early_usage: HashMap::new(),
         }
     }
 
@@ -711,7 +719,10 @@ impl SessionState {
         }
     }
 
-    fn insert(&mut self, span: Span) {
+    fn insert(&mut self, mut span: Span) {
+        if let Some(early) = self.early_usage.remove(&span.id) {
+            span.usage = Some(Box::new(early));
+        }
         self.spans.insert(span.id, span);
     }
 
