@@ -4,7 +4,8 @@
 //! connection, and exits 0, whatever happens. It never writes to stdout (Claude Code reads a hook's
 //! stdout as instructions), never starts Tokio or OpenTelemetry (it must start in about a
 //! millisecond), and every network step has a timeout, so a down or hung sidecar costs at most
-//! about twice `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to [`keep_undelivered`].
+//! about twice `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to the SQLite spool, which
+//! the sidecar drains when it is back.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -46,8 +47,11 @@ pub fn run() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     let body = cut_large_payload(body);
-    if let Err(why) = deliver(&settings, &body, at) {
-        keep_undelivered(&settings, &body, at, &why);
+    match deliver(&settings, &body, at) {
+        Ok(()) => {}
+        // the sidecar read it and refused it for good (malformed): keeping it would replay it forever
+        Err(Undelivered::Status(s)) if (400..500).contains(&s) => {}
+        Err(why) => keep_undelivered(&settings, &body, at, &why),
     }
     std::process::ExitCode::SUCCESS
 }
@@ -149,13 +153,16 @@ fn exchange(stream: &mut TcpStream, host: &str, body: &[u8], at: u64, timeout: D
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP reply"))
 }
 
-/// Where an event that could not be delivered goes. The SQLite spool that keeps it for the
-/// sidecar to drain is not built yet: for now the event is reported on stderr (never stdout) and lost.
-fn keep_undelivered(settings: &HookSettings, body: &[u8], _at: u64, why: &Undelivered) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "hooktel: event not delivered to {} ({why}); {} bytes dropped",
-        settings.addr,
-        body.len()
-    );
+/// Keep an event the sidecar did not take in the spool, with its firing time. Only if that fails
+/// too (disk full, spool locked past the timeout) is it lost, and said so on stderr (never stdout).
+fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undelivered) {
+    if let Err(e) = crate::spool::append(&settings.data_dir, at, body, settings.timeout) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "hooktel: event not delivered to {} ({why}) and not spooled in {} ({e}); {} bytes lost",
+            settings.addr,
+            settings.data_dir.display(),
+            body.len()
+        );
+    }
 }

@@ -92,6 +92,8 @@ pub struct HookSettings {
     pub addr: String,
     /// Budget for connecting, and separately for sending and reading the reply (`HOOKTEL_HOOK_TIMEOUT_MS`).
     pub timeout: Duration,
+    /// Where the spool is (`HOOKTEL_DATA_DIR`).
+    pub data_dir: PathBuf,
 }
 
 impl HookSettings {
@@ -99,6 +101,10 @@ impl HookSettings {
         let addr =
             std::env::var("HOOKTEL_ADDR").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let ms = std::env::var("HOOKTEL_HOOK_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500u64);
-        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)) }
+        let data_dir = std::env::var_os("HOOKTEL_DATA_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(default_data_dir);
+        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)), data_dir }
     }
 }

@@ -26,4 +26,6 @@ pub mod pipeline;
 pub mod pricing;
 pub mod server;
 pub mod session;
+pub mod spool;
+pub mod store;
 pub mod transcript;

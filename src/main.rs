@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use hooktel::accounting::Accountant;
 use hooktel::config::{self, ServeArgs};
 use hooktel::pricing::PriceTable;
-use hooktel::{export, metrics::Metrics, pipeline, server};
+use hooktel::{export, metrics::Metrics, pipeline, server, spool};
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -104,8 +104,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             capture: args.capture,
             max_body_bytes: args.max_body_bytes,
         });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = tokio::spawn(spool::drain(data_dir.clone(), ingest.clone(), stop_rx));
         server::run(listener, ingest, shutdown_signal()).await;
         tracing::info!("Stopped accepting; draining");
+        let _ = stop_tx.send(true);
+        let _ = drain.await;
         pipeline.await?;
         let _ = accountant.join();
         // the exporter ends when the pipeline's channel closes; bound its last export

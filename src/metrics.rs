@@ -45,6 +45,11 @@ pub struct Metrics {
     pub export_failures: IntCounterVec,
     pub queue_depth: IntGauge,
     pub last_event_timestamp: Gauge,
+    pub spool_events: IntGauge,
+    pub spool_events_by: prometheus::IntGaugeVec,
+    pub spool_bytes: prometheus::IntGaugeVec,
+    pub spool_oldest_age: prometheus::GaugeVec,
+    pub spool_dropped: IntCounterVec,
     event_names: LabelCap,
     tools: LabelCap,
     models: LabelCap,
@@ -100,7 +105,30 @@ impl Metrics {
             Gauge::new("hooktel_last_event_timestamp_seconds", "Unix time of the last hook event accepted.")
                 .expect("valid metric");
         reg(Box::new(last_event_timestamp.clone()));
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let spool_oldest_age = prometheus::GaugeVec::new(
+            Opts::new("hooktel_spool_oldest_age_seconds", "Age of the oldest spooled item, by spool (hook, export)."),
+            &["spool"],
+        )
+        .expect("valid metric");
+        reg(Box::new(spool_oldest_age.clone()));
         Metrics {
+            spool_events: gauge(
+                "hooktel_spool_events",
+                "Items waiting in the SQLite spools (hook events and span batches).",
+            ),
+            spool_events_by: gauges("hooktel_spool_items", "Items waiting, by spool (hook, export).", &["spool"]),
+            spool_bytes: gauges("hooktel_spool_bytes", "Bytes waiting, by spool (hook, export).", &["spool"]),
+            spool_oldest_age,
+            spool_dropped: counters(
+                "hooktel_spool_dropped_total",
+                "Items dropped from a spool, by spool and reason (full, write_failed).",
+                &["spool", "reason"],
+            ),
             project_label,
             hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),
             ingest_rejected: counters("hooktel_ingest_rejected_total", "Requests refused, by reason.", &["reason"]),
@@ -175,6 +203,16 @@ impl Metrics {
 
     pub fn session_ended(&self, reason: &str) {
         self.sessions_ended.with_label_values(&[self.sources.label(reason)]).inc();
+    }
+
+    /// Record a spool's depth; `hooktel_spool_events` is the total over every spool.
+    pub fn spool_depth(&self, spool: &str, d: &crate::spool::Depth) {
+        self.spool_events_by.with_label_values(&[spool]).set(d.events as i64);
+        self.spool_bytes.with_label_values(&[spool]).set(d.bytes as i64);
+        let age = d.oldest_at.map_or(0.0, |at| (crate::pipeline::now_ns().saturating_sub(at)) as f64 / 1e9);
+        self.spool_oldest_age.with_label_values(&[spool]).set(age);
+        let total = ["hook", "export"].iter().map(|s| self.spool_events_by.with_label_values(&[s]).get()).sum();
+        self.spool_events.set(total);
     }
 
     /// Count newly read transcript usage.

@@ -113,27 +113,54 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         Ok(b) => b,
         Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
     };
-    let mut event = match parse(&body, at, ingest.capture) {
-        Ok(ev) => ev,
-        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
-    };
-    enrich(&mut event).await;
-    let name = event.name.clone();
-    match ingest.queue.try_send(event) {
-        Ok(()) => {
-            ingest.metrics.queue_depth.inc();
-            ingest.metrics.hook_event(&name, at as f64 / 1e9);
-            Response::new(Full::new(Bytes::new()))
-        }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+    match accept(ingest, &body, at, Admission::RefuseWhenFull).await {
+        Ok(()) => Response::new(Full::new(Bytes::new())),
+        Err(Refusal::Invalid(e)) => refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
+        Err(Refusal::QueueFull) => {
             let mut r = refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "queue_full", "ingest queue full, retry later");
             r.headers_mut().insert(RETRY_AFTER, "1".parse().expect("static header"));
             r
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(Refusal::Closed) => {
             refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "hooktel is shutting down")
         }
     }
+}
+
+/// What to do when the ingest queue is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Answer 503 at once (a live request: the hook client keeps what it could not deliver).
+    RefuseWhenFull,
+    /// Wait for room (draining the spool: the event is already safe on disk).
+    WaitForRoom,
+}
+
+/// Why an event was not accepted.
+#[derive(Debug)]
+pub enum Refusal {
+    Invalid(Rejected),
+    QueueFull,
+    Closed,
+}
+
+/// The one ingest path of a hook payload, whatever brought it (HTTP hook, `hooktel hook`, the spool):
+/// parse, cut, normalise, tie subagents to their spawner, queue, count.
+pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
+    let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
+    enrich(&mut event).await;
+    let name = event.name.clone();
+    let queued = match admission {
+        Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Refusal::Closed,
+        }),
+        Admission::WaitForRoom => ingest.queue.send(event).await.map_err(|_| Refusal::Closed),
+    };
+    queued?;
+    ingest.metrics.queue_depth.inc();
+    ingest.metrics.hook_event(&name, at as f64 / 1e9);
+    Ok(())
 }
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them.

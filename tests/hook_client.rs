@@ -326,6 +326,7 @@ fn sigterm_during_delivery_does_not_lose_the_event() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hooktel"))
         .arg("hook")
         .env("HOOKTEL_ADDR", &addr)
+        .env("HOOKTEL_DATA_DIR", data_dir("sigterm"))
         .env("HOOKTEL_HOOK_TIMEOUT_MS", "2000")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -243,8 +243,10 @@ pub struct Sidecar {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<String>>,
-    /// Its data directory, removed on drop unless the test passed its own `HOOKTEL_DATA_DIR`.
-    owned_data_dir: Option<std::path::PathBuf>,
+    /// Its data directory (`HOOKTEL_DATA_DIR`), shared with the hooks run through it.
+    pub data_dir: std::path::PathBuf,
+    /// Whether the data directory is removed on drop (not when the test passed its own).
+    owns_data_dir: bool,
 }
 
 /// A fresh directory under the system temp dir, unique to this process and call.
@@ -273,13 +275,10 @@ impl Sidecar {
         if let Some(r) = receiver {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
         }
-        let owned_data_dir = if extra_env.iter().any(|(k, _)| *k == "HOOKTEL_DATA_DIR") {
-            None
-        } else {
-            let dir = temp_dir("data");
-            cmd.env("HOOKTEL_DATA_DIR", &dir);
-            Some(dir)
-        };
+        let given = extra_env.iter().find(|(k, _)| *k == "HOOKTEL_DATA_DIR").map(|(_, v)| std::path::PathBuf::from(v));
+        let owns_data_dir = given.is_none();
+        let data_dir = given.unwrap_or_else(|| temp_dir("data"));
+        cmd.env("HOOKTEL_DATA_DIR", &data_dir);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -309,7 +308,7 @@ impl Sidecar {
                 panic!("hooktel serve did not start: {}", log.lock().unwrap());
             }
         };
-        Sidecar { addr, child, log, owned_data_dir }
+        Sidecar { addr, child, log, data_dir, owns_data_dir }
     }
 
     pub fn log(&self) -> String {
@@ -320,9 +319,9 @@ impl Sidecar {
         self.child.id()
     }
 
-    /// Run `hooktel hook` with `payload` on stdin, pointed at this sidecar.
+    /// Run `hooktel hook` with `payload` on stdin, pointed at this sidecar and its data directory.
     pub fn hook(&self, payload: &[u8]) -> Output {
-        run_hook(&self.addr.to_string(), payload)
+        run_hook_with(&self.addr.to_string(), &self.data_dir, payload)
     }
 
     /// One HTTP request; returns (status, body).
@@ -361,8 +360,8 @@ impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(dir) = &self.owned_data_dir {
-            let _ = std::fs::remove_dir_all(dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
         }
     }
 }
@@ -375,11 +374,20 @@ pub fn metric_value(text: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Run `hooktel hook` against `addr` with `payload` on stdin.
+/// Run `hooktel hook` against `addr` with `payload` on stdin, spooling into a throwaway directory.
 pub fn run_hook(addr: &str, payload: &[u8]) -> Output {
+    let dir = temp_dir("hook");
+    let out = run_hook_with(addr, &dir, payload);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// Run `hooktel hook` against `addr` with `payload` on stdin and `HOOKTEL_DATA_DIR=data_dir`.
+pub fn run_hook_with(addr: &str, data_dir: &std::path::Path, payload: &[u8]) -> Output {
     let mut child = Command::new(BIN)
         .arg("hook")
         .env("HOOKTEL_ADDR", addr)
+        .env("HOOKTEL_DATA_DIR", data_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

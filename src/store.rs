@@ -1,0 +1,87 @@
+//! Opening hooktel's SQLite files: WAL mode, the settings and why, and what to do with a corrupt one.
+//!
+//! SQLite is hooktel's fallback, never its system of record: the hook spool (events the hook client
+//! could not deliver), the export spool (spans the collector did not take), the journal of open
+//! sessions, and the local store when no collector is configured.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Open (creating if needed) the database at `path` and apply `schema`. A file that is not a
+/// database, or fails SQLite's quick check, is moved aside (`<name>.corrupt-<unix time>`) with an
+/// error in the log, and a fresh one is created: hooktel keeps running and says what it did.
+pub fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
+    match open_checked(path, schema, busy) {
+        Ok(c) => Ok(c),
+        Err(e) if is_corruption(&e) => {
+            let aside = move_aside(path);
+            tracing::error!(path = %path.display(), moved_to = %aside.display(), error = %e,
+                "Database is corrupt; moved it aside and started a fresh one");
+            open_checked(path, schema, busy)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // Many hook processes and the sidecar share a file: wait this long for a lock, then give up.
+    conn.busy_timeout(busy)?;
+    // WAL: readers never block the writer and one commit is one append, which keeps a hook's
+    // insert well under a millisecond.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a commit survives the process being killed (the data is in the OS), not a
+    // power cut; FULL would fsync every hook event, ten times the cost, for a fallback store.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("quick_check: {ok}")),
+        ));
+    }
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// Rename the database (and its WAL and shared-memory files) out of the way.
+fn move_aside(path: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let _ = std::fs::rename(path, &aside);
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    aside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_files_are_moved_aside() {
+        let dir = std::env::temp_dir().join(format!("hooktel-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.db");
+        std::fs::write(&path, b"this is certainly not an SQLite database, it is just some text....").unwrap();
+        let conn = open(&path, "CREATE TABLE IF NOT EXISTS t(x);", Duration::from_millis(100)).unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
