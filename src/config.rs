@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "HOOKTEL_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest size of the export spool; beyond it the oldest spans are dropped (and counted).
+    #[arg(long, env = "HOOKTEL_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub spool_max_bytes: u64,
     /// A JSON price table adding or replacing models of the built-in one.
     #[arg(long, env = "HOOKTEL_PRICES_FILE")]
     pub prices_file: Option<PathBuf>,

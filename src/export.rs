@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::session::{SpanRecord, Status};
+use crate::span_spool::SpanSpool;
 
 /// Spans per export call: large enough to amortise a request, small enough to stay far below
 /// receivers' default 4 MiB gRPC message limit even with full capture.
@@ -136,64 +137,202 @@ pub enum Sink {
     Local,
 }
 
+/// First wait before probing a collector that failed; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The exporter's view of the collector.
+struct Delivery {
+    sink: Sink,
+    /// Behind a mutex only so `Delivery` can be shared across awaits; it is never locked across one.
+    spool: Option<std::sync::Mutex<SpanSpool>>,
+    metrics: Arc<Metrics>,
+    /// `None` while the collector answers; else when to probe it again, and the wait after that.
+    down: Option<(tokio::time::Instant, Duration)>,
+}
+
 /// Export batches until the channel closes; then export what is left and shut the exporter down.
-pub async fn run(mut rx: mpsc::Receiver<Vec<SpanRecord>>, sink: Sink, metrics: Arc<Metrics>) {
+/// While the collector fails, batches go to the spool and the oldest spooled batch probes it with
+/// backoff; once it answers, the spool is replayed oldest first.
+pub async fn run(mut rx: mpsc::Receiver<Vec<SpanRecord>>, sink: Sink, spool: Option<SpanSpool>, metrics: Arc<Metrics>) {
+    let mut d = Delivery { sink, spool: spool.map(std::sync::Mutex::new), metrics, down: None };
+    d.show_spool();
+    d.replay().await;
     let mut batch: Vec<SpanRecord> = Vec::new();
     loop {
-        let more = if batch.is_empty() {
-            rx.recv().await
-        } else {
-            match tokio::time::timeout(BATCH_DELAY, rx.recv()).await {
+        let wait = if batch.is_empty() { d.probe_in() } else { Some(BATCH_DELAY) };
+        let more = match wait {
+            None => rx.recv().await,
+            Some(w) => match tokio::time::timeout(w, rx.recv()).await {
                 Ok(m) => m,
                 Err(_) => {
-                    export(&sink, std::mem::take(&mut batch), &metrics).await;
+                    if !batch.is_empty() {
+                        d.deliver(std::mem::take(&mut batch)).await;
+                    }
+                    d.replay().await;
                     continue;
                 }
-            }
+            },
         };
         match more {
             Some(spans) => {
                 batch.extend(spans);
                 while batch.len() >= MAX_BATCH {
                     let rest = batch.split_off(MAX_BATCH);
-                    export(&sink, std::mem::replace(&mut batch, rest), &metrics).await;
+                    d.deliver(std::mem::replace(&mut batch, rest)).await;
                 }
             }
             None => break,
         }
     }
     if !batch.is_empty() {
-        export(&sink, batch, &metrics).await;
+        d.deliver(batch).await;
     }
-    if let Sink::Otlp(exporter) = sink {
+    if let Sink::Otlp(exporter) = &d.sink {
         let _ = exporter.shutdown_with_timeout(Duration::from_secs(2));
     }
 }
 
-async fn export(sink: &Sink, batch: Vec<SpanRecord>, metrics: &Metrics) {
-    let n = batch.len() as u64;
-    let exporter = match sink {
-        Sink::Otlp(e) => e,
-        Sink::Local => {
-            metrics.spans_dropped.with_label_values(&["no_exporter"]).inc_by(n);
-            tracing::debug!(spans = n, "No OTLP endpoint configured; spans not exported");
+impl Delivery {
+    /// How long until the collector should be probed, when it is down.
+    fn probe_in(&self) -> Option<Duration> {
+        self.down
+            .map(|(at, _)| at.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(10)))
+    }
+
+    /// Export a fresh batch, or spool it while the collector is down or when the export fails.
+    async fn deliver(&mut self, batch: Vec<SpanRecord>) {
+        if self.down.is_some() && self.spool.is_some() {
+            self.keep(&batch);
             return;
         }
-    };
-    let data = batch.into_iter().map(span_data).collect();
-    let result = tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await;
-    let reason = match result {
-        Ok(Ok(())) => {
-            metrics.spans_exported.inc_by(n);
-            tracing::debug!(spans = n, "Exported spans");
+        match self.export(batch.clone()).await {
+            Ok(()) => self.replay().await,
+            Err(reason) if reason == "rejected" => self.drop_spans(batch.len(), "rejected"),
+            Err(_) => {
+                self.mark_down();
+                self.keep(&batch);
+            }
+        }
+    }
+
+    /// Replay spooled batches, oldest first, until the spool is empty or an export fails.
+    async fn replay(&mut self) {
+        if self.down.is_some_and(|(at, _)| at > tokio::time::Instant::now()) {
             return;
         }
-        Ok(Err(e)) => failure_reason(&e.to_string()),
-        Err(_) => "timeout",
-    };
-    metrics.export_failures.with_label_values(&[reason]).inc();
-    metrics.spans_dropped.with_label_values(&["export_failed"]).inc_by(n);
-    tracing::error!(spans = n, reason, "OTLP export failed; spans lost");
+        loop {
+            let Some(spool) = &self.spool else { return };
+            let oldest = tokio::task::block_in_place(|| lock(spool).oldest());
+            let (id, spans) = match oldest {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    self.down = None;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Reading the export spool failed");
+                    break;
+                }
+            };
+            match self.export(spans).await {
+                Ok(()) => {
+                    self.down = None;
+                    if let Some(spool) = &self.spool {
+                        let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
+                    }
+                }
+                Err(reason) if reason == "rejected" => {
+                    if let Some(spool) = &self.spool {
+                        let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
+                    }
+                    self.metrics.spool_dropped.with_label_values(&["export", "rejected"]).inc();
+                }
+                Err(_) => {
+                    self.mark_down();
+                    break;
+                }
+            }
+        }
+        self.show_spool();
+    }
+
+    fn mark_down(&mut self) {
+        let wait = match self.down {
+            Some((_, w)) => (w * 2).min(MAX_BACKOFF),
+            None => FIRST_BACKOFF,
+        };
+        self.down = Some((tokio::time::Instant::now() + wait, wait));
+    }
+
+    /// Put a batch in the spool (or count it lost when there is none or it fails).
+    fn keep(&mut self, batch: &[SpanRecord]) {
+        let Some(spool) = &self.spool else {
+            self.drop_spans(batch.len(), "export_failed");
+            return;
+        };
+        match tokio::task::block_in_place(|| lock(spool).push(batch, crate::pipeline::now_ns())) {
+            Ok(0) => {}
+            Ok(dropped) => {
+                self.metrics.spool_dropped.with_label_values(&["export", "full"]).inc_by(dropped);
+                self.metrics.spans_dropped.with_label_values(&["spool_full"]).inc_by(dropped);
+                tracing::error!(spans = dropped, "Export spool full; dropped the oldest spans");
+            }
+            Err(e) => {
+                self.metrics.spool_dropped.with_label_values(&["export", "write_failed"]).inc_by(batch.len() as u64);
+                self.drop_spans(batch.len(), "spool_failed");
+                tracing::error!(error = %e, spans = batch.len(), "Cannot write the export spool; spans lost");
+            }
+        }
+        self.show_spool();
+    }
+
+    fn drop_spans(&self, n: usize, reason: &str) {
+        self.metrics.spans_dropped.with_label_values(&[reason]).inc_by(n as u64);
+        if reason != "no_exporter" {
+            tracing::error!(spans = n, reason, "Spans lost");
+        }
+    }
+
+    fn show_spool(&self) {
+        if let Some(spool) = &self.spool {
+            let held = tokio::task::block_in_place(|| lock(spool).held());
+            let depth = crate::spool::Depth { events: held.batches, bytes: held.bytes, oldest_at: held.oldest_at };
+            self.metrics.spool_depth("export", &depth);
+        }
+    }
+
+    /// One export call; `Err` carries the failure's bounded reason.
+    async fn export(&self, batch: Vec<SpanRecord>) -> Result<(), &'static str> {
+        let n = batch.len() as u64;
+        let exporter = match &self.sink {
+            Sink::Otlp(e) => e,
+            Sink::Local => {
+                self.drop_spans(batch.len(), "no_exporter");
+                tracing::debug!(spans = n, "No OTLP endpoint configured; spans not exported");
+                return Ok(());
+            }
+        };
+        let data = batch.into_iter().map(span_data).collect();
+        let reason = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
+            Ok(Ok(())) => {
+                self.metrics.spans_exported.inc_by(n);
+                tracing::debug!(spans = n, "Exported spans");
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, spans = n, "OTLP export failed");
+                failure_reason(&e.to_string())
+            }
+            Err(_) => "timeout",
+        };
+        self.metrics.export_failures.with_label_values(&[reason]).inc();
+        Err(reason)
+    }
+}
+
+fn lock(spool: &std::sync::Mutex<SpanSpool>) -> std::sync::MutexGuard<'_, SpanSpool> {
+    spool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A bounded label for an export error. The exporter's errors are strings, so this reads them.

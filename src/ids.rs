@@ -22,7 +22,7 @@ pub fn trace_id(session_id: &str) -> TraceId {
 }
 
 /// What a span stands for; part of its id so a tool call and a turn with equal keys never collide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SpanKey {
     /// The session root: one per session.
     Root,

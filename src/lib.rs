@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod pricing;
 pub mod server;
 pub mod session;
+pub mod span_spool;
 pub mod spool;
 pub mod store;
 pub mod transcript;

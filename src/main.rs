@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use hooktel::accounting::Accountant;
 use hooktel::config::{self, ServeArgs};
 use hooktel::pricing::PriceTable;
+use hooktel::span_spool::SpanSpool;
 use hooktel::{export, metrics::Metrics, pipeline, server, spool};
 
 #[derive(Parser)]
@@ -89,7 +90,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let accountant = std::thread::Builder::new()
             .name("hooktel-accounting".into())
             .spawn(move || accountant.run(touch_rx, usage_tx))?;
-        let exporter = tokio::spawn(export::run(span_rx, sink, metrics.clone()));
+        let span_spool = match &sink {
+            export::Sink::Otlp(_) => match SpanSpool::open(&data_dir, args.spool_max_bytes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot open the export spool; failed exports will be lost");
+                    None
+                }
+            },
+            export::Sink::Local => None,
+        };
+        let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, metrics.clone()));
         let pipeline = tokio::spawn(pipeline::run(
             event_rx,
             usage_rx,
