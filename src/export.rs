@@ -208,7 +208,7 @@ impl Delivery {
         }
         match self.export(batch.clone()).await {
             Ok(()) => self.replay().await,
-            Err(reason) if reason == "rejected" => self.drop_spans(batch.len(), "rejected"),
+            Err("rejected") => self.drop_spans(batch.len(), "rejected"),
             Err(_) => {
                 self.mark_down();
                 self.keep(&batch);
@@ -242,7 +242,7 @@ impl Delivery {
                         let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
                     }
                 }
-                Err(reason) if reason == "rejected" => {
+                Err("rejected") => {
                     if let Some(spool) = &self.spool {
                         let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
                     }

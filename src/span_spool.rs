@@ -115,13 +115,16 @@ struct Stored {
     key: SpanKey,
     start: u64,
     end: u64,
-    attrs: Vec<(String, Attr)>,
-    events: Vec<(String, u64, Vec<(String, Attr)>)>,
+    attrs: Attrs,
+    /// (name, time, attributes)
+    events: Vec<(String, u64, Attrs)>,
     dropped_events: u32,
     error: Option<String>,
     ok: bool,
     project: String,
 }
+
+type Attrs = Vec<(String, Attr)>;
 
 #[derive(Serialize, Deserialize)]
 enum Attr {
@@ -131,7 +134,7 @@ enum Attr {
     B(bool),
 }
 
-fn to_attrs(kvs: &[KeyValue]) -> Vec<(String, Attr)> {
+fn to_attrs(kvs: &[KeyValue]) -> Attrs {
     kvs.iter()
         .map(|kv| {
             let v = match &kv.value {
@@ -145,7 +148,7 @@ fn to_attrs(kvs: &[KeyValue]) -> Vec<(String, Attr)> {
         .collect()
 }
 
-fn from_attrs(attrs: Vec<(String, Attr)>) -> Vec<KeyValue> {
+fn from_attrs(attrs: Attrs) -> Vec<KeyValue> {
     attrs
         .into_iter()
         .map(|(k, v)| match v {
