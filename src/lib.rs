@@ -20,6 +20,7 @@ pub mod config;
 pub mod event;
 pub mod export;
 pub mod ids;
+pub mod journal;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;

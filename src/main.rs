@@ -10,7 +10,7 @@ use hooktel::accounting::Accountant;
 use hooktel::config::{self, ServeArgs};
 use hooktel::pricing::PriceTable;
 use hooktel::span_spool::SpanSpool;
-use hooktel::{export, metrics::Metrics, pipeline, server, spool};
+use hooktel::{export, journal, metrics::Metrics, pipeline, server, spool};
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -101,14 +101,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             export::Sink::Local => None,
         };
         let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, metrics.clone()));
-        let pipeline = tokio::spawn(pipeline::run(
-            event_rx,
-            usage_rx,
-            touch_tx,
-            span_tx,
-            args.session_settings(),
-            metrics.clone(),
-        ));
+        let (journal_tx, restored, journal_writer) = match open_journal(&data_dir) {
+            Some((conn, restored)) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let writer = std::thread::Builder::new()
+                    .name("hooktel-journal".into())
+                    .spawn(move || journal::write(conn, rx))?;
+                (Some(tx), restored, Some(writer))
+            }
+            None => (None, Vec::new(), None),
+        };
+        let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
+            events: event_rx,
+            usage: usage_rx,
+            touches: touch_tx,
+            spans: span_tx,
+            journal: journal_tx,
+            restored,
+            settings: args.session_settings(),
+            capture: args.capture,
+            metrics: metrics.clone(),
+        }));
         let ingest = Arc::new(server::Ingest {
             queue: event_tx,
             metrics,
@@ -123,12 +136,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = drain.await;
         pipeline.await?;
         let _ = accountant.join();
+        if let Some(w) = journal_writer {
+            let _ = w.join();
+        }
         // the exporter ends when the pipeline's channel closes; bound its last export
         if tokio::time::timeout(std::time::Duration::from_secs(10), exporter).await.is_err() {
             tracing::error!("Exporter did not finish within 10 s; remaining spans lost");
         }
         Ok(())
     })
+}
+
+/// The journal and the open sessions it holds; `None` (logged) when it cannot be opened.
+fn open_journal(data_dir: &std::path::Path) -> Option<(rusqlite::Connection, Vec<(String, journal::Restored)>)> {
+    let conn = match journal::open(data_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot open the journal; open sessions will not survive a restart");
+            return None;
+        }
+    };
+    // how long an ended session is remembered, so that a --resume continues its trace
+    journal::forget_old_endings(&conn, 24 * 3600 * 1_000_000_000, pipeline::now_ns());
+    match journal::read(&conn) {
+        Ok(restored) => Some((conn, restored)),
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot read the journal; starting without the open sessions it held");
+            Some((conn, Vec::new()))
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -28,6 +28,8 @@ pub struct Event {
     pub kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
     pub attrs: Vec<KeyValue>,
+    /// The payload as accepted (after cutting), for the journal; empty when not kept.
+    pub raw: bytes::Bytes,
 }
 
 /// What an event does to the span tree.
@@ -208,6 +210,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         transcript_path: str_field(p, "transcript_path").filter(|s| !s.is_empty()).map(str::to_owned),
         kind,
         attrs,
+        raw: bytes::Bytes::new(),
     })
 }
 

@@ -12,9 +12,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use std::collections::HashSet;
+
+use opentelemetry::trace::SpanId;
+
 use crate::accounting::{SessionUsage, Touch, TouchKind};
+use crate::capture::Capture;
+use crate::ids::SpanKey;
+use crate::journal::{self, Entry};
 use crate::metrics::Metrics;
 use crate::normalize::{Event, Kind};
+use crate::server;
 use crate::session::{project_of, Ingested, Sessions, Settings, SpanRecord};
 use crate::transcript;
 
@@ -29,21 +37,33 @@ pub fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// What the pipeline works with.
+pub struct Parts {
+    pub events: mpsc::Receiver<Event>,
+    pub usage: mpsc::Receiver<SessionUsage>,
+    pub touches: std::sync::mpsc::SyncSender<Touch>,
+    pub spans: mpsc::Sender<Vec<SpanRecord>>,
+    /// `None` when the journal could not be opened (then restarts lose open sessions).
+    pub journal: Option<journal::Writer>,
+    /// Open sessions from the journal, replayed before anything else.
+    pub restored: Vec<(String, journal::Restored)>,
+    pub settings: Settings,
+    pub capture: Capture,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
-pub async fn run(
-    mut events: mpsc::Receiver<Event>,
-    mut usage: mpsc::Receiver<SessionUsage>,
-    touches: std::sync::mpsc::SyncSender<Touch>,
-    spans: mpsc::Sender<Vec<SpanRecord>>,
-    settings: Settings,
-    metrics: Arc<Metrics>,
-) {
+pub async fn run(p: Parts) {
+    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, capture, metrics } = p;
     let mut sessions = Sessions::new(settings);
+    let mut out = Vec::new();
+    replay(&mut sessions, restored, capture, &mut out).await;
+    let journal = Journal(journal);
+    journal.handed_out(&out);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(RECV_BATCH);
-    let mut out = Vec::new();
     let mut memory = MemoryReturn::default();
     loop {
         tokio::select! {
@@ -55,15 +75,27 @@ pub async fn run(
                 for ev in buf.drain(..) {
                     count_session(&ev, &metrics);
                     touch_transcripts(&ev, &touches);
-                    if sessions.ingest(ev, now, &mut out) == Ingested::Late {
-                        metrics.late_events.inc();
+                    let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
+                    let before = out.len();
+                    let ingested = sessions.ingest(ev, now, &mut out);
+                    // an ended session handed out by this event is journaled before the event,
+                    // which belongs to the resumed session that follows
+                    journal.handed_out(&out[before..]);
+                    match ingested {
+                        Ingested::Late => metrics.late_events.inc(),
+                        Ingested::Accepted => journal.hook(sid, at, raw),
                     }
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            Some(u) = usage.recv() => sessions.add_usage(&u),
+            Some(u) = usage.recv() => {
+                sessions.add_usage(&u);
+                journal.usage(&u);
+            }
             _ = tick.tick() => {
+                let before = out.len();
                 let idled = sessions.tick(now_ns(), &mut out);
+                journal.handed_out(&out[before..]);
                 metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
             }
         }
@@ -80,8 +112,10 @@ pub async fn run(
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(u) = usage.recv().await {
         sessions.add_usage(&u);
+        journal.usage(&u);
     }
     sessions.flush_closed(&mut out);
+    journal.handed_out(&out);
     for rec in &out {
         metrics.span_finished(rec);
     }
@@ -90,7 +124,77 @@ pub async fn run(
     }
     let open = sessions.active();
     if open > 0 {
-        tracing::warn!(sessions = open, "Shutting down with open sessions; their open spans are not exported");
+        tracing::info!(sessions = open, "Open sessions kept in the journal for the next start");
+    }
+}
+
+/// Rebuild the open sessions of the journal: the same events give the same spans and ids; those
+/// already handed out before the restart are dropped, not handed out again. Nothing is counted.
+async fn replay(
+    sessions: &mut Sessions,
+    restored: Vec<(String, journal::Restored)>,
+    capture: Capture,
+    out: &mut Vec<SpanRecord>,
+) {
+    let now = now_ns();
+    let (mut events, mut open) = (0, 0);
+    for (sid, mut r) in restored {
+        if let Some((root, end)) = r.ended {
+            sessions.restore_ended(&sid, SpanId::from_bytes(root), end, now);
+        }
+        journal::sort_hooks(&mut r);
+        for (at, body) in &r.hooks {
+            let Ok(mut ev) = server::parse(body, *at, capture) else { continue };
+            server::enrich(&mut ev).await;
+            ev.raw = bytes::Bytes::new();
+            sessions.ingest(ev, now, out);
+            events += 1;
+        }
+        let handed: HashSet<SpanId> = r.handed_out.iter().map(|b| SpanId::from_bytes(*b)).collect();
+        out.retain(|rec| !handed.contains(&rec.span_id));
+        sessions.forget_handed_out(&sid, &handed.iter().copied().collect::<Vec<_>>());
+        for u in &r.usage {
+            if let Ok(delta) = serde_json::from_slice(u) {
+                sessions.add_usage(&SessionUsage { session_id: sid.clone(), delta });
+            }
+        }
+        open += usize::from(!r.hooks.is_empty());
+    }
+    if events > 0 {
+        tracing::info!(sessions = open, events, "Restored open sessions from the journal");
+    }
+}
+
+/// The pipeline's side of the journal; a no-op without one.
+struct Journal(Option<journal::Writer>);
+
+impl Journal {
+    fn hook(&self, session: String, at: u64, body: bytes::Bytes) {
+        if let Some(w) = &self.0 {
+            if !body.is_empty() {
+                let _ = w.send(Entry::Hook { session, at, body });
+            }
+        }
+    }
+
+    fn usage(&self, u: &SessionUsage) {
+        if let (Some(w), Ok(body)) = (&self.0, serde_json::to_vec(&u.delta)) {
+            let _ = w.send(Entry::Usage { session: u.session_id.clone(), body });
+        }
+    }
+
+    /// Record spans handed out; a root (or resumed segment) means the session's trace is out.
+    fn handed_out(&self, records: &[SpanRecord]) {
+        let Some(w) = &self.0 else { return };
+        for rec in records {
+            let session = rec.attr("session.id").unwrap_or_default();
+            let entry = match (rec.key, rec.parent) {
+                (SpanKey::Root, _) => Entry::Ended { session, root: rec.span_id.to_bytes(), end: rec.end },
+                (SpanKey::Segment, Some(root)) => Entry::Ended { session, root: root.to_bytes(), end: rec.end },
+                _ => Entry::HandedOut { session, span: rec.span_id.to_bytes() },
+            };
+            let _ = w.send(entry);
+        }
     }
 }
 

@@ -163,16 +163,20 @@ pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission)
     Ok(())
 }
 
-/// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them.
-fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+/// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
+/// event keeps the payload as accepted, for the journal.
+pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
-    event::trim_payload(&mut map);
-    normalize::normalize(&map, at, capture)
+    let cut = event::trim_payload(&mut map);
+    let mut ev = normalize::normalize(&map, at, capture)?;
+    ev.raw =
+        if cut { serde_json::to_vec(&map).unwrap_or_default().into() } else { bytes::Bytes::copy_from_slice(body) };
+    Ok(ev)
 }
 
 /// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
-async fn enrich(event: &mut Event) {
+pub async fn enrich(event: &mut Event) {
     let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
     if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
         *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;

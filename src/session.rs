@@ -337,6 +337,23 @@ impl Sessions {
         idled
     }
 
+    /// Remember, from the journal, a session that ended before a restart.
+    pub fn restore_ended(&mut self, sid: &str, root: SpanId, end: u64, now: u64) {
+        let key = ids::session_uuid(sid).as_u128();
+        self.ended.insert(key, Ended { root, end, noted: now });
+        self.ended_order.push_back((now, key));
+    }
+
+    /// After a replay from the journal: the spans that were handed out before the restart are not
+    /// handed out again.
+    pub fn forget_handed_out(&mut self, sid: &str, handed_out: &[SpanId]) {
+        let Some(state) = self.live.get_mut(sid) else { return };
+        for id in handed_out {
+            state.spans.remove(id);
+            state.handed_out.insert(*id);
+        }
+    }
+
     /// Put newly counted usage on the spans it belongs to that are still open or settling: the
     /// subagent it was made in, else its turn; and always the session root.
     pub fn add_usage(&mut self, u: &SessionUsage) {

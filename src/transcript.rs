@@ -39,7 +39,7 @@ struct Counted {
 }
 
 /// Usage newly counted from a transcript.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     pub model: String,
     pub usage: TokenUsage,

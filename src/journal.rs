@@ -1,0 +1,213 @@
+//! The journal of open sessions: every event and usage delta the pipeline applied, and every span it
+//! handed out, kept in `<data dir>/journal.db` until the session's trace is out. Replayed at start,
+//! it rebuilds each open session exactly (ids are deterministic) without handing out a span twice,
+//! so a session running across a restart (SIGTERM or kill -9) still ends as one trace.
+//!
+//! Written by its own thread in batched transactions (a commit every `COMMIT_EVERY` or
+//! `COMMIT_ROWS` rows): what the sidecar accepted in the last few milliseconds before a kill -9 can
+//! be lost, nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+
+use crate::store;
+
+pub const FILE: &str = "journal.db";
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_session ON journal (session);";
+
+/// Longest a journaled row waits for its commit: the most a kill -9 can lose.
+const COMMIT_EVERY: Duration = Duration::from_millis(20);
+/// Rows per transaction under load.
+const COMMIT_ROWS: usize = 2048;
+
+/// One journal row.
+#[derive(Debug)]
+pub enum Entry {
+    /// A hook payload (as normalised: cut, not re-read) and its firing time.
+    Hook { session: String, at: u64, body: bytes::Bytes },
+    /// Usage counted for the session (JSON of a `transcript::Delta`).
+    Usage { session: String, body: Vec<u8> },
+    /// A span of the session handed out for export.
+    HandedOut { session: String, span: [u8; 8] },
+    /// The session's trace is out: forget its rows, remember it ended (root span id, end time).
+    Ended { session: String, root: [u8; 8], end: u64 },
+}
+
+const HOOK: i64 = 0;
+const USAGE: i64 = 1;
+const HANDED_OUT: i64 = 2;
+const ENDED: i64 = 3;
+
+/// What a replay gives back for one session, in journal order.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub hooks: Vec<(u64, Vec<u8>)>,
+    pub usage: Vec<Vec<u8>>,
+    pub handed_out: Vec<[u8; 8]>,
+    /// Set when the session had ended: (root span id, end time).
+    pub ended: Option<([u8; 8], u64)>,
+}
+
+pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
+    store::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))
+}
+
+/// Everything the journal holds, by session (sessions in the order they first appear).
+pub fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
+    let mut stmt = conn.prepare("SELECT session, kind, at, body FROM journal ORDER BY id")?;
+    let mut order: Vec<String> = Vec::new();
+    let mut by: HashMap<String, Restored> = HashMap::new();
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+    })?;
+    for row in rows {
+        let (session, kind, at, body) = row?;
+        let r = by.entry(session.clone()).or_insert_with(|| {
+            order.push(session.clone());
+            Restored::default()
+        });
+        let id8 = |b: &[u8]| b.get(..8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+        match kind {
+            HOOK => r.hooks.push((at as u64, body)),
+            USAGE => r.usage.push(body),
+            HANDED_OUT => r.handed_out.extend(id8(&body)),
+            ENDED => r.ended = id8(&body).map(|id| (id, at as u64)),
+            _ => {}
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|s| {
+            let r = by.remove(&s).unwrap_or_default();
+            (s, r)
+        })
+        .collect())
+}
+
+/// Write entries until every sender is gone, committing in batches.
+pub fn write(mut conn: Connection, rx: Receiver<Entry>) {
+    let mut pending: Vec<Entry> = Vec::new();
+    let mut since = Instant::now();
+    loop {
+        let wait = COMMIT_EVERY.saturating_sub(since.elapsed());
+        match rx.recv_timeout(if pending.is_empty() { Duration::from_secs(3600) } else { wait }) {
+            Ok(e) => {
+                if pending.is_empty() {
+                    since = Instant::now();
+                }
+                pending.push(e);
+                if pending.len() < COMMIT_ROWS && since.elapsed() < COMMIT_EVERY {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        commit(&mut conn, &mut pending);
+    }
+    commit(&mut conn, &mut pending);
+}
+
+fn commit(conn: &mut Connection, pending: &mut Vec<Entry>) {
+    if pending.is_empty() {
+        return;
+    }
+    let result = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO journal (session, kind, at, body) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut forget = tx.prepare_cached("DELETE FROM journal WHERE session = ?1")?;
+            for e in pending.iter() {
+                match e {
+                    Entry::Hook { session, at, body } => {
+                        insert.execute(params![session, HOOK, *at as i64, body.as_ref()])?;
+                    }
+                    Entry::Usage { session, body } => {
+                        insert.execute(params![session, USAGE, 0, body])?;
+                    }
+                    Entry::HandedOut { session, span } => {
+                        insert.execute(params![session, HANDED_OUT, 0, &span[..]])?;
+                    }
+                    Entry::Ended { session, root, end } => {
+                        forget.execute([session])?;
+                        insert.execute(params![session, ENDED, *end as i64, &root[..]])?;
+                    }
+                }
+            }
+        }
+        tx.commit()
+    })();
+    if let Err(e) = result {
+        tracing::error!(error = %e, rows = pending.len(), "Journal write failed; a restart now may lose open sessions");
+    }
+    pending.clear();
+}
+
+/// Drop the markers of sessions that ended long ago (called at start).
+pub fn forget_old_endings(conn: &Connection, older_than_ns: u64, now: u64) {
+    let cutoff = now.saturating_sub(older_than_ns) as i64;
+    let _ = conn.execute("DELETE FROM journal WHERE kind = ?1 AND at < ?2", params![ENDED, cutoff]);
+}
+
+/// A sender that never blocks the pipeline (the channel is unbounded; the writer keeps up by
+/// batching, and its backlog is bounded by what the pipeline can process).
+pub type Writer = Sender<Entry>;
+
+/// Group restored sessions: sorted hooks by firing time (the order they fired in).
+pub fn sort_hooks(r: &mut Restored) {
+    let mut by_time: BTreeMap<(u64, usize), Vec<u8>> = BTreeMap::new();
+    for (i, (at, body)) in r.hooks.drain(..).enumerate() {
+        by_time.insert((at, i), body);
+    }
+    r.hooks = by_time.into_iter().map(|((at, _), b)| (at, b)).collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_come_back_by_session_and_ended_sessions_shrink_to_a_marker() {
+        let dir = std::env::temp_dir().join(format!("hooktel-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let conn = open(&dir).unwrap();
+        let writer = std::thread::spawn(move || write(conn, rx));
+        let hook = |s: &str, at: u64| Entry::Hook { session: s.into(), at, body: bytes::Bytes::from_static(b"{}") };
+        tx.send(hook("a", 2)).unwrap();
+        tx.send(hook("b", 1)).unwrap();
+        tx.send(hook("a", 1)).unwrap();
+        tx.send(Entry::Usage { session: "a".into(), body: b"u".to_vec() }).unwrap();
+        tx.send(Entry::HandedOut { session: "a".into(), span: [7; 8] }).unwrap();
+        tx.send(Entry::Ended { session: "b".into(), root: [9; 8], end: 5 }).unwrap();
+        drop(tx);
+        writer.join().unwrap();
+        let conn = open(&dir).unwrap();
+        let mut all = read(&conn).unwrap();
+        assert_eq!(all.len(), 2);
+        let (a, ra) = &mut all[0];
+        assert_eq!(a, "a");
+        sort_hooks(ra);
+        assert_eq!(ra.hooks.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!((ra.usage.len(), ra.handed_out.clone()), (1, vec![[7; 8]]));
+        let (b, rb) = &all[1];
+        assert_eq!((b.as_str(), rb.hooks.len(), rb.ended), ("b", 0, Some(([9; 8], 5))));
+        forget_old_endings(&conn, 10, 100);
+        assert_eq!(read(&conn).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
