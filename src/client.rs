@@ -88,6 +88,10 @@ fn cut_large_payload(body: Vec<u8>) -> Vec<u8> {
 
 /// POST the payload to the sidecar's `/v1/hooks`; `Ok` only on a 2xx reply.
 pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Undelivered> {
+    post(settings, "/v1/hooks", body, at)
+}
+
+fn post(settings: &HookSettings, path: &str, body: &[u8], at: u64) -> Result<(), Undelivered> {
     let addrs = resolve(&settings.addr, settings.timeout).map_err(Undelivered::Connect)?;
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
     let mut stream = None;
@@ -101,13 +105,16 @@ pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Unde
         }
     }
     let mut stream = stream.ok_or(Undelivered::Connect(last))?;
-    exchange(&mut stream, &settings.addr, body, at, settings.timeout).map_err(Undelivered::Io).and_then(|status| {
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(Undelivered::Status(status))
-        }
-    })
+    let header = format!("{RECEIVED_AT_HEADER}: {at}\r\n");
+    exchange(&mut stream, &settings.addr, path, &header, body, settings.timeout).map_err(Undelivered::Io).and_then(
+        |status| {
+            if (200..300).contains(&status) {
+                Ok(())
+            } else {
+                Err(Undelivered::Status(status))
+            }
+        },
+    )
 }
 
 /// The addresses of `host:port`: parsed directly when it is an IP address; otherwise looked up on a
@@ -126,12 +133,19 @@ fn resolve(addr: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
 }
 
 /// Write one HTTP/1.1 request and read the status code of the reply.
-fn exchange(stream: &mut TcpStream, host: &str, body: &[u8], at: u64, timeout: Duration) -> std::io::Result<u16> {
+fn exchange(
+    stream: &mut TcpStream,
+    host: &str,
+    path: &str,
+    header: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<u16> {
     stream.set_write_timeout(Some(timeout))?;
     stream.set_read_timeout(Some(timeout))?;
     let _ = stream.set_nodelay(true);
     let head = format!(
-        "POST /v1/hooks HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{RECEIVED_AT_HEADER}: {at}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{header}Connection: close\r\n\r\n",
         body.len()
     );
     let mut request = Vec::with_capacity(head.len() + body.len());
@@ -164,5 +178,73 @@ fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undeliv
             settings.data_dir.display(),
             body.len()
         );
+    }
+}
+
+/// `hooktel emit NAME [KEY=VALUE...]`: send one custom event. Values that read as JSON numbers,
+/// booleans or null keep that type; anything else is a string. Exits 0 when the sidecar took the
+/// event or it was spooled for it, 1 when neither worked, 2 on a malformed `KEY=VALUE`.
+pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&str>) -> std::process::ExitCode {
+    let settings = HookSettings::from_env();
+    let mut attributes = serde_json::Map::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            eprintln!("hooktel emit: {pair:?} is not KEY=VALUE");
+            return std::process::ExitCode::from(2);
+        };
+        let value = match serde_json::from_str::<serde_json::Value>(v) {
+            Ok(j @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null)) => j,
+            _ => serde_json::Value::String(v.to_owned()),
+        };
+        attributes.insert(k.to_owned(), value);
+    }
+    let at = match time {
+        None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+        Some(t) => match crate::event::rfc3339_ns(t).or_else(|| t.parse::<f64>().ok().map(|s| (s * 1e9) as u64)) {
+            Some(at) => at,
+            None => {
+                eprintln!("hooktel emit: --time {t:?} is neither RFC 3339 nor Unix seconds");
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
+    let event = serde_json::json!({
+        "name": name,
+        "session_id": session,
+        "timestamp": at as f64 / 1e9,
+        "attributes": attributes,
+    });
+    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let why = match post(&settings, "/v1/events", &body, at) {
+        Ok(()) => return std::process::ExitCode::SUCCESS,
+        Err(Undelivered::Status(s)) if (400..500).contains(&s) => {
+            eprintln!("hooktel emit: the sidecar refused the event ({s})");
+            return std::process::ExitCode::FAILURE;
+        }
+        Err(why) => why,
+    };
+    let spooled = session.map(|sid| {
+        let ev = crate::event::CustomEvent {
+            name: name.to_owned(),
+            session_id: Some(sid.to_owned()),
+            timestamp: None,
+            attributes,
+        };
+        let payload = serde_json::to_vec(&ev.into_payload(sid)).unwrap_or_default();
+        crate::spool::append(&settings.data_dir, at, &payload, settings.timeout)
+    });
+    match spooled {
+        Some(Ok(())) => std::process::ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("hooktel emit: not delivered to {} ({why}) and not spooled ({e})", settings.addr);
+            std::process::ExitCode::FAILURE
+        }
+        None => {
+            eprintln!(
+                "hooktel emit: not delivered to {} ({why}); an event without --session is not spooled",
+                settings.addr
+            );
+            std::process::ExitCode::FAILURE
+        }
     }
 }

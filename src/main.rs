@@ -25,6 +25,20 @@ enum Command {
     Serve(ServeArgs),
     /// The command hook: reads one payload on stdin and hands it to the sidecar. Always exits 0.
     Hook,
+    /// Send one custom event: `hooktel emit NAME [KEY=VALUE...] [--session ID]`.
+    Emit {
+        /// The event's name, e.g. `routing.decision`.
+        name: String,
+        /// Attributes as KEY=VALUE; numbers and booleans keep their type.
+        #[arg(value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// The Claude Code session it belongs to: the event joins that session's trace.
+        #[arg(long, env = "HOOKTEL_SESSION_ID")]
+        session: Option<String>,
+        /// When it happened: RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        time: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +48,9 @@ fn main() -> ExitCode {
     }
     match Cli::parse().command {
         Command::Hook => hooktel::client::run(),
+        Command::Emit { name, attributes, session, time } => {
+            hooktel::client::emit(&name, &attributes, session.as_deref(), time.as_deref())
+        }
         Command::Serve(args) => match serve(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

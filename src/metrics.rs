@@ -40,6 +40,7 @@ pub struct Metrics {
     pub sessions_active: IntGauge,
     pub turns: IntCounterVec,
     pub subagents: IntCounterVec,
+    pub custom_events: IntCounterVec,
     pub spans_exported: IntCounter,
     pub spans_dropped: IntCounterVec,
     pub export_failures: IntCounterVec,
@@ -51,6 +52,7 @@ pub struct Metrics {
     pub spool_oldest_age: prometheus::GaugeVec,
     pub spool_dropped: IntCounterVec,
     event_names: LabelCap,
+    custom_names: LabelCap,
     tools: LabelCap,
     models: LabelCap,
     projects: LabelCap,
@@ -171,6 +173,11 @@ impl Metrics {
             sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
             turns: counters("hooktel_turns_total", "Turns finished, by outcome (stop, failure).", &["outcome"]),
             subagents: counters("hooktel_subagents_total", "Subagents finished, by agent type.", &["agent_type"]),
+            custom_events: counters(
+                "hooktel_custom_events_total",
+                "Custom events accepted (POST /v1/events, hooktel emit), by name.",
+                &["name"],
+            ),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
             spans_dropped: counters("hooktel_spans_dropped_total", "Spans not exported, by reason.", &["reason"]),
             export_failures: counters(
@@ -181,6 +188,7 @@ impl Metrics {
             queue_depth: gauge("hooktel_ingest_queue_depth", "Events accepted and waiting for the pipeline."),
             last_event_timestamp,
             event_names: LabelCap::default(),
+            custom_names: LabelCap::default(),
             tools: LabelCap::default(),
             models: LabelCap::default(),
             projects: LabelCap::default(),
@@ -195,6 +203,11 @@ impl Metrics {
     pub fn hook_event(&self, name: &str, at_unix_seconds: f64) {
         self.hook_events.with_label_values(&[self.event_names.label(name)]).inc();
         self.last_event_timestamp.set(at_unix_seconds);
+    }
+
+    /// Count one accepted custom event under its (capped) name.
+    pub fn custom_event(&self, name: &str) {
+        self.custom_events.with_label_values(&[self.custom_names.label(name)]).inc();
     }
 
     pub fn session_started(&self, source: &str) {

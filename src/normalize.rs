@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
 use crate::capture::{self, Capture};
-use crate::event::{ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
+use crate::event::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub struct Event {
     pub attrs: Vec<KeyValue>,
     /// The payload as accepted (after cutting), for the journal; empty when not kept.
     pub raw: bytes::Bytes,
+    /// A custom event (`POST /v1/events`, `hooktel emit`) rather than a hook event.
+    pub custom: bool,
 }
 
 /// What an event does to the span tree.
@@ -194,7 +196,11 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         },
         _ => Kind::Other,
     };
-    if kind == Kind::Other
+    let custom = p.get(CUSTOM_ATTRIBUTES).and_then(Value::as_object);
+    if let Some(fields) = custom {
+        // a producer's own attributes, under its own keys
+        attrs.extend(fields.iter().filter_map(|(k, v)| custom_attr(k, v)));
+    } else if kind == Kind::Other
         || matches!(kind, Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. })
     {
         attrs.extend(scalar_attrs(p, capture));
@@ -208,9 +214,22 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         agent_type: str_field(p, "agent_type").map(str::to_owned),
         cwd: str_field(p, "cwd").map(str::to_owned),
         transcript_path: str_field(p, "transcript_path").filter(|s| !s.is_empty()).map(str::to_owned),
-        kind,
+        kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),
+        custom: custom.is_some(),
+    })
+}
+
+fn custom_attr(key: &str, value: &Value) -> Option<KeyValue> {
+    let key = key.to_owned();
+    Some(match value {
+        Value::Bool(b) => KeyValue::new(key, *b),
+        Value::Number(n) if n.is_i64() => KeyValue::new(key, n.as_i64().unwrap_or_default()),
+        Value::Number(n) => KeyValue::new(key, n.as_f64().unwrap_or_default()),
+        Value::String(s) => KeyValue::new(key, capture::clip(s, capture::FULL_MAX)),
+        Value::Null => return None,
+        other => KeyValue::new(key, capture::clip_json(other, capture::FULL_MAX)),
     })
 }
 

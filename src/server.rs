@@ -90,13 +90,16 @@ pub async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: impl Futu
 async fn route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
+        (&Method::POST, "/v1/events") => custom(req, ingest).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(ingest.metrics.render())));
             r.headers_mut().insert(CONTENT_TYPE, "text/plain; version=0.0.4".parse().expect("static header"));
             r
         }
-        (_, "/v1/hooks" | "/healthz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, "/v1/hooks" | "/v1/events" | "/healthz" | "/metrics") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -149,7 +152,7 @@ pub enum Refusal {
 pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
     let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
     enrich(&mut event).await;
-    let name = event.name.clone();
+    let (name, custom) = (event.name.clone(), event.custom);
     let queued = match admission {
         Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
@@ -159,8 +162,62 @@ pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission)
     };
     queued?;
     ingest.metrics.queue_depth.inc();
-    ingest.metrics.hook_event(&name, at as f64 / 1e9);
+    if custom {
+        ingest.metrics.custom_event(&name);
+    } else {
+        ingest.metrics.hook_event(&name, at as f64 / 1e9);
+    }
     Ok(())
+}
+
+/// `POST /v1/events`: a custom event. With a session it joins that session's trace (a span event
+/// on its innermost open span), through the same queue, spool and journal as hook events; without
+/// one it is only counted, since hooktel never invents a session.
+async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
+    let body = match read_body(req, ingest.max_body_bytes).await {
+        Ok(b) => b,
+        Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
+    };
+    let ev: event::CustomEvent = match serde_json::from_slice(&body) {
+        Ok(ev) => ev,
+        Err(e) => {
+            let msg =
+                format!("not a custom event ({{\"name\", \"session_id\"?, \"timestamp\"?, \"attributes\"?}}): {e}");
+            return refuse(ingest, StatusCode::BAD_REQUEST, "malformed_event", &msg);
+        }
+    };
+    if ev.name.trim().is_empty() {
+        return refuse(ingest, StatusCode::BAD_REQUEST, "missing_field", "field `name` is empty");
+    }
+    let at = match &ev.timestamp {
+        None => now_ns(),
+        Some(t) => match event::timestamp_ns(t) {
+            Some(at) => at,
+            None => {
+                return refuse(
+                    ingest,
+                    StatusCode::BAD_REQUEST,
+                    "bad_timestamp",
+                    "`timestamp`: RFC 3339 or Unix seconds",
+                )
+            }
+        },
+    };
+    let Some(session) = ev.session_id.clone().filter(|s| !s.is_empty()) else {
+        ingest.metrics.custom_event(&ev.name);
+        return Response::new(Full::new(Bytes::new()));
+    };
+    let payload = serde_json::to_vec(&ev.into_payload(&session)).unwrap_or_default();
+    match accept(ingest, &payload, at, Admission::RefuseWhenFull).await {
+        Ok(()) => Response::new(Full::new(Bytes::new())),
+        Err(Refusal::Invalid(e)) => refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
+        Err(Refusal::QueueFull) => {
+            refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "queue_full", "ingest queue full, retry later")
+        }
+        Err(Refusal::Closed) => {
+            refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "hooktel is shutting down")
+        }
+    }
 }
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The

@@ -748,7 +748,8 @@ impl SessionState {
         self.spans.get_mut(&id)
     }
 
-    /// The innermost span for a span event: the subagent, an open compaction, the turn, the root.
+    /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
+    /// else the one open now), the root.
     fn target(&mut self, agent_id: Option<&str>, prompt_id: Option<&str>) -> &mut Span {
         let mut candidates = Vec::with_capacity(3);
         if let Some(aid) = agent_id {
@@ -757,6 +758,16 @@ impl SessionState {
         candidates.extend(self.compactions.values().copied());
         if let Some(pid) = prompt_id {
             candidates.push(self.span_id(SpanKey::Turn, pid));
+        }
+        if prompt_id.is_none() {
+            // no turn named: the turn open now, if any
+            let open_turn = self
+                .spans
+                .values()
+                .filter(|s| s.key == SpanKey::Turn && s.closed_at.is_none())
+                .max_by_key(|s| s.start)
+                .map(|s| s.id);
+            candidates.extend(open_turn);
         }
         match candidates.into_iter().find(|id| self.spans.contains_key(id)) {
             Some(id) => self.spans.get_mut(&id).expect("checked above"),
