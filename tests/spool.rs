@@ -83,3 +83,38 @@ fn a_corrupt_spool_is_moved_aside_and_the_hook_still_spools() {
     assert!(aside, "the corrupt file was kept aside for inspection");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_locked_spool_costs_the_hook_its_timeout_and_never_hangs_it() {
+    let data = temp_dir("locked");
+    // create the spool, then hold its write lock the whole time
+    let out = run_hook_with(&closed_port(), &data, &captured_session()[0]);
+    assert!(out.status.success());
+    let conn = rusqlite::Connection::open(data.join("spool.db")).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = std::process::Command::new(support::BIN);
+    let out = cmd
+        .arg("hook")
+        .env("HOOKTEL_ADDR", closed_port())
+        .env("HOOKTEL_DATA_DIR", &data)
+        .env("HOOKTEL_HOOK_TIMEOUT_MS", "200")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&captured_session()[1])?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert!(took < Duration::from_secs(5), "bounded: {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not spooled") && err.contains("lost"), "the loss is said: {err}");
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(spooled(&data), 1, "only the first event");
+    let _ = std::fs::remove_dir_all(&data);
+}
