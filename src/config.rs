@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// Largest size of the export spool; beyond it the oldest spans are dropped (and counted).
     #[arg(long, env = "HOOKTEL_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub spool_max_bytes: u64,
+    /// Local mode: sessions older than this many days are removed from the local store.
+    #[arg(long, env = "HOOKTEL_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u64,
+    /// Local mode: the local store's size cap; the oldest sessions go first.
+    #[arg(long, env = "HOOKTEL_STORE_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub store_max_bytes: u64,
     /// A JSON price table adding or replacing models of the built-in one.
     #[arg(long, env = "HOOKTEL_PRICES_FILE")]
     pub prices_file: Option<PathBuf>,
@@ -58,6 +64,13 @@ impl ServeArgs {
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             ..Settings::default()
+        }
+    }
+
+    pub fn retention(&self) -> crate::local::Retention {
+        crate::local::Retention {
+            max_age: Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)),
+            max_bytes: self.store_max_bytes,
         }
     }
 

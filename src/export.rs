@@ -16,6 +16,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLink
 use opentelemetry_sdk::Resource;
 use tokio::sync::mpsc;
 
+use crate::local::LocalStore;
 use crate::metrics::Metrics;
 use crate::session::{SpanRecord, Status};
 use crate::span_spool::SpanSpool;
@@ -130,11 +131,11 @@ fn span_events(events: Vec<opentelemetry::trace::Event>, dropped: u32) -> SpanEv
     e
 }
 
-/// Where finished spans go: an OTLP exporter, or nowhere yet (local mode).
+/// Where finished spans go: an OTLP exporter, or the local SQLite store when no collector is
+/// configured (behind a mutex only so the exporter can hold it across awaits; never locked across one).
 pub enum Sink {
     Otlp(Box<opentelemetry_otlp::SpanExporter>),
-    /// No OTLP endpoint configured: spans are counted and dropped (the local store is not built yet).
-    Local,
+    Local(std::sync::Mutex<LocalStore>),
 }
 
 /// First wait before probing a collector that failed; doubles up to `MAX_BACKOFF`.
@@ -307,10 +308,21 @@ impl Delivery {
         let n = batch.len() as u64;
         let exporter = match &self.sink {
             Sink::Otlp(e) => e,
-            Sink::Local => {
-                self.drop_spans(batch.len(), "no_exporter");
-                tracing::debug!(spans = n, "No OTLP endpoint configured; spans not exported");
-                return Ok(());
+            Sink::Local(store) => {
+                let stored = tokio::task::block_in_place(|| {
+                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(&batch, crate::pipeline::now_ns())
+                });
+                return match stored {
+                    Ok(()) => {
+                        self.metrics.spans_stored.inc_by(n);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, spans = n, "Cannot write the local store; spans lost");
+                        self.drop_spans(batch.len(), "store_failed");
+                        Ok(())
+                    }
+                };
             }
         };
         let data = batch.into_iter().map(span_data).collect();

@@ -32,10 +32,13 @@ pub enum SpanKey {
     Tool,
     Subagent,
     Compaction,
+    /// A custom event imported from an old event log, as a zero-length span.
+    Custom,
 }
 
 impl SpanKey {
-    fn tag(self) -> &'static str {
+    /// The kind's name, as in span ids and the local store.
+    pub fn tag(self) -> &'static str {
         match self {
             SpanKey::Root => "root",
             SpanKey::Segment => "segment",
@@ -43,6 +46,7 @@ impl SpanKey {
             SpanKey::Tool => "tool",
             SpanKey::Subagent => "subagent",
             SpanKey::Compaction => "compaction",
+            SpanKey::Custom => "custom",
         }
     }
 }

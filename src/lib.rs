@@ -14,13 +14,16 @@
 //! The client path (`client`, `event`) touches neither Tokio nor OpenTelemetry.
 
 pub mod accounting;
+pub mod backfill;
 pub mod capture;
 pub mod client;
 pub mod config;
 pub mod event;
 pub mod export;
 pub mod ids;
+pub mod import;
 pub mod journal;
+pub mod local;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
@@ -31,3 +34,4 @@ pub mod span_spool;
 pub mod spool;
 pub mod store;
 pub mod transcript;
+pub mod view;

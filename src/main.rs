@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hooktel::accounting::Accountant;
 use hooktel::config::{self, ServeArgs};
+use hooktel::local::LocalStore;
 use hooktel::pricing::PriceTable;
 use hooktel::span_spool::SpanSpool;
 use hooktel::{export, journal, metrics::Metrics, pipeline, server, spool};
@@ -25,6 +26,46 @@ enum Command {
     Serve(ServeArgs),
     /// The command hook: reads one payload on stdin and hands it to the sidecar. Always exits 0.
     Hook,
+    /// Recent sessions from the local store (local mode).
+    Sessions {
+        /// How many sessions to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, env = "HOOKTEL_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// One session from the local store: its turns, tool calls, subagents, tokens and cost.
+    Show {
+        /// The session id (with or without dashes) or a unique prefix of at least 4 characters.
+        session: String,
+        #[arg(long, env = "HOOKTEL_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Backfill: historic transcripts (default ~/.claude/projects) and old JSONL event logs become
+    /// traces, in the collector or the local store. Importing twice creates no duplicates.
+    Import {
+        /// Transcript files or directories of them.
+        paths: Vec<std::path::PathBuf>,
+        /// A JSONL event log to import as custom events (with --name).
+        #[arg(long, requires = "name")]
+        events: Option<std::path::PathBuf>,
+        /// The name the event log's events get.
+        #[arg(long, requires = "events")]
+        name: Option<String>,
+        #[arg(long, env = "HOOKTEL_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
+        #[arg(long, env = "HOOKTEL_CAPTURE", value_enum, default_value_t = hooktel::capture::Capture::Metadata)]
+        capture: hooktel::capture::Capture,
+        #[arg(long, env = "HOOKTEL_PRICES_FILE")]
+        prices_file: Option<std::path::PathBuf>,
+        #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
+        service_name: String,
+        /// Local store: sessions older than this many days are not kept (raise it to keep old history).
+        #[arg(long, env = "HOOKTEL_RETENTION_DAYS", default_value_t = 30)]
+        retention_days: u64,
+        #[arg(long, env = "HOOKTEL_STORE_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+        store_max_bytes: u64,
+    },
     /// Send one custom event: `hooktel emit NAME [KEY=VALUE...] [--session ID]`.
     Emit {
         /// The event's name, e.g. `routing.decision`.
@@ -51,6 +92,42 @@ fn main() -> ExitCode {
         Command::Emit { name, attributes, session, time } => {
             hooktel::client::emit(&name, &attributes, session.as_deref(), time.as_deref())
         }
+        Command::Import {
+            paths,
+            events,
+            name,
+            data_dir,
+            capture,
+            prices_file,
+            service_name,
+            retention_days,
+            store_max_bytes,
+        } => {
+            let retention = hooktel::local::Retention {
+                max_age: std::time::Duration::from_secs(retention_days.saturating_mul(24 * 3600)),
+                max_bytes: store_max_bytes,
+            };
+            match import(paths, events.zip(name), data_dir, capture, prices_file, service_name, retention) {
+                Ok(summary) => {
+                    print!("{summary}");
+                    if summary.failed_files.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("hooktel import: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sessions { limit, data_dir } => {
+            print_view(hooktel::view::sessions(&data_dir.unwrap_or_else(config::default_data_dir), limit))
+        }
+        Command::Show { session, data_dir } => {
+            print_view(hooktel::view::show(&data_dir.unwrap_or_else(config::default_data_dir), &session))
+        }
         Command::Serve(args) => match serve(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -58,6 +135,46 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn import(
+    mut paths: Vec<std::path::PathBuf>,
+    events: Option<(std::path::PathBuf, String)>,
+    data_dir: Option<std::path::PathBuf>,
+    capture: hooktel::capture::Capture,
+    prices_file: Option<std::path::PathBuf>,
+    service_name: String,
+    retention: hooktel::local::Retention,
+) -> anyhow::Result<hooktel::backfill::Summary> {
+    if paths.is_empty() && events.is_none() {
+        paths.extend(hooktel::backfill::default_projects_dir());
+    }
+    let prices = match prices_file {
+        Some(p) => PriceTable::with_file(&p).with_context(|| format!("reading prices from {}", p.display()))?,
+        None => PriceTable::builtin(),
+    };
+    hooktel::backfill::run(hooktel::backfill::Request {
+        paths,
+        events,
+        data_dir: data_dir.unwrap_or_else(config::default_data_dir),
+        capture,
+        prices,
+        service_name,
+        retention,
+    })
+}
+
+fn print_view(view: anyhow::Result<String>) -> ExitCode {
+    match view {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hooktel: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -69,6 +186,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let protocol = config::otlp_protocol().map_err(anyhow::Error::msg)?;
+        let data_dir = args.data_dir();
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let sink = match protocol {
             Some(p) => {
                 let resource = export::resource(&args.service_name);
@@ -76,14 +195,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     export::build_exporter(p, &resource).context("building the OTLP exporter")?,
                 ))
             }
-            None => export::Sink::Local,
+            None => export::Sink::Local(std::sync::Mutex::new(
+                LocalStore::open(&data_dir, args.retention()).context("opening the local store")?,
+            )),
         };
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         let mode = match protocol {
             Some(p) => format!("OTLP {p:?}"),
-            None => "local (no OTEL_EXPORTER_OTLP_ENDPOINT)".into(),
+            None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
 
@@ -93,8 +214,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => PriceTable::builtin(),
         };
-        let data_dir = args.data_dir();
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
 
         let metrics = Arc::new(Metrics::new(args.project_label));
         let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
@@ -115,7 +234,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     None
                 }
             },
-            export::Sink::Local => None,
+            export::Sink::Local(_) => None,
         };
         let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, metrics.clone()));
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir) {

@@ -42,6 +42,7 @@ pub struct Metrics {
     pub subagents: IntCounterVec,
     pub custom_events: IntCounterVec,
     pub spans_exported: IntCounter,
+    pub spans_stored: IntCounter,
     pub spans_dropped: IntCounterVec,
     pub export_failures: IntCounterVec,
     pub queue_depth: IntGauge,
@@ -179,6 +180,7 @@ impl Metrics {
                 &["name"],
             ),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
+            spans_stored: counter("hooktel_spans_stored_total", "Spans kept in the local store (local mode)."),
             spans_dropped: counters("hooktel_spans_dropped_total", "Spans not exported, by reason.", &["reason"]),
             export_failures: counters(
                 "hooktel_export_failures_total",

@@ -128,16 +128,16 @@ struct Span {
     usage: Option<Box<SpanUsage>>,
 }
 
-/// Usage summed on a span.
+/// Usage summed on a span (live, and by the importer).
 #[derive(Debug, Default)]
-struct SpanUsage {
+pub(crate) struct SpanUsage {
     tokens: TokenUsage,
     cost: f64,
     models: Vec<String>,
 }
 
 impl SpanUsage {
-    fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
+    pub(crate) fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
         self.tokens.add(tokens);
         self.cost += cost;
         if !self.models.iter().any(|m| m == model) {
@@ -147,7 +147,7 @@ impl SpanUsage {
 
     /// OpenTelemetry GenAI attributes: `input_tokens` counts every input token, cache reads and
     /// writes included; the cache parts are also given on their own.
-    fn attrs(&self) -> Vec<KeyValue> {
+    pub(crate) fn attrs(&self) -> Vec<KeyValue> {
         let t = &self.tokens;
         vec![
             KeyValue::new("gen_ai.usage.input_tokens", (t.input + t.cache_read + t.cache_write()) as i64),

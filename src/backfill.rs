@@ -1,0 +1,223 @@
+//! `hooktel import`: backfill history into the same sink the sidecar uses (the OTLP collector when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else the local store).
+//!
+//! Transcripts (`~/.claude/projects`) become the span trees the live path would have made, with their
+//! real times and their token usage; an old JSONL event log becomes custom events, each a zero-length
+//! span in its session's trace (or a trace of its own without a session). Importing the same data
+//! twice creates no duplicates: every span sent is recorded in `<data dir>/hooktel.db`, and a span
+//! already recorded is not sent again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::SpanExporter as _;
+use rusqlite::{params, Connection};
+
+use crate::capture::Capture;
+use crate::ids::{self, SpanKey};
+use crate::import::{self, CustomEvent};
+use crate::local::{LocalStore, Retention};
+use crate::pricing::{PriceTable, TokenUsage};
+use crate::session::{SpanRecord, Status};
+use crate::{config, export, store};
+
+const REGISTRY: &str = "CREATE TABLE IF NOT EXISTS imported (
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);";
+
+/// What to import.
+pub struct Request {
+    pub paths: Vec<PathBuf>,
+    /// A JSONL event log and the name its events get.
+    pub events: Option<(PathBuf, String)>,
+    pub data_dir: PathBuf,
+    pub capture: Capture,
+    pub prices: PriceTable,
+    pub service_name: String,
+    /// Retention of the local store: history older than `max_age` is not kept there.
+    pub retention: Retention,
+}
+
+/// What an import did, for the user.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub sessions: usize,
+    pub spans_sent: usize,
+    pub spans_already_imported: usize,
+    pub events: usize,
+    pub skipped_lines: usize,
+    pub failed_files: Vec<(PathBuf, String)>,
+    pub tokens: TokenUsage,
+    pub cost: f64,
+    pub destination: String,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "imported into {}:", self.destination)?;
+        writeln!(f, "  sessions: {}, custom events: {}", self.sessions, self.events)?;
+        writeln!(
+            f,
+            "  spans sent: {}, already imported before (skipped): {}",
+            self.spans_sent, self.spans_already_imported
+        )?;
+        let t = &self.tokens;
+        writeln!(
+            f,
+            "  tokens: {} input, {} output, {} cache read, {} cache write; cost ${:.4}",
+            t.input,
+            t.output,
+            t.cache_read,
+            t.cache_write(),
+            self.cost
+        )?;
+        if self.skipped_lines > 0 {
+            writeln!(f, "  event log lines skipped (not a JSON object with a time): {}", self.skipped_lines)?;
+        }
+        for (path, why) in &self.failed_files {
+            writeln!(f, "  not imported: {} ({why})", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+enum Destination {
+    Otlp(opentelemetry_otlp::SpanExporter, tokio::runtime::Runtime),
+    Local(LocalStore),
+}
+
+pub fn run(req: Request) -> anyhow::Result<Summary> {
+    std::fs::create_dir_all(&req.data_dir).with_context(|| format!("creating {}", req.data_dir.display()))?;
+    let registry = store::open(&req.data_dir.join(crate::span_spool::FILE), REGISTRY, Duration::from_secs(5))?;
+    let mut summary = Summary::default();
+    let mut dest = match config::otlp_protocol().map_err(anyhow::Error::msg)? {
+        Some(protocol) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let resource = export::resource(&req.service_name);
+            let exporter = rt.block_on(async { export::build_exporter(protocol, &resource) })?;
+            summary.destination = format!("the OTLP collector ({protocol:?})");
+            Destination::Otlp(exporter, rt)
+        }
+        None => {
+            summary.destination = format!("the local store in {}", req.data_dir.display());
+            Destination::Local(LocalStore::open(&req.data_dir, req.retention)?)
+        }
+    };
+    for path in import::find_transcripts(&req.paths) {
+        match import::session_from_transcript(&path, &req.prices, req.capture) {
+            Ok(session) => {
+                summary.sessions += 1;
+                for d in &session.usage {
+                    summary.tokens.add(d.usage);
+                    summary.cost += d.cost;
+                }
+                send(&mut dest, &registry, session.spans, &mut summary)?;
+            }
+            Err(e) => summary.failed_files.push((path, format!("{e:#}"))),
+        }
+    }
+    if let Some((file, name)) = &req.events {
+        let (events, skipped) = import::events_from_jsonl(file, name)?;
+        summary.events += events.len();
+        summary.skipped_lines += skipped;
+        let spans = events.into_iter().map(custom_span).collect();
+        send(&mut dest, &registry, spans, &mut summary)?;
+    }
+    if let Destination::Otlp(exporter, rt) = &dest {
+        let _ = rt.block_on(async { exporter.shutdown_with_timeout(Duration::from_secs(5)) });
+    }
+    Ok(summary)
+}
+
+/// A custom event from an event log as a zero-length span: in its session's trace under the root,
+/// or alone in a trace of its own (derived from the event's key, never a session id).
+fn custom_span(ev: CustomEvent) -> SpanRecord {
+    let (trace_id, parent, scope) = match &ev.session_id {
+        Some(sid) => (ids::trace_id(sid), Some(ids::span_id(sid, SpanKey::Root, sid)), sid.clone()),
+        None => (ids::trace_id(&format!("custom:{}", ev.key)), None, format!("custom:{}", ev.key)),
+    };
+    let mut attrs = Vec::new();
+    if let Some(sid) = &ev.session_id {
+        attrs.push(KeyValue::new("session.id", sid.clone()));
+        attrs.push(KeyValue::new("gen_ai.conversation.id", sid.clone()));
+    }
+    attrs.push(KeyValue::new("hooktel.custom", true));
+    attrs.push(KeyValue::new("hooktel.imported", true));
+    for (k, v) in ev.attributes {
+        let kv = match v {
+            serde_json::Value::Bool(b) => KeyValue::new(k, b),
+            serde_json::Value::Number(n) if n.is_i64() => KeyValue::new(k, n.as_i64().unwrap_or_default()),
+            serde_json::Value::Number(n) => KeyValue::new(k, n.as_f64().unwrap_or_default()),
+            serde_json::Value::String(s) => KeyValue::new(k, s),
+            serde_json::Value::Null => continue,
+            other => KeyValue::new(k, other.to_string()),
+        };
+        attrs.push(kv);
+    }
+    SpanRecord {
+        trace_id,
+        span_id: ids::span_id(&scope, SpanKey::Custom, &ev.key),
+        parent,
+        name: ev.name,
+        key: SpanKey::Custom,
+        start: ev.at,
+        end: ev.at,
+        attrs,
+        events: Vec::new(),
+        dropped_events: 0,
+        status: Status::Unset,
+        project: String::new(),
+    }
+}
+
+/// Send the spans not imported before, and record them once the destination took them.
+fn send(
+    dest: &mut Destination,
+    registry: &Connection,
+    spans: Vec<SpanRecord>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let mut fresh = Vec::with_capacity(spans.len());
+    for s in spans {
+        let seen: bool = registry.query_row(
+            "SELECT EXISTS(SELECT 1 FROM imported WHERE trace_id = ?1 AND span_id = ?2)",
+            params![&s.trace_id.to_bytes()[..], &s.span_id.to_bytes()[..]],
+            |r| r.get(0),
+        )?;
+        if seen {
+            summary.spans_already_imported += 1;
+        } else {
+            fresh.push(s);
+        }
+    }
+    for chunk in fresh.chunks(512) {
+        match dest {
+            Destination::Otlp(exporter, rt) => {
+                let data = chunk.iter().cloned().map(export::span_data).collect();
+                rt.block_on(exporter.export(data)).map_err(|e| anyhow::anyhow!("OTLP export failed: {e}"))?;
+            }
+            Destination::Local(store) => store.insert(chunk, crate::pipeline::now_ns())?,
+        }
+        let tx = registry.unchecked_transaction()?;
+        for s in chunk {
+            tx.execute(
+                "INSERT OR IGNORE INTO imported (trace_id, span_id) VALUES (?1, ?2)",
+                params![&s.trace_id.to_bytes()[..], &s.span_id.to_bytes()[..]],
+            )?;
+        }
+        tx.commit()?;
+        summary.spans_sent += chunk.len();
+    }
+    Ok(())
+}
+
+/// The default place Claude Code keeps its transcripts.
+pub fn default_projects_dir() -> Option<PathBuf> {
+    let config = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
+    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude"));
+    config.or(home).map(|d| d.join("projects"))
+}

@@ -1,0 +1,615 @@
+//! Backfill: historic transcripts become the span trees the live path would have produced, with the
+//! transcripts' own timestamps; JSONL event logs become custom events.
+//!
+//! A session is its `<session>.jsonl` plus every `<session>/subagents/agent-<id>.jsonl` (and its
+//! `.meta.json`). Span ids are the live path's ([`ids::span_id`] keyed by session, prompt, tool call
+//! and agent id), so a session imported after it was also captured live lands on the same spans.
+//! Pure apart from reading the files: no clock, and the same files always give the same spans.
+//!
+//! What comes from where:
+//! - root `claude-code session`: first to last timestamp of all the session's lines;
+//! - turn `invoke_agent claude-code` per `promptId`: its earliest user line to its last conversation
+//!   line (a compact boundary ends a prompt); usage of the main thread's responses to it;
+//! - tool `execute_tool {name}` per `tool_use` block that got a `tool_result`: the assistant line's
+//!   timestamp to the result line's; ERROR when `is_error`;
+//! - subagent `invoke_agent {agentType}` per agent file, under the `Agent` call named by its meta
+//!   file's `toolUseId` (else the call whose result names the agent, else its turn, else the root).
+//!
+//! Usage is counted by [`Ledger`] (one per file, as live), so deduplication is the live path's.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use opentelemetry::trace::SpanId;
+use opentelemetry::KeyValue;
+use serde_json::{Map, Value};
+
+use crate::capture::{self, Capture};
+use crate::event::rfc3339_ns;
+use crate::ids::{self, SpanKey};
+use crate::pricing::PriceTable;
+use crate::session::{project_of, SpanRecord, SpanUsage, Status};
+use crate::transcript::{spawner_in_meta, Delta, Ledger};
+
+/// One session read back from its transcripts.
+#[derive(Debug)]
+pub struct ImportedSession {
+    pub session_id: String,
+    /// The root first, then turns, subagents and tool calls, in transcript order.
+    pub spans: Vec<SpanRecord>,
+    /// Every usage delta of the session (main thread and subagents), as the live path counts them.
+    pub usage: Vec<Delta>,
+}
+
+/// A custom event read from a JSONL event log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomEvent {
+    pub name: String,
+    pub session_id: Option<String>,
+    /// Unix nanoseconds.
+    pub at: u64,
+    pub attributes: Map<String, Value>,
+    /// Stable deduplication key: a hash of the file's path, the line number and the line.
+    pub key: String,
+}
+
+/// Start and end of a span, widened by every timestamp that falls in it.
+#[derive(Clone, Copy)]
+struct Extent {
+    start: u64,
+    end: u64,
+}
+
+impl Extent {
+    fn at(t: u64) -> Extent {
+        Extent { start: t, end: t }
+    }
+    fn widen(&mut self, t: u64) {
+        self.start = self.start.min(t);
+        self.end = self.end.max(t);
+    }
+}
+
+fn widen(e: &mut Option<Extent>, t: u64) {
+    match e {
+        Some(e) => e.widen(t),
+        None => *e = Some(Extent::at(t)),
+    }
+}
+
+struct Turn {
+    prompt_id: String,
+    /// Earliest user line of the prompt.
+    start: u64,
+    /// Last conversation line of the prompt.
+    end: u64,
+    prompt: Option<String>,
+    /// `error` of the last response when it was an API error.
+    failure: Option<String>,
+    usage: Option<SpanUsage>,
+}
+
+struct Call {
+    id: String,
+    name: String,
+    input: Value,
+    start: u64,
+    prompt_id: Option<String>,
+    agent_id: Option<String>,
+}
+
+struct Outcome {
+    at: u64,
+    is_error: bool,
+    interrupted: bool,
+    text: String,
+}
+
+struct Agent {
+    id: String,
+    agent_type: String,
+    spawner: Option<String>,
+    prompt_id: Option<String>,
+    extent: Option<Extent>,
+    usage: Option<SpanUsage>,
+}
+
+/// Everything read from a session's files, before it is turned into spans.
+#[derive(Default)]
+struct Reader {
+    session_id: Option<String>,
+    cwd: Option<String>,
+    extent: Option<Extent>,
+    turns: Vec<Turn>,
+    turn_index: HashMap<String, usize>,
+    calls: Vec<Call>,
+    call_ids: HashSet<String>,
+    results: HashMap<String, Outcome>,
+    /// Agent id → the `Agent` call whose result names it.
+    spawned: HashMap<String, String>,
+}
+
+/// Read one session: `main` is `<session>.jsonl`; its subagent files are found beside it.
+pub fn session_from_transcript(main: &Path, prices: &PriceTable, capture: Capture) -> anyhow::Result<ImportedSession> {
+    let mut r = Reader::default();
+    let bytes = std::fs::read(main).with_context(|| format!("reading {}", main.display()))?;
+    r.read_main(&bytes);
+    let mut usage = ledger_deltas(&bytes, prices);
+    let mut root_usage: Option<SpanUsage> = None;
+    for d in &usage {
+        root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+        if let Some(i) = d.prompt_id.as_ref().and_then(|p| r.turn_index.get(p)) {
+            r.turns[*i].usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+        }
+    }
+
+    let mut agents = Vec::new();
+    for (aid, path) in agent_files(main) {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let meta = std::fs::read(path.with_file_name(format!("agent-{aid}.meta.json"))).unwrap_or_default();
+        let agent_type = serde_json::from_slice::<Value>(&meta)
+            .ok()
+            .and_then(|m| m.get("agentType")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned));
+        let mut agent = Agent {
+            id: aid.clone(),
+            agent_type: agent_type.unwrap_or_else(|| "subagent".into()),
+            spawner: spawner_in_meta(&meta),
+            prompt_id: None,
+            extent: None,
+            usage: None,
+        };
+        r.read_agent(&bytes, &mut agent);
+        for mut d in ledger_deltas(&bytes, prices) {
+            d.agent_id = Some(aid.clone());
+            agent.usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+            root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+            usage.push(d);
+        }
+        agents.push(agent);
+    }
+
+    let stem = main.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // Claude Code names the file after the session; a resumed file can start with older sessions' lines
+    let sid = match (uuid::Uuid::parse_str(&stem).is_ok(), r.session_id.take()) {
+        (false, Some(from_lines)) => from_lines,
+        _ => stem,
+    };
+    let Some(extent) = r.extent else { anyhow::bail!("{}: no timestamped lines", main.display()) };
+    let spans = r.spans(&sid, main, extent, root_usage, agents, capture);
+    Ok(ImportedSession { session_id: sid, spans, usage })
+}
+
+/// The usage deltas of one file, counted the live way.
+fn ledger_deltas(bytes: &[u8], prices: &PriceTable) -> Vec<Delta> {
+    let mut ledger = Ledger::default();
+    let mut deltas = ledger.read(bytes, prices).deltas;
+    if !bytes.ends_with(b"\n") {
+        let rest = &bytes[(ledger.offset as usize).min(bytes.len())..];
+        deltas.extend(ledger.read(&[rest, b"\n"].concat(), prices).deltas);
+    }
+    deltas
+}
+
+/// `(agent id, path)` of every `<session>/subagents/agent-<id>.jsonl`, sorted.
+fn agent_files(main: &Path) -> Vec<(String, PathBuf)> {
+    let dir = main.with_extension("").join("subagents");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let aid = name.strip_prefix("agent-")?.strip_suffix(".jsonl")?;
+            (!aid.is_empty()).then(|| (aid.to_owned(), e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn lines(bytes: &[u8]) -> impl Iterator<Item = Value> + '_ {
+    bytes.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice::<Value>(l).ok()).filter(Value::is_object)
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn time_of(line: &Value) -> Option<u64> {
+    str_of(line, "timestamp").and_then(rfc3339_ns)
+}
+
+/// A conversation line (user, assistant, system, attachment) rather than bookkeeping.
+fn is_conversation(line: &Value) -> bool {
+    line.get("uuid").is_some()
+}
+
+/// The content blocks of a line's message.
+fn blocks(line: &Value) -> &[Value] {
+    line.get("message").and_then(|m| m.get("content")).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// The text of a prompt or a tool result: a string, or the text of its blocks.
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| str_of(p, "text")).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
+impl Reader {
+    /// Lines common to both kinds of file: timestamps, cwd, tool calls and their results.
+    fn common(&mut self, line: &Value, t: Option<u64>, prompt_id: Option<&String>, agent_id: Option<&String>) {
+        if self.session_id.is_none() {
+            self.session_id = str_of(line, "sessionId").map(str::to_owned);
+        }
+        if self.cwd.is_none() {
+            self.cwd = str_of(line, "cwd").filter(|c| !c.is_empty()).map(str::to_owned);
+        }
+        let Some(t) = t else { return };
+        widen(&mut self.extent, t);
+        match str_of(line, "type") {
+            Some("assistant") => {
+                for b in blocks(line).iter().filter(|b| str_of(b, "type") == Some("tool_use")) {
+                    let Some(id) = str_of(b, "id").filter(|s| !s.is_empty()) else { continue };
+                    if !self.call_ids.insert(id.to_owned()) {
+                        continue;
+                    }
+                    self.calls.push(Call {
+                        id: id.to_owned(),
+                        name: str_of(b, "name").unwrap_or("unknown").to_owned(),
+                        input: b.get("input").cloned().unwrap_or(Value::Null),
+                        start: t,
+                        prompt_id: prompt_id.cloned(),
+                        agent_id: agent_id.cloned(),
+                    });
+                }
+            }
+            Some("user") => {
+                let result = line.get("toolUseResult");
+                let interrupted = result.and_then(|r| r.get("interrupted")).and_then(Value::as_bool) == Some(true);
+                for b in blocks(line).iter().filter(|b| str_of(b, "type") == Some("tool_result")) {
+                    let Some(id) = str_of(b, "tool_use_id").filter(|s| !s.is_empty()) else { continue };
+                    let text = text_of(b.get("content"));
+                    let is_error = b.get("is_error").and_then(Value::as_bool) == Some(true);
+                    let interrupted = interrupted || (is_error && text.starts_with("[Request interrupted by user"));
+                    self.results.entry(id.to_owned()).or_insert(Outcome { at: t, is_error, interrupted, text });
+                    if let Some(aid) = result.and_then(|r| str_of(r, "agentId")) {
+                        self.spawned.entry(aid.to_owned()).or_insert_with(|| id.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn read_main(&mut self, bytes: &[u8]) {
+        let mut current: Option<String> = None;
+        for line in lines(bytes) {
+            let t = time_of(&line);
+            let kind = str_of(&line, "type");
+            if kind == Some("user") {
+                if let Some(pid) = str_of(&line, "promptId") {
+                    current = Some(pid.to_owned());
+                    if let Some(t) = t {
+                        self.prompt_line(pid, t, &line);
+                    }
+                }
+            }
+            if kind == Some("system") && str_of(&line, "subtype") == Some("compact_boundary") {
+                current = None; // what follows belongs to the next prompt
+            }
+            self.common(&line, t, current.as_ref(), None);
+            let Some(i) = current.as_ref().and_then(|p| self.turn_index.get(p)).copied() else { continue };
+            let turn = &mut self.turns[i];
+            if let Some(t) = t.filter(|_| is_conversation(&line)) {
+                turn.end = turn.end.max(t);
+            }
+            if kind == Some("assistant") {
+                turn.failure = (line.get("isApiErrorMessage").and_then(Value::as_bool) == Some(true))
+                    .then(|| str_of(&line, "error").unwrap_or("api_error").to_owned());
+            }
+        }
+    }
+
+    /// A user line carrying a `promptId`: opens its turn, or moves its start earlier.
+    fn prompt_line(&mut self, pid: &str, t: u64, line: &Value) {
+        let prompt = line.get("message").and_then(|m| m.get("content")).filter(|c| c.is_string());
+        match self.turn_index.get(pid) {
+            Some(&i) => {
+                let turn = &mut self.turns[i];
+                turn.start = turn.start.min(t);
+                turn.end = turn.end.max(t);
+                if turn.prompt.is_none() {
+                    turn.prompt = prompt.map(|p| text_of(Some(p)));
+                }
+            }
+            None => {
+                self.turn_index.insert(pid.to_owned(), self.turns.len());
+                self.turns.push(Turn {
+                    prompt_id: pid.to_owned(),
+                    start: t,
+                    end: t,
+                    prompt: prompt.map(|p| text_of(Some(p))),
+                    failure: None,
+                    usage: None,
+                });
+            }
+        }
+    }
+
+    fn read_agent(&mut self, bytes: &[u8], agent: &mut Agent) {
+        for line in lines(bytes) {
+            let t = time_of(&line);
+            if agent.prompt_id.is_none() {
+                agent.prompt_id = str_of(&line, "promptId").map(str::to_owned);
+            }
+            if let Some(t) = t {
+                widen(&mut agent.extent, t);
+            }
+            let pid = agent.prompt_id.clone();
+            self.common(&line, t, pid.as_ref(), Some(&agent.id));
+        }
+    }
+
+    /// Turn what was read into span records.
+    fn spans(
+        self,
+        sid: &str,
+        main: &Path,
+        extent: Extent,
+        root_usage: Option<SpanUsage>,
+        agents: Vec<Agent>,
+        capture: Capture,
+    ) -> Vec<SpanRecord> {
+        let project = self.cwd.as_deref().map(project_of).unwrap_or_default();
+        let root_id = ids::span_id(sid, SpanKey::Root, sid);
+        let turn_id = |pid: &Option<String>| match pid {
+            Some(p) if self.turn_index.contains_key(p) => ids::span_id(sid, SpanKey::Turn, p),
+            _ => root_id,
+        };
+        let record = |id: SpanId, key: SpanKey, name: String, parent: Option<SpanId>, e: Extent| SpanRecord {
+            trace_id: ids::trace_id(sid),
+            span_id: id,
+            parent,
+            name,
+            key,
+            start: e.start,
+            end: e.end.max(e.start),
+            attrs: vec![
+                KeyValue::new("session.id", sid.to_owned()),
+                KeyValue::new("gen_ai.conversation.id", sid.to_owned()),
+            ],
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            project: project.clone(),
+        };
+        let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
+            span.attrs.extend(attrs);
+            span.attrs.extend(usage.map(SpanUsage::attrs).unwrap_or_default());
+            span.attrs.push(KeyValue::new("hooktel.imported", true));
+            span
+        };
+        let mut out = Vec::new();
+
+        let mut attrs = vec![KeyValue::new("gen_ai.provider.name", "anthropic")];
+        if let Some(cwd) = &self.cwd {
+            attrs.push(KeyValue::new("hooktel.cwd", cwd.clone()));
+            attrs.push(KeyValue::new("hooktel.project", project.clone()));
+        }
+        attrs.push(KeyValue::new("hooktel.transcript_path", main.to_string_lossy().into_owned()));
+        let root = record(root_id, SpanKey::Root, "claude-code session".into(), None, extent);
+        out.push(finish(root, attrs, root_usage.as_ref()));
+
+        for turn in &self.turns {
+            let id = ids::span_id(sid, SpanKey::Turn, &turn.prompt_id);
+            let e = Extent { start: turn.start, end: turn.end };
+            let mut span = record(id, SpanKey::Turn, "invoke_agent claude-code".into(), Some(root_id), e);
+            let mut attrs = vec![
+                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
+                KeyValue::new("gen_ai.agent.name", "claude-code"),
+                KeyValue::new("gen_ai.provider.name", "anthropic"),
+                KeyValue::new("hooktel.prompt.id", turn.prompt_id.clone()),
+            ];
+            if let Some(p) = turn.prompt.as_deref().filter(|_| capture.prompts()) {
+                attrs.push(KeyValue::new("hooktel.prompt", capture::clip(p, capture::FULL_MAX)));
+            }
+            match &turn.failure {
+                None => attrs.push(KeyValue::new("hooktel.turn.outcome", "stop")),
+                Some(err) => {
+                    attrs.push(KeyValue::new("hooktel.turn.outcome", "failure"));
+                    attrs.push(KeyValue::new("error.type", err.clone()));
+                    span.status = Status::Error(err.clone());
+                }
+            }
+            out.push(finish(span, attrs, turn.usage.as_ref()));
+        }
+
+        for agent in &agents {
+            let id = ids::span_id(sid, SpanKey::Subagent, &agent.id);
+            let spawner = agent.spawner.as_ref().or_else(|| self.spawned.get(&agent.id));
+            let parent = match spawner {
+                Some(call) if self.results.contains_key(call) && self.call_ids.contains(call) => {
+                    ids::span_id(sid, SpanKey::Tool, call)
+                }
+                _ => turn_id(&agent.prompt_id),
+            };
+            let e = agent.extent.unwrap_or(extent);
+            let span = record(id, SpanKey::Subagent, format!("invoke_agent {}", agent.agent_type), Some(parent), e);
+            let attrs = vec![
+                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
+                KeyValue::new("gen_ai.provider.name", "anthropic"),
+                KeyValue::new("gen_ai.agent.id", agent.id.clone()),
+                KeyValue::new("gen_ai.agent.name", agent.agent_type.clone()),
+            ];
+            out.push(finish(span, attrs, agent.usage.as_ref()));
+        }
+
+        for call in &self.calls {
+            let Some(result) = self.results.get(&call.id) else { continue };
+            let id = ids::span_id(sid, SpanKey::Tool, &call.id);
+            let parent = match &call.agent_id {
+                Some(aid) => ids::span_id(sid, SpanKey::Subagent, aid),
+                None => turn_id(&call.prompt_id),
+            };
+            let e = Extent { start: call.start, end: result.at };
+            let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
+            let mut attrs = vec![
+                KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                KeyValue::new("gen_ai.tool.name", call.name.clone()),
+                KeyValue::new("gen_ai.tool.call.id", call.id.clone()),
+            ];
+            attrs.extend(capture::tool_input(&call.input, capture));
+            if let Some(aid) = &call.agent_id {
+                attrs.push(KeyValue::new("gen_ai.agent.id", aid.clone()));
+            }
+            if capture.outputs() {
+                attrs.push(KeyValue::new("hooktel.tool.output", capture::clip(&result.text, capture::FULL_MAX)));
+            }
+            let (label, status) = match (result.interrupted, result.is_error) {
+                (true, _) => ("interrupted", Status::Error("interrupted".into())),
+                (false, true) => ("error", Status::Error(capture.error_text(&result.text))),
+                (false, false) => ("ok", Status::Unset),
+            };
+            attrs.push(KeyValue::new("hooktel.tool.status", label));
+            if status != Status::Unset {
+                attrs.push(KeyValue::new("error.type", label));
+            }
+            span.status = status;
+            out.push(finish(span, attrs, None));
+        }
+        out
+    }
+}
+
+/// Transcripts under `paths`: a file is taken as it is; a directory (e.g. `~/.claude/projects`) is
+/// walked for every `*.jsonl` not under a `subagents/` directory. Symlinked directories are not
+/// followed. Sorted within each directory; each path once.
+pub fn find_transcripts(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && e.file_name() != "subagents" {
+                walk(&path, out);
+            } else if !ft.is_dir() && path.extension().is_some_and(|x| x == "jsonl") && path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else if p.is_file() {
+            out.push(p.clone());
+        }
+    }
+    let mut seen = HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
+    out
+}
+
+/// Fields that may carry an event's time, in order of preference.
+const TIME_KEYS: [&str; 3] = ["timestamp", "ts", "time"];
+/// Fields that may carry an event's session.
+const SESSION_KEYS: [&str; 2] = ["session_id", "sessionId"];
+
+/// Read a JSONL event log: each line a JSON object becomes a custom event named `name`. The time
+/// comes from `timestamp`, `ts` or `time` (RFC 3339, or Unix seconds, milliseconds, microseconds or
+/// nanoseconds told apart by size), the session from `session_id` or `sessionId`; the other fields
+/// are its attributes. Returns the events and the number of lines skipped: not a JSON object, or
+/// no usable time (a backfill has no other time to give them). Blank lines are not counted.
+pub fn events_from_jsonl(path: &Path, name: &str) -> anyhow::Result<(Vec<CustomEvent>, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let file = file.to_string_lossy();
+    let (mut events, mut skipped) = (Vec::new(), 0);
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(line) else {
+            skipped += 1;
+            continue;
+        };
+        let Some((key, at)) = TIME_KEYS.iter().find_map(|k| Some((*k, fields.get(*k).and_then(event_time)?))) else {
+            skipped += 1;
+            continue;
+        };
+        fields.remove(key);
+        let mut session_id = None;
+        for k in SESSION_KEYS {
+            if let Some(v) = fields.remove(k) {
+                session_id = session_id.or(v.as_str().filter(|s| !s.is_empty()).map(str::to_owned));
+            }
+        }
+        let mut seed = format!("{file}\n{}\n", n + 1).into_bytes();
+        seed.extend_from_slice(line);
+        let key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, &seed).simple().to_string();
+        events.push(CustomEvent { name: name.to_owned(), session_id, at, attributes: fields, key });
+    }
+    Ok((events, skipped))
+}
+
+/// An event's time in Unix nanoseconds: RFC 3339, or a Unix number whose unit is read from its size.
+fn event_time(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => rfc3339_ns(s.trim()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                return Some(match i {
+                    0..100_000_000_000 => i * 1_000_000_000,
+                    100_000_000_000..100_000_000_000_000 => i * 1_000_000,
+                    100_000_000_000_000..100_000_000_000_000_000 => i * 1_000,
+                    _ => i,
+                });
+            }
+            let f = n.as_f64().filter(|f| f.is_finite() && *f > 0.0)?;
+            let scale = if f < 1e11 {
+                1e9
+            } else if f < 1e14 {
+                1e6
+            } else if f < 1e17 {
+                1e3
+            } else {
+                1.0
+            };
+            Some((f * scale) as u64)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_in_any_unit() {
+        let ns = 1_795_235_483_896_000_000u64;
+        assert_eq!(event_time(&Value::from("2026-11-21T04:31:23.896Z")), Some(ns));
+        assert_eq!(event_time(&Value::from(1_795_235_483u64)), Some(1_795_235_483_000_000_000));
+        assert_eq!(event_time(&Value::from(1_795_235_483_896u64)), Some(ns));
+        assert_eq!(event_time(&Value::from(1_795_235_483_896_000u64)), Some(ns));
+        assert_eq!(event_time(&Value::from(ns)), Some(ns));
+        assert_eq!(event_time(&Value::from(1_795_235_483.5)), Some(1_795_235_483_500_000_000));
+        assert_eq!(event_time(&Value::from("yesterday")), None);
+        assert_eq!(event_time(&Value::from(-5)), None);
+        assert_eq!(event_time(&Value::Null), None);
+    }
+
+    #[test]
+    fn tool_result_text_from_string_or_blocks() {
+        assert_eq!(text_of(Some(&Value::from("a\nb"))), "a\nb");
+        let blocks =
+            serde_json::json!([{"type": "text", "text": "x"}, {"type": "image"}, {"type": "text", "text": "y"}]);
+        assert_eq!(text_of(Some(&blocks)), "x\ny");
+        assert_eq!(text_of(None), "");
+    }
+}

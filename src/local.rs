@@ -1,0 +1,352 @@
+//! The local store: finished spans kept in `<data dir>/local.db` when no OTLP endpoint is configured,
+//! for `hooktel sessions` and `hooktel show` (rendered by `view`).
+//!
+//! One row per span, keyed by (trace, span id). Span ids are deterministic, so a replay, a duplicate
+//! delivery or a second import of a session replaces its rows instead of adding to them. What the
+//! views need is in columns; the whole record is kept too (encoded as the export spool encodes it).
+//! Retention removes whole sessions, by age and by size, at most once a minute.
+
+use std::path::Path;
+use std::time::Duration;
+
+use opentelemetry::Value;
+use rusqlite::{params, Connection};
+
+use crate::session::{SpanRecord, Status};
+use crate::{span_spool, store};
+
+pub const FILE: &str = "local.db";
+
+/// Pages freed by `prune` are reused, not given back: the file stays at its largest size, which
+/// `Retention::max_bytes` bounds.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,          -- 32 hex digits: the session UUID without dashes
+    span_id TEXT NOT NULL,           -- 16 hex digits
+    session_id TEXT NOT NULL,        -- the `session.id` attribute
+    parent_id TEXT,                  -- NULL for the session root
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- root, segment, turn, tool, subagent, compaction
+    project TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- unset, ok, error
+    status_message TEXT,
+    incomplete INTEGER NOT NULL,     -- closed by a timeout, not by its own end event
+    input_tokens INTEGER,            -- gen_ai.usage.input_tokens (cache reads and writes included)
+    output_tokens INTEGER,
+    cost_usd REAL,
+    bytes INTEGER NOT NULL,          -- the row's estimated share of the file, for retention by size
+    record BLOB NOT NULL,            -- the whole SpanRecord (span_spool::encode of one span)
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_by_session ON spans (trace_id, end_ns, start_ns, bytes);";
+
+/// Columns, index entries and SQLite's own overhead of a row, beyond its record and names.
+const ROW_OVERHEAD: u64 = 256;
+
+const PRUNE_EVERY_NS: u64 = 60 * 1_000_000_000;
+
+/// How much history the local store keeps; older sessions go first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Sessions whose last span ended longer ago than this are removed.
+    pub max_age: Duration,
+    /// Past this many bytes of stored spans, the sessions that ended longest ago are removed.
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    /// 30 days: enough to look back over a month of work (a sprint, a billing period), and the same
+    /// as the saved transcript ledgers. 512 MiB: a span takes roughly 1 to 2 KiB, so this holds a few
+    /// hundred thousand spans, months of heavy use, while staying small beside a laptop's disk.
+    fn default() -> Self {
+        Retention { max_age: Duration::from_secs(30 * 24 * 3600), max_bytes: 512 * 1024 * 1024 }
+    }
+}
+
+pub struct LocalStore {
+    conn: Connection,
+    retention: Retention,
+    /// When `prune` last ran from `insert` (Unix ns).
+    last_prune: Option<u64>,
+}
+
+impl LocalStore {
+    pub fn open(data_dir: &Path, retention: Retention) -> rusqlite::Result<LocalStore> {
+        let conn = store::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))?;
+        Ok(LocalStore { conn, retention, last_prune: None })
+    }
+
+    /// Store finished spans in one transaction; a span already stored is replaced. Prunes at most
+    /// once a minute; a failed prune is logged, it does not fail the insert.
+    pub fn insert(&mut self, spans: &[SpanRecord], now_ns: u64) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO spans (trace_id, span_id, session_id, parent_id, name, kind, project,
+                    start_ns, end_ns, status, status_message, incomplete, input_tokens, output_tokens, cost_usd,
+                    bytes, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
+            for r in spans {
+                let trace_id = r.trace_id.to_string();
+                let session_id = r.attr("session.id").unwrap_or_else(|| trace_id.clone());
+                let record = span_spool::encode(std::slice::from_ref(r));
+                let bytes = record.len() + r.name.len() + session_id.len() + r.project.len();
+                let (status, message) = match &r.status {
+                    Status::Unset => ("unset", None),
+                    Status::Ok => ("ok", None),
+                    Status::Error(m) => ("error", Some(m.as_str())),
+                };
+                stmt.execute(params![
+                    trace_id,
+                    r.span_id.to_string(),
+                    session_id,
+                    r.parent.map(|p| p.to_string()),
+                    r.name,
+                    r.key.tag(),
+                    r.project,
+                    r.start as i64,
+                    r.end as i64,
+                    status,
+                    message,
+                    r.attr("hooktel.incomplete").as_deref() == Some("true"),
+                    number(r, "gen_ai.usage.input_tokens").map(|v| v as i64),
+                    number(r, "gen_ai.usage.output_tokens").map(|v| v as i64),
+                    number(r, "hooktel.cost_usd"),
+                    (bytes as u64 + ROW_OVERHEAD) as i64,
+                    record,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        // abs_diff: a clock stepped backwards must not stop pruning until it catches up
+        if self.last_prune.is_none_or(|t| t.abs_diff(now_ns) >= PRUNE_EVERY_NS) {
+            self.last_prune = Some(now_ns);
+            if let Err(e) = self.prune(now_ns) {
+                tracing::warn!(error = %e, "Cannot prune the local store; it will be tried again");
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove sessions whose last span ended more than `max_age` before `now_ns`, then the sessions
+    /// that ended longest ago until the rest fit in `max_bytes`. Returns the spans removed.
+    pub fn prune(&mut self, now_ns: u64) -> rusqlite::Result<u64> {
+        let max_age = u64::try_from(self.retention.max_age.as_nanos()).unwrap_or(u64::MAX);
+        let cutoff = now_ns.saturating_sub(max_age).min(i64::MAX as u64) as i64;
+        let tx = self.conn.transaction()?;
+        let mut removed = tx.execute(
+            "DELETE FROM spans WHERE trace_id IN
+                (SELECT trace_id FROM spans GROUP BY trace_id HAVING max(end_ns) < ?1)",
+            [cutoff],
+        )? as u64;
+        let total: i64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM spans", [], |r| r.get(0))?;
+        let mut excess = total as i128 - self.retention.max_bytes as i128;
+        if excess > 0 {
+            let oldest_first: Vec<(String, i64)> = tx
+                .prepare("SELECT trace_id, sum(bytes) FROM spans GROUP BY trace_id ORDER BY max(end_ns), trace_id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (trace_id, bytes) in oldest_first {
+                if excess <= 0 {
+                    break;
+                }
+                removed += tx.execute("DELETE FROM spans WHERE trace_id = ?1", [&trace_id])? as u64;
+                excess -= bytes as i128;
+            }
+        }
+        tx.commit()?;
+        if removed > 0 {
+            tracing::info!(spans = removed, "Pruned old sessions from the local store");
+        }
+        Ok(removed)
+    }
+}
+
+/// A numeric attribute (integer or float), if present.
+pub fn number(r: &SpanRecord, key: &str) -> Option<f64> {
+    r.attrs.iter().find(|kv| kv.key.as_str() == key).and_then(|kv| match &kv.value {
+        Value::I64(i) => Some(*i as f64),
+        Value::F64(f) => Some(*f),
+        other => other.as_str().parse().ok(),
+    })
+}
+
+/// Spans built from real data, shared by the tests of this module and of `view`.
+#[cfg(test)]
+pub(crate) mod testdata {
+    use crate::accounting::SessionUsage;
+    use crate::capture::Capture;
+    use crate::pricing::PriceTable;
+    use crate::session::{Sessions, Settings, SpanRecord};
+    use crate::transcript::Ledger;
+
+    pub const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+
+    /// 2026-11-21 04:31:21 UTC, when the captured session ran.
+    pub const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
+    pub const SEC: u64 = 1_000_000_000;
+    pub const MS: u64 = 1_000_000;
+
+    /// The real captured 2.1.329 session, in firing order.
+    const CAPTURED: &[&str] = &[
+        include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
+        include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
+        include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
+        include_str!("../tests/fixtures/hooks/captured/04-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/05-SubagentStart.json"),
+        include_str!("../tests/fixtures/hooks/captured/06-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/07-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/08-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/09-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/11-SubagentStop.json"),
+        include_str!("../tests/fixtures/hooks/captured/12-PostToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/14-PreToolUse.json"),
+        include_str!("../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
+        include_str!("../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
+        include_str!("../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
+        include_str!("../tests/fixtures/hooks/captured/18-Stop.json"),
+        include_str!("../tests/fixtures/hooks/captured/19-SessionEnd.json"),
+    ];
+
+    const TRANSCRIPTS: &[&str] = &[
+        include_str!(
+            "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
+        ),
+        include_str!(
+            "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
+        ),
+    ];
+
+    /// The captured session as the pipeline hands it out: its hook payloads fired 10 ms apart from
+    /// `start`, with the usage of its real transcripts. `session` replaces its session id.
+    pub fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
+        let mut sessions = Sessions::new(Settings { settle_ns: 100 * MS, ..Settings::default() });
+        let mut out = Vec::new();
+        for (i, payload) in CAPTURED.iter().enumerate() {
+            let payload = payload.replace(SESSION, session);
+            let at = start + i as u64 * 10 * MS;
+            let ev = crate::server::parse(payload.as_bytes(), at, Capture::Metadata).unwrap();
+            sessions.ingest(ev, at, &mut out);
+        }
+        for transcript in TRANSCRIPTS {
+            for delta in Ledger::default().read(transcript.as_bytes(), &PriceTable::builtin()).deltas {
+                sessions.add_usage(&SessionUsage { session_id: session.to_owned(), delta });
+            }
+        }
+        sessions.tick(start + 60 * SEC, &mut out);
+        assert_eq!(out.len(), 7);
+        out
+    }
+
+    /// A fresh directory under the system temp dir, unique to this process and call.
+    pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("hooktel-local-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testdata::{captured, temp_dir, CAPTURED_AT, SEC, SESSION};
+    use super::*;
+
+    fn count(store: &LocalStore) -> (i64, i64) {
+        store
+            .conn
+            .query_row("SELECT count(*), count(DISTINCT trace_id) FROM spans", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    }
+
+    fn session(i: u64) -> String {
+        format!("00000000-0000-4000-8000-{i:012}")
+    }
+
+    #[test]
+    fn a_span_inserted_twice_is_kept_once_with_its_record() {
+        let dir = temp_dir("twice");
+        let mut store = LocalStore::open(&dir, Retention::default()).unwrap();
+        let spans = captured(SESSION, CAPTURED_AT);
+        let now = CAPTURED_AT + 60 * SEC;
+        store.insert(&spans, now).unwrap();
+        store.insert(&spans, now).unwrap();
+        store.insert(&spans[..3], now + SEC).unwrap();
+        assert_eq!(count(&store), (7, 1));
+        let (session_id, input, output, blob): (String, i64, i64, Vec<u8>) = store
+            .conn
+            .query_row(
+                "SELECT session_id, input_tokens, output_tokens, record FROM spans WHERE kind = 'root'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((session_id.as_str(), input, output), (SESSION, 117_820, 445));
+        let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
+        assert_eq!(span_spool::decode(&blob), vec![root.clone()]);
+        // and it survives a reopen
+        drop(store);
+        let store = LocalStore::open(&dir, Retention::default()).unwrap();
+        assert_eq!(count(&store), (7, 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sessions_older_than_max_age_are_removed_whole() {
+        let dir = temp_dir("age");
+        let day = 24 * 3600 * SEC;
+        let retention = Retention { max_age: Duration::from_secs(7 * 24 * 3600), ..Retention::default() };
+        let mut store = LocalStore::open(&dir, retention).unwrap();
+        let now = CAPTURED_AT + 30 * day;
+        // a session 10 days old, one 3 days old
+        store.insert(&captured(&session(1), now - 10 * day), now).unwrap();
+        assert_eq!(count(&store).1, 0, "the insert pruned the old session at once");
+        store.insert(&captured(&session(1), now - 10 * day), now + 1).unwrap();
+        store.insert(&captured(&session(2), now - 3 * day), now + 2).unwrap();
+        assert_eq!(count(&store), (14, 2), "no prune within a minute of the last");
+        assert_eq!(store.prune(now).unwrap(), 7);
+        let left: String = store.conn.query_row("SELECT DISTINCT session_id FROM spans", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, session(2));
+        // a minute later, an insert prunes again
+        store.insert(&captured(&session(3), now - 8 * day), now + 30 * SEC).unwrap();
+        assert_eq!(count(&store).1, 2);
+        store.insert(&[], now + 61 * SEC).unwrap();
+        assert_eq!(count(&store).1, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn past_max_bytes_the_sessions_that_ended_first_go() {
+        let dir = temp_dir("size");
+        let mut store = LocalStore::open(&dir, Retention { max_bytes: u64::MAX, ..Retention::default() }).unwrap();
+        let now = CAPTURED_AT + 3600 * SEC;
+        for i in 0..5 {
+            store.insert(&captured(&session(i), CAPTURED_AT + i * 60 * SEC), now).unwrap();
+        }
+        let one: i64 = store
+            .conn
+            .query_row("SELECT sum(bytes) FROM spans WHERE session_id = ?1", [session(0)], |r| r.get(0))
+            .unwrap();
+        assert!(one > 7 * 256, "{one}");
+        // room for two and a half sessions: the three oldest go
+        store.retention.max_bytes = one as u64 * 5 / 2;
+        assert_eq!(store.prune(now).unwrap(), 21);
+        let left: Vec<String> = store
+            .conn
+            .prepare("SELECT DISTINCT session_id FROM spans ORDER BY session_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(left, vec![session(3), session(4)]);
+        assert_eq!(store.prune(now).unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,550 @@
+//! `hooktel sessions` and `hooktel show`: read-only views of the local store (`local.db`), rendered
+//! as text. Nothing here prints or writes; the caller prints what it gets.
+//!
+//! Times are shown in UTC. A session whose root span is not stored yet is still *open* (spans are
+//! stored as they finish; the root, when the session ends): its finished parts are shown as they are.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::ids::{self, SpanKey};
+use crate::local::{self, number};
+use crate::session::{SpanRecord, Status};
+use crate::span_spool;
+
+/// Recent sessions, newest first, one line each under a header.
+pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
+    let Some(conn) = open(data_dir)? else { return Ok(empty(data_dir)) };
+    let traces: Vec<String> = conn
+        .prepare("SELECT trace_id FROM spans GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT ?1")?
+        .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if traces.is_empty() {
+        return Ok(empty(data_dir));
+    }
+    let header = [
+        "STARTED (UTC)",
+        "SESSION",
+        "PROJECT",
+        "DURATION",
+        "TURNS",
+        "TOOLS",
+        "FAILED",
+        "AGENTS",
+        "IN TOKENS",
+        "OUT TOKENS",
+        "COST",
+        "STATE",
+    ];
+    let mut rows = Vec::with_capacity(traces.len());
+    for trace in &traces {
+        let s = summary(&conn, trace)?;
+        rows.push(vec![
+            utc(s.start)[..16].to_owned(),
+            s.session_id.clone(),
+            clip(&s.project, 24),
+            duration(s.end.saturating_sub(s.start)),
+            s.turns.to_string(),
+            s.tools.to_string(),
+            s.failed.to_string(),
+            s.agents.to_string(),
+            s.input.map_or("-".into(), count),
+            s.output.map_or("-".into(), count),
+            s.cost.map_or("-".into(), usd),
+            s.state().into(),
+        ]);
+    }
+    let right = [false, false, false, true, true, true, true, true, true, true, true, false];
+    Ok(table(&header, &rows, &right))
+}
+
+/// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
+/// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
+pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
+    let Some(conn) = open(data_dir)? else {
+        bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
+    };
+    let trace = resolve(&conn, session)?;
+    let s = summary(&conn, &trace)?;
+    let spans: Vec<SpanRecord> = conn
+        .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
+        .query_map([&trace], |r| r.get::<_, Vec<u8>>(0))?
+        .map(|blob| blob.map(|b| span_spool::decode(&b)))
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+
+    let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, s.state());
+    let mut facts = vec![
+        format!("Started {}", utc(s.start)),
+        duration(s.end.saturating_sub(s.start)),
+        plural(s.turns, "turn"),
+        format!("{} ({} failed)", plural(s.tools, "tool call"), s.failed),
+        plural(s.agents, "subagent"),
+    ];
+    if let Some(u) = usage(s.input, s.output, s.cost) {
+        facts.push(u);
+    }
+    let model = spans.iter().find(|r| r.parent.is_none()).and_then(|r| r.attr("gen_ai.response.model"));
+    if let Some(m) = model.filter(|m| !m.is_empty()) {
+        facts.push(m);
+    }
+    out.push_str(&facts.join(" · "));
+    out.push_str("\n\n");
+    if s.open {
+        out.push_str("(still open: spans are stored as they finish, the session root when it ends)\n");
+    }
+    out.push_str(&tree(&spans, s.start));
+    Ok(out)
+}
+
+/// What `sessions` and the header of `show` say about one session.
+struct Summary {
+    session_id: String,
+    project: String,
+    start: u64,
+    end: u64,
+    turns: i64,
+    tools: i64,
+    failed: i64,
+    agents: i64,
+    input: Option<i64>,
+    output: Option<i64>,
+    cost: Option<f64>,
+    /// The root is not stored yet, or a span's parent is missing (a resumed part still running).
+    open: bool,
+    /// Closed by the idle timeout rather than by SessionEnd.
+    incomplete: bool,
+}
+
+impl Summary {
+    fn state(&self) -> &'static str {
+        match (self.open, self.incomplete) {
+            (true, _) => "open",
+            (false, true) => "incomplete",
+            (false, false) => "ended",
+        }
+    }
+}
+
+/// Usage is on the session root (and the top of each resumed part); while the session is open,
+/// the turns and subagents stored so far are summed instead.
+fn summary(conn: &Connection, trace: &str) -> rusqlite::Result<Summary> {
+    let mut s = conn.query_row(
+        "SELECT max(session_id), max(project), min(start_ns), max(end_ns),
+            sum(kind = 'turn'), sum(kind = 'tool'), sum(kind = 'tool' AND status = 'error'), sum(kind = 'subagent'),
+            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN input_tokens END),
+                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN input_tokens END)),
+            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN output_tokens END),
+                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN output_tokens END)),
+            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN cost_usd END),
+                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN cost_usd END)),
+            sum(kind = 'root') = 0,
+            max(kind IN ('root', 'segment') AND incomplete)
+         FROM spans WHERE trace_id = ?1",
+        [trace],
+        |r| {
+            Ok(Summary {
+                session_id: r.get(0)?,
+                project: r.get(1)?,
+                start: r.get::<_, i64>(2)? as u64,
+                end: r.get::<_, i64>(3)? as u64,
+                turns: r.get(4)?,
+                tools: r.get(5)?,
+                failed: r.get(6)?,
+                agents: r.get(7)?,
+                input: r.get(8)?,
+                output: r.get(9)?,
+                cost: r.get(10)?,
+                open: r.get(11)?,
+                incomplete: r.get(12)?,
+            })
+        },
+    )?;
+    let dangling: i64 = conn.query_row(
+        "SELECT count(*) FROM spans c WHERE c.trace_id = ?1 AND c.parent_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ?1 AND p.span_id = c.parent_id)",
+        [trace],
+        |r| r.get(0),
+    )?;
+    s.open |= dangling > 0;
+    Ok(s)
+}
+
+/// The store, read-only; `None` when nothing has been recorded (no file, or no table yet).
+fn open(data_dir: &Path) -> anyhow::Result<Option<Connection>> {
+    let path = data_dir.join(local::FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'", [], |r| r.get(0))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((tables > 0).then_some(conn))
+}
+
+fn empty(data_dir: &Path) -> String {
+    format!(
+        "No session recorded yet (looked in {}).\n\
+         hooktel keeps sessions here when it runs without an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT unset):\n  \
+         hooktel install   wire the hooks into Claude Code (once)\n  \
+         hooktel serve     run the sidecar, then use Claude Code; each session shows up here as it ends\n",
+        data_dir.join(local::FILE).display()
+    )
+}
+
+/// The trace id of the one stored session `input` names: the whole session id (with or without
+/// dashes), or a prefix of at least 4 characters of it.
+fn resolve(conn: &Connection, input: &str) -> anyhow::Result<String> {
+    let input = input.trim();
+    let exact = ids::trace_id(input).to_string();
+    let found: Option<String> =
+        conn.query_row("SELECT trace_id FROM spans WHERE trace_id = ?1 LIMIT 1", [&exact], |r| r.get(0)).optional()?;
+    if let Some(trace) = found {
+        return Ok(trace);
+    }
+    if input.chars().count() < 4 {
+        bail!("{input:?} is too short to name a session: give at least 4 characters of its id");
+    }
+    let hex = input.replace('-', "").to_ascii_lowercase();
+    let hex = if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) { hex } else { String::new() };
+    let matches: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT trace_id, max(session_id), min(start_ns) FROM spans
+             WHERE (?1 <> '' AND substr(trace_id, 1, length(?1)) = ?1) OR substr(session_id, 1, length(?2)) = ?2
+             GROUP BY trace_id ORDER BY min(start_ns) DESC LIMIT 11",
+        )?
+        .query_map([&hex, input], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    match matches.as_slice() {
+        [] => bail!("no recorded session matches {input:?}; `hooktel sessions` lists the recent ones"),
+        [(trace, _, _)] => Ok(trace.clone()),
+        several => {
+            let list: Vec<String> = several
+                .iter()
+                .take(10)
+                .map(|(_, sid, start)| format!("  {sid}  started {}", utc(*start as u64)))
+                .collect();
+            let more = if several.len() > 10 { "\n  ..." } else { "" };
+            bail!("{input:?} matches several sessions; give more of its id:\n{}{more}", list.join("\n"))
+        }
+    }
+}
+
+/// The spans as an indented tree, children in start order. Spans whose parent is not stored (the
+/// root of an open session) are shown at the top level.
+fn tree(spans: &[SpanRecord], t0: u64) -> String {
+    let index: HashMap<_, _> = spans.iter().enumerate().map(|(i, r)| (r.span_id, i)).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut tops = Vec::new();
+    for (i, r) in spans.iter().enumerate() {
+        match r.parent.and_then(|p| index.get(&p)) {
+            Some(&p) if p != i => children[p].push(i),
+            _ => tops.push(i),
+        }
+    }
+    let order = |v: &mut Vec<usize>| {
+        v.sort_by(|&a, &b| (spans[a].start, &spans[a].name).cmp(&(spans[b].start, &spans[b].name)))
+    };
+    order(&mut tops);
+    children.iter_mut().for_each(order);
+
+    let mut lines = Vec::new();
+    let mut stack: Vec<(usize, String, String)> =
+        tops.iter().rev().map(|&i| (i, String::new(), String::new())).collect();
+    while let Some((i, lead, indent)) = stack.pop() {
+        lines.push((format!("{lead}{}", spans[i].name), spans[i].clone()));
+        let kids = &children[i];
+        for (n, &c) in kids.iter().enumerate().rev() {
+            let last = n + 1 == kids.len();
+            let (branch, more) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            stack.push((c, format!("{indent}{branch}"), format!("{indent}{more}")));
+        }
+    }
+
+    let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let offsets: Vec<String> =
+        lines.iter().map(|(_, r)| format!("+{}", duration(r.start.saturating_sub(t0)))).collect();
+    let ow = offsets.iter().map(String::len).max().unwrap_or(0);
+    let durations: Vec<String> = lines.iter().map(|(_, r)| duration(r.end.saturating_sub(r.start))).collect();
+    let dw = durations.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for (((label, r), offset), dur) in lines.iter().zip(&offsets).zip(&durations) {
+        let pad = width - label.chars().count();
+        let mut line = format!("{label}{:pad$}  {offset:>ow$}  {dur:>dw$}  {}", "", status(r));
+        let details = details(r);
+        if !details.is_empty() {
+            line.push_str("  ");
+            line.push_str(&details);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn status(r: &SpanRecord) -> String {
+    match &r.status {
+        Status::Error(m) => format!("✗ {}", clip(m.lines().next().unwrap_or_default(), 100)),
+        _ if r.attr("hooktel.incomplete").as_deref() == Some("true") => "… incomplete".into(),
+        _ => "✓".into(),
+    }
+}
+
+/// The input summary of a tool call, the trigger of a compaction, the usage of a root, turn or
+/// subagent, and a turn's prompt when it was captured.
+fn details(r: &SpanRecord) -> String {
+    let mut parts = Vec::new();
+    for kv in &r.attrs {
+        let key = kv.key.as_str();
+        let short = key.strip_prefix("hooktel.tool.input.").or(key.strip_prefix("hooktel.compaction."));
+        if let Some(name) = short {
+            parts.push(format!("{name}={}", quoted(&clip(&kv.value.as_str(), 80))));
+        }
+    }
+    if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent) {
+        let int = |k: &str| number(r, k).map(|v| v as i64);
+        if let Some(u) =
+            usage(int("gen_ai.usage.input_tokens"), int("gen_ai.usage.output_tokens"), number(r, "hooktel.cost_usd"))
+        {
+            parts.push(u);
+        }
+    }
+    if let Some(prompt) = r.attr("hooktel.prompt") {
+        parts.push(format!("prompt={}", quoted(&clip(&prompt.replace('\n', " "), 60))));
+    }
+    parts.join("  ")
+}
+
+fn usage(input: Option<i64>, output: Option<i64>, cost: Option<f64>) -> Option<String> {
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    let tokens = format!("{} in / {} out tokens", count(input.unwrap_or(0)), count(output.unwrap_or(0)));
+    Some(match cost {
+        Some(c) => format!("{tokens} · {}", usd(c)),
+        None => tokens,
+    })
+}
+
+fn quoted(s: &str) -> String {
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        format!("{s:?}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Columns padded to their widest cell; `right` marks the right-aligned ones.
+fn table(header: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.enumerate() {
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if i > 0 {
+                out.push_str("  ");
+            }
+            if right[i] {
+                out.push_str(&pad);
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&pad);
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix nanoseconds.
+fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// A duration for people: `64ms`, `1.2s`, `4m05s`, `2h03m`, `3d04h`.
+fn duration(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    let s = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600_000..86_400_000 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// A token count: `445`, `117.8k`, `2.3M`.
+fn count(n: i64) -> String {
+    match n {
+        ..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+fn usd(c: f64) -> String {
+    if c < 1.0 {
+        format!("${c:.4}")
+    } else {
+        format!("${c:.2}")
+    }
+}
+
+fn plural(n: i64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn clip(s: &str, max: usize) -> String {
+    crate::capture::clip(s, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::testdata::{captured, temp_dir, CAPTURED_AT, SEC, SESSION};
+    use crate::local::{LocalStore, Retention};
+
+    const OTHER: &str = "2cfb0000-0000-4000-8000-000000000001";
+
+    /// The captured session, ended, and a later one still open (its root not stored yet).
+    fn store() -> std::path::PathBuf {
+        let dir = temp_dir("view");
+        let mut store = LocalStore::open(&dir, Retention::default()).unwrap();
+        let now = CAPTURED_AT + 3600 * SEC;
+        store.insert(&captured(SESSION, CAPTURED_AT), now).unwrap();
+        let open: Vec<_> =
+            captured(OTHER, CAPTURED_AT + 600 * SEC).into_iter().filter(|r| r.parent.is_some()).collect();
+        store.insert(&open, now).unwrap();
+        dir
+    }
+
+    fn line_of<'a>(text: &'a str, needle: &str) -> &'a str {
+        text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in\n{text}"))
+    }
+
+    fn cells(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
+    }
+
+    #[test]
+    fn sessions_lists_newest_first_with_counts_usage_and_state() {
+        let dir = store();
+        let text = sessions(&dir, 20).unwrap();
+        println!("{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("STARTED (UTC)"), "{text}");
+        assert!(lines[1].contains(OTHER) && lines[2].contains(SESSION), "newest first:\n{text}");
+        // date time session project duration turns tools failed agents in out cost state
+        assert_eq!(
+            cells(lines[2]),
+            ["2026-11-21", "04:31", SESSION, "proj", "180ms", "1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"]
+        );
+        // while open, the usage of the turns and subagents stored so far
+        assert_eq!(cells(lines[1])[9..], ["117.8k", "445", "$0.0762", "open"]);
+        assert_eq!(sessions(&dir, 1).unwrap().lines().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn show_renders_the_tree_with_subagent_failure_and_usage() {
+        let dir = store();
+        let text = show(&dir, "2cfb142e").unwrap();
+        println!("{text}");
+        let indent = |needle: &str| line_of(&text, needle).chars().take_while(|c| !c.is_alphanumeric()).count();
+        assert!(text.starts_with(&format!("Session {SESSION}  project proj  ended\n")), "{text}");
+        assert!(text.contains("1 turn · 4 tool calls (1 failed) · 1 subagent"), "{text}");
+        assert_eq!(indent("claude-code session"), 0);
+        assert!(indent("invoke_agent claude-code") > 0);
+        let agent = indent("execute_tool Agent");
+        assert!(indent("invoke_agent Explore") > agent, "the subagent hangs under its Agent call:\n{text}");
+        assert!(indent("execute_tool Glob") > indent("invoke_agent Explore"), "{text}");
+        assert_eq!(indent("command=false"), agent, "{text}");
+        let failed = line_of(&text, "command=false");
+        assert!(failed.contains("✗ Exit code 1"), "{failed}");
+        assert!(line_of(&text, "command=\"echo hello-from-bash\"").contains('✓'));
+        assert!(line_of(&text, "execute_tool Glob").contains("pattern=*.md"));
+        assert!(line_of(&text, "invoke_agent Explore").contains("out tokens"));
+        assert!(line_of(&text, "claude-code session").contains("117.8k in / 445 out tokens · $0.0762"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn show_accepts_the_id_with_or_without_dashes_or_a_unique_prefix() {
+        let dir = store();
+        let full = show(&dir, SESSION).unwrap();
+        for id in [SESSION.replace('-', ""), SESSION.to_uppercase(), "2cfb142e-3e2c".into(), "2cfb1".into()] {
+            assert_eq!(show(&dir, &id).unwrap(), full, "{id}");
+        }
+        let several = show(&dir, "2cfb").unwrap_err().to_string();
+        assert!(several.contains("several") && several.contains(SESSION) && several.contains(OTHER), "{several}");
+        let short = show(&dir, "2cf").unwrap_err().to_string();
+        assert!(short.contains("at least 4"), "{short}");
+        let none = show(&dir, "ffff").unwrap_err().to_string();
+        assert!(none.contains("no recorded session matches"), "{none}");
+        // an open session: its parts at the top level, said to be open
+        let open = show(&dir, OTHER).unwrap();
+        assert!(open.contains("still open"), "{open}");
+        assert_eq!(line_of(&open, "invoke_agent claude-code").find("invoke"), Some(0), "{open}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_store_says_how_to_record_sessions() {
+        let dir = temp_dir("empty");
+        let text = sessions(&dir, 20).unwrap();
+        assert!(text.starts_with("No session recorded yet"), "{text}");
+        assert!(text.contains("hooktel serve") && text.contains("hooktel install"), "{text}");
+        assert!(!dir.join(local::FILE).exists(), "a view creates nothing");
+        assert!(show(&dir, SESSION).unwrap_err().to_string().contains("no session has been recorded"));
+        drop(LocalStore::open(&dir, Retention::default()).unwrap());
+        assert_eq!(sessions(&dir, 20).unwrap(), text);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(utc(CAPTURED_AT), "2026-11-21 04:31:21 UTC");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400 * SEC), "2000-02-29 00:00:00 UTC");
+        let ms = 1_000_000;
+        assert_eq!(
+            [0, 64 * ms, 1_234 * ms, 245 * SEC, 7_380 * SEC, 3 * 86_400 * SEC + 4 * 3600 * SEC].map(duration),
+            ["0ms", "64ms", "1.2s", "4m05s", "2h03m", "3d04h"]
+        );
+        assert_eq!([445, 117_820, 2_300_000].map(count), ["445", "117.8k", "2.3M"]);
+        assert_eq!((usd(0.07625), usd(12.5)), ("$0.0762".into(), "$12.50".into()));
+    }
+}

@@ -1,0 +1,103 @@
+//! `hooktel import` as a user runs it: historic transcripts and event logs into the local store or a
+//! real OTLP receiver, twice, without duplicates.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{temp_dir, Protocol, Receiver, BIN};
+
+fn transcripts() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transcripts")
+}
+
+fn import(data: &Path, args: &[&str], otlp: Option<&Receiver>) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import")
+        .args(args)
+        .env("HOOKTEL_DATA_DIR", data)
+        // the fixtures are from 2026-11; keep them whatever day the test runs
+        .env("HOOKTEL_RETENTION_DAYS", "36500")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if let Some(r) = otlp {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn local_spans(data: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(data.join("local.db")).unwrap();
+    conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn importing_twice_into_the_local_store_creates_no_duplicates() {
+    let data = temp_dir("import-local");
+    let src = [transcripts().join("captured-2.1.329"), transcripts().join("real-2.1.197")];
+    let args: Vec<&str> = src.iter().map(|p| p.to_str().unwrap()).collect();
+    let first = import(&data, &args, None);
+    assert!(first.contains("sessions: 3") && first.contains("spans sent: 22"), "{first}");
+    assert!(first.contains("cost $0.36"), "{first}");
+    let second = import(&data, &args, None);
+    assert!(second.contains("spans sent: 0, already imported before (skipped): 22"), "{second}");
+    assert_eq!(local_spans(&data), 22);
+
+    let sessions = Command::new(BIN).arg("sessions").env("HOOKTEL_DATA_DIR", &data).output().unwrap();
+    let text = String::from_utf8(sessions.stdout).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("ended")).count(), 3, "{text}");
+    // the captured session with the figures Claude Code itself recorded
+    let line = text.lines().find(|l| l.contains("2cfb142e-3e2c-45c5-8192-58e43d4a510f")).unwrap();
+    assert!(line.contains("$0.0762") && line.contains("445"), "{line}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn importing_twice_into_a_collector_sends_each_span_once() {
+    let data = temp_dir("import-otlp");
+    let receiver = Receiver::start(Protocol::Http);
+    let src = transcripts().join("captured-2.1.329");
+    import(&data, &[src.to_str().unwrap()], Some(&receiver));
+    let spans = receiver.wait_for(std::time::Duration::from_secs(10), "the imported session", |s| s.len() == 7);
+    support::assert_tree(&spans, "2cfb142e3e2c45c5819258e43d4a510f");
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert_eq!(root.attr("gen_ai.usage.output_tokens"), Some("445"));
+    // real times from the transcript (2026-11-21T04:31Z), not the time of the import
+    assert!(root.start_ns / 1_000_000_000 / 60 == 1_795_235_481 / 60, "{}", root.start_ns);
+    let again = import(&data, &[src.to_str().unwrap()], Some(&receiver));
+    assert!(again.contains("spans sent: 0"), "{again}");
+    assert_eq!(receiver.spans().len(), 7);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn an_old_event_log_becomes_custom_events_once() {
+    let data = temp_dir("import-events");
+    let log = data.join("routing.jsonl");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"ts": "2026-11-20T10:00:00Z", "session_id": "2cfb142e-3e2c-45c5-8192-58e43d4a510f", "route": "fast"}"#,
+            "\n",
+            r#"{"ts": 1795170000, "route": "slow", "latency_ms": 812}"#,
+            "\n",
+            "not json\n",
+        ),
+    )
+    .unwrap();
+    let first = import(&data, &["--events", log.to_str().unwrap(), "--name", "routing.decision"], None);
+    assert!(first.contains("custom events: 2") && first.contains("spans sent: 2"), "{first}");
+    assert!(first.contains("lines skipped"), "{first}");
+    let second = import(&data, &["--events", log.to_str().unwrap(), "--name", "routing.decision"], None);
+    assert!(second.contains("spans sent: 0"), "{second}");
+    assert_eq!(local_spans(&data), 2);
+    let _ = std::fs::remove_dir_all(&data);
+}
