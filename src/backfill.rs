@@ -86,7 +86,7 @@ impl std::fmt::Display for Summary {
 }
 
 enum Destination {
-    Otlp(opentelemetry_otlp::SpanExporter, tokio::runtime::Runtime),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>, tokio::runtime::Runtime),
     Local(LocalStore),
 }
 
@@ -100,7 +100,7 @@ pub fn run(req: Request) -> anyhow::Result<Summary> {
             let resource = export::resource(&req.service_name);
             let exporter = rt.block_on(async { export::build_exporter(protocol, &resource) })?;
             summary.destination = format!("the OTLP collector ({protocol:?})");
-            Destination::Otlp(exporter, rt)
+            Destination::Otlp(Box::new(exporter), rt)
         }
         None => {
             summary.destination = format!("the local store in {}", req.data_dir.display());
