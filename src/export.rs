@@ -290,9 +290,7 @@ impl Delivery {
 
     fn drop_spans(&self, n: usize, reason: &str) {
         self.metrics.spans_dropped.with_label_values(&[reason]).inc_by(n as u64);
-        if reason != "no_exporter" {
-            tracing::error!(spans = n, reason, "Spans lost");
-        }
+        tracing::error!(spans = n, reason, "Spans lost");
     }
 
     fn show_spool(&self) {
