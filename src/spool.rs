@@ -38,14 +38,24 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
 }
 
-/// Append one event (the hook client's fallback). `busy` bounds the wait for the lock.
+/// Append one event (the hook client's fallback). `busy` bounds the wait for the lock. The common
+/// case is one open and one insert; a missing, corrupt or foreign file takes the checked path.
 pub fn append(data_dir: &Path, at: u64, body: &[u8], busy: Duration) -> rusqlite::Result<()> {
-    if std::fs::create_dir_all(data_dir).is_err() {
-        // let SQLite report the failure on open
+    let file = path(data_dir);
+    let insert = |conn: &Connection| {
+        conn.execute("INSERT INTO hook_events (received_at, body) VALUES (?1, ?2)", params![at as i64, body])
+            .map(|_| ())
+    };
+    if let Ok(conn) = store::open_existing(&file, busy) {
+        match insert(&conn) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => return Err(e),
+            Err(_) => {} // not a spool yet, or a damaged one: the checked path below sorts it out
+        }
     }
-    let conn = store::open(&path(data_dir), SCHEMA, busy)?;
-    conn.execute("INSERT INTO hook_events (received_at, body) VALUES (?1, ?2)", params![at as i64, body])?;
-    Ok(())
+    let _ = std::fs::create_dir_all(data_dir);
+    let conn = store::open(&file, SCHEMA, busy)?;
+    insert(&conn)
 }
 
 /// Depth, size and oldest event of the spool.

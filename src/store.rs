@@ -25,6 +25,20 @@ pub fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Conne
     }
 }
 
+/// Open an existing database for one quick write (the hook client's spool append): no integrity
+/// check, no schema; the caller falls back to [`open`] when the write fails (a new, corrupt or
+/// foreign file). WAL mode is a property of the file, set when `open` created it.
+pub fn open_existing(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(busy)?;
+    // per connection, like in `open_checked`
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A short-lived writer would otherwise checkpoint the WAL into the database (an fsync) and
+    // delete it on every close; the sidecar's long-lived connection checkpoints instead.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    Ok(conn)
+}
+
 fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -49,7 +63,7 @@ fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<C
     Ok(conn)
 }
 
-fn is_corruption(e: &rusqlite::Error) -> bool {
+pub fn is_corruption(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
 }
 
