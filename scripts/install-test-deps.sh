@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond cargo: the Claude Code CLI (pinned, from npm) for the
-# end-to-end tests, and python3 for the mock Messages API. Idempotent; safe to run again.
+# end-to-end tests, python3 for the mock Messages API, and promtool (Debian's `prometheus` package)
+# to check the sidecar's /metrics exposition. Idempotent; safe to run again.
 #   env: CLAUDE_CODE_VERSION (default below), HOOKTEL_TEST_DEPS (default: target/test-deps)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +13,7 @@ CLAUDE="$CLAUDE_DIR/node_modules/.bin/claude"
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -25,3 +27,4 @@ if ! "$CLAUDE" --version 2>/dev/null | grep -q "$VERSION"; then
   "$CLAUDE" --version >/dev/null 2>&1 || (cd "$CLAUDE_DIR/node_modules/@anthropic-ai/claude-code" && node install.cjs)
 fi
 echo "claude: $("$CLAUDE" --version) at $CLAUDE"
+echo "promtool: $(promtool --version 2>&1 | head -n 1)"

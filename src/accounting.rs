@@ -3,8 +3,11 @@
 //!
 //! Runs on its own thread (file reads are blocking). The pipeline *touches* a transcript when an
 //! event of its session arrives; touched files are read from their saved offset every
-//! `READ_INTERVAL`. A turn's end (Stop, SubagentStop, SessionEnd) reads at once and again after half
-//! the settle time, because Stop can fire before the last response reaches the file. Each file's
+//! `READ_INTERVAL`. A turn's end (Stop, SubagentStop, SessionEnd) reads at once and again at half
+//! and at nine tenths of the settle time, because Claude Code writes the last response to the file
+//! after the hook fires (seen 150 ms after SubagentStop), and the usage must be on the span before
+//! it settles. A session's end re-reads every transcript of the session. Every transcript of a
+//! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is. Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
 //! A missing, unreadable or garbage transcript is skipped and counted; it never stalls ingest.
@@ -69,17 +72,22 @@ struct Tracked {
     session_id: String,
     project: String,
     dirty: bool,
-    reread_at: Option<Instant>,
+    /// Re-reads still due, earliest first.
+    rereads: Vec<Instant>,
     last_touch: Instant,
     final_read: bool,
+    /// A subagent's transcript: some subagents (the compaction agent) never write one.
+    subagent: bool,
 }
 
 pub struct Accountant {
     files: HashMap<PathBuf, Tracked>,
+    /// The project of each session: the one its first touch named.
+    projects: HashMap<String, String>,
     prices: PriceTable,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
-    reread_after: Duration,
+    settle: Duration,
 }
 
 impl Accountant {
@@ -89,7 +97,7 @@ impl Accountant {
             tracing::warn!(dir = %state_dir.display(), error = %e, "Cannot create the transcript state directory");
         }
         remove_old_state(&state_dir);
-        Accountant { files: HashMap::new(), prices, state_dir, metrics, reread_after: settle / 2 }
+        Accountant { files: HashMap::new(), projects: HashMap::new(), prices, state_dir, metrics, settle }
     }
 
     /// Run until every `Touch` sender is gone; usage goes to `usage`.
@@ -119,23 +127,32 @@ impl Accountant {
             self.discover_subagents(&t);
         }
         let now = Instant::now();
+        let rereads = [now + self.settle / 2, now + self.settle * 9 / 10];
+        let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
         let state_dir = &self.state_dir;
         let tracked = self.files.entry(t.path.clone()).or_insert_with(|| Tracked {
             ledger: load_ledger(state_dir, &t.path).unwrap_or_default(),
             session_id: t.session_id.clone(),
-            project: t.project.clone(),
+            project,
             dirty: false,
-            reread_at: None,
+            rereads: Vec::new(),
             last_touch: now,
             final_read: false,
+            subagent: t.agent_id.is_some(),
         });
         tracked.dirty = true;
         tracked.last_touch = now;
         if t.kind != TouchKind::Grow {
-            tracked.reread_at = Some(now + self.reread_after);
+            tracked.rereads = rereads.to_vec();
         }
         if t.kind == TouchKind::SessionEnd {
             tracked.final_read = true;
+            // every transcript of the session gets its last reads: lines arrive after the hooks
+            for other in self.files.values_mut().filter(|f| f.session_id == t.session_id) {
+                other.dirty = true;
+                other.rereads = rereads.to_vec();
+                other.final_read = true;
+            }
         }
     }
 
@@ -160,20 +177,20 @@ impl Accountant {
         let now = Instant::now();
         let mut deltas = Vec::new();
         for (path, t) in self.files.iter_mut() {
-            let reread = t.reread_at.is_some_and(|at| at <= now);
+            let reread = t.rereads.first().is_some_and(|at| *at <= now);
             if !t.dirty && !reread {
                 continue;
             }
             t.dirty = false;
-            if reread {
-                t.reread_at = None;
-            }
-            let final_read = t.final_read && t.reread_at.is_none();
+            t.rereads.retain(|at| *at > now);
+            let final_read = t.final_read && t.rereads.is_empty();
             for delta in read_file(path, t, final_read, &self.prices, &self.state_dir, &self.metrics) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
         }
-        self.files.retain(|_, t| now.duration_since(t.last_touch) < FORGET_AFTER || t.reread_at.is_some());
+        self.files.retain(|_, t| now.duration_since(t.last_touch) < FORGET_AFTER || !t.rereads.is_empty());
+        let files = &self.files;
+        self.projects.retain(|sid, _| files.values().any(|t| &t.session_id == sid));
         for d in deltas {
             // back-pressure: the pipeline is busy; usage must not be lost, so wait
             if usage.blocking_send(d).is_err() {
@@ -196,7 +213,7 @@ fn read_file(
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // not written yet (SessionStart comes before the first line); an error only at the end
-            if final_read && t.ledger.offset == 0 {
+            if final_read && t.ledger.offset == 0 && !t.subagent {
                 metrics.transcript_errors.with_label_values(&["missing"]).inc();
                 tracing::debug!(path = %path.display(), "Transcript missing at session end");
             }

@@ -7,7 +7,9 @@ also runs a failing command. Run one instance per work directory: file paths poi
 
 Usage: mock_api.py --port 0 --workdir DIR --log requests.jsonl [--port-file F]
 
-Binds 127.0.0.1 only. Every request is appended to --log as one JSON line.
+Binds 127.0.0.1 only. Every request is appended to --log as one JSON line; a message reply also logs
+what was served ("reply": message id, model, usage, and whether it answered a /compact summary request),
+so the test can tell which API calls no transcript line records.
 POST /v1/messages answers from a stateless script keyed on how many tool_use
 turns the conversation already contains (so retries/resumes are harmless):
 
@@ -76,6 +78,10 @@ def scripts(tools, workdir):
     }
 
 
+def is_compact(msgs):
+    return bool(msgs) and "Respond with TEXT ONLY" in text_of(msgs[-1]["content"])
+
+
 def plan(body, workdir):
     """Return (conversation_key, content blocks, stop_reason) or (key, None, error) for an API error."""
     msgs = body.get("messages", [])
@@ -85,7 +91,7 @@ def plan(body, workdir):
         return "side", [{"type": "text", "text": "Mock side reply"}], "end_turn"
     if "[scenario:api-error]" in first_user:  # non-retryable 400 -> StopFailure
         return "main", None, "mock: scripted invalid_request_error"
-    if msgs and "Respond with TEXT ONLY" in text_of(msgs[-1]["content"]):  # /compact summary request
+    if is_compact(msgs):  # /compact summary request
         return "main", [{"type": "text", "text": "<analysis>mock analysis</analysis>\n<summary>Mock summary: "
                          "ran echo, a failing command, wrote/read/edited note.txt and a subagent.</summary>"}], "end_turn"
     key = "sub" if SUBAGENT_MARKER in first_user else "main"
@@ -142,9 +148,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def _log(self, body, raw):
+    def _log(self, body, raw, reply=None):
         rec = {"ts": time.time(), "method": self.command, "path": self.path,
                "headers": dict(self.headers), "body": body if body is not None else raw}
+        if reply is not None:
+            rec["reply"] = reply
         with LOCK, open(self.server.logfile, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
 
@@ -184,18 +192,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body, raw = self._read()
-        self._log(body, raw)
         path = self.path.split("?")[0]
         if path == "/v1/messages/count_tokens":
+            self._log(body, raw)
             return self._send(200, {"input_tokens": max(1, len(raw) // 4)})
         if path != "/v1/messages" or not isinstance(body, dict):
+            self._log(body, raw)
             return self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": "mock: " + path}})
         key, blocks, stop = plan(body, self.server.workdir)
         if blocks is None:
+            self._log(body, raw)
             return self._send(400, {"type": "error", "error": {"type": "invalid_request_error", "message": stop}})
         msg = {"id": rid("msg_01"), "type": "message", "role": "assistant", "model": body.get("model", "mock"),
                "content": blocks, "stop_reason": stop, "stop_sequence": None,
                "usage": usage_for(key, body, blocks)}
+        self._log(body, raw, {"id": msg["id"], "model": msg["model"], "usage": msg["usage"],
+                              "compact": is_compact(body.get("messages", []))})
         if body.get("stream"):
             self._send(200, sse(stream_events(msg)), "text/event-stream", {"Cache-Control": "no-cache"})
         else:
