@@ -12,285 +12,20 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use support::claude::{claude_bin, write_settings, Cli, Mock, Scratch, HOOK_EVENTS};
 use support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 
-/// A CLI run taking longer than this is killed (one run takes a few seconds).
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the spans of finished sessions may take to reach the receiver.
 const SPANS_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The events hooked, as in the harness's `run-scenario.sh` (WorktreeCreate/Remove replace git logic).
-const HOOK_EVENTS: &[&str] = &[
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PostToolBatch",
-    "Notification",
-    "UserPromptSubmit",
-    "UserPromptExpansion",
-    "SessionStart",
-    "SessionEnd",
-    "Stop",
-    "StopFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "PreCompact",
-    "PostCompact",
-    "PermissionRequest",
-    "PermissionDenied",
-    "Setup",
-    "TeammateIdle",
-    "TaskCreated",
-    "TaskCompleted",
-    "Elicitation",
-    "ElicitationResult",
-    "ConfigChange",
-    "InstructionsLoaded",
-    "CwdChanged",
-    "FileChanged",
-    "MessageDisplay",
-];
-
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
 const API_ERROR_PROMPT: &str = "[scenario:api-error] hi";
-
-/// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
-fn claude_bin() -> PathBuf {
-    let path =
-        std::env::var_os("HOOKTEL_CLAUDE_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/claude-code/node_modules/.bin/claude")
-        });
-    assert!(
-        path.is_file(),
-        "the Claude Code CLI is not installed at {}: run scripts/install-test-deps.sh \
-         (or set HOOKTEL_CLAUDE_BIN to the claude binary)",
-        path.display()
-    );
-    path
-}
-
-/// A scratch directory under the system temp dir: removed when the test passes, kept when it fails
-/// or when `HOOKTEL_E2E_KEEP` is set (to look at what the CLI wrote).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("hooktel-e2e-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        let d = self.0.join(name);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("HOOKTEL_E2E_KEEP").is_some() {
-            eprintln!("e2e: CLI output, debug logs, transcripts and mock request logs kept in {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// `tests/e2e/mock_api.py` on a free port, killed on drop.
-struct Mock {
-    port: u16,
-    child: Child,
-}
-
-impl Mock {
-    fn start(scratch: &Scratch, name: &str, workdir: &Path) -> Mock {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_api.py");
-        let port_file = scratch.0.join(format!("mock.{name}.port"));
-        let err_file = scratch.0.join(format!("mock.{name}.err"));
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", "0", "--workdir"])
-            .arg(workdir)
-            .arg("--log")
-            .arg(scratch.0.join(format!("mock.{name}.requests.jsonl")))
-            .arg("--port-file")
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err_file).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
-            });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mock API exited ({status}): {}", fs::read_to_string(&err_file).unwrap_or_default());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("mock API did not start: {}", fs::read_to_string(&err_file).unwrap_or_default());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        Mock { port, child }
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Quote for a POSIX shell (Claude Code runs command hooks through one).
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// `<home>/.claude/settings.json` with `hooktel hook` as a command hook for every event.
-fn write_settings(home: &Path) {
-    let command = format!("{} hook", shell_quote(support::BIN));
-    let hooks: serde_json::Map<String, Value> = HOOK_EVENTS
-        .iter()
-        .map(|e| (e.to_string(), json!([{"hooks": [{"type": "command", "command": command}]}])))
-        .collect();
-    let dir = home.join(".claude");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("settings.json"), serde_json::to_vec_pretty(&json!({ "hooks": hooks })).unwrap()).unwrap();
-}
-
-/// What every CLI run shares: the binary, the throwaway HOME and the sidecar to report to.
-struct Cli<'a> {
-    bin: PathBuf,
-    scratch: &'a Scratch,
-    home: PathBuf,
-    sidecar: &'a Sidecar,
-}
-
-/// A CLI process under way.
-struct Running {
-    name: String,
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    deadline: Instant,
-}
-
-/// A finished CLI run.
-struct Finished {
-    name: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Cli<'_> {
-    /// Start `claude --output-format stream-json --verbose --dangerously-skip-permissions ARGS` in `workdir`,
-    /// with a clean environment, like the harness's `run-scenario.sh`.
-    fn spawn(&self, name: &str, workdir: &Path, mock: &Mock, args: &[&str]) -> Running {
-        let s = &self.scratch.0;
-        let (stdout, stderr) = (s.join(format!("cli.{name}.stdout.jsonl")), s.join(format!("cli.{name}.stderr")));
-        let child = Command::new(&self.bin)
-            .env_clear()
-            .current_dir(workdir)
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &self.home)
-            .env("TERM", "dumb")
-            .env("LANG", "C.UTF-8")
-            .env("TMPDIR", self.scratch.dir("tmp"))
-            .env("IS_SANDBOX", "1")
-            .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{}", mock.port))
-            .env("ANTHROPIC_API_KEY", "test-key")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_TELEMETRY", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("DISABLE_ERROR_REPORTING", "1")
-            .env("HOOKTEL_ADDR", self.sidecar.addr.to_string())
-            .env("HOOKTEL_DATA_DIR", &self.sidecar.data_dir)
-            .args(["--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "--debug-file"])
-            .arg(s.join(format!("debug.{name}.log")))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} ({e}): run scripts/install-test-deps.sh", self.bin.display()));
-        Running { name: name.into(), child, stdout, stderr, deadline: Instant::now() + CLI_TIMEOUT }
-    }
-}
-
-impl Running {
-    /// Wait for the process to exit; kill it at its deadline.
-    fn wait(mut self) -> Finished {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > self.deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "claude run `{}` still running after {CLI_TIMEOUT:?}, killed; stderr:\n{}",
-                    self.name,
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Finished {
-            name: self.name,
-            status,
-            stdout: fs::read_to_string(&self.stdout).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
-        }
-    }
-}
-
-impl Finished {
-    fn expect_exit(&self, code: i32) -> &Finished {
-        assert_eq!(
-            self.status.code(),
-            Some(code),
-            "claude run `{}` exited with {}; stderr:\n{}\nstdout tail:\n{}",
-            self.name,
-            self.status,
-            self.stderr,
-            tail(&self.stdout, 3000)
-        );
-        self
-    }
-
-    /// The `session_id` of the stream-json output.
-    fn session_id(&self) -> String {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find_map(|v| v["session_id"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| panic!("no session_id in the output of `{}`:\n{}", self.name, tail(&self.stdout, 3000)))
-    }
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
 
 /// A tool call found in a transcript.
 #[derive(Debug)]
@@ -1365,7 +1100,13 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     }
     // one mock per work directory: the scripted Write/Read/Edit point into it
     let (mock_a, mock_b) = (Mock::start(scratch, "a", &work_a), Mock::start(scratch, "b", &work_b));
-    let cli = Cli { bin: claude, scratch, home: home.clone(), sidecar };
+    let cli = Cli {
+        bin: claude,
+        scratch,
+        home: home.clone(),
+        addr: sidecar.addr.to_string(),
+        data_dir: sidecar.data_dir.clone(),
+    };
 
     // two sessions at once, and a third whose only API call fails
     let a = cli.spawn("a", &work_a, &mock_a, &["-p", MAIN_PROMPT]);

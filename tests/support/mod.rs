@@ -2,6 +2,8 @@
 //! and a launcher for the built `hooktel` binary. Every wait has a timeout.
 #![allow(dead_code)]
 
+pub mod claude;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
