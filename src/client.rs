@@ -171,6 +171,7 @@ fn exchange(
 /// too (disk full, spool locked past the timeout) is it lost, and said so on stderr (never stdout).
 fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undelivered) {
     if let Err(e) = crate::spool::append(&settings.data_dir, at, body, settings.timeout) {
+        crate::spool::note_drop(&settings.data_dir, &e);
         let _ = writeln!(
             std::io::stderr(),
             "hooktel: event not delivered to {} ({why}) and not spooled in {} ({e}); {} bytes lost",
@@ -236,6 +237,7 @@ pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&s
     match spooled {
         Some(Ok(())) => std::process::ExitCode::SUCCESS,
         Some(Err(e)) => {
+            crate::spool::note_drop(&settings.data_dir, &e);
             eprintln!("hooktel emit: not delivered to {} ({why}) and not spooled ({e})", settings.addr);
             std::process::ExitCode::FAILURE
         }

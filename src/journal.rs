@@ -96,8 +96,8 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
         .collect())
 }
 
-/// Write entries until every sender is gone, committing in batches.
-pub fn write(mut conn: Connection, rx: Receiver<Entry>) {
+/// Write entries until every sender is gone, committing in batches. Failed commits are counted.
+pub fn write(mut conn: Connection, rx: Receiver<Entry>, failures: prometheus::IntCounter) {
     let mut pending: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
     loop {
@@ -115,12 +115,12 @@ pub fn write(mut conn: Connection, rx: Receiver<Entry>) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        commit(&mut conn, &mut pending);
+        commit(&mut conn, &mut pending, &failures);
     }
-    commit(&mut conn, &mut pending);
+    commit(&mut conn, &mut pending, &failures);
 }
 
-fn commit(conn: &mut Connection, pending: &mut Vec<Entry>) {
+fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, failures: &prometheus::IntCounter) {
     if pending.is_empty() {
         return;
     }
@@ -151,6 +151,7 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>) {
         tx.commit()
     })();
     if let Err(e) = result {
+        failures.inc_by(pending.len() as u64);
         tracing::error!(error = %e, rows = pending.len(), "Journal write failed; a restart now may lose open sessions");
     }
     pending.clear();
@@ -186,7 +187,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let conn = open(&dir).unwrap();
-        let writer = std::thread::spawn(move || write(conn, rx));
+        let failures = prometheus::IntCounter::new("t", "t").unwrap();
+        let writer = std::thread::spawn(move || write(conn, rx, failures));
         let hook = |s: &str, at: u64| Entry::Hook { session: s.into(), at, body: bytes::Bytes::from_static(b"{}") };
         tx.send(hook("a", 2)).unwrap();
         tx.send(hook("b", 1)).unwrap();

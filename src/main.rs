@@ -240,9 +240,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir) {
             Some((conn, restored)) => {
                 let (tx, rx) = std::sync::mpsc::channel();
+                let failures = metrics.journal_failures.clone();
                 let writer = std::thread::Builder::new()
                     .name("hooktel-journal".into())
-                    .spawn(move || journal::write(conn, rx))?;
+                    .spawn(move || journal::write(conn, rx, failures))?;
                 (Some(tx), restored, Some(writer))
             }
             None => (None, Vec::new(), None),

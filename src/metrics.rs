@@ -52,6 +52,7 @@ pub struct Metrics {
     pub spool_bytes: prometheus::IntGaugeVec,
     pub spool_oldest_age: prometheus::GaugeVec,
     pub spool_dropped: IntCounterVec,
+    pub journal_failures: IntCounter,
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
@@ -131,6 +132,10 @@ impl Metrics {
                 "hooktel_spool_dropped_total",
                 "Items dropped from a spool, by spool and reason (full, write_failed).",
                 &["spool", "reason"],
+            ),
+            journal_failures: counter(
+                "hooktel_journal_write_failures_total",
+                "Journal rows not written (disk full, locked): open sessions may not survive a restart.",
             ),
             project_label,
             hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),

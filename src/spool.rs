@@ -58,6 +58,32 @@ pub fn append(data_dir: &Path, at: u64, body: &[u8], busy: Duration) -> rusqlite
     insert(&conn)
 }
 
+/// Where the hook client notes an event it could neither deliver nor spool (a locked or full
+/// spool): one line each, so the sidecar can count what the client cannot report itself.
+const DROPS: &str = "hook-drops.log";
+
+/// Note a lost event (best effort: on a full disk even this line may not be written).
+pub fn note_drop(data_dir: &Path, error: &rusqlite::Error) {
+    use std::io::Write;
+    let line = format!("{} {error}\n", crate::pipeline::now_ns());
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join(DROPS));
+    if let Ok(mut f) = file {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Take the drops the hook clients noted since the last call (the file is consumed).
+fn take_drops(data_dir: &Path) -> u64 {
+    let file = data_dir.join(DROPS);
+    let taking = data_dir.join(format!("{DROPS}.counting"));
+    if std::fs::rename(&file, &taking).is_err() {
+        return 0;
+    }
+    let n = std::fs::read(&taking).map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64).unwrap_or(0);
+    let _ = std::fs::remove_file(&taking);
+    n
+}
+
 /// Depth, size and oldest event of the spool.
 #[derive(Debug, Default, PartialEq)]
 pub struct Depth {
@@ -160,6 +186,14 @@ pub async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watch::Rece
             tokio::task::spawn_blocking(move || depth(&c.lock().unwrap_or_else(|e| e.into_inner()))).await
         {
             metrics.spool_depth("hook", &d);
+        }
+        let dropped = take_drops(&data_dir);
+        if dropped > 0 {
+            metrics.spool_dropped.with_label_values(&["hook", "write_failed"]).inc_by(dropped);
+            tracing::error!(
+                events = dropped,
+                "Hook events lost: neither delivered nor spooled (spool locked or disk full)"
+            );
         }
         tokio::select! {
             _ = tokio::time::sleep(DRAIN_INTERVAL) => {}

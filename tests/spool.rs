@@ -116,5 +116,11 @@ fn a_locked_spool_costs_the_hook_its_timeout_and_never_hangs_it() {
     assert!(err.contains("not spooled") && err.contains("lost"), "the loss is said: {err}");
     conn.execute_batch("ROLLBACK").unwrap();
     assert_eq!(spooled(&data), 1, "only the first event");
+    // the loss is counted once a sidecar runs on this data directory
+    let sidecar = Sidecar::start(None, &[("HOOKTEL_DATA_DIR", data.to_str().unwrap())]);
+    support::wait_until(Duration::from_secs(10), "the lost event counted", || {
+        sidecar.metric(r#"hooktel_spool_dropped_total{reason="write_failed",spool="hook"}"#) == 1.0
+    });
+    drop(sidecar);
     let _ = std::fs::remove_dir_all(&data);
 }
