@@ -3,24 +3,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_tree, temp_dir, Protocol, Receiver, Sidecar};
+use support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const SPANS_IN_SESSION: usize = 7;
-
-fn captured_session() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks/captured");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
 
 fn refused_then_recovered(protocol: Protocol) {
     let receiver = Receiver::start(protocol);

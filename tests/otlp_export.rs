@@ -5,19 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{assert_tree, Protocol, Receiver, Sidecar, Span};
-
-/// The captured session, in firing order.
-fn captured_session() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hooks/captured");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
+use support::{assert_tree, captured_session, Protocol, Receiver, Sidecar, Span};
 
 const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";

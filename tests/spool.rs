@@ -3,23 +3,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_tree, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
+use support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
-
-fn captured_session() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks/captured");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
 
 /// An address nothing listens on.
 fn closed_port() -> String {

@@ -20,6 +20,19 @@ use prost::Message;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hooktel");
 
+/// The real captured Claude Code 2.1.329 session (`tests/fixtures/hooks/captured/NN-*.json`), in
+/// firing order.
+pub fn captured_session() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks/captured");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
 /// One span as the receiver got it, flattened for assertions.
 #[derive(Clone, Debug)]
 pub struct Span {
