@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
