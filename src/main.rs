@@ -66,6 +66,28 @@ enum Command {
         #[arg(long, env = "HOOKTEL_STORE_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
         store_max_bytes: u64,
     },
+    /// Wire hooktel's hooks into Claude Code's settings.json (user-level by default), keeping the
+    /// rest of the file; the old file is backed up first. Installing twice changes nothing.
+    Install {
+        /// Change DIR/.claude/settings.json instead of the user's settings.
+        #[arg(long, value_name = "DIR")]
+        project: Option<std::path::PathBuf>,
+        /// HTTP hooks (Claude Code POSTs to the sidecar) instead of command hooks; SessionStart and
+        /// Setup keep the command hook (Claude Code skips http hooks there).
+        #[arg(long)]
+        http: bool,
+        /// The sidecar's address, for the http hooks' URL.
+        #[arg(long, env = "HOOKTEL_LISTEN", default_value = config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
+    /// Remove hooktel's hooks from Claude Code's settings.json, and nothing else.
+    Uninstall {
+        /// Change DIR/.claude/settings.json instead of the user's settings.
+        #[arg(long, value_name = "DIR")]
+        project: Option<std::path::PathBuf>,
+    },
+    /// Check the sidecar, the installed hooks, the exporter, the spool and the data directory.
+    Doctor,
     /// Send one custom event: `hooktel emit NAME [KEY=VALUE...] [--session ID]`.
     Emit {
         /// The event's name, e.g. `routing.decision`.
@@ -127,6 +149,28 @@ fn main() -> ExitCode {
         }
         Command::Show { session, data_dir } => {
             print_view(hooktel::view::show(&data_dir.unwrap_or_else(config::default_data_dir), &session))
+        }
+        Command::Install { project, http, listen } => {
+            let kind = if http { hooktel::install::HookKind::Http } else { hooktel::install::HookKind::Command };
+            print_view(hooktel::install::settings_path(project.as_deref()).and_then(|target| {
+                let command = hooktel::install::hook_command()?;
+                let report = hooktel::install::install(&target, kind, &command, &hooktel::install::hook_url(listen))?;
+                Ok(report.to_string())
+            }))
+        }
+        Command::Uninstall { project } => print_view(
+            hooktel::install::settings_path(project.as_deref())
+                .and_then(|target| hooktel::install::uninstall(&target))
+                .map(|report| report.to_string()),
+        ),
+        Command::Doctor => {
+            let checks = hooktel::doctor::doctor(&hooktel::doctor::Options::from_env());
+            print!("{}", hooktel::doctor::render(&checks));
+            if hooktel::doctor::failed(&checks) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Command::Serve(args) => match serve(args) {
             Ok(()) => ExitCode::SUCCESS,

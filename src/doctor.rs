@@ -1,0 +1,563 @@
+//! `hooktel doctor`: checks that events can get from Claude Code to the collector, and says what to
+//! do about each thing that is wrong. It reads and probes; it changes nothing.
+//!
+//! The checks: the sidecar answers `/healthz`; hooktel's hooks are in the user's (and this project's)
+//! settings, valid, and point at a program that exists or at the sidecar's URL; the OTLP endpoint
+//! takes a TCP connection (or local mode); the hook spool drains; the data directory is writable.
+//! Blocking std I/O with short timeouts: no runtime.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::install::{self, Found, Installed, EVENTS};
+
+/// Budget for each network probe: a local sidecar answers in a millisecond.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Spooled events older than this while the sidecar is up are not being drained (it drains every second).
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Ordered by severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about it (for warnings and failures).
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {
+        Check { name: name.into(), status, detail: detail.into(), fix }
+    }
+}
+
+/// What the checks look at.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `host:port` of the sidecar, as the hooks find it (`HOOKTEL_ADDR`).
+    pub addr: String,
+    /// hooktel's data directory (`HOOKTEL_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Settings files to check, by scope: the user's always, the project's when they exist.
+    pub settings: Vec<(String, PathBuf)>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Options {
+    /// From the environment, with the current directory as the project.
+    pub fn from_env() -> Options {
+        let hook = crate::config::HookSettings::from_env();
+        let mut settings = Vec::new();
+        if let Ok(user) = install::settings_path(None) {
+            settings.push(("user".to_owned(), user));
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            for (scope, name) in [("project", "settings.json"), ("project local", "settings.local.json")] {
+                let path = cwd.join(".claude").join(name);
+                if path.exists() && !settings.iter().any(|(_, p)| *p == path) {
+                    settings.push((scope.to_owned(), path));
+                }
+            }
+        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Options {
+            addr: hook.addr,
+            data_dir: hook.data_dir,
+            settings,
+            otlp_endpoint: env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT")),
+        }
+    }
+}
+
+/// Run every check.
+pub fn doctor(opts: &Options) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let health = get(&opts.addr, "/healthz");
+    let up = matches!(health, Ok((200, _)));
+    checks.push(match &health {
+        Ok((200, _)) => Check::new("sidecar", Status::Ok, format!("answers on {}", opts.addr), None),
+        Ok((status, _)) => Check::new(
+            "sidecar",
+            Status::Fail,
+            format!("{} answered /healthz with HTTP {status}: not hooktel's sidecar?", opts.addr),
+            Some("set HOOKTEL_ADDR to where `hooktel serve` listens".into()),
+        ),
+        Err(e) => Check::new(
+            "sidecar",
+            Status::Fail,
+            format!("nothing answers on {} ({e})", opts.addr),
+            Some(format!(
+                "start it: `hooktel serve` (it listens on HOOKTEL_LISTEN, default {}); hooks find it through \
+                 HOOKTEL_ADDR. Command hooks spool events meanwhile, http hooks lose them",
+                crate::config::DEFAULT_LISTEN
+            )),
+        ),
+    });
+    checks.extend(hook_checks(opts));
+    checks.push(exporter_check(opts));
+    let metrics = if up { get(&opts.addr, "/metrics").ok().map(|(_, body)| body) } else { None };
+    checks.push(spool_check(opts, up, metrics.as_deref()));
+    checks.push(data_dir_check(&opts.data_dir));
+    checks
+}
+
+/// Whether any check failed (`hooktel doctor` then exits 1).
+pub fn failed(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.status == Status::Fail)
+}
+
+/// One line per check, with what to do under the ones that are not ok, and a summary.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        let _ = writeln!(out, "[{tag}] {}: {}", c.name, c.detail);
+        if let (Some(fix), true) = (&c.fix, c.status != Status::Ok) {
+            let _ = writeln!(out, "       fix: {fix}");
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (fails, warns) = (count(Status::Fail), count(Status::Warn));
+    let _ = match (fails, warns) {
+        (0, 0) => writeln!(out, "all {} checks ok", checks.len()),
+        _ => writeln!(out, "{fails} failed, {warns} warning(s), {} ok", count(Status::Ok)),
+    };
+    out
+}
+
+/// One check per settings file; "no hooks here" is fine when another scope has them.
+fn hook_checks(opts: &Options) -> Vec<Check> {
+    let read: Vec<(&str, &Path, anyhow::Result<Option<Installed>>)> =
+        opts.settings.iter().map(|(scope, path)| (scope.as_str(), path.as_path(), install::inspect(path))).collect();
+    let with_hooks: Vec<&str> = read
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Ok(Some(i)) if !i.hooks.is_empty()))
+        .map(|(scope, _, _)| *scope)
+        .collect();
+    // allowedHttpHookUrls arrays merge across settings files
+    let allowlist: Option<Vec<String>> =
+        read.iter().filter_map(|(_, _, r)| r.as_ref().ok()?.as_ref()?.allowlist.clone()).reduce(|mut a, b| {
+            a.extend(b);
+            a
+        });
+    let install_fix = |scope: &str| {
+        Some(if scope == "user" { "hooktel install".to_owned() } else { "hooktel install --project .".to_owned() })
+    };
+    let mut checks = Vec::new();
+    for (scope, path, result) in &read {
+        let name = format!("hooks ({scope})");
+        let installed = match result {
+            Ok(found) => found.as_ref().filter(|_| with_hooks.contains(scope)),
+            Err(e) => {
+                checks.push(Check::new(
+                    &name,
+                    Status::Fail,
+                    format!("{e:#}"),
+                    Some("fix the file (or restore a settings.json.hooktel-backup-*), then `hooktel install`".into()),
+                ));
+                continue;
+            }
+        };
+        let Some(installed) = installed else {
+            let (status, detail) = match (with_hooks.first(), result) {
+                (Some(other), _) => {
+                    (Status::Ok, format!("none in {} (they are in the {other} settings)", path.display()))
+                }
+                (None, Ok(None)) => (Status::Fail, format!("{} does not exist: no hooktel hooks", path.display())),
+                (None, _) => (Status::Fail, format!("no hooktel hooks in {}", path.display())),
+            };
+            checks.push(Check::new(&name, status, detail, install_fix(scope)));
+            continue;
+        };
+        let mut problems: Vec<(Status, String)> = Vec::new();
+        if installed.all_hooks_disabled {
+            problems.push((Status::Fail, "\"disableAllHooks\": true turns every hook off".into()));
+        }
+        let missing: Vec<&str> =
+            EVENTS.iter().copied().filter(|e| !installed.hooks.iter().any(|(ev, _)| ev == e)).collect();
+        if !missing.is_empty() {
+            problems.push((Status::Warn, format!("no hooktel hook on {}", missing.join(", "))));
+        }
+        let mut seen: Vec<&Found> = Vec::new();
+        for (_, found) in &installed.hooks {
+            if seen.contains(&found) {
+                continue;
+            }
+            seen.push(found);
+            match found {
+                Found::Command(program) => {
+                    if let Err(why) = runnable(program) {
+                        problems.push((Status::Fail, format!("the hook runs {program}, which {why}")));
+                    }
+                }
+                Found::Http(url) => {
+                    if authority(url) != Some(opts.addr.as_str()) {
+                        problems.push((
+                            Status::Warn,
+                            format!("http hooks post to {url}, but the sidecar checked is {}", opts.addr),
+                        ));
+                    }
+                    if let Some(list) = &allowlist {
+                        if !list.iter().any(|p| install::url_allowed(p, url)) {
+                            problems.push((Status::Fail, format!("{url} is not in allowedHttpHookUrls: blocked")));
+                        }
+                    }
+                }
+            }
+        }
+        let events = installed.hooks.iter().map(|(e, _)| e).collect::<std::collections::BTreeSet<_>>().len();
+        let status = problems.iter().map(|p| p.0).max().unwrap_or(Status::Ok);
+        let mut detail = format!("{}: {events} of {} events hooked", path.display(), EVENTS.len());
+        for (_, p) in &problems {
+            let _ = write!(detail, "; {p}");
+        }
+        checks.push(Check::new(&name, status, detail, install_fix(scope)));
+    }
+    checks
+}
+
+/// Whether a command hook's program can run: an absolute path must be an executable file, a bare
+/// name must be on PATH (this shell's; Claude Code's may differ).
+fn runnable(program: &str) -> Result<(), String> {
+    if program.is_empty() {
+        return Err("is empty".into());
+    }
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join(program)).collect()
+    };
+    let found = candidates.iter().find(|p| p.is_file());
+    match found {
+        None if program.contains('/') => Err("does not exist".into()),
+        None => Err("is not on PATH".into()),
+        Some(p) if !is_executable(p) => Err(format!("is not executable ({})", p.display())),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// `host:port` of an http(s) URL, with the scheme's default port.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+fn host_port(url: &str) -> Option<String> {
+    let auth = authority(url)?;
+    let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
+    let has_port = match auth.rfind(']') {
+        Some(close) => auth[close..].contains(':'),
+        None => auth.contains(':'),
+    };
+    if has_port {
+        return Some(auth.to_owned());
+    }
+    let port = if url.starts_with("https://") { 443 } else { 80 };
+    Some(format!("{auth}:{port}"))
+}
+
+fn exporter_check(opts: &Options) -> Check {
+    let Some(endpoint) = &opts.otlp_endpoint else {
+        return Check::new(
+            "exporter",
+            Status::Ok,
+            format!(
+                "local mode (no OTEL_EXPORTER_OTLP_ENDPOINT here): spans stay in {}, see `hooktel sessions`",
+                opts.data_dir.join("local.db").display()
+            ),
+            None,
+        );
+    };
+    let fix = Some(
+        "start the collector or correct OTEL_EXPORTER_OTLP_ENDPOINT (the sidecar reads its own environment); \
+         meanwhile spans wait in the export spool"
+            .to_owned(),
+    );
+    let Some(target) = host_port(endpoint) else {
+        return Check::new("exporter", Status::Fail, format!("{endpoint} is not an http(s) URL"), fix);
+    };
+    match connect(&target) {
+        Ok(_) => Check::new("exporter", Status::Ok, format!("{endpoint} takes connections"), None),
+        Err(e) => Check::new("exporter", Status::Fail, format!("cannot connect to {target} ({e})"), fix),
+    }
+}
+
+fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
+    let (events, oldest) = match hook_spool(&opts.data_dir) {
+        Ok(v) => v,
+        Err(e) => {
+            return Check::new(
+                "spool",
+                Status::Warn,
+                format!("cannot read {} ({e})", crate::spool::path(&opts.data_dir).display()),
+                Some("the sidecar moves a damaged spool aside when it starts".into()),
+            )
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let age = Duration::from_nanos(oldest.map_or(0, |o| now.saturating_sub(o)));
+    let mut detail = format!("{events} hook event(s) waiting in {}", crate::spool::path(&opts.data_dir).display());
+    if events > 0 {
+        let _ = write!(detail, ", the oldest {}s old", age.as_secs());
+    }
+    let (spooled, failures) = match metrics {
+        Some(m) => (metric_sum(m, "hooktel_spool_events"), metric_sum(m, "hooktel_export_failures_total")),
+        None => (0.0, 0.0),
+    };
+    if metrics.is_some() {
+        let _ = write!(detail, "; the sidecar reports hooktel_spool_events {spooled}, export failures {failures}");
+    }
+    if events > 0 && up && age > STUCK_AFTER {
+        let fix = format!(
+            "the sidecar drains every second: give the hooks and `hooktel serve` the same HOOKTEL_DATA_DIR \
+             (here {}), and look at the sidecar's log",
+            opts.data_dir.display()
+        );
+        return Check::new("spool", Status::Warn, format!("not draining: {detail}"), Some(fix));
+    }
+    if events > 0 && !up {
+        return Check::new("spool", Status::Warn, detail, Some("start `hooktel serve`: it drains the spool".into()));
+    }
+    if spooled > 0.0 && failures > 0.0 {
+        let fix = "the collector refuses or misses exports: check it and OTEL_EXPORTER_OTLP_ENDPOINT".to_owned();
+        return Check::new("spool", Status::Warn, detail, Some(fix));
+    }
+    Check::new("spool", Status::Ok, detail, None)
+}
+
+/// Events in the hook spool and the oldest one's time (Unix ns); read-only, a missing file is empty.
+fn hook_spool(data_dir: &Path) -> rusqlite::Result<(u64, Option<u64>)> {
+    let path = crate::spool::path(data_dir);
+    if !path.exists() {
+        return Ok((0, None));
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(&path, flags)?;
+    conn.busy_timeout(PROBE_TIMEOUT)?;
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hook_events'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok((0, None));
+    }
+    conn.query_row("SELECT count(*), min(received_at) FROM hook_events", [], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<i64>>(1)?.map(|v| v as u64)))
+    })
+}
+
+fn data_dir_check(dir: &Path) -> Check {
+    let fix = Some("make it writable, or point HOOKTEL_DATA_DIR (for the sidecar and the hooks) elsewhere".into());
+    if dir.is_dir() {
+        let probe = dir.join(format!(".hooktel-doctor-{}", std::process::id()));
+        return match std::fs::write(&probe, b"") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                Check::new("data dir", Status::Ok, format!("{} is writable", dir.display()), None)
+            }
+            Err(e) => Check::new("data dir", Status::Fail, format!("cannot write in {} ({e})", dir.display()), fix),
+        };
+    }
+    let Some(ancestor) = dir.ancestors().skip(1).find(|a| a.is_dir()) else {
+        return Check::new("data dir", Status::Fail, format!("{} has no existing parent", dir.display()), fix);
+    };
+    if writable(ancestor) {
+        let detail = format!("{} does not exist yet; the sidecar creates it", dir.display());
+        Check::new("data dir", Status::Ok, detail, None)
+    } else {
+        let detail = format!("{} does not exist and {} is not writable", dir.display(), ancestor.display());
+        Check::new("data dir", Status::Fail, detail, fix)
+    }
+}
+
+#[cfg(unix)]
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+}
+
+fn connect(target: &str) -> Result<TcpStream, String> {
+    let addrs = target.to_socket_addrs().map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut last = format!("{target} resolves to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// A GET over plain HTTP/1.1: (status, body).
+fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let mut s = connect(addr)?;
+    let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
+    let _ = s.set_write_timeout(Some(PROBE_TIMEOUT));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    s.take(16 * 1024 * 1024).read_to_end(&mut response).map_err(|e| e.to_string())?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response.get(9..12).and_then(|c| c.parse().ok()).ok_or("not an HTTP answer")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The sum of a metric's samples over all its labels in Prometheus text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_their_address() {
+        assert_eq!(authority("http://127.0.0.1:4388/v1/hooks"), Some("127.0.0.1:4388"));
+        assert_eq!(host_port("http://collector:4318"), Some("collector:4318".into()));
+        assert_eq!(host_port("https://otel.example.com/v1/traces"), Some("otel.example.com:443".into()));
+        assert_eq!(host_port("http://[::1]/x"), Some("[::1]:80".into()));
+        assert_eq!(host_port("http://[::1]:4317"), Some("[::1]:4317".into()));
+        assert_eq!(host_port("collector:4317"), None);
+    }
+
+    #[test]
+    fn metrics_are_summed_over_labels() {
+        let text = "# HELP hooktel_export_failures_total x\nhooktel_export_failures_total{reason=\"timeout\"} 2\n\
+                    hooktel_export_failures_total{reason=\"unavailable\"} 3\nhooktel_spool_events 4\n\
+                    hooktel_spool_events_other 9\n";
+        assert_eq!(metric_sum(text, "hooktel_export_failures_total"), 5.0);
+        assert_eq!(metric_sum(text, "hooktel_spool_events"), 4.0);
+        assert_eq!(metric_sum(text, "hooktel_missing"), 0.0);
+    }
+
+    #[test]
+    fn render_says_what_to_do_about_failures_only() {
+        let checks = [
+            Check::new("sidecar", Status::Ok, "answers", Some("never shown".into())),
+            Check::new("spool", Status::Warn, "3 waiting", Some("start it".into())),
+            Check::new("hooks (user)", Status::Fail, "none", Some("hooktel install".into())),
+        ];
+        let text = render(&checks);
+        assert_eq!(
+            text,
+            "[ok  ] sidecar: answers\n[WARN] spool: 3 waiting\n       fix: start it\n\
+             [FAIL] hooks (user): none\n       fix: hooktel install\n1 failed, 1 warning(s), 1 ok\n"
+        );
+        assert!(failed(&checks));
+        assert!(!failed(&checks[..2]));
+    }
+
+    #[test]
+    fn programs_must_exist_and_be_executable() {
+        assert!(runnable("/bin/sh").is_ok());
+        assert!(runnable("/nonexistent/hooktel").unwrap_err().contains("does not exist"));
+        assert!(runnable("hooktel-surely-not-on-path").unwrap_err().contains("PATH"));
+        let file = std::env::temp_dir().join(format!("hooktel-doctor-noexec-{}", std::process::id()));
+        std::fs::write(&file, "").unwrap();
+        assert!(runnable(file.to_str().unwrap()).unwrap_err().contains("not executable"));
+        std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
+    fn hook_checks_find_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("hooktel-doctor-hooks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (user, project) = (dir.join("user.json"), dir.join("project.json"));
+        let opts = Options {
+            addr: "127.0.0.1:4388".into(),
+            data_dir: dir.clone(),
+            settings: vec![("user".into(), user.clone()), ("project".into(), project.clone())],
+            otlp_endpoint: None,
+        };
+        let run = || hook_checks(&opts);
+        let url = "http://127.0.0.1:4388/v1/hooks";
+
+        // nothing anywhere: the user's scope fails, saying what to run
+        std::fs::write(&project, "{}").unwrap();
+        let checks = run();
+        assert_eq!(checks[0].status, Status::Fail, "{checks:?}");
+        assert_eq!(checks[0].fix.as_deref(), Some("hooktel install"));
+
+        // installed in the project only: that is enough
+        install::install(&project, install::HookKind::Http, "/nonexistent/hooktel hook", url).unwrap();
+        let checks = run();
+        assert_eq!(checks[0].status, Status::Ok, "{checks:?}");
+        // ... but its command hooks (SessionStart, Setup) run a program that is not there
+        assert_eq!(checks[1].status, Status::Fail, "{checks:?}");
+        assert!(checks[1].detail.contains("/nonexistent/hooktel, which does not exist"), "{checks:?}");
+
+        // an allowlist in another scope that leaves hooktel's URL out blocks it; a wrong address warns
+        let exe = std::env::current_exe().unwrap();
+        let command = format!("{} hook", install::shell_quote(exe.to_str().unwrap()));
+        std::fs::remove_file(&project).unwrap();
+        std::fs::write(&project, r#"{"allowedHttpHookUrls": ["https://example.com/*"]}"#).unwrap();
+        install::install(&user, install::HookKind::Http, &command, "http://127.0.0.1:9/v1/hooks").unwrap();
+        let checks = run();
+        assert_eq!(checks[0].status, Status::Fail, "{checks:?}");
+        assert!(checks[0].detail.contains("not in allowedHttpHookUrls"), "{checks:?}");
+        assert!(checks[0].detail.contains("but the sidecar checked is 127.0.0.1:4388"), "{checks:?}");
+
+        // all well; then a missing event warns and disableAllHooks fails
+        std::fs::write(&project, "{}").unwrap();
+        install::install(&user, install::HookKind::Command, &command, url).unwrap();
+        assert!(run().iter().all(|c| c.status == Status::Ok), "{:?}", run());
+        let text = std::fs::read_to_string(&user).unwrap().replace("\"Stop\"", "\"NotAnEvent\"");
+        std::fs::write(&user, text).unwrap();
+        let checks = run();
+        assert_eq!(checks[0].status, Status::Warn, "{checks:?}");
+        assert!(checks[0].detail.contains("no hooktel hook on Stop"), "{checks:?}");
+        std::fs::write(&user, r#"{"disableAllHooks": true, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "hooktel hook"}]}]}}"#).unwrap();
+        assert_eq!(run()[0].status, Status::Fail);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_data_dir_not_yet_made_is_fine_when_it_can_be() {
+        let dir = std::env::temp_dir().join(format!("hooktel-doctor-{}", std::process::id())).join("a/b");
+        assert_eq!(data_dir_check(&dir).status, Status::Ok);
+        assert_eq!(data_dir_check(&std::env::temp_dir()).status, Status::Ok);
+    }
+}

@@ -1,0 +1,959 @@
+//! `hooktel install` / `hooktel uninstall`: wire hooktel's hooks into one Claude Code settings.json,
+//! keeping every other setting and the user's own hooks as they are.
+//!
+//! hooktel's entries are recognised by what they run, not by their position: a command hook whose
+//! program's file name starts with `hooktel` and whose first argument is `hook` (any path, quoted or
+//! not, so the README's hand-written `hooktel hook` counts too), or an http hook carrying the header
+//! `X-Hooktel` that `install` writes (a URL alone cannot tell hooktel from another sidecar's
+//! `/v1/hooks`), or an entry equal to the one being installed. Everything else is the user's and is never touched. Installing
+//! again changes nothing; switching between command and http hooks replaces hooktel's entries.
+//!
+//! Claude Code's `-p` silently ignores a settings file that fails validation, so this module only
+//! writes shapes Claude Code 2.1.329 accepts, refuses a file that is not a JSON object (no change),
+//! keeps key order (its own order-preserving JSON value), and backs the old file up before writing.
+//! Claude Code skips http hooks on SessionStart and Setup: those two always get the command hook.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
+/// replace Claude Code's own git worktree handling. Unknown names are ignored (logged) by 2.1.329.
+pub const EVENTS: &[&str] = &[
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PostToolBatch",
+    "Notification",
+    "UserPromptSubmit",
+    "UserPromptExpansion",
+    "SessionStart",
+    "SessionEnd",
+    "Stop",
+    "StopFailure",
+    "SubagentStart",
+    "SubagentStop",
+    "PreCompact",
+    "PostCompact",
+    "PreModelSwitch",
+    "PostModelSwitch",
+    "PermissionRequest",
+    "PermissionDenied",
+    "Setup",
+    "TeammateIdle",
+    "TaskCreated",
+    "TaskCompleted",
+    "Elicitation",
+    "ElicitationResult",
+    "ConfigChange",
+    "InstructionsLoaded",
+    "CwdChanged",
+    "FileChanged",
+    "DirectoryAdded",
+    "MessageDisplay",
+];
+
+/// Events on which Claude Code skips http hooks ("HTTP hooks are not supported for SessionStart"):
+/// with `--http` they keep the command hook.
+pub const COMMAND_ONLY: &[&str] = &["SessionStart", "Setup"];
+
+/// The header that marks an http hook as hooktel's. The sidecar ignores it.
+pub const MARKER_HEADER: &str = "X-Hooktel";
+
+/// The settings key that, when present, lists the only URLs http hooks may POST to.
+const ALLOWLIST: &str = "allowedHttpHookUrls";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    /// `"type": "command"`: Claude Code runs `hooktel hook`, which spools when the sidecar is down.
+    Command,
+    /// `"type": "http"`: Claude Code POSTs to the sidecar's `/v1/hooks`.
+    Http,
+}
+
+/// What `install` or `uninstall` did, for printing.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub path: PathBuf,
+    /// The file did not exist and was created.
+    pub created: bool,
+    /// Where the old file was copied before it was changed.
+    pub backup: Option<PathBuf>,
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+    /// Changes to `allowedHttpHookUrls`.
+    pub allowlist: Vec<String>,
+}
+
+impl Report {
+    pub fn changed(&self) -> bool {
+        !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty() && self.allowlist.is_empty())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, what: &str, events: &[String]| {
+            if events.is_empty() {
+                Ok(())
+            } else {
+                writeln!(f, "  {what} ({}): {}", events.len(), events.join(", "))
+            }
+        };
+        if !self.changed() {
+            return writeln!(f, "{}: nothing to change", self.path.display());
+        }
+        writeln!(f, "{}{}", self.path.display(), if self.created { " (created)" } else { "" })?;
+        list(f, "added", &self.added)?;
+        list(f, "updated", &self.updated)?;
+        list(f, "removed", &self.removed)?;
+        list(f, "unchanged", &self.unchanged)?;
+        for line in &self.allowlist {
+            writeln!(f, "  {line}")?;
+        }
+        if let Some(b) = &self.backup {
+            writeln!(f, "  backup of the previous file: {}", b.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// The settings file: `DIR/.claude/settings.json` for a project, else `$CLAUDE_CONFIG_DIR/settings.json`,
+/// else `~/.claude/settings.json`.
+pub fn settings_path(project: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = project.filter(|d| !d.is_dir()) {
+        bail!("{} is not a directory", dir.display());
+    }
+    settings_path_from(project, std::env::var_os("CLAUDE_CONFIG_DIR"), std::env::var_os("HOME"))
+}
+
+fn settings_path_from(
+    project: Option<&Path>,
+    config_dir: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = project {
+        return Ok(dir.join(".claude").join("settings.json"));
+    }
+    if let Some(dir) = config_dir.filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("settings.json"));
+    }
+    match home.filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".claude").join("settings.json")),
+        None => bail!("neither HOME nor CLAUDE_CONFIG_DIR is set: cannot find Claude Code's settings"),
+    }
+}
+
+/// `<this binary> hook`, the path quoted for the shell Claude Code runs command hooks through.
+pub fn hook_command() -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding the path of the hooktel binary")?;
+    let exe = exe.to_str().context("the path of the hooktel binary is not UTF-8")?;
+    Ok(format!("{} hook", shell_quote(exe)))
+}
+
+/// The sidecar's `/v1/hooks` URL for a listen address (a wildcard address is reached on loopback).
+pub fn hook_url(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}/v1/hooks", std::net::SocketAddr::new(ip, listen.port()))
+}
+
+/// Quote for a POSIX shell, leaving plain paths readable.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Merge hooktel's hook for every event of [`EVENTS`] into the settings file at `target`.
+pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyhow::Result<Report> {
+    let (mut settings, existing) = load(target)?;
+    let mut report = Report { path: target.to_owned(), created: existing.is_none(), ..Report::default() };
+    let root = settings.as_object_mut().context("unreachable: checked by load")?;
+    let hooks = match root.iter().position(|(k, _)| k == "hooks") {
+        Some(i) => &mut root[i].1,
+        None => {
+            root.push(("hooks".into(), Json::Object(Vec::new())));
+            &mut root.last_mut().context("just pushed")?.1
+        }
+    };
+    let hooks = hooks.as_object_mut().context("unreachable: checked by load")?;
+    let mut old_urls = Vec::new();
+    for event in EVENTS {
+        let wanted = if kind == HookKind::Http && !COMMAND_ONLY.contains(event) {
+            http_hook(url)
+        } else {
+            command_hook(command)
+        };
+        let group = Json::Object(vec![("hooks".into(), Json::Array(vec![wanted.clone()]))]);
+        let groups = match hooks.iter().position(|(k, _)| k == event) {
+            Some(i) => hooks[i].1.as_array_mut().context("unreachable: checked by load")?,
+            None => {
+                hooks.push((event.to_string(), Json::Array(Vec::new())));
+                hooks.last_mut().and_then(|(_, v)| v.as_array_mut()).context("just pushed")?
+            }
+        };
+        let mine = |h: &Json| is_hooktel(h) || *h == wanted;
+        let ours: usize = groups.iter().map(|g| group_hooks(g).iter().filter(|h| mine(h)).count()).sum();
+        if ours == 1 && groups.contains(&group) {
+            report.unchanged.push(event.to_string());
+            continue;
+        }
+        let removed = strip(groups, &mine, &mut old_urls);
+        groups.push(group);
+        if removed > 0 { &mut report.updated } else { &mut report.added }.push(event.to_string());
+    }
+    // hooktel's hooks on events it does not need (say a hand-written WorktreeCreate one) go
+    for (event, groups) in hooks.iter_mut().filter(|(e, _)| !EVENTS.contains(&e.as_str())) {
+        if let Some(groups) = groups.as_array_mut() {
+            if strip(groups, &is_hooktel, &mut old_urls) > 0 {
+                report.removed.push(event.clone());
+            }
+        }
+    }
+    hooks.retain(|(e, v)| EVENTS.contains(&e.as_str()) || !report.removed.contains(e) || !is_empty_array(v));
+    let new_url = (kind == HookKind::Http).then_some(url);
+    update_allowlist(root, &old_urls, new_url, &mut report.allowlist);
+    if report.changed() {
+        report.backup = save(target, &settings, existing.as_deref())?;
+    }
+    Ok(report)
+}
+
+/// Remove hooktel's hooks (and the groups, arrays and `hooks` object they leave empty) from the
+/// settings file at `target`; hooktel's URL leaves `allowedHttpHookUrls`.
+pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
+    let (mut settings, existing) = load(target)?;
+    let mut report = Report { path: target.to_owned(), ..Report::default() };
+    let Some(existing) = existing else { return Ok(report) };
+    let root = settings.as_object_mut().context("unreachable: checked by load")?;
+    let mut old_urls = Vec::new();
+    if let Some(i) = root.iter().position(|(k, _)| k == "hooks") {
+        let hooks = root[i].1.as_object_mut().context("unreachable: checked by load")?;
+        for (event, groups) in hooks.iter_mut() {
+            if let Some(groups) = groups.as_array_mut() {
+                if strip(groups, &is_hooktel, &mut old_urls) > 0 {
+                    report.removed.push(event.clone());
+                }
+            }
+        }
+        hooks.retain(|(e, v)| !report.removed.contains(e) || !is_empty_array(v));
+        if !report.removed.is_empty() && hooks.is_empty() {
+            root.remove(i);
+        }
+    }
+    update_allowlist(root, &old_urls, None, &mut report.allowlist);
+    if report.changed() {
+        report.backup = save(target, &settings, Some(&existing))?;
+    }
+    Ok(report)
+}
+
+/// What a settings file holds that matters to hooktel, for `hooktel doctor`.
+#[derive(Debug, Default)]
+pub struct Installed {
+    /// hooktel's hooks by event, in file order.
+    pub hooks: Vec<(String, Found)>,
+    /// `disableAllHooks: true` turns every hook off.
+    pub all_hooks_disabled: bool,
+    /// `allowedHttpHookUrls`, when the file sets it.
+    pub allowlist: Option<Vec<String>>,
+}
+
+/// One of hooktel's hooks as found in a settings file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Found {
+    /// The program a command hook runs (first word of `command`, unquoted).
+    Command(String),
+    Http(String),
+}
+
+/// Read hooktel's hooks from a settings file; `None` when there is no file.
+pub fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
+    let (settings, existing) = load(path)?;
+    if existing.is_none() {
+        return Ok(None);
+    }
+    let mut found = Installed {
+        all_hooks_disabled: settings.get("disableAllHooks") == Some(&Json::Bool(true)),
+        ..Installed::default()
+    };
+    if let Some(Json::Array(urls)) = settings.get(ALLOWLIST) {
+        found.allowlist = Some(urls.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect());
+    }
+    for (event, groups) in settings.get("hooks").and_then(Json::as_object).into_iter().flatten() {
+        for hook in groups.as_array().into_iter().flatten().flat_map(group_hooks) {
+            if is_hooktel(hook) {
+                let f = match hook.get("url").and_then(Json::as_str) {
+                    Some(url) => Found::Http(url.to_owned()),
+                    None => Found::Command(program(hook).unwrap_or_default()),
+                };
+                found.hooks.push((event.clone(), f));
+            }
+        }
+    }
+    Ok(Some(found))
+}
+
+/// Whether `url` matches an `allowedHttpHookUrls` pattern (`*` matches any run of characters).
+pub fn url_allowed(pattern: &str, url: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == url;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !url.starts_with(first) || !url[first.len()..].ends_with(last) || url.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &url[first.len()..url.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn command_hook(command: &str) -> Json {
+    Json::Object(vec![
+        ("type".into(), Json::String("command".into())),
+        ("command".into(), Json::String(command.into())),
+    ])
+}
+
+fn http_hook(url: &str) -> Json {
+    Json::Object(vec![
+        ("type".into(), Json::String("http".into())),
+        ("url".into(), Json::String(url.into())),
+        ("headers".into(), Json::Object(vec![(MARKER_HEADER.into(), Json::String("1".into()))])),
+    ])
+}
+
+/// Whether a hook entry is one of hooktel's (see the module comment).
+fn is_hooktel(hook: &Json) -> bool {
+    match hook.get("type").and_then(Json::as_str) {
+        Some("command") => {
+            let Some(command) = hook.get("command").and_then(Json::as_str) else { return false };
+            let exe_form = hook.get("args").and_then(Json::as_array);
+            let mut words = shell_words(command);
+            let program = words.first().cloned().unwrap_or_default();
+            let first_arg = match exe_form {
+                Some(args) => args.first().and_then(Json::as_str).map(str::to_owned),
+                None if words.len() > 1 => Some(words.swap_remove(1)),
+                None => None,
+            };
+            let program = if exe_form.is_some() { command.to_owned() } else { program };
+            let name = Path::new(&program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name.starts_with("hooktel") && first_arg.as_deref() == Some("hook")
+        }
+        Some("http") => hook
+            .get("headers")
+            .and_then(Json::as_object)
+            .is_some_and(|h| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(MARKER_HEADER))),
+        _ => false,
+    }
+}
+
+/// The program of a command hook, unquoted.
+fn program(hook: &Json) -> Option<String> {
+    let command = hook.get("command").and_then(Json::as_str)?;
+    if hook.get("args").is_some() {
+        return Some(command.to_owned());
+    }
+    shell_words(command).into_iter().next()
+}
+
+/// Words of a shell command, with quotes removed (enough to find a program and its first argument),
+/// after any leading `NAME=value` assignments.
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => word.get_or_insert_with(String::new).extend(chars.by_ref().take_while(|&c| c != '\'')),
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => w.extend(chars.next()),
+                        c => w.push(c),
+                    }
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    let assignments =
+        words.iter().take_while(|w| w.split_once('=').is_some_and(|(k, _)| !k.is_empty() && !k.contains('/'))).count();
+    words.split_off(assignments)
+}
+
+fn group_hooks(group: &Json) -> &[Json] {
+    group.get("hooks").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Remove hooktel's hooks from an event's matcher groups, and the groups left empty by it; returns
+/// how many were removed and collects the URLs of http ones.
+fn strip(groups: &mut Vec<Json>, mine: &dyn Fn(&Json) -> bool, urls: &mut Vec<String>) -> usize {
+    let mut removed = 0;
+    groups.retain_mut(|group| {
+        let Some(hooks) = group.get_mut("hooks").and_then(Json::as_array_mut) else { return true };
+        let before = hooks.len();
+        hooks.retain(|h| {
+            let ours = mine(h);
+            if ours {
+                urls.extend(h.get("url").and_then(Json::as_str).map(str::to_owned));
+            }
+            !ours
+        });
+        removed += before - hooks.len();
+        !(hooks.is_empty() && before > 0)
+    });
+    removed
+}
+
+/// hooktel's old URLs leave `allowedHttpHookUrls`, its new one joins it: only when the file already
+/// has the key (absent means every URL is allowed; adding it would block the user's other hooks).
+fn update_allowlist(root: &mut [(String, Json)], old: &[String], new: Option<&str>, log: &mut Vec<String>) {
+    let Some((_, Json::Array(list))) = root.iter_mut().find(|(k, _)| k == ALLOWLIST) else { return };
+    list.retain(|u| match u.as_str() {
+        Some(u) if old.iter().any(|o| o == u) && Some(u) != new => {
+            log.push(format!("removed {u} from {ALLOWLIST}"));
+            false
+        }
+        _ => true,
+    });
+    if let Some(new) = new {
+        if !list.iter().any(|u| u.as_str() == Some(new)) {
+            list.push(Json::String(new.into()));
+            log.push(format!("added {new} to {ALLOWLIST}"));
+        }
+    }
+}
+
+fn is_empty_array(v: &Json) -> bool {
+    matches!(v, Json::Array(a) if a.is_empty())
+}
+
+/// The settings (an empty object for a missing file) and the file's bytes. Refuses what hooktel
+/// cannot merge into safely: not JSON, not an object, `hooks` not an object, an event not an array.
+fn load(path: &Path) -> anyhow::Result<(Json, Option<Vec<u8>>)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Json::Object(Vec::new()), None)),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "{} {why}; not changing it (Claude Code ignores a settings file it cannot read)",
+            path.display()
+        )
+    };
+    let settings: Json = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Json::Object(Vec::new())
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not valid JSON ({e})")))?
+    };
+    let Some(root) = settings.as_object() else { return Err(refuse("does not hold a JSON object".into())) };
+    if let Some((_, hooks)) = root.iter().find(|(k, _)| k == "hooks") {
+        let Some(hooks) = hooks.as_object() else { return Err(refuse("has a \"hooks\" that is not an object".into())) };
+        if let Some((event, _)) = hooks.iter().find(|(_, v)| v.as_array().is_none()) {
+            return Err(refuse(format!("has hooks.{event} that is not an array")));
+        }
+    }
+    if let Some((_, v)) = root.iter().find(|(k, _)| k == ALLOWLIST) {
+        if v.as_array().is_none() {
+            return Err(refuse(format!("has an {ALLOWLIST} that is not an array")));
+        }
+    }
+    Ok((settings, Some(bytes)))
+}
+
+/// Back the old file up (`<name>.hooktel-backup-<unix time>`), then replace it atomically (a
+/// symlinked settings file is written where it points). Pretty JSON, two spaces, like Claude Code.
+fn save(target: &Path, settings: &Json, old: Option<&[u8]>) -> anyhow::Result<Option<PathBuf>> {
+    let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_owned());
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = target.file_name().context("the settings path has no file name")?.to_string_lossy().into_owned();
+    let mut text = serde_json::to_string_pretty(settings).context("serialising the settings")?;
+    // keep the old file's ending: a file written without a final newline stays so
+    if old.is_none_or(|o| o.ends_with(b"\n")) {
+        text.push('\n');
+    }
+    let backup = match old {
+        Some(old) => {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let path = (0..)
+                .map(|n| match n {
+                    0 => dir.join(format!("{name}.hooktel-backup-{secs}")),
+                    n => dir.join(format!("{name}.hooktel-backup-{secs}-{n}")),
+                })
+                .find(|p| !p.exists())
+                .context("no free backup name")?;
+            std::fs::write(&path, old).with_context(|| format!("writing the backup {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let tmp = dir.join(format!(".{name}.hooktel-{}", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(&target) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
+    Ok(backup)
+}
+
+/// A JSON value that keeps the order of object keys (serde_json's `Value` sorts them in this
+/// build), so that a user's file comes back in the order it was written.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn get(&self, key: &str) -> Option<&Json> {
+        self.as_object()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+        self.as_object_mut()?.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn as_object(&self) -> Option<&Vec<(String, Json)>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn as_object_mut(&mut self) -> Option<&mut Vec<(String, Json)>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<&Vec<Json>> {
+        match self {
+            Json::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn as_array_mut(&mut self) -> Option<&mut Vec<Json>> {
+        match self {
+            Json::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Number(n) => n.serialize(s),
+            Json::String(v) => s.serialize_str(v),
+            Json::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Json::Object(o) => {
+                let mut map = s.serialize_map(Some(o.len()))?;
+                for (k, v) in o {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+                Ok(Json::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+                Ok(Json::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+                Ok(Json::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+                Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+                Ok(Json::String(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Json, E> {
+                Ok(Json::String(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(Json::Array(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Json::Object(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const COMMAND_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.command-hooks.json");
+    const HTTP_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.http-hooks.json");
+    const MATCHERS_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.matchers-example.json");
+    const FIXTURES: [&str; 3] = [COMMAND_FIXTURE, HTTP_FIXTURE, MATCHERS_FIXTURE];
+    const COMMAND: &str = "'/opt/hook tel/bin/hooktel' hook";
+    const URL: &str = "http://127.0.0.1:4388/v1/hooks";
+
+    /// A settings file in a fresh directory.
+    fn settings_file(text: Option<&str>) -> (PathBuf, PathBuf) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("hooktel-install-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".claude").join("settings.json");
+        if let Some(text) = text {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        (dir, path)
+    }
+
+    fn value(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn backups(dir: &Path) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join(".claude"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("hooktel-backup-"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The hooks of one event, as (type, command or url).
+    fn hooks_of(v: &Value, event: &str) -> Vec<(String, String)> {
+        v["hooks"][event]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["hooks"].as_array().unwrap())
+            .map(|h| {
+                let t = h["type"].as_str().unwrap().to_owned();
+                let target = h.get("command").or(h.get("url")).and_then(Value::as_str).unwrap_or_default().to_owned();
+                (t, target)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn install_keeps_the_users_settings_and_hooks() {
+        for fixture in FIXTURES {
+            let (dir, path) = settings_file(Some(fixture));
+            let before: Value = serde_json::from_str(fixture).unwrap();
+            let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+            assert_eq!(report.added.len() + report.updated.len(), EVENTS.len(), "{report}");
+            let after = value(&path);
+            for (key, v) in before.as_object().unwrap() {
+                if key != "hooks" {
+                    assert_eq!(&after[key], v, "{key} kept");
+                }
+            }
+            for (event, groups) in before["hooks"].as_object().unwrap() {
+                let kept = after["hooks"][event].as_array().unwrap();
+                assert_eq!(&kept[..groups.as_array().unwrap().len()], groups.as_array().unwrap().as_slice(), "{event}");
+            }
+            for event in EVENTS {
+                let hooks = hooks_of(&after, event);
+                assert_eq!(hooks.last().unwrap(), &("command".to_owned(), COMMAND.to_owned()), "{event}");
+                assert_eq!(hooks.iter().filter(|h| h.1 == COMMAND).count(), 1, "{event}");
+            }
+            // key order kept: `$schema` stays first
+            let text = std::fs::read_to_string(&path).unwrap();
+            if fixture.contains("$schema") {
+                assert!(text.starts_with("{\n  \"$schema\""), "{text}");
+            }
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn installing_twice_is_installing_once() {
+        for kind in [HookKind::Command, HookKind::Http] {
+            let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
+            install(&path, kind, COMMAND, URL).unwrap();
+            let once = std::fs::read(&path).unwrap();
+            let report = install(&path, kind, COMMAND, URL).unwrap();
+            assert!(!report.changed(), "{report}");
+            assert_eq!(report.unchanged.len(), EVENTS.len());
+            assert!(report.backup.is_none());
+            assert_eq!(std::fs::read(&path).unwrap(), once);
+            assert_eq!(backups(&dir).len(), 1, "one backup, of the first change");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_binary_under_another_name_is_still_installed_once() {
+        let (dir, path) = settings_file(Some(MATCHERS_FIXTURE));
+        install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
+        let once = std::fs::read(&path).unwrap();
+        assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap().changed());
+        assert_eq!(std::fs::read(&path).unwrap(), once);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn switching_kinds_replaces_hooktels_entries() {
+        let (dir, path) = settings_file(Some(HTTP_FIXTURE));
+        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let report = install(&path, HookKind::Http, COMMAND, URL).unwrap();
+        let http_events = EVENTS.len() - COMMAND_ONLY.len();
+        assert_eq!(report.updated.len(), http_events, "{report}");
+        let v = value(&path);
+        for event in EVENTS {
+            let ours: Vec<_> = hooks_of(&v, event).into_iter().filter(|h| h.1 == COMMAND || h.1 == URL).collect();
+            let want = if COMMAND_ONLY.contains(event) { ("command", COMMAND) } else { ("http", URL) };
+            assert_eq!(ours, vec![(want.0.to_owned(), want.1.to_owned())], "{event}");
+        }
+        let http_hook = &v["hooks"]["Stop"].as_array().unwrap().last().unwrap()["hooks"][0];
+        assert_eq!(http_hook["headers"][MARKER_HEADER], "1");
+        // the fixture restricts http hooks to its own sidecar: hooktel's URL is allowed too
+        assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*", URL]));
+
+        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        assert_eq!(report.updated.len(), http_events, "{report}");
+        assert_eq!(report.allowlist, vec![format!("removed {URL} from {ALLOWLIST}")]);
+        let v = value(&path);
+        for event in EVENTS {
+            assert!(!hooks_of(&v, event).iter().any(|h| h.1 == URL), "{event}");
+        }
+        assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*"]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_backup_of_the_old_file_is_written_before_a_change() {
+        let (dir, path) = settings_file(Some(MATCHERS_FIXTURE));
+        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let backup = report.backup.clone().expect("a backup");
+        assert_eq!(backups(&dir), vec![backup.clone()]);
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), MATCHERS_FIXTURE);
+        assert!(backup.file_name().unwrap().to_string_lossy().starts_with("settings.json.hooktel-backup-"));
+        assert!(report.to_string().contains(&backup.display().to_string()), "{report}");
+        // a second change in the same second gets its own name
+        let report = uninstall(&path).unwrap();
+        assert_ne!(report.backup.unwrap(), backup);
+        assert_eq!(backups(&dir).len(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn what_cannot_be_merged_into_is_refused_untouched() {
+        let bad = [
+            "{\"hooks\": {\"Stop\": []},}",
+            "{\n  // a comment: Claude Code rejects it too\n  \"model\": \"opus\"\n}",
+            "[1, 2]",
+            "{\"hooks\": []}",
+            "{\"hooks\": {\"Stop\": {}}}",
+            "{\"allowedHttpHookUrls\": \"*\"}",
+        ];
+        for text in bad {
+            let (dir, path) = settings_file(Some(text));
+            let err = install(&path, HookKind::Http, COMMAND, URL).unwrap_err().to_string();
+            assert!(err.contains("not changing it"), "{err}");
+            assert!(uninstall(&path).is_err());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+            assert!(backups(&dir).is_empty());
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn uninstall_gives_back_the_users_file() {
+        for fixture in FIXTURES {
+            for kind in [HookKind::Command, HookKind::Http] {
+                let (dir, path) = settings_file(Some(fixture));
+                install(&path, kind, COMMAND, URL).unwrap();
+                let report = uninstall(&path).unwrap();
+                assert_eq!(report.removed.len(), EVENTS.len(), "{report}");
+                assert_eq!(value(&path), serde_json::from_str::<Value>(fixture).unwrap());
+                // the fixtures are written as Claude Code writes settings: even the bytes come back
+                assert_eq!(std::fs::read_to_string(&path).unwrap(), fixture);
+                assert!(!uninstall(&path).unwrap().changed());
+                std::fs::remove_dir_all(dir).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_file_and_directory_are_created_and_removed_hooks_leave_no_husk() {
+        let (dir, path) = settings_file(None);
+        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        assert!(report.created && report.backup.is_none(), "{report}");
+        assert_eq!(hooks_of(&value(&path), "PreToolUse"), vec![("command".to_owned(), COMMAND.to_owned())]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\n  \"hooks\": {\n    \"PreToolUse\": [\n      {\n"), "{text}");
+        uninstall(&path).unwrap();
+        assert_eq!(value(&path), serde_json::json!({}));
+        // uninstalling where nothing was installed creates nothing
+        let (dir2, missing) = settings_file(None);
+        assert!(!uninstall(&missing).unwrap().changed());
+        assert!(!missing.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir2).unwrap();
+    }
+
+    #[test]
+    fn hooktels_entries_are_told_from_the_users() {
+        let ours = [
+            serde_json::json!({"type": "command", "command": "hooktel hook"}),
+            serde_json::json!({"type": "command", "command": "/usr/local/bin/hooktel hook"}),
+            serde_json::json!({"type": "command", "command": "'/home/a b/.cargo/bin/hooktel' hook"}),
+            serde_json::json!({"type": "command", "command": "HOOKTEL_ADDR=127.0.0.1:9 \"/x/hooktel\" hook"}),
+            serde_json::json!({"type": "command", "command": "/x/hooktel", "args": ["hook"]}),
+            serde_json::json!({"type": "command", "command": "/usr/lib/hooktel-0.1 hook"}),
+            serde_json::json!({"type": "http", "url": "http://[::1]:5000/v1/hooks", "headers": {"x-hooktel": "1"}}),
+        ];
+        let theirs = [
+            serde_json::json!({"type": "command", "command": "cc-sidecar-forward", "args": ["--endpoint", "http://127.0.0.1:4319/v1/hooks"]}),
+            serde_json::json!({"type": "command", "command": "hooktel emit hook"}),
+            serde_json::json!({"type": "command", "command": "/x/hooktel-hook"}),
+            serde_json::json!({"type": "command", "command": "/x/not-hooktel hook"}),
+            serde_json::json!({"type": "command", "command": "python3 log.py hooktel hook"}),
+            serde_json::json!({"type": "http", "url": "http://127.0.0.1:4319/v1/hooks"}),
+            serde_json::json!({"type": "prompt", "prompt": "hooktel hook"}),
+        ];
+        let parse = |v: &Value| serde_json::from_value::<Json>(v.clone()).unwrap();
+        for h in &ours {
+            assert!(is_hooktel(&parse(h)), "{h}");
+        }
+        for h in &theirs {
+            assert!(!is_hooktel(&parse(h)), "{h}");
+        }
+    }
+
+    #[test]
+    fn a_hand_written_hooktel_hook_beside_the_users_is_replaced_alone() {
+        let text = r#"{
+  "hooks": {
+    "Stop": [
+      {
+        "hooks": [
+          {"type": "command", "command": "notify-send done"},
+          {"type": "command", "command": "hooktel hook"}
+        ]
+      }
+    ],
+    "WorktreeCreate": [{"hooks": [{"type": "command", "command": "hooktel hook"}]}]
+  }
+}"#;
+        let (dir, path) = settings_file(Some(text));
+        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        assert!(report.updated.contains(&"Stop".to_owned()), "{report}");
+        assert_eq!(report.removed, vec!["WorktreeCreate".to_owned()]);
+        let v = value(&path);
+        assert_eq!(
+            hooks_of(&v, "Stop"),
+            vec![("command".to_owned(), "notify-send done".to_owned()), ("command".to_owned(), COMMAND.to_owned())]
+        );
+        assert!(v["hooks"].get("WorktreeCreate").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn inspect_finds_hooktels_hooks() {
+        let (dir, path) = settings_file(Some(HTTP_FIXTURE));
+        assert!(inspect(&path).unwrap().unwrap().hooks.is_empty());
+        install(&path, HookKind::Http, COMMAND, URL).unwrap();
+        let found = inspect(&path).unwrap().unwrap();
+        assert_eq!(found.hooks.len(), EVENTS.len());
+        assert!(found.hooks.contains(&("Stop".into(), Found::Http(URL.into()))));
+        assert!(found.hooks.contains(&("SessionStart".into(), Found::Command("/opt/hook tel/bin/hooktel".into()))));
+        assert_eq!(found.allowlist.unwrap().len(), 2);
+        assert!(inspect(&dir.join("nothing.json")).unwrap().is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn settings_paths_and_urls() {
+        let p = |project: Option<&str>, config: Option<&str>, home: Option<&str>| {
+            settings_path_from(project.map(Path::new), config.map(Into::into), home.map(Into::into))
+        };
+        assert_eq!(p(Some("/w"), Some("/c"), Some("/h")).unwrap(), Path::new("/w/.claude/settings.json"));
+        assert_eq!(p(None, Some("/c"), Some("/h")).unwrap(), Path::new("/c/settings.json"));
+        assert_eq!(p(None, Some(""), Some("/h")).unwrap(), Path::new("/h/.claude/settings.json"));
+        assert!(p(None, None, None).is_err());
+        assert_eq!(hook_url("0.0.0.0:4388".parse().unwrap()), URL);
+        assert_eq!(hook_url("[::1]:9".parse().unwrap()), "http://[::1]:9/v1/hooks");
+        assert_eq!(shell_quote("/usr/bin/hooktel"), "/usr/bin/hooktel");
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert!(url_allowed("http://127.0.0.1:*/v1/hooks", URL));
+        assert!(url_allowed("http://127.0.0.1:4388/*", URL));
+        assert!(url_allowed(URL, URL));
+        assert!(!url_allowed("http://127.0.0.1:4319/*", URL));
+        assert!(!url_allowed("http://127.0.0.1:4388/v1/hooks*x", URL));
+    }
+}

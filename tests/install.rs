@@ -1,0 +1,179 @@
+//! `hooktel install`, `uninstall` and `doctor`, end to end: the built binary writes hooks into a
+//! throwaway HOME that already holds a user's settings (the recorded fixtures), the real Claude Code
+//! CLI runs a scripted session with them, and the events reach a sidecar and its OTLP receiver, for
+//! command hooks and for http hooks. Claude Code's `-p` silently ignores a settings file that fails
+//! validation, so events arriving is the proof that what `install` writes is valid. Then `uninstall`
+//! must give back the user's file, and `doctor` must pass with everything up and fail with advice
+//! when the sidecar is down or the hooks are gone.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::claude::{claude_bin, Cli, Mock, Scratch};
+use support::{wait_until, Protocol, Receiver, Sidecar, BIN};
+
+/// A user's settings with command hooks of their own (exec form, async) for another sidecar.
+const COMMAND_HOOKS_FIXTURE: &str = include_str!("fixtures/settings/settings.command-hooks.json");
+/// A user's settings with http hooks of their own and an `allowedHttpHookUrls` that would block hooktel's.
+const HTTP_HOOKS_FIXTURE: &str = include_str!("fixtures/settings/settings.http-hooks.json");
+
+const SPANS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run the built `hooktel` with HOME set and none of the caller's hooktel / Claude / OTLP settings.
+fn hooktel(home: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).env("HOME", home);
+    for k in [
+        "CLAUDE_CONFIG_DIR",
+        "HOOKTEL_LISTEN",
+        "HOOKTEL_ADDR",
+        "HOOKTEL_DATA_DIR",
+        "XDG_DATA_HOME",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run hooktel")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn expect_exit(out: &Output, code: i32, what: &str) -> String {
+    assert_eq!(out.status.code(), Some(code), "{what}:\n{}", text(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn event_count(sidecar: &Sidecar, event: &str) -> f64 {
+    sidecar.metric(&format!("hooktel_hook_events_total{{event=\"{event}\"}}"))
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// Install into a HOME holding `fixture`, run a real session, check the events and the trace, run
+/// `doctor`, then uninstall.
+fn claude_reports_through(http: bool, fixture: &str) {
+    let claude = claude_bin();
+    let scratch = Scratch::new();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let home = scratch.dir("home");
+        let work = scratch.dir("work");
+        let elsewhere = scratch.dir("elsewhere");
+        fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's install test.\n")
+            .unwrap();
+        let settings = home.join(".claude/settings.json");
+        fs::create_dir_all(settings.parent().unwrap()).unwrap();
+        fs::write(&settings, fixture).unwrap();
+
+        let addr = sidecar.addr.to_string();
+        let args: &[&str] = if http { &["install", "--http"] } else { &["install"] };
+        let out = expect_exit(&hooktel(&home, &elsewhere, args, &[("HOOKTEL_LISTEN", &addr)]), 0, "hooktel install");
+        assert!(out.contains("added (31)"), "{out}");
+        let installed = json(&settings);
+        let url = format!("http://{addr}/v1/hooks");
+        if http {
+            assert!(installed["allowedHttpHookUrls"].as_array().unwrap().contains(&Value::from(url.clone())));
+        }
+        let again = expect_exit(&hooktel(&home, &elsewhere, args, &[("HOOKTEL_LISTEN", &addr)]), 0, "install again");
+        assert!(again.contains("nothing to change"), "{again}");
+
+        let mock = Mock::start(&scratch, "main", &work);
+        let cli = Cli { bin: claude, scratch: &scratch, home: home.clone(), addr, data_dir: sidecar.data_dir.clone() };
+        let run = cli.spawn("main", &work, &mock, &["-p", "Run the scripted scenario."]).wait();
+        let session = run.expect_exit(0).session_id();
+        wait_until(
+            Duration::from_secs(20),
+            "hook events from the run (claude -p silently ignores an invalid settings.json)",
+            || event_count(&sidecar, "PreToolUse") > 0.0 && event_count(&sidecar, "SessionEnd") >= 1.0,
+        );
+        // SessionStart takes the command hook even with --http (Claude Code skips http hooks there)
+        assert_eq!(event_count(&sidecar, "SessionStart"), 1.0, "SessionStart events");
+        let trace = session.replace('-', "");
+        receiver.wait_for(SPANS_TIMEOUT, "the session's root span", |spans| {
+            spans.iter().any(|s| s.trace_id == trace && s.parent.is_empty())
+        });
+
+        let env = [
+            ("HOOKTEL_ADDR", sidecar.addr.to_string()),
+            ("HOOKTEL_DATA_DIR", sidecar.data_dir.display().to_string()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let report = expect_exit(&hooktel(&home, &elsewhere, &["doctor"], &env), 0, "hooktel doctor, all up");
+        assert!(report.contains("all 5 checks ok"), "{report}");
+
+        let out = expect_exit(&hooktel(&home, &elsewhere, &["uninstall"], &[]), 0, "hooktel uninstall");
+        assert!(out.contains("removed (31)"), "{out}");
+        let after = fs::read_to_string(&settings).unwrap();
+        assert!(!after.contains("hooktel") && !after.contains(&url), "hooktel entries left:\n{after}");
+        assert_eq!(json(&settings), serde_json::from_str::<Value>(fixture).unwrap(), "the user's settings back");
+        let backups = fs::read_dir(settings.parent().unwrap())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("settings.json.hooktel-backup-"))
+            .count();
+        assert_eq!(backups, 2, "one backup per change (install, uninstall)");
+    }));
+    if let Err(panic) = outcome {
+        eprintln!("---- hooktel serve log ----\n{}", sidecar.log());
+        let metrics = sidecar.metrics();
+        let events: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hooktel_hook_events_total")).collect();
+        eprintln!("---- events ----\n{}", events.join("\n"));
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn real_claude_code_reports_through_installed_command_hooks() {
+    claude_reports_through(false, COMMAND_HOOKS_FIXTURE);
+}
+
+#[test]
+fn real_claude_code_reports_through_installed_http_hooks() {
+    claude_reports_through(true, HTTP_HOOKS_FIXTURE);
+}
+
+#[test]
+fn doctor_fails_with_advice_when_the_sidecar_is_down_or_the_hooks_are_gone() {
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    let cwd = scratch.dir("elsewhere");
+    let sidecar = Sidecar::start(None, &[]);
+    let addr = sidecar.addr.to_string();
+    let data_dir = sidecar.data_dir.display().to_string();
+    let env = [("HOOKTEL_ADDR", addr.as_str()), ("HOOKTEL_DATA_DIR", data_dir.as_str())];
+    expect_exit(&hooktel(&home, &cwd, &["install"], &[]), 0, "hooktel install");
+
+    let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 0, "doctor, sidecar up");
+    assert!(report.contains("all 5 checks ok") && report.contains("local mode"), "{report}");
+
+    drop(sidecar);
+    let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 1, "doctor, sidecar down");
+    assert!(report.contains("[FAIL] sidecar") && report.contains("fix: start it: `hooktel serve`"), "{report}");
+    assert!(report.contains("[ok  ] hooks (user)"), "{report}");
+
+    expect_exit(&hooktel(&home, &cwd, &["uninstall"], &[]), 0, "hooktel uninstall");
+    let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 1, "doctor, no hooks");
+    assert!(report.contains("[FAIL] hooks (user)") && report.contains("fix: hooktel install"), "{report}");
+
+    // a settings file that is not JSON is refused, and doctor says so
+    let settings = home.join(".claude/settings.json");
+    fs::write(&settings, "{\"model\": \"opus\",}").unwrap();
+    let out = hooktel(&home, &cwd, &["install"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not valid JSON"), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&settings).unwrap(), "{\"model\": \"opus\",}");
+    let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 1, "doctor, broken settings");
+    assert!(report.contains("[FAIL] hooks (user)") && report.contains("is not valid JSON"), "{report}");
+}
