@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond cargo: the Claude Code CLI (pinned, from npm) for the
-# end-to-end tests, python3 for the mock Messages API, and promtool (Debian's `prometheus` package)
-# to check the sidecar's /metrics exposition. Idempotent; safe to run again.
+# end-to-end tests, python3 for the mock Messages API, Debian's `prometheus` package (prometheus and
+# promtool: the /metrics exposition, the alert rules and their unit tests, the dashboards' queries against
+# a real server), and in a Python venv the offline schema validators of the deployment files
+# (kubernetes-validate for deploy/kubernetes, check-jsonschema's bundled compose-spec schema for
+# deploy/docker-compose.yml). Idempotent; safe to run again.
 #   env: CLAUDE_CODE_VERSION (default below), HOOKTEL_TEST_DEPS (default: target/test-deps)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,11 +12,15 @@ DEPS=${HOOKTEL_TEST_DEPS:-$ROOT/target/test-deps}
 VERSION=${CLAUDE_CODE_VERSION:-2.1.329}
 CLAUDE_DIR="$DEPS/claude-code"
 CLAUDE="$CLAUDE_DIR/node_modules/.bin/claude"
+VENV="$DEPS/py-venv"
+PY_TOOLS=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v npm >/dev/null || need_apt+=(npm)
-command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)
+# Debian's python3 has no ensurepip (so no `python3 -m venv`) without python3-venv
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -26,5 +33,16 @@ if ! "$CLAUDE" --version 2>/dev/null | grep -q "$VERSION"; then
   # the package links its native binary in postinstall; run it if npm skipped scripts
   "$CLAUDE" --version >/dev/null 2>&1 || (cd "$CLAUDE_DIR/node_modules/@anthropic-ai/claude-code" && node install.cjs)
 fi
+py_tools_ok() {
+  local have
+  have=$("$VENV/bin/pip" freeze 2>/dev/null) || return 1
+  for t in "${PY_TOOLS[@]}"; do grep -qixF "$t" <<<"$have" || return 1; done
+}
+if ! py_tools_ok; then
+  # a venv whose interpreter is gone (python3 upgraded or removed) is made again
+  "$VENV/bin/python" -c '' 2>/dev/null || { rm -rf "$VENV" && python3 -m venv "$VENV"; }
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
+fi
 echo "claude: $("$CLAUDE" --version) at $CLAUDE"
 echo "promtool: $(promtool --version 2>&1 | head -n 1)"
+echo "validators: $("$VENV/bin/kubernetes-validate" --version), check-jsonschema $("$VENV/bin/check-jsonschema" --version | awk '{print $NF}') in $VENV"

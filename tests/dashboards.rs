@@ -1,0 +1,490 @@
+//! The dashboards' and the rules' PromQL against a real Prometheus scraping a real sidecar fed by the real
+//! Claude Code CLI (offline, against the scripted mock of the Messages API; see tests/support/claude.rs).
+//!
+//! A sidecar starts, then Debian's `prometheus` (installed by `scripts/install-test-deps.sh`) scraping it
+//! every second with deploy/prometheus/rules/hooktel.rules.yml loaded. Two rounds of sessions run so that
+//! counters move between scrapes (rates are not all zero): the scripted scenario plus a prompt the mock
+//! fails with HTTP 400 (StopFailure), then the scenario again; a malformed payload is posted in each round
+//! (so `hooktel_ingest_rejected_total` moves and HooktelInputsRejected fires) and one custom event.
+//! Then every PromQL expression of every dashboard panel and template variable (Grafana's variables and
+//! `$__rate_interval`/`$__range` replaced by concrete values) and every rule expression goes through
+//! `/api/v1/query`: any error fails; fewer than 70% of the dashboard queries returning a finite value
+//! fails. The session → trace variable must turn the real session id into its trace id, and every rule
+//! must evaluate without error in the server itself.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
+use support::{wait_until, Sidecar};
+
+const MAIN_PROMPT: &str = "Run the scripted scenario.";
+const API_ERROR_PROMPT: &str = "[scenario:api-error] hi";
+/// Stand-ins for Grafana's interval variables: the rate window must hold a few 1 s scrapes.
+const RATE_INTERVAL: &str = "30s";
+const RANGE: &str = "1m";
+const INTERVAL: &str = "5s";
+/// Share of dashboard queries that must return at least one finite value.
+const MIN_WITH_DATA: f64 = 0.7;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `prometheus` on a free loopback port with its own temp dir; killed (and the dir removed) on drop.
+struct Prometheus {
+    addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr, rules: &Path) -> Prometheus {
+        let dir = support::temp_dir("prometheus");
+        let config = dir.join("prometheus.yml");
+        fs::write(
+            &config,
+            format!(
+                "# written by tests/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {}\nscrape_configs:\n  - job_name: hooktel\n    static_configs:\n      \
+                 - targets: [\"{target}\"]\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start prometheus ({e}): run scripts/install-test-deps.sh (Debian's prometheus)")
+            });
+        let mut p = Prometheus { addr, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(p.addr, "/-/ready").map(|(s, _)| s) != Some(200) {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("prometheus exited ({status}): {}", p.log());
+            }
+            assert!(Instant::now() < deadline, "prometheus not ready after 30 s: {}", p.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query: the result vector, or the error Prometheus gave.
+    fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let (status, body) = get(self.addr, &format!("/api/v1/query?query={}", urlencode(expr)))
+            .ok_or_else(|| "no answer from prometheus".to_owned())?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("{}: {}", v["errorType"], v["error"]));
+        }
+        match v["data"]["resultType"].as_str() {
+            Some("vector") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
+            Some("scalar") => Ok(vec![serde_json::json!({"metric": {}, "value": v["data"]["result"]})]),
+            other => Err(format!("unexpected result type {other:?}")),
+        }
+    }
+
+    /// The value of a query returning one series, if it does.
+    fn value(&self, expr: &str) -> Option<f64> {
+        let r = self.query(expr).ok()?;
+        r.first().and_then(sample_value)
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let (_, body) = get(self.addr, path).expect("prometheus answers");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("prometheus log:\n{}", self.log());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// GET over HTTP/1.0 (so the answer is never chunked); (status, body).
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.get(9..12)?.parse().ok()?;
+    Some((status, resp.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn sample_value(sample: &Value) -> Option<f64> {
+    sample["value"][1].as_str()?.parse().ok()
+}
+
+/// Replace Grafana variables (`$name`, `${name}`, `${name:format}`, `[[name]]`) by `values`; `$1`-style
+/// label_replace references stay. Panics on a variable it does not know.
+fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(pos) = rest.find(['$', '[']) {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos..];
+        let (name, len) = if let Some(r) = rest.strip_prefix("${") {
+            let end = r.find('}').expect("unclosed ${");
+            (r[..end].split(':').next().unwrap().to_owned(), end + 3)
+        } else if let Some(r) = rest.strip_prefix("[[") {
+            match r.find("]]") {
+                Some(end) => (r[..end].split(':').next().unwrap().to_owned(), end + 4),
+                None => (String::new(), 0),
+            }
+        } else if let Some(r) = rest.strip_prefix('$') {
+            let n: String = r.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let len = n.len() + 1;
+            (n, len)
+        } else {
+            (String::new(), 0)
+        };
+        if len == 0 || name.chars().all(|c| c.is_ascii_digit()) {
+            // `[` of a range selector, or a label_replace `$1`
+            let ch = rest.chars().next().unwrap();
+            out.push(ch);
+            rest = &rest[ch.len_utf8()..];
+            continue;
+        }
+        let value = values.get(&name).unwrap_or_else(|| panic!("unknown Grafana variable `{name}` in {expr}"));
+        out.push_str(value);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A query to run: where it comes from and its PromQL.
+struct Query {
+    source: String,
+    expr: String,
+}
+
+/// Every panel target of a dashboard (rows' nested panels included), interpolated.
+fn panel_queries(dashboard: &Value, file: &str, values: &BTreeMap<String, String>) -> Vec<Query> {
+    let mut out = Vec::new();
+    let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    panels.reverse();
+    while let Some(p) = panels.pop() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = t["expr"].as_str() {
+                out.push(Query {
+                    source: format!(
+                        "{file} · {} · {}",
+                        p["title"].as_str().unwrap_or("?"),
+                        t["refId"].as_str().unwrap_or("?")
+                    ),
+                    expr: interpolate(expr, values),
+                });
+            }
+        }
+        let mut nested: Vec<&Value> = p["panels"].as_array().into_iter().flatten().collect();
+        nested.reverse();
+        panels.extend(nested);
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Panel,
+    Variable,
+    Rule,
+}
+
+/// One query run: where it comes from, the PromQL sent, and the series returned (or the error).
+struct Row {
+    kind: Kind,
+    source: String,
+    expr: String,
+    result: Result<Vec<Value>, String>,
+}
+
+impl Row {
+    fn run(prom: &Prometheus, kind: Kind, source: String, expr: String) -> Row {
+        let result = prom.query(&expr);
+        Row { kind, source, expr, result }
+    }
+
+    /// The finite sample values (NaN, from 0/0 or a quantile of nothing, is no data).
+    fn finite(&self) -> Vec<f64> {
+        self.result.iter().flatten().filter_map(sample_value).filter(|v| v.is_finite()).collect()
+    }
+}
+
+/// The PromQL behind a Grafana Prometheus variable query: `label_values(m, l)` is the label's values
+/// (`count by (l) (m)`), `query_result(e)` is `e`.
+fn variable_promql(query: &str) -> Option<String> {
+    let q = query.trim();
+    if let Some(inner) = q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')) {
+        let (metric, label) = inner.rsplit_once(',')?;
+        return Some(format!("count by ({}) ({})", label.trim(), metric.trim()));
+    }
+    if let Some(inner) = q.strip_prefix("query_result(").and_then(|r| r.strip_suffix(')')) {
+        return Some(inner.to_owned());
+    }
+    None
+}
+
+/// The values the test gives each dashboard variable: "All" as the regex Grafana would send, text boxes
+/// their defaults, and `session` the real session id.
+fn variable_values(dashboard: &Value, session: &str, trace_id: &str) -> BTreeMap<String, String> {
+    let mut values: BTreeMap<String, String> = [
+        ("__rate_interval", RATE_INTERVAL),
+        ("__interval", INTERVAL),
+        ("__range", RANGE),
+        ("__from", "0"),
+        ("__to", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap().to_owned();
+        let value = match (v["type"].as_str(), name.as_str()) {
+            (_, "session") => session.to_owned(),
+            (_, "trace_id") => trace_id.to_owned(),
+            (Some("datasource"), _) => "prometheus".to_owned(),
+            (Some("textbox" | "constant" | "custom"), _) => v["query"].as_str().unwrap_or_default().to_owned(),
+            // include-all query variables: their allValue, else what Grafana sends for All (every value)
+            (Some("query"), "job") => v["allValue"].as_str().unwrap_or("hooktel").to_owned(),
+            (Some("query"), _) => v["allValue"].as_str().unwrap_or(".*").to_owned(),
+            (t, _) => panic!("variable {name} of type {t:?}: give it a test value"),
+        };
+        values.insert(name, value);
+    }
+    values
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+#[test]
+fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
+    let started = Instant::now();
+    let claude = claude_bin();
+    let rules = root().join("deploy/prometheus/rules/hooktel.rules.yml");
+    let sidecar = Sidecar::start(None, &[]);
+    let prom = Prometheus::start(sidecar.addr, &rules);
+    let up = || prom.value(r#"up{job="hooktel"}"#) == Some(1.0);
+    wait_until(Duration::from_secs(20), "prometheus to scrape the sidecar (up == 1)", up);
+
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    write_settings(&home);
+    let work = scratch.dir("proj");
+    fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's dashboard test.\n").unwrap();
+    let mock = Mock::start(&scratch, "proj", &work);
+    let cli = Cli {
+        bin: claude,
+        scratch: &scratch,
+        home: home.clone(),
+        addr: sidecar.addr.to_string(),
+        data_dir: sidecar.data_dir.clone(),
+    };
+    let scraped = |expr: &str, want: f64| {
+        let what = format!("prometheus to scrape {expr} >= {want}");
+        wait_until(Duration::from_secs(20), &what, || prom.value(expr).is_some_and(|v| v >= want));
+    };
+    let session_ends = r#"sum(hooktel_hook_events_total{event="SessionEnd"})"#;
+    let rejected = r#"sum(hooktel_ingest_rejected_total)"#;
+
+    // round 1: the scenario and an API error at once, a malformed payload, a custom event
+    let a = cli.spawn("round1", &work, &mock, &["-p", MAIN_PROMPT]);
+    let e = cli.spawn("api-error", &work, &mock, &["-p", API_ERROR_PROMPT]);
+    let session = a.wait().expect_exit(0).session_id();
+    e.wait().expect_exit(1);
+    assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
+    let event = br#"{"name": "dashboard.check", "attributes": {"round": 1}}"#;
+    assert_eq!(sidecar.request("POST", "/v1/events", event).0, 200);
+    wait_until(Duration::from_secs(10), "the sidecar to count both sessions' ends", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 2.0
+    });
+    scraped(session_ends, 2.0);
+    scraped(rejected, 1.0);
+
+    // round 2: the same counters move again
+    cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0);
+    assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
+    wait_until(Duration::from_secs(10), "the sidecar to count the third session's end", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 3.0
+    });
+    scraped(session_ends, 3.0);
+    scraped(rejected, 2.0);
+    // a few more scrapes, so that every rate window holds the last values more than once
+    let scrapes_now = prom.value(r#"count_over_time(up{job="hooktel"}[10m])"#).unwrap_or(0.0);
+    scraped(r#"count_over_time(up{job="hooktel"}[10m])"#, scrapes_now + 3.0);
+    eprintln!("dashboards: sessions done and scraped after {:.1?}", started.elapsed());
+
+    // the trace id the dashboard derives from the session id (for its Jaeger trace link)
+    let trace_id = session.replace('-', "");
+    let mut rows: Vec<Row> = Vec::new();
+    let dashboards: Vec<PathBuf> = {
+        let mut d: Vec<PathBuf> = fs::read_dir(root().join("dashboards"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        d.sort();
+        d
+    };
+    assert!(!dashboards.is_empty(), "no dashboards/*.json");
+    for path in &dashboards {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        let values = variable_values(&d, &session, &trace_id);
+        for q in panel_queries(&d, &file, &values) {
+            rows.push(Row::run(&prom, Kind::Panel, q.source, q.expr));
+        }
+        // template variables: each must find its values; the trace id must come out of the session id
+        for v in d["templating"]["list"].as_array().unwrap() {
+            let Some(query) = v["definition"].as_str().or(v["query"]["query"].as_str()) else { continue };
+            let Some(promql) = variable_promql(query) else { continue };
+            let name = v["name"].as_str().unwrap();
+            let row =
+                Row::run(&prom, Kind::Variable, format!("{file} · variable {name}"), interpolate(&promql, &values));
+            let result = row.result.as_ref().unwrap_or_else(|e| panic!("variable {name}: {e}\n{}", row.expr));
+            assert!(!result.is_empty(), "variable {name} finds no values: {}", row.expr);
+            if name == "trace_id" {
+                let got: Vec<&str> = result.iter().filter_map(|s| s["metric"]["trace_id"].as_str()).collect();
+                assert_eq!(got, [trace_id.as_str()], "trace_id derived from session {session}");
+                // Grafana applies the variable's regex to the series text, keeping the trace id
+                assert_eq!(v["regex"], r#"/trace_id="([0-9a-f]{32})"/"#, "trace_id variable regex");
+                let mut undashed = values.clone();
+                undashed.insert("session".into(), trace_id.clone());
+                let again = prom.query(&interpolate(&promql, &undashed)).unwrap();
+                assert_eq!(again[0]["metric"]["trace_id"], trace_id.as_str(), "a session id given without dashes");
+            }
+            rows.push(row);
+        }
+    }
+
+    // every rule expression
+    let rule_doc: Value = serde_norway::from_str(&fs::read_to_string(&rules).unwrap()).unwrap();
+    for g in rule_doc["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let name = r["alert"].as_str().or(r["record"].as_str()).unwrap();
+            let kind = if r["alert"].is_string() { "alert" } else { "record" };
+            let expr = r["expr"].as_str().unwrap().trim().to_owned();
+            rows.push(Row::run(&prom, Kind::Rule, format!("rules · {kind} {name}"), expr));
+        }
+    }
+
+    // the table
+    println!("\n{:<84} {:>6} {:>6} {:>14}  query", "source", "series", "finite", "first value");
+    let mut failures: Vec<String> = Vec::new();
+    for row in &rows {
+        match &row.result {
+            Ok(r) => {
+                let finite = row.finite();
+                println!(
+                    "{:<84} {:>6} {:>6} {:>14}  {}",
+                    clip(&row.source, 84),
+                    r.len(),
+                    finite.len(),
+                    finite.first().map(|v| format!("{v:.6}")).unwrap_or_else(|| "-".into()),
+                    clip(&row.expr.replace('\n', " "), 160)
+                );
+            }
+            Err(e) => {
+                println!("{:<84} ERROR  {e}  {}", clip(&row.source, 84), row.expr);
+                failures.push(format!("{}: {e}\n    {}", row.source, row.expr));
+            }
+        }
+    }
+    let panels: Vec<&Row> = rows.iter().filter(|r| r.kind == Kind::Panel).collect();
+    let (dashboard_rows, with_data) = (panels.len(), panels.iter().filter(|r| !r.finite().is_empty()).count());
+    let rule_rows = rows.iter().filter(|r| r.kind == Kind::Rule).count();
+    let ratio = with_data as f64 / dashboard_rows as f64;
+    println!(
+        "\ndashboard queries with data: {with_data}/{dashboard_rows} ({:.0}%); rule expressions: {rule_rows}",
+        ratio * 100.0
+    );
+    assert!(failures.is_empty(), "queries Prometheus refused:\n{}", failures.join("\n"));
+    assert!(
+        ratio >= MIN_WITH_DATA,
+        "only {with_data} of {dashboard_rows} dashboard queries returned data (need {:.0}%)",
+        MIN_WITH_DATA * 100.0
+    );
+
+    // the server's own evaluation of every rule: healthy, evaluated, no error
+    wait_until(Duration::from_secs(10), "every rule to be evaluated", || {
+        let r = prom.api("/api/v1/rules");
+        r["data"]["groups"]
+            .as_array()
+            .is_some_and(|gs| gs.iter().flat_map(|g| g["rules"].as_array().unwrap()).all(|r| r["health"] != "unknown"))
+    });
+    let r = prom.api("/api/v1/rules");
+    let mut evaluated = 0;
+    for g in r["data"]["groups"].as_array().unwrap() {
+        for rule in g["rules"].as_array().unwrap() {
+            assert_eq!(rule["health"], "ok", "rule {} in the server: {}", rule["name"], rule["lastError"]);
+            evaluated += 1;
+        }
+    }
+    assert_eq!(evaluated, rule_rows, "every rule of the file loaded");
+    let spent = prom.value(r#"job:hooktel_cost_usd:increase1h{job="hooktel"}"#);
+    assert!(spent.is_some_and(|v| v > 0.0), "the recorded hourly cost of the sessions: {spent:?}");
+    assert_eq!(prom.value("hooktel:cost_budget_usd_per_hour"), Some(10.0));
+
+    // the rejected payloads made HooktelInputsRejected fire; nothing here is down or losing data
+    wait_until(Duration::from_secs(10), "HooktelInputsRejected to fire", || {
+        let a = prom.api("/api/v1/alerts");
+        a["data"]["alerts"].as_array().is_some_and(|alerts| {
+            alerts.iter().any(|a| a["labels"]["alertname"] == "HooktelInputsRejected" && a["state"] == "firing")
+        })
+    });
+    let alerts = prom.api("/api/v1/alerts");
+    let active: Vec<String> = alerts["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {} ({})", a["labels"]["alertname"], a["labels"], a["state"]))
+        .collect();
+    println!("active alerts:\n  {}", active.join("\n  "));
+    for quiet in ["HooktelDown", "HooktelDataDropped", "HooktelExportFailing", "HooktelTranscriptErrors"] {
+        assert!(!active.iter().any(|a| a.contains(quiet)), "{quiet} is active: {active:?}");
+    }
+    eprintln!("dashboards: done in {:.1?}", started.elapsed());
+}
