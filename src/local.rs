@@ -189,28 +189,7 @@ pub(crate) mod testdata {
     pub const SEC: u64 = 1_000_000_000;
     pub const MS: u64 = 1_000_000;
 
-    /// The real captured 2.1.329 session, in firing order.
-    const CAPTURED: &[&str] = &[
-        include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
-        include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
-        include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
-        include_str!("../tests/fixtures/hooks/captured/04-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/05-SubagentStart.json"),
-        include_str!("../tests/fixtures/hooks/captured/06-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/07-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/08-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/09-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/11-SubagentStop.json"),
-        include_str!("../tests/fixtures/hooks/captured/12-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/14-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
-        include_str!("../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
-        include_str!("../tests/fixtures/hooks/captured/18-Stop.json"),
-        include_str!("../tests/fixtures/hooks/captured/19-SessionEnd.json"),
-    ];
+    use crate::session::tests::CAPTURED;
 
     const TRANSCRIPTS: &[&str] = &[
         include_str!(

@@ -870,7 +870,7 @@ pub fn project_of(cwd: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::capture::Capture;
     use crate::normalize::normalize;
@@ -879,8 +879,8 @@ mod tests {
     const MS: u64 = 1_000_000;
     const S1: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 
-    /// The real captured 2.1.329 session, in firing order.
-    const CAPTURED: &[&str] = &[
+    /// The real captured 2.1.329 session, in firing order (shared with other modules' tests).
+    pub(crate) const CAPTURED: &[&str] = &[
         include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
         include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
         include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),

@@ -3,59 +3,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{temp_dir, Protocol, Receiver, Sidecar};
+use support::{captured_session_at, copy_captured_transcripts, temp_dir, Protocol, Receiver, Sidecar};
 
-const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
-const AGENT: &str = "a7ca175cf2fd2156a";
 const MODEL: &str = "claude-sonnet-5-5";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// The captured session's transcripts copied into a scratch `projects/` tree; returns the main path.
-fn copy_captured(dir: &Path) -> PathBuf {
-    let src = fixtures().join("transcripts/captured-2.1.329/-home-dev-proj");
-    let dst = dir.join("projects/-home-dev-proj");
-    std::fs::create_dir_all(dst.join(SESSION).join("subagents")).unwrap();
-    for rel in [
-        format!("{SESSION}.jsonl"),
-        format!("{SESSION}/subagents/agent-{AGENT}.jsonl"),
-        format!("{SESSION}/subagents/agent-{AGENT}.meta.json"),
-    ] {
-        std::fs::copy(src.join(&rel), dst.join(&rel)).unwrap();
-    }
-    dst.join(format!("{SESSION}.jsonl"))
-}
-
-/// The captured hook payloads in firing order, pointed at `transcript`.
-fn captured_payloads(transcript: &Path) -> Vec<Value> {
-    let dir = fixtures().join("hooks/captured");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    files.sort();
-    let agent_transcript = transcript.with_extension("").join(format!("subagents/agent-{AGENT}.jsonl"));
-    files
-        .iter()
-        .map(|f| {
-            let mut p: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-            p["transcript_path"] = transcript.to_str().unwrap().into();
-            if p.get("agent_transcript_path").is_some() {
-                p["agent_transcript_path"] = agent_transcript.to_str().unwrap().into();
-            }
-            p
-        })
-        .collect()
-}
 
 fn post(sidecar: &Sidecar, payload: &Value) {
     let (status, body) = sidecar.request("POST", "/v1/hooks", payload.to_string().as_bytes());
@@ -79,10 +35,10 @@ const COST_STATE_USD: f64 = 0.07625;
 #[test]
 fn captured_session_counts_exactly_what_claude_code_counted() {
     let dir = temp_dir("acct");
-    let transcript = copy_captured(&dir);
+    let transcript = copy_captured_transcripts(&dir);
     let receiver = Receiver::start(Protocol::Grpc);
     let sidecar = Sidecar::start(Some(&receiver), &[]);
-    for p in captured_payloads(&transcript) {
+    for p in captured_session_at(&transcript) {
         post(&sidecar, &p);
     }
     let spans = receiver.wait_for(WAIT, "the root", |s| s.iter().any(|s| s.trace_id == TRACE && s.parent.is_empty()));
@@ -113,12 +69,12 @@ fn captured_session_counts_exactly_what_claude_code_counted() {
 fn a_restart_in_the_middle_of_a_session_counts_nothing_twice() {
     let dir = temp_dir("restart");
     let data = dir.join("data");
-    let transcript = copy_captured(&dir);
+    let transcript = copy_captured_transcripts(&dir);
     let full = std::fs::read(&transcript).unwrap();
     // the first sidecar sees the transcript cut in the middle of a line, as while Claude Code writes
     let cut = full.len() * 2 / 3;
     std::fs::write(&transcript, &full[..cut]).unwrap();
-    let payloads = captured_payloads(&transcript);
+    let payloads = captured_session_at(&transcript);
     let env = [("HOOKTEL_DATA_DIR", data.to_str().unwrap())];
 
     let mut first = Sidecar::start(None, &env);
@@ -180,7 +136,8 @@ fn broken_transcripts_are_skipped_counted_and_never_stall_ingest() {
     let valid = r#"{"type":"assistant","requestId":"r1","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":7,"output_tokens":11}}}"#;
     std::fs::write(&garbage, format!("\u{0}\u{1}garbage\n{{\"type\":\n{valid}\nnot json at all\n")).unwrap();
     let legacy = dir.join("legacy.jsonl");
-    std::fs::copy(fixtures().join("transcripts/legacy-2.1.29-partial-usage.jsonl"), &legacy).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("transcripts/legacy-2.1.29-partial-usage.jsonl"), &legacy).unwrap();
 
     let sessions = [
         ("00000000-0000-4000-8000-00000000000a", &missing),

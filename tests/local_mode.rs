@@ -3,57 +3,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{temp_dir, wait_until, Sidecar, BIN};
+use support::{captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Sidecar, BIN};
 
 const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
-const AGENT: &str = "a7ca175cf2fd2156a";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// The captured session's transcripts copied into a scratch `projects/` tree; returns the main path.
-fn copy_captured(dir: &Path) -> PathBuf {
-    let src = fixtures().join("transcripts/captured-2.1.329/-home-dev-proj");
-    let dst = dir.join("projects/-home-dev-proj");
-    std::fs::create_dir_all(dst.join(SESSION).join("subagents")).unwrap();
-    for rel in [
-        format!("{SESSION}.jsonl"),
-        format!("{SESSION}/subagents/agent-{AGENT}.jsonl"),
-        format!("{SESSION}/subagents/agent-{AGENT}.meta.json"),
-    ] {
-        std::fs::copy(src.join(&rel), dst.join(&rel)).unwrap();
-    }
-    dst.join(format!("{SESSION}.jsonl"))
-}
-
-/// The captured hook payloads in firing order, pointed at `transcript`.
-fn captured_payloads(transcript: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("hooks/captured"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    files.sort();
-    let agent_transcript = transcript.with_extension("").join(format!("subagents/agent-{AGENT}.jsonl"));
-    files
-        .iter()
-        .map(|f| {
-            let mut p: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-            p["transcript_path"] = transcript.to_str().unwrap().into();
-            if p.get("agent_transcript_path").is_some() {
-                p["agent_transcript_path"] = agent_transcript.to_str().unwrap().into();
-            }
-            p.to_string().into_bytes()
-        })
-        .collect()
-}
 
 /// Run `hooktel ARGS` on `data_dir`; returns stdout, panicking with stderr on failure.
 fn hooktel(data_dir: &Path, args: &[&str]) -> String {
@@ -70,12 +27,12 @@ fn hooktel(data_dir: &Path, args: &[&str]) -> String {
 #[test]
 fn captured_session_is_listed_and_shown_from_the_local_store() {
     let dir = temp_dir("local-mode");
-    let transcript = copy_captured(&dir);
+    let transcript = copy_captured_transcripts(&dir);
     let sidecar = Sidecar::start(None, &[]);
     let data = sidecar.data_dir.clone();
     assert!(hooktel(&data, &["sessions"]).contains("No session recorded yet"));
 
-    for payload in captured_payloads(&transcript) {
+    for payload in captured_session_at(&transcript).iter().map(|p| p.to_string().into_bytes()).collect::<Vec<_>>() {
         let out = sidecar.hook(&payload);
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     }

@@ -33,6 +33,44 @@ pub fn captured_session() -> Vec<Vec<u8>> {
     files.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
+/// The captured session's id and its subagent's id.
+pub const CAPTURED_SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+pub const CAPTURED_AGENT: &str = "a7ca175cf2fd2156a";
+
+/// The captured session's transcripts (main, subagent, meta) copied into `dir/projects/`; returns
+/// the main transcript's path.
+pub fn copy_captured_transcripts(dir: &std::path::Path) -> std::path::PathBuf {
+    let (sid, agent) = (CAPTURED_SESSION, CAPTURED_AGENT);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj");
+    let dst = dir.join("projects/-home-dev-proj");
+    std::fs::create_dir_all(dst.join(sid).join("subagents")).unwrap();
+    for rel in [
+        format!("{sid}.jsonl"),
+        format!("{sid}/subagents/agent-{agent}.jsonl"),
+        format!("{sid}/subagents/agent-{agent}.meta.json"),
+    ] {
+        std::fs::copy(src.join(&rel), dst.join(&rel)).unwrap();
+    }
+    dst.join(format!("{sid}.jsonl"))
+}
+
+/// The captured session's payloads, in firing order, pointed at the transcript copy `transcript`.
+pub fn captured_session_at(transcript: &std::path::Path) -> Vec<serde_json::Value> {
+    let agent_transcript = transcript.with_extension("").join(format!("subagents/agent-{CAPTURED_AGENT}.jsonl"));
+    captured_session()
+        .iter()
+        .map(|bytes| {
+            let mut p: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            p["transcript_path"] = transcript.to_str().unwrap().into();
+            if p.get("agent_transcript_path").is_some() {
+                p["agent_transcript_path"] = agent_transcript.to_str().unwrap().into();
+            }
+            p
+        })
+        .collect()
+}
+
 /// One span as the receiver got it, flattened for assertions.
 #[derive(Clone, Debug)]
 pub struct Span {
