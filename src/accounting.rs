@@ -189,8 +189,8 @@ impl Accountant {
             }
         }
         self.files.retain(|_, t| now.duration_since(t.last_touch) < FORGET_AFTER || !t.rereads.is_empty());
-        let files = &self.files;
-        self.projects.retain(|sid, _| files.values().any(|t| &t.session_id == sid));
+        let live: std::collections::HashSet<&str> = self.files.values().map(|t| t.session_id.as_str()).collect();
+        self.projects.retain(|sid, _| live.contains(sid.as_str()));
         for d in deltas {
             // back-pressure: the pipeline is busy; usage must not be lost, so wait
             if usage.blocking_send(d).is_err() {
