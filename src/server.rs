@@ -116,7 +116,12 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         Ok(b) => b,
         Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
     };
-    match accept(ingest, &body, at, Admission::RefuseWhenFull).await {
+    reply(ingest, accept(ingest, &body, at, Admission::RefuseWhenFull).await)
+}
+
+/// The answer to a live request, whatever route brought the event.
+fn reply(ingest: &Ingest, accepted: Result<(), Refusal>) -> Reply {
+    match accepted {
         Ok(()) => Response::new(Full::new(Bytes::new())),
         Err(Refusal::Invalid(e)) => refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
         Err(Refusal::QueueFull) => {
@@ -208,16 +213,7 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         return Response::new(Full::new(Bytes::new()));
     };
     let payload = serde_json::to_vec(&ev.into_payload(&session)).unwrap_or_default();
-    match accept(ingest, &payload, at, Admission::RefuseWhenFull).await {
-        Ok(()) => Response::new(Full::new(Bytes::new())),
-        Err(Refusal::Invalid(e)) => refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
-        Err(Refusal::QueueFull) => {
-            refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "queue_full", "ingest queue full, retry later")
-        }
-        Err(Refusal::Closed) => {
-            refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "hooktel is shutting down")
-        }
-    }
+    reply(ingest, accept(ingest, &payload, at, Admission::RefuseWhenFull).await)
 }
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
