@@ -207,7 +207,7 @@ impl Delivery {
             self.keep(&batch);
             return;
         }
-        match self.export(batch.clone()).await {
+        match self.export(&batch).await {
             Ok(()) => self.replay().await,
             Err("rejected") => self.drop_spans(batch.len(), "rejected"),
             Err(_) => {
@@ -236,7 +236,7 @@ impl Delivery {
                     break;
                 }
             };
-            match self.export(spans).await {
+            match self.export(&spans).await {
                 Ok(()) => {
                     self.down = None;
                     if let Some(spool) = &self.spool {
@@ -302,13 +302,13 @@ impl Delivery {
     }
 
     /// One export call; `Err` carries the failure's bounded reason.
-    async fn export(&self, batch: Vec<SpanRecord>) -> Result<(), &'static str> {
+    async fn export(&self, batch: &[SpanRecord]) -> Result<(), &'static str> {
         let n = batch.len() as u64;
         let exporter = match &self.sink {
             Sink::Otlp(e) => e,
             Sink::Local(store) => {
                 let stored = tokio::task::block_in_place(|| {
-                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(&batch, crate::pipeline::now_ns())
+                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(batch, crate::pipeline::now_ns())
                 });
                 return match stored {
                     Ok(()) => {
@@ -323,7 +323,7 @@ impl Delivery {
                 };
             }
         };
-        let data = batch.into_iter().map(span_data).collect();
+        let data = batch.iter().cloned().map(span_data).collect();
         let reason = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
             Ok(Ok(())) => {
                 self.metrics.spans_exported.inc_by(n);
