@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{env_usize, quantile};
+use common::{env_usize, quantile, Rng};
 use hooktel::ids::{self, SpanKey};
 use hooktel::metrics::{LabelCap, Metrics};
 use hooktel::pricing::TokenUsage;
@@ -382,60 +382,10 @@ fn pair(ctx: &Ctx, op: &Op, iters: usize) -> f64 {
     times.iter().map(|t| t.as_secs_f64() * 1e9 / iters as f64).sum::<f64>() / 2.0
 }
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
-        let total: u32 = items.iter().map(|i| i.1).sum();
-        let mut r = self.below(total as u64) as u32;
-        for &(item, w) in items {
-            if r < w {
-                return item;
-            }
-            r -= w;
-        }
-        items[items.len() - 1].0
-    }
-
-    fn uuid(&mut self) -> String {
-        let (a, b) = (self.next(), self.next());
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            0x8000 | (b >> 48) & 0x3fff,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    fn tool_use_id(&mut self) -> String {
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut s = String::from("toolu_01");
-        for _ in 0..22 {
-            s.push(ALPHABET[self.below(62) as usize] as char);
-        }
-        s
-    }
-}
-
 impl Ctx {
     fn new(seed: u64) -> Ctx {
-        let mut rng = Rng(seed);
-        let sessions: Vec<(String, &str)> = (0..64).map(|_| (rng.uuid(), rng.weighted(PROJECTS))).collect();
+        let mut rng = Rng::seeded(seed);
+        let sessions: Vec<(String, &str)> = (0..64).map(|_| (rng.uuid().to_string(), rng.weighted(PROJECTS))).collect();
         let events = (0..SEQ).map(|_| rng.weighted(EVENTS)).collect();
         let times = (0..SEQ).map(|i| 1_795_235_481.0 + i as f64 * 0.37).collect();
         let tool_spans = (0..SEQ)
@@ -484,7 +434,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
     let tool = rng.weighted(TOOLS);
     let status = rng.weighted(STATUSES);
     let call_id = rng.tool_use_id();
-    let prompt_id = rng.uuid();
+    let prompt_id = rng.uuid().to_string();
     let start = 1_795_235_481_000_000_000 + rng.below(3_600_000_000_000);
     let ms = match tool {
         "Bash" | "Agent" | "WebFetch" => 200 + rng.below(120_000),
@@ -553,7 +503,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
 
 /// A turn span with its usage attributes.
 fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
-    let prompt_id = rng.uuid();
+    let prompt_id = rng.uuid().to_string();
     let start = 1_795_235_481_000_000_000 + rng.below(3_600_000_000_000);
     let outcome = if rng.below(50) == 0 { "failure" } else { "stop" };
     let attrs = vec![

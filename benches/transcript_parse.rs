@@ -49,7 +49,7 @@ use std::io::{Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{env_usize, mb, quantile};
+use common::{env_usize, mb, quantile, Rng};
 use hooktel::pricing::{self, PriceTable, Service, TokenUsage};
 use hooktel::transcript::{Delta, Ledger};
 use serde::Deserialize;
@@ -897,86 +897,6 @@ struct Expected {
     by_prompt: HashMap<(Option<String>, Option<String>), TokenUsage>,
 }
 
-/// SplitMix64, seeded: the set is a function of the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Log-uniform in `lo..=hi`: small values common, large ones rare, as output sizes are.
-    fn log(&mut self, lo: u64, hi: u64) -> u64 {
-        let (a, b) = ((lo as f64).ln(), (hi as f64).ln());
-        (a + self.unit() * (b - a)).exp().round() as u64
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
-        let total: u32 = items.iter().map(|i| i.1).sum();
-        let mut r = self.below(total as u64) as u32;
-        for &(item, w) in items {
-            if r < w {
-                return item;
-            }
-            r -= w;
-        }
-        items[items.len() - 1].0
-    }
-
-    fn uuid(&mut self) -> String {
-        let (a, b) = (self.next(), self.next());
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            0x8000 | (b >> 48) & 0x3fff,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    fn base62(&mut self, prefix: &str, n: usize) -> String {
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut s = String::from(prefix);
-        for _ in 0..n {
-            s.push(ALPHABET[self.below(62) as usize] as char);
-        }
-        s
-    }
-
-    fn hex(&mut self, n: usize) -> String {
-        let mut s = String::new();
-        for _ in 0..n {
-            let _ = write!(s, "{:x}", self.below(16));
-        }
-        s
-    }
-}
-
 const WORDS: &[&str] = &[
     "the",
     "a",
@@ -1394,7 +1314,7 @@ struct Gen<'p> {
 
 impl<'p> Gen<'p> {
     fn new(seed: u64, prices: &'p PriceTable) -> Gen<'p> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::seeded(seed);
         let corpus = Corpus::new(&mut rng);
         Gen {
             rng,
@@ -1448,7 +1368,7 @@ impl<'p> Gen<'p> {
 
     /// One session: the main transcript and its subagents' (relative path, bytes).
     fn session(&mut self, project: &str, size: u64) -> Vec<(String, Vec<u8>)> {
-        let session_id = self.rng.uuid();
+        let session_id = self.rng.uuid().to_string();
         let legacy = self.rng.chance(0.1);
         let mut tr = self.new_transcript(&session_id, project, legacy);
         tr.model = self.rng.weighted(if legacy { LEGACY_MODELS } else { MAIN_MODELS });
@@ -1482,7 +1402,7 @@ impl<'p> Gen<'p> {
         let text = if rng.chance(0.1) { self.corpus.code(rng, 20, 150) } else { String::new() };
         let prompt = self.corpus.prose(rng, 40, 1500) + &text;
         // 2.1.29 wrote no promptId
-        tr.prompt_id = if tr.legacy { None } else { Some(rng.uuid()) };
+        tr.prompt_id = if tr.legacy { None } else { Some(rng.uuid().to_string()) };
         if !tr.legacy {
             let mut q = self.t.queue[0].clone();
             q["content"] = json!(prompt);
@@ -1523,7 +1443,7 @@ impl<'p> Gen<'p> {
         }
         if !tr.legacy {
             let mut s = self.t.stop_hook_summary.clone();
-            s["toolUseID"] = json!(self.rng.uuid());
+            s["toolUseID"] = json!(self.rng.uuid().to_string());
             self.emit(tr, Kind::System, s);
             let mut d = self.t.turn_duration.clone();
             d["durationMs"] = json!(self.rng.range(2_000, 600_000));
@@ -1551,7 +1471,7 @@ impl<'p> Gen<'p> {
             let b = self.t.compact_boundary.clone();
             self.emit(tr, Kind::System, b);
             let mut s = self.t.compact_summary.clone();
-            tr.prompt_id = if tr.legacy { None } else { Some(self.rng.uuid()) };
+            tr.prompt_id = if tr.legacy { None } else { Some(self.rng.uuid().to_string()) };
             s["message"]["content"] = json!(self.corpus.prose(&mut self.rng, 3_000, 12_000));
             self.emit(tr, Kind::Prompt, s);
             tr.context = self.rng.range(15_000, 30_000);
@@ -1602,13 +1522,13 @@ impl<'p> Gen<'p> {
             let blob = self.t.api_request_blob.clone();
             self.emit_filled(tr, Kind::ApiRequest, blob, 2048);
             let mut req = self.t.api_request.clone();
-            req["id"] = json!(self.rng.uuid());
+            req["id"] = json!(self.rng.uuid().to_string());
             self.emit_filled(tr, Kind::ApiRequest, req, 1024);
         }
         let n = blocks.len();
         let partial = tr.legacy && n > 1;
         let service = Service { fast, us_geo: tr.us_geo };
-        let request_ref = self.rng.uuid();
+        let request_ref = self.rng.uuid().to_string();
         for (i, block) in blocks.into_iter().enumerate() {
             let mut line_usage = usage;
             if partial && i + 1 < n {
@@ -1861,7 +1781,7 @@ impl<'p> Gen<'p> {
         let ts = timestamp(tr.clock_ms);
         if let Some(o) = v.as_object_mut() {
             if o.contains_key("uuid") {
-                let uuid = self.rng.uuid();
+                let uuid = self.rng.uuid().to_string();
                 if o.contains_key("parentUuid") {
                     o.insert("parentUuid".into(), json!(tr.last_uuid));
                 }

@@ -202,12 +202,66 @@ impl Rng {
 
     /// A tool_use_id in Claude's style: `toolu_01` and 22 base-62 characters.
     pub fn tool_use_id(&mut self) -> String {
+        self.base62("toolu_01", 22)
+    }
+
+    /// A generator whose output is a function of `seed` (reproducible data sets).
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Log-uniform in `lo..=hi`: small values common, large ones rare, as output sizes are.
+    pub fn log(&mut self, lo: u64, hi: u64) -> u64 {
+        let (a, b) = ((lo as f64).ln(), (hi as f64).ln());
+        (a + self.unit() * (b - a)).exp().round() as u64
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    /// One of `items`, chosen with probability proportional to its weight.
+    pub fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
+        let total: u32 = items.iter().map(|i| i.1).sum();
+        let mut r = self.below(total as u64) as u32;
+        for &(item, w) in items {
+            if r < w {
+                return item;
+            }
+            r -= w;
+        }
+        items[items.len() - 1].0
+    }
+
+    /// `prefix` and `n` base-62 characters.
+    pub fn base62(&mut self, prefix: &str, n: usize) -> String {
         const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut s = String::from("toolu_01");
-        for _ in 0..22 {
-            s.push(ALPHABET[(self.next_u64() % 62) as usize] as char);
+        let mut s = String::from(prefix);
+        for _ in 0..n {
+            s.push(ALPHABET[self.below(62) as usize] as char);
         }
         s
+    }
+
+    /// `n` lowercase hex digits.
+    pub fn hex(&mut self, n: usize) -> String {
+        (0..n).map(|_| char::from_digit(self.below(16) as u32, 16).unwrap_or('0')).collect()
     }
 }
 
