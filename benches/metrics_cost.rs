@@ -32,10 +32,10 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{env_usize, quantile, Rng};
-use hooktel::ids::{self, SpanKey};
 use hooktel::metrics::{LabelCap, Metrics};
-use hooktel::pricing::TokenUsage;
-use hooktel::session::{SpanEvent, SpanRecord, Status};
+use hooktel::model::ids::{self, SpanKey};
+use hooktel::model::span::{SpanEvent, SpanRecord, Status};
+use hooktel::model::tokens::TokenUsage;
 use opentelemetry::KeyValue;
 
 /// Pre-drawn values per sequence (a power of two).

@@ -50,8 +50,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{env_usize, mb, quantile, Rng};
-use hooktel::pricing::{self, PriceTable, Service, TokenUsage};
-use hooktel::transcript::{Delta, Ledger};
+use hooktel::model::tokens::TokenUsage;
+use hooktel::usage::pricing::{self, PriceTable, Service};
+use hooktel::usage::transcript::{Delta, Ledger};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -1,39 +1,34 @@
 //! hooktel turns Claude Code hook events into one OpenTelemetry trace per session.
 //!
 //! ```text
-//! Claude Code ─ command hook: `hooktel hook` (client) ─┐
-//!             ─ http hook: POST /v1/hooks (server) ────┤
-//!                                                      ▼
-//!            server: parse + normalize (pure) → bounded queue → pipeline (one task)
-//!                                                      │ session: open spans, pairing, timeouts
-//!                                                      ▼
-//!                               export: SpanData with our own ids → OTLP (http/protobuf | grpc)
-//!                               metrics: Prometheus text on GET /metrics
+//! Claude Code ─ command hook: `hooktel hook` (cli::hook) ──┐ (sidecar down: store::hook_spool)
+//!             ─ http hook: POST /v1/hooks ─────────────────┤
+//! producers   ─ POST /v1/events, `hooktel emit` ───────────┤
+//!                                                          ▼
+//!   ingest: server → accept (parse, normalize: pure) → bounded queue   ◀── ingest::drain (hook spool)
+//!                                                          │
+//!   usage: transcripts ─▶ accountant (tokens, cost) ─▶ pipeline: one task owns every session
+//!                                                          │ sessions: pairing, settle, timeouts
+//!                                                          │ (store::journal: open sessions survive restarts)
+//!                                                          ▼
+//!   export: delivery ─▶ OTLP (export::otlp) | local store (store::local); export spool when down
+//!   metrics: Prometheus text on GET /metrics, counted at every stage
 //! ```
 //!
-//! The client path (`client`, `event`) touches neither Tokio nor OpenTelemetry.
+//! Layers import only downwards: `model` (ids, payload, time, spans, tokens, capture) imports nothing
+//! else from the crate; then `metrics`; `store` (SQLite, never HTTP); `usage`; `ingest`; `pipeline`;
+//! `export`; `backfill` (`hooktel import`); `cli` at the top, imported by nothing. The hook command
+//! (`cli::hook`) reaches only `model::payload`, `store::hook_spool` and its settings: no Tokio and no
+//! OpenTelemetry run on the per-event path.
 
-pub mod accounting;
 pub mod backfill;
-pub mod capture;
-pub mod client;
-pub mod config;
-pub mod doctor;
-pub mod event;
+pub mod cli;
 pub mod export;
-pub mod ids;
-pub mod import;
-pub mod install;
-pub mod journal;
-pub mod local;
+pub mod ingest;
 pub mod metrics;
-pub mod normalize;
+pub mod model;
 pub mod pipeline;
-pub mod pricing;
-pub mod server;
-pub mod session;
-pub mod span_spool;
-pub mod spool;
 pub mod store;
-pub mod transcript;
-pub mod view;
+#[cfg(test)]
+mod testdata;
+pub mod usage;

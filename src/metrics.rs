@@ -10,8 +10,10 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::pricing::TokenUsage;
-use crate::session::SpanRecord;
+use crate::model::ids::SpanKey;
+use crate::model::span::SpanRecord;
+use crate::model::time::now_ns;
+use crate::model::tokens::TokenUsage;
 
 /// Distinct values one label may take before the rest fold into `other`. Event names come from
 /// producers hooktel does not control, tool names from MCP servers can be many: neither may
@@ -21,6 +23,16 @@ const MAX_LABEL_VALUES: usize = 100;
 /// Tool durations run from a few milliseconds (Read) to many minutes (a build, a test suite).
 const TOOL_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// What a spool holds, as its gauges publish it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolDepth {
+    /// Hook events, or span batches.
+    pub items: u64,
+    pub bytes: u64,
+    /// When the oldest item was spooled (Unix ns).
+    pub oldest_at: Option<u64>,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +72,7 @@ pub struct Metrics {
     projects: LabelCap,
     agent_types: LabelCap,
     sources: LabelCap,
+    end_reasons: LabelCap,
     unpriced_logged: Mutex<HashSet<String>>,
 }
 
@@ -201,6 +214,7 @@ impl Metrics {
             projects: LabelCap::default(),
             agent_types: LabelCap::default(),
             sources: LabelCap::default(),
+            end_reasons: LabelCap::default(),
             unpriced_logged: Mutex::new(HashSet::new()),
             registry,
         }
@@ -222,14 +236,14 @@ impl Metrics {
     }
 
     pub fn session_ended(&self, reason: &str) {
-        self.sessions_ended.with_label_values(&[self.sources.label(reason)]).inc();
+        self.sessions_ended.with_label_values(&[self.end_reasons.label(reason)]).inc();
     }
 
     /// Record a spool's depth; `hooktel_spool_events` is the total over every spool.
-    pub fn spool_depth(&self, spool: &str, d: &crate::spool::Depth) {
-        self.spool_events_by.with_label_values(&[spool]).set(d.events as i64);
-        self.spool_bytes.with_label_values(&[spool]).set(d.bytes as i64);
-        let age = d.oldest_at.map_or(0.0, |at| (crate::pipeline::now_ns().saturating_sub(at)) as f64 / 1e9);
+    pub fn spool_depth(&self, spool: &str, d: &SpoolDepth) {
+        self.spool_events_by.with_label_values(&[spool]).set(i64::try_from(d.items).unwrap_or(i64::MAX));
+        self.spool_bytes.with_label_values(&[spool]).set(i64::try_from(d.bytes).unwrap_or(i64::MAX));
+        let age = d.oldest_at.map_or(0.0, |at| now_ns().saturating_sub(at) as f64 / 1e9);
         self.spool_oldest_age.with_label_values(&[spool]).set(age);
         let total = ["hook", "export"].iter().map(|s| self.spool_events_by.with_label_values(&[s]).get()).sum();
         self.spool_events.set(total);
@@ -260,7 +274,7 @@ impl Metrics {
         }
         self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
         if !priced {
-            let n = usage.input + usage.output + usage.cache_read + usage.cache_write();
+            let n = usage.total();
             self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
             let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
             if logged.insert(model.to_owned()) {
@@ -272,7 +286,7 @@ impl Metrics {
     /// Count a finished span: tool calls and their durations, turns, subagents.
     pub fn span_finished(&self, rec: &SpanRecord) {
         match rec.key {
-            crate::ids::SpanKey::Tool => {
+            SpanKey::Tool => {
                 let tool = rec.attr("gen_ai.tool.name").unwrap_or_default();
                 let tool = self.tools.label(&tool);
                 let status = rec.attr("hooktel.tool.status").unwrap_or_else(|| "incomplete".into());
@@ -288,12 +302,12 @@ impl Metrics {
                     self.tool_duration.with_label_values(&[tool]).observe(seconds);
                 }
             }
-            crate::ids::SpanKey::Turn => {
+            SpanKey::Turn => {
                 if let Some(outcome) = rec.attr("hooktel.turn.outcome") {
                     self.turns.with_label_values(&[outcome.as_str()]).inc();
                 }
             }
-            crate::ids::SpanKey::Subagent => {
+            SpanKey::Subagent => {
                 let agent = rec.attr("gen_ai.agent.name").unwrap_or_default();
                 self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
             }
@@ -342,6 +356,19 @@ mod tests {
         }
         assert_eq!(cap.label("one-too-many"), "other");
         assert_eq!(cap.label("e0"), "e0");
+    }
+
+    /// End reasons were counted against the cap meant for start sources: 100 sources left every
+    /// end reason folded into `other`.
+    #[test]
+    fn end_reasons_have_a_cap_of_their_own() {
+        let m = Metrics::new(false);
+        for i in 0..MAX_LABEL_VALUES {
+            m.session_started(&format!("source-{i}"));
+        }
+        m.session_ended("prompt_input_exit");
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"hooktel_sessions_ended_total{reason="prompt_input_exit"} 1"#), "{text}");
     }
 
     #[test]

@@ -4,13 +4,15 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use hooktel::capture::Capture;
-use hooktel::event::rfc3339_ns;
-use hooktel::ids::{self, SpanKey};
-use hooktel::import::{events_from_jsonl, find_transcripts, session_from_transcript, ImportedSession};
-use hooktel::pricing::{PriceTable, TokenUsage};
-use hooktel::session::{SpanRecord, Status};
-use hooktel::transcript::Ledger;
+use hooktel::backfill::event_log::events_from_jsonl;
+use hooktel::backfill::transcripts::{find_transcripts, session_from_transcript, ImportedSession};
+use hooktel::model::capture::Capture;
+use hooktel::model::ids::{self, SpanKey};
+use hooktel::model::span::{SpanRecord, Status};
+use hooktel::model::time::rfc3339_ns;
+use hooktel::model::tokens::TokenUsage;
+use hooktel::usage::pricing::PriceTable;
+use hooktel::usage::transcript::Ledger;
 use opentelemetry::trace::SpanId;
 use serde_json::Value;
 
@@ -311,11 +313,11 @@ fn imported_ids_are_the_live_ids() {
     }
 
     // and the whole tree: the live state machine fed the captured hooks builds the same one
-    let mut live = hooktel::session::Sessions::new(Default::default());
+    let mut live = hooktel::pipeline::sessions::Sessions::new(Default::default());
     let mut out = Vec::new();
     for (i, p) in captured_hooks().iter().enumerate() {
         let at = 1_000_000_000 + i as u64 * 10_000_000;
-        let ev = hooktel::normalize::normalize(p, at, Capture::Metadata).unwrap();
+        let ev = hooktel::ingest::normalize::normalize(p, at, Capture::Metadata).unwrap();
         live.ingest(ev, at, &mut out);
     }
     live.tick(u64::MAX / 2, &mut out);

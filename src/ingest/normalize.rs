@@ -8,8 +8,8 @@
 use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
-use crate::capture::{self, Capture};
-use crate::event::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
+use crate::model::capture::{self, Capture};
+use crate::model::payload::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]

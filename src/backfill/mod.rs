@@ -13,21 +13,20 @@ use std::time::Duration;
 use anyhow::Context;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SpanExporter as _;
-use rusqlite::{params, Connection};
 
-use crate::capture::Capture;
-use crate::ids::{self, SpanKey};
-use crate::import::{self, CustomEvent};
-use crate::local::{LocalStore, Retention};
-use crate::pricing::{PriceTable, TokenUsage};
-use crate::session::{SpanRecord, Status};
-use crate::{config, export, store};
+use crate::backfill::event_log::CustomEvent;
+use crate::export::otlp::{self, Protocol};
+use crate::model::capture::Capture;
+use crate::model::ids::{self, SpanKey};
+use crate::model::span::{SpanRecord, Status};
+use crate::model::time::now_ns;
+use crate::model::tokens::TokenUsage;
+use crate::store::import_registry::ImportRegistry;
+use crate::store::local::{LocalStore, Retention};
+use crate::usage::pricing::PriceTable;
 
-const REGISTRY: &str = "CREATE TABLE IF NOT EXISTS imported (
-    trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-);";
+pub mod event_log;
+pub mod transcripts;
 
 /// What to import.
 pub struct Request {
@@ -35,6 +34,8 @@ pub struct Request {
     /// A JSONL event log and the name its events get.
     pub events: Option<(PathBuf, String)>,
     pub data_dir: PathBuf,
+    /// The OTLP protocol, or `None` for the local store.
+    pub protocol: Option<Protocol>,
     pub capture: Capture,
     pub prices: PriceTable,
     pub service_name: String,
@@ -92,13 +93,13 @@ enum Destination {
 
 pub fn run(req: Request) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&req.data_dir).with_context(|| format!("creating {}", req.data_dir.display()))?;
-    let registry = store::open(&req.data_dir.join(crate::span_spool::FILE), REGISTRY, Duration::from_secs(5))?;
+    let mut registry = ImportRegistry::open(&req.data_dir)?;
     let mut summary = Summary::default();
-    let mut dest = match config::otlp_protocol().map_err(anyhow::Error::msg)? {
+    let mut dest = match req.protocol {
         Some(protocol) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let resource = export::resource(&req.service_name);
-            let exporter = rt.block_on(async { export::build_exporter(protocol, &resource) })?;
+            let resource = otlp::resource(&req.service_name);
+            let exporter = rt.block_on(async { otlp::build_exporter(protocol, &resource) })?;
             summary.destination = format!("the OTLP collector ({protocol:?})");
             Destination::Otlp(Box::new(exporter), rt)
         }
@@ -107,25 +108,25 @@ pub fn run(req: Request) -> anyhow::Result<Summary> {
             Destination::Local(LocalStore::open(&req.data_dir, req.retention)?)
         }
     };
-    for path in import::find_transcripts(&req.paths) {
-        match import::session_from_transcript(&path, &req.prices, req.capture) {
+    for path in transcripts::find_transcripts(&req.paths) {
+        match transcripts::session_from_transcript(&path, &req.prices, req.capture) {
             Ok(session) => {
                 summary.sessions += 1;
                 for d in &session.usage {
                     summary.tokens.add(d.usage);
                     summary.cost += d.cost;
                 }
-                send(&mut dest, &registry, session.spans, &mut summary)?;
+                send(&mut dest, &mut registry, session.spans, &mut summary)?;
             }
             Err(e) => summary.failed_files.push((path, format!("{e:#}"))),
         }
     }
     if let Some((file, name)) = &req.events {
-        let (events, skipped) = import::events_from_jsonl(file, name)?;
+        let (events, skipped) = event_log::events_from_jsonl(file, name)?;
         summary.events += events.len();
         summary.skipped_lines += skipped;
         let spans = events.into_iter().map(custom_span).collect();
-        send(&mut dest, &registry, spans, &mut summary)?;
+        send(&mut dest, &mut registry, spans, &mut summary)?;
     }
     if let Destination::Otlp(exporter, rt) = &dest {
         let _ = rt.block_on(async { exporter.shutdown_with_timeout(Duration::from_secs(5)) });
@@ -177,18 +178,13 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
 /// Send the spans not imported before, and record them once the destination took them.
 fn send(
     dest: &mut Destination,
-    registry: &Connection,
+    registry: &mut ImportRegistry,
     spans: Vec<SpanRecord>,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     let mut fresh = Vec::with_capacity(spans.len());
     for s in spans {
-        let seen: bool = registry.query_row(
-            "SELECT EXISTS(SELECT 1 FROM imported WHERE trace_id = ?1 AND span_id = ?2)",
-            params![&s.trace_id.to_bytes()[..], &s.span_id.to_bytes()[..]],
-            |r| r.get(0),
-        )?;
-        if seen {
+        if registry.contains(&s)? {
             summary.spans_already_imported += 1;
         } else {
             fresh.push(s);
@@ -197,19 +193,12 @@ fn send(
     for chunk in fresh.chunks(512) {
         match dest {
             Destination::Otlp(exporter, rt) => {
-                let data = chunk.iter().cloned().map(export::span_data).collect();
+                let data = chunk.iter().cloned().map(otlp::span_data).collect();
                 rt.block_on(exporter.export(data)).map_err(|e| anyhow::anyhow!("OTLP export failed: {e}"))?;
             }
-            Destination::Local(store) => store.insert(chunk, crate::pipeline::now_ns())?,
+            Destination::Local(store) => store.insert(chunk, now_ns())?,
         }
-        let tx = registry.unchecked_transaction()?;
-        for s in chunk {
-            tx.execute(
-                "INSERT OR IGNORE INTO imported (trace_id, span_id) VALUES (?1, ?2)",
-                params![&s.trace_id.to_bytes()[..], &s.span_id.to_bytes()[..]],
-            )?;
-        }
-        tx.commit()?;
+        registry.record(chunk)?;
         summary.spans_sent += chunk.len();
     }
     Ok(())

@@ -6,25 +6,27 @@
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio::sync::mpsc;
-
-use std::collections::HashSet;
+use std::time::Duration;
 
 use opentelemetry::trace::SpanId;
+use tokio::sync::mpsc;
 
-use crate::accounting::{SessionUsage, Touch, TouchKind};
-use crate::capture::Capture;
-use crate::ids::SpanKey;
-use crate::journal::{self, Entry};
+pub mod sessions;
+
+use crate::ingest::accept;
+use crate::ingest::normalize::{Event, Kind};
 use crate::metrics::Metrics;
-use crate::normalize::{Event, Kind};
-use crate::server;
-use crate::session::{project_of, Ingested, Sessions, Settings, SpanRecord};
-use crate::transcript;
+use crate::model::capture::Capture;
+use crate::model::ids::SpanKey;
+use crate::model::span::{project_of, SpanRecord};
+use crate::model::time::now_ns;
+use crate::pipeline::sessions::{Ingested, Sessions, Settings};
+use crate::store::journal::{self, Entry};
+use crate::usage::accountant::{SessionUsage, Touch, TouchKind};
+use crate::usage::transcript;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
 /// export latency low and costs nothing measurable with 10,000 sessions.
@@ -32,10 +34,6 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Events taken from the queue in one go: amortises wake-ups under load.
 const RECV_BATCH: usize = 256;
-
-pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
 
 /// What the pipeline works with.
 pub struct Parts {
@@ -144,8 +142,8 @@ async fn replay(
         }
         journal::sort_hooks(&mut r);
         for (at, body) in &r.hooks {
-            let Ok(mut ev) = server::parse(body, *at, capture) else { continue };
-            server::enrich(&mut ev).await;
+            let Ok(mut ev) = accept::parse(body, *at, capture) else { continue };
+            accept::enrich(&mut ev).await;
             ev.raw = bytes::Bytes::new();
             sessions.ingest(ev, now, out);
             events += 1;

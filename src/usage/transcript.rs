@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pricing::{PriceTable, Service, TokenUsage};
+use crate::model::tokens::TokenUsage;
+use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
 /// together, so only the most recent responses can still grow; a bound keeps saved state small.
@@ -178,7 +179,7 @@ impl Ledger {
                 let index = self.recent.iter().position(|c| c.key == key);
                 let before = index.map(|i| self.recent[i].clone());
                 let counted = before.as_ref().map_or(tokens, |b| b.usage.max(tokens));
-                let cost = price.map_or(0.0, |p| crate::pricing::cost(p, &counted, usage.service()));
+                let cost = price.map_or(0.0, |p| crate::usage::pricing::cost(p, &counted, usage.service()));
                 let delta = counted.minus(before.as_ref().map(|b| b.usage).unwrap_or_default());
                 let delta_cost = cost - before.as_ref().map_or(0.0, |b| b.cost);
                 match index {
@@ -244,12 +245,12 @@ mod tests {
     use super::*;
 
     const CAPTURED: &[u8] = include_bytes!(
-        "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
+        "../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
     );
     const CAPTURED_AGENT: &[u8] = include_bytes!(
-        "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
+        "../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
     );
-    const LEGACY: &[u8] = include_bytes!("../tests/fixtures/transcripts/legacy-2.1.29-partial-usage.jsonl");
+    const LEGACY: &[u8] = include_bytes!("../../tests/fixtures/transcripts/legacy-2.1.29-partial-usage.jsonl");
 
     fn total(deltas: &[Delta]) -> (TokenUsage, f64) {
         let mut u = TokenUsage::default();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use crate::store;
+use crate::store::sqlite;
 
 pub const FILE: &str = "journal.db";
 
@@ -61,7 +61,7 @@ pub struct Restored {
 }
 
 pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
-    store::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))
+    sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))
 }
 
 /// Everything the journal holds, by session (sessions in the order they first appear).

@@ -12,7 +12,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::install::{self, Found, Installed, EVENTS};
+use crate::cli::install::{self, Found, Installed, EVENTS};
 
 /// Budget for each network probe: a local sidecar answers in a millisecond.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,7 +59,7 @@ pub struct Options {
 impl Options {
     /// From the environment, with the current directory as the project.
     pub fn from_env() -> Options {
-        let hook = crate::config::HookSettings::from_env();
+        let hook = crate::cli::config::HookSettings::from_env();
         let mut settings = Vec::new();
         if let Ok(user) = install::settings_path(None) {
             settings.push(("user".to_owned(), user));
@@ -102,7 +102,7 @@ pub fn doctor(opts: &Options) -> Vec<Check> {
             Some(format!(
                 "start it: `hooktel serve` (it listens on HOOKTEL_LISTEN, default {}); hooks find it through \
                  HOOKTEL_ADDR. Command hooks spool events meanwhile, http hooks lose them",
-                crate::config::DEFAULT_LISTEN
+                crate::cli::config::DEFAULT_LISTEN
             )),
         ),
     });
@@ -318,14 +318,15 @@ fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
             return Check::new(
                 "spool",
                 Status::Warn,
-                format!("cannot read {} ({e})", crate::spool::path(&opts.data_dir).display()),
+                format!("cannot read {} ({e})", crate::store::hook_spool::path(&opts.data_dir).display()),
                 Some("the sidecar moves a damaged spool aside when it starts".into()),
             )
         }
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let age = Duration::from_nanos(oldest.map_or(0, |o| now.saturating_sub(o)));
-    let mut detail = format!("{events} hook event(s) waiting in {}", crate::spool::path(&opts.data_dir).display());
+    let mut detail =
+        format!("{events} hook event(s) waiting in {}", crate::store::hook_spool::path(&opts.data_dir).display());
     if events > 0 {
         let _ = write!(detail, ", the oldest {}s old", age.as_secs());
     }
@@ -356,7 +357,7 @@ fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
 
 /// Events in the hook spool and the oldest one's time (Unix ns); read-only, a missing file is empty.
 fn hook_spool(data_dir: &Path) -> rusqlite::Result<(u64, Option<u64>)> {
-    let path = crate::spool::path(data_dir);
+    let path = crate::store::hook_spool::path(data_dir);
     if !path.exists() {
         return Ok((0, None));
     }

@@ -7,7 +7,7 @@
 use opentelemetry::KeyValue;
 use serde_json::Value;
 
-use crate::event::truncate_utf8;
+use crate::model::payload::truncate_utf8;
 
 /// Longest text attribute at `full` capture. Backends cap attribute sizes too (Jaeger and Tempo keep
 /// tens of KiB); past a few KiB a span stops being readable anyway.

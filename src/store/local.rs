@@ -12,8 +12,8 @@ use std::time::Duration;
 use opentelemetry::Value;
 use rusqlite::{params, Connection};
 
-use crate::session::{SpanRecord, Status};
-use crate::{span_spool, store};
+use crate::model::span::{SpanRecord, Status};
+use crate::store::{record, sqlite};
 
 pub const FILE: &str = "local.db";
 
@@ -36,7 +36,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spans (
     output_tokens INTEGER,
     cost_usd REAL,
     bytes INTEGER NOT NULL,          -- the row's estimated share of the file, for retention by size
-    record BLOB NOT NULL,            -- the whole SpanRecord (span_spool::encode of one span)
+    record BLOB NOT NULL,            -- the whole SpanRecord (record::encode of one span)
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE INDEX IF NOT EXISTS spans_by_session ON spans (trace_id, end_ns, start_ns, bytes);";
@@ -73,7 +73,7 @@ pub struct LocalStore {
 
 impl LocalStore {
     pub fn open(data_dir: &Path, retention: Retention) -> rusqlite::Result<LocalStore> {
-        let conn = store::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))?;
+        let conn = sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))?;
         Ok(LocalStore { conn, retention, last_prune: None })
     }
 
@@ -91,7 +91,7 @@ impl LocalStore {
             for r in spans {
                 let trace_id = r.trace_id.to_string();
                 let session_id = r.attr("session.id").unwrap_or_else(|| trace_id.clone());
-                let record = span_spool::encode(std::slice::from_ref(r));
+                let record = record::encode(std::slice::from_ref(r));
                 let bytes = record.len() + r.name.len() + session_id.len() + r.project.len();
                 let (status, message) = match &r.status {
                     Status::Unset => ("unset", None),
@@ -173,69 +173,10 @@ pub fn number(r: &SpanRecord, key: &str) -> Option<f64> {
     })
 }
 
-/// Spans built from real data, shared by the tests of this module and of `view`.
-#[cfg(test)]
-pub(crate) mod testdata {
-    use crate::accounting::SessionUsage;
-    use crate::capture::Capture;
-    use crate::pricing::PriceTable;
-    use crate::session::{Sessions, Settings, SpanRecord};
-    use crate::transcript::Ledger;
-
-    pub const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
-
-    /// 2026-11-21 04:31:21 UTC, when the captured session ran.
-    pub const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
-    pub const SEC: u64 = 1_000_000_000;
-    pub const MS: u64 = 1_000_000;
-
-    use crate::session::tests::CAPTURED;
-
-    const TRANSCRIPTS: &[&str] = &[
-        include_str!(
-            "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
-        ),
-        include_str!(
-            "../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
-        ),
-    ];
-
-    /// The captured session as the pipeline hands it out: its hook payloads fired 10 ms apart from
-    /// `start`, with the usage of its real transcripts. `session` replaces its session id.
-    pub fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
-        let mut sessions = Sessions::new(Settings { settle_ns: 100 * MS, ..Settings::default() });
-        let mut out = Vec::new();
-        for (i, payload) in CAPTURED.iter().enumerate() {
-            let payload = payload.replace(SESSION, session);
-            let at = start + i as u64 * 10 * MS;
-            let ev = crate::server::parse(payload.as_bytes(), at, Capture::Metadata).unwrap();
-            sessions.ingest(ev, at, &mut out);
-        }
-        for transcript in TRANSCRIPTS {
-            for delta in Ledger::default().read(transcript.as_bytes(), &PriceTable::builtin()).deltas {
-                sessions.add_usage(&SessionUsage { session_id: session.to_owned(), delta });
-            }
-        }
-        sessions.tick(start + 60 * SEC, &mut out);
-        assert_eq!(out.len(), 7);
-        out
-    }
-
-    /// A fresh directory under the system temp dir, unique to this process and call.
-    pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("hooktel-local-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testdata::{captured, temp_dir, CAPTURED_AT, SEC, SESSION};
     use super::*;
+    use crate::testdata::{captured, CAPTURED_AT, SEC, SESSION};
 
     fn count(store: &LocalStore) -> (i64, i64) {
         store
@@ -250,7 +191,8 @@ mod tests {
 
     #[test]
     fn a_span_inserted_twice_is_kept_once_with_its_record() {
-        let dir = temp_dir("twice");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let mut store = LocalStore::open(&dir, Retention::default()).unwrap();
         let spans = captured(SESSION, CAPTURED_AT);
         let now = CAPTURED_AT + 60 * SEC;
@@ -268,17 +210,17 @@ mod tests {
             .unwrap();
         assert_eq!((session_id.as_str(), input, output), (SESSION, 117_820, 445));
         let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
-        assert_eq!(span_spool::decode(&blob), vec![root.clone()]);
+        assert_eq!(record::decode(&blob).unwrap(), vec![root.clone()]);
         // and it survives a reopen
         drop(store);
         let store = LocalStore::open(&dir, Retention::default()).unwrap();
         assert_eq!(count(&store), (7, 1));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn sessions_older_than_max_age_are_removed_whole() {
-        let dir = temp_dir("age");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let day = 24 * 3600 * SEC;
         let retention = Retention { max_age: Duration::from_secs(7 * 24 * 3600), ..Retention::default() };
         let mut store = LocalStore::open(&dir, retention).unwrap();
@@ -297,12 +239,12 @@ mod tests {
         assert_eq!(count(&store).1, 2);
         store.insert(&[], now + 61 * SEC).unwrap();
         assert_eq!(count(&store).1, 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn past_max_bytes_the_sessions_that_ended_first_go() {
-        let dir = temp_dir("size");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let mut store = LocalStore::open(&dir, Retention { max_bytes: u64::MAX, ..Retention::default() }).unwrap();
         let now = CAPTURED_AT + 3600 * SEC;
         for i in 0..5 {
@@ -326,6 +268,5 @@ mod tests {
             .collect();
         assert_eq!(left, vec![session(3), session(4)]);
         assert_eq!(store.prune(now).unwrap(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::model::tokens::TokenUsage;
+
 /// The day the built-in table was taken from Claude Code's catalog.
 pub const TABLE_DATE: &str = "2026-11-21";
 /// Where the built-in table comes from.
@@ -59,62 +61,6 @@ fn web_search_default() -> f64 {
 /// Claude Code prices responses served in the US (`usage.inference_geo == "us"`) at 1.1 times.
 const US_GEO_MULTIPLIER: f64 = 1.1;
 
-/// Token counts of one response (or a sum of them), as the transcript reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub struct TokenUsage {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write_5m: u64,
-    pub cache_write_1h: u64,
-    pub web_search: u64,
-}
-
-impl TokenUsage {
-    /// Every cache write, whatever its lifetime (`cache_creation_input_tokens`).
-    pub fn cache_write(&self) -> u64 {
-        self.cache_write_5m + self.cache_write_1h
-    }
-
-    /// Field by field maximum: lines of one response repeat its usage, older builds with growing
-    /// placeholder counts; the largest is the final one.
-    pub fn max(self, o: TokenUsage) -> TokenUsage {
-        TokenUsage {
-            input: self.input.max(o.input),
-            output: self.output.max(o.output),
-            cache_read: self.cache_read.max(o.cache_read),
-            cache_write_5m: self.cache_write_5m.max(o.cache_write_5m),
-            cache_write_1h: self.cache_write_1h.max(o.cache_write_1h),
-            web_search: self.web_search.max(o.web_search),
-        }
-    }
-
-    /// What `self` adds to `before` (`self` is never smaller field by field).
-    pub fn minus(self, before: TokenUsage) -> TokenUsage {
-        TokenUsage {
-            input: self.input.saturating_sub(before.input),
-            output: self.output.saturating_sub(before.output),
-            cache_read: self.cache_read.saturating_sub(before.cache_read),
-            cache_write_5m: self.cache_write_5m.saturating_sub(before.cache_write_5m),
-            cache_write_1h: self.cache_write_1h.saturating_sub(before.cache_write_1h),
-            web_search: self.web_search.saturating_sub(before.web_search),
-        }
-    }
-
-    pub fn add(&mut self, o: TokenUsage) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_read += o.cache_read;
-        self.cache_write_5m += o.cache_write_5m;
-        self.cache_write_1h += o.cache_write_1h;
-        self.web_search += o.web_search;
-    }
-
-    pub fn is_zero(&self) -> bool {
-        *self == TokenUsage::default()
-    }
-}
-
 /// How a response was served, which changes its price.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Service {
@@ -124,7 +70,7 @@ pub struct Service {
 
 /// The cost in USD of one response's usage.
 pub fn cost(price: &ModelPrice, usage: &TokenUsage, service: Service) -> f64 {
-    let prompt = usage.input + usage.cache_read + usage.cache_write();
+    let prompt = usage.all_input();
     let rates = match (service.fast.then_some(price.fast).flatten(), price.long_prompt) {
         (Some(fast), _) => fast,
         (None, Some(long)) if prompt > long.above_prompt_tokens => long.rates,

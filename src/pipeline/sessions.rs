@@ -12,10 +12,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::accounting::SessionUsage;
-use crate::ids::{self, SpanKey};
-use crate::normalize::{Event, Kind, ToolCall, ToolOutcome};
-use crate::pricing::TokenUsage;
+use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
+use crate::model::ids::{self, SpanKey};
+use crate::model::span::{project_of, SpanEvent, SpanRecord, SpanUsage, Status};
+use crate::model::time::ms_to_ns;
+use crate::usage::accountant::SessionUsage;
 
 /// Timeouts and limits of the state machine.
 #[derive(Clone, Debug)]
@@ -45,45 +46,6 @@ impl Default for Settings {
 }
 
 const SEC: u64 = 1_000_000_000;
-
-/// A finished span, ready for export.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpanRecord {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub parent: Option<SpanId>,
-    pub name: String,
-    pub key: SpanKey,
-    pub start: u64,
-    pub end: u64,
-    pub attrs: Vec<KeyValue>,
-    pub events: Vec<SpanEvent>,
-    pub dropped_events: u32,
-    pub status: Status,
-    /// The session's project (basename of its first `cwd`), for metric labels.
-    pub project: String,
-}
-
-impl SpanRecord {
-    /// The value of a string attribute, if present.
-    pub fn attr(&self, key: &str) -> Option<String> {
-        self.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpanEvent {
-    pub name: String,
-    pub at: u64,
-    pub attrs: Vec<KeyValue>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Status {
-    Unset,
-    Ok,
-    Error(String),
-}
 
 /// What `ingest` did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,39 +88,6 @@ struct Span {
     closed_at: Option<u64>,
     /// Tokens and cost of the model calls made within it, from the transcripts.
     usage: Option<Box<SpanUsage>>,
-}
-
-/// Usage summed on a span (live, and by the importer).
-#[derive(Debug, Default)]
-pub(crate) struct SpanUsage {
-    tokens: TokenUsage,
-    cost: f64,
-    models: Vec<String>,
-}
-
-impl SpanUsage {
-    pub(crate) fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
-        self.tokens.add(tokens);
-        self.cost += cost;
-        if !self.models.iter().any(|m| m == model) {
-            self.models.push(model.to_owned());
-        }
-    }
-
-    /// OpenTelemetry GenAI attributes: `input_tokens` counts every input token, cache reads and
-    /// writes included; the cache parts are also given on their own.
-    pub(crate) fn attrs(&self) -> Vec<KeyValue> {
-        let t = &self.tokens;
-        vec![
-            KeyValue::new("gen_ai.usage.input_tokens", (t.input + t.cache_read + t.cache_write()) as i64),
-            KeyValue::new("gen_ai.usage.output_tokens", t.output as i64),
-            KeyValue::new("gen_ai.usage.cache_read.input_tokens", t.cache_read as i64),
-            KeyValue::new("gen_ai.usage.cache_creation.input_tokens", t.cache_write() as i64),
-            KeyValue::new("hooktel.usage.uncached_input_tokens", t.input as i64),
-            KeyValue::new("hooktel.cost_usd", self.cost),
-            KeyValue::new("gen_ai.response.model", self.models.join(",")),
-        ]
-    }
 }
 
 impl Span {
@@ -513,7 +442,10 @@ impl SessionState {
                     KeyValue::new("hooktel.prompt.id", pid.clone()),
                 ];
                 if let Some(p) = prompt {
-                    attrs.push(KeyValue::new("hooktel.prompt", crate::capture::clip(&p, crate::capture::FULL_MAX)));
+                    attrs.push(KeyValue::new(
+                        "hooktel.prompt",
+                        crate::model::capture::clip(&p, crate::model::capture::FULL_MAX),
+                    ));
                 }
                 self.turns.insert(pid);
                 self.insert(Span::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
@@ -672,7 +604,7 @@ impl SessionState {
         }
         if !self.spans.contains_key(&id) {
             // the end came without a start (hook not installed for it, or not yet delivered)
-            let start = at.saturating_sub(call.duration_ms.unwrap_or(0) * 1_000_000);
+            let start = at.saturating_sub(ms_to_ns(call.duration_ms.unwrap_or(0)));
             let mut span = self.new_tool_span(id, &call, start, prompt_id, agent_id);
             span.start_estimated = true;
             self.insert(span);
@@ -686,7 +618,7 @@ impl SessionState {
         }
         span.incomplete = false;
         if let Some(ms) = call.duration_ms {
-            span.set_attr(KeyValue::new("hooktel.tool.duration_ms", ms as i64));
+            span.set_attr(KeyValue::new("hooktel.tool.duration_ms", crate::model::span::int(ms)));
         }
         let label = outcome.label();
         span.set_attr(KeyValue::new("hooktel.tool.status", label));
@@ -864,16 +796,11 @@ fn is_agent_tool(name: &str) -> bool {
     name == "Agent" || name == "Task"
 }
 
-/// The project a session works in: the last component of its working directory.
-pub fn project_of(cwd: &str) -> String {
-    cwd.trim_end_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("/").to_owned()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::capture::Capture;
-    use crate::normalize::normalize;
+    use crate::ingest::normalize::normalize;
+    use crate::model::capture::Capture;
     use serde_json::{json, Value};
 
     const MS: u64 = 1_000_000;
@@ -881,25 +808,25 @@ pub(crate) mod tests {
 
     /// The real captured 2.1.329 session, in firing order (shared with other modules' tests).
     pub(crate) const CAPTURED: &[&str] = &[
-        include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
-        include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
-        include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
-        include_str!("../tests/fixtures/hooks/captured/04-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/05-SubagentStart.json"),
-        include_str!("../tests/fixtures/hooks/captured/06-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/07-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/08-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/09-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/11-SubagentStop.json"),
-        include_str!("../tests/fixtures/hooks/captured/12-PostToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/14-PreToolUse.json"),
-        include_str!("../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
-        include_str!("../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
-        include_str!("../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
-        include_str!("../tests/fixtures/hooks/captured/18-Stop.json"),
-        include_str!("../tests/fixtures/hooks/captured/19-SessionEnd.json"),
+        include_str!("../../tests/fixtures/hooks/captured/01-SessionStart.json"),
+        include_str!("../../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
+        include_str!("../../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
+        include_str!("../../tests/fixtures/hooks/captured/04-PreToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/05-SubagentStart.json"),
+        include_str!("../../tests/fixtures/hooks/captured/06-PreToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/07-PostToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/08-PreToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/09-PostToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
+        include_str!("../../tests/fixtures/hooks/captured/11-SubagentStop.json"),
+        include_str!("../../tests/fixtures/hooks/captured/12-PostToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
+        include_str!("../../tests/fixtures/hooks/captured/14-PreToolUse.json"),
+        include_str!("../../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
+        include_str!("../../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
+        include_str!("../../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
+        include_str!("../../tests/fixtures/hooks/captured/18-Stop.json"),
+        include_str!("../../tests/fixtures/hooks/captured/19-SessionEnd.json"),
     ];
 
     fn event(payload: &Value, at: u64) -> Event {

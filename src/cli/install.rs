@@ -657,9 +657,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const COMMAND_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.command-hooks.json");
-    const HTTP_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.http-hooks.json");
-    const MATCHERS_FIXTURE: &str = include_str!("../tests/fixtures/settings/settings.matchers-example.json");
+    const COMMAND_FIXTURE: &str = include_str!("../../tests/fixtures/settings/settings.command-hooks.json");
+    const HTTP_FIXTURE: &str = include_str!("../../tests/fixtures/settings/settings.http-hooks.json");
+    const MATCHERS_FIXTURE: &str = include_str!("../../tests/fixtures/settings/settings.matchers-example.json");
     const FIXTURES: [&str; 3] = [COMMAND_FIXTURE, HTTP_FIXTURE, MATCHERS_FIXTURE];
     const COMMAND: &str = "'/opt/hook tel/bin/hooktel' hook";
     const URL: &str = "http://127.0.0.1:4388/v1/hooks";

@@ -46,71 +46,6 @@ impl CustomEvent {
     }
 }
 
-/// A timestamp as producers write it, in Unix nanoseconds: RFC 3339 with `Z` or an offset
-/// (`2026-11-21T04:31:23.896Z`, `2026-11-21T06:31:23+02:00`), or Unix seconds as a number.
-pub fn timestamp_ns(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s * 1e9) as u64),
-        Value::String(s) => rfc3339_ns(s),
-        _ => None,
-    }
-}
-
-/// Parse an RFC 3339 date-time into Unix nanoseconds.
-pub fn rfc3339_ns(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = s.get(from..from + len)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: i64 = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let frac = &s[start..i];
-        if frac.is_empty() {
-            return None;
-        }
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = digits.parse().ok()?;
-    }
-    let offset_s = match &s[i..] {
-        "Z" | "z" => 0,
-        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (num(i + 1, 2)? * 3600 + num(i + 4, 2)? * 60)
-        }
-        _ => return None,
-    };
-    // days from the civil date (Howard Hinnant's algorithm)
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    (secs >= 0).then(|| secs as u64 * 1_000_000_000 + nanos as u64)
-}
-
 /// Largest payload (after cutting tool outputs) kept as it is. A `Write` of a large file carries the
 /// whole file in `tool_input.content`; past this size every long string in the payload is cut, so
 /// no tool call is ever refused for its size. Paths, ids and names are far shorter than this.
@@ -252,19 +187,6 @@ mod tests {
         assert_eq!(p["session_id"], "s");
         assert!(p[ORIGINAL_PAYLOAD_BYTES].as_u64().unwrap() > 9 * 1024 * 1024);
         assert!(serde_json::to_vec(&p).unwrap().len() < MAX_PAYLOAD_BYTES);
-    }
-
-    #[test]
-    fn timestamps_parse() {
-        assert_eq!(rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(rfc3339_ns("2026-11-21T04:31:23.896Z"), Some(1_795_235_483_896_000_000));
-        assert_eq!(rfc3339_ns("2026-11-21T06:31:23.896+02:00"), rfc3339_ns("2026-11-21T04:31:23.896Z"));
-        assert_eq!(rfc3339_ns("2000-02-29T12:00:00.123456789Z"), Some(951_825_600_123_456_789));
-        for bad in ["", "2026-13-01T00:00:00Z", "2026-11-21 04:31", "2026-11-21T04:31:23", "yesterday"] {
-            assert_eq!(rfc3339_ns(bad), None, "{bad}");
-        }
-        assert_eq!(timestamp_ns(&json!(1.5)), Some(1_500_000_000));
-        assert_eq!(timestamp_ns(&json!(true)), None);
     }
 
     #[test]

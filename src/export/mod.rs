@@ -1,25 +1,24 @@
-//! OTLP export: turns [`SpanRecord`]s into `SpanData` with hooktel's own ids and times and hands
-//! them to `opentelemetry-otlp`'s exporter (http/protobuf or grpc), in batches.
+//! Delivery: batches finished spans and hands them to the sink (the OTLP exporter, or the local
+//! store in local mode); while the collector fails, batches go to the export spool and are replayed
+//! oldest first once it answers, with backoff between probes.
 //!
-//! A `Tracer` is never used: it would mint its own span ids. The exporter retries what is
-//! retryable (5xx, 429 with Retry-After, unavailable) with backoff; what still fails is counted.
-//! `SpanExporter::export` is never called concurrently (one task owns it).
+//! The exporter retries what is retryable (5xx, 429 with Retry-After, unavailable) itself; what still
+//! fails is classified ([`ExportFailure`]) and counted. `SpanExporter::export` is never called
+//! concurrently (one task owns it).
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{RetryPolicy, WithHttpConfig, WithTonicConfig};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 
-use crate::local::LocalStore;
+pub mod otlp;
+
 use crate::metrics::Metrics;
-use crate::session::{SpanRecord, Status};
-use crate::span_spool::SpanSpool;
+use crate::model::span::SpanRecord;
+use crate::model::time::now_ns;
+use crate::store::export_spool::{SpanSpool, SpoolError};
+use crate::store::local::LocalStore;
 
 /// Spans per export call: large enough to amortise a request, small enough to stay far below
 /// receivers' default 4 MiB gRPC message limit even with full capture.
@@ -31,105 +30,6 @@ const BATCH_DELAY: Duration = Duration::from_millis(200);
 /// Upper bound on one export call including the exporter's own retries, so a hung collector
 /// cannot hold the pipeline forever.
 const EXPORT_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    HttpProtobuf,
-    Grpc,
-}
-
-impl Protocol {
-    pub fn parse(s: &str) -> Result<Protocol, String> {
-        match s.trim() {
-            "" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
-            "grpc" => Ok(Protocol::Grpc),
-            other => Err(format!("unsupported OTLP protocol {other:?}: use grpc or http/protobuf")),
-        }
-    }
-}
-
-/// Build the OTLP span exporter; endpoint, headers and timeout come from the standard
-/// `OTEL_EXPORTER_OTLP_*` variables, read by `opentelemetry-otlp` itself.
-pub fn build_exporter(protocol: Protocol, resource: &Resource) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
-    // three quick retries (about 2 s in all); a longer outage is the spool's job
-    let retry = RetryPolicy::recommended();
-    let mut exporter = match protocol {
-        Protocol::HttpProtobuf => {
-            opentelemetry_otlp::SpanExporter::builder().with_http().with_retry_policy(retry).build()?
-        }
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_retry_policy(retry).build()?,
-    };
-    exporter.set_resource(resource);
-    Ok(exporter)
-}
-
-/// The resource every span carries: service name and `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK),
-/// plus the host and user that ran the session.
-pub fn resource(service_name: &str) -> Resource {
-    let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
-    if let Some(host) = host_name() {
-        attrs.push(KeyValue::new("host.name", host));
-    }
-    if let Some(user) = std::env::var("USER").ok().or_else(|| std::env::var("USERNAME").ok()) {
-        attrs.push(KeyValue::new("user.name", user));
-    }
-    let mut builder = Resource::builder().with_attributes(attrs);
-    // OTEL_SERVICE_NAME wins (the SDK reads it); otherwise hooktel's default
-    if std::env::var("OTEL_SERVICE_NAME").map_or(true, |s| s.is_empty()) {
-        builder = builder.with_service_name(service_name.to_owned());
-    }
-    builder.build()
-}
-
-fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8(buf[..end].to_vec()).ok().filter(|s| !s.is_empty())
-}
-
-fn time(ns: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns)
-}
-
-/// A finished span as the OpenTelemetry SDK's export type.
-pub fn span_data(rec: SpanRecord) -> SpanData {
-    let span_context = SpanContext::new(rec.trace_id, rec.span_id, TraceFlags::SAMPLED, false, TraceState::default());
-    let events =
-        rec.events.into_iter().map(|e| opentelemetry::trace::Event::new(e.name, time(e.at), e.attrs, 0)).collect();
-    let status = match rec.status {
-        Status::Unset => opentelemetry::trace::Status::Unset,
-        Status::Ok => opentelemetry::trace::Status::Ok,
-        Status::Error(msg) => opentelemetry::trace::Status::error(msg),
-    };
-    SpanData {
-        span_context,
-        parent_span_id: rec.parent.unwrap_or(opentelemetry::trace::SpanId::INVALID),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
-        name: Cow::Owned(rec.name),
-        start_time: time(rec.start),
-        end_time: time(rec.end),
-        attributes: rec.attrs,
-        dropped_attributes_count: 0,
-        events: span_events(events, rec.dropped_events),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: InstrumentationScope::builder("hooktel").with_version(env!("CARGO_PKG_VERSION")).build(),
-    }
-}
-
-fn span_events(events: Vec<opentelemetry::trace::Event>, dropped: u32) -> SpanEvents {
-    let mut e = SpanEvents::default();
-    e.events = events;
-    e.dropped_count = dropped;
-    e
-}
 
 /// Where finished spans go: an OTLP exporter, or the local SQLite store when no collector is
 /// configured (behind a mutex only so the exporter can hold it across awaits; never locked across one).
@@ -209,7 +109,7 @@ impl Delivery {
         }
         match self.export(&batch).await {
             Ok(()) => self.replay().await,
-            Err("rejected") => self.drop_spans(batch.len(), "rejected"),
+            Err(ExportFailure::Rejected) => self.drop_spans(batch.len(), "rejected"),
             Err(_) => {
                 self.mark_down();
                 self.keep(&batch);
@@ -231,6 +131,19 @@ impl Delivery {
                     self.down = None;
                     break;
                 }
+                Err(SpoolError::Undecodable { id, spans, error }) => {
+                    // lost, and said so: never "exported" as an empty batch
+                    self.metrics.spool_dropped.with_label_values(&["export", "undecodable"]).inc();
+                    self.metrics.spans_dropped.with_label_values(&["undecodable"]).inc_by(spans);
+                    tracing::error!(batch = id, spans, %error, "Dropped an export spool batch that cannot be decoded");
+                    if let Some(spool) = &self.spool {
+                        if let Err(e) = tokio::task::block_in_place(|| lock(spool).remove(id)) {
+                            tracing::error!(error = %e, "Cannot remove an undecodable batch from the export spool");
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "Reading the export spool failed");
                     break;
@@ -243,7 +156,7 @@ impl Delivery {
                         let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
                     }
                 }
-                Err("rejected") => {
+                Err(ExportFailure::Rejected) => {
                     if let Some(spool) = &self.spool {
                         let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
                     }
@@ -272,7 +185,7 @@ impl Delivery {
             self.drop_spans(batch.len(), "export_failed");
             return;
         };
-        match tokio::task::block_in_place(|| lock(spool).push(batch, crate::pipeline::now_ns())) {
+        match tokio::task::block_in_place(|| lock(spool).push(batch, now_ns())) {
             Ok(0) => {}
             Ok(dropped) => {
                 self.metrics.spool_dropped.with_label_values(&["export", "full"]).inc_by(dropped);
@@ -295,20 +208,21 @@ impl Delivery {
 
     fn show_spool(&self) {
         if let Some(spool) = &self.spool {
-            let held = tokio::task::block_in_place(|| lock(spool).held());
-            let depth = crate::spool::Depth { events: held.batches, bytes: held.bytes, oldest_at: held.oldest_at };
-            self.metrics.spool_depth("export", &depth);
+            match tokio::task::block_in_place(|| lock(spool).depth()) {
+                Ok(depth) => self.metrics.spool_depth("export", &depth),
+                Err(e) => tracing::warn!(error = %e, "Cannot read the export spool's depth"),
+            }
         }
     }
 
-    /// One export call; `Err` carries the failure's bounded reason.
-    async fn export(&self, batch: &[SpanRecord]) -> Result<(), &'static str> {
+    /// One export call; `Err` says why it failed.
+    async fn export(&self, batch: &[SpanRecord]) -> Result<(), ExportFailure> {
         let n = batch.len() as u64;
         let exporter = match &self.sink {
             Sink::Otlp(e) => e,
             Sink::Local(store) => {
                 let stored = tokio::task::block_in_place(|| {
-                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(batch, crate::pipeline::now_ns())
+                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(batch, now_ns())
                 });
                 return match stored {
                     Ok(()) => {
@@ -323,8 +237,8 @@ impl Delivery {
                 };
             }
         };
-        let data = batch.iter().cloned().map(span_data).collect();
-        let reason = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
+        let data = batch.iter().cloned().map(otlp::span_data).collect();
+        let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
             Ok(Ok(())) => {
                 self.metrics.spans_exported.inc_by(n);
                 tracing::debug!(spans = n, "Exported spans");
@@ -332,12 +246,12 @@ impl Delivery {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, spans = n, "OTLP export failed");
-                failure_reason(&e.to_string())
+                ExportFailure::from_exporter(&e.to_string())
             }
-            Err(_) => "timeout",
+            Err(_) => ExportFailure::Timeout,
         };
-        self.metrics.export_failures.with_label_values(&[reason]).inc();
-        Err(reason)
+        self.metrics.export_failures.with_label_values(&[failure.metric_label()]).inc();
+        Err(failure)
     }
 }
 
@@ -345,21 +259,73 @@ fn lock(spool: &std::sync::Mutex<SpanSpool>) -> std::sync::MutexGuard<'_, SpanSp
     spool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A bounded label for an export error. The exporter's errors are strings, so this reads them.
-fn failure_reason(msg: &str) -> &'static str {
-    let m = msg.to_ascii_lowercase();
-    if m.contains("429") || m.contains("resource exhausted") || m.contains("resourceexhausted") {
-        "throttled"
-    } else if m.contains("timed out") || m.contains("timeout") || m.contains("deadline") {
-        "timeout"
-    } else if m.contains("connect") || m.contains("unavailable") || m.contains("refused") || m.contains("dns") {
-        "unavailable"
-    } else if m.contains("status code 5") || m.contains("internal") || m.contains(" 50") {
-        "server_error"
-    } else if m.contains("status code 4") || m.contains("invalid") {
-        "rejected"
-    } else {
-        "other"
+/// Why an export call failed, as far as hooktel acts on it: `Rejected` is permanent (the batch is
+/// dropped and counted), everything else is retried from the spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExportFailure {
+    #[error("the collector cannot be reached")]
+    Unavailable,
+    #[error("the collector asked to slow down")]
+    Throttled,
+    #[error("the export timed out")]
+    Timeout,
+    #[error("the collector failed")]
+    ServerError,
+    #[error("the collector rejected the spans")]
+    Rejected,
+    #[error("the export failed")]
+    Other,
+}
+
+impl ExportFailure {
+    /// The bounded `reason` label of `hooktel_export_failures_total`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            ExportFailure::Unavailable => "unavailable",
+            ExportFailure::Throttled => "throttled",
+            ExportFailure::Timeout => "timeout",
+            ExportFailure::ServerError => "server_error",
+            ExportFailure::Rejected => "rejected",
+            ExportFailure::Other => "other",
+        }
+    }
+
+    /// From an HTTP status code.
+    pub fn from_status(code: u16) -> ExportFailure {
+        match code {
+            429 => ExportFailure::Throttled,
+            408 | 504 => ExportFailure::Timeout,
+            502 | 503 => ExportFailure::Unavailable,
+            500..=599 => ExportFailure::ServerError,
+            400..=499 => ExportFailure::Rejected,
+            _ => ExportFailure::Other,
+        }
+    }
+
+    /// `opentelemetry-otlp` 0.33 hands back its errors as text only (`InternalFailure(String)`),
+    /// with the HTTP status code or the gRPC code inside: this is the one place that reads it.
+    pub fn from_exporter(msg: &str) -> ExportFailure {
+        let m = msg.to_ascii_lowercase();
+        if let Some(code) = m.split("status code").nth(1).and_then(|rest| {
+            let digits: String = rest.trim_start_matches([':', ' ']).chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u16>().ok()
+        }) {
+            return ExportFailure::from_status(code);
+        }
+        let grpc = |code: &str| m.contains(code) || m.contains(&code.replace(' ', ""));
+        if grpc("resource exhausted") {
+            ExportFailure::Throttled
+        } else if grpc("deadline exceeded") || m.contains("timed out") || m.contains("timeout") {
+            ExportFailure::Timeout
+        } else if grpc("unavailable") || m.contains("connect") || m.contains("refused") || m.contains("dns") {
+            ExportFailure::Unavailable
+        } else if grpc("invalid argument") || grpc("permission denied") || grpc("unauthenticated") {
+            ExportFailure::Rejected
+        } else if grpc("internal") || grpc("unknown") {
+            ExportFailure::ServerError
+        } else {
+            ExportFailure::Other
+        }
     }
 }
 
@@ -368,16 +334,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn protocols_parse() {
-        assert_eq!(Protocol::parse("grpc"), Ok(Protocol::Grpc));
-        assert_eq!(Protocol::parse("http/protobuf"), Ok(Protocol::HttpProtobuf));
-        assert!(Protocol::parse("http/json").is_err());
-    }
-
-    #[test]
-    fn failure_reasons_are_bounded() {
-        assert_eq!(failure_reason("error sending request: Connection refused"), "unavailable");
-        assert_eq!(failure_reason("HTTP export failed. Status code 503"), "server_error");
-        assert_eq!(failure_reason("weird"), "other");
+    fn failures_are_classified_from_status_codes() {
+        let f = ExportFailure::from_exporter;
+        assert_eq!(f("HTTP export failed with status code: 503"), ExportFailure::Unavailable);
+        assert_eq!(f("HTTP export failed with status code: 500"), ExportFailure::ServerError);
+        assert_eq!(f("HTTP export failed with status code: 429"), ExportFailure::Throttled);
+        assert_eq!(f("HTTP export failed with status code: 400"), ExportFailure::Rejected);
+        // a number elsewhere in the text is not a status code
+        assert_eq!(f("export of 500 spans failed: connection refused"), ExportFailure::Unavailable);
+        assert_eq!(f("status: ResourceExhausted, message: slow down"), ExportFailure::Throttled);
+        assert_eq!(f("status: InvalidArgument"), ExportFailure::Rejected);
+        assert_eq!(f("weird"), ExportFailure::Other);
+        assert_eq!(ExportFailure::Rejected.metric_label(), "rejected");
     }
 }

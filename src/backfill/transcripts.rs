@@ -1,5 +1,5 @@
 //! Backfill: historic transcripts become the span trees the live path would have produced, with the
-//! transcripts' own timestamps; JSONL event logs become custom events.
+//! transcripts' own timestamps.
 //!
 //! A session is its `<session>.jsonl` plus every `<session>/subagents/agent-<id>.jsonl` (and its
 //! `.meta.json`). Span ids are the live path's ([`ids::span_id`] keyed by session, prompt, tool call
@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::capture::{self, Capture};
-use crate::event::rfc3339_ns;
-use crate::ids::{self, SpanKey};
-use crate::pricing::PriceTable;
-use crate::session::{project_of, SpanRecord, SpanUsage, Status};
-use crate::transcript::{spawner_in_meta, Delta, Ledger};
+use crate::model::capture::{self, Capture};
+use crate::model::ids::{self, SpanKey};
+use crate::model::span::{project_of, SpanRecord, SpanUsage, Status};
+use crate::model::time::rfc3339_ns;
+use crate::usage::pricing::PriceTable;
+use crate::usage::transcript::{spawner_in_meta, Delta, Ledger};
 
 /// One session read back from its transcripts.
 #[derive(Debug)]
@@ -40,18 +40,6 @@ pub struct ImportedSession {
     pub spans: Vec<SpanRecord>,
     /// Every usage delta of the session (main thread and subagents), as the live path counts them.
     pub usage: Vec<Delta>,
-}
-
-/// A custom event read from a JSONL event log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CustomEvent {
-    pub name: String,
-    pub session_id: Option<String>,
-    /// Unix nanoseconds.
-    pub at: u64,
-    pub attributes: Map<String, Value>,
-    /// Stable deduplication key: a hash of the file's path, the line number and the line.
-    pub key: String,
 }
 
 /// Start and end of a span, widened by every timestamp that falls in it.
@@ -515,94 +503,9 @@ pub fn find_transcripts(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Fields that may carry an event's time, in order of preference.
-const TIME_KEYS: [&str; 3] = ["timestamp", "ts", "time"];
-/// Fields that may carry an event's session.
-const SESSION_KEYS: [&str; 2] = ["session_id", "sessionId"];
-
-/// Read a JSONL event log: each line a JSON object becomes a custom event named `name`. The time
-/// comes from `timestamp`, `ts` or `time` (RFC 3339, or Unix seconds, milliseconds, microseconds or
-/// nanoseconds told apart by size), the session from `session_id` or `sessionId`; the other fields
-/// are its attributes. Returns the events and the number of lines skipped: not a JSON object, or
-/// no usable time (a backfill has no other time to give them). Blank lines are not counted.
-pub fn events_from_jsonl(path: &Path, name: &str) -> anyhow::Result<(Vec<CustomEvent>, usize)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let file = file.to_string_lossy();
-    let (mut events, mut skipped) = (Vec::new(), 0);
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(line) else {
-            skipped += 1;
-            continue;
-        };
-        let Some((key, at)) = TIME_KEYS.iter().find_map(|k| Some((*k, fields.get(*k).and_then(event_time)?))) else {
-            skipped += 1;
-            continue;
-        };
-        fields.remove(key);
-        let mut session_id = None;
-        for k in SESSION_KEYS {
-            if let Some(v) = fields.remove(k) {
-                session_id = session_id.or(v.as_str().filter(|s| !s.is_empty()).map(str::to_owned));
-            }
-        }
-        let mut seed = format!("{file}\n{}\n", n + 1).into_bytes();
-        seed.extend_from_slice(line);
-        let key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, &seed).simple().to_string();
-        events.push(CustomEvent { name: name.to_owned(), session_id, at, attributes: fields, key });
-    }
-    Ok((events, skipped))
-}
-
-/// An event's time in Unix nanoseconds: RFC 3339, or a Unix number whose unit is read from its size.
-fn event_time(v: &Value) -> Option<u64> {
-    match v {
-        Value::String(s) => rfc3339_ns(s.trim()),
-        Value::Number(n) => {
-            if let Some(i) = n.as_u64() {
-                return Some(match i {
-                    0..100_000_000_000 => i * 1_000_000_000,
-                    100_000_000_000..100_000_000_000_000 => i * 1_000_000,
-                    100_000_000_000_000..100_000_000_000_000_000 => i * 1_000,
-                    _ => i,
-                });
-            }
-            let f = n.as_f64().filter(|f| f.is_finite() && *f > 0.0)?;
-            let scale = if f < 1e11 {
-                1e9
-            } else if f < 1e14 {
-                1e6
-            } else if f < 1e17 {
-                1e3
-            } else {
-                1.0
-            };
-            Some((f * scale) as u64)
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_times_in_any_unit() {
-        let ns = 1_795_235_483_896_000_000u64;
-        assert_eq!(event_time(&Value::from("2026-11-21T04:31:23.896Z")), Some(ns));
-        assert_eq!(event_time(&Value::from(1_795_235_483u64)), Some(1_795_235_483_000_000_000));
-        assert_eq!(event_time(&Value::from(1_795_235_483_896u64)), Some(ns));
-        assert_eq!(event_time(&Value::from(1_795_235_483_896_000u64)), Some(ns));
-        assert_eq!(event_time(&Value::from(ns)), Some(ns));
-        assert_eq!(event_time(&Value::from(1_795_235_483.5)), Some(1_795_235_483_500_000_000));
-        assert_eq!(event_time(&Value::from("yesterday")), None);
-        assert_eq!(event_time(&Value::from(-5)), None);
-        assert_eq!(event_time(&Value::Null), None);
-    }
 
     #[test]
     fn tool_result_text_from_string_or_blocks() {

@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::ids::{self, SpanKey};
-use crate::local::{self, number};
-use crate::session::{SpanRecord, Status};
-use crate::span_spool;
+use crate::model::ids::{self, SpanKey};
+use crate::model::span::{SpanRecord, Status};
+use crate::store::local::{self, number};
+use crate::store::record;
 
 /// Recent sessions, newest first, one line each under a header.
 pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
@@ -73,7 +73,7 @@ pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
     let spans: Vec<SpanRecord> = conn
         .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
         .query_map([&trace], |r| r.get::<_, Vec<u8>>(0))?
-        .map(|blob| blob.map(|b| span_spool::decode(&b)))
+        .map(|blob| blob.map(|b| record::decode(&b).unwrap_or_default()))
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
         .flatten()
@@ -377,19 +377,7 @@ fn table(header: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix nanoseconds.
 fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!("{} UTC", crate::model::time::utc_seconds(ns))
 }
 
 /// A duration for people: `64ms`, `1.2s`, `4m05s`, `2h03m`, `3d04h`.
@@ -427,27 +415,28 @@ fn plural(n: i64, what: &str) -> String {
 }
 
 fn clip(s: &str, max: usize) -> String {
-    crate::capture::clip(s, max)
+    crate::model::capture::clip(s, max)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::testdata::{captured, temp_dir, CAPTURED_AT, SEC, SESSION};
-    use crate::local::{LocalStore, Retention};
+    use crate::store::local::{LocalStore, Retention};
+    use crate::testdata::{captured, CAPTURED_AT, SEC, SESSION};
 
     const OTHER: &str = "2cfb0000-0000-4000-8000-000000000001";
 
     /// The captured session, ended, and a later one still open (its root not stored yet).
-    fn store() -> std::path::PathBuf {
-        let dir = temp_dir("view");
-        let mut store = LocalStore::open(&dir, Retention::default()).unwrap();
+    fn store() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut store = LocalStore::open(dir, Retention::default()).unwrap();
         let now = CAPTURED_AT + 3600 * SEC;
         store.insert(&captured(SESSION, CAPTURED_AT), now).unwrap();
         let open: Vec<_> =
             captured(OTHER, CAPTURED_AT + 600 * SEC).into_iter().filter(|r| r.parent.is_some()).collect();
         store.insert(&open, now).unwrap();
-        dir
+        tmp
     }
 
     fn line_of<'a>(text: &'a str, needle: &str) -> &'a str {
@@ -460,8 +449,9 @@ mod tests {
 
     #[test]
     fn sessions_lists_newest_first_with_counts_usage_and_state() {
-        let dir = store();
-        let text = sessions(&dir, 20).unwrap();
+        let tmp = store();
+        let dir = tmp.path();
+        let text = sessions(dir, 20).unwrap();
         println!("{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
@@ -474,14 +464,14 @@ mod tests {
         );
         // while open, the usage of the turns and subagents stored so far
         assert_eq!(cells(lines[1])[9..], ["117.8k", "445", "$0.0762", "open"]);
-        assert_eq!(sessions(&dir, 1).unwrap().lines().count(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(sessions(dir, 1).unwrap().lines().count(), 2);
     }
 
     #[test]
     fn show_renders_the_tree_with_subagent_failure_and_usage() {
-        let dir = store();
-        let text = show(&dir, "2cfb142e").unwrap();
+        let tmp = store();
+        let dir = tmp.path();
+        let text = show(dir, "2cfb142e").unwrap();
         println!("{text}");
         let indent = |needle: &str| line_of(&text, needle).chars().take_while(|c| !c.is_alphanumeric()).count();
         assert!(text.starts_with(&format!("Session {SESSION}  project proj  ended\n")), "{text}");
@@ -498,32 +488,32 @@ mod tests {
         assert!(line_of(&text, "execute_tool Glob").contains("pattern=*.md"));
         assert!(line_of(&text, "invoke_agent Explore").contains("out tokens"));
         assert!(line_of(&text, "claude-code session").contains("117.8k in / 445 out tokens · $0.0762"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn show_accepts_the_id_with_or_without_dashes_or_a_unique_prefix() {
-        let dir = store();
-        let full = show(&dir, SESSION).unwrap();
+        let tmp = store();
+        let dir = tmp.path();
+        let full = show(dir, SESSION).unwrap();
         for id in [SESSION.replace('-', ""), SESSION.to_uppercase(), "2cfb142e-3e2c".into(), "2cfb1".into()] {
-            assert_eq!(show(&dir, &id).unwrap(), full, "{id}");
+            assert_eq!(show(dir, &id).unwrap(), full, "{id}");
         }
-        let several = show(&dir, "2cfb").unwrap_err().to_string();
+        let several = show(dir, "2cfb").unwrap_err().to_string();
         assert!(several.contains("several") && several.contains(SESSION) && several.contains(OTHER), "{several}");
-        let short = show(&dir, "2cf").unwrap_err().to_string();
+        let short = show(dir, "2cf").unwrap_err().to_string();
         assert!(short.contains("at least 4"), "{short}");
-        let none = show(&dir, "ffff").unwrap_err().to_string();
+        let none = show(dir, "ffff").unwrap_err().to_string();
         assert!(none.contains("no recorded session matches"), "{none}");
         // an open session: its parts at the top level, said to be open
-        let open = show(&dir, OTHER).unwrap();
+        let open = show(dir, OTHER).unwrap();
         assert!(open.contains("still open"), "{open}");
         assert_eq!(line_of(&open, "invoke_agent claude-code").find("invoke"), Some(0), "{open}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn an_empty_store_says_how_to_record_sessions() {
-        let dir = temp_dir("empty");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let text = sessions(&dir, 20).unwrap();
         assert!(text.starts_with("No session recorded yet"), "{text}");
         assert!(text.contains("hooktel serve") && text.contains("hooktel install"), "{text}");
@@ -531,7 +521,6 @@ mod tests {
         assert!(show(&dir, SESSION).unwrap_err().to_string().contains("no session has been recorded"));
         drop(LocalStore::open(&dir, Retention::default()).unwrap());
         assert_eq!(sessions(&dir, 20).unwrap(), text);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

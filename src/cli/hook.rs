@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::HookSettings;
-use crate::event::{self, RECEIVED_AT_HEADER};
+use crate::cli::config::HookSettings;
+use crate::model::payload::{self, RECEIVED_AT_HEADER};
 
 /// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
 /// those are cut below; the rest of a larger input is left unread.
@@ -71,12 +71,12 @@ fn ignore_termination() {
 
 /// Payloads small enough are sent byte for byte; larger ones have their long contents cut.
 fn cut_large_payload(body: Vec<u8>) -> Vec<u8> {
-    if body.len() <= event::MAX_TOOL_RESPONSE_BYTES {
+    if body.len() <= payload::MAX_TOOL_RESPONSE_BYTES {
         return body;
     }
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(mut map)) => {
-            if event::trim_payload(&mut map) {
+            if payload::trim_payload(&mut map) {
                 serde_json::to_vec(&map).unwrap_or(body)
             } else {
                 body
@@ -170,8 +170,8 @@ fn exchange(
 /// Keep an event the sidecar did not take in the spool, with its firing time. Only if that fails
 /// too (disk full, spool locked past the timeout) is it lost, and said so on stderr (never stdout).
 fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undelivered) {
-    if let Err(e) = crate::spool::append(&settings.data_dir, at, body, settings.timeout) {
-        crate::spool::note_drop(&settings.data_dir, &e);
+    if let Err(e) = crate::store::hook_spool::append(&settings.data_dir, at, body, settings.timeout) {
+        crate::store::hook_spool::note_drop(&settings.data_dir, &e);
         let _ = writeln!(
             std::io::stderr(),
             "hooktel: event not delivered to {} ({why}) and not spooled in {} ({e}); {} bytes lost",
@@ -201,13 +201,15 @@ pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&s
     }
     let at = match time {
         None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-        Some(t) => match crate::event::rfc3339_ns(t).or_else(|| t.parse::<f64>().ok().map(|s| (s * 1e9) as u64)) {
-            Some(at) => at,
-            None => {
-                eprintln!("hooktel emit: --time {t:?} is neither RFC 3339 nor Unix seconds");
-                return std::process::ExitCode::from(2);
+        Some(t) => {
+            match crate::model::time::rfc3339_ns(t).or_else(|| t.parse::<f64>().ok().map(|s| (s * 1e9) as u64)) {
+                Some(at) => at,
+                None => {
+                    eprintln!("hooktel emit: --time {t:?} is neither RFC 3339 nor Unix seconds");
+                    return std::process::ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     let event = serde_json::json!({
         "name": name,
@@ -225,19 +227,19 @@ pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&s
         Err(why) => why,
     };
     let spooled = session.map(|sid| {
-        let ev = crate::event::CustomEvent {
+        let ev = crate::model::payload::CustomEvent {
             name: name.to_owned(),
             session_id: Some(sid.to_owned()),
             timestamp: None,
             attributes,
         };
         let payload = serde_json::to_vec(&ev.into_payload(sid)).unwrap_or_default();
-        crate::spool::append(&settings.data_dir, at, &payload, settings.timeout)
+        crate::store::hook_spool::append(&settings.data_dir, at, &payload, settings.timeout)
     });
     match spooled {
         Some(Ok(())) => std::process::ExitCode::SUCCESS,
         Some(Err(e)) => {
-            crate::spool::note_drop(&settings.data_dir, &e);
+            crate::store::hook_spool::note_drop(&settings.data_dir, &e);
             eprintln!("hooktel emit: not delivered to {} ({why}) and not spooled ({e})", settings.addr);
             std::process::ExitCode::FAILURE
         }

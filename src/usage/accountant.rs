@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::pricing::PriceTable;
-use crate::transcript::{self, Delta, Ledger};
+use crate::usage::pricing::PriceTable;
+use crate::usage::transcript::{self, Delta, Ledger};
 
 /// How often touched transcripts are read: often enough that a turn's usage is on its span before
 /// the span settles, rarely enough that a busy session costs one read per interval, not per event.

@@ -19,14 +19,10 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
-use crate::capture::Capture;
-use crate::event::{self, RECEIVED_AT_HEADER};
-use crate::metrics::Metrics;
-use crate::normalize::{self, Event, Kind, Rejected};
-use crate::pipeline::now_ns;
-use crate::transcript;
+use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
+use crate::model::payload::{self, RECEIVED_AT_HEADER};
+use crate::model::time::{self, now_ns};
 
 /// A client has this long to send its request headers; hooks send theirs at once.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,14 +32,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long open connections get to finish on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What every request handler shares.
-pub struct Ingest {
-    pub queue: mpsc::Sender<Event>,
-    pub metrics: Arc<Metrics>,
-    pub capture: Capture,
-    pub max_body_bytes: usize,
-}
 
 type Reply = Response<Full<Bytes>>;
 
@@ -135,46 +123,6 @@ fn reply(ingest: &Ingest, accepted: Result<(), Refusal>) -> Reply {
     }
 }
 
-/// What to do when the ingest queue is full.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Answer 503 at once (a live request: the hook client keeps what it could not deliver).
-    RefuseWhenFull,
-    /// Wait for room (draining the spool: the event is already safe on disk).
-    WaitForRoom,
-}
-
-/// Why an event was not accepted.
-#[derive(Debug)]
-pub enum Refusal {
-    Invalid(Rejected),
-    QueueFull,
-    Closed,
-}
-
-/// The one ingest path of a hook payload, whatever brought it (HTTP hook, `hooktel hook`, the spool):
-/// parse, cut, normalise, tie subagents to their spawner, queue, count.
-pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
-    let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
-    enrich(&mut event).await;
-    let (name, custom) = (event.name.clone(), event.custom);
-    let queued = match admission {
-        Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => Refusal::Closed,
-        }),
-        Admission::WaitForRoom => ingest.queue.send(event).await.map_err(|_| Refusal::Closed),
-    };
-    queued?;
-    ingest.metrics.queue_depth.inc();
-    if custom {
-        ingest.metrics.custom_event(&name);
-    } else {
-        ingest.metrics.hook_event(&name, at as f64 / 1e9);
-    }
-    Ok(())
-}
-
 /// `POST /v1/events`: a custom event. With a session it joins that session's trace (a span event
 /// on its innermost open span), through the same queue, spool and journal as hook events; without
 /// one it is only counted, since hooktel never invents a session.
@@ -183,7 +131,7 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         Ok(b) => b,
         Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
     };
-    let ev: event::CustomEvent = match serde_json::from_slice(&body) {
+    let ev: payload::CustomEvent = match serde_json::from_slice(&body) {
         Ok(ev) => ev,
         Err(e) => {
             let msg =
@@ -196,7 +144,7 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     }
     let at = match &ev.timestamp {
         None => now_ns(),
-        Some(t) => match event::timestamp_ns(t) {
+        Some(t) => match time::timestamp_ns(t) {
             Some(at) => at,
             None => {
                 return refuse(
@@ -214,26 +162,6 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     };
     let payload = serde_json::to_vec(&ev.into_payload(&session)).unwrap_or_default();
     reply(ingest, accept(ingest, &payload, at, Admission::RefuseWhenFull).await)
-}
-
-/// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
-/// event keeps the payload as accepted, for the journal.
-pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
-    let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
-    let cut = event::trim_payload(&mut map);
-    let mut ev = normalize::normalize(&map, at, capture)?;
-    ev.raw =
-        if cut { serde_json::to_vec(&map).unwrap_or_default().into() } else { bytes::Bytes::copy_from_slice(body) };
-    Ok(ev)
-}
-
-/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
-pub async fn enrich(event: &mut Event) {
-    let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
-    if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
-        *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;
-    }
 }
 
 async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, (StatusCode, &'static str, String)> {

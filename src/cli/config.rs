@@ -7,9 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::capture::Capture;
-use crate::export::Protocol;
-use crate::session::Settings;
+use anyhow::Context;
+
+use crate::export::otlp::Protocol;
+use crate::model::capture::Capture;
+use crate::pipeline::sessions::Settings;
+use crate::store::local::Retention;
+use crate::usage::pricing::PriceTable;
 
 /// Where the sidecar listens by default: loopback only, and a port clear of OTLP (4317/4318),
 /// Prometheus (9090) and the exporters' 9100-9999 range.
@@ -20,12 +24,8 @@ pub struct ServeArgs {
     /// Address for /v1/hooks, /metrics and /healthz.
     #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Directory for hooktel's own files (the spool and local store).
-    #[arg(long, env = "HOOKTEL_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// What content leaves the machine: none, metadata (default) or full.
-    #[arg(long, env = "HOOKTEL_CAPTURE", value_enum, default_value_t = Capture::Metadata)]
-    pub capture: Capture,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
     pub idle_timeout_secs: u64,
@@ -41,6 +41,20 @@ pub struct ServeArgs {
     /// Largest size of the export spool; beyond it the oldest spans are dropped (and counted).
     #[arg(long, env = "HOOKTEL_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub spool_max_bytes: u64,
+    /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
+    #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub project_label: bool,
+}
+
+/// Where spans go and what they carry: shared by `serve` and `import`, which must agree.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Directory for hooktel's own files (the spool and local store).
+    #[arg(long, env = "HOOKTEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What content leaves the machine: none, metadata (default) or full.
+    #[arg(long, env = "HOOKTEL_CAPTURE", value_enum, default_value_t = Capture::Metadata)]
+    pub capture: Capture,
     /// Local mode: sessions older than this many days are removed from the local store.
     #[arg(long, env = "HOOKTEL_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u64,
@@ -50,12 +64,30 @@ pub struct ServeArgs {
     /// A JSON price table adding or replacing models of the built-in one.
     #[arg(long, env = "HOOKTEL_PRICES_FILE")]
     pub prices_file: Option<PathBuf>,
-    /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
-    #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub project_label: bool,
     /// Service name when OTEL_SERVICE_NAME is not set.
     #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
     pub service_name: String,
+}
+
+impl OutputArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_age: Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)),
+            max_bytes: self.store_max_bytes,
+        }
+    }
+
+    /// The built-in price table, or it amended by `--prices-file`.
+    pub fn prices(&self) -> anyhow::Result<PriceTable> {
+        match &self.prices_file {
+            Some(p) => PriceTable::with_file(p).with_context(|| format!("reading prices from {}", p.display())),
+            None => Ok(PriceTable::builtin()),
+        }
+    }
 }
 
 impl ServeArgs {
@@ -65,17 +97,6 @@ impl ServeArgs {
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             ..Settings::default()
         }
-    }
-
-    pub fn retention(&self) -> crate::local::Retention {
-        crate::local::Retention {
-            max_age: Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)),
-            max_bytes: self.store_max_bytes,
-        }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
 }
 
@@ -90,7 +111,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// The OTLP protocol to use, or `None` for local mode (no endpoint configured).
-pub fn otlp_protocol() -> Result<Option<Protocol>, String> {
+pub fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
     if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return Ok(None);
@@ -98,7 +119,7 @@ pub fn otlp_protocol() -> Result<Option<Protocol>, String> {
     let proto = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_default();
-    Protocol::parse(&proto).map(Some)
+    Protocol::parse(&proto).map(Some).map_err(anyhow::Error::msg)
 }
 
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).

@@ -1,0 +1,25 @@
+//! `hooktel import`: backfill history into the sink `serve` would use, with `serve`'s own output
+//! settings (`OutputArgs`), then print what was done.
+
+use std::path::PathBuf;
+
+use crate::backfill::{self, Summary};
+use crate::cli::config::{self, OutputArgs};
+
+/// Import transcripts under `paths` (default `~/.claude/projects`) and, with `events`, a JSONL
+/// event log whose events get the given name.
+pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &OutputArgs) -> anyhow::Result<Summary> {
+    if paths.is_empty() && events.is_none() {
+        paths.extend(backfill::default_projects_dir());
+    }
+    backfill::run(backfill::Request {
+        paths,
+        events,
+        data_dir: output.data_dir(),
+        protocol: config::otlp_protocol()?,
+        capture: output.capture,
+        prices: output.prices()?,
+        service_name: output.service_name.clone(),
+        retention: output.retention(),
+    })
+}

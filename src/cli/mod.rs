@@ -1,0 +1,11 @@
+//! The commands, the only place that talks to a person (anyhow errors, printed views): the sidecar
+//! (`serve`), the hook command and `emit`, `install` / `uninstall`, `doctor`, the local views
+//! (`sessions`, `show`), `import`, and the settings they share. Nothing imports this module.
+
+pub mod config;
+pub mod doctor;
+pub mod hook;
+pub mod import;
+pub mod install;
+pub mod serve;
+pub mod view;

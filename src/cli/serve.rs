@@ -1,0 +1,163 @@
+//! `hooktel serve`: wires the stages together and runs them until SIGINT or SIGTERM.
+//!
+//! Threads for blocking work (the accountant reads transcripts, the journal writer commits), Tokio
+//! tasks for the rest. Shutdown is staged: stop accepting, drain the hook spool's in-flight batch,
+//! let the pipeline hand out what closed, then give the exporter a deadline.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::config::{self, ServeArgs};
+use crate::export::{self, otlp};
+use crate::ingest::accept::Ingest;
+use crate::ingest::{drain, server};
+use crate::metrics::Metrics;
+use crate::model::time::now_ns;
+use crate::pipeline;
+use crate::store::export_spool::SpanSpool;
+use crate::store::journal;
+use crate::store::local::LocalStore;
+use crate::usage::accountant::Accountant;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let protocol = config::otlp_protocol()?;
+        let data_dir = args.output.data_dir();
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let sink = match protocol {
+            Some(p) => {
+                let resource = otlp::resource(&args.output.service_name);
+                export::Sink::Otlp(Box::new(otlp::build_exporter(p, &resource).context("building the OTLP exporter")?))
+            }
+            None => export::Sink::Local(std::sync::Mutex::new(
+                LocalStore::open(&data_dir, args.output.retention()).context("opening the local store")?,
+            )),
+        };
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let mode = match protocol {
+            Some(p) => format!("OTLP {p:?}"),
+            None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
+        };
+        tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
+
+        let prices = args.output.prices()?;
+
+        let metrics = Arc::new(Metrics::new(args.project_label));
+        let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
+        let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
+        // touches are hints: a bounded queue, dropped when full (reads start from saved offsets)
+        let (touch_tx, touch_rx) = std::sync::mpsc::sync_channel(4096);
+        let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(1024);
+        let settle = std::time::Duration::from_millis(args.settle_ms);
+        let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle);
+        let accountant = std::thread::Builder::new()
+            .name("hooktel-accounting".into())
+            .spawn(move || accountant.run(touch_rx, usage_tx))?;
+        let span_spool = match &sink {
+            export::Sink::Otlp(_) => match SpanSpool::open(&data_dir, args.spool_max_bytes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot open the export spool; failed exports will be lost");
+                    None
+                }
+            },
+            export::Sink::Local(_) => None,
+        };
+        let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, metrics.clone()));
+        let settings = args.session_settings();
+        let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
+            Some((conn, restored)) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let failures = metrics.journal_failures.clone();
+                let writer = std::thread::Builder::new()
+                    .name("hooktel-journal".into())
+                    .spawn(move || journal::write(conn, rx, failures))?;
+                (Some(tx), restored, Some(writer))
+            }
+            None => (None, Vec::new(), None),
+        };
+        let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
+            events: event_rx,
+            usage: usage_rx,
+            touches: touch_tx,
+            spans: span_tx,
+            journal: journal_tx,
+            restored,
+            settings,
+            capture: args.output.capture,
+            metrics: metrics.clone(),
+        }));
+        let ingest = Arc::new(Ingest {
+            queue: event_tx,
+            metrics,
+            capture: args.output.capture,
+            max_body_bytes: args.max_body_bytes,
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
+        server::run(listener, ingest, shutdown_signal()).await;
+        tracing::info!("Stopped accepting; draining");
+        let _ = stop_tx.send(true);
+        let _ = drain.await;
+        pipeline.await?;
+        let _ = accountant.join();
+        if let Some(w) = journal_writer {
+            let _ = w.join();
+        }
+        // the exporter ends when the pipeline's channel closes; bound its last export
+        if tokio::time::timeout(std::time::Duration::from_secs(10), exporter).await.is_err() {
+            tracing::error!("Exporter did not finish within 10 s; remaining spans lost");
+        }
+        Ok(())
+    })
+}
+
+/// The journal and the open sessions it holds; `None` (logged) when it cannot be opened. Ended
+/// sessions older than `ended_ttl_ns` are forgotten: the pipeline would no longer resume them.
+fn open_journal(
+    data_dir: &std::path::Path,
+    ended_ttl_ns: u64,
+) -> Option<(rusqlite::Connection, Vec<(String, journal::Restored)>)> {
+    let conn = match journal::open(data_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot open the journal; open sessions will not survive a restart");
+            return None;
+        }
+    };
+    journal::forget_old_endings(&conn, ended_ttl_ns, now_ns());
+    match journal::read(&conn) {
+        Ok(restored) => Some((conn, restored)),
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot read the journal; starting without the open sessions it held");
+            Some((conn, Vec::new()))
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

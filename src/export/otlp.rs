@@ -1,0 +1,126 @@
+//! OTLP: turns [`SpanRecord`]s into the SDK's `SpanData` with hooktel's own ids and times, and builds
+//! `opentelemetry-otlp`'s exporter (http/protobuf or grpc) with the resource every span carries.
+//!
+//! A `Tracer` is never used: it would mint its own span ids.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{RetryPolicy, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use crate::model::span::{SpanRecord, Status};
+
+/// The OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Result<Protocol, String> {
+        match s.trim() {
+            "" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(format!("unsupported OTLP protocol {other:?}: use grpc or http/protobuf")),
+        }
+    }
+}
+
+/// Build the OTLP span exporter; endpoint, headers and timeout come from the standard
+/// `OTEL_EXPORTER_OTLP_*` variables, read by `opentelemetry-otlp` itself.
+pub fn build_exporter(protocol: Protocol, resource: &Resource) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    // three quick retries (about 2 s in all); a longer outage is the spool's job
+    let retry = RetryPolicy::recommended();
+    let mut exporter = match protocol {
+        Protocol::HttpProtobuf => {
+            opentelemetry_otlp::SpanExporter::builder().with_http().with_retry_policy(retry).build()?
+        }
+        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_retry_policy(retry).build()?,
+    };
+    exporter.set_resource(resource);
+    Ok(exporter)
+}
+
+/// The resource every span carries: service name and `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK),
+/// plus the host and user that ran the session.
+pub fn resource(service_name: &str) -> Resource {
+    let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
+    if let Some(host) = host_name() {
+        attrs.push(KeyValue::new("host.name", host));
+    }
+    if let Some(user) = std::env::var("USER").ok().or_else(|| std::env::var("USERNAME").ok()) {
+        attrs.push(KeyValue::new("user.name", user));
+    }
+    let mut builder = Resource::builder().with_attributes(attrs);
+    // OTEL_SERVICE_NAME wins (the SDK reads it); otherwise hooktel's default
+    if std::env::var("OTEL_SERVICE_NAME").map_or(true, |s| s.is_empty()) {
+        builder = builder.with_service_name(service_name.to_owned());
+    }
+    builder.build()
+}
+
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok().filter(|s| !s.is_empty())
+}
+
+fn time(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+/// A finished span as the OpenTelemetry SDK's export type.
+pub fn span_data(rec: SpanRecord) -> SpanData {
+    let span_context = SpanContext::new(rec.trace_id, rec.span_id, TraceFlags::SAMPLED, false, TraceState::default());
+    let events =
+        rec.events.into_iter().map(|e| opentelemetry::trace::Event::new(e.name, time(e.at), e.attrs, 0)).collect();
+    let status = match rec.status {
+        Status::Unset => opentelemetry::trace::Status::Unset,
+        Status::Ok => opentelemetry::trace::Status::Ok,
+        Status::Error(msg) => opentelemetry::trace::Status::error(msg),
+    };
+    SpanData {
+        span_context,
+        parent_span_id: rec.parent.unwrap_or(opentelemetry::trace::SpanId::INVALID),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Owned(rec.name),
+        start_time: time(rec.start),
+        end_time: time(rec.end),
+        attributes: rec.attrs,
+        dropped_attributes_count: 0,
+        events: span_events(events, rec.dropped_events),
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: InstrumentationScope::builder("hooktel").with_version(env!("CARGO_PKG_VERSION")).build(),
+    }
+}
+
+fn span_events(events: Vec<opentelemetry::trace::Event>, dropped: u32) -> SpanEvents {
+    let mut e = SpanEvents::default();
+    e.events = events;
+    e.dropped_count = dropped;
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_parse() {
+        assert_eq!(Protocol::parse("grpc"), Ok(Protocol::Grpc));
+        assert_eq!(Protocol::parse("http/protobuf"), Ok(Protocol::HttpProtobuf));
+        assert!(Protocol::parse("http/json").is_err());
+    }
+}

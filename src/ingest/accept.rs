@@ -1,0 +1,84 @@
+//! Admission: the one path by which an event enters the pipeline, whatever brought it (an http
+//! hook, `hooktel hook`, a custom event, the hook spool). Parse, cut, normalise, tie a subagent to
+//! its spawner, queue, count.
+//!
+//! `parse` is pure; `enrich` reads a subagent's meta file; `accept` queues with the admission
+//! policy the caller chose.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::ingest::normalize::{self, Event, Kind, Rejected};
+use crate::metrics::Metrics;
+use crate::model::capture::Capture;
+use crate::model::payload;
+use crate::usage::transcript;
+
+/// What every request handler shares.
+pub struct Ingest {
+    pub queue: mpsc::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub capture: Capture,
+    pub max_body_bytes: usize,
+}
+
+/// What to do when the ingest queue is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Answer 503 at once (a live request: the hook client keeps what it could not deliver).
+    RefuseWhenFull,
+    /// Wait for room (draining the spool: the event is already safe on disk).
+    WaitForRoom,
+}
+
+/// Why an event was not accepted.
+#[derive(Debug)]
+pub enum Refusal {
+    Invalid(Rejected),
+    QueueFull,
+    Closed,
+}
+
+/// The one ingest path of a hook payload, whatever brought it (HTTP hook, `hooktel hook`, the spool):
+/// parse, cut, normalise, tie subagents to their spawner, queue, count.
+pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
+    let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
+    enrich(&mut event).await;
+    let (name, custom) = (event.name.clone(), event.custom);
+    let queued = match admission {
+        Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Refusal::Closed,
+        }),
+        Admission::WaitForRoom => ingest.queue.send(event).await.map_err(|_| Refusal::Closed),
+    };
+    queued?;
+    ingest.metrics.queue_depth.inc();
+    if custom {
+        ingest.metrics.custom_event(&name);
+    } else {
+        ingest.metrics.hook_event(&name, at as f64 / 1e9);
+    }
+    Ok(())
+}
+
+/// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
+/// event keeps the payload as accepted, for the journal.
+pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
+    let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
+    let cut = payload::trim_payload(&mut map);
+    let mut ev = normalize::normalize(&map, at, capture)?;
+    ev.raw =
+        if cut { serde_json::to_vec(&map).unwrap_or_default().into() } else { bytes::Bytes::copy_from_slice(body) };
+    Ok(ev)
+}
+
+/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
+pub async fn enrich(event: &mut Event) {
+    let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
+    if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
+        *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! Ingest: everything by which an event enters the sidecar. The HTTP server and its limits,
+//! admission (parse, normalise, queue), the pure normaliser, and the hook-spool drain, which feeds
+//! spooled events back through the same admission.
+
+pub mod accept;
+pub mod drain;
+pub mod normalize;
+pub mod server;

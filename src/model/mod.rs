@@ -1,0 +1,9 @@
+//! The lowest layer: what every stage shares. Ids, the payload as it travels, time, finished spans,
+//! token counts, and the capture policy. It imports nothing else from the crate, and does no I/O.
+
+pub mod capture;
+pub mod ids;
+pub mod payload;
+pub mod span;
+pub mod time;
+pub mod tokens;

@@ -1,0 +1,99 @@
+//! Time as hooktel keeps it: Unix nanoseconds in a `u64`, read from the clock here and nowhere else,
+//! and parsed from the forms producers write (RFC 3339 with an offset, or Unix seconds).
+//!
+//! Inputs come from outside (payloads, event logs, transcripts, the command line): a time before
+//! 1970 or past what a `u64` of nanoseconds holds (the year 2554) is refused, never wrapped.
+
+use serde_json::Value;
+
+/// The wall clock, in Unix nanoseconds (0 if the clock is before 1970).
+pub fn now_ns() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0)
+}
+
+/// Parse an RFC 3339 date-time (`2026-11-21T04:31:23.896Z`, `2026-11-21T06:31:23+02:00`) into Unix
+/// nanoseconds. An offset is required: a time without one names no instant.
+pub fn rfc3339_ns(s: &str) -> Option<u64> {
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(ts.as_nanosecond()).ok()
+}
+
+/// Unix seconds (integer or fraction) as nanoseconds; `None` when negative, not finite, or past
+/// what a `u64` of nanoseconds holds.
+pub fn unix_seconds_ns(seconds: f64) -> Option<u64> {
+    let ns = seconds * 1e9;
+    (ns.is_finite() && ns >= 0.0 && ns < u64::MAX as f64).then_some(ns as u64)
+}
+
+/// A timestamp as producers write it, in Unix nanoseconds: RFC 3339 with `Z` or an offset, or Unix
+/// seconds as a number.
+pub fn timestamp_ns(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => unix_seconds_ns(n.as_f64()?),
+        Value::String(s) => rfc3339_ns(s),
+        _ => None,
+    }
+}
+
+/// Milliseconds (a payload's `duration_ms`) as nanoseconds, saturating at `u64::MAX`.
+pub fn ms_to_ns(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+/// `2026-11-21 04:31:21` (UTC, to the second) for terminal views.
+pub fn utc_seconds(ns: u64) -> String {
+    let ts = i64::try_from(ns / 1_000_000_000).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
+    match ts {
+        Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_ns("2026-11-21T04:31:23.896Z"), Some(1_795_235_483_896_000_000));
+        assert_eq!(rfc3339_ns("2026-11-21T06:31:23.896+02:00"), rfc3339_ns("2026-11-21T04:31:23.896Z"));
+        assert_eq!(rfc3339_ns("2000-02-29T12:00:00.123456789Z"), Some(951_825_600_123_456_789));
+        for bad in ["", "2026-13-01T00:00:00Z", "2026-11-21 04:31", "2026-11-21T04:31:23", "yesterday"] {
+            assert_eq!(rfc3339_ns(bad), None, "{bad}");
+        }
+        assert_eq!(timestamp_ns(&json!(1.5)), Some(1_500_000_000));
+        assert_eq!(timestamp_ns(&json!(true)), None);
+    }
+
+    /// The hand-written parser sliced `&rest[3..4]` and panicked on a multi-byte offset.
+    #[test]
+    fn multi_byte_offsets_are_refused_not_a_panic() {
+        for bad in [
+            "2026-11-21T04:31:23+0é00",
+            "2026-11-21T04:31:23.5+é0:00",
+            "2026-11-21T04:31:23+00:0é",
+            "2026-11-21T04:31:2é+00:00",
+        ] {
+            assert_eq!(rfc3339_ns(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_outside_u64_nanoseconds_are_refused() {
+        assert_eq!(rfc3339_ns("1969-12-31T23:59:59Z"), None);
+        assert_eq!(rfc3339_ns("9999-12-31T23:59:59Z"), None, "past 2554 does not fit");
+        assert_eq!(rfc3339_ns("2554-07-21T23:34:33Z"), Some(18_446_744_073_000_000_000));
+        for n in [json!(-1), json!(1e300), json!(f64::MAX), json!(u64::MAX)] {
+            assert_eq!(timestamp_ns(&n), None, "{n}");
+        }
+        assert_eq!(ms_to_ns(u64::MAX), u64::MAX);
+        assert_eq!(ms_to_ns(5), 5_000_000);
+    }
+
+    #[test]
+    fn utc_seconds_formats() {
+        assert_eq!(utc_seconds(1_795_235_481_500_000_000), "2026-11-21 04:31:21");
+    }
+}
