@@ -8,6 +8,8 @@ cd "$ROOT"
 bash scripts/install-test-deps.sh
 export HOOKTEL_CLAUDE_BIN=${HOOKTEL_CLAUDE_BIN:-$ROOT/target/test-deps/claude-code/node_modules/.bin/claude}
 cargo fmt --check
+# layers import only downwards, and no module imports one that imports it back
+python3 scripts/check-layers.py
 cargo clippy --all-targets --locked -- -D warnings
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
