@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::model::ids::SpanKey;
+use crate::model::semconv;
 use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
@@ -287,28 +288,28 @@ impl Metrics {
     pub fn span_finished(&self, rec: &SpanRecord) {
         match rec.key {
             SpanKey::Tool => {
-                let tool = rec.attr("gen_ai.tool.name").unwrap_or_default();
+                let tool = rec.attr(semconv::TOOL_NAME).unwrap_or_default();
                 let tool = self.tools.label(&tool);
-                let status = rec.attr("hooktel.tool.status").unwrap_or_else(|| "incomplete".into());
+                let status = rec.attr(semconv::TOOL_STATUS).unwrap_or_else(|| "incomplete".into());
                 let project = self.projects.label(&rec.project);
                 let mut labels = vec![tool, status.as_str()];
                 if self.project_label {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
-                let ms = rec.attr("hooktel.tool.duration_ms").and_then(|v| v.parse::<f64>().ok());
+                let ms = rec.attr(semconv::TOOL_DURATION_MS).and_then(|v| v.parse::<f64>().ok());
                 let seconds = ms.map(|ms| ms / 1000.0).unwrap_or((rec.end - rec.start) as f64 / 1e9);
                 if status != "incomplete" {
                     self.tool_duration.with_label_values(&[tool]).observe(seconds);
                 }
             }
             SpanKey::Turn => {
-                if let Some(outcome) = rec.attr("hooktel.turn.outcome") {
+                if let Some(outcome) = rec.attr(semconv::TURN_OUTCOME) {
                     self.turns.with_label_values(&[outcome.as_str()]).inc();
                 }
             }
             SpanKey::Subagent => {
-                let agent = rec.attr("gen_ai.agent.name").unwrap_or_default();
+                let agent = rec.attr(semconv::AGENT_NAME).unwrap_or_default();
                 self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
             }
             _ => {}

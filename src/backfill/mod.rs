@@ -18,6 +18,7 @@ use crate::backfill::event_log::CustomEvent;
 use crate::export::otlp::{self, Protocol};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
+use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
@@ -143,11 +144,11 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
     };
     let mut attrs = Vec::new();
     if let Some(sid) = &ev.session_id {
-        attrs.push(KeyValue::new("session.id", sid.clone()));
-        attrs.push(KeyValue::new("gen_ai.conversation.id", sid.clone()));
+        attrs.push(KeyValue::new(semconv::SESSION_ID, sid.clone()));
+        attrs.push(KeyValue::new(semconv::CONVERSATION_ID, sid.clone()));
     }
-    attrs.push(KeyValue::new("hooktel.custom", true));
-    attrs.push(KeyValue::new("hooktel.imported", true));
+    attrs.push(KeyValue::new(semconv::CUSTOM, true));
+    attrs.push(KeyValue::new(semconv::IMPORTED, true));
     for (k, v) in ev.attributes {
         let kv = match v {
             serde_json::Value::Bool(b) => KeyValue::new(k, b),

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
+use crate::model::semconv;
 use crate::model::span::{project_of, SpanRecord, SpanUsage, Status};
 use crate::model::time::rfc3339_ns;
 use crate::usage::pricing::PriceTable;
@@ -366,8 +367,8 @@ impl Reader {
             start: e.start,
             end: e.end.max(e.start),
             attrs: vec![
-                KeyValue::new("session.id", sid.to_owned()),
-                KeyValue::new("gen_ai.conversation.id", sid.to_owned()),
+                KeyValue::new(semconv::SESSION_ID, sid.to_owned()),
+                KeyValue::new(semconv::CONVERSATION_ID, sid.to_owned()),
             ],
             events: Vec::new(),
             dropped_events: 0,
@@ -376,18 +377,13 @@ impl Reader {
         };
         let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
             span.attrs.extend(attrs);
-            span.attrs.extend(usage.map(SpanUsage::attrs).unwrap_or_default());
-            span.attrs.push(KeyValue::new("hooktel.imported", true));
+            span.attrs.extend(usage.map(semconv::usage).unwrap_or_default());
+            span.attrs.push(KeyValue::new(semconv::IMPORTED, true));
             span
         };
         let mut out = Vec::new();
 
-        let mut attrs = vec![KeyValue::new("gen_ai.provider.name", "anthropic")];
-        if let Some(cwd) = &self.cwd {
-            attrs.push(KeyValue::new("hooktel.cwd", cwd.clone()));
-            attrs.push(KeyValue::new("hooktel.project", project.clone()));
-        }
-        attrs.push(KeyValue::new("hooktel.transcript_path", main.to_string_lossy().into_owned()));
+        let attrs = semconv::root(self.cwd.as_deref(), Some(&main.to_string_lossy()));
         let root = record(root_id, SpanKey::Root, "claude-code session".into(), None, extent);
         out.push(finish(root, attrs, root_usage.as_ref()));
 
@@ -395,22 +391,10 @@ impl Reader {
             let id = ids::span_id(sid, SpanKey::Turn, &turn.prompt_id);
             let e = Extent { start: turn.start, end: turn.end };
             let mut span = record(id, SpanKey::Turn, "invoke_agent claude-code".into(), Some(root_id), e);
-            let mut attrs = vec![
-                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                KeyValue::new("gen_ai.agent.name", "claude-code"),
-                KeyValue::new("gen_ai.provider.name", "anthropic"),
-                KeyValue::new("hooktel.prompt.id", turn.prompt_id.clone()),
-            ];
-            if let Some(p) = turn.prompt.as_deref().filter(|_| capture.prompts()) {
-                attrs.push(KeyValue::new("hooktel.prompt", capture::clip(p, capture::FULL_MAX)));
-            }
-            match &turn.failure {
-                None => attrs.push(KeyValue::new("hooktel.turn.outcome", "stop")),
-                Some(err) => {
-                    attrs.push(KeyValue::new("hooktel.turn.outcome", "failure"));
-                    attrs.push(KeyValue::new("error.type", err.clone()));
-                    span.status = Status::Error(err.clone());
-                }
+            let mut attrs = semconv::turn(&turn.prompt_id, turn.prompt.as_deref().filter(|_| capture.prompts()));
+            attrs.extend(semconv::turn_outcome(turn.failure.as_deref()));
+            if let Some(err) = &turn.failure {
+                span.status = Status::Error(err.clone());
             }
             out.push(finish(span, attrs, turn.usage.as_ref()));
         }
@@ -426,12 +410,7 @@ impl Reader {
             };
             let e = agent.extent.unwrap_or(extent);
             let span = record(id, SpanKey::Subagent, format!("invoke_agent {}", agent.agent_type), Some(parent), e);
-            let attrs = vec![
-                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                KeyValue::new("gen_ai.provider.name", "anthropic"),
-                KeyValue::new("gen_ai.agent.id", agent.id.clone()),
-                KeyValue::new("gen_ai.agent.name", agent.agent_type.clone()),
-            ];
+            let attrs = semconv::subagent(&agent.id, &agent.agent_type);
             out.push(finish(span, attrs, agent.usage.as_ref()));
         }
 
@@ -444,27 +423,20 @@ impl Reader {
             };
             let e = Extent { start: call.start, end: result.at };
             let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
-            let mut attrs = vec![
-                KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                KeyValue::new("gen_ai.tool.name", call.name.clone()),
-                KeyValue::new("gen_ai.tool.call.id", call.id.clone()),
-            ];
+            let mut attrs = semconv::tool(&call.name, &call.id);
             attrs.extend(capture::tool_input(&call.input, capture));
             if let Some(aid) = &call.agent_id {
-                attrs.push(KeyValue::new("gen_ai.agent.id", aid.clone()));
+                attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
             }
             if capture.outputs() {
-                attrs.push(KeyValue::new("hooktel.tool.output", capture::clip(&result.text, capture::FULL_MAX)));
+                attrs.push(KeyValue::new(semconv::TOOL_OUTPUT, capture::clip(&result.text, capture::FULL_MAX)));
             }
             let (label, status) = match (result.interrupted, result.is_error) {
                 (true, _) => ("interrupted", Status::Error("interrupted".into())),
                 (false, true) => ("error", Status::Error(capture.error_text(&result.text))),
                 (false, false) => ("ok", Status::Unset),
             };
-            attrs.push(KeyValue::new("hooktel.tool.status", label));
-            if status != Status::Unset {
-                attrs.push(KeyValue::new("error.type", label));
-            }
+            attrs.extend(semconv::tool_outcome(label, status != Status::Unset));
             span.status = status;
             out.push(finish(span, attrs, None));
         }

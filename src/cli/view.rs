@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::ids::{self, SpanKey};
+use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
 use crate::store::local::{self, number};
 use crate::store::record;
@@ -90,7 +91,7 @@ pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
     if let Some(u) = usage(s.input, s.output, s.cost) {
         facts.push(u);
     }
-    let model = spans.iter().find(|r| r.parent.is_none()).and_then(|r| r.attr("gen_ai.response.model"));
+    let model = spans.iter().find(|r| r.parent.is_none()).and_then(|r| r.attr(semconv::RESPONSE_MODEL));
     if let Some(m) = model.filter(|m| !m.is_empty()) {
         facts.push(m);
     }
@@ -294,7 +295,7 @@ fn tree(spans: &[SpanRecord], t0: u64) -> String {
 fn status(r: &SpanRecord) -> String {
     match &r.status {
         Status::Error(m) => format!("✗ {}", clip(m.lines().next().unwrap_or_default(), 100)),
-        _ if r.attr("hooktel.incomplete").as_deref() == Some("true") => "… incomplete".into(),
+        _ if r.attr(semconv::INCOMPLETE).as_deref() == Some("true") => "… incomplete".into(),
         _ => "✓".into(),
     }
 }
@@ -313,12 +314,12 @@ fn details(r: &SpanRecord) -> String {
     if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent) {
         let int = |k: &str| number(r, k).map(|v| v as i64);
         if let Some(u) =
-            usage(int("gen_ai.usage.input_tokens"), int("gen_ai.usage.output_tokens"), number(r, "hooktel.cost_usd"))
+            usage(int(semconv::USAGE_INPUT_TOKENS), int(semconv::USAGE_OUTPUT_TOKENS), number(r, semconv::COST_USD))
         {
             parts.push(u);
         }
     }
-    if let Some(prompt) = r.attr("hooktel.prompt") {
+    if let Some(prompt) = r.attr(semconv::PROMPT) {
         parts.push(format!("prompt={}", quoted(&clip(&prompt.replace('\n', " "), 60))));
     }
     parts.join("  ")

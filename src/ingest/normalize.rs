@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::model::capture::{self, Capture};
 use crate::model::payload::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
+use crate::model::semconv;
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
@@ -151,9 +152,9 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
     let kind = match name {
         "SessionStart" => {
             let source = str_field(p, "source").unwrap_or("unknown").to_owned();
-            attrs.push(KeyValue::new("hooktel.session.source", source.clone()));
+            attrs.push(KeyValue::new(semconv::SESSION_SOURCE, source.clone()));
             if let Some(model) = str_field(p, "model") {
-                attrs.push(KeyValue::new("gen_ai.request.model", model.to_owned()));
+                attrs.push(KeyValue::new(semconv::REQUEST_MODEL, model.to_owned()));
             }
             Kind::SessionStart { source }
         }
@@ -166,7 +167,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         "StopFailure" if p.contains_key("prompt_id") => {
             let error = str_field(p, "error").unwrap_or("unknown").to_owned();
             if let Some(details) = str_field(p, "error_details") {
-                attrs.push(KeyValue::new("hooktel.error.details", capture::clip(details, 256)));
+                attrs.push(KeyValue::new(semconv::ERROR_DETAILS, capture::clip(details, 256)));
             }
             Kind::TurnEnd { failure: Some(error) }
         }
@@ -189,7 +190,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         "PermissionRequest" => match str_field(p, "tool_name") {
             Some(tool) => {
-                attrs.push(KeyValue::new("gen_ai.tool.name", tool.to_owned()));
+                attrs.push(KeyValue::new(semconv::TOOL_NAME, tool.to_owned()));
                 Kind::PermissionRequest { tool_name: tool.to_owned() }
             }
             None => Kind::Other,
@@ -243,7 +244,7 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     let mut attrs = Vec::new();
     if let Some(Value::Object(server)) = p.get("mcp_server") {
         if let Some(s) = server.get("name").and_then(Value::as_str) {
-            attrs.push(KeyValue::new("hooktel.mcp.server", s.to_owned()));
+            attrs.push(KeyValue::new(semconv::MCP_SERVER, s.to_owned()));
         }
     }
     if let Some(input) = p.get("tool_input") {
@@ -251,13 +252,13 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     }
     let response = p.get("tool_response");
     if let Some(resp) = response.filter(|_| capture.outputs()) {
-        attrs.push(KeyValue::new("hooktel.tool.output", capture::clip_json(resp, capture::FULL_MAX)));
+        attrs.push(KeyValue::new(semconv::TOOL_OUTPUT, capture::clip_json(resp, capture::FULL_MAX)));
     }
     if let Some(bytes) = p.get(ORIGINAL_RESPONSE_BYTES).and_then(Value::as_u64) {
-        attrs.push(KeyValue::new("hooktel.tool.response_bytes", bytes as i64));
+        attrs.push(KeyValue::new(semconv::TOOL_RESPONSE_BYTES, bytes as i64));
     }
     if let Some(bytes) = p.get(ORIGINAL_PAYLOAD_BYTES).and_then(Value::as_u64) {
-        attrs.push(KeyValue::new("hooktel.payload_bytes", bytes as i64));
+        attrs.push(KeyValue::new(semconv::PAYLOAD_BYTES, bytes as i64));
     }
     let spawned_agent = response.and_then(|r| r.get("agentId")).and_then(Value::as_str).map(str::to_owned);
     Some(ToolCall { name, call_id, attrs, duration_ms: p.get("duration_ms").and_then(Value::as_u64), spawned_agent })

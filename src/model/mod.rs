@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod ids;
 pub mod payload;
+pub mod semconv;
 pub mod span;
 pub mod time;
 pub mod tokens;

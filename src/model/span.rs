@@ -64,21 +64,6 @@ impl SpanUsage {
             self.models.push(model.to_owned());
         }
     }
-
-    /// OpenTelemetry GenAI attributes: `input_tokens` counts every input token, cache reads and
-    /// writes included; the cache parts are also given on their own.
-    pub fn attrs(&self) -> Vec<KeyValue> {
-        let t = &self.tokens;
-        vec![
-            KeyValue::new("gen_ai.usage.input_tokens", int(t.all_input())),
-            KeyValue::new("gen_ai.usage.output_tokens", int(t.output)),
-            KeyValue::new("gen_ai.usage.cache_read.input_tokens", int(t.cache_read)),
-            KeyValue::new("gen_ai.usage.cache_creation.input_tokens", int(t.cache_write())),
-            KeyValue::new("hooktel.usage.uncached_input_tokens", int(t.input)),
-            KeyValue::new("hooktel.cost_usd", self.cost),
-            KeyValue::new("gen_ai.response.model", self.models.join(",")),
-        ]
-    }
 }
 
 /// The project a session works in: the last component of its working directory.

@@ -14,6 +14,7 @@ use opentelemetry::KeyValue;
 
 use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SpanKey};
+use crate::model::semconv;
 use crate::model::span::{project_of, SpanEvent, SpanRecord, SpanUsage, Status};
 use crate::model::time::ms_to_ns;
 use crate::usage::accountant::SessionUsage;
@@ -350,20 +351,13 @@ impl SessionState {
     fn open(ev: &Event, resumed_under: Option<SpanId>) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let mut attrs = vec![KeyValue::new("gen_ai.provider.name", "anthropic")];
-        if let Some(cwd) = &ev.cwd {
-            attrs.push(KeyValue::new("hooktel.cwd", cwd.clone()));
-            attrs.push(KeyValue::new("hooktel.project", project_of(cwd)));
-        }
-        if let Some(path) = &ev.transcript_path {
-            attrs.push(KeyValue::new("hooktel.transcript_path", path.clone()));
-        }
+        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref());
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
             None => Span::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
             Some(key) => {
                 let id = ids::span_id(sid, SpanKey::Segment, key);
-                attrs.push(KeyValue::new("hooktel.resumed", true));
+                attrs.push(KeyValue::new(semconv::RESUMED, true));
                 Span::new(id, SpanKey::Segment, "claude-code session resumed".into(), ev.at, Parent::Root, attrs)
             }
         };
@@ -410,7 +404,7 @@ impl SessionState {
                 self.top.add_event(e, max_events);
             }
             Kind::SessionEnd { reason } => {
-                self.top.set_attr(KeyValue::new("hooktel.session.end_reason", reason));
+                self.top.set_attr(KeyValue::new(semconv::SESSION_END_REASON, reason));
                 for kv in attrs {
                     self.top.set_attr(kv);
                 }
@@ -435,18 +429,7 @@ impl SessionState {
                     self.top.add_event(e, max_events);
                     return;
                 }
-                let mut attrs = vec![
-                    KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                    KeyValue::new("gen_ai.agent.name", "claude-code"),
-                    KeyValue::new("gen_ai.provider.name", "anthropic"),
-                    KeyValue::new("hooktel.prompt.id", pid.clone()),
-                ];
-                if let Some(p) = prompt {
-                    attrs.push(KeyValue::new(
-                        "hooktel.prompt",
-                        crate::model::capture::clip(&p, crate::model::capture::FULL_MAX),
-                    ));
-                }
+                let attrs = semconv::turn(&pid, prompt.as_deref());
                 self.turns.insert(pid);
                 self.insert(Span::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
             }
@@ -461,13 +444,11 @@ impl SessionState {
                 span.incomplete = false;
                 span.close(at, now);
                 span.attrs.extend(attrs);
-                match failure {
-                    None => span.set_attr(KeyValue::new("hooktel.turn.outcome", "stop")),
-                    Some(err) => {
-                        span.set_attr(KeyValue::new("hooktel.turn.outcome", "failure"));
-                        span.set_attr(KeyValue::new("error.type", err.clone()));
-                        span.status = Status::Error(err);
-                    }
+                for kv in semconv::turn_outcome(failure.as_deref()) {
+                    span.set_attr(kv);
+                }
+                if let Some(err) = failure {
+                    span.status = Status::Error(err);
                 }
             }
             Kind::ToolStart(call) => self.tool_start(call, at, prompt_id, agent_id),
@@ -491,12 +472,7 @@ impl SessionState {
                     }
                 }
                 let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
-                let attrs = vec![
-                    KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                    KeyValue::new("gen_ai.provider.name", "anthropic"),
-                    KeyValue::new("gen_ai.agent.id", aid.clone()),
-                    KeyValue::new("gen_ai.agent.name", agent_type.clone()),
-                ];
+                let attrs = semconv::subagent(&aid, &agent_type);
                 self.agents.insert(aid.clone());
                 let parent = Parent::Spawner(aid, prompt_id);
                 self.insert(Span::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs));
@@ -520,7 +496,7 @@ impl SessionState {
             Kind::CompactStart { trigger } => {
                 let id = self.span_id(SpanKey::Compaction, &format!("{trigger}:{at}"));
                 let mut attrs = attrs;
-                attrs.push(KeyValue::new("hooktel.compaction.trigger", trigger.clone()));
+                attrs.push(KeyValue::new(semconv::COMPACTION_TRIGGER, trigger.clone()));
                 self.compactions.insert(trigger, id);
                 self.insert(Span::new(
                     id,
@@ -550,7 +526,7 @@ impl SessionState {
                     .values_mut()
                     .filter(|s| s.key == SpanKey::Tool && s.closed_at.is_none())
                     .filter(|s| {
-                        s.attrs.iter().any(|kv| kv.key.as_str() == "gen_ai.tool.name" && kv.value.as_str() == tool_name)
+                        s.attrs.iter().any(|kv| kv.key.as_str() == semconv::TOOL_NAME && kv.value.as_str() == tool_name)
                     })
                     .max_by_key(|s| s.start);
                 match tool {
@@ -618,18 +594,17 @@ impl SessionState {
         }
         span.incomplete = false;
         if let Some(ms) = call.duration_ms {
-            span.set_attr(KeyValue::new("hooktel.tool.duration_ms", crate::model::span::int(ms)));
+            span.set_attr(KeyValue::new(semconv::TOOL_DURATION_MS, crate::model::span::int(ms)));
         }
         let label = outcome.label();
-        span.set_attr(KeyValue::new("hooktel.tool.status", label));
         span.status = match outcome {
             ToolOutcome::Ok => Status::Unset,
             ToolOutcome::Error(msg) => Status::Error(msg),
             ToolOutcome::Interrupted => Status::Error("interrupted".into()),
             ToolOutcome::Denied(reason) => Status::Error(format!("permission denied: {reason}")),
         };
-        if let Status::Error(_) = span.status {
-            span.set_attr(KeyValue::new("error.type", label));
+        for kv in semconv::tool_outcome(label, matches!(span.status, Status::Error(_))) {
+            span.set_attr(kv);
         }
         span.close(at, now);
         let cid = call.call_id;
@@ -644,14 +619,10 @@ impl SessionState {
         prompt_id: Option<String>,
         agent_id: Option<String>,
     ) -> Span {
-        let mut attrs = vec![
-            KeyValue::new("gen_ai.operation.name", "execute_tool"),
-            KeyValue::new("gen_ai.tool.name", call.name.clone()),
-            KeyValue::new("gen_ai.tool.call.id", call.call_id.clone()),
-        ];
+        let mut attrs = semconv::tool(&call.name, &call.call_id);
         attrs.extend(call.attrs.iter().cloned());
         if let Some(aid) = &agent_id {
-            attrs.push(KeyValue::new("gen_ai.agent.id", aid.clone()));
+            attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
         }
         self.tools.insert(call.call_id.clone());
         let parent = match agent_id {
@@ -717,7 +688,7 @@ impl SessionState {
         for span in self.spans.values_mut().filter(|s| s.closed_at.is_none()) {
             span.close_incomplete(at, now);
             if span.key == SpanKey::Tool {
-                span.set_attr(KeyValue::new("hooktel.tool.status", "incomplete"));
+                span.set_attr(KeyValue::new(semconv::TOOL_STATUS, "incomplete"));
             }
         }
         self.compactions.clear();
@@ -765,14 +736,14 @@ impl SessionState {
             _ => Some(self.resolve(&span.parent)),
         };
         let mut attrs = Vec::with_capacity(span.attrs.len() + 3);
-        attrs.push(KeyValue::new("session.id", self.session_id.clone()));
-        attrs.push(KeyValue::new("gen_ai.conversation.id", self.session_id.clone()));
+        attrs.push(KeyValue::new(semconv::SESSION_ID, self.session_id.clone()));
+        attrs.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.clone()));
         attrs.extend(span.attrs);
         if let Some(usage) = &span.usage {
-            attrs.extend(usage.attrs());
+            attrs.extend(semconv::usage(usage));
         }
         if span.incomplete {
-            attrs.push(KeyValue::new("hooktel.incomplete", true));
+            attrs.push(KeyValue::new(semconv::INCOMPLETE, true));
         }
         SpanRecord {
             trace_id: self.trace_id,

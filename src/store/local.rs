@@ -12,6 +12,7 @@ use std::time::Duration;
 use opentelemetry::Value;
 use rusqlite::{params, Connection};
 
+use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
 use crate::store::{record, sqlite};
 
@@ -90,7 +91,7 @@ impl LocalStore {
             )?;
             for r in spans {
                 let trace_id = r.trace_id.to_string();
-                let session_id = r.attr("session.id").unwrap_or_else(|| trace_id.clone());
+                let session_id = r.attr(semconv::SESSION_ID).unwrap_or_else(|| trace_id.clone());
                 let record = record::encode(std::slice::from_ref(r));
                 let bytes = record.len() + r.name.len() + session_id.len() + r.project.len();
                 let (status, message) = match &r.status {
@@ -110,10 +111,10 @@ impl LocalStore {
                     r.end as i64,
                     status,
                     message,
-                    r.attr("hooktel.incomplete").as_deref() == Some("true"),
-                    number(r, "gen_ai.usage.input_tokens").map(|v| v as i64),
-                    number(r, "gen_ai.usage.output_tokens").map(|v| v as i64),
-                    number(r, "hooktel.cost_usd"),
+                    r.attr(semconv::INCOMPLETE).as_deref() == Some("true"),
+                    number(r, semconv::USAGE_INPUT_TOKENS).map(|v| v as i64),
+                    number(r, semconv::USAGE_OUTPUT_TOKENS).map(|v| v as i64),
+                    number(r, semconv::COST_USD),
                     (bytes as u64 + ROW_OVERHEAD) as i64,
                     record,
                 ])?;

@@ -1,0 +1,130 @@
+//! Attribute names, in one place, and the attribute sets of the span kinds that both the live path
+//! (`pipeline::sessions`) and the importer (`backfill::transcripts`) build, so the two cannot drift.
+//!
+//! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`), `hooktel.*` for the rest. These
+//! names are the contract dashboards and searches rely on; tests spell them out literally.
+
+use opentelemetry::KeyValue;
+
+use crate::model::capture::{self, FULL_MAX};
+use crate::model::span::{int, project_of, SpanUsage};
+
+pub const SESSION_ID: &str = "session.id";
+pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+pub const AGENT_NAME: &str = "gen_ai.agent.name";
+pub const AGENT_ID: &str = "gen_ai.agent.id";
+pub const TOOL_NAME: &str = "gen_ai.tool.name";
+pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+pub const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+pub const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+pub const ERROR_TYPE: &str = "error.type";
+
+pub const INCOMPLETE: &str = "hooktel.incomplete";
+pub const IMPORTED: &str = "hooktel.imported";
+pub const CUSTOM: &str = "hooktel.custom";
+pub const CWD: &str = "hooktel.cwd";
+pub const PROJECT: &str = "hooktel.project";
+pub const TRANSCRIPT_PATH: &str = "hooktel.transcript_path";
+pub const RESUMED: &str = "hooktel.resumed";
+pub const SESSION_SOURCE: &str = "hooktel.session.source";
+pub const SESSION_END_REASON: &str = "hooktel.session.end_reason";
+pub const PROMPT_ID: &str = "hooktel.prompt.id";
+pub const PROMPT: &str = "hooktel.prompt";
+pub const TURN_OUTCOME: &str = "hooktel.turn.outcome";
+pub const TOOL_STATUS: &str = "hooktel.tool.status";
+pub const TOOL_DURATION_MS: &str = "hooktel.tool.duration_ms";
+pub const TOOL_OUTPUT: &str = "hooktel.tool.output";
+pub const TOOL_RESPONSE_BYTES: &str = "hooktel.tool.response_bytes";
+pub const PAYLOAD_BYTES: &str = "hooktel.payload_bytes";
+pub const MCP_SERVER: &str = "hooktel.mcp.server";
+pub const ERROR_DETAILS: &str = "hooktel.error.details";
+pub const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
+pub const COST_USD: &str = "hooktel.cost_usd";
+pub const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
+
+/// The provider every model call of Claude Code goes to.
+const ANTHROPIC: &str = "anthropic";
+
+/// The session root (or a resumed segment): where it ran.
+pub fn root(cwd: Option<&str>, transcript_path: Option<&str>) -> Vec<KeyValue> {
+    let mut attrs = vec![KeyValue::new(PROVIDER_NAME, ANTHROPIC)];
+    if let Some(cwd) = cwd {
+        attrs.push(KeyValue::new(CWD, cwd.to_owned()));
+        attrs.push(KeyValue::new(PROJECT, project_of(cwd)));
+    }
+    if let Some(path) = transcript_path {
+        attrs.push(KeyValue::new(TRANSCRIPT_PATH, path.to_owned()));
+    }
+    attrs
+}
+
+/// A turn `invoke_agent claude-code`; `prompt` only when the capture level lets it out.
+pub fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
+    let mut attrs = vec![
+        KeyValue::new(OPERATION_NAME, "invoke_agent"),
+        KeyValue::new(AGENT_NAME, "claude-code"),
+        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(PROMPT_ID, prompt_id.to_owned()),
+    ];
+    if let Some(p) = prompt {
+        attrs.push(KeyValue::new(PROMPT, capture::clip(p, FULL_MAX)));
+    }
+    attrs
+}
+
+/// How a turn ended: `stop`, or `failure` with the error's type.
+pub fn turn_outcome(failure: Option<&str>) -> Vec<KeyValue> {
+    match failure {
+        None => vec![KeyValue::new(TURN_OUTCOME, "stop")],
+        Some(err) => vec![KeyValue::new(TURN_OUTCOME, "failure"), KeyValue::new(ERROR_TYPE, err.to_owned())],
+    }
+}
+
+/// A subagent `invoke_agent {agent_type}`.
+pub fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(OPERATION_NAME, "invoke_agent"),
+        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(AGENT_ID, agent_id.to_owned()),
+        KeyValue::new(AGENT_NAME, agent_type.to_owned()),
+    ]
+}
+
+/// A tool call `execute_tool {name}`.
+pub fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(OPERATION_NAME, "execute_tool"),
+        KeyValue::new(TOOL_NAME, name.to_owned()),
+        KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
+    ]
+}
+
+/// How a tool call ended (`ok`, `error`, `interrupted`, `denied`, `incomplete`); an error's type too.
+pub fn tool_outcome(label: &'static str, failed: bool) -> Vec<KeyValue> {
+    let mut attrs = vec![KeyValue::new(TOOL_STATUS, label)];
+    if failed {
+        attrs.push(KeyValue::new(ERROR_TYPE, label));
+    }
+    attrs
+}
+
+/// Usage summed on a span, as GenAI attributes: `input_tokens` counts every input token, cache reads
+/// and writes included; the cache parts are also given on their own.
+pub fn usage(u: &SpanUsage) -> Vec<KeyValue> {
+    let t = &u.tokens;
+    vec![
+        KeyValue::new(USAGE_INPUT_TOKENS, int(t.all_input())),
+        KeyValue::new(USAGE_OUTPUT_TOKENS, int(t.output)),
+        KeyValue::new(USAGE_CACHE_READ_INPUT_TOKENS, int(t.cache_read)),
+        KeyValue::new(USAGE_CACHE_CREATION_INPUT_TOKENS, int(t.cache_write())),
+        KeyValue::new(UNCACHED_INPUT_TOKENS, int(t.input)),
+        KeyValue::new(COST_USD, u.cost),
+        KeyValue::new(RESPONSE_MODEL, u.models.join(",")),
+    ]
+}
