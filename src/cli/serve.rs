@@ -35,9 +35,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 let resource = otlp::resource(&args.output.service_name);
                 export::Sink::Otlp(Box::new(otlp::build_exporter(p, &resource).context("building the OTLP exporter")?))
             }
-            None => export::Sink::Local(std::sync::Mutex::new(
+            None => export::Sink::Local(
                 LocalStore::open(&data_dir, args.output.retention()).context("opening the local store")?,
-            )),
+            ),
         };
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -32,32 +32,55 @@ const BATCH_DELAY: Duration = Duration::from_millis(200);
 const EXPORT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Where finished spans go: an OTLP exporter, or the local SQLite store when no collector is
-/// configured (behind a mutex only so the exporter can hold it across awaits; never locked across one).
+/// configured.
 pub enum Sink {
     Otlp(Box<opentelemetry_otlp::SpanExporter>),
-    Local(std::sync::Mutex<LocalStore>),
+    Local(LocalStore),
 }
 
 /// First wait before probing a collector that failed; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The exporter's view of the collector.
+/// The exporter's view of the collector. SQLite (the spool, the local store) only ever runs on
+/// Tokio's blocking pool: each is moved there for one call and handed back ([`blocking`]).
 struct Delivery {
-    sink: Sink,
-    /// Behind a mutex only so `Delivery` can be shared across awaits; it is never locked across one.
-    spool: Option<std::sync::Mutex<SpanSpool>>,
+    exporter: Option<Box<opentelemetry_otlp::SpanExporter>>,
+    /// Local mode's store; `None` in OTLP mode (or after a store call panicked).
+    store: Option<LocalStore>,
+    spool: Option<SpanSpool>,
     metrics: Arc<Metrics>,
     /// `None` while the collector answers; else when to probe it again, and the wait after that.
     down: Option<(tokio::time::Instant, Duration)>,
+}
+
+/// Run `work` on the value in `slot` on Tokio's blocking pool, and put the value back. `None` when
+/// the slot is empty or the work panicked (the value is then gone, and the caller counts the loss).
+async fn blocking<S: Send + 'static, T: Send + 'static>(
+    slot: &mut Option<S>,
+    work: impl FnOnce(&mut S) -> T + Send + 'static,
+) -> Option<T> {
+    let mut value = slot.take()?;
+    let (value, out) = tokio::task::spawn_blocking(move || {
+        let out = work(&mut value);
+        (value, out)
+    })
+    .await
+    .ok()?;
+    *slot = Some(value);
+    Some(out)
 }
 
 /// Export batches until the channel closes; then export what is left and shut the exporter down.
 /// While the collector fails, batches go to the spool and the oldest spooled batch probes it with
 /// backoff; once it answers, the spool is replayed oldest first.
 pub async fn run(mut rx: mpsc::Receiver<Vec<SpanRecord>>, sink: Sink, spool: Option<SpanSpool>, metrics: Arc<Metrics>) {
-    let mut d = Delivery { sink, spool: spool.map(std::sync::Mutex::new), metrics, down: None };
-    d.show_spool();
+    let (exporter, store) = match sink {
+        Sink::Otlp(e) => (Some(e), None),
+        Sink::Local(s) => (None, Some(s)),
+    };
+    let mut d = Delivery { exporter, store, spool, metrics, down: None };
+    d.show_spool().await;
     d.replay().await;
     let mut batch: Vec<SpanRecord> = Vec::new();
     loop {
@@ -89,7 +112,7 @@ pub async fn run(mut rx: mpsc::Receiver<Vec<SpanRecord>>, sink: Sink, spool: Opt
     if !batch.is_empty() {
         d.deliver(batch).await;
     }
-    if let Sink::Otlp(exporter) = &d.sink {
+    if let Some(exporter) = &d.exporter {
         let _ = exporter.shutdown_with_timeout(Duration::from_secs(2));
     }
 }
@@ -101,30 +124,47 @@ impl Delivery {
             .map(|(at, _)| at.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(10)))
     }
 
-    /// Export a fresh batch, or spool it while the collector is down or when the export fails.
+    /// Store a fresh batch locally, or export it; spool it while the collector is down or when the
+    /// export fails.
     async fn deliver(&mut self, batch: Vec<SpanRecord>) {
-        if self.down.is_some() && self.spool.is_some() {
-            self.keep(&batch);
+        if self.exporter.is_none() {
+            self.store_locally(batch).await;
             return;
         }
-        match self.export(&batch).await {
+        if self.down.is_some() && self.spool.is_some() {
+            self.keep(batch).await;
+            return;
+        }
+        match export(self.exporter.as_deref(), &self.metrics, &batch).await {
             Ok(()) => self.replay().await,
             Err(ExportFailure::Rejected) => self.drop_spans(batch.len(), "rejected"),
             Err(_) => {
                 self.mark_down();
-                self.keep(&batch);
+                self.keep(batch).await;
             }
+        }
+    }
+
+    /// Local mode: the batch goes into the local store.
+    async fn store_locally(&mut self, batch: Vec<SpanRecord>) {
+        let n = batch.len();
+        match blocking(&mut self.store, move |store| store.insert(&batch, now_ns())).await {
+            Some(Ok(())) => self.metrics.spans_stored.inc_by(n as u64),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, spans = n, "Cannot write the local store; spans lost");
+                self.drop_spans(n, "store_failed");
+            }
+            None => self.drop_spans(n, "store_failed"),
         }
     }
 
     /// Replay spooled batches, oldest first, until the spool is empty or an export fails.
     async fn replay(&mut self) {
-        if self.down.is_some_and(|(at, _)| at > tokio::time::Instant::now()) {
+        if self.exporter.is_none() || self.down.is_some_and(|(at, _)| at > tokio::time::Instant::now()) {
             return;
         }
         loop {
-            let Some(spool) = &self.spool else { return };
-            let oldest = tokio::task::block_in_place(|| lock(spool).oldest());
+            let Some(oldest) = blocking(&mut self.spool, |spool| spool.oldest()).await else { return };
             let (id, spans) = match oldest {
                 Ok(Some(b)) => b,
                 Ok(None) => {
@@ -136,11 +176,9 @@ impl Delivery {
                     self.metrics.spool_dropped.with_label_values(&["export", "undecodable"]).inc();
                     self.metrics.spans_dropped.with_label_values(&["undecodable"]).inc_by(spans);
                     tracing::error!(batch = id, spans, %error, "Dropped an export spool batch that cannot be decoded");
-                    if let Some(spool) = &self.spool {
-                        if let Err(e) = tokio::task::block_in_place(|| lock(spool).remove(id)) {
-                            tracing::error!(error = %e, "Cannot remove an undecodable batch from the export spool");
-                            break;
-                        }
+                    if let Some(Err(e)) = blocking(&mut self.spool, move |spool| spool.remove(id)).await {
+                        tracing::error!(error = %e, "Cannot remove an undecodable batch from the export spool");
+                        break;
                     }
                     continue;
                 }
@@ -149,17 +187,13 @@ impl Delivery {
                     break;
                 }
             };
-            match self.export(&spans).await {
+            match export(self.exporter.as_deref(), &self.metrics, &spans).await {
                 Ok(()) => {
                     self.down = None;
-                    if let Some(spool) = &self.spool {
-                        let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
-                    }
+                    blocking(&mut self.spool, move |spool| spool.remove(id)).await;
                 }
                 Err(ExportFailure::Rejected) => {
-                    if let Some(spool) = &self.spool {
-                        let _ = tokio::task::block_in_place(|| lock(spool).remove(id));
-                    }
+                    blocking(&mut self.spool, move |spool| spool.remove(id)).await;
                     self.metrics.spool_dropped.with_label_values(&["export", "rejected"]).inc();
                 }
                 Err(_) => {
@@ -168,7 +202,7 @@ impl Delivery {
                 }
             }
         }
-        self.show_spool();
+        self.show_spool().await;
     }
 
     fn mark_down(&mut self) {
@@ -180,25 +214,26 @@ impl Delivery {
     }
 
     /// Put a batch in the spool (or count it lost when there is none or it fails).
-    fn keep(&mut self, batch: &[SpanRecord]) {
-        let Some(spool) = &self.spool else {
-            self.drop_spans(batch.len(), "export_failed");
-            return;
-        };
-        match tokio::task::block_in_place(|| lock(spool).push(batch, now_ns())) {
-            Ok(0) => {}
-            Ok(dropped) => {
+    async fn keep(&mut self, batch: Vec<SpanRecord>) {
+        let n = batch.len();
+        match blocking(&mut self.spool, move |spool| spool.push(&batch, now_ns())).await {
+            None => {
+                self.drop_spans(n, "export_failed");
+                return;
+            }
+            Some(Ok(0)) => {}
+            Some(Ok(dropped)) => {
                 self.metrics.spool_dropped.with_label_values(&["export", "full"]).inc_by(dropped);
                 self.metrics.spans_dropped.with_label_values(&["spool_full"]).inc_by(dropped);
                 tracing::error!(spans = dropped, "Export spool full; dropped the oldest spans");
             }
-            Err(e) => {
-                self.metrics.spool_dropped.with_label_values(&["export", "write_failed"]).inc_by(batch.len() as u64);
-                self.drop_spans(batch.len(), "spool_failed");
-                tracing::error!(error = %e, spans = batch.len(), "Cannot write the export spool; spans lost");
+            Some(Err(e)) => {
+                self.metrics.spool_dropped.with_label_values(&["export", "write_failed"]).inc_by(n as u64);
+                self.drop_spans(n, "spool_failed");
+                tracing::error!(error = %e, spans = n, "Cannot write the export spool; spans lost");
             }
         }
-        self.show_spool();
+        self.show_spool().await;
     }
 
     fn drop_spans(&self, n: usize, reason: &str) {
@@ -206,57 +241,39 @@ impl Delivery {
         tracing::error!(spans = n, reason, "Spans lost");
     }
 
-    fn show_spool(&self) {
-        if let Some(spool) = &self.spool {
-            match tokio::task::block_in_place(|| lock(spool).depth()) {
-                Ok(depth) => self.metrics.spool_depth("export", &depth),
-                Err(e) => tracing::warn!(error = %e, "Cannot read the export spool's depth"),
-            }
+    async fn show_spool(&mut self) {
+        match blocking(&mut self.spool, |spool| spool.depth()).await {
+            Some(Ok(depth)) => self.metrics.spool_depth("export", &depth),
+            Some(Err(e)) => tracing::warn!(error = %e, "Cannot read the export spool's depth"),
+            None => {}
         }
-    }
-
-    /// One export call; `Err` says why it failed.
-    async fn export(&self, batch: &[SpanRecord]) -> Result<(), ExportFailure> {
-        let n = batch.len() as u64;
-        let exporter = match &self.sink {
-            Sink::Otlp(e) => e,
-            Sink::Local(store) => {
-                let stored = tokio::task::block_in_place(|| {
-                    store.lock().unwrap_or_else(|e| e.into_inner()).insert(batch, now_ns())
-                });
-                return match stored {
-                    Ok(()) => {
-                        self.metrics.spans_stored.inc_by(n);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, spans = n, "Cannot write the local store; spans lost");
-                        self.drop_spans(batch.len(), "store_failed");
-                        Ok(())
-                    }
-                };
-            }
-        };
-        let data = batch.iter().cloned().map(otlp::span_data).collect();
-        let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
-            Ok(Ok(())) => {
-                self.metrics.spans_exported.inc_by(n);
-                tracing::debug!(spans = n, "Exported spans");
-                return Ok(());
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, spans = n, "OTLP export failed");
-                ExportFailure::from_exporter(&e.to_string())
-            }
-            Err(_) => ExportFailure::Timeout,
-        };
-        self.metrics.export_failures.with_label_values(&[failure.metric_label()]).inc();
-        Err(failure)
     }
 }
 
-fn lock(spool: &std::sync::Mutex<SpanSpool>) -> std::sync::MutexGuard<'_, SpanSpool> {
-    spool.lock().unwrap_or_else(|e| e.into_inner())
+/// One OTLP export call; `Err` says why it failed. It borrows only the exporter and the metrics
+/// across the await: the SQLite handles in `Delivery` are not `Sync`.
+async fn export(
+    exporter: Option<&opentelemetry_otlp::SpanExporter>,
+    metrics: &Metrics,
+    batch: &[SpanRecord],
+) -> Result<(), ExportFailure> {
+    let Some(exporter) = exporter else { return Err(ExportFailure::Other) };
+    let n = batch.len() as u64;
+    let data = batch.iter().cloned().map(otlp::span_data).collect();
+    let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
+        Ok(Ok(())) => {
+            metrics.spans_exported.inc_by(n);
+            tracing::debug!(spans = n, "Exported spans");
+            return Ok(());
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, spans = n, "OTLP export failed");
+            ExportFailure::from_exporter(&e.to_string())
+        }
+        Err(_) => ExportFailure::Timeout,
+    };
+    metrics.export_failures.with_label_values(&[failure.metric_label()]).inc();
+    Err(failure)
 }
 
 /// Why an export call failed, as far as hooktel acts on it: `Rejected` is permanent (the batch is
@@ -332,6 +349,21 @@ impl ExportFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::local::Retention;
+
+    /// `block_in_place` around SQLite panicked on a current-thread runtime; the blocking pool serves both.
+    #[tokio::test(flavor = "current_thread")]
+    async fn local_mode_runs_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path(), Retention::default()).unwrap();
+        let metrics = Arc::new(Metrics::new(false));
+        let (tx, rx) = mpsc::channel(1);
+        let task = tokio::spawn(run(rx, Sink::Local(store), None, metrics.clone()));
+        tx.send(vec![crate::store::record::tests::span(1), crate::store::record::tests::span(2)]).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(metrics.spans_stored.get(), 2);
+    }
 
     #[test]
     fn failures_are_classified_from_status_codes() {
