@@ -119,7 +119,7 @@ pub fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
     let proto = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_default();
-    Protocol::parse(&proto).map(Some).map_err(anyhow::Error::msg)
+    Ok(Some(Protocol::parse(&proto)?))
 }
 
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).

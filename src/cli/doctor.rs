@@ -7,11 +7,10 @@
 //! Blocking std I/O with short timeouts: no runtime.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::cli::http1::{self, HttpError, Request};
 use crate::cli::install::{self, Found, Installed, EVENTS};
 
 /// Budget for each network probe: a local sidecar answers in a millisecond.
@@ -305,15 +304,15 @@ fn exporter_check(opts: &Options) -> Check {
     let Some(target) = host_port(endpoint) else {
         return Check::new("exporter", Status::Fail, format!("{endpoint} is not an http(s) URL"), fix);
     };
-    match connect(&target) {
+    match http1::connect(&target, PROBE_TIMEOUT) {
         Ok(_) => Check::new("exporter", Status::Ok, format!("{endpoint} takes connections"), None),
         Err(e) => Check::new("exporter", Status::Fail, format!("cannot connect to {target} ({e})"), fix),
     }
 }
 
 fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
-    let (events, oldest) = match hook_spool(&opts.data_dir) {
-        Ok(v) => v,
+    let (events, oldest) = match crate::store::hook_spool::peek(&opts.data_dir, PROBE_TIMEOUT) {
+        Ok(d) => (d.items, d.oldest_at),
         Err(e) => {
             return Check::new(
                 "spool",
@@ -355,28 +354,6 @@ fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
     Check::new("spool", Status::Ok, detail, None)
 }
 
-/// Events in the hook spool and the oldest one's time (Unix ns); read-only, a missing file is empty.
-fn hook_spool(data_dir: &Path) -> rusqlite::Result<(u64, Option<u64>)> {
-    let path = crate::store::hook_spool::path(data_dir);
-    if !path.exists() {
-        return Ok((0, None));
-    }
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = rusqlite::Connection::open_with_flags(&path, flags)?;
-    conn.busy_timeout(PROBE_TIMEOUT)?;
-    let has_table: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hook_events'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_table {
-        return Ok((0, None));
-    }
-    conn.query_row("SELECT count(*), min(received_at) FROM hook_events", [], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<i64>>(1)?.map(|v| v as u64)))
-    })
-}
-
 fn data_dir_check(dir: &Path) -> Check {
     let fix = Some("make it writable, or point HOOKTEL_DATA_DIR (for the sidecar and the hooks) elsewhere".into());
     if dir.is_dir() {
@@ -414,31 +391,12 @@ fn writable(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
-fn connect(target: &str) -> Result<TcpStream, String> {
-    let addrs = target.to_socket_addrs().map_err(|e| format!("cannot resolve {target}: {e}"))?;
-    let mut last = format!("{target} resolves to no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
-}
-
 /// A GET over plain HTTP/1.1: (status, body).
-fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
-    let mut s = connect(addr)?;
-    let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
-    let _ = s.set_write_timeout(Some(PROBE_TIMEOUT));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    s.take(16 * 1024 * 1024).read_to_end(&mut response).map_err(|e| e.to_string())?;
-    let response = String::from_utf8_lossy(&response);
-    let status = response.get(9..12).and_then(|c| c.parse().ok()).ok_or("not an HTTP answer")?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
+fn get(addr: &str, path: &str) -> Result<(u16, String), HttpError> {
+    let request =
+        Request { method: "GET", path, headers: "", body: b"", timeout: PROBE_TIMEOUT, max_body: 16 * 1024 * 1024 };
+    let r = http1::send(addr, &request)?;
+    Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
 }
 
 /// The sum of a metric's samples over all its labels in Prometheus text.

@@ -8,10 +8,10 @@
 //! the sidecar drains when it is back.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::config::HookSettings;
+use crate::cli::http1::{self, HttpError, Request};
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 
 /// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
@@ -19,22 +19,13 @@ use crate::model::payload::{self, RECEIVED_AT_HEADER};
 const MAX_STDIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why an event did not reach the sidecar.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Undelivered {
-    Connect(std::io::Error),
-    Io(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// The sidecar answered, but not 2xx (e.g. 503 when its queue is full).
+    #[error("sidecar answered {0}")]
     Status(u16),
-}
-
-impl std::fmt::Display for Undelivered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Undelivered::Connect(e) => write!(f, "cannot connect: {e}"),
-            Undelivered::Io(e) => write!(f, "sending failed: {e}"),
-            Undelivered::Status(s) => write!(f, "sidecar answered {s}"),
-        }
-    }
 }
 
 /// The whole hook command. Always succeeds.
@@ -92,79 +83,12 @@ pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Unde
 }
 
 fn post(settings: &HookSettings, path: &str, body: &[u8], at: u64) -> Result<(), Undelivered> {
-    let addrs = resolve(&settings.addr, settings.timeout).map_err(Undelivered::Connect)?;
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, settings.timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = e,
-        }
+    let headers = format!("{RECEIVED_AT_HEADER}: {at}\r\n");
+    let request = Request { method: "POST", path, headers: &headers, body, timeout: settings.timeout, max_body: 0 };
+    match http1::send(&settings.addr, &request)?.status {
+        200..300 => Ok(()),
+        status => Err(Undelivered::Status(status)),
     }
-    let mut stream = stream.ok_or(Undelivered::Connect(last))?;
-    let header = format!("{RECEIVED_AT_HEADER}: {at}\r\n");
-    exchange(&mut stream, &settings.addr, path, &header, body, settings.timeout).map_err(Undelivered::Io).and_then(
-        |status| {
-            if (200..300).contains(&status) {
-                Ok(())
-            } else {
-                Err(Undelivered::Status(status))
-            }
-        },
-    )
-}
-
-/// The addresses of `host:port`: parsed directly when it is an IP address; otherwise looked up on a
-/// helper thread, so a slow name server costs at most `timeout`.
-fn resolve(addr: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
-    if let Ok(a) = addr.parse::<SocketAddr>() {
-        return Ok(vec![a]);
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let owned = addr.to_owned();
-    std::thread::spawn(move || {
-        let _ = tx.send(owned.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
-    });
-    rx.recv_timeout(timeout)
-        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "name lookup timed out")))
-}
-
-/// Write one HTTP/1.1 request and read the status code of the reply.
-fn exchange(
-    stream: &mut TcpStream,
-    host: &str,
-    path: &str,
-    header: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> std::io::Result<u16> {
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_read_timeout(Some(timeout))?;
-    let _ = stream.set_nodelay(true);
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{header}Connection: close\r\n\r\n",
-        body.len()
-    );
-    let mut request = Vec::with_capacity(head.len() + body.len());
-    request.extend_from_slice(head.as_bytes());
-    request.extend_from_slice(body);
-    stream.write_all(&request)?;
-    // "HTTP/1.1 200" is 12 bytes; read until we have them
-    let mut status_line = [0u8; 12];
-    let mut got = 0;
-    while got < status_line.len() {
-        match stream.read(&mut status_line[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    std::str::from_utf8(&status_line[9..got.max(9)])
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP reply"))
 }
 
 /// Keep an event the sidecar did not take in the spool, with its firing time. Only if that fails

@@ -21,12 +21,17 @@ pub enum Protocol {
     Grpc,
 }
 
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` names a protocol hooktel does not speak.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported OTLP protocol {0:?}: use grpc or http/protobuf")]
+pub struct UnsupportedProtocol(pub String);
+
 impl Protocol {
-    pub fn parse(s: &str) -> Result<Protocol, String> {
+    pub fn parse(s: &str) -> Result<Protocol, UnsupportedProtocol> {
         match s.trim() {
             "" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
             "grpc" => Ok(Protocol::Grpc),
-            other => Err(format!("unsupported OTLP protocol {other:?}: use grpc or http/protobuf")),
+            other => Err(UnsupportedProtocol(other.to_owned())),
         }
     }
 }

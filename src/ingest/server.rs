@@ -102,7 +102,7 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         .unwrap_or_else(now_ns);
     let body = match read_body(req, ingest.max_body_bytes).await {
         Ok(b) => b,
-        Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
+        Err(e) => return refuse(ingest, e.status(), e.metric_label(), &e.to_string()),
     };
     reply(ingest, accept(ingest, &body, at, Admission::RefuseWhenFull).await)
 }
@@ -129,7 +129,7 @@ fn reply(ingest: &Ingest, accepted: Result<(), Refusal>) -> Reply {
 async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     let body = match read_body(req, ingest.max_body_bytes).await {
         Ok(b) => b,
-        Err((status, reason, msg)) => return refuse(ingest, status, reason, &msg),
+        Err(e) => return refuse(ingest, e.status(), e.metric_label(), &e.to_string()),
     };
     let ev: payload::CustomEvent = match serde_json::from_slice(&body) {
         Ok(ev) => ev,
@@ -164,18 +164,46 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     reply(ingest, accept(ingest, &payload, at, Admission::RefuseWhenFull).await)
 }
 
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, (StatusCode, &'static str, String)> {
+/// Why a request's body was not read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("body over {0} bytes")]
+    TooLarge(usize),
+    #[error("reading body: {0}")]
+    Read(String),
+    #[error("body not received in time")]
+    Timeout,
+}
+
+impl BodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The bounded `reason` of `hooktel_ingest_rejected_total`.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge(_) => "body_too_large",
+            BodyError::Read(_) => "body_read_error",
+            BodyError::Timeout => "body_timeout",
+        }
+    }
+}
+
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body over {max} bytes")));
+        return Err(BodyError::TooLarge(max));
     }
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), max).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err((StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body over {max} bytes")))
-        }
-        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, "body_read_error", format!("reading body: {e}"))),
-        Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "body_timeout", "body not received in time".into())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max)),
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
+        Err(_) => Err(BodyError::Timeout),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 
 use crate::metrics::SpoolDepth;
 use crate::store::sqlite;
@@ -111,8 +111,28 @@ impl HookSpool {
     }
 }
 
-/// Depth, size and oldest event of a spool file (also what `doctor` reads, without the sidecar).
-pub fn depth(conn: &Connection) -> rusqlite::Result<SpoolDepth> {
+/// The spool's depth read without writing anything (for `doctor`): a missing file or table is an
+/// empty spool; `busy` bounds the wait for a lock.
+pub fn peek(data_dir: &Path, busy: Duration) -> rusqlite::Result<SpoolDepth> {
+    let path = path(data_dir);
+    if !path.exists() {
+        return Ok(SpoolDepth::default());
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(busy)?;
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hook_events'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(SpoolDepth::default());
+    }
+    depth(&conn)
+}
+
+/// Depth, size and oldest event of the spool.
+fn depth(conn: &Connection) -> rusqlite::Result<SpoolDepth> {
     conn.query_row("SELECT count(*), coalesce(sum(length(body)), 0), min(received_at) FROM hook_events", [], |r| {
         Ok(SpoolDepth {
             items: r.get::<_, i64>(0)? as u64,
@@ -147,7 +167,9 @@ mod tests {
         assert_eq!(spool.depth().unwrap().items, 400);
         let batch = spool.take(1000).unwrap();
         assert!(batch.windows(2).all(|w| w[0].1 <= w[1].1), "oldest first");
+        assert_eq!(peek(&dir, Duration::from_secs(1)).unwrap().items, 400);
         spool.delete(&batch.iter().map(|b| b.0).collect::<Vec<_>>()).unwrap();
         assert_eq!(spool.depth().unwrap(), SpoolDepth::default());
+        assert_eq!(peek(&tmp.path().join("missing"), Duration::from_secs(1)).unwrap(), SpoolDepth::default());
     }
 }
