@@ -6,24 +6,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
-use crate::store::local::{self, number};
-use crate::store::record;
+use crate::store::local::{self, number, LocalReader, SessionSummary};
 
 /// Recent sessions, newest first, one line each under a header.
 pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
-    let Some(conn) = open(data_dir)? else { return Ok(empty(data_dir)) };
-    let traces: Vec<String> = conn
-        .prepare("SELECT trace_id FROM spans GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT ?1")?
-        .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let Some(store) = open(data_dir)? else { return Ok(empty(data_dir)) };
+    let traces = store.recent(limit)?;
     if traces.is_empty() {
         return Ok(empty(data_dir));
     }
@@ -43,7 +37,7 @@ pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
     ];
     let mut rows = Vec::with_capacity(traces.len());
     for trace in &traces {
-        let s = summary(&conn, trace)?;
+        let s = store.summary(trace)?;
         rows.push(vec![
             utc(s.start)[..16].to_owned(),
             s.session_id.clone(),
@@ -56,7 +50,7 @@ pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
             s.input.map_or("-".into(), count),
             s.output.map_or("-".into(), count),
             s.cost.map_or("-".into(), usd),
-            s.state().into(),
+            state(&s).into(),
         ]);
     }
     let right = [false, false, false, true, true, true, true, true, true, true, true, false];
@@ -66,21 +60,14 @@ pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
 /// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
 /// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
 pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
-    let Some(conn) = open(data_dir)? else {
+    let Some(store) = open(data_dir)? else {
         bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
     };
-    let trace = resolve(&conn, session)?;
-    let s = summary(&conn, &trace)?;
-    let spans: Vec<SpanRecord> = conn
-        .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
-        .query_map([&trace], |r| r.get::<_, Vec<u8>>(0))?
-        .map(|blob| blob.map(|b| record::decode(&b).unwrap_or_default()))
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    let trace = resolve(&store, session)?;
+    let s = store.summary(&trace)?;
+    let spans = store.spans(&trace)?;
 
-    let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, s.state());
+    let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, state(&s));
     let mut facts = vec![
         format!("Started {}", utc(s.start)),
         duration(s.end.saturating_sub(s.start)),
@@ -104,92 +91,17 @@ pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// What `sessions` and the header of `show` say about one session.
-struct Summary {
-    session_id: String,
-    project: String,
-    start: u64,
-    end: u64,
-    turns: i64,
-    tools: i64,
-    failed: i64,
-    agents: i64,
-    input: Option<i64>,
-    output: Option<i64>,
-    cost: Option<f64>,
-    /// The root is not stored yet, or a span's parent is missing (a resumed part still running).
-    open: bool,
-    /// Closed by the idle timeout rather than by SessionEnd.
-    incomplete: bool,
-}
-
-impl Summary {
-    fn state(&self) -> &'static str {
-        match (self.open, self.incomplete) {
-            (true, _) => "open",
-            (false, true) => "incomplete",
-            (false, false) => "ended",
-        }
-    }
-}
-
-/// Usage is on the session root (and the top of each resumed part); while the session is open,
-/// the turns and subagents stored so far are summed instead.
-fn summary(conn: &Connection, trace: &str) -> rusqlite::Result<Summary> {
-    let mut s = conn.query_row(
-        "SELECT max(session_id), max(project), min(start_ns), max(end_ns),
-            sum(kind = 'turn'), sum(kind = 'tool'), sum(kind = 'tool' AND status = 'error'), sum(kind = 'subagent'),
-            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN input_tokens END),
-                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN input_tokens END)),
-            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN output_tokens END),
-                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN output_tokens END)),
-            coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN cost_usd END),
-                     sum(CASE WHEN kind IN ('turn', 'subagent') THEN cost_usd END)),
-            sum(kind = 'root') = 0,
-            max(kind IN ('root', 'segment') AND incomplete)
-         FROM spans WHERE trace_id = ?1",
-        [trace],
-        |r| {
-            Ok(Summary {
-                session_id: r.get(0)?,
-                project: r.get(1)?,
-                start: r.get::<_, i64>(2)? as u64,
-                end: r.get::<_, i64>(3)? as u64,
-                turns: r.get(4)?,
-                tools: r.get(5)?,
-                failed: r.get(6)?,
-                agents: r.get(7)?,
-                input: r.get(8)?,
-                output: r.get(9)?,
-                cost: r.get(10)?,
-                open: r.get(11)?,
-                incomplete: r.get(12)?,
-            })
-        },
-    )?;
-    let dangling: i64 = conn.query_row(
-        "SELECT count(*) FROM spans c WHERE c.trace_id = ?1 AND c.parent_id IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ?1 AND p.span_id = c.parent_id)",
-        [trace],
-        |r| r.get(0),
-    )?;
-    s.open |= dangling > 0;
-    Ok(s)
-}
-
 /// The store, read-only; `None` when nothing has been recorded (no file, or no table yet).
-fn open(data_dir: &Path) -> anyhow::Result<Option<Connection>> {
-    let path = data_dir.join(local::FILE);
-    if !path.exists() {
-        return Ok(None);
+fn open(data_dir: &Path) -> anyhow::Result<Option<LocalReader>> {
+    LocalReader::open(data_dir).with_context(|| format!("reading {}", data_dir.join(local::FILE).display()))
+}
+
+fn state(s: &SessionSummary) -> &'static str {
+    match (s.open, s.incomplete) {
+        (true, _) => "open",
+        (false, true) => "incomplete",
+        (false, false) => "ended",
     }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'", [], |r| r.get(0))
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok((tables > 0).then_some(conn))
 }
 
 fn empty(data_dir: &Path) -> String {
@@ -204,36 +116,24 @@ fn empty(data_dir: &Path) -> String {
 
 /// The trace id of the one stored session `input` names: the whole session id (with or without
 /// dashes), or a prefix of at least 4 characters of it.
-fn resolve(conn: &Connection, input: &str) -> anyhow::Result<String> {
+fn resolve(store: &LocalReader, input: &str) -> anyhow::Result<String> {
     let input = input.trim();
     let exact = ids::trace_id(input).to_string();
-    let found: Option<String> =
-        conn.query_row("SELECT trace_id FROM spans WHERE trace_id = ?1 LIMIT 1", [&exact], |r| r.get(0)).optional()?;
-    if let Some(trace) = found {
-        return Ok(trace);
+    if store.has(&exact)? {
+        return Ok(exact);
     }
     if input.chars().count() < 4 {
         bail!("{input:?} is too short to name a session: give at least 4 characters of its id");
     }
     let hex = input.replace('-', "").to_ascii_lowercase();
     let hex = if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) { hex } else { String::new() };
-    let matches: Vec<(String, String, i64)> = conn
-        .prepare(
-            "SELECT trace_id, max(session_id), min(start_ns) FROM spans
-             WHERE (?1 <> '' AND substr(trace_id, 1, length(?1)) = ?1) OR substr(session_id, 1, length(?2)) = ?2
-             GROUP BY trace_id ORDER BY min(start_ns) DESC LIMIT 11",
-        )?
-        .query_map([&hex, input], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let matches = store.matching(&hex, input, 11)?;
     match matches.as_slice() {
         [] => bail!("no recorded session matches {input:?}; `hooktel sessions` lists the recent ones"),
         [(trace, _, _)] => Ok(trace.clone()),
         several => {
-            let list: Vec<String> = several
-                .iter()
-                .take(10)
-                .map(|(_, sid, start)| format!("  {sid}  started {}", utc(*start as u64)))
-                .collect();
+            let list: Vec<String> =
+                several.iter().take(10).map(|(_, sid, start)| format!("  {sid}  started {}", utc(*start))).collect();
             let more = if several.len() > 10 { "\n  ..." } else { "" };
             bail!("{input:?} matches several sessions; give more of its id:\n{}{more}", list.join("\n"))
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use opentelemetry::Value;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
@@ -163,6 +163,145 @@ impl LocalStore {
         }
         Ok(removed)
     }
+}
+
+/// What the views say about one stored session.
+#[derive(Debug)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub project: String,
+    pub start: u64,
+    pub end: u64,
+    pub turns: i64,
+    pub tools: i64,
+    pub failed: i64,
+    pub agents: i64,
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    pub cost: Option<f64>,
+    /// The root is not stored yet, or a span's parent is missing (a resumed part still running).
+    pub open: bool,
+    /// Closed by the idle timeout rather than by SessionEnd.
+    pub incomplete: bool,
+}
+
+/// The local store opened read-only, for `hooktel sessions` and `hooktel show`: it never creates
+/// or changes anything, so a view can run beside the sidecar.
+pub struct LocalReader {
+    conn: Connection,
+}
+
+impl LocalReader {
+    /// `None` when nothing has been recorded (no file, or no table yet).
+    pub fn open(data_dir: &Path) -> rusqlite::Result<Option<LocalReader>> {
+        let path = data_dir.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'", [], |r| {
+                r.get(0)
+            })?;
+        Ok((tables > 0).then_some(LocalReader { conn }))
+    }
+
+    /// Trace ids of the `limit` sessions that started last, newest first.
+    pub fn recent(&self, limit: usize) -> rusqlite::Result<Vec<String>> {
+        self.conn
+            .prepare("SELECT trace_id FROM spans GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT ?1")?
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
+            .collect()
+    }
+
+    /// Whether a session with this trace id (32 hex digits) is stored.
+    pub fn has(&self, trace: &str) -> rusqlite::Result<bool> {
+        self.conn.query_row("SELECT EXISTS(SELECT 1 FROM spans WHERE trace_id = ?1)", [trace], |r| r.get(0))
+    }
+
+    /// Sessions whose trace id starts with `hex` (when not empty) or whose session id starts with
+    /// `prefix`, newest first: (trace id, session id, start).
+    pub fn matching(&self, hex: &str, prefix: &str, limit: usize) -> rusqlite::Result<Vec<(String, String, u64)>> {
+        self.conn
+            .prepare(
+                "SELECT trace_id, max(session_id), min(start_ns) FROM spans
+                 WHERE (?1 <> '' AND substr(trace_id, 1, length(?1)) = ?1) OR substr(session_id, 1, length(?2)) = ?2
+                 GROUP BY trace_id ORDER BY min(start_ns) DESC LIMIT ?3",
+            )?
+            .query_map(params![hex, prefix, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?
+            .collect()
+    }
+
+    /// Every stored span of a session. A record that cannot be decoded is an error, not a gap.
+    pub fn spans(&self, trace: &str) -> Result<Vec<SpanRecord>, ReadError> {
+        let blobs: Vec<Vec<u8>> = self
+            .conn
+            .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
+            .query_map([trace], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut spans = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            spans.extend(record::decode(&blob)?);
+        }
+        Ok(spans)
+    }
+
+    /// Usage is on the session root (and the top of each resumed part); while the session is open,
+    /// the turns and subagents stored so far are summed instead.
+    pub fn summary(&self, trace: &str) -> rusqlite::Result<SessionSummary> {
+        let mut s = self.conn.query_row(
+            "SELECT max(session_id), max(project), min(start_ns), max(end_ns),
+                sum(kind = 'turn'), sum(kind = 'tool'), sum(kind = 'tool' AND status = 'error'), sum(kind = 'subagent'),
+                coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN input_tokens END),
+                         sum(CASE WHEN kind IN ('turn', 'subagent') THEN input_tokens END)),
+                coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN output_tokens END),
+                         sum(CASE WHEN kind IN ('turn', 'subagent') THEN output_tokens END)),
+                coalesce(sum(CASE WHEN kind IN ('root', 'segment') THEN cost_usd END),
+                         sum(CASE WHEN kind IN ('turn', 'subagent') THEN cost_usd END)),
+                sum(kind = 'root') = 0,
+                max(kind IN ('root', 'segment') AND incomplete)
+             FROM spans WHERE trace_id = ?1",
+            [trace],
+            |r| {
+                Ok(SessionSummary {
+                    session_id: r.get(0)?,
+                    project: r.get(1)?,
+                    start: r.get::<_, i64>(2)? as u64,
+                    end: r.get::<_, i64>(3)? as u64,
+                    turns: r.get(4)?,
+                    tools: r.get(5)?,
+                    failed: r.get(6)?,
+                    agents: r.get(7)?,
+                    input: r.get(8)?,
+                    output: r.get(9)?,
+                    cost: r.get(10)?,
+                    open: r.get(11)?,
+                    incomplete: r.get(12)?,
+                })
+            },
+        )?;
+        let dangling: i64 = self.conn.query_row(
+            "SELECT count(*) FROM spans c WHERE c.trace_id = ?1 AND c.parent_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ?1 AND p.span_id = c.parent_id)",
+            [trace],
+            |r| r.get(0),
+        )?;
+        s.open |= dangling > 0;
+        Ok(s)
+    }
+}
+
+/// Why a session's spans could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("local store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("local store: a stored span cannot be decoded: {0}")]
+    Undecodable(#[from] serde_json::Error),
 }
 
 /// A numeric attribute (integer or float), if present.
