@@ -28,13 +28,13 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{env_usize, quantile, Rng};
 use hooktel::metrics::{LabelCap, Metrics};
 use hooktel::model::ids::{self, SpanKey};
-use hooktel::model::span::{SpanEvent, SpanRecord, Status};
+use hooktel::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use hooktel::model::tokens::TokenUsage;
 use opentelemetry::KeyValue;
 
@@ -441,8 +441,6 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         _ => 2 + rng.below(400),
     };
     let mut attrs = vec![
-        KeyValue::new("session.id", session.to_owned()),
-        KeyValue::new("gen_ai.conversation.id", session.to_owned()),
         KeyValue::new("gen_ai.operation.name", "execute_tool"),
         KeyValue::new("gen_ai.tool.name", tool),
         KeyValue::new("gen_ai.tool.call.id", call_id.clone()),
@@ -470,21 +468,19 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         });
     }
     let incomplete = status == "incomplete";
-    if !incomplete && rng.below(10) != 0 {
-        attrs.push(KeyValue::new("hooktel.tool.duration_ms", ms as i64));
-    }
-    attrs.push(KeyValue::new("hooktel.tool.status", status));
+    let duration_ms = (!incomplete && rng.below(10) != 0).then_some(ms);
+    let tool_status = match status {
+        "ok" => ToolStatus::Ok,
+        "error" => ToolStatus::Error,
+        "interrupted" => ToolStatus::Interrupted,
+        "denied" => ToolStatus::Denied,
+        _ => ToolStatus::Incomplete,
+    };
     let span_status = match status {
         "ok" | "incomplete" => Status::Unset,
         "denied" => Status::Error("permission denied: rule".into()),
         other => Status::Error(other.into()),
     };
-    if matches!(span_status, Status::Error(_)) {
-        attrs.push(KeyValue::new("error.type", status));
-    }
-    if incomplete {
-        attrs.push(KeyValue::new("hooktel.incomplete", true));
-    }
     SpanRecord {
         trace_id: ids::trace_id(session),
         span_id: ids::span_id(session, SpanKey::Tool, &call_id),
@@ -493,11 +489,16 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         key: SpanKey::Tool,
         start,
         end: start + ms * 1_000_000 + 3_000_000,
+        session_id: Arc::from(session),
         attrs,
         events,
         dropped_events: 0,
         status: span_status,
         project: project.to_owned(),
+        incomplete,
+        usage: None,
+        tool: Some(ToolRun { status: tool_status, duration_ms }),
+        turn: None,
     }
 }
 
@@ -507,21 +508,15 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
     let start = 1_795_235_481_000_000_000 + rng.below(3_600_000_000_000);
     let outcome = if rng.below(50) == 0 { "failure" } else { "stop" };
     let attrs = vec![
-        KeyValue::new("session.id", session.to_owned()),
-        KeyValue::new("gen_ai.conversation.id", session.to_owned()),
         KeyValue::new("gen_ai.operation.name", "invoke_agent"),
         KeyValue::new("gen_ai.agent.name", "claude-code"),
         KeyValue::new("gen_ai.provider.name", "anthropic"),
         KeyValue::new("hooktel.prompt.id", prompt_id.clone()),
-        KeyValue::new("hooktel.turn.outcome", outcome),
-        KeyValue::new("gen_ai.usage.input_tokens", 120_000i64),
-        KeyValue::new("gen_ai.usage.output_tokens", 2_400i64),
-        KeyValue::new("gen_ai.usage.cache_read.input_tokens", 110_000i64),
-        KeyValue::new("gen_ai.usage.cache_creation.input_tokens", 9_000i64),
-        KeyValue::new("hooktel.usage.uncached_input_tokens", 1_000i64),
-        KeyValue::new("hooktel.cost_usd", 0.31),
-        KeyValue::new("gen_ai.response.model", "claude-sonnet-5-5"),
     ];
+    let tokens =
+        TokenUsage { input: 1_000, output: 2_400, cache_read: 110_000, cache_write_5m: 9_000, ..TokenUsage::default() };
+    let usage = SpanUsage { tokens, cost: 0.31, models: vec!["claude-sonnet-5-5".into()] };
+    let turn = if outcome == "failure" { TurnOutcome::Failure("rate_limit".into()) } else { TurnOutcome::Stop };
     SpanRecord {
         trace_id: ids::trace_id(session),
         span_id: ids::span_id(session, SpanKey::Turn, &prompt_id),
@@ -530,10 +525,15 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         key: SpanKey::Turn,
         start,
         end: start + 40_000_000_000,
+        session_id: Arc::from(session),
         attrs,
         events: Vec::new(),
         dropped_events: 0,
         status: Status::Unset,
         project: project.to_owned(),
+        incomplete: false,
+        usage: Some(usage),
+        tool: None,
+        turn: Some(turn),
     }
 }

@@ -12,7 +12,7 @@ use prometheus::{
 
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
-use crate::model::span::SpanRecord;
+use crate::model::span::{SpanRecord, ToolStatus};
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
 
@@ -288,28 +288,29 @@ impl Metrics {
     pub fn span_finished(&self, rec: &SpanRecord) {
         match rec.key {
             SpanKey::Tool => {
-                let tool = rec.attr(semconv::TOOL_NAME).unwrap_or_default();
-                let tool = self.tools.label(&tool);
-                let status = rec.attr(semconv::TOOL_STATUS).unwrap_or_else(|| "incomplete".into());
+                let name = rec.own_attr(semconv::TOOL_NAME).unwrap_or_default();
+                let tool = self.tools.label(&name);
+                let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let project = self.projects.label(&rec.project);
-                let mut labels = vec![tool, status.as_str()];
+                let mut labels = vec![tool, status.label()];
                 if self.project_label {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
-                let ms = rec.attr(semconv::TOOL_DURATION_MS).and_then(|v| v.parse::<f64>().ok());
-                let seconds = ms.map(|ms| ms / 1000.0).unwrap_or((rec.end - rec.start) as f64 / 1e9);
-                if status != "incomplete" {
+                if status != ToolStatus::Incomplete {
+                    // Claude Code's own timing when it sent one, else the span's
+                    let ms = rec.tool.and_then(|t| t.duration_ms);
+                    let seconds = ms.map_or(rec.end.saturating_sub(rec.start) as f64 / 1e9, |ms| ms as f64 / 1000.0);
                     self.tool_duration.with_label_values(&[tool]).observe(seconds);
                 }
             }
             SpanKey::Turn => {
-                if let Some(outcome) = rec.attr(semconv::TURN_OUTCOME) {
-                    self.turns.with_label_values(&[outcome.as_str()]).inc();
+                if let Some(outcome) = &rec.turn {
+                    self.turns.with_label_values(&[outcome.label()]).inc();
                 }
             }
             SpanKey::Subagent => {
-                let agent = rec.attr(semconv::AGENT_NAME).unwrap_or_default();
+                let agent = rec.own_attr(semconv::AGENT_NAME).unwrap_or_default();
                 self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
             }
             _ => {}

@@ -112,15 +112,15 @@ fn by_call<'a>(spans: &'a [SpanRecord], call: &str) -> &'a SpanRecord {
 }
 
 fn int(span: &SpanRecord, key: &str) -> i64 {
-    match span.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value) {
-        Some(opentelemetry::Value::I64(v)) => *v,
+    match span.attributes().into_iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value) {
+        Some(opentelemetry::Value::I64(v)) => v,
         other => panic!("{key}: {other:?}"),
     }
 }
 
 fn float(span: &SpanRecord, key: &str) -> f64 {
-    match span.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value) {
-        Some(opentelemetry::Value::F64(v)) => *v,
+    match span.attributes().into_iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value) {
+        Some(opentelemetry::Value::F64(v)) => v,
         other => panic!("{key}: {other:?}"),
     }
 }

@@ -8,6 +8,7 @@
 //! already recorded is not sent again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -143,10 +144,6 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         None => (ids::trace_id(&format!("custom:{}", ev.key)), None, format!("custom:{}", ev.key)),
     };
     let mut attrs = Vec::new();
-    if let Some(sid) = &ev.session_id {
-        attrs.push(KeyValue::new(semconv::SESSION_ID, sid.clone()));
-        attrs.push(KeyValue::new(semconv::CONVERSATION_ID, sid.clone()));
-    }
     attrs.push(KeyValue::new(semconv::CUSTOM, true));
     attrs.push(KeyValue::new(semconv::IMPORTED, true));
     for (k, v) in ev.attributes {
@@ -168,11 +165,16 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         key: SpanKey::Custom,
         start: ev.at,
         end: ev.at,
+        session_id: ev.session_id.as_deref().map(Arc::from).unwrap_or_else(|| Arc::from("")),
         attrs,
         events: Vec::new(),
         dropped_events: 0,
         status: Status::Unset,
         project: String::new(),
+        incomplete: false,
+        usage: None,
+        tool: None,
+        turn: None,
     }
 }
 
@@ -194,7 +196,7 @@ fn send(
     for chunk in fresh.chunks(512) {
         match dest {
             Destination::Otlp(exporter, rt) => {
-                let data = chunk.iter().cloned().map(otlp::span_data).collect();
+                let data = chunk.iter().map(otlp::span_data).collect();
                 rt.block_on(exporter.export(data)).map_err(|e| anyhow::anyhow!("OTLP export failed: {e}"))?;
             }
             Destination::Local(store) => store.insert(chunk, now_ns())?,

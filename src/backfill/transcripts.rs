@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use opentelemetry::trace::SpanId;
@@ -28,7 +29,8 @@ use serde_json::Value;
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
-use crate::model::span::{project_of, SpanRecord, SpanUsage, Status};
+use crate::model::semconv::project_of;
+use crate::model::span::{SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::rfc3339_ns;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::{spawner_in_meta, Delta, Ledger};
@@ -358,6 +360,7 @@ impl Reader {
             Some(p) if self.turn_index.contains_key(p) => ids::span_id(sid, SpanKey::Turn, p),
             _ => root_id,
         };
+        let session_id: Arc<str> = Arc::from(sid);
         let record = |id: SpanId, key: SpanKey, name: String, parent: Option<SpanId>, e: Extent| SpanRecord {
             trace_id: ids::trace_id(sid),
             span_id: id,
@@ -366,19 +369,21 @@ impl Reader {
             key,
             start: e.start,
             end: e.end.max(e.start),
-            attrs: vec![
-                KeyValue::new(semconv::SESSION_ID, sid.to_owned()),
-                KeyValue::new(semconv::CONVERSATION_ID, sid.to_owned()),
-            ],
+            session_id: session_id.clone(),
+            attrs: Vec::new(),
             events: Vec::new(),
             dropped_events: 0,
             status: Status::Unset,
             project: project.clone(),
+            incomplete: false,
+            usage: None,
+            tool: None,
+            turn: None,
         };
         let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
             span.attrs.extend(attrs);
-            span.attrs.extend(usage.map(semconv::usage).unwrap_or_default());
             span.attrs.push(KeyValue::new(semconv::IMPORTED, true));
+            span.usage = usage.cloned();
             span
         };
         let mut out = Vec::new();
@@ -391,11 +396,14 @@ impl Reader {
             let id = ids::span_id(sid, SpanKey::Turn, &turn.prompt_id);
             let e = Extent { start: turn.start, end: turn.end };
             let mut span = record(id, SpanKey::Turn, "invoke_agent claude-code".into(), Some(root_id), e);
-            let mut attrs = semconv::turn(&turn.prompt_id, turn.prompt.as_deref().filter(|_| capture.prompts()));
-            attrs.extend(semconv::turn_outcome(turn.failure.as_deref()));
-            if let Some(err) = &turn.failure {
-                span.status = Status::Error(err.clone());
-            }
+            let attrs = semconv::turn(&turn.prompt_id, turn.prompt.as_deref().filter(|_| capture.prompts()));
+            span.turn = Some(match &turn.failure {
+                None => TurnOutcome::Stop,
+                Some(err) => {
+                    span.status = Status::Error(err.clone());
+                    TurnOutcome::Failure(err.clone())
+                }
+            });
             out.push(finish(span, attrs, turn.usage.as_ref()));
         }
 
@@ -431,12 +439,12 @@ impl Reader {
             if capture.outputs() {
                 attrs.push(KeyValue::new(semconv::TOOL_OUTPUT, capture::clip(&result.text, capture::FULL_MAX)));
             }
-            let (label, status) = match (result.interrupted, result.is_error) {
-                (true, _) => ("interrupted", Status::Error("interrupted".into())),
-                (false, true) => ("error", Status::Error(capture.error_text(&result.text))),
-                (false, false) => ("ok", Status::Unset),
+            let (run, status) = match (result.interrupted, result.is_error) {
+                (true, _) => (ToolStatus::Interrupted, Status::Error("interrupted".into())),
+                (false, true) => (ToolStatus::Error, Status::Error(capture.error_text(&result.text))),
+                (false, false) => (ToolStatus::Ok, Status::Unset),
             };
-            attrs.extend(semconv::tool_outcome(label, status != Status::Unset));
+            span.tool = Some(ToolRun { status: run, duration_ms: None });
             span.status = status;
             out.push(finish(span, attrs, None));
         }

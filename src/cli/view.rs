@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
-use crate::store::local::{self, number, LocalReader, SessionSummary};
+use crate::store::local::{self, LocalReader, SessionSummary};
 
 /// Recent sessions, newest first, one line each under a header.
 pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
@@ -195,7 +195,7 @@ fn tree(spans: &[SpanRecord], t0: u64) -> String {
 fn status(r: &SpanRecord) -> String {
     match &r.status {
         Status::Error(m) => format!("✗ {}", clip(m.lines().next().unwrap_or_default(), 100)),
-        _ if r.attr(semconv::INCOMPLETE).as_deref() == Some("true") => "… incomplete".into(),
+        _ if r.incomplete => "… incomplete".into(),
         _ => "✓".into(),
     }
 }
@@ -212,9 +212,10 @@ fn details(r: &SpanRecord) -> String {
         }
     }
     if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent) {
-        let int = |k: &str| number(r, k).map(|v| v as i64);
+        let u = r.usage.as_ref();
+        let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         if let Some(u) =
-            usage(int(semconv::USAGE_INPUT_TOKENS), int(semconv::USAGE_OUTPUT_TOKENS), number(r, semconv::COST_USD))
+            usage(u.map(|u| tokens(u.tokens.all_input())), u.map(|u| tokens(u.tokens.output)), u.map(|u| u.cost))
         {
             parts.push(u);
         }

@@ -259,7 +259,7 @@ async fn export(
 ) -> Result<(), ExportFailure> {
     let Some(exporter) = exporter else { return Err(ExportFailure::Other) };
     let n = batch.len() as u64;
-    let data = batch.iter().cloned().map(otlp::span_data).collect();
+    let data = batch.iter().map(otlp::span_data).collect();
     let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
         Ok(Ok(())) => {
             metrics.spans_exported.inc_by(n);

@@ -84,25 +84,28 @@ fn time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-/// A finished span as the OpenTelemetry SDK's export type.
-pub fn span_data(rec: SpanRecord) -> SpanData {
+/// A finished span as the OpenTelemetry SDK's export type, with every attribute it carries out.
+pub fn span_data(rec: &SpanRecord) -> SpanData {
     let span_context = SpanContext::new(rec.trace_id, rec.span_id, TraceFlags::SAMPLED, false, TraceState::default());
-    let events =
-        rec.events.into_iter().map(|e| opentelemetry::trace::Event::new(e.name, time(e.at), e.attrs, 0)).collect();
-    let status = match rec.status {
+    let events = rec
+        .events
+        .iter()
+        .map(|e| opentelemetry::trace::Event::new(e.name.clone(), time(e.at), e.attrs.clone(), 0))
+        .collect();
+    let status = match &rec.status {
         Status::Unset => opentelemetry::trace::Status::Unset,
         Status::Ok => opentelemetry::trace::Status::Ok,
-        Status::Error(msg) => opentelemetry::trace::Status::error(msg),
+        Status::Error(msg) => opentelemetry::trace::Status::error(msg.clone()),
     };
     SpanData {
         span_context,
         parent_span_id: rec.parent.unwrap_or(opentelemetry::trace::SpanId::INVALID),
         parent_span_is_remote: false,
         span_kind: SpanKind::Internal,
-        name: Cow::Owned(rec.name),
+        name: Cow::Owned(rec.name.clone()),
         start_time: time(rec.start),
         end_time: time(rec.end),
-        attributes: rec.attrs,
+        attributes: rec.attributes(),
         dropped_attributes_count: 0,
         events: span_events(events, rec.dropped_events),
         links: SpanLinks::default(),

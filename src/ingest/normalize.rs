@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::model::capture::{self, Capture};
 use crate::model::payload::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 use crate::model::semconv;
+use crate::model::span::ToolStatus;
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
@@ -97,13 +98,13 @@ pub enum ToolOutcome {
 }
 
 impl ToolOutcome {
-    /// The `status` label and attribute value: `ok`, `error`, `interrupted`, `denied`.
-    pub fn label(&self) -> &'static str {
+    /// The tool call's status on its span and in metrics.
+    pub fn status(&self) -> ToolStatus {
         match self {
-            ToolOutcome::Ok => "ok",
-            ToolOutcome::Error(_) => "error",
-            ToolOutcome::Interrupted => "interrupted",
-            ToolOutcome::Denied(_) => "denied",
+            ToolOutcome::Ok => ToolStatus::Ok,
+            ToolOutcome::Error(_) => ToolStatus::Error,
+            ToolOutcome::Interrupted => ToolStatus::Interrupted,
+            ToolOutcome::Denied(_) => ToolStatus::Denied,
         }
     }
 }

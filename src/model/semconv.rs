@@ -1,5 +1,6 @@
 //! Attribute names, in one place, and the attribute sets of the span kinds that both the live path
 //! (`pipeline::sessions`) and the importer (`backfill::transcripts`) build, so the two cannot drift.
+//! The attributes of a span's typed facts are derived in `model::span`.
 //!
 //! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`), `hooktel.*` for the rest. These
 //! names are the contract dashboards and searches rely on; tests spell them out literally.
@@ -7,7 +8,6 @@
 use opentelemetry::KeyValue;
 
 use crate::model::capture::{self, FULL_MAX};
-use crate::model::span::{int, project_of, SpanUsage};
 
 pub const SESSION_ID: &str = "session.id";
 pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
@@ -78,14 +78,6 @@ pub fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
     attrs
 }
 
-/// How a turn ended: `stop`, or `failure` with the error's type.
-pub fn turn_outcome(failure: Option<&str>) -> Vec<KeyValue> {
-    match failure {
-        None => vec![KeyValue::new(TURN_OUTCOME, "stop")],
-        Some(err) => vec![KeyValue::new(TURN_OUTCOME, "failure"), KeyValue::new(ERROR_TYPE, err.to_owned())],
-    }
-}
-
 /// A subagent `invoke_agent {agent_type}`.
 pub fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
     vec![
@@ -105,26 +97,13 @@ pub fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
     ]
 }
 
-/// How a tool call ended (`ok`, `error`, `interrupted`, `denied`, `incomplete`); an error's type too.
-pub fn tool_outcome(label: &'static str, failed: bool) -> Vec<KeyValue> {
-    let mut attrs = vec![KeyValue::new(TOOL_STATUS, label)];
-    if failed {
-        attrs.push(KeyValue::new(ERROR_TYPE, label));
-    }
-    attrs
+/// The project a session works in: the last component of its working directory.
+pub fn project_of(cwd: &str) -> String {
+    cwd.trim_end_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("/").to_owned()
 }
 
-/// Usage summed on a span, as GenAI attributes: `input_tokens` counts every input token, cache reads
-/// and writes included; the cache parts are also given on their own.
-pub fn usage(u: &SpanUsage) -> Vec<KeyValue> {
-    let t = &u.tokens;
-    vec![
-        KeyValue::new(USAGE_INPUT_TOKENS, int(t.all_input())),
-        KeyValue::new(USAGE_OUTPUT_TOKENS, int(t.output)),
-        KeyValue::new(USAGE_CACHE_READ_INPUT_TOKENS, int(t.cache_read)),
-        KeyValue::new(USAGE_CACHE_CREATION_INPUT_TOKENS, int(t.cache_write())),
-        KeyValue::new(UNCACHED_INPUT_TOKENS, int(t.input)),
-        KeyValue::new(COST_USD, u.cost),
-        KeyValue::new(RESPONSE_MODEL, u.models.join(",")),
-    ]
+/// A count as an OpenTelemetry integer attribute: past `i64::MAX` it stays at the maximum rather
+/// than turning negative.
+pub fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -1,12 +1,18 @@
-//! A finished span as hooktel holds it: ids, times, parent, status, and the usage summed on it.
+//! A finished span as hooktel holds it: ids, times, parent, status, and typed facts the pipeline
+//! reads back itself (session, usage, a tool call's outcome and timing, a turn's outcome,
+//! incompleteness). Attributes hold only what merely leaves the process; [`SpanRecord::attributes`]
+//! derives the rest at the edge (OTLP, the views), so nothing is written as text and parsed again.
 //!
-//! Plain data shared by every stage (the pipeline makes it, the exporter, the spools, the local store
-//! and the importer consume it). Nothing here does I/O or reads a clock.
+//! Plain data shared by every stage. Nothing here does I/O or reads a clock.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
 use crate::model::ids::SpanKey;
+use crate::model::semconv::{self, int};
 use crate::model::tokens::TokenUsage;
 
 /// A finished span, ready for export.
@@ -19,18 +25,67 @@ pub struct SpanRecord {
     pub key: SpanKey,
     pub start: u64,
     pub end: u64,
+    /// The session it belongs to (`session.id`, `gen_ai.conversation.id`); shared by its spans.
+    pub session_id: Arc<str>,
+    /// Attributes that only leave the process; the typed fields below add theirs at the edge.
     pub attrs: Vec<KeyValue>,
     pub events: Vec<SpanEvent>,
     pub dropped_events: u32,
     pub status: Status,
     /// The session's project (basename of its first `cwd`), for metric labels.
     pub project: String,
+    /// Closed by a timeout or the end of its session rather than by its own end event.
+    pub incomplete: bool,
+    /// Tokens and cost of the model calls made within it, from the transcripts.
+    pub usage: Option<SpanUsage>,
+    /// A tool call: how it ended and how long Claude Code timed it.
+    pub tool: Option<ToolRun>,
+    /// A turn: how it ended.
+    pub turn: Option<TurnOutcome>,
 }
 
 impl SpanRecord {
-    /// The value of a string attribute, if present.
+    /// Every attribute the span carries out of the process: the session's ids, its own attributes,
+    /// then those of its typed facts.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let mut out = Vec::with_capacity(self.attrs.len() + 12);
+        if !self.session_id.is_empty() {
+            out.push(KeyValue::new(semconv::SESSION_ID, self.session_id.to_string()));
+            out.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.to_string()));
+        }
+        out.extend(self.attrs.iter().cloned());
+        if let Some(t) = &self.turn {
+            out.push(KeyValue::new(semconv::TURN_OUTCOME, t.label()));
+            if let TurnOutcome::Failure(err) = t {
+                out.push(KeyValue::new(semconv::ERROR_TYPE, err.clone()));
+            }
+        }
+        if let Some(t) = &self.tool {
+            if let Some(ms) = t.duration_ms {
+                out.push(KeyValue::new(semconv::TOOL_DURATION_MS, int(ms)));
+            }
+            out.push(KeyValue::new(semconv::TOOL_STATUS, t.status.label()));
+            if t.status.failed() {
+                out.push(KeyValue::new(semconv::ERROR_TYPE, t.status.label()));
+            }
+        }
+        if let Some(u) = &self.usage {
+            out.extend(u.attributes());
+        }
+        if self.incomplete {
+            out.push(KeyValue::new(semconv::INCOMPLETE, true));
+        }
+        out
+    }
+
+    /// The value of an attribute as it leaves the process (typed facts included), as text.
     pub fn attr(&self, key: &str) -> Option<String> {
-        self.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
+        self.attributes().into_iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
+    }
+
+    /// One of the span's own attributes (not those derived from its typed facts), without a copy.
+    pub fn own_attr(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str())
     }
 }
 
@@ -48,8 +103,61 @@ pub enum Status {
     Error(String),
 }
 
+/// How a tool call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ToolStatus {
+    Ok,
+    Error,
+    Interrupted,
+    Denied,
+    /// Its end never came (the session ended, or went idle, first).
+    Incomplete,
+}
+
+impl ToolStatus {
+    /// The `status` label of `hooktel_tool_calls_total` and the `hooktel.tool.status` attribute.
+    pub fn label(self) -> &'static str {
+        match self {
+            ToolStatus::Ok => "ok",
+            ToolStatus::Error => "error",
+            ToolStatus::Interrupted => "interrupted",
+            ToolStatus::Denied => "denied",
+            ToolStatus::Incomplete => "incomplete",
+        }
+    }
+
+    /// Whether the span's status is an error (and so carries `error.type`).
+    pub fn failed(self) -> bool {
+        matches!(self, ToolStatus::Error | ToolStatus::Interrupted | ToolStatus::Denied)
+    }
+}
+
+/// A tool call's outcome and Claude Code's own timing of it (`duration_ms` of PostToolUse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolRun {
+    pub status: ToolStatus,
+    pub duration_ms: Option<u64>,
+}
+
+/// How a turn ended: Stop, or StopFailure with its error.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TurnOutcome {
+    Stop,
+    Failure(String),
+}
+
+impl TurnOutcome {
+    /// The `outcome` label of `hooktel_turns_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TurnOutcome::Stop => "stop",
+            TurnOutcome::Failure(_) => "failure",
+        }
+    }
+}
+
 /// Usage summed on a span (live, and by the importer).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpanUsage {
     pub tokens: TokenUsage,
     pub cost: f64,
@@ -64,15 +172,19 @@ impl SpanUsage {
             self.models.push(model.to_owned());
         }
     }
-}
 
-/// The project a session works in: the last component of its working directory.
-pub fn project_of(cwd: &str) -> String {
-    cwd.trim_end_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("/").to_owned()
-}
-
-/// A count as an OpenTelemetry integer attribute: past `i64::MAX` it stays at the maximum rather
-/// than turning negative.
-pub fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+    /// GenAI attributes: `input_tokens` counts every input token, cache reads and writes included;
+    /// the cache parts are also given on their own.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let t = &self.tokens;
+        vec![
+            KeyValue::new(semconv::USAGE_INPUT_TOKENS, int(t.all_input())),
+            KeyValue::new(semconv::USAGE_OUTPUT_TOKENS, int(t.output)),
+            KeyValue::new(semconv::USAGE_CACHE_READ_INPUT_TOKENS, int(t.cache_read)),
+            KeyValue::new(semconv::USAGE_CACHE_CREATION_INPUT_TOKENS, int(t.cache_write())),
+            KeyValue::new(semconv::UNCACHED_INPUT_TOKENS, int(t.input)),
+            KeyValue::new(semconv::COST_USD, self.cost),
+            KeyValue::new(semconv::RESPONSE_MODEL, self.models.join(",")),
+        ]
+    }
 }

@@ -21,8 +21,8 @@ use crate::ingest::normalize::{Event, Kind};
 use crate::metrics::Metrics;
 use crate::model::capture::Capture;
 use crate::model::ids::SpanKey;
-use crate::model::semconv;
-use crate::model::span::{project_of, SpanRecord};
+use crate::model::semconv::project_of;
+use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
@@ -186,7 +186,7 @@ impl Journal {
     fn handed_out(&self, records: &[SpanRecord]) {
         let Some(w) = &self.0 else { return };
         for rec in records {
-            let session = rec.attr(semconv::SESSION_ID).unwrap_or_default();
+            let session = rec.session_id.clone();
             let entry = match (rec.key, rec.parent) {
                 (SpanKey::Root, _) => Entry::Ended { session, root: rec.span_id.to_bytes(), end: rec.end },
                 (SpanKey::Segment, Some(root)) => Entry::Ended { session, root: root.to_bytes(), end: rec.end },

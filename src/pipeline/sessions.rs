@@ -8,6 +8,7 @@
 //! session is its own [`SessionState`]; nothing is shared between sessions.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
@@ -15,7 +16,8 @@ use opentelemetry::KeyValue;
 use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
-use crate::model::span::{project_of, SpanEvent, SpanRecord, SpanUsage, Status};
+use crate::model::semconv::project_of;
+use crate::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::ms_to_ns;
 use crate::usage::accountant::SessionUsage;
 
@@ -89,6 +91,10 @@ struct Span {
     closed_at: Option<u64>,
     /// Tokens and cost of the model calls made within it, from the transcripts.
     usage: Option<Box<SpanUsage>>,
+    /// A tool call's outcome, once known.
+    tool: Option<ToolRun>,
+    /// A turn's outcome, once known.
+    turn: Option<TurnOutcome>,
 }
 
 impl Span {
@@ -108,6 +114,8 @@ impl Span {
             start_estimated: false,
             closed_at: None,
             usage: None,
+            tool: None,
+            turn: None,
         }
     }
 
@@ -174,7 +182,8 @@ struct Ended {
 
 /// The open spans of one session.
 struct SessionState {
-    session_id: String,
+    /// Shared with every span record the session hands out.
+    session_id: Arc<str>,
     trace_id: TraceId,
     /// The root span's id, also for a resumed segment (whose own span is `top`).
     root_id: SpanId,
@@ -362,7 +371,7 @@ impl SessionState {
             }
         };
         SessionState {
-            session_id: sid.to_owned(),
+            session_id: Arc::from(sid),
             trace_id: ids::trace_id(sid),
             root_id,
             top,
@@ -444,12 +453,13 @@ impl SessionState {
                 span.incomplete = false;
                 span.close(at, now);
                 span.attrs.extend(attrs);
-                for kv in semconv::turn_outcome(failure.as_deref()) {
-                    span.set_attr(kv);
-                }
-                if let Some(err) = failure {
-                    span.status = Status::Error(err);
-                }
+                span.turn = Some(match failure {
+                    None => TurnOutcome::Stop,
+                    Some(err) => {
+                        span.status = Status::Error(err.clone());
+                        TurnOutcome::Failure(err)
+                    }
+                });
             }
             Kind::ToolStart(call) => self.tool_start(call, at, prompt_id, agent_id),
             Kind::ToolEnd(call, outcome) => self.tool_end(call, outcome, at, now, prompt_id, agent_id),
@@ -593,19 +603,13 @@ impl SessionState {
             span.set_attr(kv);
         }
         span.incomplete = false;
-        if let Some(ms) = call.duration_ms {
-            span.set_attr(KeyValue::new(semconv::TOOL_DURATION_MS, crate::model::span::int(ms)));
-        }
-        let label = outcome.label();
+        span.tool = Some(ToolRun { status: outcome.status(), duration_ms: call.duration_ms });
         span.status = match outcome {
             ToolOutcome::Ok => Status::Unset,
             ToolOutcome::Error(msg) => Status::Error(msg),
             ToolOutcome::Interrupted => Status::Error("interrupted".into()),
             ToolOutcome::Denied(reason) => Status::Error(format!("permission denied: {reason}")),
         };
-        for kv in semconv::tool_outcome(label, matches!(span.status, Status::Error(_))) {
-            span.set_attr(kv);
-        }
         span.close(at, now);
         let cid = call.call_id;
         self.unclaimed_agent_calls.retain(|c| *c != cid);
@@ -688,7 +692,7 @@ impl SessionState {
         for span in self.spans.values_mut().filter(|s| s.closed_at.is_none()) {
             span.close_incomplete(at, now);
             if span.key == SpanKey::Tool {
-                span.set_attr(KeyValue::new(semconv::TOOL_STATUS, "incomplete"));
+                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
             }
         }
         self.compactions.clear();
@@ -735,16 +739,6 @@ impl SessionState {
             SpanKey::Segment => Some(self.root_id),
             _ => Some(self.resolve(&span.parent)),
         };
-        let mut attrs = Vec::with_capacity(span.attrs.len() + 3);
-        attrs.push(KeyValue::new(semconv::SESSION_ID, self.session_id.clone()));
-        attrs.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.clone()));
-        attrs.extend(span.attrs);
-        if let Some(usage) = &span.usage {
-            attrs.extend(semconv::usage(usage));
-        }
-        if span.incomplete {
-            attrs.push(KeyValue::new(semconv::INCOMPLETE, true));
-        }
         SpanRecord {
             trace_id: self.trace_id,
             span_id: span.id,
@@ -753,11 +747,16 @@ impl SessionState {
             key: span.key,
             start: span.start,
             end: span.end.max(span.start),
-            attrs,
+            session_id: self.session_id.clone(),
+            attrs: span.attrs,
             events: span.events,
             dropped_events: span.dropped_events,
             status: span.status,
             project: self.project.clone(),
+            incomplete: span.incomplete,
+            usage: span.usage.map(|u| *u),
+            tool: span.tool,
+            turn: span.turn,
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
@@ -40,9 +41,9 @@ pub enum Entry {
     /// Usage counted for the session (JSON of a `transcript::Delta`).
     Usage { session: String, body: Vec<u8> },
     /// A span of the session handed out for export.
-    HandedOut { session: String, span: [u8; 8] },
+    HandedOut { session: Arc<str>, span: [u8; 8] },
     /// The session's trace is out: forget its rows, remember it ended (root span id, end time).
-    Ended { session: String, root: [u8; 8], end: u64 },
+    Ended { session: Arc<str>, root: [u8; 8], end: u64 },
 }
 
 const HOOK: i64 = 0;
@@ -142,7 +143,7 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, failures: &prometheus
                         insert.execute(params![session, HANDED_OUT, 0, &span[..]])?;
                     }
                     Entry::Ended { session, root, end } => {
-                        forget.execute([session])?;
+                        forget.execute([&**session])?;
                         insert.execute(params![session, ENDED, *end as i64, &root[..]])?;
                     }
                 }

@@ -9,10 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use opentelemetry::Value;
 use rusqlite::{params, Connection, OpenFlags};
 
-use crate::model::semconv;
+use crate::model::semconv::int;
 use crate::model::span::{SpanRecord, Status};
 use crate::store::{record, sqlite};
 
@@ -91,7 +90,7 @@ impl LocalStore {
             )?;
             for r in spans {
                 let trace_id = r.trace_id.to_string();
-                let session_id = r.attr(semconv::SESSION_ID).unwrap_or_else(|| trace_id.clone());
+                let session_id = if r.session_id.is_empty() { trace_id.clone() } else { r.session_id.to_string() };
                 let record = record::encode(std::slice::from_ref(r));
                 let bytes = record.len() + r.name.len() + session_id.len() + r.project.len();
                 let (status, message) = match &r.status {
@@ -111,10 +110,10 @@ impl LocalStore {
                     r.end as i64,
                     status,
                     message,
-                    r.attr(semconv::INCOMPLETE).as_deref() == Some("true"),
-                    number(r, semconv::USAGE_INPUT_TOKENS).map(|v| v as i64),
-                    number(r, semconv::USAGE_OUTPUT_TOKENS).map(|v| v as i64),
-                    number(r, semconv::COST_USD),
+                    r.incomplete,
+                    r.usage.as_ref().map(|u| int(u.tokens.all_input())),
+                    r.usage.as_ref().map(|u| int(u.tokens.output)),
+                    r.usage.as_ref().map(|u| u.cost),
                     (bytes as u64 + ROW_OVERHEAD) as i64,
                     record,
                 ])?;
@@ -302,15 +301,6 @@ pub enum ReadError {
     Sqlite(#[from] rusqlite::Error),
     #[error("local store: a stored span cannot be decoded: {0}")]
     Undecodable(#[from] serde_json::Error),
-}
-
-/// A numeric attribute (integer or float), if present.
-pub fn number(r: &SpanRecord, key: &str) -> Option<f64> {
-    r.attrs.iter().find(|kv| kv.key.as_str() == key).and_then(|kv| match &kv.value {
-        Value::I64(i) => Some(*i as f64),
-        Value::F64(f) => Some(*f),
-        other => other.as_str().parse().ok(),
-    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The stored form of a finished span: plain serde data, no OpenTelemetry types. One codec for the
 //! export spool and the local store's `record` column.
 
+use std::sync::Arc;
+
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{KeyValue, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::model::ids::SpanKey;
-use crate::model::span::{SpanEvent, SpanRecord, Status};
+use crate::model::semconv;
+use crate::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
 
 /// A span as stored: plain data, no OpenTelemetry types.
 #[derive(Serialize, Deserialize)]
@@ -25,6 +28,17 @@ struct Stored {
     error: Option<String>,
     ok: bool,
     project: String,
+    /// Empty in records written before the typed fields existed: their attributes hold all.
+    #[serde(default)]
+    session: String,
+    #[serde(default)]
+    incomplete: bool,
+    #[serde(default)]
+    usage: Option<SpanUsage>,
+    #[serde(default)]
+    tool: Option<ToolRun>,
+    #[serde(default)]
+    turn: Option<TurnOutcome>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -63,6 +77,17 @@ fn from_attrs(attrs: Attrs) -> Vec<KeyValue> {
         .collect()
 }
 
+/// Move `session.id` out of an older record's attributes (and drop its twin
+/// `gen_ai.conversation.id`): the typed field now carries both.
+fn take_legacy_session(attrs: &mut Vec<KeyValue>) -> String {
+    let session =
+        attrs.iter().find(|kv| kv.key.as_str() == semconv::SESSION_ID).map(|kv| kv.value.as_str().into_owned());
+    if session.is_some() {
+        attrs.retain(|kv| !matches!(kv.key.as_str(), semconv::SESSION_ID | semconv::CONVERSATION_ID));
+    }
+    session.unwrap_or_default()
+}
+
 /// A batch of spans as one blob.
 pub fn encode(spans: &[SpanRecord]) -> Vec<u8> {
     let stored: Vec<Stored> = spans
@@ -84,6 +109,11 @@ pub fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             },
             ok: r.status == Status::Ok,
             project: r.project.clone(),
+            session: r.session_id.to_string(),
+            incomplete: r.incomplete,
+            usage: r.usage.clone(),
+            tool: r.tool,
+            turn: r.turn.clone(),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -94,27 +124,37 @@ pub fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
     let stored: Vec<Stored> = serde_json::from_slice(blob)?;
     Ok(stored
         .into_iter()
-        .map(|s| SpanRecord {
-            trace_id: TraceId::from_bytes(s.trace),
-            span_id: SpanId::from_bytes(s.span),
-            parent: s.parent.map(SpanId::from_bytes),
-            name: s.name,
-            key: s.key,
-            start: s.start,
-            end: s.end,
-            attrs: from_attrs(s.attrs),
-            events: s
-                .events
-                .into_iter()
-                .map(|(name, at, attrs)| SpanEvent { name, at, attrs: from_attrs(attrs) })
-                .collect(),
-            dropped_events: s.dropped_events,
-            status: match (s.error, s.ok) {
-                (Some(m), _) => Status::Error(m),
-                (None, true) => Status::Ok,
-                _ => Status::Unset,
-            },
-            project: s.project,
+        .map(|s| {
+            let mut attrs = from_attrs(s.attrs);
+            // an older record kept the session and incompleteness as attributes
+            let session = if s.session.is_empty() { take_legacy_session(&mut attrs) } else { s.session };
+            SpanRecord {
+                trace_id: TraceId::from_bytes(s.trace),
+                span_id: SpanId::from_bytes(s.span),
+                parent: s.parent.map(SpanId::from_bytes),
+                name: s.name,
+                key: s.key,
+                start: s.start,
+                end: s.end,
+                session_id: Arc::from(session),
+                attrs,
+                events: s
+                    .events
+                    .into_iter()
+                    .map(|(name, at, attrs)| SpanEvent { name, at, attrs: from_attrs(attrs) })
+                    .collect(),
+                dropped_events: s.dropped_events,
+                status: match (s.error, s.ok) {
+                    (Some(m), _) => Status::Error(m),
+                    (None, true) => Status::Ok,
+                    _ => Status::Unset,
+                },
+                project: s.project,
+                incomplete: s.incomplete,
+                usage: s.usage,
+                tool: s.tool,
+                turn: s.turn,
+            }
         })
         .collect())
 }
@@ -142,6 +182,11 @@ pub(crate) mod tests {
             dropped_events: 2,
             status: Status::Error("boom".into()),
             project: "p".into(),
+            session_id: Arc::from("s-1"),
+            incomplete: i % 2 == 0,
+            usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),
+            tool: Some(ToolRun { status: crate::model::span::ToolStatus::Denied, duration_ms: Some(7) }),
+            turn: None,
         }
     }
 
@@ -150,5 +195,21 @@ pub(crate) mod tests {
         let batch: Vec<_> = (0..3).map(span).collect();
         assert_eq!(decode(&encode(&batch)).unwrap(), batch);
         assert!(decode(b"not a batch").is_err());
+    }
+
+    /// Records written before the typed fields kept the session as attributes: they still decode,
+    /// and still leave the process with one `session.id`.
+    #[test]
+    fn older_records_decode_with_their_session() {
+        let legacy = br#"[{"trace":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"span":[2,2,2,2,2,2,2,2],"parent":null,
+            "name":"claude-code session","key":"Root","start":1,"end":2,
+            "attrs":[["session.id",{"S":"s-9"}],["gen_ai.conversation.id",{"S":"s-9"}],["hooktel.incomplete",{"B":true}]],
+            "events":[],"dropped_events":0,"error":null,"ok":false,"project":"p"}]"#;
+        let spans = decode(legacy).unwrap();
+        assert_eq!(&*spans[0].session_id, "s-9");
+        let attrs = spans[0].attributes();
+        assert_eq!(attrs.iter().filter(|kv| kv.key.as_str() == "session.id").count(), 1);
+        assert_eq!(spans[0].attr("gen_ai.conversation.id").as_deref(), Some("s-9"));
+        assert_eq!(spans[0].attr("hooktel.incomplete").as_deref(), Some("true"));
     }
 }
