@@ -3,6 +3,7 @@
 
 Layers, lowest first; a module may import only its own layer and those below it:
   model < metrics < store < usage < ingest < pipeline < export < backfill < cli < main
+anyhow is for the commands only (`cli`, `main`); below them errors are types.
 Files are read for `crate::a::b` paths (test modules, from `#[cfg(test)]` on, are left out: test code
 may build its data from any layer). Every file-to-file import graph must also be free of cycles.
 """
@@ -44,6 +45,8 @@ def main() -> int:
             continue
         text = f.read_text()
         text = text.split("#[cfg(test)]", 1)[0]
+        if layer not in ("cli", "main") and re.search(r"\banyhow\b", re.sub(r"//[^\n]*", "", text)):
+            problems.append(f"{f.relative_to(SRC)}: anyhow outside cli (use a thiserror type)")
         text = re.sub(r"//[^\n]*", "", text)
         deps = graph.setdefault(f, set())
         for m in re.finditer(r"(?:crate|hooktel)::((?:\w+::)*\w+)", text):

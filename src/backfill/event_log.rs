@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde_json::{Map, Value};
 
+use crate::backfill::error::BackfillError;
 use crate::model::time::{rfc3339_ns, unix_seconds_ns};
 
 /// A custom event read from a JSONL event log.
@@ -30,8 +30,8 @@ const SESSION_KEYS: [&str; 2] = ["session_id", "sessionId"];
 /// nanoseconds told apart by size), the session from `session_id` or `sessionId`; the other fields
 /// are its attributes. Returns the events and the number of lines skipped: not a JSON object, or
 /// no usable time (a backfill has no other time to give them). Blank lines are not counted.
-pub fn events_from_jsonl(path: &Path, name: &str) -> anyhow::Result<(Vec<CustomEvent>, usize)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn events_from_jsonl(path: &Path, name: &str) -> Result<(Vec<CustomEvent>, usize), BackfillError> {
+    let bytes = std::fs::read(path).map_err(BackfillError::read(path))?;
     let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let file = file.to_string_lossy();
     let (mut events, mut skipped) = (Vec::new(), 0);

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SpanExporter as _;
 
@@ -27,8 +26,11 @@ use crate::store::import_registry::ImportRegistry;
 use crate::store::local::{LocalStore, Retention};
 use crate::usage::pricing::PriceTable;
 
+mod error;
 pub mod event_log;
 pub mod transcripts;
+
+pub use error::BackfillError;
 
 /// What to import.
 pub struct Request {
@@ -93,13 +95,15 @@ enum Destination {
     Local(LocalStore),
 }
 
-pub fn run(req: Request) -> anyhow::Result<Summary> {
-    std::fs::create_dir_all(&req.data_dir).with_context(|| format!("creating {}", req.data_dir.display()))?;
+pub fn run(req: Request) -> Result<Summary, BackfillError> {
+    std::fs::create_dir_all(&req.data_dir)
+        .map_err(|source| BackfillError::DataDir { path: req.data_dir.clone(), source })?;
     let mut registry = ImportRegistry::open(&req.data_dir)?;
     let mut summary = Summary::default();
     let mut dest = match req.protocol {
         Some(protocol) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BackfillError::Runtime)?;
             let resource = otlp::resource(&req.service_name);
             let exporter = rt.block_on(async { otlp::build_exporter(protocol, &resource) })?;
             summary.destination = format!("the OTLP collector ({protocol:?})");
@@ -120,7 +124,7 @@ pub fn run(req: Request) -> anyhow::Result<Summary> {
                 }
                 send(&mut dest, &mut registry, session.spans, &mut summary)?;
             }
-            Err(e) => summary.failed_files.push((path, format!("{e:#}"))),
+            Err(e) => summary.failed_files.push((path, e.to_string())),
         }
     }
     if let Some((file, name)) = &req.events {
@@ -184,7 +188,7 @@ fn send(
     registry: &mut ImportRegistry,
     spans: Vec<SpanRecord>,
     summary: &mut Summary,
-) -> anyhow::Result<()> {
+) -> Result<(), BackfillError> {
     let mut fresh = Vec::with_capacity(spans.len());
     for s in spans {
         if registry.contains(&s)? {
@@ -197,7 +201,7 @@ fn send(
         match dest {
             Destination::Otlp(exporter, rt) => {
                 let data = chunk.iter().map(otlp::span_data).collect();
-                rt.block_on(exporter.export(data)).map_err(|e| anyhow::anyhow!("OTLP export failed: {e}"))?;
+                rt.block_on(exporter.export(data)).map_err(BackfillError::Export)?;
             }
             Destination::Local(store) => store.insert(chunk, now_ns())?,
         }

@@ -21,11 +21,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 use serde_json::Value;
 
+use crate::backfill::error::BackfillError;
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -122,9 +122,13 @@ struct Reader {
 }
 
 /// Read one session: `main` is `<session>.jsonl`; its subagent files are found beside it.
-pub fn session_from_transcript(main: &Path, prices: &PriceTable, capture: Capture) -> anyhow::Result<ImportedSession> {
+pub fn session_from_transcript(
+    main: &Path,
+    prices: &PriceTable,
+    capture: Capture,
+) -> Result<ImportedSession, BackfillError> {
     let mut r = Reader::default();
-    let bytes = std::fs::read(main).with_context(|| format!("reading {}", main.display()))?;
+    let bytes = std::fs::read(main).map_err(BackfillError::read(main))?;
     r.read_main(&bytes);
     let mut usage = ledger_deltas(&bytes, prices);
     let mut root_usage: Option<SpanUsage> = None;
@@ -137,7 +141,7 @@ pub fn session_from_transcript(main: &Path, prices: &PriceTable, capture: Captur
 
     let mut agents = Vec::new();
     for (aid, path) in agent_files(main) {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(&path).map_err(BackfillError::read(&path))?;
         let meta = std::fs::read(path.with_file_name(format!("agent-{aid}.meta.json"))).unwrap_or_default();
         let agent_type = serde_json::from_slice::<Value>(&meta)
             .ok()
@@ -166,7 +170,7 @@ pub fn session_from_transcript(main: &Path, prices: &PriceTable, capture: Captur
         (false, Some(from_lines)) => from_lines,
         _ => stem,
     };
-    let Some(extent) = r.extent else { anyhow::bail!("{}: no timestamped lines", main.display()) };
+    let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(main.to_path_buf())) };
     let spans = r.spans(&sid, main, extent, root_usage, agents, capture);
     Ok(ImportedSession { session_id: sid, spans, usage })
 }

@@ -12,7 +12,7 @@ pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &
     if paths.is_empty() && events.is_none() {
         paths.extend(backfill::default_projects_dir());
     }
-    backfill::run(backfill::Request {
+    Ok(backfill::run(backfill::Request {
         paths,
         events,
         data_dir: output.data_dir(),
@@ -21,5 +21,5 @@ pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &
         prices: output.prices()?,
         service_name: output.service_name.clone(),
         retention: output.retention(),
-    })
+    })?)
 }

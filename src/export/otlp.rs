@@ -38,7 +38,10 @@ impl Protocol {
 
 /// Build the OTLP span exporter; endpoint, headers and timeout come from the standard
 /// `OTEL_EXPORTER_OTLP_*` variables, read by `opentelemetry-otlp` itself.
-pub fn build_exporter(protocol: Protocol, resource: &Resource) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+pub fn build_exporter(
+    protocol: Protocol,
+    resource: &Resource,
+) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
     // three quick retries (about 2 s in all); a longer outage is the spool's job
     let retry = RetryPolicy::recommended();
     let mut exporter = match protocol {

@@ -61,6 +61,15 @@ fn web_search_default() -> f64 {
 /// Claude Code prices responses served in the US (`usage.inference_geo == "us"`) at 1.1 times.
 const US_GEO_MULTIPLIER: f64 = 1.1;
 
+/// Why a price file (`HOOKTEL_PRICES_FILE`) was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceFileError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error("not a price table: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
 /// How a response was served, which changes its price.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Service {
@@ -150,7 +159,7 @@ impl PriceTable {
     }
 
     /// The built-in table with the models of `path` added or replaced.
-    pub fn with_file(path: &Path) -> anyhow::Result<PriceTable> {
+    pub fn with_file(path: &Path) -> Result<PriceTable, PriceFileError> {
         let text = std::fs::read_to_string(path)?;
         let file: PriceFile = serde_json::from_str(&text)?;
         let mut table = PriceTable::builtin();

@@ -1,0 +1,31 @@
+//! What can go wrong in `hooktel import`: a file that cannot be read or holds no timed line (that
+//! file is skipped and named in the summary), or a store, runtime or exporter that fails (the import
+//! stops).
+
+use std::path::{Path, PathBuf};
+
+/// Why an import stopped, or why one file of it was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("reading {path}: {source}", path = .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: no timestamped lines", .0.display())]
+    NoTimestamps(PathBuf),
+    #[error("creating {path}: {source}", path = .path.display())]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("starting the export runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("building the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("OTLP export failed: {0}")]
+    Export(opentelemetry_sdk::error::OTelSdkError),
+}
+
+impl BackfillError {
+    /// Reading `path` failed.
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> BackfillError + '_ {
+        move |source| BackfillError::Read { path: path.to_path_buf(), source }
+    }
+}
