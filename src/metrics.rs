@@ -27,12 +27,12 @@ const TOOL_BUCKETS: &[f64] =
 
 /// What a spool holds, as its gauges publish it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SpoolDepth {
+pub(crate) struct SpoolDepth {
     /// Hook events, or span batches.
-    pub items: u64,
-    pub bytes: u64,
+    pub(crate) items: u64,
+    pub(crate) bytes: u64,
     /// When the oldest item was spooled (Unix ns).
-    pub oldest_at: Option<u64>,
+    pub(crate) oldest_at: Option<u64>,
 }
 
 pub struct Metrics {
@@ -40,32 +40,32 @@ pub struct Metrics {
     /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
     project_label: bool,
     pub hook_events: IntCounterVec,
-    pub ingest_rejected: IntCounterVec,
-    pub late_events: IntCounter,
-    pub tool_calls: IntCounterVec,
-    pub tool_duration: HistogramVec,
-    pub tokens: IntCounterVec,
-    pub cost: prometheus::CounterVec,
-    pub unpriced_tokens: IntCounterVec,
-    pub transcript_errors: IntCounterVec,
-    pub sessions_started: IntCounterVec,
-    pub sessions_ended: IntCounterVec,
-    pub sessions_active: IntGauge,
-    pub turns: IntCounterVec,
-    pub subagents: IntCounterVec,
-    pub custom_events: IntCounterVec,
-    pub spans_exported: IntCounter,
-    pub spans_stored: IntCounter,
-    pub spans_dropped: IntCounterVec,
-    pub export_failures: IntCounterVec,
+    pub(crate) ingest_rejected: IntCounterVec,
+    pub(crate) late_events: IntCounter,
+    pub(crate) tool_calls: IntCounterVec,
+    pub(crate) tool_duration: HistogramVec,
+    pub(crate) tokens: IntCounterVec,
+    pub(crate) cost: prometheus::CounterVec,
+    pub(crate) unpriced_tokens: IntCounterVec,
+    pub(crate) transcript_errors: IntCounterVec,
+    pub(crate) sessions_started: IntCounterVec,
+    pub(crate) sessions_ended: IntCounterVec,
+    pub(crate) sessions_active: IntGauge,
+    pub(crate) turns: IntCounterVec,
+    pub(crate) subagents: IntCounterVec,
+    pub(crate) custom_events: IntCounterVec,
+    pub(crate) spans_exported: IntCounter,
+    pub(crate) spans_stored: IntCounter,
+    pub(crate) spans_dropped: IntCounterVec,
+    pub(crate) export_failures: IntCounterVec,
     pub queue_depth: IntGauge,
-    pub last_event_timestamp: Gauge,
-    pub spool_events: IntGauge,
-    pub spool_events_by: prometheus::IntGaugeVec,
-    pub spool_bytes: prometheus::IntGaugeVec,
-    pub spool_oldest_age: prometheus::GaugeVec,
-    pub spool_dropped: IntCounterVec,
-    pub journal_failures: IntCounter,
+    pub(crate) last_event_timestamp: Gauge,
+    pub(crate) spool_events: IntGauge,
+    pub(crate) spool_events_by: prometheus::IntGaugeVec,
+    pub(crate) spool_bytes: prometheus::IntGaugeVec,
+    pub(crate) spool_oldest_age: prometheus::GaugeVec,
+    pub(crate) spool_dropped: IntCounterVec,
+    pub(crate) journal_failures: IntCounter,
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
@@ -228,20 +228,20 @@ impl Metrics {
     }
 
     /// Count one accepted custom event under its (capped) name.
-    pub fn custom_event(&self, name: &str) {
+    pub(crate) fn custom_event(&self, name: &str) {
         self.custom_events.with_label_values(&[self.custom_names.label(name)]).inc();
     }
 
-    pub fn session_started(&self, source: &str) {
+    pub(crate) fn session_started(&self, source: &str) {
         self.sessions_started.with_label_values(&[self.sources.label(source)]).inc();
     }
 
-    pub fn session_ended(&self, reason: &str) {
+    pub(crate) fn session_ended(&self, reason: &str) {
         self.sessions_ended.with_label_values(&[self.end_reasons.label(reason)]).inc();
     }
 
     /// Record a spool's depth; `hooktel_spool_events` is the total over every spool.
-    pub fn spool_depth(&self, spool: &str, d: &SpoolDepth) {
+    pub(crate) fn spool_depth(&self, spool: &str, d: &SpoolDepth) {
         self.spool_events_by.with_label_values(&[spool]).set(i64::try_from(d.items).unwrap_or(i64::MAX));
         self.spool_bytes.with_label_values(&[spool]).set(i64::try_from(d.bytes).unwrap_or(i64::MAX));
         let age = d.oldest_at.map_or(0.0, |at| now_ns().saturating_sub(at) as f64 / 1e9);

@@ -8,12 +8,12 @@ use crate::usage::accountant::SessionUsage;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::Ledger;
 
-pub const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+pub(crate) const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 
 /// 2026-11-21 04:31:21 UTC, when the captured session ran.
-pub const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
-pub const SEC: u64 = 1_000_000_000;
-pub const MS: u64 = 1_000_000;
+pub(crate) const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
+pub(crate) const SEC: u64 = 1_000_000_000;
+pub(crate) const MS: u64 = 1_000_000;
 
 use crate::pipeline::sessions::tests::CAPTURED;
 
@@ -28,7 +28,7 @@ const TRANSCRIPTS: &[&str] = &[
 
 /// The captured session as the pipeline hands it out: its hook payloads fired 10 ms apart from
 /// `start`, with the usage of its real transcripts. `session` replaces its session id.
-pub fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
+pub(crate) fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
     let mut sessions = Sessions::new(Settings { settle_ns: 100 * MS, ..Settings::default() });
     let mut out = Vec::new();
     for (i, payload) in CAPTURED.iter().enumerate() {

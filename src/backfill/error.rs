@@ -25,7 +25,7 @@ pub enum BackfillError {
 
 impl BackfillError {
     /// Reading `path` failed.
-    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> BackfillError + '_ {
+    pub(crate) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> BackfillError + '_ {
         move |source| BackfillError::Read { path: path.to_path_buf(), source }
     }
 }

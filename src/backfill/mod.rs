@@ -30,35 +30,35 @@ mod error;
 pub mod event_log;
 pub mod transcripts;
 
-pub use error::BackfillError;
+pub(crate) use error::BackfillError;
 
 /// What to import.
-pub struct Request {
-    pub paths: Vec<PathBuf>,
+pub(crate) struct Request {
+    pub(crate) paths: Vec<PathBuf>,
     /// A JSONL event log and the name its events get.
-    pub events: Option<(PathBuf, String)>,
-    pub data_dir: PathBuf,
+    pub(crate) events: Option<(PathBuf, String)>,
+    pub(crate) data_dir: PathBuf,
     /// The OTLP protocol, or `None` for the local store.
-    pub protocol: Option<Protocol>,
-    pub capture: Capture,
-    pub prices: PriceTable,
-    pub service_name: String,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) capture: Capture,
+    pub(crate) prices: PriceTable,
+    pub(crate) service_name: String,
     /// Retention of the local store: history older than `max_age` is not kept there.
-    pub retention: Retention,
+    pub(crate) retention: Retention,
 }
 
 /// What an import did, for the user.
 #[derive(Debug, Default)]
 pub struct Summary {
-    pub sessions: usize,
-    pub spans_sent: usize,
-    pub spans_already_imported: usize,
-    pub events: usize,
-    pub skipped_lines: usize,
+    pub(crate) sessions: usize,
+    pub(crate) spans_sent: usize,
+    pub(crate) spans_already_imported: usize,
+    pub(crate) events: usize,
+    pub(crate) skipped_lines: usize,
     pub failed_files: Vec<(PathBuf, String)>,
-    pub tokens: TokenUsage,
-    pub cost: f64,
-    pub destination: String,
+    pub(crate) tokens: TokenUsage,
+    pub(crate) cost: f64,
+    pub(crate) destination: String,
 }
 
 impl std::fmt::Display for Summary {
@@ -95,7 +95,7 @@ enum Destination {
     Local(LocalStore),
 }
 
-pub fn run(req: Request) -> Result<Summary, BackfillError> {
+pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
     std::fs::create_dir_all(&req.data_dir)
         .map_err(|source| BackfillError::DataDir { path: req.data_dir.clone(), source })?;
     let mut registry = ImportRegistry::open(&req.data_dir)?;
@@ -212,7 +212,7 @@ fn send(
 }
 
 /// The default place Claude Code keeps its transcripts.
-pub fn default_projects_dir() -> Option<PathBuf> {
+pub(crate) fn default_projects_dir() -> Option<PathBuf> {
     let config = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
     let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude"));
     config.or(home).map(|d| d.join("projects"))

@@ -23,27 +23,27 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4388";
 pub struct ServeArgs {
     /// Address for /v1/hooks, /metrics and /healthz.
     #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
-    pub idle_timeout_secs: u64,
+    pub(crate) idle_timeout_secs: u64,
     /// Milliseconds a closed span waits for late, out-of-order events before export.
     #[arg(long, env = "HOOKTEL_SETTLE_MS", default_value_t = 1000)]
-    pub settle_ms: u64,
+    pub(crate) settle_ms: u64,
     /// Events accepted but not yet processed; when full, /v1/hooks answers 503.
     #[arg(long, env = "HOOKTEL_QUEUE_CAPACITY", default_value_t = 65_536)]
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "HOOKTEL_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Largest size of the export spool; beyond it the oldest spans are dropped (and counted).
     #[arg(long, env = "HOOKTEL_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
-    pub spool_max_bytes: u64,
+    pub(crate) spool_max_bytes: u64,
     /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
     #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub project_label: bool,
+    pub(crate) project_label: bool,
 }
 
 /// Where spans go and what they carry: shared by `serve` and `import`, which must agree.
@@ -51,30 +51,30 @@ pub struct ServeArgs {
 pub struct OutputArgs {
     /// Directory for hooktel's own files (the spool and local store).
     #[arg(long, env = "HOOKTEL_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// What content leaves the machine: none, metadata (default) or full.
     #[arg(long, env = "HOOKTEL_CAPTURE", value_enum, default_value_t = Capture::Metadata)]
-    pub capture: Capture,
+    pub(crate) capture: Capture,
     /// Local mode: sessions older than this many days are removed from the local store.
     #[arg(long, env = "HOOKTEL_RETENTION_DAYS", default_value_t = 30)]
-    pub retention_days: u64,
+    pub(crate) retention_days: u64,
     /// Local mode: the local store's size cap; the oldest sessions go first.
     #[arg(long, env = "HOOKTEL_STORE_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
-    pub store_max_bytes: u64,
+    pub(crate) store_max_bytes: u64,
     /// A JSON price table adding or replacing models of the built-in one.
     #[arg(long, env = "HOOKTEL_PRICES_FILE")]
-    pub prices_file: Option<PathBuf>,
+    pub(crate) prices_file: Option<PathBuf>,
     /// Service name when OTEL_SERVICE_NAME is not set.
     #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
-    pub service_name: String,
+    pub(crate) service_name: String,
 }
 
 impl OutputArgs {
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
 
-    pub fn retention(&self) -> Retention {
+    pub(crate) fn retention(&self) -> Retention {
         Retention {
             max_age: Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)),
             max_bytes: self.store_max_bytes,
@@ -82,7 +82,7 @@ impl OutputArgs {
     }
 
     /// The built-in price table, or it amended by `--prices-file`.
-    pub fn prices(&self) -> anyhow::Result<PriceTable> {
+    pub(crate) fn prices(&self) -> anyhow::Result<PriceTable> {
         match &self.prices_file {
             Some(p) => PriceTable::with_file(p).with_context(|| format!("reading prices from {}", p.display())),
             None => Ok(PriceTable::builtin()),
@@ -91,7 +91,7 @@ impl OutputArgs {
 }
 
 impl ServeArgs {
-    pub fn session_settings(&self) -> Settings {
+    pub(crate) fn session_settings(&self) -> Settings {
         Settings {
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
@@ -111,7 +111,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// The OTLP protocol to use, or `None` for local mode (no endpoint configured).
-pub fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
+pub(crate) fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
     if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return Ok(None);
@@ -124,17 +124,17 @@ pub fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
 
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
 #[derive(Clone, Debug)]
-pub struct HookSettings {
+pub(crate) struct HookSettings {
     /// `host:port` of the sidecar (`HOOKTEL_ADDR`).
-    pub addr: String,
+    pub(crate) addr: String,
     /// Budget for connecting, and separately for sending and reading the reply (`HOOKTEL_HOOK_TIMEOUT_MS`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Where the spool is (`HOOKTEL_DATA_DIR`).
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl HookSettings {
-    pub fn from_env() -> HookSettings {
+    pub(crate) fn from_env() -> HookSettings {
         let addr =
             std::env::var("HOOKTEL_ADDR").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let ms = std::env::var("HOOKTEL_HOOK_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500u64);

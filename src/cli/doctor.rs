@@ -21,7 +21,7 @@ const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// Ordered by severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warn,
     Fail,
@@ -29,11 +29,11 @@ pub enum Status {
 
 #[derive(Clone, Debug)]
 pub struct Check {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
+    pub(crate) name: String,
+    pub(crate) status: Status,
+    pub(crate) detail: String,
     /// What to do about it (for warnings and failures).
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 impl Check {
@@ -46,13 +46,13 @@ impl Check {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// `host:port` of the sidecar, as the hooks find it (`HOOKTEL_ADDR`).
-    pub addr: String,
+    pub(crate) addr: String,
     /// hooktel's data directory (`HOOKTEL_DATA_DIR`).
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Settings files to check, by scope: the user's always, the project's when they exist.
-    pub settings: Vec<(String, PathBuf)>,
+    pub(crate) settings: Vec<(String, PathBuf)>,
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub otlp_endpoint: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
 }
 
 impl Options {

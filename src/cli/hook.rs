@@ -20,7 +20,7 @@ const MAX_STDIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why an event did not reach the sidecar.
 #[derive(Debug, thiserror::Error)]
-pub enum Undelivered {
+pub(crate) enum Undelivered {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The sidecar answered, but not 2xx (e.g. 503 when its queue is full).
@@ -78,7 +78,7 @@ fn cut_large_payload(body: Vec<u8>) -> Vec<u8> {
 }
 
 /// POST the payload to the sidecar's `/v1/hooks`; `Ok` only on a 2xx reply.
-pub fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Undelivered> {
+pub(crate) fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(), Undelivered> {
     post(settings, "/v1/hooks", body, at)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Why a request got no HTTP answer.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
     #[error("sending failed: {0}")]
@@ -19,23 +19,23 @@ pub enum HttpError {
 
 /// One request: `Connection: close`, a body with its length, extra header lines (each ending in
 /// `\r\n`). Reads the status and at most `max_body` bytes of the answer (0: the status alone).
-pub struct Request<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub headers: &'a str,
-    pub body: &'a [u8],
-    pub timeout: Duration,
-    pub max_body: u64,
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a str,
+    pub(crate) body: &'a [u8],
+    pub(crate) timeout: Duration,
+    pub(crate) max_body: u64,
 }
 
 /// The status code and what was read of the body.
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Send `req` to `addr` (`host:port`) and read the answer.
-pub fn send(addr: &str, req: &Request) -> Result<Response, HttpError> {
+pub(crate) fn send(addr: &str, req: &Request) -> Result<Response, HttpError> {
     let mut stream = connect(addr, req.timeout).map_err(HttpError::Connect)?;
     stream.set_write_timeout(Some(req.timeout)).map_err(HttpError::Io)?;
     stream.set_read_timeout(Some(req.timeout)).map_err(HttpError::Io)?;
@@ -77,7 +77,7 @@ pub fn send(addr: &str, req: &Request) -> Result<Response, HttpError> {
 }
 
 /// A TCP connection to `host:port`, trying each address it resolves to within `timeout` each.
-pub fn connect(addr: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+pub(crate) fn connect(addr: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"));
     for a in resolve(addr, timeout)? {
         match TcpStream::connect_timeout(&a, timeout) {

@@ -22,7 +22,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
 /// replace Claude Code's own git worktree handling. Unknown names are ignored (logged) by 2.1.329.
-pub const EVENTS: &[&str] = &[
+pub(crate) const EVENTS: &[&str] = &[
     "PreToolUse",
     "PostToolUse",
     "PostToolUseFailure",
@@ -58,10 +58,10 @@ pub const EVENTS: &[&str] = &[
 
 /// Events on which Claude Code skips http hooks ("HTTP hooks are not supported for SessionStart"):
 /// with `--http` they keep the command hook.
-pub const COMMAND_ONLY: &[&str] = &["SessionStart", "Setup"];
+pub(crate) const COMMAND_ONLY: &[&str] = &["SessionStart", "Setup"];
 
 /// The header that marks an http hook as hooktel's. The sidecar ignores it.
-pub const MARKER_HEADER: &str = "X-Hooktel";
+pub(crate) const MARKER_HEADER: &str = "X-Hooktel";
 
 /// The settings key that, when present, lists the only URLs http hooks may POST to.
 const ALLOWLIST: &str = "allowedHttpHookUrls";
@@ -77,21 +77,21 @@ pub enum HookKind {
 /// What `install` or `uninstall` did, for printing.
 #[derive(Debug, Default)]
 pub struct Report {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The file did not exist and was created.
-    pub created: bool,
+    pub(crate) created: bool,
     /// Where the old file was copied before it was changed.
-    pub backup: Option<PathBuf>,
-    pub added: Vec<String>,
-    pub updated: Vec<String>,
-    pub unchanged: Vec<String>,
-    pub removed: Vec<String>,
+    pub(crate) backup: Option<PathBuf>,
+    pub(crate) added: Vec<String>,
+    pub(crate) updated: Vec<String>,
+    pub(crate) unchanged: Vec<String>,
+    pub(crate) removed: Vec<String>,
     /// Changes to `allowedHttpHookUrls`.
-    pub allowlist: Vec<String>,
+    pub(crate) allowlist: Vec<String>,
 }
 
 impl Report {
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty() && self.allowlist.is_empty())
     }
 }
@@ -167,7 +167,7 @@ pub fn hook_url(listen: std::net::SocketAddr) -> String {
 }
 
 /// Quote for a POSIX shell, leaving plain paths readable.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b));
     if plain {
         s.to_owned()
@@ -262,25 +262,25 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
 
 /// What a settings file holds that matters to hooktel, for `hooktel doctor`.
 #[derive(Debug, Default)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// hooktel's hooks by event, in file order.
-    pub hooks: Vec<(String, Found)>,
+    pub(crate) hooks: Vec<(String, Found)>,
     /// `disableAllHooks: true` turns every hook off.
-    pub all_hooks_disabled: bool,
+    pub(crate) all_hooks_disabled: bool,
     /// `allowedHttpHookUrls`, when the file sets it.
-    pub allowlist: Option<Vec<String>>,
+    pub(crate) allowlist: Option<Vec<String>>,
 }
 
 /// One of hooktel's hooks as found in a settings file.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Found {
+pub(crate) enum Found {
     /// The program a command hook runs (first word of `command`, unquoted).
     Command(String),
     Http(String),
 }
 
 /// Read hooktel's hooks from a settings file; `None` when there is no file.
-pub fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
+pub(crate) fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
     let (settings, existing) = load(path)?;
     if existing.is_none() {
         return Ok(None);
@@ -307,7 +307,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
 }
 
 /// Whether `url` matches an `allowedHttpHookUrls` pattern (`*` matches any run of characters).
-pub fn url_allowed(pattern: &str, url: &str) -> bool {
+pub(crate) fn url_allowed(pattern: &str, url: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == url;

@@ -5,7 +5,7 @@
 pub mod config;
 pub mod doctor;
 pub mod hook;
-pub mod http1;
+pub(crate) mod http1;
 pub mod import;
 pub mod install;
 pub mod serve;

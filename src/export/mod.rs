@@ -12,7 +12,7 @@ use std::time::Duration;
 use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 
-pub mod otlp;
+pub(crate) mod otlp;
 
 use crate::metrics::Metrics;
 use crate::model::span::SpanRecord;
@@ -33,7 +33,7 @@ const EXPORT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Where finished spans go: an OTLP exporter, or the local SQLite store when no collector is
 /// configured.
-pub enum Sink {
+pub(crate) enum Sink {
     Otlp(Box<opentelemetry_otlp::SpanExporter>),
     Local(LocalStore),
 }
@@ -74,7 +74,12 @@ async fn blocking<S: Send + 'static, T: Send + 'static>(
 /// Export batches until the channel closes; then export what is left and shut the exporter down.
 /// While the collector fails, batches go to the spool and the oldest spooled batch probes it with
 /// backoff; once it answers, the spool is replayed oldest first.
-pub async fn run(mut rx: mpsc::Receiver<Vec<SpanRecord>>, sink: Sink, spool: Option<SpanSpool>, metrics: Arc<Metrics>) {
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Vec<SpanRecord>>,
+    sink: Sink,
+    spool: Option<SpanSpool>,
+    metrics: Arc<Metrics>,
+) {
     let (exporter, store) = match sink {
         Sink::Otlp(e) => (Some(e), None),
         Sink::Local(s) => (None, Some(s)),
@@ -279,7 +284,7 @@ async fn export(
 /// Why an export call failed, as far as hooktel acts on it: `Rejected` is permanent (the batch is
 /// dropped and counted), everything else is retried from the spool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ExportFailure {
+pub(crate) enum ExportFailure {
     #[error("the collector cannot be reached")]
     Unavailable,
     #[error("the collector asked to slow down")]
@@ -296,7 +301,7 @@ pub enum ExportFailure {
 
 impl ExportFailure {
     /// The bounded `reason` label of `hooktel_export_failures_total`.
-    pub fn metric_label(self) -> &'static str {
+    pub(crate) fn metric_label(self) -> &'static str {
         match self {
             ExportFailure::Unavailable => "unavailable",
             ExportFailure::Throttled => "throttled",
@@ -308,7 +313,7 @@ impl ExportFailure {
     }
 
     /// From an HTTP status code.
-    pub fn from_status(code: u16) -> ExportFailure {
+    pub(crate) fn from_status(code: u16) -> ExportFailure {
         match code {
             429 => ExportFailure::Throttled,
             408 | 504 => ExportFailure::Timeout,
@@ -321,7 +326,7 @@ impl ExportFailure {
 
     /// `opentelemetry-otlp` 0.33 hands back its errors as text only (`InternalFailure(String)`),
     /// with the HTTP status code or the gRPC code inside: this is the one place that reads it.
-    pub fn from_exporter(msg: &str) -> ExportFailure {
+    pub(crate) fn from_exporter(msg: &str) -> ExportFailure {
         let m = msg.to_ascii_lowercase();
         if let Some(code) = m.split("status code").nth(1).and_then(|rest| {
             let digits: String = rest.trim_start_matches([':', ' ']).chars().take_while(char::is_ascii_digit).collect();

@@ -16,7 +16,7 @@ use crate::model::span::{SpanRecord, Status};
 
 /// The OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     HttpProtobuf,
     Grpc,
 }
@@ -24,10 +24,10 @@ pub enum Protocol {
 /// `OTEL_EXPORTER_OTLP_PROTOCOL` names a protocol hooktel does not speak.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unsupported OTLP protocol {0:?}: use grpc or http/protobuf")]
-pub struct UnsupportedProtocol(pub String);
+pub(crate) struct UnsupportedProtocol(pub String);
 
 impl Protocol {
-    pub fn parse(s: &str) -> Result<Protocol, UnsupportedProtocol> {
+    pub(crate) fn parse(s: &str) -> Result<Protocol, UnsupportedProtocol> {
         match s.trim() {
             "" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
             "grpc" => Ok(Protocol::Grpc),
@@ -38,7 +38,7 @@ impl Protocol {
 
 /// Build the OTLP span exporter; endpoint, headers and timeout come from the standard
 /// `OTEL_EXPORTER_OTLP_*` variables, read by `opentelemetry-otlp` itself.
-pub fn build_exporter(
+pub(crate) fn build_exporter(
     protocol: Protocol,
     resource: &Resource,
 ) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
@@ -56,7 +56,7 @@ pub fn build_exporter(
 
 /// The resource every span carries: service name and `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK),
 /// plus the host and user that ran the session.
-pub fn resource(service_name: &str) -> Resource {
+pub(crate) fn resource(service_name: &str) -> Resource {
     let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
     if let Some(host) = host_name() {
         attrs.push(KeyValue::new("host.name", host));
@@ -88,7 +88,7 @@ fn time(ns: u64) -> SystemTime {
 }
 
 /// A finished span as the OpenTelemetry SDK's export type, with every attribute it carries out.
-pub fn span_data(rec: &SpanRecord) -> SpanData {
+pub(crate) fn span_data(rec: &SpanRecord) -> SpanData {
     let span_context = SpanContext::new(rec.trace_id, rec.span_id, TraceFlags::SAMPLED, false, TraceState::default());
     let events = rec
         .events

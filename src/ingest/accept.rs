@@ -16,16 +16,16 @@ use crate::model::payload;
 use crate::usage::transcript;
 
 /// What every request handler shares.
-pub struct Ingest {
-    pub queue: mpsc::Sender<Event>,
-    pub metrics: Arc<Metrics>,
-    pub capture: Capture,
-    pub max_body_bytes: usize,
+pub(crate) struct Ingest {
+    pub(crate) queue: mpsc::Sender<Event>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) capture: Capture,
+    pub(crate) max_body_bytes: usize,
 }
 
 /// What to do when the ingest queue is full.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Answer 503 at once (a live request: the hook client keeps what it could not deliver).
     RefuseWhenFull,
     /// Wait for room (draining the spool: the event is already safe on disk).
@@ -34,7 +34,7 @@ pub enum Admission {
 
 /// Why an event was not accepted.
 #[derive(Debug)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Invalid(Rejected),
     QueueFull,
     Closed,
@@ -42,7 +42,7 @@ pub enum Refusal {
 
 /// The one ingest path of a hook payload, whatever brought it (HTTP hook, `hooktel hook`, the spool):
 /// parse, cut, normalise, tie subagents to their spawner, queue, count.
-pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
+pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
     let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
     enrich(&mut event).await;
     let (name, custom) = (event.name.clone(), event.custom);
@@ -65,7 +65,7 @@ pub async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission)
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
 /// event keeps the payload as accepted, for the journal.
-pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
     let cut = payload::trim_payload(&mut map);
@@ -76,7 +76,7 @@ pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> 
 }
 
 /// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
-pub async fn enrich(event: &mut Event) {
+pub(crate) async fn enrich(event: &mut Event) {
     let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
     if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
         *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;

@@ -19,7 +19,7 @@ const DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 const DRAIN_BATCH: usize = 512;
 
 /// Drain the spool into the pipeline until `stop` turns true: once at start, then every second.
-pub async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
     let metrics = ingest.metrics.clone();
     let dir = data_dir.clone();
     let mut spool = match blocking(move || hook_spool::HookSpool::open(&dir)).await {

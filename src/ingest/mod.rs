@@ -2,7 +2,7 @@
 //! admission (parse, normalise, queue), the pure normaliser, and the hook-spool drain, which feeds
 //! spooled events back through the same admission.
 
-pub mod accept;
-pub mod drain;
+pub(crate) mod accept;
+pub(crate) mod drain;
 pub mod normalize;
-pub mod server;
+pub(crate) mod server;

@@ -16,29 +16,29 @@ use crate::model::span::ToolStatus;
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
 pub struct Event {
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `hook_event_name` as sent, including names hooktel does not know.
-    pub name: String,
+    pub(crate) name: String,
     /// When the hook fired, Unix nanoseconds (the client's stamp, or the sidecar's receive time).
-    pub at: u64,
-    pub prompt_id: Option<String>,
+    pub(crate) at: u64,
+    pub(crate) prompt_id: Option<String>,
     /// Set when the event fired inside a subagent.
-    pub agent_id: Option<String>,
-    pub agent_type: Option<String>,
-    pub cwd: Option<String>,
-    pub transcript_path: Option<String>,
-    pub kind: Kind,
+    pub(crate) agent_id: Option<String>,
+    pub(crate) agent_type: Option<String>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) transcript_path: Option<String>,
+    pub(crate) kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
-    pub attrs: Vec<KeyValue>,
+    pub(crate) attrs: Vec<KeyValue>,
     /// The payload as accepted (after cutting), for the journal; empty when not kept.
-    pub raw: bytes::Bytes,
+    pub(crate) raw: bytes::Bytes,
     /// A custom event (`POST /v1/events`, `hooktel emit`) rather than a hook event.
-    pub custom: bool,
+    pub(crate) custom: bool,
 }
 
 /// What an event does to the span tree.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     SessionStart {
         source: String,
     },
@@ -77,20 +77,20 @@ pub enum Kind {
 
 /// A tool call as its Pre/Post events describe it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ToolCall {
-    pub name: String,
-    pub call_id: String,
+pub(crate) struct ToolCall {
+    pub(crate) name: String,
+    pub(crate) call_id: String,
     /// Span attributes from the input (a redacted summary by default) and the output (full capture).
-    pub attrs: Vec<KeyValue>,
+    pub(crate) attrs: Vec<KeyValue>,
     /// `duration_ms` from PostToolUse*, when Claude Code sent it.
-    pub duration_ms: Option<u64>,
+    pub(crate) duration_ms: Option<u64>,
     /// For an `Agent` call: the subagent its response names (`tool_response.agentId`).
-    pub spawned_agent: Option<String>,
+    pub(crate) spawned_agent: Option<String>,
 }
 
 /// How a tool call ended.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ToolOutcome {
+pub(crate) enum ToolOutcome {
     Ok,
     Error(String),
     Interrupted,
@@ -99,7 +99,7 @@ pub enum ToolOutcome {
 
 impl ToolOutcome {
     /// The tool call's status on its span and in metrics.
-    pub fn status(&self) -> ToolStatus {
+    pub(crate) fn status(&self) -> ToolStatus {
         match self {
             ToolOutcome::Ok => ToolStatus::Ok,
             ToolOutcome::Error(_) => ToolStatus::Error,
@@ -123,22 +123,13 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Rejected::NotJson(_) => "malformed_json",
             Rejected::NotObject => "not_an_object",
             Rejected::MissingField(_) => "missing_field",
             Rejected::EmptySession => "empty_session_id",
         }
-    }
-}
-
-/// Parse and normalise a body; `at` is the receive time in Unix nanoseconds.
-pub fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
-    match value {
-        Value::Object(map) => normalize(&map, at, capture),
-        _ => Err(Rejected::NotObject),
     }
 }
 
@@ -347,18 +338,22 @@ mod tests {
 
     #[test]
     fn refuses_payloads_without_keys() {
-        assert_eq!(parse(b"{", 0, Capture::Metadata).unwrap_err().metric_label(), "malformed_json");
-        assert_eq!(parse(b"[1]", 0, Capture::Metadata).unwrap_err(), Rejected::NotObject);
         assert_eq!(
-            parse(br#"{"hook_event_name":"Stop"}"#, 0, Capture::Metadata).unwrap_err(),
+            crate::ingest::accept::parse(b"{", 0, Capture::Metadata).unwrap_err().metric_label(),
+            "malformed_json"
+        );
+        assert_eq!(crate::ingest::accept::parse(b"[1]", 0, Capture::Metadata).unwrap_err(), Rejected::NotObject);
+        assert_eq!(
+            crate::ingest::accept::parse(br#"{"hook_event_name":"Stop"}"#, 0, Capture::Metadata).unwrap_err(),
             Rejected::MissingField("session_id")
         );
         assert_eq!(
-            parse(br#"{"session_id":"s"}"#, 0, Capture::Metadata).unwrap_err(),
+            crate::ingest::accept::parse(br#"{"session_id":"s"}"#, 0, Capture::Metadata).unwrap_err(),
             Rejected::MissingField("hook_event_name")
         );
         assert_eq!(
-            parse(br#"{"session_id":"","hook_event_name":"Stop"}"#, 0, Capture::Metadata).unwrap_err(),
+            crate::ingest::accept::parse(br#"{"session_id":"","hook_event_name":"Stop"}"#, 0, Capture::Metadata)
+                .unwrap_err(),
             Rejected::EmptySession
         );
     }

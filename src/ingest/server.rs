@@ -37,7 +37,7 @@ type Reply = Response<Full<Bytes>>;
 
 /// Serve until `shutdown` resolves: stop accepting, let open connections finish (bounded), return.
 /// Dropping the last `Ingest` closes the queue, which lets the pipeline drain and stop.
-pub async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -11,7 +11,7 @@ use crate::model::payload::truncate_utf8;
 
 /// Longest text attribute at `full` capture. Backends cap attribute sizes too (Jaeger and Tempo keep
 /// tens of KiB); past a few KiB a span stops being readable anyway.
-pub const FULL_MAX: usize = 4096;
+pub(crate) const FULL_MAX: usize = 4096;
 
 /// Longest command line in the default summary: enough to recognise it, short enough to skim.
 const COMMAND_MAX: usize = 160;
@@ -29,14 +29,14 @@ pub enum Capture {
 }
 
 impl Capture {
-    pub fn prompts(self) -> bool {
+    pub(crate) fn prompts(self) -> bool {
         self == Capture::Full
     }
-    pub fn outputs(self) -> bool {
+    pub(crate) fn outputs(self) -> bool {
         self == Capture::Full
     }
     /// The error text of a failed call: its first line at the default level (it can quote output).
-    pub fn error_text(self, error: &str) -> String {
+    pub(crate) fn error_text(self, error: &str) -> String {
         match self {
             Capture::Full => clip(error, FULL_MAX),
             _ => clip(error.lines().next().unwrap_or_default(), 200),
@@ -45,7 +45,7 @@ impl Capture {
 }
 
 /// Attributes describing a tool's input at this capture level.
-pub fn tool_input(input: &Value, capture: Capture) -> Vec<KeyValue> {
+pub(crate) fn tool_input(input: &Value, capture: Capture) -> Vec<KeyValue> {
     let mut out = Vec::new();
     match capture {
         Capture::None => {}
@@ -75,7 +75,7 @@ pub fn tool_input(input: &Value, capture: Capture) -> Vec<KeyValue> {
 }
 
 /// `s` cut to at most `max` bytes, with an ellipsis when cut.
-pub fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         s.to_owned()
     } else {
@@ -84,7 +84,7 @@ pub fn clip(s: &str, max: usize) -> String {
 }
 
 /// A JSON value as text, clipped.
-pub fn clip_json(v: &Value, max: usize) -> String {
+pub(crate) fn clip_json(v: &Value, max: usize) -> String {
     match v {
         Value::String(s) => clip(s, max),
         other => clip(&other.to_string(), max),
@@ -108,7 +108,7 @@ const SECRET_NAMES: &[&str] =
 /// A command line with likely secrets masked, then clipped: values of `NAME=...`/`--name=...` when the
 /// name looks secret, the word after `Bearer`/`--password`/`--token`/`-p<secret>`-style flags,
 /// credentials in URLs, and long opaque tokens (24+ characters mixing letters and digits, no `/`).
-pub fn redact_command(cmd: &str) -> String {
+pub(crate) fn redact_command(cmd: &str) -> String {
     let mut out = Vec::new();
     let mut mask_next = false;
     for word in cmd.split_whitespace() {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 const NON_UUID_SESSION_NS: Uuid = Uuid::from_u128(0x6f3c_1d2a_8b4e_4c7f_9a15_2e6b_0d9c_4a71);
 
 /// The session as a UUID: itself when it parses, else its deterministic UUIDv5.
-pub fn session_uuid(session_id: &str) -> Uuid {
+pub(crate) fn session_uuid(session_id: &str) -> Uuid {
     Uuid::parse_str(session_id).unwrap_or_else(|_| Uuid::new_v5(&NON_UUID_SESSION_NS, session_id.as_bytes()))
 }
 
@@ -38,7 +38,7 @@ pub enum SpanKey {
 
 impl SpanKey {
     /// The kind's name, as in span ids and the local store.
-    pub fn tag(self) -> &'static str {
+    pub(crate) fn tag(self) -> &'static str {
         match self {
             SpanKey::Root => "root",
             SpanKey::Segment => "segment",

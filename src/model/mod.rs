@@ -3,8 +3,8 @@
 
 pub mod capture;
 pub mod ids;
-pub mod payload;
-pub mod semconv;
+pub(crate) mod payload;
+pub(crate) mod semconv;
 pub mod span;
 pub mod time;
 pub mod tokens;

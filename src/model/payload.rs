@@ -9,35 +9,35 @@ use serde_json::{Map, Value};
 /// Header carrying the time the hook client read the payload, in Unix nanoseconds. Hook payloads
 /// carry no time of their own, and hook processes run concurrently, so the client's stamp is what
 /// orders and times the spans; without it the sidecar stamps the time it received the body.
-pub const RECEIVED_AT_HEADER: &str = "x-hooktel-received-at";
+pub(crate) const RECEIVED_AT_HEADER: &str = "x-hooktel-received-at";
 
 /// Field added to a payload whose `tool_response` was cut: the size of the original, in bytes.
-pub const ORIGINAL_RESPONSE_BYTES: &str = "hooktel_tool_response_bytes";
+pub(crate) const ORIGINAL_RESPONSE_BYTES: &str = "hooktel_tool_response_bytes";
 
 /// Field added to a payload whose long strings were cut: the size of the original payload, in bytes.
-pub const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
+pub(crate) const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
 
 /// Field of a payload that carries a custom event's attributes (`POST /v1/events`, `hooktel emit`).
 /// A custom event for a session travels as a hook payload named after the event, with its
 /// attributes under this key: one path through queue, spool and journal for both kinds.
-pub const CUSTOM_ATTRIBUTES: &str = "hooktel_custom";
+pub(crate) const CUSTOM_ATTRIBUTES: &str = "hooktel_custom";
 
 /// A custom event as producers send it.
 #[derive(Debug, serde::Deserialize)]
-pub struct CustomEvent {
+pub(crate) struct CustomEvent {
     pub name: String,
     #[serde(default)]
     pub session_id: Option<String>,
     /// RFC 3339 (`2026-11-21T04:31:23.896Z`) or Unix seconds; the receive time when absent.
     #[serde(default)]
-    pub timestamp: Option<Value>,
+    pub(crate) timestamp: Option<Value>,
     #[serde(default)]
     pub attributes: Map<String, Value>,
 }
 
 impl CustomEvent {
     /// The hook-shaped payload that carries it for its session.
-    pub fn into_payload(self, session_id: &str) -> Map<String, Value> {
+    pub(crate) fn into_payload(self, session_id: &str) -> Map<String, Value> {
         let mut p = Map::new();
         p.insert("session_id".into(), session_id.into());
         p.insert("hook_event_name".into(), self.name.into());
@@ -49,7 +49,7 @@ impl CustomEvent {
 /// Largest payload (after cutting tool outputs) kept as it is. A `Write` of a large file carries the
 /// whole file in `tool_input.content`; past this size every long string in the payload is cut, so
 /// no tool call is ever refused for its size. Paths, ids and names are far shorter than this.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// Length a long string is cut to when the payload is over `MAX_PAYLOAD_BYTES`.
 const LONG_STRING_KEEP: usize = 1024;
@@ -57,7 +57,7 @@ const LONG_STRING_KEEP: usize = 1024;
 /// Bound a payload's size before it travels or is held: cut huge tool outputs, then, if the payload
 /// is still over `MAX_PAYLOAD_BYTES`, cut every string longer than 1 KiB. Records the original sizes.
 /// Returns whether anything was cut.
-pub fn trim_payload(payload: &mut Map<String, Value>) -> bool {
+pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
     let mut cut = trim_tool_responses(payload, MAX_TOOL_RESPONSE_BYTES);
     let size = serde_json::to_vec(&*payload).map(|v| v.len()).unwrap_or(0);
     if size > MAX_PAYLOAD_BYTES {
@@ -85,12 +85,12 @@ fn cut_long_strings(value: &mut Value) {
 /// Largest `tool_response` (serialised) kept as it is. Tool outputs (a `Read` of a large file, a
 /// long build log) can be megabytes; hooktel never exports them by default, so keeping more than
 /// this costs memory and bandwidth and buys nothing.
-pub const MAX_TOOL_RESPONSE_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TOOL_RESPONSE_BYTES: usize = 16 * 1024;
 
 /// Cut `tool_response` (and `tool_calls[].tool_response` of PostToolBatch) when its JSON is larger
 /// than `cap`, keeping the fields hooktel reads (`agentId`, `interrupted`) and recording the
 /// original size. Returns whether anything was cut.
-pub fn trim_tool_responses(payload: &mut Map<String, Value>, cap: usize) -> bool {
+pub(crate) fn trim_tool_responses(payload: &mut Map<String, Value>, cap: usize) -> bool {
     let mut cut = false;
     if let Some(resp) = payload.get_mut("tool_response") {
         if let Some(bytes) = trim_one(resp, cap) {
@@ -135,7 +135,7 @@ fn trim_one(resp: &mut Value, cap: usize) -> Option<usize> {
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

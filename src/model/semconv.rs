@@ -9,50 +9,50 @@ use opentelemetry::KeyValue;
 
 use crate::model::capture::{self, FULL_MAX};
 
-pub const SESSION_ID: &str = "session.id";
-pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
-pub const OPERATION_NAME: &str = "gen_ai.operation.name";
-pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
-pub const AGENT_NAME: &str = "gen_ai.agent.name";
-pub const AGENT_ID: &str = "gen_ai.agent.id";
-pub const TOOL_NAME: &str = "gen_ai.tool.name";
-pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
-pub const REQUEST_MODEL: &str = "gen_ai.request.model";
-pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
-pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
-pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
-pub const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
-pub const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
-pub const ERROR_TYPE: &str = "error.type";
+pub(crate) const SESSION_ID: &str = "session.id";
+pub(crate) const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+pub(crate) const OPERATION_NAME: &str = "gen_ai.operation.name";
+pub(crate) const PROVIDER_NAME: &str = "gen_ai.provider.name";
+pub(crate) const AGENT_NAME: &str = "gen_ai.agent.name";
+pub(crate) const AGENT_ID: &str = "gen_ai.agent.id";
+pub(crate) const TOOL_NAME: &str = "gen_ai.tool.name";
+pub(crate) const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+pub(crate) const REQUEST_MODEL: &str = "gen_ai.request.model";
+pub(crate) const RESPONSE_MODEL: &str = "gen_ai.response.model";
+pub(crate) const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+pub(crate) const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+pub(crate) const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+pub(crate) const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+pub(crate) const ERROR_TYPE: &str = "error.type";
 
-pub const INCOMPLETE: &str = "hooktel.incomplete";
-pub const IMPORTED: &str = "hooktel.imported";
-pub const CUSTOM: &str = "hooktel.custom";
-pub const CWD: &str = "hooktel.cwd";
-pub const PROJECT: &str = "hooktel.project";
-pub const TRANSCRIPT_PATH: &str = "hooktel.transcript_path";
-pub const RESUMED: &str = "hooktel.resumed";
-pub const SESSION_SOURCE: &str = "hooktel.session.source";
-pub const SESSION_END_REASON: &str = "hooktel.session.end_reason";
-pub const PROMPT_ID: &str = "hooktel.prompt.id";
-pub const PROMPT: &str = "hooktel.prompt";
-pub const TURN_OUTCOME: &str = "hooktel.turn.outcome";
-pub const TOOL_STATUS: &str = "hooktel.tool.status";
-pub const TOOL_DURATION_MS: &str = "hooktel.tool.duration_ms";
-pub const TOOL_OUTPUT: &str = "hooktel.tool.output";
-pub const TOOL_RESPONSE_BYTES: &str = "hooktel.tool.response_bytes";
-pub const PAYLOAD_BYTES: &str = "hooktel.payload_bytes";
-pub const MCP_SERVER: &str = "hooktel.mcp.server";
-pub const ERROR_DETAILS: &str = "hooktel.error.details";
-pub const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
-pub const COST_USD: &str = "hooktel.cost_usd";
-pub const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
+pub(crate) const INCOMPLETE: &str = "hooktel.incomplete";
+pub(crate) const IMPORTED: &str = "hooktel.imported";
+pub(crate) const CUSTOM: &str = "hooktel.custom";
+pub(crate) const CWD: &str = "hooktel.cwd";
+pub(crate) const PROJECT: &str = "hooktel.project";
+pub(crate) const TRANSCRIPT_PATH: &str = "hooktel.transcript_path";
+pub(crate) const RESUMED: &str = "hooktel.resumed";
+pub(crate) const SESSION_SOURCE: &str = "hooktel.session.source";
+pub(crate) const SESSION_END_REASON: &str = "hooktel.session.end_reason";
+pub(crate) const PROMPT_ID: &str = "hooktel.prompt.id";
+pub(crate) const PROMPT: &str = "hooktel.prompt";
+pub(crate) const TURN_OUTCOME: &str = "hooktel.turn.outcome";
+pub(crate) const TOOL_STATUS: &str = "hooktel.tool.status";
+pub(crate) const TOOL_DURATION_MS: &str = "hooktel.tool.duration_ms";
+pub(crate) const TOOL_OUTPUT: &str = "hooktel.tool.output";
+pub(crate) const TOOL_RESPONSE_BYTES: &str = "hooktel.tool.response_bytes";
+pub(crate) const PAYLOAD_BYTES: &str = "hooktel.payload_bytes";
+pub(crate) const MCP_SERVER: &str = "hooktel.mcp.server";
+pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
+pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
+pub(crate) const COST_USD: &str = "hooktel.cost_usd";
+pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
 
 /// The provider every model call of Claude Code goes to.
 const ANTHROPIC: &str = "anthropic";
 
 /// The session root (or a resumed segment): where it ran.
-pub fn root(cwd: Option<&str>, transcript_path: Option<&str>) -> Vec<KeyValue> {
+pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>) -> Vec<KeyValue> {
     let mut attrs = vec![KeyValue::new(PROVIDER_NAME, ANTHROPIC)];
     if let Some(cwd) = cwd {
         attrs.push(KeyValue::new(CWD, cwd.to_owned()));
@@ -65,7 +65,7 @@ pub fn root(cwd: Option<&str>, transcript_path: Option<&str>) -> Vec<KeyValue> {
 }
 
 /// A turn `invoke_agent claude-code`; `prompt` only when the capture level lets it out.
-pub fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
+pub(crate) fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
     let mut attrs = vec![
         KeyValue::new(OPERATION_NAME, "invoke_agent"),
         KeyValue::new(AGENT_NAME, "claude-code"),
@@ -79,7 +79,7 @@ pub fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
 }
 
 /// A subagent `invoke_agent {agent_type}`.
-pub fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
+pub(crate) fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
     vec![
         KeyValue::new(OPERATION_NAME, "invoke_agent"),
         KeyValue::new(PROVIDER_NAME, ANTHROPIC),
@@ -89,7 +89,7 @@ pub fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
 }
 
 /// A tool call `execute_tool {name}`.
-pub fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
+pub(crate) fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
     vec![
         KeyValue::new(OPERATION_NAME, "execute_tool"),
         KeyValue::new(TOOL_NAME, name.to_owned()),
@@ -98,12 +98,12 @@ pub fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
 }
 
 /// The project a session works in: the last component of its working directory.
-pub fn project_of(cwd: &str) -> String {
+pub(crate) fn project_of(cwd: &str) -> String {
     cwd.trim_end_matches('/').rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("/").to_owned()
 }
 
 /// A count as an OpenTelemetry integer attribute: past `i64::MAX` it stays at the maximum rather
 /// than turning negative.
-pub fn int(v: u64) -> i64 {
+pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -84,7 +84,7 @@ impl SpanRecord {
     }
 
     /// One of the span's own attributes (not those derived from its typed facts), without a copy.
-    pub fn own_attr(&self, key: &str) -> Option<Cow<'_, str>> {
+    pub(crate) fn own_attr(&self, key: &str) -> Option<Cow<'_, str>> {
         self.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str())
     }
 }
@@ -116,7 +116,7 @@ pub enum ToolStatus {
 
 impl ToolStatus {
     /// The `status` label of `hooktel_tool_calls_total` and the `hooktel.tool.status` attribute.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             ToolStatus::Ok => "ok",
             ToolStatus::Error => "error",
@@ -127,7 +127,7 @@ impl ToolStatus {
     }
 
     /// Whether the span's status is an error (and so carries `error.type`).
-    pub fn failed(self) -> bool {
+    pub(crate) fn failed(self) -> bool {
         matches!(self, ToolStatus::Error | ToolStatus::Interrupted | ToolStatus::Denied)
     }
 }
@@ -148,7 +148,7 @@ pub enum TurnOutcome {
 
 impl TurnOutcome {
     /// The `outcome` label of `hooktel_turns_total`.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             TurnOutcome::Stop => "stop",
             TurnOutcome::Failure(_) => "failure",
@@ -165,7 +165,7 @@ pub struct SpanUsage {
 }
 
 impl SpanUsage {
-    pub fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
+    pub(crate) fn add(&mut self, model: &str, tokens: TokenUsage, cost: f64) {
         self.tokens.add(tokens);
         self.cost += cost;
         if !self.models.iter().any(|m| m == model) {
@@ -175,7 +175,7 @@ impl SpanUsage {
 
     /// GenAI attributes: `input_tokens` counts every input token, cache reads and writes included;
     /// the cache parts are also given on their own.
-    pub fn attributes(&self) -> Vec<KeyValue> {
+    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
         let t = &self.tokens;
         vec![
             KeyValue::new(semconv::USAGE_INPUT_TOKENS, int(t.all_input())),

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 /// The wall clock, in Unix nanoseconds (0 if the clock is before 1970).
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0)
 }
 
@@ -20,14 +20,14 @@ pub fn rfc3339_ns(s: &str) -> Option<u64> {
 
 /// Unix seconds (integer or fraction) as nanoseconds; `None` when negative, not finite, or past
 /// what a `u64` of nanoseconds holds.
-pub fn unix_seconds_ns(seconds: f64) -> Option<u64> {
+pub(crate) fn unix_seconds_ns(seconds: f64) -> Option<u64> {
     let ns = seconds * 1e9;
     (ns.is_finite() && ns >= 0.0 && ns < u64::MAX as f64).then_some(ns as u64)
 }
 
 /// A timestamp as producers write it, in Unix nanoseconds: RFC 3339 with `Z` or an offset, or Unix
 /// seconds as a number.
-pub fn timestamp_ns(v: &Value) -> Option<u64> {
+pub(crate) fn timestamp_ns(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => unix_seconds_ns(n.as_f64()?),
         Value::String(s) => rfc3339_ns(s),
@@ -36,12 +36,12 @@ pub fn timestamp_ns(v: &Value) -> Option<u64> {
 }
 
 /// Milliseconds (a payload's `duration_ms`) as nanoseconds, saturating at `u64::MAX`.
-pub fn ms_to_ns(ms: u64) -> u64 {
+pub(crate) fn ms_to_ns(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
 }
 
 /// `2026-11-21 04:31:21` (UTC, to the second) for terminal views.
-pub fn utc_seconds(ns: u64) -> String {
+pub(crate) fn utc_seconds(ns: u64) -> String {
     let ts = i64::try_from(ns / 1_000_000_000).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
     match ts {
         Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),

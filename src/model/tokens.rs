@@ -55,12 +55,12 @@ impl TokenUsage {
     }
 
     /// Every input token: uncached, cache reads and cache writes (the GenAI `input_tokens`).
-    pub fn all_input(&self) -> u64 {
+    pub(crate) fn all_input(&self) -> u64 {
         self.input.saturating_add(self.cache_read).saturating_add(self.cache_write())
     }
 
     /// Every token of every type.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.all_input().saturating_add(self.output)
     }
 

@@ -37,23 +37,23 @@ const TICK: Duration = Duration::from_millis(250);
 const RECV_BATCH: usize = 256;
 
 /// What the pipeline works with.
-pub struct Parts {
-    pub events: mpsc::Receiver<Event>,
-    pub usage: mpsc::Receiver<SessionUsage>,
-    pub touches: std::sync::mpsc::SyncSender<Touch>,
-    pub spans: mpsc::Sender<Vec<SpanRecord>>,
+pub(crate) struct Parts {
+    pub(crate) events: mpsc::Receiver<Event>,
+    pub(crate) usage: mpsc::Receiver<SessionUsage>,
+    pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
+    pub(crate) spans: mpsc::Sender<Vec<SpanRecord>>,
     /// `None` when the journal could not be opened (then restarts lose open sessions).
-    pub journal: Option<journal::Writer>,
+    pub(crate) journal: Option<journal::Writer>,
     /// Open sessions from the journal, replayed before anything else.
-    pub restored: Vec<(String, journal::Restored)>,
-    pub settings: Settings,
-    pub capture: Capture,
-    pub metrics: Arc<Metrics>,
+    pub(crate) restored: Vec<(String, journal::Restored)>,
+    pub(crate) settings: Settings,
+    pub(crate) capture: Capture,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
-pub async fn run(p: Parts) {
+pub(crate) async fn run(p: Parts) {
     let Parts { mut events, mut usage, touches, spans, journal, restored, settings, capture, metrics } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();

@@ -25,15 +25,15 @@ use crate::usage::accountant::SessionUsage;
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// A session with no event for this long is closed, its open spans marked incomplete.
-    pub idle_timeout_ns: u64,
+    pub(crate) idle_timeout_ns: u64,
     /// How long a closed span waits for late events before it is handed out.
-    pub settle_ns: u64,
+    pub(crate) settle_ns: u64,
     /// Span events kept per span; more are counted as dropped (OpenTelemetry's default limit).
-    pub max_events_per_span: usize,
+    pub(crate) max_events_per_span: usize,
     /// How long an ended session is remembered, so that a `--resume` continues its trace.
-    pub ended_ttl_ns: u64,
+    pub(crate) ended_ttl_ns: u64,
     /// Most ended sessions remembered; the oldest are forgotten first.
-    pub max_ended: usize,
+    pub(crate) max_ended: usize,
 }
 
 impl Default for Settings {
@@ -220,7 +220,7 @@ impl Sessions {
     }
 
     /// Sessions currently open.
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         self.live.len()
     }
 
@@ -277,7 +277,7 @@ impl Sessions {
     }
 
     /// Remember, from the journal, a session that ended before a restart.
-    pub fn restore_ended(&mut self, sid: &str, root: SpanId, end: u64, now: u64) {
+    pub(crate) fn restore_ended(&mut self, sid: &str, root: SpanId, end: u64, now: u64) {
         let key = ids::session_uuid(sid).as_u128();
         self.ended.insert(key, Ended { root, end, noted: now });
         self.ended_order.push_back((now, key));
@@ -285,7 +285,7 @@ impl Sessions {
 
     /// After a replay from the journal: the spans that were handed out before the restart are not
     /// handed out again.
-    pub fn forget_handed_out(&mut self, sid: &str, handed_out: &[SpanId]) {
+    pub(crate) fn forget_handed_out(&mut self, sid: &str, handed_out: &[SpanId]) {
         let Some(state) = self.live.get_mut(sid) else { return };
         for id in handed_out {
             state.spans.remove(id);
@@ -295,7 +295,7 @@ impl Sessions {
 
     /// Put newly counted usage on the spans it belongs to that are still open or settling: the
     /// subagent it was made in, else its turn; and always the session root.
-    pub fn add_usage(&mut self, u: &SessionUsage) {
+    pub(crate) fn add_usage(&mut self, u: &SessionUsage) {
         let Some(state) = self.live.get_mut(&u.session_id) else { return };
         let d = &u.delta;
         let inner = match (&d.agent_id, &d.prompt_id) {
@@ -314,7 +314,7 @@ impl Sessions {
     }
 
     /// Hand out every span that is closed, settled or not (on shutdown). Open spans stay.
-    pub fn flush_closed(&mut self, out: &mut Vec<SpanRecord>) {
+    pub(crate) fn flush_closed(&mut self, out: &mut Vec<SpanRecord>) {
         let ended: Vec<String> =
             self.live.iter().filter(|(_, s)| s.top.closed_at.is_some()).map(|(k, _)| k.clone()).collect();
         for sid in ended {

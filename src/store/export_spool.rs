@@ -15,7 +15,7 @@ use crate::metrics::SpoolDepth;
 use crate::model::span::SpanRecord;
 use crate::store::{record, sqlite};
 
-pub const FILE: &str = "hooktel.db";
+pub(crate) const FILE: &str = "hooktel.db";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS export_spool (
     id INTEGER PRIMARY KEY,
@@ -26,7 +26,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS export_spool (
 
 /// Why the spool could not hand out its oldest batch.
 #[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     #[error("export spool: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The row is there but is not a batch (a damaged or foreign write); `spans` is how many it held.
@@ -34,7 +34,7 @@ pub enum SpoolError {
     Undecodable { id: i64, spans: u64, error: serde_json::Error },
 }
 
-pub struct SpanSpool {
+pub(crate) struct SpanSpool {
     conn: Connection,
     max_bytes: u64,
     /// Cached size of the spooled batches, so the cap is checked without a query per batch.
@@ -42,7 +42,7 @@ pub struct SpanSpool {
 }
 
 impl SpanSpool {
-    pub fn open(data_dir: &Path, max_bytes: u64) -> rusqlite::Result<SpanSpool> {
+    pub(crate) fn open(data_dir: &Path, max_bytes: u64) -> rusqlite::Result<SpanSpool> {
         let conn = sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))?;
         let bytes: i64 =
             conn.query_row("SELECT coalesce(sum(length(batch)), 0) FROM export_spool", [], |r| r.get(0))?;
@@ -50,7 +50,7 @@ impl SpanSpool {
     }
 
     /// Keep a batch; returns how many spans were dropped (oldest first) to stay under the cap.
-    pub fn push(&mut self, spans: &[SpanRecord], now: u64) -> rusqlite::Result<u64> {
+    pub(crate) fn push(&mut self, spans: &[SpanRecord], now: u64) -> rusqlite::Result<u64> {
         let blob = record::encode(spans);
         self.conn.execute(
             "INSERT INTO export_spool (spans, created_at, batch) VALUES (?1, ?2, ?3)",
@@ -74,7 +74,7 @@ impl SpanSpool {
     }
 
     /// The oldest batch, if any: (id, spans).
-    pub fn oldest(&self) -> Result<Option<(i64, Vec<SpanRecord>)>, SpoolError> {
+    pub(crate) fn oldest(&self) -> Result<Option<(i64, Vec<SpanRecord>)>, SpoolError> {
         let row: Option<(i64, i64, Vec<u8>)> = self
             .conn
             .query_row("SELECT id, spans, batch FROM export_spool ORDER BY id LIMIT 1", [], |r| {
@@ -88,7 +88,7 @@ impl SpanSpool {
         }
     }
 
-    pub fn remove(&mut self, id: i64) -> rusqlite::Result<()> {
+    pub(crate) fn remove(&mut self, id: i64) -> rusqlite::Result<()> {
         let len: Option<i64> = self
             .conn
             .query_row("SELECT length(batch) FROM export_spool WHERE id = ?1", [id], |r| r.get(0))
@@ -99,7 +99,7 @@ impl SpanSpool {
     }
 
     /// Batches, bytes and the oldest batch's time.
-    pub fn depth(&self) -> rusqlite::Result<SpoolDepth> {
+    pub(crate) fn depth(&self) -> rusqlite::Result<SpoolDepth> {
         self.conn.query_row("SELECT count(*), min(created_at) FROM export_spool", [], |r| {
             Ok(SpoolDepth {
                 items: r.get::<_, i64>(0)? as u64,

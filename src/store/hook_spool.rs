@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use crate::metrics::SpoolDepth;
 use crate::store::sqlite;
 
-pub const FILE: &str = "spool.db";
+pub(crate) const FILE: &str = "spool.db";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS hook_events (
     id INTEGER PRIMARY KEY,
@@ -25,13 +25,13 @@ CREATE INDEX IF NOT EXISTS hook_events_time ON hook_events (received_at, id);";
 /// How long the sidecar waits for the spool's lock; hook processes hold it for well under a ms.
 const SIDECAR_BUSY: Duration = Duration::from_secs(2);
 
-pub fn path(data_dir: &Path) -> PathBuf {
+pub(crate) fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
 }
 
 /// Append one event (the hook client's fallback). `busy` bounds the wait for the lock. The common
 /// case is one open and one insert; a missing, corrupt or foreign file takes the checked path.
-pub fn append(data_dir: &Path, at: u64, body: &[u8], busy: Duration) -> rusqlite::Result<()> {
+pub(crate) fn append(data_dir: &Path, at: u64, body: &[u8], busy: Duration) -> rusqlite::Result<()> {
     let file = path(data_dir);
     let insert = |conn: &Connection| {
         conn.execute("INSERT INTO hook_events (received_at, body) VALUES (?1, ?2)", params![at as i64, body])
@@ -54,7 +54,7 @@ pub fn append(data_dir: &Path, at: u64, body: &[u8], busy: Duration) -> rusqlite
 const DROPS: &str = "hook-drops.log";
 
 /// Note a lost event (best effort: on a full disk even this line may not be written).
-pub fn note_drop(data_dir: &Path, error: &rusqlite::Error) {
+pub(crate) fn note_drop(data_dir: &Path, error: &rusqlite::Error) {
     use std::io::Write;
     let line = format!("{} {error}\n", crate::model::time::now_ns());
     let file = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join(DROPS));
@@ -64,7 +64,7 @@ pub fn note_drop(data_dir: &Path, error: &rusqlite::Error) {
 }
 
 /// Take the drops the hook clients noted since the last call (the file is consumed).
-pub fn take_drops(data_dir: &Path) -> u64 {
+pub(crate) fn take_drops(data_dir: &Path) -> u64 {
     let file = data_dir.join(DROPS);
     let taking = data_dir.join(format!("{DROPS}.counting"));
     if std::fs::rename(&file, &taking).is_err() {
@@ -76,22 +76,22 @@ pub fn take_drops(data_dir: &Path) -> u64 {
 }
 
 /// The sidecar's side of the spool: one long-lived connection that takes and deletes.
-pub struct HookSpool {
+pub(crate) struct HookSpool {
     conn: Connection,
 }
 
 impl HookSpool {
-    pub fn open(data_dir: &Path) -> rusqlite::Result<HookSpool> {
+    pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<HookSpool> {
         Ok(HookSpool { conn: sqlite::open(&path(data_dir), SCHEMA, SIDECAR_BUSY)? })
     }
 
     /// Items, bytes and the oldest firing time held.
-    pub fn depth(&self) -> rusqlite::Result<SpoolDepth> {
+    pub(crate) fn depth(&self) -> rusqlite::Result<SpoolDepth> {
         depth(&self.conn)
     }
 
     /// The oldest `limit` events: (id, firing time, body).
-    pub fn take(&self, limit: usize) -> rusqlite::Result<Vec<(i64, u64, Vec<u8>)>> {
+    pub(crate) fn take(&self, limit: usize) -> rusqlite::Result<Vec<(i64, u64, Vec<u8>)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id, received_at, body FROM hook_events ORDER BY received_at, id LIMIT ?1")?;
@@ -99,7 +99,7 @@ impl HookSpool {
         rows.collect()
     }
 
-    pub fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
+    pub(crate) fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached("DELETE FROM hook_events WHERE id = ?1")?;
@@ -113,7 +113,7 @@ impl HookSpool {
 
 /// The spool's depth read without writing anything (for `doctor`): a missing file or table is an
 /// empty spool; `busy` bounds the wait for a lock.
-pub fn peek(data_dir: &Path, busy: Duration) -> rusqlite::Result<SpoolDepth> {
+pub(crate) fn peek(data_dir: &Path, busy: Duration) -> rusqlite::Result<SpoolDepth> {
     let path = path(data_dir);
     if !path.exists() {
         return Ok(SpoolDepth::default());

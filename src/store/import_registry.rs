@@ -15,18 +15,18 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS imported (
     PRIMARY KEY (trace_id, span_id)
 );";
 
-pub struct ImportRegistry {
+pub(crate) struct ImportRegistry {
     conn: Connection,
 }
 
 impl ImportRegistry {
-    pub fn open(data_dir: &Path) -> rusqlite::Result<ImportRegistry> {
+    pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<ImportRegistry> {
         let conn = sqlite::open(&data_dir.join(export_spool::FILE), SCHEMA, Duration::from_secs(5))?;
         Ok(ImportRegistry { conn })
     }
 
     /// Whether this span was sent by an earlier import.
-    pub fn contains(&self, span: &SpanRecord) -> rusqlite::Result<bool> {
+    pub(crate) fn contains(&self, span: &SpanRecord) -> rusqlite::Result<bool> {
         self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM imported WHERE trace_id = ?1 AND span_id = ?2)",
             params![&span.trace_id.to_bytes()[..], &span.span_id.to_bytes()[..]],
@@ -35,7 +35,7 @@ impl ImportRegistry {
     }
 
     /// Record spans the destination took, in one transaction.
-    pub fn record(&mut self, spans: &[SpanRecord]) -> rusqlite::Result<()> {
+    pub(crate) fn record(&mut self, spans: &[SpanRecord]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO imported (trace_id, span_id) VALUES (?1, ?2)")?;

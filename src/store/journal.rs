@@ -17,7 +17,7 @@ use rusqlite::{params, Connection};
 
 use crate::store::sqlite;
 
-pub const FILE: &str = "journal.db";
+pub(crate) const FILE: &str = "journal.db";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY,
@@ -35,7 +35,7 @@ const COMMIT_ROWS: usize = 2048;
 
 /// One journal row.
 #[derive(Debug)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// A hook payload (as normalised: cut, not re-read) and its firing time.
     Hook { session: String, at: u64, body: bytes::Bytes },
     /// Usage counted for the session (JSON of a `transcript::Delta`).
@@ -53,20 +53,20 @@ const ENDED: i64 = 3;
 
 /// What a replay gives back for one session, in journal order.
 #[derive(Debug, Default)]
-pub struct Restored {
-    pub hooks: Vec<(u64, Vec<u8>)>,
-    pub usage: Vec<Vec<u8>>,
-    pub handed_out: Vec<[u8; 8]>,
+pub(crate) struct Restored {
+    pub(crate) hooks: Vec<(u64, Vec<u8>)>,
+    pub(crate) usage: Vec<Vec<u8>>,
+    pub(crate) handed_out: Vec<[u8; 8]>,
     /// Set when the session had ended: (root span id, end time).
-    pub ended: Option<([u8; 8], u64)>,
+    pub(crate) ended: Option<([u8; 8], u64)>,
 }
 
-pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))
 }
 
 /// Everything the journal holds, by session (sessions in the order they first appear).
-pub fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
+pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
     let mut stmt = conn.prepare("SELECT session, kind, at, body FROM journal ORDER BY id")?;
     let mut order: Vec<String> = Vec::new();
     let mut by: HashMap<String, Restored> = HashMap::new();
@@ -98,7 +98,7 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
 }
 
 /// Write entries until every sender is gone, committing in batches. Failed commits are counted.
-pub fn write(mut conn: Connection, rx: Receiver<Entry>, failures: prometheus::IntCounter) {
+pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, failures: prometheus::IntCounter) {
     let mut pending: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
     loop {
@@ -159,17 +159,17 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, failures: &prometheus
 }
 
 /// Drop the markers of sessions that ended long ago (called at start).
-pub fn forget_old_endings(conn: &Connection, older_than_ns: u64, now: u64) {
+pub(crate) fn forget_old_endings(conn: &Connection, older_than_ns: u64, now: u64) {
     let cutoff = now.saturating_sub(older_than_ns) as i64;
     let _ = conn.execute("DELETE FROM journal WHERE kind = ?1 AND at < ?2", params![ENDED, cutoff]);
 }
 
 /// A sender that never blocks the pipeline (the channel is unbounded; the writer keeps up by
 /// batching, and its backlog is bounded by what the pipeline can process).
-pub type Writer = Sender<Entry>;
+pub(crate) type Writer = Sender<Entry>;
 
 /// Group restored sessions: sorted hooks by firing time (the order they fired in).
-pub fn sort_hooks(r: &mut Restored) {
+pub(crate) fn sort_hooks(r: &mut Restored) {
     let mut by_time: BTreeMap<(u64, usize), Vec<u8>> = BTreeMap::new();
     for (i, (at, body)) in r.hooks.drain(..).enumerate() {
         by_time.insert((at, i), body);

@@ -15,7 +15,7 @@ use crate::model::semconv::int;
 use crate::model::span::{SpanRecord, Status};
 use crate::store::{record, sqlite};
 
-pub const FILE: &str = "local.db";
+pub(crate) const FILE: &str = "local.db";
 
 /// Pages freed by `prune` are reused, not given back: the file stays at its largest size, which
 /// `Retention::max_bytes` bounds.
@@ -48,11 +48,11 @@ const PRUNE_EVERY_NS: u64 = 60 * 1_000_000_000;
 
 /// How much history the local store keeps; older sessions go first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Retention {
+pub(crate) struct Retention {
     /// Sessions whose last span ended longer ago than this are removed.
-    pub max_age: Duration,
+    pub(crate) max_age: Duration,
     /// Past this many bytes of stored spans, the sessions that ended longest ago are removed.
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
 }
 
 impl Default for Retention {
@@ -64,7 +64,7 @@ impl Default for Retention {
     }
 }
 
-pub struct LocalStore {
+pub(crate) struct LocalStore {
     conn: Connection,
     retention: Retention,
     /// When `prune` last ran from `insert` (Unix ns).
@@ -72,14 +72,14 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    pub fn open(data_dir: &Path, retention: Retention) -> rusqlite::Result<LocalStore> {
+    pub(crate) fn open(data_dir: &Path, retention: Retention) -> rusqlite::Result<LocalStore> {
         let conn = sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))?;
         Ok(LocalStore { conn, retention, last_prune: None })
     }
 
     /// Store finished spans in one transaction; a span already stored is replaced. Prunes at most
     /// once a minute; a failed prune is logged, it does not fail the insert.
-    pub fn insert(&mut self, spans: &[SpanRecord], now_ns: u64) -> rusqlite::Result<()> {
+    pub(crate) fn insert(&mut self, spans: &[SpanRecord], now_ns: u64) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -132,7 +132,7 @@ impl LocalStore {
 
     /// Remove sessions whose last span ended more than `max_age` before `now_ns`, then the sessions
     /// that ended longest ago until the rest fit in `max_bytes`. Returns the spans removed.
-    pub fn prune(&mut self, now_ns: u64) -> rusqlite::Result<u64> {
+    pub(crate) fn prune(&mut self, now_ns: u64) -> rusqlite::Result<u64> {
         let max_age = u64::try_from(self.retention.max_age.as_nanos()).unwrap_or(u64::MAX);
         let cutoff = now_ns.saturating_sub(max_age).min(i64::MAX as u64) as i64;
         let tx = self.conn.transaction()?;
@@ -166,33 +166,33 @@ impl LocalStore {
 
 /// What the views say about one stored session.
 #[derive(Debug)]
-pub struct SessionSummary {
-    pub session_id: String,
-    pub project: String,
-    pub start: u64,
-    pub end: u64,
-    pub turns: i64,
-    pub tools: i64,
-    pub failed: i64,
-    pub agents: i64,
-    pub input: Option<i64>,
-    pub output: Option<i64>,
-    pub cost: Option<f64>,
+pub(crate) struct SessionSummary {
+    pub(crate) session_id: String,
+    pub(crate) project: String,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) turns: i64,
+    pub(crate) tools: i64,
+    pub(crate) failed: i64,
+    pub(crate) agents: i64,
+    pub(crate) input: Option<i64>,
+    pub(crate) output: Option<i64>,
+    pub(crate) cost: Option<f64>,
     /// The root is not stored yet, or a span's parent is missing (a resumed part still running).
-    pub open: bool,
+    pub(crate) open: bool,
     /// Closed by the idle timeout rather than by SessionEnd.
-    pub incomplete: bool,
+    pub(crate) incomplete: bool,
 }
 
 /// The local store opened read-only, for `hooktel sessions` and `hooktel show`: it never creates
 /// or changes anything, so a view can run beside the sidecar.
-pub struct LocalReader {
+pub(crate) struct LocalReader {
     conn: Connection,
 }
 
 impl LocalReader {
     /// `None` when nothing has been recorded (no file, or no table yet).
-    pub fn open(data_dir: &Path) -> rusqlite::Result<Option<LocalReader>> {
+    pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<Option<LocalReader>> {
         let path = data_dir.join(FILE);
         if !path.exists() {
             return Ok(None);
@@ -208,7 +208,7 @@ impl LocalReader {
     }
 
     /// Trace ids of the `limit` sessions that started last, newest first.
-    pub fn recent(&self, limit: usize) -> rusqlite::Result<Vec<String>> {
+    pub(crate) fn recent(&self, limit: usize) -> rusqlite::Result<Vec<String>> {
         self.conn
             .prepare("SELECT trace_id FROM spans GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT ?1")?
             .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
@@ -216,13 +216,18 @@ impl LocalReader {
     }
 
     /// Whether a session with this trace id (32 hex digits) is stored.
-    pub fn has(&self, trace: &str) -> rusqlite::Result<bool> {
+    pub(crate) fn has(&self, trace: &str) -> rusqlite::Result<bool> {
         self.conn.query_row("SELECT EXISTS(SELECT 1 FROM spans WHERE trace_id = ?1)", [trace], |r| r.get(0))
     }
 
     /// Sessions whose trace id starts with `hex` (when not empty) or whose session id starts with
     /// `prefix`, newest first: (trace id, session id, start).
-    pub fn matching(&self, hex: &str, prefix: &str, limit: usize) -> rusqlite::Result<Vec<(String, String, u64)>> {
+    pub(crate) fn matching(
+        &self,
+        hex: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<(String, String, u64)>> {
         self.conn
             .prepare(
                 "SELECT trace_id, max(session_id), min(start_ns) FROM spans
@@ -236,7 +241,7 @@ impl LocalReader {
     }
 
     /// Every stored span of a session. A record that cannot be decoded is an error, not a gap.
-    pub fn spans(&self, trace: &str) -> Result<Vec<SpanRecord>, ReadError> {
+    pub(crate) fn spans(&self, trace: &str) -> Result<Vec<SpanRecord>, ReadError> {
         let blobs: Vec<Vec<u8>> = self
             .conn
             .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
@@ -251,7 +256,7 @@ impl LocalReader {
 
     /// Usage is on the session root (and the top of each resumed part); while the session is open,
     /// the turns and subagents stored so far are summed instead.
-    pub fn summary(&self, trace: &str) -> rusqlite::Result<SessionSummary> {
+    pub(crate) fn summary(&self, trace: &str) -> rusqlite::Result<SessionSummary> {
         let mut s = self.conn.query_row(
             "SELECT max(session_id), max(project), min(start_ns), max(end_ns),
                 sum(kind = 'turn'), sum(kind = 'tool'), sum(kind = 'tool' AND status = 'error'), sum(kind = 'subagent'),
@@ -296,7 +301,7 @@ impl LocalReader {
 
 /// Why a session's spans could not be read back.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("local store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("local store: a stored span cannot be decoded: {0}")]

@@ -5,10 +5,10 @@
 //! Only SQL and files here; callers choose the thread (the sidecar never runs these on a Tokio
 //! worker). Nothing here imports `ingest`, `pipeline`, `export` or `cli`.
 
-pub mod export_spool;
-pub mod hook_spool;
-pub mod import_registry;
-pub mod journal;
-pub mod local;
-pub mod record;
-pub mod sqlite;
+pub(crate) mod export_spool;
+pub(crate) mod hook_spool;
+pub(crate) mod import_registry;
+pub(crate) mod journal;
+pub(crate) mod local;
+pub(crate) mod record;
+pub(crate) mod sqlite;

@@ -89,7 +89,7 @@ fn take_legacy_session(attrs: &mut Vec<KeyValue>) -> String {
 }
 
 /// A batch of spans as one blob.
-pub fn encode(spans: &[SpanRecord]) -> Vec<u8> {
+pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
     let stored: Vec<Stored> = spans
         .iter()
         .map(|r| Stored {
@@ -120,7 +120,7 @@ pub fn encode(spans: &[SpanRecord]) -> Vec<u8> {
 }
 
 /// The spans of a blob written by [`encode`]; an error when it is not one (never an empty batch).
-pub fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
+pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
     let stored: Vec<Stored> = serde_json::from_slice(blob)?;
     Ok(stored
         .into_iter()

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 /// Open (creating if needed) the database at `path` and apply `schema`. A file that is not a
 /// database, or fails SQLite's quick check, is moved aside (`<name>.corrupt-<unix time>`) with an
 /// error in the log, and a fresh one is created: hooktel keeps running and says what it did.
-pub fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
+pub(crate) fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
     match open_checked(path, schema, busy) {
         Ok(c) => Ok(c),
         Err(e) if is_corruption(&e) => {
@@ -28,7 +28,7 @@ pub fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Conne
 /// Open an existing database for one quick write (the hook client's spool append): no integrity
 /// check, no schema; the caller falls back to [`open`] when the write fails (a new, corrupt or
 /// foreign file). WAL mode is a property of the file, set when `open` created it.
-pub fn open_existing(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+pub(crate) fn open_existing(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(busy)?;
     // per connection, like in `open_checked`
@@ -63,7 +63,7 @@ fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<C
     Ok(conn)
 }
 
-pub fn is_corruption(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_corruption(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
 }
 

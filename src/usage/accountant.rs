@@ -40,17 +40,17 @@ const KEEP_SAVED: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A request to read a transcript, sent by the pipeline.
 #[derive(Clone, Debug)]
-pub struct Touch {
-    pub session_id: String,
-    pub path: PathBuf,
+pub(crate) struct Touch {
+    pub(crate) session_id: String,
+    pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
-    pub agent_id: Option<String>,
-    pub project: String,
-    pub kind: TouchKind,
+    pub(crate) agent_id: Option<String>,
+    pub(crate) project: String,
+    pub(crate) kind: TouchKind,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TouchKind {
+pub(crate) enum TouchKind {
     /// New content may be there.
     Grow,
     /// A turn or subagent ended: read now and once more shortly after.
@@ -62,9 +62,9 @@ pub enum TouchKind {
 
 /// Usage newly counted for a session, sent to the pipeline for its spans.
 #[derive(Clone, Debug)]
-pub struct SessionUsage {
-    pub session_id: String,
-    pub delta: Delta,
+pub(crate) struct SessionUsage {
+    pub(crate) session_id: String,
+    pub(crate) delta: Delta,
 }
 
 struct Tracked {
@@ -80,7 +80,7 @@ struct Tracked {
     subagent: bool,
 }
 
-pub struct Accountant {
+pub(crate) struct Accountant {
     files: HashMap<PathBuf, Tracked>,
     /// The project of each session: the one its first touch named.
     projects: HashMap<String, String>,
@@ -91,7 +91,7 @@ pub struct Accountant {
 }
 
 impl Accountant {
-    pub fn new(prices: PriceTable, data_dir: &Path, metrics: Arc<Metrics>, settle: Duration) -> Accountant {
+    pub(crate) fn new(prices: PriceTable, data_dir: &Path, metrics: Arc<Metrics>, settle: Duration) -> Accountant {
         let state_dir = data_dir.join("transcripts");
         if let Err(e) = std::fs::create_dir_all(&state_dir) {
             tracing::warn!(dir = %state_dir.display(), error = %e, "Cannot create the transcript state directory");
@@ -101,7 +101,7 @@ impl Accountant {
     }
 
     /// Run until every `Touch` sender is gone; usage goes to `usage`.
-    pub fn run(mut self, touches: Receiver<Touch>, usage: mpsc::Sender<SessionUsage>) {
+    pub(crate) fn run(mut self, touches: Receiver<Touch>, usage: mpsc::Sender<SessionUsage>) {
         loop {
             match touches.recv_timeout(READ_INTERVAL) {
                 Ok(t) => {

@@ -1,6 +1,6 @@
 //! Usage: what the model calls cost. Reading transcripts (each response counted once), the accountant
 //! thread that follows live sessions' transcripts, and the price table.
 
-pub mod accountant;
+pub(crate) mod accountant;
 pub mod pricing;
 pub mod transcript;

@@ -12,10 +12,8 @@ use serde::Deserialize;
 
 use crate::model::tokens::TokenUsage;
 
-/// The day the built-in table was taken from Claude Code's catalog.
-pub const TABLE_DATE: &str = "2026-11-21";
-/// Where the built-in table comes from.
-pub const TABLE_SOURCE: &str = "Claude Code 2.1.329 model catalog";
+// The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21 (the README
+// states that date).
 
 /// USD per million tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
@@ -63,7 +61,7 @@ const US_GEO_MULTIPLIER: f64 = 1.1;
 
 /// Why a price file (`HOOKTEL_PRICES_FILE`) was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum PriceFileError {
+pub(crate) enum PriceFileError {
     #[error(transparent)]
     Read(#[from] std::io::Error),
     #[error("not a price table: {0}")]
@@ -159,7 +157,7 @@ impl PriceTable {
     }
 
     /// The built-in table with the models of `path` added or replaced.
-    pub fn with_file(path: &Path) -> Result<PriceTable, PriceFileError> {
+    pub(crate) fn with_file(path: &Path) -> Result<PriceTable, PriceFileError> {
         let text = std::fs::read_to_string(path)?;
         let file: PriceFile = serde_json::from_str(&text)?;
         let mut table = PriceTable::builtin();

@@ -208,18 +208,18 @@ impl Ledger {
 }
 
 /// The subagent transcripts of a session: `<session dir>/subagents/agent-<id>.jsonl`.
-pub fn subagent_transcript(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
+pub(crate) fn subagent_transcript(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
     let meta = subagent_meta_path(transcript_path, agent_id)?;
     Some(meta.with_file_name(format!("agent-{agent_id}.jsonl")))
 }
 
 /// The directory holding a session's subagent transcripts.
-pub fn subagents_dir(transcript_path: &str) -> Option<PathBuf> {
+pub(crate) fn subagents_dir(transcript_path: &str) -> Option<PathBuf> {
     Some(Path::new(transcript_path.strip_suffix(".jsonl")?).join("subagents"))
 }
 
 /// Where the meta file of `agent_id` lives, given the session's `transcript_path`.
-pub fn subagent_meta_path(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
+pub(crate) fn subagent_meta_path(transcript_path: &str, agent_id: &str) -> Option<PathBuf> {
     if agent_id.is_empty() || agent_id.contains(['/', '\\', '.']) {
         return None; // an id that could walk out of the directory is not an agent id
     }
@@ -228,13 +228,13 @@ pub fn subagent_meta_path(transcript_path: &str, agent_id: &str) -> Option<PathB
 }
 
 /// The `toolUseId` in a meta file's contents.
-pub fn spawner_in_meta(contents: &[u8]) -> Option<String> {
+pub(crate) fn spawner_in_meta(contents: &[u8]) -> Option<String> {
     let meta: serde_json::Value = serde_json::from_slice(contents).ok()?;
     meta.get("toolUseId")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// Read the `Agent` call that spawned `agent_id`, if its meta file is there yet.
-pub async fn subagent_spawner(transcript_path: &str, agent_id: &str) -> Option<String> {
+pub(crate) async fn subagent_spawner(transcript_path: &str, agent_id: &str) -> Option<String> {
     let path = subagent_meta_path(transcript_path, agent_id)?;
     let contents = tokio::fs::read(path).await.ok()?;
     spawner_in_meta(&contents)
