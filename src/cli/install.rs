@@ -776,6 +776,15 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_after_a_removed_hooks_object_keep_their_order() {
+        let (dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
+        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        uninstall(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn hooktels_own_entry_with_its_keys_in_another_order_is_left_alone() {
         let text = r#"{
   "hooks": {
