@@ -47,10 +47,11 @@ pub fn events_from_jsonl(path: &Path, name: &str) -> Result<(Vec<CustomEvent>, u
             skipped += 1;
             continue;
         };
-        fields.remove(key);
+        // shift, not swap (`remove` with serde_json's preserve_order): the attributes keep the line's order
+        fields.shift_remove(key);
         let mut session_id = None;
         for k in SESSION_KEYS {
-            if let Some(v) = fields.remove(k) {
+            if let Some(v) = fields.shift_remove(k) {
                 session_id = session_id.or(v.as_str().filter(|s| !s.is_empty()).map(str::to_owned));
             }
         }
@@ -109,6 +110,17 @@ mod tests {
         assert_eq!(event_time(&Value::from("yesterday")), None);
         assert_eq!(event_time(&Value::from(-5)), None);
         assert_eq!(event_time(&Value::Null), None);
+    }
+
+    #[test]
+    fn attributes_keep_the_order_of_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"ts\": 1795235483, \"b\": 1, \"session_id\": \"s\", \"a\": 2, \"c\": 3}\n").unwrap();
+        let (events, skipped) = events_from_jsonl(&path, "deploy").unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(events[0].session_id.as_deref(), Some("s"));
+        assert_eq!(events[0].attributes.keys().collect::<Vec<_>>(), ["b", "a", "c"]);
     }
 
     /// `i * 1_000_000_000` overflowed for seconds past 2554 (a panic in debug, a wrap in release).

@@ -10,15 +10,15 @@
 //!
 //! Claude Code's `-p` silently ignores a settings file that fails validation, so this module only
 //! writes shapes Claude Code 2.1.329 accepts, refuses a file that is not a JSON object (no change),
-//! keeps key order (its own order-preserving JSON value), and backs the old file up before writing.
+//! keeps key order (serde_json's `preserve_order`), and backs the old file up before writing. A key
+//! written twice in one object keeps its last value, as `JSON.parse` (and so Claude Code) reads it.
 //! Claude Code skips http hooks on SessionStart and Setup: those two always get the command hook.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{json, Map, Value};
 
 /// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
 /// replace Claude Code's own git worktree handling. Unknown names are ignored (logged) by 2.1.329.
@@ -181,13 +181,7 @@ pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyho
     let (mut settings, existing) = load(target)?;
     let mut report = Report { path: target.to_owned(), created: existing.is_none(), ..Report::default() };
     let root = settings.as_object_mut().context("unreachable: checked by load")?;
-    let hooks = match root.iter().position(|(k, _)| k == "hooks") {
-        Some(i) => &mut root[i].1,
-        None => {
-            root.push(("hooks".into(), Json::Object(Vec::new())));
-            &mut root.last_mut().context("just pushed")?.1
-        }
-    };
+    let hooks = root.entry("hooks").or_insert_with(|| Value::Object(Map::new()));
     let hooks = hooks.as_object_mut().context("unreachable: checked by load")?;
     let mut old_urls = Vec::new();
     for event in EVENTS {
@@ -196,15 +190,10 @@ pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyho
         } else {
             command_hook(command)
         };
-        let group = Json::Object(vec![("hooks".into(), Json::Array(vec![wanted.clone()]))]);
-        let groups = match hooks.iter().position(|(k, _)| k == event) {
-            Some(i) => hooks[i].1.as_array_mut().context("unreachable: checked by load")?,
-            None => {
-                hooks.push((event.to_string(), Json::Array(Vec::new())));
-                hooks.last_mut().and_then(|(_, v)| v.as_array_mut()).context("just pushed")?
-            }
-        };
-        let mine = |h: &Json| is_hooktel(h) || *h == wanted;
+        let group = json!({"hooks": [wanted.clone()]});
+        let groups = hooks.entry(*event).or_insert_with(|| Value::Array(Vec::new()));
+        let groups = groups.as_array_mut().context("unreachable: checked by load")?;
+        let mine = |h: &Value| is_hooktel(h) || *h == wanted;
         let ours: usize = groups.iter().map(|g| group_hooks(g).iter().filter(|h| mine(h)).count()).sum();
         if ours == 1 && groups.contains(&group) {
             report.unchanged.push(event.to_string());
@@ -222,7 +211,7 @@ pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyho
             }
         }
     }
-    hooks.retain(|(e, v)| EVENTS.contains(&e.as_str()) || !report.removed.contains(e) || !is_empty_array(v));
+    hooks.retain(|e, v| EVENTS.contains(&e.as_str()) || !report.removed.contains(e) || !is_empty_array(v));
     let new_url = (kind == HookKind::Http).then_some(url);
     update_allowlist(root, &old_urls, new_url, &mut report.allowlist);
     if report.changed() {
@@ -239,8 +228,8 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
     let Some(existing) = existing else { return Ok(report) };
     let root = settings.as_object_mut().context("unreachable: checked by load")?;
     let mut old_urls = Vec::new();
-    if let Some(i) = root.iter().position(|(k, _)| k == "hooks") {
-        let hooks = root[i].1.as_object_mut().context("unreachable: checked by load")?;
+    if let Some(hooks) = root.get_mut("hooks") {
+        let hooks = hooks.as_object_mut().context("unreachable: checked by load")?;
         for (event, groups) in hooks.iter_mut() {
             if let Some(groups) = groups.as_array_mut() {
                 if strip(groups, &is_hooktel, &mut old_urls) > 0 {
@@ -248,9 +237,10 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
                 }
             }
         }
-        hooks.retain(|(e, v)| !report.removed.contains(e) || !is_empty_array(v));
+        hooks.retain(|e, v| !report.removed.contains(e) || !is_empty_array(v));
         if !report.removed.is_empty() && hooks.is_empty() {
-            root.remove(i);
+            // shift, not swap: the keys after `hooks` keep their order
+            root.shift_remove("hooks");
         }
     }
     update_allowlist(root, &old_urls, None, &mut report.allowlist);
@@ -286,16 +276,16 @@ pub(crate) fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
         return Ok(None);
     }
     let mut found = Installed {
-        all_hooks_disabled: settings.get("disableAllHooks") == Some(&Json::Bool(true)),
+        all_hooks_disabled: settings.get("disableAllHooks") == Some(&Value::Bool(true)),
         ..Installed::default()
     };
-    if let Some(Json::Array(urls)) = settings.get(ALLOWLIST) {
+    if let Some(Value::Array(urls)) = settings.get(ALLOWLIST) {
         found.allowlist = Some(urls.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect());
     }
-    for (event, groups) in settings.get("hooks").and_then(Json::as_object).into_iter().flatten() {
+    for (event, groups) in settings.get("hooks").and_then(Value::as_object).into_iter().flatten() {
         for hook in groups.as_array().into_iter().flatten().flat_map(group_hooks) {
             if is_hooktel(hook) {
-                let f = match hook.get("url").and_then(Json::as_str) {
+                let f = match hook.get("url").and_then(Value::as_str) {
                     Some(url) => Found::Http(url.to_owned()),
                     None => Found::Command(program(hook).unwrap_or_default()),
                 };
@@ -326,31 +316,24 @@ pub(crate) fn url_allowed(pattern: &str, url: &str) -> bool {
     true
 }
 
-fn command_hook(command: &str) -> Json {
-    Json::Object(vec![
-        ("type".into(), Json::String("command".into())),
-        ("command".into(), Json::String(command.into())),
-    ])
+fn command_hook(command: &str) -> Value {
+    json!({"type": "command", "command": command})
 }
 
-fn http_hook(url: &str) -> Json {
-    Json::Object(vec![
-        ("type".into(), Json::String("http".into())),
-        ("url".into(), Json::String(url.into())),
-        ("headers".into(), Json::Object(vec![(MARKER_HEADER.into(), Json::String("1".into()))])),
-    ])
+fn http_hook(url: &str) -> Value {
+    json!({"type": "http", "url": url, "headers": {MARKER_HEADER: "1"}})
 }
 
 /// Whether a hook entry is one of hooktel's (see the module comment).
-fn is_hooktel(hook: &Json) -> bool {
-    match hook.get("type").and_then(Json::as_str) {
+fn is_hooktel(hook: &Value) -> bool {
+    match hook.get("type").and_then(Value::as_str) {
         Some("command") => {
-            let Some(command) = hook.get("command").and_then(Json::as_str) else { return false };
-            let exe_form = hook.get("args").and_then(Json::as_array);
+            let Some(command) = hook.get("command").and_then(Value::as_str) else { return false };
+            let exe_form = hook.get("args").and_then(Value::as_array);
             let mut words = shell_words(command);
             let program = words.first().cloned().unwrap_or_default();
             let first_arg = match exe_form {
-                Some(args) => args.first().and_then(Json::as_str).map(str::to_owned),
+                Some(args) => args.first().and_then(Value::as_str).map(str::to_owned),
                 None if words.len() > 1 => Some(words.swap_remove(1)),
                 None => None,
             };
@@ -360,15 +343,15 @@ fn is_hooktel(hook: &Json) -> bool {
         }
         Some("http") => hook
             .get("headers")
-            .and_then(Json::as_object)
-            .is_some_and(|h| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(MARKER_HEADER))),
+            .and_then(Value::as_object)
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(MARKER_HEADER))),
         _ => false,
     }
 }
 
 /// The program of a command hook, unquoted.
-fn program(hook: &Json) -> Option<String> {
-    let command = hook.get("command").and_then(Json::as_str)?;
+fn program(hook: &Value) -> Option<String> {
+    let command = hook.get("command").and_then(Value::as_str)?;
     if hook.get("args").is_some() {
         return Some(command.to_owned());
     }
@@ -405,21 +388,21 @@ fn shell_words(command: &str) -> Vec<String> {
     words.split_off(assignments)
 }
 
-fn group_hooks(group: &Json) -> &[Json] {
-    group.get("hooks").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default()
+fn group_hooks(group: &Value) -> &[Value] {
+    group.get("hooks").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// Remove hooktel's hooks from an event's matcher groups, and the groups left empty by it; returns
 /// how many were removed and collects the URLs of http ones.
-fn strip(groups: &mut Vec<Json>, mine: &dyn Fn(&Json) -> bool, urls: &mut Vec<String>) -> usize {
+fn strip(groups: &mut Vec<Value>, mine: &dyn Fn(&Value) -> bool, urls: &mut Vec<String>) -> usize {
     let mut removed = 0;
     groups.retain_mut(|group| {
-        let Some(hooks) = group.get_mut("hooks").and_then(Json::as_array_mut) else { return true };
+        let Some(hooks) = group.get_mut("hooks").and_then(Value::as_array_mut) else { return true };
         let before = hooks.len();
         hooks.retain(|h| {
             let ours = mine(h);
             if ours {
-                urls.extend(h.get("url").and_then(Json::as_str).map(str::to_owned));
+                urls.extend(h.get("url").and_then(Value::as_str).map(str::to_owned));
             }
             !ours
         });
@@ -431,8 +414,8 @@ fn strip(groups: &mut Vec<Json>, mine: &dyn Fn(&Json) -> bool, urls: &mut Vec<St
 
 /// hooktel's old URLs leave `allowedHttpHookUrls`, its new one joins it: only when the file already
 /// has the key (absent means every URL is allowed; adding it would block the user's other hooks).
-fn update_allowlist(root: &mut [(String, Json)], old: &[String], new: Option<&str>, log: &mut Vec<String>) {
-    let Some((_, Json::Array(list))) = root.iter_mut().find(|(k, _)| k == ALLOWLIST) else { return };
+fn update_allowlist(root: &mut Map<String, Value>, old: &[String], new: Option<&str>, log: &mut Vec<String>) {
+    let Some(Value::Array(list)) = root.get_mut(ALLOWLIST) else { return };
     list.retain(|u| match u.as_str() {
         Some(u) if old.iter().any(|o| o == u) && Some(u) != new => {
             log.push(format!("removed {u} from {ALLOWLIST}"));
@@ -442,22 +425,22 @@ fn update_allowlist(root: &mut [(String, Json)], old: &[String], new: Option<&st
     });
     if let Some(new) = new {
         if !list.iter().any(|u| u.as_str() == Some(new)) {
-            list.push(Json::String(new.into()));
+            list.push(Value::String(new.into()));
             log.push(format!("added {new} to {ALLOWLIST}"));
         }
     }
 }
 
-fn is_empty_array(v: &Json) -> bool {
-    matches!(v, Json::Array(a) if a.is_empty())
+fn is_empty_array(v: &Value) -> bool {
+    matches!(v, Value::Array(a) if a.is_empty())
 }
 
 /// The settings (an empty object for a missing file) and the file's bytes. Refuses what hooktel
 /// cannot merge into safely: not JSON, not an object, `hooks` not an object, an event not an array.
-fn load(path: &Path) -> anyhow::Result<(Json, Option<Vec<u8>>)> {
+fn load(path: &Path) -> anyhow::Result<(Value, Option<Vec<u8>>)> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Json::Object(Vec::new()), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Value::Object(Map::new()), None)),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let refuse = |why: String| {
@@ -466,19 +449,19 @@ fn load(path: &Path) -> anyhow::Result<(Json, Option<Vec<u8>>)> {
             path.display()
         )
     };
-    let settings: Json = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Json::Object(Vec::new())
+    let settings: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
     } else {
         serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not valid JSON ({e})")))?
     };
     let Some(root) = settings.as_object() else { return Err(refuse("does not hold a JSON object".into())) };
-    if let Some((_, hooks)) = root.iter().find(|(k, _)| k == "hooks") {
+    if let Some(hooks) = root.get("hooks") {
         let Some(hooks) = hooks.as_object() else { return Err(refuse("has a \"hooks\" that is not an object".into())) };
         if let Some((event, _)) = hooks.iter().find(|(_, v)| v.as_array().is_none()) {
             return Err(refuse(format!("has hooks.{event} that is not an array")));
         }
     }
-    if let Some((_, v)) = root.iter().find(|(k, _)| k == ALLOWLIST) {
+    if let Some(v) = root.get(ALLOWLIST) {
         if v.as_array().is_none() {
             return Err(refuse(format!("has an {ALLOWLIST} that is not an array")));
         }
@@ -488,7 +471,7 @@ fn load(path: &Path) -> anyhow::Result<(Json, Option<Vec<u8>>)> {
 
 /// Back the old file up (`<name>.hooktel-backup-<unix time>`), then replace it atomically (a
 /// symlinked settings file is written where it points). Pretty JSON, two spaces, like Claude Code.
-fn save(target: &Path, settings: &Json, old: Option<&[u8]>) -> anyhow::Result<Option<PathBuf>> {
+fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyhow::Result<Option<PathBuf>> {
     let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_owned());
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -520,136 +503,6 @@ fn save(target: &Path, settings: &Json, old: Option<&[u8]>) -> anyhow::Result<Op
     }
     std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
     Ok(backup)
-}
-
-/// A JSON value that keeps the order of object keys (serde_json's `Value` sorts them in this
-/// build), so that a user's file comes back in the order it was written.
-#[derive(Clone, Debug, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(serde_json::Number),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn get(&self, key: &str) -> Option<&Json> {
-        self.as_object()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
-        self.as_object_mut()?.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    fn as_object(&self) -> Option<&Vec<(String, Json)>> {
-        match self {
-            Json::Object(o) => Some(o),
-            _ => None,
-        }
-    }
-
-    fn as_object_mut(&mut self) -> Option<&mut Vec<(String, Json)>> {
-        match self {
-            Json::Object(o) => Some(o),
-            _ => None,
-        }
-    }
-
-    fn as_array(&self) -> Option<&Vec<Json>> {
-        match self {
-            Json::Array(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    fn as_array_mut(&mut self) -> Option<&mut Vec<Json>> {
-        match self {
-            Json::Array(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl Serialize for Json {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Null => s.serialize_unit(),
-            Json::Bool(b) => s.serialize_bool(*b),
-            Json::Number(n) => n.serialize(s),
-            Json::String(v) => s.serialize_str(v),
-            Json::Array(a) => {
-                let mut seq = s.serialize_seq(Some(a.len()))?;
-                for v in a {
-                    seq.serialize_element(v)?;
-                }
-                seq.end()
-            }
-            Json::Object(o) => {
-                let mut map = s.serialize_map(Some(o.len()))?;
-                for (k, v) in o {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Json;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Json, E> {
-                Ok(Json::Null)
-            }
-            fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
-                Ok(Json::Bool(b))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
-                Ok(Json::Number(n.into()))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
-                Ok(Json::Number(n.into()))
-            }
-            fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
-                Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
-                Ok(Json::String(s.to_owned()))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Json, E> {
-                Ok(Json::String(s))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-                let mut out = Vec::new();
-                while let Some(v) = seq.next_element()? {
-                    out.push(v);
-                }
-                Ok(Json::Array(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(Json::Object(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 #[cfg(test)]
@@ -886,12 +739,11 @@ mod tests {
             serde_json::json!({"type": "http", "url": "http://127.0.0.1:4319/v1/hooks"}),
             serde_json::json!({"type": "prompt", "prompt": "hooktel hook"}),
         ];
-        let parse = |v: &Value| serde_json::from_value::<Json>(v.clone()).unwrap();
         for h in &ours {
-            assert!(is_hooktel(&parse(h)), "{h}");
+            assert!(is_hooktel(h), "{h}");
         }
         for h in &theirs {
-            assert!(!is_hooktel(&parse(h)), "{h}");
+            assert!(!is_hooktel(h), "{h}");
         }
     }
 
@@ -920,6 +772,54 @@ mod tests {
             vec![("command".to_owned(), "notify-send done".to_owned()), ("command".to_owned(), COMMAND.to_owned())]
         );
         assert!(v["hooks"].get("WorktreeCreate").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_keys_after_a_removed_hooks_object_keep_their_order() {
+        let (dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
+        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        uninstall(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn hooktels_own_entry_with_its_keys_in_another_order_is_left_alone() {
+        let text = r#"{
+  "hooks": {
+    "Stop": [
+      {
+        "hooks": [
+          {
+            "command": "/opt/bin/tel hook",
+            "type": "command"
+          }
+        ]
+      }
+    ]
+  }
+}
+"#;
+        let (dir, path) = settings_file(Some(text));
+        let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
+        assert_eq!(report.unchanged, vec!["Stop".to_owned()], "{report}");
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.contains("\"command\": \"/opt/bin/tel hook\",\n            \"type\""), "{written}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_written_twice_keeps_its_last_value_as_claude_code_reads_it() {
+        let text = r#"{"model": "sonnet", "hooks": [], "env": {}, "model": "opus", "hooks": {"Stop": []}}"#;
+        let (dir, path) = settings_file(Some(text));
+        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.matches("\"model\"").count(), 1, "{written}");
+        assert_eq!(written.matches("\"hooks\": {").count(), 1, "{written}");
+        // each key stays where it was first written
+        assert!(written.starts_with("{\n  \"model\": \"opus\",\n  \"hooks\": {\n"), "{written}");
+        assert_eq!(hooks_of(&value(&path), "Stop"), vec![("command".to_owned(), COMMAND.to_owned())]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
