@@ -4,16 +4,15 @@
 //! sessions stay apart; resumed and non-UUID sessions keep one stable trace; duplicate and
 //! out-of-order deliveries still yield exactly one span with the right times.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::{assert_tree, Protocol, Receiver, Sidecar, Span};
 use serde_json::{json, Value};
-use support::{assert_tree, Protocol, Receiver, Sidecar, Span};
 
 /// How long any export may take to show up at the receiver.
 const EXPORT_WAIT: Duration = Duration::from_secs(30);

@@ -1,13 +1,12 @@
 //! Token accounting over the wire: real transcripts beside real hook payloads, counted exactly once,
 //! across a restart, and past broken transcripts.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{captured_session_at, copy_captured_transcripts, temp_dir, Protocol, Receiver, Sidecar};
 use serde_json::{json, Value};
-use support::{captured_session_at, copy_captured_transcripts, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const MODEL: &str = "claude-sonnet-5-5";

@@ -2,8 +2,6 @@
 //! writes on stdout (Claude Code reads a hook's stdout as instructions), and returns within a bounded
 //! time whether the sidecar is up, down, hung or refusing, and whatever arrives on stdin.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -12,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::Sidecar;
+use crate::support;
+use crate::support::Sidecar;
 
 /// Generous on purpose: the point is that the hook does not hang, not how fast a loaded CI box is.
 const BOUND: Duration = Duration::from_secs(5);

@@ -1,12 +1,11 @@
 //! `hooktel import` as a user runs it: historic transcripts and event logs into the local store or a
 //! real OTLP receiver, twice, without duplicates.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{temp_dir, Protocol, Receiver, BIN};
+use crate::support;
+use crate::support::{temp_dir, Protocol, Receiver, BIN};
 
 fn transcripts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transcripts")

@@ -1,13 +1,11 @@
 //! Local mode end to end: with no OTLP endpoint, the sidecar keeps finished spans in `local.db`,
 //! and `hooktel sessions` / `hooktel show` read them back.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Sidecar, BIN};
+use crate::support::{captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Sidecar, BIN};
 
 const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 const WAIT: Duration = Duration::from_secs(20);

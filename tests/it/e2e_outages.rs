@@ -10,17 +10,16 @@
 //! no span id twice, one `execute_tool {name}` span per tool call that ran, the subagent under the `Agent`
 //! call that spawned it, and no span more than that.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::claude::{claude_bin, shell_quote, write_settings, Cli, Mock, Scratch};
+use crate::support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 use serde_json::Value;
-use support::claude::{claude_bin, shell_quote, write_settings, Cli, Mock, Scratch};
-use support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
 /// How long the trace may take to come out once the outage is over. The export spool probes the

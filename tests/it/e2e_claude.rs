@@ -9,8 +9,6 @@
 //! (deduplicated here, priced by hand) and against Claude Code's own `cost-state` lines, the usage on the
 //! root, turn and subagent spans, every metric of DESIGN.md's table, and `promtool check metrics`.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::panic::AssertUnwindSafe;
@@ -18,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch, HOOK_EVENTS};
+use crate::support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 use serde_json::Value;
-use support::claude::{claude_bin, write_settings, Cli, Mock, Scratch, HOOK_EVENTS};
-use support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 
 /// How long the spans of finished sessions may take to reach the receiver.
 const SPANS_TIMEOUT: Duration = Duration::from_secs(60);

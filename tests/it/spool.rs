@@ -1,12 +1,11 @@
 //! The hook spool over real processes: events `hooktel hook` could not deliver are kept and come
 //! out, once the sidecar is back, as the trace they would have made.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
+use crate::support;
+use crate::support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 

@@ -1,11 +1,10 @@
 //! The export spool over the wire: spans the collector refused are kept and delivered once it
 //! answers again, each exactly once, also across a restart of the sidecar.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
+use crate::support;
+use crate::support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const SPANS_IN_SESSION: usize = 7;

@@ -16,14 +16,13 @@
 //!
 //! Tools come from `scripts/install-test-deps.sh`; a missing one fails the test, naming that script.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use serde::Deserialize;
 use serde_json::Value as Json;
 

@@ -1,12 +1,11 @@
 //! Custom events from other producers: `POST /v1/events` and `hooktel emit`, attached to the
 //! session's trace when they name one, counted by name, spooled by `emit` when the sidecar is away.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::{temp_dir, Protocol, Receiver, Sidecar, BIN};
+use crate::support;
+use crate::support::{temp_dir, Protocol, Receiver, Sidecar, BIN};
 
 const SID: &str = "6a1b2c3d-0000-4000-8000-000000000001";
 const TRACE: &str = "6a1b2c3d000040008000000000000001";
