@@ -42,7 +42,7 @@ fn root() -> PathBuf {
 struct Prometheus {
     addr: SocketAddr,
     child: Child,
-    dir: PathBuf,
+    dir: support::TempDir,
 }
 
 impl Prometheus {
@@ -123,7 +123,6 @@ impl Drop for Prometheus {
         if std::thread::panicking() {
             eprintln!("prometheus log:\n{}", self.log());
         }
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

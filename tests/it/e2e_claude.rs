@@ -1158,7 +1158,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     // hooktel cannot prevent. The CLI's debug log says whether the hook exited 0 (then hooktel must have
     // the event); a non-zero status only says the CLI stopped waiting (`completed with status 1`): the
     // hook may still have started and delivered, so then hooktel's own count tells which happened.
-    let status = hook_exit_status(&scratch.0.join("debug.api-error.log"), "StopFailure")
+    let status = hook_exit_status(&scratch.path().join("debug.api-error.log"), "StopFailure")
         .unwrap_or_else(|| panic!("the CLI's debug log shows no StopFailure hook run"));
     let received = event_count(sidecar, "StopFailure");
     assert!(received == 0.0 || received == 1.0, "StopFailure events received from the api-error run: {received}");
@@ -1183,7 +1183,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
         (&sid_b, &transcripts[1], "work-b"),
         (&sid_c, &transcripts[2], "work-c"),
     ];
-    let replies = mock_replies(&scratch.0);
+    let replies = mock_replies(scratch.path());
     let mut failed = Vec::new();
     check(&mut failed, "token and cost counters vs the transcripts", || check_counters(sidecar, &named));
     check(&mut failed, "Claude Code's cost-state vs the transcripts and hooktel", || {
@@ -1194,7 +1194,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     }
     wait_until(Duration::from_secs(10), "no session open", || sidecar.metric("hooktel_sessions_active") == 0.0);
     let metrics = sidecar.metrics();
-    fs::write(scratch.0.join("metrics.txt"), &metrics).unwrap();
+    fs::write(scratch.path().join("metrics.txt"), &metrics).unwrap();
     check(&mut failed, "the metrics of the contract", || {
         check_metrics(&metrics, &spans, &named, delivered, started_unix)
     });

@@ -167,7 +167,7 @@ fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -> Run {
         assert_eq!(result["session_id"].as_str(), Some(session.as_str()), "the session of the result");
     }
     let transcript = Transcript::read(&home.join(".claude/projects"), &session);
-    let hook_runs = hook_runs(&scratch.0.join("debug.main.log"));
+    let hook_runs = hook_runs(&scratch.path().join("debug.main.log"));
     Run { session, transcript, hook_runs, started_ns, ended_ns }
 }
 

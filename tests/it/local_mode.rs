@@ -65,5 +65,4 @@ fn captured_session_is_listed_and_shown_from_the_local_store() {
     let err = Command::new(BIN).args(["show", "ffff"]).env("HOOKTEL_DATA_DIR", &data).output().unwrap();
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("no recorded session matches"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

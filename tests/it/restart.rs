@@ -51,7 +51,6 @@ fn across_a_restart(split: usize, stop: impl FnOnce(&mut Sidecar)) {
         journaled(&data) == 0
     });
     drop(second);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -94,5 +93,4 @@ fn a_session_resumed_after_a_restart_keeps_its_one_root() {
     let seg = spans.iter().find(|s| s.name == "claude-code session resumed").unwrap();
     assert_eq!(seg.parent, root.span_id);
     drop(second);
-    let _ = std::fs::remove_dir_all(&data);
 }

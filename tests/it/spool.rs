@@ -53,7 +53,6 @@ fn a_session_hooked_while_the_sidecar_was_down_comes_out_whole() {
     });
     assert_eq!(sidecar.metric(r#"hooktel_hook_events_total{event="PreToolUse"}"#), 4.0);
     drop(sidecar);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -69,7 +68,6 @@ fn a_corrupt_spool_is_moved_aside_and_the_hook_still_spools() {
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
     assert!(aside, "the corrupt file was kept aside for inspection");
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -110,5 +108,4 @@ fn a_locked_spool_costs_the_hook_its_timeout_and_never_hangs_it() {
         sidecar.metric(r#"hooktel_spool_dropped_total{reason="write_failed",spool="hook"}"#) == 1.0
     });
     drop(sidecar);
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -6,7 +6,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -60,20 +60,21 @@ pub fn claude_bin() -> PathBuf {
     path
 }
 
-/// A scratch directory under the system temp dir: removed when the test passes, kept when it fails
-/// or when `HOOKTEL_E2E_KEEP` is set (to look at what the CLI wrote).
-pub struct Scratch(pub PathBuf);
+/// A scratch directory under `$TMPDIR` (a [`tempfile::TempDir`]): removed when the test passes, kept
+/// when it fails or when `HOOKTEL_E2E_KEEP` is set (to look at what the CLI wrote).
+pub struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     pub fn new() -> Scratch {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("hooktel-e2e-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(tempfile::Builder::new().prefix("hooktel-e2e-").tempdir().expect("a temp dir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
     }
 
     pub fn dir(&self, name: &str) -> PathBuf {
-        let d = self.0.join(name);
+        let d = self.path().join(name);
         fs::create_dir_all(&d).unwrap();
         d
     }
@@ -82,9 +83,11 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("HOOKTEL_E2E_KEEP").is_some() {
-            eprintln!("e2e: CLI output, debug logs, transcripts and mock request logs kept in {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
+            self.0.disable_cleanup(true);
+            eprintln!(
+                "e2e: CLI output, debug logs, transcripts and mock request logs kept in {}",
+                self.path().display()
+            );
         }
     }
 }
@@ -98,14 +101,14 @@ pub struct Mock {
 impl Mock {
     pub fn start(scratch: &Scratch, name: &str, workdir: &Path) -> Mock {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_api.py");
-        let port_file = scratch.0.join(format!("mock.{name}.port"));
-        let err_file = scratch.0.join(format!("mock.{name}.err"));
+        let port_file = scratch.path().join(format!("mock.{name}.port"));
+        let err_file = scratch.path().join(format!("mock.{name}.err"));
         let mut child = Command::new("python3")
             .arg(&script)
             .args(["--port", "0", "--workdir"])
             .arg(workdir)
             .arg("--log")
-            .arg(scratch.0.join(format!("mock.{name}.requests.jsonl")))
+            .arg(scratch.path().join(format!("mock.{name}.requests.jsonl")))
             .arg("--port-file")
             .arg(&port_file)
             .stdin(Stdio::null())
@@ -189,7 +192,7 @@ impl Cli<'_> {
     /// Start `claude --output-format stream-json --verbose --dangerously-skip-permissions ARGS` in `workdir`,
     /// with a clean environment, like the harness's `run-scenario.sh`.
     pub fn spawn(&self, name: &str, workdir: &Path, mock: &Mock, args: &[&str]) -> Running {
-        let s = &self.scratch.0;
+        let s = self.scratch.path();
         let (stdout, stderr) = (s.join(format!("cli.{name}.stdout.jsonl")), s.join(format!("cli.{name}.stderr")));
         let child = Command::new(&self.bin)
             .env_clear()
