@@ -339,9 +339,45 @@ pub struct Sidecar {
     _own_data_dir: Option<TempDir>,
 }
 
-impl Sidecar {
-    /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode).
-    pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
+/// How to start a [`Sidecar`]; by default in local mode, with a fresh data directory of its own:
+/// `Sidecar::builder().exporting_to(&receiver).env("HOOKTEL_MAX_BODY_BYTES", "4096").start()`.
+#[derive(Default)]
+pub struct SidecarBuilder {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    export: Option<(String, &'static str)>,
+    env: Vec<(String, String)>,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl SidecarBuilder {
+    /// Export to `receiver` (without it: local mode).
+    pub fn exporting_to(mut self, receiver: &Receiver) -> SidecarBuilder {
+        self.export = Some((receiver.endpoint(), receiver.protocol_name()));
+        self
+    }
+
+    /// One more environment variable for `hooktel serve`.
+    pub fn env(mut self, key: &str, value: &str) -> SidecarBuilder {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `HOOKTEL_DATA_DIR=dir`, the test's (left in place, e.g. for a second sidecar), instead of a
+    /// fresh one that the sidecar owns and removes on drop.
+    pub fn data_dir(mut self, dir: &std::path::Path) -> SidecarBuilder {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Start a receiver speaking `protocol`, then the sidecar exporting to it; returns both.
+    pub fn start_exporting(self, protocol: Protocol) -> (Receiver, Sidecar) {
+        let receiver = Receiver::start(protocol);
+        let sidecar = self.exporting_to(&receiver).start();
+        (receiver, sidecar)
+    }
+
+    /// Start `hooktel serve --listen 127.0.0.1:0`.
+    pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -352,14 +388,13 @@ impl Sidecar {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(r) = receiver {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
+        if let Some((endpoint, protocol)) = &self.export {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
         }
-        let given = extra_env.iter().find(|(k, _)| *k == "HOOKTEL_DATA_DIR").map(|(_, v)| std::path::PathBuf::from(v));
-        let own_data_dir = given.is_none().then(|| temp_dir("data"));
-        let data_dir = given.or_else(|| own_data_dir.as_ref().map(|d| d.to_path_buf())).unwrap();
+        let own_data_dir = self.data_dir.is_none().then(|| temp_dir("data"));
+        let data_dir = self.data_dir.or_else(|| own_data_dir.as_ref().map(|d| d.to_path_buf())).unwrap();
         cmd.env("HOOKTEL_DATA_DIR", &data_dir);
-        for (k, v) in extra_env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn hooktel serve");
@@ -389,6 +424,26 @@ impl Sidecar {
             }
         };
         Sidecar { addr, child, log, data_dir, _own_data_dir: own_data_dir }
+    }
+}
+
+impl Sidecar {
+    pub fn builder() -> SidecarBuilder {
+        SidecarBuilder::default()
+    }
+
+    /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode), with
+    /// `extra_env`; a `HOOKTEL_DATA_DIR` there is the test's directory, as [`SidecarBuilder::data_dir`].
+    pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
+        let mut builder = Sidecar::builder();
+        if let Some(r) = receiver {
+            builder = builder.exporting_to(r);
+        }
+        for (k, v) in extra_env {
+            builder =
+                if *k == "HOOKTEL_DATA_DIR" { builder.data_dir(std::path::Path::new(v)) } else { builder.env(k, v) };
+        }
+        builder.start()
     }
 
     pub fn log(&self) -> String {
