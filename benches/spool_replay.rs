@@ -8,7 +8,7 @@
 //! recovered collector receives to the last (the probe backoff before the first one is not
 //! replay). Machines here are noisy: read the ratio. Run: `cargo bench --bench spool_replay`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

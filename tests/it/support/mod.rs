@@ -291,6 +291,42 @@ async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// A fresh, empty directory under `$TMPDIR` (`hooktel-<tag>-<random>`): a [`tempfile::TempDir`], so
+/// it is removed with all it holds when dropped. Keep it alive as long as its path is in use (by
+/// this test or a process it started). Derefs to its path.
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+/// A fresh [`TempDir`] named after `tag`.
+pub fn temp_dir(tag: &str) -> TempDir {
+    TempDir(tempfile::Builder::new().prefix(&format!("hooktel-{tag}-")).tempdir().expect("a temp dir"))
+}
+
 /// A running `hooktel serve`, killed on drop.
 pub struct Sidecar {
     pub addr: SocketAddr,
@@ -298,23 +334,50 @@ pub struct Sidecar {
     log: Arc<Mutex<String>>,
     /// Its data directory (`HOOKTEL_DATA_DIR`), shared with the hooks run through it.
     pub data_dir: std::path::PathBuf,
-    /// Whether the data directory is removed on drop (not when the test passed its own).
-    owns_data_dir: bool,
+    /// The data directory when the test did not pass its own: removed on drop, after the process is
+    /// killed (fields drop after `Drop::drop`).
+    _own_data_dir: Option<TempDir>,
 }
 
-/// A fresh directory under the system temp dir, unique to this process and call.
-pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir =
-        std::env::temp_dir().join(format!("hooktel-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// How to start a [`Sidecar`]; by default in local mode, with a fresh data directory of its own:
+/// `Sidecar::builder().exporting_to(&receiver).env("HOOKTEL_MAX_BODY_BYTES", "4096").start()`.
+#[derive(Default)]
+pub struct SidecarBuilder {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    export: Option<(String, &'static str)>,
+    env: Vec<(String, String)>,
+    data_dir: Option<std::path::PathBuf>,
 }
 
-impl Sidecar {
-    /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode).
-    pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
+impl SidecarBuilder {
+    /// Export to `receiver` (without it: local mode).
+    pub fn exporting_to(mut self, receiver: &Receiver) -> SidecarBuilder {
+        self.export = Some((receiver.endpoint(), receiver.protocol_name()));
+        self
+    }
+
+    /// One more environment variable for `hooktel serve`.
+    pub fn env(mut self, key: &str, value: &str) -> SidecarBuilder {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `HOOKTEL_DATA_DIR=dir`, the test's (left in place, e.g. for a second sidecar), instead of a
+    /// fresh one that the sidecar owns and removes on drop.
+    pub fn data_dir(mut self, dir: &std::path::Path) -> SidecarBuilder {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Start a receiver speaking `protocol`, then the sidecar exporting to it; returns both.
+    pub fn start_exporting(self, protocol: Protocol) -> (Receiver, Sidecar) {
+        let receiver = Receiver::start(protocol);
+        let sidecar = self.exporting_to(&receiver).start();
+        (receiver, sidecar)
+    }
+
+    /// Start `hooktel serve --listen 127.0.0.1:0`.
+    pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -325,14 +388,13 @@ impl Sidecar {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(r) = receiver {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
+        if let Some((endpoint, protocol)) = &self.export {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
         }
-        let given = extra_env.iter().find(|(k, _)| *k == "HOOKTEL_DATA_DIR").map(|(_, v)| std::path::PathBuf::from(v));
-        let owns_data_dir = given.is_none();
-        let data_dir = given.unwrap_or_else(|| temp_dir("data"));
+        let own_data_dir = self.data_dir.is_none().then(|| temp_dir("data"));
+        let data_dir = self.data_dir.or_else(|| own_data_dir.as_ref().map(|d| d.to_path_buf())).unwrap();
         cmd.env("HOOKTEL_DATA_DIR", &data_dir);
-        for (k, v) in extra_env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn hooktel serve");
@@ -361,7 +423,27 @@ impl Sidecar {
                 panic!("hooktel serve did not start: {}", log.lock().unwrap());
             }
         };
-        Sidecar { addr, child, log, data_dir, owns_data_dir }
+        Sidecar { addr, child, log, data_dir, _own_data_dir: own_data_dir }
+    }
+}
+
+impl Sidecar {
+    pub fn builder() -> SidecarBuilder {
+        SidecarBuilder::default()
+    }
+
+    /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode), with
+    /// `extra_env`; a `HOOKTEL_DATA_DIR` there is the test's directory, as [`SidecarBuilder::data_dir`].
+    pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
+        let mut builder = Sidecar::builder();
+        if let Some(r) = receiver {
+            builder = builder.exporting_to(r);
+        }
+        for (k, v) in extra_env {
+            builder =
+                if *k == "HOOKTEL_DATA_DIR" { builder.data_dir(std::path::Path::new(v)) } else { builder.env(k, v) };
+        }
+        builder.start()
     }
 
     pub fn log(&self) -> String {
@@ -413,9 +495,6 @@ impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if self.owns_data_dir {
-            let _ = std::fs::remove_dir_all(&self.data_dir);
-        }
     }
 }
 
@@ -430,9 +509,7 @@ pub fn metric_value(text: &str, sample: &str) -> f64 {
 /// Run `hooktel hook` against `addr` with `payload` on stdin, spooling into a throwaway directory.
 pub fn run_hook(addr: &str, payload: &[u8]) -> Output {
     let dir = temp_dir("hook");
-    let out = run_hook_with(addr, &dir, payload);
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    run_hook_with(addr, &dir, payload)
 }
 
 /// Run `hooktel hook` against `addr` with `payload` on stdin and `HOOKTEL_DATA_DIR=data_dir`.

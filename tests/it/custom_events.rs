@@ -1,12 +1,11 @@
 //! Custom events from other producers: `POST /v1/events` and `hooktel emit`, attached to the
 //! session's trace when they name one, counted by name, spooled by `emit` when the sidecar is away.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::{temp_dir, Protocol, Receiver, Sidecar, BIN};
+use crate::support;
+use crate::support::{temp_dir, Protocol, Receiver, Sidecar, BIN};
 
 const SID: &str = "6a1b2c3d-0000-4000-8000-000000000001";
 const TRACE: &str = "6a1b2c3d000040008000000000000001";
@@ -110,5 +109,4 @@ fn emit_spools_while_the_sidecar_is_away() {
     assert_eq!(ev.1.get("step").map(String::as_str), Some("4"));
     assert_eq!(root.start_ns, 1_795_235_483_500_000_000, "the event's own time");
     drop(sidecar);
-    let _ = std::fs::remove_dir_all(&data);
 }

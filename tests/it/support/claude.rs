@@ -1,12 +1,14 @@
 //! Running the real Claude Code CLI offline for tests: the pinned binary, a scripted mock of the
 //! Messages API (`tests/e2e/mock_api.py`), a throwaway HOME whose settings hook every event to
-//! `hooktel hook`, and runs with a clean environment and a deadline.
+//! `hooktel hook`, runs with a clean environment and a deadline, and a reader of the transcripts the
+//! CLI wrote.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -60,20 +62,21 @@ pub fn claude_bin() -> PathBuf {
     path
 }
 
-/// A scratch directory under the system temp dir: removed when the test passes, kept when it fails
-/// or when `HOOKTEL_E2E_KEEP` is set (to look at what the CLI wrote).
-pub struct Scratch(pub PathBuf);
+/// A scratch directory under `$TMPDIR` (a [`tempfile::TempDir`]): removed when the test passes, kept
+/// when it fails or when `HOOKTEL_E2E_KEEP` is set (to look at what the CLI wrote).
+pub struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     pub fn new() -> Scratch {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("hooktel-e2e-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(tempfile::Builder::new().prefix("hooktel-e2e-").tempdir().expect("a temp dir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
     }
 
     pub fn dir(&self, name: &str) -> PathBuf {
-        let d = self.0.join(name);
+        let d = self.path().join(name);
         fs::create_dir_all(&d).unwrap();
         d
     }
@@ -82,9 +85,11 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("HOOKTEL_E2E_KEEP").is_some() {
-            eprintln!("e2e: CLI output, debug logs, transcripts and mock request logs kept in {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
+            self.0.disable_cleanup(true);
+            eprintln!(
+                "e2e: CLI output, debug logs, transcripts and mock request logs kept in {}",
+                self.path().display()
+            );
         }
     }
 }
@@ -98,14 +103,14 @@ pub struct Mock {
 impl Mock {
     pub fn start(scratch: &Scratch, name: &str, workdir: &Path) -> Mock {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_api.py");
-        let port_file = scratch.0.join(format!("mock.{name}.port"));
-        let err_file = scratch.0.join(format!("mock.{name}.err"));
+        let port_file = scratch.path().join(format!("mock.{name}.port"));
+        let err_file = scratch.path().join(format!("mock.{name}.err"));
         let mut child = Command::new("python3")
             .arg(&script)
             .args(["--port", "0", "--workdir"])
             .arg(workdir)
             .arg("--log")
-            .arg(scratch.0.join(format!("mock.{name}.requests.jsonl")))
+            .arg(scratch.path().join(format!("mock.{name}.requests.jsonl")))
             .arg("--port-file")
             .arg(&port_file)
             .stdin(Stdio::null())
@@ -189,7 +194,7 @@ impl Cli<'_> {
     /// Start `claude --output-format stream-json --verbose --dangerously-skip-permissions ARGS` in `workdir`,
     /// with a clean environment, like the harness's `run-scenario.sh`.
     pub fn spawn(&self, name: &str, workdir: &Path, mock: &Mock, args: &[&str]) -> Running {
-        let s = &self.scratch.0;
+        let s = self.scratch.path();
         let (stdout, stderr) = (s.join(format!("cli.{name}.stdout.jsonl")), s.join(format!("cli.{name}.stderr")));
         let child = Command::new(&self.bin)
             .env_clear()
@@ -277,4 +282,160 @@ pub fn tail(s: &str, n: usize) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+/// A tool call found in a transcript.
+#[derive(Debug)]
+pub struct Call {
+    pub name: String,
+    /// The subagent that made it; `None` for the main agent.
+    pub agent: Option<String>,
+}
+
+/// The `tool_result` of a call.
+#[derive(Debug)]
+pub struct Outcome {
+    pub is_error: bool,
+    /// Refused before it ran (an unknown tool): no hook fires for it.
+    pub never_ran: bool,
+}
+
+/// `subagents/agent-<id>.meta.json`.
+#[derive(Debug)]
+pub struct AgentMeta {
+    pub id: String,
+    pub agent_type: String,
+    /// The `tool_use_id` of the `Agent` call that spawned it.
+    pub tool_use_id: String,
+}
+
+/// A transcript line as written, with where it is and what it belongs to.
+#[derive(Debug)]
+pub struct Line {
+    /// `<file>:<line number>`, for messages.
+    pub at: String,
+    /// The subagent whose transcript holds it; `None` for the main transcript.
+    pub agent: Option<String>,
+    /// The prompt it answers: the `promptId` of the last user line before it in its file.
+    pub prompt: Option<String>,
+    pub value: Value,
+}
+
+/// What the CLI wrote about one session: its tool calls and their results, its prompts, its subagents,
+/// and its assistant and `cost-state` lines as written (for the tests that check usage).
+#[derive(Debug, Default)]
+pub struct Transcript {
+    /// By `tool_use` id.
+    pub calls: BTreeMap<String, Call>,
+    /// By `tool_use_id`.
+    pub results: HashMap<String, Outcome>,
+    /// The `promptId`s of the main transcript's user lines: one turn each (a prompt, or the task
+    /// notification of a background subagent, which `-p` answers in a turn of its own).
+    pub prompt_ids: BTreeSet<String>,
+    /// The `promptId`s of the user lines of the subagents' transcripts.
+    pub agent_prompt_ids: BTreeSet<String>,
+    pub agents: Vec<AgentMeta>,
+    /// Every assistant line: the main transcript's, then each subagent's (by file name).
+    pub assistant_lines: Vec<Line>,
+    /// The `cost-state` lines of the main transcript (Claude Code's own accounting), one per run.
+    pub cost_states: Vec<Value>,
+}
+
+impl Transcript {
+    /// `<projects>/<project>/<session>.jsonl` and `<session>/subagents/agent-<id>.{jsonl,meta.json}`.
+    /// Every tool call must have its `tool_result`.
+    pub fn read(projects: &Path, session: &str) -> Transcript {
+        let mains: Vec<PathBuf> = fs::read_dir(projects)
+            .unwrap_or_else(|e| panic!("no transcripts in {}: {e}", projects.display()))
+            .map(|e| e.unwrap().path().join(format!("{session}.jsonl")))
+            .filter(|p| p.is_file())
+            .collect();
+        assert_eq!(mains.len(), 1, "transcript of session {session} under {}: {mains:?}", projects.display());
+        let mut t = Transcript::default();
+        t.add_lines(&mains[0], None);
+        let subagents = mains[0].with_extension("").join("subagents");
+        if subagents.is_dir() {
+            let mut files: Vec<PathBuf> = fs::read_dir(&subagents).unwrap().map(|e| e.unwrap().path()).collect();
+            files.sort();
+            for file in files {
+                let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+                if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".meta.json")) {
+                    let meta: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+                    let field = |k: &str| {
+                        meta[k].as_str().unwrap_or_else(|| panic!("{k} missing in {}", file.display())).to_owned()
+                    };
+                    t.agents.push(AgentMeta {
+                        id: id.into(),
+                        agent_type: field("agentType"),
+                        tool_use_id: field("toolUseId"),
+                    });
+                } else if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".jsonl")) {
+                    t.add_lines(&file, Some(id));
+                }
+            }
+        }
+        for (id, call) in &t.calls {
+            assert!(t.results.contains_key(id), "tool call {id} ({}) has no tool_result in the transcripts", call.name);
+        }
+        t
+    }
+
+    /// Tool calls from assistant lines, results from user lines (other line types repeat them).
+    fn add_lines(&mut self, file: &Path, agent: Option<&str>) {
+        let text = fs::read_to_string(file).unwrap();
+        // the prompt the following assistant lines answer: the last user line's promptId
+        let mut prompt: Option<String> = None;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", file.display(), n + 1));
+            let kind = v["type"].as_str().unwrap_or_default();
+            if kind == "user" {
+                if let Some(pid) = v["promptId"].as_str() {
+                    match agent {
+                        None => self.prompt_ids.insert(pid.to_owned()),
+                        Some(_) => self.agent_prompt_ids.insert(pid.to_owned()),
+                    };
+                    prompt = Some(pid.to_owned());
+                }
+            }
+            for b in v["message"]["content"].as_array().into_iter().flatten() {
+                match (kind, b["type"].as_str()) {
+                    ("assistant", Some("tool_use")) => {
+                        // one API response is written as one line per content block: the id dedupes
+                        let id = b["id"].as_str().expect("tool_use id").to_owned();
+                        let name = b["name"].as_str().expect("tool_use name").to_owned();
+                        self.calls.entry(id).or_insert(Call { name, agent: agent.map(str::to_owned) });
+                    }
+                    ("user", Some("tool_result")) => {
+                        let id = b["tool_use_id"].as_str().expect("tool_use_id").to_owned();
+                        let content = match &b["content"] {
+                            Value::String(s) => s.clone(),
+                            Value::Array(parts) => {
+                                parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n")
+                            }
+                            _ => String::new(),
+                        };
+                        let never_ran = content.starts_with("<tool_use_error>Error: No such tool available");
+                        self.results.insert(id, Outcome { is_error: b["is_error"] == Value::Bool(true), never_ran });
+                    }
+                    _ => {}
+                }
+            }
+            match kind {
+                "assistant" => self.assistant_lines.push(Line {
+                    at: format!("{}:{}", file.display(), n + 1),
+                    agent: agent.map(str::to_owned),
+                    prompt: prompt.clone(),
+                    value: v,
+                }),
+                "cost-state" if agent.is_none() => self.cost_states.push(v),
+                _ => {}
+            }
+        }
+    }
+
+    /// The tool calls that ran (and so fired PreToolUse), by id.
+    pub fn ran(&self) -> BTreeMap<&str, &Call> {
+        self.calls.iter().filter(|(id, _)| !self.results[*id].never_ran).map(|(id, c)| (id.as_str(), c)).collect()
+    }
 }

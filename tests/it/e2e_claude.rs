@@ -9,8 +9,6 @@
 //! (deduplicated here, priced by hand) and against Claude Code's own `cost-state` lines, the usage on the
 //! root, turn and subagent spans, every metric of DESIGN.md's table, and `promtool check metrics`.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::panic::AssertUnwindSafe;
@@ -18,146 +16,56 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::claude::{self, claude_bin, write_settings, AgentMeta, Cli, Mock, Scratch, HOOK_EVENTS};
+use crate::support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 use serde_json::Value;
-use support::claude::{claude_bin, write_settings, Cli, Mock, Scratch, HOOK_EVENTS};
-use support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 
 /// How long the spans of finished sessions may take to reach the receiver.
 const SPANS_TIMEOUT: Duration = Duration::from_secs(60);
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
 const API_ERROR_PROMPT: &str = "[scenario:api-error] hi";
 
-/// A tool call found in a transcript.
+/// What the CLI wrote about one session, as the shared reader has it (`support::claude::Transcript`),
+/// and the API responses in it.
 #[derive(Debug)]
-struct Call {
-    name: String,
-    /// The subagent that made it; `None` for the main agent.
-    agent: Option<String>,
-}
-
-/// The `tool_result` of a call.
-#[derive(Debug)]
-struct Outcome {
-    is_error: bool,
-    /// Refused before it ran (an unknown tool): no hook fires for it.
-    never_ran: bool,
-}
-
-/// `subagents/agent-<id>.meta.json`.
-#[derive(Debug)]
-struct AgentMeta {
-    id: String,
-    agent_type: String,
-    tool_use_id: String,
-}
-
-/// What the CLI wrote about one session.
-#[derive(Debug, Default)]
 struct Transcript {
-    calls: BTreeMap<String, Call>,
-    results: HashMap<String, Outcome>,
-    prompt_ids: HashSet<String>,
-    agents: Vec<AgentMeta>,
+    read: claude::Transcript,
     /// The API responses, by (`message.id`, `requestId`).
     responses: BTreeMap<(String, String), Response>,
-    /// The `cost-state` lines of the main transcript (Claude Code's own accounting), one per run.
-    cost_states: Vec<Value>,
+}
+
+impl std::ops::Deref for Transcript {
+    type Target = claude::Transcript;
+
+    fn deref(&self) -> &claude::Transcript {
+        &self.read
+    }
 }
 
 impl Transcript {
     /// `<projects>/<project>/<session>.jsonl`, its subagents' transcripts and meta files.
     fn read(projects: &Path, session: &str) -> Transcript {
-        let mains: Vec<PathBuf> = fs::read_dir(projects)
-            .unwrap_or_else(|e| panic!("no transcripts in {}: {e}", projects.display()))
-            .map(|e| e.unwrap().path().join(format!("{session}.jsonl")))
-            .filter(|p| p.is_file())
-            .collect();
-        assert_eq!(mains.len(), 1, "transcript of session {session} under {}: {mains:?}", projects.display());
-        let mut t = Transcript::default();
-        t.add_lines(&mains[0], None);
-        let subagents = mains[0].with_extension("").join("subagents");
-        if subagents.is_dir() {
-            let mut files: Vec<PathBuf> = fs::read_dir(&subagents).unwrap().map(|e| e.unwrap().path()).collect();
-            files.sort();
-            for file in files {
-                let name = file.file_name().unwrap().to_str().unwrap().to_owned();
-                if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".meta.json")) {
-                    let meta: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-                    let field = |k: &str| {
-                        meta[k].as_str().unwrap_or_else(|| panic!("{k} missing in {}", file.display())).to_owned()
-                    };
-                    t.agents.push(AgentMeta {
-                        id: id.into(),
-                        agent_type: field("agentType"),
-                        tool_use_id: field("toolUseId"),
-                    });
-                } else if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".jsonl")) {
-                    t.add_lines(&file, Some(id));
+        let read = claude::Transcript::read(projects, session);
+        let mut responses = BTreeMap::new();
+        for line in &read.assistant_lines {
+            // one API response is written as one line per content block: each a tool_use of one name
+            for b in line.value["message"]["content"].as_array().into_iter().flatten() {
+                if b["type"].as_str() == Some("tool_use") {
+                    let id = b["id"].as_str().expect("tool_use id");
+                    let name = b["name"].as_str().expect("tool_use name");
+                    assert_eq!(read.calls[id].name, name, "tool_use {id} written with two names");
                 }
             }
+            Transcript::add_response(&mut responses, line);
         }
-        for (id, call) in &t.calls {
-            assert!(t.results.contains_key(id), "tool call {id} ({}) has no tool_result in the transcripts", call.name);
-        }
-        t
-    }
-
-    /// Tool calls from assistant lines, results from user lines (other line types repeat them).
-    fn add_lines(&mut self, file: &Path, agent: Option<&str>) {
-        let text = fs::read_to_string(file).unwrap();
-        // the prompt the following assistant lines answer: the last user line's promptId
-        let mut prompt: Option<String> = None;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", file.display(), n + 1));
-            let kind = v["type"].as_str().unwrap_or_default();
-            if kind == "user" {
-                if let Some(pid) = v["promptId"].as_str() {
-                    self.prompt_ids.insert(pid.to_owned());
-                    prompt = Some(pid.to_owned());
-                }
-            }
-            if kind == "cost-state" && agent.is_none() {
-                self.cost_states.push(v.clone());
-            }
-            if kind == "assistant" {
-                self.add_response(&v, agent, prompt.as_deref(), &format!("{}:{}", file.display(), n + 1));
-            }
-            let Some(blocks) = v["message"]["content"].as_array() else { continue };
-            for b in blocks {
-                match (kind, b["type"].as_str()) {
-                    ("assistant", Some("tool_use")) => {
-                        let id = b["id"].as_str().expect("tool_use id").to_owned();
-                        let name = b["name"].as_str().expect("tool_use name").to_owned();
-                        // one API response is written as one line per content block: dedupe by id
-                        if let Some(seen) = self.calls.get(&id) {
-                            assert_eq!(seen.name, name, "tool_use {id} written with two names");
-                            continue;
-                        }
-                        self.calls.insert(id, Call { name, agent: agent.map(str::to_owned) });
-                    }
-                    ("user", Some("tool_result")) => {
-                        let id = b["tool_use_id"].as_str().expect("tool_use_id").to_owned();
-                        let content = match &b["content"] {
-                            Value::String(s) => s.clone(),
-                            Value::Array(parts) => {
-                                parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n")
-                            }
-                            _ => String::new(),
-                        };
-                        let never_ran = content.starts_with("<tool_use_error>Error: No such tool available");
-                        self.results.insert(id, Outcome { is_error: b["is_error"] == Value::Bool(true), never_ran });
-                    }
-                    _ => {}
-                }
-            }
-        }
+        Transcript { read, responses }
     }
 
     /// The usage of an assistant line. One API response is written as one line per content block, each
     /// repeating its usage: a response counts once, at the field-wise largest usage of its lines.
     /// `<synthetic>` lines (the CLI's own messages) and API error lines are not responses.
-    fn add_response(&mut self, v: &Value, agent: Option<&str>, prompt: Option<&str>, at: &str) {
+    fn add_response(responses: &mut BTreeMap<(String, String), Response>, line: &claude::Line) {
+        let (v, agent, prompt, at) = (&line.value, line.agent.as_deref(), line.prompt.as_deref(), line.at.as_str());
         let m = &v["message"];
         let model = m["model"].as_str().unwrap_or_default();
         if v["isApiErrorMessage"] == Value::Bool(true) || model == "<synthetic>" || !m["usage"].is_object() {
@@ -176,7 +84,7 @@ impl Transcript {
         let id = m["id"].as_str().unwrap_or_else(|| panic!("assistant line without message.id at {at}")).to_owned();
         let request = v["requestId"].as_str().unwrap_or_default().to_owned();
         let tokens = Tokens::of_usage(usage);
-        match self.responses.get_mut(&(id.clone(), request.clone())) {
+        match responses.get_mut(&(id.clone(), request.clone())) {
             Some(r) => {
                 assert_eq!(r.model, model, "response {id} written with two models");
                 r.tokens = r.tokens.max(tokens);
@@ -188,7 +96,7 @@ impl Transcript {
                     prompt: prompt.map(str::to_owned),
                     tokens,
                 };
-                self.responses.insert((id, request), r);
+                responses.insert((id, request), r);
             }
         }
     }
@@ -200,11 +108,6 @@ impl Transcript {
             out.entry(r.model.clone()).or_default().add(r.tokens);
         }
         out
-    }
-
-    /// The tool calls that ran (and so fired PreToolUse), by id.
-    fn ran(&self) -> BTreeMap<&str, &Call> {
-        self.calls.iter().filter(|(id, _)| !self.results[*id].never_ran).map(|(id, c)| (id.as_str(), c)).collect()
     }
 }
 
@@ -256,7 +159,10 @@ fn check_session(all: &[Span], session: &str, t: &Transcript, resumed: bool, api
     for turn in &turns {
         assert!(tops.contains(turn.parent.as_str()), "turn {} hangs under {}", turn.span_id, parent_of(&by_id, turn));
         let pid = turn.attr("hooktel.prompt.id").unwrap_or_default();
-        assert!(t.prompt_ids.contains(pid), "turn for prompt {pid:?}, not a promptId of the transcript");
+        assert!(
+            t.prompt_ids.contains(pid) || t.agent_prompt_ids.contains(pid),
+            "turn for prompt {pid:?}, not a promptId of the transcript"
+        );
         if stop_failure_lost {
             // closed by SessionEnd instead, and said so
             assert_eq!(turn.attr("hooktel.incomplete"), Some("true"), "the API error turn without its StopFailure");
@@ -1160,7 +1066,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     // hooktel cannot prevent. The CLI's debug log says whether the hook exited 0 (then hooktel must have
     // the event); a non-zero status only says the CLI stopped waiting (`completed with status 1`): the
     // hook may still have started and delivered, so then hooktel's own count tells which happened.
-    let status = hook_exit_status(&scratch.0.join("debug.api-error.log"), "StopFailure")
+    let status = hook_exit_status(&scratch.path().join("debug.api-error.log"), "StopFailure")
         .unwrap_or_else(|| panic!("the CLI's debug log shows no StopFailure hook run"));
     let received = event_count(sidecar, "StopFailure");
     assert!(received == 0.0 || received == 1.0, "StopFailure events received from the api-error run: {received}");
@@ -1185,7 +1091,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
         (&sid_b, &transcripts[1], "work-b"),
         (&sid_c, &transcripts[2], "work-c"),
     ];
-    let replies = mock_replies(&scratch.0);
+    let replies = mock_replies(scratch.path());
     let mut failed = Vec::new();
     check(&mut failed, "token and cost counters vs the transcripts", || check_counters(sidecar, &named));
     check(&mut failed, "Claude Code's cost-state vs the transcripts and hooktel", || {
@@ -1196,7 +1102,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     }
     wait_until(Duration::from_secs(10), "no session open", || sidecar.metric("hooktel_sessions_active") == 0.0);
     let metrics = sidecar.metrics();
-    fs::write(scratch.0.join("metrics.txt"), &metrics).unwrap();
+    fs::write(scratch.path().join("metrics.txt"), &metrics).unwrap();
     check(&mut failed, "the metrics of the contract", || {
         check_metrics(&metrics, &spans, &named, delivered, started_unix)
     });

@@ -1,11 +1,10 @@
 //! The sidecar over the wire: real captured Claude Code 2.1.329 payloads in through `hooktel hook`,
 //! spans out to a real OTLP receiver over HTTP/protobuf and over gRPC.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, Protocol, Receiver, Sidecar, Span};
+use crate::support;
+use crate::support::{assert_tree, captured_session, Protocol, Receiver, Sidecar, Span};
 
 const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";

@@ -10,120 +10,22 @@
 //! no span id twice, one `execute_tool {name}` span per tool call that ran, the subagent under the `Agent`
 //! call that spawned it, and no span more than that.
 
-mod support;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::claude::{claude_bin, shell_quote, write_settings, AgentMeta, Cli, Mock, Scratch, Transcript};
+use crate::support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 use serde_json::Value;
-use support::claude::{claude_bin, shell_quote, write_settings, Cli, Mock, Scratch};
-use support::{assert_tree, wait_until, Protocol, Receiver, Sidecar, Span};
 
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
 /// How long the trace may take to come out once the outage is over. The export spool probes the
 /// collector with backoff (1 s, doubling), so the next probe can be several seconds away.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(45);
 const EXPORT_SPOOL_ITEMS: &str = r#"hooktel_spool_items{spool="export"}"#;
-
-/// A tool call of a transcript.
-#[derive(Debug)]
-struct Call {
-    name: String,
-    /// The subagent that made it; `None` for the main agent.
-    agent: Option<String>,
-}
-
-/// What the CLI wrote about one session: its tool calls, their results and its subagents.
-#[derive(Debug, Default)]
-struct Transcript {
-    calls: BTreeMap<String, Call>,
-    /// `tool_use_id` -> whether the result is an error.
-    results: HashMap<String, bool>,
-    /// Calls refused before they ran (an unknown tool): no hook fires for them.
-    never_ran: BTreeSet<String>,
-    /// (agent id, agent type, the `tool_use_id` of the `Agent` call that spawned it).
-    agents: Vec<(String, String, String)>,
-    /// The `promptId`s of the main transcript's user lines: one turn each (the prompt, and the
-    /// task notification of the background subagent, which `-p` answers in a turn of its own).
-    prompt_ids: BTreeSet<String>,
-}
-
-impl Transcript {
-    /// `<projects>/<project>/<session>.jsonl` and `<session>/subagents/agent-<id>.{jsonl,meta.json}`.
-    fn read(projects: &Path, session: &str) -> Transcript {
-        let mains: Vec<PathBuf> = fs::read_dir(projects)
-            .unwrap_or_else(|e| panic!("no transcripts in {}: {e}", projects.display()))
-            .map(|e| e.unwrap().path().join(format!("{session}.jsonl")))
-            .filter(|p| p.is_file())
-            .collect();
-        assert_eq!(mains.len(), 1, "transcript of session {session} under {}: {mains:?}", projects.display());
-        let mut t = Transcript::default();
-        t.add_lines(&mains[0], None);
-        let subagents = mains[0].with_extension("").join("subagents");
-        if subagents.is_dir() {
-            for file in fs::read_dir(&subagents).unwrap().map(|e| e.unwrap().path()) {
-                let name = file.file_name().unwrap().to_str().unwrap().to_owned();
-                if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".meta.json")) {
-                    let meta: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-                    let field =
-                        |k: &str| meta[k].as_str().unwrap_or_else(|| panic!("{k} in {}", file.display())).to_owned();
-                    t.agents.push((id.to_owned(), field("agentType"), field("toolUseId")));
-                } else if let Some(id) = name.strip_prefix("agent-").and_then(|n| n.strip_suffix(".jsonl")) {
-                    t.add_lines(&file, Some(id));
-                }
-            }
-        }
-        for (id, call) in &t.calls {
-            assert!(t.results.contains_key(id), "tool call {id} ({}) has no tool_result in the transcripts", call.name);
-        }
-        assert!(!t.agents.is_empty(), "the script's subagent is missing from the transcripts of {session}");
-        assert!(!t.never_ran.is_empty(), "the script's unknown tool call is missing from the transcripts of {session}");
-        t
-    }
-
-    /// Tool calls from assistant lines, their results from user lines.
-    fn add_lines(&mut self, file: &Path, agent: Option<&str>) {
-        for (n, line) in fs::read_to_string(file).unwrap().lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", file.display(), n + 1));
-            if let (Some("user"), Some(pid), None) = (v["type"].as_str(), v["promptId"].as_str(), agent) {
-                self.prompt_ids.insert(pid.to_owned());
-            }
-            let Some(blocks) = v["message"]["content"].as_array() else { continue };
-            for b in blocks {
-                match (v["type"].as_str(), b["type"].as_str()) {
-                    (Some("assistant"), Some("tool_use")) => {
-                        // one API response is written as one line per content block: the id dedupes
-                        let id = b["id"].as_str().expect("tool_use id").to_owned();
-                        let name = b["name"].as_str().expect("tool_use name").to_owned();
-                        self.calls.entry(id).or_insert(Call { name, agent: agent.map(str::to_owned) });
-                    }
-                    (Some("user"), Some("tool_result")) => {
-                        let id = b["tool_use_id"].as_str().expect("tool_use_id").to_owned();
-                        let text = match &b["content"] {
-                            Value::String(s) => s.clone(),
-                            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
-                            _ => String::new(),
-                        };
-                        if text.starts_with("<tool_use_error>Error: No such tool available") {
-                            self.never_ran.insert(id.clone());
-                        }
-                        self.results.insert(id, b["is_error"] == Value::Bool(true));
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// The tool calls that ran (and so fired PreToolUse and a closing hook), by id.
-    fn ran(&self) -> BTreeMap<&str, &Call> {
-        self.calls.iter().filter(|(id, _)| !self.never_ran.contains(*id)).map(|(id, c)| (id.as_str(), c)).collect()
-    }
-}
 
 /// One finished run of the scenario.
 struct Run {
@@ -168,7 +70,12 @@ fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -> Run {
         assert_eq!(result["session_id"].as_str(), Some(session.as_str()), "the session of the result");
     }
     let transcript = Transcript::read(&home.join(".claude/projects"), &session);
-    let hook_runs = hook_runs(&scratch.0.join("debug.main.log"));
+    assert!(!transcript.agents.is_empty(), "the script's subagent is missing from the transcripts of {session}");
+    assert!(
+        transcript.results.values().any(|r| r.never_ran),
+        "the script's unknown tool call is missing from the transcripts of {session}"
+    );
+    let hook_runs = hook_runs(&scratch.path().join("debug.main.log"));
     Run { session, transcript, hook_runs, started_ns, ended_ns }
 }
 
@@ -237,7 +144,7 @@ fn check_trace(spans: &[Span], run: &Run) {
         assert_eq!(s.name, format!("execute_tool {}", ran[id].name), "the span of call {id}");
         assert_eq!(
             s.status == 2,
-            t.results[id],
+            t.results[id].is_error,
             "{} {id}: span status {} vs is_error in the transcript",
             s.name,
             s.status
@@ -252,7 +159,7 @@ fn check_trace(spans: &[Span], run: &Run) {
     let subagents: Vec<&Span> =
         spans.iter().filter(|s| s.name.starts_with("invoke_agent ") && s.name != "invoke_agent claude-code").collect();
     assert_eq!(subagents.len(), t.agents.len(), "one subagent span per subagents/agent-*.meta.json");
-    for (agent, agent_type, spawner) in &t.agents {
+    for AgentMeta { id: agent, agent_type, tool_use_id: spawner } in &t.agents {
         let sub = subagents
             .iter()
             .find(|s| s.attr("gen_ai.agent.id") == Some(agent.as_str()))

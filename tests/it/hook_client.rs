@@ -2,17 +2,15 @@
 //! writes on stdout (Claude Code reads a hook's stdout as instructions), and returns within a bounded
 //! time whether the sidecar is up, down, hung or refusing, and whatever arrives on stdin.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::Sidecar;
+use crate::support;
+use crate::support::Sidecar;
 
 /// Generous on purpose: the point is that the hook does not hang, not how fast a loaded CI box is.
 const BOUND: Duration = Duration::from_secs(5);
@@ -22,22 +20,21 @@ const HUNG: Duration = Duration::from_secs(30);
 
 const PAYLOAD: &[u8] = br#"{"session_id":"9c1f4e2a-7b3d-4a5e-8f60-1d2c3b4a5e6f","transcript_path":"/tmp/hooktel-tests/x.jsonl","cwd":"/home/dev/proj","prompt_id":"p-1","hook_event_name":"Notification","message":"Claude is waiting for your input","notification_type":"idle_prompt"}"#;
 
-/// A fresh directory for the hook's spool, so tests never write into the user's data directory.
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hooktel-hook-client-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for the hook's spool, so tests never write into the user's data directory;
+/// removed when dropped.
+fn data_dir(name: &str) -> support::TempDir {
+    support::temp_dir(&format!("hook-client-{name}"))
 }
 
 /// Run `hooktel hook` with `stdin` and `HOOKTEL_ADDR=addr` (plus `env`); returns its output and how
 /// long it took. A hook still running after [`HUNG`] is killed and fails the test.
 fn hook(addr: &str, stdin: &[u8], env: &[(&str, &str)], name: &str) -> (Output, Duration) {
+    let data = data_dir(name);
     let mut cmd = Command::new(support::BIN);
     cmd.arg("hook")
         .env_remove("HOOKTEL_HOOK_TIMEOUT_MS")
         .env("HOOKTEL_ADDR", addr)
-        .env("HOOKTEL_DATA_DIR", data_dir(name))
+        .env("HOOKTEL_DATA_DIR", &data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -182,8 +179,7 @@ fn read_head(stream: &mut TcpStream) {
 
 #[test]
 fn sidecar_up_the_hook_delivers_silently() {
-    let dir = data_dir("sidecar-up-serve");
-    let sidecar = Sidecar::start(None, &[("HOOKTEL_DATA_DIR", dir.to_str().unwrap())]);
+    let sidecar = Sidecar::start(None, &[]);
     let addr = sidecar.addr.to_string();
     let (out, took) = hook(&addr, PAYLOAD, &[], "up");
     assert_silent_success(&out, "sidecar up");
@@ -253,8 +249,7 @@ fn sidecar_refusing_or_babbling_the_hook_still_exits_0() {
 
 #[test]
 fn bad_stdin_is_harmless() {
-    let dir = data_dir("bad-stdin-serve");
-    let sidecar = Sidecar::start(None, &[("HOOKTEL_DATA_DIR", dir.to_str().unwrap())]);
+    let sidecar = Sidecar::start(None, &[]);
     let up = sidecar.addr.to_string();
     let down = closed_port();
     let inputs: [(&str, &[u8]); 6] = [
@@ -273,10 +268,11 @@ fn bad_stdin_is_harmless() {
         }
     }
     // stdin closed before anything was written
+    let data = data_dir("bad-stdin-null");
     let mut child = Command::new(support::BIN)
         .arg("hook")
         .env("HOOKTEL_ADDR", &up)
-        .env("HOOKTEL_DATA_DIR", data_dir("bad-stdin-null"))
+        .env("HOOKTEL_DATA_DIR", &data)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -323,10 +319,11 @@ fn sigterm_during_delivery_does_not_lose_the_event() {
         conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
         body
     });
+    let data = data_dir("sigterm");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hooktel"))
         .arg("hook")
         .env("HOOKTEL_ADDR", &addr)
-        .env("HOOKTEL_DATA_DIR", data_dir("sigterm"))
+        .env("HOOKTEL_DATA_DIR", &data)
         .env("HOOKTEL_HOOK_TIMEOUT_MS", "2000")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,12 +1,11 @@
 //! `hooktel import` as a user runs it: historic transcripts and event logs into the local store or a
 //! real OTLP receiver, twice, without duplicates.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{temp_dir, Protocol, Receiver, BIN};
+use crate::support;
+use crate::support::{temp_dir, Protocol, Receiver, BIN};
 
 fn transcripts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transcripts")
@@ -57,7 +56,6 @@ fn importing_twice_into_the_local_store_creates_no_duplicates() {
     // the captured session with the figures Claude Code itself recorded
     let line = text.lines().find(|l| l.contains("2cfb142e-3e2c-45c5-8192-58e43d4a510f")).unwrap();
     assert!(line.contains("$0.0762") && line.contains("445"), "{line}");
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -75,7 +73,6 @@ fn importing_twice_into_a_collector_sends_each_span_once() {
     let again = import(&data, &[src.to_str().unwrap()], Some(&receiver));
     assert!(again.contains("spans sent: 0"), "{again}");
     assert_eq!(receiver.spans().len(), 7);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -99,5 +96,4 @@ fn an_old_event_log_becomes_custom_events_once() {
     let second = import(&data, &["--events", log.to_str().unwrap(), "--name", "routing.decision"], None);
     assert!(second.contains("spans sent: 0"), "{second}");
     assert_eq!(local_spans(&data), 2);
-    let _ = std::fs::remove_dir_all(&data);
 }

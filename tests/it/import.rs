@@ -354,8 +354,7 @@ fn legacy_transcript_without_prompt_ids_hangs_under_the_root() {
 
 #[test]
 fn event_log_lines_become_custom_events() {
-    let dir = std::env::temp_dir().join(format!("hooktel-import-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::temp_dir("import-test");
     let path = dir.join("events.jsonl");
     let log = [
         r#"{"timestamp":"2026-11-21T04:31:23.896Z","session_id":"2cfb142e-3e2c-45c5-8192-58e43d4a510f","route":"fast","n":3}"#,

@@ -1,11 +1,10 @@
 //! The export spool over the wire: spans the collector refused are kept and delivered once it
 //! answers again, each exactly once, also across a restart of the sidecar.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
+use crate::support;
+use crate::support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const SPANS_IN_SESSION: usize = 7;
@@ -81,5 +80,4 @@ fn spooled_spans_survive_a_restart_of_the_sidecar() {
     assert_tree(&spans, TRACE);
     support::wait_until(Duration::from_secs(10), "the spool emptied", || second.metric("hooktel_spool_events") == 0.0);
     drop(second);
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -1,5 +1,5 @@
 //! The dashboards' and the rules' PromQL against a real Prometheus scraping a real sidecar fed by the real
-//! Claude Code CLI (offline, against the scripted mock of the Messages API; see tests/support/claude.rs).
+//! Claude Code CLI (offline, against the scripted mock of the Messages API; see tests/it/support/claude.rs).
 //!
 //! A sidecar starts, then Debian's `prometheus` (installed by `scripts/install-test-deps.sh`) scraping it
 //! every second with deploy/prometheus/rules/hooktel.rules.yml loaded. Two rounds of sessions run so that
@@ -12,8 +12,6 @@
 //! fails. The session → trace variable must turn the real session id into its trace id, and every rule
 //! must evaluate without error in the server itself.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -22,9 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support;
+use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
+use crate::support::{wait_until, Sidecar};
 use serde_json::Value;
-use support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
-use support::{wait_until, Sidecar};
 
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
 const API_ERROR_PROMPT: &str = "[scenario:api-error] hi";
@@ -43,7 +42,7 @@ fn root() -> PathBuf {
 struct Prometheus {
     addr: SocketAddr,
     child: Child,
-    dir: PathBuf,
+    dir: support::TempDir,
 }
 
 impl Prometheus {
@@ -53,7 +52,7 @@ impl Prometheus {
         fs::write(
             &config,
             format!(
-                "# written by tests/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                "# written by tests/it/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files:\n  - {}\nscrape_configs:\n  - job_name: hooktel\n    static_configs:\n      \
                  - targets: [\"{target}\"]\n",
                 rules.display()
@@ -124,7 +123,6 @@ impl Drop for Prometheus {
         if std::thread::panicking() {
             eprintln!("prometheus log:\n{}", self.log());
         }
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,13 +1,12 @@
 //! Token accounting over the wire: real transcripts beside real hook payloads, counted exactly once,
 //! across a restart, and past broken transcripts.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{captured_session_at, copy_captured_transcripts, temp_dir, Protocol, Receiver, Sidecar};
 use serde_json::{json, Value};
-use support::{captured_session_at, copy_captured_transcripts, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const MODEL: &str = "claude-sonnet-5-5";
@@ -62,7 +61,6 @@ fn captured_session_counts_exactly_what_claude_code_counted() {
     let turn = spans.iter().find(|s| s.name == "invoke_agent claude-code").unwrap();
     assert_eq!(turn.attr("gen_ai.usage.output_tokens"), Some("271"));
     assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="missing"}"#), 0.0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -103,7 +101,6 @@ fn a_restart_in_the_middle_of_a_session_counts_nothing_twice() {
         assert_eq!(counted[i] + tokens(&second, kind), *n, "{kind}: first run + second run");
     }
     assert!((first_cost + cost(&second) - COST_STATE_USD).abs() < 1e-12);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn session_payloads(session: &str, transcript: &Path) -> Vec<Value> {
@@ -170,7 +167,6 @@ fn broken_transcripts_are_skipped_counted_and_never_stall_ingest() {
         post(&sidecar, &p);
     }
     receiver.wait_for(WAIT, "a later session", |s| roots(s) == sessions.len() + 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -188,5 +184,4 @@ fn unknown_models_cost_nothing_and_are_counted() {
     });
     assert_eq!(sidecar.metric(r#"hooktel_cost_usd_total{model="claude-unreleased-9",project="proj"}"#), 0.0);
     assert!(sidecar.log().contains("claude-unreleased-9"), "logged once: {}", sidecar.log());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,13 +1,11 @@
 //! Local mode end to end: with no OTLP endpoint, the sidecar keeps finished spans in `local.db`,
 //! and `hooktel sessions` / `hooktel show` read them back.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Sidecar, BIN};
+use crate::support::{captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Sidecar, BIN};
 
 const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 const WAIT: Duration = Duration::from_secs(20);
@@ -67,5 +65,4 @@ fn captured_session_is_listed_and_shown_from_the_local_store() {
     let err = Command::new(BIN).args(["show", "ffff"]).env("HOOKTEL_DATA_DIR", &data).output().unwrap();
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("no recorded session matches"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,12 +1,11 @@
 //! The hook spool over real processes: events `hooktel hook` could not deliver are kept and come
 //! out, once the sidecar is back, as the trace they would have made.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
+use crate::support;
+use crate::support::{assert_tree, captured_session, run_hook_with, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 
@@ -54,7 +53,6 @@ fn a_session_hooked_while_the_sidecar_was_down_comes_out_whole() {
     });
     assert_eq!(sidecar.metric(r#"hooktel_hook_events_total{event="PreToolUse"}"#), 4.0);
     drop(sidecar);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -70,7 +68,6 @@ fn a_corrupt_spool_is_moved_aside_and_the_hook_still_spools() {
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
     assert!(aside, "the corrupt file was kept aside for inspection");
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -111,5 +108,4 @@ fn a_locked_spool_costs_the_hook_its_timeout_and_never_hangs_it() {
         sidecar.metric(r#"hooktel_spool_dropped_total{reason="write_failed",spool="hook"}"#) == 1.0
     });
     drop(sidecar);
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -4,16 +4,14 @@
 //! sessions stay apart; resumed and non-UUID sessions keep one stable trace; duplicate and
 //! out-of-order deliveries still yield exactly one span with the right times.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::{assert_tree, Protocol, Sidecar, Span};
 use serde_json::{json, Value};
-use support::{assert_tree, Protocol, Receiver, Sidecar, Span};
 
 /// How long any export may take to show up at the receiver.
 const EXPORT_WAIT: Duration = Duration::from_secs(30);
@@ -28,22 +26,6 @@ fn now_ns() -> u64 {
 /// The hex trace id of a UUID session id (the UUID without dashes).
 fn trace_of(session_uuid: &str) -> String {
     session_uuid.replace('-', "")
-}
-
-/// A fresh, empty directory for the sidecar's own files, so tests never touch the user's.
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hooktel-ingest-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Start a sidecar exporting to `receiver`, with its data directory out of the way.
-fn sidecar(receiver: &Receiver, name: &str, extra: &[(&str, &str)]) -> Sidecar {
-    let dir = data_dir(name);
-    let mut env: Vec<(&str, &str)> = vec![("HOOKTEL_DATA_DIR", dir.to_str().unwrap())];
-    env.extend_from_slice(extra);
-    Sidecar::start(Some(receiver), &env)
 }
 
 /// One raw HTTP/1.1 request with extra headers; returns (status, body). Write errors are ignored
@@ -231,8 +213,7 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
     }
     assert_eq!(expected_counts.len(), 33, "33 hook events in Claude Code 2.1.329");
 
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "documented", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     for stem in DOC_ORDER {
         let (status, body) = sidecar.request("POST", "/v1/hooks", &fixtures[*stem]);
         assert_eq!(status, 200, "{stem} refused: {body}");
@@ -314,8 +295,7 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
 fn unknown_events_are_kept_counted_and_carry_their_fields() {
     let session = "7b1e0c52-4d3a-4f6e-9a21-0c8d5e3f7a10";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "unknown", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     send_ok(sidecar.addr, &payload(session, "SessionStart", json!({"source": "startup"})), None);
     send_ok(
         sidecar.addr,
@@ -358,8 +338,7 @@ fn unknown_events_are_kept_counted_and_carry_their_fields() {
 
 #[test]
 fn bad_input_gets_a_counted_4xx_and_the_sidecar_keeps_serving() {
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "bad-input", &[("HOOKTEL_MAX_BODY_BYTES", "4096")]);
+    let (receiver, sidecar) = Sidecar::builder().env("HOOKTEL_MAX_BODY_BYTES", "4096").start_exporting(Protocol::Http);
     let rejected = |reason: &str| sidecar.metric(&format!("hooktel_ingest_rejected_total{{reason=\"{reason}\"}}"));
 
     for (body, reason_text) in [
@@ -458,8 +437,7 @@ fn bad_input_gets_a_counted_4xx_and_the_sidecar_keeps_serving() {
 fn huge_tool_responses_are_cut_and_sized() {
     let session = "c0ffee00-1234-4abc-8def-0123456789ab";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "huge", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let huge = "x".repeat(2_000_000);
     let mut evs = vec![
         payload(session, "SessionStart", json!({"source": "startup"})),
@@ -513,8 +491,7 @@ fn huge_tool_responses_are_cut_and_sized() {
 fn huge_tool_input_through_the_hook_still_yields_a_tool_span() {
     let session = "c0ffee00-1234-4abc-8def-0123456789ac";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "huge-input", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let content = "y".repeat(9 * 1024 * 1024);
     let write = |event: &str| {
         let mut ev = tool_event(session, "p-write", event, "toolu_big_write");
@@ -556,8 +533,7 @@ fn huge_tool_input_through_the_hook_still_yields_a_tool_span() {
 fn hundreds_of_interleaved_sessions_stay_apart() {
     const SESSIONS: usize = 200;
     const THREADS: usize = 8;
-    let receiver = Receiver::start(Protocol::Grpc);
-    let sidecar = sidecar(&receiver, "interleaved", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Grpc);
     let sessions: Vec<String> = (0..SESSIONS).map(|i| format!("5e550000-0000-4000-8000-{i:012x}")).collect();
     let scripts: Vec<Vec<Value>> = sessions
         .iter()
@@ -627,8 +603,7 @@ fn hundreds_of_interleaved_sessions_stay_apart() {
 
 #[test]
 fn a_resumed_session_stays_one_trace_with_one_root() {
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "resumed", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let resumed = |sid: &str| {
         let mut evs = small_session(sid, "p-second", &["toolu_second"]);
         evs[0]["source"] = json!("resume");
@@ -673,9 +648,8 @@ fn a_resumed_session_stays_one_trace_with_one_root() {
 }
 
 /// Run one short session of `sid` through a fresh sidecar and return its root's trace id.
-fn trace_in_a_fresh_sidecar(sid: &str, run: &str) -> String {
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, run, &[]);
+fn trace_in_a_fresh_sidecar(sid: &str) -> String {
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     for ev in small_session(sid, "p-1", &["toolu_1"]) {
         send_ok(sidecar.addr, &ev, None);
     }
@@ -689,13 +663,13 @@ fn trace_in_a_fresh_sidecar(sid: &str, run: &str) -> String {
 
 #[test]
 fn a_non_uuid_session_id_gets_a_stable_trace_id() {
-    let first = trace_in_a_fresh_sidecar("served:abc", "non-uuid-1");
-    let second = trace_in_a_fresh_sidecar("served:abc", "non-uuid-2");
+    let first = trace_in_a_fresh_sidecar("served:abc");
+    let second = trace_in_a_fresh_sidecar("served:abc");
     assert_eq!(first, second, "the same non-UUID session maps to the same trace in every run");
     assert_eq!(first.len(), 32);
     assert_ne!(first, "0".repeat(32));
     assert_eq!(&first[12..13], "5", "a UUIDv5: {first}");
-    let other = trace_in_a_fresh_sidecar("served:abd", "non-uuid-3");
+    let other = trace_in_a_fresh_sidecar("served:abd");
     assert_ne!(first, other, "different sessions, different traces");
 }
 
@@ -706,8 +680,7 @@ fn a_non_uuid_session_id_gets_a_stable_trace_id() {
 fn duplicate_deliveries_yield_one_span() {
     let session = "d0b1e000-0000-4000-8000-00000000d0b1";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "duplicates", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let t0 = now_ns() - 60_000_000_000;
     let ms = |n: u64| Some(t0 + n * 1_000_000);
     let p = "p-dup";
@@ -753,8 +726,7 @@ fn duplicate_deliveries_yield_one_span() {
 fn a_post_before_its_pre_still_yields_one_span_from_the_pre_time() {
     let session = "0dd0e000-0000-4000-8000-0000000000dd";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "out-of-order", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let t0 = now_ns() - 60_000_000_000;
     let ms = |n: u64| t0 + n * 1_000_000;
     let p = "p-ooo";
@@ -792,8 +764,7 @@ fn a_post_before_its_pre_still_yields_one_span_from_the_pre_time() {
 fn duplicate_turn_and_subagent_deliveries_after_export_yield_one_span() {
     let session = "d0b1e000-0000-4000-8000-00000000d0b2";
     let trace = trace_of(session);
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = sidecar(&receiver, "duplicates-after-export", &[]);
+    let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     let t0 = now_ns() - 60_000_000_000;
     let ms = |n: u64| Some(t0 + n * 1_000_000);
     let p = "p-dup-turn";

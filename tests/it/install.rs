@@ -6,21 +6,19 @@
 //! must give back the user's file, and `doctor` must pass with everything up and fail with advice
 //! when the sidecar is down or the hooks are gone.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::claude::{claude_bin, Cli, Mock, Scratch};
+use crate::support::{wait_until, Protocol, Receiver, Sidecar, BIN};
 use serde_json::Value;
-use support::claude::{claude_bin, Cli, Mock, Scratch};
-use support::{wait_until, Protocol, Receiver, Sidecar, BIN};
 
 /// A user's settings with command hooks of their own (exec form, async) for another sidecar.
-const COMMAND_HOOKS_FIXTURE: &str = include_str!("fixtures/settings/settings.command-hooks.json");
+const COMMAND_HOOKS_FIXTURE: &str = include_str!("../fixtures/settings/settings.command-hooks.json");
 /// A user's settings with http hooks of their own and an `allowedHttpHookUrls` that would block hooktel's.
-const HTTP_HOOKS_FIXTURE: &str = include_str!("fixtures/settings/settings.http-hooks.json");
+const HTTP_HOOKS_FIXTURE: &str = include_str!("../fixtures/settings/settings.http-hooks.json");
 
 const SPANS_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -1,12 +1,11 @@
 //! Restarts and crashes: a session running across a restart of the sidecar (SIGTERM, or kill -9)
 //! still ends as one coherent trace, every span exported exactly once.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
+use crate::support;
+use crate::support::{assert_tree, captured_session, temp_dir, Protocol, Receiver, Sidecar};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const SPANS_IN_SESSION: usize = 7;
@@ -52,7 +51,6 @@ fn across_a_restart(split: usize, stop: impl FnOnce(&mut Sidecar)) {
         journaled(&data) == 0
     });
     drop(second);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -95,5 +93,4 @@ fn a_session_resumed_after_a_restart_keeps_its_one_root() {
     let seg = spans.iter().find(|s| s.name == "claude-code session resumed").unwrap();
     assert_eq!(seg.parent, root.span_id);
     drop(second);
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -1,0 +1,22 @@
+//! hooktel's integration tests, in one test binary (one link, one process to start): each module was
+//! a test binary of its own; `support` holds what they share (the OTLP receiver, the `hooktel serve`
+//! fixture, temp directories, the real Claude Code CLI and its transcripts).
+
+mod support;
+
+mod accounting;
+mod backfill;
+mod custom_events;
+mod dashboards;
+mod deploy;
+mod e2e_claude;
+mod e2e_outages;
+mod export_spool;
+mod hook_client;
+mod import;
+mod ingest;
+mod install;
+mod local_mode;
+mod otlp_export;
+mod restart;
+mod spool;
