@@ -1124,6 +1124,7 @@ fn check(failed: &mut Vec<String>, what: &str, f: impl FnOnce()) {
 
 #[test]
 fn real_claude_code_sessions_become_one_trace_each() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
     let claude = claude_bin();
     // fail now rather than after the runs when promtool is missing
     if let Err(e) = Command::new("promtool").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {

@@ -266,6 +266,7 @@ fn with_diagnostics(sidecar: impl Fn() -> Option<(String, String)>, receiver: &R
 
 #[test]
 fn collector_refusing_during_a_real_session_then_recovering() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
     let started = Instant::now();
     let scratch = Scratch::new();
     let receiver = Receiver::start(Protocol::Http);
@@ -333,6 +334,7 @@ fn spooled(data: &Path) -> Vec<(u64, Value)> {
 
 #[test]
 fn sidecar_down_during_a_real_session_then_started() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
     let started = Instant::now();
     let scratch = Scratch::new();
     let receiver = Receiver::start(Protocol::Http);

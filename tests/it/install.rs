@@ -134,11 +134,13 @@ fn claude_reports_through(http: bool, fixture: &str) {
 
 #[test]
 fn real_claude_code_reports_through_installed_command_hooks() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
     claude_reports_through(false, COMMAND_HOOKS_FIXTURE);
 }
 
 #[test]
 fn real_claude_code_reports_through_installed_http_hooks() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
     claude_reports_through(true, HTTP_HOOKS_FIXTURE);
 }
 

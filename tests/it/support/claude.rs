@@ -48,6 +48,14 @@ pub const HOOK_EVENTS: &[&str] = &[
 ];
 
 /// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
+/// Tests that run the real Claude Code CLI take this lock first. They time real processes (the test
+/// sidecar settles spans in 200 ms), and in one test binary two CLI runs at once on a 2-core machine
+/// starve the accountant's re-reads: a subagent's last usage then lands after its span is out.
+pub fn one_cli_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn claude_bin() -> PathBuf {
     let path =
         std::env::var_os("HOOKTEL_CLAUDE_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
