@@ -453,17 +453,16 @@ mod tests {
         assert!(runnable("/bin/sh").is_ok());
         assert!(runnable("/nonexistent/hooktel").unwrap_err().contains("does not exist"));
         assert!(runnable("hooktel-surely-not-on-path").unwrap_err().contains("PATH"));
-        let file = std::env::temp_dir().join(format!("hooktel-doctor-noexec-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("noexec");
         std::fs::write(&file, "").unwrap();
         assert!(runnable(file.to_str().unwrap()).unwrap_err().contains("not executable"));
-        std::fs::remove_file(file).unwrap();
     }
 
     #[test]
     fn hook_checks_find_what_is_wrong() {
-        let dir = std::env::temp_dir().join(format!("hooktel-doctor-hooks-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let (user, project) = (dir.join("user.json"), dir.join("project.json"));
         let opts = Options {
             addr: "127.0.0.1:4388".into(),
@@ -510,13 +509,12 @@ mod tests {
         assert!(checks[0].detail.contains("no hooktel hook on Stop"), "{checks:?}");
         std::fs::write(&user, r#"{"disableAllHooks": true, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "hooktel hook"}]}]}}"#).unwrap();
         assert_eq!(run()[0].status, Status::Fail);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_data_dir_not_yet_made_is_fine_when_it_can_be() {
-        let dir = std::env::temp_dir().join(format!("hooktel-doctor-{}", std::process::id())).join("a/b");
-        assert_eq!(data_dir_check(&dir).status, Status::Ok);
-        assert_eq!(data_dir_check(&std::env::temp_dir()).status, Status::Ok);
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(data_dir_check(&tmp.path().join("a/b")).status, Status::Ok);
+        assert_eq!(data_dir_check(tmp.path()).status, Status::Ok);
     }
 }

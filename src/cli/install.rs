@@ -517,13 +517,19 @@ mod tests {
     const COMMAND: &str = "'/opt/hook tel/bin/hooktel' hook";
     const URL: &str = "http://127.0.0.1:4388/v1/hooks";
 
+    /// A temporary directory, deleted when dropped, that is used as the path it is.
+    struct Dir(tempfile::TempDir);
+
+    impl std::ops::Deref for Dir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
     /// A settings file in a fresh directory.
-    fn settings_file(text: Option<&str>) -> (PathBuf, PathBuf) {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("hooktel-install-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    fn settings_file(text: Option<&str>) -> (Dir, PathBuf) {
+        let dir = Dir(tempfile::tempdir().unwrap());
         let path = dir.join(".claude").join("settings.json");
         if let Some(text) = text {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -564,7 +570,7 @@ mod tests {
     #[test]
     fn install_keeps_the_users_settings_and_hooks() {
         for fixture in FIXTURES {
-            let (dir, path) = settings_file(Some(fixture));
+            let (_dir, path) = settings_file(Some(fixture));
             let before: Value = serde_json::from_str(fixture).unwrap();
             let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
             assert_eq!(report.added.len() + report.updated.len(), EVENTS.len(), "{report}");
@@ -588,7 +594,6 @@ mod tests {
             if fixture.contains("$schema") {
                 assert!(text.starts_with("{\n  \"$schema\""), "{text}");
             }
-            std::fs::remove_dir_all(dir).unwrap();
         }
     }
 
@@ -604,23 +609,21 @@ mod tests {
             assert!(report.backup.is_none());
             assert_eq!(std::fs::read(&path).unwrap(), once);
             assert_eq!(backups(&dir).len(), 1, "one backup, of the first change");
-            std::fs::remove_dir_all(dir).unwrap();
         }
     }
 
     #[test]
     fn a_binary_under_another_name_is_still_installed_once() {
-        let (dir, path) = settings_file(Some(MATCHERS_FIXTURE));
+        let (_dir, path) = settings_file(Some(MATCHERS_FIXTURE));
         install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
         let once = std::fs::read(&path).unwrap();
         assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap().changed());
         assert_eq!(std::fs::read(&path).unwrap(), once);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn switching_kinds_replaces_hooktels_entries() {
-        let (dir, path) = settings_file(Some(HTTP_FIXTURE));
+        let (_dir, path) = settings_file(Some(HTTP_FIXTURE));
         install(&path, HookKind::Command, COMMAND, URL).unwrap();
         let report = install(&path, HookKind::Http, COMMAND, URL).unwrap();
         let http_events = EVENTS.len() - COMMAND_ONLY.len();
@@ -644,7 +647,6 @@ mod tests {
             assert!(!hooks_of(&v, event).iter().any(|h| h.1 == URL), "{event}");
         }
         assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*"]));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -660,7 +662,6 @@ mod tests {
         let report = uninstall(&path).unwrap();
         assert_ne!(report.backup.unwrap(), backup);
         assert_eq!(backups(&dir).len(), 2);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -680,7 +681,6 @@ mod tests {
             assert!(uninstall(&path).is_err());
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
             assert!(backups(&dir).is_empty());
-            std::fs::remove_dir_all(dir).unwrap();
         }
     }
 
@@ -688,7 +688,7 @@ mod tests {
     fn uninstall_gives_back_the_users_file() {
         for fixture in FIXTURES {
             for kind in [HookKind::Command, HookKind::Http] {
-                let (dir, path) = settings_file(Some(fixture));
+                let (_dir, path) = settings_file(Some(fixture));
                 install(&path, kind, COMMAND, URL).unwrap();
                 let report = uninstall(&path).unwrap();
                 assert_eq!(report.removed.len(), EVENTS.len(), "{report}");
@@ -696,14 +696,13 @@ mod tests {
                 // the fixtures are written as Claude Code writes settings: even the bytes come back
                 assert_eq!(std::fs::read_to_string(&path).unwrap(), fixture);
                 assert!(!uninstall(&path).unwrap().changed());
-                std::fs::remove_dir_all(dir).unwrap();
             }
         }
     }
 
     #[test]
     fn a_missing_file_and_directory_are_created_and_removed_hooks_leave_no_husk() {
-        let (dir, path) = settings_file(None);
+        let (_dir, path) = settings_file(None);
         let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
         assert!(report.created && report.backup.is_none(), "{report}");
         assert_eq!(hooks_of(&value(&path), "PreToolUse"), vec![("command".to_owned(), COMMAND.to_owned())]);
@@ -712,11 +711,9 @@ mod tests {
         uninstall(&path).unwrap();
         assert_eq!(value(&path), serde_json::json!({}));
         // uninstalling where nothing was installed creates nothing
-        let (dir2, missing) = settings_file(None);
+        let (_dir2, missing) = settings_file(None);
         assert!(!uninstall(&missing).unwrap().changed());
         assert!(!missing.exists());
-        std::fs::remove_dir_all(dir).unwrap();
-        std::fs::remove_dir_all(dir2).unwrap();
     }
 
     #[test]
@@ -762,7 +759,7 @@ mod tests {
     "WorktreeCreate": [{"hooks": [{"type": "command", "command": "hooktel hook"}]}]
   }
 }"#;
-        let (dir, path) = settings_file(Some(text));
+        let (_dir, path) = settings_file(Some(text));
         let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
         assert!(report.updated.contains(&"Stop".to_owned()), "{report}");
         assert_eq!(report.removed, vec!["WorktreeCreate".to_owned()]);
@@ -772,16 +769,14 @@ mod tests {
             vec![("command".to_owned(), "notify-send done".to_owned()), ("command".to_owned(), COMMAND.to_owned())]
         );
         assert!(v["hooks"].get("WorktreeCreate").is_none());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn the_keys_after_a_removed_hooks_object_keep_their_order() {
-        let (dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
+        let (_dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
         install(&path, HookKind::Command, COMMAND, URL).unwrap();
         uninstall(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -801,18 +796,17 @@ mod tests {
   }
 }
 "#;
-        let (dir, path) = settings_file(Some(text));
+        let (_dir, path) = settings_file(Some(text));
         let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
         assert_eq!(report.unchanged, vec!["Stop".to_owned()], "{report}");
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains("\"command\": \"/opt/bin/tel hook\",\n            \"type\""), "{written}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_key_written_twice_keeps_its_last_value_as_claude_code_reads_it() {
         let text = r#"{"model": "sonnet", "hooks": [], "env": {}, "model": "opus", "hooks": {"Stop": []}}"#;
-        let (dir, path) = settings_file(Some(text));
+        let (_dir, path) = settings_file(Some(text));
         install(&path, HookKind::Command, COMMAND, URL).unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.matches("\"model\"").count(), 1, "{written}");
@@ -820,7 +814,6 @@ mod tests {
         // each key stays where it was first written
         assert!(written.starts_with("{\n  \"model\": \"opus\",\n  \"hooks\": {\n"), "{written}");
         assert_eq!(hooks_of(&value(&path), "Stop"), vec![("command".to_owned(), COMMAND.to_owned())]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -834,7 +827,6 @@ mod tests {
         assert!(found.hooks.contains(&("SessionStart".into(), Found::Command("/opt/hook tel/bin/hooktel".into()))));
         assert_eq!(found.allowlist.unwrap().len(), 2);
         assert!(inspect(&dir.join("nothing.json")).unwrap().is_none());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -183,11 +183,10 @@ mod tests {
 
     #[test]
     fn rows_come_back_by_session_and_ended_sessions_shrink_to_a_marker() {
-        let dir = std::env::temp_dir().join(format!("hooktel-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let (tx, rx) = std::sync::mpsc::channel();
-        let conn = open(&dir).unwrap();
+        let conn = open(dir).unwrap();
         let failures = prometheus::IntCounter::new("t", "t").unwrap();
         let writer = std::thread::spawn(move || write(conn, rx, failures));
         let hook = |s: &str, at: u64| Entry::Hook { session: s.into(), at, body: bytes::Bytes::from_static(b"{}") };
@@ -199,7 +198,7 @@ mod tests {
         tx.send(Entry::Ended { session: "b".into(), root: [9; 8], end: 5 }).unwrap();
         drop(tx);
         writer.join().unwrap();
-        let conn = open(&dir).unwrap();
+        let conn = open(dir).unwrap();
         let mut all = read(&conn).unwrap();
         assert_eq!(all.len(), 2);
         let (a, ra) = &mut all[0];
@@ -211,6 +210,5 @@ mod tests {
         assert_eq!((b.as_str(), rb.hooks.len(), rb.ended), ("b", 0, Some(([9; 8], 5))));
         forget_old_endings(&conn, 10, 100);
         assert_eq!(read(&conn).unwrap().len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -84,18 +84,17 @@ mod tests {
 
     #[test]
     fn corrupt_files_are_moved_aside() {
-        let dir = std::env::temp_dir().join(format!("hooktel-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("x.db");
         std::fs::write(&path, b"this is certainly not an SQLite database, it is just some text....").unwrap();
         let conn = open(&path, "CREATE TABLE IF NOT EXISTS t(x);", Duration::from_millis(100)).unwrap();
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let aside: Vec<_> = std::fs::read_dir(&dir)
+        let aside: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
             .collect();
         assert_eq!(aside.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -236,8 +236,8 @@ mod tests {
 
     #[test]
     fn override_file_adds_and_replaces() {
-        let dir = std::env::temp_dir().join(format!("hooktel-prices-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("prices.json");
         std::fs::write(
             &path,
@@ -251,6 +251,5 @@ mod tests {
         assert_eq!(t.lookup("claude-haiku-4-5").unwrap().standard.input, 1.0);
         std::fs::write(&path, "{not json").unwrap();
         assert!(PriceTable::with_file(&path).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
