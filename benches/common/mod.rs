@@ -17,13 +17,19 @@ pub struct Sidecar {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// A fresh data directory per sidecar: a run must neither start from an earlier run's local
+    /// store and journal nor leave them in the user's own `~/.local/share/hooktel`.
+    _data: tempfile::TempDir,
 }
 
 impl Sidecar {
-    /// Start `hooktel serve --listen 127.0.0.1:0` with every OTLP variable removed, plus `env`.
+    /// Start `hooktel serve --listen 127.0.0.1:0` on a fresh data directory, with every OTLP variable
+    /// removed, plus `env`.
     pub fn start(env: &[(&str, &str)]) -> Sidecar {
+        let data = tempfile::tempdir().expect("a temporary data directory");
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HOOKTEL_DATA_DIR", data.path())
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -65,7 +71,7 @@ impl Sidecar {
                 panic!("hooktel serve did not start: {:?}", log.lock().unwrap());
             }
         };
-        Sidecar { addr, child, log }
+        Sidecar { addr, child, log, _data: data }
     }
 
     pub fn pid(&self) -> u32 {
