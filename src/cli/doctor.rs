@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::cli::http1::{self, HttpError, Request};
 use crate::cli::install::{self, Found, Installed, EVENTS};
@@ -322,7 +322,7 @@ fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
             )
         }
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let now = crate::model::time::now_ns();
     let age = Duration::from_nanos(oldest.map_or(0, |o| now.saturating_sub(o)));
     let mut detail =
         format!("{events} hook event(s) waiting in {}", crate::store::hook_spool::path(&opts.data_dir).display());

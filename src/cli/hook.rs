@@ -8,11 +8,11 @@
 //! the sidecar drains when it is back.
 
 use std::io::{Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::config::HookSettings;
 use crate::cli::http1::{self, HttpError, Request};
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
+use crate::model::time;
 
 /// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
 /// those are cut below; the rest of a larger input is left unread.
@@ -32,7 +32,7 @@ pub(crate) enum Undelivered {
 pub fn run() -> std::process::ExitCode {
     ignore_termination();
     let settings = HookSettings::from_env();
-    let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let at = time::now_ns();
     let mut body = Vec::new();
     if std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body).is_err() || body.is_empty() {
         return std::process::ExitCode::SUCCESS;
@@ -124,16 +124,14 @@ pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&s
         attributes.insert(k.to_owned(), value);
     }
     let at = match time {
-        None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-        Some(t) => {
-            match crate::model::time::rfc3339_ns(t).or_else(|| t.parse::<f64>().ok().map(|s| (s * 1e9) as u64)) {
-                Some(at) => at,
-                None => {
-                    eprintln!("hooktel emit: --time {t:?} is neither RFC 3339 nor Unix seconds");
-                    return std::process::ExitCode::from(2);
-                }
+        None => time::now_ns(),
+        Some(t) => match time::rfc3339_ns(t).or_else(|| t.parse::<f64>().ok().and_then(time::unix_seconds_ns)) {
+            Some(at) => at,
+            None => {
+                eprintln!("hooktel emit: --time {t:?} is neither RFC 3339 nor Unix seconds");
+                return std::process::ExitCode::from(2);
             }
-        }
+        },
     };
     let event = serde_json::json!({
         "name": name,

@@ -483,7 +483,7 @@ fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyhow::Result<O
     }
     let backup = match old {
         Some(old) => {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let secs = crate::model::time::now_ns() / 1_000_000_000;
             let path = (0..)
                 .map(|n| match n {
                     0 => dir.join(format!("{name}.hooktel-backup-{secs}")),

@@ -929,6 +929,21 @@ pub(crate) mod tests {
         assert_eq!(tools[0].attr("hooktel.tool.status").as_deref(), Some("ok"));
     }
 
+    /// `duration_ms * 1_000_000` overflowed on a huge `duration_ms` from a payload (a panic in debug
+    /// builds, a wrap in release), and its attribute wrapped to a negative number.
+    #[test]
+    fn a_huge_duration_saturates_instead_of_wrapping() {
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (tool("PostToolUse", "t1", json!({"duration_ms": u64::MAX})), 30 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 40 * MS),
+        ]);
+        assert_tree(&spans);
+        let t = named(&spans, "execute_tool Bash")[0];
+        assert_eq!((t.start, t.end), (0, 30 * MS));
+        assert_eq!(t.attr("hooktel.tool.duration_ms"), Some(i64::MAX.to_string()));
+    }
+
     #[test]
     fn session_end_closes_open_spans_as_incomplete() {
         let spans = run(&[
