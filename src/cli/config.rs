@@ -26,6 +26,10 @@ pub struct ServeArgs {
     pub(crate) listen: SocketAddr,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+    /// Host names, comma-separated, accepted in a request's `Host` besides loopback ones (a browser
+    /// page that rebinds its own name to 127.0.0.1 sends its name there).
+    #[arg(long, env = "HOOKTEL_ALLOWED_HOSTS", default_value = "")]
+    pub(crate) allowed_hosts: String,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
     pub(crate) idle_timeout_secs: u64,
@@ -91,6 +95,11 @@ impl OutputArgs {
 }
 
 impl ServeArgs {
+    /// The extra `Host` names ingest accepts, lowercase, without ports.
+    pub(crate) fn allowed_hosts(&self) -> Vec<String> {
+        self.allowed_hosts.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+    }
+
     pub(crate) fn session_settings(&self) -> Settings {
         Settings {
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),

@@ -100,6 +100,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             metrics,
             capture: args.output.capture,
             max_body_bytes: args.max_body_bytes,
+            allowed_hosts: args.allowed_hosts(),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

@@ -21,6 +21,8 @@ pub(crate) struct Ingest {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) capture: Capture,
     pub(crate) max_body_bytes: usize,
+    /// Host names (lowercase, no port) accepted in `Host` besides loopback ones (`HOOKTEL_ALLOWED_HOSTS`).
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 /// What to do when the ingest queue is full.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -76,6 +76,9 @@ pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: im
 }
 
 async fn route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
+    if let Err(refused) = browser_guard(&req, ingest) {
+        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
         (&Method::POST, "/v1/events") => custom(req, ingest).await,
@@ -164,6 +167,87 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     reply(ingest, accept(ingest, &payload, at, Admission::RefuseWhenFull).await)
 }
 
+/// Why a request was refused before it was read: what a web page can send and hooktel's own clients
+/// never do. A page can POST to localhost ("simple" cross-site requests need no preflight) and can
+/// rebind its own name to 127.0.0.1; hooktel's clients (the hook, `emit`, Claude Code's http hooks,
+/// Prometheus, probes) send no `Origin`, and POST JSON to a loopback or configured host.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum BrowserRefusal {
+    #[error("requests from a web page (with an Origin header) are refused")]
+    Origin,
+    #[error("host {0:?} is not loopback nor in HOOKTEL_ALLOWED_HOSTS")]
+    Host(String),
+    #[error("the body must be application/json")]
+    ContentType,
+}
+
+impl BrowserRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            BrowserRefusal::Origin | BrowserRefusal::Host(_) => StatusCode::FORBIDDEN,
+            BrowserRefusal::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    /// The bounded `reason` of `hooktel_ingest_rejected_total`.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            BrowserRefusal::Origin => "origin_refused",
+            BrowserRefusal::Host(_) => "host_refused",
+            BrowserRefusal::ContentType => "unsupported_content_type",
+        }
+    }
+}
+
+/// No request may carry an `Origin`; a POST must be JSON, to a loopback or configured `Host`.
+/// `/metrics` and `/healthz` are read by Prometheus and probes under the pod's own address, so only
+/// the `Origin` rule applies to them.
+fn browser_guard(req: &Request<Incoming>, ingest: &Ingest) -> Result<(), BrowserRefusal> {
+    if req.headers().contains_key(ORIGIN) {
+        return Err(BrowserRefusal::Origin);
+    }
+    if req.method() != Method::POST {
+        return Ok(());
+    }
+    let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
+    if !host_allowed(&host, &ingest.allowed_hosts) {
+        return Err(BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned()));
+    }
+    let json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(BrowserRefusal::ContentType);
+    }
+    Ok(())
+}
+
+/// A `Host` value (name or address, with or without a port) that names this machine's loopback, or a
+/// name in `allowed`. An HTTP/1.1 request without `Host` is malformed and refused.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, _)) => addr,
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host.as_str(),
+        },
+    };
+    if name.is_empty() {
+        return false;
+    }
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || allowed.iter().any(|a| a == name)
+}
+
 /// Why a request's body was not read.
 #[derive(Debug, thiserror::Error)]
 enum BodyError {
@@ -218,4 +302,32 @@ fn text(status: StatusCode, body: &str) -> Reply {
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static header"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_or_configured_hosts() {
+        let none: &[String] = &[];
+        for ok in ["127.0.0.1:4388", "localhost:4388", "LOCALHOST", "[::1]:4388", "127.9.8.7", "a.localhost:1"] {
+            assert!(host_allowed(ok, none), "{ok}");
+        }
+        for bad in [
+            "attacker.example",
+            "attacker.example:4388",
+            "",
+            "[::1",
+            "10.0.0.1:4388",
+            "localhost.evil.com",
+            "127.0.0.1.nip.io",
+            "localhost:x",
+        ] {
+            assert!(!host_allowed(bad, none), "{bad:?}");
+        }
+        let allowed = vec!["hooktel.observability.svc".to_owned()];
+        assert!(host_allowed("hooktel.observability.svc:4388", &allowed));
+        assert!(!host_allowed("other.svc:4388", &allowed));
+    }
 }
