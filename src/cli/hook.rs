@@ -3,11 +3,12 @@
 //! Reads one payload on stdin, stamps the time, POSTs it to the sidecar over a plain blocking TCP
 //! connection, and exits 0, whatever happens. It never writes to stdout (Claude Code reads a hook's
 //! stdout as instructions), never starts Tokio or OpenTelemetry (it must start in about a
-//! millisecond), and every network step has a timeout, so a down or hung sidecar costs at most
-//! about twice `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to the SQLite spool, which
+//! millisecond), and reading stdin and every network step have a deadline, so a stdin left open
+//! or a down or hung sidecar costs at most a few times `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to the SQLite spool, which
 //! the sidecar drains when it is back.
 
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use crate::cli::config::HookSettings;
 use crate::cli::http1::{self, HttpError, Request};
@@ -33,8 +34,8 @@ pub fn run() -> std::process::ExitCode {
     ignore_termination();
     let settings = HookSettings::from_env();
     let at = time::now_ns();
-    let mut body = Vec::new();
-    if std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body).is_err() || body.is_empty() {
+    let body = read_stdin(settings.timeout);
+    if body.is_empty() {
         return std::process::ExitCode::SUCCESS;
     }
     let body = cut_large_payload(body);
@@ -45,6 +46,47 @@ pub fn run() -> std::process::ExitCode {
         Err(why) => keep_undelivered(&settings, &body, at, &why),
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// The payload: stdin until it closes, `MAX_STDIN_BYTES`, or `deadline`, whichever comes first.
+/// Claude Code writes the payload and closes stdin; a stdin that stays open (a terminal, a stuck
+/// parent) must not hang the hook, so what arrived by the deadline is what is sent.
+#[cfg(unix)]
+fn read_stdin(deadline: Duration) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let until = Instant::now() + deadline;
+    let mut body = Vec::new();
+    // larger than StdinLock's own buffer, so every read goes straight to the descriptor that poll watches
+    let mut buf = vec![0u8; 64 * 1024];
+    while (body.len() as u64) < MAX_STDIN_BYTES {
+        let left = until.saturating_duration_since(Instant::now());
+        let mut ready = libc::pollfd { fd: stdin.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the length of the call.
+        match unsafe { libc::poll(&mut ready, 1, ms) } {
+            0 => break, // the deadline
+            n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            n if n < 0 => break,
+            _ => {}
+        }
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    body.truncate(usize::try_from(MAX_STDIN_BYTES).unwrap_or(usize::MAX));
+    body
+}
+
+#[cfg(not(unix))]
+fn read_stdin(_deadline: Duration) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body);
+    body
 }
 
 /// Claude Code sends SIGTERM to hooks still running while it shuts down (seen on `StopFailure`,

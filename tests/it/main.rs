@@ -13,6 +13,7 @@ mod e2e_claude;
 mod e2e_outages;
 mod export_spool;
 mod hook_client;
+mod hostile;
 mod import;
 mod ingest;
 mod install;
