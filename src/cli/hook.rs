@@ -14,6 +14,7 @@ use crate::cli::config::HookSettings;
 use crate::cli::http1::{self, HttpError, Request};
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time;
+use crate::store::data_dir;
 
 /// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
 /// those are cut below; the rest of a larger input is left unread.
@@ -32,6 +33,7 @@ pub(crate) enum Undelivered {
 /// The whole hook command. Always succeeds.
 pub fn run() -> std::process::ExitCode {
     ignore_termination();
+    data_dir::private_files();
     let settings = HookSettings::from_env();
     let at = time::now_ns();
     let body = read_stdin(settings.timeout);
@@ -152,6 +154,7 @@ fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undeliv
 /// booleans or null keep that type; anything else is a string. Exits 0 when the sidecar took the
 /// event or it was spooled for it, 1 when neither worked, 2 on a malformed `KEY=VALUE`.
 pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&str>) -> std::process::ExitCode {
+    data_dir::private_files();
     let settings = HookSettings::from_env();
     let mut attributes = serde_json::Map::new();
     for pair in pairs {

@@ -15,12 +15,14 @@ use crate::ingest::{drain, server};
 use crate::metrics::Metrics;
 use crate::model::time::now_ns;
 use crate::pipeline;
+use crate::store::data_dir;
 use crate::store::export_spool::SpanSpool;
 use crate::store::journal;
 use crate::store::local::LocalStore;
 use crate::usage::accountant::Accountant;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    data_dir::private_files();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()))
@@ -29,7 +31,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let protocol = config::otlp_protocol()?;
         let data_dir = args.output.data_dir();
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        data_dir::create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        // held until the sidecar exits: a second one on this directory would drain its spool twice
+        let _held = data_dir::lock(&data_dir)?;
         let sink = match protocol {
             Some(p) => {
                 let resource = otlp::resource(&args.output.service_name);

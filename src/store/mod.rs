@@ -5,6 +5,7 @@
 //! Only SQL and files here; callers choose the thread (the sidecar never runs these on a Tokio
 //! worker). Nothing here imports `ingest`, `pipeline`, `export` or `cli`.
 
+pub(crate) mod data_dir;
 pub(crate) mod export_spool;
 pub(crate) mod hook_spool;
 pub(crate) mod import_registry;

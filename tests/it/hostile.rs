@@ -126,3 +126,67 @@ fn a_hook_whose_stdin_never_closes_returns_in_time() {
         sidecar.metric(r#"hooktel_hook_events_total{event="SessionStart"}"#) == 1.0
     });
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// Under the usual umask 022 every file hooktel made was readable by every user of the machine (the
+/// spool and journal hold prompts and tool inputs): the data directory is now 0700 and its files 0600,
+/// also a directory an older hooktel made 0755, and the spool a hook creates.
+#[test]
+fn the_data_directory_is_private() {
+    let tmp = support::temp_dir("hostile-private");
+    let old = tmp.join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("spool.db"), b"").unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(old.join("spool.db"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for data in [tmp.join("new/data"), old] {
+        let sidecar = Sidecar::builder().data_dir(&data).start();
+        assert_eq!(sidecar.request("POST", "/v1/hooks", PAYLOAD).0, 200);
+        let files = ["spool.db", "journal.db", "local.db", "serve.lock"];
+        support::wait_until(Duration::from_secs(10), "the sidecar's files", || {
+            files.iter().all(|f| data.join(f).exists())
+        });
+        assert_eq!(mode(&data), 0o700, "{}", data.display());
+        for f in files {
+            assert_eq!(mode(&data.join(f)), 0o600, "{f} in {}", data.display());
+        }
+    }
+    // a hook that finds no sidecar creates the spool: private too
+    let hook_dir = tmp.join("hook");
+    let mut child = Command::new(support::BIN)
+        .arg("hook")
+        .env("HOOKTEL_ADDR", "127.0.0.1:9")
+        .env("HOOKTEL_DATA_DIR", &hook_dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(PAYLOAD).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(mode(&hook_dir), 0o700);
+    assert_eq!(mode(&hook_dir.join("spool.db")), 0o600);
+}
+
+/// Two sidecars on one data directory both drained its spool (1,000 events became 1,525): the second
+/// now exits at once, naming the lock, and the first keeps serving.
+#[test]
+fn a_second_sidecar_on_the_same_data_directory_refuses_to_start() {
+    let data = support::temp_dir("hostile-lock");
+    let first = Sidecar::builder().data_dir(&data).start();
+    let started = Instant::now();
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HOOKTEL_DATA_DIR", data.path())
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "the second sidecar must not wait for the lock");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("serve.lock") && stderr.contains("another `hooktel serve`"), "{stderr}");
+    assert_eq!(first.request("POST", "/v1/hooks", PAYLOAD).0, 200, "the first one still serves");
+}
