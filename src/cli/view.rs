@@ -16,6 +16,36 @@ use crate::store::local::{self, LocalReader, SessionSummary};
 
 /// Recent sessions, newest first, one line each under a header.
 pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
+    terminal_safe(list_sessions(data_dir, limit))
+}
+
+/// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
+/// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
+pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
+    terminal_safe(show_session(data_dir, session))
+}
+
+/// Session ids, projects, tool names and prompts come from payloads: a control character in them
+/// (a window-title, clear-screen or hyperlink escape) or a bidirectional override must reach the
+/// terminal as visible text, never as a command. Newlines the view itself writes stay.
+fn terminal_safe(view: anyhow::Result<String>) -> anyhow::Result<String> {
+    view.map(|text| escape_controls(&text)).map_err(|e| anyhow::anyhow!(escape_controls(&format!("{e:#}"))))
+}
+
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\n') || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn list_sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
     let Some(store) = open(data_dir)? else { return Ok(empty(data_dir)) };
     let traces = store.recent(limit)?;
     if traces.is_empty() {
@@ -57,9 +87,7 @@ pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
     Ok(table(&header, &rows, &right))
 }
 
-/// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
-/// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
-pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
+fn show_session(data_dir: &Path, session: &str) -> anyhow::Result<String> {
     let Some(store) = open(data_dir)? else {
         bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
     };
@@ -323,6 +351,18 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_reach_the_terminal_as_text() {
+        let evil = "proj\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}]8;;http://x\u{1b}\\\u{202e}gpj.exe\u{9b}\r\tok\n";
+        let safe = escape_controls(evil);
+        assert!(!safe.chars().any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')), "{safe:?}");
+        assert_eq!(
+            safe,
+            "proj\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{1b}]8;;http://x\\u{1b}\\\\u{202e}gpj.exe\\u{9b}\\r\\tok\n"
+        );
+        assert_eq!(escape_controls("héllo ✓ 🦀\n"), "héllo ✓ 🦀\n");
+    }
     use crate::store::local::{LocalStore, Retention};
     use crate::testdata::{captured, CAPTURED_AT, SEC, SESSION};
 

@@ -190,3 +190,32 @@ fn a_second_sidecar_on_the_same_data_directory_refuses_to_start() {
     assert!(stderr.contains("serve.lock") && stderr.contains("another `hooktel serve`"), "{stderr}");
     assert_eq!(first.request("POST", "/v1/hooks", PAYLOAD).0, 200, "the first one still serves");
 }
+
+/// A project, a tool name or a session id can carry terminal escapes (window title, clear screen,
+/// hyperlinks): `hooktel sessions` and `hooktel show` print them as visible text.
+#[test]
+fn terminal_views_print_escapes_as_text() {
+    let data = support::temp_dir("hostile-views");
+    let sidecar = Sidecar::builder().data_dir(&data).start();
+    let sid = "7f0c9d1e-2b3a-4c5d-8e6f-0a1b2c3d4e5f";
+    let cwd = "/home/dev/\u{1b}]0;pwned\u{7}proj\u{1b}[2J";
+    let tool = "mcp__evil\u{1b}]8;;http://evil.example\u{1b}\\";
+    for p in [
+        serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup", "cwd": cwd}),
+        serde_json::json!({"session_id": sid, "hook_event_name": "PreToolUse", "tool_name": tool, "tool_use_id": "t1", "cwd": cwd}),
+        serde_json::json!({"session_id": sid, "hook_event_name": "PostToolUse", "tool_name": tool, "tool_use_id": "t1", "cwd": cwd}),
+        serde_json::json!({"session_id": sid, "hook_event_name": "SessionEnd", "reason": "other", "cwd": cwd}),
+    ] {
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(10), "the root and the tool call stored", || {
+        sidecar.metric("hooktel_spans_stored_total") >= 2.0
+    });
+    for args in [vec!["sessions"], vec!["show", sid]] {
+        let out = Command::new(support::BIN).args(&args).arg("--data-dir").arg(data.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.stdout.iter().any(|&b| b == 0x1b || b == 0x07), "{args:?} printed a raw escape: {text:?}");
+        assert!(text.contains(r"\u{1b}"), "{args:?} shows the escape as text: {text}");
+    }
+}
