@@ -35,11 +35,12 @@ impl Capture {
     pub(crate) fn outputs(self) -> bool {
         self == Capture::Full
     }
-    /// The error text of a failed call: its first line at the default level (it can quote output).
+    /// The error text of a failed call: its first line, redacted, at the default level (it can quote
+    /// output or the command that failed, secrets and all).
     pub(crate) fn error_text(self, error: &str) -> String {
         match self {
             Capture::Full => clip(error, FULL_MAX),
-            _ => clip(error.lines().next().unwrap_or_default(), 200),
+            _ => clip(&redact_text(error.lines().next().unwrap_or_default()), 200),
         }
     }
 }
@@ -102,40 +103,118 @@ fn strip_query(url: &str) -> String {
 }
 
 /// Words in a key name that mark its value as a secret.
-const SECRET_NAMES: &[&str] =
-    &["token", "secret", "passw", "apikey", "api_key", "api-key", "auth", "credential", "private"];
+const SECRET_NAMES: &[&str] = &[
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "apikey",
+    "api_key",
+    "api-key",
+    "auth",
+    "credential",
+    "private",
+    "session-key",
+    "access-key",
+    "access_key",
+];
 
-/// A command line with likely secrets masked, then clipped: values of `NAME=...`/`--name=...` when the
-/// name looks secret, the word after `Bearer`/`--password`/`--token`/`-p<secret>`-style flags,
-/// credentials in URLs, and long opaque tokens (24+ characters mixing letters and digits, no `/`).
+/// A command line with likely secrets masked, then clipped to `COMMAND_MAX`.
 pub(crate) fn redact_command(cmd: &str) -> String {
+    clip(&redact_text(cmd), COMMAND_MAX)
+}
+
+/// Programs whose `-p` flag takes a password: attached (`mysql -pSECRET`) or the next word
+/// (`sshpass -p SECRET`). Elsewhere `-p` is a port or a path (`ssh -p 22`, `mkdir -p dir`).
+const PASSWORD_P_PROGRAMS: &[&str] = &["mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump", "sshpass"];
+
+/// Authorization schemes: the word after one of them is the credential.
+const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "token", "digest", "negotiate", "apikey"];
+
+/// Prefixes of vendors' tokens (GitHub, GitLab, Slack, Stripe, OpenAI and Anthropic, AWS access keys,
+/// Google API keys, npm, Hugging Face, PyPI, DigitalOcean, Shopify): a word starting with one and
+/// longer than it by 8 or more is a credential, whatever else it looks like.
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxs-",
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "npm_",
+    "hf_",
+    "pypi-",
+    "dop_v1_",
+    "shpat_",
+];
+
+/// Text (a command line, an error's first line) with likely secrets masked: values of
+/// `NAME=...`/`--name=...`/`Name: ...` when the name looks secret, the word after an authorization
+/// scheme or a secret-named flag, a password given to `mysql -p…`/`sshpass -p …`, credentials and
+/// queries of URLs, vendor tokens, and long opaque tokens (24+ characters mixing letters and digits).
+pub(crate) fn redact_text(text: &str) -> String {
     let mut out = Vec::new();
     let mut mask_next = false;
-    for word in cmd.split_whitespace() {
+    let mut program: Option<String> = None;
+    for word in text.split_whitespace() {
         let lower = word.to_ascii_lowercase();
+        let bare = lower.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
+        let password_p = program.as_deref().is_some_and(|p| PASSWORD_P_PROGRAMS.contains(&p));
         let masked = if mask_next {
-            mask_next = false;
-            "***".to_owned()
+            // a scheme word names what follows: keep it, mask the credential after it
+            mask_next = AUTH_SCHEMES.contains(&bare);
+            if mask_next {
+                word.to_owned()
+            } else {
+                "***".to_owned()
+            }
+        } else if word.contains("://") && (word.contains('@') || word.contains('?')) {
+            strip_query(word)
         } else if let Some((name, _)) = word.split_once('=').filter(|(n, _)| is_secret_name(n)) {
             format!("{name}=***")
-        } else if word.contains("://") && word.contains('@') {
-            strip_query(word)
-        } else if looks_like_token(word) {
+        } else if password_p && word.starts_with("-p") && word.len() > 2 && !word.starts_with("--") {
+            "-p***".to_owned()
+        } else if looks_like_token(word) || is_vendor_token(word) {
             "***".to_owned()
         } else {
             word.to_owned()
         };
-        let bare = lower.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
-        if bare == "bearer" || bare == "basic" || (bare.starts_with('-') && is_secret_name(bare) && !word.contains('='))
-        {
+        let header = word.ends_with(':') && is_secret_name(bare);
+        let flag = bare.starts_with('-') && is_secret_name(bare) && !word.contains('=');
+        if AUTH_SCHEMES[..2].contains(&bare) || header || flag || (password_p && word == "-p") {
             mask_next = true;
+        }
+        // a password-taking program seen in this simple command (also inside an error's text)
+        let name = lower.rsplit('/').next().unwrap_or_default();
+        if PASSWORD_P_PROGRAMS.contains(&name) {
+            program = Some(name.to_owned());
+        } else if matches!(word, "|" | "||" | "&&" | ";" | "&") {
+            program = None;
         }
         out.push(masked);
     }
-    clip(&out.join(" "), COMMAND_MAX)
+    out.join(" ")
 }
 
-fn is_secret_name(name: &str) -> bool {
+fn is_vendor_token(word: &str) -> bool {
+    let w = word.trim_matches(|c: char| "\"'`(),;".contains(c));
+    let w = w.rsplit_once('=').map_or(w, |(_, v)| v);
+    TOKEN_PREFIXES.iter().any(|p| w.starts_with(p) && w.len() >= p.len() + 8)
+}
+
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     SECRET_NAMES.iter().any(|s| n.contains(s))
 }
@@ -164,6 +243,48 @@ mod tests {
         assert!(!r.contains("ghp_x") && !r.contains("hunter2") && !r.contains("zzz"), "{r}");
         assert!(!redact_command("echo sk-ant-api03-AbCdEf0123456789xyz").contains("AbCdEf"));
         assert_eq!(redact_command("ls -la /tmp && cargo test"), "ls -la /tmp && cargo test");
+    }
+
+    /// Each line: a command or an error's first line, and the secret that must not leave.
+    const SECRETS: &[(&str, &str)] = &[
+        ("mysql -uroot -pMYSQLPW2 app", "MYSQLPW2"),
+        ("mysqldump --user=root -pDUMPPW9 db > out.sql", "DUMPPW9"),
+        ("sshpass -p SSHPASS6 ssh deploy@host uptime", "SSHPASS6"),
+        ("curl -H 'Authorization: token gho_16C7e42F292c6912E7710c838347Ae178B4a' https://api.github.com", "gho_16C7"),
+        ("curl -H 'Authorization: token shortsecret' https://h.example", "shortsecret"),
+        ("curl -H 'X-Api-Key: k3yval' https://h.example", "k3yval"),
+        ("curl -H \"Private-Token: glpv9x\" https://gitlab.example", "glpv9x"),
+        ("curl https://u:pw9@h.example/x?token=abc", "pw9"),
+        ("curl https://u:pw9@h.example/x?token=abc", "abc"),
+        ("git clone https://oauth2:glpat-abcdefghij0123456789@gitlab.example/g/r.git", "glpat-abc"),
+        ("export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI", "wJalrXUtnFEMI"),
+        ("aws configure set aws_access_key_id AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+        ("psql postgres://app:dbpass1@db/app", "dbpass1"),
+        ("slack-notify xoxb-1234-5678-abcdefgh", "xoxb-1234"),
+        ("OPENAI_API_KEY=sk-proj-abcdefgh12345678 python run.py", "sk-proj"),
+        ("python run.py --api-key sk-ant-api03-AbCdEf0123456789xyz", "AbCdEf"),
+        ("Error: Command failed: mysql -u app -pERRPW5 -e 'select 1'", "ERRPW5"),
+        ("error: connect failed (password=errpw7)", "errpw7"),
+        ("deploy --password=hunter2 --token TOK3N", "hunter2"),
+        ("deploy --password=hunter2 --token TOK3N", "TOK3N"),
+        ("PGPASSWORD=pgpw7 psql -h db", "pgpw7"),
+        ("npm publish --//registry.npmjs.org/:_authToken=npm_abcdefgh12345678", "npm_abcdefgh"),
+        ("hf download org/model --token hf_abcdefghijklmnop", "hf_abcdef"),
+    ];
+
+    #[test]
+    fn the_secret_corpus_stays_home() {
+        for (text, secret) in SECRETS {
+            let r = redact_command(text);
+            assert!(!r.contains(secret), "{text:?} kept {secret:?}: {r:?}");
+            let e = Capture::Metadata.error_text(text);
+            assert!(!e.contains(secret), "error {text:?} kept {secret:?}: {e:?}");
+        }
+        // and what is not a secret stays readable
+        for plain in ["ssh -p 22 host uptime", "mkdir -p /tmp/a/b", "docker run -p 8080:80 nginx", "cargo test -p api"]
+        {
+            assert_eq!(redact_command(plain), plain);
+        }
     }
 
     #[test]
