@@ -392,7 +392,7 @@ impl Reader {
         };
         let mut out = Vec::new();
 
-        let attrs = semconv::root(self.cwd.as_deref(), Some(&main.to_string_lossy()));
+        let attrs = semconv::root(self.cwd.as_deref(), Some(&main.to_string_lossy()), capture);
         let root = record(root_id, SpanKey::Root, "claude-code session".into(), None, extent);
         out.push(finish(root, attrs, root_usage.as_ref()));
 

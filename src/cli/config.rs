@@ -104,6 +104,7 @@ impl ServeArgs {
         Settings {
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
+            capture: self.output.capture,
             ..Settings::default()
         }
     }

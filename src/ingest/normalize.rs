@@ -158,7 +158,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         "Stop" if p.contains_key("prompt_id") => Kind::TurnEnd { failure: None },
         "StopFailure" if p.contains_key("prompt_id") => {
             let error = str_field(p, "error").unwrap_or("unknown").to_owned();
-            if let Some(details) = str_field(p, "error_details") {
+            if let Some(details) = str_field(p, "error_details").filter(|_| capture != Capture::None) {
                 attrs.push(KeyValue::new(semconv::ERROR_DETAILS, capture::clip(details, 256)));
             }
             Kind::TurnEnd { failure: Some(error) }
@@ -301,6 +301,14 @@ const TEXT_KEYS: &[&str] = &[
 
 /// Scalar fields of an event as `hooktel.hook.<key>` attributes: numbers and booleans always,
 /// strings clipped, free text only at full capture, nested values skipped.
+/// A field whose string value is a name, an id, a kind or a status rather than free text.
+fn names_a_thing(key: &str) -> bool {
+    key.ends_with("_id")
+        || key.ends_with("_name")
+        || key.ends_with("_type")
+        || matches!(key, "status" | "reason" | "source" | "trigger" | "model" | "matcher")
+}
+
 fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
     let mut out = Vec::new();
     for (key, value) in p {
@@ -311,7 +319,17 @@ fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
         if text && !capture.prompts() {
             continue;
         }
+        if capture == Capture::None && value.is_string() && !names_a_thing(key) {
+            // `none` is names, ids, timings and status: free text (a title, a command's arguments, a
+            // task's subject, an unknown event's `api_key`) stays home
+            continue;
+        }
         let k = format!("hooktel.hook.{key}");
+        // a secret-named text field (`api_key`, `auth_token`), not a count such as `input_tokens`
+        if value.is_string() && capture::is_secret_name(key) && !key.contains("tokens") {
+            out.push(KeyValue::new(k, "***"));
+            continue;
+        }
         match value {
             Value::Bool(b) => out.push(KeyValue::new(k, *b)),
             Value::Number(n) if n.is_i64() => out.push(KeyValue::new(k, n.as_i64().unwrap_or_default())),
@@ -334,6 +352,30 @@ mod tests {
 
     fn ev(v: Value) -> Event {
         normalize(v.as_object().unwrap(), 1, Capture::Metadata).unwrap()
+    }
+
+    /// At `none`, names, ids, timings and status only: free text and secrets of hook fields stayed in.
+    #[test]
+    fn capture_none_keeps_free_text_home() {
+        let unknown = json!({"session_id": "s", "hook_event_name": "SomethingNew", "title": "SECRET-TITLE",
+            "command_args": "SECRET-ARGS", "task_subject": "SECRET-SUBJECT", "api_key": "SECRET-KEY",
+            "tool_name": "Bash", "count": 3, "notification_type": "idle"});
+        let failure = json!({"session_id": "s", "hook_event_name": "StopFailure", "prompt_id": "p",
+            "error": "rate_limit", "error_details": "SECRET-DETAILS"});
+        for p in [&unknown, &failure] {
+            let e = normalize(p.as_object().unwrap(), 1, Capture::None).unwrap();
+            let text = format!("{:?}", e.attrs);
+            assert!(!text.contains("SECRET"), "{text}");
+            if p == &unknown {
+                for kept in ["hooktel.hook.tool_name", "hooktel.hook.count", "hooktel.hook.notification_type"] {
+                    assert!(e.attrs.iter().any(|kv| kv.key.as_str() == kept), "{kept} in {text}");
+                }
+            }
+        }
+        // a secret-named field never goes out as it is, at any level
+        let e = normalize(unknown.as_object().unwrap(), 1, Capture::Metadata).unwrap();
+        assert!(!format!("{:?}", e.attrs).contains("SECRET-KEY"));
+        assert!(format!("{:?}", e.attrs).contains("SECRET-TITLE"), "metadata keeps the title");
     }
 
     #[test]

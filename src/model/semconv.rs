@@ -7,7 +7,7 @@
 
 use opentelemetry::KeyValue;
 
-use crate::model::capture::{self, FULL_MAX};
+use crate::model::capture::{self, Capture, FULL_MAX};
 
 pub(crate) const SESSION_ID: &str = "session.id";
 pub(crate) const CONVERSATION_ID: &str = "gen_ai.conversation.id";
@@ -51,14 +51,18 @@ pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tok
 /// The provider every model call of Claude Code goes to.
 const ANTHROPIC: &str = "anthropic";
 
-/// The session root (or a resumed segment): where it ran.
-pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>) -> Vec<KeyValue> {
+/// The session root (or a resumed segment): where it ran. At capture `none` only the project's name
+/// leaves, not the full paths (they name the user's home and tree).
+pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>, capture: Capture) -> Vec<KeyValue> {
     let mut attrs = vec![KeyValue::new(PROVIDER_NAME, ANTHROPIC)];
+    let paths = capture != Capture::None;
     if let Some(cwd) = cwd {
-        attrs.push(KeyValue::new(CWD, cwd.to_owned()));
+        if paths {
+            attrs.push(KeyValue::new(CWD, cwd.to_owned()));
+        }
         attrs.push(KeyValue::new(PROJECT, project_of(cwd)));
     }
-    if let Some(path) = transcript_path {
+    if let Some(path) = transcript_path.filter(|_| paths) {
         attrs.push(KeyValue::new(TRANSCRIPT_PATH, path.to_owned()));
     }
     attrs

@@ -14,6 +14,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
 use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
+use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub(crate) ended_ttl_ns: u64,
     /// Most ended sessions remembered; the oldest are forgotten first.
     pub(crate) max_ended: usize,
+    /// What may leave the machine: at `none`, not even the session's working directory and transcript path.
+    pub(crate) capture: Capture,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             max_events_per_span: 128,
             ended_ttl_ns: 24 * 3600 * SEC,
             max_ended: 100_000,
+            capture: Capture::Metadata,
         }
     }
 }
@@ -238,7 +242,7 @@ impl Sessions {
                 Some(e) => Some(e.root),
                 None => None,
             };
-            let state = SessionState::open(&ev, resumed);
+            let state = SessionState::open(&ev, resumed, self.settings.capture);
             self.live.insert(ev.session_id.clone(), state);
         }
         let max = self.settings.max_events_per_span;
@@ -357,10 +361,10 @@ impl Sessions {
 }
 
 impl SessionState {
-    fn open(ev: &Event, resumed_under: Option<SpanId>) -> SessionState {
+    fn open(ev: &Event, resumed_under: Option<SpanId>, capture: Capture) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref());
+        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), capture);
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
             None => Span::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),

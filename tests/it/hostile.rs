@@ -219,3 +219,47 @@ fn terminal_views_print_escapes_as_text() {
         assert!(text.contains(r"\u{1b}"), "{args:?} shows the escape as text: {text}");
     }
 }
+
+/// `--capture none` is names, ids, timings and status: checked on what reaches a real OTLP receiver.
+/// The full working directory and transcript path, a failed turn's details, free-text hook fields and
+/// an unknown event's secret all used to leave the machine at `none`.
+#[test]
+fn capture_none_sends_no_text_and_no_paths() {
+    let (receiver, sidecar) =
+        Sidecar::builder().env("HOOKTEL_CAPTURE", "none").start_exporting(support::Protocol::Http);
+    let sid = "5e1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let base = |event: &str| {
+        serde_json::json!({"session_id": sid, "hook_event_name": event,
+            "cwd": "/home/SECRETUSER/proj", "transcript_path": "/home/SECRETUSER/.claude/projects/x/t.jsonl"})
+    };
+    let mut events = vec![base("SessionStart"), base("UserPromptSubmit"), base("PreToolUse"), base("PostToolUse")];
+    events[1]["prompt_id"] = "p1".into();
+    events[1]["prompt"] = "SECRET-PROMPT".into();
+    for e in &mut events[2..] {
+        e["prompt_id"] = "p1".into();
+        e["tool_name"] = "Bash".into();
+        e["tool_use_id"] = "t1".into();
+        e["tool_input"] = serde_json::json!({"command": "mysql -pSECRET-PW", "description": "SECRET-DESC"});
+        e["tool_response"] = serde_json::json!({"stdout": "SECRET-OUT"});
+    }
+    let mut unknown = base("SomethingNew");
+    unknown["title"] = "SECRET-TITLE".into();
+    unknown["api_key"] = "SECRET-KEY".into();
+    let mut failure = base("StopFailure");
+    failure["prompt_id"] = "p1".into();
+    failure["error"] = "rate_limit".into();
+    failure["error_details"] = "SECRET-DETAILS".into();
+    events.extend([unknown, failure, base("SessionEnd")]);
+    for e in &events {
+        assert_eq!(sidecar.request("POST", "/v1/hooks", e.to_string().as_bytes()).0, 200);
+    }
+    let spans = receiver.wait_for(Duration::from_secs(15), "the session's spans", |s| {
+        s.iter().any(|s| s.parent.is_empty()) && s.iter().any(|s| s.name == "execute_tool Bash")
+    });
+    for s in &spans {
+        let all = format!("{:?} {:?} {}", s.attrs, s.events, s.status_message);
+        assert!(!all.contains("SECRET"), "{}: {all}", s.name);
+    }
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert_eq!(root.attrs.get("hooktel.project").map(String::as_str), Some("proj"), "the project's name stays");
+}
