@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::model::ids::SpanKey;
+use crate::model::payload::truncate_utf8;
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, ToolStatus};
 use crate::model::time::now_ns;
@@ -20,6 +21,14 @@ use crate::model::tokens::TokenUsage;
 /// producers hooktel does not control, tool names from MCP servers can be many: neither may
 /// explode the series count.
 const MAX_LABEL_VALUES: usize = 100;
+
+/// Longest label value: a tool, model, project or event name is far shorter; an 8 KB name repeated
+/// over series and scrapes is what blew `/metrics` up to 177 MB.
+const MAX_LABEL_BYTES: usize = 128;
+
+/// Distinct (tool or model, project) pairs one metric keeps: 100 tools times 100 projects would
+/// still be 10,000 series times the statuses. Past it, the pair is counted as (`other`, `other`).
+const MAX_PAIRS: usize = 1000;
 
 /// Tool durations run from a few milliseconds (Read) to many minutes (a build, a test suite).
 const TOOL_BUCKETS: &[f64] =
@@ -74,6 +83,10 @@ pub struct Metrics {
     agent_types: LabelCap,
     sources: LabelCap,
     end_reasons: LabelCap,
+    tool_projects: PairCap,
+    model_projects: PairCap,
+    /// Counts that went to an `other` series because a cap was reached, by metric.
+    pub label_overflow: IntCounterVec,
     unpriced_logged: Mutex<HashSet<String>>,
 }
 
@@ -216,6 +229,13 @@ impl Metrics {
             agent_types: LabelCap::default(),
             sources: LabelCap::default(),
             end_reasons: LabelCap::default(),
+            tool_projects: PairCap::default(),
+            model_projects: PairCap::default(),
+            label_overflow: counters(
+                "hooktel_label_overflow_total",
+                "Counts folded into an `other` series because a metric reached its series cap, by metric.",
+                &["metric"],
+            ),
             unpriced_logged: Mutex::new(HashSet::new()),
             registry,
         }
@@ -254,6 +274,7 @@ impl Metrics {
     pub fn count_usage(&self, model: &str, project: &str, usage: &TokenUsage, cost: f64, priced: bool) {
         let model = self.models.label(model);
         let project = self.projects.label(project);
+        let (model, project) = self.pair(&self.model_projects, "hooktel_tokens_total", model, project);
         let labels = |kind: &'static str| -> Vec<&str> {
             let mut l = vec![model, kind];
             if self.project_label {
@@ -292,6 +313,7 @@ impl Metrics {
                 let tool = self.tools.label(&name);
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let project = self.projects.label(&rec.project);
+                let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
                 let mut labels = vec![tool, status.label()];
                 if self.project_label {
                     labels.push(project);
@@ -317,6 +339,16 @@ impl Metrics {
         }
     }
 
+    /// A (name, project) pair within the metric's series cap, else (`other`, `other`), counted. Without
+    /// the project label there are no pairs to cap.
+    fn pair<'a>(&self, cap: &PairCap, metric: &str, name: &'a str, project: &'a str) -> (&'a str, &'a str) {
+        if !self.project_label || cap.admit(name, project) {
+            return (name, project);
+        }
+        self.label_overflow.with_label_values(&[metric]).inc();
+        ("other", "other")
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut buf = Vec::new();
@@ -333,7 +365,10 @@ pub struct LabelCap {
 }
 
 impl LabelCap {
+    /// `value` as a label value: cut to `MAX_LABEL_BYTES`, and `other` once the cap of distinct
+    /// values is reached.
     pub fn label<'a>(&self, value: &'a str) -> &'a str {
+        let value = truncate_utf8(value, MAX_LABEL_BYTES);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.contains(value) {
             return value;
@@ -343,6 +378,29 @@ impl LabelCap {
         }
         seen.insert(value.to_owned());
         value
+    }
+}
+
+/// The (name, project) pairs a metric has taken, up to `MAX_PAIRS`, kept as hashes: no allocation
+/// on the per-event path (a 64-bit collision would only let one pair share another's admission).
+#[derive(Default)]
+struct PairCap {
+    hasher: std::hash::RandomState,
+    seen: Mutex<HashSet<u64>>,
+}
+
+impl PairCap {
+    fn admit(&self, name: &str, project: &str) -> bool {
+        use std::hash::BuildHasher;
+        let key = self.hasher.hash_one((name, project));
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&key) {
+            return true;
+        }
+        if seen.len() >= MAX_PAIRS {
+            return false;
+        }
+        seen.insert(key)
     }
 }
 
@@ -357,6 +415,7 @@ mod tests {
             assert_eq!(cap.label(&format!("e{i}")), format!("e{i}"));
         }
         assert_eq!(cap.label("one-too-many"), "other");
+        assert_eq!(LabelCap::default().label(&"x".repeat(8000)).len(), MAX_LABEL_BYTES);
         assert_eq!(cap.label("e0"), "e0");
     }
 

@@ -263,3 +263,40 @@ fn capture_none_sends_no_text_and_no_paths() {
     let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
     assert_eq!(root.attrs.get("hooktel.project").map(String::as_str), Some("proj"), "the project's name stays");
 }
+
+/// 100 tool names times 100 project directories with 8,000-character names made 10,000 series and a
+/// 177 MB `/metrics`. Label values are now cut to 128 bytes, and a metric keeps at most 1,000 (tool,
+/// project) pairs: here 40 x 40 long names give a small page, and the overflow is counted.
+#[test]
+fn label_values_and_series_are_bounded() {
+    let sidecar = Sidecar::start(None, &[]);
+    let long = |what: &str, i: usize| format!("{what}{i:03}{}", "x".repeat(8000));
+    for p in 0..40 {
+        let sid = format!("00000000-0000-4000-8000-{p:012}");
+        let cwd = format!("/home/dev/{}", long("project", p));
+        let start =
+            serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup", "cwd": cwd});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", start.to_string().as_bytes()).0, 200);
+        for t in 0..40 {
+            let call = serde_json::json!({"session_id": sid, "hook_event_name": "PostToolUse", "cwd": cwd,
+                "tool_name": long("mcp__tool", t), "tool_use_id": format!("t{t}"), "duration_ms": 5});
+            assert_eq!(sidecar.request("POST", "/v1/hooks", call.to_string().as_bytes()).0, 200);
+        }
+    }
+    support::wait_until(Duration::from_secs(30), "1,600 tool calls counted", || {
+        let text = sidecar.metrics();
+        text.lines()
+            .filter(|l| l.starts_with("hooktel_tool_calls_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            >= 1600.0
+    });
+    let text = sidecar.metrics();
+    assert!(text.len() < 2 * 1024 * 1024, "/metrics is {} bytes", text.len());
+    let series = text.lines().filter(|l| l.starts_with("hooktel_tool_calls_total{")).count();
+    assert!(series <= 1001, "{series} tool-call series");
+    for value in text.split('"').skip(1).step_by(2) {
+        assert!(value.len() <= 128, "a label value of {} bytes", value.len());
+    }
+    assert!(sidecar.metric(r#"hooktel_label_overflow_total{metric="hooktel_tool_calls_total"}"#) >= 600.0);
+}
