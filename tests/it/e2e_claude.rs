@@ -1132,7 +1132,11 @@ fn real_claude_code_sessions_become_one_trace_each() {
     }
     let scratch = Scratch::new();
     let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    // The product's default settle time, not the test fixture's 200 ms: Claude Code writes a
+    // subagent's last response about 150 ms after SubagentStop, and the accountant re-reads at half
+    // and nine tenths of the settle time; at 200 ms a loaded 2-core machine missed that line now and
+    // then, and this test checks the usage on every span to the token.
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_SETTLE_MS", "1000")]);
     let started = Instant::now();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| scenario(claude, &scratch, &receiver, &sidecar)));
     if let Err(panic) = outcome {
