@@ -20,6 +20,7 @@ use crate::store::export_spool::SpanSpool;
 use crate::store::journal;
 use crate::store::local::LocalStore;
 use crate::usage::accountant::Accountant;
+use crate::usage::files::TranscriptRoots;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     data_dir::private_files();
@@ -61,7 +62,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (touch_tx, touch_rx) = std::sync::mpsc::sync_channel(4096);
         let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(1024);
         let settle = std::time::Duration::from_millis(args.settle_ms);
-        let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle);
+        let transcripts = TranscriptRoots::from_env();
+        let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle, transcripts.clone());
         let accountant = std::thread::Builder::new()
             .name("hooktel-accounting".into())
             .spawn(move || accountant.run(touch_rx, usage_tx))?;
@@ -97,6 +99,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             restored,
             settings,
             capture: args.output.capture,
+            transcripts: transcripts.clone(),
             metrics: metrics.clone(),
         }));
         let ingest = Arc::new(Ingest {
@@ -105,6 +108,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             capture: args.output.capture,
             max_body_bytes: args.max_body_bytes,
             allowed_hosts: args.allowed_hosts(),
+            transcripts,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

@@ -13,6 +13,7 @@ use crate::ingest::normalize::{self, Event, Kind, Rejected};
 use crate::metrics::Metrics;
 use crate::model::capture::Capture;
 use crate::model::payload;
+use crate::usage::files::TranscriptRoots;
 use crate::usage::transcript;
 
 /// What every request handler shares.
@@ -23,6 +24,8 @@ pub(crate) struct Ingest {
     pub(crate) max_body_bytes: usize,
     /// Host names (lowercase, no port) accepted in `Host` besides loopback ones (`HOOKTEL_ALLOWED_HOSTS`).
     pub(crate) allowed_hosts: Vec<String>,
+    /// Where the transcripts (and subagents' meta files) a payload names may be read.
+    pub(crate) transcripts: TranscriptRoots,
 }
 
 /// What to do when the ingest queue is full.
@@ -46,7 +49,7 @@ pub(crate) enum Refusal {
 /// parse, cut, normalise, tie subagents to their spawner, queue, count.
 pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
     let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
-    enrich(&mut event).await;
+    enrich(&mut event, &ingest.transcripts).await;
     let (name, custom) = (event.name.clone(), event.custom);
     let queued = match admission {
         Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
@@ -77,10 +80,15 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     Ok(ev)
 }
 
-/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript.
-pub(crate) async fn enrich(event: &mut Event) {
-    let (Some(path), Some(agent)) = (&event.transcript_path, &event.agent_id) else { return };
+/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript (read
+/// on the blocking pool, only where `roots` allow, never from a FIFO).
+pub(crate) async fn enrich(event: &mut Event, roots: &TranscriptRoots) {
+    let (Some(path), Some(agent)) = (event.transcript_path.clone(), event.agent_id.clone()) else { return };
     if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
-        *parent_tool_use_id = transcript::subagent_spawner(path, agent).await;
+        let roots = roots.clone();
+        *parent_tool_use_id = tokio::task::spawn_blocking(move || transcript::subagent_spawner(&roots, &path, &agent))
+            .await
+            .ok()
+            .flatten();
     }
 }

@@ -27,6 +27,7 @@ use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{SessionUsage, Touch, TouchKind};
+use crate::usage::files::TranscriptRoots;
 use crate::usage::transcript;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
@@ -48,16 +49,18 @@ pub(crate) struct Parts {
     pub(crate) restored: Vec<(String, journal::Restored)>,
     pub(crate) settings: Settings,
     pub(crate) capture: Capture,
+    /// Where the transcripts named in replayed events may be read.
+    pub(crate) transcripts: TranscriptRoots,
     pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, capture, metrics } = p;
+    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, capture, transcripts, metrics } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
-    replay(&mut sessions, restored, capture, &mut out).await;
+    replay(&mut sessions, restored, capture, &transcripts, &mut out).await;
     let journal = Journal(journal);
     journal.handed_out(&out);
     let mut tick = tokio::time::interval(TICK);
@@ -133,6 +136,7 @@ async fn replay(
     sessions: &mut Sessions,
     restored: Vec<(String, journal::Restored)>,
     capture: Capture,
+    roots: &TranscriptRoots,
     out: &mut Vec<SpanRecord>,
 ) {
     let now = now_ns();
@@ -144,7 +148,7 @@ async fn replay(
         journal::sort_hooks(&mut r);
         for (at, body) in &r.hooks {
             let Ok(mut ev) = accept::parse(body, *at, capture) else { continue };
-            accept::enrich(&mut ev).await;
+            accept::enrich(&mut ev, roots).await;
             ev.raw = bytes::Bytes::new();
             sessions.ingest(ev, now, out);
             events += 1;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::usage::files::{OpenError, TranscriptRoots};
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::{self, Delta, Ledger};
 
@@ -88,16 +89,38 @@ pub(crate) struct Accountant {
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
     settle: Duration,
+    /// Where transcripts may be read (a payload's path is untrusted).
+    roots: TranscriptRoots,
+    /// Refused paths already logged, so a flood of them logs each once (bounded).
+    refused_logged: std::collections::HashSet<PathBuf>,
 }
 
+/// Refused paths logged at most: past this, refusals are only counted.
+const MAX_REFUSALS_LOGGED: usize = 100;
+
 impl Accountant {
-    pub(crate) fn new(prices: PriceTable, data_dir: &Path, metrics: Arc<Metrics>, settle: Duration) -> Accountant {
+    pub(crate) fn new(
+        prices: PriceTable,
+        data_dir: &Path,
+        metrics: Arc<Metrics>,
+        settle: Duration,
+        roots: TranscriptRoots,
+    ) -> Accountant {
         let state_dir = data_dir.join("transcripts");
         if let Err(e) = std::fs::create_dir_all(&state_dir) {
             tracing::warn!(dir = %state_dir.display(), error = %e, "Cannot create the transcript state directory");
         }
         remove_old_state(&state_dir);
-        Accountant { files: HashMap::new(), projects: HashMap::new(), prices, state_dir, metrics, settle }
+        Accountant {
+            files: HashMap::new(),
+            projects: HashMap::new(),
+            prices,
+            state_dir,
+            metrics,
+            settle,
+            roots,
+            refused_logged: std::collections::HashSet::new(),
+        }
     }
 
     /// Run until every `Touch` sender is gone; usage goes to `usage`.
@@ -123,6 +146,10 @@ impl Accountant {
     }
 
     fn touch(&mut self, t: Touch) {
+        if let Err(why) = self.roots.admit(&t.path) {
+            self.refuse(&t.path, &why);
+            return;
+        }
         if t.kind == TouchKind::SessionEnd {
             self.discover_subagents(&t);
         }
@@ -156,6 +183,14 @@ impl Accountant {
         }
     }
 
+    /// Count a transcript path that may not be read; log it once (escaped: a path can hold anything).
+    fn refuse(&mut self, path: &Path, why: &dyn std::fmt::Display) {
+        self.metrics.transcript_errors.with_label_values(&["refused"]).inc();
+        if self.refused_logged.len() < MAX_REFUSALS_LOGGED && self.refused_logged.insert(path.to_path_buf()) {
+            tracing::warn!(path = ?path, reason = %why, "Transcript path refused; not read");
+        }
+    }
+
     /// Subagent transcripts of a session that no event named (e.g. hooks installed for few events).
     fn discover_subagents(&mut self, t: &Touch) {
         let Some(dir) = t.path.to_str().and_then(transcript::subagents_dir) else { return };
@@ -184,7 +219,7 @@ impl Accountant {
             t.dirty = false;
             t.rereads.retain(|at| *at > now);
             let final_read = t.final_read && t.rereads.is_empty();
-            for delta in read_file(path, t, final_read, &self.prices, &self.state_dir, &self.metrics) {
+            for delta in read_file(path, t, final_read, &self.prices, &self.state_dir, &self.metrics, &self.roots) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
         }
@@ -208,10 +243,17 @@ fn read_file(
     prices: &PriceTable,
     state_dir: &Path,
     metrics: &Metrics,
+    roots: &TranscriptRoots,
 ) -> Vec<Delta> {
-    let bytes = match new_bytes(path, &mut t.ledger) {
+    let bytes = match new_bytes(path, &mut t.ledger, roots) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(OpenError::Refused(why)) => {
+            // a FIFO, a directory, or a symlink out of the roots, found when opening
+            metrics.transcript_errors.with_label_values(&["refused"]).inc();
+            tracing::debug!(path = ?path, reason = %why, "Transcript refused when opened; not read");
+            return Vec::new();
+        }
+        Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             // not written yet (SessionStart comes before the first line); an error only at the end
             if final_read && t.ledger.offset == 0 && !t.subagent {
                 metrics.transcript_errors.with_label_values(&["missing"]).inc();
@@ -219,9 +261,9 @@ fn read_file(
             }
             return Vec::new();
         }
-        Err(e) => {
+        Err(OpenError::Io(e)) => {
             metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
-            tracing::warn!(path = %path.display(), error = %e, "Transcript unreadable; skipped");
+            tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
             return Vec::new();
         }
     };
@@ -245,8 +287,8 @@ fn read_file(
 /// The file's bytes from the ledger's offset (at most `MAX_READ`). A file shorter than the offset
 /// was replaced: it is read from the start, and the ledger's memory of recent responses still
 /// keeps anything already counted from being counted again.
-fn new_bytes(path: &Path, ledger: &mut Ledger) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+fn new_bytes(path: &Path, ledger: &mut Ledger, roots: &TranscriptRoots) -> Result<Vec<u8>, OpenError> {
+    let mut file = roots.open(path)?;
     let len = file.metadata()?.len();
     if len < ledger.offset {
         ledger.offset = 0;

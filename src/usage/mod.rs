@@ -2,5 +2,6 @@
 //! thread that follows live sessions' transcripts, and the price table.
 
 pub(crate) mod accountant;
+pub(crate) mod files;
 pub mod pricing;
 pub mod transcript;

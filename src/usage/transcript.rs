@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
+use crate::usage::files::TranscriptRoots;
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
@@ -233,10 +234,14 @@ pub(crate) fn spawner_in_meta(contents: &[u8]) -> Option<String> {
     meta.get("toolUseId")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Read the `Agent` call that spawned `agent_id`, if its meta file is there yet.
-pub(crate) async fn subagent_spawner(transcript_path: &str, agent_id: &str) -> Option<String> {
+/// Largest meta file read: Claude Code's are a few hundred bytes.
+const MAX_META_BYTES: u64 = 64 * 1024;
+
+/// Read the `Agent` call that spawned `agent_id`, if its meta file is there yet and may be read
+/// (under a transcript root, a regular file: see `usage::files`). Blocking: call it off the workers.
+pub(crate) fn subagent_spawner(roots: &TranscriptRoots, transcript_path: &str, agent_id: &str) -> Option<String> {
     let path = subagent_meta_path(transcript_path, agent_id)?;
-    let contents = tokio::fs::read(path).await.ok()?;
+    let contents = roots.read_small(&path, MAX_META_BYTES).ok()?;
     spawner_in_meta(&contents)
 }
 

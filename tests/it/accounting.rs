@@ -151,7 +151,9 @@ fn broken_transcripts_are_skipped_counted_and_never_stall_ingest() {
     receiver.wait_for(WAIT, "every session's root", |s| roots(s) == sessions.len());
     support::wait_until(WAIT, "the errors counted", || {
         sidecar.metric(r#"hooktel_transcript_errors_total{reason="missing"}"#) == 1.0
-            && sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#) >= 1.0
+            // a directory is not a regular file: refused when opened (it was "unreadable" before
+            // transcript paths were checked)
+            && sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 1.0
             && sidecar.metric(r#"hooktel_transcript_errors_total{reason="bad_line"}"#) == 3.0
     });
     // the good line among the garbage, and the final figure of the placeholder-usage transcript

@@ -300,3 +300,72 @@ fn label_values_and_series_are_bounded() {
     }
     assert!(sidecar.metric(r#"hooktel_label_overflow_total{metric="hooktel_tool_calls_total"}"#) >= 600.0);
 }
+
+/// A payload's `transcript_path` is untrusted: `/etc/passwd`, another directory's `.jsonl`, a `..`
+/// escape, a symlink out of the projects directory, a FIFO (which blocked the accountant forever:
+/// no session was counted again and SIGTERM no longer stopped the sidecar) and a FIFO as a subagent's
+/// meta file (which used up the blocking pool) are all refused and counted; a real transcript under
+/// the projects directory is still counted, and the sidecar still stops on SIGTERM.
+#[test]
+fn transcript_paths_outside_the_projects_directories_are_refused() {
+    let tmp = support::temp_dir("hostile-paths");
+    let projects = tmp.join("projects");
+    std::fs::create_dir_all(projects.join("p/s1/subagents")).unwrap();
+    let outside = tmp.join("elsewhere.jsonl");
+    let line = r#"{"type":"assistant","requestId":"r1","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":7,"output_tokens":11}}}"#;
+    std::fs::write(&outside, format!("{line}\n")).unwrap();
+    std::os::unix::fs::symlink(&outside, projects.join("p/link.jsonl")).unwrap();
+    let fifo = |path: &std::path::Path| {
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    fifo(&projects.join("p/fifo.jsonl"));
+    fifo(&projects.join("p/s1/subagents/agent-a1.meta.json"));
+    let good = projects.join("p/good.jsonl");
+    std::fs::write(&good, format!("{line}\n")).unwrap();
+
+    let mut sidecar = Sidecar::builder().env("HOOKTEL_TRANSCRIPT_DIRS", projects.to_str().unwrap()).start();
+    let session = |n: u32, path: &str| {
+        let sid = format!("00000000-0000-4000-8000-0000000000{n:02}");
+        let base = serde_json::json!({"session_id": sid, "transcript_path": path, "cwd": "/w/proj", "prompt_id": "p1"});
+        let mut out = Vec::new();
+        for (event, extra) in [
+            ("SessionStart", serde_json::json!({"source": "startup"})),
+            ("UserPromptSubmit", serde_json::json!({})),
+            ("SubagentStart", serde_json::json!({"agent_id": "a1", "agent_type": "x"})),
+            ("Stop", serde_json::json!({})),
+            ("SessionEnd", serde_json::json!({"reason": "other"})),
+        ] {
+            let mut p = base.clone();
+            p["hook_event_name"] = event.into();
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            out.push(p);
+        }
+        out
+    };
+    let hostile = [
+        "/etc/passwd".to_owned(),
+        outside.to_str().unwrap().to_owned(),
+        format!("{}/p/../../elsewhere.jsonl", projects.display()),
+        projects.join("p/link.jsonl").to_str().unwrap().to_owned(),
+        projects.join("p/fifo.jsonl").to_str().unwrap().to_owned(),
+        projects.join("p/s1.jsonl").to_str().unwrap().to_owned(), // its subagent's meta file is a FIFO
+    ];
+    for (n, path) in hostile.iter().enumerate() {
+        for p in session(n as u32, path) {
+            assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200, "{path}");
+        }
+    }
+    for p in session(99, good.to_str().unwrap()) {
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(15), "the real transcript counted after the hostile ones", || {
+        sidecar.metric(r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#) == 11.0
+    });
+    assert!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 5.0);
+    assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#), 0.0);
+    assert!(sidecar.terminate(Duration::from_secs(15)), "SIGTERM still stops the sidecar");
+}

@@ -385,6 +385,11 @@ impl SidecarBuilder {
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
             .env("HOOKTEL_SETTLE_MS", "200")
             .env("HOOKTEL_LOG", "info")
+            // the tests' transcripts live in temporary directories and the fixtures, not ~/.claude
+            .env(
+                "HOOKTEL_TRANSCRIPT_DIRS",
+                format!("{}:{}/tests/fixtures", std::env::temp_dir().display(), env!("CARGO_MANIFEST_DIR")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,154 @@
+//! Which transcript files hooktel may read, and how: a payload's `transcript_path` is untrusted (any
+//! local process, or a page that got past ingest's guard, could name `/etc/shadow`, another user's
+//! transcript, a FIFO or a 2 GB file). Only regular files under Claude Code's projects directories
+//! (`~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`, and `HOOKTEL_TRANSCRIPT_DIRS`), named
+//! `*.jsonl` (or a subagent's `*.meta.json`), are opened; they are opened without blocking, checked
+//! to be regular files, and checked again after symlinks are resolved.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+/// The directories transcripts may live under.
+#[derive(Clone, Debug, Default)]
+pub struct TranscriptRoots {
+    /// As configured (lexical prefixes) and as resolved (symlinks followed), for each root.
+    roots: Vec<(PathBuf, Option<PathBuf>)>,
+}
+
+/// Why a path is not read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("not an absolute path without `..`, ending in .jsonl or .meta.json")]
+    Shape,
+    #[error("not under Claude Code's projects directories (HOOKTEL_TRANSCRIPT_DIRS adds more)")]
+    Outside,
+    #[error("not a regular file")]
+    NotAFile,
+}
+
+impl TranscriptRoots {
+    /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`, and every entry of
+    /// `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
+    pub fn from_env() -> TranscriptRoots {
+        let mut dirs = Vec::new();
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            dirs.push(PathBuf::from(home).join(".claude/projects"));
+        }
+        if let Some(config) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|c| !c.is_empty()) {
+            dirs.push(PathBuf::from(config).join("projects"));
+        }
+        if let Ok(extra) = std::env::var("HOOKTEL_TRANSCRIPT_DIRS") {
+            dirs.extend(extra.split([':', ',']).map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from));
+        }
+        TranscriptRoots::new(dirs)
+    }
+
+    pub fn new(dirs: Vec<PathBuf>) -> TranscriptRoots {
+        let roots = dirs
+            .into_iter()
+            .filter(|d| d.is_absolute() && lexically_clean(d))
+            .map(|d| {
+                let resolved = std::fs::canonicalize(&d).ok();
+                (d, resolved)
+            })
+            .collect();
+        TranscriptRoots { roots }
+    }
+
+    /// Whether `path` may be read, by its name alone (nothing is opened).
+    pub fn admit(&self, path: &Path) -> Result<(), Refused> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !path.is_absolute() || !lexically_clean(path) || !(name.ends_with(".jsonl") || name.ends_with(".meta.json"))
+        {
+            return Err(Refused::Shape);
+        }
+        if self.roots.iter().any(|(lexical, _)| path.starts_with(lexical)) {
+            Ok(())
+        } else {
+            Err(Refused::Outside)
+        }
+    }
+
+    /// Open an admitted path for reading: without blocking (a FIFO would hang the reader), only a
+    /// regular file, and only if it is still under a root once symlinks are resolved.
+    pub fn open(&self, path: &Path) -> Result<File, OpenError> {
+        self.admit(path)?;
+        let file = open_nonblocking(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(Refused::NotAFile.into());
+        }
+        let real = std::fs::canonicalize(path)?;
+        let inside = self.roots.iter().any(|(lexical, resolved)| {
+            real.starts_with(lexical) || resolved.as_ref().is_some_and(|r| real.starts_with(r))
+        });
+        if !inside {
+            return Err(Refused::Outside.into());
+        }
+        Ok(file)
+    }
+
+    /// Read a small admitted file whole (a subagent's meta file), at most `max` bytes.
+    pub fn read_small(&self, path: &Path, max: u64) -> Result<Vec<u8>, OpenError> {
+        let mut bytes = Vec::new();
+        self.open(path)?.take(max).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+/// Why a transcript could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// No `.` or `..` components: a path that means what it says, so a prefix check means something.
+fn lexically_clean(path: &Path) -> bool {
+    path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_) | Component::Prefix(_)))
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_jsonl_files_under_a_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("projects");
+        std::fs::create_dir_all(root.join("p")).unwrap();
+        std::fs::write(root.join("p/s.jsonl"), b"{}\n").unwrap();
+        std::fs::write(tmp.path().join("secret.jsonl"), b"{}\n").unwrap();
+        let roots = TranscriptRoots::new(vec![root.clone()]);
+        assert!(roots.open(&root.join("p/s.jsonl")).is_ok());
+        assert_eq!(roots.admit(Path::new("/etc/shadow")), Err(Refused::Shape));
+        assert_eq!(roots.admit(Path::new("/etc/x.jsonl")), Err(Refused::Outside));
+        assert_eq!(roots.admit(&root.join("p/../../secret.jsonl")), Err(Refused::Shape));
+        assert_eq!(roots.admit(Path::new("relative/s.jsonl")), Err(Refused::Shape));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path().join("secret.jsonl"), root.join("p/link.jsonl")).unwrap();
+            assert!(matches!(roots.open(&root.join("p/link.jsonl")), Err(OpenError::Refused(Refused::Outside))));
+            std::fs::create_dir(root.join("p/dir.jsonl")).unwrap();
+            assert!(matches!(roots.open(&root.join("p/dir.jsonl")), Err(OpenError::Refused(Refused::NotAFile))));
+            let fifo = root.join("p/fifo.jsonl");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            assert!(matches!(roots.open(&fifo), Err(OpenError::Refused(Refused::NotAFile))), "no hang, refused");
+        }
+    }
+}
