@@ -120,6 +120,8 @@ pub enum Rejected {
     MissingField(&'static str),
     #[error("field `session_id` is empty")]
     EmptySession,
+    #[error("field `{0}` is longer than {1} bytes")]
+    TooLong(&'static str, usize),
 }
 
 impl Rejected {
@@ -129,6 +131,7 @@ impl Rejected {
             Rejected::NotObject => "not_an_object",
             Rejected::MissingField(_) => "missing_field",
             Rejected::EmptySession => "empty_session_id",
+            Rejected::TooLong(..) => "field_too_long",
         }
     }
 }
@@ -140,6 +143,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         return Err(Rejected::EmptySession);
     }
     let name = str_field(p, "hook_event_name").ok_or(Rejected::MissingField("hook_event_name"))?;
+    check_lengths(p)?;
     let mut attrs = Vec::new();
     let kind = match name {
         "SessionStart" => {
@@ -224,6 +228,31 @@ fn custom_attr(key: &str, value: &Value) -> Option<KeyValue> {
         Value::Null => return None,
         other => KeyValue::new(key, capture::clip_json(other, capture::FULL_MAX)),
     })
+}
+
+/// Longest id or name hooktel keeps (a session id is 36 bytes, tool and agent ids under 64): a
+/// longer one is refused, so that no payload can make the per-session state, the journal and the
+/// labels hold kilobytes per key.
+const MAX_ID_BYTES: usize = 256;
+
+/// Longest path kept (Linux's PATH_MAX).
+const MAX_PATH_BYTES: usize = 4096;
+
+/// Ids, names and paths over their bounds refuse the payload (`field_too_long`).
+fn check_lengths(p: &Map<String, Value>) -> Result<(), Rejected> {
+    const IDS: [&str; 7] =
+        ["session_id", "hook_event_name", "prompt_id", "agent_id", "agent_type", "tool_use_id", "tool_name"];
+    for key in IDS {
+        if str_field(p, key).is_some_and(|v| v.len() > MAX_ID_BYTES) {
+            return Err(Rejected::TooLong(key, MAX_ID_BYTES));
+        }
+    }
+    for key in ["cwd", "transcript_path"] {
+        if str_field(p, key).is_some_and(|v| v.len() > MAX_PATH_BYTES) {
+            return Err(Rejected::TooLong(key, MAX_PATH_BYTES));
+        }
+    }
+    Ok(())
 }
 
 fn str_field<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

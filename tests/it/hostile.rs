@@ -265,21 +265,23 @@ fn capture_none_sends_no_text_and_no_paths() {
 }
 
 /// 100 tool names times 100 project directories with 8,000-character names made 10,000 series and a
-/// 177 MB `/metrics`. Label values are now cut to 128 bytes, and a metric keeps at most 1,000 (tool,
-/// project) pairs: here 40 x 40 long names give a small page, and the overflow is counted.
+/// 177 MB `/metrics`. Names that long are now refused at ingest (below); label values are cut to 128
+/// bytes, and a metric keeps at most 1,000 (tool, project) pairs: here 40 x 40 names as long as
+/// ingest allows give a small page, and the overflow is counted.
 #[test]
 fn label_values_and_series_are_bounded() {
     let sidecar = Sidecar::start(None, &[]);
-    let long = |what: &str, i: usize| format!("{what}{i:03}{}", "x".repeat(8000));
+    // as long as ingest lets them be: ids and names 256 bytes, paths 4,096
+    let long = |what: &str, i: usize, len: usize| format!("{what}{i:03}{}", "x".repeat(len));
     for p in 0..40 {
         let sid = format!("00000000-0000-4000-8000-{p:012}");
-        let cwd = format!("/home/dev/{}", long("project", p));
+        let cwd = format!("/home/dev/{}", long("project", p, 4000));
         let start =
             serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup", "cwd": cwd});
         assert_eq!(sidecar.request("POST", "/v1/hooks", start.to_string().as_bytes()).0, 200);
         for t in 0..40 {
             let call = serde_json::json!({"session_id": sid, "hook_event_name": "PostToolUse", "cwd": cwd,
-                "tool_name": long("mcp__tool", t), "tool_use_id": format!("t{t}"), "duration_ms": 5});
+                "tool_name": long("mcp__tool", t, 240), "tool_use_id": format!("t{t}"), "duration_ms": 5});
             assert_eq!(sidecar.request("POST", "/v1/hooks", call.to_string().as_bytes()).0, 200);
         }
     }
@@ -368,4 +370,26 @@ fn transcript_paths_outside_the_projects_directories_are_refused() {
     assert!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 5.0);
     assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#), 0.0);
     assert!(sidecar.terminate(Duration::from_secs(15)), "SIGTERM still stops the sidecar");
+}
+
+/// Ids and paths longer than any real one (5,000 SessionStart with 20 KB ids and paths held 658 MB
+/// and a 492 MB journal) are refused with 400 and counted, and nothing of them is kept.
+#[test]
+fn oversized_ids_and_paths_are_refused() {
+    let sidecar = Sidecar::start(None, &[]);
+    let big = "x".repeat(20 * 1024);
+    let cases = [
+        serde_json::json!({"session_id": big, "hook_event_name": "SessionStart"}),
+        serde_json::json!({"session_id": "s", "hook_event_name": "SessionStart", "cwd": format!("/{big}")}),
+        serde_json::json!({"session_id": "s", "hook_event_name": "SessionStart", "transcript_path": format!("/{big}.jsonl")}),
+        serde_json::json!({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": big, "tool_use_id": "t"}),
+        serde_json::json!({"session_id": "s", "hook_event_name": big}),
+    ];
+    for p in &cases {
+        let (status, body) = sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes());
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("longer than"), "{body}");
+    }
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="field_too_long"}"#), cases.len() as f64);
+    assert_eq!(sidecar.metric("hooktel_sessions_active"), 0.0);
 }
