@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// page that rebinds its own name to 127.0.0.1 sends its name there).
     #[arg(long, env = "HOOKTEL_ALLOWED_HOSTS", default_value = "")]
     pub(crate) allowed_hosts: String,
+    /// Most sessions open at once; past it, the session idle longest is closed (incomplete).
+    #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 20_000)]
+    pub(crate) max_sessions: usize,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
     pub(crate) idle_timeout_secs: u64,
@@ -105,6 +108,7 @@ impl ServeArgs {
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             capture: self.output.capture,
+            max_sessions: self.max_sessions,
             ..Settings::default()
         }
     }

@@ -86,6 +86,10 @@ pub(crate) async fn run(p: Parts) {
                     match ingested {
                         Ingested::Late => metrics.late_events.inc(),
                         Ingested::Accepted => journal.hook(sid, at, raw),
+                        Ingested::AcceptedEvicting => {
+                            metrics.sessions_ended.with_label_values(&["evicted"]).inc();
+                            journal.hook(sid, at, raw);
+                        }
                     }
                 }
                 metrics.queue_depth.sub(n as i64);

@@ -37,6 +37,8 @@ pub struct Settings {
     pub(crate) max_ended: usize,
     /// What may leave the machine: at `none`, not even the session's working directory and transcript path.
     pub(crate) capture: Capture,
+    /// Most sessions open at once; a new one past it closes the one idle longest (incomplete).
+    pub(crate) max_sessions: usize,
 }
 
 impl Default for Settings {
@@ -48,6 +50,8 @@ impl Default for Settings {
             ended_ttl_ns: 24 * 3600 * SEC,
             max_ended: 100_000,
             capture: Capture::Metadata,
+            // about 10 KB a session: 20,000 hold about 200 MB, inside a 256 MiB container limit
+            max_sessions: 20_000,
         }
     }
 }
@@ -58,6 +62,8 @@ const SEC: u64 = 1_000_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingested {
     Accepted,
+    /// Accepted, and opening its session closed the session idle longest (the cap was reached).
+    AcceptedEvicting,
     /// It belonged to a session already handed out; counted, not applied.
     Late,
 }
@@ -242,8 +248,14 @@ impl Sessions {
                 Some(e) => Some(e.root),
                 None => None,
             };
+            let evicted = self.live.len() >= self.settings.max_sessions.max(1) && self.evict_idlest(now, out);
             let state = SessionState::open(&ev, resumed, self.settings.capture);
             self.live.insert(ev.session_id.clone(), state);
+            let max = self.settings.max_events_per_span;
+            if let Some(state) = self.live.get_mut(&ev.session_id) {
+                state.apply(ev, now, max);
+            }
+            return if evicted { Ingested::AcceptedEvicting } else { Ingested::Accepted };
         }
         let max = self.settings.max_events_per_span;
         if let Some(state) = self.live.get_mut(&ev.session_id) {
@@ -278,6 +290,21 @@ impl Sessions {
         }
         self.forget_ended(now);
         idled
+    }
+
+    /// Close the session whose last event is oldest, as the idle timeout would, and hand it out.
+    fn evict_idlest(&mut self, now: u64, out: &mut Vec<SpanRecord>) -> bool {
+        let Some(sid) = self.live.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone()) else {
+            return false;
+        };
+        if let Some(state) = self.live.get_mut(&sid) {
+            if state.top.closed_at.is_none() {
+                state.close_all(state.latest(), now);
+                state.top.incomplete = true;
+            }
+        }
+        self.finish(&sid, out);
+        true
     }
 
     /// Remember, from the journal, a session that ended before a restart.
@@ -1137,6 +1164,27 @@ pub(crate) mod tests {
         assert_eq!((c.start, c.end), (10 * MS, 12 * MS));
         assert_eq!(c.attr("hooktel.compaction.trigger").as_deref(), Some("manual"));
         assert!(c.events.iter().any(|e| e.name == "SubagentStop"));
+    }
+
+    /// 5,000 SessionStart with new ids held 658 MB: past the cap, the session idle longest closes.
+    #[test]
+    fn past_the_cap_the_idlest_session_is_closed() {
+        let mut s = Sessions::new(Settings { max_sessions: 3, ..settings() });
+        let mut out = Vec::new();
+        let mut evicted = 0;
+        for i in 0..5u64 {
+            let sid = format!("00000000-0000-4000-8000-{i:012}");
+            let p = json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt_id": "p"});
+            if s.ingest(event(&p, i * MS), i * MS, &mut out) == Ingested::AcceptedEvicting {
+                evicted += 1;
+            }
+        }
+        assert_eq!((s.active(), evicted), (3, 2));
+        let roots: Vec<_> = out.iter().filter(|r| r.parent.is_none()).collect();
+        assert_eq!(roots.len(), 2);
+        assert!(roots.iter().all(|r| r.incomplete));
+        let first = ids::trace_id("00000000-0000-4000-8000-000000000000");
+        assert!(roots.iter().any(|r| r.trace_id == first), "the oldest went first");
     }
 
     #[test]

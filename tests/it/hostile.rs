@@ -393,3 +393,19 @@ fn oversized_ids_and_paths_are_refused() {
     assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="field_too_long"}"#), cases.len() as f64);
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 0.0);
 }
+
+/// Open sessions are capped (`HOOKTEL_MAX_SESSIONS`): new sessions past it close the ones idle
+/// longest, counted as ended with reason `evicted`.
+#[test]
+fn open_sessions_are_capped() {
+    let sidecar = Sidecar::builder().env("HOOKTEL_MAX_SESSIONS", "50").start();
+    for i in 0..60 {
+        let sid = format!("00000000-0000-4000-8000-{i:012}");
+        let p = serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup"});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(10), "10 sessions evicted", || {
+        sidecar.metric(r#"hooktel_sessions_ended_total{reason="evicted"}"#) == 10.0
+    });
+    assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
+}
