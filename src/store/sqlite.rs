@@ -33,6 +33,7 @@ pub(crate) fn open_existing(path: &Path, busy: Duration) -> rusqlite::Result<Con
     conn.busy_timeout(busy)?;
     // per connection, like in `open_checked`
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // A short-lived writer would otherwise checkpoint the WAL into the database (an fsync) and
     // delete it on every close; the sidecar's long-lived connection checkpoints instead.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
@@ -52,6 +53,9 @@ fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<C
     // NORMAL in WAL mode: a commit survives the process being killed (the data is in the OS), not a
     // power cut; FULL would fsync every hook event, ten times the cost, for a fallback store.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Deleted rows are overwritten, not left in free pages: the spools and the journal hold payloads
+    // (prompts and tool inputs at `full`), and an ended session's rows must not linger in the file.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if ok != "ok" {
         return Err(rusqlite::Error::SqliteFailure(
@@ -96,5 +100,23 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
             .collect();
         assert_eq!(aside.len(), 1);
+    }
+
+    /// Rows deleted from hooktel's files (a drained spool, an ended session's journal) are overwritten:
+    /// their bytes were still in the file after the delete.
+    #[test]
+    fn deleted_rows_leave_no_bytes_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.db");
+        let conn = open(&path, "CREATE TABLE IF NOT EXISTS t(body BLOB);", Duration::from_millis(100)).unwrap();
+        let secret = b"SECRET-PROMPT-0123456789".repeat(1000);
+        conn.execute("INSERT INTO t VALUES (?1)", [&secret[..]]).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        conn.execute("DELETE FROM t", []).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        drop(conn);
+        let bytes = std::fs::read(&path).unwrap();
+        let needle = b"SECRET-PROMPT";
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the deleted row is still in the file");
     }
 }
