@@ -73,6 +73,8 @@ pub struct Metrics {
     pub(crate) spool_events_by: prometheus::IntGaugeVec,
     pub(crate) spool_bytes: prometheus::IntGaugeVec,
     pub(crate) spool_oldest_age: prometheus::GaugeVec,
+    /// 1 while a spool can be opened and read, 0 while it cannot (read-only or broken data dir).
+    pub(crate) spool_usable: prometheus::IntGaugeVec,
     pub(crate) spool_dropped: IntCounterVec,
     pub(crate) journal_failures: IntCounter,
     event_names: LabelCap,
@@ -153,6 +155,11 @@ impl Metrics {
                 "Items waiting in the SQLite spools (hook events and span batches).",
             ),
             spool_events_by: gauges("hooktel_spool_items", "Items waiting, by spool (hook, export).", &["spool"]),
+            spool_usable: gauges(
+                "hooktel_spool_usable",
+                "1 while the spool can be opened and read, 0 while it cannot (read-only or broken data dir), by spool.",
+                &["spool"],
+            ),
             spool_bytes: gauges("hooktel_spool_bytes", "Bytes waiting, by spool (hook, export).", &["spool"]),
             spool_oldest_age,
             spool_dropped: counters(

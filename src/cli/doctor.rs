@@ -311,6 +311,22 @@ fn exporter_check(opts: &Options) -> Check {
 }
 
 fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
+    if metrics.is_some_and(|m| m.contains("hooktel_spool_usable{spool=\"hook\"} 0")) {
+        let fix = format!(
+            "the sidecar cannot open or read its hook spool: check that its data directory ({}) is writable \
+             and its spool.db is a database; it retries every second",
+            opts.data_dir.display()
+        );
+        return Check::new(
+            "spool",
+            Status::Warn,
+            format!(
+                "the sidecar's hook spool is unusable ({})",
+                crate::store::hook_spool::path(&opts.data_dir).display()
+            ),
+            Some(fix),
+        );
+    }
     let (events, oldest) = match crate::store::hook_spool::peek(&opts.data_dir, PROBE_TIMEOUT) {
         Ok(d) => (d.items, d.oldest_at),
         Err(e) => {

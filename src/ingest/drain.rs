@@ -21,15 +21,32 @@ const DRAIN_BATCH: usize = 512;
 /// Drain the spool into the pipeline until `stop` turns true: once at start, then every second.
 pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
     let metrics = ingest.metrics.clone();
-    let dir = data_dir.clone();
-    let mut spool = match blocking(move || hook_spool::HookSpool::open(&dir)).await {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            tracing::error!(error = %e, "Cannot open the hook spool; spooled events wait for the next start");
-            return;
+    let usable = metrics.spool_usable.with_label_values(&["hook"]);
+    // a spool that cannot be opened (a read-only or broken data dir) is retried every interval:
+    // fixing the directory is enough, no restart needed
+    let mut logged = false;
+    let mut spool = loop {
+        let dir = data_dir.clone();
+        match blocking(move || hook_spool::HookSpool::open(&dir)).await {
+            Some(Ok(s)) => break s,
+            Some(Err(e)) => {
+                usable.set(0);
+                if !logged {
+                    tracing::error!(error = %e, "Cannot open the hook spool; retrying every second (spooled events wait)");
+                    logged = true;
+                }
+            }
+            None => return,
         }
-        None => return,
+        tokio::select! {
+            _ = tokio::time::sleep(DRAIN_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
     };
+    if logged {
+        tracing::info!("Opened the hook spool; draining");
+    }
+    usable.set(1);
     loop {
         loop {
             let Some((s, batch)) = blocking(move || {
@@ -42,8 +59,12 @@ pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watc
             };
             spool = s;
             let batch = match batch {
-                Ok(b) => b,
+                Ok(b) => {
+                    usable.set(1);
+                    b
+                }
                 Err(e) => {
+                    usable.set(0);
                     tracing::warn!(error = %e, "Reading the hook spool failed; retrying later");
                     break;
                 }

@@ -409,3 +409,39 @@ fn open_sessions_are_capped() {
     });
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
+
+/// A data directory whose spool cannot be opened (read-only, or a broken `spool.db`) stopped the
+/// hook-spool drain for good, silently. The drain now retries every second and says so in
+/// `hooktel_spool_usable`; once the directory is fixed, spooled events arrive without a restart.
+#[test]
+fn an_unusable_spool_is_retried_and_reported() {
+    let data = support::temp_dir("hostile-spool");
+    std::fs::create_dir(data.join("spool.db")).unwrap(); // not a file SQLite can open
+    let sidecar = Sidecar::builder().data_dir(&data).start();
+    support::wait_until(Duration::from_secs(10), "the spool reported unusable", || {
+        sidecar.metrics().contains(r#"hooktel_spool_usable{spool="hook"} 0"#)
+    });
+    let doctor = Command::new(support::BIN)
+        .arg("doctor")
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(said.contains("hook spool is unusable"), "doctor says: {said}");
+    std::fs::remove_dir(data.join("spool.db")).unwrap();
+    // a hook that cannot reach a sidecar spools its event in the (now fixed) directory
+    let mut child = Command::new(support::BIN)
+        .arg("hook")
+        .env("HOOKTEL_ADDR", "127.0.0.1:9")
+        .env("HOOKTEL_DATA_DIR", data.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(PAYLOAD).unwrap();
+    assert!(child.wait().unwrap().success());
+    support::wait_until(Duration::from_secs(10), "the spooled event drained without a restart", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionStart"}"#) == 1.0
+    });
+    assert!(sidecar.metrics().contains(r#"hooktel_spool_usable{spool="hook"} 1"#));
+}
