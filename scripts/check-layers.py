@@ -37,7 +37,7 @@ def main() -> int:
     graph: dict[pathlib.Path, set[pathlib.Path]] = {}
     for f in sorted(SRC.rglob("*.rs")):
         mod = module_of(f)
-        if mod in (["lib"], ["testdata"]):
+        if mod in (["lib"], ["testdata"], ["fuzz"]):
             continue
         layer = mod[0]
         if layer not in LAYERS:

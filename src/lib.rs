@@ -24,6 +24,8 @@
 pub mod backfill;
 pub mod cli;
 pub mod export;
+#[cfg(test)]
+mod fuzz;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
