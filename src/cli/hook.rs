@@ -16,6 +16,10 @@ use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time;
 use crate::store::data_dir;
 
+/// Largest body kept in the spool. A payload over 16 KiB is cut to about 64 KiB before it travels, so
+/// a larger body is not JSON a hook sends.
+const MAX_SPOOLED_BYTES: usize = 1024 * 1024;
+
 /// Largest payload read from stdin. Claude Code's payloads are kilobytes, tool outputs aside, and
 /// those are cut below; the rest of a larger input is left unread.
 const MAX_STDIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -138,6 +142,17 @@ fn post(settings: &HookSettings, path: &str, body: &[u8], at: u64) -> Result<(),
 /// Keep an event the sidecar did not take in the spool, with its firing time. Only if that fails
 /// too (disk full, spool locked past the timeout) is it lost, and said so on stderr (never stdout).
 fn keep_undelivered(settings: &HookSettings, body: &[u8], at: u64, why: &Undelivered) {
+    if body.len() > MAX_SPOOLED_BYTES {
+        // not a payload the sidecar would take (after cutting, real ones are under 100 KiB): keeping
+        // it would only grow spool.db, which never shrinks
+        let _ = writeln!(
+            std::io::stderr(),
+            "hooktel: event not delivered to {} ({why}) and not spooled: {} bytes is no hook payload",
+            settings.addr,
+            body.len()
+        );
+        return;
+    }
     if let Err(e) = crate::store::hook_spool::append(&settings.data_dir, at, body, settings.timeout) {
         crate::store::hook_spool::note_drop(&settings.data_dir, &e);
         let _ = writeln!(

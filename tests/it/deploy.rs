@@ -446,6 +446,10 @@ fn systemd_user_unit_verifies() {
                 "RestartSec",
                 "KillSignal",
                 "TimeoutStopSec",
+                // resource limits work unprivileged: the user manager raises the soft descriptor
+                // limit up to its own hard limit, and memory is a controller delegated to users
+                "LimitNOFILE",
+                "MemoryMax",
                 "UMask",
                 "NoNewPrivileges",
                 "LockPersonality",

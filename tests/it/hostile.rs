@@ -445,3 +445,40 @@ fn an_unusable_spool_is_retried_and_reported() {
     });
     assert!(sidecar.metrics().contains(r#"hooktel_spool_usable{spool="hook"} 1"#));
 }
+
+/// With the sidecar down, 50 MB of garbage on a hook's stdin went into `spool.db`, which never
+/// shrinks. A body no hook sends (over 1 MiB after cutting) is not spooled; a real one still is.
+#[test]
+fn garbage_is_not_spooled_when_the_sidecar_is_down() {
+    let data = support::temp_dir("hostile-garbage");
+    let run = |stdin: Vec<u8>| {
+        let mut child = Command::new(support::BIN)
+            .arg("hook")
+            .env("HOOKTEL_ADDR", "127.0.0.1:9")
+            .env("HOOKTEL_DATA_DIR", data.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout.is_empty());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = run(vec![b'x'; 8 * 1024 * 1024]);
+    assert!(said.contains("not spooled"), "{said}");
+    let size = std::fs::metadata(data.join("spool.db")).map_or(0, |m| m.len());
+    assert!(size < 64 * 1024, "spool.db is {size} bytes");
+    run(PAYLOAD.to_vec());
+    let sidecar = Sidecar::builder().data_dir(&data).start();
+    support::wait_until(Duration::from_secs(10), "the real payload drained", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionStart"}"#) == 1.0
+    });
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_json"}"#), 0.0);
+}
