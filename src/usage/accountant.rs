@@ -81,6 +81,21 @@ struct Tracked {
     subagent: bool,
 }
 
+impl Tracked {
+    fn new(ledger: Ledger, t: &Touch, project: String, now: Instant) -> Tracked {
+        Tracked {
+            ledger,
+            session_id: t.session_id.clone(),
+            project,
+            dirty: false,
+            rereads: Vec::new(),
+            last_touch: now,
+            final_read: false,
+            subagent: t.agent_id.is_some(),
+        }
+    }
+}
+
 pub(crate) struct Accountant {
     files: HashMap<PathBuf, Tracked>,
     /// The project of each session: the one its first touch named.
@@ -156,17 +171,11 @@ impl Accountant {
         let now = Instant::now();
         let rereads = [now + self.settle / 2, now + self.settle * 9 / 10];
         let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
-        let state_dir = &self.state_dir;
-        let tracked = self.files.entry(t.path.clone()).or_insert_with(|| Tracked {
-            ledger: load_ledger(state_dir, &t.path).unwrap_or_default(),
-            session_id: t.session_id.clone(),
-            project,
-            dirty: false,
-            rereads: Vec::new(),
-            last_touch: now,
-            final_read: false,
-            subagent: t.agent_id.is_some(),
-        });
+        if !self.files.contains_key(&t.path) {
+            let ledger = self.restore_ledger(&t.path);
+            self.files.insert(t.path.clone(), Tracked::new(ledger, &t, project, now));
+        }
+        let Some(tracked) = self.files.get_mut(&t.path) else { return };
         tracked.dirty = true;
         tracked.last_touch = now;
         if t.kind != TouchKind::Grow {
@@ -179,6 +188,24 @@ impl Accountant {
                 other.dirty = true;
                 other.rereads = rereads.to_vec();
                 other.final_read = true;
+            }
+        }
+    }
+
+    /// The saved ledger of a transcript. A missing one starts at the beginning; a damaged one (garbage
+    /// in the file) starts at the transcript's current end: re-reading from the start would count
+    /// every response of it a second time, so what was added since the last save is given up instead.
+    fn restore_ledger(&self, transcript: &Path) -> Ledger {
+        match load_ledger(&self.state_dir, transcript) {
+            SavedLedger::Found(ledger) => ledger,
+            SavedLedger::Missing => Ledger::default(),
+            SavedLedger::Damaged => {
+                self.metrics.transcript_errors.with_label_values(&["bad_ledger"]).inc();
+                let end = std::fs::metadata(transcript).map_or(0, |m| m.len());
+                tracing::warn!(path = ?transcript, offset = end, "Saved progress of a transcript is damaged; counting from its current end");
+                let mut ledger = Ledger::default();
+                ledger.offset = end;
+                ledger
             }
         }
     }
@@ -307,9 +334,20 @@ fn state_file(state_dir: &Path, transcript: &Path) -> PathBuf {
     state_dir.join(format!("{}.json", id.simple()))
 }
 
-fn load_ledger(state_dir: &Path, transcript: &Path) -> Option<Ledger> {
-    let text = std::fs::read(state_file(state_dir, transcript)).ok()?;
-    serde_json::from_slice(&text).ok()
+/// What the state directory holds for a transcript.
+enum SavedLedger {
+    Found(Ledger),
+    Missing,
+    /// There, but not a ledger (garbage, a truncated write, a foreign file).
+    Damaged,
+}
+
+fn load_ledger(state_dir: &Path, transcript: &Path) -> SavedLedger {
+    match std::fs::read(state_file(state_dir, transcript)) {
+        Ok(text) => serde_json::from_slice(&text).map_or(SavedLedger::Damaged, SavedLedger::Found),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedLedger::Missing,
+        Err(_) => SavedLedger::Damaged,
+    }
 }
 
 /// Write the ledger atomically (a temporary file renamed over the old one).

@@ -482,3 +482,55 @@ fn garbage_is_not_spooled_when_the_sidecar_is_down() {
     });
     assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_json"}"#), 0.0);
 }
+
+/// Garbage in a transcript's saved progress (`<data dir>/transcripts/*.json`) made the sidecar read the
+/// transcript again from the start and count every response twice. It now counts, logs, and goes on
+/// from the transcript's current end: nothing is counted twice, and new lines are still counted.
+#[test]
+fn damaged_progress_files_never_count_twice() {
+    let tmp = support::temp_dir("hostile-ledger");
+    let data = tmp.join("data");
+    let transcript = tmp.join("projects/p/s.jsonl");
+    std::fs::create_dir_all(transcript.parent().unwrap()).unwrap();
+    let line = |id: &str, out: u64| {
+        format!(
+            r#"{{"type":"assistant","requestId":"r-{id}","message":{{"id":"{id}","model":"claude-haiku-4-5","usage":{{"input_tokens":7,"output_tokens":{out}}}}}}}"#
+        ) + "\n"
+    };
+    std::fs::write(&transcript, line("m1", 11)).unwrap();
+    let events = |sid: &str| {
+        ["SessionStart", "Stop", "SessionEnd"].map(|e| {
+            serde_json::json!({"session_id": sid, "hook_event_name": e, "transcript_path": transcript.to_str().unwrap(),
+                "cwd": "/w/proj", "prompt_id": "p1", "reason": "other"})
+            .to_string()
+        })
+    };
+    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#;
+    {
+        let mut first = Sidecar::builder().data_dir(&data).start();
+        for e in events("00000000-0000-4000-8000-000000000001") {
+            assert_eq!(first.request("POST", "/v1/hooks", e.as_bytes()).0, 200);
+        }
+        support::wait_until(Duration::from_secs(10), "the first response counted", || first.metric(output) == 11.0);
+        assert!(first.terminate(Duration::from_secs(15)));
+    }
+    let saved: Vec<_> = std::fs::read_dir(data.join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!saved.is_empty());
+    for f in &saved {
+        std::fs::write(f, b"\x00garbage{{{").unwrap();
+    }
+    let second = Sidecar::builder().data_dir(&data).start();
+    for e in events("00000000-0000-4000-8000-000000000002") {
+        assert_eq!(second.request("POST", "/v1/hooks", e.as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(10), "the damaged progress counted", || {
+        second.metric(r#"hooktel_transcript_errors_total{reason="bad_ledger"}"#) == 1.0
+    });
+    // a new response after the restart is counted, the old one not again
+    std::fs::OpenOptions::new().append(true).open(&transcript).unwrap().write_all(line("m2", 5).as_bytes()).unwrap();
+    for e in events("00000000-0000-4000-8000-000000000003") {
+        assert_eq!(second.request("POST", "/v1/hooks", e.as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(10), "the new response counted", || second.metric(output) >= 5.0);
+    assert_eq!(second.metric(output), 5.0, "the first response was counted again");
+}
