@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// page that rebinds its own name to 127.0.0.1 sends its name there).
     #[arg(long, env = "HOOKTEL_ALLOWED_HOSTS", default_value = "")]
     pub(crate) allowed_hosts: String,
+    /// Most connections open at once; past it a new one gets 503 and is closed (systemd's default
+    /// descriptor limit is 1024).
+    #[arg(long, env = "HOOKTEL_MAX_CONNECTIONS", default_value_t = 512)]
+    pub(crate) max_connections: usize,
+    /// Most request-body bytes held at once over all connections; past it a request gets 503
+    /// with Retry-After (never less than --max-body-bytes).
+    #[arg(long, env = "HOOKTEL_MAX_BUFFERED_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub(crate) max_buffered_bytes: usize,
     /// Most sessions open at once; past it, the session idle longest is closed (incomplete).
     #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 20_000)]
     pub(crate) max_sessions: usize,

@@ -109,6 +109,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             allowed_hosts: args.allowed_hosts(),
             transcripts,
+            connections: Arc::new(tokio::sync::Semaphore::new(args.max_connections.max(1))),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                args.max_buffered_bytes.max(args.max_body_bytes).min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

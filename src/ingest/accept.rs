@@ -26,6 +26,10 @@ pub(crate) struct Ingest {
     pub(crate) allowed_hosts: Vec<String>,
     /// Where the transcripts (and subagents' meta files) a payload names may be read.
     pub(crate) transcripts: TranscriptRoots,
+    /// Open connections allowed at once; past it a new one gets 503 and is closed.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// Request body bytes held at once, over all connections (one permit a byte).
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// What to do when the ingest queue is full.

@@ -19,6 +19,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
@@ -53,6 +54,17 @@ pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: im
             },
             _ = &mut shutdown => break,
         };
+        let Ok(held) = ingest.connections.clone().try_acquire_owned() else {
+            // past the connection cap: say so and close, without reading anything
+            ingest.metrics.ingest_rejected.with_label_values(&["too_many_connections"]).inc();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let busy = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy)).await;
+            });
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -68,6 +80,7 @@ pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: im
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "Connection ended with an error");
             }
+            drop(held);
         });
     }
     drop(listener);
@@ -103,9 +116,9 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&t| t > 0)
         .unwrap_or_else(now_ns);
-    let body = match read_body(req, ingest.max_body_bytes).await {
+    let (body, _held) = match read_body(req, ingest).await {
         Ok(b) => b,
-        Err(e) => return refuse(ingest, e.status(), e.metric_label(), &e.to_string()),
+        Err(e) => return refuse_body(ingest, &e),
     };
     reply(ingest, accept(ingest, &body, at, Admission::RefuseWhenFull).await)
 }
@@ -130,9 +143,9 @@ fn reply(ingest: &Ingest, accepted: Result<(), Refusal>) -> Reply {
 /// on its innermost open span), through the same queue, spool and journal as hook events; without
 /// one it is only counted, since hooktel never invents a session.
 async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
-    let body = match read_body(req, ingest.max_body_bytes).await {
+    let (body, _held) = match read_body(req, ingest).await {
         Ok(b) => b,
-        Err(e) => return refuse(ingest, e.status(), e.metric_label(), &e.to_string()),
+        Err(e) => return refuse_body(ingest, &e),
     };
     let ev: payload::CustomEvent = match serde_json::from_slice(&body) {
         Ok(ev) => ev,
@@ -257,6 +270,8 @@ enum BodyError {
     Read(String),
     #[error("body not received in time")]
     Timeout,
+    #[error("too many request bodies held at once, retry later")]
+    Busy,
 }
 
 impl BodyError {
@@ -265,6 +280,7 @@ impl BodyError {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Read(_) => StatusCode::BAD_REQUEST,
             BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -274,21 +290,37 @@ impl BodyError {
             BodyError::TooLarge(_) => "body_too_large",
             BodyError::Read(_) => "body_read_error",
             BodyError::Timeout => "body_timeout",
+            BodyError::Busy => "body_budget_full",
         }
     }
 }
 
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
+/// The body, read within its time and size bounds, and the share of the body budget it holds (keep
+/// it as long as the bytes): bodies declared or allowed to be large reserve their size before a
+/// byte is read, so slow clients cannot together hold more than `--max-buffered-bytes`.
+async fn read_body(req: Request<Incoming>, ingest: &Ingest) -> Result<(Bytes, OwnedSemaphorePermit), BodyError> {
+    let max = ingest.max_body_bytes;
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge(max));
     }
+    let reserve = u32::try_from(declared.unwrap_or(max as u64).max(1)).unwrap_or(u32::MAX);
+    let held = ingest.body_budget.clone().try_acquire_many_owned(reserve).map_err(|_| BodyError::Busy)?;
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), max).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), held)),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max)),
         Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
         Err(_) => Err(BodyError::Timeout),
     }
+}
+
+/// The answer to a body that was not read; a full budget is temporary, so it says when to retry.
+fn refuse_body(ingest: &Ingest, e: &BodyError) -> Reply {
+    let mut r = refuse(ingest, e.status(), e.metric_label(), &e.to_string());
+    if matches!(e, BodyError::Busy) {
+        r.headers_mut().insert(RETRY_AFTER, "1".parse().expect("static header"));
+    }
+    r
 }
 
 fn refuse(ingest: &Ingest, status: StatusCode, reason: &'static str, msg: &str) -> Reply {
