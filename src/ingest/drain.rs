@@ -21,7 +21,9 @@ const DRAIN_BATCH: usize = 512;
 /// Drain the spool into the pipeline until `stop` turns true: once at start, then every second.
 pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
     let metrics = ingest.metrics.clone();
-    let usable = metrics.spool_usable.with_label_values(&["hook"]);
+    // the series appears with the first outcome, not before: a 0 while the first open is still
+    // running would read as "unusable" to a doctor that asks at that moment
+    let usable = |ok: bool| metrics.spool_usable.with_label_values(&["hook"]).set(i64::from(ok));
     // a spool that cannot be opened (a read-only or broken data dir) is retried every interval:
     // fixing the directory is enough, no restart needed
     let mut logged = false;
@@ -30,7 +32,7 @@ pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watc
         match blocking(move || hook_spool::HookSpool::open(&dir)).await {
             Some(Ok(s)) => break s,
             Some(Err(e)) => {
-                usable.set(0);
+                usable(false);
                 if !logged {
                     tracing::error!(error = %e, "Cannot open the hook spool; retrying every second (spooled events wait)");
                     logged = true;
@@ -46,7 +48,7 @@ pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watc
     if logged {
         tracing::info!("Opened the hook spool; draining");
     }
-    usable.set(1);
+    usable(true);
     loop {
         loop {
             let Some((s, batch)) = blocking(move || {
@@ -60,11 +62,11 @@ pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watc
             spool = s;
             let batch = match batch {
                 Ok(b) => {
-                    usable.set(1);
+                    usable(true);
                     b
                 }
                 Err(e) => {
-                    usable.set(0);
+                    usable(false);
                     tracing::warn!(error = %e, "Reading the hook spool failed; retrying later");
                     break;
                 }
