@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 use crate::metrics::SpoolDepth;
 use crate::store::sqlite;
@@ -114,21 +114,10 @@ impl HookSpool {
 /// The spool's depth read without writing anything (for `doctor`): a missing file or table is an
 /// empty spool; `busy` bounds the wait for a lock.
 pub(crate) fn peek(data_dir: &Path, busy: Duration) -> rusqlite::Result<SpoolDepth> {
-    let path = path(data_dir);
-    if !path.exists() {
-        return Ok(SpoolDepth::default());
+    match sqlite::open_read_only(&path(data_dir), "hook_events", busy)? {
+        Some(conn) => depth(&conn),
+        None => Ok(SpoolDepth::default()),
     }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(busy)?;
-    let has_table: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'hook_events'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_table {
-        return Ok(SpoolDepth::default());
-    }
-    depth(&conn)
 }
 
 /// Depth, size and oldest event of the spool.

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 use crate::model::semconv::int;
 use crate::model::span::{SpanRecord, Status};
@@ -193,18 +193,8 @@ pub(crate) struct LocalReader {
 impl LocalReader {
     /// `None` when nothing has been recorded (no file, or no table yet).
     pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<Option<LocalReader>> {
-        let path = data_dir.join(FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let conn =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let tables: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'", [], |r| {
-                r.get(0)
-            })?;
-        Ok((tables > 0).then_some(LocalReader { conn }))
+        let conn = sqlite::open_read_only(&data_dir.join(FILE), "spans", Duration::from_secs(5))?;
+        Ok(conn.map(|conn| LocalReader { conn }))
     }
 
     /// Trace ids of the `limit` sessions that started last, newest first.

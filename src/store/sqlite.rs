@@ -25,6 +25,21 @@ pub(crate) fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Resul
     }
 }
 
+/// Open an existing database read-only (the views, `doctor`): `None` when the file or `table` is not
+/// there yet. Creates nothing, so a reader can run beside the sidecar or without it.
+pub(crate) fn open_read_only(path: &Path, table: &str, busy: Duration) -> rusqlite::Result<Option<Connection>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(busy)?;
+    let has_table: bool =
+        conn.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+            r.get(0)
+        })?;
+    Ok(has_table.then_some(conn))
+}
+
 /// Open an existing database for one quick write (the hook client's spool append): no integrity
 /// check, no schema; the caller falls back to [`open`] when the write fails (a new, corrupt or
 /// foreign file). WAL mode is a property of the file, set when `open` created it.
