@@ -272,8 +272,7 @@ impl Sessions {
         let mut idled = 0;
         for (sid, state) in self.live.iter_mut() {
             if state.top.closed_at.is_none() && now.saturating_sub(state.last_seen) >= idle {
-                state.close_all(state.latest(), now);
-                state.top.incomplete = true;
+                state.close_idle(now);
                 idled += 1;
             }
             match state.top.closed_at {
@@ -297,11 +296,8 @@ impl Sessions {
         let Some(sid) = self.live.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone()) else {
             return false;
         };
-        if let Some(state) = self.live.get_mut(&sid) {
-            if state.top.closed_at.is_none() {
-                state.close_all(state.latest(), now);
-                state.top.incomplete = true;
-            }
+        if let Some(state) = self.live.get_mut(&sid).filter(|s| s.top.closed_at.is_none()) {
+            state.close_idle(now);
         }
         self.finish(&sid, out);
         true
@@ -716,6 +712,13 @@ impl SessionState {
     /// The latest time seen in the session.
     fn latest(&self) -> u64 {
         self.spans.values().map(|s| s.end).chain([self.top.end]).max().unwrap_or(0)
+    }
+
+    /// Close a session that no end event closed (idle, or evicted): everything open, at its latest
+    /// time, the session itself marked incomplete.
+    fn close_idle(&mut self, now: u64) {
+        self.close_all(self.latest(), now);
+        self.top.incomplete = true;
     }
 
     /// Close every open span (incomplete) and the top span at `at`.
