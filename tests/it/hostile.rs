@@ -157,15 +157,7 @@ fn the_data_directory_is_private() {
     }
     // a hook that finds no sidecar creates the spool: private too
     let hook_dir = tmp.join("hook");
-    let mut child = Command::new(support::BIN)
-        .arg("hook")
-        .env("HOOKTEL_ADDR", "127.0.0.1:9")
-        .env("HOOKTEL_DATA_DIR", &hook_dir)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(PAYLOAD).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(support::run_hook_with("127.0.0.1:9", &hook_dir, PAYLOAD).status.success());
     assert_eq!(mode(&hook_dir), 0o700);
     assert_eq!(mode(&hook_dir.join("spool.db")), 0o600);
 }
@@ -431,15 +423,7 @@ fn an_unusable_spool_is_retried_and_reported() {
     assert!(said.contains("hook spool is unusable"), "doctor says: {said}");
     std::fs::remove_dir(data.join("spool.db")).unwrap();
     // a hook that cannot reach a sidecar spools its event in the (now fixed) directory
-    let mut child = Command::new(support::BIN)
-        .arg("hook")
-        .env("HOOKTEL_ADDR", "127.0.0.1:9")
-        .env("HOOKTEL_DATA_DIR", data.path())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(PAYLOAD).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(support::run_hook_with("127.0.0.1:9", data.path(), PAYLOAD).status.success());
     support::wait_until(Duration::from_secs(10), "the spooled event drained without a restart", || {
         sidecar.metric(r#"hooktel_hook_events_total{event="SessionStart"}"#) == 1.0
     });
