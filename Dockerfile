@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# hooktel container image: `hooktel serve` listening on 0.0.0.0:4388, as a non-root user, data in
-# /var/lib/hooktel. Build from the repository root:  docker build -t hooktel .
+# hooktel container image: `hooktel serve` taking events on 127.0.0.1:4388 (the pod's or the container's own
+# loopback) and serving /metrics and /healthz on 0.0.0.0:4389, as a non-root user, data in /var/lib/hooktel.
+# Set HOOKTEL_LISTEN=0.0.0.0:4388 to take events from beyond the container: clients must then present the
+# token (HOOKTEL_TOKEN, or the `token` file hooktel makes in the data dir). Build from the repository root:  docker build -t hooktel .
 # Used by deploy/docker-compose.yml (the local stack) and deploy/kubernetes/ (the sidecar pod).
 
 # The builder is the Debian release of the runtime (bookworm): a binary linked on a newer glibc
@@ -24,11 +26,12 @@ RUN groupadd --system --gid 10001 hooktel \
        --shell /usr/sbin/nologin hooktel \
     && install -d -o 10001 -g 0 -m 0770 /var/lib/hooktel
 COPY --from=build /out/hooktel /usr/local/bin/hooktel
-ENV HOOKTEL_LISTEN=0.0.0.0:4388 \
+ENV HOOKTEL_LISTEN=127.0.0.1:4388 \
+    HOOKTEL_METRICS_LISTEN=0.0.0.0:4389 \
     HOOKTEL_DATA_DIR=/var/lib/hooktel \
     HOME=/var/lib/hooktel
 VOLUME ["/var/lib/hooktel"]
-EXPOSE 4388
+EXPOSE 4389
 USER 10001:10001
 # bookworm-slim has neither curl nor wget; bash's /dev/tcp speaks enough HTTP for GET /healthz
 # (the port follows HOOKTEL_LISTEN). hooktel drains its spools and flushes spans on SIGTERM.

@@ -77,6 +77,7 @@ pub struct Metrics {
     pub(crate) spool_usable: prometheus::IntGaugeVec,
     pub(crate) spool_dropped: IntCounterVec,
     pub(crate) journal_failures: IntCounter,
+    pub(crate) journal_full: IntCounter,
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
@@ -170,6 +171,10 @@ impl Metrics {
             journal_failures: counter(
                 "hooktel_journal_write_failures_total",
                 "Journal rows not written (disk full, locked): open sessions may not survive a restart.",
+            ),
+            journal_full: counter(
+                "hooktel_journal_full_total",
+                "Events and usage not journaled because the journal is at its size cap: a restart loses them.",
             ),
             project_label,
             hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),

@@ -13,6 +13,7 @@ use crate::export::otlp::Protocol;
 use crate::model::capture::Capture;
 use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
+use crate::store::token;
 use crate::usage::pricing::PriceTable;
 
 /// Where the sidecar listens by default: loopback only, and a port clear of OTLP (4317/4318),
@@ -21,9 +22,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4388";
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address for /v1/hooks, /metrics and /healthz.
+    /// Address for /v1/hooks, /v1/events, /metrics and /healthz. Beyond loopback, clients must
+    /// present the token (HOOKTEL_TOKEN, else the data dir's `token` file).
     #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN)]
     pub(crate) listen: SocketAddr,
+    /// A second address serving only GET /metrics and /healthz, for Prometheus and probes, so that
+    /// ingest can stay on loopback.
+    #[arg(long, env = "HOOKTEL_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Host names, comma-separated, accepted in a request's `Host` besides loopback ones (a browser
@@ -56,6 +62,10 @@ pub struct ServeArgs {
     /// Largest size of the export spool; beyond it the oldest spans are dropped (and counted).
     #[arg(long, env = "HOOKTEL_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub(crate) spool_max_bytes: u64,
+    /// Size cap of the journal of open sessions; past it new events are not journaled (counted),
+    /// so a restart then loses them.
+    #[arg(long, env = "HOOKTEL_JOURNAL_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub(crate) journal_max_bytes: u64,
     /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
     #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) project_label: bool,
@@ -144,6 +154,12 @@ pub(crate) fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
     Ok(Some(Protocol::parse(&proto)?))
 }
 
+/// `HOOKTEL_TOKEN`, read from the environment only: a secret on the command line is visible to
+/// every user in `ps`.
+pub(crate) fn token_var() -> Option<String> {
+    std::env::var(token::TOKEN_VAR).ok()
+}
+
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
 #[derive(Clone, Debug)]
 pub(crate) struct HookSettings {
@@ -153,6 +169,8 @@ pub(crate) struct HookSettings {
     pub(crate) timeout: Duration,
     /// Where the spool is (`HOOKTEL_DATA_DIR`).
     pub(crate) data_dir: PathBuf,
+    /// What to present to a sidecar beyond loopback (`HOOKTEL_TOKEN`, else the data dir's token file).
+    pub(crate) token: Option<String>,
 }
 
 impl HookSettings {
@@ -164,6 +182,12 @@ impl HookSettings {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
-        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)), data_dir }
+        let token = token::for_client(&data_dir, token_var());
+        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)), data_dir, token }
+    }
+
+    /// The header lines every request to the sidecar carries.
+    pub(crate) fn auth_header(&self) -> String {
+        self.token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default()
     }
 }

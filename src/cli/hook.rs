@@ -47,6 +47,8 @@ pub fn run() -> std::process::ExitCode {
     let body = cut_large_payload(body);
     match deliver(&settings, &body, at) {
         Ok(()) => {}
+        // refused for want of the token: the spool is drained by the sidecar itself, token or not
+        Err(why @ Undelivered::Status(401)) => keep_undelivered(&settings, &body, at, &why),
         // the sidecar read it and refused it for good (malformed): keeping it would replay it forever
         Err(Undelivered::Status(s)) if (400..500).contains(&s) => {}
         Err(why) => keep_undelivered(&settings, &body, at, &why),
@@ -131,7 +133,7 @@ pub(crate) fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(
 }
 
 fn post(settings: &HookSettings, path: &str, body: &[u8], at: u64) -> Result<(), Undelivered> {
-    let headers = format!("{RECEIVED_AT_HEADER}: {at}\r\n");
+    let headers = format!("{RECEIVED_AT_HEADER}: {at}\r\n{}", settings.auth_header());
     let request = Request { method: "POST", path, headers: &headers, body, timeout: settings.timeout, max_body: 0 };
     match http1::send(&settings.addr, &request)?.status {
         200..300 => Ok(()),
@@ -202,6 +204,12 @@ pub fn emit(name: &str, pairs: &[String], session: Option<&str>, time: Option<&s
     let body = serde_json::to_vec(&event).unwrap_or_default();
     let why = match post(&settings, "/v1/events", &body, at) {
         Ok(()) => return std::process::ExitCode::SUCCESS,
+        Err(Undelivered::Status(401)) => {
+            eprintln!(
+                "hooktel emit: the sidecar wants its token (set HOOKTEL_TOKEN, or HOOKTEL_DATA_DIR to its data dir)"
+            );
+            return std::process::ExitCode::FAILURE;
+        }
         Err(Undelivered::Status(s)) if (400..500).contains(&s) => {
             eprintln!("hooktel emit: the sidecar refused the event ({s})");
             return std::process::ExitCode::FAILURE;

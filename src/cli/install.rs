@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
+use crate::store::token::TOKEN_VAR;
+
 /// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
 /// replace Claude Code's own git worktree handling. Unknown names are ignored (logged) by 2.1.329.
 pub(crate) const EVENTS: &[&str] = &[
@@ -65,6 +67,9 @@ pub(crate) const MARKER_HEADER: &str = "X-Hooktel";
 
 /// The settings key that, when present, lists the only URLs http hooks may POST to.
 const ALLOWLIST: &str = "allowedHttpHookUrls";
+
+/// The settings key that, when present, lists the only variables http hooks may interpolate.
+const ENV_ALLOWLIST: &str = "httpHookAllowedEnvVars";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookKind {
@@ -213,7 +218,9 @@ pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyho
     }
     hooks.retain(|e, v| EVENTS.contains(&e.as_str()) || !report.removed.contains(e) || !is_empty_array(v));
     let new_url = (kind == HookKind::Http).then_some(url);
-    update_allowlist(root, &old_urls, new_url, &mut report.allowlist);
+    update_allowlist(root, ALLOWLIST, &old_urls, new_url, &mut report.allowlist);
+    let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
+    update_allowlist(root, ENV_ALLOWLIST, &old_vars, new_url.map(|_| TOKEN_VAR), &mut report.allowlist);
     if report.changed() {
         report.backup = save(target, &settings, existing.as_deref())?;
     }
@@ -243,7 +250,9 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
             root.shift_remove("hooks");
         }
     }
-    update_allowlist(root, &old_urls, None, &mut report.allowlist);
+    update_allowlist(root, ALLOWLIST, &old_urls, None, &mut report.allowlist);
+    let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
+    update_allowlist(root, ENV_ALLOWLIST, &old_vars, None, &mut report.allowlist);
     if report.changed() {
         report.backup = save(target, &settings, Some(&existing))?;
     }
@@ -320,8 +329,16 @@ fn command_hook(command: &str) -> Value {
     json!({"type": "command", "command": command})
 }
 
+/// An http hook to `url`. It presents the token through Claude Code's interpolation of
+/// `$HOOKTEL_TOKEN` from its own environment: the secret itself never goes into settings.json
+/// (unset, the header is empty, which a sidecar on loopback does not need).
 fn http_hook(url: &str) -> Value {
-    json!({"type": "http", "url": url, "headers": {MARKER_HEADER: "1"}})
+    json!({
+        "type": "http",
+        "url": url,
+        "headers": {MARKER_HEADER: "1", "Authorization": format!("Bearer ${TOKEN_VAR}")},
+        "allowedEnvVars": [TOKEN_VAR],
+    })
 }
 
 /// Whether a hook entry is one of hooktel's (see the module comment).
@@ -412,13 +429,20 @@ fn strip(groups: &mut Vec<Value>, mine: &dyn Fn(&Value) -> bool, urls: &mut Vec<
     removed
 }
 
-/// hooktel's old URLs leave `allowedHttpHookUrls`, its new one joins it: only when the file already
-/// has the key (absent means every URL is allowed; adding it would block the user's other hooks).
-fn update_allowlist(root: &mut Map<String, Value>, old: &[String], new: Option<&str>, log: &mut Vec<String>) {
-    let Some(Value::Array(list)) = root.get_mut(ALLOWLIST) else { return };
+/// hooktel's old entries leave an allowlist (`allowedHttpHookUrls`, `httpHookAllowedEnvVars`), its new
+/// one joins it: only when the file already has the key (absent means everything is allowed; adding
+/// it would block the user's other hooks).
+fn update_allowlist(
+    root: &mut Map<String, Value>,
+    key: &str,
+    old: &[String],
+    new: Option<&str>,
+    log: &mut Vec<String>,
+) {
+    let Some(Value::Array(list)) = root.get_mut(key) else { return };
     list.retain(|u| match u.as_str() {
         Some(u) if old.iter().any(|o| o == u) && Some(u) != new => {
-            log.push(format!("removed {u} from {ALLOWLIST}"));
+            log.push(format!("removed {u} from {key}"));
             false
         }
         _ => true,
@@ -426,7 +450,7 @@ fn update_allowlist(root: &mut Map<String, Value>, old: &[String], new: Option<&
     if let Some(new) = new {
         if !list.iter().any(|u| u.as_str() == Some(new)) {
             list.push(Value::String(new.into()));
-            log.push(format!("added {new} to {ALLOWLIST}"));
+            log.push(format!("added {new} to {key}"));
         }
     }
 }
@@ -636,17 +660,25 @@ mod tests {
         }
         let http_hook = &v["hooks"]["Stop"].as_array().unwrap().last().unwrap()["hooks"][0];
         assert_eq!(http_hook["headers"][MARKER_HEADER], "1");
-        // the fixture restricts http hooks to its own sidecar: hooktel's URL is allowed too
+        // the token by reference, interpolated by Claude Code from its environment
+        assert_eq!(http_hook["headers"]["Authorization"], "Bearer $HOOKTEL_TOKEN");
+        assert_eq!(http_hook["allowedEnvVars"], serde_json::json!(["HOOKTEL_TOKEN"]));
+        // the fixture restricts http hooks to its own sidecar and variables: hooktel's are allowed too
         assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*", URL]));
+        assert_eq!(v[ENV_ALLOWLIST], serde_json::json!(["CC_SIDECAR_TOKEN", "HOOKTEL_TOKEN"]));
 
         let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
         assert_eq!(report.updated.len(), http_events, "{report}");
-        assert_eq!(report.allowlist, vec![format!("removed {URL} from {ALLOWLIST}")]);
+        assert_eq!(
+            report.allowlist,
+            vec![format!("removed {URL} from {ALLOWLIST}"), format!("removed HOOKTEL_TOKEN from {ENV_ALLOWLIST}")]
+        );
         let v = value(&path);
         for event in EVENTS {
             assert!(!hooks_of(&v, event).iter().any(|h| h.1 == URL), "{event}");
         }
         assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*"]));
+        assert_eq!(v[ENV_ALLOWLIST], serde_json::json!(["CC_SIDECAR_TOKEN"]));
     }
 
     #[test]

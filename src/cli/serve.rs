@@ -11,6 +11,7 @@ use anyhow::Context;
 use crate::cli::config::{self, ServeArgs};
 use crate::export::{self, otlp};
 use crate::ingest::accept::Ingest;
+use crate::ingest::server::Surface;
 use crate::ingest::{drain, server};
 use crate::metrics::Metrics;
 use crate::model::time::now_ns;
@@ -19,6 +20,7 @@ use crate::store::data_dir;
 use crate::store::export_spool::SpanSpool;
 use crate::store::journal;
 use crate::store::local::LocalStore;
+use crate::store::token;
 use crate::usage::accountant::Accountant;
 use crate::usage::files::TranscriptRoots;
 
@@ -44,14 +46,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 LocalStore::open(&data_dir, args.output.retention()).context("opening the local store")?,
             ),
         };
+        let token = token_for(&args, &data_dir)?;
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match args.metrics_listen {
+            Some(at) => Some(tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding {at}"))?),
+            None => None,
+        };
         let mode = match protocol {
             Some(p) => format!("OTLP {p:?}"),
             None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
+        if let Some(l) = &metrics_listener {
+            let at = l.local_addr()?;
+            tracing::info!(%at, "/metrics and /healthz also on http://{at}");
+        }
 
         let prices = args.output.prices()?;
 
@@ -82,10 +93,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let failures = metrics.journal_failures.clone();
+                let limits = journal::Limits {
+                    max_bytes: args.journal_max_bytes,
+                    failures: metrics.journal_failures.clone(),
+                    full: metrics.journal_full.clone(),
+                };
                 let writer = std::thread::Builder::new()
                     .name("hooktel-journal".into())
-                    .spawn(move || journal::write(conn, rx, failures))?;
+                    .spawn(move || journal::write(conn, rx, limits))?;
                 (Some(tx), restored, Some(writer))
             }
             None => (None, Vec::new(), None),
@@ -113,10 +128,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_budget: Arc::new(tokio::sync::Semaphore::new(
                 args.max_buffered_bytes.max(args.max_body_bytes).min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            token,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
-        server::run(listener, ingest, shutdown_signal()).await;
+        let (signalled_tx, signalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = signalled_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics_server = metrics_listener
+            .map(|l| tokio::spawn(server::run(l, ingest.clone(), Surface::MetricsOnly, stopped(signalled.clone()))));
+        server::run(listener, ingest, Surface::All, stopped(signalled)).await;
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         tracing::info!("Stopped accepting; draining");
         let _ = stop_tx.send(true);
         let _ = drain.await;
@@ -131,6 +160,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The token clients beyond loopback must present. Without one, a listener beyond loopback is
+/// refused: it would take events from any host that can reach it.
+fn token_for(args: &ServeArgs, data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let beyond_loopback = !args.listen.ip().is_loopback();
+    match token::load_or_create(data_dir, config::token_var()) {
+        Ok(t) => Ok(Some(t)),
+        Err(e @ token::TokenError::WeakVar) => Err(e.into()),
+        Err(e) if beyond_loopback => Err(anyhow::anyhow!(
+            "--listen {} is beyond loopback and there is no usable token ({e}); set {} (at least {} characters) or make {} writable",
+            args.listen,
+            token::TOKEN_VAR,
+            token::MIN_TOKEN_LEN,
+            data_dir.display()
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "No token; only loopback clients can send events");
+            Ok(None)
+        }
+    }
 }
 
 /// The journal and the open sessions it holds; `None` (logged) when it cannot be opened. Ended

@@ -30,6 +30,9 @@ pub(crate) struct Ingest {
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// Request body bytes held at once, over all connections (one permit a byte).
     pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    /// What a client beyond loopback must present as `Authorization: Bearer`; `None` only when the
+    /// sidecar listens on loopback alone.
+    pub(crate) token: Option<String>,
 }
 
 /// What to do when the ingest queue is full.
@@ -73,14 +76,19 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
 }
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
-/// event keeps the payload as accepted, for the journal.
+/// event keeps the payload as accepted, reduced to what the capture level lets out, for the journal.
 pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
     let cut = payload::trim_payload(&mut map);
     let mut ev = normalize::normalize(&map, at, capture)?;
-    ev.raw =
-        if cut { serde_json::to_vec(&map).unwrap_or_default().into() } else { bytes::Bytes::copy_from_slice(body) };
+    // the journal keeps only what the capture level lets out
+    normalize::keep_at_rest(&mut map, capture);
+    ev.raw = if cut || capture != Capture::Full {
+        serde_json::to_vec(&map).unwrap_or_default().into()
+    } else {
+        bytes::Bytes::copy_from_slice(body)
+    };
     Ok(ev)
 }
 

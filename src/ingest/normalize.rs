@@ -374,10 +374,116 @@ fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
     out
 }
 
+/// Keys of a tool input that the `metadata` summary reads (see `capture::tool_input`).
+const SUMMARISED_INPUT_KEYS: &[&str] =
+    &["file_path", "notebook_path", "path", "pattern", "command", "url", "subagent_type"];
+
+/// Reduce a payload to what `normalize` reads at `capture`, for the journal: what a capture level
+/// keeps from export is not kept at rest either. `normalize` gives the same event for the reduced
+/// payload as for the whole one (tested over the captured payloads at every level).
+pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture) {
+    if capture == Capture::Full {
+        return;
+    }
+    if let Some(input) = p.get_mut("tool_input") {
+        match (capture, input) {
+            (Capture::Metadata, Value::Object(fields)) => {
+                fields.retain(|k, _| SUMMARISED_INPUT_KEYS.contains(&k.as_str()))
+            }
+            (_, input) => *input = Value::Object(Map::new()),
+        }
+    }
+    if let Some(response) = p.get_mut("tool_response") {
+        // what tells the outcome and the subagent an Agent call spawned; never the output itself
+        *response = match response {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .filter(|(k, _)| matches!(k.as_str(), "agentId" | "interrupted"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => Value::Null,
+        };
+    }
+    p.retain(|key, value| {
+        let key = key.as_str();
+        if BASE_KEYS.contains(&key) || key.starts_with("hooktel_") {
+            return true;
+        }
+        match key {
+            "tool_input" | "tool_response" | "mcp_server" | CUSTOM_ATTRIBUTES | "error" => return true,
+            // StopFailure's details are exported (clipped) at metadata
+            "error_details" => return capture != Capture::None,
+            _ => {}
+        }
+        match value {
+            Value::String(_) if TEXT_KEYS.contains(&key) => false,
+            Value::String(_) => capture != Capture::None || names_a_thing(key),
+            Value::Object(_) | Value::Array(_) => false,
+            _ => true,
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What the journal keeps of a payload gives the same event as the whole payload, at every
+    /// capture level, and below `full` holds no prompt, no tool output and no unsummarised input.
+    #[test]
+    fn what_is_kept_at_rest_is_enough_and_no_more() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hooks");
+        let mut payloads: Vec<Map<String, Value>> = Vec::new();
+        for sub in ["captured", "documented"] {
+            for f in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+                let path = f.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    if let Ok(Value::Object(m)) = serde_json::from_slice(&std::fs::read(&path).unwrap()) {
+                        payloads.push(m);
+                    }
+                }
+            }
+        }
+        let extra = json!([
+            {"session_id": "s", "hook_event_name": "StopFailure", "prompt_id": "p", "error": "rate_limit",
+             "error_details": "429 SECRET-DETAILS", "last_assistant_message": "SECRET-MESSAGE"},
+            {"session_id": "s", "hook_event_name": "SomethingNew", "title": "SECRET-TITLE", "api_key": "k",
+             "nested": {"text": "SECRET-NESTED"}, "count": 3, "notification_type": "idle"},
+            {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Agent", "tool_use_id": "t",
+             "tool_input": {"prompt": "SECRET-PROMPT", "subagent_type": "Explore"},
+             "tool_response": {"agentId": "a1", "interrupted": false, "content": "SECRET-OUTPUT"}},
+            {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "t",
+             "tool_input": "SECRET-STRING-INPUT", "tool_response": "SECRET-STRING-OUTPUT"},
+        ]);
+        payloads.extend(extra.as_array().unwrap().iter().map(|v| v.as_object().unwrap().clone()));
+        assert!(payloads.len() > 20, "{} payloads", payloads.len());
+        for capture in [Capture::None, Capture::Metadata, Capture::Full] {
+            for p in &payloads {
+                let mut kept = p.clone();
+                keep_at_rest(&mut kept, capture);
+                let (Ok(whole), Ok(reduced)) = (normalize(p, 1, capture), normalize(&kept, 1, capture)) else {
+                    continue;
+                };
+                let show =
+                    |e: &Event| format!("{:?} {:?} {:?}", e.kind, e.attrs, (&e.cwd, &e.transcript_path, &e.agent_id));
+                assert_eq!(show(&reduced), show(&whole), "{capture:?}: {p:?}");
+                let text = serde_json::to_string(&kept).unwrap();
+                if capture != Capture::Full {
+                    for secret in ["SECRET-PROMPT", "SECRET-OUTPUT", "SECRET-STRING", "SECRET-NESTED", "SECRET-MESSAGE"]
+                    {
+                        assert!(!text.contains(secret), "{capture:?} keeps {secret}: {text}");
+                    }
+                    assert!(!p.contains_key("prompt") || !kept.contains_key("prompt"), "{text}");
+                }
+                if capture == Capture::None {
+                    assert!(!text.contains("SECRET-TITLE") && !text.contains("SECRET-DETAILS"), "{text}");
+                }
+            }
+        }
+    }
 
     fn ev(v: Value) -> Event {
         normalize(v.as_object().unwrap(), 1, Capture::Metadata).unwrap()

@@ -1,4 +1,5 @@
-//! The HTTP front: `/v1/hooks` (Claude Code's http hooks and `hooktel hook`), `/metrics`, `/healthz`.
+//! The HTTP front: `/v1/hooks` (Claude Code's http hooks and `hooktel hook`), `/v1/events`,
+//! `/metrics`, `/healthz`; and, on `--metrics-listen`, the last two alone.
 //!
 //! Each request is parsed and normalised in its own task (spreading JSON work over the cores), then
 //! queued for the pipeline. The reply never waits for processing: `200` with an empty body as soon
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time::{self, now_ns};
+use crate::store::token;
 
 /// A client has this long to send its request headers; hooks send theirs at once.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,13 +38,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Reply = Response<Full<Bytes>>;
 
+/// What a listener serves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Surface {
+    /// Everything: ingest, `/metrics`, `/healthz`.
+    All,
+    /// `GET /metrics` and `/healthz` only (`--metrics-listen`): nothing on it can write.
+    MetricsOnly,
+}
+
 /// Serve until `shutdown` resolves: stop accepting, let open connections finish (bounded), return.
 /// Dropping the last `Ingest` closes the queue, which lets the pipeline drain and stop.
-pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn run(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    surface: Surface,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             conn = listener.accept() => match conn {
                 Ok(c) => c,
                 Err(e) => {
@@ -67,9 +83,15 @@ pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: im
         };
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
+        let from_loopback = is_loopback(peer.ip());
         let service = hyper::service::service_fn(move |req| {
             let ingest = ingest.clone();
-            async move { Ok::<_, Infallible>(route(req, &ingest).await) }
+            async move {
+                Ok::<_, Infallible>(match surface {
+                    Surface::All => route(req, &ingest, from_loopback).await,
+                    Surface::MetricsOnly => metrics_route(req, &ingest),
+                })
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -88,24 +110,59 @@ pub(crate) async fn run(listener: TcpListener, ingest: Arc<Ingest>, shutdown: im
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
-async fn route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
-    if let Err(refused) = browser_guard(&req, ingest) {
+/// An IPv4 or IPv6 loopback address, also as an IPv4-mapped IPv6 one (a dual-stack listener).
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
+    }
+}
+
+async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
+    let authorized = authorized(&req, ingest);
+    if req.method() == Method::POST && !from_loopback && !authorized {
+        let msg = "a client beyond loopback must send the token";
+        let mut r = refuse(ingest, StatusCode::UNAUTHORIZED, "unauthorized", msg);
+        r.headers_mut().insert(WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+        return r;
+    }
+    if let Err(refused) = browser_guard(&req, ingest, authorized) {
         return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
     }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
         (&Method::POST, "/v1/events") => custom(req, ingest).await,
+        (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        _ => metrics_route(req, ingest),
+    }
+}
+
+/// `/metrics` and `/healthz`, all a `--metrics-listen` address serves.
+fn metrics_route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
+    if req.headers().contains_key(ORIGIN) {
+        let refused = BrowserRefusal::Origin;
+        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    }
+    match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(ingest.metrics.render())));
             r.headers_mut().insert(CONTENT_TYPE, "text/plain; version=0.0.4".parse().expect("static header"));
             r
         }
-        (_, "/v1/hooks" | "/v1/events" | "/healthz" | "/metrics") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-        }
+        (_, "/healthz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// Whether the request carries `Authorization: Bearer <the token>`. Without a token configured,
+/// no client beyond loopback is authorized (serve refuses such a listener anyway).
+fn authorized(req: &Request<Incoming>, ingest: &Ingest) -> bool {
+    let Some(token) = &ingest.token else { return false };
+    req.headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|presented| token::matches(token, presented.trim_ascii()))
 }
 
 async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
@@ -212,10 +269,10 @@ impl BrowserRefusal {
     }
 }
 
-/// No request may carry an `Origin`; a POST must be JSON, to a loopback or configured `Host`.
-/// `/metrics` and `/healthz` are read by Prometheus and probes under the pod's own address, so only
-/// the `Origin` rule applies to them.
-fn browser_guard(req: &Request<Incoming>, ingest: &Ingest) -> Result<(), BrowserRefusal> {
+/// No request may carry an `Origin`; a POST must be JSON, to a loopback or configured `Host` unless it
+/// carries the token (which no web page has). `/metrics` and `/healthz` are read by Prometheus and
+/// probes under the pod's own address, so only the `Origin` rule applies to them.
+fn browser_guard(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> Result<(), BrowserRefusal> {
     if req.headers().contains_key(ORIGIN) {
         return Err(BrowserRefusal::Origin);
     }
@@ -223,7 +280,7 @@ fn browser_guard(req: &Request<Incoming>, ingest: &Ingest) -> Result<(), Browser
         return Ok(());
     }
     let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
-    if !host_allowed(&host, &ingest.allowed_hosts) {
+    if !authorized && !host_allowed(&host, &ingest.allowed_hosts) {
         return Err(BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned()));
     }
     let json = req

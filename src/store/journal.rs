@@ -97,8 +97,20 @@ pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)
         .collect())
 }
 
+/// The journal's bound and what it counts.
+pub(crate) struct Limits {
+    /// Bytes of live rows past which events and usage are no longer journaled (markers still are,
+    /// and an ended session's rows are freed for reuse).
+    pub(crate) max_bytes: u64,
+    /// Rows not written because a commit failed.
+    pub(crate) failures: prometheus::IntCounter,
+    /// Rows not written because the journal was at `max_bytes`.
+    pub(crate) full: prometheus::IntCounter,
+}
+
 /// Write entries until every sender is gone, committing in batches. Failed commits are counted.
-pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, failures: prometheus::IntCounter) {
+pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, limits: Limits) {
+    let mut used = used_bytes(&conn);
     let mut pending: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
     loop {
@@ -116,14 +128,38 @@ pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, failures: prometh
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        commit(&mut conn, &mut pending, &failures);
+        commit(&mut conn, &mut pending, &limits, &mut used);
     }
-    commit(&mut conn, &mut pending, &failures);
+    commit(&mut conn, &mut pending, &limits, &mut used);
 }
 
-fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, failures: &prometheus::IntCounter) {
+/// Bytes the journal's live pages take (pages freed by ended sessions are reused before the file grows).
+fn used_bytes(conn: &Connection) -> u64 {
+    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0)).unwrap_or(0);
+    let pages = pragma("page_count").saturating_sub(pragma("freelist_count"));
+    u64::try_from(pages.saturating_mul(pragma("page_size"))).unwrap_or(0)
+}
+
+fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used: &mut u64) {
     if pending.is_empty() {
         return;
+    }
+    // past the cap, what would grow the journal is dropped (counted); markers are a few bytes and
+    // keep the sessions that did get in exact, and endings free space
+    let mut room = limits.max_bytes.saturating_sub(*used);
+    let before = pending.len();
+    pending.retain(|e| match e {
+        Entry::Hook { body, .. } => take(&mut room, body.len()),
+        Entry::Usage { body, .. } => take(&mut room, body.len()),
+        Entry::HandedOut { .. } | Entry::Ended { .. } => true,
+    });
+    if pending.len() < before {
+        limits.full.inc_by((before - pending.len()) as u64);
+        tracing::warn!(
+            dropped = before - pending.len(),
+            max_bytes = limits.max_bytes,
+            "Journal at its size cap; open sessions may not survive a restart whole"
+        );
     }
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
@@ -152,10 +188,21 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, failures: &prometheus
         tx.commit()
     })();
     if let Err(e) = result {
-        failures.inc_by(pending.len() as u64);
+        limits.failures.inc_by(pending.len() as u64);
         tracing::error!(error = %e, rows = pending.len(), "Journal write failed; a restart now may lose open sessions");
     }
     pending.clear();
+    *used = used_bytes(conn);
+}
+
+/// Take room for a row of `len` bytes (plus its overhead), if there is that much left.
+fn take(room: &mut u64, len: usize) -> bool {
+    let need = len as u64 + 64;
+    if need > *room {
+        return false;
+    }
+    *room -= need;
+    true
 }
 
 /// Drop the markers of sessions that ended long ago (called at start).
@@ -181,14 +228,52 @@ pub(crate) fn sort_hooks(r: &mut Restored) {
 mod tests {
     use super::*;
 
+    fn counter() -> prometheus::IntCounter {
+        prometheus::IntCounter::new("t", "t").unwrap()
+    }
+
+    /// Past the cap, events and usage are dropped and counted; markers still go in; an ended
+    /// session's rows make room again.
+    #[test]
+    fn the_journal_stays_under_its_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let full = counter();
+        let limits = Limits { max_bytes: 256 * 1024, failures: counter(), full: full.clone() };
+        let writer = std::thread::spawn({
+            let conn = open(tmp.path()).unwrap();
+            move || write(conn, rx, limits)
+        });
+        let body = bytes::Bytes::from(vec![b'x'; 4096]);
+        for i in 0..200u64 {
+            tx.send(Entry::Hook { session: "a".into(), at: i, body: body.clone() }).unwrap();
+            if i % 20 == 19 {
+                std::thread::sleep(Duration::from_millis(30)); // let commits happen
+            }
+        }
+        tx.send(Entry::HandedOut { session: "a".into(), span: [1; 8] }).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        tx.send(Entry::Ended { session: "a".into(), root: [2; 8], end: 9 }).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        tx.send(Entry::Hook { session: "b".into(), at: 1, body: body.clone() }).unwrap();
+        drop(tx);
+        writer.join().unwrap();
+        let conn = open(tmp.path()).unwrap();
+        assert!(used_bytes(&conn) <= 256 * 1024 + 64 * 1024, "{} bytes", used_bytes(&conn));
+        assert!(full.get() > 100, "dropped {}", full.get());
+        let all = read(&conn).unwrap();
+        let b = all.iter().find(|(s, _)| s == "b").expect("room again after a session ended");
+        assert_eq!(b.1.hooks.len(), 1);
+    }
+
     #[test]
     fn rows_come_back_by_session_and_ended_sessions_shrink_to_a_marker() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let (tx, rx) = std::sync::mpsc::channel();
         let conn = open(dir).unwrap();
-        let failures = prometheus::IntCounter::new("t", "t").unwrap();
-        let writer = std::thread::spawn(move || write(conn, rx, failures));
+        let limits = Limits { max_bytes: u64::MAX, failures: counter(), full: counter() };
+        let writer = std::thread::spawn(move || write(conn, rx, limits));
         let hook = |s: &str, at: u64| Entry::Hook { session: s.into(), at, body: bytes::Bytes::from_static(b"{}") };
         tx.send(hook("a", 2)).unwrap();
         tx.send(hook("b", 1)).unwrap();

@@ -262,7 +262,15 @@ fn compose_references_resolve() {
     let env = |svc: &str, key: &str| services[svc]["environment"][key].as_str().unwrap_or_default().to_owned();
     let otlp = env("hooktel", "OTEL_EXPORTER_OTLP_ENDPOINT");
     assert!(names.contains(host_of(&otlp)), "hooktel exports to {otlp}, not a service");
+    // the host's hooks come in through the published port, so beyond the container's loopback (and
+    // with the data dir's token); Prometheus scrapes the metrics address
     assert_eq!(env("hooktel", "HOOKTEL_LISTEN"), "0.0.0.0:4388", "hooktel must listen beyond the container");
+    assert_eq!(env("hooktel", "HOOKTEL_METRICS_LISTEN"), "0.0.0.0:4389");
+    assert!(
+        services["hooktel"]["volumes"].as_array().unwrap().iter().any(|v| v["target"] == env("hooktel", "HOOKTEL_DATA_DIR")
+            && v["source"] == "${HOME}/.local/share/hooktel"),
+        "the data dir (and its token) is shared with the host's hooks"
+    );
     let collector = yaml(&deploy.join("otel-collector.yaml"));
     for (name, exporter) in collector["exporters"].as_object().unwrap() {
         if let Some(ep) = exporter["endpoint"].as_str() {
@@ -604,7 +612,24 @@ fn kubernetes_manifests_are_valid_objects_wired_together() {
         for probe in ["readinessProbe", "livenessProbe"] {
             assert_eq!(sidecar[probe]["httpGet"]["path"], "/healthz", "hooktel {probe}");
         }
-        assert_eq!(env_of(sidecar, "HOOKTEL_LISTEN"), Some("0.0.0.0:4388"), "probes reach the pod IP");
+        // events only on the pod's loopback; probes and Prometheus on the metrics address
+        assert_eq!(env_of(sidecar, "HOOKTEL_LISTEN"), Some("127.0.0.1:4388"), "ingest stays in the pod");
+        assert_eq!(env_of(sidecar, "HOOKTEL_METRICS_LISTEN"), Some("0.0.0.0:4389"), "probes reach the pod IP");
+        assert_eq!(sidecar["ports"], serde_json::json!([{"name": "metrics", "containerPort": 4389}]));
+        assert_eq!(sidecar["startupProbe"]["httpGet"]["port"], "metrics");
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(sidecar[probe]["httpGet"]["port"], "metrics", "hooktel {probe}");
+        }
+        assert_eq!(obj["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"], "4389");
+        let policy =
+            objects.iter().find(|(_, o)| o["kind"] == "NetworkPolicy").map(|(_, o)| o).expect("a NetworkPolicy");
+        let ports: Vec<&Json> =
+            policy["spec"]["ingress"].as_array().unwrap().iter().flat_map(|r| r["ports"].as_array().unwrap()).collect();
+        assert_eq!(
+            ports,
+            [&serde_json::json!({"protocol": "TCP", "port": 4389})],
+            "only the metrics port is reachable"
+        );
         let otlp = env_of(sidecar, "OTEL_EXPORTER_OTLP_ENDPOINT").expect("OTEL_EXPORTER_OTLP_ENDPOINT");
         assert!(otlp.contains(".svc"), "the collector is a cluster Service: {otlp}");
         for c in &all {
@@ -691,8 +716,9 @@ fn dockerfile_builds_on_bookworm_runs_as_non_root_and_its_healthcheck_works() {
     assert_eq!(froms[1], "FROM debian:bookworm-slim");
     let user = text.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER");
     assert!(!user.starts_with("0") && !user.starts_with("root"), "runs as non-root: {user}");
-    assert!(text.lines().any(|l| l == "EXPOSE 4388"));
-    assert!(text.contains("HOOKTEL_LISTEN=0.0.0.0:4388"));
+    assert!(text.lines().any(|l| l == "EXPOSE 4389"));
+    assert!(text.contains("HOOKTEL_LISTEN=127.0.0.1:4388"), "ingest on loopback unless asked");
+    assert!(text.contains("HOOKTEL_METRICS_LISTEN=0.0.0.0:4389"));
     let ignore = read(&root().join(".dockerignore"));
     assert!(ignore.lines().any(|l| l.trim_end_matches('/') == "target"), ".dockerignore keeps target/ out");
 

@@ -402,6 +402,46 @@ fn open_sessions_are_capped() {
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
 
+/// The journal held every event of the open sessions whole (prompts, tool output, Write contents,
+/// even at capture `none`) and without a bound: 5,000 large sessions made it 492 MB. It now keeps
+/// only what the capture level lets out, and stops journaling (counted) at its size cap.
+#[test]
+fn the_journal_keeps_only_what_capture_allows_and_has_a_cap() {
+    let sidecar = Sidecar::builder().env("HOOKTEL_JOURNAL_MAX_BYTES", "1048576").start();
+    let sid = "00000000-0000-4000-8000-00000000a11c";
+    let prompt = serde_json::json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt_id": "p1",
+        "prompt": "SECRET-PROMPT-TEXT"});
+    let tool = serde_json::json!({"session_id": sid, "hook_event_name": "PostToolUse", "prompt_id": "p1",
+        "tool_name": "Write", "tool_use_id": "toolu_1",
+        "tool_input": {"file_path": "/tmp/notes.txt", "content": "SECRET-FILE-CONTENT"},
+        "tool_response": {"content": "SECRET-TOOL-OUTPUT"}});
+    for p in [&prompt, &tool] {
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    // then 4 MB of events (each under the cut, 60 KB of a field the journal must keep at metadata)
+    let filler = "y".repeat(60 * 1024);
+    for i in 0..70 {
+        let p = serde_json::json!({"session_id": sid, "hook_event_name": "Notification", "title": filler,
+            "notification_type": format!("n{i}")});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(10), "events over the cap counted", || {
+        sidecar.metric("hooktel_journal_full_total") > 0.0
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the last commit
+    let mut journal = Vec::new();
+    for f in ["journal.db", "journal.db-wal"] {
+        journal.extend(std::fs::read(sidecar.data_dir.join(f)).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&journal);
+    assert!(text.contains("/tmp/notes.txt"), "the summarised input is kept, so a restart gives the same span");
+    for secret in ["SECRET-PROMPT-TEXT", "SECRET-FILE-CONTENT", "SECRET-TOOL-OUTPUT"] {
+        assert!(!text.contains(secret), "{secret} is at rest in the journal");
+    }
+    let size = std::fs::metadata(sidecar.data_dir.join("journal.db")).unwrap().len();
+    assert!(size < 2 * 1024 * 1024, "journal.db is {size} bytes for a 1 MiB cap");
+}
+
 /// A data directory whose spool cannot be opened (read-only, or a broken `spool.db`) stopped the
 /// hook-spool drain for good, silently. The drain now retries every second and says so in
 /// `hooktel_spool_usable`; once the directory is fixed, spooled events arrive without a restart.
@@ -553,10 +593,13 @@ fn answer(s: &mut TcpStream, wait: Duration) -> String {
 fn body_bytes_held_across_connections_are_bounded() {
     let sidecar =
         Sidecar::builder().env("HOOKTEL_MAX_BODY_BYTES", "524288").env("HOOKTEL_MAX_BUFFERED_BYTES", "1048576").start();
-    let _first = stalled_post(sidecar.addr, 500_000, 1);
-    let _second = stalled_post(sidecar.addr, 500_000, 1);
     let mut refused = None;
-    support::wait_until(Duration::from_secs(30), "a third stalled upload refused", || {
+    // each try opens its own two stalls (a stall is dropped after 10 s, which a loaded machine can
+    // reach before the third connection is served)
+    support::wait_until(Duration::from_secs(60), "a third stalled upload refused", || {
+        let _first = stalled_post(sidecar.addr, 500_000, 1);
+        let _second = stalled_post(sidecar.addr, 500_000, 1);
+        std::thread::sleep(Duration::from_millis(200));
         let mut third = stalled_post(sidecar.addr, 500_000, 1);
         let said = answer(&mut third, Duration::from_secs(2));
         let busy = said.starts_with("HTTP/1.1 503");

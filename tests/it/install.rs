@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::support::claude::{claude_bin, Cli, Mock, Scratch};
-use crate::support::{wait_until, Protocol, Receiver, Sidecar, BIN};
+use crate::support::{lan_ip, wait_until, Protocol, Receiver, Sidecar, BIN};
 use serde_json::Value;
 
 /// A user's settings with command hooks of their own (exec form, async) for another sidecar.
@@ -64,7 +64,11 @@ fn claude_reports_through(http: bool, fixture: &str) {
     let claude = claude_bin();
     let scratch = Scratch::new();
     let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    // http hooks reach the sidecar as another host would, so they must present the token
+    let listen = if http { std::net::SocketAddr::new(lan_ip(), 0).to_string() } else { "127.0.0.1:0".into() };
+    let sidecar = Sidecar::builder().exporting_to(&receiver).listen(&listen).start();
+    let token = fs::read_to_string(sidecar.data_dir.join("token")).expect("the token file serve made");
+    let token = token.trim();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let home = scratch.dir("home");
         let work = scratch.dir("work");
@@ -83,13 +87,18 @@ fn claude_reports_through(http: bool, fixture: &str) {
         let url = format!("http://{addr}/v1/hooks");
         if http {
             assert!(installed["allowedHttpHookUrls"].as_array().unwrap().contains(&Value::from(url.clone())));
+            let text = fs::read_to_string(&settings).unwrap();
+            assert!(text.contains("Bearer $HOOKTEL_TOKEN") && !text.contains(token), "the token by name only");
         }
         let again = expect_exit(&hooktel(&home, &elsewhere, args, &[("HOOKTEL_LISTEN", &addr)]), 0, "install again");
         assert!(again.contains("nothing to change"), "{again}");
 
         let mock = Mock::start(&scratch, "main", &work);
         let cli = Cli { bin: claude, scratch: &scratch, home: home.clone(), addr, data_dir: sidecar.data_dir.clone() };
-        let run = cli.spawn("main", &work, &mock, &["-p", "Run the scripted scenario."]).wait();
+        // the command hook (SessionStart) reads the token from the data dir; Claude Code interpolates
+        // it into the http hooks' header from its environment
+        let claude_env: &[(&str, &str)] = if http { &[("HOOKTEL_TOKEN", token)] } else { &[] };
+        let run = cli.spawn_with("main", &work, &mock, &["-p", "Run the scripted scenario."], claude_env).wait();
         let session = run.expect_exit(0).session_id();
         wait_until(
             Duration::from_secs(20),
@@ -98,6 +107,7 @@ fn claude_reports_through(http: bool, fixture: &str) {
         );
         // SessionStart takes the command hook even with --http (Claude Code skips http hooks there)
         assert_eq!(event_count(&sidecar, "SessionStart"), 1.0, "SessionStart events");
+        assert_eq!(sidecar.metric("hooktel_ingest_rejected_total{reason=\"unauthorized\"}"), 0.0);
         let trace = session.replace('-', "");
         receiver.wait_for(SPANS_TIMEOUT, "the session's root span", |spans| {
             spans.iter().any(|s| s.trace_id == trace && s.parent.is_empty())

@@ -5,6 +5,7 @@
 mod support;
 
 mod accounting;
+mod auth;
 mod backfill;
 mod custom_events;
 mod dashboards;

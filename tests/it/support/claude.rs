@@ -202,6 +202,11 @@ impl Cli<'_> {
     /// Start `claude --output-format stream-json --verbose --dangerously-skip-permissions ARGS` in `workdir`,
     /// with a clean environment, like the harness's `run-scenario.sh`.
     pub fn spawn(&self, name: &str, workdir: &Path, mock: &Mock, args: &[&str]) -> Running {
+        self.spawn_with(name, workdir, mock, args, &[])
+    }
+
+    /// [`Cli::spawn`] with more environment variables.
+    pub fn spawn_with(&self, name: &str, workdir: &Path, mock: &Mock, args: &[&str], env: &[(&str, &str)]) -> Running {
         let s = self.scratch.path();
         let (stdout, stderr) = (s.join(format!("cli.{name}.stdout.jsonl")), s.join(format!("cli.{name}.stderr")));
         let child = Command::new(&self.bin)
@@ -221,6 +226,7 @@ impl Cli<'_> {
             .env("DISABLE_ERROR_REPORTING", "1")
             .env("HOOKTEL_ADDR", &self.addr)
             .env("HOOKTEL_DATA_DIR", &self.data_dir)
+            .envs(env.iter().copied())
             .args(["--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "--debug-file"])
             .arg(s.join(format!("debug.{name}.log")))
             .args(args)

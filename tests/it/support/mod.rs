@@ -347,6 +347,8 @@ pub struct SidecarBuilder {
     export: Option<(String, &'static str)>,
     env: Vec<(String, String)>,
     data_dir: Option<std::path::PathBuf>,
+    /// `--listen`; `127.0.0.1:0` when unset.
+    listen: Option<String>,
 }
 
 impl SidecarBuilder {
@@ -369,6 +371,12 @@ impl SidecarBuilder {
         self
     }
 
+    /// `--listen addr` instead of `127.0.0.1:0`.
+    pub fn listen(mut self, addr: &str) -> SidecarBuilder {
+        self.listen = Some(addr.to_owned());
+        self
+    }
+
     /// Start a receiver speaking `protocol`, then the sidecar exporting to it; returns both.
     pub fn start_exporting(self, protocol: Protocol) -> (Receiver, Sidecar) {
         let receiver = Receiver::start(protocol);
@@ -376,10 +384,10 @@ impl SidecarBuilder {
         (receiver, sidecar)
     }
 
-    /// Start `hooktel serve --listen 127.0.0.1:0`.
+    /// Start `hooktel serve --listen 127.0.0.1:0` (or the address given to [`SidecarBuilder::listen`]).
     pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")])
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -530,6 +538,24 @@ pub fn run_hook_with(addr: &str, data_dir: &std::path::Path, payload: &[u8]) -> 
         .expect("spawn hooktel hook");
     child.stdin.take().unwrap().write_all(payload).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// An address of this machine beyond loopback (the one its default route leaves from), to reach a
+/// sidecar as another host would. Panics when there is none: the token tests need one.
+pub fn lan_ip() -> std::net::IpAddr {
+    for probe in ["10.255.255.254:9", "192.0.2.1:9", "[fd00::1]:9"] {
+        let bind = if probe.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+        let Ok(socket) = std::net::UdpSocket::bind(bind) else { continue };
+        // connecting a UDP socket sends nothing: it only picks the route and so the local address
+        if socket.connect(probe).is_ok() {
+            if let Ok(local) = socket.local_addr() {
+                if !local.ip().is_loopback() && !local.ip().is_unspecified() {
+                    return local.ip();
+                }
+            }
+        }
+    }
+    panic!("this machine has no address beyond loopback to test the token from");
 }
 
 /// A minimal blocking HTTP/1.1 client for tests.
