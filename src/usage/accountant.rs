@@ -10,6 +10,8 @@
 //! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is. Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
+//! Ledgers belong to a file's resolved path, so aliases of one file (symlinks, `//`) share one and
+//! count it once; a file is read again only once it has grown past a read that found no whole line.
 //! A missing, unreadable or garbage transcript is skipped and counted; it never stalls ingest.
 
 use std::collections::HashMap;
@@ -31,7 +33,7 @@ use crate::usage::transcript::{self, Delta, Ledger};
 const READ_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Most bytes read from one transcript at a time; the rest follows on the next read.
-const MAX_READ: u64 = 64 * 1024 * 1024;
+const MAX_READ: u64 = transcript::MAX_LINE_BYTES;
 
 /// Files not touched for this long are dropped from memory (their saved ledger stays on disk).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
@@ -69,7 +71,6 @@ pub(crate) struct SessionUsage {
 }
 
 struct Tracked {
-    ledger: Ledger,
     session_id: String,
     project: String,
     dirty: bool,
@@ -82,9 +83,8 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(ledger: Ledger, t: &Touch, project: String, now: Instant) -> Tracked {
+    fn new(t: &Touch, project: String, now: Instant) -> Tracked {
         Tracked {
-            ledger,
             session_id: t.session_id.clone(),
             project,
             dirty: false,
@@ -96,8 +96,18 @@ impl Tracked {
     }
 }
 
+/// How far one file (by resolved path) has been read.
+struct Progress {
+    ledger: Ledger,
+    /// The file's length at a read that found no whole line: not read again until it grows.
+    stalled_at: Option<u64>,
+}
+
 pub(crate) struct Accountant {
+    /// Touched transcripts, by the path their events named.
     files: HashMap<PathBuf, Tracked>,
+    /// Reading progress, by resolved path (shared by every alias of a file).
+    progress: HashMap<PathBuf, Progress>,
     /// The project of each session: the one its first touch named.
     projects: HashMap<String, String>,
     prices: PriceTable,
@@ -128,6 +138,7 @@ impl Accountant {
         remove_old_state(&state_dir);
         Accountant {
             files: HashMap::new(),
+            progress: HashMap::new(),
             projects: HashMap::new(),
             prices,
             state_dir,
@@ -172,8 +183,7 @@ impl Accountant {
         let rereads = [now + self.settle / 2, now + self.settle * 9 / 10];
         let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
         if !self.files.contains_key(&t.path) {
-            let ledger = self.restore_ledger(&t.path);
-            self.files.insert(t.path.clone(), Tracked::new(ledger, &t, project, now));
+            self.files.insert(t.path.clone(), Tracked::new(&t, project, now));
         }
         let Some(tracked) = self.files.get_mut(&t.path) else { return };
         tracked.dirty = true;
@@ -188,24 +198,6 @@ impl Accountant {
                 other.dirty = true;
                 other.rereads = rereads.to_vec();
                 other.final_read = true;
-            }
-        }
-    }
-
-    /// The saved ledger of a transcript. A missing one starts at the beginning; a damaged one (garbage
-    /// in the file) starts at the transcript's current end: re-reading from the start would count
-    /// every response of it a second time, so what was added since the last save is given up instead.
-    fn restore_ledger(&self, transcript: &Path) -> Ledger {
-        match load_ledger(&self.state_dir, transcript) {
-            SavedLedger::Found(ledger) => ledger,
-            SavedLedger::Missing => Ledger::default(),
-            SavedLedger::Damaged => {
-                self.metrics.transcript_errors.with_label_values(&["bad_ledger"]).inc();
-                let end = std::fs::metadata(transcript).map_or(0, |m| m.len());
-                tracing::warn!(path = ?transcript, offset = end, "Saved progress of a transcript is damaged; counting from its current end");
-                let mut ledger = Ledger::default();
-                ledger.offset = end;
-                ledger
             }
         }
     }
@@ -238,6 +230,8 @@ impl Accountant {
     fn read_due(&mut self, usage: &mpsc::Sender<SessionUsage>) {
         let now = Instant::now();
         let mut deltas = Vec::new();
+        let reader =
+            Reader { prices: &self.prices, state_dir: &self.state_dir, metrics: &self.metrics, roots: &self.roots };
         for (path, t) in self.files.iter_mut() {
             let reread = t.rereads.first().is_some_and(|at| *at <= now);
             if !t.dirty && !reread {
@@ -246,11 +240,19 @@ impl Accountant {
             t.dirty = false;
             t.rereads.retain(|at| *at > now);
             let final_read = t.final_read && t.rereads.is_empty();
-            for delta in read_file(path, t, final_read, &self.prices, &self.state_dir, &self.metrics, &self.roots) {
+            for delta in reader.read_file(path, t, final_read, &mut self.progress) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
         }
         self.files.retain(|_, t| now.duration_since(t.last_touch) < FORGET_AFTER || !t.rereads.is_empty());
+        if self.files.is_empty() {
+            self.progress.clear();
+        } else if self.progress.len() > 2 * self.files.len() + 64 {
+            // progress of files no longer touched: saved on disk, dropped from memory
+            let live: std::collections::HashSet<PathBuf> =
+                self.files.keys().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+            self.progress.retain(|real, _| live.contains(real));
+        }
         let live: std::collections::HashSet<&str> = self.files.values().map(|t| t.session_id.as_str()).collect();
         self.projects.retain(|sid, _| live.contains(sid.as_str()));
         for d in deltas {
@@ -262,69 +264,117 @@ impl Accountant {
     }
 }
 
-/// Read what is new in one transcript; save the ledger, then count.
-fn read_file(
-    path: &Path,
-    t: &mut Tracked,
-    final_read: bool,
-    prices: &PriceTable,
-    state_dir: &Path,
-    metrics: &Metrics,
-    roots: &TranscriptRoots,
-) -> Vec<Delta> {
-    let bytes = match new_bytes(path, &mut t.ledger, roots) {
-        Ok(b) => b,
-        Err(OpenError::Refused(why)) => {
-            // a FIFO, a directory, or a symlink out of the roots, found when opening
-            metrics.transcript_errors.with_label_values(&["refused"]).inc();
-            tracing::debug!(path = ?path, reason = %why, "Transcript refused when opened; not read");
-            return Vec::new();
-        }
-        Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            // not written yet (SessionStart comes before the first line); an error only at the end
-            if final_read && t.ledger.offset == 0 && !t.subagent {
-                metrics.transcript_errors.with_label_values(&["missing"]).inc();
-                tracing::debug!(path = %path.display(), "Transcript missing at session end");
-            }
-            return Vec::new();
-        }
-        Err(OpenError::Io(e)) => {
-            metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
-            tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
-            return Vec::new();
-        }
-    };
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let before = t.ledger.offset;
-    let read = t.ledger.read(&bytes, prices);
-    if read.bad_lines > 0 {
-        metrics.transcript_errors.with_label_values(&["bad_line"]).inc_by(read.bad_lines);
-    }
-    if t.ledger.offset != before {
-        save_ledger(state_dir, path, &t.ledger);
-    }
-    for d in &read.deltas {
-        metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
-    }
-    read.deltas
+/// What reading a transcript needs of the accountant.
+struct Reader<'a> {
+    prices: &'a PriceTable,
+    state_dir: &'a Path,
+    metrics: &'a Metrics,
+    roots: &'a TranscriptRoots,
 }
 
-/// The file's bytes from the ledger's offset (at most `MAX_READ`). A file shorter than the offset
-/// was replaced: it is read from the start, and the ledger's memory of recent responses still
-/// keeps anything already counted from being counted again.
-fn new_bytes(path: &Path, ledger: &mut Ledger, roots: &TranscriptRoots) -> Result<Vec<u8>, OpenError> {
-    let mut file = roots.open(path)?;
-    let len = file.metadata()?.len();
-    if len < ledger.offset {
-        ledger.offset = 0;
+impl Reader<'_> {
+    /// Read what is new in one transcript; save the ledger, then count.
+    fn read_file(
+        &self,
+        path: &Path,
+        t: &mut Tracked,
+        final_read: bool,
+        progress: &mut HashMap<PathBuf, Progress>,
+    ) -> Vec<Delta> {
+        let metrics = self.metrics;
+        let (mut file, real) = match self.roots.open_resolved(path) {
+            Ok(opened) => opened,
+            Err(OpenError::Refused(why)) => {
+                // a FIFO, a directory, or a symlink out of the roots, found when opening
+                metrics.transcript_errors.with_label_values(&["refused"]).inc();
+                tracing::debug!(path = ?path, reason = %why, "Transcript refused when opened; not read");
+                return Vec::new();
+            }
+            Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                // not written yet (SessionStart comes before the first line); an error only at the end
+                if final_read && !progress.contains_key(path) && !t.subagent {
+                    metrics.transcript_errors.with_label_values(&["missing"]).inc();
+                    tracing::debug!(path = ?path, "Transcript missing at session end");
+                }
+                return Vec::new();
+            }
+            Err(OpenError::Io(e)) => {
+                metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
+                tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
+                return Vec::new();
+            }
+        };
+        let p = progress
+            .entry(real.clone())
+            .or_insert_with(|| Progress { ledger: self.restore_ledger(&real, path), stalled_at: None });
+        let bytes = match new_bytes(&mut file, p) {
+            Ok(b) => b,
+            Err(e) => {
+                metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
+                tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
+                return Vec::new();
+            }
+        };
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        let before = p.ledger.offset;
+        let read = p.ledger.read(&bytes, self.prices);
+        if read.bad_lines > 0 {
+            metrics.transcript_errors.with_label_values(&["bad_line"]).inc_by(read.bad_lines);
+        }
+        if p.ledger.offset == before {
+            // no whole line: not worth reading again until the file grows
+            p.stalled_at = Some(before + bytes.len() as u64);
+        } else {
+            p.stalled_at = None;
+            save_ledger(self.state_dir, &real, &p.ledger);
+        }
+        for d in &read.deltas {
+            metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
+        }
+        read.deltas
     }
-    if len == ledger.offset {
+
+    /// The saved ledger of a transcript (by its resolved path, else by the path an older hooktel saved
+    /// it under). A missing one starts at the beginning; a damaged one (garbage in the file) starts at
+    /// the transcript's current end: re-reading from the start would count every response of it a
+    /// second time, so what was added since the last save is given up instead.
+    fn restore_ledger(&self, real: &Path, named: &Path) -> Ledger {
+        let saved = match load_ledger(self.state_dir, real) {
+            SavedLedger::Missing if real != named => load_ledger(self.state_dir, named),
+            saved => saved,
+        };
+        match saved {
+            SavedLedger::Found(ledger) => ledger,
+            SavedLedger::Missing => Ledger::default(),
+            SavedLedger::Damaged => {
+                self.metrics.transcript_errors.with_label_values(&["bad_ledger"]).inc();
+                let end = std::fs::metadata(real).map_or(0, |m| m.len());
+                tracing::warn!(path = ?real, offset = end, "Saved progress of a transcript is damaged; counting from its current end");
+                let mut ledger = Ledger::default();
+                ledger.offset = end;
+                ledger
+            }
+        }
+    }
+}
+
+/// The file's bytes from the ledger's offset (at most `MAX_READ`); none while the file has not grown
+/// since a read that found no whole line. A file shorter than the offset was replaced: it is read
+/// from the start, and the ledger's memory of recent responses still keeps anything already counted
+/// from being counted again.
+fn new_bytes(file: &mut std::fs::File, p: &mut Progress) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    if len < p.ledger.offset {
+        p.ledger.offset = 0;
+        p.stalled_at = None;
+    }
+    if len == p.ledger.offset || p.stalled_at == Some(len) {
         return Ok(Vec::new());
     }
-    file.seek(SeekFrom::Start(ledger.offset))?;
-    let mut bytes = Vec::with_capacity((len - ledger.offset).min(MAX_READ) as usize);
+    file.seek(SeekFrom::Start(p.ledger.offset))?;
+    let mut bytes = Vec::with_capacity((len - p.ledger.offset).min(MAX_READ) as usize);
     file.take(MAX_READ).read_to_end(&mut bytes)?;
     Ok(bytes)
 }

@@ -73,6 +73,12 @@ impl TranscriptRoots {
     /// Open an admitted path for reading: without blocking (a FIFO would hang the reader), only a
     /// regular file, and only if it is still under a root once symlinks are resolved.
     pub fn open(&self, path: &Path) -> Result<File, OpenError> {
+        self.open_resolved(path).map(|(file, _)| file)
+    }
+
+    /// [`TranscriptRoots::open`], also giving the path with symlinks resolved: the file's one name,
+    /// whatever alias a payload used.
+    pub fn open_resolved(&self, path: &Path) -> Result<(File, PathBuf), OpenError> {
         self.admit(path)?;
         let file = open_nonblocking(path)?;
         if !file.metadata()?.is_file() {
@@ -85,7 +91,7 @@ impl TranscriptRoots {
         if !inside {
             return Err(Refused::Outside.into());
         }
-        Ok(file)
+        Ok((file, real))
     }
 
     /// Read a small admitted file whole (a subagent's meta file), at most `max` bytes.

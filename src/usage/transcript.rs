@@ -25,8 +25,11 @@ const RECENT_RESPONSES: usize = 32;
 /// Reading state of one transcript file; saved so that a restart neither counts twice nor misses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
-    /// Bytes of the file already read (always at a line boundary).
+    /// Bytes of the file already read (at a line boundary, or inside a line being skipped).
     pub offset: u64,
+    /// Inside a line longer than [`MAX_LINE_BYTES`]: the bytes up to its newline are skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    skipping: bool,
     /// The prompt the following assistant lines answer (the last user line's `promptId`).
     pub prompt_id: Option<String>,
     /// Recent responses and the usage already counted for each.
@@ -145,12 +148,34 @@ impl Usage {
     }
 }
 
+/// Longest transcript line read: far over any real one (a response with a large tool result is a
+/// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
+pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Ledger {
     /// Read `bytes`, the file's contents from `self.offset` on. Complete lines are consumed and the
-    /// offset advances past them; a partial last line stays for the next read.
+    /// offset advances past them; a partial last line stays for the next read, unless it is
+    /// [`MAX_LINE_BYTES`] long already: then it is skipped up to its newline.
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
         let mut out = Read::default();
-        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else { return out };
+        let mut bytes = bytes;
+        if self.skipping {
+            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                self.offset += bytes.len() as u64;
+                return out;
+            };
+            self.skipping = false;
+            self.offset += end as u64 + 1;
+            bytes = &bytes[end + 1..];
+        }
+        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else {
+            if bytes.len() as u64 >= MAX_LINE_BYTES {
+                self.skipping = true;
+                self.offset += bytes.len() as u64;
+                out.bad_lines += 1;
+            }
+            return out;
+        };
         for line in bytes[..last_newline].split(|&b| b == b'\n') {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -310,6 +335,24 @@ mod tests {
             assert_eq!(total(&deltas).0, whole, "cut at {cut}");
             assert_eq!(l.offset, CAPTURED.len() as u64);
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_any_real_one_is_skipped_once() {
+        let prices = PriceTable::builtin();
+        let mut l = Ledger::default();
+        let huge = vec![b'x'; MAX_LINE_BYTES as usize];
+        let r = l.read(&huge, &prices);
+        assert_eq!((r.bad_lines, l.offset, l.skipping), (1, MAX_LINE_BYTES, true));
+        let r = l.read(b"more of it", &prices);
+        assert_eq!((r.bad_lines, l.offset), (0, MAX_LINE_BYTES + 10));
+        let next = br#"{"type":"assistant","requestId":"r","message":{"id":"m","model":"claude-haiku-4-5","usage":{"input_tokens":1,"output_tokens":2}}}"#;
+        let mut tail = b"end\n".to_vec();
+        tail.extend_from_slice(next);
+        tail.push(b'\n');
+        let r = l.read(&tail, &prices);
+        assert_eq!((r.bad_lines, r.deltas.len(), l.skipping), (0, 1, false));
+        assert_eq!(l.offset, MAX_LINE_BYTES + 10 + tail.len() as u64);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -362,6 +363,63 @@ fn transcript_paths_outside_the_projects_directories_are_refused() {
     assert!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 5.0);
     assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#), 0.0);
     assert!(sidecar.terminate(Duration::from_secs(15)), "SIGTERM still stops the sidecar");
+}
+
+/// The sidecar's CPU time so far (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks
+}
+
+/// A 2 GB transcript without a newline was re-read (64 MiB) on every event, and aliases of one file
+/// (a symlink beside it, `//`) counted it once per name: 300 requests cost 19.6 s of CPU and delayed a
+/// real session's tokens by 15 s. Now each byte is read once (the over-long line is skipped, counted
+/// as one bad line) and a file counts once whatever it is called.
+#[test]
+fn huge_and_aliased_transcripts_are_read_once() {
+    let tmp = support::temp_dir("hostile-huge");
+    let projects = tmp.join("projects");
+    std::fs::create_dir_all(projects.join("p")).unwrap();
+    let huge = projects.join("p/huge.jsonl");
+    std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap(); // sparse: 2 GB of zeros, no newline
+    let real = projects.join("p/real.jsonl");
+    let line = r#"{"type":"assistant","requestId":"r1","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":7,"output_tokens":11}}}"#;
+    std::fs::write(&real, format!("{line}\n")).unwrap();
+    std::os::unix::fs::symlink(&real, projects.join("p/alias.jsonl")).unwrap();
+    let sidecar = Sidecar::builder().env("HOOKTEL_TRANSCRIPT_DIRS", projects.to_str().unwrap()).start();
+    let cpu_before = cpu_seconds(sidecar.pid());
+    let post = |n: usize, path: &str, event: &str| {
+        let p = serde_json::json!({"session_id": format!("00000000-0000-4000-8000-{n:012}"), "hook_event_name": event,
+            "transcript_path": path, "cwd": "/w/proj", "prompt_id": "p1", "reason": "other"});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    };
+    for n in 0..300 {
+        post(n, huge.to_str().unwrap(), if n % 2 == 0 { "UserPromptSubmit" } else { "Stop" });
+    }
+    let names =
+        [real.clone(), projects.join("p/alias.jsonl"), PathBuf::from(format!("{}/p//real.jsonl", projects.display()))];
+    let started = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        for event in ["SessionStart", "Stop", "SessionEnd"] {
+            post(1000 + i, name.to_str().unwrap(), event);
+        }
+    }
+    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#;
+    support::wait_until(Duration::from_secs(10), "the real transcript counted", || sidecar.metric(output) > 0.0);
+    let delay = started.elapsed();
+    support::wait_until(Duration::from_secs(30), "the huge file read through", || {
+        sidecar.metric(r#"hooktel_transcript_errors_total{reason="bad_line"}"#) >= 1.0
+    });
+    std::thread::sleep(Duration::from_secs(2)); // every alias's reads are done
+    assert_eq!(sidecar.metric(output), 11.0, "one file, counted once under three names");
+    assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="bad_line"}"#), 1.0, "one over-long line");
+    let cpu = cpu_seconds(sidecar.pid()) - cpu_before;
+    println!("huge transcript: {cpu:.1} s of CPU for 300 events, real tokens after {delay:?}");
+    assert!(cpu < 10.0, "{cpu:.1} s of CPU: the 2 GB file is read more than once");
+    assert!(delay < Duration::from_secs(5), "a real session's tokens waited {delay:?}");
 }
 
 /// Ids and paths longer than any real one (5,000 SessionStart with 20 KB ids and paths held 658 MB
