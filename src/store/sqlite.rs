@@ -13,6 +13,11 @@ use rusqlite::{Connection, OpenFlags};
 /// database, or fails SQLite's quick check, is moved aside (`<name>.corrupt-<unix time>`) with an
 /// error in the log, and a fresh one is created: hooktel keeps running and says what it did.
 pub(crate) fn open(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<Connection> {
+    if is_emptied(path) {
+        let aside = move_aside(path);
+        tracing::error!(path = %path.display(), moved_to = %aside.display(),
+            "Database file is empty (0 bytes): whatever it held is lost; started a fresh one");
+    }
     match open_checked(path, schema, busy) {
         Ok(c) => Ok(c),
         Err(e) if is_corruption(&e) => {
@@ -82,6 +87,18 @@ fn open_checked(path: &Path, schema: &str, busy: Duration) -> rusqlite::Result<C
     Ok(conn)
 }
 
+/// A database file cut to 0 bytes (a full disk, a copy gone wrong): SQLite would take it as a valid
+/// empty database, silently. A file that new is one being created by another process (hook clients
+/// create the spool concurrently), so only one untouched for a while counts.
+fn is_emptied(path: &Path) -> bool {
+    const CREATING: Duration = Duration::from_secs(10);
+    std::fs::metadata(path).is_ok_and(|m| {
+        m.is_file()
+            && m.len() == 0
+            && m.modified().ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > CREATING)
+    })
+}
+
 pub(crate) fn is_corruption(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
 }
@@ -115,6 +132,29 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
             .collect();
         assert_eq!(aside.len(), 1);
+    }
+
+    /// A file cut to 0 bytes is moved aside and said, not silently taken as an empty database; one
+    /// being created right now (by a hook client) is left alone.
+    #[test]
+    fn an_emptied_file_is_moved_aside_a_new_one_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let corrupt = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
+                .count()
+        };
+        let path = tmp.path().join("fresh.db");
+        std::fs::File::create(&path).unwrap();
+        open(&path, "CREATE TABLE IF NOT EXISTS t(x);", Duration::from_millis(100)).unwrap();
+        assert_eq!(corrupt(tmp.path()), 0);
+        let path = tmp.path().join("old.db");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
+        drop(f);
+        open(&path, "CREATE TABLE IF NOT EXISTS t(x);", Duration::from_millis(100)).unwrap();
+        assert_eq!(corrupt(tmp.path()), 1);
     }
 
     /// Rows deleted from hooktel's files (a drained spool, an ended session's journal) are overwritten:

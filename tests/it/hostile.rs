@@ -460,6 +460,27 @@ fn open_sessions_are_capped() {
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
 
+/// A database file cut to 0 bytes was taken as a valid empty database, silently. The sidecar now
+/// says so (an ERROR naming the file) and moves it aside before starting a fresh one.
+#[test]
+fn emptied_database_files_are_reported() {
+    let data = support::temp_dir("hostile-empty");
+    for f in ["journal.db", "local.db"] {
+        let file = std::fs::File::create(data.join(f)).unwrap();
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    }
+    let sidecar = Sidecar::builder().data_dir(&data).start();
+    support::wait_until(Duration::from_secs(10), "both files reported", || {
+        sidecar.log().matches("Database file is empty (0 bytes)").count() == 2
+    });
+    let aside = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
+        .count();
+    assert_eq!(aside, 2, "both moved aside");
+    assert_eq!(sidecar.request("POST", "/v1/hooks", PAYLOAD).0, 200, "and the sidecar runs on fresh ones");
+}
+
 /// The journal held every event of the open sessions whole (prompts, tool output, Write contents,
 /// even at capture `none`) and without a bound: 5,000 large sessions made it 492 MB. It now keeps
 /// only what the capture level lets out, and stops journaling (counted) at its size cap.
