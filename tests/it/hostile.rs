@@ -460,6 +460,81 @@ fn open_sessions_are_capped() {
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
 
+/// A full disk, as RLIMIT_FSIZE makes it (writes past 256 KiB fail with EFBIG): what the README
+/// promises holds. The sidecar keeps running and answering, and counts what it could not keep (spans
+/// the export spool could not take, journal rows); a hook that can neither deliver nor spool exits 0
+/// with nothing on stdout, and its drop is counted by the next sidecar.
+#[test]
+fn a_full_disk_is_counted_and_survived() {
+    let limit = 256 * 1024;
+    let sidecar = Sidecar::builder()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9") // the collector is down: spans go to the spool
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .file_size_limit(limit)
+        .start();
+    let filler = "z".repeat(2000);
+    for n in 0..300 {
+        let sid = format!("00000000-0000-4000-8000-{n:012}");
+        let base = serde_json::json!({"session_id": sid, "cwd": "/w/proj", "prompt_id": "p1", "title": filler});
+        for (event, tool) in
+            [("SessionStart", None), ("PreToolUse", Some("t1")), ("PostToolUse", Some("t1")), ("SessionEnd", None)]
+        {
+            let mut p = base.clone();
+            p["hook_event_name"] = event.into();
+            p["reason"] = "other".into();
+            if let Some(t) = tool {
+                p["tool_name"] = "Bash".into();
+                p["tool_use_id"] = t.into();
+                p["tool_input"] = serde_json::json!({"command": filler});
+            }
+            assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200, "{event} {n}");
+        }
+    }
+    support::wait_until(Duration::from_secs(60), "drops counted", || {
+        let m = sidecar.metrics();
+        support::metric_value(&m, r#"hooktel_spans_dropped_total{reason="spool_failed"}"#) > 0.0
+            && support::metric_value(&m, "hooktel_journal_write_failures_total") > 0.0
+    });
+    assert_eq!(sidecar.request("GET", "/healthz", b"").0, 200, "still running");
+    for f in std::fs::read_dir(&sidecar.data_dir).unwrap() {
+        let f = f.unwrap();
+        assert!(f.metadata().unwrap().len() <= limit, "{:?} grew past the limit", f.file_name());
+    }
+
+    // a hook with the sidecar away and its spool at the limit
+    let data = support::temp_dir("hostile-full-hook");
+    let run_hook = |payload: &[u8]| {
+        let mut cmd = Command::new(support::BIN);
+        cmd.arg("hook")
+            .env("HOOKTEL_ADDR", "127.0.0.1:9")
+            .env("HOOKTEL_DATA_DIR", data.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        support::limit_file_size(&mut cmd, 64 * 1024);
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(payload).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let big =
+        serde_json::json!({"session_id": "00000000-0000-4000-8000-0000000000ff", "hook_event_name": "Notification",
+        "title": "w".repeat(30 * 1024)})
+        .to_string();
+    let mut lost = 0;
+    for _ in 0..6 {
+        let out = run_hook(big.as_bytes());
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+        lost += usize::from(String::from_utf8_lossy(&out.stderr).contains("not spooled"));
+    }
+    assert!(lost > 0, "the spool never filled");
+    let next = Sidecar::builder().data_dir(&data).start();
+    support::wait_until(Duration::from_secs(10), "the hooks' drops counted", || {
+        next.metric(r#"hooktel_spool_dropped_total{reason="write_failed",spool="hook"}"#) == lost as f64
+            && next.metric(r#"hooktel_hook_events_total{event="Notification"}"#) == (6 - lost) as f64
+    });
+}
+
 /// A database file cut to 0 bytes was taken as a valid empty database, silently. The sidecar now
 /// says so (an ERROR naming the file) and moves it aside before starting a fresh one.
 #[test]

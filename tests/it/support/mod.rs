@@ -349,6 +349,8 @@ pub struct SidecarBuilder {
     data_dir: Option<std::path::PathBuf>,
     /// `--listen`; `127.0.0.1:0` when unset.
     listen: Option<String>,
+    /// RLIMIT_FSIZE for the process, with SIGXFSZ ignored: a full disk, as writes see it.
+    file_size_limit: Option<u64>,
 }
 
 impl SidecarBuilder {
@@ -374,6 +376,13 @@ impl SidecarBuilder {
     /// `--listen addr` instead of `127.0.0.1:0`.
     pub fn listen(mut self, addr: &str) -> SidecarBuilder {
         self.listen = Some(addr.to_owned());
+        self
+    }
+
+    /// Let no file the sidecar writes grow past `bytes` (writes past it fail with EFBIG, as on a full
+    /// disk; SIGXFSZ ignored so the process is not killed).
+    pub fn file_size_limit(mut self, bytes: u64) -> SidecarBuilder {
+        self.file_size_limit = Some(bytes);
         self
     }
 
@@ -409,6 +418,9 @@ impl SidecarBuilder {
         cmd.env("HOOKTEL_DATA_DIR", &data_dir);
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        if let Some(limit) = self.file_size_limit {
+            limit_file_size(&mut cmd, limit);
         }
         let mut child = cmd.spawn().expect("spawn hooktel serve");
         let stderr = child.stderr.take().unwrap();
@@ -538,6 +550,23 @@ pub fn run_hook_with(addr: &str, data_dir: &std::path::Path, payload: &[u8]) -> 
         .expect("spawn hooktel hook");
     child.stdin.take().unwrap().write_all(payload).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Run `cmd` with RLIMIT_FSIZE = `bytes` and SIGXFSZ ignored (both survive exec): every file write
+/// past `bytes` fails with EFBIG, which is how hooktel meets a full disk.
+pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal).
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
 }
 
 /// An address of this machine beyond loopback (the one its default route leaves from), to reach a
