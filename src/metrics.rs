@@ -2,6 +2,8 @@
 //! capped so that no producer can grow the series count without bound.
 //!
 //! Never a session id in a label. Counting is cheap (atomic adds); rendering happens on scrape.
+//! Warnings caused by outside input are rate-limited here too: counted always, logged at most once
+//! per kind per [`WARN_EVERY`], with the number left out.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -16,6 +18,9 @@ use crate::model::semconv;
 use crate::model::span::{SpanRecord, ToolStatus};
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
+
+/// Least time between two log lines of one kind of input-caused warning.
+pub(crate) const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Distinct values one label may take before the rest fold into `other`. Event names come from
 /// producers hooktel does not control, tool names from MCP servers can be many: neither may
@@ -91,6 +96,8 @@ pub struct Metrics {
     /// Counts that went to an `other` series because a cap was reached, by metric.
     pub label_overflow: IntCounterVec,
     unpriced_logged: Mutex<HashSet<String>>,
+    /// Per kind of input-caused warning: when it was last logged, and how many since were not.
+    warned: Mutex<std::collections::HashMap<&'static str, (std::time::Instant, u64)>>,
 }
 
 impl Metrics {
@@ -249,6 +256,7 @@ impl Metrics {
                 &["metric"],
             ),
             unpriced_logged: Mutex::new(HashSet::new()),
+            warned: Mutex::new(std::collections::HashMap::new()),
             registry,
         }
     }
@@ -313,6 +321,28 @@ impl Metrics {
             let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
             if logged.insert(model.to_owned()) {
                 tracing::warn!(model, "Model not in the price table; its tokens are counted at cost 0");
+            }
+        }
+    }
+
+    /// Whether a warning of `kind` caused by outside input may be logged now: `Some(n)` with the
+    /// number of its kind left out since the last one, or `None` within [`WARN_EVERY`] of it (a flood
+    /// of bad requests must not become a flood of log lines).
+    pub(crate) fn may_warn(&self, kind: &'static str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        match warned.get_mut(kind) {
+            Some((last, left_out)) if now.duration_since(*last) < WARN_EVERY => {
+                *left_out += 1;
+                None
+            }
+            Some((last, left_out)) => {
+                *last = now;
+                Some(std::mem::take(left_out))
+            }
+            None => {
+                warned.insert(kind, (now, 0));
+                Some(0)
             }
         }
     }

@@ -80,7 +80,10 @@ pub(crate) async fn drain(data_dir: PathBuf, ingest: Arc<Ingest>, mut stop: watc
                     Ok(()) => {}
                     Err(Refusal::Invalid(e)) => {
                         metrics.ingest_rejected.with_label_values(&[e.metric_label()]).inc();
-                        tracing::warn!(error = %e, "Dropped a spooled event that is not a hook payload");
+                        if let Some(left_out) = metrics.may_warn("spooled_not_a_hook") {
+                            let error = e.to_string();
+                            tracing::warn!(error = ?error, left_out, "Dropped a spooled event that is not a hook payload");
+                        }
                     }
                     Err(Refusal::Closed | Refusal::QueueFull) => return,
                 }

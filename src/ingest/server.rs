@@ -382,7 +382,10 @@ fn refuse_body(ingest: &Ingest, e: &BodyError) -> Reply {
 
 fn refuse(ingest: &Ingest, status: StatusCode, reason: &'static str, msg: &str) -> Reply {
     ingest.metrics.ingest_rejected.with_label_values(&[reason]).inc();
-    tracing::debug!(status = status.as_u16(), reason, msg, "Refused a request");
+    // `?`: the message can quote a header, escaped so that no request can forge a log line
+    if let Some(left_out) = ingest.metrics.may_warn(reason) {
+        tracing::warn!(status = status.as_u16(), reason, detail = ?msg, left_out, "Refused a request");
+    }
     text(status, &format!("{msg}\n"))
 }
 

@@ -300,7 +300,9 @@ impl Reader<'_> {
             }
             Err(OpenError::Io(e)) => {
                 metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
-                tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
+                if let Some(left_out) = metrics.may_warn("transcript_unreadable") {
+                    tracing::warn!(path = ?path, error = %e, left_out, "Transcript unreadable; skipped");
+                }
                 return Vec::new();
             }
         };
@@ -311,7 +313,9 @@ impl Reader<'_> {
             Ok(b) => b,
             Err(e) => {
                 metrics.transcript_errors.with_label_values(&["unreadable"]).inc();
-                tracing::warn!(path = ?path, error = %e, "Transcript unreadable; skipped");
+                if let Some(left_out) = metrics.may_warn("transcript_unreadable") {
+                    tracing::warn!(path = ?path, error = %e, left_out, "Transcript unreadable; skipped");
+                }
                 return Vec::new();
             }
         };

@@ -535,6 +535,31 @@ fn a_full_disk_is_counted_and_survived() {
     });
 }
 
+/// Paths with newlines and escape codes were logged raw (forged log lines), and a flood of bad
+/// requests became a flood of WARN lines (5,000 in 2 s). What a payload names is logged escaped, and
+/// per-request warnings at most once per kind every 10 s, saying how many were left out.
+#[test]
+fn logs_cannot_be_forged_or_flooded() {
+    let sidecar = Sidecar::start(None, &[]);
+    let forged = "/x/evil\n2026-01-01T00:00:00Z ERROR forged line \u{1b}]0;pwned\u{7}.jsonl";
+    let p = serde_json::json!({"session_id": "s", "hook_event_name": "SessionStart", "transcript_path": forged});
+    assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    let flood = Instant::now();
+    for _ in 0..2000 {
+        assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
+    }
+    let most = flood.elapsed().as_secs() as usize / 10 + 1;
+    support::wait_until(Duration::from_secs(10), "the refused path logged", || sidecar.log().contains("forged line"));
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_json"}"#), 2000.0, "all counted");
+    let log = sidecar.log();
+    for line in log.lines().filter(|l| l.contains("forged line")) {
+        assert!(line.contains("Transcript path refused"), "a forged line of its own: {line:?}");
+    }
+    assert!(!log.contains("\u{1b}]0;pwned"), "a raw escape sequence reached the log");
+    let refusals = log.lines().filter(|l| l.contains("Refused a request")).count();
+    assert!((1..=most).contains(&refusals), "{refusals} lines for 2,000 bad requests:\n{log}");
+}
+
 /// A database file cut to 0 bytes was taken as a valid empty database, silently. The sidecar now
 /// says so (an ERROR naming the file) and moves it aside before starting a fresh one.
 #[test]
