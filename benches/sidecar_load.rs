@@ -327,7 +327,12 @@ fn main() {
     let linger = std::env::var("BENCH_LINGER_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(0u64);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
 
-    let sidecar = Sidecar::start(&[("HOOKTEL_SETTLE_MS", "200"), ("HOOKTEL_IDLE_TIMEOUT_SECS", "86400")]);
+    // 10,000 sessions open at once: over the default cap of 5,000
+    let sidecar = Sidecar::start(&[
+        ("HOOKTEL_SETTLE_MS", "200"),
+        ("HOOKTEL_IDLE_TIMEOUT_SECS", "86400"),
+        ("HOOKTEL_MAX_SESSIONS", "20000"),
+    ]);
     let pid = sidecar.pid();
     println!("sidecar_load: hooktel serve (local mode, settle 200 ms) pid {pid} at {}", sidecar.addr);
     println!(

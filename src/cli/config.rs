@@ -44,8 +44,10 @@ pub struct ServeArgs {
     /// with Retry-After (never less than --max-body-bytes).
     #[arg(long, env = "HOOKTEL_MAX_BUFFERED_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub(crate) max_buffered_bytes: usize,
-    /// Most sessions open at once; past it, the session idle longest is closed (incomplete).
-    #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 20_000)]
+    /// Most sessions open at once; past it, the session idle longest is closed (incomplete). A
+    /// session takes about 8 KB, up to 33 KB with paths as long as ingest allows: 5,000 stay under
+    /// 256 MiB whatever the payloads.
+    #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 5_000)]
     pub(crate) max_sessions: usize,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]

@@ -51,7 +51,7 @@ impl Default for Settings {
             max_ended: 100_000,
             capture: Capture::Metadata,
             // about 10 KB a session: 20,000 hold about 200 MB, inside a 256 MiB container limit
-            max_sessions: 20_000,
+            max_sessions: 5_000,
         }
     }
 }

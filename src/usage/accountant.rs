@@ -38,6 +38,10 @@ const MAX_READ: u64 = transcript::MAX_LINE_BYTES;
 /// Files not touched for this long are dropped from memory (their saved ledger stays on disk).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
+/// Most transcripts tracked at once (a payload can name any number of paths): past it, the one
+/// touched longest ago is forgotten (its saved ledger stays on disk).
+const MAX_FILES: usize = 10_000;
+
 /// Saved ledgers older than this are deleted at start.
 const KEEP_SAVED: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -183,6 +187,9 @@ impl Accountant {
         let rereads = [now + self.settle / 2, now + self.settle * 9 / 10];
         let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
         if !self.files.contains_key(&t.path) {
+            if self.files.len() >= MAX_FILES {
+                self.forget_stalest();
+            }
             self.files.insert(t.path.clone(), Tracked::new(&t, project, now));
         }
         let Some(tracked) = self.files.get_mut(&t.path) else { return };
@@ -199,6 +206,14 @@ impl Accountant {
                 other.rereads = rereads.to_vec();
                 other.final_read = true;
             }
+        }
+    }
+
+    /// Forget the file touched longest ago, to make room (a scan, only when the map is full).
+    fn forget_stalest(&mut self) {
+        let stalest = self.files.iter().min_by_key(|(_, t)| t.last_touch).map(|(p, _)| p.clone());
+        if let Some(path) = stalest {
+            self.files.remove(&path);
         }
     }
 

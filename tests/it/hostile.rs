@@ -294,6 +294,18 @@ fn label_values_and_series_are_bounded() {
         assert!(value.len() <= 128, "a label value of {} bytes", value.len());
     }
     assert!(sidecar.metric(r#"hooktel_label_overflow_total{metric="hooktel_tool_calls_total"}"#) >= 600.0);
+    // six scrapes at once (1.59 GB before the caps)
+    let scrapes: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = sidecar.addr;
+            std::thread::spawn(move || support::http(addr, "GET", "/metrics", b"").0)
+        })
+        .collect();
+    for s in scrapes {
+        assert_eq!(s.join().unwrap(), 200);
+    }
+    let peak = support::peak_rss_mib(sidecar.pid());
+    assert!(peak < 128.0, "peak RSS {peak:.0} MiB");
 }
 
 /// A payload's `transcript_path` is untrusted: `/etc/passwd`, another directory's `.jsonl`, a `..`
@@ -442,6 +454,29 @@ fn oversized_ids_and_paths_are_refused() {
     }
     assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="field_too_long"}"#), cases.len() as f64);
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 0.0);
+}
+
+/// 5,000 SessionStart with 20 KB ids and paths held 658 MB. With fields as long as ingest allows
+/// (ids 256 bytes, paths 4,096), 5,500 sessions against the default cap of 5,000: 500 are evicted
+/// (counted), and the sidecar's peak memory stays under the shipped Kubernetes limit of 256 MiB.
+#[test]
+fn open_sessions_at_their_cap_fit_the_pod_limit() {
+    let sidecar = Sidecar::start(None, &[]);
+    for i in 0..5_500 {
+        let sid = format!("00000000-0000-4000-8000-{i:012}");
+        let p = serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup",
+            "cwd": format!("/home/dev/c{i:05}{}", "x".repeat(4080)),
+            "transcript_path": format!("/tmp/t{i:05}{}.jsonl", "y".repeat(4070)),
+            "model": "m".repeat(250), "agent_type": "a".repeat(250)});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    support::wait_until(Duration::from_secs(30), "500 sessions evicted", || {
+        sidecar.metric(r#"hooktel_sessions_ended_total{reason="evicted"}"#) == 500.0
+    });
+    assert_eq!(sidecar.metric("hooktel_sessions_active"), 5000.0);
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("5,500 sessions with the longest fields: peak RSS {peak:.0} MiB");
+    assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
 }
 
 /// Open sessions are capped (`HOOKTEL_MAX_SESSIONS`): new sessions past it close the ones idle

@@ -569,6 +569,17 @@ pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
     }
 }
 
+/// The most memory (VmHWM, MiB) process `pid` has held so far.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kb / 1024.0
+}
+
 /// An address of this machine beyond loopback (the one its default route leaves from), to reach a
 /// sidecar as another host would. Panics when there is none: the token tests need one.
 pub fn lan_ip() -> std::net::IpAddr {
