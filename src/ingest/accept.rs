@@ -83,7 +83,7 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     let cut = payload::trim_payload(&mut map);
     let mut ev = normalize::normalize(&map, at, capture)?;
     // the journal keeps only what the capture level lets out
-    normalize::keep_at_rest(&mut map, capture);
+    normalize::keep_at_rest(&mut map, capture, &ev.kind);
     ev.raw = if cut || capture != Capture::Full {
         serde_json::to_vec(&map).unwrap_or_default().into()
     } else {
