@@ -499,6 +499,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         usage: None,
         tool: Some(ToolRun { status: tool_status, duration_ms }),
         turn: None,
+        chat: None,
     }
 }
 
@@ -535,5 +536,6 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         usage: Some(usage),
         tool: None,
         turn: Some(turn),
+        chat: None,
     }
 }

@@ -830,6 +830,7 @@ impl ProtoLedger {
                         priced: price.is_some(),
                         prompt_id: self.prompt_id.clone(),
                         agent_id: line.agent_id,
+                        response: None,
                     });
                 }
             }

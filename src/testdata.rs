@@ -13,6 +13,10 @@ pub(crate) const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 /// 2026-11-21 04:31:21 UTC, when the captured session ran.
 pub(crate) const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
 pub(crate) const SEC: u64 = 1_000_000_000;
+
+/// Spans of the captured session: 7 from its hooks (root, turn, 4 tools, subagent), 5 model calls
+/// from its transcripts (3 of the main agent, 2 of the subagent).
+pub(crate) const CAPTURED_SPANS: usize = 12;
 pub(crate) const MS: u64 = 1_000_000;
 
 use crate::pipeline::sessions::tests::CAPTURED;
@@ -26,23 +30,29 @@ const TRANSCRIPTS: &[&str] = &[
     ),
 ];
 
-/// The captured session as the pipeline hands it out: its hook payloads fired 10 ms apart from
-/// `start`, with the usage of its real transcripts. `session` replaces its session id.
+/// The captured session as the pipeline hands it out: its hook payloads fired 200 ms apart from
+/// `start` (about as they did: its model calls fall inside its turn), with the usage of its real
+/// transcripts, their times moved by as much as `start` is from [`CAPTURED_AT`]. `session`
+/// replaces its session id.
 pub(crate) fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
     let mut sessions = Sessions::new(Settings { settle_ns: 100 * MS, ..Settings::default() });
     let mut out = Vec::new();
+    let shift = |t: u64| (t as i128 + start as i128 - CAPTURED_AT as i128) as u64;
     for (i, payload) in CAPTURED.iter().enumerate() {
         let payload = payload.replace(SESSION, session);
-        let at = start + i as u64 * 10 * MS;
+        let at = start + i as u64 * 200 * MS;
         let ev = crate::ingest::accept::parse(payload.as_bytes(), at, Capture::Metadata).unwrap();
         sessions.ingest(ev, at, &mut out);
     }
     for transcript in TRANSCRIPTS {
-        for delta in Ledger::default().read(transcript.as_bytes(), &PriceTable::builtin()).deltas {
-            sessions.add_usage(&SessionUsage { session_id: session.to_owned(), delta });
+        for mut delta in Ledger::default().read(transcript.as_bytes(), &PriceTable::builtin()).deltas {
+            if let Some(r) = &mut delta.response {
+                (r.start, r.end) = (shift(r.start), shift(r.end));
+            }
+            sessions.add_usage(&SessionUsage { session_id: session.to_owned(), delta }, 0);
         }
     }
     sessions.tick(start + 60 * SEC, &mut out);
-    assert_eq!(out.len(), 7);
+    assert_eq!(out.len(), CAPTURED_SPANS);
     out
 }

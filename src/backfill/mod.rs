@@ -179,6 +179,7 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         usage: None,
         tool: None,
         turn: None,
+        chat: None,
     }
 }
 

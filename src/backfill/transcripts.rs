@@ -30,10 +30,10 @@ use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
-use crate::model::span::{SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::rfc3339_ns;
 use crate::usage::pricing::PriceTable;
-use crate::usage::transcript::{spawner_in_meta, Delta, Ledger};
+use crate::usage::transcript::{spawner_in_meta, Delta, Ledger, Response};
 
 /// One session read back from its transcripts.
 #[derive(Debug)]
@@ -131,9 +131,7 @@ pub fn session_from_transcript(
     let bytes = std::fs::read(main).map_err(BackfillError::read(main))?;
     r.read_main(&bytes);
     let mut usage = ledger_deltas(&bytes, prices);
-    let mut root_usage: Option<SpanUsage> = None;
     for d in &usage {
-        root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
         if let Some(i) = d.prompt_id.as_ref().and_then(|p| r.turn_index.get(p)) {
             r.turns[*i].usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
         }
@@ -158,7 +156,6 @@ pub fn session_from_transcript(
         for mut d in ledger_deltas(&bytes, prices) {
             d.agent_id = Some(aid.clone());
             agent.usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
-            root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
             usage.push(d);
         }
         agents.push(agent);
@@ -171,8 +168,45 @@ pub fn session_from_transcript(
         _ => stem,
     };
     let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(main.to_path_buf())) };
-    let spans = r.spans(&sid, main, extent, root_usage, agents, capture);
+    let spans = r.spans(&sid, main, extent, agents, &usage, capture);
     Ok(ImportedSession { session_id: sid, spans, usage })
+}
+
+/// One model call, summed over the deltas of its response.
+struct Chat {
+    model: String,
+    prompt_id: Option<String>,
+    agent_id: Option<String>,
+    response: Response,
+    usage: SpanUsage,
+}
+
+/// The model calls among `deltas`, in the order they were made; the live path makes the same spans
+/// from the same deltas.
+fn chats(deltas: &[Delta]) -> Vec<Chat> {
+    let mut out: Vec<Chat> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for d in deltas {
+        let Some(r) = &d.response else { continue };
+        let i = *index.entry(r.key()).or_insert_with(|| {
+            out.push(Chat {
+                model: d.model.clone(),
+                prompt_id: d.prompt_id.clone(),
+                agent_id: d.agent_id.clone(),
+                response: r.clone(),
+                usage: SpanUsage::default(),
+            });
+            out.len() - 1
+        });
+        let chat = &mut out[i];
+        chat.response.start = chat.response.start.min(r.start);
+        chat.response.end = chat.response.end.max(r.end);
+        if r.stop_reason.is_some() {
+            chat.response.stop_reason = r.stop_reason.clone();
+        }
+        chat.usage.add(&d.model, d.usage, d.cost);
+    }
+    out
 }
 
 /// The usage deltas of one file, counted the live way.
@@ -354,8 +388,8 @@ impl Reader {
         sid: &str,
         main: &Path,
         extent: Extent,
-        root_usage: Option<SpanUsage>,
         agents: Vec<Agent>,
+        deltas: &[Delta],
         capture: Capture,
     ) -> Vec<SpanRecord> {
         let project = self.cwd.as_deref().map(project_of).unwrap_or_default();
@@ -383,6 +417,7 @@ impl Reader {
             usage: None,
             tool: None,
             turn: None,
+            chat: None,
         };
         let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
             span.attrs.extend(attrs);
@@ -391,6 +426,10 @@ impl Reader {
             span
         };
         let mut out = Vec::new();
+        let mut root_usage: Option<SpanUsage> = None;
+        for d in deltas {
+            root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+        }
 
         let attrs = semconv::root(self.cwd.as_deref(), Some(&main.to_string_lossy()), capture);
         let root = record(root_id, SpanKey::Root, "claude-code session".into(), None, extent);
@@ -424,6 +463,19 @@ impl Reader {
             let span = record(id, SpanKey::Subagent, format!("invoke_agent {}", agent.agent_type), Some(parent), e);
             let attrs = semconv::subagent(&agent.id, &agent.agent_type);
             out.push(finish(span, attrs, agent.usage.as_ref()));
+        }
+
+        for chat in chats(deltas) {
+            let id = ids::span_id(sid, SpanKey::Chat, &chat.response.key());
+            let parent = match &chat.agent_id {
+                Some(aid) if agents.iter().any(|a| a.id == *aid) => ids::span_id(sid, SpanKey::Subagent, aid),
+                _ => turn_id(&chat.prompt_id),
+            };
+            let e = Extent { start: chat.response.start, end: chat.response.end };
+            let mut span = record(id, SpanKey::Chat, semconv::chat_name(&chat.model), Some(parent), e);
+            let r = chat.response;
+            span.chat = Some(ChatCall { response_id: r.id, request_id: r.request_id, finish_reason: r.stop_reason });
+            out.push(finish(span, semconv::chat(&chat.model), Some(&chat.usage)));
         }
 
         for call in &self.calls {

@@ -402,7 +402,7 @@ mod tests {
         // date time session project duration turns tools failed agents in out cost state
         assert_eq!(
             cells(lines[2]),
-            ["2026-11-21", "04:31", SESSION, "proj", "180ms", "1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"]
+            ["2026-11-21", "04:31", SESSION, "proj", "3.6s", "1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"]
         );
         // while open, the usage of the turns and subagents stored so far
         assert_eq!(cells(lines[1])[9..], ["117.8k", "445", "$0.0762", "open"]);

@@ -12,6 +12,7 @@ use opentelemetry_otlp::{RetryPolicy, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use opentelemetry_sdk::Resource;
 
+use crate::model::ids::SpanKey;
 use crate::model::span::{SpanRecord, Status};
 
 /// The OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -104,7 +105,8 @@ pub(crate) fn span_data(rec: &SpanRecord) -> SpanData {
         span_context,
         parent_span_id: rec.parent.unwrap_or(opentelemetry::trace::SpanId::INVALID),
         parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
+        // a model call goes out to Anthropic's API; everything else happens in Claude Code
+        span_kind: if rec.key == SpanKey::Chat { SpanKind::Client } else { SpanKind::Internal },
         name: Cow::Owned(rec.name.clone()),
         start_time: time(rec.start),
         end_time: time(rec.end),

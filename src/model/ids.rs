@@ -32,6 +32,8 @@ pub enum SpanKey {
     Tool,
     Subagent,
     Compaction,
+    /// A model call: one API response (`message.id` + `requestId`) of a transcript.
+    Chat,
     /// A custom event imported from an old event log, as a zero-length span.
     Custom,
 }
@@ -46,6 +48,7 @@ impl SpanKey {
             SpanKey::Tool => "tool",
             SpanKey::Subagent => "subagent",
             SpanKey::Compaction => "compaction",
+            SpanKey::Chat => "chat",
             SpanKey::Custom => "custom",
         }
     }

@@ -24,6 +24,8 @@ pub(crate) const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 pub(crate) const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
 pub(crate) const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
 pub(crate) const ERROR_TYPE: &str = "error.type";
+pub(crate) const RESPONSE_ID: &str = "gen_ai.response.id";
+pub(crate) const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
 
 pub(crate) const INCOMPLETE: &str = "hooktel.incomplete";
 pub(crate) const IMPORTED: &str = "hooktel.imported";
@@ -47,6 +49,7 @@ pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
 pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
+pub(crate) const API_REQUEST_ID: &str = "hooktel.api.request_id";
 
 /// The provider every model call of Claude Code goes to.
 const ANTHROPIC: &str = "anthropic";
@@ -54,7 +57,12 @@ const ANTHROPIC: &str = "anthropic";
 /// The session root (or a resumed segment): where it ran. At capture `none` only the project's name
 /// leaves, not the full paths (they name the user's home and tree).
 pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>, capture: Capture) -> Vec<KeyValue> {
-    let mut attrs = vec![KeyValue::new(PROVIDER_NAME, ANTHROPIC)];
+    // the whole session is one run of the agent (backends that file spans by operation need one)
+    let mut attrs = vec![
+        KeyValue::new(OPERATION_NAME, "invoke_agent"),
+        KeyValue::new(AGENT_NAME, "claude-code"),
+        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+    ];
     let paths = capture != Capture::None;
     if let Some(cwd) = cwd {
         if paths {
@@ -90,6 +98,20 @@ pub(crate) fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
         KeyValue::new(AGENT_ID, agent_id.to_owned()),
         KeyValue::new(AGENT_NAME, agent_type.to_owned()),
     ]
+}
+
+/// A model call `chat {model}`; its response's ids, usage and cost are typed facts of the span.
+pub(crate) fn chat(model: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(OPERATION_NAME, "chat"),
+        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(REQUEST_MODEL, model.to_owned()),
+    ]
+}
+
+/// The name of a model call's span.
+pub(crate) fn chat_name(model: &str) -> String {
+    format!("chat {model}")
 }
 
 /// A tool call `execute_tool {name}`.

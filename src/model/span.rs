@@ -42,6 +42,8 @@ pub struct SpanRecord {
     pub tool: Option<ToolRun>,
     /// A turn: how it ended.
     pub turn: Option<TurnOutcome>,
+    /// A model call: which response it was and why it stopped.
+    pub chat: Option<ChatCall>,
 }
 
 impl SpanRecord {
@@ -71,6 +73,9 @@ impl SpanRecord {
         }
         if let Some(u) = &self.usage {
             out.extend(u.attributes());
+        }
+        if let Some(c) = &self.chat {
+            out.extend(c.attributes());
         }
         if self.incomplete {
             out.push(KeyValue::new(semconv::INCOMPLETE, true));
@@ -153,6 +158,31 @@ impl TurnOutcome {
             TurnOutcome::Stop => "stop",
             TurnOutcome::Failure(_) => "failure",
         }
+    }
+}
+
+/// A model call: the response's id, the API request's id, and why the model stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatCall {
+    /// `message.id`
+    pub response_id: String,
+    /// `requestId`, the id Anthropic's API gave the request (`request_id` in Claude Code's telemetry).
+    pub request_id: String,
+    /// `stop_reason`: `end_turn`, `tool_use`, `max_tokens`, ...
+    pub finish_reason: Option<String>,
+}
+
+impl ChatCall {
+    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
+        let mut out = vec![
+            KeyValue::new(semconv::RESPONSE_ID, self.response_id.clone()),
+            KeyValue::new(semconv::API_REQUEST_ID, self.request_id.clone()),
+        ];
+        if let Some(r) = &self.finish_reason {
+            let reasons = opentelemetry::Array::String(vec![r.clone().into()]);
+            out.push(KeyValue::new(semconv::RESPONSE_FINISH_REASONS, opentelemetry::Value::Array(reasons)));
+        }
+        out
     }
 }
 

@@ -95,7 +95,7 @@ pub(crate) async fn run(p: Parts) {
                 metrics.queue_depth.sub(n as i64);
             }
             Some(u) = usage.recv() => {
-                sessions.add_usage(&u);
+                sessions.add_usage(&u, now_ns());
                 journal.usage(&u);
             }
             _ = tick.tick() => {
@@ -117,7 +117,7 @@ pub(crate) async fn run(p: Parts) {
     drop(touches);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(u) = usage.recv().await {
-        sessions.add_usage(&u);
+        sessions.add_usage(&u, now_ns());
         journal.usage(&u);
     }
     sessions.flush_closed(&mut out);
@@ -162,7 +162,7 @@ async fn replay(
         sessions.forget_handed_out(&sid, &handed.iter().copied().collect::<Vec<_>>());
         for u in &r.usage {
             if let Ok(delta) = serde_json::from_slice(u) {
-                sessions.add_usage(&SessionUsage { session_id: sid.clone(), delta });
+                sessions.add_usage(&SessionUsage { session_id: sid.clone(), delta }, now);
             }
         }
         open += usize::from(!r.hooks.is_empty());

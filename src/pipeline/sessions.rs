@@ -18,9 +18,10 @@ use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
-use crate::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::span::{ChatCall, SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::ms_to_ns;
 use crate::usage::accountant::SessionUsage;
+use crate::usage::transcript::{Delta, Response};
 
 /// Timeouts and limits of the state machine.
 #[derive(Clone, Debug)]
@@ -105,6 +106,8 @@ struct Span {
     tool: Option<ToolRun>,
     /// A turn's outcome, once known.
     turn: Option<TurnOutcome>,
+    /// A model call's response.
+    chat: Option<ChatCall>,
 }
 
 impl Span {
@@ -126,6 +129,7 @@ impl Span {
             usage: None,
             tool: None,
             turn: None,
+            chat: None,
         }
     }
 
@@ -322,9 +326,12 @@ impl Sessions {
 
     /// Put newly counted usage on the spans it belongs to that are still open or settling: the
     /// subagent it was made in, else its turn; and always the session root.
-    pub(crate) fn add_usage(&mut self, u: &SessionUsage) {
+    pub(crate) fn add_usage(&mut self, u: &SessionUsage, now: u64) {
         let Some(state) = self.live.get_mut(&u.session_id) else { return };
         let d = &u.delta;
+        if let Some(response) = &d.response {
+            state.chat(d, response, now);
+        }
         let inner = match (&d.agent_id, &d.prompt_id) {
             (Some(aid), _) => Some(state.span_id(SpanKey::Subagent, aid)),
             (None, Some(pid)) => Some(state.span_id(SpanKey::Turn, pid)),
@@ -663,6 +670,34 @@ impl SessionState {
         Span::new(id, SpanKey::Tool, format!("execute_tool {}", call.name), at, parent, attrs)
     }
 
+    /// The span of one model call, made or grown from a usage delta: under the subagent whose
+    /// transcript it is in, else the turn it answers. It settles like any closed span; lines of the
+    /// response read later grow it until it is handed out, never make a second one.
+    fn chat(&mut self, d: &Delta, r: &Response, now: u64) {
+        let id = self.span_id(SpanKey::Chat, &r.key());
+        if self.handed_out.contains(&id) {
+            return;
+        }
+        let span = self.spans.entry(id).or_insert_with(|| {
+            let parent = match &d.agent_id {
+                Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
+                None => Parent::Turn(d.prompt_id.clone()),
+            };
+            let mut span =
+                Span::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, semconv::chat(&d.model));
+            span.chat =
+                Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
+            span
+        });
+        span.start = span.start.min(r.start);
+        span.end = span.end.max(r.end);
+        span.closed_at = Some(now);
+        if let Some(chat) = &mut span.chat {
+            chat.finish_reason = r.stop_reason.clone().or(chat.finish_reason.take());
+        }
+        span.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
+    }
+
     fn note_spawner(&mut self, agent_id: &str, tool_use_id: Option<String>) {
         if let Some(call) = tool_use_id {
             self.unclaimed_agent_calls.retain(|c| *c != call);
@@ -791,6 +826,7 @@ impl SessionState {
             usage: span.usage.map(|u| *u),
             tool: span.tool,
             turn: span.turn,
+            chat: span.chat,
         }
     }
 }
@@ -892,6 +928,53 @@ pub(crate) mod tests {
             p[k] = v.clone();
         }
         p
+    }
+
+    /// One span per API response, under the turn it answers or the subagent whose transcript it is
+    /// in; a parent's usage is the sum of its model calls', and the root's the sum of all.
+    #[test]
+    fn model_calls_hang_under_their_turn_or_subagent_and_add_up() {
+        use crate::testdata::{captured, CAPTURED_AT};
+        let spans = captured(S1, CAPTURED_AT);
+        let of = |key: SpanKey| spans.iter().filter(move |s| s.key == key);
+        let (root, turn, agent) = (
+            of(SpanKey::Root).next().unwrap(),
+            of(SpanKey::Turn).next().unwrap(),
+            of(SpanKey::Subagent).next().unwrap(),
+        );
+        let under = |parent: &SpanRecord| {
+            let mut sum = SpanUsage::default();
+            let mut n = 0;
+            for c in of(SpanKey::Chat).filter(|c| c.parent == Some(parent.span_id)) {
+                let u = c.usage.as_ref().unwrap();
+                sum.add(&u.models[0], u.tokens, u.cost);
+                n += 1;
+            }
+            (n, sum.tokens, (sum.cost * 1e9).round())
+        };
+        let own = |s: &SpanRecord| {
+            let u = s.usage.clone().unwrap();
+            (u.tokens, (u.cost * 1e9).round())
+        };
+        let (n, tokens, cost) = under(turn);
+        assert_eq!((n, (tokens, cost)), (3, own(turn)));
+        let (n, tokens, cost) = under(agent);
+        assert_eq!((n, (tokens, cost)), (2, own(agent)));
+        let mut both = turn.usage.clone().unwrap();
+        let a = agent.usage.clone().unwrap();
+        both.add(&a.models[0], a.tokens, a.cost);
+        assert_eq!(both.tokens, root.usage.as_ref().unwrap().tokens);
+        for c in of(SpanKey::Chat) {
+            assert!(c.name.starts_with("chat claude-"), "{}", c.name);
+            assert_eq!(c.attr("gen_ai.operation.name").as_deref(), Some("chat"));
+            assert!(c.attr("gen_ai.response.id").is_some_and(|id| id.starts_with("msg_")));
+            assert!(c.attr("gen_ai.response.finish_reasons").is_some());
+            assert!(c.start <= c.end);
+            if c.parent == Some(turn.span_id) {
+                assert!(turn.start <= c.start && c.end <= turn.end, "a model call inside its turn");
+            }
+        }
+        assert_eq!(root.attr("gen_ai.operation.name").as_deref(), Some("invoke_agent"));
     }
 
     #[test]

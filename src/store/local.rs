@@ -301,7 +301,7 @@ pub(crate) enum ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{captured, CAPTURED_AT, SEC, SESSION};
+    use crate::testdata::{captured, CAPTURED_AT, CAPTURED_SPANS, SEC, SESSION};
 
     fn count(store: &LocalStore) -> (i64, i64) {
         store
@@ -324,7 +324,7 @@ mod tests {
         store.insert(&spans, now).unwrap();
         store.insert(&spans, now).unwrap();
         store.insert(&spans[..3], now + SEC).unwrap();
-        assert_eq!(count(&store), (7, 1));
+        assert_eq!(count(&store), (CAPTURED_SPANS as i64, 1));
         let (session_id, input, output, blob): (String, i64, i64, Vec<u8>) = store
             .conn
             .query_row(
@@ -339,7 +339,7 @@ mod tests {
         // and it survives a reopen
         drop(store);
         let store = LocalStore::open(&dir, Retention::default()).unwrap();
-        assert_eq!(count(&store), (7, 1));
+        assert_eq!(count(&store), (CAPTURED_SPANS as i64, 1));
     }
 
     #[test]
@@ -355,8 +355,8 @@ mod tests {
         assert_eq!(count(&store).1, 0, "the insert pruned the old session at once");
         store.insert(&captured(&session(1), now - 10 * day), now + 1).unwrap();
         store.insert(&captured(&session(2), now - 3 * day), now + 2).unwrap();
-        assert_eq!(count(&store), (14, 2), "no prune within a minute of the last");
-        assert_eq!(store.prune(now).unwrap(), 7);
+        assert_eq!(count(&store), (2 * CAPTURED_SPANS as i64, 2), "no prune within a minute of the last");
+        assert_eq!(store.prune(now).unwrap(), CAPTURED_SPANS as u64);
         let left: String = store.conn.query_row("SELECT DISTINCT session_id FROM spans", [], |r| r.get(0)).unwrap();
         assert_eq!(left, session(2));
         // a minute later, an insert prunes again
@@ -379,10 +379,10 @@ mod tests {
             .conn
             .query_row("SELECT sum(bytes) FROM spans WHERE session_id = ?1", [session(0)], |r| r.get(0))
             .unwrap();
-        assert!(one > 7 * 256, "{one}");
+        assert!(one > CAPTURED_SPANS as i64 * 256, "{one}");
         // room for two and a half sessions: the three oldest go
         store.retention.max_bytes = one as u64 * 5 / 2;
-        assert_eq!(store.prune(now).unwrap(), 21);
+        assert_eq!(store.prune(now).unwrap(), 3 * CAPTURED_SPANS as u64);
         let left: Vec<String> = store
             .conn
             .prepare("SELECT DISTINCT session_id FROM spans ORDER BY session_id")

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
-use crate::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
+use crate::model::span::{ChatCall, SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
 
 /// A span as stored: plain data, no OpenTelemetry types.
 #[derive(Serialize, Deserialize)]
@@ -39,6 +39,8 @@ struct Stored {
     tool: Option<ToolRun>,
     #[serde(default)]
     turn: Option<TurnOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chat: Option<ChatCall>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -114,6 +116,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             usage: r.usage.clone(),
             tool: r.tool,
             turn: r.turn.clone(),
+            chat: r.chat.clone(),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -154,6 +157,7 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                 usage: s.usage,
                 tool: s.tool,
                 turn: s.turn,
+                chat: s.chat,
             }
         })
         .collect())
@@ -187,6 +191,11 @@ pub(crate) mod tests {
             usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),
             tool: Some(ToolRun { status: crate::model::span::ToolStatus::Denied, duration_ms: Some(7) }),
             turn: None,
+            chat: (i == 1).then(|| ChatCall {
+                response_id: "msg_1".into(),
+                request_id: "req_1".into(),
+                finish_reason: Some("end_turn".into()),
+            }),
         }
     }
 

@@ -6,6 +6,11 @@
 //! seen (older builds wrote growing placeholder counts). `<synthetic>` and API-error lines are not
 //! responses. A partial last line is left for the next read. Pure: the caller does the file I/O.
 //!
+//! Each delta names its response, with the response's times: it ends at the timestamp of its last
+//! line, and starts at the `api-request` line its `requestRef` names (Claude Code 2.1.3xx writes one
+//! as the request goes out), or else at the last user line before it (the prompt or the tool results
+//! it answers).
+//!
 //! And the subagent sidecar `<session>/subagents/agent-<id>.meta.json`, whose `toolUseId` names the
 //! `Agent` call that spawned the subagent.
 
@@ -34,6 +39,12 @@ pub struct Ledger {
     pub prompt_id: Option<String>,
     /// Recent responses and the usage already counted for each.
     recent: VecDeque<Counted>,
+    /// Recent `api-request` lines: (id, time sent).
+    #[serde(default)]
+    requests: VecDeque<(String, u64)>,
+    /// Time of the last user line (a prompt, tool results): what the next response answers.
+    #[serde(default)]
+    answered_at: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +52,12 @@ struct Counted {
     key: String,
     usage: TokenUsage,
     cost: f64,
+    #[serde(default)]
+    start: u64,
+    #[serde(default)]
+    end: u64,
+    #[serde(default)]
+    stop_reason: Option<String>,
 }
 
 /// Usage newly counted from a transcript.
@@ -53,6 +70,30 @@ pub struct Delta {
     pub priced: bool,
     pub prompt_id: Option<String>,
     pub agent_id: Option<String>,
+    /// The API response this usage belongs to (absent in deltas journaled by an older hooktel).
+    #[serde(default)]
+    pub response: Option<Response>,
+}
+
+/// One API response, as far as it has been read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// `message.id`
+    pub id: String,
+    /// `requestId`
+    pub request_id: String,
+    /// When the request went out (see the module comment), Unix nanoseconds.
+    pub start: u64,
+    /// The timestamp of its last line read so far.
+    pub end: u64,
+    pub stop_reason: Option<String>,
+}
+
+impl Response {
+    /// What identifies the response: its lines repeat it, and its chat span's id derives from it.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.id, self.request_id)
+    }
 }
 
 /// What a read of new transcript bytes produced.
@@ -73,6 +114,12 @@ struct Line {
     agent_id: Option<String>,
     #[serde(rename = "requestId")]
     request_id: Option<String>,
+    /// The `api-request` line of an assistant line's request.
+    #[serde(rename = "requestRef")]
+    request_ref: Option<String>,
+    /// An `api-request` line's own id.
+    id: Option<String>,
+    timestamp: Option<String>,
     #[serde(rename = "isApiErrorMessage", default)]
     api_error: bool,
     #[serde(default, deserialize_with = "message")]
@@ -84,6 +131,7 @@ struct Message {
     id: Option<String>,
     model: Option<String>,
     usage: Option<Usage>,
+    stop_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,17 +237,43 @@ impl Ledger {
         out
     }
 
+    /// When the request of a response first seen at `at` went out: its `api-request` line, else
+    /// the user line it answers, else the response's own time.
+    fn sent_at(&self, request_ref: Option<&str>, at: u64) -> u64 {
+        let sent = request_ref.and_then(|r| self.requests.iter().find(|(id, _)| id == r)).map(|(_, t)| *t);
+        match sent.or(Some(self.answered_at).filter(|&t| t > 0)) {
+            Some(t) if t <= at || at == 0 => t,
+            _ => at,
+        }
+    }
+
     fn line(&mut self, line: Line, prices: &PriceTable, out: &mut Vec<Delta>) {
+        let at = line.timestamp.as_deref().and_then(crate::model::time::rfc3339_ns).unwrap_or(0);
         match line.kind.as_deref() {
-            Some("user") if line.prompt_id.is_some() => self.prompt_id = line.prompt_id,
+            Some("user") => {
+                if line.prompt_id.is_some() {
+                    self.prompt_id = line.prompt_id;
+                }
+                self.answered_at = self.answered_at.max(at);
+            }
+            Some("api-request") => {
+                if let Some(id) = line.id {
+                    if self.requests.len() == RECENT_RESPONSES {
+                        self.requests.pop_front();
+                    }
+                    self.requests.push_back((id, at));
+                }
+            }
             Some("assistant") if !line.api_error => {
-                let Some(Message { id: Some(id), model: Some(model), usage: Some(usage) }) = line.message else {
+                let Some(Message { id: Some(id), model: Some(model), usage: Some(usage), stop_reason }) = line.message
+                else {
                     return;
                 };
                 if model == "<synthetic>" {
                     return;
                 }
-                let key = format!("{id}/{}", line.request_id.as_deref().unwrap_or_default());
+                let request_id = line.request_id.unwrap_or_default();
+                let key = format!("{id}/{request_id}");
                 let tokens = usage.tokens();
                 let price = prices.lookup(&model);
                 let index = self.recent.iter().position(|c| c.key == key);
@@ -208,16 +282,24 @@ impl Ledger {
                 let cost = price.map_or(0.0, |p| crate::usage::pricing::cost(p, &counted, usage.service()));
                 let delta = counted.minus(before.as_ref().map(|b| b.usage).unwrap_or_default());
                 let delta_cost = cost - before.as_ref().map_or(0.0, |b| b.cost);
+                let start = match &before {
+                    Some(b) => b.start,
+                    None => self.sent_at(line.request_ref.as_deref(), at),
+                };
+                let end = before.as_ref().map_or(at, |b| b.end.max(at));
+                let stop_reason = stop_reason.or_else(|| before.as_ref().and_then(|b| b.stop_reason.clone()));
+                let changed = before.as_ref().is_none_or(|b| b.end != end || b.stop_reason != stop_reason);
+                let counted = Counted { key, usage: counted, cost, start, end, stop_reason: stop_reason.clone() };
                 match index {
-                    Some(i) => self.recent[i] = Counted { key, usage: counted, cost },
+                    Some(i) => self.recent[i] = counted,
                     None => {
                         if self.recent.len() == RECENT_RESPONSES {
                             self.recent.pop_front();
                         }
-                        self.recent.push_back(Counted { key, usage: counted, cost });
+                        self.recent.push_back(counted);
                     }
                 }
-                if !delta.is_zero() {
+                if !delta.is_zero() || changed {
                     out.push(Delta {
                         model,
                         usage: delta,
@@ -225,6 +307,7 @@ impl Ledger {
                         priced: price.is_some(),
                         prompt_id: self.prompt_id.clone(),
                         agent_id: line.agent_id,
+                        response: Some(Response { id, request_id, start, end, stop_reason }),
                     });
                 }
             }
@@ -310,6 +393,64 @@ mod tests {
             .filter(|d| d.agent_id.is_none())
             .all(|d| d.prompt_id.as_deref() == Some("ddca265e-c4e4-4f08-acfc-8612056bc63a")));
         assert!(deltas.iter().any(|d| d.agent_id.as_deref() == Some("a7ca175cf2fd2156a")));
+    }
+
+    /// Every response of the captured session, with its times: from its `api-request` line to its
+    /// last content block's line, and why it stopped (read off the fixture by hand).
+    #[test]
+    fn responses_carry_their_ids_and_times() {
+        let prices = PriceTable::builtin();
+        let t = |s: &str| crate::model::time::rfc3339_ns(s).unwrap();
+        let responses = |bytes: &[u8]| {
+            let mut seen: Vec<Response> = Vec::new();
+            for d in Ledger::default().read(bytes, &prices).deltas {
+                let r = d.response.expect("every delta names its response");
+                match seen.iter_mut().find(|s| s.key() == r.key()) {
+                    Some(s) => *s = r,
+                    None => seen.push(r),
+                }
+            }
+            seen
+        };
+        let main = responses(CAPTURED);
+        let got: Vec<_> = main.iter().map(|r| (r.id.as_str(), r.start, r.end, r.stop_reason.as_deref())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "msg_01Mock235482140175",
+                    t("2026-11-21T04:31:22.144Z"),
+                    t("2026-11-21T04:31:22.460Z"),
+                    Some("tool_use")
+                ),
+                (
+                    "msg_01Mock235483478719",
+                    t("2026-11-21T04:31:23.483Z"),
+                    t("2026-11-21T04:31:23.487Z"),
+                    Some("tool_use")
+                ),
+                (
+                    "msg_01Mock235483712690",
+                    t("2026-11-21T04:31:23.710Z"),
+                    t("2026-11-21T04:31:23.717Z"),
+                    Some("end_turn")
+                ),
+            ]
+        );
+        assert_eq!(main[0].request_id, "req_011CMock235482140");
+        assert_eq!(responses(CAPTURED_AGENT).len(), 2);
+        // an older transcript has no api-request lines: a response starts at the user line it answers
+        let old = concat!(
+            r#"{"type":"user","timestamp":"2026-01-01T00:00:01Z","promptId":"p","message":{"content":"hi"}}"#,
+            "\n",
+            r#"{"type":"assistant","timestamp":"2026-01-01T00:00:04Z","requestId":"r","message":{"id":"m","model":"claude-haiku-4-5","usage":{"input_tokens":1,"output_tokens":2}}}"#,
+            "\n",
+        );
+        let r = &responses(old.as_bytes())[0];
+        assert_eq!(
+            (r.start, r.end, r.stop_reason.clone()),
+            (t("2026-01-01T00:00:01Z"), t("2026-01-01T00:00:04Z"), None)
+        );
     }
 
     #[test]

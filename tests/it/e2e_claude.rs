@@ -225,7 +225,7 @@ fn check_session(all: &[Span], session: &str, t: &Transcript, resumed: bool, api
 
     // subagents: under the Agent call that spawned them, their tools under them
     let subagents: Vec<&&Span> =
-        mine.iter().filter(|s| op(s) == "invoke_agent" && s.name != "invoke_agent claude-code").collect();
+        mine.iter().filter(|s| s.name.starts_with("invoke_agent ") && s.name != "invoke_agent claude-code").collect();
     let sub_ids: BTreeSet<&str> = subagents.iter().map(|s| s.attr("gen_ai.agent.id").unwrap_or_default()).collect();
     let meta_ids: BTreeSet<&str> = t.agents.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(sub_ids, meta_ids, "subagent spans of {session} vs subagents/agent-*.meta.json");
@@ -615,6 +615,43 @@ fn check_span_usage_of(spans: &[Span], session: &str, t: &Transcript) {
         });
     if !orphans.is_empty() {
         failed.push(format!("[turns] main-agent usage on no turn span, by prompt id: {orphans:?}"));
+    }
+    // one chat span per API response, under the subagent whose transcript holds it or the turn it
+    // answers, with that response's usage alone
+    let chats: Vec<&&Span> = mine.iter().filter(|s| op(s) == "chat").collect();
+    if chats.len() != t.responses.len() {
+        failed.push(format!("[chat] {} chat spans for {} API responses", chats.len(), t.responses.len()));
+    }
+    for ((id, request), r) in &t.responses {
+        let found: Vec<&&&Span> = chats
+            .iter()
+            .filter(|s| s.attr("gen_ai.response.id") == Some(id) && s.attr("hooktel.api.request_id") == Some(request))
+            .collect();
+        let [chat] = found.as_slice() else {
+            failed.push(format!("[chat] {} spans for response {id}", found.len()));
+            continue;
+        };
+        let want_parent = match &r.agent {
+            Some(aid) => {
+                mine.iter().find(|s| s.name.starts_with("invoke_agent ") && s.attr("gen_ai.agent.id") == Some(aid))
+            }
+            None => turns.iter().find(|s| s.attr("hooktel.prompt.id") == r.prompt.as_deref()).map(|s| &**s),
+        };
+        let want_parent = want_parent.map_or(root.span_id.as_str(), |s| s.span_id.as_str());
+        if chat.parent != want_parent || chat.name != format!("chat {}", r.model) || chat.kind != 3 {
+            failed.push(format!(
+                "[chat] {id}: {} (kind {}) under {}, want under {want_parent}",
+                chat.name, chat.kind, chat.parent
+            ));
+        }
+        if chat.start_ns > chat.end_ns || chat.attr("gen_ai.provider.name") != Some("anthropic") {
+            failed.push(format!("[chat] {id}: times {}..{} or provider", chat.start_ns, chat.end_ns));
+        }
+        let expected = ByModel::from([(r.model.clone(), r.tokens)]);
+        check(&mut failed, &format!("chat {id}"), || check_span_usage(chat, &expected, "chat"));
+    }
+    if op(root) != "invoke_agent" {
+        failed.push(format!("[root] gen_ai.operation.name {:?}", op(root)));
     }
     // The resumed run of this scenario only compacts, and the /compact summary call is written to no
     // transcript (see `check_cost_state`): the root, exported at the end of the first run, has it all.

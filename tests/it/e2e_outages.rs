@@ -185,10 +185,11 @@ fn check_trace(spans: &[Span], run: &Run) {
     );
 }
 
-/// The spans of the session: the root, one turn per prompt, one per tool call that ran, one per subagent.
+/// The spans of the session: the root, one turn per prompt, one per tool call that ran, one per
+/// subagent, one per API response.
 fn expected_spans(run: &Run) -> usize {
     let t = &run.transcript;
-    1 + t.prompt_ids.len() + t.ran().len() + t.agents.len()
+    1 + t.prompt_ids.len() + t.ran().len() + t.agents.len() + t.responses().len()
 }
 
 /// How many spans the export spool `<data_dir>/hooktel.db` holds.

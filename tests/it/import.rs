@@ -141,6 +141,11 @@ fn captured_session_becomes_the_live_tree() {
     assert_eq!(
         names,
         [
+            "chat claude-sonnet-5-5",
+            "chat claude-sonnet-5-5",
+            "chat claude-sonnet-5-5",
+            "chat claude-sonnet-5-5",
+            "chat claude-sonnet-5-5",
             "claude-code session",
             "execute_tool Agent",
             "execute_tool Bash",
@@ -321,13 +326,23 @@ fn imported_ids_are_the_live_ids() {
         live.ingest(ev, at, &mut out);
     }
     live.tick(u64::MAX / 2, &mut out);
+    // (hooks alone make no model calls: those come from the transcripts, live and imported alike)
     let shape = |v: &[SpanRecord]| {
-        let mut k: Vec<_> =
-            v.iter().map(|s| (s.span_id.to_bytes(), s.parent.map(|p| p.to_bytes()), s.name.clone())).collect();
+        let mut k: Vec<_> = v
+            .iter()
+            .filter(|s| s.key != SpanKey::Chat)
+            .map(|s| (s.span_id.to_bytes(), s.parent.map(|p| p.to_bytes()), s.name.clone()))
+            .collect();
         k.sort();
         k
     };
     assert_eq!(shape(&s.spans), shape(&out));
+    // a model call's id is the live one: (session, chat, message id / request id)
+    for chat in s.spans.iter().filter(|s| s.key == SpanKey::Chat) {
+        let c = chat.chat.as_ref().unwrap();
+        let key = format!("{}/{}", c.response_id, c.request_id);
+        assert_eq!(chat.span_id, ids::span_id(CAPTURED_SID, SpanKey::Chat, &key));
+    }
 }
 
 #[test]

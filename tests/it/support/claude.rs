@@ -452,4 +452,19 @@ impl Transcript {
     pub fn ran(&self) -> BTreeMap<&str, &Call> {
         self.calls.iter().filter(|(id, _)| !self.results[*id].never_ran).map(|(id, c)| (id.as_str(), c)).collect()
     }
+
+    /// The API responses: distinct (`message.id`, `requestId`) of assistant lines with usage, but
+    /// for `<synthetic>` and API-error lines. One chat span each.
+    pub fn responses(&self) -> BTreeSet<(String, String)> {
+        self.assistant_lines
+            .iter()
+            .map(|l| &l.value)
+            .filter(|v| v["isApiErrorMessage"] != Value::Bool(true))
+            .filter(|v| v["message"]["model"] != "<synthetic>" && v["message"]["usage"].is_object())
+            .map(|v| {
+                let field = |f: &Value| f.as_str().unwrap_or_default().to_owned();
+                (field(&v["message"]["id"]), field(&v["requestId"]))
+            })
+            .collect()
+    }
 }

@@ -87,6 +87,8 @@ pub struct Span {
     pub events: Vec<(String, HashMap<String, String>)>,
     pub start_ns: u64,
     pub end_ns: u64,
+    /// OTLP's SpanKind: 1 internal, 3 client.
+    pub kind: i32,
 }
 
 impl Span {
@@ -127,6 +129,7 @@ fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
                     status: s.status.as_ref().map(|st| st.code).unwrap_or(0),
                     status_message: s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default(),
                     events: s.events.iter().map(|e| (e.name.clone(), flatten(&e.attributes))).collect(),
+                    kind: s.kind,
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,
                 });
