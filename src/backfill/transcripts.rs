@@ -78,6 +78,7 @@ struct Turn {
     prompt: Option<String>,
     /// `error` of the last response when it was an API error.
     failure: Option<String>,
+    failure_message: Option<String>,
     usage: Option<SpanUsage>,
 }
 
@@ -336,8 +337,12 @@ impl Reader {
                 turn.end = turn.end.max(t);
             }
             if kind == Some("assistant") {
-                turn.failure = (line.get("isApiErrorMessage").and_then(Value::as_bool) == Some(true))
-                    .then(|| str_of(&line, "error").unwrap_or("api_error").to_owned());
+                let failed = line.get("isApiErrorMessage").and_then(Value::as_bool) == Some(true);
+                turn.failure = failed.then(|| str_of(&line, "error").unwrap_or("api_error").to_owned());
+                // the API error's text, as Claude Code showed it (`API Error: 400 ...`)
+                turn.failure_message = failed
+                    .then(|| text_of(line.get("message").and_then(|m| m.get("content"))))
+                    .filter(|m| !m.is_empty());
             }
         }
     }
@@ -362,6 +367,7 @@ impl Reader {
                     end: t,
                     prompt: prompt.map(|p| text_of(Some(p))),
                     failure: None,
+                    failure_message: None,
                     usage: None,
                 });
             }
@@ -443,7 +449,8 @@ impl Reader {
             span.turn = Some(match &turn.failure {
                 None => TurnOutcome::Stop,
                 Some(err) => {
-                    span.status = Status::Error(err.clone());
+                    let message = turn.failure_message.as_deref().map(|m| capture.error_text(m));
+                    span.status = Status::Error(message.unwrap_or_else(|| err.clone()));
                     TurnOutcome::Failure(err.clone())
                 }
             });

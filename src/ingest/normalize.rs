@@ -48,9 +48,11 @@ pub(crate) enum Kind {
     PromptSubmit {
         prompt: Option<String>,
     },
-    /// Stop (failure = None) or StopFailure (failure = the error).
+    /// Stop (failure = None) or StopFailure (failure = the error's kind, `message` the API error's
+    /// text as the capture level lets it out: `last_assistant_message`, e.g. `API Error: 400 ...`).
     TurnEnd {
         failure: Option<String>,
+        message: Option<String>,
     },
     ToolStart(ToolCall),
     ToolEnd(ToolCall, ToolOutcome),
@@ -159,13 +161,14 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
             let prompt = str_field(p, "prompt").filter(|_| capture.prompts()).map(str::to_owned);
             Kind::PromptSubmit { prompt }
         }
-        "Stop" if p.contains_key("prompt_id") => Kind::TurnEnd { failure: None },
+        "Stop" if p.contains_key("prompt_id") => Kind::TurnEnd { failure: None, message: None },
         "StopFailure" if p.contains_key("prompt_id") => {
             let error = str_field(p, "error").unwrap_or("unknown").to_owned();
             if let Some(details) = str_field(p, "error_details").filter(|_| capture != Capture::None) {
                 attrs.push(KeyValue::new(semconv::ERROR_DETAILS, capture::clip(details, 256)));
             }
-            Kind::TurnEnd { failure: Some(error) }
+            let message = str_field(p, FAILURE_MESSAGE).filter(|m| !m.trim().is_empty()).map(|m| capture.error_text(m));
+            Kind::TurnEnd { failure: Some(error), message }
         }
         "PreToolUse" | "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" => match tool_call(p, capture) {
             Some(call) if name == "PreToolUse" => Kind::ToolStart(call),
@@ -374,6 +377,9 @@ fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
     out
 }
 
+/// StopFailure's field holding the API error's text.
+const FAILURE_MESSAGE: &str = "last_assistant_message";
+
 /// Keys of a tool input that the `metadata` summary reads (see `capture::tool_input`).
 const SUMMARISED_INPUT_KEYS: &[&str] =
     &["file_path", "notebook_path", "path", "pattern", "command", "url", "subagent_type"];
@@ -388,6 +394,13 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         return;
     }
     let tool_call = matches!(kind, Kind::ToolStart(_) | Kind::ToolEnd(..));
+    if matches!(kind, Kind::TurnEnd { failure: Some(_), .. }) {
+        // a failed turn's status message: of the API error's text, only the first line, redacted
+        if let Some(Value::String(m)) = p.get_mut(FAILURE_MESSAGE) {
+            *m = capture::redact_text(m.lines().next().unwrap_or_default());
+        }
+    }
+    let failure_message = matches!(kind, Kind::TurnEnd { failure: Some(_), .. });
     if let Some(input) = p.get_mut("tool_input").filter(|_| tool_call) {
         match (capture, input) {
             (Capture::Metadata, Value::Object(fields)) => {
@@ -417,6 +430,7 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         match key {
             "tool_input" | "tool_response" if tool_call => return true,
             "mcp_server" | CUSTOM_ATTRIBUTES | "error" => return true,
+            FAILURE_MESSAGE if failure_message => return true,
             // StopFailure's details are exported (clipped) at metadata
             "error_details" => return capture != Capture::None,
             _ => {}
@@ -453,7 +467,8 @@ mod tests {
         }
         let extra = json!([
             {"session_id": "s", "hook_event_name": "StopFailure", "prompt_id": "p", "error": "rate_limit",
-             "error_details": "429 SECRET-DETAILS", "last_assistant_message": "SECRET-MESSAGE"},
+             "error_details": "429 SECRET-DETAILS", "last_assistant_message": "API Error: 429\nSECRET-MESSAGE"},
+            {"session_id": "s", "hook_event_name": "Stop", "prompt_id": "p", "last_assistant_message": "SECRET-MESSAGE"},
             {"session_id": "s", "hook_event_name": "SomethingNew", "title": "SECRET-TITLE", "api_key": "k",
              "nested": {"text": "SECRET-NESTED"}, "count": 3, "notification_type": "idle"},
             {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Agent", "tool_use_id": "t",

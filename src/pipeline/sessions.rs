@@ -476,7 +476,7 @@ impl SessionState {
                 self.turns.insert(pid);
                 self.insert(Span::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
             }
-            Kind::TurnEnd { failure } => {
+            Kind::TurnEnd { failure, message } => {
                 let pid = prompt_id.clone().unwrap_or_default();
                 let id = self.span_id(SpanKey::Turn, &pid);
                 let Some(span) = self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) else {
@@ -490,7 +490,7 @@ impl SessionState {
                 span.turn = Some(match failure {
                     None => TurnOutcome::Stop,
                     Some(err) => {
-                        span.status = Status::Error(err.clone());
+                        span.status = Status::Error(message.unwrap_or_else(|| err.clone()));
                         TurnOutcome::Failure(err)
                     }
                 });

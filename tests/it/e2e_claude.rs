@@ -169,6 +169,12 @@ fn check_session(all: &[Span], session: &str, t: &Transcript, resumed: bool, api
         } else if api_error {
             assert_eq!(turn.attr("hooktel.turn.outcome"), Some("failure"), "the API error turn's outcome");
             assert_eq!(turn.status, 2, "the API error turn (StopFailure) has status ERROR");
+            // the API error's text (StopFailure's last_assistant_message), not the error kind `unknown`
+            assert!(
+                turn.status_message.starts_with("API Error: 400"),
+                "the API error turn's status message: {:?}",
+                turn.status_message
+            );
         } else {
             assert_eq!(turn.attr("hooktel.turn.outcome"), Some("stop"), "turn {pid} outcome");
             assert_ne!(turn.status, 2, "turn {pid} has status ERROR");

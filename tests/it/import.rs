@@ -250,7 +250,9 @@ fn real_2_1_197_sessions_form_trees() {
     assert_tree(sid, &s.spans);
     let turn = named(&s.spans, "invoke_agent claude-code")[0];
     assert_eq!(turn.attr("hooktel.turn.outcome").as_deref(), Some("failure"));
-    assert_eq!(turn.status, Status::Error("unknown".into()));
+    // its status says what the API said, as Claude Code showed it; `unknown` is the error's kind
+    assert_eq!(turn.status, Status::Error("API Error: 400 mock: scripted invalid_request_error".into()));
+    assert_eq!(turn.attr("error.type").as_deref(), Some("unknown"));
     assert!(s.usage.is_empty(), "a synthetic API-error response is not usage");
 }
 
