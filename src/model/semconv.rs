@@ -2,30 +2,49 @@
 //! (`pipeline::sessions`) and the importer (`backfill::transcripts`) build, so the two cannot drift.
 //! The attributes of a span's typed facts are derived in `model::span`.
 //!
-//! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`), `hooktel.*` for the rest. These
-//! names are the contract dashboards and searches rely on; tests spell them out literally.
+//! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`, taken from
+//! `opentelemetry-semantic-conventions`), `hooktel.*` for the rest. These names are the contract
+//! dashboards and searches rely on; tests spell them out literally.
 
 use opentelemetry::KeyValue;
+use opentelemetry_semantic_conventions::attribute;
 
 use crate::model::capture::{self, Capture, FULL_MAX};
 
-pub(crate) const SESSION_ID: &str = "session.id";
-pub(crate) const CONVERSATION_ID: &str = "gen_ai.conversation.id";
-pub(crate) const OPERATION_NAME: &str = "gen_ai.operation.name";
-pub(crate) const PROVIDER_NAME: &str = "gen_ai.provider.name";
-pub(crate) const AGENT_NAME: &str = "gen_ai.agent.name";
-pub(crate) const AGENT_ID: &str = "gen_ai.agent.id";
-pub(crate) const TOOL_NAME: &str = "gen_ai.tool.name";
-pub(crate) const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
-pub(crate) const REQUEST_MODEL: &str = "gen_ai.request.model";
-pub(crate) const RESPONSE_MODEL: &str = "gen_ai.response.model";
-pub(crate) const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
-pub(crate) const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
-pub(crate) const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
-pub(crate) const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
-pub(crate) const ERROR_TYPE: &str = "error.type";
-pub(crate) const RESPONSE_ID: &str = "gen_ai.response.id";
-pub(crate) const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+pub(crate) const SESSION_ID: &str = attribute::SESSION_ID;
+// opentelemetry-semantic-conventions marks the gen_ai.* names deprecated only because they moved to
+// the GenAI conventions' own repository; the names are unchanged and current there.
+#[allow(deprecated)]
+pub(crate) const CONVERSATION_ID: &str = attribute::GEN_AI_CONVERSATION_ID;
+#[allow(deprecated)]
+pub(crate) const OPERATION_NAME: &str = attribute::GEN_AI_OPERATION_NAME;
+#[allow(deprecated)]
+pub(crate) const PROVIDER_NAME: &str = attribute::GEN_AI_PROVIDER_NAME;
+#[allow(deprecated)]
+pub(crate) const AGENT_NAME: &str = attribute::GEN_AI_AGENT_NAME;
+#[allow(deprecated)]
+pub(crate) const AGENT_ID: &str = attribute::GEN_AI_AGENT_ID;
+#[allow(deprecated)]
+pub(crate) const TOOL_NAME: &str = attribute::GEN_AI_TOOL_NAME;
+#[allow(deprecated)]
+pub(crate) const TOOL_CALL_ID: &str = attribute::GEN_AI_TOOL_CALL_ID;
+#[allow(deprecated)]
+pub(crate) const REQUEST_MODEL: &str = attribute::GEN_AI_REQUEST_MODEL;
+#[allow(deprecated)]
+pub(crate) const RESPONSE_MODEL: &str = attribute::GEN_AI_RESPONSE_MODEL;
+#[allow(deprecated)]
+pub(crate) const RESPONSE_ID: &str = attribute::GEN_AI_RESPONSE_ID;
+#[allow(deprecated)]
+pub(crate) const RESPONSE_FINISH_REASONS: &str = attribute::GEN_AI_RESPONSE_FINISH_REASONS;
+#[allow(deprecated)]
+pub(crate) const USAGE_INPUT_TOKENS: &str = attribute::GEN_AI_USAGE_INPUT_TOKENS;
+#[allow(deprecated)]
+pub(crate) const USAGE_OUTPUT_TOKENS: &str = attribute::GEN_AI_USAGE_OUTPUT_TOKENS;
+#[allow(deprecated)]
+pub(crate) const USAGE_CACHE_READ_INPUT_TOKENS: &str = attribute::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS;
+#[allow(deprecated)]
+pub(crate) const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = attribute::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS;
+pub(crate) const ERROR_TYPE: &str = attribute::ERROR_TYPE;
 
 pub(crate) const INCOMPLETE: &str = "hooktel.incomplete";
 pub(crate) const IMPORTED: &str = "hooktel.imported";
