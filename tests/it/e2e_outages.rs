@@ -28,9 +28,9 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(45);
 const EXPORT_SPOOL_ITEMS: &str = r#"hooktel_spool_items{spool="export"}"#;
 
 /// One finished run of the scenario.
-struct Run {
-    session: String,
-    transcript: Transcript,
+pub(crate) struct Run {
+    pub(crate) session: String,
+    pub(crate) transcript: Transcript,
     /// How many times the CLI ran `hooktel hook`, by event (from its debug log).
     hook_runs: BTreeMap<String, usize>,
     /// The wall-clock window of the CLI process, in Unix nanoseconds.
@@ -44,7 +44,7 @@ fn now_ns() -> u64 {
 
 /// Run `claude -p MAIN_PROMPT` to its end with its hooks reporting to `addr` and spooling into `data_dir`;
 /// the CLI must succeed, its stream-json output intact and ending in a successful `result`.
-fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -> Run {
+pub(crate) fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -> Run {
     let home = scratch.dir("home");
     write_settings(&home);
     let work = scratch.dir("work");
@@ -187,7 +187,7 @@ fn check_trace(spans: &[Span], run: &Run) {
 
 /// The spans of the session: the root, one turn per prompt, one per tool call that ran, one per
 /// subagent, one per API response.
-fn expected_spans(run: &Run) -> usize {
+pub(crate) fn expected_spans(run: &Run) -> usize {
     let t = &run.transcript;
     1 + t.prompt_ids.len() + t.ran().len() + t.agents.len() + t.responses().len()
 }

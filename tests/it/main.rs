@@ -20,5 +20,6 @@ mod ingest;
 mod install;
 mod local_mode;
 mod otlp_export;
+mod phoenix;
 mod restart;
 mod spool;
