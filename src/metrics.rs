@@ -68,6 +68,10 @@ pub struct Metrics {
     pub(crate) turns: IntCounterVec,
     pub(crate) subagents: IntCounterVec,
     pub(crate) custom_events: IntCounterVec,
+    /// OTLP requests of Claude Code's own telemetry accepted, by signal (logs, metrics, traces).
+    pub(crate) native_requests: IntCounterVec,
+    /// Claude Code's telemetry events joined to a session, by event (api_request, api_error).
+    pub(crate) native_events: IntCounterVec,
     pub(crate) spans_exported: IntCounter,
     pub(crate) spans_stored: IntCounter,
     pub(crate) spans_dropped: IntCounterVec,
@@ -229,6 +233,16 @@ impl Metrics {
                 "hooktel_custom_events_total",
                 "Custom events accepted (POST /v1/events, hooktel emit), by name.",
                 &["name"],
+            ),
+            native_requests: counters(
+                "hooktel_native_requests_total",
+                "OTLP requests of Claude Code's own telemetry accepted on --otlp-listen, by signal.",
+                &["signal"],
+            ),
+            native_events: counters(
+                "hooktel_native_events_total",
+                "Claude Code telemetry events joined to their session, by event.",
+                &["event"],
             ),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
             spans_stored: counter("hooktel_spans_stored_total", "Spans kept in the local store (local mode)."),

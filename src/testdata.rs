@@ -30,6 +30,32 @@ const TRANSCRIPTS: &[&str] = &[
     ),
 ];
 
+/// The captured session's own telemetry (Claude Code's OTLP export of it): its `api_request` events,
+/// as the ingest path makes them.
+pub(crate) fn captured_native(capture: Capture) -> Vec<crate::ingest::normalize::Event> {
+    let bodies: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-logs.http-json.json")).unwrap();
+    let mut out = Vec::new();
+    for body in bodies {
+        let body = serde_json::to_vec(&body).unwrap();
+        let events = crate::ingest::native::events(
+            &body,
+            crate::ingest::native::Signal::Logs,
+            crate::ingest::native::Encoding::Json,
+        )
+        .unwrap();
+        for (payload, at) in events {
+            out.push(crate::ingest::accept::parse(&serde_json::to_vec(&payload).unwrap(), at, capture).unwrap());
+        }
+    }
+    out
+}
+
+/// The usage deltas of the captured session's transcripts (main, then its subagent).
+pub(crate) fn captured_deltas() -> Vec<crate::usage::transcript::Delta> {
+    TRANSCRIPTS.iter().flat_map(|t| Ledger::default().read(t.as_bytes(), &PriceTable::builtin()).deltas).collect()
+}
+
 /// The captured session as the pipeline hands it out: its hook payloads fired 200 ms apart from
 /// `start` (about as they did: its model calls fall inside its turn), with the usage of its real
 /// transcripts, their times moved by as much as `start` is from [`CAPTURED_AT`]. `session`

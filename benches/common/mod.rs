@@ -28,7 +28,7 @@ impl Sidecar {
     pub fn start(env: &[(&str, &str)]) -> Sidecar {
         let data = tempfile::tempdir().expect("a temporary data directory");
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--otlp-listen", "off"])
             .env("HOOKTEL_DATA_DIR", data.path())
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")

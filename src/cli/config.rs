@@ -20,6 +20,24 @@ use crate::usage::pricing::PriceTable;
 /// Prometheus (9090) and the exporters' 9100-9999 range.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4388";
 
+/// Where Claude Code's own telemetry (OTLP/HTTP) is received by default: beside the hooks' port.
+pub const DEFAULT_OTLP_LISTEN: &str = "127.0.0.1:4387";
+
+/// A listen address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Listen, Self::Err> {
+        match s.trim() {
+            "off" | "" => Ok(Listen(None)),
+            addr => addr.parse().map(|a| Listen(Some(a))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address for /v1/hooks, /v1/events, /metrics and /healthz. Beyond loopback, clients must
@@ -30,6 +48,14 @@ pub struct ServeArgs {
     /// ingest can stay on loopback.
     #[arg(long, env = "HOOKTEL_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Address receiving Claude Code's own telemetry over OTLP/HTTP (/v1/logs, /v1/metrics,
+    /// /v1/traces), or `off`.
+    #[arg(long, env = "HOOKTEL_OTLP_LISTEN", default_value = DEFAULT_OTLP_LISTEN)]
+    pub(crate) otlp_listen: Listen,
+    /// Milliseconds the spans of a session that sends its own telemetry wait at least, for the
+    /// api_request events Claude Code exports in batches (last when it exits).
+    #[arg(long, env = "HOOKTEL_NATIVE_SETTLE_MS", default_value_t = 3000)]
+    pub(crate) native_settle_ms: u64,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Host names, comma-separated, accepted in a request's `Host` besides loopback ones (a browser
@@ -129,6 +155,8 @@ impl ServeArgs {
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             capture: self.output.capture,
             max_sessions: self.max_sessions,
+            native_settle_ns: self.native_settle_ms.saturating_mul(1_000_000),
+            native_expected: self.otlp_listen.0.is_some(),
             ..Settings::default()
         }
     }

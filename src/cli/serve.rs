@@ -54,6 +54,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(at) => Some(tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding {at}"))?),
             None => None,
         };
+        let otlp_listener = match args.otlp_listen.0 {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding --otlp-listen {at} (set it to another address, or off)"))?,
+            ),
+            None => None,
+        };
         let mode = match protocol {
             Some(p) => format!("OTLP {p:?}"),
             None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
@@ -62,6 +70,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(l) = &metrics_listener {
             let at = l.local_addr()?;
             tracing::info!(%at, "/metrics and /healthz also on http://{at}");
+        }
+        if let Some(l) = &otlp_listener {
+            let at = l.local_addr()?;
+            tracing::info!(%at, "Claude Code's own telemetry (OTLP/HTTP) on http://{at}");
         }
 
         let prices = args.output.prices()?;
@@ -140,11 +152,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let metrics_server = metrics_listener
-            .map(|l| tokio::spawn(server::run(l, ingest.clone(), Surface::MetricsOnly, stopped(signalled.clone()))));
+        let others: Vec<_> = [(metrics_listener, Surface::MetricsOnly), (otlp_listener, Surface::Otlp)]
+            .into_iter()
+            .filter_map(|(l, surface)| l.map(|l| (l, surface)))
+            .map(|(l, surface)| tokio::spawn(server::run(l, ingest.clone(), surface, stopped(signalled.clone()))))
+            .collect();
         server::run(listener, ingest, Surface::All, stopped(signalled)).await;
-        if let Some(m) = metrics_server {
-            let _ = m.await;
+        for other in others {
+            let _ = other.await;
         }
         tracing::info!("Stopped accepting; draining");
         let _ = stop_tx.send(true);

@@ -57,7 +57,7 @@ pub(crate) enum Refusal {
 pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
     let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
     enrich(&mut event, &ingest.transcripts).await;
-    let (name, custom) = (event.name.clone(), event.custom);
+    let (name, custom, native) = (event.name.clone(), event.custom, event.native());
     let queued = match admission {
         Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
@@ -69,6 +69,9 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
     ingest.metrics.queue_depth.inc();
     if custom {
         ingest.metrics.custom_event(&name);
+    } else if native {
+        // a fixed set of names (normalize::API_REQUEST, API_ERROR): no label cap needed
+        ingest.metrics.native_events.with_label_values(&[&name]).inc();
     } else {
         ingest.metrics.hook_event(&name, at as f64 / 1e9);
     }

@@ -4,5 +4,6 @@
 
 pub(crate) mod accept;
 pub(crate) mod drain;
+pub(crate) mod native;
 pub mod normalize;
 pub(crate) mod server;

@@ -36,6 +36,13 @@ pub struct Event {
     pub(crate) custom: bool,
 }
 
+impl Event {
+    /// Claude Code's own telemetry rather than a hook.
+    pub(crate) fn native(&self) -> bool {
+        matches!(self.kind, Kind::ModelCall(_))
+    }
+}
+
 /// What an event does to the span tree.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Kind {
@@ -73,6 +80,8 @@ pub(crate) enum Kind {
     PermissionRequest {
         tool_name: String,
     },
+    /// Claude Code's own telemetry about one API request (`api_request`, or `api_error`).
+    ModelCall(ApiCall),
     /// Everything else, known or not: a span event on the innermost open span.
     Other,
 }
@@ -89,6 +98,27 @@ pub(crate) struct ToolCall {
     /// For an `Agent` call: the subagent its response names (`tool_response.agentId`).
     pub(crate) spawned_agent: Option<String>,
 }
+
+/// One API request as Claude Code's telemetry reports it: when it ended (the event's time), how long
+/// it took, and, for `api_error`, why it failed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ApiCall {
+    /// Anthropic's request id: the transcript's `requestId` of the response it produced.
+    pub(crate) request_id: Option<String>,
+    pub(crate) model: String,
+    pub(crate) duration_ms: u64,
+    /// Time to the first token.
+    pub(crate) ttft_ms: Option<u64>,
+    /// 1 for the first try; more for a retry (when the event says: 2.1.329's do not).
+    pub(crate) attempt: Option<u64>,
+    /// `api_error`: the error's text (as the capture level lets it out) and HTTP status.
+    pub(crate) error: Option<String>,
+    pub(crate) status_code: Option<String>,
+}
+
+/// The names Claude Code's telemetry events get as events of a session (`native::events`).
+pub(crate) const API_REQUEST: &str = "claude_code.api_request";
+pub(crate) const API_ERROR: &str = "claude_code.api_error";
 
 /// How a tool call ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +217,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         }
         "PreCompact" => Kind::CompactStart { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
+        API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
         "PermissionRequest" => match str_field(p, "tool_name") {
             Some(tool) => {
                 attrs.push(KeyValue::new(semconv::TOOL_NAME, tool.to_owned()));
@@ -243,8 +274,17 @@ const MAX_PATH_BYTES: usize = 4096;
 
 /// Ids, names and paths over their bounds refuse the payload (`field_too_long`).
 fn check_lengths(p: &Map<String, Value>) -> Result<(), Rejected> {
-    const IDS: [&str; 7] =
-        ["session_id", "hook_event_name", "prompt_id", "agent_id", "agent_type", "tool_use_id", "tool_name"];
+    const IDS: [&str; 9] = [
+        "session_id",
+        "hook_event_name",
+        "prompt_id",
+        "agent_id",
+        "agent_type",
+        "tool_use_id",
+        "tool_name",
+        "request_id",
+        "model",
+    ];
     for key in IDS {
         if str_field(p, key).is_some_and(|v| v.len() > MAX_ID_BYTES) {
             return Err(Rejected::TooLong(key, MAX_ID_BYTES));
@@ -260,6 +300,31 @@ fn check_lengths(p: &Map<String, Value>) -> Result<(), Rejected> {
 
 fn str_field<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     p.get(key).and_then(Value::as_str)
+}
+
+/// A count that Claude Code sends as a number or as a numeric string.
+fn count(p: &Map<String, Value>, key: &str) -> Option<u64> {
+    match p.get(key)? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn api_call(p: &Map<String, Value>, failed: bool, capture: Capture) -> ApiCall {
+    ApiCall {
+        request_id: str_field(p, "request_id").filter(|s| !s.is_empty()).map(str::to_owned),
+        model: str_field(p, "model").unwrap_or("unknown").to_owned(),
+        duration_ms: count(p, "duration_ms").unwrap_or(0),
+        ttft_ms: count(p, "ttft_ms"),
+        attempt: count(p, "attempt").map(|a| a.max(1)),
+        error: failed.then(|| capture.error_text(str_field(p, "error").unwrap_or("API error"))),
+        status_code: p.get("status_code").and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }),
+    }
 }
 
 fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
@@ -429,7 +494,7 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         }
         match key {
             "tool_input" | "tool_response" if tool_call => return true,
-            "mcp_server" | CUSTOM_ATTRIBUTES | "error" => return true,
+            "mcp_server" | CUSTOM_ATTRIBUTES | "error" | "status_code" => return true,
             FAILURE_MESSAGE if failure_message => return true,
             // StopFailure's details are exported (clipped) at metadata
             "error_details" => return capture != Capture::None,

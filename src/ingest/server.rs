@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
+use crate::ingest::native;
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time::{self, now_ns};
 use crate::store::token;
@@ -45,6 +46,8 @@ pub(crate) enum Surface {
     All,
     /// `GET /metrics` and `/healthz` only (`--metrics-listen`): nothing on it can write.
     MetricsOnly,
+    /// Claude Code's own telemetry, OTLP/HTTP (`--otlp-listen`): `/v1/logs`, `/v1/metrics`, `/v1/traces`.
+    Otlp,
 }
 
 /// Serve until `shutdown` resolves: stop accepting, let open connections finish (bounded), return.
@@ -90,6 +93,7 @@ pub(crate) async fn run(
                 Ok::<_, Infallible>(match surface {
                     Surface::All => route(req, &ingest, from_loopback).await,
                     Surface::MetricsOnly => metrics_route(req, &ingest),
+                    Surface::Otlp => otlp(req, &ingest, from_loopback).await,
                 })
             }
         });
@@ -135,6 +139,63 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
         (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => metrics_route(req, ingest),
     }
+}
+
+/// An OTLP/HTTP export of Claude Code's own telemetry, under the same rules as `/v1/hooks` (no
+/// `Origin`; beyond loopback the token; a loopback or configured `Host`; the body limits) but for its
+/// content types (protobuf or JSON). Its `api_request` and `api_error` events join their session
+/// through the one ingest path; the answer is an empty OTLP response in the request's encoding.
+async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
+    if req.headers().contains_key(ORIGIN) {
+        let refused = BrowserRefusal::Origin;
+        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    }
+    let Some(signal) = native::Signal::of_path(req.uri().path()) else {
+        return text(StatusCode::NOT_FOUND, "not found: OTLP/HTTP takes /v1/logs, /v1/metrics, /v1/traces\n");
+    };
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let authorized = authorized(&req, ingest);
+    if !from_loopback && !authorized {
+        return refuse(
+            ingest,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a client beyond loopback must send the token",
+        );
+    }
+    let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
+    if !authorized && !host_allowed(&host, &ingest.allowed_hosts) {
+        let refused = BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned());
+        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    }
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(encoding) = native::Encoding::of_content_type(content_type) else {
+        let msg = "OTLP bodies are application/x-protobuf or application/json";
+        return refuse(ingest, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", msg);
+    };
+    let (body, _held) = match read_body(req, ingest).await {
+        Ok(b) => b,
+        Err(e) => return refuse_body(ingest, &e),
+    };
+    let events = match native::events(&body, signal, encoding) {
+        Ok(events) => events,
+        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, "malformed_otlp", &e.to_string()),
+    };
+    ingest.metrics.native_requests.with_label_values(&[signal.label()]).inc();
+    for (payload, at) in events {
+        let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+        match accept(ingest, &bytes, at, Admission::RefuseWhenFull).await {
+            // one bad record does not refuse the rest (it is counted by reason)
+            Ok(()) | Err(Refusal::Invalid(_)) => {}
+            Err(refusal) => return reply(ingest, Err(refusal)),
+        }
+    }
+    let (content_type, body) = encoding.empty_response();
+    let mut r = Response::new(Full::new(Bytes::from_static(body)));
+    r.headers_mut().insert(CONTENT_TYPE, content_type.parse().expect("static header"));
+    r
 }
 
 /// `/metrics` and `/healthz`, all a `--metrics-listen` address serves.

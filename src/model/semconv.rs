@@ -69,6 +69,12 @@ pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
 pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
 pub(crate) const API_REQUEST_ID: &str = "hooktel.api.request_id";
+pub(crate) const API_ATTEMPT: &str = "hooktel.api.attempt";
+pub(crate) const API_DURATION_MS: &str = "hooktel.api.duration_ms";
+pub(crate) const API_STATUS_CODE: &str = "hooktel.api.status_code";
+pub(crate) const API_ERROR: &str = "hooktel.api.error";
+#[allow(deprecated)]
+pub(crate) const TIME_TO_FIRST_CHUNK: &str = attribute::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK;
 
 /// The provider every model call of Claude Code goes to.
 const ANTHROPIC: &str = "anthropic";

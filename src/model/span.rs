@@ -174,10 +174,14 @@ pub struct ChatCall {
 
 impl ChatCall {
     pub(crate) fn attributes(&self) -> Vec<KeyValue> {
-        let mut out = vec![
-            KeyValue::new(semconv::RESPONSE_ID, self.response_id.clone()),
-            KeyValue::new(semconv::API_REQUEST_ID, self.request_id.clone()),
-        ];
+        let mut out = Vec::with_capacity(3);
+        // a request that failed has no response
+        if !self.response_id.is_empty() {
+            out.push(KeyValue::new(semconv::RESPONSE_ID, self.response_id.clone()));
+        }
+        if !self.request_id.is_empty() {
+            out.push(KeyValue::new(semconv::API_REQUEST_ID, self.request_id.clone()));
+        }
         if let Some(r) = &self.finish_reason {
             let reasons = opentelemetry::Array::String(vec![r.clone().into()]);
             out.push(KeyValue::new(semconv::RESPONSE_FINISH_REASONS, opentelemetry::Value::Array(reasons)));

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
+use crate::ingest::normalize::{ApiCall, Event, Kind, ToolCall, ToolOutcome};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
-use crate::model::semconv::project_of;
+use crate::model::semconv::{int, project_of};
 use crate::model::span::{ChatCall, SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::ms_to_ns;
 use crate::usage::accountant::SessionUsage;
@@ -40,6 +40,12 @@ pub struct Settings {
     pub(crate) capture: Capture,
     /// Most sessions open at once; a new one past it closes the one idle longest (incomplete).
     pub(crate) max_sessions: usize,
+    /// How long model calls, and the end of a session, wait (at least) for the `api_request` events
+    /// Claude Code exports in batches, last when it exits: when its telemetry is expected (the OTLP
+    /// receiver is on), or a session has sent some.
+    pub(crate) native_settle_ns: u64,
+    /// Whether Claude Code's telemetry may come (`--otlp-listen` is on).
+    pub(crate) native_expected: bool,
 }
 
 impl Default for Settings {
@@ -51,8 +57,10 @@ impl Default for Settings {
             ended_ttl_ns: 24 * 3600 * SEC,
             max_ended: 100_000,
             capture: Capture::Metadata,
-            // about 10 KB a session: 20,000 hold about 200 MB, inside a 256 MiB container limit
+            // about 8 KB a session, 33 KB with the longest fields: 5,000 stay inside 256 MiB
             max_sessions: 5_000,
+            native_settle_ns: 3 * SEC,
+            native_expected: false,
         }
     }
 }
@@ -108,6 +116,8 @@ struct Span {
     turn: Option<TurnOutcome>,
     /// A model call's response.
     chat: Option<ChatCall>,
+    /// A model call timed by Claude Code's own telemetry: the transcript's times no longer apply.
+    exact: bool,
 }
 
 impl Span {
@@ -130,6 +140,7 @@ impl Span {
             tool: None,
             turn: None,
             chat: None,
+            exact: false,
         }
     }
 
@@ -226,7 +237,24 @@ struct SessionState {
     /// Usage for a turn or subagent whose span is not open yet (its start event is late, or the
     /// transcript was read before it arrived), applied when it opens.
     early_usage: HashMap<SpanId, SpanUsage>,
+    /// Claude Code's own telemetry: whether it reports for this session, the chat span of each
+    /// request id, requests reported before their response was read, the last failed try of each
+    /// prompt, and the prompts whose turn failed.
+    native: Native,
 }
+
+/// What a session holds of Claude Code's own telemetry (bounded by `MAX_NATIVE`).
+#[derive(Default)]
+struct Native {
+    seen: bool,
+    chat_by_request: HashMap<String, SpanId>,
+    pending: HashMap<String, (u64, ApiCall)>,
+    failed_try: HashMap<String, (u64, ApiCall, Option<String>)>,
+    failed_turns: HashSet<String>,
+}
+
+/// Most requests remembered per session in each of `Native`'s maps.
+const MAX_NATIVE: usize = 4096;
 
 impl Sessions {
     pub fn new(settings: Settings) -> Sessions {
@@ -240,6 +268,17 @@ impl Sessions {
 
     /// Apply one event. `now` is the wall time in Unix nanoseconds.
     pub fn ingest(&mut self, ev: Event, now: u64, out: &mut Vec<SpanRecord>) -> Ingested {
+        if ev.native() {
+            // Claude Code's telemetry only adds to a session still held: it never opens or resumes one
+            let max_events = self.settings.max_events_per_span;
+            return match self.live.get_mut(&ev.session_id) {
+                Some(state) => {
+                    state.apply(ev, now, max_events);
+                    Ingested::Accepted
+                }
+                None => Ingested::Late,
+            };
+        }
         if let Some(state) = self.live.get(&ev.session_id) {
             // an event fired after the session ended starts a resumed segment
             if state.top.closed_at.is_some() && ev.at > state.top.end {
@@ -279,9 +318,11 @@ impl Sessions {
                 state.close_idle(now);
                 idled += 1;
             }
+            let native = self.settings.native_expected || state.native.seen;
+            let chat_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
             match state.top.closed_at {
-                Some(closed) if now.saturating_sub(closed) >= settle => finished.push(sid.clone()),
-                _ => state.hand_out_settled(now, settle, out),
+                Some(closed) if now.saturating_sub(closed) >= chat_settle => finished.push(sid.clone()),
+                _ => state.hand_out_settled(now, settle, chat_settle, out),
             }
         }
         for sid in finished {
@@ -355,7 +396,7 @@ impl Sessions {
             self.finish(&sid, out);
         }
         for state in self.live.values_mut() {
-            state.hand_out_settled(u64::MAX, 0, out);
+            state.hand_out_settled(u64::MAX, 0, 0, out);
         }
     }
 
@@ -363,7 +404,7 @@ impl Sessions {
     fn finish(&mut self, sid: &str, out: &mut Vec<SpanRecord>) {
         let Some(mut state) = self.live.remove(sid) else { return };
         let end = state.top.end;
-        state.hand_out_settled(u64::MAX, 0, out);
+        state.hand_out_settled(u64::MAX, 0, 0, out);
         let top = std::mem::replace(
             &mut state.top,
             Span::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]),
@@ -421,6 +462,7 @@ impl SessionState {
             last_seen: 0,
             project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
             early_usage: HashMap::new(),
+            native: Native::default(),
         }
     }
 
@@ -487,6 +529,7 @@ impl SessionState {
                 span.incomplete = false;
                 span.close(at, now);
                 span.attrs.extend(attrs);
+                let failed = failure.is_some();
                 span.turn = Some(match failure {
                     None => TurnOutcome::Stop,
                     Some(err) => {
@@ -494,6 +537,9 @@ impl SessionState {
                         TurnOutcome::Failure(err)
                     }
                 });
+                if failed {
+                    self.turn_failed(&pid, now);
+                }
             }
             Kind::ToolStart(call) => self.tool_start(call, at, prompt_id, agent_id),
             Kind::ToolEnd(call, outcome) => self.tool_end(call, outcome, at, now, prompt_id, agent_id),
@@ -582,7 +628,87 @@ impl SessionState {
                 let e = span_event(attrs);
                 self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
             }
+            Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
         }
+    }
+
+    /// Claude Code's report of one API request. A success times its chat span exactly (now, or when
+    /// its response is read); a failed try is an `api_error` event on its turn (a retry storm shows as
+    /// many), and the last failed try of a turn that failed is a chat span of its own, in ERROR.
+    fn model_call(
+        &mut self,
+        call: ApiCall,
+        at: u64,
+        now: u64,
+        prompt_id: Option<String>,
+        agent_id: Option<String>,
+        max_events: usize,
+    ) {
+        self.native.seen = true;
+        if call.error.is_none() {
+            let Some(rid) = call.request_id.clone() else { return };
+            match self.native.chat_by_request.get(&rid).copied() {
+                Some(id) => {
+                    if let Some(span) = self.spans.get_mut(&id) {
+                        time_chat(span, &call, at, now);
+                    }
+                }
+                None if self.native.pending.len() < MAX_NATIVE => {
+                    self.native.pending.insert(rid, (at, call));
+                }
+                None => {}
+            }
+            return;
+        }
+        let mut attrs = vec![
+            KeyValue::new(semconv::REQUEST_MODEL, call.model.clone()),
+            KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)),
+        ];
+        attrs.extend(call.attempt.map(|a| KeyValue::new(semconv::API_ATTEMPT, int(a))));
+        attrs.extend(call.error.clone().map(|e| KeyValue::new(semconv::API_ERROR, e)));
+        attrs.extend(call.status_code.clone().map(|c| KeyValue::new(semconv::API_STATUS_CODE, c)));
+        attrs.extend(call.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
+        let e = SpanEvent { name: "api_error".into(), at, attrs };
+        self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+        let pid = prompt_id.unwrap_or_default();
+        if self.native.failed_turns.contains(&pid) {
+            self.failed_chat(&pid, at, call, agent_id, now);
+        } else if self.native.failed_try.len() < MAX_NATIVE || self.native.failed_try.contains_key(&pid) {
+            // reports can come out of order: the last try is the latest
+            if self.native.failed_try.get(&pid).is_none_or(|(t, ..)| *t <= at) {
+                self.native.failed_try.insert(pid, (at, call, agent_id));
+            }
+        }
+    }
+
+    /// A turn failed: its last failed API try, if reported, becomes an ERROR chat span.
+    fn turn_failed(&mut self, prompt_id: &str, now: u64) {
+        if self.native.failed_turns.len() < MAX_NATIVE {
+            self.native.failed_turns.insert(prompt_id.to_owned());
+        }
+        if let Some((at, call, agent)) = self.native.failed_try.remove(prompt_id) {
+            self.failed_chat(prompt_id, at, call, agent, now);
+        }
+    }
+
+    /// The chat span of the API request that failed a turn for good: no response, status ERROR. One
+    /// per failed turn: of its failed tries (their reports can come in any order, and after the
+    /// turn's end), the last one.
+    fn failed_chat(&mut self, prompt_id: &str, at: u64, call: ApiCall, agent_id: Option<String>, now: u64) {
+        let id = self.span_id(SpanKey::Chat, &format!("failed/{prompt_id}"));
+        if self.handed_out.contains(&id) || self.spans.get(&id).is_some_and(|s| s.end > at) {
+            return;
+        }
+        let parent = match agent_id {
+            Some(aid) => Parent::Agent(aid, Some(prompt_id.to_owned())),
+            None => Parent::Turn(Some(prompt_id.to_owned())),
+        };
+        let mut span =
+            Span::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
+        span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
+        span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
+        time_chat(&mut span, &call, at, now);
+        self.spans.insert(id, span);
     }
 
     fn tool_start(&mut self, call: ToolCall, at: u64, prompt_id: Option<String>, agent_id: Option<String>) {
@@ -683,19 +809,31 @@ impl SessionState {
                 Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
                 None => Parent::Turn(d.prompt_id.clone()),
             };
-            let mut span =
-                Span::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, semconv::chat(&d.model));
+            let mut attrs = semconv::chat(&d.model);
+            attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
+            let mut span = Span::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =
                 Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
+            span.events = r.failed_try_events();
             span
         });
-        span.start = span.start.min(r.start);
-        span.end = span.end.max(r.end);
+        if !span.exact {
+            span.start = span.start.min(r.start);
+            span.end = span.end.max(r.end);
+        }
         span.closed_at = Some(now);
         if let Some(chat) = &mut span.chat {
             chat.finish_reason = r.stop_reason.clone().or(chat.finish_reason.take());
         }
         span.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
+        if !r.request_id.is_empty() && self.native.chat_by_request.len() < MAX_NATIVE {
+            self.native.chat_by_request.insert(r.request_id.clone(), id);
+        }
+        if let Some((at, call)) = self.native.pending.remove(&r.request_id) {
+            if let Some(span) = self.spans.get_mut(&id) {
+                time_chat(span, &call, at, now);
+            }
+        }
     }
 
     fn note_spawner(&mut self, agent_id: &str, tool_use_id: Option<String>) {
@@ -769,11 +907,15 @@ impl SessionState {
     }
 
     /// Move closed child spans that have waited `settle` out of the session.
-    fn hand_out_settled(&mut self, now: u64, settle: u64, out: &mut Vec<SpanRecord>) {
+    /// (Model calls wait `chat_settle`: Claude Code's report of them can come later.)
+    fn hand_out_settled(&mut self, now: u64, settle: u64, chat_settle: u64, out: &mut Vec<SpanRecord>) {
         let ready: Vec<SpanId> = self
             .spans
             .values()
-            .filter(|s| s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle))
+            .filter(|s| {
+                let settle = if s.key == SpanKey::Chat { chat_settle } else { settle };
+                s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
+            })
             .map(|s| s.id)
             .collect();
         for id in ready {
@@ -828,6 +970,22 @@ impl SessionState {
             turn: span.turn,
             chat: span.chat,
         }
+    }
+}
+
+/// Time a chat span by Claude Code's report of its request: it ended at the report and took
+/// `duration_ms`; the time to the first token and the try are attributes.
+fn time_chat(span: &mut Span, call: &ApiCall, at: u64, now: u64) {
+    span.end = at;
+    span.start = at.saturating_sub(ms_to_ns(call.duration_ms));
+    span.exact = true;
+    span.closed_at = Some(now);
+    if let Some(attempt) = call.attempt {
+        span.set_attr(KeyValue::new(semconv::API_ATTEMPT, int(attempt)));
+    }
+    span.set_attr(KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)));
+    if let Some(ttft) = call.ttft_ms {
+        span.set_attr(KeyValue::new(semconv::TIME_TO_FIRST_CHUNK, ttft as f64 / 1000.0));
     }
 }
 
@@ -928,6 +1086,100 @@ pub(crate) mod tests {
             p[k] = v.clone();
         }
         p
+    }
+
+    /// Claude Code's own `api_request` events time each chat span exactly (it ends at the event and
+    /// lasts its `duration_ms`), whether they come before the transcript is read or after; the time
+    /// to the first token and the try are attributes; usage stays the transcript's.
+    #[test]
+    fn native_telemetry_times_the_model_calls() {
+        use crate::testdata::{captured_deltas, captured_native, CAPTURED_AT};
+        for native_first in [false, true] {
+            let mut s = Sessions::new(settings());
+            let mut out = Vec::new();
+            for (i, p) in CAPTURED.iter().enumerate() {
+                let at = CAPTURED_AT + i as u64 * 200 * MS;
+                s.ingest(event(&serde_json::from_str(p).unwrap(), at), at, &mut out);
+            }
+            let natives = captured_native(Capture::Metadata);
+            assert_eq!(natives.len(), 5);
+            let usage = |s: &mut Sessions| {
+                for delta in captured_deltas() {
+                    s.add_usage(&SessionUsage { session_id: S1.into(), delta }, CAPTURED_AT);
+                }
+            };
+            if !native_first {
+                usage(&mut s);
+            }
+            for ev in natives.clone() {
+                let at = ev.at;
+                assert_eq!(s.ingest(ev, at, &mut out), Ingested::Accepted);
+            }
+            if native_first {
+                usage(&mut s);
+            }
+            s.tick(u64::MAX / 2, &mut out);
+            let chats: Vec<&SpanRecord> = out.iter().filter(|r| r.key == SpanKey::Chat).collect();
+            assert_eq!(chats.len(), 5, "native first: {native_first}");
+            for ev in &natives {
+                let Kind::ModelCall(call) = &ev.kind else { panic!("{:?}", ev.kind) };
+                let rid = call.request_id.as_deref().unwrap();
+                let chat = chats.iter().find(|c| c.attr("hooktel.api.request_id").as_deref() == Some(rid)).unwrap();
+                assert_eq!((chat.start, chat.end), (ev.at - call.duration_ms * MS, ev.at), "{rid}");
+                assert_eq!(chat.attr("hooktel.api.attempt").as_deref(), Some("1"));
+                assert!(chat.attr("gen_ai.response.time_to_first_chunk").is_some());
+                assert!(chat.usage.as_ref().is_some_and(|u| u.tokens.output > 0), "usage from the transcript");
+            }
+        }
+    }
+
+    /// A failed try is an `api_error` event on its turn; the last one of a turn that failed becomes
+    /// a chat span in ERROR with the error's text, whichever of the two arrives first.
+    #[test]
+    fn failed_api_calls_are_events_and_a_failed_turn_gets_an_error_chat_span() {
+        for error_first in [true, false] {
+            let prompt = simple("UserPromptSubmit", json!({"prompt_id": "p1"}));
+            let err = |attempt: u64, rid: &str| {
+                simple(
+                    "claude_code.api_error",
+                    json!({"prompt_id": "p1", "request_id": rid, "model": "claude-x",
+                    "attempt": attempt, "duration_ms": 300, "error": "Overloaded\nSECRET", "status_code": "529"}),
+                )
+            };
+            let failure = simple(
+                "StopFailure",
+                json!({"prompt_id": "p1", "error": "server_error",
+                "last_assistant_message": "API Error: 529 Overloaded"}),
+            );
+            let mut events =
+                vec![(simple("SessionStart", json!({})), 10 * MS), (prompt, 20 * MS), (err(1, "r1"), 500 * MS)];
+            let last = (err(2, "r2"), 1_500 * MS);
+            if error_first {
+                events.extend([last, (failure, 1_600 * MS)]);
+            } else {
+                events.extend([(failure, 1_600 * MS), last]);
+            }
+            let out = run(&events);
+            let turn = out.iter().find(|r| r.key == SpanKey::Turn).unwrap();
+            assert_eq!(turn.events.iter().filter(|e| e.name == "api_error").count(), 2, "error first: {error_first}");
+            let failed: Vec<&SpanRecord> = out.iter().filter(|r| r.key == SpanKey::Chat).collect();
+            assert_eq!(failed.len(), 1, "only the try that failed for good");
+            let chat = failed[0];
+            assert_eq!(chat.status, Status::Error("Overloaded".into()), "first line, as the capture level lets out");
+            assert_eq!(chat.parent, Some(turn.span_id));
+            assert_eq!((chat.start, chat.end), (1_200 * MS, 1_500 * MS));
+            assert_eq!(chat.attr("hooktel.api.request_id").as_deref(), Some("r2"));
+        }
+    }
+
+    /// Telemetry never opens or resumes a session: for a session not held, it is late.
+    #[test]
+    fn native_events_of_an_unknown_session_are_late() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        let ev = event(&simple("claude_code.api_request", json!({"request_id": "r", "duration_ms": 5})), 5 * MS);
+        assert_eq!(s.ingest(ev, 5 * MS, &mut out), Ingested::Late);
+        assert_eq!(s.active(), 0);
     }
 
     /// One span per API response, under the turn it answers or the subagent whose transcript it is

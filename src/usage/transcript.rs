@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use opentelemetry::KeyValue;
+
+use crate::model::semconv;
+use crate::model::span::SpanEvent;
 use crate::model::tokens::TokenUsage;
 use crate::usage::files::TranscriptRoots;
 use crate::usage::pricing::{PriceTable, Service};
@@ -45,7 +49,24 @@ pub struct Ledger {
     /// Time of the last user line (a prompt, tool results): what the next response answers.
     #[serde(default)]
     answered_at: u64,
+    /// Failed tries (`system` `api_error` lines) not yet followed by a response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    failed_tries: Vec<FailedTry>,
 }
+
+/// A failed API try that Claude Code retried: a `system` line of subtype `api_error`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTry {
+    pub at: u64,
+    /// HTTP status, when the API answered.
+    pub status: Option<u64>,
+    /// The error as Claude Code shows it (`529 Overloaded`).
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// Failed tries remembered before a response: Claude Code retries up to 10 times.
+const MAX_FAILED_TRIES: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Counted {
@@ -87,12 +108,33 @@ pub struct Response {
     /// The timestamp of its last line read so far.
     pub end: u64,
     pub stop_reason: Option<String>,
+    /// The tries that failed before this response (its attempt is one more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_tries: Vec<FailedTry>,
 }
 
 impl Response {
     /// What identifies the response: its lines repeat it, and its chat span's id derives from it.
     pub fn key(&self) -> String {
         format!("{}/{}", self.id, self.request_id)
+    }
+
+    /// Which try of its request it was.
+    pub fn attempt(&self) -> u64 {
+        self.failed_tries.len() as u64 + 1
+    }
+
+    /// Its failed tries as `api_error` events of its chat span (a retry storm shows as many).
+    pub(crate) fn failed_try_events(&self) -> Vec<SpanEvent> {
+        self.failed_tries
+            .iter()
+            .map(|t| {
+                let mut attrs = vec![KeyValue::new(semconv::API_ERROR, t.message.clone())];
+                attrs.extend(t.status.map(|s| KeyValue::new(semconv::API_STATUS_CODE, s.to_string())));
+                attrs.extend(t.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
+                SpanEvent { name: "api_error".into(), at: t.at, attrs }
+            })
+            .collect()
     }
 }
 
@@ -120,6 +162,11 @@ struct Line {
     /// An `api-request` line's own id.
     id: Option<String>,
     timestamp: Option<String>,
+    /// A `system` line's kind (`api_error`: a failed try).
+    subtype: Option<String>,
+    /// A `system` `api_error` line's error (an object); a string on API-error assistant lines.
+    #[serde(default)]
+    error: serde_json::Value,
     #[serde(rename = "isApiErrorMessage", default)]
     api_error: bool,
     #[serde(default, deserialize_with = "message")]
@@ -252,9 +299,24 @@ impl Ledger {
         match line.kind.as_deref() {
             Some("user") => {
                 if line.prompt_id.is_some() {
+                    if line.prompt_id != self.prompt_id {
+                        // a new prompt: failed tries of the last one, never answered, are not its
+                        self.failed_tries.clear();
+                    }
                     self.prompt_id = line.prompt_id;
                 }
                 self.answered_at = self.answered_at.max(at);
+            }
+            Some("system")
+                if line.subtype.as_deref() == Some("api_error") && self.failed_tries.len() < MAX_FAILED_TRIES =>
+            {
+                let e = &line.error;
+                self.failed_tries.push(FailedTry {
+                    at,
+                    status: e.get("status").and_then(serde_json::Value::as_u64),
+                    message: e.get("formatted").and_then(serde_json::Value::as_str).unwrap_or("API error").to_owned(),
+                    request_id: e.get("requestId").and_then(serde_json::Value::as_str).map(str::to_owned),
+                });
             }
             Some("api-request") => {
                 if let Some(id) = line.id {
@@ -264,7 +326,9 @@ impl Ledger {
                     self.requests.push_back((id, at));
                 }
             }
-            Some("assistant") if !line.api_error => {
+            // the request failed for good: its tries belong to no response
+            Some("assistant") if line.api_error => self.failed_tries.clear(),
+            Some("assistant") => {
                 let Some(Message { id: Some(id), model: Some(model), usage: Some(usage), stop_reason }) = line.message
                 else {
                     return;
@@ -289,6 +353,8 @@ impl Ledger {
                 let end = before.as_ref().map_or(at, |b| b.end.max(at));
                 let stop_reason = stop_reason.or_else(|| before.as_ref().and_then(|b| b.stop_reason.clone()));
                 let changed = before.as_ref().is_none_or(|b| b.end != end || b.stop_reason != stop_reason);
+                // the tries that failed before it belong to its first line
+                let failed_tries = if before.is_none() { std::mem::take(&mut self.failed_tries) } else { Vec::new() };
                 let counted = Counted { key, usage: counted, cost, start, end, stop_reason: stop_reason.clone() };
                 match index {
                     Some(i) => self.recent[i] = counted,
@@ -307,7 +373,7 @@ impl Ledger {
                         priced: price.is_some(),
                         prompt_id: self.prompt_id.clone(),
                         agent_id: line.agent_id,
-                        response: Some(Response { id, request_id, start, end, stop_reason }),
+                        response: Some(Response { id, request_id, start, end, stop_reason, failed_tries }),
                     });
                 }
             }

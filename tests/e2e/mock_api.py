@@ -21,6 +21,8 @@ turns the conversation already contains (so retries/resumes are harmless):
   side calls : (no tools: titles, summaries, ...) short text
   /compact   : (last user msg says "Respond with TEXT ONLY") <analysis>+<summary> text
   "[scenario:api-error]" in the prompt: HTTP 400 invalid_request_error
+  "[scenario:retry]" in the prompt: HTTP 529 overloaded_error the first time a request is seen, then a
+               short text answer (Claude Code retries: an api_error event, then attempt 2)
 
 Both "stream": true (SSE) and plain JSON responses are supported.
 """
@@ -32,6 +34,7 @@ UNKNOWN_TOOL = "HooktelNoSuchTool"
 B62 = string.ascii_letters + string.digits
 LOCK = threading.Lock()
 PREV_TOTAL = {}  # conversation key -> prompt tokens of previous turn (fake cache)
+OVERLOADED_ONCE = set()  # retry scenario: request bodies already answered with 529
 
 
 def rid(prefix, n=24):
@@ -199,7 +202,18 @@ class Handler(BaseHTTPRequestHandler):
         if path != "/v1/messages" or not isinstance(body, dict):
             self._log(body, raw)
             return self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": "mock: " + path}})
-        key, blocks, stop = plan(body, self.server.workdir)
+        if "[scenario:retry]" in text_of((body.get("messages") or [{}])[0].get("content", "")) and body.get("tools"):
+            seen = json.dumps(body.get("messages"), sort_keys=True)
+            with LOCK:
+                first = seen not in OVERLOADED_ONCE
+                OVERLOADED_ONCE.add(seen)
+            if first:
+                self._log(body, raw)
+                return self._send(529, {"type": "error", "error": {"type": "overloaded_error",
+                                                                   "message": "mock: scripted overload"}})
+            blocks, stop, key = [{"type": "text", "text": "Answered on the second try."}], "end_turn", "retry"
+        else:
+            key, blocks, stop = plan(body, self.server.workdir)
         if blocks is None:
             self._log(body, raw)
             return self._send(400, {"type": "error", "error": {"type": "invalid_request_error", "message": stop}})

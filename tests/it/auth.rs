@@ -90,7 +90,9 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
     std::fs::create_dir(data.path().join("token")).unwrap();
     let serve = |listen: &str, token: Option<&str>| {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", listen]).env("HOOKTEL_DATA_DIR", data.path()).env_remove("HOOKTEL_TOKEN");
+        cmd.args(["serve", "--listen", listen, "--otlp-listen", "off"])
+            .env("HOOKTEL_DATA_DIR", data.path())
+            .env_remove("HOOKTEL_TOKEN");
         for k in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
             cmd.env_remove(k);
         }

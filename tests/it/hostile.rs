@@ -171,7 +171,7 @@ fn a_second_sidecar_on_the_same_data_directory_refuses_to_start() {
     let first = Sidecar::builder().data_dir(&data).start();
     let started = Instant::now();
     let out = Command::new(support::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--otlp-listen", "127.0.0.1:0"])
         .env("HOOKTEL_DATA_DIR", data.path())
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())

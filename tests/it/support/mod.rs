@@ -334,6 +334,8 @@ pub fn temp_dir(tag: &str) -> TempDir {
 /// A running `hooktel serve`, killed on drop.
 pub struct Sidecar {
     pub addr: SocketAddr,
+    /// Where it receives Claude Code's own telemetry (from its log; see [`Sidecar::otlp_addr`]).
+    otlp_addr: Arc<Mutex<Option<SocketAddr>>>,
     child: Child,
     log: Arc<Mutex<String>>,
     /// Its data directory (`HOOKTEL_DATA_DIR`), shared with the hooks run through it.
@@ -406,6 +408,11 @@ impl SidecarBuilder {
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
             .env("HOOKTEL_SETTLE_MS", "200")
             .env("HOOKTEL_LOG", "info")
+            // Claude Code's telemetry on a port of its own, not the fixed default every test would share
+            .env("HOOKTEL_OTLP_LISTEN", "127.0.0.1:0")
+            // model calls wait for Claude Code's telemetry no longer than other spans (tests that send
+            // it set their own)
+            .env("HOOKTEL_NATIVE_SETTLE_MS", "200")
             // the tests' transcripts live in temporary directories and the fixtures, not ~/.claude
             .env(
                 "HOOKTEL_TRANSCRIPT_DIRS",
@@ -431,9 +438,16 @@ impl SidecarBuilder {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let l = log.clone();
+        let otlp_addr = Arc::new(Mutex::new(None));
+        let otlp = otlp_addr.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(pos) = line.find("(OTLP/HTTP) on http://") {
+                    let rest = &line[pos + "(OTLP/HTTP) on http://".len()..];
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    *otlp.lock().unwrap() = addr.parse().ok();
+                }
                 if let Some(pos) = line.find("listening on http://") {
                     let rest = &line[pos + "listening on http://".len()..];
                     let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
@@ -452,7 +466,7 @@ impl SidecarBuilder {
                 panic!("hooktel serve did not start: {}", log.lock().unwrap());
             }
         };
-        Sidecar { addr, child, log, data_dir, _own_data_dir: own_data_dir }
+        Sidecar { addr, otlp_addr, child, log, data_dir, _own_data_dir: own_data_dir }
     }
 }
 
@@ -477,6 +491,18 @@ impl Sidecar {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The address of its OTLP/HTTP receiver for Claude Code's own telemetry.
+    pub fn otlp_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(a) = *self.otlp_addr.lock().unwrap() {
+                return a;
+            }
+            assert!(Instant::now() < deadline, "no OTLP listener in the log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,207 @@
+//! Claude Code's own telemetry joined to its session, end to end: the pinned CLI exports its OTLP logs
+//! to the sidecar's `--otlp-listen` (as `hooktel install --native-telemetry` sets it up) while its hooks
+//! report as usual, against the scripted mock Messages API. Three sessions: the scripted scenario (every
+//! chat span timed by its `api_request` event), an overloaded first try (from the transcript: an
+//! `api_error` event on the chat span of the answer, attempt 2), and a request refused for good (from
+//! the `api_error` telemetry event: the turn's failed try as a chat span in ERROR). Also the receiver's own rules against the real binary: what it refuses, and both
+//! encodings of a captured export.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::support::claude::{claude_bin, one_cli_at_a_time, write_settings, Cli, Mock, Scratch, Transcript};
+use crate::support::{lan_ip, Protocol, Receiver, Sidecar, Span};
+
+const LOGS: &str = include_str!("../fixtures/otel/captured-2.1.329/otlp-logs.http-json.json");
+
+/// POST `body` to the OTLP receiver; the status code and the answer's body.
+fn post(addr: SocketAddr, path: &str, headers: &[&str], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!("POST {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let status = String::from_utf8_lossy(&resp[..12.min(resp.len())]).get(9..12).and_then(|c| c.parse().ok());
+    let at = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    (status.unwrap_or(0), resp[at..].to_vec())
+}
+
+/// The receiver takes OTLP/HTTP in protobuf and JSON under the rules of `/v1/hooks`, and refuses
+/// the rest with the status a client can act on, counted.
+#[test]
+fn the_otlp_receiver_takes_both_encodings_and_refuses_the_rest() {
+    let sidecar = Sidecar::start(None, &[]);
+    let otlp = sidecar.otlp_addr();
+    let host = format!("Host: {otlp}");
+    let bodies: Vec<serde_json::Value> = serde_json::from_str(LOGS).unwrap();
+    for body in &bodies {
+        let json = serde_json::to_vec(body).unwrap();
+        let (status, answer) = post(otlp, "/v1/logs", &[&host, "Content-Type: application/json"], &json);
+        assert_eq!((status, answer.as_slice()), (200, b"{}".as_slice()), "JSON gets an empty JSON answer");
+        let proto = {
+            use prost::Message;
+            let req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest =
+                serde_json::from_slice(&json).unwrap();
+            req.encode_to_vec()
+        };
+        let (status, answer) = post(otlp, "/v1/logs", &[&host, "Content-Type: application/x-protobuf"], &proto);
+        assert_eq!((status, answer.len()), (200, 0), "protobuf gets an empty protobuf answer");
+    }
+    assert_eq!(sidecar.metric(r#"hooktel_native_requests_total{signal="logs"}"#), 2.0 * bodies.len() as f64);
+    let json = serde_json::to_vec(&bodies[0]).unwrap();
+
+    let refused = [
+        (
+            "a web page",
+            vec![host.as_str(), "Content-Type: application/json", "Origin: http://evil.example"],
+            "/v1/logs",
+            403,
+        ),
+        ("text/plain", vec![host.as_str(), "Content-Type: text/plain"], "/v1/logs", 415),
+        ("rebinding", vec!["Host: attacker.example", "Content-Type: application/json"], "/v1/logs", 403),
+        ("not OTLP", vec![host.as_str(), "Content-Type: application/json"], "/v1/traces", 400),
+        ("no such signal", vec![host.as_str(), "Content-Type: application/json"], "/v1/profiles", 404),
+    ];
+    for (what, headers, path, want) in refused {
+        let body: &[u8] = if what == "not OTLP" { b"{\"resourceSpans\": 7}" } else { &json };
+        assert_eq!(post(otlp, path, &headers, body).0, want, "{what}");
+    }
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_otlp"}"#), 1.0);
+    // no session is held: the captured events are late, never a new session
+    assert_eq!(sidecar.metric("hooktel_sessions_active"), 0.0);
+    crate::support::wait_until(Duration::from_secs(10), "5 api_request events, twice, counted late", || {
+        sidecar.metric("hooktel_late_events_total") == 10.0
+    });
+    assert_eq!(sidecar.metric(r#"hooktel_native_events_total{event="claude_code.api_request"}"#), 10.0);
+}
+
+/// Beyond loopback the receiver wants the token, like `/v1/hooks`.
+#[test]
+fn the_otlp_receiver_beyond_loopback_wants_the_token() {
+    let sidecar = Sidecar::builder().env("HOOKTEL_OTLP_LISTEN", &SocketAddr::new(lan_ip(), 0).to_string()).start();
+    let otlp = sidecar.otlp_addr();
+    let token = fs::read_to_string(sidecar.data_dir.join("token")).unwrap().trim().to_owned();
+    let body = b"{\"resourceLogs\": []}";
+    let host = format!("Host: {otlp}");
+    assert_eq!(post(otlp, "/v1/logs", &[&host, "Content-Type: application/json"], body).0, 401);
+    let bearer = format!("Authorization: Bearer {token}");
+    assert_eq!(post(otlp, "/v1/logs", &[&host, "Content-Type: application/json", &bearer], body).0, 200);
+}
+
+fn op(s: &Span) -> &str {
+    s.attr("gen_ai.operation.name").unwrap_or_default()
+}
+
+#[test]
+fn real_claude_code_telemetry_times_its_model_calls() {
+    let _cli = one_cli_at_a_time();
+    let receiver = Receiver::start(Protocol::Http);
+    // model calls wait for Claude Code's batched telemetry, as they do by default
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_NATIVE_SETTLE_MS", "3000")]);
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    write_settings(&home);
+    let otlp = format!("http://{}", sidecar.otlp_addr());
+    // what `hooktel install --native-telemetry` writes into settings.json's env
+    let telemetry = [
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_METRICS_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        ("OTEL_LOGS_EXPORT_INTERVAL", "1000"),
+    ];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sessions = Vec::new();
+        for (name, prompt, exit) in [
+            ("main", "Run the scripted scenario.", 0),
+            ("retry", "[scenario:retry] hi", 0),
+            ("refused", "[scenario:api-error] hi", 1),
+        ] {
+            let work = scratch.dir(&format!("work-{name}"));
+            let mock = Mock::start(&scratch, name, &work);
+            let cli = Cli {
+                bin: claude_bin(),
+                scratch: &scratch,
+                home: home.clone(),
+                addr: sidecar.addr.to_string(),
+                data_dir: sidecar.data_dir.clone(),
+            };
+            let run = cli.spawn_with(name, &work, &mock, &["-p", prompt], &telemetry).wait();
+            sessions.push((name, run.expect_exit(exit).session_id()));
+        }
+        let traces: Vec<String> = sessions.iter().map(|(_, s)| s.replace('-', "")).collect();
+        let spans = receiver.wait_for(Duration::from_secs(60), "the three sessions' roots", |spans| {
+            traces.iter().all(|t| spans.iter().any(|s| &s.trace_id == t && s.parent.is_empty()))
+        });
+        let of = |name: &str| {
+            let sid = &sessions.iter().find(|(n, _)| *n == name).unwrap().1;
+            let trace = sid.replace('-', "");
+            (sid.clone(), spans.iter().filter(|s| s.trace_id == trace).cloned().collect::<Vec<Span>>())
+        };
+        assert!(sidecar.metric(r#"hooktel_native_requests_total{signal="logs"}"#) > 0.0, "no OTLP logs received");
+
+        // the scripted scenario: every model call of the transcripts timed by its api_request event
+        let (sid, main) = of("main");
+        let t = Transcript::read(&home.join(".claude/projects"), &sid);
+        let chats: Vec<&Span> = main.iter().filter(|s| op(s) == "chat").collect();
+        assert_eq!(chats.len(), t.responses().len(), "one chat span per API response");
+        for c in &chats {
+            let ms: u64 = c
+                .attr("hooktel.api.duration_ms")
+                .unwrap_or_else(|| panic!("{} not timed: {:?}", c.span_id, c.attrs))
+                .parse()
+                .unwrap();
+            assert_eq!(c.end_ns - c.start_ns, ms * 1_000_000, "{} lasts its duration_ms", c.span_id);
+            assert_eq!(c.attr("hooktel.api.attempt"), Some("1"));
+            assert!(c.attr("gen_ai.response.time_to_first_chunk").is_some(), "{:?}", c.attrs);
+        }
+
+        // an overloaded first try (a `system` api_error line in the transcript): an api_error event on
+        // the chat span of the answer, which is attempt 2
+        let (_, retry) = of("retry");
+        let turn = retry.iter().find(|s| s.name == "invoke_agent claude-code").expect("the retry turn");
+        let chat = retry.iter().find(|s| op(s) == "chat" && s.parent == turn.span_id).expect("the retried call");
+        assert_eq!(chat.attr("hooktel.api.attempt"), Some("2"), "{:?}", chat.attrs);
+        assert_eq!(chat.status, 0, "the retry succeeded");
+        let errors: Vec<_> = chat.events.iter().filter(|(n, _)| n == "api_error").collect();
+        assert_eq!(errors.len(), 1, "{:?}", chat.events);
+        assert_eq!(errors[0].1.get("hooktel.api.status_code").map(String::as_str), Some("529"), "{errors:?}");
+        assert!(chat.attr("hooktel.api.duration_ms").is_some(), "timed by telemetry too: {:?}", chat.attrs);
+
+        // refused for good: the turn failed, and its failed try is a chat span in ERROR
+        let (_, refused) = of("refused");
+        let turn = refused.iter().find(|s| s.name == "invoke_agent claude-code").expect("the failed turn");
+        assert_eq!(turn.status, 2);
+        let failed: Vec<&Span> = refused.iter().filter(|s| op(s) == "chat").collect();
+        assert_eq!(failed.len(), 1, "the failed try: {:?}", failed.iter().map(|s| &s.name).collect::<Vec<_>>());
+        assert_eq!((failed[0].status, failed[0].parent.as_str()), (2, turn.span_id.as_str()));
+        assert!(!failed[0].status_message.is_empty());
+    }));
+    if let Err(panic) = outcome {
+        eprintln!("---- hooktel serve log ----\n{}", sidecar.log());
+        let metrics = sidecar.metrics();
+        eprintln!(
+            "---- metrics ----\n{}",
+            metrics
+                .lines()
+                .filter(|l| !l.starts_with("#")
+                    && (l.contains("native")
+                        || l.contains("late")
+                        || l.contains("rejected")
+                        || l.contains("hook_events")))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::panic::resume_unwind(panic);
+    }
+}
