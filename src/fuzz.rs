@@ -167,7 +167,13 @@ fn settings_files_never_panic() {
     for _ in 0..300 {
         let bytes = if rng.below(2) == 0 { rng.bytes(256) } else { rng.mutate(real) };
         std::fs::write(&path, &bytes).unwrap();
-        let _ = crate::cli::install::install(&path, crate::cli::install::HookKind::Command, "hooktel hook", "http://x");
+        let _ = crate::cli::install::install(
+            &path,
+            crate::cli::install::HookKind::Command,
+            "hooktel hook",
+            "http://x",
+            Some("http://127.0.0.1:4387"),
+        );
         std::fs::write(&path, &bytes).unwrap();
         let _ = crate::cli::install::uninstall(&path);
     }

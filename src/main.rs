@@ -62,6 +62,13 @@ enum Command {
         /// The sidecar's address, for the http hooks' URL.
         #[arg(long, env = "HOOKTEL_LISTEN", default_value = config::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
+        /// Also send Claude Code's own telemetry (OTLP logs and metrics, never prompts) to the
+        /// sidecar, which times each model call by it; left alone if the file already sends it elsewhere.
+        #[arg(long)]
+        native_telemetry: bool,
+        /// The sidecar's receiver for that telemetry.
+        #[arg(long, env = "HOOKTEL_OTLP_LISTEN", default_value = config::DEFAULT_OTLP_LISTEN)]
+        otlp_listen: config::Listen,
     },
     /// Remove hooktel's hooks from Claude Code's settings.json, and nothing else.
     Uninstall {
@@ -117,11 +124,16 @@ fn main() -> ExitCode {
         Command::Show { session, data_dir } => {
             print_view(view::show(&data_dir.unwrap_or_else(config::default_data_dir), &session))
         }
-        Command::Install { project, http, listen } => {
+        Command::Install { project, http, listen, native_telemetry, otlp_listen } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };
             print_view(install::settings_path(project.as_deref()).and_then(|target| {
                 let command = install::hook_command()?;
-                let report = install::install(&target, kind, &command, &install::hook_url(listen))?;
+                let native = match (native_telemetry, otlp_listen.0) {
+                    (false, _) => None,
+                    (true, Some(at)) => Some(install::base_url(at)),
+                    (true, None) => anyhow::bail!("--native-telemetry needs the sidecar's --otlp-listen (it is off)"),
+                };
+                let report = install::install(&target, kind, &command, &install::hook_url(listen), native.as_deref())?;
                 Ok(report.to_string())
             }))
         }

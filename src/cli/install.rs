@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
+use crate::cli::native_telemetry;
 use crate::store::token::TOKEN_VAR;
 
 /// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
@@ -93,11 +94,16 @@ pub struct Report {
     pub(crate) removed: Vec<String>,
     /// Changes to `allowedHttpHookUrls`.
     pub(crate) allowlist: Vec<String>,
+    /// What happened to Claude Code's own telemetry settings (`--native-telemetry`, `uninstall`).
+    pub(crate) telemetry: Vec<String>,
+    /// Whether `telemetry` changed the file (a "left alone" does not).
+    pub(crate) telemetry_changed: bool,
 }
 
 impl Report {
     pub(crate) fn changed(&self) -> bool {
         !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty() && self.allowlist.is_empty())
+            || self.telemetry_changed
     }
 }
 
@@ -111,14 +117,18 @@ impl fmt::Display for Report {
             }
         };
         if !self.changed() {
-            return writeln!(f, "{}: nothing to change", self.path.display());
+            writeln!(f, "{}: nothing to change", self.path.display())?;
+            for line in &self.telemetry {
+                writeln!(f, "  {line}")?;
+            }
+            return Ok(());
         }
         writeln!(f, "{}{}", self.path.display(), if self.created { " (created)" } else { "" })?;
         list(f, "added", &self.added)?;
         list(f, "updated", &self.updated)?;
         list(f, "removed", &self.removed)?;
         list(f, "unchanged", &self.unchanged)?;
-        for line in &self.allowlist {
+        for line in self.allowlist.iter().chain(&self.telemetry) {
             writeln!(f, "  {line}")?;
         }
         if let Some(b) = &self.backup {
@@ -163,12 +173,17 @@ pub fn hook_command() -> anyhow::Result<String> {
 
 /// The sidecar's `/v1/hooks` URL for a listen address (a wildcard address is reached on loopback).
 pub fn hook_url(listen: std::net::SocketAddr) -> String {
+    format!("{}/v1/hooks", base_url(listen))
+}
+
+/// `http://host:port` of a listen address (an unspecified one is reached on loopback).
+pub fn base_url(listen: std::net::SocketAddr) -> String {
     let ip = match listen.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}/v1/hooks", std::net::SocketAddr::new(ip, listen.port()))
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
 }
 
 /// Quote for a POSIX shell, leaving plain paths readable.
@@ -181,8 +196,15 @@ pub(crate) fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Merge hooktel's hook for every event of [`EVENTS`] into the settings file at `target`.
-pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyhow::Result<Report> {
+/// Merge hooktel's hook for every event of [`EVENTS`] into the settings file at `target`; with
+/// `native_telemetry` (the receiver's base URL), also point Claude Code's own telemetry at it.
+pub fn install(
+    target: &Path,
+    kind: HookKind,
+    command: &str,
+    url: &str,
+    native_telemetry: Option<&str>,
+) -> anyhow::Result<Report> {
     let (mut settings, existing) = load(target)?;
     let mut report = Report { path: target.to_owned(), created: existing.is_none(), ..Report::default() };
     let root = settings.as_object_mut().context("unreachable: checked by load")?;
@@ -221,6 +243,18 @@ pub fn install(target: &Path, kind: HookKind, command: &str, url: &str) -> anyho
     update_allowlist(root, ALLOWLIST, &old_urls, new_url, &mut report.allowlist);
     let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
     update_allowlist(root, ENV_ALLOWLIST, &old_vars, new_url.map(|_| TOKEN_VAR), &mut report.allowlist);
+    if let Some(base) = native_telemetry {
+        match native_telemetry::enable(root, base) {
+            native_telemetry::Enabled::Set(vars) => {
+                report.telemetry.push(format!("Claude Code's telemetry to {base}: set {}", vars.join(", ")));
+                report.telemetry_changed = true;
+            }
+            native_telemetry::Enabled::Unchanged => {}
+            native_telemetry::Enabled::LeftAlone(why) => report.telemetry.push(format!(
+                "Claude Code's telemetry is already sent elsewhere ({why}): left alone; model calls keep the transcripts' times"
+            )),
+        }
+    }
     if report.changed() {
         report.backup = save(target, &settings, existing.as_deref())?;
     }
@@ -253,6 +287,11 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
     update_allowlist(root, ALLOWLIST, &old_urls, None, &mut report.allowlist);
     let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
     update_allowlist(root, ENV_ALLOWLIST, &old_vars, None, &mut report.allowlist);
+    let removed = native_telemetry::disable(root);
+    if !removed.is_empty() {
+        report.telemetry.push(format!("removed Claude Code's telemetry settings: {}", removed.join(", ")));
+        report.telemetry_changed = true;
+    }
     if report.changed() {
         report.backup = save(target, &settings, Some(&existing))?;
     }
@@ -268,6 +307,8 @@ pub(crate) struct Installed {
     pub(crate) all_hooks_disabled: bool,
     /// `allowedHttpHookUrls`, when the file sets it.
     pub(crate) allowlist: Option<Vec<String>>,
+    /// Where the file sends Claude Code's own telemetry when not to hooktel (`VAR=value`).
+    pub(crate) telemetry_elsewhere: Option<String>,
 }
 
 /// One of hooktel's hooks as found in a settings file.
@@ -291,6 +332,7 @@ pub(crate) fn inspect(path: &Path) -> anyhow::Result<Option<Installed>> {
     if let Some(Value::Array(urls)) = settings.get(ALLOWLIST) {
         found.allowlist = Some(urls.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect());
     }
+    found.telemetry_elsewhere = settings.as_object().and_then(native_telemetry::elsewhere);
     for (event, groups) in settings.get("hooks").and_then(Value::as_object).into_iter().flatten() {
         for hook in groups.as_array().into_iter().flatten().flat_map(group_hooks) {
             if is_hooktel(hook) {
@@ -596,7 +638,7 @@ mod tests {
         for fixture in FIXTURES {
             let (_dir, path) = settings_file(Some(fixture));
             let before: Value = serde_json::from_str(fixture).unwrap();
-            let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+            let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
             assert_eq!(report.added.len() + report.updated.len(), EVENTS.len(), "{report}");
             let after = value(&path);
             for (key, v) in before.as_object().unwrap() {
@@ -625,9 +667,9 @@ mod tests {
     fn installing_twice_is_installing_once() {
         for kind in [HookKind::Command, HookKind::Http] {
             let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
-            install(&path, kind, COMMAND, URL).unwrap();
+            install(&path, kind, COMMAND, URL, None).unwrap();
             let once = std::fs::read(&path).unwrap();
-            let report = install(&path, kind, COMMAND, URL).unwrap();
+            let report = install(&path, kind, COMMAND, URL, None).unwrap();
             assert!(!report.changed(), "{report}");
             assert_eq!(report.unchanged.len(), EVENTS.len());
             assert!(report.backup.is_none());
@@ -639,17 +681,17 @@ mod tests {
     #[test]
     fn a_binary_under_another_name_is_still_installed_once() {
         let (_dir, path) = settings_file(Some(MATCHERS_FIXTURE));
-        install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
+        install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap();
         let once = std::fs::read(&path).unwrap();
-        assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap().changed());
+        assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap().changed());
         assert_eq!(std::fs::read(&path).unwrap(), once);
     }
 
     #[test]
     fn switching_kinds_replaces_hooktels_entries() {
         let (_dir, path) = settings_file(Some(HTTP_FIXTURE));
-        install(&path, HookKind::Command, COMMAND, URL).unwrap();
-        let report = install(&path, HookKind::Http, COMMAND, URL).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        let report = install(&path, HookKind::Http, COMMAND, URL, None).unwrap();
         let http_events = EVENTS.len() - COMMAND_ONLY.len();
         assert_eq!(report.updated.len(), http_events, "{report}");
         let v = value(&path);
@@ -667,7 +709,7 @@ mod tests {
         assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*", URL]));
         assert_eq!(v[ENV_ALLOWLIST], serde_json::json!(["CC_SIDECAR_TOKEN", "HOOKTEL_TOKEN"]));
 
-        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         assert_eq!(report.updated.len(), http_events, "{report}");
         assert_eq!(
             report.allowlist,
@@ -684,7 +726,7 @@ mod tests {
     #[test]
     fn a_backup_of_the_old_file_is_written_before_a_change() {
         let (dir, path) = settings_file(Some(MATCHERS_FIXTURE));
-        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         let backup = report.backup.clone().expect("a backup");
         assert_eq!(backups(&dir), vec![backup.clone()]);
         assert_eq!(std::fs::read_to_string(&backup).unwrap(), MATCHERS_FIXTURE);
@@ -708,7 +750,7 @@ mod tests {
         ];
         for text in bad {
             let (dir, path) = settings_file(Some(text));
-            let err = install(&path, HookKind::Http, COMMAND, URL).unwrap_err().to_string();
+            let err = install(&path, HookKind::Http, COMMAND, URL, None).unwrap_err().to_string();
             assert!(err.contains("not changing it"), "{err}");
             assert!(uninstall(&path).is_err());
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
@@ -721,7 +763,7 @@ mod tests {
         for fixture in FIXTURES {
             for kind in [HookKind::Command, HookKind::Http] {
                 let (_dir, path) = settings_file(Some(fixture));
-                install(&path, kind, COMMAND, URL).unwrap();
+                install(&path, kind, COMMAND, URL, None).unwrap();
                 let report = uninstall(&path).unwrap();
                 assert_eq!(report.removed.len(), EVENTS.len(), "{report}");
                 assert_eq!(value(&path), serde_json::from_str::<Value>(fixture).unwrap());
@@ -735,7 +777,7 @@ mod tests {
     #[test]
     fn a_missing_file_and_directory_are_created_and_removed_hooks_leave_no_husk() {
         let (_dir, path) = settings_file(None);
-        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         assert!(report.created && report.backup.is_none(), "{report}");
         assert_eq!(hooks_of(&value(&path), "PreToolUse"), vec![("command".to_owned(), COMMAND.to_owned())]);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -792,7 +834,7 @@ mod tests {
   }
 }"#;
         let (_dir, path) = settings_file(Some(text));
-        let report = install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         assert!(report.updated.contains(&"Stop".to_owned()), "{report}");
         assert_eq!(report.removed, vec!["WorktreeCreate".to_owned()]);
         let v = value(&path);
@@ -806,7 +848,7 @@ mod tests {
     #[test]
     fn the_keys_after_a_removed_hooks_object_keep_their_order() {
         let (_dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
-        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         uninstall(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
     }
@@ -829,7 +871,7 @@ mod tests {
 }
 "#;
         let (_dir, path) = settings_file(Some(text));
-        let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL).unwrap();
+        let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap();
         assert_eq!(report.unchanged, vec!["Stop".to_owned()], "{report}");
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains("\"command\": \"/opt/bin/tel hook\",\n            \"type\""), "{written}");
@@ -839,7 +881,7 @@ mod tests {
     fn a_key_written_twice_keeps_its_last_value_as_claude_code_reads_it() {
         let text = r#"{"model": "sonnet", "hooks": [], "env": {}, "model": "opus", "hooks": {"Stop": []}}"#;
         let (_dir, path) = settings_file(Some(text));
-        install(&path, HookKind::Command, COMMAND, URL).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.matches("\"model\"").count(), 1, "{written}");
         assert_eq!(written.matches("\"hooks\": {").count(), 1, "{written}");
@@ -852,7 +894,7 @@ mod tests {
     fn inspect_finds_hooktels_hooks() {
         let (dir, path) = settings_file(Some(HTTP_FIXTURE));
         assert!(inspect(&path).unwrap().unwrap().hooks.is_empty());
-        install(&path, HookKind::Http, COMMAND, URL).unwrap();
+        install(&path, HookKind::Http, COMMAND, URL, None).unwrap();
         let found = inspect(&path).unwrap().unwrap();
         assert_eq!(found.hooks.len(), EVENTS.len());
         assert!(found.hooks.contains(&("Stop".into(), Found::Http(URL.into()))));

@@ -1,6 +1,6 @@
-//! Claude Code's own telemetry joined to its session, end to end: the pinned CLI exports its OTLP logs
-//! to the sidecar's `--otlp-listen` (as `hooktel install --native-telemetry` sets it up) while its hooks
-//! report as usual, against the scripted mock Messages API. Three sessions: the scripted scenario (every
+//! Claude Code's own telemetry joined to its session, end to end: `hooktel install --native-telemetry`
+//! sets up the hooks and points the pinned CLI's OTLP logs at the sidecar's `--otlp-listen`; then the
+//! CLI runs against the scripted mock Messages API. Three sessions: the scripted scenario (every
 //! chat span timed by its `api_request` event), an overloaded first try (from the transcript: an
 //! `api_error` event on the chat span of the answer, attempt 2), and a request refused for good (from
 //! the `api_error` telemetry event: the turn's failed try as a chat span in ERROR). Also the receiver's own rules against the real binary: what it refuses, and both
@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::support::claude::{claude_bin, one_cli_at_a_time, write_settings, Cli, Mock, Scratch, Transcript};
-use crate::support::{lan_ip, Protocol, Receiver, Sidecar, Span};
+use crate::support::claude::{claude_bin, one_cli_at_a_time, Cli, Mock, Scratch, Transcript};
+use crate::support::{lan_ip, Protocol, Receiver, Sidecar, Span, BIN};
 
 const LOGS: &str = include_str!("../fixtures/otel/captured-2.1.329/otlp-logs.http-json.json");
 
@@ -109,17 +109,26 @@ fn real_claude_code_telemetry_times_its_model_calls() {
     let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_NATIVE_SETTLE_MS", "3000")]);
     let scratch = Scratch::new();
     let home = scratch.dir("home");
-    write_settings(&home);
-    let otlp = format!("http://{}", sidecar.otlp_addr());
-    // what `hooktel install --native-telemetry` writes into settings.json's env
-    let telemetry = [
-        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
-        ("OTEL_LOGS_EXPORTER", "otlp"),
-        ("OTEL_METRICS_EXPORTER", "otlp"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
-        ("OTEL_LOGS_EXPORT_INTERVAL", "1000"),
-    ];
+    // the hooks and Claude Code's telemetry, as a user sets them up
+    let install = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("HOME", &home)
+            .env("HOOKTEL_LISTEN", sidecar.addr.to_string())
+            .env("HOOKTEL_OTLP_LISTEN", sidecar.otlp_addr().to_string())
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "hooktel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = install(&["install", "--native-telemetry"]);
+    assert!(said.contains("Claude Code's telemetry to http://"), "{said}");
+    let settings: serde_json::Value =
+        serde_json::from_slice(&fs::read(home.join(".claude/settings.json")).unwrap()).unwrap();
+    let env = &settings["env"];
+    assert_eq!(env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"], format!("http://{}/v1/logs", sidecar.otlp_addr()));
+    assert!(env.get("OTEL_LOG_USER_PROMPTS").is_none(), "never the prompts");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut sessions = Vec::new();
         for (name, prompt, exit) in [
@@ -136,7 +145,7 @@ fn real_claude_code_telemetry_times_its_model_calls() {
                 addr: sidecar.addr.to_string(),
                 data_dir: sidecar.data_dir.clone(),
             };
-            let run = cli.spawn_with(name, &work, &mock, &["-p", prompt], &telemetry).wait();
+            let run = cli.spawn(name, &work, &mock, &["-p", prompt]).wait();
             sessions.push((name, run.expect_exit(exit).session_id()));
         }
         let traces: Vec<String> = sessions.iter().map(|(_, s)| s.replace('-', "")).collect();
@@ -186,6 +195,12 @@ fn real_claude_code_telemetry_times_its_model_calls() {
         assert_eq!(failed.len(), 1, "the failed try: {:?}", failed.iter().map(|s| &s.name).collect::<Vec<_>>());
         assert_eq!((failed[0].status, failed[0].parent.as_str()), (2, turn.span_id.as_str()));
         assert!(!failed[0].status_message.is_empty());
+
+        // uninstall takes back exactly what install wrote
+        let said = install(&["uninstall"]);
+        assert!(said.contains("removed Claude Code's telemetry settings"), "{said}");
+        let after = fs::read_to_string(home.join(".claude/settings.json")).unwrap();
+        assert!(!after.contains("OTEL_") && !after.contains("hooktel"), "{after}");
     }));
     if let Err(panic) = outcome {
         eprintln!("---- hooktel serve log ----\n{}", sidecar.log());
