@@ -239,7 +239,7 @@ fn details(r: &SpanRecord) -> String {
             parts.push(format!("{name}={}", quoted(&clip(&kv.value.as_str(), 80))));
         }
     }
-    if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent) {
+    if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent | SpanKey::Chat) {
         let u = r.usage.as_ref();
         let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         if let Some(u) =
@@ -430,6 +430,11 @@ mod tests {
         assert!(line_of(&text, "execute_tool Glob").contains("pattern=*.md"));
         assert!(line_of(&text, "invoke_agent Explore").contains("out tokens"));
         assert!(line_of(&text, "claude-code session").contains("117.8k in / 445 out tokens · $0.0762"));
+        // each model call with its own tokens and cost, under its turn or its subagent
+        let chats: Vec<&str> = text.lines().filter(|l| l.contains("chat claude-sonnet-5-5")).collect();
+        assert_eq!(chats.len(), 5, "{text}");
+        assert!(chats.iter().all(|l| l.contains("23.6k in /") && l.contains(" out tokens · $0.01")), "{text}");
+        assert!(chats.iter().filter(|l| indent(l) > indent("invoke_agent Explore")).count() == 2, "{text}");
     }
 
     #[test]
