@@ -45,6 +45,11 @@ fn now_ns() -> u64 {
 /// Run `claude -p MAIN_PROMPT` to its end with its hooks reporting to `addr` and spooling into `data_dir`;
 /// the CLI must succeed, its stream-json output intact and ending in a successful `result`.
 pub(crate) fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -> Run {
+    run_scenario_with(scratch, addr, data_dir, &[])
+}
+
+/// [`run_scenario`] with more environment for the CLI.
+pub(crate) fn run_scenario_with(scratch: &Scratch, addr: String, data_dir: PathBuf, env: &[(&str, &str)]) -> Run {
     let home = scratch.dir("home");
     write_settings(&home);
     let work = scratch.dir("work");
@@ -52,7 +57,7 @@ pub(crate) fn run_scenario(scratch: &Scratch, addr: String, data_dir: PathBuf) -
     let mock = Mock::start(scratch, "main", &work);
     let cli = Cli { bin: claude_bin(), scratch, home: home.clone(), addr, data_dir };
     let started_ns = now_ns();
-    let finished = cli.spawn("main", &work, &mock, &["-p", MAIN_PROMPT]).wait();
+    let finished = cli.spawn_with("main", &work, &mock, &["-p", MAIN_PROMPT], env).wait();
     let ended_ns = now_ns();
     let session = finished.expect_exit(0).session_id();
     // the hooks never wrote into the CLI's output: every line is a stream-json message, every result a success
