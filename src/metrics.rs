@@ -72,6 +72,8 @@ pub struct Metrics {
     pub(crate) native_requests: IntCounterVec,
     /// Claude Code's telemetry events joined to a session, by event (api_request, api_error).
     pub(crate) native_events: IntCounterVec,
+    /// Bodies of Claude Code's telemetry forwarded to hooktel's endpoint, by signal and result.
+    pub(crate) native_forwarded: IntCounterVec,
     pub(crate) spans_exported: IntCounter,
     pub(crate) spans_stored: IntCounter,
     pub(crate) spans_dropped: IntCounterVec,
@@ -243,6 +245,11 @@ impl Metrics {
                 "hooktel_native_events_total",
                 "Claude Code telemetry events joined to their session, by event.",
                 &["event"],
+            ),
+            native_forwarded: counters(
+                "hooktel_native_forwarded_total",
+                "Bodies of Claude Code's telemetry forwarded to hooktel's OTLP endpoint, by signal and result (ok, failed, dropped).",
+                &["signal", "result"],
             ),
             spans_exported: counter("hooktel_spans_exported_total", "Spans the OTLP receiver accepted."),
             spans_stored: counter("hooktel_spans_stored_total", "Spans kept in the local store (local mode)."),

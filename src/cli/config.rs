@@ -190,6 +190,21 @@ pub(crate) fn token_var() -> Option<String> {
     std::env::var(token::TOKEN_VAR).ok()
 }
 
+/// Where Claude Code's own telemetry is forwarded: `HOOKTEL_FORWARD_ENDPOINT` (an OTLP/HTTP base
+/// URL; `off` for nowhere), else hooktel's own endpoint when it exports over OTLP/HTTP. With gRPC
+/// export and no forward endpoint, it is not forwarded.
+pub(crate) fn forward_endpoint(protocol: Option<Protocol>) -> Option<String> {
+    let own = std::env::var("HOOKTEL_FORWARD_ENDPOINT").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match own.as_deref() {
+        Some("off") => None,
+        Some(url) => Some(url.to_owned()),
+        None if protocol == Some(Protocol::HttpProtobuf) => {
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        }
+        None => None,
+    }
+}
+
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
 #[derive(Clone, Debug)]
 pub(crate) struct HookSettings {

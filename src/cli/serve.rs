@@ -129,6 +129,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             transcripts: transcripts.clone(),
             metrics: metrics.clone(),
         }));
+        // Claude Code's own telemetry goes on to hooktel's endpoint (cut to the capture level)
+        let (forward_tx, forwarder) = match config::forward_endpoint(protocol).filter(|_| otlp_listener.is_some()) {
+            Some(base) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(export::forward::QUEUE);
+                tracing::info!(to = %base, "Claude Code's own telemetry is forwarded");
+                (Some(tx), Some(tokio::spawn(export::forward::run(rx, base, metrics.clone()))))
+            }
+            None => (None, None),
+        };
         let ingest = Arc::new(Ingest {
             queue: event_tx,
             metrics,
@@ -141,6 +150,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 args.max_buffered_bytes.max(args.max_body_bytes).min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             token,
+            forward: forward_tx,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
@@ -164,6 +174,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("Stopped accepting; draining");
         let _ = stop_tx.send(true);
         let _ = drain.await;
+        if let Some(f) = forwarder {
+            // every Ingest is gone: the forwarder ends with its queue; the last bodies get their tries, bounded
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), f).await;
+        }
         pipeline.await?;
         let _ = accountant.join();
         if let Some(w) = journal_writer {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 
+pub(crate) mod forward;
 pub(crate) mod otlp;
 
 use crate::metrics::Metrics;

@@ -33,6 +33,8 @@ pub(crate) struct Ingest {
     /// What a client beyond loopback must present as `Authorization: Bearer`; `None` only when the
     /// sidecar listens on loopback alone.
     pub(crate) token: Option<String>,
+    /// Where Claude Code's own telemetry goes on to (hooktel's OTLP endpoint), when it does.
+    pub(crate) forward: Option<mpsc::Sender<crate::ingest::native::Forward>>,
 }
 
 /// What to do when the ingest queue is full.

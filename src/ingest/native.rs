@@ -2,7 +2,9 @@
 //! `/v1/metrics`, `/v1/traces`, protobuf or JSON): decoded, and the log events hooktel joins to a
 //! session (`api_request`, `api_error`) turned into payloads for the one ingest path, named
 //! `claude_code.<event>` and keyed by their `session.id`. Metrics and traces are decoded (so a
-//! malformed body is refused) and counted. Pure: no I/O.
+//! malformed body is refused) and counted. And the copy forwarded to hooktel's own endpoint: as
+//! received at capture `full`, else with its free-text attributes cut to what the level lets out.
+//! Pure: no I/O.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -11,6 +13,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use serde_json::{Map, Value};
+
+use crate::model::capture::{self, Capture};
 
 /// The three OTLP signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +98,87 @@ pub(crate) fn events(body: &[u8], signal: Signal, encoding: Encoding) -> Result<
         Signal::Traces => decode::<ExportTraceServiceRequest>(body, signal, encoding).map(|_| Vec::new()),
         Signal::Logs => Ok(log_events(&decode::<ExportLogsServiceRequest>(body, signal, encoding)?)),
     }
+}
+
+/// A body to forward, already cut to the capture level.
+#[derive(Debug)]
+pub(crate) struct Forward {
+    pub(crate) signal: Signal,
+    pub(crate) encoding: Encoding,
+    pub(crate) body: bytes::Bytes,
+}
+
+/// Attributes of Claude Code's telemetry that hold text someone wrote or a tool printed.
+const PROMPTS: &[&str] = &["prompt", "prompt_text", "user_prompt"];
+const COMMANDS: &[&str] = &["full_command", "bash_command", "command"];
+const TEXT: &[&str] = &["tool_parameters", "tool_input", "error", "description", "output", "tool_result", "message"];
+
+/// The body to forward at `capture`: as received at `full`; else decoded, its prompts removed, its
+/// commands redacted like a hook's, other free text redacted and clipped (at `none`, all of it
+/// removed), and encoded again as it came.
+pub(crate) fn for_forwarding(
+    body: &[u8],
+    signal: Signal,
+    encoding: Encoding,
+    capture: Capture,
+) -> Result<Vec<u8>, DecodeError> {
+    if capture == Capture::Full {
+        return Ok(body.to_vec());
+    }
+    let cut = |attrs: &mut Vec<KeyValue>| cut_attrs(attrs, capture);
+    let encoded = |json: serde_json::Result<Vec<u8>>, proto: Vec<u8>| match encoding {
+        Encoding::Protobuf => proto,
+        Encoding::Json => json.unwrap_or_default(),
+    };
+    Ok(match signal {
+        Signal::Logs => {
+            let mut req: ExportLogsServiceRequest = decode(body, signal, encoding)?;
+            for rl in &mut req.resource_logs {
+                rl.resource.iter_mut().for_each(|r| cut(&mut r.attributes));
+                for sl in &mut rl.scope_logs {
+                    sl.log_records.iter_mut().for_each(|r| cut(&mut r.attributes));
+                }
+            }
+            encoded(serde_json::to_vec(&req), req.encode_to_vec())
+        }
+        Signal::Traces => {
+            let mut req: ExportTraceServiceRequest = decode(body, signal, encoding)?;
+            for rs in &mut req.resource_spans {
+                rs.resource.iter_mut().for_each(|r| cut(&mut r.attributes));
+                for ss in &mut rs.scope_spans {
+                    for span in &mut ss.spans {
+                        cut(&mut span.attributes);
+                        span.events.iter_mut().for_each(|e| cut(&mut e.attributes));
+                    }
+                }
+            }
+            encoded(serde_json::to_vec(&req), req.encode_to_vec())
+        }
+        // numbers under names and ids: nothing to cut
+        Signal::Metrics => {
+            let req: ExportMetricsServiceRequest = decode(body, signal, encoding)?;
+            encoded(serde_json::to_vec(&req), req.encode_to_vec())
+        }
+    })
+}
+
+fn cut_attrs(attrs: &mut Vec<KeyValue>, capture: Capture) {
+    attrs.retain_mut(|kv| {
+        let key = kv.key.as_str();
+        let Some(Any::StringValue(v)) = kv.value.as_mut().and_then(|v| v.value.as_mut()) else { return true };
+        if PROMPTS.contains(&key) {
+            return false;
+        }
+        let command = COMMANDS.contains(&key);
+        if !command && !TEXT.contains(&key) {
+            return true;
+        }
+        if capture == Capture::None {
+            return false;
+        }
+        *v = if command { capture::redact_command(v) } else { capture::clip(&capture::redact_text(v), 256) };
+        true
+    });
 }
 
 /// The log events hooktel joins to a session.
@@ -196,6 +281,42 @@ mod tests {
         }
         for body in bodies(TRACES) {
             assert!(events(&body, Signal::Traces, Encoding::Json).unwrap().is_empty());
+        }
+    }
+
+    /// What is forwarded follows the capture level: as received at `full`; below it no prompt,
+    /// commands redacted, other free text redacted (at `none`, gone); the rest intact and decodable.
+    #[test]
+    fn the_forwarded_copy_is_cut_to_the_capture_level() {
+        let body = serde_json::json!({"resourceLogs": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "claude-code"}}]},
+          "scopeLogs": [{"logRecords": [{"timeUnixNano": "1", "body": {"stringValue": "claude_code.tool_result"},
+            "attributes": [
+              {"key": "session.id", "value": {"stringValue": "s-1"}},
+              {"key": "prompt", "value": {"stringValue": "SECRET-PROMPT"}},
+              {"key": "full_command", "value": {"stringValue": "mysql -pSECRETPW db"}},
+              {"key": "tool_parameters", "value": {"stringValue": "{\"command\":\"curl -H 'Authorization: Bearer SECRETTOKEN1234567890' x\"}"}},
+              {"key": "duration_ms", "value": {"intValue": "64"}}]}]}]}]});
+        let json = serde_json::to_vec(&body).unwrap();
+        assert_eq!(for_forwarding(&json, Signal::Logs, Encoding::Json, Capture::Full).unwrap(), json);
+        for capture in [Capture::Metadata, Capture::None] {
+            for encoding in [Encoding::Json, Encoding::Protobuf] {
+                let input = match encoding {
+                    Encoding::Json => json.clone(),
+                    Encoding::Protobuf => {
+                        serde_json::from_slice::<ExportLogsServiceRequest>(&json).unwrap().encode_to_vec()
+                    }
+                };
+                let out = for_forwarding(&input, Signal::Logs, encoding, capture).unwrap();
+                let req: ExportLogsServiceRequest = decode(&out, Signal::Logs, encoding).unwrap();
+                let attrs = &req.resource_logs[0].scope_logs[0].log_records[0].attributes;
+                let text = format!("{attrs:?}");
+                for secret in ["SECRET-PROMPT", "SECRETPW", "SECRETTOKEN"] {
+                    assert!(!text.contains(secret), "{capture:?} {encoding:?}: {text}");
+                }
+                assert!(attr(attrs, "session.id").is_some() && attr(attrs, "duration_ms").is_some(), "{text}");
+                assert_eq!(attr(attrs, "full_command").is_some(), capture == Capture::Metadata, "{text}");
+            }
         }
     }
 

@@ -184,6 +184,13 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
         Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, "malformed_otlp", &e.to_string()),
     };
     ingest.metrics.native_requests.with_label_values(&[signal.label()]).inc();
+    if let Some(forward) = &ingest.forward {
+        let cut = native::for_forwarding(&body, signal, encoding, ingest.capture).unwrap_or_default();
+        let f = native::Forward { signal, encoding, body: Bytes::from(cut) };
+        if forward.try_send(f).is_err() {
+            ingest.metrics.native_forwarded.with_label_values(&[signal.label(), "dropped"]).inc();
+        }
+    }
     for (payload, at) in events {
         let bytes = serde_json::to_vec(&payload).unwrap_or_default();
         match accept(ingest, &bytes, at, Admission::RefuseWhenFull).await {

@@ -97,6 +97,32 @@ fn the_otlp_receiver_beyond_loopback_wants_the_token() {
     assert_eq!(post(otlp, "/v1/logs", &[&host, "Content-Type: application/json", &bearer], body).0, 200);
 }
 
+/// What the receiver takes goes on to hooktel's own OTLP/HTTP endpoint, cut to the capture level
+/// (here the default, `metadata`: Claude Code's commands redacted like a hook's, prompts never).
+#[test]
+fn claude_codes_telemetry_is_forwarded_cut_to_the_capture_level() {
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let otlp = sidecar.otlp_addr();
+    let host = format!("Host: {otlp}");
+    let body = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "1",
+        "attributes": [{"key": "event.name", "value": {"stringValue": "tool_result"}},
+                       {"key": "prompt", "value": {"stringValue": "SECRET-PROMPT"}},
+                       {"key": "full_command", "value": {"stringValue": "mysql -pSECRETPW db"}},
+                       {"key": "tool_name", "value": {"stringValue": "Bash"}}]}]}]}]});
+    let (status, _) = post(otlp, "/v1/logs", &[&host, "Content-Type: application/json"], body.to_string().as_bytes());
+    assert_eq!(status, 200);
+    crate::support::wait_until(Duration::from_secs(10), "the forwarded body", || !receiver.forwarded().is_empty());
+    let (path, got) = receiver.forwarded().remove(0);
+    assert_eq!(path, "/v1/logs");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("tool_name") && text.contains("Bash") && text.contains("mysql -p"), "{text}");
+    assert!(!text.contains("SECRETPW") && !text.contains("SECRET-PROMPT"), "{text}");
+    crate::support::wait_until(Duration::from_secs(5), "counted", || {
+        sidecar.metric(r#"hooktel_native_forwarded_total{result="ok",signal="logs"}"#) == 1.0
+    });
+}
+
 fn op(s: &Span) -> &str {
     s.attr("gen_ai.operation.name").unwrap_or_default()
 }

@@ -156,6 +156,8 @@ struct Shared {
     /// Requests to refuse (HTTP 503 / gRPC UNAVAILABLE) before accepting again.
     refuse_next: AtomicUsize,
     requests: AtomicUsize,
+    /// OTLP/HTTP logs and metrics bodies (by path) as received: what the sidecar forwards.
+    forwarded: Mutex<Vec<(String, Vec<u8>)>>,
 }
 
 /// An OTLP trace receiver on 127.0.0.1, running on its own thread and runtime.
@@ -227,6 +229,11 @@ impl Receiver {
         }
     }
 
+    /// The logs and metrics bodies received (path, bytes), in order.
+    pub fn forwarded(&self) -> Vec<(String, Vec<u8>)> {
+        self.shared.forwarded.lock().unwrap().clone()
+    }
+
     pub fn spans(&self) -> Vec<Span> {
         self.shared.spans.lock().unwrap().clone()
     }
@@ -267,10 +274,14 @@ async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move {
                     shared.requests.fetch_add(1, Ordering::SeqCst);
-                    let path_ok = req.uri().path() == "/v1/traces";
+                    let path = req.uri().path().to_owned();
+                    let path_ok = path == "/v1/traces";
                     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                     let mut resp = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                    if !path_ok {
+                    if path == "/v1/logs" || path == "/v1/metrics" {
+                        // what the sidecar forwards of Claude Code's own telemetry: kept as it came
+                        shared.forwarded.lock().unwrap().push((path, body.to_vec()));
+                    } else if !path_ok {
                         *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
                     } else if take_refusal(&shared) {
                         *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
