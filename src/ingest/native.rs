@@ -95,7 +95,7 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(
 pub(crate) fn events(body: &[u8], signal: Signal, encoding: Encoding) -> Result<Vec<(Value, u64)>, DecodeError> {
     match signal {
         Signal::Metrics => decode::<ExportMetricsServiceRequest>(body, signal, encoding).map(|_| Vec::new()),
-        Signal::Traces => decode::<ExportTraceServiceRequest>(body, signal, encoding).map(|_| Vec::new()),
+        Signal::Traces => Ok(llm_requests(&decode::<ExportTraceServiceRequest>(body, signal, encoding)?)),
         Signal::Logs => Ok(log_events(&decode::<ExportLogsServiceRequest>(body, signal, encoding)?)),
     }
 }
@@ -230,6 +230,33 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
     out
 }
 
+/// Claude Code's beta trace spans: a `claude_code.llm_request` says what an `api_request` event
+/// says (request id, duration, time to first token, and also the try), so it times its chat span
+/// the same way and is then dropped, as are the others: hooktel has the turn and tool spans.
+fn llm_requests(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in ss.spans.iter().filter(|s| s.name == "claude_code.llm_request") {
+                let mut payload = Map::new();
+                for (otlp, field) in FIELDS {
+                    if let Some(v) = attr(&span.attributes, otlp) {
+                        payload.insert((*field).to_owned(), v);
+                    }
+                }
+                if !payload.get("session_id").is_some_and(Value::is_string) || !payload.contains_key("request_id") {
+                    continue;
+                }
+                let failed = attr(&span.attributes, "success") == Some(Value::Bool(false));
+                let name = if failed { "claude_code.api_error" } else { "claude_code.api_request" };
+                payload.insert("hook_event_name".into(), Value::String(name.into()));
+                out.push((Value::Object(payload), span.end_time_unix_nano));
+            }
+        }
+    }
+    out
+}
+
 /// An attribute's value as JSON (scalars only).
 fn attr(attrs: &[KeyValue], key: &str) -> Option<Value> {
     let v = attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()?;
@@ -279,9 +306,15 @@ mod tests {
         for body in bodies(METRICS) {
             assert!(events(&body, Signal::Metrics, Encoding::Json).unwrap().is_empty());
         }
+        // the beta trace spans: each llm_request as the api_request it matches, with its try
+        let mut llm = Vec::new();
         for body in bodies(TRACES) {
-            assert!(events(&body, Signal::Traces, Encoding::Json).unwrap().is_empty());
+            llm.extend(events(&body, Signal::Traces, Encoding::Json).unwrap());
         }
+        assert_eq!(llm.len(), 5);
+        let first = llm.iter().find(|(p, _)| p["request_id"] == "req_011CMock235482140").unwrap();
+        assert_eq!((first.0["duration_ms"].as_u64(), first.0["attempt"].as_u64()), (Some(501), Some(1)));
+        assert_eq!(first.1, 1_795_235_482_623_904_387);
     }
 
     /// What is forwarded follows the capture level: as received at `full`; below it no prompt,
