@@ -2,7 +2,6 @@
 //! sidecar listens on this machine's own non-loopback address, so the requests come from a peer that
 //! is not loopback, as another host's would.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
@@ -11,24 +10,12 @@ use crate::support::{self, lan_ip, Sidecar, BIN};
 
 const PAYLOAD: &[u8] = include_bytes!("../fixtures/hooks/captured/01-SessionStart.json");
 
-/// POST `body` to `path` with `extra` header lines; the status code.
+/// POST JSON `body` to `path` with `extra` header lines; the status code.
 fn post(addr: SocketAddr, path: &str, extra: &[&str], body: &[u8]) -> u16 {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for h in extra {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    let host = format!("Host: {addr}");
+    let headers: Vec<&str> =
+        [host.as_str(), "Content-Type: application/json"].into_iter().chain(extra.iter().copied()).collect();
+    support::raw(addr, "POST", path, &headers, body).0
 }
 
 fn events(sidecar: &Sidecar) -> f64 {

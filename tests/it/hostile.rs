@@ -14,19 +14,7 @@ const PAYLOAD: &[u8] = include_bytes!("../fixtures/hooks/captured/01-SessionStar
 
 /// One raw HTTP/1.1 request with exactly the given header lines; returns the status code.
 fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &[u8]) -> u16 {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    support::raw(addr, method, path, headers, body).0
 }
 
 /// A web page can POST to localhost without a preflight (`text/plain`, any `Origin`) and can rebind

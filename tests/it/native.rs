@@ -7,8 +7,7 @@
 //! encodings of a captured export.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::support::claude::{claude_bin, one_cli_at_a_time, Cli, Mock, Scratch, Transcript};
@@ -16,23 +15,9 @@ use crate::support::{lan_ip, Protocol, Receiver, Sidecar, Span, BIN};
 
 const LOGS: &str = include_str!("../fixtures/otel/captured-2.1.329/otlp-logs.http-json.json");
 
-/// POST `body` to the OTLP receiver; the status code and the answer's body.
+/// POST `body` to the OTLP receiver with exactly these header lines; the status code and the answer's body.
 fn post(addr: SocketAddr, path: &str, headers: &[&str], body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut head = format!("POST {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let status = String::from_utf8_lossy(&resp[..12.min(resp.len())]).get(9..12).and_then(|c| c.parse().ok());
-    let at = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
-    (status.unwrap_or(0), resp[at..].to_vec())
+    crate::support::raw(addr, "POST", path, headers, body)
 }
 
 /// The receiver takes OTLP/HTTP in protobuf and JSON under the rules of `/v1/hooks`, and refuses

@@ -639,6 +639,27 @@ pub fn lan_ip() -> std::net::IpAddr {
     panic!("this machine has no address beyond loopback to test the token from");
 }
 
+/// One raw HTTP/1.1 request with exactly the given header lines (and `Content-Length`,
+/// `Connection: close`): the status code and the answer's body. For what a well-behaved client would
+/// never send.
+pub fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let status = String::from_utf8_lossy(&resp[..12.min(resp.len())]).get(9..12).and_then(|c| c.parse().ok());
+    let at = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    (status.unwrap_or(0), resp[at..].to_vec())
+}
+
 /// A minimal blocking HTTP/1.1 client for tests.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
