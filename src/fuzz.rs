@@ -9,22 +9,12 @@ use crate::ingest::accept;
 use crate::model::capture::Capture;
 use crate::model::time;
 use crate::pipeline::sessions::{Sessions, Settings};
+use crate::testdata::Rng;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::Ledger;
 
-/// xorshift64: enough randomness for inputs, no extra crate.
-struct Rng(u64);
-
+/// The fuzz loops' inputs, from the shared generator.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
     fn bytes(&mut self, max: usize) -> Vec<u8> {
         (0..self.below(max)).map(|_| self.next() as u8).collect()
     }

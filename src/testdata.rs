@@ -8,6 +8,28 @@ use crate::usage::accountant::SessionUsage;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::Ledger;
 
+/// xorshift64: deterministic inputs for the fuzz and property tests (a failure reproduces), no
+/// extra crate. Tests add the generators they need in their own `impl Rng`.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 for `n` = 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub(crate) fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
+
 pub(crate) const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 
 /// 2026-11-21 04:31:21 UTC, when the captured session ran.

@@ -999,6 +999,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::ingest::normalize::normalize;
     use crate::model::capture::Capture;
+    use crate::testdata::Rng;
     use serde_json::{json, Value};
 
     const MS: u64 = 1_000_000;
@@ -1542,18 +1543,8 @@ pub(crate) mod tests {
         assert!(!s.ended.contains_key(&key("00000000-0000-4000-8000-000000000000")));
     }
 
-    /// A small deterministic generator (xorshift), so the fuzz loop needs no extra crate.
-    struct Rng(u64);
+    /// Arbitrary payload values, from the shared deterministic generator.
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-            xs[(self.next() % xs.len() as u64) as usize]
-        }
         fn value(&mut self, depth: u32) -> Value {
             match self.next() % if depth > 2 { 4 } else { 6 } {
                 0 => Value::Null,
