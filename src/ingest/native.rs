@@ -212,18 +212,9 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
                         }
                     });
                 let Some(name) = name.filter(|n| JOINED.contains(&n.as_str())) else { continue };
-                let mut payload = Map::new();
-                for (otlp, field) in FIELDS {
-                    if let Some(v) = attr(&record.attributes, otlp) {
-                        payload.insert((*field).to_owned(), v);
-                    }
-                }
-                if !payload.get("session_id").is_some_and(Value::is_string) {
-                    continue;
-                }
-                payload.insert("hook_event_name".into(), Value::String(format!("claude_code.{name}")));
+                let Some(payload) = payload(&record.attributes, &format!("claude_code.{name}")) else { continue };
                 let at = if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
-                out.push((Value::Object(payload), at));
+                out.push((payload, at));
             }
         }
     }
@@ -238,23 +229,28 @@ fn llm_requests(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
             for span in ss.spans.iter().filter(|s| s.name == "claude_code.llm_request") {
-                let mut payload = Map::new();
-                for (otlp, field) in FIELDS {
-                    if let Some(v) = attr(&span.attributes, otlp) {
-                        payload.insert((*field).to_owned(), v);
-                    }
-                }
-                if !payload.get("session_id").is_some_and(Value::is_string) || !payload.contains_key("request_id") {
-                    continue;
-                }
                 let failed = attr(&span.attributes, "success") == Some(Value::Bool(false));
                 let name = if failed { "claude_code.api_error" } else { "claude_code.api_request" };
-                payload.insert("hook_event_name".into(), Value::String(name.into()));
-                out.push((Value::Object(payload), span.end_time_unix_nano));
+                let Some(payload) = payload(&span.attributes, name) else { continue };
+                if payload.get("request_id").is_some() {
+                    out.push((payload, span.end_time_unix_nano));
+                }
             }
         }
     }
     out
+}
+
+/// The payload of a session event named `name` from OTLP attributes: the [`FIELDS`] it has, under
+/// their payload names; `None` without a session.
+fn payload(attrs: &[KeyValue], name: &str) -> Option<Value> {
+    let mut payload: Map<String, Value> =
+        FIELDS.iter().filter_map(|(otlp, field)| Some(((*field).to_owned(), attr(attrs, otlp)?))).collect();
+    if !payload.get("session_id").is_some_and(Value::is_string) {
+        return None;
+    }
+    payload.insert("hook_event_name".into(), Value::String(name.into()));
+    Some(Value::Object(payload))
 }
 
 /// An attribute's value as JSON (scalars only).
