@@ -125,13 +125,10 @@ fn is_loopback(ip: std::net::IpAddr) -> bool {
 async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
     let authorized = authorized(&req, ingest);
     if req.method() == Method::POST && !from_loopback && !authorized {
-        let msg = "a client beyond loopback must send the token";
-        let mut r = refuse(ingest, StatusCode::UNAUTHORIZED, "unauthorized", msg);
-        r.headers_mut().insert(WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
-        return r;
+        return unauthorized(ingest);
     }
     if let Err(refused) = browser_guard(&req, ingest, authorized) {
-        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+        return refuse_browser(ingest, &refused);
     }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
@@ -146,9 +143,8 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
 /// content types (protobuf or JSON). Its `api_request` and `api_error` events join their session
 /// through the one ingest path; the answer is an empty OTLP response in the request's encoding.
 async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
-    if req.headers().contains_key(ORIGIN) {
-        let refused = BrowserRefusal::Origin;
-        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    if let Err(refused) = no_origin(&req) {
+        return refuse_browser(ingest, &refused);
     }
     let Some(signal) = native::Signal::of_path(req.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found: OTLP/HTTP takes /v1/logs, /v1/metrics, /v1/traces\n");
@@ -158,17 +154,10 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
     }
     let authorized = authorized(&req, ingest);
     if !from_loopback && !authorized {
-        return refuse(
-            ingest,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a client beyond loopback must send the token",
-        );
+        return unauthorized(ingest);
     }
-    let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
-    if !authorized && !host_allowed(&host, &ingest.allowed_hosts) {
-        let refused = BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned());
-        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    if let Err(refused) = host_ok(&req, ingest, authorized) {
+        return refuse_browser(ingest, &refused);
     }
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(encoding) = native::Encoding::of_content_type(content_type) else {
@@ -207,9 +196,8 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
 
 /// `/metrics` and `/healthz`, all a `--metrics-listen` address serves.
 fn metrics_route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
-    if req.headers().contains_key(ORIGIN) {
-        let refused = BrowserRefusal::Origin;
-        return refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string());
+    if let Err(refused) = no_origin(&req) {
+        return refuse_browser(ingest, &refused);
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -341,16 +329,11 @@ impl BrowserRefusal {
 /// carries the token (which no web page has). `/metrics` and `/healthz` are read by Prometheus and
 /// probes under the pod's own address, so only the `Origin` rule applies to them.
 fn browser_guard(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> Result<(), BrowserRefusal> {
-    if req.headers().contains_key(ORIGIN) {
-        return Err(BrowserRefusal::Origin);
-    }
+    no_origin(req)?;
     if req.method() != Method::POST {
         return Ok(());
     }
-    let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
-    if !authorized && !host_allowed(&host, &ingest.allowed_hosts) {
-        return Err(BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned()));
-    }
+    host_ok(req, ingest, authorized)?;
     let json = req
         .headers()
         .get(CONTENT_TYPE)
@@ -360,6 +343,35 @@ fn browser_guard(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> 
         return Err(BrowserRefusal::ContentType);
     }
     Ok(())
+}
+
+/// No request may carry an `Origin`: no browser is a client of hooktel.
+fn no_origin(req: &Request<Incoming>) -> Result<(), BrowserRefusal> {
+    if req.headers().contains_key(ORIGIN) {
+        return Err(BrowserRefusal::Origin);
+    }
+    Ok(())
+}
+
+/// A request that writes names a loopback or configured `Host`, unless it carries the token.
+fn host_ok(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> Result<(), BrowserRefusal> {
+    let host = req.headers().get(HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
+    if !authorized && !host_allowed(&host, &ingest.allowed_hosts) {
+        return Err(BrowserRefusal::Host(payload::truncate_utf8(&host, 64).to_owned()));
+    }
+    Ok(())
+}
+
+fn refuse_browser(ingest: &Ingest, refused: &BrowserRefusal) -> Reply {
+    refuse(ingest, refused.status(), refused.metric_label(), &refused.to_string())
+}
+
+/// 401 for a write from beyond loopback without the token.
+fn unauthorized(ingest: &Ingest) -> Reply {
+    let mut r =
+        refuse(ingest, StatusCode::UNAUTHORIZED, "unauthorized", "a client beyond loopback must send the token");
+    r.headers_mut().insert(WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+    r
 }
 
 /// A `Host` value (name or address, with or without a port) that names this machine's loopback, or a
