@@ -240,9 +240,7 @@ pub fn install(
     }
     hooks.retain(|e, v| EVENTS.contains(&e.as_str()) || !report.removed.contains(e) || !is_empty_array(v));
     let new_url = (kind == HookKind::Http).then_some(url);
-    update_allowlist(root, ALLOWLIST, &old_urls, new_url, &mut report.allowlist);
-    let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
-    update_allowlist(root, ENV_ALLOWLIST, &old_vars, new_url.map(|_| TOKEN_VAR), &mut report.allowlist);
+    update_allowlists(root, &old_urls, new_url, &mut report.allowlist);
     if let Some(base) = native_telemetry {
         match native_telemetry::enable(root, base) {
             native_telemetry::Enabled::Set(vars) => {
@@ -284,9 +282,7 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
             root.shift_remove("hooks");
         }
     }
-    update_allowlist(root, ALLOWLIST, &old_urls, None, &mut report.allowlist);
-    let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
-    update_allowlist(root, ENV_ALLOWLIST, &old_vars, None, &mut report.allowlist);
+    update_allowlists(root, &old_urls, None, &mut report.allowlist);
     let removed = native_telemetry::disable(root);
     if !removed.is_empty() {
         report.telemetry.push(format!("removed Claude Code's telemetry settings: {}", removed.join(", ")));
@@ -469,6 +465,14 @@ fn strip(groups: &mut Vec<Value>, mine: &dyn Fn(&Value) -> bool, urls: &mut Vec<
         !(hooks.is_empty() && before > 0)
     });
     removed
+}
+
+/// Both allowlists an http hook of hooktel's needs: its URL in `allowedHttpHookUrls`, the token's
+/// variable in `httpHookAllowedEnvVars` (the variable goes when hooktel's http hooks go).
+fn update_allowlists(root: &mut Map<String, Value>, old_urls: &[String], new_url: Option<&str>, log: &mut Vec<String>) {
+    update_allowlist(root, ALLOWLIST, old_urls, new_url, log);
+    let old_vars = if old_urls.is_empty() { Vec::new() } else { vec![TOKEN_VAR.to_owned()] };
+    update_allowlist(root, ENV_ALLOWLIST, &old_vars, new_url.map(|_| TOKEN_VAR), log);
 }
 
 /// hooktel's old entries leave an allowlist (`allowedHttpHookUrls`, `httpHookAllowedEnvVars`), its new

@@ -50,10 +50,8 @@ pub(crate) enum Enabled {
 pub(crate) fn enable(root: &mut Map<String, Value>, base: &str) -> Enabled {
     let env = root.entry("env").or_insert_with(|| Value::Object(Map::new()));
     let Some(env) = env.as_object_mut() else { return Enabled::LeftAlone("`env` is not an object".into()) };
-    if !env.contains_key(MARKER) {
-        if let Some((k, v)) = env.iter().find(|(k, _)| ROUTING.contains(&k.as_str())) {
-            return Enabled::LeftAlone(format!("{k}={}", v.as_str().unwrap_or("?")));
-        }
+    if let Some(route) = routed_elsewhere(env) {
+        return Enabled::LeftAlone(route);
     }
     let mut set = Vec::new();
     for (k, v) in wanted(base) {
@@ -89,7 +87,12 @@ pub(crate) fn disable(root: &mut Map<String, Value>) -> Vec<String> {
 
 /// Where a settings file sends Claude Code's telemetry when it is not to hooktel, for `doctor`.
 pub(crate) fn elsewhere(root: &Map<String, Value>) -> Option<String> {
-    let env = root.get("env")?.as_object()?;
+    routed_elsewhere(root.get("env")?.as_object()?)
+}
+
+/// The first variable of an `env` object that routes Claude Code's telemetry, as `VAR=value`, unless
+/// hooktel's marker says the routing is hooktel's.
+fn routed_elsewhere(env: &Map<String, Value>) -> Option<String> {
     if env.contains_key(MARKER) {
         return None;
     }

@@ -459,13 +459,11 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         return;
     }
     let tool_call = matches!(kind, Kind::ToolStart(_) | Kind::ToolEnd(..));
-    if matches!(kind, Kind::TurnEnd { failure: Some(_), .. }) {
-        // a failed turn's status message: of the API error's text, only the first line, redacted
-        if let Some(Value::String(m)) = p.get_mut(FAILURE_MESSAGE) {
-            *m = capture::redact_text(m.lines().next().unwrap_or_default());
-        }
-    }
     let failure_message = matches!(kind, Kind::TurnEnd { failure: Some(_), .. });
+    if let Some(Value::String(m)) = p.get_mut(FAILURE_MESSAGE).filter(|_| failure_message) {
+        // a failed turn's status message: of the API error's text, only the first line, redacted
+        *m = capture::redact_text(m.lines().next().unwrap_or_default());
+    }
     if let Some(input) = p.get_mut("tool_input").filter(|_| tool_call) {
         match (capture, input) {
             (Capture::Metadata, Value::Object(fields)) => {
