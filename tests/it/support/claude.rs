@@ -453,33 +453,9 @@ impl Transcript {
         self.calls.iter().filter(|(id, _)| !self.results[*id].never_ran).map(|(id, c)| (id.as_str(), c)).collect()
     }
 
-    /// Every token of the API responses (all input, cache reads and writes included, and output),
-    /// each response counted once at the largest usage of its lines.
-    pub fn total_tokens(&self) -> u64 {
-        let mut by_response: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for v in self.assistant_lines.iter().map(|l| &l.value) {
-            let u = &v["message"]["usage"];
-            if v["isApiErrorMessage"] == Value::Bool(true) || v["message"]["model"] == "<synthetic>" || !u.is_object() {
-                continue;
-            }
-            let n = |k: &str| u[k].as_u64().unwrap_or(0);
-            let all = n("input_tokens")
-                + n("cache_read_input_tokens")
-                + n("cache_creation_input_tokens")
-                + n("output_tokens");
-            let key = (
-                v["message"]["id"].as_str().unwrap_or_default().to_owned(),
-                v["requestId"].as_str().unwrap_or_default().to_owned(),
-            );
-            let e = by_response.entry(key).or_default();
-            *e = (*e).max(all);
-        }
-        by_response.values().sum()
-    }
-
-    /// The API responses: distinct (`message.id`, `requestId`) of assistant lines with usage, but
-    /// for `<synthetic>` and API-error lines. One chat span each.
-    pub fn responses(&self) -> BTreeSet<(String, String)> {
+    /// The assistant lines that are API responses, with their (`message.id`, `requestId`): all but
+    /// `<synthetic>` and API-error lines, and lines without usage.
+    fn response_lines(&self) -> impl Iterator<Item = ((String, String), &Value)> {
         self.assistant_lines
             .iter()
             .map(|l| &l.value)
@@ -487,8 +463,28 @@ impl Transcript {
             .filter(|v| v["message"]["model"] != "<synthetic>" && v["message"]["usage"].is_object())
             .map(|v| {
                 let field = |f: &Value| f.as_str().unwrap_or_default().to_owned();
-                (field(&v["message"]["id"]), field(&v["requestId"]))
+                ((field(&v["message"]["id"]), field(&v["requestId"])), v)
             })
-            .collect()
+    }
+
+    /// Every token of the API responses (all input, cache reads and writes included, and output),
+    /// each response counted once at the largest usage of its lines.
+    pub fn total_tokens(&self) -> u64 {
+        let mut by_response: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for (key, v) in self.response_lines() {
+            let n = |k: &str| v["message"]["usage"][k].as_u64().unwrap_or(0);
+            let all = n("input_tokens")
+                + n("cache_read_input_tokens")
+                + n("cache_creation_input_tokens")
+                + n("output_tokens");
+            let e = by_response.entry(key).or_default();
+            *e = (*e).max(all);
+        }
+        by_response.values().sum()
+    }
+
+    /// The API responses (one chat span each).
+    pub fn responses(&self) -> BTreeSet<(String, String)> {
+        self.response_lines().map(|(key, _)| key).collect()
     }
 }
