@@ -1173,6 +1173,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// What a session holds of Claude Code's telemetry is bounded: reports of requests whose response
+    /// never comes (a flood of made-up request ids, of failed tries of made-up prompts) stop at
+    /// `MAX_NATIVE` each.
+    #[test]
+    fn telemetry_held_per_session_is_bounded() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        s.ingest(event(&simple("SessionStart", json!({})), MS), MS, &mut out);
+        for i in 0..MAX_NATIVE as u64 + 500 {
+            let ok = simple("claude_code.api_request", json!({"request_id": format!("r{i}"), "duration_ms": 5}));
+            let err = simple("claude_code.api_error", json!({"prompt_id": format!("p{i}"), "error": "x"}));
+            for p in [ok, err] {
+                assert_eq!(s.ingest(event(&p, 2 * MS), 2 * MS, &mut out), Ingested::Accepted);
+            }
+        }
+        let native = &s.live[S1].native;
+        assert_eq!((native.pending.len(), native.failed_try.len()), (MAX_NATIVE, MAX_NATIVE));
+    }
+
     /// Telemetry never opens or resumes a session: for a session not held, it is late.
     #[test]
     fn native_events_of_an_unknown_session_are_late() {
