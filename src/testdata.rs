@@ -52,21 +52,24 @@ const TRANSCRIPTS: &[&str] = &[
     ),
 ];
 
-/// The captured session's own telemetry (Claude Code's OTLP export of it): its `api_request` events,
-/// as the ingest path makes them.
-pub(crate) fn captured_native(capture: Capture) -> Vec<crate::ingest::normalize::Event> {
-    let bodies: Vec<serde_json::Value> =
-        serde_json::from_str(include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-logs.http-json.json")).unwrap();
+/// The captured session's own telemetry (Claude Code's OTLP export of it) of one signal, as the
+/// ingest path makes it into events: from the logs, its `api_request`, `tool_decision` and
+/// `tool_result` events; from the beta traces, its `llm_request` and tool spans; from the metrics,
+/// its session counters.
+pub(crate) fn captured_native(
+    capture: Capture,
+    signal: crate::ingest::native::Signal,
+) -> Vec<crate::ingest::normalize::Event> {
+    use crate::ingest::native::{events, Encoding, Signal};
+    let fixture = match signal {
+        Signal::Logs => include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-logs.http-json.json"),
+        Signal::Traces => include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-traces.http-json.json"),
+        Signal::Metrics => include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-metrics.http-json.json"),
+    };
+    let bodies: Vec<serde_json::Value> = serde_json::from_str(fixture).unwrap();
     let mut out = Vec::new();
     for body in bodies {
-        let body = serde_json::to_vec(&body).unwrap();
-        let events = crate::ingest::native::events(
-            &body,
-            crate::ingest::native::Signal::Logs,
-            crate::ingest::native::Encoding::Json,
-        )
-        .unwrap();
-        for (payload, at) in events {
+        for (payload, at) in events(&serde_json::to_vec(&body).unwrap(), signal, Encoding::Json).unwrap() {
             out.push(crate::ingest::accept::parse(&serde_json::to_vec(&payload).unwrap(), at, capture).unwrap());
         }
     }

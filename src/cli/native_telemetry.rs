@@ -1,6 +1,7 @@
 //! `hooktel install --native-telemetry`: the `env` block of a Claude Code settings file that sends
-//! Claude Code's own telemetry (its OTLP logs and metrics) to the sidecar's receiver, so that model
-//! calls are timed by Claude Code's `api_request` events. Never `OTEL_LOG_USER_PROMPTS`. Telemetry
+//! Claude Code's own telemetry (its OTLP logs, metrics and beta trace spans) to the sidecar's
+//! receiver, so that model calls are timed by Claude Code's `api_request` events and tool calls get
+//! their permission wait and execution time. Never `OTEL_LOG_USER_PROMPTS`. Telemetry
 //! the user already sends elsewhere is left alone (and said); what hooktel wrote carries a marker
 //! variable, and `uninstall` removes exactly that.
 
@@ -18,6 +19,8 @@ const ROUTING: &[&str] = &[
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 ];
 
 /// The variables, for a receiver at `base` (`http://127.0.0.1:4387`).
@@ -32,6 +35,12 @@ fn wanted(base: &str) -> Vec<(&'static str, String)> {
         ("OTEL_METRICS_EXPORTER", "otlp".into()),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf".into()),
         ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("{base}/v1/metrics")),
+        // the beta trace spans: a tool call's permission wait, measured (hooktel drops the spans)
+        ("CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "1".into()),
+        ("OTEL_TRACES_EXPORTER", "otlp".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("{base}/v1/traces")),
+        ("OTEL_TRACES_EXPORT_INTERVAL", "1000".into()),
         (MARKER, "1".into()),
     ]
 }
@@ -114,11 +123,12 @@ mod tests {
     fn enabled_once_then_unchanged_then_removed_exactly() {
         let mut root = obj(json!({"env": {"MY_VAR": "keep"}, "model": "opus"}));
         let Enabled::Set(set) = enable(&mut root, BASE) else { panic!() };
-        assert_eq!(set.len(), 9);
+        assert_eq!(set.len(), 14);
         assert_eq!(root["env"]["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"], "http://127.0.0.1:4387/v1/logs");
+        assert_eq!(root["env"]["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], "http://127.0.0.1:4387/v1/traces");
         assert!(!root["env"].as_object().unwrap().contains_key("OTEL_LOG_USER_PROMPTS"));
         assert_eq!(enable(&mut root, BASE), Enabled::Unchanged);
-        assert_eq!(disable(&mut root).len(), 9);
+        assert_eq!(disable(&mut root).len(), 14);
         assert_eq!(root, obj(json!({"env": {"MY_VAR": "keep"}, "model": "opus"})));
         // an env object only hooktel's goes with them
         let mut root = obj(json!({}));

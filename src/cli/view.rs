@@ -228,8 +228,9 @@ fn status(r: &SpanRecord) -> String {
     }
 }
 
-/// The input summary of a tool call, the trigger of a compaction, the usage of a root, turn or
-/// subagent, and a turn's prompt when it was captured.
+/// The input summary of a tool call and, from Claude Code's telemetry, its permission wait and
+/// run time; the trigger of a compaction; the usage of a root, turn, subagent or model call; and a
+/// turn's prompt when it was captured.
 fn details(r: &SpanRecord) -> String {
     let mut parts = Vec::new();
     for kv in &r.attrs {
@@ -238,6 +239,14 @@ fn details(r: &SpanRecord) -> String {
         if let Some(name) = short {
             parts.push(format!("{name}={}", quoted(&clip(&kv.value.as_str(), 80))));
         }
+    }
+    let ms = |key| r.attr(key).and_then(|v| v.parse::<u64>().ok()).map(|ms| duration(ms * 1_000_000));
+    if let Some(wait) = ms(semconv::TOOL_PERMISSION_WAIT_MS) {
+        let decision = r.attr(semconv::TOOL_DECISION).map(|d| format!(" ({d})")).unwrap_or_default();
+        parts.push(format!("permission {wait}{decision}"));
+    }
+    if let Some(run) = ms(semconv::TOOL_EXECUTION_MS) {
+        parts.push(format!("ran {run}"));
     }
     if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent | SpanKey::Chat) {
         let u = r.usage.as_ref();
@@ -435,6 +444,18 @@ mod tests {
         assert_eq!(chats.len(), 5, "{text}");
         assert!(chats.iter().all(|l| l.contains("23.6k in /") && l.contains(" out tokens · $0.01")), "{text}");
         assert!(chats.iter().filter(|l| indent(l) > indent("invoke_agent Explore")).count() == 2, "{text}");
+    }
+
+    /// A tool call timed by Claude Code's telemetry says how long it waited for permission and ran.
+    #[test]
+    fn a_tool_call_shows_its_permission_wait_and_run_time() {
+        let mut tool = captured(SESSION, CAPTURED_AT).into_iter().find(|r| r.key == SpanKey::Tool).unwrap();
+        assert!(!details(&tool).contains("permission"), "{}", details(&tool));
+        tool.attrs.push(opentelemetry::KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, 4250_i64));
+        tool.attrs.push(opentelemetry::KeyValue::new(semconv::TOOL_DECISION, "accept"));
+        tool.attrs.push(opentelemetry::KeyValue::new(semconv::TOOL_EXECUTION_MS, 64_i64));
+        let text = details(&tool);
+        assert!(text.contains("permission 4.2s (accept)  ran 64ms"), "{text}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Claude Code's own OpenTelemetry, as received on `--otlp-listen` (OTLP/HTTP `/v1/logs`,
-//! `/v1/metrics`, `/v1/traces`, protobuf or JSON): decoded, and the log events hooktel joins to a
-//! session (`api_request`, `api_error`) turned into payloads for the one ingest path, named
-//! `claude_code.<event>` and keyed by their `session.id`. Metrics and traces are decoded (so a
-//! malformed body is refused) and counted. And the copy forwarded to hooktel's own endpoint: as
-//! received at capture `full`, else with its free-text attributes cut to what the level lets out.
-//! Pure: no I/O.
+//! `/v1/metrics`, `/v1/traces`, protobuf or JSON): decoded, and what hooktel joins to a session
+//! turned into payloads for the one ingest path, named `claude_code.<event>` and keyed by their
+//! `session.id`: the log events `api_request`, `api_error`, `tool_decision`, `tool_result`; the beta
+//! trace spans `llm_request`, `tool`, `tool.execution`, `tool.blocked_on_user`; the session counters
+//! of [`SESSION_METRICS`]. And the copy forwarded to hooktel's own endpoint: as received at capture
+//! `full`, else with its free-text attributes cut to what the level lets out. Pure: no I/O.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -14,7 +14,9 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use serde_json::{Map, Value};
 
+use crate::ingest::normalize::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
 use crate::model::capture::{self, Capture};
+use crate::model::semconv;
 
 /// The three OTLP signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,12 +92,12 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(
     }
 }
 
-/// The session events of a body: `(payload, time)` for each `api_request` and `api_error` log
-/// record that names its session. A body of another signal is only checked to decode.
+/// The session events of a body: `(payload, time)` for each log record, span and data point hooktel
+/// joins to the session it names.
 pub(crate) fn events(body: &[u8], signal: Signal, encoding: Encoding) -> Result<Vec<(Value, u64)>, DecodeError> {
     match signal {
-        Signal::Metrics => decode::<ExportMetricsServiceRequest>(body, signal, encoding).map(|_| Vec::new()),
-        Signal::Traces => Ok(llm_requests(&decode::<ExportTraceServiceRequest>(body, signal, encoding)?)),
+        Signal::Metrics => Ok(session_metrics(&decode::<ExportMetricsServiceRequest>(body, signal, encoding)?)),
+        Signal::Traces => Ok(trace_spans(&decode::<ExportTraceServiceRequest>(body, signal, encoding)?)),
         Signal::Logs => Ok(log_events(&decode::<ExportLogsServiceRequest>(body, signal, encoding)?)),
     }
 }
@@ -182,7 +184,7 @@ fn cut_attrs(attrs: &mut Vec<KeyValue>, capture: Capture) {
 }
 
 /// The log events hooktel joins to a session.
-const JOINED: &[&str] = &["api_request", "api_error"];
+const JOINED: &[&str] = &["api_request", "api_error", "tool_decision", "tool_result"];
 
 /// Attributes of those events that hooktel reads, by their OTLP names, and the payload field each
 /// becomes. Nothing else is kept (not `user.id`, not prompts).
@@ -197,6 +199,9 @@ const FIELDS: &[(&str, &str)] = &[
     ("attempt", "attempt"),
     ("error", "error"),
     ("status_code", "status_code"),
+    ("tool_use_id", "tool_use_id"),
+    ("decision", "decision"),
+    ("source", "decision_source"),
 ];
 
 fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
@@ -213,6 +218,9 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
                     });
                 let Some(name) = name.filter(|n| JOINED.contains(&n.as_str())) else { continue };
                 let Some(payload) = payload(&record.attributes, &format!("claude_code.{name}")) else { continue };
+                if name.starts_with("tool_") && payload.get("tool_use_id").is_none() {
+                    continue;
+                }
                 let at = if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
                 out.push((payload, at));
             }
@@ -221,24 +229,98 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
     out
 }
 
-/// Claude Code's beta trace spans: a `claude_code.llm_request` says what an `api_request` event
+/// Claude Code's beta trace spans. A `claude_code.llm_request` says what an `api_request` event
 /// says (request id, duration, time to first token, and also the try), so it times its chat span
-/// the same way and is then dropped, as are the others: hooktel has the turn and tool spans.
-fn llm_requests(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
+/// the same way. A `claude_code.tool` span ties its own span id to its `tool_use_id`; its
+/// `tool.blocked_on_user` child (no `tool_use_id` of its own, and often in another batch than its
+/// parent) is the tool call's exact permission wait and decision, its `tool.execution` child the
+/// execution time. Each becomes a payload; the spans themselves are dropped (hooktel has the turn,
+/// model-call and tool spans), so no call is ever two spans.
+fn trace_spans(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
-            for span in ss.spans.iter().filter(|s| s.name == "claude_code.llm_request") {
+            for span in &ss.spans {
                 let failed = attr(&span.attributes, "success") == Some(Value::Bool(false));
-                let name = if failed { "claude_code.api_error" } else { "claude_code.api_request" };
-                let Some(payload) = payload(&span.attributes, name) else { continue };
-                if payload.get("request_id").is_some() {
-                    out.push((payload, span.end_time_unix_nano));
+                let (name, otel_tool_span) = match span.name.as_str() {
+                    "claude_code.llm_request" if failed => (API_ERROR, None),
+                    "claude_code.llm_request" => (API_REQUEST, None),
+                    "claude_code.tool" => (TOOL_SPAN, Some(&span.span_id)),
+                    "claude_code.tool.execution" => (TOOL_RESULT, Some(&span.parent_span_id)),
+                    "claude_code.tool.blocked_on_user" => (TOOL_DECISION, Some(&span.parent_span_id)),
+                    _ => continue,
+                };
+                let Some(Value::Object(mut payload)) = payload(&span.attributes, name) else { continue };
+                if let Some(id) = otel_tool_span.filter(|id| !id.is_empty()) {
+                    payload.insert("otel_tool_span".into(), Value::String(hex(id)));
+                }
+                if name == TOOL_DECISION {
+                    // the wait itself, measured by Claude Code
+                    let took = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000;
+                    let wait = payload.remove("duration_ms").unwrap_or(Value::from(took));
+                    payload.insert("wait_ms".into(), wait);
+                }
+                let keyed = ["request_id", "tool_use_id", "otel_tool_span"].iter().any(|k| payload.contains_key(*k));
+                if keyed {
+                    out.push((Value::Object(payload), span.end_time_unix_nano));
                 }
             }
         }
     }
     out
+}
+
+/// Claude Code's per-session counters (`claude_code.lines_of_code.count` and the others of
+/// [`SESSION_METRICS`]): one payload per data point that names its session, with the session
+/// attribute it adds to (deltas, Claude Code's default) or sets (cumulative).
+fn session_metrics(req: &ExportMetricsServiceRequest) -> Vec<(Value, u64)> {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as Number};
+    let mut out = Vec::new();
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                let Some(Data::Sum(sum)) = &metric.data else { continue };
+                let cumulative = sum.aggregation_temporality == 2;
+                for point in &sum.data_points {
+                    let kind = attr(&point.attributes, "type");
+                    let kind = kind.as_ref().and_then(Value::as_str).unwrap_or("");
+                    let Some((_, _, target)) =
+                        SESSION_METRICS.iter().find(|(m, t, _)| *m == metric.name && (t.is_empty() || *t == kind))
+                    else {
+                        continue;
+                    };
+                    let value = match point.value {
+                        Some(Number::AsDouble(d)) => d,
+                        Some(Number::AsInt(i)) => i as f64,
+                        None => continue,
+                    };
+                    let Some(Value::Object(mut payload)) = payload(&point.attributes, METRIC) else { continue };
+                    payload.insert("metric".into(), Value::String((*target).into()));
+                    payload.insert("value".into(), Value::from(value));
+                    payload.insert("cumulative".into(), Value::Bool(cumulative));
+                    out.push((Value::Object(payload), point.time_unix_nano));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Claude Code's session counters hooktel keeps on the session's root span: the metric, its `type`
+/// attribute (any when empty), and the root's attribute. Tokens and cost are not among them: the
+/// transcripts give those exactly, per model call.
+const SESSION_METRICS: &[(&str, &str, &str)] = &[
+    ("claude_code.lines_of_code.count", "added", semconv::SESSION_LINES_ADDED),
+    ("claude_code.lines_of_code.count", "removed", semconv::SESSION_LINES_REMOVED),
+    ("claude_code.commit.count", "", semconv::SESSION_COMMITS),
+    ("claude_code.pull_request.count", "", semconv::SESSION_PULL_REQUESTS),
+    ("claude_code.active_time.total", "user", semconv::SESSION_ACTIVE_USER_S),
+    ("claude_code.active_time.total", "cli", semconv::SESSION_ACTIVE_CLI_S),
+];
+
+/// A span id as OTLP/JSON writes it: lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The payload of a session event named `name` from OTLP attributes: the [`FIELDS`] it has, under
@@ -273,15 +355,21 @@ mod tests {
     const METRICS: &str = include_str!("../../tests/fixtures/otel/captured-2.1.329/otlp-metrics.http-json.json");
     const TRACES: &str = include_str!("../../tests/fixtures/otel/captured-2.1.329/otlp-traces.http-json.json");
 
+    /// A count as Claude Code sends it: a number, or a number in a string.
+    fn count(v: &Value) -> u64 {
+        v.as_u64().or_else(|| v.as_str()?.parse().ok()).unwrap_or_else(|| panic!("not a count: {v}"))
+    }
+
     fn bodies(fixture: &str) -> Vec<Vec<u8>> {
         let all: Vec<Value> = serde_json::from_str(fixture).unwrap();
         all.iter().map(|b| serde_json::to_vec(b).unwrap()).collect()
     }
 
-    /// The captured export of a real session: its five api_request events, in JSON and (re-encoded)
-    /// in protobuf, with their session, request ids and timings; user ids and prompts stay out.
+    /// The captured export of a real session, in JSON and (re-encoded) in protobuf: its five
+    /// api_request events with their session, request ids and timings, and its tool calls'
+    /// decisions and results; user ids and prompts stay out.
     #[test]
-    fn captured_logs_give_the_api_requests_in_both_encodings() {
+    fn captured_logs_give_the_api_requests_and_tool_reports_in_both_encodings() {
         let mut json_events = Vec::new();
         let mut proto_events = Vec::new();
         for body in bodies(LOGS) {
@@ -290,27 +378,79 @@ mod tests {
             proto_events.extend(events(&req.encode_to_vec(), Signal::Logs, Encoding::Protobuf).unwrap());
         }
         assert_eq!(json_events, proto_events);
-        assert_eq!(json_events.len(), 5);
-        let (first, at) = &json_events[0];
-        assert_eq!(first["hook_event_name"], "claude_code.api_request");
+        let named = |name: &str| json_events.iter().filter(|(p, _)| p["hook_event_name"] == name).count();
+        assert_eq!((named(API_REQUEST), named(TOOL_DECISION), named(TOOL_RESULT)), (5, 4, 4));
+        assert_eq!(json_events.len(), 13);
+        let (first, at) = json_events.iter().find(|(p, _)| p["hook_event_name"] == API_REQUEST).unwrap();
         assert_eq!(first["session_id"], "2cfb142e-3e2c-45c5-8192-58e43d4a510f");
         assert_eq!(first["request_id"], "req_011CMock235482140");
         assert_eq!((first["duration_ms"].as_u64(), first["ttft_ms"].as_u64()), (Some(490), Some(14)));
         assert_eq!(*at, 1_795_235_482_624_000_000);
+        let result = json_events.iter().find(|(p, _)| p["hook_event_name"] == TOOL_RESULT).unwrap();
+        assert_eq!(
+            (result.0["tool_use_id"].as_str(), count(&result.0["duration_ms"])),
+            (Some("toolu_01Mock25235482140"), 64)
+        );
+        let decision = json_events.iter().find(|(p, _)| p["hook_event_name"] == TOOL_DECISION).unwrap();
+        assert_eq!(
+            (decision.0["decision"].as_str(), decision.0["decision_source"].as_str()),
+            (Some("accept"), Some("config"))
+        );
         let text = serde_json::to_string(&json_events).unwrap();
-        assert!(!text.contains("user.id") && !text.contains("969f1be3"), "{text}");
-        for body in bodies(METRICS) {
-            assert!(events(&body, Signal::Metrics, Encoding::Json).unwrap().is_empty());
+        for kept_out in ["user.id", "969f1be3", "tool_parameters", "hello-from-bash"] {
+            assert!(!text.contains(kept_out), "{kept_out}: {text}");
         }
-        // the beta trace spans: each llm_request as the api_request it matches, with its try
-        let mut llm = Vec::new();
+    }
+
+    /// The beta trace spans: each llm_request as the api_request it matches, with its try; each
+    /// tool span's id with its tool_use_id; each execution and permission wait under the id of its
+    /// tool span. Nothing of the interaction span (it holds the prompt).
+    #[test]
+    fn captured_traces_give_model_calls_and_tool_timings() {
+        let mut spans = Vec::new();
         for body in bodies(TRACES) {
-            llm.extend(events(&body, Signal::Traces, Encoding::Json).unwrap());
+            spans.extend(events(&body, Signal::Traces, Encoding::Json).unwrap());
         }
-        assert_eq!(llm.len(), 5);
-        let first = llm.iter().find(|(p, _)| p["request_id"] == "req_011CMock235482140").unwrap();
+        let named = |name: &str| spans.iter().filter(|(p, _)| p["hook_event_name"] == name).collect::<Vec<_>>();
+        assert_eq!(named(API_REQUEST).len(), 5);
+        let first = spans.iter().find(|(p, _)| p["request_id"] == "req_011CMock235482140").unwrap();
         assert_eq!((first.0["duration_ms"].as_u64(), first.0["attempt"].as_u64()), (Some(501), Some(1)));
         assert_eq!(first.1, 1_795_235_482_623_904_387);
+        let tools = named(TOOL_SPAN);
+        assert_eq!(tools.len(), 4);
+        let bash = tools.iter().find(|(p, _)| p["tool_use_id"] == "toolu_01Mock25235482140").unwrap();
+        assert_eq!(bash.0["otel_tool_span"], "d4acc8d2b06cf475");
+        let waits = named(TOOL_DECISION);
+        assert_eq!(waits.len(), 4);
+        let bash_wait = waits.iter().find(|(p, _)| p["otel_tool_span"] == "d4acc8d2b06cf475").unwrap();
+        assert_eq!((count(&bash_wait.0["wait_ms"]), bash_wait.0["decision"].as_str()), (21, Some("accept")));
+        assert!(bash_wait.0.get("tool_use_id").is_none());
+        let executions = named(TOOL_RESULT);
+        assert_eq!(executions.len(), 4);
+        let bash_run = executions.iter().find(|(p, _)| p["tool_use_id"] == "toolu_01Mock25235482140").unwrap();
+        assert_eq!(
+            (bash_run.0["otel_tool_span"].as_str(), count(&bash_run.0["duration_ms"])),
+            (Some("d4acc8d2b06cf475"), 64)
+        );
+        let text = serde_json::to_string(&spans).unwrap();
+        assert!(!text.contains("REDACTED") && !text.contains("echo hello"), "{text}");
+    }
+
+    /// The session counters of the captured metrics (here only the active time: the session wrote
+    /// no code), added up over its delta exports; tokens and cost are not taken from here.
+    #[test]
+    fn captured_metrics_give_the_session_counters() {
+        let mut points = Vec::new();
+        for body in bodies(METRICS) {
+            points.extend(events(&body, Signal::Metrics, Encoding::Json).unwrap());
+        }
+        assert_eq!(points.len(), 1, "{points:?}");
+        let (p, _) = &points[0];
+        assert_eq!(
+            (p["hook_event_name"].as_str(), p["metric"].as_str()),
+            (Some(METRIC), Some(semconv::SESSION_ACTIVE_CLI_S))
+        );
+        assert_eq!((p["value"].as_f64(), p["cumulative"].as_bool()), (Some(2.006), Some(false)));
     }
 
     /// What is forwarded follows the capture level: as received at `full`; below it no prompt,

@@ -39,7 +39,7 @@ pub struct Event {
 impl Event {
     /// Claude Code's own telemetry rather than a hook.
     pub(crate) fn native(&self) -> bool {
-        matches!(self.kind, Kind::ModelCall(_))
+        matches!(self.kind, Kind::ModelCall(_) | Kind::ToolTiming(_) | Kind::SessionCounter { .. })
     }
 }
 
@@ -82,6 +82,15 @@ pub(crate) enum Kind {
     },
     /// Claude Code's own telemetry about one API request (`api_request`, or `api_error`).
     ModelCall(ApiCall),
+    /// Claude Code's own telemetry about one tool call.
+    ToolTiming(ToolTiming),
+    /// One of Claude Code's session counters (`native::SESSION_METRICS`): the root's attribute it
+    /// adds to, or sets when the metric is cumulative.
+    SessionCounter {
+        attr: &'static str,
+        value: f64,
+        cumulative: bool,
+    },
     /// Everything else, known or not: a span event on the innermost open span.
     Other,
 }
@@ -116,9 +125,29 @@ pub(crate) struct ApiCall {
     pub(crate) status_code: Option<String>,
 }
 
+/// Claude Code's telemetry about one tool call: the beta `claude_code.tool` span that is the call
+/// (its span id, to tie `tool.blocked_on_user` to it), the permission decision and wait, the
+/// execution time.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ToolTiming {
+    pub(crate) tool_use_id: Option<String>,
+    /// Claude Code's own span id of the tool call (16 hex digits).
+    pub(crate) otel_tool_span: Option<String>,
+    pub(crate) decision: Option<String>,
+    pub(crate) decision_source: Option<String>,
+    /// The permission wait as Claude Code measured it (`tool.blocked_on_user`); without it, a
+    /// decision's time gives the wait since the call started.
+    pub(crate) wait_ms: Option<u64>,
+    pub(crate) execution_ms: Option<u64>,
+}
+
 /// The names Claude Code's telemetry events get as events of a session (`native::events`).
 pub(crate) const API_REQUEST: &str = "claude_code.api_request";
 pub(crate) const API_ERROR: &str = "claude_code.api_error";
+pub(crate) const TOOL_DECISION: &str = "claude_code.tool_decision";
+pub(crate) const TOOL_RESULT: &str = "claude_code.tool_result";
+pub(crate) const TOOL_SPAN: &str = "claude_code.tool";
+pub(crate) const METRIC: &str = "claude_code.metric";
 
 /// How a tool call ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -218,6 +247,8 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         "PreCompact" => Kind::CompactStart { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
+        TOOL_DECISION | TOOL_RESULT | TOOL_SPAN => Kind::ToolTiming(tool_timing(p, name)),
+        METRIC => session_counter(p).unwrap_or(Kind::Other),
         "PermissionRequest" => match str_field(p, "tool_name") {
             Some(tool) => {
                 attrs.push(KeyValue::new(semconv::TOOL_NAME, tool.to_owned()));
@@ -325,6 +356,29 @@ fn api_call(p: &Map<String, Value>, failed: bool, capture: Capture) -> ApiCall {
             _ => None,
         }),
     }
+}
+
+fn tool_timing(p: &Map<String, Value>, name: &str) -> ToolTiming {
+    // a decision and its source are short words (`accept`, `config`)
+    let word = |key| str_field(p, key).filter(|_| name == TOOL_DECISION).map(|w| capture::clip(w, 32));
+    ToolTiming {
+        tool_use_id: str_field(p, "tool_use_id").filter(|s| !s.is_empty()).map(str::to_owned),
+        otel_tool_span: str_field(p, "otel_tool_span")
+            .filter(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned),
+        decision: word("decision"),
+        decision_source: word("decision_source"),
+        wait_ms: count(p, "wait_ms").filter(|_| name == TOOL_DECISION),
+        execution_ms: count(p, "duration_ms").filter(|_| name == TOOL_RESULT),
+    }
+}
+
+/// A session counter, if `metric` names one and `value` is a finite count.
+fn session_counter(p: &Map<String, Value>) -> Option<Kind> {
+    let metric = str_field(p, "metric")?;
+    let attr = semconv::SESSION_COUNTERS.iter().find(|a| **a == metric)?;
+    let value = p.get("value")?.as_f64().filter(|v| v.is_finite() && *v >= 0.0)?;
+    Some(Kind::SessionCounter { attr, value, cumulative: p.get("cumulative") == Some(&Value::Bool(true)) })
 }
 
 fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {

@@ -73,6 +73,25 @@ pub(crate) const API_ATTEMPT: &str = "hooktel.api.attempt";
 pub(crate) const API_DURATION_MS: &str = "hooktel.api.duration_ms";
 pub(crate) const API_STATUS_CODE: &str = "hooktel.api.status_code";
 pub(crate) const API_ERROR: &str = "hooktel.api.error";
+pub(crate) const TOOL_DECISION: &str = "hooktel.tool.decision";
+pub(crate) const TOOL_DECISION_SOURCE: &str = "hooktel.tool.decision_source";
+pub(crate) const TOOL_PERMISSION_WAIT_MS: &str = "hooktel.tool.permission_wait_ms";
+pub(crate) const TOOL_EXECUTION_MS: &str = "hooktel.tool.execution_ms";
+pub(crate) const SESSION_LINES_ADDED: &str = "hooktel.session.lines_added";
+pub(crate) const SESSION_LINES_REMOVED: &str = "hooktel.session.lines_removed";
+pub(crate) const SESSION_COMMITS: &str = "hooktel.session.commits";
+pub(crate) const SESSION_PULL_REQUESTS: &str = "hooktel.session.pull_requests";
+pub(crate) const SESSION_ACTIVE_USER_S: &str = "hooktel.session.active_time.user_s";
+pub(crate) const SESSION_ACTIVE_CLI_S: &str = "hooktel.session.active_time.cli_s";
+/// The session root's counters from Claude Code's own metrics.
+pub(crate) const SESSION_COUNTERS: [&str; 6] = [
+    SESSION_LINES_ADDED,
+    SESSION_LINES_REMOVED,
+    SESSION_COMMITS,
+    SESSION_PULL_REQUESTS,
+    SESSION_ACTIVE_USER_S,
+    SESSION_ACTIVE_CLI_S,
+];
 #[allow(deprecated)]
 pub(crate) const TIME_TO_FIRST_CHUNK: &str = attribute::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK;
 
@@ -146,6 +165,15 @@ pub(crate) fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
         KeyValue::new(TOOL_NAME, name.to_owned()),
         KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
     ]
+}
+
+/// A session counter's attribute: seconds as they come, counts as integers.
+pub(crate) fn session_counter(attr: &'static str, total: f64) -> KeyValue {
+    if attr.ends_with("_s") {
+        KeyValue::new(attr, (total * 1000.0).round() / 1000.0)
+    } else {
+        KeyValue::new(attr, total.round().min(i64::MAX as f64) as i64)
+    }
 }
 
 /// The project a session works in: the last component of its working directory.

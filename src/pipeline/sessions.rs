@@ -13,7 +13,7 @@ use std::sync::Arc;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::ingest::normalize::{ApiCall, Event, Kind, ToolCall, ToolOutcome};
+use crate::ingest::normalize::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -40,7 +40,7 @@ pub struct Settings {
     pub(crate) capture: Capture,
     /// Most sessions open at once; a new one past it closes the one idle longest (incomplete).
     pub(crate) max_sessions: usize,
-    /// How long model calls, and the end of a session, wait (at least) for the `api_request` events
+    /// How long model and tool calls, and the end of a session, wait (at least) for the reports
     /// Claude Code exports in batches, last when it exits: when its telemetry is expected (the OTLP
     /// receiver is on), or a session has sent some.
     pub(crate) native_settle_ns: u64,
@@ -116,7 +116,8 @@ struct Span {
     turn: Option<TurnOutcome>,
     /// A model call's response.
     chat: Option<ChatCall>,
-    /// A model call timed by Claude Code's own telemetry: the transcript's times no longer apply.
+    /// Timed by Claude Code's own telemetry: a model call's times (the transcript's no longer
+    /// apply), a tool call's permission wait (a decision's time no longer gives it).
     exact: bool,
 }
 
@@ -239,7 +240,8 @@ struct SessionState {
     early_usage: HashMap<SpanId, SpanUsage>,
     /// Claude Code's own telemetry: whether it reports for this session, the chat span of each
     /// request id, requests reported before their response was read, the last failed try of each
-    /// prompt, and the prompts whose turn failed.
+    /// prompt, the prompts whose turn failed, the `tool_use_id` of each of its tool spans, the
+    /// permission waits whose tool span is not known yet, and the session's counters.
     native: Native,
 }
 
@@ -251,6 +253,9 @@ struct Native {
     pending: HashMap<String, (u64, ApiCall)>,
     failed_try: HashMap<String, (u64, ApiCall, Option<String>)>,
     failed_turns: HashSet<String>,
+    tool_by_span: HashMap<String, String>,
+    waits: HashMap<String, (u64, ToolTiming)>,
+    counters: Vec<(&'static str, f64)>,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -319,10 +324,10 @@ impl Sessions {
                 idled += 1;
             }
             let native = self.settings.native_expected || state.native.seen;
-            let chat_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
+            let native_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
             match state.top.closed_at {
-                Some(closed) if now.saturating_sub(closed) >= chat_settle => finished.push(sid.clone()),
-                _ => state.hand_out_settled(now, settle, chat_settle, out),
+                Some(closed) if now.saturating_sub(closed) >= native_settle => finished.push(sid.clone()),
+                _ => state.hand_out_settled(now, settle, native_settle, out),
             }
         }
         for sid in finished {
@@ -629,7 +634,79 @@ impl SessionState {
                 self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
             }
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
+            Kind::ToolTiming(timing) => self.tool_timing(timing, at),
+            Kind::SessionCounter { attr, value, cumulative } => self.session_counter(attr, value, cumulative),
         }
+    }
+
+    /// Claude Code's report of a tool call, found by its `tool_use_id` or, for a permission wait
+    /// (which has none), by Claude Code's span of the call; a wait reported before that span waits
+    /// for it. Reports of a tool span already handed out come too late and are dropped.
+    fn tool_timing(&mut self, timing: ToolTiming, at: u64) {
+        self.native.seen = true;
+        if let (Some(span), Some(call)) = (&timing.otel_tool_span, &timing.tool_use_id) {
+            if self.native.tool_by_span.len() < MAX_NATIVE {
+                self.native.tool_by_span.insert(span.clone(), call.clone());
+            }
+            if let Some((at, wait)) = self.native.waits.remove(span) {
+                self.time_tool(call, wait, at);
+            }
+        }
+        let span = timing.otel_tool_span.as_ref();
+        match timing.tool_use_id.clone().or_else(|| span.and_then(|s| self.native.tool_by_span.get(s).cloned())) {
+            Some(call) => self.time_tool(&call, timing, at),
+            None if self.native.waits.len() < MAX_NATIVE => {
+                if let Some(span) = span.cloned() {
+                    self.native.waits.insert(span, (at, timing));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Put a tool call's decision, permission wait and execution time on its span.
+    fn time_tool(&mut self, call_id: &str, timing: ToolTiming, at: u64) {
+        let id = self.span_id(SpanKey::Tool, call_id);
+        let Some(span) = self.spans.get_mut(&id) else { return };
+        let decided = timing.decision.is_some();
+        if let Some(d) = timing.decision {
+            span.set_attr(KeyValue::new(semconv::TOOL_DECISION, d));
+        }
+        if let Some(s) = timing.decision_source {
+            span.set_attr(KeyValue::new(semconv::TOOL_DECISION_SOURCE, s));
+        }
+        match timing.wait_ms {
+            Some(wait) => {
+                span.exact = true;
+                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
+            }
+            // from the call's start to the decision (the PreToolUse hooks' own time included)
+            None if decided && !span.exact && !span.start_estimated && at >= span.start => {
+                let wait = (at - span.start) / 1_000_000;
+                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
+            }
+            None => {}
+        }
+        if let Some(ms) = timing.execution_ms {
+            span.set_attr(KeyValue::new(semconv::TOOL_EXECUTION_MS, int(ms)));
+        }
+    }
+
+    /// One of Claude Code's session counters, added up (or set, when cumulative) on the root span.
+    fn session_counter(&mut self, attr: &'static str, value: f64, cumulative: bool) {
+        self.native.seen = true;
+        let counters = &mut self.native.counters;
+        let total = match counters.iter_mut().find(|(a, _)| *a == attr) {
+            Some((_, total)) => {
+                *total = if cumulative { value } else { *total + value };
+                *total
+            }
+            None => {
+                counters.push((attr, value));
+                value
+            }
+        };
+        self.top.set_attr(semconv::session_counter(attr, total));
     }
 
     /// Claude Code's report of one API request. A success times its chat span exactly (now, or when
@@ -907,13 +984,13 @@ impl SessionState {
     }
 
     /// Move closed child spans that have waited `settle` out of the session.
-    /// (Model calls wait `chat_settle`: Claude Code's report of them can come later.)
-    fn hand_out_settled(&mut self, now: u64, settle: u64, chat_settle: u64, out: &mut Vec<SpanRecord>) {
+    /// (Model and tool calls wait `native_settle`: Claude Code's report of them can come later.)
+    fn hand_out_settled(&mut self, now: u64, settle: u64, native_settle: u64, out: &mut Vec<SpanRecord>) {
         let ready: Vec<SpanId> = self
             .spans
             .values()
             .filter(|s| {
-                let settle = if s.key == SpanKey::Chat { chat_settle } else { settle };
+                let settle = if matches!(s.key, SpanKey::Chat | SpanKey::Tool) { native_settle } else { settle };
                 s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
             })
             .map(|s| s.id)
@@ -1094,6 +1171,7 @@ pub(crate) mod tests {
     /// to the first token and the try are attributes; usage stays the transcript's.
     #[test]
     fn native_telemetry_times_the_model_calls() {
+        use crate::ingest::native::Signal;
         use crate::testdata::{captured_deltas, captured_native, CAPTURED_AT};
         for native_first in [false, true] {
             let mut s = Sessions::new(settings());
@@ -1102,7 +1180,10 @@ pub(crate) mod tests {
                 let at = CAPTURED_AT + i as u64 * 200 * MS;
                 s.ingest(event(&serde_json::from_str(p).unwrap(), at), at, &mut out);
             }
-            let natives = captured_native(Capture::Metadata);
+            let natives: Vec<Event> = captured_native(Capture::Metadata, Signal::Logs)
+                .into_iter()
+                .filter(|e| matches!(e.kind, Kind::ModelCall(_)))
+                .collect();
             assert_eq!(natives.len(), 5);
             let usage = |s: &mut Sessions| {
                 for delta in captured_deltas() {
@@ -1132,6 +1213,81 @@ pub(crate) mod tests {
                 assert!(chat.usage.as_ref().is_some_and(|u| u.tokens.output > 0), "usage from the transcript");
             }
         }
+    }
+
+    /// Claude Code's tool reports put each tool call's permission decision, wait and execution time
+    /// on its span: from the beta trace spans exactly (a `tool.blocked_on_user` found through its
+    /// parent `claude_code.tool` span, which the captured export sends in a later batch for the
+    /// `Agent` call), from the log events otherwise; its metrics give the root its counters. In any
+    /// order of arrival.
+    #[test]
+    fn native_telemetry_times_the_tool_calls() {
+        use crate::ingest::native::Signal;
+        use crate::testdata::{captured_native, CAPTURED_AT};
+        for signals in
+            [[Signal::Traces, Signal::Logs, Signal::Metrics], [Signal::Metrics, Signal::Logs, Signal::Traces]]
+        {
+            let mut s = Sessions::new(settings());
+            let mut out = Vec::new();
+            for (i, p) in CAPTURED.iter().enumerate() {
+                let at = CAPTURED_AT + i as u64 * 200 * MS;
+                s.ingest(event(&serde_json::from_str(p).unwrap(), at), at, &mut out);
+            }
+            let mut natives: Vec<Event> =
+                signals.iter().flat_map(|sig| captured_native(Capture::Metadata, *sig)).collect();
+            if signals[0] == Signal::Metrics {
+                natives.reverse();
+            }
+            for ev in natives {
+                let at = ev.at;
+                assert_eq!(s.ingest(ev, at, &mut out), Ingested::Accepted);
+            }
+            s.tick(u64::MAX / 2, &mut out);
+            let tool = |id: &str| out.iter().find(|r| r.attr("gen_ai.tool.call.id").as_deref() == Some(id)).unwrap();
+            // (tool_use_id, exact wait of its tool.blocked_on_user, execution of its tool.execution)
+            for (id, wait, execution) in [
+                ("toolu_01Mock15235482140", "8", "962"),
+                ("toolu_01Mock25235482140", "21", "64"),
+                ("toolu_01Mock15235482513", "22", "16"),
+                ("toolu_01Mock05235483479", "16", "27"),
+            ] {
+                let span = tool(id);
+                assert_eq!(span.attr("hooktel.tool.permission_wait_ms").as_deref(), Some(wait), "{id} {signals:?}");
+                assert_eq!(span.attr("hooktel.tool.execution_ms").as_deref(), Some(execution), "{id}");
+                assert_eq!(span.attr("hooktel.tool.decision").as_deref(), Some("accept"), "{id}");
+                assert_eq!(span.attr("hooktel.tool.decision_source").as_deref(), Some("config"), "{id}");
+            }
+            let root = out.iter().find(|r| r.key == SpanKey::Root).unwrap();
+            assert_eq!(root.attr("hooktel.session.active_time.cli_s").as_deref(), Some("2.006"));
+            // Claude Code's own spans are folded in, never exported
+            assert!(out.iter().all(|r| !r.name.starts_with("claude_code.")));
+        }
+    }
+
+    /// Without the beta traces, the log events alone: the decision, the execution time, and the
+    /// wait from the call's start to the decision.
+    #[test]
+    fn tool_decision_logs_give_the_wait_since_the_call_started() {
+        let start = crate::testdata::CAPTURED_AT;
+        let payloads = [
+            (tool("PreToolUse", "toolu_1", json!({})), start),
+            (
+                json!({"session_id": S1, "hook_event_name": "claude_code.tool_decision", "tool_use_id": "toolu_1",
+                       "decision": "accept", "decision_source": "user_temporary"}),
+                start + 4_250 * MS,
+            ),
+            (tool("PostToolUse", "toolu_1", json!({"duration_ms": 40})), start + 4_300 * MS),
+            (
+                json!({"session_id": S1, "hook_event_name": "claude_code.tool_result", "tool_use_id": "toolu_1",
+                       "duration_ms": "41"}),
+                start + 4_300 * MS,
+            ),
+        ];
+        let spans = run(&payloads);
+        let span = named(&spans, "execute_tool Bash")[0];
+        assert_eq!(span.attr("hooktel.tool.permission_wait_ms").as_deref(), Some("4250"));
+        assert_eq!(span.attr("hooktel.tool.execution_ms").as_deref(), Some("41"));
+        assert_eq!(span.attr("hooktel.tool.decision_source").as_deref(), Some("user_temporary"));
     }
 
     /// A failed try is an `api_error` event on its turn; the last one of a turn that failed becomes
@@ -1184,12 +1340,20 @@ pub(crate) mod tests {
         for i in 0..MAX_NATIVE as u64 + 500 {
             let ok = simple("claude_code.api_request", json!({"request_id": format!("r{i}"), "duration_ms": 5}));
             let err = simple("claude_code.api_error", json!({"prompt_id": format!("p{i}"), "error": "x"}));
-            for p in [ok, err] {
+            // a permission wait for a tool span never reported, and a tool span of a call never seen
+            let wait =
+                simple("claude_code.tool_decision", json!({"otel_tool_span": format!("{i:016x}"), "wait_ms": 3}));
+            let tool = simple(
+                "claude_code.tool",
+                json!({"otel_tool_span": format!("{:016x}", i + 1 << 40), "tool_use_id": format!("t{i}")}),
+            );
+            for p in [ok, err, wait, tool] {
                 assert_eq!(s.ingest(event(&p, 2 * MS), 2 * MS, &mut out), Ingested::Accepted);
             }
         }
         let native = &s.live[S1].native;
         assert_eq!((native.pending.len(), native.failed_try.len()), (MAX_NATIVE, MAX_NATIVE));
+        assert_eq!((native.waits.len(), native.tool_by_span.len()), (MAX_NATIVE, MAX_NATIVE));
     }
 
     /// Telemetry never opens or resumes a session: for a session not held, it is late.

@@ -63,10 +63,14 @@ fn the_otlp_receiver_takes_both_encodings_and_refuses_the_rest() {
     assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_otlp"}"#), 1.0);
     // no session is held: the captured events are late, never a new session
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 0.0);
-    crate::support::wait_until(Duration::from_secs(10), "5 api_request events, twice, counted late", || {
-        sidecar.metric("hooktel_late_events_total") == 10.0
+    // (5 api_request, 4 tool_decision and 4 tool_result events, sent twice)
+    crate::support::wait_until(Duration::from_secs(10), "13 events, twice, counted late", || {
+        sidecar.metric("hooktel_late_events_total") == 26.0
     });
-    assert_eq!(sidecar.metric(r#"hooktel_native_events_total{event="claude_code.api_request"}"#), 10.0);
+    for (event, n) in [("api_request", 10.0), ("tool_decision", 8.0), ("tool_result", 8.0)] {
+        let metric = format!(r#"hooktel_native_events_total{{event="claude_code.{event}"}}"#);
+        assert_eq!(sidecar.metric(&metric), n, "{event}");
+    }
 }
 
 /// Beyond loopback the receiver wants the token, like `/v1/hooks`.
@@ -139,6 +143,7 @@ fn real_claude_code_telemetry_times_its_model_calls() {
         serde_json::from_slice(&fs::read(home.join(".claude/settings.json")).unwrap()).unwrap();
     let env = &settings["env"];
     assert_eq!(env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"], format!("http://{}/v1/logs", sidecar.otlp_addr()));
+    assert_eq!(env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], format!("http://{}/v1/traces", sidecar.otlp_addr()));
     assert!(env.get("OTEL_LOG_USER_PROMPTS").is_none(), "never the prompts");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut sessions = Vec::new();
@@ -185,6 +190,23 @@ fn real_claude_code_telemetry_times_its_model_calls() {
             assert_eq!(c.attr("hooktel.api.attempt"), Some("1"));
             assert!(c.attr("gen_ai.response.time_to_first_chunk").is_some(), "{:?}", c.attrs);
         }
+        // every tool call: its permission decision and wait (measured by Claude Code's beta spans)
+        // and its execution time; Claude Code's own spans folded in, never exported
+        assert!(sidecar.metric(r#"hooktel_native_requests_total{signal="traces"}"#) > 0.0, "no beta spans received");
+        let tools: Vec<&Span> = main.iter().filter(|s| op(s) == "execute_tool").collect();
+        assert!(tools.len() >= 3, "{tools:?}");
+        for tool in &tools {
+            for attr in ["hooktel.tool.decision", "hooktel.tool.permission_wait_ms", "hooktel.tool.execution_ms"] {
+                assert!(tool.attr(attr).is_some(), "{} has no {attr}: {:?}", tool.name, tool.attrs);
+            }
+            let run: u64 = tool.attr("hooktel.tool.execution_ms").unwrap().parse().unwrap();
+            assert!(run * 1_000_000 <= tool.end_ns - tool.start_ns, "{} ran within its span", tool.name);
+        }
+        assert!(main.iter().all(|s| !s.name.starts_with("claude_code.")), "a beta span was exported");
+        let root = main.iter().find(|s| s.parent.is_empty()).unwrap();
+        let active: f64 =
+            root.attr("hooktel.session.active_time.cli_s").expect("the session's active time").parse().unwrap();
+        assert!(active > 0.0, "{:?}", root.attrs);
 
         // an overloaded first try (a `system` api_error line in the transcript): an api_error event on
         // the chat span of the answer, which is attempt 2
