@@ -1345,7 +1345,7 @@ pub(crate) mod tests {
                 simple("claude_code.tool_decision", json!({"otel_tool_span": format!("{i:016x}"), "wait_ms": 3}));
             let tool = simple(
                 "claude_code.tool",
-                json!({"otel_tool_span": format!("{:016x}", i + 1 << 40), "tool_use_id": format!("t{i}")}),
+                json!({"otel_tool_span": format!("{:016x}", (i + 1) << 40), "tool_use_id": format!("t{i}")}),
             );
             for p in [ok, err, wait, tool] {
                 assert_eq!(s.ingest(event(&p, 2 * MS), 2 * MS, &mut out), Ingested::Accepted);
