@@ -51,6 +51,11 @@ pub(crate) struct SpoolDepth {
 
 pub struct Metrics {
     registry: Registry,
+    /// `hooktel_info{version, host, user}` = 1: who runs this sidecar, for dashboards to split and
+    /// filter by (joined on `job`, `instance`).
+    pub(crate) info: prometheus::IntGaugeVec,
+    /// Pushes of these metrics over OTLP, by result (ok, failed).
+    pub(crate) metric_pushes: IntCounterVec,
     /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
     project_label: bool,
     pub hook_events: IntCounterVec,
@@ -276,6 +281,12 @@ impl Metrics {
                 "Counts folded into an `other` series because a metric reached its series cap, by metric.",
                 &["metric"],
             ),
+            info: gauges("hooktel_info", "1, labelled with the sidecar's version, host and user.", &["version", "host", "user"]),
+            metric_pushes: counters(
+                "hooktel_metric_pushes_total",
+                "Pushes of these metrics over OTLP (OTEL_METRICS_EXPORTER=otlp), by result (ok, failed).",
+                &["result"],
+            ),
             unpriced_logged: Mutex::new(HashSet::new()),
             warned: Mutex::new(std::collections::HashMap::new()),
             registry,
@@ -410,6 +421,11 @@ impl Metrics {
         }
         self.label_overflow.with_label_values(&[metric]).inc();
         ("other", "other")
+    }
+
+    /// Every metric's current values: what `/metrics` renders and what is pushed over OTLP.
+    pub(crate) fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
     }
 
     /// The Prometheus text exposition of every metric.

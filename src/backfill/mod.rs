@@ -104,7 +104,7 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         Some(protocol) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BackfillError::Runtime)?;
-            let resource = otlp::resource(&req.service_name);
+            let resource = otlp::resource(&req.service_name, &req.data_dir);
             let exporter = rt.block_on(async { otlp::build_exporter(protocol, &resource) })?;
             summary.destination = format!("the OTLP collector ({protocol:?})");
             Destination::Otlp(Box::new(exporter), rt)

@@ -1,7 +1,8 @@
 //! Settings: every flag, its `HOOKTEL_*` variable and its default, in one place.
 //!
-//! Export settings are the standard `OTEL_EXPORTER_OTLP_*` variables, read here only to decide
-//! between OTLP and local mode; `opentelemetry-otlp` reads endpoint, headers and timeout itself.
+//! Export settings are the standard `OTEL_EXPORTER_OTLP_*` variables: for spans, read here only to
+//! decide between OTLP and local mode (`opentelemetry-otlp` reads endpoint, headers and timeout
+//! itself); for the metrics push (`OTEL_METRICS_EXPORTER=otlp`), read here in full.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::export::metrics_push::PushSettings;
 use crate::export::otlp::Protocol;
 use crate::model::capture::Capture;
 use crate::pipeline::sessions::Settings;
@@ -182,6 +184,78 @@ pub(crate) fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_default();
     Ok(Some(Protocol::parse(&proto)?))
+}
+
+/// Whether and where to push metrics over OTLP, from the standard variables: `OTEL_METRICS_EXPORTER`
+/// (`otlp` pushes; unset, `none` or `prometheus` do not), the metrics-specific or the general
+/// endpoint, protocol, headers and timeout, and `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60000).
+pub(crate) fn metrics_push() -> anyhow::Result<Option<PushSettings>> {
+    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let either = |specific: &str, general: &str| var(specific).or_else(|| var(general));
+    match var("OTEL_METRICS_EXPORTER").as_deref() {
+        None | Some("none" | "prometheus") => return Ok(None),
+        Some("otlp") => {}
+        Some(other) => anyhow::bail!("OTEL_METRICS_EXPORTER={other}: hooktel pushes with otlp (or none)"),
+    }
+    let protocol = Protocol::parse(
+        &either("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_default(),
+    )?;
+    let endpoint = match (var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT"), protocol) {
+        (Some(url), ..) => url,
+        (None, Some(base), Protocol::HttpProtobuf) => format!("{}/v1/metrics", base.trim_end_matches('/')),
+        (None, Some(base), Protocol::Grpc) => base,
+        (None, None, Protocol::HttpProtobuf) => "http://localhost:4318/v1/metrics".into(),
+        (None, None, Protocol::Grpc) => "http://localhost:4317".into(),
+    };
+    let ms = |value: Option<String>, name: &str, default: u64| -> anyhow::Result<Duration> {
+        let ms = match value {
+            Some(v) => v.parse::<u64>().with_context(|| format!("{name}={v}: a number of milliseconds"))?,
+            None => default,
+        };
+        Ok(Duration::from_millis(ms.max(100)))
+    };
+    Ok(Some(PushSettings {
+        endpoint,
+        protocol,
+        interval: ms(var("OTEL_METRIC_EXPORT_INTERVAL"), "OTEL_METRIC_EXPORT_INTERVAL", 60_000)?,
+        timeout: ms(
+            either("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"),
+            "the OTLP timeout",
+            10_000,
+        )?,
+        headers: either("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+            .map(|h| otlp_headers(&h))
+            .unwrap_or_default(),
+    }))
+}
+
+/// `key=value,key2=value2`, values percent-decoded (the OTLP exporter spec's format).
+fn otlp_headers(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), percent_decode(v.trim())))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `HOOKTEL_TOKEN`, read from the environment only: a secret on the command line is visible to

@@ -37,9 +37,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir::create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         // held until the sidecar exits: a second one on this directory would drain its spool twice
         let _held = data_dir::lock(&data_dir)?;
+        let resource = otlp::resource(&args.output.service_name, &data_dir);
+        let push = config::metrics_push()?;
         let sink = match protocol {
             Some(p) => {
-                let resource = otlp::resource(&args.output.service_name);
                 export::Sink::Otlp(Box::new(otlp::build_exporter(p, &resource).context("building the OTLP exporter")?))
             }
             None => export::Sink::Local(
@@ -79,6 +80,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let prices = args.output.prices()?;
 
         let metrics = Arc::new(Metrics::new(args.project_label));
+        let (host, user) = (otlp::host_name().unwrap_or_default(), otlp::user_name().unwrap_or_default());
+        metrics.info.with_label_values(&[env!("CARGO_PKG_VERSION"), &host, &user]).set(1);
+        let (push_stop, push_stopped) = tokio::sync::watch::channel(false);
+        let pusher = push.map(|settings| {
+            tracing::info!(endpoint = %settings.endpoint, protocol = ?settings.protocol, every = ?settings.interval, "metrics are pushed over OTLP");
+            let proto = export::metrics_push::proto_resource(&resource);
+            tokio::spawn(export::metrics_push::run(settings, proto, metrics.clone(), now_ns(), push_stopped))
+        });
         let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
         let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
         // touches are hints: a bounded queue, dropped when full (reads start from saved offsets)
@@ -186,6 +195,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // the exporter ends when the pipeline's channel closes; bound its last export
         if tokio::time::timeout(std::time::Duration::from_secs(10), exporter).await.is_err() {
             tracing::error!("Exporter did not finish within 10 s; remaining spans lost");
+        }
+        // the last values, pushed once more (bounded)
+        let _ = push_stop.send(true);
+        if let Some(p) = pusher {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), p).await;
         }
         Ok(())
     })

@@ -13,6 +13,7 @@ use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 
 pub(crate) mod forward;
+pub(crate) mod metrics_push;
 pub(crate) mod otlp;
 
 use crate::metrics::Metrics;

@@ -55,14 +55,22 @@ pub(crate) fn build_exporter(
     Ok(exporter)
 }
 
-/// The resource every span carries: service name and `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK),
-/// plus the host and user that ran the session.
-pub(crate) fn resource(service_name: &str) -> Resource {
-    let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
-    if let Some(host) = host_name() {
+/// The resource every span and pushed metric carries: service name and `OTEL_RESOURCE_ATTRIBUTES`
+/// (read by the SDK), plus the host and user that run the sidecar and `service.instance.id`, stable
+/// for one sidecar (host, user and data directory) across restarts.
+pub(crate) fn resource(service_name: &str, data_dir: &std::path::Path) -> Resource {
+    let (host, user) = (host_name(), user_name());
+    let instance =
+        format!("{}:{}:{}", host.as_deref().unwrap_or(""), user.as_deref().unwrap_or(""), data_dir.display());
+    let instance = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, instance.as_bytes());
+    let mut attrs = vec![
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("service.instance.id", instance.to_string()),
+    ];
+    if let Some(host) = host {
         attrs.push(KeyValue::new("host.name", host));
     }
-    if let Some(user) = std::env::var("USER").ok().or_else(|| std::env::var("USERNAME").ok()) {
+    if let Some(user) = user {
         attrs.push(KeyValue::new("user.name", user));
     }
     let mut builder = Resource::builder().with_attributes(attrs);
@@ -73,7 +81,26 @@ pub(crate) fn resource(service_name: &str) -> Resource {
     builder.build()
 }
 
-fn host_name() -> Option<String> {
+/// The user this process runs as, from the password database (`$USER` is unset under systemd and
+/// in many containers), else `$USER`.
+pub(crate) fn user_name() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `pwd` and `buf` outlive the call; getpwuid_r writes within `buf.len()` bytes and sets
+    // `found` to `&pwd` or null; `pw_name` then points into `buf`, NUL-terminated.
+    let from_db = unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut found);
+        if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+            std::ffi::CStr::from_ptr(pwd.pw_name).to_str().ok().map(str::to_owned)
+        } else {
+            None
+        }
+    };
+    from_db.filter(|u| !u.is_empty()).or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+}
+
+pub(crate) fn host_name() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

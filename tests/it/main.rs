@@ -19,6 +19,7 @@ mod import;
 mod ingest;
 mod install;
 mod local_mode;
+mod metrics_push;
 mod native;
 mod otlp_export;
 mod phoenix;

@@ -4,6 +4,7 @@
 
 pub mod claude;
 pub mod phoenix;
+pub mod prom_translate;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,6 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -185,6 +190,29 @@ impl TraceService for Grpc {
     }
 }
 
+struct GrpcMetrics(Arc<Shared>);
+
+#[tonic::async_trait]
+impl MetricsService for GrpcMetrics {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.requests.fetch_add(1, Ordering::SeqCst);
+        let body = request.get_ref().encode_to_vec();
+        self.0.forwarded.lock().unwrap().push(("/v1/metrics".into(), body));
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+impl Shared {
+    fn last_metrics(&self) -> Option<ExportMetricsServiceRequest> {
+        let forwarded = self.forwarded.lock().unwrap();
+        let (_, body) = forwarded.iter().rev().find(|(path, _)| path == "/v1/metrics")?;
+        ExportMetricsServiceRequest::decode(body.as_slice()).ok()
+    }
+}
+
 fn take_refusal(s: &Shared) -> bool {
     s.refuse_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }
@@ -203,7 +231,8 @@ impl Receiver {
                     Protocol::Grpc => {
                         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                         tonic::transport::Server::builder()
-                            .add_service(TraceServiceServer::new(Grpc(s)))
+                            .add_service(TraceServiceServer::new(Grpc(s.clone())))
+                            .add_service(MetricsServiceServer::new(GrpcMetrics(s)))
                             .serve_with_incoming(incoming)
                             .await
                             .unwrap();
@@ -227,6 +256,11 @@ impl Receiver {
             Protocol::Http => "http/protobuf",
             Protocol::Grpc => "grpc",
         }
+    }
+
+    /// The last metrics push received (OTLP/HTTP or gRPC), decoded.
+    pub fn last_metrics(&self) -> Option<ExportMetricsServiceRequest> {
+        self.shared.last_metrics()
     }
 
     /// The logs and metrics bodies received (path, bytes), in order.
@@ -276,6 +310,11 @@ async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                     shared.requests.fetch_add(1, Ordering::SeqCst);
                     let path = req.uri().path().to_owned();
                     let path_ok = path == "/v1/traces";
+                    if req.method() == hyper::Method::GET && path == "/metrics" {
+                        // the last metrics push, translated as a Collector would, for Prometheus
+                        let text = shared.last_metrics().map(|m| prom_translate::exposition(&m)).unwrap_or_default();
+                        return Ok(hyper::Response::new(Full::new(bytes::Bytes::from(text))));
+                    }
                     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                     let mut resp = hyper::Response::new(Full::new(bytes::Bytes::new()));
                     if path == "/v1/logs" || path == "/v1/metrics" {
@@ -362,7 +401,8 @@ pub struct Sidecar {
 pub struct SidecarBuilder {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_PROTOCOL`.
     export: Option<(String, &'static str)>,
-    env: Vec<(String, String)>,
+    /// Variables set (`Some`) or removed (`None`).
+    env: Vec<(String, Option<String>)>,
     data_dir: Option<std::path::PathBuf>,
     /// `--listen`; `127.0.0.1:0` when unset.
     listen: Option<String>,
@@ -379,7 +419,13 @@ impl SidecarBuilder {
 
     /// One more environment variable for `hooktel serve`.
     pub fn env(mut self, key: &str, value: &str) -> SidecarBuilder {
-        self.env.push((key.to_owned(), value.to_owned()));
+        self.env.push((key.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    /// Start without `key` in the environment.
+    pub fn env_removed(mut self, key: &str) -> SidecarBuilder {
+        self.env.push((key.to_owned(), None));
         self
     }
 
@@ -417,6 +463,8 @@ impl SidecarBuilder {
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+            .env_remove("OTEL_METRICS_EXPORTER")
+            .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
             .env("HOOKTEL_SETTLE_MS", "200")
             .env("HOOKTEL_LOG", "info")
             // Claude Code's telemetry on a port of its own, not the fixed default every test would share
@@ -439,7 +487,10 @@ impl SidecarBuilder {
         let data_dir = self.data_dir.or_else(|| own_data_dir.as_ref().map(|d| d.to_path_buf())).unwrap();
         cmd.env("HOOKTEL_DATA_DIR", &data_dir);
         for (k, v) in &self.env {
-            cmd.env(k, v);
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
         }
         if let Some(limit) = self.file_size_limit {
             limit_file_size(&mut cmd, limit);

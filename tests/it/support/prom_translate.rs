@@ -1,0 +1,85 @@
+//! The standard OTLP-to-Prometheus translation of pushed metrics, as a Collector's Prometheus
+//! exporter or Prometheus's own OTLP receiver does it (Debian's Prometheus 2.42 has no OTLP
+//! receiver): a monotonic cumulative sum becomes a counter named with one `_total` suffix, a gauge
+//! a gauge, a cumulative histogram `_bucket{le}` (cumulative), `_sum` and `_count`; attributes
+//! become labels (names sanitised); no unit suffix (hooktel sends none). The receiver serves the
+//! last push this way on `GET /metrics`, for a real Prometheus to scrape beside the sidecar itself.
+
+use std::fmt::Write;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as Number};
+
+/// The Prometheus text exposition of one pushed request.
+pub fn exposition(req: &ExportMetricsServiceRequest) -> String {
+    let mut out = String::new();
+    for m in req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
+        let name = sanitize(&m.name);
+        match &m.data {
+            Some(Data::Sum(sum)) if sum.is_monotonic && sum.aggregation_temporality == 2 => {
+                let name = format!("{}_total", name.trim_end_matches("_total"));
+                let _ = writeln!(out, "# TYPE {name} counter");
+                for p in &sum.data_points {
+                    let _ = writeln!(out, "{name}{} {}", labels(&p.attributes, None), number(&p.value));
+                }
+            }
+            Some(Data::Gauge(g)) => {
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                for p in &g.data_points {
+                    let _ = writeln!(out, "{name}{} {}", labels(&p.attributes, None), number(&p.value));
+                }
+            }
+            Some(Data::Histogram(h)) if h.aggregation_temporality == 2 => {
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                for p in &h.data_points {
+                    let mut cumulative = 0;
+                    for (i, count) in p.bucket_counts.iter().enumerate() {
+                        cumulative += count;
+                        let le = p.explicit_bounds.get(i).map_or("+Inf".to_owned(), |b| format!("{b}"));
+                        let _ = writeln!(out, "{name}_bucket{} {cumulative}", labels(&p.attributes, Some(&le)));
+                    }
+                    let _ = writeln!(out, "{name}_sum{} {}", labels(&p.attributes, None), p.sum.unwrap_or(0.0));
+                    let _ = writeln!(out, "{name}_count{} {}", labels(&p.attributes, None), p.count);
+                }
+            }
+            other => panic!("{} is not translated: {other:?}", m.name),
+        }
+    }
+    out
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+fn number(v: &Option<Number>) -> String {
+    match v {
+        Some(Number::AsDouble(d)) => format!("{d}"),
+        Some(Number::AsInt(i)) => i.to_string(),
+        None => "NaN".into(),
+    }
+}
+
+fn labels(attrs: &[KeyValue], le: Option<&str>) -> String {
+    let mut pairs: Vec<(String, String)> = attrs
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(AnyValue::StringValue(s)) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            (sanitize(&kv.key), v)
+        })
+        .collect();
+    pairs.extend(le.map(|le| ("le".to_owned(), le.to_owned())));
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
