@@ -11,6 +11,13 @@
 //! `/api/v1/query`: any error fails; fewer than 70% of the dashboard queries returning a finite value
 //! fails. The session → trace variable must turn the real session id into its trace id, and every rule
 //! must evaluate without error in the server itself.
+//!
+//! The same sidecar also pushes its metrics over OTLP (`OTEL_METRICS_EXPORTER=otlp`) to a test receiver
+//! that serves the last push translated as a Collector would (`support::prom_translate`); Prometheus
+//! scrapes that as job `pushed`. Every dashboard query and rule must give the same answers on `pushed`
+//! as on the scraped `hooktel`: the same series (labels other than job and instance), and the same
+//! values where the query holds no range selector (with one, the two jobs' samples fall at different
+//! moments and rates differ slightly, so only the series and whether they have data are compared).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::support;
 use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
-use crate::support::{wait_until, Sidecar};
+use crate::support::{wait_until, Protocol, Receiver, Sidecar};
 use serde_json::Value;
 
 const MAIN_PROMPT: &str = "Run the scripted scenario.";
@@ -46,7 +53,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(target: SocketAddr, rules: &Path) -> Prometheus {
+    fn start(target: SocketAddr, pushed: SocketAddr, rules: &Path) -> Prometheus {
         let dir = support::temp_dir("prometheus");
         let config = dir.join("prometheus.yml");
         fs::write(
@@ -54,7 +61,8 @@ impl Prometheus {
             format!(
                 "# written by tests/it/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files:\n  - {}\nscrape_configs:\n  - job_name: hooktel\n    static_configs:\n      \
-                 - targets: [\"{target}\"]\n",
+                 - targets: [\"{target}\"]\n  - job_name: pushed\n    static_configs:\n      \
+                 - targets: [\"{pushed}\"]\n",
                 rules.display()
             ),
         )
@@ -290,6 +298,62 @@ fn variable_values(dashboard: &Value, session: &str, trace_id: &str) -> BTreeMap
     values
 }
 
+/// A query's answer as (labels other than job and instance) → value.
+fn answer(result: &[Value]) -> BTreeMap<String, f64> {
+    result
+        .iter()
+        .map(|s| {
+            let mut labels: Vec<String> = s["metric"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "job" && *k != "instance")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            labels.sort();
+            (labels.join(","), sample_value(s).unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// Whether two answers agree: the same series; the same values (within rounding, and a second for
+/// `time()`) unless `ranged`, else the same series with data.
+fn same(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, ranged: bool) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(k, x)| {
+            b.get(k).is_some_and(|y| match (x.is_finite(), y.is_finite()) {
+                (true, true) => ranged || (x - y).abs() <= 1.0_f64.max(x.abs() * 1e-9),
+                (fx, fy) => fx == fy,
+            })
+        })
+}
+
+/// One dashboard query run on the scraped job and on the pushed job; whether it had data.
+fn compare(prom: &Prometheus, source: &str, scraped: &str, pushed: &str, disagree: &mut Vec<String>) -> bool {
+    let (Ok(a), Ok(b)) = (prom.query(scraped), prom.query(pushed)) else {
+        disagree.push(format!("{source}: refused"));
+        return false;
+    };
+    let (a, b) = (answer(&a), answer(&b));
+    if !same(&a, &b, scraped.contains('[')) {
+        disagree.push(format!("{source}:\n    scraped {a:?}\n    pushed  {b:?}"));
+    }
+    a.values().any(|v| v.is_finite())
+}
+
+/// One rule expression: its series of the scraped job against those of the pushed job.
+fn compare_by_job(prom: &Prometheus, source: &str, expr: &str, disagree: &mut Vec<String>) {
+    let Ok(result) = prom.query(expr) else { return disagree.push(format!("{source}: refused")) };
+    let of = |job: &str| {
+        let series: Vec<Value> = result.iter().filter(|s| s["metric"]["job"] == job).cloned().collect();
+        answer(&series)
+    };
+    let (a, b) = (of("hooktel"), of("pushed"));
+    if !same(&a, &b, expr.contains('[')) {
+        disagree.push(format!("{source}:\n    scraped {a:?}\n    pushed  {b:?}"));
+    }
+}
+
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
@@ -303,8 +367,14 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     let started = Instant::now();
     let claude = claude_bin();
     let rules = root().join("deploy/prometheus/rules/hooktel.rules.yml");
-    let sidecar = Sidecar::start(None, &[]);
-    let prom = Prometheus::start(sidecar.addr, &rules);
+    let receiver = Receiver::start(Protocol::Http);
+    let push_to = format!("{}/v1/metrics", receiver.endpoint());
+    let sidecar = Sidecar::builder()
+        .env("OTEL_METRICS_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &push_to)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+        .start();
+    let prom = Prometheus::start(sidecar.addr, receiver.addr, &rules);
     let up = || prom.value(r#"up{job="hooktel"}"#) == Some(1.0);
     wait_until(Duration::from_secs(20), "prometheus to scrape the sidecar (up == 1)", up);
 
@@ -350,6 +420,8 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     });
     scraped(session_ends, 3.0);
     scraped(rejected, 2.0);
+    scraped(r#"sum(hooktel_hook_events_total{job="pushed", event="SessionEnd"})"#, 3.0);
+    scraped(r#"sum(hooktel_ingest_rejected_total{job="pushed"})"#, 2.0);
     // a few more scrapes, so that every rate window holds the last values more than once
     let scrapes_now = prom.value(r#"count_over_time(up{job="hooktel"}[10m])"#).unwrap_or(0.0);
     scraped(r#"count_over_time(up{job="hooktel"}[10m])"#, scrapes_now + 3.0);
@@ -408,6 +480,27 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
             rows.push(Row::run(&prom, Kind::Rule, format!("rules · {kind} {name}"), expr));
         }
     }
+
+    // pushed data answers every dashboard query and rule as scraped data does
+    let mut disagree: Vec<String> = Vec::new();
+    let mut compared = 0;
+    for path in &dashboards {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        let mut values = variable_values(&d, &session, &trace_id);
+        let scraped_queries = panel_queries(&d, &file, &values);
+        values.insert("job".into(), "pushed".into());
+        for (s, p) in scraped_queries.iter().zip(panel_queries(&d, &file, &values)) {
+            assert_ne!(s.expr, p.expr, "{} does not filter by job", s.source);
+            compared += usize::from(compare(&prom, &s.source, &s.expr, &p.expr, &mut disagree));
+        }
+    }
+    for row in rows.iter().filter(|r| r.kind == Kind::Rule) {
+        compare_by_job(&prom, &row.source, &row.expr, &mut disagree);
+    }
+    assert!(disagree.is_empty(), "pushed and scraped data answer differently:\n{}", disagree.join("\n"));
+    println!("dashboard queries with data on both jobs, compared: {compared}");
+    assert!(compared >= 25, "only {compared} dashboard queries had data to compare");
 
     // the table
     println!("\n{:<84} {:>6} {:>6} {:>14}  query", "source", "series", "finite", "first value");
