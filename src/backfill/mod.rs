@@ -5,7 +5,9 @@
 //! real times and their token usage; an old JSONL event log becomes custom events, each a zero-length
 //! span in its session's trace (or a trace of its own without a session). Importing the same data
 //! twice creates no duplicates: every span sent is recorded in `<data dir>/hooktel.db`, and a span
-//! already recorded is not sent again.
+//! already recorded is not sent again. Nor does importing what the sidecar captured live: a session
+//! the live path handed out (recorded in the same file) or still holds (in its journal) is skipped
+//! whole, since backends such as Jaeger keep two spans with one id twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::model::span::{SpanRecord, Status};
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
 use crate::store::import_registry::ImportRegistry;
+use crate::store::journal;
 use crate::store::local::{LocalStore, Retention};
 use crate::usage::pricing::PriceTable;
 
@@ -51,6 +54,8 @@ pub(crate) struct Request {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub(crate) sessions: usize,
+    /// Sessions not imported because the sidecar captured them live.
+    pub(crate) sessions_seen_live: usize,
     pub(crate) spans_sent: usize,
     pub(crate) spans_already_imported: usize,
     pub(crate) events: usize,
@@ -65,6 +70,13 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "imported into {}:", self.destination)?;
         writeln!(f, "  sessions: {}, custom events: {}", self.sessions, self.events)?;
+        if self.sessions_seen_live > 0 {
+            writeln!(
+                f,
+                "  sessions skipped: {} (captured live by the sidecar with this data directory: already exported or stored)",
+                self.sessions_seen_live
+            )?;
+        }
         writeln!(
             f,
             "  spans sent: {}, already imported before (skipped): {}",
@@ -116,6 +128,7 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
     };
     for path in transcripts::find_transcripts(&req.paths) {
         match transcripts::session_from_transcript(&path, &req.prices, req.capture) {
+            Ok(session) if seen_live(&registry, &req.data_dir, &session)? => summary.sessions_seen_live += 1,
             Ok(session) => {
                 summary.sessions += 1;
                 for d in &session.usage {
@@ -181,6 +194,16 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         turn: None,
         chat: None,
     }
+}
+
+/// Whether the sidecar captured this session live: handed spans of it out, or holds it now.
+fn seen_live(
+    registry: &ImportRegistry,
+    data_dir: &Path,
+    session: &transcripts::ImportedSession,
+) -> Result<bool, BackfillError> {
+    let Some(root) = session.spans.first() else { return Ok(false) };
+    Ok(registry.seen_live(root.trace_id)? || journal::holds(data_dir, &session.session_id)?)
 }
 
 /// Send the spans not imported before, and record them once the destination took them.

@@ -18,6 +18,7 @@ use crate::model::time::now_ns;
 use crate::pipeline;
 use crate::store::data_dir;
 use crate::store::export_spool::SpanSpool;
+use crate::store::import_registry::ImportRegistry;
 use crate::store::journal;
 use crate::store::local::LocalStore;
 use crate::store::token;
@@ -109,7 +110,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             export::Sink::Local(_) => None,
         };
-        let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, metrics.clone()));
+        // the sessions handed out, so that `hooktel import` never sends them a second time
+        let live = match ImportRegistry::open(&data_dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot open the import registry; an import may send live sessions again");
+                None
+            }
+        };
+        let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, live, metrics.clone()));
         let settings = args.session_settings();
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::store::export_spool::{SpanSpool, SpoolError};
+use crate::store::import_registry::ImportRegistry;
 use crate::store::local::LocalStore;
 
 /// Spans per export call: large enough to amortise a request, small enough to stay far below
@@ -51,6 +52,8 @@ struct Delivery {
     /// Local mode's store; `None` in OTLP mode (or after a store call panicked).
     store: Option<LocalStore>,
     spool: Option<SpanSpool>,
+    /// Where the sessions handed out are marked live, so that `hooktel import` skips them.
+    live: Option<ImportRegistry>,
     metrics: Arc<Metrics>,
     /// `None` while the collector answers; else when to probe it again, and the wait after that.
     down: Option<(tokio::time::Instant, Duration)>,
@@ -80,13 +83,14 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Vec<SpanRecord>>,
     sink: Sink,
     spool: Option<SpanSpool>,
+    live: Option<ImportRegistry>,
     metrics: Arc<Metrics>,
 ) {
     let (exporter, store) = match sink {
         Sink::Otlp(e) => (Some(e), None),
         Sink::Local(s) => (None, Some(s)),
     };
-    let mut d = Delivery { exporter, store, spool, metrics, down: None };
+    let mut d = Delivery { exporter, store, spool, live, metrics, down: None };
     d.show_spool().await;
     d.replay().await;
     let mut batch: Vec<SpanRecord> = Vec::new();
@@ -125,6 +129,23 @@ pub(crate) async fn run(
 }
 
 impl Delivery {
+    /// Mark the batch's sessions live (whatever becomes of the batch: it is theirs now, spooled or
+    /// not). A failure is logged, rate-limited: an import may then duplicate those sessions.
+    async fn mark_live(&mut self, batch: &[SpanRecord]) {
+        let mut traces: Vec<opentelemetry::trace::TraceId> = Vec::new();
+        for s in batch {
+            if !traces.contains(&s.trace_id) {
+                traces.push(s.trace_id);
+            }
+        }
+        let marked = blocking(&mut self.live, move |live| live.mark_live(&traces, now_ns())).await;
+        if let Some(Err(e)) = marked {
+            if let Some(left_out) = self.metrics.may_warn("live_mark_failed") {
+                tracing::warn!(error = %e, left_out, "Cannot record the sessions handed out; an import may send them again");
+            }
+        }
+    }
+
     /// How long until the collector should be probed, when it is down.
     fn probe_in(&self) -> Option<Duration> {
         self.down
@@ -134,6 +155,7 @@ impl Delivery {
     /// Store a fresh batch locally, or export it; spool it while the collector is down or when the
     /// export fails.
     async fn deliver(&mut self, batch: Vec<SpanRecord>) {
+        self.mark_live(&batch).await;
         if self.exporter.is_none() {
             self.store_locally(batch).await;
             return;
@@ -365,7 +387,7 @@ mod tests {
         let store = LocalStore::open(dir.path(), Retention::default()).unwrap();
         let metrics = Arc::new(Metrics::new(false));
         let (tx, rx) = mpsc::channel(1);
-        let task = tokio::spawn(run(rx, Sink::Local(store), None, metrics.clone()));
+        let task = tokio::spawn(run(rx, Sink::Local(store), None, None, metrics.clone()));
         tx.send(vec![crate::store::record::tests::span(1), crate::store::record::tests::span(2)]).await.unwrap();
         drop(tx);
         task.await.unwrap();

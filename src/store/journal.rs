@@ -65,6 +65,15 @@ pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     sqlite::open(&data_dir.join(FILE), SCHEMA, Duration::from_secs(5))
 }
 
+/// Whether the journal in `data_dir` holds rows of `session` (open, or ended within its TTL): for
+/// `hooktel import`, which must not send a session the sidecar is capturing. No journal: false.
+pub(crate) fn holds(data_dir: &Path, session: &str) -> rusqlite::Result<bool> {
+    if !data_dir.join(FILE).exists() {
+        return Ok(false);
+    }
+    open(data_dir)?.query_row("SELECT EXISTS(SELECT 1 FROM journal WHERE session = ?1)", params![session], |r| r.get(0))
+}
+
 /// Everything the journal holds, by session (sessions in the order they first appear).
 pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
     let mut stmt = conn.prepare("SELECT session, kind, at, body FROM journal ORDER BY id")?;

@@ -99,3 +99,71 @@ fn an_old_event_log_becomes_custom_events_once() {
     assert!(second.contains("spans sent: 0"), "{second}");
     assert_eq!(local_spans(&data), 2);
 }
+
+/// The spans of one trace in the local store: (span id, start, end, record), sorted.
+fn stored(data: &Path, trace: &str) -> Vec<(String, i64, i64, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(data.join("local.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT span_id, start_ns, end_ns, record FROM spans WHERE trace_id = ?1 ORDER BY span_id")
+        .unwrap();
+    stmt.query_map([trace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// A user who captured live, then imports `~/.claude/projects` with the same data directory: the
+/// session the sidecar captured is skipped whole, in either mode (no second copy at the collector,
+/// nothing rewritten in the local store), sessions it never saw are imported, and the summary says so.
+/// Once with the sidecar still running, once after it stopped and its journal is gone (its record of
+/// the sessions it handed out, alone).
+#[test]
+fn importing_after_live_capture_sends_and_rewrites_nothing() {
+    const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
+    let held_out = transcripts().join("real-2.1.197");
+    for (otlp, stop_first) in [(true, false), (true, true), (false, true), (false, false)] {
+        let data = temp_dir("import-after-live");
+        let home = temp_dir("import-after-live-home");
+        let transcript = support::copy_captured_transcripts(home.path());
+        let receiver = Receiver::start(Protocol::Http);
+        let mut builder = support::Sidecar::builder().data_dir(data.path());
+        if otlp {
+            builder = builder.exporting_to(&receiver);
+        }
+        let mut sidecar = builder.start();
+        for p in support::captured_session_at(&transcript) {
+            assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+        }
+        let live_spans = if otlp {
+            let all = receiver.wait_for(std::time::Duration::from_secs(20), "the live session", |s| s.len() == 12);
+            all.len()
+        } else {
+            support::wait_until(std::time::Duration::from_secs(20), "the live session stored", || {
+                data.path().join("local.db").exists() && stored(data.path(), TRACE).len() == 12
+            });
+            12
+        };
+        let before = if otlp { Vec::new() } else { stored(data.path(), TRACE) };
+        if stop_first {
+            assert!(sidecar.terminate(std::time::Duration::from_secs(10)));
+            // as a day later, when the journal has forgotten the ended session: only the record of
+            // the sessions handed out can tell
+            for f in ["journal.db", "journal.db-wal", "journal.db-shm"] {
+                let _ = std::fs::remove_file(data.path().join(f));
+            }
+        }
+
+        let projects = home.path().join("projects");
+        let args = [projects.to_str().unwrap(), held_out.to_str().unwrap()];
+        let said = import(data.path(), &args, otlp.then_some(&receiver));
+        let case = format!("otlp {otlp}, sidecar stopped {stop_first}");
+        assert!(said.contains("sessions skipped: 1 (captured live"), "{case}: {said}");
+        assert!(said.contains("sessions: 2,"), "{case}: the two held-out sessions: {said}");
+        if otlp {
+            let spans = receiver.spans();
+            assert_eq!(spans.iter().filter(|s| s.trace_id == TRACE).count(), live_spans, "{case}: sent again");
+            assert!(spans.iter().any(|s| s.trace_id != TRACE), "{case}: the held-out sessions were not sent");
+        } else {
+            assert_eq!(stored(data.path(), TRACE), before, "{case}: the live session was rewritten");
+            assert!(local_spans(data.path()) > 12, "{case}: the held-out sessions were not stored");
+        }
+        drop(sidecar);
+    }
+}
