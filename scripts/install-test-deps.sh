@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEPS=${HOOKTEL_TEST_DEPS:-$ROOT/target/test-deps}
-VERSION=${CLAUDE_CODE_VERSION:-2.1.329}
+VERSION=${CLAUDE_CODE_VERSION:-2.1.332}
 CLAUDE_DIR="$DEPS/claude-code"
 CLAUDE="$CLAUDE_DIR/node_modules/.bin/claude"
 VENV="$DEPS/py-venv"

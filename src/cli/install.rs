@@ -9,8 +9,8 @@
 //! again changes nothing; switching between command and http hooks replaces hooktel's entries.
 //!
 //! Claude Code's `-p` silently ignores a settings file that fails validation, so this module only
-//! writes shapes Claude Code 2.1.329 accepts, refuses a file that is not a JSON object (no change),
-//! keeps key order (serde_json's `preserve_order`), and backs the old file up before writing. A key
+//! writes shapes Claude Code 2.1.329 and 2.1.332 accept, refuses a file that is not a JSON object (no
+//! change), keeps key order (serde_json's `preserve_order`), and backs the old file up before writing. A key
 //! written twice in one object keeps its last value, as `JSON.parse` (and so Claude Code) reads it.
 //! Claude Code skips http hooks on SessionStart and Setup: those two always get the command hook.
 
@@ -23,9 +23,11 @@ use serde_json::{json, Map, Value};
 use crate::cli::native_telemetry;
 use crate::store::token::TOKEN_VAR;
 
-/// Every hook event of Claude Code 2.1.329 except WorktreeCreate/WorktreeRemove: hooks on those
-/// replace Claude Code's own git worktree handling. Unknown names are ignored (logged) by 2.1.329.
-pub(crate) const EVENTS: &[&str] = &[
+/// Every hook event of Claude Code 2.1.332 but those of [`LEFT_OUT`]. Releases that do not know an
+/// event ignore its name (2.1.329 logs and skips `PreSkillShellCommand`), so this is the newest
+/// release's list. `tests/it/hook_events.rs` reads the list out of the pinned CLI and fails on a new
+/// event; the README's example and the Kubernetes managed settings are checked against this list.
+pub const EVENTS: &[&str] = &[
     "PreToolUse",
     "PostToolUse",
     "PostToolUseFailure",
@@ -57,6 +59,13 @@ pub(crate) const EVENTS: &[&str] = &[
     "FileChanged",
     "DirectoryAdded",
     "MessageDisplay",
+    "PreSkillShellCommand",
+];
+
+/// Hook events hooktel does not hook, and why.
+pub const LEFT_OUT: &[(&str, &str)] = &[
+    ("WorktreeCreate", "a hook on it replaces Claude Code's own git worktree creation"),
+    ("WorktreeRemove", "a hook on it replaces Claude Code's own git worktree removal"),
 ];
 
 /// Events on which Claude Code skips http hooks ("HTTP hooks are not supported for SessionStart"):

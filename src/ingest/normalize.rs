@@ -91,6 +91,11 @@ pub(crate) enum Kind {
         value: f64,
         cumulative: bool,
     },
+    /// PreSkillShellCommand: a shell command written into a skill, about to run while the skill's
+    /// prompt is rendered. No event ends it, so it is no span: a span event on the innermost open
+    /// span, with the skill's name and the command summarised as a Bash call's input is (redacted and
+    /// clipped by default).
+    SkillShellCommand,
     /// Everything else, known or not: a span event on the innermost open span.
     Other,
 }
@@ -148,6 +153,12 @@ pub(crate) const TOOL_DECISION: &str = "claude_code.tool_decision";
 pub(crate) const TOOL_RESULT: &str = "claude_code.tool_result";
 pub(crate) const TOOL_SPAN: &str = "claude_code.tool";
 pub(crate) const METRIC: &str = "claude_code.metric";
+
+/// The hook event of a skill's inline shell command (Claude Code 2.1.332 on). Its payload:
+/// `command_name` (the skill), `command_source` (where the skill is defined), `invoked_by` (`claude`,
+/// `user`, `other`), `tool_name` (the shell tool, `Bash`), `tool_input.command`, and a `tool_use_id`
+/// of its own (`<id>:preamble-<n>`) that no tool span has.
+pub(crate) const SKILL_SHELL_COMMAND: &str = "PreSkillShellCommand";
 
 /// How a tool call ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -249,6 +260,12 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
         TOOL_DECISION | TOOL_RESULT | TOOL_SPAN => Kind::ToolTiming(tool_timing(p, name)),
         METRIC => session_counter(p).unwrap_or(Kind::Other),
+        SKILL_SHELL_COMMAND => {
+            if let Some(input) = p.get("tool_input") {
+                attrs.extend(capture::tool_input(input, capture));
+            }
+            Kind::SkillShellCommand
+        }
         "PermissionRequest" => match str_field(p, "tool_name") {
             Some(tool) => {
                 attrs.push(KeyValue::new(semconv::TOOL_NAME, tool.to_owned()));
@@ -263,7 +280,10 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         // a producer's own attributes, under its own keys
         attrs.extend(fields.iter().filter_map(|(k, v)| custom_attr(k, v)));
     } else if kind == Kind::Other
-        || matches!(kind, Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. })
+        || matches!(
+            kind,
+            Kind::SessionEnd { .. } | Kind::CompactStart { .. } | Kind::CompactEnd { .. } | Kind::SkillShellCommand
+        )
     {
         attrs.extend(scalar_attrs(p, capture));
     }
@@ -513,12 +533,14 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         return;
     }
     let tool_call = matches!(kind, Kind::ToolStart(_) | Kind::ToolEnd(..));
+    // a skill's shell command is summarised from its `tool_input` as a tool call's input is
+    let reads_input = tool_call || *kind == Kind::SkillShellCommand;
     let failure_message = matches!(kind, Kind::TurnEnd { failure: Some(_), .. });
     if let Some(Value::String(m)) = p.get_mut(FAILURE_MESSAGE).filter(|_| failure_message) {
         // a failed turn's status message: of the API error's text, only the first line, redacted
         *m = capture::redact_text(m.lines().next().unwrap_or_default());
     }
-    if let Some(input) = p.get_mut("tool_input").filter(|_| tool_call) {
+    if let Some(input) = p.get_mut("tool_input").filter(|_| reads_input) {
         match (capture, input) {
             (Capture::Metadata, Value::Object(fields)) => {
                 fields.retain(|k, _| SUMMARISED_INPUT_KEYS.contains(&k.as_str()))
@@ -546,6 +568,7 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
         }
         match key {
             "tool_input" | "tool_response" if tool_call => return true,
+            "tool_input" if reads_input => return true,
             "mcp_server" | CUSTOM_ATTRIBUTES | "error" | "status_code" => return true,
             FAILURE_MESSAGE if failure_message => return true,
             // StopFailure's details are exported (clipped) at metadata
@@ -676,6 +699,40 @@ mod tests {
         assert_eq!(e.kind, Kind::Other);
         assert_eq!(e.name, "TokenUsageUpdated");
         assert!(e.attrs.iter().any(|kv| kv.key.as_str() == "hooktel.hook.tokens"));
+    }
+
+    /// A skill's shell command: a span event with the skill's name, the command redacted and clipped
+    /// as a Bash call's is by default, nothing of it at `none`, all of it at `full`.
+    #[test]
+    fn a_skill_shell_command_names_its_skill_and_redacts_its_command() {
+        let fixture = include_str!("../../tests/fixtures/hooks/documented/PreSkillShellCommand.json");
+        let p: Map<String, Value> = serde_json::from_str(fixture).unwrap();
+        let attr = |e: &Event, key: &str| {
+            e.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
+        };
+        let e = normalize(&p, 1, Capture::Metadata).unwrap();
+        assert_eq!(e.kind, Kind::SkillShellCommand);
+        assert_eq!(e.name, SKILL_SHELL_COMMAND);
+        assert_eq!(attr(&e, "hooktel.hook.command_name").as_deref(), Some("release-notes"));
+        assert_eq!(attr(&e, "hooktel.hook.command_source").as_deref(), Some("projectSettings"));
+        assert_eq!(attr(&e, "hooktel.hook.invoked_by").as_deref(), Some("claude"));
+        assert_eq!(attr(&e, "hooktel.hook.tool_name").as_deref(), Some("Bash"));
+        let command = attr(&e, "hooktel.tool.input.command").expect("the command's summary");
+        assert!(command.starts_with("curl -s -H 'Authorization: Bearer ***"), "{command}");
+        assert!(!format!("{:?}", e.attrs).contains("ghp_"), "{:?}", e.attrs);
+
+        let none = normalize(&p, 1, Capture::None).unwrap();
+        assert_eq!(attr(&none, "hooktel.hook.command_name").as_deref(), Some("release-notes"));
+        assert!(!format!("{:?}", none.attrs).contains("curl"), "{:?}", none.attrs);
+        let full = normalize(&p, 1, Capture::Full).unwrap();
+        assert!(attr(&full, "hooktel.tool.input").is_some_and(|i| i.contains("ghp_")), "{:?}", full.attrs);
+
+        // what the journal keeps of it at the default level is the command, for the summary only
+        let mut kept = p.clone();
+        keep_at_rest(&mut kept, Capture::Metadata, &e.kind);
+        assert_eq!(kept["tool_input"], p["tool_input"]);
+        keep_at_rest(&mut kept, Capture::None, &e.kind);
+        assert_eq!(kept["tool_input"], json!({}));
     }
 
     #[test]

@@ -629,7 +629,7 @@ impl SessionState {
                     None => self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events),
                 }
             }
-            Kind::Other => {
+            Kind::Other | Kind::SkillShellCommand => {
                 let e = span_event(attrs);
                 self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
             }
@@ -1686,6 +1686,44 @@ pub(crate) mod tests {
         assert_eq!((c.start, c.end), (10 * MS, 12 * MS));
         assert_eq!(c.attr("hooktel.compaction.trigger").as_deref(), Some("manual"));
         assert!(c.events.iter().any(|e| e.name == "SubagentStop"));
+    }
+
+    /// A skill's shell command has no end to pair with: a span event on the innermost open span (the
+    /// subagent whose skill runs it, else the turn), carrying the skill and the redacted command.
+    #[test]
+    fn a_skill_shell_command_is_a_span_event_of_its_turn_or_subagent() {
+        let shell = |extra: Value| {
+            let mut p = simple(
+                "PreSkillShellCommand",
+                json!({"tool_name": "Bash", "tool_use_id": "t1:preamble-0", "command_name": "release-notes",
+                       "invoked_by": "user", "tool_input": {"command": "echo token=SECRET"}}),
+            );
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
+        let spans = run(&[
+            (simple("UserPromptSubmit", json!({})), 10 * MS),
+            (shell(json!({})), 11 * MS),
+            (simple("SubagentStart", json!({"agent_id": "a1", "agent_type": "Explore"})), 12 * MS),
+            (shell(json!({"agent_id": "a1", "agent_type": "Explore", "invoked_by": "claude"})), 13 * MS),
+            (simple("SubagentStop", json!({"agent_id": "a1", "agent_type": "Explore"})), 14 * MS),
+            (simple("Stop", json!({})), 15 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 16 * MS),
+        ]);
+        assert_tree(&spans);
+        assert!(spans.iter().all(|s| !s.name.contains("PreSkillShellCommand")), "no span of its own");
+        for (span, by) in [("invoke_agent claude-code", "user"), ("invoke_agent Explore", "claude")] {
+            let s = named(&spans, span)[0];
+            let e: Vec<_> = s.events.iter().filter(|e| e.name == "PreSkillShellCommand").collect();
+            assert_eq!(e.len(), 1, "{span}: {:?}", s.events);
+            let attr =
+                |k: &str| e[0].attrs.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.as_str().into_owned());
+            assert_eq!(attr("hooktel.hook.command_name").as_deref(), Some("release-notes"));
+            assert_eq!(attr("hooktel.hook.invoked_by").as_deref(), Some(by));
+            assert_eq!(attr("hooktel.tool.input.command").as_deref(), Some("echo token=***"));
+        }
     }
 
     /// 5,000 SessionStart with new ids held 658 MB: past the cap, the session idle longest closes.

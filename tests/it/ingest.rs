@@ -1,4 +1,4 @@
-//! Ingest over the wire, against the real `hooktel serve`: every documented Claude Code 2.1.329 hook
+//! Ingest over the wire, against the real `hooktel serve`: every documented Claude Code 2.1.332 hook
 //! payload is accepted and lands in one well-formed trace; unknown events are kept; bad input gets a
 //! counted 4xx and does not hurt the sidecar; huge tool outputs are cut; hundreds of interleaved
 //! sessions stay apart; resumed and non-UUID sessions keep one stable trace; duplicate and
@@ -134,6 +134,7 @@ const DOC_ORDER: &[&str] = &[
     "InstructionsLoaded",
     "UserPromptExpansion",
     "UserPromptSubmit",
+    "PreSkillShellCommand",
     "PreToolUse.Agent",
     "SubagentStart",
     "PreToolUse.subagent",
@@ -211,7 +212,7 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
         assert_eq!(v["session_id"], DOC_SESSION);
         *expected_counts.entry(v["hook_event_name"].as_str().unwrap().to_owned()).or_default() += 1;
     }
-    assert_eq!(expected_counts.len(), 33, "33 hook events in Claude Code 2.1.329");
+    assert_eq!(expected_counts.len(), 34, "34 hook events in Claude Code 2.1.332");
 
     let (receiver, sidecar) = Sidecar::builder().start_exporting(Protocol::Http);
     for stem in DOC_ORDER {
@@ -261,6 +262,13 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
         assert!(events.contains(e), "{e} is a span event");
     }
     assert!(events.contains("WorktreeCreate"), "WorktreeCreate is a span event");
+    // a skill's shell command: on the turn, with its skill, the command redacted
+    let turn_events: Vec<_> = turns[0].events.iter().filter(|(n, _)| n == "PreSkillShellCommand").collect();
+    assert_eq!(turn_events.len(), 1, "{:?}", turns[0].events);
+    let skill = &turn_events[0].1;
+    assert_eq!(skill.get("hooktel.hook.command_name").map(String::as_str), Some("release-notes"));
+    let command = skill.get("hooktel.tool.input.command").expect("the command, summarised");
+    assert!(command.contains("Bearer ***") && !command.contains("ghp_"), "{command}");
 
     // the MCP call names its server
     let mcp = tool_span(&spans, &trace, "toolu_01Vs2Hd8Kq5Mx1Bn7Tc4Lw9R");

@@ -82,7 +82,7 @@ fn claude_reports_through(http: bool, fixture: &str) {
         let addr = sidecar.addr.to_string();
         let args: &[&str] = if http { &["install", "--http"] } else { &["install"] };
         let out = expect_exit(&hooktel(&home, &elsewhere, args, &[("HOOKTEL_LISTEN", &addr)]), 0, "hooktel install");
-        assert!(out.contains("added (31)"), "{out}");
+        assert!(out.contains(&format!("added ({})", hooktel::cli::install::EVENTS.len())), "{out}");
         let installed = json(&settings);
         let url = format!("http://{addr}/v1/hooks");
         if http {
@@ -123,7 +123,7 @@ fn claude_reports_through(http: bool, fixture: &str) {
         assert!(report.contains("all 5 checks ok"), "{report}");
 
         let out = expect_exit(&hooktel(&home, &elsewhere, &["uninstall"], &[]), 0, "hooktel uninstall");
-        assert!(out.contains("removed (31)"), "{out}");
+        assert!(out.contains(&format!("removed ({})", hooktel::cli::install::EVENTS.len())), "{out}");
         let after = fs::read_to_string(&settings).unwrap();
         assert!(!after.contains("hooktel") && !after.contains(&url), "hooktel entries left:\n{after}");
         assert_eq!(json(&settings), serde_json::from_str::<Value>(fixture).unwrap(), "the user's settings back");

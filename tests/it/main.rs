@@ -14,6 +14,7 @@ mod e2e_claude;
 mod e2e_outages;
 mod export_spool;
 mod hook_client;
+mod hook_events;
 mod hostile;
 mod import;
 mod ingest;

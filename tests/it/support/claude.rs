@@ -15,37 +15,8 @@ use serde_json::{json, Value};
 /// A CLI run taking longer than this is killed (one run takes a few seconds).
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The events hooked, as in the harness's `run-scenario.sh` (WorktreeCreate/Remove replace git logic).
-pub const HOOK_EVENTS: &[&str] = &[
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PostToolBatch",
-    "Notification",
-    "UserPromptSubmit",
-    "UserPromptExpansion",
-    "SessionStart",
-    "SessionEnd",
-    "Stop",
-    "StopFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "PreCompact",
-    "PostCompact",
-    "PermissionRequest",
-    "PermissionDenied",
-    "Setup",
-    "TeammateIdle",
-    "TaskCreated",
-    "TaskCompleted",
-    "Elicitation",
-    "ElicitationResult",
-    "ConfigChange",
-    "InstructionsLoaded",
-    "CwdChanged",
-    "FileChanged",
-    "MessageDisplay",
-];
+/// The events hooked: those `hooktel install` hooks (WorktreeCreate/Remove replace git logic).
+pub const HOOK_EVENTS: &[&str] = hooktel::cli::install::EVENTS;
 
 /// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
 /// Tests that run the real Claude Code CLI take this lock first. They time real processes (the test
