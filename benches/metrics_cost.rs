@@ -500,6 +500,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         tool: Some(ToolRun { status: tool_status, duration_ms }),
         turn: None,
         chat: None,
+        links: Vec::new(),
     }
 }
 
@@ -537,5 +538,6 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         tool: None,
         turn: Some(turn),
         chat: None,
+        links: Vec::new(),
     }
 }

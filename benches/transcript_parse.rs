@@ -831,6 +831,7 @@ impl ProtoLedger {
                         prompt_id: self.prompt_id.clone(),
                         agent_id: line.agent_id,
                         response: None,
+                        forked_from: None,
                     });
                 }
             }

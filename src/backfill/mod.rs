@@ -193,6 +193,7 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         tool: None,
         turn: None,
         chat: None,
+        links: Vec::new(),
     }
 }
 

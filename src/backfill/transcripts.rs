@@ -30,7 +30,7 @@ use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
-use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::span::{ChatCall, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::rfc3339_ns;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::{spawner_in_meta, Delta, Ledger, Response};
@@ -132,6 +132,9 @@ pub fn session_from_transcript(
     let bytes = std::fs::read(main).map_err(BackfillError::read(main))?;
     r.read_main(&bytes);
     let mut usage = ledger_deltas(&bytes, prices);
+    // a fork's copied responses are its origin's: not counted here; the root links to the origin
+    let forked_from = usage.iter().find_map(|d| d.forked_from.clone());
+    usage.retain(|d| d.forked_from.is_none());
     for d in &usage {
         if let Some(i) = d.prompt_id.as_ref().and_then(|p| r.turn_index.get(p)) {
             r.turns[*i].usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
@@ -169,7 +172,16 @@ pub fn session_from_transcript(
         _ => stem,
     };
     let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(main.to_path_buf())) };
-    let spans = r.spans(&sid, main, extent, agents, &usage, capture);
+    let mut spans = r.spans(&sid, main, extent, agents, &usage, capture);
+    if let (Some(origin), Some(root)) = (forked_from, spans.first_mut()) {
+        root.links.push(SpanLink {
+            trace_id: ids::trace_id(&origin),
+            span_id: ids::span_id(&origin, SpanKey::Root, &origin),
+            kind: "forked_from".into(),
+        });
+        root.attrs.push(KeyValue::new(semconv::FORKED_FROM, origin));
+        root.attrs.push(KeyValue::new(semconv::SESSION_SOURCE, "fork"));
+    }
     Ok(ImportedSession { session_id: sid, spans, usage })
 }
 
@@ -424,6 +436,7 @@ impl Reader {
             tool: None,
             turn: None,
             chat: None,
+            links: Vec::new(),
         };
         let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
             span.attrs.extend(attrs);

@@ -13,6 +13,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLink
 use opentelemetry_sdk::Resource;
 
 use crate::model::ids::SpanKey;
+use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
 
 /// The OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -140,10 +141,23 @@ pub(crate) fn span_data(rec: &SpanRecord) -> SpanData {
         attributes: rec.attributes(),
         dropped_attributes_count: 0,
         events: span_events(events, rec.dropped_events),
-        links: SpanLinks::default(),
+        links: span_links(&rec.links),
         status,
         instrumentation_scope: InstrumentationScope::builder("hooktel").with_version(env!("CARGO_PKG_VERSION")).build(),
     }
+}
+
+/// Links to spans of other traces, each with its relation as `hooktel.link.kind`.
+fn span_links(links: &[crate::model::span::SpanLink]) -> SpanLinks {
+    let mut out = SpanLinks::default();
+    out.links = links
+        .iter()
+        .map(|l| {
+            let context = SpanContext::new(l.trace_id, l.span_id, TraceFlags::SAMPLED, true, TraceState::default());
+            opentelemetry::trace::Link::new(context, vec![KeyValue::new(semconv::LINK_KIND, l.kind.clone())], 0)
+        })
+        .collect();
+    out
 }
 
 fn span_events(events: Vec<opentelemetry::trace::Event>, dropped: u32) -> SpanEvents {

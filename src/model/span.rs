@@ -44,6 +44,16 @@ pub struct SpanRecord {
     pub turn: Option<TurnOutcome>,
     /// A model call: which response it was and why it stopped.
     pub chat: Option<ChatCall>,
+    /// Spans of other traces it relates to (a fork's origin, a teammate's lead).
+    pub links: Vec<SpanLink>,
+}
+
+/// A link to a span of another trace, and what the relation is (`hooktel.link.kind`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanLink {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub kind: String,
 }
 
 impl SpanRecord {

@@ -18,7 +18,9 @@ use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::{int, project_of};
-use crate::model::span::{ChatCall, SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::span::{
+    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome,
+};
 use crate::model::time::ms_to_ns;
 use crate::usage::accountant::SessionUsage;
 use crate::usage::transcript::{Delta, Response};
@@ -116,6 +118,8 @@ struct Span {
     turn: Option<TurnOutcome>,
     /// A model call's response.
     chat: Option<ChatCall>,
+    /// Spans of other traces it relates to.
+    links: Vec<SpanLink>,
     /// Timed by Claude Code's own telemetry: a model call's times (the transcript's no longer
     /// apply), a tool call's permission wait (a decision's time no longer gives it).
     exact: bool,
@@ -141,6 +145,7 @@ impl Span {
             tool: None,
             turn: None,
             chat: None,
+            links: Vec::new(),
             exact: false,
         }
     }
@@ -375,6 +380,10 @@ impl Sessions {
     pub(crate) fn add_usage(&mut self, u: &SessionUsage, now: u64) {
         let Some(state) = self.live.get_mut(&u.session_id) else { return };
         let d = &u.delta;
+        if let Some(origin) = &d.forked_from {
+            state.forked_from(origin);
+            return;
+        }
         if let Some(response) = &d.response {
             state.chat(d, response, now);
         }
@@ -489,7 +498,11 @@ impl SessionState {
         let Event { name, at, prompt_id, agent_id, agent_type, kind, attrs, .. } = ev;
         let span_event = |attrs: Vec<KeyValue>| SpanEvent { name: name.clone(), at, attrs };
         match kind {
-            Kind::SessionStart { .. } => {
+            Kind::SessionStart { source } => {
+                // how the session began (startup, resume, fork, ...), on its root as on the event
+                if !self.top.attrs.iter().any(|kv| kv.key.as_str() == semconv::SESSION_SOURCE) {
+                    self.top.set_attr(KeyValue::new(semconv::SESSION_SOURCE, source));
+                }
                 let e = span_event(attrs);
                 self.top.add_event(e, max_events);
             }
@@ -636,6 +649,24 @@ impl SessionState {
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
             Kind::SessionCounter { attr, value, cumulative } => self.session_counter(attr, value, cumulative),
+        }
+    }
+
+    /// This session is a fork of `origin` (`--fork-session`): its root links to the origin's root.
+    fn forked_from(&mut self, origin: &str) {
+        let link = SpanLink {
+            trace_id: ids::trace_id(origin),
+            span_id: ids::span_id(origin, SpanKey::Root, origin),
+            kind: "forked_from".into(),
+        };
+        let root = match self.segment {
+            None => &mut self.top,
+            // a fork resumed later: the root was handed out with its first segment
+            Some(_) => return,
+        };
+        if !root.links.contains(&link) {
+            root.links.push(link);
+            root.set_attr(KeyValue::new(semconv::FORKED_FROM, origin.to_owned()));
         }
     }
 
@@ -1046,6 +1077,7 @@ impl SessionState {
             tool: span.tool,
             turn: span.turn,
             chat: span.chat,
+            links: span.links,
         }
     }
 }
@@ -1213,6 +1245,57 @@ pub(crate) mod tests {
                 assert!(chat.usage.as_ref().is_some_and(|u| u.tokens.output > 0), "usage from the transcript");
             }
         }
+    }
+
+    /// A `--fork-session` session: its root says it began as a fork and links to its origin's root
+    /// (learnt from its transcript's copied responses), and counts only its own responses.
+    #[test]
+    fn a_fork_links_to_its_origin_and_counts_only_its_own_usage() {
+        const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/transcripts/fork-2.1.329");
+        const ORIGIN: &str = "082b7548-ad4a-4949-86a5-67e6cb172c59";
+        const FORK: &str = "ff7c266d-769e-439d-a6c5-940a3331fc54";
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        let hooks = std::fs::read_to_string(format!("{FIXTURE}/hooks.jsonl")).unwrap();
+        // the fork's first run, up to its first SessionEnd
+        let mut payloads: Vec<Value> = Vec::new();
+        for line in hooks.lines() {
+            let p = serde_json::from_str::<Value>(line).unwrap()["payload"].clone();
+            if p["session_id"] == FORK {
+                let end = p["hook_event_name"] == "SessionEnd";
+                payloads.push(p);
+                if end {
+                    break;
+                }
+            }
+        }
+        let bytes = std::fs::read(format!("{FIXTURE}/-home-dev-rf329-work/{FORK}.jsonl")).unwrap();
+        let deltas = crate::usage::transcript::Ledger::default()
+            .read(&bytes, &crate::usage::pricing::PriceTable::builtin())
+            .deltas;
+        for (i, p) in payloads.iter().enumerate() {
+            let at = (i as u64 + 1) * 100 * MS;
+            s.ingest(event(p, at), at, &mut out);
+            if i == 1 {
+                for delta in deltas.clone() {
+                    s.add_usage(&SessionUsage { session_id: FORK.into(), delta }, at);
+                }
+            }
+        }
+        s.tick(u64::MAX / 2, &mut out);
+        let root = out.iter().find(|r| r.key == SpanKey::Root).unwrap();
+        assert_eq!(root.attr("hooktel.session.source").as_deref(), Some("fork"));
+        assert_eq!(root.attr("hooktel.session.forked_from").as_deref(), Some(ORIGIN));
+        assert_eq!(
+            root.links,
+            [SpanLink {
+                trace_id: ids::trace_id(ORIGIN),
+                span_id: ids::span_id(ORIGIN, SpanKey::Root, ORIGIN),
+                kind: "forked_from".into()
+            }]
+        );
+        assert_eq!(root.usage.as_ref().unwrap().tokens.output, 50, "only the fork's own two responses");
+        assert_eq!(out.iter().filter(|r| r.key == SpanKey::Chat).count(), 2);
     }
 
     /// Claude Code's tool reports put each tool call's permission decision, wait and execution time

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
-use crate::model::span::{ChatCall, SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
+use crate::model::span::{ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
 
 /// A span as stored: plain data, no OpenTelemetry types.
 #[derive(Serialize, Deserialize)]
@@ -41,6 +41,9 @@ struct Stored {
     turn: Option<TurnOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chat: Option<ChatCall>,
+    /// (trace, span, kind)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<([u8; 16], [u8; 8], String)>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -117,6 +120,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             tool: r.tool,
             turn: r.turn.clone(),
             chat: r.chat.clone(),
+            links: r.links.iter().map(|l| (l.trace_id.to_bytes(), l.span_id.to_bytes(), l.kind.clone())).collect(),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -158,6 +162,15 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                 tool: s.tool,
                 turn: s.turn,
                 chat: s.chat,
+                links: s
+                    .links
+                    .into_iter()
+                    .map(|(t, sp, kind)| SpanLink {
+                        trace_id: TraceId::from_bytes(t),
+                        span_id: SpanId::from_bytes(sp),
+                        kind,
+                    })
+                    .collect(),
             }
         })
         .collect())
@@ -196,6 +209,15 @@ pub(crate) mod tests {
                 request_id: "req_1".into(),
                 finish_reason: Some("end_turn".into()),
             }),
+            links: if i == 2 {
+                vec![SpanLink {
+                    trace_id: TraceId::from_bytes([7; 16]),
+                    span_id: SpanId::from_bytes([7; 8]),
+                    kind: "forked_from".into(),
+                }]
+            } else {
+                Vec::new()
+            },
         }
     }
 

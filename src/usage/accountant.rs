@@ -349,7 +349,7 @@ impl Reader<'_> {
             p.stalled_at = None;
             save_ledger(self.state_dir, &real, &p.ledger);
         }
-        for d in &read.deltas {
+        for d in read.deltas.iter().filter(|d| d.forked_from.is_none()) {
             metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
         }
         read.deltas

@@ -52,6 +52,10 @@ pub struct Ledger {
     /// Failed tries (`system` `api_error` lines) not yet followed by a response.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     failed_tries: Vec<FailedTry>,
+    /// The session this transcript was forked from (`--fork-session`): the `requestSessionId` of
+    /// the responses it copied, which are that session's and not counted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forked_from: Option<String>,
 }
 
 /// A failed API try that Claude Code retried: a `system` line of subtype `api_error`.
@@ -94,6 +98,25 @@ pub struct Delta {
     /// The API response this usage belongs to (absent in deltas journaled by an older hooktel).
     #[serde(default)]
     pub response: Option<Response>,
+    /// Set (with no usage) once, when the transcript turns out to be a fork of this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
+}
+
+impl Delta {
+    /// The news that a transcript was forked from `origin`; it carries no usage.
+    fn fork(origin: String) -> Delta {
+        Delta {
+            model: String::new(),
+            usage: TokenUsage::default(),
+            cost: 0.0,
+            priced: false,
+            prompt_id: None,
+            agent_id: None,
+            response: None,
+            forked_from: Some(origin),
+        }
+    }
 }
 
 /// One API response, as far as it has been read.
@@ -156,6 +179,11 @@ struct Line {
     agent_id: Option<String>,
     #[serde(rename = "requestId")]
     request_id: Option<String>,
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+    /// The session that made the request: another one on a line a fork copied.
+    #[serde(rename = "requestSessionId")]
+    request_session_id: Option<String>,
     /// The `api-request` line of an assistant line's request.
     #[serde(rename = "requestRef")]
     request_ref: Option<String>,
@@ -328,6 +356,12 @@ impl Ledger {
             }
             // the request failed for good: its tries belong to no response
             Some("assistant") if line.api_error => self.failed_tries.clear(),
+            // a response a fork copied from its origin: the origin's, counted there
+            Some("assistant") if line.request_session_id.is_some() && line.request_session_id != line.session_id => {
+                let first = self.forked_from.is_none();
+                self.forked_from = self.forked_from.take().or(line.request_session_id.clone());
+                out.extend(line.request_session_id.filter(|_| first).map(Delta::fork));
+            }
             Some("assistant") => {
                 let Some(Message { id: Some(id), model: Some(model), usage: Some(usage), stop_reason }) = line.message
                 else {
@@ -374,6 +408,7 @@ impl Ledger {
                         prompt_id: self.prompt_id.clone(),
                         agent_id: line.agent_id,
                         response: Some(Response { id, request_id, start, end, stop_reason, failed_tries }),
+                        forked_from: None,
                     });
                 }
             }
@@ -459,6 +494,31 @@ mod tests {
             .filter(|d| d.agent_id.is_none())
             .all(|d| d.prompt_id.as_deref() == Some("ddca265e-c4e4-4f08-acfc-8612056bc63a")));
         assert!(deltas.iter().any(|d| d.agent_id.as_deref() == Some("a7ca175cf2fd2156a")));
+    }
+
+    /// A `--fork-session` transcript starts with its origin's responses, copied (their
+    /// `requestSessionId` is the origin): they are the origin's and count there, so the fork counts
+    /// only its own two, and says once whose fork it is. The origin counts all of its own.
+    #[test]
+    fn a_fork_counts_only_its_own_responses() {
+        const DIR: &str =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/transcripts/fork-2.1.329/-home-dev-rf329-work");
+        const ORIGIN: &str = "082b7548-ad4a-4949-86a5-67e6cb172c59";
+        let read = |sid: &str| {
+            let bytes = std::fs::read(format!("{DIR}/{sid}.jsonl")).unwrap();
+            Ledger::default().read(&bytes, &PriceTable::builtin()).deltas
+        };
+        let fork = read("ff7c266d-769e-439d-a6c5-940a3331fc54");
+        let forks: Vec<&Delta> = fork.iter().filter(|d| d.forked_from.is_some()).collect();
+        assert_eq!(forks.len(), 1);
+        assert_eq!(forks[0].forked_from.as_deref(), Some(ORIGIN));
+        assert!(forks[0].usage.is_zero() && forks[0].response.is_none());
+        let own: Vec<&str> = fork.iter().filter_map(|d| Some(d.response.as_ref()?.id.as_str())).collect();
+        assert_eq!(own, ["msg_01pMms6L5ihQEAPQ1Kp6VqdqZW", "msg_01HADwrQ7zFy7ilETpznFEalru"]);
+        assert_eq!(total(&fork).0.output, 50);
+        let origin = read(ORIGIN);
+        assert!(origin.iter().all(|d| d.forked_from.is_none()));
+        assert!(origin.iter().any(|d| d.response.as_ref().is_some_and(|r| r.id == "msg_01mNGt54e4JqkxVXyZJ8OADFrl")));
     }
 
     /// Every response of the captured session, with its times: from its `api-request` line to its

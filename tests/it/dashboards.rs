@@ -420,6 +420,13 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     });
     scraped(session_ends, 3.0);
     scraped(rejected, 2.0);
+    // after real sessions, the last push carries exactly what /metrics serves
+    let differ = support::prom_translate::push_equals_scrape(
+        || sidecar.metrics(),
+        || receiver.last_metrics(),
+        Duration::from_secs(15),
+    );
+    assert!(differ.is_empty(), "push and scrape disagree after real sessions:\n{}", differ.join("\n"));
     scraped(r#"sum(hooktel_hook_events_total{job="pushed", event="SessionEnd"})"#, 3.0);
     scraped(r#"sum(hooktel_ingest_rejected_total{job="pushed"})"#, 2.0);
     // a few more scrapes, so that every rate window holds the last values more than once

@@ -26,3 +26,4 @@ mod otlp_export;
 mod phoenix;
 mod restart;
 mod spool;
+mod teams;

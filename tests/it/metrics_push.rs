@@ -4,27 +4,13 @@
 //! the resource names the sidecar (instance, host, and the user from the password database even
 //! with `$USER` unset); a push that fails is counted.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 
 use crate::support::{
     captured_session_at, copy_captured_transcripts, prom_translate, temp_dir, wait_until, Protocol, Receiver, Sidecar,
 };
-
-/// `name{labels}` → value of a text exposition, without comments, and without the push counter
-/// (a push cannot carry its own count).
-fn series(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter(|l| !l.starts_with("hooktel_metric_pushes_total"))
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 /// The user this test runs as, from the password database (`id -un`).
 fn user() -> String {
@@ -64,22 +50,13 @@ fn pushed_metrics_equal_what_metrics_serves() {
                 && sidecar.metrics().contains("hooktel_tool_duration_seconds_count")
         });
         // once the values rest, the last push and a scrape agree on every series
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let (scraped, pushed) = loop {
-            let scraped = series(&sidecar.metrics());
-            let pushed = receiver.last_metrics().map(|m| series(&prom_translate::exposition(&m))).unwrap_or_default();
-            if scraped == pushed || Instant::now() > deadline {
-                break (scraped, pushed);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let differ: Vec<_> = scraped
-            .iter()
-            .filter(|(k, v)| pushed.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: scraped {v}, pushed {:?}", pushed.get(k)))
-            .chain(pushed.keys().filter(|k| !scraped.contains_key(*k)).map(|k| format!("{k}: only pushed")))
-            .collect();
+        let differ = prom_translate::push_equals_scrape(
+            || sidecar.metrics(),
+            || receiver.last_metrics(),
+            Duration::from_secs(15),
+        );
         assert!(differ.is_empty(), "{protocol:?}: push and scrape disagree:\n{}", differ.join("\n"));
+        let scraped = prom_translate::series(&sidecar.metrics());
         for must in [
             r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",type="output"}"#,
             "hooktel_tool_duration_seconds_count",

@@ -432,6 +432,8 @@ impl Transcript {
             .map(|l| &l.value)
             .filter(|v| v["isApiErrorMessage"] != Value::Bool(true))
             .filter(|v| v["message"]["model"] != "<synthetic>" && v["message"]["usage"].is_object())
+            // a fork's copies of its origin's responses are the origin's
+            .filter(|v| v["requestSessionId"].is_null() || v["requestSessionId"] == v["sessionId"])
             .map(|v| {
                 let field = |f: &Value| f.as_str().unwrap_or_default().to_owned();
                 ((field(&v["message"]["id"]), field(&v["requestId"])), v)

@@ -95,6 +95,8 @@ pub struct Span {
     pub end_ns: u64,
     /// OTLP's SpanKind: 1 internal, 3 client.
     pub kind: i32,
+    /// Links: (trace id, span id, attributes).
+    pub links: Vec<(String, String, HashMap<String, String>)>,
 }
 
 impl Span {
@@ -136,6 +138,11 @@ fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
                     status_message: s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default(),
                     events: s.events.iter().map(|e| (e.name.clone(), flatten(&e.attributes))).collect(),
                     kind: s.kind,
+                    links: s
+                        .links
+                        .iter()
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id), flatten(&l.attributes)))
+                        .collect(),
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,
                 });

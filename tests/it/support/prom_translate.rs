@@ -50,6 +50,45 @@ pub fn exposition(req: &ExportMetricsServiceRequest) -> String {
     out
 }
 
+/// `name{labels}` → value of a text exposition, without comments, and without the push counter
+/// (a push cannot carry its own count).
+pub fn series(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter(|l| !l.starts_with("hooktel_metric_pushes_total"))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Wait until the last push and a scrape of `/metrics` agree on every series (values rest once the
+/// sessions are done); the differences, if they never do.
+pub fn push_equals_scrape(
+    scrape: impl Fn() -> String,
+    last_push: impl Fn() -> Option<ExportMetricsServiceRequest>,
+    timeout: std::time::Duration,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let scraped = series(&scrape());
+        let pushed = last_push().map(|m| series(&exposition(&m))).unwrap_or_default();
+        if scraped == pushed {
+            return Vec::new();
+        }
+        if std::time::Instant::now() > deadline {
+            return scraped
+                .iter()
+                .filter(|(k, v)| pushed.get(*k) != Some(v))
+                .map(|(k, v)| format!("{k}: scraped {v}, pushed {:?}", pushed.get(k)))
+                .chain(pushed.keys().filter(|k| !scraped.contains_key(*k)).map(|k| format!("{k}: only pushed")))
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
