@@ -27,6 +27,10 @@ pub struct Event {
     pub(crate) agent_type: Option<String>,
     pub(crate) cwd: Option<String>,
     pub(crate) transcript_path: Option<String>,
+    /// The agent team it names (`team_name`, or the team of a teammate an `Agent` call spawned).
+    pub(crate) team: Option<String>,
+    /// The teammate it names (`teammate_name`, or the teammate an `Agent` call spawned).
+    pub(crate) teammate: Option<String>,
     pub(crate) kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
     pub(crate) attrs: Vec<KeyValue>,
@@ -80,6 +84,13 @@ pub(crate) enum Kind {
     PermissionRequest {
         tool_name: String,
     },
+    /// TaskCreated (`created`) or TaskCompleted: one task of a task list; `subject` as the capture
+    /// level lets it out.
+    Task {
+        created: bool,
+        task_id: String,
+        subject: Option<String>,
+    },
     /// Claude Code's own telemetry about one API request (`api_request`, or `api_error`).
     ModelCall(ApiCall),
     /// Claude Code's own telemetry about one tool call.
@@ -111,6 +122,8 @@ pub(crate) struct ToolCall {
     pub(crate) duration_ms: Option<u64>,
     /// For an `Agent` call: the subagent its response names (`tool_response.agentId`).
     pub(crate) spawned_agent: Option<String>,
+    /// For an `Agent` call that spawned a teammate (`status: teammate_spawned`): its name.
+    pub(crate) spawned_teammate: Option<String>,
 }
 
 /// One API request as Claude Code's telemetry reports it: when it ended (the event's time), how long
@@ -255,6 +268,13 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
                 Kind::SubagentStop { parent_tool_use_id: None }
             }
         }
+        "TaskCreated" | "TaskCompleted" if str_field(p, "task_id").is_some() => Kind::Task {
+            created: name == "TaskCreated",
+            task_id: str_field(p, "task_id").unwrap_or_default().to_owned(),
+            subject: str_field(p, "task_subject")
+                .filter(|_| capture != Capture::None)
+                .map(|s| capture::clip(&capture::redact_text(s), 128)),
+        },
         "PreCompact" => Kind::CompactStart { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
@@ -275,6 +295,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         },
         _ => Kind::Other,
     };
+    let spawned = p.get("tool_response").filter(|_| name == "PostToolUse").and_then(spawned_teammate);
     let custom = p.get(CUSTOM_ATTRIBUTES).and_then(Value::as_object);
     if let Some(fields) = custom {
         // a producer's own attributes, under its own keys
@@ -296,6 +317,14 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         agent_type: str_field(p, "agent_type").map(str::to_owned),
         cwd: str_field(p, "cwd").map(str::to_owned),
         transcript_path: str_field(p, "transcript_path").filter(|s| !s.is_empty()).map(str::to_owned),
+        team: str_field(p, "team_name")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| spawned.clone().map(|(t, _)| t)),
+        teammate: str_field(p, "teammate_name")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or(spawned.map(|(_, n)| n)),
         kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),
@@ -325,7 +354,7 @@ const MAX_PATH_BYTES: usize = 4096;
 
 /// Ids, names and paths over their bounds refuse the payload (`field_too_long`).
 fn check_lengths(p: &Map<String, Value>) -> Result<(), Rejected> {
-    const IDS: [&str; 9] = [
+    const IDS: [&str; 12] = [
         "session_id",
         "hook_event_name",
         "prompt_id",
@@ -335,6 +364,9 @@ fn check_lengths(p: &Map<String, Value>) -> Result<(), Rejected> {
         "tool_name",
         "request_id",
         "model",
+        "team_name",
+        "teammate_name",
+        "task_id",
     ];
     for key in IDS {
         if str_field(p, key).is_some_and(|v| v.len() > MAX_ID_BYTES) {
@@ -424,7 +456,18 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
         attrs.push(KeyValue::new(semconv::PAYLOAD_BYTES, bytes as i64));
     }
     let spawned_agent = response.and_then(|r| r.get("agentId")).and_then(Value::as_str).map(str::to_owned);
-    Some(ToolCall { name, call_id, attrs, duration_ms: p.get("duration_ms").and_then(Value::as_u64), spawned_agent })
+    let spawned_teammate = response.and_then(spawned_teammate).map(|(_, name)| name);
+    let duration_ms = p.get("duration_ms").and_then(Value::as_u64);
+    Some(ToolCall { name, call_id, attrs, duration_ms, spawned_agent, spawned_teammate })
+}
+
+/// The (team, teammate name) of an `Agent` call's response that spawned a teammate.
+fn spawned_teammate(response: &Value) -> Option<(String, String)> {
+    if response.get("status").and_then(Value::as_str) != Some("teammate_spawned") {
+        return None;
+    }
+    let field = |k| response.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES);
+    Some((field("team_name")?.to_owned(), field("name")?.to_owned()))
 }
 
 fn tool_outcome(name: &str, p: &Map<String, Value>, capture: Capture) -> ToolOutcome {
@@ -554,7 +597,7 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
             Value::Object(fields) => Value::Object(
                 fields
                     .iter()
-                    .filter(|(k, _)| matches!(k.as_str(), "agentId" | "interrupted"))
+                    .filter(|(k, _)| matches!(k.as_str(), "agentId" | "interrupted" | "status" | "team_name" | "name"))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),

@@ -36,6 +36,8 @@ pub enum SpanKey {
     Chat,
     /// A custom event imported from an old event log, as a zero-length span.
     Custom,
+    /// A task of an agent team's (or a session's) task list, from TaskCreated to TaskCompleted.
+    Task,
 }
 
 impl SpanKey {
@@ -50,6 +52,7 @@ impl SpanKey {
             SpanKey::Compaction => "compaction",
             SpanKey::Chat => "chat",
             SpanKey::Custom => "custom",
+            SpanKey::Task => "task",
         }
     }
 }

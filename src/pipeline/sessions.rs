@@ -22,6 +22,7 @@ use crate::model::span::{
     ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome,
 };
 use crate::model::time::ms_to_ns;
+use crate::pipeline::teams::{self, Created, Teams};
 use crate::usage::accountant::SessionUsage;
 use crate::usage::transcript::{Delta, Response};
 
@@ -120,6 +121,9 @@ struct Span {
     chat: Option<ChatCall>,
     /// Spans of other traces it relates to.
     links: Vec<SpanLink>,
+    /// Handed out only when its session ends (an in-process teammate, which wakes up again; an
+    /// `Agent` call whose pane teammate may name its team later).
+    held: bool,
     /// Timed by Claude Code's own telemetry: a model call's times (the transcript's no longer
     /// apply), a tool call's permission wait (a decision's time no longer gives it).
     exact: bool,
@@ -146,6 +150,7 @@ impl Span {
             turn: None,
             chat: None,
             links: Vec::new(),
+            held: false,
             exact: false,
         }
     }
@@ -201,6 +206,8 @@ pub struct Sessions {
     ended: HashMap<u128, Ended>,
     /// Ended sessions in the order they ended, to forget the oldest first.
     ended_order: VecDeque<(u64, u128)>,
+    /// Agent teams across sessions: leads, and tasks waiting for their completion.
+    teams: Teams,
 }
 
 /// What is kept of an ended session: enough to hang a resumed segment under its root.
@@ -243,6 +250,16 @@ struct SessionState {
     /// Usage for a turn or subagent whose span is not open yet (its start event is late, or the
     /// transcript was read before it arrived), applied when it opens.
     early_usage: HashMap<SpanId, SpanUsage>,
+    /// The agent team it belongs to, once known: as the lead (it spawned a teammate) or as a pane
+    /// teammate (an event named the team).
+    team: Option<String>,
+    /// A pane teammate's own name.
+    teammate_name: Option<String>,
+    /// In-process teammates: agent id → name.
+    teammates: HashMap<String, String>,
+    /// `Agent` calls that spawned a pane teammate, by the teammate's name: held until the session
+    /// ends, so that they can link to the teammate's trace once it names its team.
+    pane_spawns: HashMap<String, SpanId>,
     /// Claude Code's own telemetry: whether it reports for this session, the chat span of each
     /// request id, requests reported before their response was read, the last failed try of each
     /// prompt, the prompts whose turn failed, the `tool_use_id` of each of its tool spans, the
@@ -268,7 +285,13 @@ const MAX_NATIVE: usize = 4096;
 
 impl Sessions {
     pub fn new(settings: Settings) -> Sessions {
-        Sessions { settings, live: HashMap::new(), ended: HashMap::new(), ended_order: VecDeque::new() }
+        Sessions {
+            settings,
+            live: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            teams: Teams::default(),
+        }
     }
 
     /// Sessions currently open.
@@ -304,17 +327,93 @@ impl Sessions {
             let evicted = self.live.len() >= self.settings.max_sessions.max(1) && self.evict_idlest(now, out);
             let state = SessionState::open(&ev, resumed, self.settings.capture);
             self.live.insert(ev.session_id.clone(), state);
+            let note = TeamNote::of(&ev);
             let max = self.settings.max_events_per_span;
             if let Some(state) = self.live.get_mut(&ev.session_id) {
                 state.apply(ev, now, max);
             }
+            self.teamwork(note, now);
             return if evicted { Ingested::AcceptedEvicting } else { Ingested::Accepted };
         }
+        let note = TeamNote::of(&ev);
         let max = self.settings.max_events_per_span;
         if let Some(state) = self.live.get_mut(&ev.session_id) {
             state.apply(ev, now, max);
         }
+        self.teamwork(note, now);
         Ingested::Accepted
+    }
+
+    /// What an event says about agent teams, which can reach across sessions: a lead spawning a
+    /// teammate, a pane teammate naming its team (its root then links to the lead's, and the
+    /// lead's `Agent` call to it), a task created or completed.
+    fn teamwork(&mut self, note: Option<TeamNote>, now: u64) {
+        let Some(note) = note else { return };
+        let sid = note.session.as_str();
+        if let Some(team) = &note.team {
+            if note.spawn {
+                self.teams.note_lead(team, sid);
+                if *team == teams::own_team(sid) {
+                    if let Some(state) = self.live.get_mut(sid) {
+                        state.team.get_or_insert_with(|| team.clone());
+                    }
+                }
+            } else if *team != teams::own_team(sid) {
+                self.join_team(sid, team, note.teammate.as_deref());
+            } else if let Some(state) = self.live.get_mut(sid) {
+                state.team.get_or_insert_with(|| team.clone());
+            }
+        }
+        let Some((created, task_id, subject)) = note.task else { return };
+        let Some(state) = self.live.get(sid) else { return };
+        let list = state.team.clone().unwrap_or_else(|| teams::own_team(sid));
+        if created {
+            let c = Created {
+                session: sid.to_owned(),
+                at: note.at,
+                subject,
+                prompt_id: note.prompt_id,
+                agent_id: note.agent_id,
+            };
+            self.teams.created(&list, &task_id, c);
+            return;
+        }
+        // created before its session knew its team, the task sits in the session's own list
+        let creation =
+            self.teams.completed(&list, &task_id).or_else(|| self.teams.completed(&teams::own_team(sid), &task_id));
+        if let Some(state) = self.live.get_mut(sid) {
+            let done =
+                TaskDone { list, task_id, subject, at: note.at, prompt_id: note.prompt_id, agent_id: note.agent_id };
+            state.task_span(done, creation, false, now);
+        }
+    }
+
+    /// A pane teammate's session named its team: it carries the team, and, when this sidecar saw
+    /// the lead spawn it, its root links to the lead's root and the lead's `Agent` call to it.
+    fn join_team(&mut self, sid: &str, team: &str, teammate: Option<&str>) {
+        let lead = self.teams.lead_of(team).map(str::to_owned);
+        let Some(state) = self.live.get_mut(sid) else { return };
+        if state.team.is_some() && state.teammate_name.is_some() {
+            return;
+        }
+        state.team = Some(team.to_owned());
+        state.teammate_name = teammate.map(str::to_owned).or(state.teammate_name.take());
+        let Some(lead) = lead else { return };
+        let to_lead = SpanLink {
+            trace_id: ids::trace_id(&lead),
+            span_id: ids::span_id(&lead, SpanKey::Root, &lead),
+            kind: "team_lead".into(),
+        };
+        if state.segment.is_none() && !state.top.links.contains(&to_lead) {
+            state.top.links.push(to_lead);
+        }
+        let to_teammate = SpanLink { trace_id: state.trace_id, span_id: state.root_id, kind: "teammate".into() };
+        let spawn = teammate.and_then(|name| self.live.get(&lead)?.pane_spawns.get(name).copied());
+        if let Some(span) = spawn.and_then(|id| self.live.get_mut(&lead)?.spans.get_mut(&id)) {
+            if !span.links.contains(&to_teammate) {
+                span.links.push(to_teammate);
+            }
+        }
     }
 
     /// Hand out spans that have settled, and close sessions idle for too long. Returns how many
@@ -418,6 +517,12 @@ impl Sessions {
     fn finish(&mut self, sid: &str, out: &mut Vec<SpanRecord>) {
         let Some(mut state) = self.live.remove(sid) else { return };
         let end = state.top.end;
+        // the tasks it created that nobody completed: incomplete, in its own trace
+        for (task_id, created) in self.teams.left_open_by(sid) {
+            let list = state.team.clone().unwrap_or_else(|| teams::own_team(sid));
+            let done = TaskDone { list, task_id, subject: None, at: end, prompt_id: None, agent_id: None };
+            state.task_span(done, Some(created), true, end);
+        }
         state.hand_out_settled(u64::MAX, 0, 0, out);
         let top = std::mem::replace(
             &mut state.top,
@@ -477,6 +582,10 @@ impl SessionState {
             project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
             early_usage: HashMap::new(),
             native: Native::default(),
+            team: None,
+            teammate_name: None,
+            teammates: HashMap::new(),
+            pane_spawns: HashMap::new(),
         }
     }
 
@@ -565,7 +674,13 @@ impl SessionState {
                 let aid = agent_id.unwrap_or_default();
                 self.note_spawner(&aid, parent_tool_use_id);
                 let id = self.span_id(SpanKey::Subagent, &aid);
+                let teammate = self.teammates.contains_key(&aid);
                 if let Some(span) = self.live_span(id) {
+                    if teammate && span.closed_at.is_some() {
+                        // an in-process teammate woken up for more work
+                        span.closed_at = None;
+                        span.add_event(span_event(attrs), max_events);
+                    }
                     span.started(at);
                     return;
                 }
@@ -580,15 +695,34 @@ impl SessionState {
                     }
                 }
                 let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
-                let attrs = semconv::subagent(&aid, &agent_type);
+                let mut attrs = semconv::subagent(&aid, &agent_type);
+                let teammate = is_in_process_teammate(&aid, &agent_type);
+                if teammate {
+                    // its team is the lead's: this session's
+                    attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
+                    self.team.get_or_insert_with(|| teams::own_team(&self.session_id));
+                    self.teammates.insert(aid.clone(), agent_type.clone());
+                }
                 self.agents.insert(aid.clone());
                 let parent = Parent::Spawner(aid, prompt_id);
-                self.insert(Span::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs));
+                let mut span =
+                    Span::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
+                span.held = teammate;
+                self.insert(span);
             }
             Kind::SubagentStop { parent_tool_use_id } => {
                 let aid = agent_id.clone().unwrap_or_default();
                 self.note_spawner(&aid, parent_tool_use_id);
                 let id = self.span_id(SpanKey::Subagent, &aid);
+                if self.teammates.contains_key(&aid) {
+                    // a teammate stops and idles; it may wake up again: its span lasts to its last stop
+                    if let Some(span) = self.live_span(id) {
+                        span.end = span.end.max(at);
+                        span.closed_at = Some(now);
+                        span.incomplete = false;
+                        return;
+                    }
+                }
                 match self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) {
                     Some(span) => {
                         span.incomplete = false;
@@ -647,9 +781,46 @@ impl SessionState {
                 self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
             }
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
+            // placed by `Sessions::ingest`, which sees the task lists of every session
+            Kind::Task { .. } => {}
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
             Kind::SessionCounter { attr, value, cumulative } => self.session_counter(attr, value, cumulative),
         }
+    }
+
+    /// The span of a task, in this session's trace: from its creation (if known) to `done.at`,
+    /// under the agent or turn that completed it, linked to the creating session's root when that
+    /// is another session; `incomplete` when it never completed (then under its creator).
+    fn task_span(&mut self, done: TaskDone, created: Option<Created>, incomplete: bool, now: u64) {
+        let id = self.span_id(SpanKey::Task, &format!("{}/{}", done.list, done.task_id));
+        if self.handed_out.contains(&id) || self.spans.contains_key(&id) {
+            return;
+        }
+        let start = created.as_ref().map_or(done.at, |c| c.at.min(done.at));
+        let subject = done.subject.or_else(|| created.as_ref().and_then(|c| c.subject.clone()));
+        let mut attrs = vec![KeyValue::new(semconv::TASK_ID, done.task_id.clone())];
+        attrs.extend(subject.clone().map(|s| KeyValue::new(semconv::TASK_SUBJECT, s)));
+        let (prompt_id, agent_id) = match (&created, incomplete) {
+            (Some(c), true) => (c.prompt_id.clone(), c.agent_id.clone()),
+            _ => (done.prompt_id, done.agent_id),
+        };
+        let parent = match agent_id {
+            Some(aid) => Parent::Agent(aid, prompt_id),
+            None => Parent::Turn(prompt_id),
+        };
+        let name = format!("task {}", subject.unwrap_or_else(|| done.task_id.clone()));
+        let mut span = Span::new(id, SpanKey::Task, name, start, parent, attrs);
+        if let Some(c) = created.filter(|c| *c.session != *self.session_id) {
+            span.attrs.push(KeyValue::new(semconv::TASK_CREATED_BY, c.session.clone()));
+            span.links.push(SpanLink {
+                trace_id: ids::trace_id(&c.session),
+                span_id: ids::span_id(&c.session, SpanKey::Root, &c.session),
+                kind: "task_created".into(),
+            });
+        }
+        span.incomplete = incomplete;
+        span.close(done.at, now);
+        self.spans.insert(id, span);
     }
 
     /// This session is a fork of `origin` (`--fork-session`): its root links to the origin's root.
@@ -881,6 +1052,17 @@ impl SessionState {
         span.close(at, now);
         let cid = call.call_id;
         self.unclaimed_agent_calls.retain(|c| *c != cid);
+        if let (Some(name), Some(agent)) = (call.spawned_teammate, &call.spawned_agent) {
+            if !self.teammates.contains_key(agent) && !is_in_process_teammate(agent, &name) {
+                // a pane teammate: a session of its own, which names its team later
+                if let Some(span) = self.spans.get_mut(&id) {
+                    span.held = true;
+                }
+                if self.pane_spawns.len() < MAX_NATIVE {
+                    self.pane_spawns.insert(name, id);
+                }
+            }
+        }
     }
 
     fn new_tool_span(
@@ -1022,7 +1204,7 @@ impl SessionState {
             .values()
             .filter(|s| {
                 let settle = if matches!(s.key, SpanKey::Chat | SpanKey::Tool) { native_settle } else { settle };
-                s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
+                (!s.held || now == u64::MAX) && s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
             })
             .map(|s| s.id)
             .collect();
@@ -1052,7 +1234,17 @@ impl SessionState {
         }
     }
 
-    fn record(&self, span: Span) -> SpanRecord {
+    fn record(&self, mut span: Span) -> SpanRecord {
+        if let Some(team) = &self.team {
+            // one search by team finds every agent's spans, the lead's too
+            let teammate = match &span.parent {
+                Parent::Agent(aid, _) | Parent::Spawner(aid, _) => self.teammates.get(aid).cloned(),
+                _ => None,
+            };
+            let agent = teammate.or_else(|| self.teammate_name.clone()).unwrap_or_else(|| "team-lead".into());
+            span.attrs.push(KeyValue::new(semconv::TEAM_NAME, team.clone()));
+            span.attrs.push(KeyValue::new(semconv::TEAM_AGENT, agent));
+        }
         let parent = match span.key {
             SpanKey::Root => None,
             SpanKey::Segment => Some(self.root_id),
@@ -1096,6 +1288,60 @@ fn time_chat(span: &mut Span, call: &ApiCall, at: u64, now: u64) {
     if let Some(ttft) = call.ttft_ms {
         span.set_attr(KeyValue::new(semconv::TIME_TO_FIRST_CHUNK, ttft as f64 / 1000.0));
     }
+}
+
+/// What an event says about agent teams, taken before the event is applied.
+struct TeamNote {
+    session: String,
+    at: u64,
+    team: Option<String>,
+    teammate: Option<String>,
+    /// An `Agent` call's answer that it spawned a teammate.
+    spawn: bool,
+    /// (created, task id, subject)
+    task: Option<(bool, String, Option<String>)>,
+    prompt_id: Option<String>,
+    agent_id: Option<String>,
+}
+
+impl TeamNote {
+    fn of(ev: &Event) -> Option<TeamNote> {
+        let spawn = matches!(&ev.kind, Kind::ToolEnd(call, _) if call.spawned_teammate.is_some());
+        let task = match &ev.kind {
+            Kind::Task { created, task_id, subject } => Some((*created, task_id.clone(), subject.clone())),
+            _ => None,
+        };
+        if ev.team.is_none() && task.is_none() {
+            return None;
+        }
+        Some(TeamNote {
+            session: ev.session_id.clone(),
+            at: ev.at,
+            team: ev.team.clone(),
+            teammate: ev.teammate.clone(),
+            spawn,
+            task,
+            prompt_id: ev.prompt_id.clone(),
+            agent_id: ev.agent_id.clone(),
+        })
+    }
+}
+
+/// A task's completion (or, for one never completed, its creator's end).
+struct TaskDone {
+    list: String,
+    task_id: String,
+    subject: Option<String>,
+    at: u64,
+    prompt_id: Option<String>,
+    agent_id: Option<String>,
+}
+
+/// An in-process teammate's agent id is `a<name>-<16 hex>` (a plain subagent's is `a<16 hex>`).
+fn is_in_process_teammate(agent_id: &str, name: &str) -> bool {
+    let Some(rest) = agent_id.strip_prefix('a').and_then(|r| r.strip_prefix(name)) else { return false };
+    let Some(hex) = rest.strip_prefix('-') else { return false };
+    !name.is_empty() && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `Agent` is the subagent tool's name; older Claude Code called it `Task`.
@@ -1247,6 +1493,134 @@ pub(crate) mod tests {
         }
     }
 
+    /// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`) through the state
+    /// machine, each payload at its capture time, everything handed out at the end.
+    fn team_run(run: &str) -> Vec<SpanRecord> {
+        let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
+            s.ingest(event(&v["payload"], at), at, &mut out);
+        }
+        s.tick(u64::MAX / 2, &mut out);
+        out
+    }
+
+    fn by_call<'a>(spans: &'a [SpanRecord], call: &str) -> &'a SpanRecord {
+        spans.iter().find(|r| r.attr("gen_ai.tool.call.id").as_deref() == Some(call)).unwrap()
+    }
+
+    /// An in-process teammate (Claude Code 2.1.329 and 2.1.332): one span named for it under the
+    /// `Agent` call that spawned it, from its first start to its last stop, its wake-up and idle
+    /// periods as events, its tools under it; every span carries the team and its agent's name;
+    /// the task it completed is a span from its creation by the lead to its completion.
+    #[test]
+    fn an_in_process_teammate_is_a_span_under_its_agent_call_with_its_task() {
+        for (run, spawn) in [("in-process-2.1.332", "toolu_01qaVEetaQy42JWBldMsp4xn2t"), ("in-process-2.1.329", "")] {
+            let spans = team_run(run);
+            assert_tree(&spans);
+            let mates: Vec<&SpanRecord> =
+                spans.iter().filter(|r| r.attr("hooktel.agent.kind").as_deref() == Some("teammate")).collect();
+            assert_eq!(mates.len(), 1, "{run}");
+            let mate = mates[0];
+            assert_eq!(mate.name, "invoke_agent worker");
+            assert!(!mate.incomplete, "{run}: closed at its last stop");
+            if !spawn.is_empty() {
+                assert_eq!(mate.parent, Some(by_call(&spans, spawn).span_id), "{run}: under its Agent call");
+                // started 6.49, stopped 9.07, woke 9.37, stopped 9.56 (s past 1796193000)
+                let cs = |ns: u64| (ns + 5 * MS) / (10 * MS);
+                assert_eq!((cs(mate.start), cs(mate.end)), (179_619_300_649, 179_619_300_956));
+            }
+            let idle = mate.events.iter().filter(|e| e.name == "TeammateIdle").count();
+            let woke = mate.events.iter().filter(|e| e.name == "SubagentStart").count();
+            assert!(idle >= 1 && woke >= 1, "{run}: wake-ups visible: {:?}", mate.events);
+            let tools = spans.iter().filter(|r| r.key == SpanKey::Tool && r.parent == Some(mate.span_id)).count();
+            assert!(tools >= 3, "{run}: the teammate's tools hang under it");
+            for r in &spans {
+                assert_eq!(
+                    r.attr("hooktel.team.name").as_deref(),
+                    Some(teams::own_team(&r.session_id).as_str()),
+                    "{}",
+                    r.name
+                );
+            }
+            assert_eq!(mate.attr("hooktel.team.agent").as_deref(), Some("worker"));
+            let root = spans.iter().find(|r| r.key == SpanKey::Root).unwrap();
+            assert_eq!(root.attr("hooktel.team.agent").as_deref(), Some("team-lead"));
+            let tasks: Vec<&SpanRecord> = spans.iter().filter(|r| r.key == SpanKey::Task).collect();
+            assert_eq!(tasks.len(), 1, "{run}");
+            assert_eq!(
+                (tasks[0].name.as_str(), tasks[0].attr("hooktel.task.id").as_deref()),
+                ("task Echo check", Some("1"))
+            );
+            assert_eq!(tasks[0].parent, Some(mate.span_id), "{run}: in the agent that completed it");
+            assert!(tasks[0].end > tasks[0].start && !tasks[0].incomplete && tasks[0].links.is_empty());
+        }
+    }
+
+    /// Pane teammates (tmux) are sessions of their own: the teammate's root links to its lead's,
+    /// the lead's `Agent` call to the teammate's trace; both carry the team; the task the lead
+    /// created and the teammate completed is a span in the teammate's trace, linked to the lead.
+    #[test]
+    fn a_pane_teammate_links_to_its_lead_and_back() {
+        for (run, lead, mate, spawn) in [
+            (
+                "tmux-panes-2.1.332",
+                "859c7e3e-8fa0-4df2-8d03-c77a415fe327",
+                "34e8d59d",
+                "toolu_01cvk1Vv2Bzz6DZ2dERsnIQcrz",
+            ),
+            ("tmux-panes-2.1.329", "", "", ""),
+        ] {
+            let spans = team_run(run);
+            let roots: Vec<&SpanRecord> = spans.iter().filter(|r| r.key == SpanKey::Root).collect();
+            assert_eq!(roots.len(), 2, "{run}");
+            let team = roots.iter().filter_map(|r| r.attr("hooktel.team.name")).collect::<HashSet<_>>();
+            assert_eq!(team.len(), 1, "{run}: one team: {team:?}");
+            let lead_root = roots.iter().find(|r| r.links.is_empty()).expect("the lead's root links nowhere");
+            let mate_root = roots.iter().find(|r| !r.links.is_empty()).expect("the teammate's root links");
+            assert_eq!(
+                mate_root.links,
+                [SpanLink { trace_id: lead_root.trace_id, span_id: lead_root.span_id, kind: "team_lead".into() }]
+            );
+            assert_eq!(mate_root.attr("hooktel.team.agent").as_deref(), Some("worker"));
+            assert_eq!(lead_root.attr("hooktel.team.agent").as_deref(), Some("team-lead"));
+            if !lead.is_empty() {
+                assert_eq!(&*lead_root.session_id, lead);
+                assert!(mate_root.session_id.starts_with(mate));
+                let agent = by_call(&spans, spawn);
+                assert_eq!(agent.links.len(), 1, "the lead's Agent call links to the teammate");
+                assert_eq!((agent.links[0].trace_id, agent.links[0].kind.as_str()), (mate_root.trace_id, "teammate"));
+            }
+            let mates_spans = spans.iter().filter(|r| r.trace_id == mate_root.trace_id);
+            assert!(mates_spans.clone().all(|r| r.attr("hooktel.team.agent").as_deref() == Some("worker")));
+            let task = spans.iter().find(|r| r.key == SpanKey::Task).expect("the task");
+            assert_eq!(task.trace_id, mate_root.trace_id, "in the trace of the agent that completed it");
+            assert_eq!(task.links[0].trace_id, lead_root.trace_id);
+            assert_eq!(task.attr("hooktel.task.created_by").as_deref(), Some(&*lead_root.session_id));
+            assert!(task.end > task.start, "from the lead's TaskCreated to the teammate's TaskCompleted");
+        }
+    }
+
+    /// A task nobody completed closes as incomplete with its creator's session.
+    #[test]
+    fn a_task_never_completed_closes_incomplete() {
+        let payloads = [
+            (simple("SessionStart", json!({})), MS),
+            (simple("UserPromptSubmit", json!({})), 2 * MS),
+            (simple("TaskCreated", json!({"task_id": "7", "task_subject": "never done"})), 3 * MS),
+            (simple("SessionEnd", json!({"reason": "other"})), 9 * MS),
+        ];
+        let spans = run(&payloads);
+        let task = spans.iter().find(|r| r.key == SpanKey::Task).unwrap();
+        assert_eq!(
+            (task.name.as_str(), task.incomplete, task.start, task.end),
+            ("task never done", true, 3 * MS, 9 * MS)
+        );
+    }
+
     /// A `--fork-session` session: its root says it began as a fork and links to its origin's root
     /// (learnt from its transcript's copied responses), and counts only its own responses.
     #[test]
@@ -1256,7 +1630,11 @@ pub(crate) mod tests {
         const FORK: &str = "ff7c266d-769e-439d-a6c5-940a3331fc54";
         let mut s = Sessions::new(settings());
         let mut out = Vec::new();
-        let hooks = std::fs::read_to_string(format!("{FIXTURE}/hooks.jsonl")).unwrap();
+        let hooks = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/teams/fork-2.1.329/hooks.jsonl"
+        ))
+        .unwrap();
         // the fork's first run, up to its first SessionEnd
         let mut payloads: Vec<Value> = Vec::new();
         for line in hooks.lines() {

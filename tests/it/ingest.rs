@@ -186,6 +186,8 @@ const SPAN_EVENTS: &[&str] = &[
     "SubagentStop",
     "PreCompact",
     "PostCompact",
+    "TaskCreated",
+    "TaskCompleted",
 ];
 
 fn documented_fixtures() -> BTreeMap<String, Vec<u8>> {
@@ -227,14 +229,23 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
     }
 
     let trace = trace_of(DOC_SESSION);
-    // root, turn, subagent, compaction, and six tool calls: Agent, Grep, Bash ls, Bash denied, Bash failed, MCP
+    // root, turn, subagent, compaction, a task, and six tool calls: Agent, Grep, Bash ls, Bash denied, Bash
+    // failed, MCP
     let spans = receiver
-        .wait_for(EXPORT_WAIT, "the documented session", |s| has_root(s, &trace) && in_trace(s, &trace).len() >= 10);
+        .wait_for(EXPORT_WAIT, "the documented session", |s| has_root(s, &trace) && in_trace(s, &trace).len() >= 11);
     assert_tree(&spans, &trace);
     let mine = in_trace(&spans, &trace);
     assert_eq!(mine.len(), spans.len(), "only this session's trace was exported");
     let names: Vec<&str> = mine.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(mine.len(), 10, "spans: {names:?}");
+    assert_eq!(mine.len(), 11, "spans: {names:?}");
+    // the task, from its creation to its completion by the teammate this session is
+    let task = by_name(&spans, &trace, "task Add regression test for exp boundary");
+    assert_eq!(task.len(), 1, "{names:?}");
+    assert_eq!(
+        (task[0].attr("hooktel.task.id"), task[0].attr("hooktel.team.name")),
+        (Some("3"), Some("acme-api-3f6c2a8e"))
+    );
+    assert!(task[0].end_ns > task[0].start_ns && task[0].attr("hooktel.incomplete").is_none());
     for s in &mine {
         assert_eq!(s.attr("session.id"), Some(DOC_SESSION), "{}", s.name);
         assert_eq!(s.attr("gen_ai.conversation.id"), Some(DOC_SESSION), "{}", s.name);
@@ -258,7 +269,7 @@ fn every_documented_payload_is_accepted_counted_and_traced() {
         .collect();
     missing.sort_unstable();
     assert!(missing.is_empty(), "events not found as span events: {missing:?} (have {events:?})");
-    for e in ["Notification", "ConfigChange", "CwdChanged", "FileChanged", "TaskCreated", "Elicitation"] {
+    for e in ["Notification", "ConfigChange", "CwdChanged", "FileChanged", "Elicitation"] {
         assert!(events.contains(e), "{e} is a span event");
     }
     assert!(events.contains("WorktreeCreate"), "WorktreeCreate is a span event");
