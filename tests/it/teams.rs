@@ -1,11 +1,19 @@
-//! Forks (and, to come, agent teams) with the real Claude Code CLI: `--resume <id> --fork-session`
-//! starts a new session whose transcript begins with copies of its origin's responses. Its trace's
-//! root says it began as a fork, links to the origin's root, and counts only its own responses:
-//! the copied history is the origin's, counted once, there.
+//! Agent teams and forks with the real Claude Code CLI.
+//!
+//! An in-process team needs the interactive CLI: it runs in a pseudo-terminal (`tests/e2e/ptyrun.py`)
+//! against `tests/e2e/mock_teams.py`, a lead that creates a task and spawns a teammate `worker`, who
+//! completes it. The trace: the teammate one span under the lead's `Agent` call, its tools and model
+//! calls under it, the task under it, every span with the team.
+//!
+//! `--resume <id> --fork-session` starts a new session whose transcript begins with copies of its
+//! origin's responses. Its trace's root says it began as a fork, links to the origin's root, and
+//! counts only its own responses: the copied history is the origin's, counted once, there.
 
 use std::time::Duration;
 
-use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch, Transcript};
+use crate::support::claude::{
+    claude_bin, run_interactive, seed_interactive, write_settings, Cli, Mock, Scratch, Transcript,
+};
 use crate::support::{Protocol, Receiver, Sidecar, Span};
 
 fn trace_of(session: &str) -> String {
@@ -77,4 +85,65 @@ fn a_real_fork_links_to_its_origin_and_counts_only_its_own_responses() {
         t_origin.total_tokens() + t_fork.total_tokens(),
         "hooktel_tokens_total counts each once"
     );
+}
+
+#[test]
+fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    let work = scratch.dir("work");
+    std::fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's team test.\n").unwrap();
+    write_settings(&home);
+    seed_interactive(&home, &work, serde_json::json!({"teammateMode": "in-process"}));
+    let mock = Mock::start_script(&scratch, "team", &work, "mock_teams.py");
+    let cli = Cli {
+        bin: claude_bin(),
+        scratch: &scratch,
+        home: home.clone(),
+        addr: sidecar.addr.to_string(),
+        data_dir: sidecar.data_dir.clone(),
+    };
+    let env = [("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS", "1"), ("CLAUDE_CODE_ENABLE_TODO_TOOLS", "1")];
+    let said = run_interactive(&cli, "team", &work, &mock, &env, "Start the team.", "TeammateIdle");
+    let spans = receiver.wait_for(Duration::from_secs(60), "the team's session, ended", |s| {
+        s.iter().any(|s| s.parent.is_empty() && s.attr("hooktel.session.end_reason").is_some())
+    });
+    let dump = || {
+        format!("{said}\n{}", spans.iter().map(|s| format!("{} {:?}", s.name, s.attrs)).collect::<Vec<_>>().join("\n"))
+    };
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    let trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == root.trace_id).collect();
+    crate::support::assert_tree(&spans, &root.trace_id);
+    let team = format!("session-{}", &root.trace_id[..8]);
+    assert!(trace
+        .iter()
+        .all(|s| s.attr("hooktel.team.name") == Some(team.as_str()) || s.attr("hooktel.team.name").is_none()));
+    assert_eq!(root.attr("hooktel.team.name"), Some(team.as_str()), "{}", dump());
+    assert_eq!(root.attr("hooktel.team.agent"), Some("team-lead"));
+
+    // the teammate: one span named for it, under the Agent call that spawned it
+    let mates: Vec<&&Span> = trace.iter().filter(|s| s.attr("hooktel.agent.kind") == Some("teammate")).collect();
+    assert_eq!(mates.len(), 1, "{}", dump());
+    let mate = mates[0];
+    assert_eq!(mate.name, "invoke_agent worker");
+    let spawner = trace.iter().find(|s| s.span_id == mate.parent).expect("the teammate's parent");
+    assert_eq!(spawner.name, "execute_tool Agent");
+    assert_eq!(mate.attr("hooktel.team.agent"), Some("worker"));
+    assert!(mate.events.iter().any(|(n, _)| n == "TeammateIdle"), "idle periods are events: {:?}", mate.events);
+    // its tools (the echo among them) and model calls hang under it
+    let under = |s: &&&Span| s.parent == mate.span_id;
+    let bash: Vec<&&Span> = trace.iter().filter(under).filter(|s| s.name == "execute_tool Bash").collect();
+    assert_eq!(bash.len(), 1, "the teammate's echo: {}", dump());
+    assert!(trace.iter().filter(under).any(|s| s.attr("gen_ai.operation.name") == Some("chat")), "its model calls");
+    assert!(trace.iter().filter(under).all(|s| s.attr("hooktel.team.agent") == Some("worker")));
+
+    // the task the lead created and the teammate completed
+    let tasks: Vec<&&Span> = trace.iter().filter(|s| s.name.starts_with("task ")).collect();
+    assert_eq!(tasks.len(), 1, "{}", dump());
+    assert_eq!((tasks[0].name.as_str(), tasks[0].attr("hooktel.task.id")), ("task Echo check", Some("1")));
+    assert_eq!(tasks[0].parent, mate.span_id, "in the agent that completed it");
+    assert!(tasks[0].end_ns > tasks[0].start_ns && tasks[0].attr("hooktel.incomplete").is_none());
 }

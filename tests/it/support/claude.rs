@@ -81,7 +81,12 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(scratch: &Scratch, name: &str, workdir: &Path) -> Mock {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_api.py");
+        Mock::start_script(scratch, name, workdir, "mock_api.py")
+    }
+
+    /// Another mock of `tests/e2e/` (`mock_teams.py`: a lead and its teammate).
+    pub fn start_script(scratch: &Scratch, name: &str, workdir: &Path, script: &str) -> Mock {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(script);
         let port_file = scratch.path().join(format!("mock.{name}.port"));
         let err_file = scratch.path().join(format!("mock.{name}.err"));
         let mut child = Command::new("python3")
@@ -460,4 +465,68 @@ impl Transcript {
     pub fn responses(&self) -> BTreeSet<(String, String)> {
         self.response_lines().map(|(key, _)| key).collect()
     }
+}
+
+/// An interactive CLI run in a pseudo-terminal (`tests/e2e/ptyrun.py`), for what `-p` never does
+/// (agent teams): `prompt` typed as the first message; once the CLI's debug log matches `done`
+/// (and a grace period), `/exit` is typed; the run is killed after `timeout`. Returns the pty log.
+pub fn run_interactive(
+    cli: &Cli,
+    name: &str,
+    workdir: &Path,
+    mock: &Mock,
+    env: &[(&str, &str)],
+    prompt: &str,
+    done: &str,
+) -> String {
+    let s = cli.scratch.path();
+    let debug = s.join(format!("debug.{name}.log"));
+    let log = s.join(format!("pty.{name}.log"));
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/ptyrun.py"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--timeout", "90", "--grace", "4", "--exit-keys", "/exit\\r", "--until-regex", done, "--until-file"])
+        .arg(&debug)
+        .args(["--", "env", "-i"])
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+        .arg(format!("HOME={}", cli.home.display()))
+        .args(["TERM=xterm-256color", "LANG=C.UTF-8", "IS_SANDBOX=1", "ANTHROPIC_API_KEY=test-key"])
+        .arg(format!("ANTHROPIC_BASE_URL=http://127.0.0.1:{}", mock.port))
+        .arg(format!("TMPDIR={}", cli.scratch.dir("tmp").display()))
+        .args(["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1"])
+        .arg("DISABLE_ERROR_REPORTING=1")
+        .arg(format!("HOOKTEL_ADDR={}", cli.addr))
+        .arg(format!("HOOKTEL_DATA_DIR={}", cli.data_dir.display()))
+        .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+        .arg(&cli.bin)
+        .args(["--dangerously-skip-permissions", "--debug-file"])
+        .arg(&debug)
+        .arg(prompt)
+        .current_dir(workdir)
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run python3 ptyrun.py ({e})"));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "ptyrun failed: {said}{}", String::from_utf8_lossy(&out.stderr));
+    said
+}
+
+/// What an interactive run needs in `home` besides the hooks: onboarding done, the work directory
+/// trusted, permission prompts skipped, and the given extra settings (e.g. `teammateMode`).
+pub fn seed_interactive(home: &Path, workdir: &Path, extra: Value) {
+    let version = "2.1.332";
+    let state = json!({
+        "hasCompletedOnboarding": true, "lastOnboardingVersion": version, "theme": "dark",
+        "bypassPermissionsModeAccepted": true,
+        "customApiKeyResponses": {"approved": ["test-key"], "rejected": []},
+        "projects": {workdir.to_string_lossy(): {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true}},
+    });
+    fs::write(home.join(".claude.json"), serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+    let path = home.join(".claude/settings.json");
+    let mut settings: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    settings["skipDangerousModePermissionPrompt"] = json!(true);
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        settings[k] = v.clone();
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&settings).unwrap()).unwrap();
 }
