@@ -5,6 +5,11 @@
 //! completes it. The trace: the teammate one span under the lead's `Agent` call, its tools and model
 //! calls under it, the task under it, every span with the team.
 //!
+//! Pane teammates (`teammateMode: tmux`) are `claude` processes of their own, in panes of a private
+//! tmux server (Debian's `tmux`, installed by `scripts/install-test-deps.sh`): the teammate's root
+//! links to the lead's, the lead's `Agent` call to the teammate's trace, both carry the team, and
+//! the task the lead created and the teammate completed is in the teammate's trace, linked back.
+//!
 //! `--resume <id> --fork-session` starts a new session whose transcript begins with copies of its
 //! origin's responses. Its trace's root says it began as a fork, links to the origin's root, and
 //! counts only its own responses: the copied history is the origin's, counted once, there.
@@ -146,4 +151,108 @@ fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     assert_eq!((tasks[0].name.as_str(), tasks[0].attr("hooktel.task.id")), ("task Echo check", Some("1")));
     assert_eq!(tasks[0].parent, mate.span_id, "in the agent that completed it");
     assert!(tasks[0].end_ns > tasks[0].start_ns && tasks[0].attr("hooktel.incomplete").is_none());
+}
+
+/// A private tmux server, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("tmux");
+        c.args(["-L", &self.0, "-f", "/dev/null"]);
+        c
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").output();
+    }
+}
+
+#[test]
+fn a_real_pane_teammate_links_to_its_lead_and_back() {
+    let _cli = crate::support::claude::one_cli_at_a_time();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    let work = scratch.dir("work");
+    std::fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's team test.\n").unwrap();
+    write_settings(&home);
+    seed_interactive(&home, &work, serde_json::json!({"teammateMode": "tmux"}));
+    let mock = Mock::start_script(&scratch, "panes", &work, "mock_teams.py");
+    let tmux =
+        Tmux(format!("hooktel-test-{}-{}", std::process::id(), scratch.path().file_name().unwrap().to_string_lossy()));
+    let claude = claude_bin();
+    let debug = scratch.path().join("debug.lead.log");
+    let lead = format!(
+        "{} --dangerously-skip-permissions --debug-file {} 'Start the team.'; sleep 1",
+        claude.display(),
+        debug.display()
+    );
+    // the server's environment is what the lead and its teammates' panes get
+    let started = tmux
+        .cmd()
+        .env_clear()
+        .current_dir(&work)
+        .envs([
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("TERM", "xterm-256color"),
+            ("LANG", "C.UTF-8"),
+            ("SHELL", "/bin/bash"),
+            ("IS_SANDBOX", "1"),
+            ("ANTHROPIC_API_KEY", "test-key"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+            ("DISABLE_ERROR_REPORTING", "1"),
+            ("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS", "1"),
+            ("CLAUDE_CODE_ENABLE_TODO_TOOLS", "1"),
+        ])
+        .env("HOME", &home)
+        .env("TMPDIR", scratch.dir("tmp"))
+        .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{}", mock.port))
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
+        .args(["new-session", "-d", "-s", "lead", "-x", "220", "-y", "60", &lead])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tmux ({e}): run scripts/install-test-deps.sh (Debian's tmux)"));
+    assert!(started.status.success(), "tmux: {}", String::from_utf8_lossy(&started.stderr));
+    let events = |e: &str| sidecar.metric(&format!("hooktel_hook_events_total{{event=\"{e}\"}}"));
+    crate::support::wait_until(Duration::from_secs(60), "the teammate to complete its task and idle", || {
+        events("TaskCompleted") >= 1.0 && events("TeammateIdle") >= 1.0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // closing the panes (the tmux server's end) ends both sessions, each with its SessionEnd
+    drop(tmux);
+    crate::support::wait_until(Duration::from_secs(30), "both sessions to end", || events("SessionEnd") >= 2.0);
+
+    let spans = receiver
+        .wait_for(Duration::from_secs(60), "both roots", |s| s.iter().filter(|s| s.parent.is_empty()).count() == 2);
+    let roots: Vec<&Span> = spans.iter().filter(|s| s.parent.is_empty()).collect();
+    let lead_root = roots.iter().find(|r| r.links.is_empty()).expect("the lead's root links nowhere");
+    let mate_root = roots.iter().find(|r| !r.links.is_empty()).expect("the teammate's root links to its lead");
+    assert_eq!(mate_root.links[0].0, lead_root.trace_id);
+    assert_eq!(mate_root.links[0].1, lead_root.span_id);
+    assert_eq!(mate_root.links[0].2.get("hooktel.link.kind").map(String::as_str), Some("team_lead"));
+    let team = format!("session-{}", &lead_root.trace_id[..8]);
+    for (root, agent) in [(lead_root, "team-lead"), (mate_root, "worker")] {
+        assert_eq!(root.attr("hooktel.team.name"), Some(team.as_str()), "{:?}", root.attrs);
+        assert_eq!(root.attr("hooktel.team.agent"), Some(agent));
+    }
+    let agent = spans
+        .iter()
+        .find(|s| s.trace_id == lead_root.trace_id && s.name == "execute_tool Agent")
+        .expect("the lead's Agent call");
+    let to_mate: Vec<_> =
+        agent.links.iter().map(|(t, s, a)| (t.as_str(), s.as_str(), a.get("hooktel.link.kind"))).collect();
+    assert_eq!(to_mate, [(mate_root.trace_id.as_str(), mate_root.span_id.as_str(), Some(&"teammate".to_owned()))]);
+    let task = spans.iter().find(|s| s.name == "task Echo check").expect("the task");
+    assert_eq!(task.trace_id, mate_root.trace_id, "in the trace of the agent that completed it");
+    assert_eq!(
+        (task.links[0].0.as_str(), task.links[0].1.as_str()),
+        (lead_root.trace_id.as_str(), lead_root.span_id.as_str())
+    );
+    assert!(task.start_ns < task.end_ns);
 }
