@@ -56,6 +56,13 @@ pub struct Metrics {
     pub(crate) info: prometheus::IntGaugeVec,
     /// Pushes of these metrics over OTLP, by result (ok, failed).
     pub(crate) metric_pushes: IntCounterVec,
+    /// Agent teams: sessions in a team by role, teammates by mode, tasks by outcome, and the tokens
+    /// and cost of the teams' model calls by role (team names are per lead session: no label).
+    pub(crate) team_sessions: IntCounterVec,
+    pub(crate) teammates: IntCounterVec,
+    pub(crate) tasks: IntCounterVec,
+    pub(crate) team_tokens: IntCounterVec,
+    pub(crate) team_cost: prometheus::CounterVec,
     /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
     project_label: bool,
     pub hook_events: IntCounterVec,
@@ -287,6 +294,31 @@ impl Metrics {
                 "Pushes of these metrics over OTLP (OTEL_METRICS_EXPORTER=otlp), by result (ok, failed).",
                 &["result"],
             ),
+            team_sessions: counters(
+                "hooktel_team_sessions_total",
+                "Sessions finished that belonged to an agent team, by role (lead, teammate: a pane teammate's own session).",
+                &["role"],
+            ),
+            teammates: counters(
+                "hooktel_teammates_total",
+                "Teammates finished, by mode (in_process, pane).",
+                &["mode"],
+            ),
+            tasks: counters("hooktel_tasks_total", "Tasks of task lists, by outcome (completed, incomplete).", &["outcome"]),
+            team_tokens: counters(
+                "hooktel_team_tokens_total",
+                "Tokens of agent teams' model calls, by role (lead, teammate) and type.",
+                &["role", "type"],
+            ),
+            team_cost: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new("hooktel_team_cost_usd_total", "Cost in USD of agent teams' model calls, by role."),
+                    &["role"],
+                )
+                .expect("valid metric");
+                reg(Box::new(c.clone()));
+                c
+            },
             unpriced_logged: Mutex::new(HashSet::new()),
             warned: Mutex::new(std::collections::HashMap::new()),
             registry,
@@ -405,9 +437,38 @@ impl Metrics {
                     self.turns.with_label_values(&[outcome.label()]).inc();
                 }
             }
+            SpanKey::Subagent if rec.own_attr(semconv::AGENT_KIND).as_deref() == Some("teammate") => {
+                self.teammates.with_label_values(&["in_process"]).inc();
+            }
             SpanKey::Subagent => {
                 let agent = rec.own_attr(semconv::AGENT_NAME).unwrap_or_default();
                 self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
+            }
+            SpanKey::Task => {
+                self.tasks.with_label_values(&[if rec.incomplete { "incomplete" } else { "completed" }]).inc();
+            }
+            SpanKey::Root | SpanKey::Segment if rec.own_attr(semconv::TEAM_NAME).is_some() => {
+                let role = team_role(rec);
+                self.team_sessions.with_label_values(&[role]).inc();
+                if role == "teammate" {
+                    self.teammates.with_label_values(&["pane"]).inc();
+                }
+            }
+            SpanKey::Chat if rec.own_attr(semconv::TEAM_NAME).is_some() => {
+                let role = team_role(rec);
+                if let Some(u) = &rec.usage {
+                    let t = &u.tokens;
+                    let kinds = [
+                        ("input", t.input),
+                        ("output", t.output),
+                        ("cache_read", t.cache_read),
+                        ("cache_creation", t.cache_write()),
+                    ];
+                    for (kind, n) in kinds {
+                        self.team_tokens.with_label_values(&[role, kind]).inc_by(n);
+                    }
+                    self.team_cost.with_label_values(&[role]).inc_by(u.cost);
+                }
             }
             _ => {}
         }
@@ -434,6 +495,15 @@ impl Metrics {
         // encoding into a Vec cannot fail for well-formed metrics
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+/// A team span's role: the lead's, or a teammate's (in-process or pane).
+fn team_role(rec: &SpanRecord) -> &'static str {
+    if rec.own_attr(semconv::TEAM_AGENT).as_deref() == Some("team-lead") {
+        "lead"
+    } else {
+        "teammate"
     }
 }
 

@@ -151,6 +151,23 @@ fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     assert_eq!((tasks[0].name.as_str(), tasks[0].attr("hooktel.task.id")), ("task Echo check", Some("1")));
     assert_eq!(tasks[0].parent, mate.span_id, "in the agent that completed it");
     assert!(tasks[0].end_ns > tasks[0].start_ns && tasks[0].attr("hooktel.incomplete").is_none());
+
+    // the team's metrics: its teammate, its task, its sessions, and the tokens of its model calls by role
+    let metric = |m: &str| sidecar.metric(m);
+    assert_eq!(metric(r#"hooktel_teammates_total{mode="in_process"}"#), 1.0);
+    assert_eq!(metric(r#"hooktel_tasks_total{outcome="completed"}"#), 1.0);
+    assert_eq!(metric(r#"hooktel_team_sessions_total{role="lead"}"#), 1.0);
+    let mates_tokens: u64 = trace
+        .iter()
+        .filter(|s| s.attr("gen_ai.operation.name") == Some("chat") && s.attr("hooktel.team.agent") == Some("worker"))
+        .map(|s| root_tokens(s))
+        .sum();
+    let counted: f64 = ["input", "output", "cache_read", "cache_creation"]
+        .iter()
+        .map(|t| metric(&format!(r#"hooktel_team_tokens_total{{role="teammate",type="{t}"}}"#)))
+        .sum();
+    assert!(mates_tokens > 0);
+    assert_eq!(counted as u64, mates_tokens, "the teammate's tokens, as its model calls carry them");
 }
 
 /// A private tmux server, killed on drop.
@@ -255,4 +272,12 @@ fn a_real_pane_teammate_links_to_its_lead_and_back() {
         (lead_root.trace_id.as_str(), lead_root.span_id.as_str())
     );
     assert!(task.start_ns < task.end_ns);
+    for (metric, n) in [
+        (r#"hooktel_teammates_total{mode="pane"}"#, 1.0),
+        (r#"hooktel_team_sessions_total{role="lead"}"#, 1.0),
+        (r#"hooktel_team_sessions_total{role="teammate"}"#, 1.0),
+        (r#"hooktel_tasks_total{outcome="completed"}"#, 1.0),
+    ] {
+        assert_eq!(sidecar.metric(metric), n, "{metric}");
+    }
 }
