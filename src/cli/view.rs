@@ -66,11 +66,12 @@ fn list_sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
         "STATE",
     ];
     let mut rows = Vec::with_capacity(traces.len());
-    for trace in &traces {
-        let s = store.summary(trace)?;
+    for trace in grouped(&store, &traces)? {
+        let s = store.summary(&trace.trace)?;
+        let session = if trace.under_lead { format!("└ {}", s.session_id) } else { s.session_id.clone() };
         rows.push(vec![
             utc(s.start)[..16].to_owned(),
-            s.session_id.clone(),
+            session,
             clip(&s.project, 24),
             duration(s.end.saturating_sub(s.start)),
             s.turns.to_string(),
@@ -85,6 +86,42 @@ fn list_sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
     }
     let right = [false, false, false, true, true, true, true, true, true, true, true, false];
     Ok(table(&header, &rows, &right))
+}
+
+/// A session of the list, and whether it is shown under its team's lead.
+struct Listed {
+    trace: String,
+    under_lead: bool,
+}
+
+/// The sessions in their order, except that a pane teammate's session follows its lead's (when
+/// the lead is in the list), marked.
+fn grouped(store: &LocalReader, traces: &[String]) -> anyhow::Result<Vec<Listed>> {
+    let mut lead_of: HashMap<&str, String> = HashMap::new();
+    for t in traces {
+        if let Some(lead) = store.root(t)?.as_ref().and_then(|r| link_of(r, "team_lead")) {
+            lead_of.insert(t, lead.to_string());
+        }
+    }
+    let listed = |t: &String| lead_of.get(t.as_str()).is_some_and(|l| traces.contains(l));
+    let mut out = Vec::with_capacity(traces.len());
+    for t in traces.iter().filter(|t| !listed(t)) {
+        out.push(Listed { trace: t.clone(), under_lead: false });
+        for mate in traces.iter().filter(|m| lead_of.get(m.as_str()) == Some(t)) {
+            out.push(Listed { trace: mate.clone(), under_lead: true });
+        }
+    }
+    Ok(out)
+}
+
+/// The trace a span links to with relation `kind`.
+fn link_of(r: &SpanRecord, kind: &str) -> Option<opentelemetry::trace::TraceId> {
+    r.links.iter().find(|l| l.kind == kind).map(|l| l.trace_id)
+}
+
+/// A trace id as the session UUID it is.
+fn session_of(trace: opentelemetry::trace::TraceId) -> String {
+    uuid::Uuid::from_bytes(trace.to_bytes()).hyphenated().to_string()
 }
 
 fn show_session(data_dir: &Path, session: &str) -> anyhow::Result<String> {
@@ -111,7 +148,19 @@ fn show_session(data_dir: &Path, session: &str) -> anyhow::Result<String> {
         facts.push(m);
     }
     out.push_str(&facts.join(" · "));
-    out.push_str("\n\n");
+    out.push('\n');
+    if let Some(root) = spans.iter().find(|r| r.parent.is_none()) {
+        if let Some(team) = root.attr(semconv::TEAM_NAME) {
+            let agent = root.attr(semconv::TEAM_AGENT).unwrap_or_default();
+            let lead =
+                link_of(root, "team_lead").map(|t| format!(", lead session {}", session_of(t))).unwrap_or_default();
+            out.push_str(&format!("Agent team {team}: this session is {agent}{lead}\n"));
+        }
+        if let Some(origin) = link_of(root, "forked_from") {
+            out.push_str(&format!("Forked from session {}\n", session_of(origin)));
+        }
+    }
+    out.push('\n');
     if s.open {
         out.push_str("(still open: spans are stored as they finish, the session root when it ends)\n");
     }
@@ -247,6 +296,12 @@ fn details(r: &SpanRecord) -> String {
     }
     if let Some(run) = ms(semconv::TOOL_EXECUTION_MS) {
         parts.push(format!("ran {run}"));
+    }
+    if let Some(mate) = link_of(r, "teammate") {
+        parts.push(format!("→ teammate session {}", session_of(mate)));
+    }
+    if let Some(creator) = link_of(r, "task_created") {
+        parts.push(format!("created in session {}", session_of(creator)));
     }
     if matches!(r.key, SpanKey::Root | SpanKey::Segment | SpanKey::Turn | SpanKey::Subagent | SpanKey::Chat) {
         let u = r.usage.as_ref();
@@ -444,6 +499,39 @@ mod tests {
         assert_eq!(chats.len(), 5, "{text}");
         assert!(chats.iter().all(|l| l.contains("23.6k in /") && l.contains(" out tokens · $0.01")), "{text}");
         assert!(chats.iter().filter(|l| indent(l) > indent("invoke_agent Explore")).count() == 2, "{text}");
+    }
+
+    /// An agent team with a pane teammate: the list puts the teammate's session under its lead's;
+    /// `show` says which team and role, and the lead's Agent call points to the teammate's session;
+    /// the teammate's task says where it was created.
+    #[test]
+    fn a_team_is_grouped_in_the_list_and_drawn_in_show() {
+        const LEAD: &str = "859c7e3e-8fa0-4df2-8d03-c77a415fe327";
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = LocalStore::open(
+            tmp.path(),
+            Retention { max_age: std::time::Duration::from_secs(u64::MAX / 4), ..Retention::default() },
+        )
+        .unwrap();
+        let spans = crate::pipeline::sessions::tests::team_run("tmux-panes-2.1.332");
+        store.insert(&spans, 1_796_193_100 * SEC).unwrap();
+        let mate = spans.iter().find(|r| r.parent.is_none() && !r.links.is_empty()).unwrap().session_id.to_string();
+        let list = sessions(tmp.path(), 20).unwrap();
+        let rows: Vec<&str> = list.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{list}");
+        assert!(
+            rows[0].contains(LEAD) && rows[1].contains(&format!("└ {mate}")),
+            "the teammate under its lead:\n{list}"
+        );
+        let lead_view = show(tmp.path(), LEAD).unwrap();
+        assert!(lead_view.contains("Agent team session-859c7e3e: this session is team-lead"), "{lead_view}");
+        assert!(
+            line_of(&lead_view, "execute_tool Agent").contains(&format!("→ teammate session {mate}")),
+            "{lead_view}"
+        );
+        let mate_view = show(tmp.path(), &mate).unwrap();
+        assert!(mate_view.contains(&format!("this session is worker, lead session {LEAD}")), "{mate_view}");
+        assert!(line_of(&mate_view, "task Echo check").contains(&format!("created in session {LEAD}")), "{mate_view}");
     }
 
     /// A tool call timed by Claude Code's telemetry says how long it waited for permission and ran.

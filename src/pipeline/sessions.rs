@@ -696,7 +696,8 @@ impl SessionState {
                 }
                 let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
                 let mut attrs = semconv::subagent(&aid, &agent_type);
-                let teammate = is_in_process_teammate(&aid, &agent_type);
+                // (past MAX_NATIVE teammates in one session, a plain subagent: the map stays bounded)
+                let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_NATIVE;
                 if teammate {
                     // its team is the lead's: this session's
                     attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
@@ -1495,7 +1496,7 @@ pub(crate) mod tests {
 
     /// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`) through the state
     /// machine, each payload at its capture time, everything handed out at the end.
-    fn team_run(run: &str) -> Vec<SpanRecord> {
+    pub(crate) fn team_run(run: &str) -> Vec<SpanRecord> {
         let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
         let mut s = Sessions::new(settings());
         let mut out = Vec::new();

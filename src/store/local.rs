@@ -244,6 +244,19 @@ impl LocalReader {
         Ok(spans)
     }
 
+    /// The session's root span, once stored.
+    pub(crate) fn root(&self, trace: &str) -> Result<Option<SpanRecord>, ReadError> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT record FROM spans WHERE trace_id = ?1 AND kind = 'root'", [trace], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        Ok(match blob {
+            Some(b) => record::decode(&b)?.into_iter().next(),
+            None => None,
+        })
+    }
+
     /// Usage is on the session root (and the top of each resumed part); while the session is open,
     /// the turns and subagents stored so far are summed instead.
     pub(crate) fn summary(&self, trace: &str) -> rusqlite::Result<SessionSummary> {
