@@ -60,6 +60,7 @@ pub struct Metrics {
     /// and cost of the teams' model calls by role (team names are per lead session: no label).
     pub(crate) team_sessions: IntCounterVec,
     pub(crate) teammates: IntCounterVec,
+    pub(crate) teammates_active: IntGauge,
     pub(crate) tasks: IntCounterVec,
     pub(crate) team_tokens: IntCounterVec,
     pub(crate) team_cost: prometheus::CounterVec,
@@ -303,6 +304,10 @@ impl Metrics {
                 "hooktel_teammates_total",
                 "Teammates finished, by mode (in_process, pane).",
                 &["mode"],
+            ),
+            teammates_active: gauge(
+                "hooktel_teammates_active",
+                "Agent-team teammates of open sessions: in-process ones, and pane teammates' own sessions.",
             ),
             tasks: counters("hooktel_tasks_total", "Tasks of task lists, by outcome (completed, incomplete).", &["outcome"]),
             team_tokens: counters(

@@ -110,6 +110,7 @@ pub(crate) async fn run(p: Parts) {
             metrics.span_finished(rec);
         }
         metrics.sessions_active.set(sessions.active() as i64);
+        metrics.teammates_active.set(sessions.teammates_active() as i64);
         memory.after(sessions.active());
         if !out.is_empty() && spans.send(std::mem::take(&mut out)).await.is_err() {
             tracing::error!("Exporter stopped early; finished spans lost");

@@ -299,6 +299,16 @@ impl Sessions {
         self.live.len()
     }
 
+    /// Teammates at work or idle now: in-process ones whose session is open, and pane teammates'
+    /// open sessions.
+    pub(crate) fn teammates_active(&self) -> usize {
+        self.live
+            .values()
+            .filter(|s| s.top.closed_at.is_none())
+            .map(|s| s.teammates.len() + usize::from(s.teammate_name.is_some()))
+            .sum()
+    }
+
     /// Apply one event. `now` is the wall time in Unix nanoseconds.
     pub fn ingest(&mut self, ev: Event, now: u64, out: &mut Vec<SpanRecord>) -> Ingested {
         if ev.native() {
@@ -1558,6 +1568,25 @@ pub(crate) mod tests {
             );
             assert_eq!(tasks[0].parent, Some(mate.span_id), "{run}: in the agent that completed it");
             assert!(tasks[0].end > tasks[0].start && !tasks[0].incomplete && tasks[0].links.is_empty());
+        }
+    }
+
+    /// Teammates at work or idle count as active while their session is open; none once it ended.
+    #[test]
+    fn teammates_are_active_while_their_session_is_open() {
+        for (run, active) in [("in-process-2.1.332", 1), ("tmux-panes-2.1.332", 1)] {
+            let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+            let mut s = Sessions::new(settings());
+            let mut out = Vec::new();
+            let mut most = 0;
+            for line in std::fs::read_to_string(path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
+                s.ingest(event(&v["payload"], at), at, &mut out);
+                most = most.max(s.teammates_active());
+            }
+            assert_eq!(most, active, "{run}");
+            assert_eq!(s.teammates_active(), 0, "{run}: every session ended");
         }
     }
 
