@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::ingest::normalize::{self, Event, Kind, Rejected};
 use crate::metrics::Metrics;
 use crate::model::capture::Capture;
+use crate::model::ids;
 use crate::model::payload;
 use crate::usage::files::TranscriptRoots;
 use crate::usage::transcript;
@@ -97,9 +98,17 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     Ok(ev)
 }
 
-/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript (read
-/// on the blocking pool, only where `roots` allow, never from a FIFO).
+/// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript, and
+/// a pane teammate to its lead, from its team's file (read on the blocking pool, only where `roots`
+/// allow, never from a FIFO).
 pub(crate) async fn enrich(event: &mut Event, roots: &TranscriptRoots) {
+    let spawn = matches!(&event.kind, Kind::ToolEnd(call, _) if call.spawned_teammate.is_some());
+    if let Some(team) = event.team.clone().filter(|t| !spawn && *t != ids::own_team(&event.session_id)) {
+        let roots = roots.clone();
+        let own = event.session_id.clone();
+        event.team_lead =
+            tokio::task::spawn_blocking(move || lead_in_team_file(&roots, &team, &own)).await.ok().flatten();
+    }
     let (Some(path), Some(agent)) = (event.transcript_path.clone(), event.agent_id.clone()) else { return };
     if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
         let roots = roots.clone();
@@ -108,4 +117,12 @@ pub(crate) async fn enrich(event: &mut Event, roots: &TranscriptRoots) {
             .ok()
             .flatten();
     }
+}
+
+/// The `leadSessionId` of a team's file, when it names another session (never the asking one).
+fn lead_in_team_file(roots: &TranscriptRoots, team: &str, own: &str) -> Option<String> {
+    let bytes = roots.team_file(team, 64 * 1024)?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let lead = config.get("leadSessionId")?.as_str()?;
+    (!lead.is_empty() && lead.len() <= 64 && lead != own).then(|| lead.to_owned())
 }

@@ -31,6 +31,8 @@ pub struct Event {
     pub(crate) team: Option<String>,
     /// The teammate it names (`teammate_name`, or the teammate an `Agent` call spawned).
     pub(crate) teammate: Option<String>,
+    /// The session leading `team`, from the team's file (`enrich`): a pane teammate's lead.
+    pub(crate) team_lead: Option<String>,
     pub(crate) kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
     pub(crate) attrs: Vec<KeyValue>,
@@ -325,6 +327,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .or(spawned.map(|(_, n)| n)),
+        team_lead: None,
         kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),

@@ -70,6 +70,12 @@ pub fn span_id(session_id: &str, kind: SpanKey, key: &str) -> SpanId {
     SpanId::from_bytes(id)
 }
 
+/// The agent team a session leads, should it start one (and its own task list's name): Claude Code
+/// names it `session-<first 8 characters of the session id>`.
+pub(crate) fn own_team(session_id: &str) -> String {
+    format!("session-{}", session_id.get(..8).unwrap_or(session_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

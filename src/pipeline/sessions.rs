@@ -369,7 +369,7 @@ impl Sessions {
                     }
                 }
             } else if *team != teams::own_team(sid) {
-                self.join_team(sid, team, note.teammate.as_deref());
+                self.join_team(sid, team, note.teammate.as_deref(), note.team_lead.as_deref());
             } else if let Some(state) = self.live.get_mut(sid) {
                 state.team.get_or_insert_with(|| team.clone());
             }
@@ -398,10 +398,14 @@ impl Sessions {
         }
     }
 
-    /// A pane teammate's session named its team: it carries the team, and, when this sidecar saw
-    /// the lead spawn it, its root links to the lead's root and the lead's `Agent` call to it.
-    fn join_team(&mut self, sid: &str, team: &str, teammate: Option<&str>) {
-        let lead = self.teams.lead_of(team).map(str::to_owned);
+    /// A pane teammate's session named its team: it carries the team, and, when its lead is known
+    /// (this sidecar saw the lead spawn it, or the team's file names it, and the two do not
+    /// disagree), its root links to the lead's root and the lead's `Agent` call to it.
+    fn join_team(&mut self, sid: &str, team: &str, teammate: Option<&str>, from_file: Option<&str>) {
+        let lead = match (self.teams.lead_of(team), from_file) {
+            (Some(seen), Some(file)) if seen != file => None,
+            (seen, file) => seen.or(file).filter(|l| *l != sid).map(str::to_owned),
+        };
         let Some(state) = self.live.get_mut(sid) else { return };
         if state.team.is_some() && state.teammate_name.is_some() {
             return;
@@ -1307,6 +1311,8 @@ struct TeamNote {
     at: u64,
     team: Option<String>,
     teammate: Option<String>,
+    /// The team's lead, from the team's file.
+    team_lead: Option<String>,
     /// An `Agent` call's answer that it spawned a teammate.
     spawn: bool,
     /// (created, task id, subject)
@@ -1330,6 +1336,7 @@ impl TeamNote {
             at: ev.at,
             team: ev.team.clone(),
             teammate: ev.teammate.clone(),
+            team_lead: ev.team_lead.clone(),
             spawn,
             task,
             prompt_id: ev.prompt_id.clone(),
@@ -1631,6 +1638,44 @@ pub(crate) mod tests {
             assert_eq!(task.links[0].trace_id, lead_root.trace_id);
             assert_eq!(task.attr("hooktel.task.created_by").as_deref(), Some(&*lead_root.session_id));
             assert!(task.end > task.start, "from the lead's TaskCreated to the teammate's TaskCompleted");
+        }
+    }
+
+    /// A sidecar that never saw the lead (its hooks went elsewhere) links a pane teammate to it
+    /// from the team's file alone; when the file and the lead's own answer disagree, no link.
+    #[test]
+    fn a_pane_teammate_links_from_the_team_file_and_never_on_disagreement() {
+        const LEAD: &str = "859c7e3e-8fa0-4df2-8d03-c77a415fe327";
+        const MATE: &str = "34e8d59d";
+        let path = format!("{}/tests/fixtures/teams/tmux-panes-2.1.332/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let lines: Vec<Value> =
+            std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for (with_lead, file_says, linked) in
+            [(false, LEAD, true), (true, "859c7e3e-0000-0000-0000-000000000000", false)]
+        {
+            let mut s = Sessions::new(settings());
+            let mut out = Vec::new();
+            for v in &lines {
+                let mine = v["payload"]["session_id"].as_str().unwrap().starts_with(MATE);
+                if !mine && !with_lead {
+                    continue;
+                }
+                let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
+                let mut ev = event(&v["payload"], at);
+                if mine && ev.team.is_some() {
+                    ev.team_lead = Some(file_says.to_owned());
+                }
+                s.ingest(ev, at, &mut out);
+            }
+            s.tick(u64::MAX / 2, &mut out);
+            let mate = out.iter().find(|r| r.key == SpanKey::Root && r.session_id.starts_with(MATE)).unwrap();
+            assert_eq!(mate.attr("hooktel.team.name").as_deref(), Some("session-859c7e3e"));
+            let want = linked.then(|| SpanLink {
+                trace_id: ids::trace_id(LEAD),
+                span_id: ids::span_id(LEAD, SpanKey::Root, LEAD),
+                kind: "team_lead".into(),
+            });
+            assert_eq!(mate.links.first(), want.as_ref(), "lead seen: {with_lead}, file says {file_says}");
         }
     }
 

@@ -30,11 +30,7 @@ pub(crate) struct Teams {
     tasks: HashMap<(String, String), Created>,
 }
 
-/// The team a session leads, should it start one (and its own task list's name): Claude Code names
-/// it `session-<first 8 characters of the session id>`.
-pub(crate) fn own_team(session_id: &str) -> String {
-    format!("session-{}", session_id.get(..8).unwrap_or(session_id))
-}
+pub(crate) use crate::model::ids::own_team;
 
 impl Teams {
     /// `session` spawned a teammate of `team`: it leads the team if the name is its own.

@@ -3,7 +3,8 @@
 //! transcript, a FIFO or a 2 GB file). Only regular files under Claude Code's projects directories
 //! (`~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`, and `HOOKTEL_TRANSCRIPT_DIRS`), named
 //! `*.jsonl` (or a subagent's `*.meta.json`), are opened; they are opened without blocking, checked
-//! to be regular files, and checked again after symlinks are resolved.
+//! to be regular files, and checked again after symlinks are resolved. Beside them, an agent team's
+//! `teams/<team>/config.json` in the same config directory, by a plain team name only.
 
 use std::fs::File;
 use std::io::Read;
@@ -94,6 +95,33 @@ impl TranscriptRoots {
         Ok((file, real))
     }
 
+    /// An agent team's file, `<Claude Code's config dir>/teams/<team>/config.json` (beside a
+    /// `projects` root), at most `max` bytes; `None` when the name could walk out of the directory,
+    /// no root has it, or it is not a regular file there once symlinks are resolved.
+    pub fn team_file(&self, team: &str, max: u64) -> Option<Vec<u8>> {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if team.is_empty() || team.len() > 128 || !team.bytes().all(plain) {
+            return None;
+        }
+        self.roots.iter().find_map(|(lexical, resolved)| {
+            let config_dir = |root: &Path| Some(root.parent()?.to_path_buf()).filter(|_| root.ends_with("projects"));
+            let teams = config_dir(lexical)?.join("teams");
+            let path = teams.join(team).join("config.json");
+            let file = open_nonblocking(&path).ok()?;
+            if !file.metadata().ok()?.is_file() {
+                return None;
+            }
+            let real = std::fs::canonicalize(&path).ok()?;
+            let real_teams = resolved.as_deref().and_then(config_dir).map(|d| d.join("teams"));
+            if !(real.starts_with(&teams) || real_teams.is_some_and(|t| real.starts_with(t))) {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            file.take(max).read_to_end(&mut bytes).ok()?;
+            Some(bytes)
+        })
+    }
+
     /// Read a small admitted file whole (a subagent's meta file), at most `max` bytes.
     pub fn read_small(&self, path: &Path, max: u64) -> Result<Vec<u8>, OpenError> {
         let mut bytes = Vec::new();
@@ -130,6 +158,41 @@ fn open_nonblocking(path: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A team's file beside the projects root, by a plain name only; not through a symlink out of
+    /// the teams directory, not a directory or a FIFO.
+    #[test]
+    fn a_team_file_is_read_by_a_plain_name_beside_the_projects() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("projects");
+        std::fs::create_dir_all(&root).unwrap();
+        let team = tmp.path().join("teams/session-859c7e3e");
+        std::fs::create_dir_all(&team).unwrap();
+        std::fs::write(team.join("config.json"), br#"{"leadSessionId": "x"}"#).unwrap();
+        std::fs::write(tmp.path().join("secret"), b"top secret").unwrap();
+        let roots = TranscriptRoots::new(vec![root.clone()]);
+        assert_eq!(roots.team_file("session-859c7e3e", 1 << 16).as_deref(), Some(&br#"{"leadSessionId": "x"}"#[..]));
+        assert_eq!(roots.team_file("session-859c7e3e", 4).as_deref(), Some(&b"{\"le"[..]), "at most max bytes");
+        for bad in ["", "../secret", "a/b", "..", "x.y", &"a".repeat(129)] {
+            assert_eq!(roots.team_file(bad, 1 << 16), None, "{bad:?}");
+        }
+        assert_eq!(roots.team_file("absent", 1 << 16), None);
+        #[cfg(unix)]
+        {
+            let evil = tmp.path().join("teams/evil");
+            std::fs::create_dir_all(&evil).unwrap();
+            std::os::unix::fs::symlink(tmp.path().join("secret"), evil.join("config.json")).unwrap();
+            assert_eq!(roots.team_file("evil", 1 << 16), None, "a symlink out of the teams directory");
+            let fifo = tmp.path().join("teams/fifo");
+            std::fs::create_dir_all(&fifo).unwrap();
+            let c = std::ffi::CString::new(fifo.join("config.json").to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            assert_eq!(roots.team_file("fifo", 1 << 16), None, "no hang, refused");
+        }
+        // a root not named `projects` has no config directory beside it
+        assert_eq!(TranscriptRoots::new(vec![tmp.path().join("teams")]).team_file("session-859c7e3e", 1 << 16), None);
+    }
 
     #[test]
     fn only_regular_jsonl_files_under_a_root() {

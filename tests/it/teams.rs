@@ -281,3 +281,32 @@ fn a_real_pane_teammate_links_to_its_lead_and_back() {
         assert_eq!(sidecar.metric(metric), n, "{metric}");
     }
 }
+
+/// A sidecar that never saw the lead (its hooks went to another sidecar) still links a pane
+/// teammate to its lead, from the team's file `~/.claude/teams/<team>/config.json` (the captured
+/// 2.1.332 run's teammate payloads, the team file as Claude Code wrote it).
+#[test]
+fn a_pane_teammate_links_to_its_lead_from_the_team_file() {
+    const LEAD: &str = "859c7e3e8fa04df28d03c77a415fe327";
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teams/tmux-panes-2.1.332");
+    let home = crate::support::temp_dir("team-home");
+    let team = home.path().join(".claude/teams/session-859c7e3e");
+    std::fs::create_dir_all(&team).unwrap();
+    std::fs::create_dir_all(home.path().join(".claude/projects")).unwrap();
+    std::fs::copy(fixtures.join("teamcfg.26831.json"), team.join("config.json")).unwrap();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::builder().exporting_to(&receiver).env("HOME", &home.path().to_string_lossy()).start();
+    for line in std::fs::read_to_string(fixtures.join("hooks.jsonl")).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["payload"]["session_id"].as_str().unwrap().starts_with("34e8d59d") {
+            assert_eq!(sidecar.request("POST", "/v1/hooks", v["payload"].to_string().as_bytes()).0, 200);
+        }
+    }
+    let spans =
+        receiver.wait_for(Duration::from_secs(30), "the teammate's root", |s| s.iter().any(|s| s.parent.is_empty()));
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert_eq!(root.attr("hooktel.team.name"), Some("session-859c7e3e"));
+    let links: Vec<(&str, Option<&String>)> =
+        root.links.iter().map(|(t, _, a)| (t.as_str(), a.get("hooktel.link.kind"))).collect();
+    assert_eq!(links, [(LEAD, Some(&"team_lead".to_owned()))], "{:?}", root.attrs);
+}
