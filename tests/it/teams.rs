@@ -92,18 +92,36 @@ fn a_real_fork_links_to_its_origin_and_counts_only_its_own_responses() {
     );
 }
 
+/// What a team test runs against: a receiver, a sidecar exporting to it, a throwaway HOME with the
+/// hooks, onboarding done and the teammate mode set, a work directory, and the team mock.
+struct Team {
+    receiver: Receiver,
+    sidecar: Sidecar,
+    scratch: Scratch,
+    home: std::path::PathBuf,
+    work: std::path::PathBuf,
+    mock: Mock,
+}
+
+impl Team {
+    fn start(teammate_mode: &str) -> Team {
+        let receiver = Receiver::start(Protocol::Http);
+        let sidecar = Sidecar::start(Some(&receiver), &[]);
+        let scratch = Scratch::new();
+        let (home, work) = (scratch.dir("home"), scratch.dir("work"));
+        std::fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's team test.\n")
+            .unwrap();
+        write_settings(&home);
+        seed_interactive(&home, &work, serde_json::json!({ "teammateMode": teammate_mode }));
+        let mock = Mock::start_script(&scratch, "team", &work, "mock_teams.py");
+        Team { receiver, sidecar, scratch, home, work, mock }
+    }
+}
+
 #[test]
 fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     let _cli = crate::support::claude::one_cli_at_a_time();
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
-    let scratch = Scratch::new();
-    let home = scratch.dir("home");
-    let work = scratch.dir("work");
-    std::fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's team test.\n").unwrap();
-    write_settings(&home);
-    seed_interactive(&home, &work, serde_json::json!({"teammateMode": "in-process"}));
-    let mock = Mock::start_script(&scratch, "team", &work, "mock_teams.py");
+    let Team { receiver, sidecar, scratch, home, work, mock } = Team::start("in-process");
     let cli = Cli {
         bin: claude_bin(),
         scratch: &scratch,
@@ -190,15 +208,7 @@ impl Drop for Tmux {
 #[test]
 fn a_real_pane_teammate_links_to_its_lead_and_back() {
     let _cli = crate::support::claude::one_cli_at_a_time();
-    let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
-    let scratch = Scratch::new();
-    let home = scratch.dir("home");
-    let work = scratch.dir("work");
-    std::fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's team test.\n").unwrap();
-    write_settings(&home);
-    seed_interactive(&home, &work, serde_json::json!({"teammateMode": "tmux"}));
-    let mock = Mock::start_script(&scratch, "panes", &work, "mock_teams.py");
+    let Team { receiver, sidecar, scratch, home, work, mock } = Team::start("tmux");
     let tmux =
         Tmux(format!("hooktel-test-{}-{}", std::process::id(), scratch.path().file_name().unwrap().to_string_lossy()));
     let claude = claude_bin();
