@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
 use crate::model::capture::{self, Capture};
-use crate::model::payload::{CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
+use crate::model::payload::{AGENT_TEAMS, CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 use crate::model::semconv;
 use crate::model::span::ToolStatus;
 
@@ -33,6 +33,8 @@ pub struct Event {
     pub(crate) teammate: Option<String>,
     /// The session leading `team`, from the team's file (`enrich`): a pane teammate's lead.
     pub(crate) team_lead: Option<String>,
+    /// Claude Code ran the hook with agent teams on (`hooktel_agent_teams`, set by the hook client).
+    pub(crate) agent_teams: bool,
     pub(crate) kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
     pub(crate) attrs: Vec<KeyValue>,
@@ -328,6 +330,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
             .map(str::to_owned)
             .or(spawned.map(|(_, n)| n)),
         team_lead: None,
+        agent_teams: p.get(AGENT_TEAMS) == Some(&Value::Bool(true)),
         kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),

@@ -22,6 +22,10 @@ pub(crate) const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
 /// attributes under this key: one path through queue, spool and journal for both kinds.
 pub(crate) const CUSTOM_ATTRIBUTES: &str = "hooktel_custom";
 
+/// Set by the hook client when Claude Code runs with agent teams on
+/// (`CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS`).
+pub(crate) const AGENT_TEAMS: &str = "hooktel_agent_teams";
+
 /// A custom event as producers send it.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct CustomEvent {

@@ -260,6 +260,11 @@ struct SessionState {
     /// `Agent` calls that spawned a pane teammate, by the teammate's name: held until the session
     /// ends, so that they can link to the teammate's trace once it names its team.
     pane_spawns: HashMap<String, SpanId>,
+    /// Claude Code runs it with agent teams on: until its team is known (or its first turn ended
+    /// without one), its closed spans wait, so that they carry the team when it forms.
+    teams_on: bool,
+    /// A turn of it has ended.
+    turn_ended: bool,
     /// Claude Code's own telemetry: whether it reports for this session, the chat span of each
     /// request id, requests reported before their response was read, the last failed try of each
     /// prompt, the prompts whose turn failed, the `tool_use_id` of each of its tool spans, the
@@ -600,6 +605,8 @@ impl SessionState {
             teammate_name: None,
             teammates: HashMap::new(),
             pane_spawns: HashMap::new(),
+            teams_on: false,
+            turn_ended: false,
         }
     }
 
@@ -618,6 +625,7 @@ impl SessionState {
         } else {
             self.top.start = self.top.start.min(ev.at);
         }
+        self.teams_on |= ev.agent_teams;
         let Event { name, at, prompt_id, agent_id, agent_type, kind, attrs, .. } = ev;
         let span_event = |attrs: Vec<KeyValue>| SpanEvent { name: name.clone(), at, attrs };
         match kind {
@@ -678,6 +686,7 @@ impl SessionState {
                         TurnOutcome::Failure(err)
                     }
                 });
+                self.turn_ended = true;
                 if failed {
                     self.turn_failed(&pid, now);
                 }
@@ -1214,6 +1223,9 @@ impl SessionState {
     /// Move closed child spans that have waited `settle` out of the session.
     /// (Model and tool calls wait `native_settle`: Claude Code's report of them can come later.)
     fn hand_out_settled(&mut self, now: u64, settle: u64, native_settle: u64, out: &mut Vec<SpanRecord>) {
+        if self.teams_on && self.team.is_none() && !self.turn_ended && now != u64::MAX {
+            return; // its team may still form: its spans wait to carry it
+        }
         let ready: Vec<SpanId> = self
             .spans
             .values()
@@ -1575,6 +1587,36 @@ pub(crate) mod tests {
             );
             assert_eq!(tasks[0].parent, Some(mate.span_id), "{run}: in the agent that completed it");
             assert!(tasks[0].end > tasks[0].start && !tasks[0].incomplete && tasks[0].links.is_empty());
+        }
+    }
+
+    /// With agent teams on (the hook client says so), a session's spans wait until its team is
+    /// known, so that every span of a team's traces carries the team and its agent's name, even
+    /// handed out as the run goes (here: a tick 5 s after every event); without it, spans the
+    /// session handed out before its team formed do not.
+    #[test]
+    fn with_agent_teams_on_every_span_carries_its_team() {
+        for run in ["in-process-2.1.332", "tmux-panes-2.1.332"] {
+            for teams_on in [true, false] {
+                let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+                let mut s = Sessions::new(settings());
+                let mut out = Vec::new();
+                for line in std::fs::read_to_string(path).unwrap().lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
+                    let mut ev = event(&v["payload"], at);
+                    ev.agent_teams = teams_on;
+                    s.ingest(ev, at, &mut out);
+                    s.tick(at + 5 * SEC, &mut out);
+                }
+                s.tick(u64::MAX / 2, &mut out);
+                let bare: Vec<&str> =
+                    out.iter().filter(|r| r.attr("hooktel.team.name").is_none()).map(|r| r.name.as_str()).collect();
+                assert_eq!(bare.is_empty(), teams_on, "{run}, teams on {teams_on}: without the team: {bare:?}");
+                assert!(out
+                    .iter()
+                    .all(|r| r.attr("hooktel.team.name").is_none() || r.attr("hooktel.team.agent").is_some()));
+            }
         }
     }
 

@@ -141,9 +141,10 @@ fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     let trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == root.trace_id).collect();
     crate::support::assert_tree(&spans, &root.trace_id);
     let team = format!("session-{}", &root.trace_id[..8]);
-    assert!(trace
-        .iter()
-        .all(|s| s.attr("hooktel.team.name") == Some(team.as_str()) || s.attr("hooktel.team.name").is_none()));
+    // agent teams on (the hook client says so): every span waits for its team and carries it
+    let bare: Vec<&str> =
+        trace.iter().filter(|s| s.attr("hooktel.team.name") != Some(team.as_str())).map(|s| s.name.as_str()).collect();
+    assert!(bare.is_empty(), "spans without the team: {bare:?}");
     assert_eq!(root.attr("hooktel.team.name"), Some(team.as_str()), "{}", dump());
     assert_eq!(root.attr("hooktel.team.agent"), Some("team-lead"));
 
@@ -264,6 +265,9 @@ fn a_real_pane_teammate_links_to_its_lead_and_back() {
     assert_eq!(mate_root.links[0].1, lead_root.span_id);
     assert_eq!(mate_root.links[0].2.get("hooktel.link.kind").map(String::as_str), Some("team_lead"));
     let team = format!("session-{}", &lead_root.trace_id[..8]);
+    let bare: Vec<&str> =
+        spans.iter().filter(|s| s.attr("hooktel.team.name") != Some(team.as_str())).map(|s| s.name.as_str()).collect();
+    assert!(bare.is_empty(), "every span of both traces carries the team: {bare:?}");
     for (root, agent) in [(lead_root, "team-lead"), (mate_root, "worker")] {
         assert_eq!(root.attr("hooktel.team.name"), Some(team.as_str()), "{:?}", root.attrs);
         assert_eq!(root.attr("hooktel.team.agent"), Some(agent));
