@@ -63,6 +63,7 @@ pub struct Metrics {
     pub(crate) teammates_active: IntGauge,
     pub(crate) tasks: IntCounterVec,
     pub(crate) team_tokens: IntCounterVec,
+    pub(crate) team_tool_calls: IntCounterVec,
     pub(crate) team_cost: prometheus::CounterVec,
     /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
     project_label: bool,
@@ -309,7 +310,16 @@ impl Metrics {
                 "hooktel_teammates_active",
                 "Agent-team teammates of open sessions: in-process ones, and pane teammates' own sessions.",
             ),
-            tasks: counters("hooktel_tasks_total", "Tasks of task lists, by outcome (completed, incomplete).", &["outcome"]),
+            tasks: counters(
+                "hooktel_tasks_total",
+                "Tasks of task lists, by outcome (created; then completed or incomplete).",
+                &["outcome"],
+            ),
+            team_tool_calls: counters(
+                "hooktel_team_tool_calls_total",
+                "Tool calls of agent teams, by role (lead, teammate) and status.",
+                &["role", "status"],
+            ),
             team_tokens: counters(
                 "hooktel_team_tokens_total",
                 "Tokens of agent teams' model calls, by role (lead, teammate) and type.",
@@ -430,6 +440,9 @@ impl Metrics {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
+                if rec.own_attr(semconv::TEAM_NAME).is_some() {
+                    self.team_tool_calls.with_label_values(&[team_role(rec), status.label()]).inc();
+                }
                 if status != ToolStatus::Incomplete {
                     // Claude Code's own timing when it sent one, else the span's
                     let ms = rec.tool.and_then(|t| t.duration_ms);

@@ -79,8 +79,12 @@ pub(crate) async fn run(p: Parts) {
                     count_session(&ev, &metrics);
                     touch_transcripts(&ev, &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
+                    let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
                     let before = out.len();
                     let ingested = sessions.ingest(ev, now, &mut out);
+                    if task_created && ingested != Ingested::Late {
+                        metrics.tasks.with_label_values(&["created"]).inc();
+                    }
                     // an ended session handed out by this event is journaled before the event,
                     // which belongs to the resumed session that follows
                     journal.handed_out(&out[before..]);

@@ -175,6 +175,12 @@ fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     let metric = |m: &str| sidecar.metric(m);
     assert_eq!(metric(r#"hooktel_teammates_total{mode="in_process"}"#), 1.0);
     assert_eq!(metric(r#"hooktel_tasks_total{outcome="completed"}"#), 1.0);
+    assert_eq!(metric(r#"hooktel_tasks_total{outcome="created"}"#), 1.0);
+    let mate_tools = trace
+        .iter()
+        .filter(|s| s.name.starts_with("execute_tool") && s.attr("hooktel.team.agent") == Some("worker"))
+        .count();
+    assert_eq!(metric(r#"hooktel_team_tool_calls_total{role="teammate",status="ok"}"#), mate_tools as f64);
     assert_eq!(metric(r#"hooktel_team_sessions_total{role="lead"}"#), 1.0);
     let mates_tokens: u64 = trace
         .iter()
