@@ -22,9 +22,10 @@ enum Command {
     Hook,
     /// Recent sessions from the local store (local mode).
     Sessions {
-        /// How many sessions to list.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// How many sessions to list (at least 1).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// The sidecar's data directory, where the local store is (default ~/.local/share/hooktel).
         #[arg(long, env = "HOOKTEL_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
     },
@@ -32,6 +33,7 @@ enum Command {
     Show {
         /// The session id (with or without dashes) or a unique prefix of at least 4 characters.
         session: String,
+        /// The sidecar's data directory, where the local store is (default ~/.local/share/hooktel).
         #[arg(long, env = "HOOKTEL_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
     },
@@ -60,7 +62,7 @@ enum Command {
         #[arg(long)]
         http: bool,
         /// The sidecar's address, for the http hooks' URL.
-        #[arg(long, env = "HOOKTEL_LISTEN", default_value = config::DEFAULT_LISTEN)]
+        #[arg(long, env = "HOOKTEL_LISTEN", default_value = config::DEFAULT_LISTEN, value_parser = config::listen_addr)]
         listen: std::net::SocketAddr,
         /// Also send Claude Code's own telemetry (OTLP logs and metrics, never prompts) to the
         /// sidecar, which times each model call by it; left alone if the file already sends it elsewhere.
@@ -97,6 +99,14 @@ enum Command {
 fn main() -> ExitCode {
     // the hook path: no argument parsing, no runtime, no logging set-up
     if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
+        // Claude Code runs it with no argument and the payload on a pipe: anything else is a
+        // person asking what it is (`hooktel hook --help`, or a terminal as stdin), who gets the help
+        // rather than a hook waiting on stdin
+        use std::io::IsTerminal;
+        if std::env::args_os().len() > 2 || std::io::stdin().is_terminal() {
+            print!("{}", hook::HELP);
+            return ExitCode::SUCCESS;
+        }
         return hook::run();
     }
     match Cli::parse().command {
@@ -119,7 +129,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Sessions { limit, data_dir } => {
-            print_view(view::sessions(&data_dir.unwrap_or_else(config::default_data_dir), limit))
+            print_view(view::sessions(&data_dir.unwrap_or_else(config::default_data_dir), limit as usize))
         }
         Command::Show { session, data_dir } => {
             print_view(view::show(&data_dir.unwrap_or_else(config::default_data_dir), &session))

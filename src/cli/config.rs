@@ -30,25 +30,37 @@ pub const DEFAULT_OTLP_LISTEN: &str = "127.0.0.1:4387";
 pub struct Listen(pub Option<SocketAddr>);
 
 impl std::str::FromStr for Listen {
-    type Err = std::net::AddrParseError;
+    type Err = String;
 
     fn from_str(s: &str) -> Result<Listen, Self::Err> {
         match s.trim() {
             "off" | "" => Ok(Listen(None)),
-            addr => addr.parse().map(|a| Listen(Some(a))),
+            addr => listen_addr(addr).map(|a| Listen(Some(a))),
         }
     }
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` with the host resolved (`localhost:4388`; its IPv4
+/// address first, as a client resolving `localhost` usually tries it first).
+pub fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.trim().parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let found: Vec<SocketAddr> =
+        s.trim().to_socket_addrs().map_err(|e| format!("{s:?}: {e} (use HOST:PORT)"))?.collect();
+    found.iter().find(|a| a.is_ipv4()).or(found.first()).copied().ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address for /v1/hooks, /v1/events, /metrics and /healthz. Beyond loopback, clients must
     /// present the token (HOOKTEL_TOKEN, else the data dir's `token` file).
-    #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(long, env = "HOOKTEL_LISTEN", default_value = DEFAULT_LISTEN, value_parser = listen_addr)]
     pub(crate) listen: SocketAddr,
     /// A second address serving only GET /metrics and /healthz, for Prometheus and probes, so that
     /// ingest can stay on loopback.
-    #[arg(long, env = "HOOKTEL_METRICS_LISTEN")]
+    #[arg(long, env = "HOOKTEL_METRICS_LISTEN", value_parser = listen_addr)]
     pub(crate) metrics_listen: Option<SocketAddr>,
     /// Address receiving Claude Code's own telemetry over OTLP/HTTP (/v1/logs, /v1/metrics,
     /// /v1/traces), or `off`.
@@ -172,6 +184,18 @@ pub fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("hooktel")
+}
+
+/// Where spans go over OTLP, as `opentelemetry-otlp` works it out from the standard variables: the
+/// traces endpoint as is, else the base endpoint (with `/v1/traces` for http/protobuf).
+pub(crate) fn traces_endpoint(protocol: Protocol) -> String {
+    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match (var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT"), protocol) {
+        (Some(url), ..) => url,
+        (None, Some(base), Protocol::HttpProtobuf) => format!("{}/v1/traces", base.trim_end_matches('/')),
+        (None, Some(base), Protocol::Grpc) => base,
+        (None, None, _) => "the default endpoint".into(),
+    }
 }
 
 /// The OTLP protocol to use, or `None` for local mode (no endpoint configured).

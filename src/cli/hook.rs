@@ -35,6 +35,18 @@ pub(crate) enum Undelivered {
 }
 
 /// The whole hook command. Always succeeds.
+/// What `hooktel hook --help` (or `hooktel hook` on a terminal) says.
+pub const HELP: &str = "\
+The command hook: reads one Claude Code hook payload on stdin and hands it to the sidecar
+(HOOKTEL_ADDR, default 127.0.0.1:4388); when the sidecar is away, it keeps the payload in the
+data directory's spool (HOOKTEL_DATA_DIR) for the sidecar to drain. Claude Code runs it for every
+hook event: it always exits 0 and prints nothing.
+
+Usage: hooktel hook < payload.json
+
+Set it up with `hooktel install`; check it with `hooktel doctor`.
+";
+
 pub fn run() -> std::process::ExitCode {
     ignore_termination();
     data_dir::private_files();

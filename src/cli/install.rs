@@ -107,6 +107,8 @@ pub struct Report {
     pub(crate) telemetry: Vec<String>,
     /// Whether `telemetry` changed the file (a "left alone" does not).
     pub(crate) telemetry_changed: bool,
+    /// `uninstall` left nothing in the file, so it removed it.
+    pub(crate) deleted: bool,
 }
 
 impl Report {
@@ -132,7 +134,14 @@ impl fmt::Display for Report {
             }
             return Ok(());
         }
-        writeln!(f, "{}{}", self.path.display(), if self.created { " (created)" } else { "" })?;
+        let how = if self.created {
+            " (created)"
+        } else if self.deleted {
+            " (removed: nothing else was in it)"
+        } else {
+            ""
+        };
+        writeln!(f, "{}{how}", self.path.display())?;
         list(f, "added", &self.added)?;
         list(f, "updated", &self.updated)?;
         list(f, "removed", &self.removed)?;
@@ -299,6 +308,11 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
     }
     if report.changed() {
         report.backup = save(target, &settings, Some(&existing))?;
+        if settings.as_object().is_some_and(Map::is_empty) {
+            // what install created holds nothing else now: no `{}` left behind (the backup keeps it)
+            std::fs::remove_file(target).with_context(|| format!("removing {}", target.display()))?;
+            report.deleted = true;
+        }
     }
     Ok(report)
 }
@@ -571,6 +585,7 @@ fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyhow::Result<O
                 .find(|p| !p.exists())
                 .context("no free backup name")?;
             std::fs::write(&path, old).with_context(|| format!("writing the backup {}", path.display()))?;
+            prune_backups(dir, &name);
             Some(path)
         }
         None => None,
@@ -582,6 +597,32 @@ fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyhow::Result<O
     }
     std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
     Ok(backup)
+}
+
+/// Backups kept of one settings file; older ones are removed as a new one is written.
+const KEEP_BACKUPS: usize = 3;
+
+/// Remove all but the newest [`KEEP_BACKUPS`] backups of `name` in `dir` (best effort).
+fn prune_backups(dir: &Path, name: &str) {
+    let prefix = format!("{name}.hooktel-backup-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    // `<secs>` or `<secs>-<n>`: by the time they were written
+    let order = |rest: &str| {
+        let mut parts = rest.splitn(2, '-').map(|p| p.parse::<u64>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    let mut backups: Vec<((u64, u64), PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            Some((order(file.strip_prefix(&prefix)?), e.path()))
+        })
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(KEEP_BACKUPS);
+    for (_, path) in backups.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 #[cfg(test)]
@@ -795,12 +836,31 @@ mod tests {
         assert_eq!(hooks_of(&value(&path), "PreToolUse"), vec![("command".to_owned(), COMMAND.to_owned())]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\n  \"hooks\": {\n    \"PreToolUse\": [\n      {\n"), "{text}");
-        uninstall(&path).unwrap();
-        assert_eq!(value(&path), serde_json::json!({}));
+        let report = uninstall(&path).unwrap();
+        assert!(report.deleted && !path.exists(), "no `{{}}` left behind: {report}");
+        assert!(report.to_string().contains("removed: nothing else was in it"), "{report}");
         // uninstalling where nothing was installed creates nothing
         let (_dir2, missing) = settings_file(None);
         assert!(!uninstall(&missing).unwrap().changed());
         assert!(!missing.exists());
+    }
+
+    /// Installs and uninstalls back and forth keep the last few backups, not one per change.
+    #[test]
+    fn only_the_last_few_backups_are_kept() {
+        let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
+        for _ in 0..6 {
+            install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+            uninstall(&path).unwrap();
+        }
+        let kept = backups(&dir);
+        assert_eq!(kept.len(), KEEP_BACKUPS, "{kept:?}");
+        // the newest is the file as it was before the last uninstall: with hooktel's hooks
+        let newest = std::fs::read_to_string(
+            kept.iter().max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert!(newest.contains(COMMAND.split('\'').nth(1).unwrap()), "{newest}");
     }
 
     #[test]

@@ -27,7 +27,13 @@ use crate::usage::files::TranscriptRoots;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     data_dir::private_files();
+    // colour only on a terminal, and never with NO_COLOR (journald, launchd's log file, compose logs)
+    let colour = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()))
         .init();
@@ -35,7 +41,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let protocol = config::otlp_protocol()?;
         let data_dir = args.output.data_dir();
-        data_dir::create(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        if data_dir.exists() && !data_dir.is_dir() {
+            anyhow::bail!("the data directory {} is not a directory (set HOOKTEL_DATA_DIR or --data-dir)", data_dir.display());
+        }
+        data_dir::create(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         // held until the sidecar exits: a second one on this directory would drain its spool twice
         let _held = data_dir::lock(&data_dir)?;
         let resource = otlp::resource(&args.output.service_name, &data_dir);
@@ -65,7 +74,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let mode = match protocol {
-            Some(p) => format!("OTLP {p:?}"),
+            Some(p) => format!("OTLP {p:?} to {}", config::traces_endpoint(p)),
             None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");

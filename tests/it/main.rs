@@ -13,6 +13,7 @@ mod deploy;
 mod e2e_claude;
 mod e2e_outages;
 mod export_spool;
+mod first_hour;
 mod hook_client;
 mod hook_events;
 mod hostile;

@@ -232,8 +232,8 @@ fn real_claude_code_telemetry_times_its_model_calls() {
         // uninstall takes back exactly what install wrote
         let said = install(&["uninstall"]);
         assert!(said.contains("removed Claude Code's telemetry settings"), "{said}");
-        let after = fs::read_to_string(home.join(".claude/settings.json")).unwrap();
-        assert!(!after.contains("OTEL_") && !after.contains("hooktel"), "{after}");
+        // (install created the file: with nothing else in it, it goes)
+        assert!(!home.join(".claude/settings.json").exists(), "{said}");
     }));
     if let Err(panic) = outcome {
         eprintln!("---- hooktel serve log ----\n{}", sidecar.log());

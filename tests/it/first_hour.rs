@@ -1,0 +1,112 @@
+//! The first hour, as a new user meets hooktel: help that answers instead of hanging, addresses
+//! by name, clear errors for a mistyped limit or a data directory that is a file, logs without
+//! colour codes off a terminal, and a startup line that says where spans go.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{temp_dir, Protocol, Receiver, Sidecar, BIN};
+
+/// `hooktel hook --help`, with a stdin that never closes, answers its help at once (exit 0), and so
+/// does `hooktel hook` on a terminal; neither reads stdin.
+#[test]
+fn the_hook_answers_its_help_instead_of_waiting_on_stdin() {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["hook", "--help"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _open = child.stdin.take(); // held open: a hook reading stdin would wait for it
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "hooktel hook --help waited on stdin");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Usage: hooktel hook < payload.json") && help.contains("always exits 0"), "{help}");
+    eprintln!("hook --help answered in {:?}", started.elapsed());
+
+    // on a terminal (a pseudo-terminal), with no argument
+    let scratch = temp_dir("hook-tty");
+    let log = scratch.path().join("pty.log");
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ptyrun.py"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--timeout", "10", "--", BIN, "hook"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("child killed"), "the hook on a terminal did not return: {said}");
+    let screen = std::fs::read_to_string(&log).unwrap();
+    assert!(screen.contains("Usage: hooktel hook"), "{screen}");
+}
+
+/// The piped hook is unchanged: a payload on stdin is delivered, nothing printed.
+#[test]
+fn the_hook_on_a_pipe_still_delivers_quietly() {
+    let sidecar = Sidecar::start(None, &[]);
+    let mut child = Command::new(BIN)
+        .arg("hook")
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let payload = br#"{"session_id":"first-hour-1","hook_event_name":"SessionStart","source":"startup"}"#;
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+    crate::support::wait_until(Duration::from_secs(5), "the event counted", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionStart"}"#) == 1.0
+    });
+}
+
+/// A listen address by name (`localhost:0`) is resolved, not refused.
+#[test]
+fn a_listen_address_may_be_a_host_name() {
+    let sidecar = Sidecar::builder().listen("localhost:0").start();
+    assert!(sidecar.addr.ip().is_loopback(), "{}", sidecar.addr);
+    assert_eq!(sidecar.request("GET", "/healthz", b"").0, 200);
+}
+
+/// `sessions --limit 0` is a usage error that says so; a data directory that is a file says that.
+#[test]
+fn mistakes_get_errors_that_say_what_is_wrong() {
+    let dir = temp_dir("first-hour");
+    let out =
+        Command::new(BIN).args(["sessions", "--limit", "0"]).env("HOOKTEL_DATA_DIR", dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--limit") && err.contains("0"), "{err}");
+
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--otlp-listen", "off"])
+        .env("HOOKTEL_DATA_DIR", &file)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a directory") && err.contains("not-a-dir"), "{err}");
+}
+
+/// Logs written to a pipe or file carry no colour codes, and the startup line says where spans go.
+#[test]
+fn logs_off_a_terminal_have_no_colour_and_say_where_spans_go() {
+    let receiver = Receiver::start(Protocol::Grpc);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let log = sidecar.log();
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log that is not a terminal:\n{log:?}");
+    let line = log.lines().find(|l| l.contains("hooktel listening")).expect("the startup line");
+    assert!(line.contains(&format!("OTLP Grpc to {}", receiver.endpoint())), "{line}");
+}
