@@ -28,6 +28,12 @@ enum Command {
         /// The sidecar's data directory, where the local store is (default ~/.local/share/hooktel).
         #[arg(long, env = "HOOKTEL_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
+        /// Whole values, however wide (by default the table fits the terminal).
+        #[arg(long)]
+        wide: bool,
+        /// JSON, for scripts: every field whole.
+        #[arg(long)]
+        json: bool,
     },
     /// One session from the local store: its turns, tool calls, subagents, tokens and cost.
     Show {
@@ -36,6 +42,12 @@ enum Command {
         /// The sidecar's data directory, where the local store is (default ~/.local/share/hooktel).
         #[arg(long, env = "HOOKTEL_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
+        /// Whole lines, however wide (by default they are cut to the terminal's width).
+        #[arg(long)]
+        wide: bool,
+        /// JSON, for scripts: the session and every span with its attributes and links.
+        #[arg(long)]
+        json: bool,
     },
     /// Backfill: historic transcripts (default ~/.claude/projects) and old JSONL event logs become
     /// traces, in the collector or the local store. Importing twice creates no duplicates.
@@ -128,11 +140,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Sessions { limit, data_dir } => {
-            print_view(view::sessions(&data_dir.unwrap_or_else(config::default_data_dir), limit as usize))
+        Command::Sessions { limit, data_dir, wide, json } => {
+            let dir = data_dir.unwrap_or_else(config::default_data_dir);
+            print_view(view::sessions(&dir, limit as usize, view::Output::of_flags(json, wide)))
         }
-        Command::Show { session, data_dir } => {
-            print_view(view::show(&data_dir.unwrap_or_else(config::default_data_dir), &session))
+        Command::Show { session, data_dir, wide, json } => {
+            let dir = data_dir.unwrap_or_else(config::default_data_dir);
+            print_view(view::show(&dir, &session, view::Output::of_flags(json, wide)))
         }
         Command::Install { project, http, listen, native_telemetry, otlp_listen } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };

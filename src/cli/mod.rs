@@ -8,6 +8,7 @@ pub mod hook;
 pub(crate) mod http1;
 pub mod import;
 pub mod install;
+pub(crate) mod layout;
 pub(crate) mod native_telemetry;
 pub mod serve;
 pub mod view;

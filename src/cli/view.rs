@@ -1,5 +1,6 @@
 //! `hooktel sessions` and `hooktel show`: read-only views of the local store (`local.db`), rendered
-//! as text. Nothing here prints or writes; the caller prints what it gets.
+//! as text fitted to the terminal (`layout`), whole with `--wide`, or as JSON for scripts. Nothing
+//! here prints or writes; the caller prints what it gets.
 //!
 //! Times are shown in UTC. A session whose root span is not stored yet is still *open* (spans are
 //! stored as they finish; the root, when the session ends): its finished parts are shown as they are.
@@ -9,20 +10,56 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use crate::cli::layout;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, Status};
 use crate::store::local::{self, LocalReader, SessionSummary};
 
+/// How a view is rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Text within this many columns (`None`: whole values).
+    Text(Option<usize>),
+    Json,
+    #[default]
+    Whole,
+}
+
+impl Output {
+    /// `--json`, else `--wide` (whole values), else the terminal's width.
+    pub fn of_flags(json: bool, wide: bool) -> Output {
+        match (json, wide) {
+            (true, _) => Output::Json,
+            (false, true) => Output::Whole,
+            (false, false) => Output::Text(super::layout::terminal_width()),
+        }
+    }
+
+    fn width(self) -> Option<usize> {
+        match self {
+            Output::Text(w) => w,
+            _ => None,
+        }
+    }
+}
+
 /// Recent sessions, newest first, one line each under a header.
-pub fn sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
-    terminal_safe(list_sessions(data_dir, limit))
+pub fn sessions(data_dir: &Path, limit: usize, output: Output) -> anyhow::Result<String> {
+    let view = list_sessions(data_dir, limit, output);
+    if output == Output::Json {
+        return view;
+    }
+    terminal_safe(view)
 }
 
 /// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
 /// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
-pub fn show(data_dir: &Path, session: &str) -> anyhow::Result<String> {
-    terminal_safe(show_session(data_dir, session))
+pub fn show(data_dir: &Path, session: &str, output: Output) -> anyhow::Result<String> {
+    if output == Output::Json {
+        return show_json(data_dir, session);
+    }
+    terminal_safe(show_session(data_dir, session).map(|t| super::layout::cut_lines(&t, output.width())))
 }
 
 /// Session ids, projects, tool names and prompts come from payloads: a control character in them
@@ -45,9 +82,14 @@ fn escape_controls(text: &str) -> String {
     out
 }
 
-fn list_sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
-    let Some(store) = open(data_dir)? else { return Ok(empty(data_dir)) };
+fn list_sessions(data_dir: &Path, limit: usize, output: Output) -> anyhow::Result<String> {
+    let Some(store) = open(data_dir)? else {
+        return Ok(if output == Output::Json { "[]\n".into() } else { empty(data_dir) });
+    };
     let traces = store.recent(limit)?;
+    if output == Output::Json {
+        return sessions_json(&store, &traces);
+    }
     if traces.is_empty() {
         return Ok(empty(data_dir));
     }
@@ -85,7 +127,84 @@ fn list_sessions(data_dir: &Path, limit: usize) -> anyhow::Result<String> {
         ]);
     }
     let right = [false, false, false, true, true, true, true, true, true, true, true, false];
-    Ok(table(&header, &rows, &right))
+    // narrow terminals: the id to 8 characters (`show` takes a prefix), then the least telling
+    // columns go (agents, failed, turns, in tokens, duration), then the project is clipped
+    let fit = layout::Fit { shorten: Some((1, 8)), drop: &[7, 6, 4, 8, 3], clip: Some((2, 8)) };
+    Ok(layout::table(&header, &rows, &right, output.width(), &fit))
+}
+
+/// The sessions as JSON: one object each, with every count, whole.
+fn sessions_json(store: &LocalReader, traces: &[String]) -> anyhow::Result<String> {
+    let mut out = Vec::with_capacity(traces.len());
+    for listed in grouped(store, traces)? {
+        let s = store.summary(&listed.trace)?;
+        let root = store.root(&listed.trace)?;
+        out.push(serde_json::json!({
+            "session_id": s.session_id,
+            "project": s.project,
+            "started": crate::model::time::rfc3339(s.start),
+            "duration_ms": s.end.saturating_sub(s.start) / 1_000_000,
+            "turns": s.turns, "tool_calls": s.tools, "failed_tool_calls": s.failed, "subagents": s.agents,
+            "input_tokens": s.input, "output_tokens": s.output, "cost_usd": s.cost,
+            "state": state(&s),
+            "team": root.as_ref().and_then(|r| r.attr(semconv::TEAM_NAME)),
+            "lead_session": root.as_ref().and_then(|r| link_of(r, "team_lead")).map(session_of),
+            "forked_from": root.as_ref().and_then(|r| link_of(r, "forked_from")).map(session_of),
+        }));
+    }
+    Ok(serde_json::to_string_pretty(&out)? + "\n")
+}
+
+/// One session as JSON: its summary and every span, with its attributes and links.
+fn show_json(data_dir: &Path, session: &str) -> anyhow::Result<String> {
+    let Some(store) = open(data_dir)? else {
+        bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
+    };
+    let trace = resolve(&store, session)?;
+    let s = store.summary(&trace)?;
+    let mut spans = store.spans(&trace)?;
+    spans.sort_by_key(|r| (r.start, r.end));
+    let spans: Vec<serde_json::Value> = spans
+        .iter()
+        .map(|r| {
+            let attrs: serde_json::Map<String, serde_json::Value> =
+                r.attributes().iter().map(|kv| (kv.key.to_string(), json_value(&kv.value))).collect();
+            let (status, message) = match &r.status {
+                Status::Error(m) => ("error", Some(m.clone())),
+                Status::Ok => ("ok", None),
+                Status::Unset => ("unset", None),
+            };
+            serde_json::json!({
+                "span_id": r.span_id.to_string(),
+                "parent_id": r.parent.map(|p| p.to_string()),
+                "name": r.name, "kind": r.key.tag(),
+                "start": crate::model::time::rfc3339(r.start), "duration_ms": r.end.saturating_sub(r.start) as f64 / 1e6,
+                "status": status, "status_message": message, "incomplete": r.incomplete,
+                "attributes": attrs,
+                "links": r.links.iter().map(|l| serde_json::json!({
+                    "trace_id": l.trace_id.to_string(), "span_id": l.span_id.to_string(), "kind": l.kind,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "session_id": s.session_id, "project": s.project, "state": state(&s),
+        "started": crate::model::time::rfc3339(s.start), "duration_ms": s.end.saturating_sub(s.start) / 1_000_000,
+        "input_tokens": s.input, "output_tokens": s.output, "cost_usd": s.cost,
+        "spans": spans,
+    });
+    Ok(serde_json::to_string_pretty(&out)? + "\n")
+}
+
+fn json_value(v: &opentelemetry::Value) -> serde_json::Value {
+    match v {
+        opentelemetry::Value::Bool(b) => serde_json::Value::Bool(*b),
+        opentelemetry::Value::I64(i) => serde_json::Value::from(*i),
+        opentelemetry::Value::F64(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
+        other => serde_json::Value::String(other.as_str().into_owned()),
+    }
 }
 
 /// A session of the list, and whether it is shown under its team's lead.
@@ -337,38 +456,6 @@ fn quoted(s: &str) -> String {
     }
 }
 
-/// Columns padded to their widest cell; `right` marks the right-aligned ones.
-fn table(header: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.enumerate() {
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            if i > 0 {
-                out.push_str("  ");
-            }
-            if right[i] {
-                out.push_str(&pad);
-                out.push_str(cell);
-            } else {
-                out.push_str(cell);
-                out.push_str(&pad);
-            }
-        }
-        out.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&mut header.iter().copied());
-    for row in rows {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-    }
-    out
-}
-
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix nanoseconds.
 fn utc(ns: u64) -> String {
     format!("{} UTC", crate::model::time::utc_seconds(ns))
@@ -457,7 +544,7 @@ mod tests {
     fn sessions_lists_newest_first_with_counts_usage_and_state() {
         let tmp = store();
         let dir = tmp.path();
-        let text = sessions(dir, 20).unwrap();
+        let text = sessions(dir, 20, Output::Whole).unwrap();
         println!("{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
@@ -470,14 +557,14 @@ mod tests {
         );
         // while open, the usage of the turns and subagents stored so far
         assert_eq!(cells(lines[1])[9..], ["117.8k", "445", "$0.0762", "open"]);
-        assert_eq!(sessions(dir, 1).unwrap().lines().count(), 2);
+        assert_eq!(sessions(dir, 1, Output::Whole).unwrap().lines().count(), 2);
     }
 
     #[test]
     fn show_renders_the_tree_with_subagent_failure_and_usage() {
         let tmp = store();
         let dir = tmp.path();
-        let text = show(dir, "2cfb142e").unwrap();
+        let text = show(dir, "2cfb142e", Output::Whole).unwrap();
         println!("{text}");
         let indent = |needle: &str| line_of(&text, needle).chars().take_while(|c| !c.is_alphanumeric()).count();
         assert!(text.starts_with(&format!("Session {SESSION}  project proj  ended\n")), "{text}");
@@ -516,22 +603,63 @@ mod tests {
         let spans = crate::pipeline::sessions::tests::team_run("tmux-panes-2.1.332");
         store.insert(&spans, 1_796_193_100 * SEC).unwrap();
         let mate = spans.iter().find(|r| r.parent.is_none() && !r.links.is_empty()).unwrap().session_id.to_string();
-        let list = sessions(tmp.path(), 20).unwrap();
+        let list = sessions(tmp.path(), 20, Output::Whole).unwrap();
         let rows: Vec<&str> = list.lines().skip(1).collect();
         assert_eq!(rows.len(), 2, "{list}");
         assert!(
             rows[0].contains(LEAD) && rows[1].contains(&format!("└ {mate}")),
             "the teammate under its lead:\n{list}"
         );
-        let lead_view = show(tmp.path(), LEAD).unwrap();
+        let lead_view = show(tmp.path(), LEAD, Output::Whole).unwrap();
         assert!(lead_view.contains("Agent team session-859c7e3e: this session is team-lead"), "{lead_view}");
         assert!(
             line_of(&lead_view, "execute_tool Agent").contains(&format!("→ teammate session {mate}")),
             "{lead_view}"
         );
-        let mate_view = show(tmp.path(), &mate).unwrap();
+        let mate_view = show(tmp.path(), &mate, Output::Whole).unwrap();
         assert!(mate_view.contains(&format!("this session is worker, lead session {LEAD}")), "{mate_view}");
         assert!(line_of(&mate_view, "task Echo check").contains(&format!("created in session {LEAD}")), "{mate_view}");
+    }
+
+    /// On an 80- or 120-column terminal both views fit, the list by shortening ids and shedding
+    /// columns, the tree by cutting lines; `--wide` keeps the whole values.
+    #[test]
+    fn views_fit_the_terminal_and_wide_keeps_everything() {
+        let tmp = store();
+        let dir = tmp.path();
+        for width in [80, 120] {
+            for text in [
+                sessions(dir, 20, Output::Text(Some(width))).unwrap(),
+                show(dir, "2cfb142e", Output::Text(Some(width))).unwrap(),
+            ] {
+                let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+                assert!(widest <= width, "{widest} > {width}:\n{text}");
+            }
+        }
+        let narrow = sessions(dir, 20, Output::Text(Some(80))).unwrap();
+        assert!(narrow.contains("2cfb142e ") && !narrow.contains(SESSION), "a prefix `show` takes:\n{narrow}");
+        assert!(narrow.contains("COST") && narrow.contains("STATE"), "cost and state stay:\n{narrow}");
+        let wide = sessions(dir, 20, Output::Whole).unwrap();
+        assert!(wide.contains(SESSION) && wide.lines().any(|l| l.chars().count() > 120), "{wide}");
+    }
+
+    /// `--json`: the list and the session as JSON, every value whole; the spans with their attributes.
+    #[test]
+    fn json_views_carry_every_value_whole() {
+        let tmp = store();
+        let dir = tmp.path();
+        let list: serde_json::Value = serde_json::from_str(&sessions(dir, 20, Output::Json).unwrap()).unwrap();
+        let ended = list.as_array().unwrap().iter().find(|s| s["session_id"] == SESSION).unwrap();
+        assert_eq!((ended["output_tokens"].as_i64(), ended["state"].as_str()), (Some(445), Some("ended")));
+        assert_eq!(ended["started"].as_str().map(|s| s.ends_with('Z')), Some(true));
+        let one: serde_json::Value = serde_json::from_str(&show(dir, "2cfb142e", Output::Json).unwrap()).unwrap();
+        assert_eq!(one["session_id"], SESSION);
+        let spans = one["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), crate::testdata::CAPTURED_SPANS);
+        let bash = spans.iter().find(|s| s["attributes"]["hooktel.tool.input.command"] == "false").unwrap();
+        assert_eq!((bash["status"].as_str(), bash["kind"].as_str()), (Some("error"), Some("tool")));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(sessions(empty.path(), 20, Output::Json).unwrap(), "[]\n");
     }
 
     /// A tool call timed by Claude Code's telemetry says how long it waited for permission and ran.
@@ -550,18 +678,18 @@ mod tests {
     fn show_accepts_the_id_with_or_without_dashes_or_a_unique_prefix() {
         let tmp = store();
         let dir = tmp.path();
-        let full = show(dir, SESSION).unwrap();
+        let full = show(dir, SESSION, Output::Whole).unwrap();
         for id in [SESSION.replace('-', ""), SESSION.to_uppercase(), "2cfb142e-3e2c".into(), "2cfb1".into()] {
-            assert_eq!(show(dir, &id).unwrap(), full, "{id}");
+            assert_eq!(show(dir, &id, Output::Whole).unwrap(), full, "{id}");
         }
-        let several = show(dir, "2cfb").unwrap_err().to_string();
+        let several = show(dir, "2cfb", Output::Whole).unwrap_err().to_string();
         assert!(several.contains("several") && several.contains(SESSION) && several.contains(OTHER), "{several}");
-        let short = show(dir, "2cf").unwrap_err().to_string();
+        let short = show(dir, "2cf", Output::Whole).unwrap_err().to_string();
         assert!(short.contains("at least 4"), "{short}");
-        let none = show(dir, "ffff").unwrap_err().to_string();
+        let none = show(dir, "ffff", Output::Whole).unwrap_err().to_string();
         assert!(none.contains("no recorded session matches"), "{none}");
         // an open session: its parts at the top level, said to be open
-        let open = show(dir, OTHER).unwrap();
+        let open = show(dir, OTHER, Output::Whole).unwrap();
         assert!(open.contains("still open"), "{open}");
         assert_eq!(line_of(&open, "invoke_agent claude-code").find("invoke"), Some(0), "{open}");
     }
@@ -570,13 +698,13 @@ mod tests {
     fn an_empty_store_says_how_to_record_sessions() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let text = sessions(&dir, 20).unwrap();
+        let text = sessions(&dir, 20, Output::Whole).unwrap();
         assert!(text.starts_with("No session recorded yet"), "{text}");
         assert!(text.contains("hooktel serve") && text.contains("hooktel install"), "{text}");
         assert!(!dir.join(local::FILE).exists(), "a view creates nothing");
-        assert!(show(&dir, SESSION).unwrap_err().to_string().contains("no session has been recorded"));
+        assert!(show(&dir, SESSION, Output::Whole).unwrap_err().to_string().contains("no session has been recorded"));
         drop(LocalStore::open(&dir, Retention::default()).unwrap());
-        assert_eq!(sessions(&dir, 20).unwrap(), text);
+        assert_eq!(sessions(&dir, 20, Output::Whole).unwrap(), text);
     }
 
     #[test]

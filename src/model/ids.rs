@@ -42,7 +42,7 @@ pub enum SpanKey {
 
 impl SpanKey {
     /// The kind's name, as in span ids and the local store.
-    pub(crate) fn tag(self) -> &'static str {
+    pub fn tag(self) -> &'static str {
         match self {
             SpanKey::Root => "root",
             SpanKey::Segment => "segment",

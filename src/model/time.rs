@@ -40,6 +40,15 @@ pub(crate) fn ms_to_ns(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
 }
 
+/// `2026-11-21T04:31:21.123Z` (UTC, to the millisecond) for machine-read views.
+pub(crate) fn rfc3339(ns: u64) -> String {
+    let ts = i64::try_from(ns / 1_000_000).ok().and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
+    match ts {
+        Some(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => "-".into(),
+    }
+}
+
 /// `2026-11-21 04:31:21` (UTC, to the second) for terminal views.
 pub(crate) fn utc_seconds(ns: u64) -> String {
     let ts = i64::try_from(ns / 1_000_000_000).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
@@ -53,6 +62,12 @@ pub(crate) fn utc_seconds(ns: u64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rfc3339_round_trips_to_the_millisecond() {
+        assert_eq!(rfc3339(1_795_235_483_896_123_456), "2026-11-21T04:31:23.896Z");
+        assert_eq!(rfc3339_ns(&rfc3339(1_795_235_483_896_000_000)), Some(1_795_235_483_896_000_000));
+    }
 
     #[test]
     fn timestamps_parse() {

@@ -110,3 +110,34 @@ fn logs_off_a_terminal_have_no_colour_and_say_where_spans_go() {
     let line = log.lines().find(|l| l.contains("hooktel listening")).expect("the startup line");
     assert!(line.contains(&format!("OTLP Grpc to {}", receiver.endpoint())), "{line}");
 }
+
+/// `sessions` and `show` on the real binary: within `COLUMNS`, whole with `--wide`, JSON with `--json`.
+#[test]
+fn sessions_and_show_fit_the_terminal_or_come_whole_or_as_json() {
+    let data = temp_dir("views");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/transcripts/captured-2.1.329");
+    let run = |args: &[&str], columns: &str| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("HOOKTEL_DATA_DIR", data.path())
+            .env("HOOKTEL_RETENTION_DAYS", "36500")
+            .env("COLUMNS", columns)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["import", fixtures], "80");
+    const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+    for args in [&["sessions"][..], &["show", SESSION][..]] {
+        let text = run(args, "80");
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{args:?}:\n{text}");
+        let wide: Vec<&str> = args.iter().copied().chain(["--wide"]).collect();
+        assert!(run(&wide, "80").lines().any(|l| l.chars().count() > 80), "{wide:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&run(&["sessions", "--json"], "80")).unwrap();
+    assert_eq!(json[0]["session_id"], SESSION);
+    let one: serde_json::Value = serde_json::from_str(&run(&["show", "2cfb", "--json"], "80")).unwrap();
+    assert!(one["spans"].as_array().is_some_and(|s| s.len() > 5));
+}
