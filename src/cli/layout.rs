@@ -163,11 +163,11 @@ mod tests {
             shorter.contains("2cfb142e  ") && shorter.contains("└ 00a76290") && shorter.contains("TOOLS"),
             "{shorter}"
         );
-        let shed = table(&HEADER, &rows(), &RIGHT, Some(48), &FIT);
+        let shed = table(&HEADER, &rows(), &RIGHT, Some(52), &FIT);
         assert!(!shed.contains("TOOLS") && shed.contains("a-very-long-project-name-indeed"), "{shed}");
         let clipped = table(&HEADER, &rows(), &RIGHT, Some(30), &FIT);
         assert!(clipped.contains('…') && !clipped.contains("TOOLS"), "{clipped}");
-        for (w, text) in [(60, &shorter), (48, &shed), (30, &clipped)] {
+        for (w, text) in [(60, &shorter), (52, &shed), (30, &clipped)] {
             assert!(text.lines().all(|l| l.chars().count() <= w), "width {w}:\n{text}");
         }
     }
