@@ -1,9 +1,11 @@
 //! `hooktel doctor`: checks that events can get from Claude Code to the collector, and says what to
 //! do about each thing that is wrong. It reads and probes; it changes nothing.
 //!
-//! The checks: the sidecar answers `/healthz`; hooktel's hooks are in the user's (and this project's)
-//! settings, valid, and point at a program that exists or at the sidecar's URL; the OTLP endpoint
-//! takes a TCP connection (or local mode); the hook spool drains; the data directory is writable.
+//! The checks: the sidecar answers `/healthz`, and its own configuration (`/v1/status`: data
+//! directory, export) agrees with what the hooks here use; hooktel's hooks are in the user's (and
+//! this project's) settings, valid, and point at a program that exists or at the sidecar's URL; the
+//! sidecar's OTLP endpoint takes a TCP connection (or local mode); the hook spool drains; the data
+//! directory is writable.
 //! Blocking std I/O with short timeouts: no runtime.
 
 use std::fmt::Write as _;
@@ -105,8 +107,15 @@ pub fn doctor(opts: &Options) -> Vec<Check> {
             )),
         ),
     });
+    let status = if up { sidecar_status(opts) } else { None };
+    if let Some(s) = &status {
+        checks.push(config_check(opts, s));
+    }
     checks.extend(hook_checks(opts));
-    checks.push(exporter_check(opts));
+    checks.push(match status.as_ref().map(|s| &s["export"]) {
+        Some(export) if export.is_object() => sidecar_exporter_check(export),
+        _ => exporter_check(opts),
+    });
     let metrics = if up { get(&opts.addr, "/metrics").ok().map(|(_, body)| body) } else { None };
     checks.push(spool_check(opts, up, metrics.as_deref()));
     checks.push(data_dir_check(&opts.data_dir));
@@ -289,6 +298,92 @@ fn host_port(url: &str) -> Option<String> {
     }
     let port = if url.starts_with("https://") { 443 } else { 80 };
     Some(format!("{auth}:{port}"))
+}
+
+/// The sidecar's own report of its configuration, when it gives one: on loopback, or beyond it
+/// with the token the hooks would present (`HOOKTEL_TOKEN`, else the data directory's).
+fn sidecar_status(opts: &Options) -> Option<serde_json::Value> {
+    let token = crate::store::token::for_client(&opts.data_dir, crate::cli::config::token_var());
+    let headers = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = Request {
+        method: "GET",
+        path: "/v1/status",
+        headers: &headers,
+        body: b"",
+        timeout: PROBE_TIMEOUT,
+        max_body: 1 << 20,
+    };
+    match http1::send(&opts.addr, &request) {
+        Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
+        _ => None,
+    }
+}
+
+/// What the sidecar runs with, and whether the hooks here spool where it drains.
+fn config_check(opts: &Options, status: &serde_json::Value) -> Check {
+    let text = |k: &str| status[k].as_str().unwrap_or("?").to_owned();
+    let export = match status["export"]["mode"].as_str() {
+        Some("otlp") => format!(
+            "exports over OTLP ({}) to {}",
+            status["export"]["protocol"].as_str().unwrap_or("?"),
+            status["export"]["endpoint"].as_str().unwrap_or("?")
+        ),
+        _ => "local mode".to_owned(),
+    };
+    let theirs = PathBuf::from(text("data_dir"));
+    let same = |a: &Path, b: &Path| {
+        a == b || std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok()).is_some_and(|(a, b)| a == b)
+    };
+    let detail = format!(
+        "hooktel {} (pid {}): data directory {}, {export}, capture {}",
+        text("version"),
+        status["pid"],
+        theirs.display(),
+        text("capture")
+    );
+    if same(&theirs, &opts.data_dir) {
+        return Check::new("configuration", Status::Ok, detail, None);
+    }
+    Check::new(
+        "configuration",
+        Status::Warn,
+        format!(
+            "{detail}; but here HOOKTEL_DATA_DIR is {}: hooks spool there, and the sidecar never drains it",
+            opts.data_dir.display()
+        ),
+        Some(format!("set HOOKTEL_DATA_DIR={} where Claude Code runs (and for doctor)", theirs.display())),
+    )
+}
+
+/// The sidecar's exporter as it reports it: local mode, or an OTLP endpoint that takes connections.
+fn sidecar_exporter_check(export: &serde_json::Value) -> Check {
+    let Some(endpoint) = export["endpoint"].as_str().filter(|_| export["mode"] == "otlp") else {
+        let store = export["store"].as_str().unwrap_or("local.db");
+        return Check::new(
+            "exporter",
+            Status::Ok,
+            format!("local mode (the sidecar's): spans stay in {store}, see `hooktel sessions`"),
+            None,
+        );
+    };
+    let fix = Some("start the collector or correct the sidecar's OTEL_EXPORTER_OTLP_ENDPOINT; meanwhile spans wait in the export spool".to_owned());
+    let Some(target) = host_port(endpoint) else {
+        return Check::new(
+            "exporter",
+            Status::Fail,
+            format!("the sidecar's endpoint {endpoint} is not an http(s) URL"),
+            fix,
+        );
+    };
+    match http1::connect(&target, PROBE_TIMEOUT) {
+        Ok(_) => Check::new("exporter", Status::Ok, format!("the sidecar's {endpoint} takes connections"), None),
+        Err(e) => Check::new(
+            "exporter",
+            Status::Fail,
+            format!("the sidecar exports to {endpoint}, but {target} refuses ({e})"),
+            fix,
+        ),
+    }
 }
 
 fn exporter_check(opts: &Options) -> Check {

@@ -93,6 +93,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (host, user) = (otlp::host_name().unwrap_or_default(), otlp::user_name().unwrap_or_default());
         metrics.info.with_label_values(&[env!("CARGO_PKG_VERSION"), &host, &user]).set(1);
         let (push_stop, push_stopped) = tokio::sync::watch::channel(false);
+        let push_report = push.as_ref().map(|p| {
+            serde_json::json!({"endpoint": redact_userinfo(&p.endpoint), "interval_ms": p.interval.as_millis() as u64})
+        });
         let pusher = push.map(|settings| {
             tracing::info!(endpoint = %settings.endpoint, protocol = ?settings.protocol, every = ?settings.interval, "metrics are pushed over OTLP");
             let proto = export::metrics_push::proto_resource(&resource);
@@ -178,6 +181,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )),
             token,
             forward: forward_tx,
+            status: status_report(&args, &data_dir, protocol, [Some(addr), bound(&metrics_listener), bound(&otlp_listener)], push_report),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
@@ -221,6 +225,50 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// What `GET /v1/status` says of this sidecar's configuration (the spools' depth is added live).
+fn status_report(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+    protocol: Option<otlp::Protocol>,
+    [listen, metrics_listen, otlp_listen]: [Option<std::net::SocketAddr>; 3],
+    metrics_push: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let export = match protocol {
+        Some(p) => serde_json::json!({
+            "mode": "otlp",
+            "protocol": match p { otlp::Protocol::Grpc => "grpc", otlp::Protocol::HttpProtobuf => "http/protobuf" },
+            "endpoint": redact_userinfo(&config::traces_endpoint(p)),
+        }),
+        None => serde_json::json!({"mode": "local", "store": data_dir.join(crate::store::local::FILE)}),
+    };
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "data_dir": data_dir,
+        "export": export,
+        "capture": format!("{:?}", args.output.capture).to_lowercase(),
+        "listen": listen.map(|a| a.to_string()),
+        "metrics_listen": metrics_listen.map(|a| a.to_string()),
+        "otlp_listen": otlp_listen.map(|a| a.to_string()),
+        "metrics_push": metrics_push,
+    })
+}
+
+/// The address a listener is bound to (port 0 resolved).
+fn bound(listener: &Option<tokio::net::TcpListener>) -> Option<std::net::SocketAddr> {
+    listener.as_ref().and_then(|l| l.local_addr().ok())
+}
+
+/// A URL without the `user:password@` it may carry.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The token clients beyond loopback must present. Without one, a listener beyond loopback is
@@ -284,4 +332,19 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reported_endpoint_shows_no_credentials() {
+        assert_eq!(
+            redact_userinfo("https://user:secret@otel.corp:4318/v1/traces"),
+            "https://***@otel.corp:4318/v1/traces"
+        );
+        assert_eq!(redact_userinfo("http://otel:4317"), "http://otel:4317");
+        assert_eq!(redact_userinfo("http://otel:4318/a@b"), "http://otel:4318/a@b", "an @ in the path is no userinfo");
+    }
 }

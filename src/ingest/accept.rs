@@ -36,6 +36,8 @@ pub(crate) struct Ingest {
     pub(crate) token: Option<String>,
     /// Where Claude Code's own telemetry goes on to (hooktel's OTLP endpoint), when it does.
     pub(crate) forward: Option<mpsc::Sender<crate::ingest::native::Forward>>,
+    /// The sidecar's effective configuration, as `GET /v1/status` reports it (for `hooktel doctor`).
+    pub(crate) status: serde_json::Value,
 }
 
 /// What to do when the ingest queue is full.

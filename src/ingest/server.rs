@@ -134,6 +134,9 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
         (&Method::POST, "/v1/hooks") => hook(req, ingest).await,
         (&Method::POST, "/v1/events") => custom(req, ingest).await,
         (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        // its configuration names paths and endpoints: loopback, or the token
+        (&Method::GET, "/v1/status") if from_loopback || authorized => status(ingest),
+        (_, "/v1/status") if !from_loopback && !authorized => unauthorized(ingest),
         _ => metrics_route(req, ingest),
     }
 }
@@ -191,6 +194,16 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
     let (content_type, body) = encoding.empty_response();
     let mut r = Response::new(Full::new(Bytes::from_static(body)));
     r.headers_mut().insert(CONTENT_TYPE, content_type.parse().expect("static header"));
+    r
+}
+
+/// `GET /v1/status`: the sidecar's effective configuration and its spools' depth, as JSON.
+fn status(ingest: &Ingest) -> Reply {
+    let mut status = ingest.status.clone();
+    let items = |spool: &str| ingest.metrics.spool_events_by.with_label_values(&[spool]).get();
+    status["spool"] = serde_json::json!({"hook_items": items("hook"), "export_items": items("export")});
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&status).unwrap_or_default())));
+    r.headers_mut().insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
     r
 }
 

@@ -54,6 +54,16 @@ fn beyond_loopback_only_the_token_gets_in() {
     assert_eq!(post(addr, "/v1/hooks", &[&bearer, "Host: hooktel.example:4388"], PAYLOAD), 200, "any Host with it");
     assert_eq!(support::http(addr, "GET", "/metrics", b"").0, 200);
     assert_eq!(support::http(addr, "GET", "/healthz", b"").0, 200);
+    // the sidecar's configuration names paths and endpoints: the token beyond loopback
+    assert_eq!(support::raw(addr, "GET", "/v1/status", &[], b"").0, 401);
+    let (status, body) = support::raw(addr, "GET", "/v1/status", &[&bearer], b"");
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["data_dir"].as_str(), Some(sidecar.data_dir.to_str().unwrap()));
+    assert_eq!(
+        (report["export"]["mode"].as_str(), report["listen"].as_str()),
+        (Some("local"), Some(addr.to_string().as_str()))
+    );
 
     let out = sidecar.hook(PAYLOAD);
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
@@ -63,7 +73,8 @@ fn beyond_loopback_only_the_token_gets_in() {
     let out = support::run_hook_with(&addr.to_string(), elsewhere.path(), PAYLOAD);
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     assert!(elsewhere.path().join("spool.db").exists(), "an event refused for want of the token is spooled");
-    assert_eq!(sidecar.metric("hooktel_ingest_rejected_total{reason=\"unauthorized\"}"), 9.0);
+    // (the eight refused hooks and events, the refused status request, this hook)
+    assert_eq!(sidecar.metric("hooktel_ingest_rejected_total{reason=\"unauthorized\"}"), 10.0);
     assert_eq!(events(&sidecar), 3.0);
 }
 

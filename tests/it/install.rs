@@ -120,7 +120,7 @@ fn claude_reports_through(http: bool, fixture: &str) {
         ];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let report = expect_exit(&hooktel(&home, &elsewhere, &["doctor"], &env), 0, "hooktel doctor, all up");
-        assert!(report.contains("all 5 checks ok"), "{report}");
+        assert!(report.contains("all 6 checks ok"), "{report}");
 
         let out = expect_exit(&hooktel(&home, &elsewhere, &["uninstall"], &[]), 0, "hooktel uninstall");
         assert!(out.contains(&format!("removed ({})", hooktel::cli::install::EVENTS.len())), "{out}");
@@ -166,7 +166,18 @@ fn doctor_fails_with_advice_when_the_sidecar_is_down_or_the_hooks_are_gone() {
     expect_exit(&hooktel(&home, &cwd, &["install"], &[]), 0, "hooktel install");
 
     let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 0, "doctor, sidecar up");
-    assert!(report.contains("all 5 checks ok") && report.contains("local mode"), "{report}");
+    assert!(report.contains("all 6 checks ok") && report.contains("local mode"), "{report}");
+    // doctor asks the sidecar what it runs with
+    let config = report.lines().find(|l| l.contains("configuration:")).expect("the sidecar's configuration");
+    assert!(config.contains(&format!("data directory {data_dir}")) && config.contains("capture metadata"), "{config}");
+
+    // a shell whose HOOKTEL_DATA_DIR is not the sidecar's: its hooks would spool where nothing drains
+    let other = scratch.dir("other-data");
+    let other = other.display().to_string();
+    let elsewhere = [("HOOKTEL_ADDR", addr.as_str()), ("HOOKTEL_DATA_DIR", other.as_str())];
+    let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &elsewhere), 0, "doctor, another data dir");
+    assert!(report.contains("[WARN] configuration") && report.contains("never drains"), "{report}");
+    assert!(report.contains(&format!("fix: set HOOKTEL_DATA_DIR={data_dir}")), "{report}");
 
     drop(sidecar);
     let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 1, "doctor, sidecar down");
