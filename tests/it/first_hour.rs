@@ -141,3 +141,16 @@ fn sessions_and_show_fit_the_terminal_or_come_whole_or_as_json() {
     let one: serde_json::Value = serde_json::from_str(&run(&["show", "2cfb", "--json"], "80")).unwrap();
     assert!(one["spans"].as_array().is_some_and(|s| s.len() > 5));
 }
+
+/// Garbage fed to the hook: the hook still exits 0 silently; the sidecar says so in its log (and
+/// counts it), so a user looking at the log sees why nothing arrived.
+#[test]
+fn garbage_through_the_hook_is_told_in_the_sidecars_log() {
+    let sidecar = Sidecar::start(None, &[]);
+    let out = sidecar.hook(b"this is not a payload");
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    crate::support::wait_until(Duration::from_secs(5), "the refusal logged", || {
+        sidecar.log().lines().any(|l| l.contains("Refused a request") && l.contains("malformed_json"))
+    });
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_json"}"#), 1.0);
+}
