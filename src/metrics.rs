@@ -156,7 +156,7 @@ impl Metrics {
         let cost = prometheus::CounterVec::new(
             Opts::new(
                 "hooktel_cost_usd_total",
-                "Cost in USD of the tokens counted, by model (price table in the README).",
+                "Cost in USD of the tokens counted, by model (price table in docs/metrics.md).",
             ),
             &with_project(&["model"]),
         )

@@ -1,7 +1,8 @@
 //! The hook events of the pinned Claude Code CLI against what hooktel hooks: the event list is read out
 //! of the CLI binary itself, so that moving the pin (`scripts/install-test-deps.sh`) to a release with a
 //! new event fails here at once, until `install` hooks it (or leaves it out with a reason) and the
-//! README's hand-written example and the Kubernetes managed settings hook exactly what `install` writes.
+//! hand-written example in docs/claude-code.md and the Kubernetes managed settings hook exactly what
+//! `install` writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -119,12 +120,12 @@ fn with_command(hooks: &BTreeMap<String, Value>, command: &str) -> BTreeMap<Stri
     hooks
 }
 
-/// The README's hand-written command hooks: the ```json block after "**Command hooks**".
-fn readme_hooks(readme: &str) -> BTreeMap<String, Value> {
-    let section = readme.split_once("**Command hooks**").expect("README: a **Command hooks** paragraph").1;
-    let block = section.split_once("```json\n").expect("README: a json block after **Command hooks**").1;
-    let block = block.split_once("```").expect("README: the json block ends").0;
-    hooks_of(block, "the README's command hooks example")
+/// The hand-written command hooks of docs/claude-code.md: the ```json block after "## Command hooks".
+fn doc_hooks(page: &str) -> BTreeMap<String, Value> {
+    let section = page.split_once("## Command hooks").expect("docs/claude-code.md: a ## Command hooks section").1;
+    let block = section.split_once("```json\n").expect("docs/claude-code.md: a json block after ## Command hooks").1;
+    let block = block.split_once("```").expect("docs/claude-code.md: the json block ends").0;
+    hooks_of(block, "the command hooks example of docs/claude-code.md")
 }
 
 /// The managed settings of deploy/kubernetes/claude-settings.configmap.yaml.
@@ -138,10 +139,10 @@ fn names(hooks: &BTreeMap<String, Value>) -> BTreeSet<&str> {
     hooks.keys().map(String::as_str).collect()
 }
 
-/// The pinned CLI's events are all hooked by `install` but those it leaves out on purpose; the README
-/// example and the ConfigMap hook exactly what `install` writes, and the README says how many.
+/// The pinned CLI's events are all hooked by `install` but those it leaves out on purpose; the example
+/// in docs/claude-code.md and the ConfigMap hook exactly what `install` writes, and that page says how many.
 #[test]
-fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configmap() {
+fn every_event_of_the_pinned_cli_is_hooked_by_install_the_docs_and_the_configmap() {
     let (version, cli) = cli_hook_events();
     let cli: BTreeSet<&str> = cli.iter().map(String::as_str).collect();
     let left_out: BTreeSet<&str> = hooktel::cli::install::LEFT_OUT.iter().map(|(e, _)| *e).collect();
@@ -174,10 +175,10 @@ fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configm
     }
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let page = fs::read_to_string(root.join("docs/claude-code.md")).unwrap();
     let configmap = fs::read_to_string(root.join("deploy/kubernetes/claude-settings.configmap.yaml")).unwrap();
     for (what, hooks, command) in [
-        ("the README's command hooks example", readme_hooks(&readme), "hooktel hook"),
+        ("the command hooks example of docs/claude-code.md", doc_hooks(&page), "hooktel hook"),
         (
             "deploy/kubernetes/claude-settings.configmap.yaml",
             configmap_hooks(&configmap),
@@ -197,8 +198,8 @@ fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configm
         }
     }
     let said = format!("the {} events it uses (all of Claude Code {version}'s but", hooked.len());
-    if !readme.contains(&said) {
-        problems.push(format!("the README does not say \"{said}\""));
+    if !page.contains(&said) {
+        problems.push(format!("docs/claude-code.md does not say \"{said}\""));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
