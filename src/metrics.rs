@@ -51,6 +51,9 @@ pub(crate) struct SpoolDepth {
 
 pub struct Metrics {
     registry: Registry,
+    /// The name of every registered family: `/metrics` leaves out a labelled family until it has a
+    /// series, and docs/metrics.md is checked against all of them.
+    family_names: Vec<String>,
     /// `hooktel_info{version, host, user}` = 1: who runs this sidecar, for dashboards to split and
     /// filter by (joined on `job`, `instance`).
     pub(crate) info: prometheus::IntGaugeVec,
@@ -123,7 +126,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(project_label: bool) -> Metrics {
         let registry = Registry::new();
-        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c).expect("unique metric");
+        let family_names = std::cell::RefCell::new(Vec::new());
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            family_names.borrow_mut().extend(c.desc().iter().map(|d| d.fq_name.clone()));
+            registry.register(c).expect("unique metric")
+        };
         let counters = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
             reg(Box::new(c.clone()));
@@ -156,7 +163,7 @@ impl Metrics {
         let cost = prometheus::CounterVec::new(
             Opts::new(
                 "hooktel_cost_usd_total",
-                "Cost in USD of the tokens counted, by model (price table in the README).",
+                "Cost in USD of the tokens counted, by model (price table in docs/metrics.md).",
             ),
             &with_project(&["model"]),
         )
@@ -336,6 +343,7 @@ impl Metrics {
             },
             unpriced_logged: Mutex::new(HashSet::new()),
             warned: Mutex::new(std::collections::HashMap::new()),
+            family_names: family_names.into_inner(),
             registry,
         }
     }
@@ -505,6 +513,11 @@ impl Metrics {
     /// Every metric's current values: what `/metrics` renders and what is pushed over OTLP.
     pub(crate) fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.registry.gather()
+    }
+
+    /// Every registered metric family's name, including those without a series yet.
+    pub fn family_names(&self) -> &[String] {
+        &self.family_names
     }
 
     /// The Prometheus text exposition of every metric.

@@ -3,7 +3,7 @@
 //!
 //! hooktel's entries are recognised by what they run, not by their position: a command hook whose
 //! program's file name starts with `hooktel` and whose first argument is `hook` (any path, quoted or
-//! not, so the README's hand-written `hooktel hook` counts too), or an http hook carrying the header
+//! not, so the hand-written `hooktel hook` of docs/claude-code.md counts too), or an http hook carrying the header
 //! `X-Hooktel` that `install` writes (a URL alone cannot tell hooktel from another sidecar's
 //! `/v1/hooks`), or an entry equal to the one being installed. Everything else is the user's and is never touched. Installing
 //! again changes nothing; switching between command and http hooks replaces hooktel's entries.
@@ -26,7 +26,7 @@ use crate::store::token::TOKEN_VAR;
 /// Every hook event of Claude Code 2.1.332 but those of [`LEFT_OUT`]. Releases that do not know an
 /// event ignore its name (2.1.329 logs and skips `PreSkillShellCommand`), so this is the newest
 /// release's list. `tests/it/hook_events.rs` reads the list out of the pinned CLI and fails on a new
-/// event; the README's example and the Kubernetes managed settings are checked against this list.
+/// event; the example in docs/claude-code.md and the Kubernetes managed settings are checked against this list.
 pub const EVENTS: &[&str] = &[
     "PreToolUse",
     "PostToolUse",

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::model::tokens::TokenUsage;
 
-// The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21 (the README
+// The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21 (docs/metrics.md
 // states that date).
 
 /// USD per million tokens.

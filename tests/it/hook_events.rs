@@ -1,7 +1,8 @@
 //! The hook events of the pinned Claude Code CLI against what hooktel hooks: the event list is read out
 //! of the CLI binary itself, so that moving the pin (`scripts/install-test-deps.sh`) to a release with a
 //! new event fails here at once, until `install` hooks it (or leaves it out with a reason) and the
-//! README's hand-written example and the Kubernetes managed settings hook exactly what `install` writes.
+//! Kubernetes managed settings hook exactly what `install` writes, and docs/claude-code.md says how
+//! many events that is (tests/it/docs.rs checks that page's hand-written example).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -86,7 +87,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// What `hooktel install` writes into an empty HOME: event → hooktel's entry.
-fn installed(scratch: &Scratch) -> BTreeMap<String, Value> {
+pub(crate) fn installed(scratch: &Scratch) -> BTreeMap<String, Value> {
     let home = scratch.dir("home");
     let mut cmd = Command::new(BIN);
     cmd.arg("install").current_dir(&home).env("HOME", &home);
@@ -98,14 +99,14 @@ fn installed(scratch: &Scratch) -> BTreeMap<String, Value> {
     hooks_of(&fs::read_to_string(home.join(".claude/settings.json")).unwrap(), "what install wrote")
 }
 
-fn hooks_of(settings: &str, what: &str) -> BTreeMap<String, Value> {
+pub(crate) fn hooks_of(settings: &str, what: &str) -> BTreeMap<String, Value> {
     let v: Value = serde_json::from_str(settings).unwrap_or_else(|e| panic!("{what} is not JSON: {e}"));
     let hooks = v["hooks"].as_object().unwrap_or_else(|| panic!("{what} has no hooks object"));
     hooks.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Each entry with its command hooks' command replaced, to compare a hand-written list with install's.
-fn with_command(hooks: &BTreeMap<String, Value>, command: &str) -> BTreeMap<String, Value> {
+pub(crate) fn with_command(hooks: &BTreeMap<String, Value>, command: &str) -> BTreeMap<String, Value> {
     let mut hooks = hooks.clone();
     for groups in hooks.values_mut() {
         for group in groups.as_array_mut().into_iter().flatten() {
@@ -119,14 +120,6 @@ fn with_command(hooks: &BTreeMap<String, Value>, command: &str) -> BTreeMap<Stri
     hooks
 }
 
-/// The README's hand-written command hooks: the ```json block after "**Command hooks**".
-fn readme_hooks(readme: &str) -> BTreeMap<String, Value> {
-    let section = readme.split_once("**Command hooks**").expect("README: a **Command hooks** paragraph").1;
-    let block = section.split_once("```json\n").expect("README: a json block after **Command hooks**").1;
-    let block = block.split_once("```").expect("README: the json block ends").0;
-    hooks_of(block, "the README's command hooks example")
-}
-
 /// The managed settings of deploy/kubernetes/claude-settings.configmap.yaml.
 fn configmap_hooks(yaml: &str) -> BTreeMap<String, Value> {
     let cm: serde_json::Value = serde_norway::from_str(yaml).expect("the ConfigMap is YAML");
@@ -138,10 +131,10 @@ fn names(hooks: &BTreeMap<String, Value>) -> BTreeSet<&str> {
     hooks.keys().map(String::as_str).collect()
 }
 
-/// The pinned CLI's events are all hooked by `install` but those it leaves out on purpose; the README
-/// example and the ConfigMap hook exactly what `install` writes, and the README says how many.
+/// The pinned CLI's events are all hooked by `install` but those it leaves out on purpose; the
+/// ConfigMap hooks exactly what `install` writes, and docs/claude-code.md says how many.
 #[test]
-fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configmap() {
+fn every_event_of_the_pinned_cli_is_hooked_by_install_and_the_configmap() {
     let (version, cli) = cli_hook_events();
     let cli: BTreeSet<&str> = cli.iter().map(String::as_str).collect();
     let left_out: BTreeSet<&str> = hooktel::cli::install::LEFT_OUT.iter().map(|(e, _)| *e).collect();
@@ -174,16 +167,13 @@ fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configm
     }
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let page = fs::read_to_string(root.join("docs/claude-code.md")).unwrap();
     let configmap = fs::read_to_string(root.join("deploy/kubernetes/claude-settings.configmap.yaml")).unwrap();
-    for (what, hooks, command) in [
-        ("the README's command hooks example", readme_hooks(&readme), "hooktel hook"),
-        (
-            "deploy/kubernetes/claude-settings.configmap.yaml",
-            configmap_hooks(&configmap),
-            "/opt/hooktel/bin/hooktel hook",
-        ),
-    ] {
+    for (what, hooks, command) in [(
+        "deploy/kubernetes/claude-settings.configmap.yaml",
+        configmap_hooks(&configmap),
+        "/opt/hooktel/bin/hooktel hook",
+    )] {
         let expected = with_command(&installed, command);
         let absent: Vec<_> = names(&expected).difference(&names(&hooks)).copied().collect();
         let extra: Vec<_> = names(&hooks).difference(&names(&expected)).copied().collect();
@@ -197,8 +187,8 @@ fn every_event_of_the_pinned_cli_is_hooked_by_install_the_readme_and_the_configm
         }
     }
     let said = format!("the {} events it uses (all of Claude Code {version}'s but", hooked.len());
-    if !readme.contains(&said) {
-        problems.push(format!("the README does not say \"{said}\""));
+    if !page.contains(&said) {
+        problems.push(format!("docs/claude-code.md does not say \"{said}\""));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

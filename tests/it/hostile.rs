@@ -483,8 +483,8 @@ fn open_sessions_are_capped() {
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
 
-/// A full disk, as RLIMIT_FSIZE makes it (writes past 256 KiB fail with EFBIG): what the README
-/// promises holds. The sidecar keeps running and answering, and counts what it could not keep (spans
+/// A full disk, as RLIMIT_FSIZE makes it (writes past 256 KiB fail with EFBIG): what
+/// docs/storage-and-guarantees.md promises holds. The sidecar keeps running and answering, and counts what it could not keep (spans
 /// the export spool could not take, journal rows); a hook that can neither deliver nor spool exits 0
 /// with nothing on stdout, and its drop is counted by the next sidecar.
 #[test]

@@ -10,6 +10,7 @@ mod backfill;
 mod custom_events;
 mod dashboards;
 mod deploy;
+mod docs;
 mod e2e_claude;
 mod e2e_outages;
 mod export_spool;
