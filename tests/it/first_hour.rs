@@ -154,3 +154,28 @@ fn garbage_through_the_hook_is_told_in_the_sidecars_log() {
     });
     assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="malformed_json"}"#), 1.0);
 }
+
+/// On a terminal the log is coloured, unless `NO_COLOR` says not to.
+#[test]
+fn on_a_terminal_no_color_turns_the_colours_off() {
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let scratch = temp_dir("serve-tty");
+        let log = scratch.path().join("pty.log");
+        let mut cmd = Command::new("python3");
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ptyrun.py"))
+            .arg("--log")
+            .arg(&log)
+            .args(["--timeout", "3", "--", BIN, "serve", "--listen", "127.0.0.1:0", "--otlp-listen", "off"])
+            .env("HOOKTEL_DATA_DIR", scratch.path())
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("NO_COLOR")
+            .env_remove("COLUMNS");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        cmd.output().unwrap();
+        let screen = std::fs::read_to_string(&log).unwrap();
+        assert!(screen.contains("hooktel listening"), "{screen}");
+        assert_eq!(screen.contains("\u{1b}["), coloured, "NO_COLOR={no_color:?}: {screen:?}");
+    }
+}
