@@ -328,7 +328,19 @@ impl Reader {
 
     fn read_main(&mut self, bytes: &[u8]) {
         let mut current: Option<String> = None;
-        for line in lines(bytes) {
+        // a fork (`--fork-session`) starts with its origin's history, copied: up to the last response
+        // whose `requestSessionId` is another session, then to its own first prompt, it is the origin's
+        let copied = |l: &Value| {
+            str_of(l, "type") == Some("assistant")
+                && str_of(l, "requestSessionId").is_some_and(|r| Some(r) != str_of(l, "sessionId"))
+        };
+        let all: Vec<Value> = lines(bytes).collect();
+        let history = all.iter().rposition(copied).map_or(0, |last| {
+            let own =
+                all[last..].iter().position(|l| str_of(l, "type") == Some("user") && str_of(l, "promptId").is_some());
+            own.map_or(all.len(), |o| last + o)
+        });
+        for line in all.into_iter().skip(history) {
             let t = time_of(&line);
             let kind = str_of(&line, "type");
             if kind == Some("user") {

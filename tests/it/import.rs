@@ -407,3 +407,24 @@ fn event_log_lines_become_custom_events() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(events_from_jsonl(&path, "routing").is_err());
 }
+
+/// A fork's transcript starts with its origin's history, copied: the import makes the fork's own
+/// turns and model calls only (its two prompts and two responses), from its own first line, with
+/// a link to the origin's root; the origin keeps its whole history.
+#[test]
+fn a_forked_transcript_imports_only_its_own_history() {
+    const ORIGIN: &str = "082b7548-ad4a-4949-86a5-67e6cb172c59";
+    let dir = transcripts().join("fork-2.1.329/-home-dev-rf329-work");
+    let fork = import(&dir.join("ff7c266d-769e-439d-a6c5-940a3331fc54.jsonl"));
+    let origin = import(&dir.join(format!("{ORIGIN}.jsonl")));
+    assert_tree("ff7c266d-769e-439d-a6c5-940a3331fc54", &fork.spans);
+    let turns = |s: &ImportedSession| s.spans.iter().filter(|r| r.key == SpanKey::Turn).count();
+    let chats = |s: &ImportedSession| s.spans.iter().filter(|r| r.key == SpanKey::Chat).count();
+    assert_eq!((turns(&fork), chats(&fork)), (2, 2), "{:?}", fork.spans.iter().map(|r| &r.name).collect::<Vec<_>>());
+    assert!(turns(&origin) >= 3 && chats(&origin) > 2);
+    let root = fork.spans.iter().find(|r| r.parent.is_none()).unwrap();
+    assert_eq!(root.links.len(), 1);
+    assert_eq!((root.links[0].trace_id, root.links[0].kind.as_str()), (ids::trace_id(ORIGIN), "forked_from"));
+    assert!(root.start >= ts("2026-12-02T06:30:54.000Z"), "from the fork's own first line, not the copied history's");
+    assert_eq!(root.usage.as_ref().unwrap().tokens.output, 50);
+}
