@@ -15,7 +15,6 @@ use opentelemetry::trace::SpanId;
 use tokio::sync::mpsc;
 
 pub mod sessions;
-pub(crate) mod teams;
 
 use crate::ingest::accept;
 use crate::ingest::normalize::{Event, Kind};

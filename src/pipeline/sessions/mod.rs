@@ -5,7 +5,8 @@
 //! the spans that are finished. Hook processes run concurrently, so events arrive slightly out of
 //! order: a closed span waits a short *settle* time before it is handed out, during which a late
 //! event can still amend it (an earlier start, the real end of a span closed as incomplete). Each
-//! session is its own [`SessionState`]; nothing is shared between sessions.
+//! session is its own [`SessionState`]; what reaches across sessions (agent teams, their tasks) is
+//! in `teams`, and what Claude Code's own telemetry does to a session in `native`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::ingest::normalize::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
+use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -22,9 +23,13 @@ use crate::model::span::{
     ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome,
 };
 use crate::model::time::ms_to_ns;
-use crate::pipeline::teams::{self, Created, Teams};
+mod native;
+pub(crate) mod teams;
+
 use crate::usage::accountant::SessionUsage;
 use crate::usage::transcript::{Delta, Response};
+use native::{time_chat, Native};
+use teams::{is_in_process_teammate, TaskDone, TeamNote, Teams};
 
 /// Timeouts and limits of the state machine.
 #[derive(Clone, Debug)]
@@ -273,18 +278,6 @@ struct SessionState {
 }
 
 /// What a session holds of Claude Code's own telemetry (bounded by `MAX_NATIVE`).
-#[derive(Default)]
-struct Native {
-    seen: bool,
-    chat_by_request: HashMap<String, SpanId>,
-    pending: HashMap<String, (u64, ApiCall)>,
-    failed_try: HashMap<String, (u64, ApiCall, Option<String>)>,
-    failed_turns: HashSet<String>,
-    tool_by_span: HashMap<String, String>,
-    waits: HashMap<String, (u64, ToolTiming)>,
-    counters: Vec<(&'static str, f64)>,
-}
-
 /// Most requests remembered per session in each of `Native`'s maps.
 const MAX_NATIVE: usize = 4096;
 
@@ -357,82 +350,6 @@ impl Sessions {
         }
         self.teamwork(note, now);
         Ingested::Accepted
-    }
-
-    /// What an event says about agent teams, which can reach across sessions: a lead spawning a
-    /// teammate, a pane teammate naming its team (its root then links to the lead's, and the
-    /// lead's `Agent` call to it), a task created or completed.
-    fn teamwork(&mut self, note: Option<TeamNote>, now: u64) {
-        let Some(note) = note else { return };
-        let sid = note.session.as_str();
-        if let Some(team) = &note.team {
-            if note.spawn {
-                self.teams.note_lead(team, sid);
-                if *team == teams::own_team(sid) {
-                    if let Some(state) = self.live.get_mut(sid) {
-                        state.team.get_or_insert_with(|| team.clone());
-                    }
-                }
-            } else if *team != teams::own_team(sid) {
-                self.join_team(sid, team, note.teammate.as_deref(), note.team_lead.as_deref());
-            } else if let Some(state) = self.live.get_mut(sid) {
-                state.team.get_or_insert_with(|| team.clone());
-            }
-        }
-        let Some((created, task_id, subject)) = note.task else { return };
-        let Some(state) = self.live.get(sid) else { return };
-        let list = state.team.clone().unwrap_or_else(|| teams::own_team(sid));
-        if created {
-            let c = Created {
-                session: sid.to_owned(),
-                at: note.at,
-                subject,
-                prompt_id: note.prompt_id,
-                agent_id: note.agent_id,
-            };
-            self.teams.created(&list, &task_id, c);
-            return;
-        }
-        // created before its session knew its team, the task sits in the session's own list
-        let creation =
-            self.teams.completed(&list, &task_id).or_else(|| self.teams.completed(&teams::own_team(sid), &task_id));
-        if let Some(state) = self.live.get_mut(sid) {
-            let done =
-                TaskDone { list, task_id, subject, at: note.at, prompt_id: note.prompt_id, agent_id: note.agent_id };
-            state.task_span(done, creation, false, now);
-        }
-    }
-
-    /// A pane teammate's session named its team: it carries the team, and, when its lead is known
-    /// (this sidecar saw the lead spawn it, or the team's file names it, and the two do not
-    /// disagree), its root links to the lead's root and the lead's `Agent` call to it.
-    fn join_team(&mut self, sid: &str, team: &str, teammate: Option<&str>, from_file: Option<&str>) {
-        let lead = match (self.teams.lead_of(team), from_file) {
-            (Some(seen), Some(file)) if seen != file => None,
-            (seen, file) => seen.or(file).filter(|l| *l != sid).map(str::to_owned),
-        };
-        let Some(state) = self.live.get_mut(sid) else { return };
-        if state.team.is_some() && state.teammate_name.is_some() {
-            return;
-        }
-        state.team = Some(team.to_owned());
-        state.teammate_name = teammate.map(str::to_owned).or(state.teammate_name.take());
-        let Some(lead) = lead else { return };
-        let to_lead = SpanLink {
-            trace_id: ids::trace_id(&lead),
-            span_id: ids::span_id(&lead, SpanKey::Root, &lead),
-            kind: "team_lead".into(),
-        };
-        if state.segment.is_none() && !state.top.links.contains(&to_lead) {
-            state.top.links.push(to_lead);
-        }
-        let to_teammate = SpanLink { trace_id: state.trace_id, span_id: state.root_id, kind: "teammate".into() };
-        let spawn = teammate.and_then(|name| self.live.get(&lead)?.pane_spawns.get(name).copied());
-        if let Some(span) = spawn.and_then(|id| self.live.get_mut(&lead)?.spans.get_mut(&id)) {
-            if !span.links.contains(&to_teammate) {
-                span.links.push(to_teammate);
-            }
-        }
     }
 
     /// Hand out spans that have settled, and close sessions idle for too long. Returns how many
@@ -812,41 +729,6 @@ impl SessionState {
         }
     }
 
-    /// The span of a task, in this session's trace: from its creation (if known) to `done.at`,
-    /// under the agent or turn that completed it, linked to the creating session's root when that
-    /// is another session; `incomplete` when it never completed (then under its creator).
-    fn task_span(&mut self, done: TaskDone, created: Option<Created>, incomplete: bool, now: u64) {
-        let id = self.span_id(SpanKey::Task, &format!("{}/{}", done.list, done.task_id));
-        if self.handed_out.contains(&id) || self.spans.contains_key(&id) {
-            return;
-        }
-        let start = created.as_ref().map_or(done.at, |c| c.at.min(done.at));
-        let subject = done.subject.or_else(|| created.as_ref().and_then(|c| c.subject.clone()));
-        let mut attrs = vec![KeyValue::new(semconv::TASK_ID, done.task_id.clone())];
-        attrs.extend(subject.clone().map(|s| KeyValue::new(semconv::TASK_SUBJECT, s)));
-        let (prompt_id, agent_id) = match (&created, incomplete) {
-            (Some(c), true) => (c.prompt_id.clone(), c.agent_id.clone()),
-            _ => (done.prompt_id, done.agent_id),
-        };
-        let parent = match agent_id {
-            Some(aid) => Parent::Agent(aid, prompt_id),
-            None => Parent::Turn(prompt_id),
-        };
-        let name = format!("task {}", subject.unwrap_or_else(|| done.task_id.clone()));
-        let mut span = Span::new(id, SpanKey::Task, name, start, parent, attrs);
-        if let Some(c) = created.filter(|c| *c.session != *self.session_id) {
-            span.attrs.push(KeyValue::new(semconv::TASK_CREATED_BY, c.session.clone()));
-            span.links.push(SpanLink {
-                trace_id: ids::trace_id(&c.session),
-                span_id: ids::span_id(&c.session, SpanKey::Root, &c.session),
-                kind: "task_created".into(),
-            });
-        }
-        span.incomplete = incomplete;
-        span.close(done.at, now);
-        self.spans.insert(id, span);
-    }
-
     /// This session is a fork of `origin` (`--fork-session`): its root links to the origin's root.
     fn forked_from(&mut self, origin: &str) {
         let link = SpanLink {
@@ -863,155 +745,6 @@ impl SessionState {
             root.links.push(link);
             root.set_attr(KeyValue::new(semconv::FORKED_FROM, origin.to_owned()));
         }
-    }
-
-    /// Claude Code's report of a tool call, found by its `tool_use_id` or, for a permission wait
-    /// (which has none), by Claude Code's span of the call; a wait reported before that span waits
-    /// for it. Reports of a tool span already handed out come too late and are dropped.
-    fn tool_timing(&mut self, timing: ToolTiming, at: u64) {
-        self.native.seen = true;
-        if let (Some(span), Some(call)) = (&timing.otel_tool_span, &timing.tool_use_id) {
-            if self.native.tool_by_span.len() < MAX_NATIVE {
-                self.native.tool_by_span.insert(span.clone(), call.clone());
-            }
-            if let Some((at, wait)) = self.native.waits.remove(span) {
-                self.time_tool(call, wait, at);
-            }
-        }
-        let span = timing.otel_tool_span.as_ref();
-        match timing.tool_use_id.clone().or_else(|| span.and_then(|s| self.native.tool_by_span.get(s).cloned())) {
-            Some(call) => self.time_tool(&call, timing, at),
-            None if self.native.waits.len() < MAX_NATIVE => {
-                if let Some(span) = span.cloned() {
-                    self.native.waits.insert(span, (at, timing));
-                }
-            }
-            None => {}
-        }
-    }
-
-    /// Put a tool call's decision, permission wait and execution time on its span.
-    fn time_tool(&mut self, call_id: &str, timing: ToolTiming, at: u64) {
-        let id = self.span_id(SpanKey::Tool, call_id);
-        let Some(span) = self.spans.get_mut(&id) else { return };
-        let decided = timing.decision.is_some();
-        if let Some(d) = timing.decision {
-            span.set_attr(KeyValue::new(semconv::TOOL_DECISION, d));
-        }
-        if let Some(s) = timing.decision_source {
-            span.set_attr(KeyValue::new(semconv::TOOL_DECISION_SOURCE, s));
-        }
-        match timing.wait_ms {
-            Some(wait) => {
-                span.exact = true;
-                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
-            }
-            // from the call's start to the decision (the PreToolUse hooks' own time included)
-            None if decided && !span.exact && !span.start_estimated && at >= span.start => {
-                let wait = (at - span.start) / 1_000_000;
-                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
-            }
-            None => {}
-        }
-        if let Some(ms) = timing.execution_ms {
-            span.set_attr(KeyValue::new(semconv::TOOL_EXECUTION_MS, int(ms)));
-        }
-    }
-
-    /// One of Claude Code's session counters, added up (or set, when cumulative) on the root span.
-    fn session_counter(&mut self, attr: &'static str, value: f64, cumulative: bool) {
-        self.native.seen = true;
-        let counters = &mut self.native.counters;
-        let total = match counters.iter_mut().find(|(a, _)| *a == attr) {
-            Some((_, total)) => {
-                *total = if cumulative { value } else { *total + value };
-                *total
-            }
-            None => {
-                counters.push((attr, value));
-                value
-            }
-        };
-        self.top.set_attr(semconv::session_counter(attr, total));
-    }
-
-    /// Claude Code's report of one API request. A success times its chat span exactly (now, or when
-    /// its response is read); a failed try is an `api_error` event on its turn (a retry storm shows as
-    /// many), and the last failed try of a turn that failed is a chat span of its own, in ERROR.
-    fn model_call(
-        &mut self,
-        call: ApiCall,
-        at: u64,
-        now: u64,
-        prompt_id: Option<String>,
-        agent_id: Option<String>,
-        max_events: usize,
-    ) {
-        self.native.seen = true;
-        if call.error.is_none() {
-            let Some(rid) = call.request_id.clone() else { return };
-            match self.native.chat_by_request.get(&rid).copied() {
-                Some(id) => {
-                    if let Some(span) = self.spans.get_mut(&id) {
-                        time_chat(span, &call, at, now);
-                    }
-                }
-                None if self.native.pending.len() < MAX_NATIVE => {
-                    self.native.pending.insert(rid, (at, call));
-                }
-                None => {}
-            }
-            return;
-        }
-        let mut attrs = vec![
-            KeyValue::new(semconv::REQUEST_MODEL, call.model.clone()),
-            KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)),
-        ];
-        attrs.extend(call.attempt.map(|a| KeyValue::new(semconv::API_ATTEMPT, int(a))));
-        attrs.extend(call.error.clone().map(|e| KeyValue::new(semconv::API_ERROR, e)));
-        attrs.extend(call.status_code.clone().map(|c| KeyValue::new(semconv::API_STATUS_CODE, c)));
-        attrs.extend(call.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
-        let e = SpanEvent { name: "api_error".into(), at, attrs };
-        self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
-        let pid = prompt_id.unwrap_or_default();
-        if self.native.failed_turns.contains(&pid) {
-            self.failed_chat(&pid, at, call, agent_id, now);
-        } else if self.native.failed_try.len() < MAX_NATIVE || self.native.failed_try.contains_key(&pid) {
-            // reports can come out of order: the last try is the latest
-            if self.native.failed_try.get(&pid).is_none_or(|(t, ..)| *t <= at) {
-                self.native.failed_try.insert(pid, (at, call, agent_id));
-            }
-        }
-    }
-
-    /// A turn failed: its last failed API try, if reported, becomes an ERROR chat span.
-    fn turn_failed(&mut self, prompt_id: &str, now: u64) {
-        if self.native.failed_turns.len() < MAX_NATIVE {
-            self.native.failed_turns.insert(prompt_id.to_owned());
-        }
-        if let Some((at, call, agent)) = self.native.failed_try.remove(prompt_id) {
-            self.failed_chat(prompt_id, at, call, agent, now);
-        }
-    }
-
-    /// The chat span of the API request that failed a turn for good: no response, status ERROR. One
-    /// per failed turn: of its failed tries (their reports can come in any order, and after the
-    /// turn's end), the last one.
-    fn failed_chat(&mut self, prompt_id: &str, at: u64, call: ApiCall, agent_id: Option<String>, now: u64) {
-        let id = self.span_id(SpanKey::Chat, &format!("failed/{prompt_id}"));
-        if self.handed_out.contains(&id) || self.spans.get(&id).is_some_and(|s| s.end > at) {
-            return;
-        }
-        let parent = match agent_id {
-            Some(aid) => Parent::Agent(aid, Some(prompt_id.to_owned())),
-            None => Parent::Turn(Some(prompt_id.to_owned())),
-        };
-        let mut span =
-            Span::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
-        span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
-        span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
-        time_chat(&mut span, &call, at, now);
-        self.spans.insert(id, span);
     }
 
     fn tool_start(&mut self, call: ToolCall, at: u64, prompt_id: Option<String>, agent_id: Option<String>) {
@@ -1301,79 +1034,6 @@ impl SessionState {
     }
 }
 
-/// Time a chat span by Claude Code's report of its request: it ended at the report and took
-/// `duration_ms`; the time to the first token and the try are attributes.
-fn time_chat(span: &mut Span, call: &ApiCall, at: u64, now: u64) {
-    span.end = at;
-    span.start = at.saturating_sub(ms_to_ns(call.duration_ms));
-    span.exact = true;
-    span.closed_at = Some(now);
-    if let Some(attempt) = call.attempt {
-        span.set_attr(KeyValue::new(semconv::API_ATTEMPT, int(attempt)));
-    }
-    span.set_attr(KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)));
-    if let Some(ttft) = call.ttft_ms {
-        span.set_attr(KeyValue::new(semconv::TIME_TO_FIRST_CHUNK, ttft as f64 / 1000.0));
-    }
-}
-
-/// What an event says about agent teams, taken before the event is applied.
-struct TeamNote {
-    session: String,
-    at: u64,
-    team: Option<String>,
-    teammate: Option<String>,
-    /// The team's lead, from the team's file.
-    team_lead: Option<String>,
-    /// An `Agent` call's answer that it spawned a teammate.
-    spawn: bool,
-    /// (created, task id, subject)
-    task: Option<(bool, String, Option<String>)>,
-    prompt_id: Option<String>,
-    agent_id: Option<String>,
-}
-
-impl TeamNote {
-    fn of(ev: &Event) -> Option<TeamNote> {
-        let spawn = matches!(&ev.kind, Kind::ToolEnd(call, _) if call.spawned_teammate.is_some());
-        let task = match &ev.kind {
-            Kind::Task { created, task_id, subject } => Some((*created, task_id.clone(), subject.clone())),
-            _ => None,
-        };
-        if ev.team.is_none() && task.is_none() {
-            return None;
-        }
-        Some(TeamNote {
-            session: ev.session_id.clone(),
-            at: ev.at,
-            team: ev.team.clone(),
-            teammate: ev.teammate.clone(),
-            team_lead: ev.team_lead.clone(),
-            spawn,
-            task,
-            prompt_id: ev.prompt_id.clone(),
-            agent_id: ev.agent_id.clone(),
-        })
-    }
-}
-
-/// A task's completion (or, for one never completed, its creator's end).
-struct TaskDone {
-    list: String,
-    task_id: String,
-    subject: Option<String>,
-    at: u64,
-    prompt_id: Option<String>,
-    agent_id: Option<String>,
-}
-
-/// An in-process teammate's agent id is `a<name>-<16 hex>` (a plain subagent's is `a<16 hex>`).
-fn is_in_process_teammate(agent_id: &str, name: &str) -> bool {
-    let Some(rest) = agent_id.strip_prefix('a').and_then(|r| r.strip_prefix(name)) else { return false };
-    let Some(hex) = rest.strip_prefix('-') else { return false };
-    !name.is_empty() && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// `Agent` is the subagent tool's name; older Claude Code called it `Task`.
 fn is_agent_tool(name: &str) -> bool {
     name == "Agent" || name == "Task"
@@ -1392,25 +1052,25 @@ pub(crate) mod tests {
 
     /// The real captured 2.1.329 session, in firing order (shared with other modules' tests).
     pub(crate) const CAPTURED: &[&str] = &[
-        include_str!("../../tests/fixtures/hooks/captured/01-SessionStart.json"),
-        include_str!("../../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
-        include_str!("../../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
-        include_str!("../../tests/fixtures/hooks/captured/04-PreToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/05-SubagentStart.json"),
-        include_str!("../../tests/fixtures/hooks/captured/06-PreToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/07-PostToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/08-PreToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/09-PostToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
-        include_str!("../../tests/fixtures/hooks/captured/11-SubagentStop.json"),
-        include_str!("../../tests/fixtures/hooks/captured/12-PostToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
-        include_str!("../../tests/fixtures/hooks/captured/14-PreToolUse.json"),
-        include_str!("../../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
-        include_str!("../../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
-        include_str!("../../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
-        include_str!("../../tests/fixtures/hooks/captured/18-Stop.json"),
-        include_str!("../../tests/fixtures/hooks/captured/19-SessionEnd.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/01-SessionStart.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/04-PreToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/05-SubagentStart.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/06-PreToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/07-PostToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/08-PreToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/09-PostToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/11-SubagentStop.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/12-PostToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/14-PreToolUse.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/18-Stop.json"),
+        include_str!("../../../tests/fixtures/hooks/captured/19-SessionEnd.json"),
     ];
 
     fn event(payload: &Value, at: u64) -> Event {

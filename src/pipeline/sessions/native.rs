@@ -1,0 +1,195 @@
+//! Claude Code's own telemetry in a session: the model calls it reports (timing their chat spans,
+//! failed tries as events, a request that failed for good as an ERROR chat span), its tool reports
+//! (permission decision and wait, execution time) and its session counters. What a session holds of
+//! it is bounded by `MAX_NATIVE`.
+
+use std::collections::{HashMap, HashSet};
+
+use opentelemetry::trace::SpanId;
+use opentelemetry::KeyValue;
+
+use super::{Parent, SessionState, Span, MAX_NATIVE};
+use crate::ingest::normalize::{ApiCall, ToolTiming};
+use crate::model::ids::SpanKey;
+use crate::model::semconv::{self, int};
+use crate::model::span::{ChatCall, SpanEvent, Status};
+use crate::model::time::ms_to_ns;
+
+#[derive(Default)]
+pub(super) struct Native {
+    pub(super) seen: bool,
+    pub(super) chat_by_request: HashMap<String, SpanId>,
+    pub(super) pending: HashMap<String, (u64, ApiCall)>,
+    pub(super) failed_try: HashMap<String, (u64, ApiCall, Option<String>)>,
+    pub(super) failed_turns: HashSet<String>,
+    pub(super) tool_by_span: HashMap<String, String>,
+    pub(super) waits: HashMap<String, (u64, ToolTiming)>,
+    pub(super) counters: Vec<(&'static str, f64)>,
+}
+
+impl SessionState {
+    /// Claude Code's report of a tool call, found by its `tool_use_id` or, for a permission wait
+    /// (which has none), by Claude Code's span of the call; a wait reported before that span waits
+    /// for it. Reports of a tool span already handed out come too late and are dropped.
+    pub(super) fn tool_timing(&mut self, timing: ToolTiming, at: u64) {
+        self.native.seen = true;
+        if let (Some(span), Some(call)) = (&timing.otel_tool_span, &timing.tool_use_id) {
+            if self.native.tool_by_span.len() < MAX_NATIVE {
+                self.native.tool_by_span.insert(span.clone(), call.clone());
+            }
+            if let Some((at, wait)) = self.native.waits.remove(span) {
+                self.time_tool(call, wait, at);
+            }
+        }
+        let span = timing.otel_tool_span.as_ref();
+        match timing.tool_use_id.clone().or_else(|| span.and_then(|s| self.native.tool_by_span.get(s).cloned())) {
+            Some(call) => self.time_tool(&call, timing, at),
+            None if self.native.waits.len() < MAX_NATIVE => {
+                if let Some(span) = span.cloned() {
+                    self.native.waits.insert(span, (at, timing));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Put a tool call's decision, permission wait and execution time on its span.
+    fn time_tool(&mut self, call_id: &str, timing: ToolTiming, at: u64) {
+        let id = self.span_id(SpanKey::Tool, call_id);
+        let Some(span) = self.spans.get_mut(&id) else { return };
+        let decided = timing.decision.is_some();
+        if let Some(d) = timing.decision {
+            span.set_attr(KeyValue::new(semconv::TOOL_DECISION, d));
+        }
+        if let Some(s) = timing.decision_source {
+            span.set_attr(KeyValue::new(semconv::TOOL_DECISION_SOURCE, s));
+        }
+        match timing.wait_ms {
+            Some(wait) => {
+                span.exact = true;
+                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
+            }
+            // from the call's start to the decision (the PreToolUse hooks' own time included)
+            None if decided && !span.exact && !span.start_estimated && at >= span.start => {
+                let wait = (at - span.start) / 1_000_000;
+                span.set_attr(KeyValue::new(semconv::TOOL_PERMISSION_WAIT_MS, int(wait)));
+            }
+            None => {}
+        }
+        if let Some(ms) = timing.execution_ms {
+            span.set_attr(KeyValue::new(semconv::TOOL_EXECUTION_MS, int(ms)));
+        }
+    }
+
+    /// One of Claude Code's session counters, added up (or set, when cumulative) on the root span.
+    pub(super) fn session_counter(&mut self, attr: &'static str, value: f64, cumulative: bool) {
+        self.native.seen = true;
+        let counters = &mut self.native.counters;
+        let total = match counters.iter_mut().find(|(a, _)| *a == attr) {
+            Some((_, total)) => {
+                *total = if cumulative { value } else { *total + value };
+                *total
+            }
+            None => {
+                counters.push((attr, value));
+                value
+            }
+        };
+        self.top.set_attr(semconv::session_counter(attr, total));
+    }
+
+    /// Claude Code's report of one API request. A success times its chat span exactly (now, or when
+    /// its response is read); a failed try is an `api_error` event on its turn (a retry storm shows as
+    /// many), and the last failed try of a turn that failed is a chat span of its own, in ERROR.
+    pub(super) fn model_call(
+        &mut self,
+        call: ApiCall,
+        at: u64,
+        now: u64,
+        prompt_id: Option<String>,
+        agent_id: Option<String>,
+        max_events: usize,
+    ) {
+        self.native.seen = true;
+        if call.error.is_none() {
+            let Some(rid) = call.request_id.clone() else { return };
+            match self.native.chat_by_request.get(&rid).copied() {
+                Some(id) => {
+                    if let Some(span) = self.spans.get_mut(&id) {
+                        time_chat(span, &call, at, now);
+                    }
+                }
+                None if self.native.pending.len() < MAX_NATIVE => {
+                    self.native.pending.insert(rid, (at, call));
+                }
+                None => {}
+            }
+            return;
+        }
+        let mut attrs = vec![
+            KeyValue::new(semconv::REQUEST_MODEL, call.model.clone()),
+            KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)),
+        ];
+        attrs.extend(call.attempt.map(|a| KeyValue::new(semconv::API_ATTEMPT, int(a))));
+        attrs.extend(call.error.clone().map(|e| KeyValue::new(semconv::API_ERROR, e)));
+        attrs.extend(call.status_code.clone().map(|c| KeyValue::new(semconv::API_STATUS_CODE, c)));
+        attrs.extend(call.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
+        let e = SpanEvent { name: "api_error".into(), at, attrs };
+        self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+        let pid = prompt_id.unwrap_or_default();
+        if self.native.failed_turns.contains(&pid) {
+            self.failed_chat(&pid, at, call, agent_id, now);
+        } else if self.native.failed_try.len() < MAX_NATIVE || self.native.failed_try.contains_key(&pid) {
+            // reports can come out of order: the last try is the latest
+            if self.native.failed_try.get(&pid).is_none_or(|(t, ..)| *t <= at) {
+                self.native.failed_try.insert(pid, (at, call, agent_id));
+            }
+        }
+    }
+
+    /// A turn failed: its last failed API try, if reported, becomes an ERROR chat span.
+    pub(super) fn turn_failed(&mut self, prompt_id: &str, now: u64) {
+        if self.native.failed_turns.len() < MAX_NATIVE {
+            self.native.failed_turns.insert(prompt_id.to_owned());
+        }
+        if let Some((at, call, agent)) = self.native.failed_try.remove(prompt_id) {
+            self.failed_chat(prompt_id, at, call, agent, now);
+        }
+    }
+
+    /// The chat span of the API request that failed a turn for good: no response, status ERROR. One
+    /// per failed turn: of its failed tries (their reports can come in any order, and after the
+    /// turn's end), the last one.
+    fn failed_chat(&mut self, prompt_id: &str, at: u64, call: ApiCall, agent_id: Option<String>, now: u64) {
+        let id = self.span_id(SpanKey::Chat, &format!("failed/{prompt_id}"));
+        if self.handed_out.contains(&id) || self.spans.get(&id).is_some_and(|s| s.end > at) {
+            return;
+        }
+        let parent = match agent_id {
+            Some(aid) => Parent::Agent(aid, Some(prompt_id.to_owned())),
+            None => Parent::Turn(Some(prompt_id.to_owned())),
+        };
+        let mut span =
+            Span::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
+        span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
+        span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
+        time_chat(&mut span, &call, at, now);
+        self.spans.insert(id, span);
+    }
+}
+
+/// Time a chat span by Claude Code's report of its request: it ended at the report and took
+/// `duration_ms`; the time to the first token and the try are attributes.
+pub(super) fn time_chat(span: &mut Span, call: &ApiCall, at: u64, now: u64) {
+    span.end = at;
+    span.start = at.saturating_sub(ms_to_ns(call.duration_ms));
+    span.exact = true;
+    span.closed_at = Some(now);
+    if let Some(attempt) = call.attempt {
+        span.set_attr(KeyValue::new(semconv::API_ATTEMPT, int(attempt)));
+    }
+    span.set_attr(KeyValue::new(semconv::API_DURATION_MS, int(call.duration_ms)));
+    if let Some(ttft) = call.ttft_ms {
+        span.set_attr(KeyValue::new(semconv::TIME_TO_FIRST_CHUNK, ttft as f64 / 1000.0));
+    }
+}
