@@ -1183,16 +1183,27 @@ pub(crate) mod tests {
         }
     }
 
-    /// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`) through the state
-    /// machine, each payload at its capture time, everything handed out at the end.
-    pub(crate) fn team_run(run: &str) -> Vec<SpanRecord> {
+    /// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`): each payload as an
+    /// event at its capture time.
+    fn team_events(run: &str) -> Vec<Event> {
         let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let lines = std::fs::read_to_string(path).unwrap();
+        lines
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                event(&v["payload"], (v["ts"].as_f64().unwrap() * 1e9) as u64)
+            })
+            .collect()
+    }
+
+    /// A captured agent-team run through the state machine, everything handed out at the end.
+    pub(crate) fn team_run(run: &str) -> Vec<SpanRecord> {
         let mut s = Sessions::new(settings());
         let mut out = Vec::new();
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
-            s.ingest(event(&v["payload"], at), at, &mut out);
+        for ev in team_events(run) {
+            let at = ev.at;
+            s.ingest(ev, at, &mut out);
         }
         s.tick(u64::MAX / 2, &mut out);
         out
@@ -1258,13 +1269,10 @@ pub(crate) mod tests {
     fn with_agent_teams_on_every_span_carries_its_team() {
         for run in ["in-process-2.1.332", "tmux-panes-2.1.332"] {
             for teams_on in [true, false] {
-                let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
                 let mut s = Sessions::new(settings());
                 let mut out = Vec::new();
-                for line in std::fs::read_to_string(path).unwrap().lines() {
-                    let v: Value = serde_json::from_str(line).unwrap();
-                    let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
-                    let mut ev = event(&v["payload"], at);
+                for mut ev in team_events(run) {
+                    let at = ev.at;
                     ev.agent_teams = teams_on;
                     s.ingest(ev, at, &mut out);
                     s.tick(at + 5 * SEC, &mut out);
@@ -1284,14 +1292,12 @@ pub(crate) mod tests {
     #[test]
     fn teammates_are_active_while_their_session_is_open() {
         for (run, active) in [("in-process-2.1.332", 1), ("tmux-panes-2.1.332", 1)] {
-            let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
             let mut s = Sessions::new(settings());
             let mut out = Vec::new();
             let mut most = 0;
-            for line in std::fs::read_to_string(path).unwrap().lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
-                s.ingest(event(&v["payload"], at), at, &mut out);
+            for ev in team_events(run) {
+                let at = ev.at;
+                s.ingest(ev, at, &mut out);
                 most = most.max(s.teammates_active());
             }
             assert_eq!(most, active, "{run}");
@@ -1349,21 +1355,17 @@ pub(crate) mod tests {
     fn a_pane_teammate_links_from_the_team_file_and_never_on_disagreement() {
         const LEAD: &str = "859c7e3e-8fa0-4df2-8d03-c77a415fe327";
         const MATE: &str = "34e8d59d";
-        let path = format!("{}/tests/fixtures/teams/tmux-panes-2.1.332/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
-        let lines: Vec<Value> =
-            std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         for (with_lead, file_says, linked) in
             [(false, LEAD, true), (true, "859c7e3e-0000-0000-0000-000000000000", false)]
         {
             let mut s = Sessions::new(settings());
             let mut out = Vec::new();
-            for v in &lines {
-                let mine = v["payload"]["session_id"].as_str().unwrap().starts_with(MATE);
+            for mut ev in team_events("tmux-panes-2.1.332") {
+                let mine = ev.session_id.starts_with(MATE);
                 if !mine && !with_lead {
                     continue;
                 }
-                let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
-                let mut ev = event(&v["payload"], at);
+                let at = ev.at;
                 if mine && ev.team.is_some() {
                     ev.team_lead = Some(file_says.to_owned());
                 }
