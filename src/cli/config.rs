@@ -186,15 +186,26 @@ pub fn default_data_dir() -> PathBuf {
     base.join("hooktel")
 }
 
-/// Where spans go over OTLP, as `opentelemetry-otlp` works it out from the standard variables: the
-/// traces endpoint as is, else the base endpoint (with `/v1/traces` for http/protobuf).
-pub(crate) fn traces_endpoint(protocol: Protocol) -> String {
-    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    match (var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT"), protocol) {
-        (Some(url), ..) => url,
-        (None, Some(base), Protocol::HttpProtobuf) => format!("{}/v1/traces", base.trim_end_matches('/')),
-        (None, Some(base), Protocol::Grpc) => base,
-        (None, None, _) => "the default endpoint".into(),
+/// A variable of the environment, trimmed; `None` when unset or blank.
+pub(crate) fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Where one OTLP signal (`traces`, `metrics`) goes, as the OTLP exporter spec works it out: the
+/// signal's own endpoint variable as is, else the base endpoint (default: localhost's OTLP port for
+/// the protocol), with `/v1/<signal>` appended for http/protobuf.
+pub(crate) fn signal_endpoint(signal: &str, protocol: Protocol) -> String {
+    if let Some(url) = env_var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.to_ascii_uppercase())) {
+        return url;
+    }
+    let default = match protocol {
+        Protocol::HttpProtobuf => "http://localhost:4318",
+        Protocol::Grpc => "http://localhost:4317",
+    };
+    let base = env_var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|| default.to_owned());
+    match protocol {
+        Protocol::HttpProtobuf => format!("{}/v1/{signal}", base.trim_end_matches('/')),
+        Protocol::Grpc => base,
     }
 }
 
@@ -214,7 +225,7 @@ pub(crate) fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
 /// (`otlp` pushes; unset, `none` or `prometheus` do not), the metrics-specific or the general
 /// endpoint, protocol, headers and timeout, and `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60000).
 pub(crate) fn metrics_push() -> anyhow::Result<Option<PushSettings>> {
-    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let var = env_var;
     let either = |specific: &str, general: &str| var(specific).or_else(|| var(general));
     match var("OTEL_METRICS_EXPORTER").as_deref() {
         None | Some("none" | "prometheus") => return Ok(None),
@@ -224,13 +235,7 @@ pub(crate) fn metrics_push() -> anyhow::Result<Option<PushSettings>> {
     let protocol = Protocol::parse(
         &either("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_default(),
     )?;
-    let endpoint = match (var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT"), protocol) {
-        (Some(url), ..) => url,
-        (None, Some(base), Protocol::HttpProtobuf) => format!("{}/v1/metrics", base.trim_end_matches('/')),
-        (None, Some(base), Protocol::Grpc) => base,
-        (None, None, Protocol::HttpProtobuf) => "http://localhost:4318/v1/metrics".into(),
-        (None, None, Protocol::Grpc) => "http://localhost:4317".into(),
-    };
+    let endpoint = signal_endpoint("metrics", protocol);
     let ms = |value: Option<String>, name: &str, default: u64| -> anyhow::Result<Duration> {
         let ms = match value {
             Some(v) => v.parse::<u64>().with_context(|| format!("{name}={v}: a number of milliseconds"))?,
@@ -292,13 +297,10 @@ pub(crate) fn token_var() -> Option<String> {
 /// URL; `off` for nowhere), else hooktel's own endpoint when it exports over OTLP/HTTP. With gRPC
 /// export and no forward endpoint, it is not forwarded.
 pub(crate) fn forward_endpoint(protocol: Option<Protocol>) -> Option<String> {
-    let own = std::env::var("HOOKTEL_FORWARD_ENDPOINT").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    match own.as_deref() {
+    match env_var("HOOKTEL_FORWARD_ENDPOINT").as_deref() {
         Some("off") => None,
         Some(url) => Some(url.to_owned()),
-        None if protocol == Some(Protocol::HttpProtobuf) => {
-            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-        }
+        None if protocol == Some(Protocol::HttpProtobuf) => env_var("OTEL_EXPORTER_OTLP_ENDPOINT"),
         None => None,
     }
 }

@@ -73,9 +73,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        let mode = match protocol {
-            Some(p) => format!("OTLP {p:?} to {}", config::traces_endpoint(p)),
-            None => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
+        // where spans go, credentials in the URL hidden (for the log and `/v1/status`)
+        let traces_to = protocol.map(|p| redact_userinfo(&config::signal_endpoint("traces", p)));
+        let mode = match (protocol, &traces_to) {
+            (Some(p), Some(to)) => format!("OTLP {p:?} to {to}"),
+            _ => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
         if let Some(l) = &metrics_listener {
@@ -90,7 +92,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let prices = args.output.prices()?;
 
         let metrics = Arc::new(Metrics::new(args.project_label));
-        let (host, user) = (otlp::host_name().unwrap_or_default(), otlp::user_name().unwrap_or_default());
+        // who runs this sidecar, as the resource already says
+        let said = |key: &'static str| {
+            resource.get(&opentelemetry::Key::from_static_str(key)).map(|v| v.as_str().into_owned()).unwrap_or_default()
+        };
+        let (host, user) = (said("host.name"), said("user.name"));
         metrics.info.with_label_values(&[env!("CARGO_PKG_VERSION"), &host, &user]).set(1);
         let (push_stop, push_stopped) = tokio::sync::watch::channel(false);
         let push_report = push.as_ref().map(|p| {
@@ -181,7 +187,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )),
             token,
             forward: forward_tx,
-            status: status_report(&args, &data_dir, protocol, [Some(addr), bound(&metrics_listener), bound(&otlp_listener)], push_report),
+            status: status_report(&args, &data_dir, protocol.zip(traces_to), [Some(addr), bound(&metrics_listener), bound(&otlp_listener)], push_report),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
@@ -231,15 +237,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn status_report(
     args: &ServeArgs,
     data_dir: &std::path::Path,
-    protocol: Option<otlp::Protocol>,
+    export: Option<(otlp::Protocol, String)>,
     [listen, metrics_listen, otlp_listen]: [Option<std::net::SocketAddr>; 3],
     metrics_push: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let export = match protocol {
-        Some(p) => serde_json::json!({
+    let export = match export {
+        Some((p, endpoint)) => serde_json::json!({
             "mode": "otlp",
             "protocol": match p { otlp::Protocol::Grpc => "grpc", otlp::Protocol::HttpProtobuf => "http/protobuf" },
-            "endpoint": redact_userinfo(&config::traces_endpoint(p)),
+            "endpoint": endpoint,
         }),
         None => serde_json::json!({"mode": "local", "store": data_dir.join(crate::store::local::FILE)}),
     };

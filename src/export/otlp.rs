@@ -84,7 +84,7 @@ pub(crate) fn resource(service_name: &str, data_dir: &std::path::Path) -> Resour
 
 /// The user this process runs as, from the password database (`$USER` is unset under systemd and
 /// in many containers), else `$USER`.
-pub(crate) fn user_name() -> Option<String> {
+fn user_name() -> Option<String> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: `pwd` and `buf` outlive the call; getpwuid_r writes within `buf.len()` bytes and sets
     // `found` to `&pwd` or null; `pw_name` then points into `buf`, NUL-terminated.
@@ -101,7 +101,7 @@ pub(crate) fn user_name() -> Option<String> {
     from_db.filter(|u| !u.is_empty()).or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
 }
 
-pub(crate) fn host_name() -> Option<String> {
+fn host_name() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
