@@ -73,7 +73,7 @@ impl Options {
                 }
             }
         }
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let env = crate::cli::config::env_var;
         Options {
             addr: hook.addr,
             data_dir: hook.data_dir,
@@ -366,24 +366,9 @@ fn sidecar_exporter_check(export: &serde_json::Value) -> Check {
             None,
         );
     };
-    let fix = Some("start the collector or correct the sidecar's OTEL_EXPORTER_OTLP_ENDPOINT; meanwhile spans wait in the export spool".to_owned());
-    let Some(target) = host_port(endpoint) else {
-        return Check::new(
-            "exporter",
-            Status::Fail,
-            format!("the sidecar's endpoint {endpoint} is not an http(s) URL"),
-            fix,
-        );
-    };
-    match http1::connect(&target, PROBE_TIMEOUT) {
-        Ok(_) => Check::new("exporter", Status::Ok, format!("the sidecar's {endpoint} takes connections"), None),
-        Err(e) => Check::new(
-            "exporter",
-            Status::Fail,
-            format!("the sidecar exports to {endpoint}, but {target} refuses ({e})"),
-            fix,
-        ),
-    }
+    let fix = "start the collector or correct the sidecar's OTEL_EXPORTER_OTLP_ENDPOINT; meanwhile spans wait in the \
+               export spool";
+    endpoint_check(endpoint, "the sidecar's ", fix)
 }
 
 fn exporter_check(opts: &Options) -> Check {
@@ -398,17 +383,23 @@ fn exporter_check(opts: &Options) -> Check {
             None,
         );
     };
-    let fix = Some(
-        "start the collector or correct OTEL_EXPORTER_OTLP_ENDPOINT (the sidecar reads its own environment); \
-         meanwhile spans wait in the export spool"
-            .to_owned(),
-    );
+    let fix = "start the collector or correct OTEL_EXPORTER_OTLP_ENDPOINT (the sidecar reads its own environment); \
+               meanwhile spans wait in the export spool";
+    endpoint_check(endpoint, "", fix)
+}
+
+/// Whether an OTLP endpoint (`whose`: said before it) takes a TCP connection.
+fn endpoint_check(endpoint: &str, whose: &str, fix: &str) -> Check {
     let Some(target) = host_port(endpoint) else {
-        return Check::new("exporter", Status::Fail, format!("{endpoint} is not an http(s) URL"), fix);
+        let detail = format!("{whose}{endpoint} is not an http(s) URL");
+        return Check::new("exporter", Status::Fail, detail, Some(fix.to_owned()));
     };
     match http1::connect(&target, PROBE_TIMEOUT) {
-        Ok(_) => Check::new("exporter", Status::Ok, format!("{endpoint} takes connections"), None),
-        Err(e) => Check::new("exporter", Status::Fail, format!("cannot connect to {target} ({e})"), fix),
+        Ok(_) => Check::new("exporter", Status::Ok, format!("{whose}{endpoint} takes connections"), None),
+        Err(e) => {
+            let detail = format!("{whose}{endpoint}: cannot connect to {target} ({e})");
+            Check::new("exporter", Status::Fail, detail, Some(fix.to_owned()))
+        }
     }
 }
 
