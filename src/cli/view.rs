@@ -56,10 +56,11 @@ pub fn sessions(data_dir: &Path, limit: usize, output: Output) -> anyhow::Result
 /// One session as a tree of its spans: root, turns, tool calls and subagents, compactions.
 /// `session` is its id (with or without dashes) or a unique prefix of at least 4 characters.
 pub fn show(data_dir: &Path, session: &str, output: Output) -> anyhow::Result<String> {
+    let loaded = load(data_dir, session);
     if output == Output::Json {
-        return show_json(data_dir, session);
+        return loaded.and_then(|(s, spans)| show_json(&s, spans));
     }
-    terminal_safe(show_session(data_dir, session).map(|t| super::layout::cut_lines(&t, output.width())))
+    terminal_safe(loaded.map(|(s, spans)| layout::cut_lines(&show_session(&s, &spans), output.width())))
 }
 
 /// Session ids, projects, tool names and prompts come from payloads: a control character in them
@@ -155,14 +156,18 @@ fn sessions_json(store: &LocalReader, traces: &[String]) -> anyhow::Result<Strin
     Ok(serde_json::to_string_pretty(&out)? + "\n")
 }
 
-/// One session as JSON: its summary and every span, with its attributes and links.
-fn show_json(data_dir: &Path, session: &str) -> anyhow::Result<String> {
+/// The session `session` names (its id, with or without dashes, or a unique prefix): its summary
+/// and every stored span.
+fn load(data_dir: &Path, session: &str) -> anyhow::Result<(SessionSummary, Vec<SpanRecord>)> {
     let Some(store) = open(data_dir)? else {
         bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
     };
     let trace = resolve(&store, session)?;
-    let s = store.summary(&trace)?;
-    let mut spans = store.spans(&trace)?;
+    Ok((store.summary(&trace)?, store.spans(&trace)?))
+}
+
+/// One session as JSON: its summary and every span, with its attributes and links.
+fn show_json(s: &SessionSummary, mut spans: Vec<SpanRecord>) -> anyhow::Result<String> {
     spans.sort_by_key(|r| (r.start, r.end));
     let spans: Vec<serde_json::Value> = spans
         .iter()
@@ -188,7 +193,7 @@ fn show_json(data_dir: &Path, session: &str) -> anyhow::Result<String> {
         })
         .collect();
     let out = serde_json::json!({
-        "session_id": s.session_id, "project": s.project, "state": state(&s),
+        "session_id": s.session_id, "project": s.project, "state": state(s),
         "started": crate::model::time::rfc3339(s.start), "duration_ms": s.end.saturating_sub(s.start) / 1_000_000,
         "input_tokens": s.input, "output_tokens": s.output, "cost_usd": s.cost,
         "spans": spans,
@@ -243,15 +248,8 @@ fn session_of(trace: opentelemetry::trace::TraceId) -> String {
     uuid::Uuid::from_bytes(trace.to_bytes()).hyphenated().to_string()
 }
 
-fn show_session(data_dir: &Path, session: &str) -> anyhow::Result<String> {
-    let Some(store) = open(data_dir)? else {
-        bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
-    };
-    let trace = resolve(&store, session)?;
-    let s = store.summary(&trace)?;
-    let spans = store.spans(&trace)?;
-
-    let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, state(&s));
+fn show_session(s: &SessionSummary, spans: &[SpanRecord]) -> String {
+    let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, state(s));
     let mut facts = vec![
         format!("Started {}", utc(s.start)),
         duration(s.end.saturating_sub(s.start)),
@@ -283,8 +281,8 @@ fn show_session(data_dir: &Path, session: &str) -> anyhow::Result<String> {
     if s.open {
         out.push_str("(still open: spans are stored as they finish, the session root when it ends)\n");
     }
-    out.push_str(&tree(&spans, s.start));
-    Ok(out)
+    out.push_str(&tree(spans, s.start));
+    out
 }
 
 /// The store, read-only; `None` when nothing has been recorded (no file, or no table yet).
