@@ -34,8 +34,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[bool], width
     let mut rows: Vec<Vec<String>> = rows.to_vec();
     let mut right = right.to_vec();
     let Some(width) = width else { return render(&header, &rows, &right) };
-    let too_wide =
-        |h: &[String], r: &[Vec<String>]| widths(h, r).iter().sum::<usize>() + 2 * h.len().saturating_sub(1) > width;
+    let too_wide = |h: &[String], r: &[Vec<String>]| total(h, r) > width;
     if too_wide(&header, &rows) {
         if let Some((col, keep)) = fit.shorten {
             for row in &mut rows {
@@ -60,7 +59,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[bool], width
     }
     if let Some((col, min)) = fit.clip {
         if let Some(at) = present.iter().position(|&c| c == col) {
-            let total = widths(&header, &rows).iter().sum::<usize>() + 2 * header.len().saturating_sub(1);
+            let total = total(&header, &rows);
             if total > width {
                 let now = widths(&header, &rows)[at];
                 let keep = now.saturating_sub(total - width).max(min);
@@ -79,6 +78,11 @@ fn widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
         }
     }
     w
+}
+
+/// The table's width: its columns and the two spaces between each.
+fn total(header: &[String], rows: &[Vec<String>]) -> usize {
+    widths(header, rows).iter().sum::<usize>() + 2 * header.len().saturating_sub(1)
 }
 
 fn render(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
