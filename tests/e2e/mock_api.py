@@ -98,7 +98,12 @@ def plan(body, workdir):
         return "main", [{"type": "text", "text": "<analysis>mock analysis</analysis>\n<summary>Mock summary: "
                          "ran echo, a failing command, wrote/read/edited note.txt and a subagent.</summary>"}], "end_turn"
     key = "sub" if SUBAGENT_MARKER in first_user else "main"
-    script = scripts(tools, workdir)[key]
+    return scripted_turn(key, scripts(tools, workdir)[key], msgs)
+
+
+def scripted_turn(key, script, msgs):
+    """The script's turn for a conversation with this many tool_use turns (its last one past the end),
+    each tool_use with a fresh id: (key, blocks, stop_reason)."""
     blocks = [dict(b) for b in script[min(tool_turns(msgs), len(script) - 1)]]
     for b in blocks:
         if b["type"] == "tool_use":

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mock_api  # noqa: E402
-from mock_api import rid, text_of, tool_turns  # noqa: E402
+from mock_api import text_of  # noqa: E402
 
 TEAM_MARKER = "TEAMMATE-TASK-9c1e"
 
@@ -58,13 +58,7 @@ def plan(body, workdir):
     if not tools:  # side requests (titles, summaries, ...)
         return "side", [{"type": "text", "text": "Mock side reply"}], "end_turn"
     key = "mate" if is_mate(msgs) else "lead"
-    script = scripts(tools, workdir)[key]
-    blocks = [dict(b) for b in script[min(tool_turns(msgs), len(script) - 1)]]
-    for b in blocks:
-        if b["type"] == "tool_use":
-            b["id"] = rid("toolu_01")
-    stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
-    return key, blocks, stop
+    return mock_api.scripted_turn(key, scripts(tools, workdir)[key], msgs)
 
 
 if __name__ == "__main__":

@@ -384,13 +384,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     let work = scratch.dir("proj");
     fs::write(work.join("CLAUDE.md"), "# Project notes\nA throwaway project for hooktel's dashboard test.\n").unwrap();
     let mock = Mock::start(&scratch, "proj", &work);
-    let cli = Cli {
-        bin: claude,
-        scratch: &scratch,
-        home: home.clone(),
-        addr: sidecar.addr.to_string(),
-        data_dir: sidecar.data_dir.clone(),
-    };
+    let cli = Cli::for_sidecar(claude, &scratch, &home, &sidecar);
     let scraped = |expr: &str, want: f64| {
         let what = format!("prometheus to scrape {expr} >= {want}");
         wait_until(Duration::from_secs(20), &what, || prom.value(expr).is_some_and(|v| v >= want));

@@ -1049,13 +1049,7 @@ fn scenario(claude: PathBuf, scratch: &Scratch, receiver: &Receiver, sidecar: &S
     }
     // one mock per work directory: the scripted Write/Read/Edit point into it
     let (mock_a, mock_b) = (Mock::start(scratch, "a", &work_a), Mock::start(scratch, "b", &work_b));
-    let cli = Cli {
-        bin: claude,
-        scratch,
-        home: home.clone(),
-        addr: sidecar.addr.to_string(),
-        data_dir: sidecar.data_dir.clone(),
-    };
+    let cli = Cli::for_sidecar(claude, scratch, &home, sidecar);
 
     // two sessions at once, and a third whose only API call fails
     let a = cli.spawn("a", &work_a, &mock_a, &["-p", MAIN_PROMPT]);

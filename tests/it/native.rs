@@ -154,13 +154,7 @@ fn real_claude_code_telemetry_times_its_model_calls() {
         ] {
             let work = scratch.dir(&format!("work-{name}"));
             let mock = Mock::start(&scratch, name, &work);
-            let cli = Cli {
-                bin: claude_bin(),
-                scratch: &scratch,
-                home: home.clone(),
-                addr: sidecar.addr.to_string(),
-                data_dir: sidecar.data_dir.clone(),
-            };
+            let cli = Cli::for_sidecar(claude_bin(), &scratch, &home, &sidecar);
             let run = cli.spawn(name, &work, &mock, &["-p", prompt]).wait();
             sessions.push((name, run.expect_exit(exit).session_id()));
         }

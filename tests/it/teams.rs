@@ -44,13 +44,7 @@ fn a_real_fork_links_to_its_origin_and_counts_only_its_own_responses() {
     write_settings(&home);
     let work = scratch.dir("work");
     let mock = Mock::start(&scratch, "fork", &work);
-    let cli = Cli {
-        bin: claude_bin(),
-        scratch: &scratch,
-        home: home.clone(),
-        addr: sidecar.addr.to_string(),
-        data_dir: sidecar.data_dir.clone(),
-    };
+    let cli = Cli::for_sidecar(claude_bin(), &scratch, &home, &sidecar);
     let origin = cli.spawn("origin", &work, &mock, &["-p", "Run the scripted scenario."]).wait();
     let origin = origin.expect_exit(0).session_id();
     let fork = cli.spawn("fork", &work, &mock, &["--resume", &origin, "--fork-session", "-p", "And now?"]).wait();
@@ -122,13 +116,7 @@ impl Team {
 fn a_real_in_process_team_is_one_tree_with_its_teammate_and_task() {
     let _cli = crate::support::claude::one_cli_at_a_time();
     let Team { receiver, sidecar, scratch, home, work, mock } = Team::start("in-process");
-    let cli = Cli {
-        bin: claude_bin(),
-        scratch: &scratch,
-        home: home.clone(),
-        addr: sidecar.addr.to_string(),
-        data_dir: sidecar.data_dir.clone(),
-    };
+    let cli = Cli::for_sidecar(claude_bin(), &scratch, &home, &sidecar);
     let env = [("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS", "1"), ("CLAUDE_CODE_ENABLE_TODO_TOOLS", "1")];
     let said = run_interactive(&cli, "team", &work, &mock, &env, "Start the team.", "TeammateIdle");
     let spans = receiver.wait_for(Duration::from_secs(60), "the team's session, ended", |s| {

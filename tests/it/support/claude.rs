@@ -174,6 +174,20 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl<'a> Cli<'a> {
+    /// The CLI `bin` with `home` as its HOME, its hooks reporting to `sidecar` and spooling in
+    /// the sidecar's data directory.
+    pub fn for_sidecar(bin: PathBuf, scratch: &'a Scratch, home: &Path, sidecar: &super::Sidecar) -> Cli<'a> {
+        Cli {
+            bin,
+            scratch,
+            home: home.to_path_buf(),
+            addr: sidecar.addr.to_string(),
+            data_dir: sidecar.data_dir.clone(),
+        }
+    }
+}
+
 impl Cli<'_> {
     /// Start `claude --output-format stream-json --verbose --dangerously-skip-permissions ARGS` in `workdir`,
     /// with a clean environment, like the harness's `run-scenario.sh`.
