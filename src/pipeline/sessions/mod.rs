@@ -1569,6 +1569,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// A flood of made-up teammates and teammate spawns in one session: the teammates and the held
+    /// `Agent` calls of pane teammates it remembers stop at `MAX_NATIVE`; past it a teammate is a
+    /// plain subagent, a spawn a plain tool call.
+    #[test]
+    fn teammates_held_per_session_are_bounded() {
+        let mut s = Sessions::new(settings());
+        let mut out = Vec::new();
+        s.ingest(event(&simple("SessionStart", json!({})), MS), MS, &mut out);
+        for i in 0..MAX_NATIVE as u64 + 300 {
+            let name = format!("w{i}");
+            let start = simple("SubagentStart", json!({"agent_id": format!("a{name}-{i:016x}"), "agent_type": name}));
+            let spawn = tool(
+                "PostToolUse",
+                &format!("toolu_{i}"),
+                json!({"tool_name": "Agent", "tool_response": {"status": "teammate_spawned", "agentId": format!("{name}@session-x"),
+                       "team_name": format!("session-{}", &S1[..8]), "name": name}}),
+            );
+            for p in [start, spawn] {
+                s.ingest(event(&p, 2 * MS), 2 * MS, &mut out);
+            }
+        }
+        let state = &s.live[S1];
+        assert_eq!((state.teammates.len(), state.pane_spawns.len()), (MAX_NATIVE, MAX_NATIVE));
+    }
+
     /// What a session holds of Claude Code's telemetry is bounded: reports of requests whose response
     /// never comes (a flood of made-up request ids, of failed tries of made-up prompts) stop at
     /// `MAX_NATIVE` each.
