@@ -43,9 +43,31 @@ fn the_hook_answers_its_help_instead_of_waiting_on_stdin() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(!said.contains("child killed"), "the hook on a terminal did not return: {said}");
+    assert!(
+        said.contains("child exited 0") && !said.contains("child killed"),
+        "the hook on a terminal did not return: {said}"
+    );
     let screen = std::fs::read_to_string(&log).unwrap();
     assert!(screen.contains("Usage: hooktel hook"), "{screen}");
+}
+
+/// The pty harness itself: a child that closes its terminal and exits a moment later (as every
+/// child does, for a longer moment on a loaded machine) is waited for, not reported killed.
+#[test]
+fn the_pty_harness_waits_for_a_child_that_closed_its_terminal() {
+    let scratch = temp_dir("pty-harness");
+    let log = scratch.path().join("pty.log");
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ptyrun.py"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--timeout", "20", "--", "sh", "-c", "echo closing; exec >&- 2>&- <&-; sleep 0.5; exit 3"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    // wait status 768 = exit code 3: the harness reaped the child itself
+    assert!(said.contains("child exited 768") && !said.contains("child killed"), "{said}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("closing"));
 }
 
 /// The piped hook is unchanged: a payload on stdin is delivered, nothing printed.
