@@ -529,6 +529,42 @@ impl Metrics {
     }
 }
 
+/// A family's unit (UCUM, as OTLP carries it), for the push. Seconds and bytes are `s` and `By`:
+/// the standard OTLP-to-Prometheus translation finds `seconds` / `bytes` already in the name and
+/// adds nothing. Everything counted is a `{annotation}`, which the translation drops. So the pushed
+/// names come back as `/metrics` spells them.
+pub(crate) fn unit(family: &str) -> &'static str {
+    match family {
+        n if n.ends_with("_seconds") => "s",
+        n if n.ends_with("_bytes") => "By",
+        n if n.contains("cost_usd") => "{USD}",
+        n if n.contains("tokens") => "{token}",
+        n if n.contains("tool_calls") => "{call}",
+        n if n.contains("session") => "{session}",
+        n if n.starts_with("hooktel_spans_") => "{span}",
+        n if n.contains("failures") => "{failure}",
+        "hooktel_hook_events_total"
+        | "hooktel_custom_events_total"
+        | "hooktel_native_events_total"
+        | "hooktel_late_events_total"
+        | "hooktel_journal_full_total"
+        | "hooktel_spool_events"
+        | "hooktel_ingest_queue_depth" => "{event}",
+        "hooktel_turns_total" => "{turn}",
+        "hooktel_subagents_total" | "hooktel_teammates_total" | "hooktel_teammates_active" => "{agent}",
+        "hooktel_tasks_total" => "{task}",
+        "hooktel_ingest_rejected_total" | "hooktel_native_requests_total" => "{request}",
+        "hooktel_metric_pushes_total" => "{push}",
+        "hooktel_native_forwarded_total" => "{body}",
+        "hooktel_spool_items" | "hooktel_spool_dropped_total" => "{item}",
+        "hooktel_transcript_errors_total" => "{error}",
+        "hooktel_label_overflow_total" => "{value}",
+        "hooktel_spool_usable" => "{boolean}",
+        "hooktel_info" => "{info}",
+        _ => "",
+    }
+}
+
 /// A team span's role: the lead's, or a teammate's (in-process or pane).
 fn team_role(rec: &SpanRecord) -> &'static str {
     if rec.own_attr(semconv::TEAM_AGENT).as_deref() == Some("team-lead") {
@@ -587,6 +623,14 @@ impl PairCap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_has_a_unit() {
+        let m = Metrics::new(true);
+        for name in m.family_names() {
+            assert!(!unit(name).is_empty(), "{name} has no unit");
+        }
+    }
 
     #[test]
     fn label_values_are_capped() {

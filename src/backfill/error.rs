@@ -17,10 +17,10 @@ pub enum BackfillError {
     Sqlite(#[from] rusqlite::Error),
     #[error("starting the export runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("building the OTLP exporter: {0}")]
-    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
-    #[error("OTLP export failed: {0}")]
-    Export(opentelemetry_sdk::error::OTelSdkError),
+    #[error("setting up the OTLP export: {0}")]
+    Exporter(String),
+    #[error("OTLP export failed: {error} (fix: {fix})")]
+    Export { error: String, fix: String },
 }
 
 impl BackfillError {

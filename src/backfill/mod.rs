@@ -11,13 +11,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::SpanExporter as _;
 
 use crate::backfill::event_log::CustomEvent;
-use crate::export::otlp::{self, Protocol};
+use crate::export::client::{Body, OtlpClient};
+use crate::export::destination::Destination as OtlpDestination;
+use crate::export::otlp;
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -41,11 +41,12 @@ pub(crate) struct Request {
     /// A JSONL event log and the name its events get.
     pub(crate) events: Option<(PathBuf, String)>,
     pub(crate) data_dir: PathBuf,
-    /// The OTLP protocol, or `None` for the local store.
-    pub(crate) protocol: Option<Protocol>,
+    /// Where spans go over OTLP, or `None` for the local store.
+    pub(crate) export: Option<OtlpDestination>,
+    /// The resource the spans carry (as the sidecar's).
+    pub(crate) resource: opentelemetry_sdk::Resource,
     pub(crate) capture: Capture,
     pub(crate) prices: PriceTable,
-    pub(crate) service_name: String,
     /// Retention of the local store: history older than `max_age` is not kept there.
     pub(crate) retention: Retention,
 }
@@ -103,7 +104,7 @@ impl std::fmt::Display for Summary {
 }
 
 enum Destination {
-    Otlp(Box<opentelemetry_otlp::SpanExporter>, tokio::runtime::Runtime),
+    Otlp(OtlpClient, opentelemetry_sdk::Resource, tokio::runtime::Runtime),
     Local(LocalStore),
 }
 
@@ -112,14 +113,14 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         .map_err(|source| BackfillError::DataDir { path: req.data_dir.clone(), source })?;
     let mut registry = ImportRegistry::open(&req.data_dir)?;
     let mut summary = Summary::default();
-    let mut dest = match req.protocol {
-        Some(protocol) => {
+    let mut dest = match req.export {
+        Some(export) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BackfillError::Runtime)?;
-            let resource = otlp::resource(&req.service_name, &req.data_dir);
-            let exporter = rt.block_on(async { otlp::build_exporter(protocol, &resource) })?;
-            summary.destination = format!("the OTLP collector ({protocol:?})");
-            Destination::Otlp(Box::new(exporter), rt)
+            summary.destination = format!("the OTLP collector at {} ({})", export.shown(), export.protocol.name());
+            let client =
+                rt.block_on(async { OtlpClient::new(export) }).map_err(|e| BackfillError::Exporter(e.to_string()))?;
+            Destination::Otlp(client, req.resource, rt)
         }
         None => {
             summary.destination = format!("the local store in {}", req.data_dir.display());
@@ -146,9 +147,6 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         summary.skipped_lines += skipped;
         let spans = events.into_iter().map(custom_span).collect();
         send(&mut dest, &mut registry, spans, &mut summary)?;
-    }
-    if let Destination::Otlp(exporter, rt) = &dest {
-        let _ = rt.block_on(async { exporter.shutdown_with_timeout(Duration::from_secs(5)) });
     }
     Ok(summary)
 }
@@ -224,9 +222,10 @@ fn send(
     }
     for chunk in fresh.chunks(512) {
         match dest {
-            Destination::Otlp(exporter, rt) => {
-                let data = chunk.iter().map(otlp::span_data).collect();
-                rt.block_on(exporter.export(data)).map_err(BackfillError::Export)?;
+            Destination::Otlp(client, resource, rt) => {
+                let body = Body::Protobuf(otlp::request(chunk, resource));
+                rt.block_on(client.send(body))
+                    .map_err(|e| BackfillError::Export { fix: e.fix(client.destination()), error: e.to_string() })?;
             }
             Destination::Local(store) => store.insert(chunk, now_ns())?,
         }

@@ -1,8 +1,7 @@
 //! Settings: every flag, its `HOOKTEL_*` variable and its default, in one place.
 //!
-//! Export settings are the standard `OTEL_EXPORTER_OTLP_*` variables: for spans, read here only to
-//! decide between OTLP and local mode (`opentelemetry-otlp` reads endpoint, headers and timeout
-//! itself); for the metrics push (`OTEL_METRICS_EXPORTER=otlp`), read here in full.
+//! What leaves the machine is set by the OpenTelemetry SDK's own variables, read from the
+//! environment here and interpreted by `export::outbound` (pure, per the specification).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::export::metrics_push::PushSettings;
-use crate::export::otlp::Protocol;
+use crate::export::outbound::{self, Outbound};
 use crate::model::capture::Capture;
 use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
@@ -191,118 +189,27 @@ pub(crate) fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// Where one OTLP signal (`traces`, `metrics`) goes, as the OTLP exporter spec works it out: the
-/// signal's own endpoint variable as is, else the base endpoint (default: localhost's OTLP port for
-/// the protocol), with `/v1/<signal>` appended for http/protobuf.
-pub(crate) fn signal_endpoint(signal: &str, protocol: Protocol) -> String {
-    if let Some(url) = env_var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.to_ascii_uppercase())) {
-        return url;
-    }
-    let default = match protocol {
-        Protocol::HttpProtobuf => "http://localhost:4318",
-        Protocol::Grpc => "http://localhost:4317",
-    };
-    let base = env_var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|| default.to_owned());
-    match protocol {
-        Protocol::HttpProtobuf => format!("{}/v1/{signal}", base.trim_end_matches('/')),
-        Protocol::Grpc => base,
-    }
+/// What leaves the machine over OTLP, from this process's environment.
+pub(crate) fn outbound() -> anyhow::Result<Outbound> {
+    Ok(Outbound::from_vars(&env_var)?)
 }
 
-/// The OTLP protocol to use, or `None` for local mode (no endpoint configured).
-pub(crate) fn otlp_protocol() -> anyhow::Result<Option<Protocol>> {
-    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
-    if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        return Ok(None);
-    }
-    let proto = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_default();
-    Ok(Some(Protocol::parse(&proto)?))
-}
-
-/// Whether and where to push metrics over OTLP, from the standard variables: `OTEL_METRICS_EXPORTER`
-/// (`otlp` pushes; unset, `none` or `prometheus` do not), the metrics-specific or the general
-/// endpoint, protocol, headers and timeout, and `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60000).
-pub(crate) fn metrics_push() -> anyhow::Result<Option<PushSettings>> {
-    let var = env_var;
-    let either = |specific: &str, general: &str| var(specific).or_else(|| var(general));
-    match var("OTEL_METRICS_EXPORTER").as_deref() {
-        None | Some("none" | "prometheus") => return Ok(None),
-        Some("otlp") => {}
-        Some(other) => anyhow::bail!("OTEL_METRICS_EXPORTER={other}: hooktel pushes with otlp (or none)"),
-    }
-    let protocol = Protocol::parse(
-        &either("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_default(),
-    )?;
-    let endpoint = signal_endpoint("metrics", protocol);
-    let ms = |value: Option<String>, name: &str, default: u64| -> anyhow::Result<Duration> {
-        let ms = match value {
-            Some(v) => v.parse::<u64>().with_context(|| format!("{name}={v}: a number of milliseconds"))?,
-            None => default,
-        };
-        Ok(Duration::from_millis(ms.max(100)))
-    };
-    Ok(Some(PushSettings {
-        endpoint,
-        protocol,
-        interval: ms(var("OTEL_METRIC_EXPORT_INTERVAL"), "OTEL_METRIC_EXPORT_INTERVAL", 60_000)?,
-        timeout: ms(
-            either("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"),
-            "the OTLP timeout",
-            10_000,
-        )?,
-        headers: either("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
-            .map(|h| otlp_headers(&h))
-            .unwrap_or_default(),
-    }))
-}
-
-/// `key=value,key2=value2`, values percent-decoded (the OTLP exporter spec's format).
-fn otlp_headers(list: &str) -> Vec<(String, String)> {
-    list.split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), percent_decode(v.trim())))
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `OTEL_*` variables set here that hooktel does not read (each would otherwise be ignored
+/// without a word).
+pub(crate) fn unhonoured_otel_vars() -> Vec<String> {
+    let mut vars: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, v)| k.starts_with("OTEL_") && !v.is_empty() && !outbound::honoured(k))
+        .map(|(k, _)| k)
+        .collect();
+    vars.sort();
+    vars
 }
 
 /// `HOOKTEL_TOKEN`, read from the environment only: a secret on the command line is visible to
 /// every user in `ps`.
 pub(crate) fn token_var() -> Option<String> {
     std::env::var(token::TOKEN_VAR).ok()
-}
-
-/// Where Claude Code's own telemetry is forwarded: `HOOKTEL_FORWARD_ENDPOINT` (an OTLP/HTTP base
-/// URL; `off` for nowhere), else hooktel's own endpoint when it exports over OTLP/HTTP. With gRPC
-/// export and no forward endpoint, it is not forwarded.
-pub(crate) fn forward_endpoint(protocol: Option<Protocol>) -> Option<String> {
-    match env_var("HOOKTEL_FORWARD_ENDPOINT").as_deref() {
-        Some("off") => None,
-        Some(url) => Some(url.to_owned()),
-        None if protocol == Some(Protocol::HttpProtobuf) => env_var("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        None => None,
-    }
 }
 
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).

@@ -3,10 +3,12 @@
 //!
 //! The checks: the sidecar answers `/healthz`, and its own configuration (`/v1/status`: data
 //! directory, export) agrees with what the hooks here use; hooktel's hooks are in the user's (and
-//! this project's) settings, valid, and point at a program that exists or at the sidecar's URL; the
-//! sidecar's OTLP endpoint takes a TCP connection (or local mode); the hook spool drains; the data
-//! directory is writable.
-//! Blocking std I/O with short timeouts: no runtime.
+//! this project's) settings, valid, and point at a program that exists or at the sidecar's URL;
+//! every OTLP destination takes an empty export through the very client that sends the data (TLS,
+//! credentials, path: the sidecar runs it with its own settings when it answers, else this shell's
+//! settings are probed from here), or local mode; the hook spool drains; the data directory is
+//! writable.
+//! Blocking std I/O with short timeouts; a small runtime only for the OTLP probe from here.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,8 +55,8 @@ pub struct Options {
     pub(crate) data_dir: PathBuf,
     /// Settings files to check, by scope: the user's always, the project's when they exist.
     pub(crate) settings: Vec<(String, PathBuf)>,
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub(crate) otlp_endpoint: Option<String>,
+    /// What this shell's OpenTelemetry variables send where (or why they cannot be honoured).
+    pub(crate) outbound: Result<crate::export::outbound::Outbound, String>,
 }
 
 impl Options {
@@ -78,7 +80,7 @@ impl Options {
             addr: hook.addr,
             data_dir: hook.data_dir,
             settings,
-            otlp_endpoint: env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT")),
+            outbound: crate::export::outbound::Outbound::from_vars(&env).map_err(|e| e.to_string()),
         }
     }
 }
@@ -112,10 +114,7 @@ pub fn doctor(opts: &Options) -> Vec<Check> {
         checks.push(config_check(opts, s));
     }
     checks.extend(hook_checks(opts));
-    checks.push(match status.as_ref().map(|s| &s["export"]) {
-        Some(export) if export.is_object() => sidecar_exporter_check(export),
-        _ => exporter_check(opts),
-    });
+    checks.extend(exporter_checks(opts, status.as_ref()));
     let metrics = if up { get(&opts.addr, "/metrics").ok().map(|(_, body)| body) } else { None };
     checks.push(spool_check(opts, up, metrics.as_deref()));
     checks.push(data_dir_check(&opts.data_dir));
@@ -286,20 +285,6 @@ fn authority(url: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-fn host_port(url: &str) -> Option<String> {
-    let auth = authority(url)?;
-    let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
-    let has_port = match auth.rfind(']') {
-        Some(close) => auth[close..].contains(':'),
-        None => auth.contains(':'),
-    };
-    if has_port {
-        return Some(auth.to_owned());
-    }
-    let port = if url.starts_with("https://") { 443 } else { 80 };
-    Some(format!("{auth}:{port}"))
-}
-
 /// The sidecar's own report of its configuration, when it gives one: on loopback, or beyond it
 /// with the token the hooks would present (`HOOKTEL_TOKEN`, else the data directory's).
 fn sidecar_status(opts: &Options) -> Option<serde_json::Value> {
@@ -355,52 +340,104 @@ fn config_check(opts: &Options, status: &serde_json::Value) -> Check {
     )
 }
 
-/// The sidecar's exporter as it reports it: local mode, or an OTLP endpoint that takes connections.
-fn sidecar_exporter_check(export: &serde_json::Value) -> Check {
-    let Some(endpoint) = export["endpoint"].as_str().filter(|_| export["mode"] == "otlp") else {
-        let store = export["store"].as_str().unwrap_or("local.db");
-        return Check::new(
-            "exporter",
-            Status::Ok,
-            format!("local mode (the sidecar's): spans stay in {store}, see `hooktel sessions`"),
-            None,
-        );
-    };
-    let fix = "start the collector or correct the sidecar's OTEL_EXPORTER_OTLP_ENDPOINT; meanwhile spans wait in the \
-               export spool";
-    endpoint_check(endpoint, "the sidecar's ", fix)
-}
+/// Longest a probe of the sidecar's destinations may take: each empty export is bounded by its
+/// destination's timeout; a few destinations at most.
+const OTLP_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn exporter_check(opts: &Options) -> Check {
-    let Some(endpoint) = &opts.otlp_endpoint else {
-        return Check::new(
-            "exporter",
-            Status::Ok,
-            format!(
-                "local mode (no OTEL_EXPORTER_OTLP_ENDPOINT here): spans stay in {}, see `hooktel sessions`",
-                opts.data_dir.join("local.db").display()
-            ),
-            None,
-        );
-    };
-    let fix = "start the collector or correct OTEL_EXPORTER_OTLP_ENDPOINT (the sidecar reads its own environment); \
-               meanwhile spans wait in the export spool";
-    endpoint_check(endpoint, "", fix)
-}
-
-/// Whether an OTLP endpoint (`whose`: said before it) takes a TCP connection.
-fn endpoint_check(endpoint: &str, whose: &str, fix: &str) -> Check {
-    let Some(target) = host_port(endpoint) else {
-        let detail = format!("{whose}{endpoint} is not an http(s) URL");
-        return Check::new("exporter", Status::Fail, detail, Some(fix.to_owned()));
-    };
-    match http1::connect(&target, PROBE_TIMEOUT) {
-        Ok(_) => Check::new("exporter", Status::Ok, format!("{whose}{endpoint} takes connections"), None),
-        Err(e) => {
-            let detail = format!("{whose}{endpoint}: cannot connect to {target} ({e})");
-            Check::new("exporter", Status::Fail, detail, Some(fix.to_owned()))
+/// One check per OTLP destination. With the sidecar answering, it probes them itself
+/// (`POST /v1/probe`: its clients, its settings); else this shell's settings are probed from here.
+/// Local mode is a check of its own.
+fn exporter_checks(opts: &Options, status: Option<&serde_json::Value>) -> Vec<Check> {
+    let sidecar = status.and_then(|s| Some((s, sidecar_probe(opts)?)));
+    let (reports, local, whose) = match sidecar {
+        Some((status, reports)) => {
+            let export = &status["export"];
+            let local = (export["mode"] != "otlp").then(|| {
+                let store = export["store"].as_str().unwrap_or("local.db").to_owned();
+                let because = export["because"].as_str().map(|b| format!(", {b}")).unwrap_or_default();
+                format!("local mode (the sidecar's{because}): spans stay in {store}, see `hooktel sessions`")
+            });
+            (reports, local, "the sidecar's")
         }
+        None => {
+            let outbound = match &opts.outbound {
+                Ok(o) => o,
+                Err(e) => {
+                    let fix = "correct the variable: `hooktel serve` refuses to start with it too".to_owned();
+                    return vec![Check::new(
+                        "exporter",
+                        Status::Fail,
+                        format!("this shell's settings: {e}"),
+                        Some(fix),
+                    )];
+                }
+            };
+            let local = outbound.traces.is_none().then(|| {
+                format!(
+                    "local mode (this shell's settings: {}): spans stay in {}, see `hooktel sessions`",
+                    outbound.local_because,
+                    opts.data_dir.join(crate::store::local::FILE).display()
+                )
+            });
+            let reports = match probe_here(outbound) {
+                Ok(r) => r,
+                Err(e) => {
+                    let fix = "correct the certificate variables: `hooktel serve` refuses to start with them too";
+                    return vec![Check::new("exporter", Status::Fail, e, Some(fix.to_owned()))];
+                }
+            };
+            (reports, local, "this shell's settings (the sidecar is not running)")
+        }
+    };
+    let mut checks: Vec<Check> = local.map(|l| Check::new("exporter", Status::Ok, l, None)).into_iter().collect();
+    for r in reports.as_array().into_iter().flatten() {
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        let purpose = text("purpose");
+        let name = if purpose == "spans" { "exporter".to_owned() } else { format!("exporter ({purpose})") };
+        let target = format!("{} ({}, {whose})", text("endpoint"), text("protocol"));
+        checks.push(match r["outcome"].as_str() {
+            Some("ok") => Check::new(&name, Status::Ok, format!("{target} accepts an empty OTLP export"), None),
+            _ => Check::new(
+                &name,
+                Status::Fail,
+                format!("{target}: {} [{}]", text("error"), text("outcome")),
+                Some(format!("{}; meanwhile spans wait in the export spool", text("fix"))),
+            ),
+        });
     }
+    checks
+}
+
+/// The sidecar's own probe of its destinations, when it gives one.
+fn sidecar_probe(opts: &Options) -> Option<serde_json::Value> {
+    let token = crate::store::token::for_client(&opts.data_dir, crate::cli::config::token_var());
+    let mut headers = "Content-Type: application/json\r\n".to_owned();
+    if let Some(t) = token {
+        headers.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let request = Request {
+        method: "POST",
+        path: "/v1/probe",
+        headers: &headers,
+        body: b"{}",
+        timeout: OTLP_PROBE_TIMEOUT,
+        max_body: 1 << 20,
+    };
+    match http1::send(&opts.addr, &request) {
+        Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok().filter(serde_json::Value::is_array),
+        _ => None,
+    }
+}
+
+/// This shell's destinations probed from here, as the sidecar would send to them.
+fn probe_here(outbound: &crate::export::outbound::Outbound) -> Result<serde_json::Value, String> {
+    let clients = crate::export::clients::Clients::new(outbound, true).map_err(|e| e.to_string())?;
+    let targets = clients.targets();
+    if targets.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    Ok(rt.block_on(crate::export::probe::probe(&targets)))
 }
 
 fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {
@@ -523,11 +560,6 @@ mod tests {
     #[test]
     fn urls_give_their_address() {
         assert_eq!(authority("http://127.0.0.1:4388/v1/hooks"), Some("127.0.0.1:4388"));
-        assert_eq!(host_port("http://collector:4318"), Some("collector:4318".into()));
-        assert_eq!(host_port("https://otel.example.com/v1/traces"), Some("otel.example.com:443".into()));
-        assert_eq!(host_port("http://[::1]/x"), Some("[::1]:80".into()));
-        assert_eq!(host_port("http://[::1]:4317"), Some("[::1]:4317".into()));
-        assert_eq!(host_port("collector:4317"), None);
     }
 
     #[test]
@@ -577,7 +609,7 @@ mod tests {
             addr: "127.0.0.1:4388".into(),
             data_dir: dir.clone(),
             settings: vec![("user".into(), user.clone()), ("project".into(), project.clone())],
-            otlp_endpoint: None,
+            outbound: Err("not needed here".into()),
         };
         let run = || hook_checks(&opts);
         let url = "http://127.0.0.1:4388/v1/hooks";

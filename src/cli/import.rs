@@ -14,14 +14,22 @@ pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &
     if paths.is_empty() && events.is_none() {
         paths.extend(backfill::default_projects_dir());
     }
+    let outbound = config::outbound()?;
+    let data_dir = output.data_dir();
+    let resource = crate::export::resource::resource(
+        &output.service_name,
+        &data_dir,
+        &outbound.resource,
+        outbound.service_name.as_deref(),
+    );
     Ok(backfill::run(backfill::Request {
         paths,
         events,
-        data_dir: output.data_dir(),
-        protocol: config::otlp_protocol()?,
+        data_dir,
+        export: outbound.traces,
+        resource,
         capture: output.capture,
         prices: output.prices()?,
-        service_name: output.service_name.clone(),
         retention: output.retention(),
     })?)
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::cli::config::{self, ServeArgs};
-use crate::export::{self, otlp};
+use crate::export::clients::Clients;
+use crate::export::outbound::Outbound;
+use crate::export::{self, metrics_push, resource};
 use crate::ingest::accept::Ingest;
 use crate::ingest::server::Surface;
 use crate::ingest::{drain, server};
@@ -39,7 +41,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let protocol = config::otlp_protocol()?;
+        let outbound = config::outbound()?;
+        let unread = config::unhonoured_otel_vars();
+        if !unread.is_empty() {
+            tracing::warn!(variables = %unread.join(", "), "hooktel does not read these OpenTelemetry variables; they have no effect");
+        }
         let data_dir = args.output.data_dir();
         if data_dir.exists() && !data_dir.is_dir() {
             anyhow::bail!("the data directory {} is not a directory (set HOOKTEL_DATA_DIR or --data-dir)", data_dir.display());
@@ -47,12 +53,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir::create(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         // held until the sidecar exits: a second one on this directory would drain its spool twice
         let _held = data_dir::lock(&data_dir)?;
-        let resource = otlp::resource(&args.output.service_name, &data_dir);
-        let push = config::metrics_push()?;
-        let sink = match protocol {
-            Some(p) => {
-                export::Sink::Otlp(Box::new(otlp::build_exporter(p, &resource).context("building the OTLP exporter")?))
-            }
+        let resource = resource::resource(
+            &args.output.service_name,
+            &data_dir,
+            &outbound.resource,
+            outbound.service_name.as_deref(),
+        );
+        let clients = Clients::new(&outbound, args.otlp_listen.0.is_some()).context("setting up OTLP")?;
+        let sink = match &clients.spans {
+            Some(client) => export::Sink::Otlp(export::Exporter { client: client.clone(), resource: resource.clone() }),
             None => export::Sink::Local(
                 LocalStore::open(&data_dir, args.output.retention()).context("opening the local store")?,
             ),
@@ -74,10 +83,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         // where spans go, credentials in the URL hidden (for the log and `/v1/status`)
-        let traces_to = protocol.map(|p| redact_userinfo(&config::signal_endpoint("traces", p)));
-        let mode = match (protocol, &traces_to) {
-            (Some(p), Some(to)) => format!("OTLP {p:?} to {to}"),
-            _ => format!("local store in {} (no OTEL_EXPORTER_OTLP_ENDPOINT)", data_dir.display()),
+        let mode = match &outbound.traces {
+            Some(d) => format!("OTLP {} to {}", d.protocol.name(), d.shown()),
+            None => format!("local store in {} ({})", data_dir.display(), outbound.local_because),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
         if let Some(l) = &metrics_listener {
@@ -99,13 +107,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (host, user) = (said("host.name"), said("user.name"));
         metrics.info.with_label_values(&[env!("CARGO_PKG_VERSION"), &host, &user]).set(1);
         let (push_stop, push_stopped) = tokio::sync::watch::channel(false);
-        let push_report = push.as_ref().map(|p| {
-            serde_json::json!({"endpoint": redact_userinfo(&p.endpoint), "interval_ms": p.interval.as_millis() as u64})
-        });
-        let pusher = push.map(|settings| {
-            tracing::info!(endpoint = %settings.endpoint, protocol = ?settings.protocol, every = ?settings.interval, "metrics are pushed over OTLP");
-            let proto = export::metrics_push::proto_resource(&resource);
-            tokio::spawn(export::metrics_push::run(settings, proto, metrics.clone(), now_ns(), push_stopped))
+        let pusher = outbound.push.clone().zip(clients.push.clone()).map(|(push, client)| {
+            tracing::info!(endpoint = %push.dest.shown(), protocol = push.dest.protocol.name(), every = ?push.interval, temporality = ?push.temporality, "metrics are pushed over OTLP");
+            let proto = metrics_push::proto_resource(&resource);
+            tokio::spawn(metrics_push::run(push, client, proto, metrics.clone(), now_ns(), push_stopped))
         });
         let (event_tx, event_rx) = tokio::sync::mpsc::channel(args.queue_capacity.max(1));
         let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
@@ -165,15 +170,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             transcripts: transcripts.clone(),
             metrics: metrics.clone(),
         }));
-        // Claude Code's own telemetry goes on to hooktel's endpoint (cut to the capture level)
-        let (forward_tx, forwarder) = match config::forward_endpoint(protocol).filter(|_| otlp_listener.is_some()) {
-            Some(base) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(export::forward::QUEUE);
-                tracing::info!(to = %base, "Claude Code's own telemetry is forwarded");
-                (Some(tx), Some(tokio::spawn(export::forward::run(rx, base, metrics.clone()))))
+        // Claude Code's own telemetry goes on to each signal's destination (cut to the capture level)
+        let (forward_tx, forwarder) = if clients.forward.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel(export::forward::QUEUE);
+            for c in &clients.forward {
+                let d = c.destination();
+                tracing::info!(signal = d.signal.label(), to = %d.shown(), protocol = d.protocol.name(), "Claude Code's own telemetry is forwarded");
             }
-            None => (None, None),
+            (Some(tx), Some(tokio::spawn(export::forward::run(rx, clients.forward.clone(), metrics.clone()))))
         };
+        if otlp_listener.is_some() {
+            for (why, signals) in not_forwarded(&outbound) {
+                tracing::info!(signals = %signals, why = %why, "Claude Code's own telemetry is not forwarded");
+            }
+        }
+        let status = status_report(
+            &args,
+            &data_dir,
+            &outbound,
+            [Some(addr), bound(&metrics_listener), bound(&otlp_listener)],
+            &clients,
+        );
         let ingest = Arc::new(Ingest {
             queue: event_tx,
             metrics,
@@ -187,7 +206,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )),
             token,
             forward: forward_tx,
-            status: status_report(&args, &data_dir, protocol.zip(traces_to), [Some(addr), bound(&metrics_listener), bound(&otlp_listener)], push_report),
+            forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),
+            status,
+            probe: Some(clients.probe()),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));
@@ -233,22 +254,68 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// What `GET /v1/status` says of this sidecar's configuration (the spools' depth is added live).
+/// The signals of Claude Code's telemetry that are not forwarded, grouped by why.
+fn not_forwarded(outbound: &Outbound) -> Vec<(String, String)> {
+    let mut by_why: Vec<(String, String)> = Vec::new();
+    for (signal, why) in &outbound.not_forwarded {
+        match by_why.iter_mut().find(|(w, _)| w == why) {
+            Some((_, signals)) => {
+                signals.push_str(", ");
+                signals.push_str(signal.label());
+            }
+            None => by_why.push((why.clone(), signal.label().to_owned())),
+        }
+    }
+    by_why
+}
+
+/// What `GET /v1/status` says of this sidecar's configuration (the spools' depth is added live):
+/// endpoints with credentials hidden, header names without their values.
 fn status_report(
     args: &ServeArgs,
     data_dir: &std::path::Path,
-    export: Option<(otlp::Protocol, String)>,
+    outbound: &Outbound,
     [listen, metrics_listen, otlp_listen]: [Option<std::net::SocketAddr>; 3],
-    metrics_push: Option<serde_json::Value>,
+    clients: &Clients,
 ) -> serde_json::Value {
-    let export = match export {
-        Some((p, endpoint)) => serde_json::json!({
-            "mode": "otlp",
-            "protocol": match p { otlp::Protocol::Grpc => "grpc", otlp::Protocol::HttpProtobuf => "http/protobuf" },
-            "endpoint": endpoint,
-        }),
-        None => serde_json::json!({"mode": "local", "store": data_dir.join(crate::store::local::FILE)}),
+    let dest = |d: &crate::export::destination::Destination| {
+        serde_json::json!({
+            "protocol": d.protocol.name(),
+            "endpoint": d.shown(),
+            "compression": format!("{:?}", d.compression).to_lowercase(),
+            "headers": d.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+            "certificate": d.tls.ca.as_ref().map(|(_, p)| p),
+            "client_certificate": d.tls.client.as_ref().map(|((_, p), _)| p),
+            "timeout_ms": d.timeout.as_millis() as u64,
+        })
     };
+    let export = match &outbound.traces {
+        Some(d) => {
+            let mut e = dest(d);
+            e["mode"] = "otlp".into();
+            e
+        }
+        None => serde_json::json!({
+            "mode": "local",
+            "store": data_dir.join(crate::store::local::FILE),
+            "because": outbound.local_because,
+        }),
+    };
+    let push = outbound.push.as_ref().map(|p| {
+        let mut e = dest(&p.dest);
+        e["interval_ms"] = (p.interval.as_millis() as u64).into();
+        e["temporality"] = format!("{:?}", p.temporality).to_lowercase().into();
+        e
+    });
+    let forward: Vec<serde_json::Value> = clients
+        .forward
+        .iter()
+        .map(|c| {
+            let mut e = dest(c.destination());
+            e["signal"] = c.destination().signal.label().into();
+            e
+        })
+        .collect();
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
@@ -258,23 +325,14 @@ fn status_report(
         "listen": listen.map(|a| a.to_string()),
         "metrics_listen": metrics_listen.map(|a| a.to_string()),
         "otlp_listen": otlp_listen.map(|a| a.to_string()),
-        "metrics_push": metrics_push,
+        "metrics_push": push,
+        "forward": forward,
     })
 }
 
 /// The address a listener is bound to (port 0 resolved).
 fn bound(listener: &Option<tokio::net::TcpListener>) -> Option<std::net::SocketAddr> {
     listener.as_ref().and_then(|l| l.local_addr().ok())
-}
-
-/// A URL without the `user:password@` it may carry.
-fn redact_userinfo(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// The token clients beyond loopback must present. Without one, a listener beyond loopback is
@@ -338,19 +396,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reported_endpoint_shows_no_credentials() {
-        assert_eq!(
-            redact_userinfo("https://user:secret@otel.corp:4318/v1/traces"),
-            "https://***@otel.corp:4318/v1/traces"
-        );
-        assert_eq!(redact_userinfo("http://otel:4317"), "http://otel:4317");
-        assert_eq!(redact_userinfo("http://otel:4318/a@b"), "http://otel:4318/a@b", "an @ in the path is no userinfo");
-    }
 }

@@ -1,14 +1,15 @@
 //! Pushing hooktel's metrics over OTLP (`OTEL_METRICS_EXPORTER=otlp`), for machines no Prometheus
-//! can scrape: every interval, the very registry `/metrics` renders, converted to OTLP with
-//! cumulative temporality, the same names and the labels as attributes, so that the standard
-//! OTLP-to-Prometheus translation gives back the scraped series (`hooktel_tokens_total`, ...). One
-//! registry, so push and scrape can never disagree. A failed push is tried again a few times within
-//! the interval, then left to the next (cumulative values lose nothing); every push is counted.
+//! can scrape: every interval, the very registry `/metrics` renders, converted to OTLP with the same
+//! names, a unit each, and the labels as attributes, so that the standard OTLP-to-Prometheus
+//! translation gives back the scraped series (`hooktel_tokens_total`, ...). One registry, so push and
+//! scrape can never disagree. Sums and histograms are cumulative, or delta when
+//! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` asks for it (Datadog's intake does): each
+//! push then carries what changed since the last push the backend *accepted*, so a failed push loses
+//! nothing either way. Sent through the shared [`OtlpClient`]; every push is counted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -19,40 +20,69 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prost::Message;
 
-use crate::export::otlp::Protocol;
-use crate::metrics::Metrics;
+use crate::export::client::{Body, OtlpClient};
+use crate::export::outbound::{Push, Temporality};
+use crate::metrics::{self, Metrics};
 
-/// Where and how often to push (from the standard `OTEL_*` variables, read by `cli::config`).
+/// A series: its family and its labels, as the registry orders them.
+type SeriesKey = (String, Vec<(String, String)>);
+
+/// What a series had reached at the last accepted push: a counter's value, or a histogram's count,
+/// sum and cumulative bucket counts.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct PushSettings {
-    /// The full URL: `.../v1/metrics` for http/protobuf, the collector's address for grpc.
-    pub(crate) endpoint: String,
-    pub(crate) protocol: Protocol,
-    pub(crate) interval: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) headers: Vec<(String, String)>,
+enum Reached {
+    Counter(f64),
+    Histogram { count: u64, sum: f64, buckets: Vec<u64> },
 }
 
-/// Tries per push; the backoff between them stays well inside any sensible interval.
-const TRIES: u32 = 3;
-
-/// Why a push did not go through.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct PushError(String);
-
-fn push_error(e: impl std::fmt::Display) -> PushError {
-    PushError(e.to_string())
+/// The baseline of delta temporality: every sum and histogram series as of the last accepted push,
+/// and when that was. Empty for cumulative pushes (the baseline is the sidecar's start).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Baseline {
+    since_ns: u64,
+    reached: HashMap<SeriesKey, Reached>,
 }
 
-/// The OTLP request for the registry's `families` now: one resource (`resource`), one scope.
+impl Baseline {
+    fn of(m: &prometheus::proto::Metric, family: &MetricFamily) -> SeriesKey {
+        (family.name().to_owned(), m.get_label().iter().map(|l| (l.name().to_owned(), l.value().to_owned())).collect())
+    }
+
+    /// The registry's sums and histograms now, to become the baseline once this push is accepted.
+    fn snapshot(families: &[MetricFamily], now_ns: u64) -> Baseline {
+        let mut reached = HashMap::new();
+        for f in families {
+            for m in f.get_metric() {
+                let r = match f.get_field_type() {
+                    MetricType::COUNTER => Reached::Counter(m.get_counter().get_value()),
+                    MetricType::HISTOGRAM => {
+                        let h = m.get_histogram();
+                        Reached::Histogram {
+                            count: h.get_sample_count(),
+                            sum: h.get_sample_sum(),
+                            buckets: h.get_bucket().iter().map(|b| b.cumulative_count()).collect(),
+                        }
+                    }
+                    _ => continue,
+                };
+                reached.insert(Baseline::of(m, f), r);
+            }
+        }
+        Baseline { since_ns: now_ns, reached }
+    }
+}
+
+/// The OTLP request for the registry's `families` now: one resource (`resource`), one scope. With
+/// `delta`, sums and histograms carry the change since that baseline (which starts at `start_ns`
+/// until a push is accepted), else their totals since `start_ns`.
 pub(crate) fn request(
     families: &[MetricFamily],
     resource: Resource,
     start_ns: u64,
     now_ns: u64,
+    delta: Option<&Baseline>,
 ) -> ExportMetricsServiceRequest {
-    let metrics = families.iter().filter_map(|f| metric(f, start_ns, now_ns)).collect();
+    let metrics = families.iter().filter_map(|f| metric(f, start_ns, now_ns, delta)).collect();
     let scope = InstrumentationScope {
         name: "hooktel".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -67,29 +97,46 @@ pub(crate) fn request(
     }
 }
 
-/// One metric family as an OTLP metric: a counter a monotonic cumulative sum, a gauge a gauge, a
-/// histogram a cumulative histogram (Prometheus's cumulative bucket counts made per-bucket).
-fn metric(f: &MetricFamily, start_ns: u64, now_ns: u64) -> Option<Metric> {
-    let cumulative = AggregationTemporality::Cumulative as i32;
-    let number = |m: &prometheus::proto::Metric, v: f64| NumberDataPoint {
+/// One metric family as an OTLP metric: a counter a monotonic sum, a gauge a gauge, a histogram a
+/// histogram (Prometheus's cumulative bucket counts made per-bucket).
+fn metric(f: &MetricFamily, start_ns: u64, now_ns: u64, delta: Option<&Baseline>) -> Option<Metric> {
+    let temporality = match delta {
+        Some(_) => AggregationTemporality::Delta,
+        None => AggregationTemporality::Cumulative,
+    } as i32;
+    // a delta point starts where the baseline was taken
+    let start_ns = delta.map_or(start_ns, |b| b.since_ns.max(start_ns));
+    let before = |m: &prometheus::proto::Metric| delta.and_then(|b| b.reached.get(&Baseline::of(m, f)));
+    let number = |m: &prometheus::proto::Metric, v: f64, start: u64| NumberDataPoint {
         attributes: attributes(m.get_label()),
-        start_time_unix_nano: start_ns,
+        start_time_unix_nano: start,
         time_unix_nano: now_ns,
         value: Some(number_data_point::Value::AsDouble(v)),
         ..Default::default()
     };
     let data = match f.get_field_type() {
         MetricType::COUNTER => metric::Data::Sum(Sum {
-            data_points: f.get_metric().iter().map(|m| number(m, m.get_counter().get_value())).collect(),
-            aggregation_temporality: cumulative,
+            data_points: f
+                .get_metric()
+                .iter()
+                .map(|m| {
+                    let now = m.get_counter().get_value();
+                    let was = match before(m) {
+                        Some(Reached::Counter(v)) => *v,
+                        _ => 0.0,
+                    };
+                    number(m, (now - was).max(0.0), start_ns)
+                })
+                .collect(),
+            aggregation_temporality: temporality,
             is_monotonic: true,
         }),
         MetricType::GAUGE => metric::Data::Gauge(Gauge {
-            data_points: f.get_metric().iter().map(|m| number(m, m.get_gauge().get_value())).collect(),
+            data_points: f.get_metric().iter().map(|m| number(m, m.get_gauge().get_value(), 0)).collect(),
         }),
         MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
-            data_points: f.get_metric().iter().map(|m| histogram_point(m, start_ns, now_ns)).collect(),
-            aggregation_temporality: cumulative,
+            data_points: f.get_metric().iter().map(|m| histogram_point(m, before(m), start_ns, now_ns)).collect(),
+            aggregation_temporality: temporality,
         }),
         // hooktel registers no summaries or untyped metrics
         _ => return None,
@@ -97,30 +144,41 @@ fn metric(f: &MetricFamily, start_ns: u64, now_ns: u64) -> Option<Metric> {
     Some(Metric {
         name: f.name().to_owned(),
         description: f.help().to_owned(),
-        unit: String::new(),
+        unit: metrics::unit(f.name()).to_owned(),
         data: Some(data),
         ..Default::default()
     })
 }
 
-fn histogram_point(m: &prometheus::proto::Metric, start_ns: u64, now_ns: u64) -> HistogramDataPoint {
+fn histogram_point(
+    m: &prometheus::proto::Metric,
+    before: Option<&Reached>,
+    start_ns: u64,
+    now_ns: u64,
+) -> HistogramDataPoint {
     let h = m.get_histogram();
+    let (was_count, was_sum, was_buckets) = match before {
+        Some(Reached::Histogram { count, sum, buckets }) => (*count, *sum, buckets.as_slice()),
+        _ => (0, 0.0, &[][..]),
+    };
     let buckets = h.get_bucket();
     let explicit_bounds: Vec<f64> = buckets.iter().map(|b| b.upper_bound()).filter(|b| b.is_finite()).collect();
     let mut bucket_counts = Vec::with_capacity(explicit_bounds.len() + 1);
     let mut below = 0;
-    for b in buckets.iter().filter(|b| b.upper_bound().is_finite()) {
-        bucket_counts.push(b.cumulative_count().saturating_sub(below));
-        below = b.cumulative_count();
+    for (i, b) in buckets.iter().enumerate().filter(|(_, b)| b.upper_bound().is_finite()) {
+        let cumulative = b.cumulative_count().saturating_sub(was_buckets.get(i).copied().unwrap_or(0));
+        bucket_counts.push(cumulative.saturating_sub(below));
+        below = cumulative;
     }
+    let count = h.get_sample_count().saturating_sub(was_count);
     // the +Inf bucket: what no finite bound holds
-    bucket_counts.push(h.get_sample_count().saturating_sub(below));
+    bucket_counts.push(count.saturating_sub(below));
     HistogramDataPoint {
         attributes: attributes(m.get_label()),
         start_time_unix_nano: start_ns,
         time_unix_nano: now_ns,
-        count: h.get_sample_count(),
-        sum: Some(h.get_sample_sum()),
+        count,
+        sum: Some(h.get_sample_sum() - was_sum),
         bucket_counts,
         explicit_bounds,
         ..Default::default()
@@ -145,128 +203,59 @@ fn string_attr(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// Push the registry every `settings.interval` until `stop` says so, and once more then.
+/// Push the registry every `push.interval` until `stop` says so, and once more then.
 pub(crate) async fn run(
-    settings: PushSettings,
+    push: Push,
+    client: OtlpClient,
     resource: Resource,
     metrics: Arc<Metrics>,
     start_ns: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut sender = match Sender::new(&settings) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(endpoint = %settings.endpoint, error = %e, "Cannot push metrics over OTLP");
-            return;
-        }
-    };
-    let mut ticks = tokio::time::interval(settings.interval);
+    let mut ticks = tokio::time::interval(push.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    let delta = push.temporality == Temporality::Delta;
+    let mut baseline = Baseline { since_ns: start_ns, reached: HashMap::new() };
     loop {
         let stopping = tokio::select! {
             _ = ticks.tick() => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        let body = request(&metrics.families(), resource.clone(), start_ns, crate::model::time::now_ns());
-        let outcome = sender.push(body, &settings).await;
-        metrics.metric_pushes.with_label_values(&[if outcome.is_ok() { "ok" } else { "failed" }]).inc();
-        if let Err(e) = outcome {
-            if let Some(left_out) = metrics.may_warn("metric_push_failed") {
-                tracing::warn!(endpoint = %settings.endpoint, error = %e, left_out, "Could not push metrics over OTLP");
+        let now = crate::model::time::now_ns();
+        let families = metrics.families();
+        let body = request(&families, resource.clone(), start_ns, now, delta.then_some(&baseline));
+        let sent = tokio::time::timeout(push.timeout, client.send(Body::Protobuf(body.encode_to_vec().into()))).await;
+        let result = match &sent {
+            Ok(Ok(accepted)) if accepted.rejected > 0 => "partial",
+            Ok(Ok(_)) => "ok",
+            _ => "failed",
+        };
+        metrics.metric_pushes.with_label_values(&[result]).inc();
+        match sent {
+            Ok(Ok(accepted)) => {
+                if delta {
+                    baseline = Baseline::snapshot(&families, now);
+                }
+                if accepted.rejected > 0 {
+                    if let Some(left_out) = metrics.may_warn("metric_push_partial") {
+                        tracing::warn!(endpoint = %push.dest.shown(), rejected = accepted.rejected, reason = %accepted.message, left_out, "The backend took the metrics but refused some data points");
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                if let Some(left_out) = metrics.may_warn("metric_push_failed") {
+                    tracing::warn!(endpoint = %push.dest.shown(), error = %e, fix = %e.fix(&push.dest), left_out, "Could not push metrics over OTLP; the next push carries them");
+                }
+            }
+            Err(_) => {
+                if let Some(left_out) = metrics.may_warn("metric_push_failed") {
+                    tracing::warn!(endpoint = %push.dest.shown(), timeout = ?push.timeout, left_out, "Pushing metrics over OTLP took longer than OTEL_METRIC_EXPORT_TIMEOUT; the next push carries them");
+                }
             }
         }
         if stopping {
             return;
-        }
-    }
-}
-
-/// The transport of one protocol.
-enum Sender {
-    Http(reqwest::Client),
-    Grpc(MetricsServiceClient<tonic::transport::Channel>),
-}
-
-impl Sender {
-    fn new(settings: &PushSettings) -> Result<Sender, PushError> {
-        Ok(match settings.protocol {
-            Protocol::HttpProtobuf => {
-                Sender::Http(reqwest::Client::builder().timeout(settings.timeout).build().map_err(push_error)?)
-            }
-            Protocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
-                    .map_err(push_error)?
-                    .timeout(settings.timeout)
-                    .connect_lazy();
-                Sender::Grpc(MetricsServiceClient::new(channel))
-            }
-        })
-    }
-
-    /// One push, tried up to [`TRIES`] times; a refusal as malformed is not tried again.
-    async fn push(&mut self, body: ExportMetricsServiceRequest, settings: &PushSettings) -> Result<(), PushError> {
-        let mut last = PushError("not sent".into());
-        for attempt in 0..TRIES {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-            }
-            match self.try_once(&body, settings).await {
-                Ok(()) => return Ok(()),
-                Err((e, retry)) => {
-                    last = e;
-                    if !retry {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(last)
-    }
-
-    async fn try_once(
-        &mut self,
-        body: &ExportMetricsServiceRequest,
-        settings: &PushSettings,
-    ) -> Result<(), (PushError, bool)> {
-        match self {
-            Sender::Http(client) => {
-                let mut req = client
-                    .post(&settings.endpoint)
-                    .header("content-type", "application/x-protobuf")
-                    .body(body.encode_to_vec());
-                for (k, v) in &settings.headers {
-                    req = req.header(k, v);
-                }
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => Ok(()),
-                    Ok(r) => {
-                        let s = r.status();
-                        let retry = s.is_server_error() || s.as_u16() == 429;
-                        Err((PushError(format!("HTTP {s}")), retry))
-                    }
-                    Err(e) => Err((push_error(e), true)),
-                }
-            }
-            Sender::Grpc(client) => {
-                let mut req = tonic::Request::new(body.clone());
-                for (k, v) in &settings.headers {
-                    let (Ok(k), Ok(v)) = (
-                        tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                        tonic::metadata::MetadataValue::try_from(v.as_str()),
-                    ) else {
-                        continue;
-                    };
-                    req.metadata_mut().insert(k, v);
-                }
-                match client.export(req).await {
-                    Ok(_) => Ok(()),
-                    Err(status) => {
-                        let retry = !matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::Unimplemented);
-                        Err((PushError(format!("gRPC {status}")), retry))
-                    }
-                }
-            }
         }
     }
 }
@@ -301,7 +290,7 @@ mod tests {
         for secs in [0.002, 0.3, 0.4, 7200.0] {
             m.tool_duration.with_label_values(&["Bash"]).observe(secs);
         }
-        let req = request(&m.families(), Resource::default(), 5, 9);
+        let req = request(&m.families(), Resource::default(), 5, 9, None);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
         let named = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("{n}"));
         let tokens = named("hooktel_tokens_total");

@@ -1,20 +1,30 @@
-//! Delivery: batches finished spans and hands them to the sink (the OTLP exporter, or the local
+//! Delivery: batches finished spans and hands them to the sink (the OTLP client, or the local
 //! store in local mode); while the collector fails, batches go to the export spool and are replayed
 //! oldest first once it answers, with backoff between probes.
 //!
-//! The exporter retries what is retryable (5xx, 429 with Retry-After, unavailable) itself; what still
-//! fails is classified ([`ExportFailure`]) and counted. `SpanExporter::export` is never called
-//! concurrently (one task owns it).
+//! The client tries again what is worth it (no connection, 429, 502-504, unavailable) itself; what
+//! still fails is classified ([`SendError`]) and counted. Only spans the backend refused as invalid
+//! are let go; refused credentials, a wrong path or a TLS problem keep them in the spool until the
+//! backend takes them. Spans a backend refuses within an accepted request (OTLP partial success)
+//! are counted and logged. One task owns the client, so exports never overlap.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 
+pub(crate) mod client;
+pub(crate) mod clients;
+pub(crate) mod destination;
 pub(crate) mod forward;
 pub(crate) mod metrics_push;
 pub(crate) mod otlp;
+pub(crate) mod outbound;
+pub(crate) mod probe;
+pub(crate) mod resource;
+pub(crate) mod tls;
+
+use client::{Body, OtlpClient, SendError};
 
 use crate::metrics::Metrics;
 use crate::model::span::SpanRecord;
@@ -30,15 +40,20 @@ const MAX_BATCH: usize = 512;
 /// How long spans wait for a batch to fill before they go out anyway.
 const BATCH_DELAY: Duration = Duration::from_millis(200);
 
-/// Upper bound on one export call including the exporter's own retries, so a hung collector
+/// Upper bound on one export call including the client's own tries, so a hung collector
 /// cannot hold the pipeline forever.
 const EXPORT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Where finished spans go: an OTLP exporter, or the local SQLite store when no collector is
-/// configured.
+/// Where finished spans go: an OTLP backend, or the local SQLite store when none is configured.
 pub(crate) enum Sink {
-    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    Otlp(Exporter),
     Local(LocalStore),
+}
+
+/// An OTLP backend and the resource its spans carry.
+pub(crate) struct Exporter {
+    pub(crate) client: OtlpClient,
+    pub(crate) resource: opentelemetry_sdk::Resource,
 }
 
 /// First wait before probing a collector that failed; doubles up to `MAX_BACKOFF`.
@@ -48,7 +63,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The exporter's view of the collector. SQLite (the spool, the local store) only ever runs on
 /// Tokio's blocking pool: each is moved there for one call and handed back ([`blocking`]).
 struct Delivery {
-    exporter: Option<Box<opentelemetry_otlp::SpanExporter>>,
+    exporter: Option<Exporter>,
     /// Local mode's store; `None` in OTLP mode (or after a store call panicked).
     store: Option<LocalStore>,
     spool: Option<SpanSpool>,
@@ -123,9 +138,6 @@ pub(crate) async fn run(
     if !batch.is_empty() {
         d.deliver(batch).await;
     }
-    if let Some(exporter) = &d.exporter {
-        let _ = exporter.shutdown_with_timeout(Duration::from_secs(2));
-    }
 }
 
 impl Delivery {
@@ -164,9 +176,9 @@ impl Delivery {
             self.keep(batch).await;
             return;
         }
-        match export(self.exporter.as_deref(), &self.metrics, &batch).await {
+        match export(self.exporter.as_ref(), &self.metrics, &batch).await {
             Ok(()) => self.replay().await,
-            Err(ExportFailure::Rejected) => self.drop_spans(batch.len(), "rejected"),
+            Err(e) if !e.keeps_data() => self.drop_spans(batch.len(), "rejected"),
             Err(_) => {
                 self.mark_down();
                 self.keep(batch).await;
@@ -216,12 +228,12 @@ impl Delivery {
                     break;
                 }
             };
-            match export(self.exporter.as_deref(), &self.metrics, &spans).await {
+            match export(self.exporter.as_ref(), &self.metrics, &spans).await {
                 Ok(()) => {
                     self.down = None;
                     blocking(&mut self.spool, move |spool| spool.remove(id)).await;
                 }
-                Err(ExportFailure::Rejected) => {
+                Err(e) if !e.keeps_data() => {
                     blocking(&mut self.spool, move |spool| spool.remove(id)).await;
                     self.metrics.spool_dropped.with_label_values(&["export", "rejected"]).inc();
                 }
@@ -279,100 +291,42 @@ impl Delivery {
     }
 }
 
-/// One OTLP export call; `Err` says why it failed. It borrows only the exporter and the metrics
-/// across the await: the SQLite handles in `Delivery` are not `Sync`.
-async fn export(
-    exporter: Option<&opentelemetry_otlp::SpanExporter>,
-    metrics: &Metrics,
-    batch: &[SpanRecord],
-) -> Result<(), ExportFailure> {
-    let Some(exporter) = exporter else { return Err(ExportFailure::Other) };
+/// One OTLP export call; `Err` says why it failed (counted, and logged at most once per interval
+/// per reason, with the fix). It borrows only the exporter and the metrics across the await: the
+/// SQLite handles in `Delivery` are not `Sync`.
+async fn export(exporter: Option<&Exporter>, metrics: &Metrics, batch: &[SpanRecord]) -> Result<(), SendError> {
+    let Some(exporter) = exporter else { return Err(SendError::Other("no exporter".into())) };
     let n = batch.len() as u64;
-    let data = batch.iter().map(otlp::span_data).collect();
-    let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.export(data)).await {
-        Ok(Ok(())) => {
-            metrics.spans_exported.inc_by(n);
+    let body = Body::Protobuf(otlp::request(batch, &exporter.resource));
+    let dest = exporter.client.destination();
+    let failure = match tokio::time::timeout(EXPORT_DEADLINE, exporter.client.send(body)).await {
+        Ok(Ok(accepted)) => {
+            let rejected = accepted.rejected.min(n);
+            metrics.spans_exported.inc_by(n - rejected);
+            if rejected > 0 {
+                metrics.spans_dropped.with_label_values(&["partial_success"]).inc_by(rejected);
+                if let Some(left_out) = metrics.may_warn("export_partial_success") {
+                    tracing::warn!(
+                        endpoint = %dest.shown(), rejected, of = n, reason = %accepted.message, left_out,
+                        "The backend took the spans but refused some of them"
+                    );
+                }
+            }
             tracing::debug!(spans = n, "Exported spans");
             return Ok(());
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, spans = n, "OTLP export failed");
-            ExportFailure::from_exporter(&e.to_string())
-        }
-        Err(_) => ExportFailure::Timeout,
+        Ok(Err(e)) => e,
+        Err(_) => SendError::Timeout(format!("{EXPORT_DEADLINE:?} for the export and its tries")),
     };
     metrics.export_failures.with_label_values(&[failure.metric_label()]).inc();
+    if let Some(left_out) = metrics.may_warn(failure.metric_label()) {
+        let outcome = if failure.keeps_data() { "kept in the spool and retried" } else { "dropped" };
+        tracing::warn!(
+            endpoint = %dest.shown(), spans = n, error = %failure, fix = %failure.fix(dest), left_out,
+            "OTLP export failed; the spans are {outcome}"
+        );
+    }
     Err(failure)
-}
-
-/// Why an export call failed, as far as hooktel acts on it: `Rejected` is permanent (the batch is
-/// dropped and counted), everything else is retried from the spool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ExportFailure {
-    #[error("the collector cannot be reached")]
-    Unavailable,
-    #[error("the collector asked to slow down")]
-    Throttled,
-    #[error("the export timed out")]
-    Timeout,
-    #[error("the collector failed")]
-    ServerError,
-    #[error("the collector rejected the spans")]
-    Rejected,
-    #[error("the export failed")]
-    Other,
-}
-
-impl ExportFailure {
-    /// The bounded `reason` label of `hooktel_export_failures_total`.
-    pub(crate) fn metric_label(self) -> &'static str {
-        match self {
-            ExportFailure::Unavailable => "unavailable",
-            ExportFailure::Throttled => "throttled",
-            ExportFailure::Timeout => "timeout",
-            ExportFailure::ServerError => "server_error",
-            ExportFailure::Rejected => "rejected",
-            ExportFailure::Other => "other",
-        }
-    }
-
-    /// From an HTTP status code.
-    pub(crate) fn from_status(code: u16) -> ExportFailure {
-        match code {
-            429 => ExportFailure::Throttled,
-            408 | 504 => ExportFailure::Timeout,
-            502 | 503 => ExportFailure::Unavailable,
-            500..=599 => ExportFailure::ServerError,
-            400..=499 => ExportFailure::Rejected,
-            _ => ExportFailure::Other,
-        }
-    }
-
-    /// `opentelemetry-otlp` 0.33 hands back its errors as text only (`InternalFailure(String)`),
-    /// with the HTTP status code or the gRPC code inside: this is the one place that reads it.
-    pub(crate) fn from_exporter(msg: &str) -> ExportFailure {
-        let m = msg.to_ascii_lowercase();
-        if let Some(code) = m.split("status code").nth(1).and_then(|rest| {
-            let digits: String = rest.trim_start_matches([':', ' ']).chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u16>().ok()
-        }) {
-            return ExportFailure::from_status(code);
-        }
-        let grpc = |code: &str| m.contains(code) || m.contains(&code.replace(' ', ""));
-        if grpc("resource exhausted") {
-            ExportFailure::Throttled
-        } else if grpc("deadline exceeded") || m.contains("timed out") || m.contains("timeout") {
-            ExportFailure::Timeout
-        } else if grpc("unavailable") || m.contains("connect") || m.contains("refused") || m.contains("dns") {
-            ExportFailure::Unavailable
-        } else if grpc("invalid argument") || grpc("permission denied") || grpc("unauthenticated") {
-            ExportFailure::Rejected
-        } else if grpc("internal") || grpc("unknown") {
-            ExportFailure::ServerError
-        } else {
-            ExportFailure::Other
-        }
-    }
 }
 
 #[cfg(test)]
@@ -392,20 +346,5 @@ mod tests {
         drop(tx);
         task.await.unwrap();
         assert_eq!(metrics.spans_stored.get(), 2);
-    }
-
-    #[test]
-    fn failures_are_classified_from_status_codes() {
-        let f = ExportFailure::from_exporter;
-        assert_eq!(f("HTTP export failed with status code: 503"), ExportFailure::Unavailable);
-        assert_eq!(f("HTTP export failed with status code: 500"), ExportFailure::ServerError);
-        assert_eq!(f("HTTP export failed with status code: 429"), ExportFailure::Throttled);
-        assert_eq!(f("HTTP export failed with status code: 400"), ExportFailure::Rejected);
-        // a number elsewhere in the text is not a status code
-        assert_eq!(f("export of 500 spans failed: connection refused"), ExportFailure::Unavailable);
-        assert_eq!(f("status: ResourceExhausted, message: slow down"), ExportFailure::Throttled);
-        assert_eq!(f("status: InvalidArgument"), ExportFailure::Rejected);
-        assert_eq!(f("weird"), ExportFailure::Other);
-        assert_eq!(ExportFailure::Rejected.metric_label(), "rejected");
     }
 }

@@ -34,11 +34,20 @@ pub(crate) struct Ingest {
     /// What a client beyond loopback must present as `Authorization: Bearer`; `None` only when the
     /// sidecar listens on loopback alone.
     pub(crate) token: Option<String>,
-    /// Where Claude Code's own telemetry goes on to (hooktel's OTLP endpoint), when it does.
+    /// Where Claude Code's own telemetry goes on to, when it does.
     pub(crate) forward: Option<mpsc::Sender<crate::ingest::native::Forward>>,
+    /// The signals of Claude Code's telemetry that are forwarded (only those are queued).
+    pub(crate) forwarded: Vec<crate::model::otlp::Signal>,
     /// The sidecar's effective configuration, as `GET /v1/status` reports it (for `hooktel doctor`).
     pub(crate) status: serde_json::Value,
+    /// `POST /v1/probe`: an empty export to every OTLP destination, reported (for `hooktel doctor`).
+    pub(crate) probe: Option<Probe>,
 }
+
+/// Checks every OTLP destination with an empty export and reports each outcome as JSON; made by
+/// `serve` from its export clients (ingest never reaches up into `export`).
+pub(crate) type Probe =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>> + Send + Sync>;
 
 /// What to do when the ingest queue is full.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -16,60 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::ingest::normalize::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
 use crate::model::capture::{self, Capture};
+pub(crate) use crate::model::otlp::{Encoding, Signal};
 use crate::model::semconv;
-
-/// The three OTLP signals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Logs,
-    Metrics,
-    Traces,
-}
-
-impl Signal {
-    /// The signal an OTLP/HTTP path is for.
-    pub(crate) fn of_path(path: &str) -> Option<Signal> {
-        match path {
-            "/v1/logs" => Some(Signal::Logs),
-            "/v1/metrics" => Some(Signal::Metrics),
-            "/v1/traces" => Some(Signal::Traces),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
-            Signal::Traces => "traces",
-        }
-    }
-}
-
-/// How an OTLP/HTTP body is encoded, from its `Content-Type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Encoding {
-    Protobuf,
-    Json,
-}
-
-impl Encoding {
-    pub(crate) fn of_content_type(content_type: &str) -> Option<Encoding> {
-        match content_type.split(';').next()?.trim().to_ascii_lowercase().as_str() {
-            "application/x-protobuf" => Some(Encoding::Protobuf),
-            "application/json" => Some(Encoding::Json),
-            _ => None,
-        }
-    }
-
-    /// The body of a successful export's answer (an empty `Export*ServiceResponse`).
-    pub(crate) fn empty_response(self) -> (&'static str, &'static [u8]) {
-        match self {
-            Encoding::Protobuf => ("application/x-protobuf", b""),
-            Encoding::Json => ("application/json", b"{}"),
-        }
-    }
-}
 
 /// A body that is not the OTLP message its path names.
 #[derive(Debug, thiserror::Error)]

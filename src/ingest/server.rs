@@ -136,7 +136,10 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
         (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         // its configuration names paths and endpoints: loopback, or the token
         (&Method::GET, "/v1/status") if from_loopback || authorized => status(ingest),
-        (_, "/v1/status") if !from_loopback && !authorized => unauthorized(ingest),
+        (_, "/v1/status" | "/v1/probe") if !from_loopback && !authorized => unauthorized(ingest),
+        // it sends requests to the configured backends: loopback or the token, and a POST
+        (&Method::POST, "/v1/probe") => probe(ingest).await,
+        (_, "/v1/probe") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => metrics_route(req, ingest),
     }
 }
@@ -176,7 +179,7 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
         Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, "malformed_otlp", &e.to_string()),
     };
     ingest.metrics.native_requests.with_label_values(&[signal.label()]).inc();
-    if let Some(forward) = &ingest.forward {
+    if let Some(forward) = ingest.forward.as_ref().filter(|_| ingest.forwarded.contains(&signal)) {
         let cut = native::for_forwarding(&body, signal, encoding, ingest.capture).unwrap_or_default();
         let f = native::Forward { signal, encoding, body: Bytes::from(cut) };
         if forward.try_send(f).is_err() {
@@ -203,6 +206,17 @@ fn status(ingest: &Ingest) -> Reply {
     let items = |spool: &str| ingest.metrics.spool_events_by.with_label_values(&[spool]).get();
     status["spool"] = serde_json::json!({"hook_items": items("hook"), "export_items": items("export")});
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&status).unwrap_or_default())));
+    r.headers_mut().insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r
+}
+
+/// `POST /v1/probe`: an empty OTLP export to every configured destination, each outcome as JSON.
+async fn probe(ingest: &Ingest) -> Reply {
+    let report = match &ingest.probe {
+        Some(probe) => probe().await,
+        None => serde_json::Value::Array(Vec::new()),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default())));
     r.headers_mut().insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
     r
 }

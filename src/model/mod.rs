@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod ids;
+pub(crate) mod otlp;
 pub(crate) mod payload;
 pub(crate) mod semconv;
 pub mod span;

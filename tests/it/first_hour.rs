@@ -130,7 +130,7 @@ fn logs_off_a_terminal_have_no_colour_and_say_where_spans_go() {
     let log = sidecar.log();
     assert!(!log.contains('\u{1b}'), "ANSI codes in a log that is not a terminal:\n{log:?}");
     let line = log.lines().find(|l| l.contains("hooktel listening")).expect("the startup line");
-    assert!(line.contains(&format!("OTLP Grpc to {}", receiver.endpoint())), "{line}");
+    assert!(line.contains(&format!("OTLP grpc to {}", receiver.endpoint())), "{line}");
 }
 
 /// `sessions` and `show` on the real binary: within `COLUMNS`, whole with `--wide`, JSON with `--json`.

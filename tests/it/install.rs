@@ -120,7 +120,12 @@ fn claude_reports_through(http: bool, fixture: &str) {
         ];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let report = expect_exit(&hooktel(&home, &elsewhere, &["doctor"], &env), 0, "hooktel doctor, all up");
-        assert!(report.contains("all 6 checks ok"), "{report}");
+        // every destination takes an empty export through the sidecar's own clients: spans, and
+        // Claude Code's logs, metrics and traces forwarded
+        assert!(report.contains("all 9 checks ok"), "{report}");
+        for purpose in ["exporter:", "exporter (forwarded logs):", "exporter (forwarded metrics):"] {
+            assert!(report.contains(&format!("{purpose} {}", receiver.endpoint())), "{purpose} {report}");
+        }
 
         let out = expect_exit(&hooktel(&home, &elsewhere, &["uninstall"], &[]), 0, "hooktel uninstall");
         assert!(out.contains(&format!("removed ({})", hooktel::cli::install::EVENTS.len())), "{out}");

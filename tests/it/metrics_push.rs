@@ -117,5 +117,6 @@ fn an_unknown_metrics_exporter_is_refused_at_start() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_METRICS_EXPORTER=zipkin"), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("OTEL_METRICS_EXPORTER: \"zipkin\" is not an exporter hooktel has"), "{out:?}");
 }

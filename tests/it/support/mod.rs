@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod phoenix;
 pub mod prom_translate;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -121,7 +122,7 @@ fn flatten(kvs: &[KeyValue]) -> HashMap<String, String> {
         .collect()
 }
 
-fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
+pub fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
         let resource = rs.resource.as_ref().map(|r| flatten(&r.attributes)).unwrap_or_default();

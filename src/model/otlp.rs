@@ -1,0 +1,82 @@
+//! The OTLP vocabulary both ends share: the three signals and how a body is encoded. The receiver
+//! of Claude Code's own telemetry (`ingest::native`) and every sender (`export`) speak it, so it
+//! lives here, below both.
+
+/// The three OTLP signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Signal {
+    Logs,
+    Metrics,
+    Traces,
+}
+
+impl Signal {
+    /// The signal an OTLP/HTTP path is for.
+    pub(crate) fn of_path(path: &str) -> Option<Signal> {
+        match path {
+            "/v1/logs" => Some(Signal::Logs),
+            "/v1/metrics" => Some(Signal::Metrics),
+            "/v1/traces" => Some(Signal::Traces),
+            _ => None,
+        }
+    }
+
+    /// `logs`, `metrics`, `traces`: the bounded `signal` label, and the last part of its HTTP path.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+            Signal::Traces => "traces",
+        }
+    }
+
+    /// The path OTLP/HTTP appends to a base endpoint: `v1/traces`, ...
+    pub(crate) fn http_path(self) -> &'static str {
+        match self {
+            Signal::Logs => "v1/logs",
+            Signal::Metrics => "v1/metrics",
+            Signal::Traces => "v1/traces",
+        }
+    }
+
+    /// The gRPC method of the signal's export service.
+    pub(crate) fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        }
+    }
+}
+
+/// How an OTLP/HTTP body is encoded, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    pub(crate) fn of_content_type(content_type: &str) -> Option<Encoding> {
+        match content_type.split(';').next()?.trim().to_ascii_lowercase().as_str() {
+            "application/x-protobuf" => Some(Encoding::Protobuf),
+            "application/json" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// The body of a successful export's answer (an empty `Export*ServiceResponse`).
+    pub(crate) fn empty_response(self) -> (&'static str, &'static [u8]) {
+        match self {
+            Encoding::Protobuf => (self.content_type(), b""),
+            Encoding::Json => (self.content_type(), b"{}"),
+        }
+    }
+}
