@@ -431,13 +431,12 @@ fn sidecar_probe(opts: &Options) -> Option<serde_json::Value> {
 
 /// This shell's destinations probed from here, as the sidecar would send to them.
 fn probe_here(outbound: &crate::export::outbound::Outbound) -> Result<serde_json::Value, String> {
-    let clients = crate::export::clients::Clients::new(outbound, true).map_err(|e| e.to_string())?;
-    let targets = clients.targets();
-    if targets.is_empty() {
-        return Ok(serde_json::Value::Array(Vec::new()));
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    Ok(rt.block_on(crate::export::probe::probe(&targets)))
+    rt.block_on(async {
+        // a gRPC channel is made inside the runtime that drives it
+        let clients = crate::export::clients::Clients::new(outbound, true).map_err(|e| e.to_string())?;
+        Ok(crate::export::probe::probe(&clients.targets()).await)
+    })
 }
 
 fn spool_check(opts: &Options, up: bool, metrics: Option<&str>) -> Check {

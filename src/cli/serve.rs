@@ -37,7 +37,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG").unwrap_or_else(|_| "info".into()))
+        // rustls-platform-verifier logs every failed verification at ERROR; hooktel says it once, with the fix
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKTEL_LOG")
+                .unwrap_or_else(|_| "info,rustls_platform_verifier=off".into()),
+        )
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -194,11 +194,12 @@ fn transport_failure(e: &(dyn std::error::Error + 'static)) -> Option<SendError>
             return Some(SendError::Tls { problem, detail });
         }
         if let Some(io_error) = err.downcast_ref::<std::io::Error>() {
-            if let Some(rustls_error) = io_error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                let (problem, detail) = tls::problem(rustls_error);
-                return Some(SendError::Tls { problem, detail });
-            }
             io.get_or_insert(io_error);
+            // an I/O error's `source()` skips the error it wraps: descend into that one itself
+            if let Some(inner) = io_error.get_ref() {
+                cur = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
         }
         cur = err.source();
     }
@@ -232,7 +233,8 @@ struct Inner {
 #[derive(Clone)]
 enum Transport {
     Http(reqwest::Client),
-    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+    /// The channel, and the TLS failures its connections ended with.
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>, tls::LastFailure),
 }
 
 impl OtlpClient {
@@ -269,7 +271,8 @@ impl OtlpClient {
                 };
                 let builder = hyper_rustls::HttpsConnectorBuilder::new();
                 let connector = if https {
-                    builder.with_tls_config(tls::client_config(&dest.tls, &[b"h2"])?).https_or_http().enable_http2()
+                    // hyper-rustls offers h2 by ALPN itself
+                    builder.with_tls_config(tls::client_config(&dest.tls, &[])?).https_or_http().enable_http2()
                 } else {
                     // plain gRPC (h2c): the TLS half is never used
                     builder
@@ -286,6 +289,8 @@ impl OtlpClient {
                         .enable_http2()
                 }
                 .wrap_connector(http);
+                let failures = tls::LastFailure::default();
+                let connector = tls::Watched { inner: connector, failures: failures.clone() };
                 let endpoint = tonic::transport::Endpoint::from_shared(dest.url.clone())
                     .and_then(|e| e.user_agent(USER_AGENT))
                     .map_err(|e| SetupError::Http { url: dest.shown(), error: e.to_string() })?;
@@ -296,7 +301,7 @@ impl OtlpClient {
                         .send_compressed(tonic::codec::CompressionEncoding::Gzip)
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                 }
-                Transport::Grpc(grpc)
+                Transport::Grpc(grpc, failures)
             }
         };
         Ok(OtlpClient(std::sync::Arc::new(Inner { dest, transport })))
@@ -331,7 +336,18 @@ impl OtlpClient {
     pub(crate) async fn send_once(&self, body: &Body) -> Result<Accepted, SendError> {
         match &self.0.transport {
             Transport::Http(client) => self.http(client, body).await,
-            Transport::Grpc(grpc) => self.grpc(grpc.clone(), body).await,
+            Transport::Grpc(grpc, failures) => {
+                failures.take();
+                let sent = self.grpc(grpc.clone(), body).await;
+                // a call cut off by a TLS alert the connection read (a refused client certificate)
+                match (sent, failures.take()) {
+                    (Err(SendError::Unavailable(_) | SendError::Connect(_)), Some(tls_error)) => {
+                        let (problem, detail) = tls::problem(&tls_error);
+                        Err(SendError::Tls { problem, detail })
+                    }
+                    (sent, _) => sent,
+                }
+            }
         }
     }
 
@@ -605,6 +621,8 @@ mod tests {
     fn a_tls_failure_is_found_inside_the_io_error_that_carries_it() {
         let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
+        // as hyper-util hands it over: an I/O error around the I/O error around the TLS error
+        let io = std::io::Error::other(io);
         let e = transport_failure(&io).unwrap();
         assert!(matches!(e, SendError::Tls { problem: TlsProblem::Untrusted, .. }), "{e:?}");
         assert_eq!(e.metric_label(), "tls");

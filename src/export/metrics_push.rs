@@ -312,4 +312,34 @@ mod tests {
         // every family /metrics shows is pushed
         assert_eq!(metrics.len(), m.families().len());
     }
+
+    /// With delta temporality a push carries what changed since the accepted baseline: a counter's
+    /// increase, a histogram's new observations bucket by bucket, starting at the baseline's time.
+    #[test]
+    fn delta_pushes_carry_the_change_since_the_accepted_baseline() {
+        let m = Metrics::new(false);
+        m.hook_events.with_label_values(&["Stop"]).inc_by(5);
+        m.tool_duration.with_label_values(&["Bash"]).observe(0.3);
+        let baseline = Baseline::snapshot(&m.families(), 100);
+        m.hook_events.with_label_values(&["Stop"]).inc_by(2);
+        m.hook_events.with_label_values(&["SessionEnd"]).inc();
+        for secs in [0.3, 7200.0] {
+            m.tool_duration.with_label_values(&["Bash"]).observe(secs);
+        }
+        let req = request(&m.families(), Resource::default(), 5, 200, Some(&baseline));
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let named = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("{n}"));
+        let events = named("hooktel_hook_events_total");
+        let Some(metric::Data::Sum(sum)) = &events.data else { panic!() };
+        assert_eq!(sum.aggregation_temporality, AggregationTemporality::Delta as i32);
+        assert_eq!(value(events, &[("event", "Stop")]), 2.0);
+        assert_eq!(value(events, &[("event", "SessionEnd")]), 1.0, "a series new since the baseline");
+        assert_eq!(sum.data_points[0].start_time_unix_nano, 100);
+        let Some(metric::Data::Histogram(h)) = &named("hooktel_tool_duration_seconds").data else { panic!() };
+        let p = &h.data_points[0];
+        assert_eq!((p.count, p.sum), (2, Some(7200.3)));
+        assert_eq!(p.bucket_counts.iter().sum::<u64>(), 2);
+        assert_eq!(*p.bucket_counts.last().unwrap(), 1);
+        assert_eq!(named("hooktel_tool_duration_seconds").unit, "s");
+    }
 }

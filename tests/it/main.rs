@@ -17,6 +17,7 @@ mod export_spool;
 mod first_hour;
 mod hook_client;
 mod hook_events;
+mod hosted;
 mod hostile;
 mod import;
 mod ingest;

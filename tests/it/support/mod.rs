@@ -467,13 +467,15 @@ impl SidecarBuilder {
     /// Start `hooktel serve --listen 127.0.0.1:0` (or the address given to [`SidecarBuilder::listen`]).
     pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")])
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-            .env_remove("OTEL_METRICS_EXPORTER")
-            .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-            .env("HOOKTEL_SETTLE_MS", "200")
+        cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
+        // nothing of the test runner's own OpenTelemetry or TLS settings
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("OTEL_") || k.starts_with("SSL_CERT_") || k.starts_with("HOOKTEL_") {
+                cmd.env_remove(k.as_ref());
+            }
+        }
+        cmd.env("HOOKTEL_SETTLE_MS", "200")
             .env("HOOKTEL_LOG", "info")
             // Claude Code's telemetry on a port of its own, not the fixed default every test would share
             .env("HOOKTEL_OTLP_LISTEN", "127.0.0.1:0")

@@ -2,8 +2,10 @@
 //! exporter or Prometheus's own OTLP receiver does it (Debian's Prometheus 2.42 has no OTLP
 //! receiver): a monotonic cumulative sum becomes a counter named with one `_total` suffix, a gauge
 //! a gauge, a cumulative histogram `_bucket{le}` (cumulative), `_sum` and `_count`; attributes
-//! become labels (names sanitised); no unit suffix (hooktel sends none). The receiver serves the
-//! last push this way on `GET /metrics`, for a real Prometheus to scrape beside the sidecar itself.
+//! become labels (names sanitised); the unit added as a suffix unless the name holds it already
+//! (Prometheus's otlptranslator `normalizeName`: `s` is `seconds`, `By` `bytes`, a `{annotation}`
+//! nothing, `1` on a gauge `ratio`). The receiver serves the last push this way on `GET /metrics`,
+//! for a real Prometheus to scrape beside the sidecar itself.
 
 use std::fmt::Write;
 
@@ -16,10 +18,11 @@ use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::V
 pub fn exposition(req: &ExportMetricsServiceRequest) -> String {
     let mut out = String::new();
     for m in req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
-        let name = sanitize(&m.name);
+        let counter = matches!(&m.data, Some(Data::Sum(sum)) if sum.is_monotonic);
+        let gauge = matches!(&m.data, Some(Data::Gauge(_)));
+        let name = normalize(&m.name, &m.unit, counter, gauge);
         match &m.data {
             Some(Data::Sum(sum)) if sum.is_monotonic && sum.aggregation_temporality == 2 => {
-                let name = format!("{}_total", name.trim_end_matches("_total"));
                 let _ = writeln!(out, "# TYPE {name} counter");
                 for p in &sum.data_points {
                     let _ = writeln!(out, "{name}{} {}", labels(&p.attributes, None), number(&p.value));
@@ -48,6 +51,48 @@ pub fn exposition(req: &ExportMetricsServiceRequest) -> String {
         }
     }
     out
+}
+
+/// A pushed metric's Prometheus name, as the standard translation (with suffixes) builds it.
+fn normalize(name: &str, unit: &str, counter: bool, gauge: bool) -> String {
+    let mut tokens: Vec<String> = name
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let (main, per) = unit.split_once('/').unwrap_or((unit, ""));
+    let suffix = |u: &str| -> String {
+        let u = u.trim();
+        if u.is_empty() || u.contains(['{', '}']) {
+            return String::new();
+        }
+        match u {
+            "s" => "seconds",
+            "ms" => "milliseconds",
+            "By" => "bytes",
+            "1" => "",
+            "%" => "percent",
+            other => other,
+        }
+        .to_owned()
+    };
+    let main = suffix(main);
+    if !main.is_empty() && !tokens.contains(&main) {
+        tokens.push(main);
+    }
+    let per = suffix(per);
+    if !per.is_empty() && !tokens.contains(&format!("per_{per}")) {
+        tokens.push(format!("per_{per}"));
+    }
+    if counter {
+        tokens.retain(|t| t != "total");
+        tokens.push("total".into());
+    }
+    if unit == "1" && gauge {
+        tokens.retain(|t| t != "ratio");
+        tokens.push("ratio".into());
+    }
+    tokens.join("_")
 }
 
 /// `name{labels}` → value of a text exposition, without comments, and without the push counter
@@ -121,4 +166,14 @@ fn labels(attrs: &[KeyValue], le: Option<&str>) -> String {
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
         .collect();
     format!("{{{}}}", body.join(","))
+}
+
+/// The translation as its own documentation states it, and what a unit such as `USD` would do.
+#[test]
+fn names_translate_as_the_upstream_examples_say() {
+    assert_eq!(normalize("http.server.duration", "s", false, false), "http_server_duration_seconds");
+    assert_eq!(normalize("requests.count", "1", true, false), "requests_count_total");
+    assert_eq!(normalize("memory.usage", "By", false, true), "memory_usage_bytes");
+    assert_eq!(normalize("hooktel_cost_usd_total", "{USD}", true, false), "hooktel_cost_usd_total");
+    assert_eq!(normalize("hooktel_cost_usd_total", "USD", true, false), "hooktel_cost_usd_USD_total");
 }
