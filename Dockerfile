@@ -18,6 +18,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/hooktel /out/hooktel
 
 FROM debian:bookworm-slim
+# the system's CA bundle: https endpoints (hosted backends) are checked against it
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 # uid/gid 10001: not a uid a host user usually has. The data directory belongs to group 0 and is
 # group-writable, so the image also runs under any other uid with gid 0 (docker-compose runs it as
 # your own uid to read your transcripts; OpenShift assigns random uids in group 0).

@@ -715,6 +715,8 @@ fn dockerfile_builds_on_bookworm_runs_as_non_root_and_its_healthcheck_works() {
     assert_eq!(froms.len(), 2, "multi-stage: {froms:?}");
     assert!(froms[0].starts_with("FROM rust:1.95-bookworm AS "), "builder on the runtime's Debian: {froms:?}");
     assert_eq!(froms[1], "FROM debian:bookworm-slim");
+    let runtime = text.split("FROM debian:bookworm-slim").nth(1).unwrap();
+    assert!(runtime.contains("install -y --no-install-recommends ca-certificates"), "the CA bundle https needs");
     let user = text.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER");
     assert!(!user.starts_with("0") && !user.starts_with("root"), "runs as non-root: {user}");
     assert!(text.lines().any(|l| l == "EXPOSE 4389"));

@@ -311,3 +311,50 @@ fn every_relative_link_in_the_docs_resolves() {
     assert!(checked > 20, "only {checked} relative links found: is the link parser broken?");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The README's `hooktel doctor` sample is what doctor prints on a laptop in local mode, after
+/// `hooktel install` (paths, pid and port aside).
+#[test]
+fn the_readme_doctor_sample_is_what_doctor_prints() {
+    let readme = read("README.md");
+    let sample = readme
+        .split("```\n[ok  ] sidecar:")
+        .nth(1)
+        .map(|rest| format!("[ok  ] sidecar:{}", rest.split("```").next().unwrap()))
+        .expect("README: the doctor sample");
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    let data = home.join(".local/share/hooktel");
+    let sidecar = Sidecar::builder().data_dir(&data).env("HOOKTEL_OTLP_LISTEN", "off").start();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("HOME", &home)
+            .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+            .env_remove("HOOKTEL_DATA_DIR")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install"]);
+    let printed = run(&["doctor"]);
+    let normal = |text: &str, home: &str, addr: &str| {
+        let text = text.replace(home, "HOME").replace(addr, "ADDR");
+        let pid = text.find("(pid ").map(|i| i + 5);
+        match pid {
+            Some(i) => {
+                let end = i + text[i..].find(')').unwrap();
+                format!("{}N{}", &text[..i], &text[end..])
+            }
+            None => text,
+        }
+    };
+    assert_eq!(
+        normal(&printed, home.to_str().unwrap(), &sidecar.addr.to_string()),
+        normal(&sample, "/home/you", "127.0.0.1:4388"),
+        "README.md's doctor sample"
+    );
+}
