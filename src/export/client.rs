@@ -104,6 +104,11 @@ impl SendError {
         !matches!(self, SendError::Rejected(_))
     }
 
+    /// Nothing changes until the user does something: the credentials, the path or TLS are wrong.
+    pub(crate) fn needs_the_user(&self) -> bool {
+        matches!(self, SendError::Tls { .. } | SendError::Unauthorized(_) | SendError::NotFound(_))
+    }
+
     /// What to do about it, naming the variables to check.
     pub(crate) fn fix(&self, dest: &Destination) -> String {
         let s = dest.signal.label().to_ascii_uppercase();

@@ -319,12 +319,15 @@ async fn export(exporter: Option<&Exporter>, metrics: &Metrics, batch: &[SpanRec
         Err(_) => SendError::Timeout(format!("{EXPORT_DEADLINE:?} for the export and its tries")),
     };
     metrics.export_failures.with_label_values(&[failure.metric_label()]).inc();
-    if let Some(left_out) = metrics.may_warn(failure.metric_label()) {
-        let outcome = if failure.keeps_data() { "kept in the spool and retried" } else { "dropped" };
-        tracing::warn!(
-            endpoint = %dest.shown(), spans = n, error = %failure, fix = %failure.fix(dest), left_out,
-            "OTLP export failed; the spans are {outcome}"
-        );
+    if let Some(left_out) = metrics.may_warn("otlp_export_failed") {
+        let (endpoint, fix) = (dest.shown(), failure.fix(dest));
+        if failure.needs_the_user() {
+            tracing::error!(%endpoint, spans = n, error = %failure, %fix, left_out, "OTLP export failed; the spans are kept in the spool until the backend takes them");
+        } else if failure.keeps_data() {
+            tracing::warn!(%endpoint, spans = n, error = %failure, %fix, left_out, "OTLP export failed; the spans are kept in the spool and retried");
+        } else {
+            tracing::error!(%endpoint, spans = n, error = %failure, %fix, left_out, "OTLP export failed; the spans are dropped");
+        }
     }
     Err(failure)
 }
