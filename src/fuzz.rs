@@ -82,7 +82,7 @@ fn hook_payloads_never_panic() {
             if let Ok(ev) = accept::parse(&body, i.wrapping_mul(1_000_003), capture) {
                 // what the journal keeps replays to the same event (a restart changes no span)
                 let replayed = accept::parse(&ev.raw, ev.at, capture).expect("the journal's payload parses");
-                let show = |e: &crate::ingest::normalize::Event| format!("{:?} {:?} {:?}", e.kind, e.attrs, e.cwd);
+                let show = |e: &crate::model::event::Event| format!("{:?} {:?} {:?}", e.kind, e.attrs, e.cwd);
                 assert_eq!(show(&replayed), show(&ev), "{capture:?}");
                 sessions.ingest(ev, i, &mut out);
             }

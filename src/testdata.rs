@@ -56,10 +56,7 @@ const TRANSCRIPTS: &[&str] = &[
 /// ingest path makes it into events: from the logs, its `api_request`, `tool_decision` and
 /// `tool_result` events; from the beta traces, its `llm_request` and tool spans; from the metrics,
 /// its session counters.
-pub(crate) fn captured_native(
-    capture: Capture,
-    signal: crate::ingest::native::Signal,
-) -> Vec<crate::ingest::normalize::Event> {
+pub(crate) fn captured_native(capture: Capture, signal: crate::model::otlp::Signal) -> Vec<crate::model::event::Event> {
     use crate::ingest::native::{events, Encoding, Signal};
     let fixture = match signal {
         Signal::Logs => include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-logs.http-json.json"),

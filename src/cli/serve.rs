@@ -168,10 +168,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             touches: touch_tx,
             spans: span_tx,
             journal: journal_tx,
-            restored,
+            restored: reparse(restored, args.output.capture, &transcripts).await,
             settings,
-            capture: args.output.capture,
-            transcripts: transcripts.clone(),
             metrics: metrics.clone(),
         }));
         // Claude Code's own telemetry goes on to each signal's destination (cut to the capture level)
@@ -381,6 +379,28 @@ fn open_journal(
             Some((conn, Vec::new()))
         }
     }
+}
+
+/// The journal's open sessions with their hook events parsed again through the ingest path (the
+/// same events give the same spans and ids), for the pipeline to rebuild them.
+async fn reparse(
+    restored: Vec<(String, journal::Restored)>,
+    capture: crate::model::capture::Capture,
+    roots: &TranscriptRoots,
+) -> Vec<pipeline::Restored> {
+    let mut out = Vec::with_capacity(restored.len());
+    for (session_id, mut r) in restored {
+        journal::sort_hooks(&mut r);
+        let mut events = Vec::with_capacity(r.hooks.len());
+        for (at, body) in &r.hooks {
+            let Ok(mut ev) = crate::ingest::accept::parse(body, *at, capture) else { continue };
+            crate::ingest::accept::enrich(&mut ev, roots).await;
+            ev.raw = bytes::Bytes::new();
+            events.push(ev);
+        }
+        out.push(pipeline::Restored { session_id, events, usage: r.usage, handed_out: r.handed_out, ended: r.ended });
+    }
+    out
 }
 
 /// Resolves on SIGINT or SIGTERM.

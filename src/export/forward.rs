@@ -10,9 +10,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::export::client::{Body, OtlpClient};
-use crate::ingest::native::Forward;
 use crate::metrics::Metrics;
-use crate::model::otlp::Encoding;
+use crate::model::otlp::{Encoding, Forward};
 
 /// Bodies waiting to be forwarded; past it the receiver drops and counts them.
 pub(crate) const QUEUE: usize = 256;

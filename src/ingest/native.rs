@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::ingest::normalize::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
 use crate::model::capture::{self, Capture};
-pub(crate) use crate::model::otlp::{Encoding, Signal};
+pub(crate) use crate::model::otlp::{Encoding, Forward, Signal};
 use crate::model::semconv;
 
 /// A body that is not the OTLP message its path names.
@@ -48,14 +48,6 @@ pub(crate) fn events(body: &[u8], signal: Signal, encoding: Encoding) -> Result<
         Signal::Traces => Ok(trace_spans(&decode::<ExportTraceServiceRequest>(body, signal, encoding)?)),
         Signal::Logs => Ok(log_events(&decode::<ExportLogsServiceRequest>(body, signal, encoding)?)),
     }
-}
-
-/// A body to forward, already cut to the capture level.
-#[derive(Debug)]
-pub(crate) struct Forward {
-    pub(crate) signal: Signal,
-    pub(crate) encoding: Encoding,
-    pub(crate) body: bytes::Bytes,
 }
 
 /// Attributes of Claude Code's telemetry that hold text someone wrote or a tool printed.

@@ -2,6 +2,7 @@
 //! token counts, and the capture policy. It imports nothing else from the crate, and does no I/O.
 
 pub mod capture;
+pub(crate) mod event;
 pub mod ids;
 pub(crate) mod otlp;
 pub(crate) mod payload;

@@ -80,3 +80,12 @@ impl Encoding {
         }
     }
 }
+
+/// A body of Claude Code's telemetry to forward, already cut to the capture level: what the
+/// receiver hands the forwarder.
+#[derive(Debug)]
+pub(crate) struct Forward {
+    pub(crate) signal: Signal,
+    pub(crate) encoding: Encoding,
+    pub(crate) body: bytes::Bytes,
+}

@@ -16,10 +16,8 @@ use tokio::sync::mpsc;
 
 pub mod sessions;
 
-use crate::ingest::accept;
-use crate::ingest::normalize::{Event, Kind};
 use crate::metrics::Metrics;
-use crate::model::capture::Capture;
+use crate::model::event::{Event, Kind};
 use crate::model::ids::SpanKey;
 use crate::model::semconv::project_of;
 use crate::model::span::SpanRecord;
@@ -27,7 +25,6 @@ use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{SessionUsage, Touch, TouchKind};
-use crate::usage::files::TranscriptRoots;
 use crate::usage::transcript;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
@@ -46,21 +43,18 @@ pub(crate) struct Parts {
     /// `None` when the journal could not be opened (then restarts lose open sessions).
     pub(crate) journal: Option<journal::Writer>,
     /// Open sessions from the journal, replayed before anything else.
-    pub(crate) restored: Vec<(String, journal::Restored)>,
+    pub(crate) restored: Vec<Restored>,
     pub(crate) settings: Settings,
-    pub(crate) capture: Capture,
-    /// Where the transcripts named in replayed events may be read.
-    pub(crate) transcripts: TranscriptRoots,
     pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, capture, transcripts, metrics } = p;
+    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, metrics } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
-    replay(&mut sessions, restored, capture, &transcripts, &mut out).await;
+    replay(&mut sessions, restored, &mut out);
     let journal = Journal(journal);
     journal.handed_out(&out);
     let mut tick = tokio::time::interval(TICK);
@@ -139,26 +133,30 @@ pub(crate) async fn run(p: Parts) {
     }
 }
 
+/// An open session read back from the journal, its hook events parsed again through the ingest
+/// path (by `serve`): the same events give the same spans and ids.
+pub(crate) struct Restored {
+    pub(crate) session_id: String,
+    /// In firing order, without their raw bodies (they are in the journal already).
+    pub(crate) events: Vec<Event>,
+    pub(crate) usage: Vec<Vec<u8>>,
+    pub(crate) handed_out: Vec<[u8; 8]>,
+    /// Set when the session had ended: (root span id, end time).
+    pub(crate) ended: Option<([u8; 8], u64)>,
+}
+
 /// Rebuild the open sessions of the journal: the same events give the same spans and ids; those
 /// already handed out before the restart are dropped, not handed out again. Nothing is counted.
-async fn replay(
-    sessions: &mut Sessions,
-    restored: Vec<(String, journal::Restored)>,
-    capture: Capture,
-    roots: &TranscriptRoots,
-    out: &mut Vec<SpanRecord>,
-) {
+fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRecord>) {
     let now = now_ns();
     let (mut events, mut open) = (0, 0);
-    for (sid, mut r) in restored {
+    for r in restored {
+        let sid = r.session_id;
         if let Some((root, end)) = r.ended {
             sessions.restore_ended(&sid, SpanId::from_bytes(root), end, now);
         }
-        journal::sort_hooks(&mut r);
-        for (at, body) in &r.hooks {
-            let Ok(mut ev) = accept::parse(body, *at, capture) else { continue };
-            accept::enrich(&mut ev, roots).await;
-            ev.raw = bytes::Bytes::new();
+        open += usize::from(!r.events.is_empty());
+        for ev in r.events {
             sessions.ingest(ev, now, out);
             events += 1;
         }
@@ -170,7 +168,6 @@ async fn replay(
                 sessions.add_usage(&SessionUsage { session_id: sid.clone(), delta }, now);
             }
         }
-        open += usize::from(!r.hooks.is_empty());
     }
     if events > 0 {
         tracing::info!(sessions = open, events, "Restored open sessions from the journal");

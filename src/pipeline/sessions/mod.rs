@@ -14,8 +14,8 @@ use std::sync::Arc;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::ingest::normalize::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::capture::Capture;
+use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::{int, project_of};
@@ -1139,7 +1139,7 @@ pub(crate) mod tests {
     /// to the first token and the try are attributes; usage stays the transcript's.
     #[test]
     fn native_telemetry_times_the_model_calls() {
-        use crate::ingest::native::Signal;
+        use crate::model::otlp::Signal;
         use crate::testdata::{captured_deltas, captured_native, CAPTURED_AT};
         for native_first in [false, true] {
             let mut s = Sessions::new(settings());
@@ -1462,7 +1462,7 @@ pub(crate) mod tests {
     /// order of arrival.
     #[test]
     fn native_telemetry_times_the_tool_calls() {
-        use crate::ingest::native::Signal;
+        use crate::model::otlp::Signal;
         use crate::testdata::{captured_native, CAPTURED_AT};
         for signals in
             [[Signal::Traces, Signal::Logs, Signal::Metrics], [Signal::Metrics, Signal::Logs, Signal::Traces]]

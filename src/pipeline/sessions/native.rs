@@ -9,7 +9,7 @@ use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 
 use super::{Parent, SessionState, Span, MAX_NATIVE};
-use crate::ingest::normalize::{ApiCall, ToolTiming};
+use crate::model::event::{ApiCall, ToolTiming};
 use crate::model::ids::SpanKey;
 use crate::model::semconv::{self, int};
 use crate::model::span::{ChatCall, SpanEvent, Status};

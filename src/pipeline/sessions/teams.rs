@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use opentelemetry::KeyValue;
 
 use super::{Parent, SessionState, Sessions, Span};
-use crate::ingest::normalize::{Event, Kind};
+use crate::model::event::{Event, Kind};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::span::SpanLink;
