@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::ingest::normalize::{self, Event, Kind, Rejected};
+use crate::ingest::agents::{Agent, Rejected};
 use crate::metrics::Metrics;
 use crate::model::capture::Capture;
+use crate::model::event::{Event, Kind};
 use crate::model::ids;
 use crate::model::payload;
 use crate::usage::files::TranscriptRoots;
@@ -98,9 +99,10 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
     let cut = payload::trim_payload(&mut map);
-    let mut ev = normalize::normalize(&map, at, capture)?;
+    let agent = Agent::of_payload(&map);
+    let mut ev = agent.normalize(&map, at, capture)?;
     // the journal keeps only what the capture level lets out
-    normalize::keep_at_rest(&mut map, capture, &ev.kind);
+    agent.keep_at_rest(&mut map, capture, &ev.kind);
     ev.raw = if cut || capture != Capture::Full {
         serde_json::to_vec(&map).unwrap_or_default().into()
     } else {

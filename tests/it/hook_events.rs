@@ -151,7 +151,7 @@ fn every_event_of_the_pinned_cli_is_hooked_by_install_and_the_configmap() {
     if !missing.is_empty() {
         problems.push(format!(
             "Claude Code {version} has hook events install neither hooks nor leaves out: {missing:?}; add them to \
-             install::EVENTS (and see what they are in ingest/normalize.rs), or to install::LEFT_OUT with the reason"
+             install::EVENTS (and see what they are in ingest/agents/claude_code.rs), or to install::LEFT_OUT with the reason"
         ));
     }
     let unknown: Vec<_> = hooked.union(&left_out).filter(|e| !cli.contains(*e)).collect();

@@ -324,7 +324,7 @@ fn imported_ids_are_the_live_ids() {
     let mut out = Vec::new();
     for (i, p) in captured_hooks().iter().enumerate() {
         let at = 1_000_000_000 + i as u64 * 10_000_000;
-        let ev = hooktel::ingest::normalize::normalize(p, at, Capture::Metadata).unwrap();
+        let ev = hooktel::ingest::agents::claude_code::normalize(p, at, Capture::Metadata).unwrap();
         live.ingest(ev, at, &mut out);
     }
     live.tick(u64::MAX / 2, &mut out);

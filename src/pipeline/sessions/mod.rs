@@ -1042,7 +1042,7 @@ fn is_agent_tool(name: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ingest::normalize::normalize;
+    use crate::ingest::agents::claude_code::normalize;
     use crate::model::capture::Capture;
     use crate::testdata::Rng;
     use serde_json::{json, Value};

@@ -1,5 +1,5 @@
-//! Normalise one Claude Code hook payload into an [`Event`]: what it means for the span tree, plus
-//! the attributes the capture level allows out.
+//! Claude Code's parser: one hook payload into an [`Event`] (what it means for the span tree, plus
+//! the attributes the capture level allows out), and what of a payload is kept at rest.
 //!
 //! Pure: no I/O, no clock (the receive time is passed in). Tolerant: unknown events and unknown
 //! fields are accepted, optional fields may be missing; only a payload without a session or an event
@@ -8,8 +8,9 @@
 use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
+use crate::ingest::agents::Rejected;
 use crate::model::capture::{self, Capture};
-pub(crate) use crate::model::event::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
+use crate::model::event::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
 use crate::model::payload::{AGENT_TEAMS, CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
 use crate::model::semconv;
 
@@ -26,33 +27,6 @@ pub(crate) const METRIC: &str = "claude_code.metric";
 /// `user`, `other`), `tool_name` (the shell tool, `Bash`), `tool_input.command`, and a `tool_use_id`
 /// of its own (`<id>:preamble-<n>`) that no tool span has.
 pub(crate) const SKILL_SHELL_COMMAND: &str = "PreSkillShellCommand";
-
-/// Why a payload was refused; `metric_label` is the bounded `reason` label.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum Rejected {
-    #[error("body is not valid JSON: {0}")]
-    NotJson(String),
-    #[error("payload must be a JSON object")]
-    NotObject,
-    #[error("payload has no string field `{0}`")]
-    MissingField(&'static str),
-    #[error("field `session_id` is empty")]
-    EmptySession,
-    #[error("field `{0}` is longer than {1} bytes")]
-    TooLong(&'static str, usize),
-}
-
-impl Rejected {
-    pub(crate) fn metric_label(&self) -> &'static str {
-        match self {
-            Rejected::NotJson(_) => "malformed_json",
-            Rejected::NotObject => "not_an_object",
-            Rejected::MissingField(_) => "missing_field",
-            Rejected::EmptySession => "empty_session_id",
-            Rejected::TooLong(..) => "field_too_long",
-        }
-    }
-}
 
 /// Normalise a payload already parsed into a JSON object.
 pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Event, Rejected> {
@@ -583,7 +557,7 @@ mod tests {
     /// as a Bash call's is by default, nothing of it at `none`, all of it at `full`.
     #[test]
     fn a_skill_shell_command_names_its_skill_and_redacts_its_command() {
-        let fixture = include_str!("../../tests/fixtures/hooks/documented/PreSkillShellCommand.json");
+        let fixture = include_str!("../../../tests/fixtures/hooks/documented/PreSkillShellCommand.json");
         let p: Map<String, Value> = serde_json::from_str(fixture).unwrap();
         let attr = |e: &Event, key: &str| {
             e.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
