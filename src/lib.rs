@@ -21,6 +21,8 @@
 //! (`cli::hook`) reaches only `model::payload`, `store::hook_spool` and its settings: no Tokio and no
 //! OpenTelemetry run on the per-event path.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod backfill;
 pub mod cli;
 pub mod export;

@@ -210,7 +210,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             forward: forward_tx,
             forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),
             status,
-            probe: Some(clients.probe()),
+            probe: Some(Arc::new(clients.probe())),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

@@ -39,16 +39,20 @@ impl Clients {
         t
     }
 
-    /// `POST /v1/probe`: the empty exports `hooktel doctor` asks for; one at a time.
-    pub(crate) fn probe(&self) -> crate::ingest::accept::Probe {
+    /// `POST /v1/probe`: the empty exports `hooktel doctor` asks for, one probe at a time (the
+    /// ingest server holds it as its `Probe`).
+    pub(crate) fn probe(
+        &self,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>> + Send + Sync + 'static
+    {
         let targets = Arc::new(self.targets());
         let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
-        Arc::new(move || {
+        move || {
             let (targets, lock) = (targets.clone(), one_at_a_time.clone());
             Box::pin(async move {
                 let _held = lock.lock().await;
                 probe::probe(&targets).await
             })
-        })
+        }
     }
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -196,7 +198,7 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
     }
     let (content_type, body) = encoding.empty_response();
     let mut r = Response::new(Full::new(Bytes::from_static(body)));
-    r.headers_mut().insert(CONTENT_TYPE, content_type.parse().expect("static header"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -206,7 +208,7 @@ fn status(ingest: &Ingest) -> Reply {
     let items = |spool: &str| ingest.metrics.spool_events_by.with_label_values(&[spool]).get();
     status["spool"] = serde_json::json!({"hook_items": items("hook"), "export_items": items("export")});
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&status).unwrap_or_default())));
-    r.headers_mut().insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -217,7 +219,7 @@ async fn probe(ingest: &Ingest) -> Reply {
         None => serde_json::Value::Array(Vec::new()),
     };
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default())));
-    r.headers_mut().insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -230,7 +232,7 @@ fn metrics_route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(ingest.metrics.render())));
-            r.headers_mut().insert(CONTENT_TYPE, "text/plain; version=0.0.4".parse().expect("static header"));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             r
         }
         (_, "/healthz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
@@ -270,7 +272,7 @@ fn reply(ingest: &Ingest, accepted: Result<(), Refusal>) -> Reply {
         Err(Refusal::Invalid(e)) => refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
         Err(Refusal::QueueFull) => {
             let mut r = refuse(ingest, StatusCode::SERVICE_UNAVAILABLE, "queue_full", "ingest queue full, retry later");
-            r.headers_mut().insert(RETRY_AFTER, "1".parse().expect("static header"));
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
         Err(Refusal::Closed) => {
@@ -397,7 +399,7 @@ fn refuse_browser(ingest: &Ingest, refused: &BrowserRefusal) -> Reply {
 fn unauthorized(ingest: &Ingest) -> Reply {
     let mut r =
         refuse(ingest, StatusCode::UNAUTHORIZED, "unauthorized", "a client beyond loopback must send the token");
-    r.headers_mut().insert(WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+    r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
@@ -482,7 +484,7 @@ async fn read_body(req: Request<Incoming>, ingest: &Ingest) -> Result<(Bytes, Ow
 fn refuse_body(ingest: &Ingest, e: &BodyError) -> Reply {
     let mut r = refuse(ingest, e.status(), e.metric_label(), &e.to_string());
     if matches!(e, BodyError::Busy) {
-        r.headers_mut().insert(RETRY_AFTER, "1".parse().expect("static header"));
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }
@@ -499,7 +501,7 @@ fn refuse(ingest: &Ingest, status: StatusCode, reason: &'static str, msg: &str) 
 fn text(status: StatusCode, body: &str) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static header"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 

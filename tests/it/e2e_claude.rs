@@ -7,7 +7,7 @@
 //! per tool call that ran (errors marked), subagents under the `Agent` call that spawned them. Then the
 //! token accounting: `hooktel_tokens_total` and `hooktel_cost_usd_total` against the transcripts' usage
 //! (deduplicated here, priced by hand) and against Claude Code's own `cost-state` lines, the usage on the
-//! root, turn and subagent spans, every metric of DESIGN.md's table, and `promtool check metrics`.
+//! root, turn and subagent spans, every metric of the contract's table (docs/metrics.md), and `promtool check metrics`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -878,7 +878,7 @@ fn check_metrics(
     let value = |name: &str, labels: &[(&str, &str)]| sample(&m, name, labels).unwrap_or(0.0);
     let project_of_trace: HashMap<String, &str> = sessions.iter().map(|(s, _, p)| (trace_of(s), *p)).collect();
 
-    // DESIGN.md's table: each metric there, of its type and with its labels (the `project` label is on
+    // the contract's metrics table (docs/metrics.md, from the design's): each metric there, of its type and with its labels (the `project` label is on
     // by default); a histogram's samples also have `le`. Never a session id in a label.
     let types: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
     for (name, kind, labels) in [

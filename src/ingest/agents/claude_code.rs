@@ -322,8 +322,6 @@ const TEXT_KEYS: &[&str] = &[
     "requested_schema",
 ];
 
-/// Scalar fields of an event as `hooktel.hook.<key>` attributes: numbers and booleans always,
-/// strings clipped, free text only at full capture, nested values skipped.
 /// A field whose string value is a name, an id, a kind or a status rather than free text.
 fn names_a_thing(key: &str) -> bool {
     key.ends_with("_id")
@@ -332,6 +330,8 @@ fn names_a_thing(key: &str) -> bool {
         || matches!(key, "status" | "reason" | "source" | "trigger" | "model" | "matcher")
 }
 
+/// Scalar fields of an event as `hooktel.hook.<key>` attributes: numbers and booleans always,
+/// strings clipped, free text only at full capture, nested values skipped.
 fn scalar_attrs(p: &Map<String, Value>, capture: Capture) -> Vec<KeyValue> {
     let mut out = Vec::new();
     for (key, value) in p {

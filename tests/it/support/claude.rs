@@ -18,7 +18,6 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 /// The events hooked: those `hooktel install` hooks (WorktreeCreate/Remove replace git logic).
 pub const HOOK_EVENTS: &[&str] = hooktel::cli::install::EVENTS;
 
-/// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
 /// Tests that run the real Claude Code CLI take this lock first. They time real processes (the test
 /// sidecar settles spans in 200 ms), and in one test binary two CLI runs at once on a 2-core machine
 /// starve the accountant's re-reads: a subagent's last usage then lands after its span is out.
@@ -27,6 +26,7 @@ pub fn one_cli_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
 pub fn claude_bin() -> PathBuf {
     let path =
         std::env::var_os("HOOKTEL_CLAUDE_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
