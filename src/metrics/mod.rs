@@ -1,5 +1,6 @@
-//! The Prometheus registry: every metric name, help text and label in one place, and label values
-//! capped so that no producer can grow the series count without bound.
+//! The Prometheus registry: every metric name, help text and label in one place (with its unit, for
+//! the push). Label values are capped (`caps`) so that no producer can grow the series count without
+//! bound; what a finished span or a usage delta counts is in `spans`.
 //!
 //! Never a session id in a label. Counting is cheap (atomic adds); rendering happens on scrape.
 //! Warnings caused by outside input are rate-limited here too: counted always, logged at most once
@@ -12,28 +13,15 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::model::ids::SpanKey;
-use crate::model::payload::truncate_utf8;
-use crate::model::semconv;
-use crate::model::span::{SpanRecord, ToolStatus};
+mod caps;
+mod spans;
+
 use crate::model::time::now_ns;
-use crate::model::tokens::TokenUsage;
+pub use caps::LabelCap;
+use caps::PairCap;
 
 /// Least time between two log lines of one kind of input-caused warning.
 pub(crate) const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Distinct values one label may take before the rest fold into `other`. Event names come from
-/// producers hooktel does not control, tool names from MCP servers can be many: neither may
-/// explode the series count.
-const MAX_LABEL_VALUES: usize = 100;
-
-/// Longest label value: a tool, model, project or event name is far shorter; an 8 KB name repeated
-/// over series and scrapes is what blew `/metrics` up to 177 MB.
-const MAX_LABEL_BYTES: usize = 128;
-
-/// Distinct (tool or model, project) pairs one metric keeps: 100 tools times 100 projects would
-/// still be 10,000 series times the statuses. Past it, the pair is counted as (`other`, `other`).
-const MAX_PAIRS: usize = 1000;
 
 /// Tool durations run from a few milliseconds (Read) to many minutes (a build, a test suite).
 const TOOL_BUCKETS: &[f64] =
@@ -377,41 +365,6 @@ impl Metrics {
         self.spool_events.set(total);
     }
 
-    /// Count newly read transcript usage.
-    pub fn count_usage(&self, model: &str, project: &str, usage: &TokenUsage, cost: f64, priced: bool) {
-        let model = self.models.label(model);
-        let project = self.projects.label(project);
-        let (model, project) = self.pair(&self.model_projects, "hooktel_tokens_total", model, project);
-        let labels = |kind: &'static str| -> Vec<&str> {
-            let mut l = vec![model, kind];
-            if self.project_label {
-                l.push(project);
-            }
-            l
-        };
-        for (kind, n) in [
-            ("input", usage.input),
-            ("output", usage.output),
-            ("cache_read", usage.cache_read),
-            ("cache_creation", usage.cache_write()),
-        ] {
-            self.tokens.with_label_values(&labels(kind)).inc_by(n);
-        }
-        let mut cost_labels = vec![model];
-        if self.project_label {
-            cost_labels.push(project);
-        }
-        self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
-        if !priced {
-            let n = usage.total();
-            self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
-            let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
-            if logged.insert(model.to_owned()) {
-                tracing::warn!(model, "Model not in the price table; its tokens are counted at cost 0");
-            }
-        }
-    }
-
     /// Whether a warning of `kind` caused by outside input may be logged now: `Some(n)` with the
     /// number of its kind left out since the last one, or `None` within [`WARN_EVERY`] of it (a flood
     /// of bad requests must not become a flood of log lines).
@@ -432,82 +385,6 @@ impl Metrics {
                 Some(0)
             }
         }
-    }
-
-    /// Count a finished span: tool calls and their durations, turns, subagents.
-    pub fn span_finished(&self, rec: &SpanRecord) {
-        match rec.key {
-            SpanKey::Tool => {
-                let name = rec.own_attr(semconv::TOOL_NAME).unwrap_or_default();
-                let tool = self.tools.label(&name);
-                let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
-                let project = self.projects.label(&rec.project);
-                let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
-                let mut labels = vec![tool, status.label()];
-                if self.project_label {
-                    labels.push(project);
-                }
-                self.tool_calls.with_label_values(&labels).inc();
-                if rec.own_attr(semconv::TEAM_NAME).is_some() {
-                    self.team_tool_calls.with_label_values(&[team_role(rec), status.label()]).inc();
-                }
-                if status != ToolStatus::Incomplete {
-                    // Claude Code's own timing when it sent one, else the span's
-                    let ms = rec.tool.and_then(|t| t.duration_ms);
-                    let seconds = ms.map_or(rec.end.saturating_sub(rec.start) as f64 / 1e9, |ms| ms as f64 / 1000.0);
-                    self.tool_duration.with_label_values(&[tool]).observe(seconds);
-                }
-            }
-            SpanKey::Turn => {
-                if let Some(outcome) = &rec.turn {
-                    self.turns.with_label_values(&[outcome.label()]).inc();
-                }
-            }
-            SpanKey::Subagent if rec.own_attr(semconv::AGENT_KIND).as_deref() == Some("teammate") => {
-                self.teammates.with_label_values(&["in_process"]).inc();
-            }
-            SpanKey::Subagent => {
-                let agent = rec.own_attr(semconv::AGENT_NAME).unwrap_or_default();
-                self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
-            }
-            SpanKey::Task => {
-                self.tasks.with_label_values(&[if rec.incomplete { "incomplete" } else { "completed" }]).inc();
-            }
-            SpanKey::Root | SpanKey::Segment if rec.own_attr(semconv::TEAM_NAME).is_some() => {
-                let role = team_role(rec);
-                self.team_sessions.with_label_values(&[role]).inc();
-                if role == "teammate" {
-                    self.teammates.with_label_values(&["pane"]).inc();
-                }
-            }
-            SpanKey::Chat if rec.own_attr(semconv::TEAM_NAME).is_some() => {
-                let role = team_role(rec);
-                if let Some(u) = &rec.usage {
-                    let t = &u.tokens;
-                    let kinds = [
-                        ("input", t.input),
-                        ("output", t.output),
-                        ("cache_read", t.cache_read),
-                        ("cache_creation", t.cache_write()),
-                    ];
-                    for (kind, n) in kinds {
-                        self.team_tokens.with_label_values(&[role, kind]).inc_by(n);
-                    }
-                    self.team_cost.with_label_values(&[role]).inc_by(u.cost);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// A (name, project) pair within the metric's series cap, else (`other`, `other`), counted. Without
-    /// the project label there are no pairs to cap.
-    fn pair<'a>(&self, cap: &PairCap, metric: &str, name: &'a str, project: &'a str) -> (&'a str, &'a str) {
-        if !self.project_label || cap.admit(name, project) {
-            return (name, project);
-        }
-        self.label_overflow.with_label_values(&[metric]).inc();
-        ("other", "other")
     }
 
     /// Every metric's current values: what `/metrics` renders and what is pushed over OTLP.
@@ -565,64 +442,11 @@ pub(crate) fn unit(family: &str) -> &'static str {
     }
 }
 
-/// A team span's role: the lead's, or a teammate's (in-process or pane).
-fn team_role(rec: &SpanRecord) -> &'static str {
-    if rec.own_attr(semconv::TEAM_AGENT).as_deref() == Some("team-lead") {
-        "lead"
-    } else {
-        "teammate"
-    }
-}
-
-/// The set of values a label has taken; beyond the cap, new values become `other`.
-#[derive(Default)]
-pub struct LabelCap {
-    seen: Mutex<HashSet<String>>,
-}
-
-impl LabelCap {
-    /// `value` as a label value: cut to `MAX_LABEL_BYTES`, and `other` once the cap of distinct
-    /// values is reached.
-    pub fn label<'a>(&self, value: &'a str) -> &'a str {
-        let value = truncate_utf8(value, MAX_LABEL_BYTES);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(value) {
-            return value;
-        }
-        if seen.len() >= MAX_LABEL_VALUES {
-            return "other";
-        }
-        seen.insert(value.to_owned());
-        value
-    }
-}
-
-/// The (name, project) pairs a metric has taken, up to `MAX_PAIRS`, kept as hashes: no allocation
-/// on the per-event path (a 64-bit collision would only let one pair share another's admission).
-#[derive(Default)]
-struct PairCap {
-    hasher: std::hash::RandomState,
-    seen: Mutex<HashSet<u64>>,
-}
-
-impl PairCap {
-    fn admit(&self, name: &str, project: &str) -> bool {
-        use std::hash::BuildHasher;
-        let key = self.hasher.hash_one((name, project));
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(&key) {
-            return true;
-        }
-        if seen.len() >= MAX_PAIRS {
-            return false;
-        }
-        seen.insert(key)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::caps::{MAX_LABEL_BYTES, MAX_LABEL_VALUES};
+    use crate::model::tokens::TokenUsage;
 
     #[test]
     fn every_family_has_a_unit() {

@@ -1,0 +1,132 @@
+//! What the registry counts of finished work: a span (tool calls and their durations, turns,
+//! subagents, teams' work) and a usage delta (tokens and cost), with the (name, project) pairs
+//! capped.
+
+use crate::metrics::caps::PairCap;
+use crate::metrics::Metrics;
+use crate::model::ids::SpanKey;
+use crate::model::semconv;
+use crate::model::span::{SpanRecord, ToolStatus};
+use crate::model::tokens::TokenUsage;
+
+impl Metrics {
+    /// Count newly read transcript usage.
+    pub fn count_usage(&self, model: &str, project: &str, usage: &TokenUsage, cost: f64, priced: bool) {
+        let model = self.models.label(model);
+        let project = self.projects.label(project);
+        let (model, project) = self.pair(&self.model_projects, "hooktel_tokens_total", model, project);
+        let labels = |kind: &'static str| -> Vec<&str> {
+            let mut l = vec![model, kind];
+            if self.project_label {
+                l.push(project);
+            }
+            l
+        };
+        for (kind, n) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cache_read", usage.cache_read),
+            ("cache_creation", usage.cache_write()),
+        ] {
+            self.tokens.with_label_values(&labels(kind)).inc_by(n);
+        }
+        let mut cost_labels = vec![model];
+        if self.project_label {
+            cost_labels.push(project);
+        }
+        self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
+        if !priced {
+            let n = usage.total();
+            self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
+            let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
+            if logged.insert(model.to_owned()) {
+                tracing::warn!(model, "Model not in the price table; its tokens are counted at cost 0");
+            }
+        }
+    }
+
+    /// Count a finished span: tool calls and their durations, turns, subagents.
+    pub fn span_finished(&self, rec: &SpanRecord) {
+        match rec.key {
+            SpanKey::Tool => {
+                let name = rec.own_attr(semconv::TOOL_NAME).unwrap_or_default();
+                let tool = self.tools.label(&name);
+                let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
+                let project = self.projects.label(&rec.project);
+                let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
+                let mut labels = vec![tool, status.label()];
+                if self.project_label {
+                    labels.push(project);
+                }
+                self.tool_calls.with_label_values(&labels).inc();
+                if rec.own_attr(semconv::TEAM_NAME).is_some() {
+                    self.team_tool_calls.with_label_values(&[team_role(rec), status.label()]).inc();
+                }
+                if status != ToolStatus::Incomplete {
+                    // Claude Code's own timing when it sent one, else the span's
+                    let ms = rec.tool.and_then(|t| t.duration_ms);
+                    let seconds = ms.map_or(rec.end.saturating_sub(rec.start) as f64 / 1e9, |ms| ms as f64 / 1000.0);
+                    self.tool_duration.with_label_values(&[tool]).observe(seconds);
+                }
+            }
+            SpanKey::Turn => {
+                if let Some(outcome) = &rec.turn {
+                    self.turns.with_label_values(&[outcome.label()]).inc();
+                }
+            }
+            SpanKey::Subagent if rec.own_attr(semconv::AGENT_KIND).as_deref() == Some("teammate") => {
+                self.teammates.with_label_values(&["in_process"]).inc();
+            }
+            SpanKey::Subagent => {
+                let agent = rec.own_attr(semconv::AGENT_NAME).unwrap_or_default();
+                self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
+            }
+            SpanKey::Task => {
+                self.tasks.with_label_values(&[if rec.incomplete { "incomplete" } else { "completed" }]).inc();
+            }
+            SpanKey::Root | SpanKey::Segment if rec.own_attr(semconv::TEAM_NAME).is_some() => {
+                let role = team_role(rec);
+                self.team_sessions.with_label_values(&[role]).inc();
+                if role == "teammate" {
+                    self.teammates.with_label_values(&["pane"]).inc();
+                }
+            }
+            SpanKey::Chat if rec.own_attr(semconv::TEAM_NAME).is_some() => {
+                let role = team_role(rec);
+                if let Some(u) = &rec.usage {
+                    let t = &u.tokens;
+                    let kinds = [
+                        ("input", t.input),
+                        ("output", t.output),
+                        ("cache_read", t.cache_read),
+                        ("cache_creation", t.cache_write()),
+                    ];
+                    for (kind, n) in kinds {
+                        self.team_tokens.with_label_values(&[role, kind]).inc_by(n);
+                    }
+                    self.team_cost.with_label_values(&[role]).inc_by(u.cost);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A (name, project) pair within the metric's series cap, else (`other`, `other`), counted. Without
+    /// the project label there are no pairs to cap.
+    fn pair<'a>(&self, cap: &PairCap, metric: &str, name: &'a str, project: &'a str) -> (&'a str, &'a str) {
+        if !self.project_label || cap.admit(name, project) {
+            return (name, project);
+        }
+        self.label_overflow.with_label_values(&[metric]).inc();
+        ("other", "other")
+    }
+}
+
+/// A team span's role: the lead's, or a teammate's (in-process or pane).
+fn team_role(rec: &SpanRecord) -> &'static str {
+    if rec.own_attr(semconv::TEAM_AGENT).as_deref() == Some("team-lead") {
+        "lead"
+    } else {
+        "teammate"
+    }
+}
