@@ -9,18 +9,20 @@
 //! again changes nothing; switching between command and http hooks replaces hooktel's entries.
 //!
 //! Claude Code's `-p` silently ignores a settings file that fails validation, so this module only
-//! writes shapes Claude Code 2.1.329 and 2.1.332 accept, refuses a file that is not a JSON object (no
-//! change), keeps key order (serde_json's `preserve_order`), and backs the old file up before writing. A key
+//! writes shapes Claude Code 2.1.329 and 2.1.332 accept; reading and writing the file (refusing one
+//! that is not a JSON object, keeping key order, a backup before writing) is `settings_file`'s. A key
 //! written twice in one object keeps its last value, as `JSON.parse` (and so Claude Code) reads it.
 //! Claude Code skips http hooks on SessionStart and Setup: those two always get the command hook.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use crate::cli::native_telemetry;
+pub use crate::cli::settings_file::settings_path;
+use crate::cli::settings_file::{load, save, ALLOWLIST};
 use crate::store::token::TOKEN_VAR;
 
 /// Every hook event of Claude Code 2.1.332 but those of [`LEFT_OUT`]. Releases that do not know an
@@ -74,9 +76,6 @@ pub(crate) const COMMAND_ONLY: &[&str] = &["SessionStart", "Setup"];
 
 /// The header that marks an http hook as hooktel's. The sidecar ignores it.
 pub(crate) const MARKER_HEADER: &str = "X-Hooktel";
-
-/// The settings key that, when present, lists the only URLs http hooks may POST to.
-const ALLOWLIST: &str = "allowedHttpHookUrls";
 
 /// The settings key that, when present, lists the only variables http hooks may interpolate.
 const ENV_ALLOWLIST: &str = "httpHookAllowedEnvVars";
@@ -153,32 +152,6 @@ impl fmt::Display for Report {
             writeln!(f, "  backup of the previous file: {}", b.display())?;
         }
         Ok(())
-    }
-}
-
-/// The settings file: `DIR/.claude/settings.json` for a project, else `$CLAUDE_CONFIG_DIR/settings.json`,
-/// else `~/.claude/settings.json`.
-pub fn settings_path(project: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = project.filter(|d| !d.is_dir()) {
-        bail!("{} is not a directory", dir.display());
-    }
-    settings_path_from(project, std::env::var_os("CLAUDE_CONFIG_DIR"), std::env::var_os("HOME"))
-}
-
-fn settings_path_from(
-    project: Option<&Path>,
-    config_dir: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = project {
-        return Ok(dir.join(".claude").join("settings.json"));
-    }
-    if let Some(dir) = config_dir.filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("settings.json"));
-    }
-    match home.filter(|h| !h.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".claude").join("settings.json")),
-        None => bail!("neither HOME nor CLAUDE_CONFIG_DIR is set: cannot find Claude Code's settings"),
     }
 }
 
@@ -528,106 +501,10 @@ fn is_empty_array(v: &Value) -> bool {
     matches!(v, Value::Array(a) if a.is_empty())
 }
 
-/// The settings (an empty object for a missing file) and the file's bytes. Refuses what hooktel
-/// cannot merge into safely: not JSON, not an object, `hooks` not an object, an event not an array.
-fn load(path: &Path) -> anyhow::Result<(Value, Option<Vec<u8>>)> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Value::Object(Map::new()), None)),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let refuse = |why: String| {
-        anyhow::anyhow!(
-            "{} {why}; not changing it (Claude Code ignores a settings file it cannot read)",
-            path.display()
-        )
-    };
-    let settings: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not valid JSON ({e})")))?
-    };
-    let Some(root) = settings.as_object() else { return Err(refuse("does not hold a JSON object".into())) };
-    if let Some(hooks) = root.get("hooks") {
-        let Some(hooks) = hooks.as_object() else { return Err(refuse("has a \"hooks\" that is not an object".into())) };
-        if let Some((event, _)) = hooks.iter().find(|(_, v)| v.as_array().is_none()) {
-            return Err(refuse(format!("has hooks.{event} that is not an array")));
-        }
-    }
-    if let Some(v) = root.get(ALLOWLIST) {
-        if v.as_array().is_none() {
-            return Err(refuse(format!("has an {ALLOWLIST} that is not an array")));
-        }
-    }
-    Ok((settings, Some(bytes)))
-}
-
-/// Back the old file up (`<name>.hooktel-backup-<unix time>`), then replace it atomically (a
-/// symlinked settings file is written where it points). Pretty JSON, two spaces, like Claude Code.
-fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyhow::Result<Option<PathBuf>> {
-    let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_owned());
-    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = target.file_name().context("the settings path has no file name")?.to_string_lossy().into_owned();
-    let mut text = serde_json::to_string_pretty(settings).context("serialising the settings")?;
-    // keep the old file's ending: a file written without a final newline stays so
-    if old.is_none_or(|o| o.ends_with(b"\n")) {
-        text.push('\n');
-    }
-    let backup = match old {
-        Some(old) => {
-            let secs = crate::model::time::now_ns() / 1_000_000_000;
-            let path = (0..)
-                .map(|n| match n {
-                    0 => dir.join(format!("{name}.hooktel-backup-{secs}")),
-                    n => dir.join(format!("{name}.hooktel-backup-{secs}-{n}")),
-                })
-                .find(|p| !p.exists())
-                .context("no free backup name")?;
-            std::fs::write(&path, old).with_context(|| format!("writing the backup {}", path.display()))?;
-            prune_backups(dir, &name);
-            Some(path)
-        }
-        None => None,
-    };
-    let tmp = dir.join(format!(".{name}.hooktel-{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Ok(meta) = std::fs::metadata(&target) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
-    Ok(backup)
-}
-
-/// Backups kept of one settings file; older ones are removed as a new one is written.
-const KEEP_BACKUPS: usize = 3;
-
-/// Remove all but the newest [`KEEP_BACKUPS`] backups of `name` in `dir` (best effort).
-fn prune_backups(dir: &Path, name: &str) {
-    let prefix = format!("{name}.hooktel-backup-");
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    // `<secs>` or `<secs>-<n>`: by the time they were written
-    let order = |rest: &str| {
-        let mut parts = rest.splitn(2, '-').map(|p| p.parse::<u64>().unwrap_or(0));
-        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-    };
-    let mut backups: Vec<((u64, u64), PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().into_owned();
-            Some((order(file.strip_prefix(&prefix)?), e.path()))
-        })
-        .collect();
-    backups.sort();
-    let excess = backups.len().saturating_sub(KEEP_BACKUPS);
-    for (_, path) in backups.into_iter().take(excess) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::settings_file::{settings_path_from, KEEP_BACKUPS};
     use serde_json::Value;
 
     const COMMAND_FIXTURE: &str = include_str!("../../tests/fixtures/settings/settings.command-hooks.json");

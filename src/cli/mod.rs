@@ -11,4 +11,5 @@ pub mod install;
 pub(crate) mod layout;
 pub(crate) mod native_telemetry;
 pub mod serve;
+pub(crate) mod settings_file;
 pub mod view;
