@@ -34,7 +34,7 @@ pub(crate) const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 
 /// 2026-11-21 04:31:21 UTC, when the captured session ran.
 pub(crate) const CAPTURED_AT: u64 = 1_795_235_481 * SEC;
-pub(crate) const SEC: u64 = 1_000_000_000;
+pub(crate) const SEC: u64 = crate::model::time::NS_PER_SEC;
 
 /// Spans of the captured session: 7 from its hooks (root, turn, 4 tools, subagent), 5 model calls
 /// from its transcripts (3 of the main agent, 2 of the subagent).

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::backfill::error::BackfillError;
-use crate::model::time::{rfc3339_ns, unix_seconds_ns};
+use crate::model::time::{rfc3339_ns, unix_seconds_ns, NS_PER_SEC};
 
 /// A custom event read from a JSONL event log.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,7 +71,7 @@ fn event_time(v: &Value) -> Option<u64> {
             if let Some(i) = n.as_u64() {
                 // seconds past the year 2554 do not fit in u64 nanoseconds: refused, not wrapped
                 return match i {
-                    0..100_000_000_000 => i.checked_mul(1_000_000_000),
+                    0..100_000_000_000 => i.checked_mul(NS_PER_SEC),
                     100_000_000_000..100_000_000_000_000 => i.checked_mul(1_000_000),
                     100_000_000_000_000..100_000_000_000_000_000 => i.checked_mul(1_000),
                     _ => Some(i),

@@ -237,7 +237,5 @@ fn send(
 
 /// The default place Claude Code keeps its transcripts.
 pub(crate) fn default_projects_dir() -> Option<PathBuf> {
-    let config = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
-    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude"));
-    config.or(home).map(|d| d.join("projects"))
+    crate::usage::files::claude_config_dir().map(|d| d.join("projects"))
 }

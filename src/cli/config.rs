@@ -163,7 +163,7 @@ impl ServeArgs {
 
     pub(crate) fn session_settings(&self) -> Settings {
         Settings {
-            idle_timeout_ns: self.idle_timeout_secs.saturating_mul(1_000_000_000),
+            idle_timeout_ns: self.idle_timeout_secs.saturating_mul(crate::model::time::NS_PER_SEC),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             capture: self.output.capture,
             max_sessions: self.max_sessions,

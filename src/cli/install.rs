@@ -856,7 +856,12 @@ mod tests {
     #[test]
     fn settings_paths_and_urls() {
         let p = |project: Option<&str>, config: Option<&str>, home: Option<&str>| {
-            settings_path_from(project.map(Path::new), config.map(Into::into), home.map(Into::into))
+            let vars = |k: &str| match k {
+                "CLAUDE_CONFIG_DIR" => config.map(Into::into),
+                "HOME" => home.map(Into::into),
+                _ => None,
+            };
+            settings_path_from(project.map(Path::new), &vars)
         };
         assert_eq!(p(Some("/w"), Some("/c"), Some("/h")).unwrap(), Path::new("/w/.claude/settings.json"));
         assert_eq!(p(None, Some("/c"), Some("/h")).unwrap(), Path::new("/c/settings.json"));

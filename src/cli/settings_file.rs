@@ -17,22 +17,19 @@ pub fn settings_path(project: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = project.filter(|d| !d.is_dir()) {
         bail!("{} is not a directory", dir.display());
     }
-    settings_path_from(project, std::env::var_os("CLAUDE_CONFIG_DIR"), std::env::var_os("HOME"))
+    settings_path_from(project, &|k| std::env::var_os(k))
 }
 
 pub(crate) fn settings_path_from(
     project: Option<&Path>,
-    config_dir: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
+    vars: &dyn Fn(&str) -> Option<std::ffi::OsString>,
 ) -> anyhow::Result<PathBuf> {
     if let Some(dir) = project {
         return Ok(dir.join(".claude").join("settings.json"));
     }
-    if let Some(dir) = config_dir.filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("settings.json"));
-    }
-    match home.filter(|h| !h.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".claude").join("settings.json")),
+    let (config, home) = crate::usage::files::claude_dirs(vars);
+    match config.or(home) {
+        Some(dir) => Ok(dir.join("settings.json")),
         None => bail!("neither HOME nor CLAUDE_CONFIG_DIR is set: cannot find Claude Code's settings"),
     }
 }
@@ -85,7 +82,7 @@ pub(crate) fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyho
     }
     let backup = match old {
         Some(old) => {
-            let secs = crate::model::time::now_ns() / 1_000_000_000;
+            let secs = crate::model::time::now_ns() / crate::model::time::NS_PER_SEC;
             let path = (0..)
                 .map(|n| match n {
                     0 => dir.join(format!("{name}.hooktel-backup-{secs}")),

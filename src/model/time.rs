@@ -7,6 +7,9 @@
 use serde_json::Value;
 
 /// The wall clock, in Unix nanoseconds (0 if the clock is before 1970).
+/// Nanoseconds in a second: every time hooktel keeps is Unix nanoseconds in a `u64`.
+pub(crate) const NS_PER_SEC: u64 = 1_000_000_000;
+
 pub(crate) fn now_ns() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0)
 }
@@ -51,7 +54,7 @@ pub(crate) fn rfc3339(ns: u64) -> String {
 
 /// `2026-11-21 04:31:21` (UTC, to the second) for terminal views.
 pub(crate) fn utc_seconds(ns: u64) -> String {
-    let ts = i64::try_from(ns / 1_000_000_000).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
+    let ts = i64::try_from(ns / NS_PER_SEC).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
     match ts {
         Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
         None => "-".into(),

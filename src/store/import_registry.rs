@@ -27,13 +27,13 @@ CREATE INDEX IF NOT EXISTS live_by_age ON live (seen_ns);";
 
 /// How long a live session is remembered: longer than Claude Code keeps transcripts by default (30
 /// days), so that an import of what is still on disk knows it.
-const LIVE_TTL_NS: u64 = 400 * 24 * 3600 * 1_000_000_000;
+const LIVE_TTL_NS: u64 = 400 * 24 * 3600 * crate::model::time::NS_PER_SEC;
 
 /// Most live sessions remembered (about 50 bytes each); the oldest are forgotten first.
 pub(crate) const MAX_LIVE: i64 = 1_000_000;
 
 /// How often `mark_live` prunes.
-const PRUNE_EVERY_NS: u64 = 3600 * 1_000_000_000;
+const PRUNE_EVERY_NS: u64 = 3600 * crate::model::time::NS_PER_SEC;
 
 pub(crate) struct ImportRegistry {
     conn: Connection,
@@ -115,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = ImportRegistry::open(dir.path()).unwrap();
         let t = |i: u128| TraceId::from(i + 1);
-        const DAY: u64 = 24 * 3600 * 1_000_000_000;
+        const DAY: u64 = 24 * 3600 * crate::model::time::NS_PER_SEC;
         let now = 1000 * DAY;
         r.mark_live(&[t(0), t(1)], now - 500 * DAY).unwrap();
         r.mark_live(&[t(1), t(2), t(3)], now - DAY).unwrap();

@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS spans_by_session ON spans (trace_id, end_ns, start_ns
 /// Columns, index entries and SQLite's own overhead of a row, beyond its record and names.
 const ROW_OVERHEAD: u64 = 256;
 
-const PRUNE_EVERY_NS: u64 = 60 * 1_000_000_000;
+const PRUNE_EVERY_NS: u64 = 60 * crate::model::time::NS_PER_SEC;
 
 /// How much history the local store keeps; older sessions go first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

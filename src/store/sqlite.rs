@@ -105,7 +105,7 @@ pub(crate) fn is_corruption(e: &rusqlite::Error) -> bool {
 
 /// Rename the database (and its WAL and shared-memory files) out of the way.
 fn move_aside(path: &Path) -> PathBuf {
-    let stamp = crate::model::time::now_ns() / 1_000_000_000;
+    let stamp = crate::model::time::now_ns() / crate::model::time::NS_PER_SEC;
     let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     let _ = std::fs::rename(path, &aside);
     for ext in ["-wal", "-shm"] {

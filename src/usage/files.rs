@@ -28,17 +28,25 @@ pub enum Refused {
     NotAFile,
 }
 
+/// Claude Code's directories: `$CLAUDE_CONFIG_DIR` (where it keeps everything when set) and
+/// `~/.claude` (its default), from `vars`; each `None` when its variable is unset or empty.
+pub(crate) fn claude_dirs(vars: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> (Option<PathBuf>, Option<PathBuf>) {
+    let set = |k: &str| vars(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    (set("CLAUDE_CONFIG_DIR"), set("HOME").map(|h| h.join(".claude")))
+}
+
+/// Claude Code's directory as it uses it: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+pub(crate) fn claude_config_dir() -> Option<PathBuf> {
+    let (config, home) = claude_dirs(&|k| std::env::var_os(k));
+    config.or(home)
+}
+
 impl TranscriptRoots {
-    /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`, and every entry of
-    /// `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
+    /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
+    /// named), and every entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
     pub fn from_env() -> TranscriptRoots {
-        let mut dirs = Vec::new();
-        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            dirs.push(PathBuf::from(home).join(".claude/projects"));
-        }
-        if let Some(config) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|c| !c.is_empty()) {
-            dirs.push(PathBuf::from(config).join("projects"));
-        }
+        let (config, home) = claude_dirs(&|k| std::env::var_os(k));
+        let mut dirs: Vec<PathBuf> = home.into_iter().chain(config).map(|d| d.join("projects")).collect();
         if let Ok(extra) = std::env::var("HOOKTEL_TRANSCRIPT_DIRS") {
             dirs.extend(extra.split([':', ',']).map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from));
         }
