@@ -18,6 +18,7 @@ use crate::backfill::event_log::CustomEvent;
 use crate::export::client::{Body, OtlpClient};
 use crate::export::destination::Destination as OtlpDestination;
 use crate::export::otlp;
+use crate::export::{Exporter, Sink};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -103,9 +104,10 @@ impl std::fmt::Display for Summary {
     }
 }
 
-enum Destination {
-    Otlp(OtlpClient, opentelemetry_sdk::Resource, tokio::runtime::Runtime),
-    Local(LocalStore),
+/// Where the import goes: the sidecar's own choice of sink, and a runtime for the OTLP client.
+struct Destination {
+    sink: Sink,
+    runtime: tokio::runtime::Runtime,
 }
 
 pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
@@ -113,20 +115,21 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         .map_err(|source| BackfillError::DataDir { path: req.data_dir.clone(), source })?;
     let mut registry = ImportRegistry::open(&req.data_dir)?;
     let mut summary = Summary::default();
-    let mut dest = match req.export {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BackfillError::Runtime)?;
+    let sink = match req.export {
         Some(export) => {
-            let rt =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BackfillError::Runtime)?;
             summary.destination = format!("the OTLP collector at {} ({})", export.shown(), export.protocol.name());
-            let client =
-                rt.block_on(async { OtlpClient::new(export) }).map_err(|e| BackfillError::Exporter(e.to_string()))?;
-            Destination::Otlp(client, req.resource, rt)
+            let client = runtime
+                .block_on(async { OtlpClient::new(export) })
+                .map_err(|e| BackfillError::Exporter(e.to_string()))?;
+            Sink::Otlp(Exporter { client, resource: req.resource })
         }
         None => {
             summary.destination = format!("the local store in {}", req.data_dir.display());
-            Destination::Local(LocalStore::open(&req.data_dir, req.retention)?)
+            Sink::Local(LocalStore::open(&req.data_dir, req.retention)?)
         }
     };
+    let mut dest = Destination { sink, runtime };
     for path in transcripts::find_transcripts(&req.paths) {
         match transcripts::session_from_transcript(&path, &req.prices, req.capture) {
             Ok(session) if seen_live(&registry, &req.data_dir, &session)? => summary.sessions_seen_live += 1,
@@ -221,13 +224,15 @@ fn send(
         }
     }
     for chunk in fresh.chunks(512) {
-        match dest {
-            Destination::Otlp(client, resource, rt) => {
-                let body = Body::Protobuf(otlp::request(chunk, resource));
-                rt.block_on(client.send(body))
-                    .map_err(|e| BackfillError::Export { fix: e.fix(client.destination()), error: e.to_string() })?;
+        match &mut dest.sink {
+            Sink::Otlp(e) => {
+                let body = Body::Protobuf(otlp::request(chunk, &e.resource));
+                dest.runtime.block_on(e.client.send(body)).map_err(|err| BackfillError::Export {
+                    fix: err.fix(e.client.destination()),
+                    error: err.to_string(),
+                })?;
             }
-            Destination::Local(store) => store.insert(chunk, now_ns())?,
+            Sink::Local(store) => store.insert(chunk, now_ns())?,
         }
         registry.record(chunk)?;
         summary.spans_sent += chunk.len();
