@@ -44,6 +44,8 @@ impl Phoenix {
         let child = Command::new(phoenix_bin())
             .arg("serve")
             .env("PHOENIX_WORKING_DIR", dir.path())
+            // its pid files go to `$TMPDIR/.arize-phoenix` whatever the working dir: into ours too
+            .env("TMPDIR", dir.path())
             .env("PHOENIX_HOST", "127.0.0.1")
             .env("PHOENIX_PORT", http.to_string())
             .env("PHOENIX_GRPC_PORT", grpc.to_string())
