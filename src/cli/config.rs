@@ -243,3 +243,53 @@ impl HookSettings {
         self.token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    /// `serve`'s arguments from a command line alone (no variable of the environment is set in
+    /// these names by the test runner).
+    fn serve(args: &[&str]) -> ServeArgs {
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args
+    }
+
+    #[test]
+    fn listen_addresses_take_ips_names_or_off() {
+        assert_eq!(listen_addr("127.0.0.1:4388").unwrap(), "127.0.0.1:4388".parse().unwrap());
+        assert_eq!(listen_addr(" [::1]:9 ").unwrap(), "[::1]:9".parse().unwrap());
+        assert!(listen_addr("localhost:4388").unwrap().ip().is_loopback(), "a name resolves, IPv4 first");
+        assert!(listen_addr("4388").unwrap_err().contains("HOST:PORT"));
+        assert_eq!("off".parse::<Listen>(), Ok(Listen(None)));
+        assert_eq!("".parse::<Listen>(), Ok(Listen(None)));
+        assert_eq!("127.0.0.1:0".parse::<Listen>().unwrap().0.unwrap().port(), 0);
+    }
+
+    #[test]
+    fn serve_settings_become_the_state_machines() {
+        let args = serve(&[
+            "--idle-timeout-secs",
+            "60",
+            "--settle-ms",
+            "250",
+            "--allowed-hosts",
+            " Box.Local ,, agents.internal",
+        ]);
+        assert_eq!(args.allowed_hosts(), ["box.local", "agents.internal"]);
+        let s = args.session_settings();
+        assert_eq!(s.idle_timeout_ns, 60 * crate::model::time::NS_PER_SEC);
+        assert_eq!(s.settle_ns, 250_000_000);
+        assert!(s.native_expected, "the OTLP receiver is on by default");
+        let off = serve(&["--otlp-listen", "off", "--idle-timeout-secs", &u64::MAX.to_string()]).session_settings();
+        assert!(!off.native_expected);
+        assert_eq!(off.idle_timeout_ns, u64::MAX, "saturates instead of wrapping");
+        assert!(Serve::try_parse_from(["serve", "--listen", "nowhere"]).is_err());
+    }
+}

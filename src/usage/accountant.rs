@@ -441,3 +441,112 @@ fn remove_old_state(state_dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRANSCRIPT: &[u8] = include_bytes!(
+        "../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
+    );
+    const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+
+    /// An accountant over `dir` (data dir and transcript root), and where its usage goes.
+    fn accountant(
+        dir: &Path,
+        settle: Duration,
+    ) -> (Accountant, mpsc::Sender<SessionUsage>, mpsc::Receiver<SessionUsage>) {
+        let roots = TranscriptRoots::new(vec![dir.join("projects")]);
+        let a = Accountant::new(PriceTable::builtin(), &dir.join("data"), Arc::new(Metrics::new(true)), settle, roots);
+        let (tx, rx) = mpsc::channel(1024);
+        (a, tx, rx)
+    }
+
+    fn touch(path: &Path, kind: TouchKind) -> Touch {
+        Touch { session_id: SESSION.into(), path: path.to_owned(), agent_id: None, project: "proj".into(), kind }
+    }
+
+    fn drained(rx: &mut mpsc::Receiver<SessionUsage>) -> Vec<SessionUsage> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    fn output_tokens(usage: &[SessionUsage]) -> u64 {
+        usage.iter().map(|u| u.delta.usage.output).sum()
+    }
+
+    /// A transcript written in two halves is counted once, half by half; a second accountant on the
+    /// same data dir (a restart) starts from the saved ledger and counts nothing again.
+    #[test]
+    fn a_growing_transcript_counts_once_across_reads_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        let cut = TRANSCRIPT.len() / 2;
+        let cut = cut + TRANSCRIPT[cut..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        std::fs::write(&path, &TRANSCRIPT[..cut]).unwrap();
+
+        let (mut a, tx, mut rx) = accountant(dir.path(), Duration::from_millis(100));
+        a.touch(touch(&path, TouchKind::Grow));
+        a.read_due(&tx);
+        let first = drained(&mut rx);
+        assert!(!first.is_empty() && first.iter().all(|u| u.session_id == SESSION));
+        // touched again without growing: nothing new
+        a.touch(touch(&path, TouchKind::Grow));
+        a.read_due(&tx);
+        assert!(drained(&mut rx).is_empty());
+        std::fs::write(&path, TRANSCRIPT).unwrap();
+        a.touch(touch(&path, TouchKind::Grow));
+        a.read_due(&tx);
+        let second = drained(&mut rx);
+        assert_eq!(output_tokens(&first) + output_tokens(&second), 445 - 174, "the main transcript's output tokens");
+
+        let (mut again, tx, mut rx) = accountant(dir.path(), Duration::from_millis(100));
+        again.touch(touch(&path, TouchKind::SessionEnd));
+        again.read_due(&tx);
+        assert!(drained(&mut rx).is_empty(), "a restart counts nothing it counted before");
+    }
+
+    /// A turn's end reads now, and again at half and nine tenths of the settle time.
+    #[test]
+    fn a_turn_end_schedules_the_rereads_that_catch_late_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        std::fs::write(&path, b"").unwrap();
+        let settle = Duration::from_secs(10);
+        let (mut a, _tx, _rx) = accountant(dir.path(), settle);
+        let before = Instant::now();
+        a.touch(touch(&path, TouchKind::TurnEnd));
+        let t = &a.files[&path];
+        assert!(t.dirty && t.rereads.len() == 2);
+        let after = |i: usize| t.rereads[i].duration_since(before);
+        assert!(after(0) >= settle / 2 && after(0) < settle / 2 + Duration::from_secs(1), "{:?}", after(0));
+        assert!(after(1) >= settle * 9 / 10 && after(1) < settle, "{:?}", after(1));
+        // a plain growth does not reschedule them
+        a.touch(touch(&path, TouchKind::Grow));
+        assert_eq!(a.files[&path].rereads.len(), 2);
+    }
+
+    /// A path outside the transcript roots is counted as refused and never tracked; aliases of one
+    /// file share its progress, so it counts once.
+    #[test]
+    fn refused_paths_are_counted_and_aliases_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        std::fs::write(&path, TRANSCRIPT).unwrap();
+        let alias = projects.join("alias.jsonl");
+        std::os::unix::fs::symlink(&path, &alias).unwrap();
+        let (mut a, tx, mut rx) = accountant(dir.path(), Duration::from_millis(100));
+        a.touch(touch(Path::new("/etc/passwd.jsonl"), TouchKind::Grow));
+        assert!(a.files.is_empty());
+        assert_eq!(a.metrics.transcript_errors.with_label_values(&["refused"]).get(), 1);
+        a.touch(touch(&path, TouchKind::Grow));
+        a.touch(touch(&alias, TouchKind::Grow));
+        a.read_due(&tx);
+        assert_eq!(output_tokens(&drained(&mut rx)), 445 - 174, "the file once, whatever names it");
+    }
+}
