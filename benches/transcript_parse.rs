@@ -24,9 +24,7 @@
 //! - `Ledger::read` of each whole file in memory: the figure;
 //! - `Ledger::read` in 16 KiB growth steps from the saved offset: a file read while it grows, partial
 //!   last lines included (Claude Code appends whole lines, so this is the pessimistic case);
-//! - file read + `Ledger::read`: open, seek, `read_to_end` as `accounting` does (page cache warm);
-//! - for information, a copy of the ledger compiled in this bench, once with `message` read as
-//!   hooktel reads it (serde's `untagged` enum) and once by a visitor: an A/B of that one function.
+//! - file read + `Ledger::read`: open, seek, `read_to_end` as `accounting` does (page cache warm).
 //!
 //! Then `Ledger::read` and `IgnoredAny` over each kind of line alone (up to 8 MB of each), to show
 //! where the time goes, and `Ledger::read` over the same lines with the bulk of `message` moved out
@@ -42,7 +40,7 @@
 
 mod common;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{Read as _, Seek, SeekFrom};
@@ -117,8 +115,6 @@ fn main() {
         Variant { label: "Ledger::read, whole file in memory", ledger: true, run: ledger_whole },
         Variant { label: "Ledger::read, 16 KiB growth steps", ledger: true, run: ledger_steps },
         Variant { label: "file read + Ledger::read", ledger: true, run: ledger_disk },
-        Variant { label: "info: bench copy of Ledger (untagged)", ledger: true, run: copy_untagged },
-        Variant { label: "info: bench copy, message via visitor", ledger: true, run: copy_visitor },
     ];
     const LEDGER: usize = 3;
     const STEPS: usize = 4;
@@ -185,12 +181,6 @@ fn main() {
          and scanned back to their start by `rposition`, at every step they span)",
         mb(totals[STEPS].passed),
         mb(set.bytes)
-    );
-    println!(
-        "(the two 'info' rows are a copy of the ledger compiled in this bench, identical but for how `message` is \
-         read; being compiled elsewhere, the copies run lines where they do the same work at 0.7-1.0x hooktel's \
-         speed depending on the build, so take the per-kind 'moved out' figures below, measured with hooktel's own \
-         Ledger, as the measure of what `message` costs)"
     );
     println!("total timed wall time: {:.1} s", wall.as_secs_f64());
 
@@ -586,258 +576,6 @@ fn detailed_totals(set: &Set, prices: &PriceTable) -> Detailed {
         }
     }
     d
-}
-
-// ---------------------------------------------------------------------------------------------
-// For information: a copy of the ledger compiled here, with `message` read either as hooktel reads
-// it (serde's `untagged` enum, which first buffers the whole value into its private `Content` tree,
-// copying escaped strings, and for a string value formats it with `{:?}` into the error of the
-// failed `Message` attempt) or by a visitor that keeps an object and skips anything else. Same
-// fields, same counting: the two differ only in that one function.
-
-/// The fields of a line the ledger uses.
-struct Parts {
-    kind: Option<String>,
-    prompt_id: Option<String>,
-    agent_id: Option<String>,
-    request_id: Option<String>,
-    api_error: bool,
-    message: Option<ProtoMessage>,
-}
-
-macro_rules! line_type {
-    ($name:ident, $with:literal) => {
-        #[derive(Deserialize)]
-        struct $name {
-            #[serde(rename = "type")]
-            kind: Option<String>,
-            #[serde(rename = "promptId")]
-            prompt_id: Option<String>,
-            #[serde(rename = "agentId")]
-            agent_id: Option<String>,
-            #[serde(rename = "requestId")]
-            request_id: Option<String>,
-            #[serde(rename = "isApiErrorMessage", default)]
-            api_error: bool,
-            #[serde(default, deserialize_with = $with)]
-            message: Option<ProtoMessage>,
-        }
-
-        impl From<$name> for Parts {
-            fn from(l: $name) -> Parts {
-                Parts {
-                    kind: l.kind,
-                    prompt_id: l.prompt_id,
-                    agent_id: l.agent_id,
-                    request_id: l.request_id,
-                    api_error: l.api_error,
-                    message: l.message,
-                }
-            }
-        }
-    };
-}
-
-line_type!(UntaggedLine, "untagged_message");
-line_type!(VisitorLine, "visitor_message");
-
-/// As `hooktel::transcript::message`. Not inlined, nor is the other: so that the two line types
-/// differ in this call only, not in how the compiler lays out the code around it.
-#[inline(never)]
-fn untagged_message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ProtoMessage>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Message(ProtoMessage),
-        Other(serde::de::IgnoredAny),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Message(m) => Some(m),
-        Either::Other(_) => None,
-    })
-}
-
-#[derive(Deserialize)]
-struct ProtoMessage {
-    id: Option<String>,
-    model: Option<String>,
-    usage: Option<ProtoUsage>,
-}
-
-#[derive(Deserialize)]
-struct ProtoUsage {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-    #[serde(default)]
-    cache_read_input_tokens: u64,
-    #[serde(default)]
-    cache_creation_input_tokens: u64,
-    cache_creation: Option<ProtoCacheCreation>,
-    server_tool_use: Option<ProtoServerToolUse>,
-    speed: Option<String>,
-    inference_geo: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ProtoCacheCreation {
-    #[serde(default)]
-    ephemeral_1h_input_tokens: u64,
-}
-
-#[derive(Deserialize)]
-struct ProtoServerToolUse {
-    #[serde(default)]
-    web_search_requests: u64,
-}
-
-/// An object is a message; anything else is skipped without being kept.
-#[inline(never)]
-fn visitor_message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ProtoMessage>, D::Error> {
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<ProtoMessage>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            ProtoMessage::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V)
-}
-
-fn copy_untagged(set: &Set, prices: &PriceTable) -> Totals {
-    copy_whole::<UntaggedLine>(set, prices)
-}
-
-fn copy_visitor(set: &Set, prices: &PriceTable) -> Totals {
-    copy_whole::<VisitorLine>(set, prices)
-}
-
-fn copy_whole<L: serde::de::DeserializeOwned + Into<Parts>>(set: &Set, prices: &PriceTable) -> Totals {
-    let mut t = Totals::default();
-    for f in &set.files {
-        let mut l = ProtoLedger::default();
-        let (deltas, bad) = l.read::<L>(&f.bytes, prices);
-        t.add(&deltas, bad);
-        t.complete &= l.offset == f.bytes.len() as u64;
-    }
-    t
-}
-
-#[derive(Default)]
-struct ProtoLedger {
-    offset: u64,
-    prompt_id: Option<String>,
-    recent: VecDeque<(String, TokenUsage, f64)>,
-}
-
-impl ProtoLedger {
-    fn read<L: serde::de::DeserializeOwned + Into<Parts>>(
-        &mut self,
-        bytes: &[u8],
-        prices: &PriceTable,
-    ) -> (Vec<Delta>, u64) {
-        let (mut out, mut bad) = (Vec::new(), 0);
-        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else { return (out, bad) };
-        for line in bytes[..last_newline].split(|&b| b == b'\n') {
-            if is_blank(line) {
-                continue;
-            }
-            match serde_json::from_slice::<L>(line) {
-                Ok(l) => self.line(l.into(), prices, &mut out),
-                Err(_) => bad += 1,
-            }
-        }
-        self.offset += last_newline as u64 + 1;
-        (out, bad)
-    }
-
-    fn line(&mut self, line: Parts, prices: &PriceTable, out: &mut Vec<Delta>) {
-        match line.kind.as_deref() {
-            Some("user") if line.prompt_id.is_some() => self.prompt_id = line.prompt_id,
-            Some("assistant") if !line.api_error => {
-                let Some(ProtoMessage { id: Some(id), model: Some(model), usage: Some(u) }) = line.message else {
-                    return;
-                };
-                if model == "<synthetic>" {
-                    return;
-                }
-                let key = format!("{id}/{}", line.request_id.as_deref().unwrap_or_default());
-                let one_hour = u
-                    .cache_creation
-                    .as_ref()
-                    .map_or(0, |c| c.ephemeral_1h_input_tokens)
-                    .min(u.cache_creation_input_tokens);
-                let tokens = TokenUsage {
-                    input: u.input_tokens,
-                    output: u.output_tokens,
-                    cache_read: u.cache_read_input_tokens,
-                    cache_write_5m: u.cache_creation_input_tokens - one_hour,
-                    cache_write_1h: one_hour,
-                    web_search: u.server_tool_use.as_ref().map_or(0, |s| s.web_search_requests),
-                };
-                let service = Service {
-                    fast: u.speed.as_deref() == Some("fast"),
-                    us_geo: u.inference_geo.as_deref() == Some("us"),
-                };
-                let price = prices.lookup(&model);
-                let index = self.recent.iter().position(|c| c.0 == key);
-                let before = index.map(|i| self.recent[i].clone());
-                let counted = before.as_ref().map_or(tokens, |b| b.1.max(tokens));
-                let cost = price.map_or(0.0, |p| pricing::cost(p, &counted, service));
-                let delta = counted.minus(before.as_ref().map(|b| b.1).unwrap_or_default());
-                let delta_cost = cost - before.as_ref().map_or(0.0, |b| b.2);
-                match index {
-                    Some(i) => self.recent[i] = (key, counted, cost),
-                    None => {
-                        if self.recent.len() == 32 {
-                            self.recent.pop_front();
-                        }
-                        self.recent.push_back((key, counted, cost));
-                    }
-                }
-                if !delta.is_zero() {
-                    out.push(Delta {
-                        model,
-                        usage: delta,
-                        cost: delta_cost,
-                        priced: price.is_some(),
-                        prompt_id: self.prompt_id.clone(),
-                        agent_id: line.agent_id,
-                        response: None,
-                        forked_from: None,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
