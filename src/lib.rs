@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod store;
+pub(crate) mod sys;
 #[cfg(test)]
 mod testdata;
 pub mod usage;
