@@ -24,11 +24,13 @@ use crate::model::span::{
 };
 use crate::model::time::ms_to_ns;
 mod native;
+mod span;
 pub(crate) mod teams;
 
 use crate::usage::accountant::SessionUsage;
 use crate::usage::transcript::{Delta, Response};
 use native::{time_chat, Native};
+use span::{OpenSpan, Parent};
 use teams::{is_in_process_teammate, TaskDone, TeamNote, Teams};
 
 /// Timeouts and limits of the state machine.
@@ -85,123 +87,6 @@ pub enum Ingested {
     Late,
 }
 
-/// Where a span hangs, resolved when it is handed out (its parent may arrive after it).
-#[derive(Clone, Debug)]
-enum Parent {
-    /// The session root (or the resumed segment).
-    Root,
-    /// A turn if that turn was seen, else the root.
-    Turn(Option<String>),
-    /// A tool call inside a subagent: the subagent if seen, else the turn, else the root.
-    Agent(String, Option<String>),
-    /// A subagent: the `Agent` call that spawned it, else its turn, else the root.
-    Spawner(String, Option<String>),
-}
-
-#[derive(Debug)]
-struct Span {
-    id: SpanId,
-    key: SpanKey,
-    name: String,
-    start: u64,
-    end: u64,
-    parent: Parent,
-    attrs: Vec<KeyValue>,
-    events: Vec<SpanEvent>,
-    dropped_events: u32,
-    status: Status,
-    /// Closed by a timeout or by the end of its session rather than by its own end event.
-    incomplete: bool,
-    /// The start was inferred from an end event (`at - duration_ms`); a start event replaces it.
-    start_estimated: bool,
-    /// Wall time it was closed; `None` while open.
-    closed_at: Option<u64>,
-    /// Tokens and cost of the model calls made within it, from the transcripts.
-    usage: Option<Box<SpanUsage>>,
-    /// A tool call's outcome, once known.
-    tool: Option<ToolRun>,
-    /// A turn's outcome, once known.
-    turn: Option<TurnOutcome>,
-    /// A model call's response.
-    chat: Option<ChatCall>,
-    /// Spans of other traces it relates to.
-    links: Vec<SpanLink>,
-    /// Handed out only when its session ends (an in-process teammate, which wakes up again; an
-    /// `Agent` call whose pane teammate may name its team later).
-    held: bool,
-    /// Timed by Claude Code's own telemetry: a model call's times (the transcript's no longer
-    /// apply), a tool call's permission wait (a decision's time no longer gives it).
-    exact: bool,
-}
-
-impl Span {
-    fn new(id: SpanId, key: SpanKey, name: String, at: u64, parent: Parent, attrs: Vec<KeyValue>) -> Span {
-        Span {
-            id,
-            key,
-            name,
-            start: at,
-            end: at,
-            parent,
-            attrs,
-            events: Vec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            incomplete: false,
-            start_estimated: false,
-            closed_at: None,
-            usage: None,
-            tool: None,
-            turn: None,
-            chat: None,
-            links: Vec::new(),
-            held: false,
-            exact: false,
-        }
-    }
-
-    fn touch(&mut self, at: u64) {
-        self.start = self.start.min(at);
-        self.end = self.end.max(at);
-    }
-
-    /// A start event for a span that already exists: its time is the real start.
-    fn started(&mut self, at: u64) {
-        if self.start_estimated {
-            self.start = at;
-            self.start_estimated = false;
-        } else {
-            self.start = self.start.min(at);
-        }
-        self.end = self.end.max(at);
-    }
-
-    fn close(&mut self, at: u64, now: u64) {
-        self.end = at.max(self.start);
-        self.closed_at = Some(now);
-    }
-
-    fn close_incomplete(&mut self, at: u64, now: u64) {
-        self.incomplete = true;
-        self.close(at.max(self.end), now);
-    }
-
-    fn set_attr(&mut self, kv: KeyValue) {
-        match self.attrs.iter_mut().find(|a| a.key == kv.key) {
-            Some(a) => *a = kv,
-            None => self.attrs.push(kv),
-        }
-    }
-
-    fn add_event(&mut self, ev: SpanEvent, max: usize) {
-        if self.events.len() < max {
-            self.events.push(ev);
-        } else {
-            self.dropped_events += 1;
-        }
-    }
-}
-
 /// Every live session, plus a memory of recently ended ones.
 pub struct Sessions {
     settings: Settings,
@@ -231,9 +116,9 @@ struct SessionState {
     /// The root span's id, also for a resumed segment (whose own span is `top`).
     root_id: SpanId,
     /// The session root, or the segment of a resumed session.
-    top: Span,
+    top: OpenSpan,
     /// Child spans, open or settling.
-    spans: HashMap<SpanId, Span>,
+    spans: HashMap<SpanId, OpenSpan>,
     turns: HashSet<String>,
     agents: HashSet<String>,
     tools: HashSet<String>,
@@ -462,7 +347,7 @@ impl Sessions {
         state.hand_out_settled(u64::MAX, 0, 0, out);
         let top = std::mem::replace(
             &mut state.top,
-            Span::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]),
+            OpenSpan::new(SpanId::INVALID, SpanKey::Root, String::new(), 0, Parent::Root, vec![]),
         );
         out.push(state.record(top));
         let noted = state.last_seen;
@@ -493,11 +378,11 @@ impl SessionState {
         let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), capture);
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
-            None => Span::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
+            None => OpenSpan::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
             Some(key) => {
                 let id = ids::span_id(sid, SpanKey::Segment, key);
                 attrs.push(KeyValue::new(semconv::RESUMED, true));
-                Span::new(id, SpanKey::Segment, "claude-code session resumed".into(), ev.at, Parent::Root, attrs)
+                OpenSpan::new(id, SpanKey::Segment, "claude-code session resumed".into(), ev.at, Parent::Root, attrs)
             }
         };
         SessionState {
@@ -582,7 +467,14 @@ impl SessionState {
                 }
                 let attrs = semconv::turn(&pid, prompt.as_deref());
                 self.turns.insert(pid);
-                self.insert(Span::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
+                self.insert(OpenSpan::new(
+                    id,
+                    SpanKey::Turn,
+                    "invoke_agent claude-code".into(),
+                    at,
+                    Parent::Root,
+                    attrs,
+                ));
             }
             Kind::TurnEnd { failure, message } => {
                 let pid = prompt_id.clone().unwrap_or_default();
@@ -647,7 +539,7 @@ impl SessionState {
                 self.agents.insert(aid.clone());
                 let parent = Parent::Spawner(aid, prompt_id);
                 let mut span =
-                    Span::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
+                    OpenSpan::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
                 span.held = teammate;
                 self.insert(span);
             }
@@ -681,7 +573,7 @@ impl SessionState {
                 let mut attrs = attrs;
                 attrs.push(KeyValue::new(semconv::COMPACTION_TRIGGER, trigger.clone()));
                 self.compactions.insert(trigger, id);
-                self.insert(Span::new(
+                self.insert(OpenSpan::new(
                     id,
                     SpanKey::Compaction,
                     "compaction".into(),
@@ -829,7 +721,7 @@ impl SessionState {
         at: u64,
         prompt_id: Option<String>,
         agent_id: Option<String>,
-    ) -> Span {
+    ) -> OpenSpan {
         let mut attrs = semconv::tool(&call.name, &call.call_id);
         attrs.extend(call.attrs.iter().cloned());
         if let Some(aid) = &agent_id {
@@ -840,7 +732,7 @@ impl SessionState {
             Some(aid) => Parent::Agent(aid, prompt_id),
             None => Parent::Turn(prompt_id),
         };
-        Span::new(id, SpanKey::Tool, format!("execute_tool {}", call.name), at, parent, attrs)
+        OpenSpan::new(id, SpanKey::Tool, format!("execute_tool {}", call.name), at, parent, attrs)
     }
 
     /// The span of one model call, made or grown from a usage delta: under the subagent whose
@@ -858,7 +750,7 @@ impl SessionState {
             };
             let mut attrs = semconv::chat(&d.model);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
-            let mut span = Span::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
+            let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =
                 Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
             span.events = r.failed_try_events();
@@ -890,7 +782,7 @@ impl SessionState {
         }
     }
 
-    fn insert(&mut self, mut span: Span) {
+    fn insert(&mut self, mut span: OpenSpan) {
         if let Some(early) = self.early_usage.remove(&span.id) {
             span.usage = Some(Box::new(early));
         }
@@ -898,13 +790,13 @@ impl SessionState {
     }
 
     /// A child span that has not been handed out yet, open or settling.
-    fn live_span(&mut self, id: SpanId) -> Option<&mut Span> {
+    fn live_span(&mut self, id: SpanId) -> Option<&mut OpenSpan> {
         self.spans.get_mut(&id)
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
     /// else the one open now), the root.
-    fn target(&mut self, agent_id: Option<&str>, prompt_id: Option<&str>) -> &mut Span {
+    fn target(&mut self, agent_id: Option<&str>, prompt_id: Option<&str>) -> &mut OpenSpan {
         let mut candidates = Vec::with_capacity(3);
         if let Some(aid) = agent_id {
             candidates.push(self.span_id(SpanKey::Subagent, aid));
@@ -994,7 +886,7 @@ impl SessionState {
         }
     }
 
-    fn record(&self, mut span: Span) -> SpanRecord {
+    fn record(&self, mut span: OpenSpan) -> SpanRecord {
         if let Some(team) = &self.team {
             // one search by team finds every agent's spans, the lead's too
             let teammate = match &span.parent {
