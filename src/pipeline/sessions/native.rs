@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 
-use super::{OpenSpan, Parent, SessionState, MAX_NATIVE};
+use super::span::{OpenSpan, Parent};
+use super::state::{SessionState, MAX_NATIVE};
 use crate::model::event::{ApiCall, ToolTiming};
 use crate::model::ids::SpanKey;
 use crate::model::semconv::{self, int};

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use opentelemetry::KeyValue;
 
-use super::{OpenSpan, Parent, SessionState, Sessions};
+use super::span::{OpenSpan, Parent};
+use super::state::SessionState;
+use super::Sessions;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
