@@ -130,6 +130,7 @@ impl SessionState {
         }
     }
 
+    /// Apply one event: the session's times, then the handler of its kind.
     pub(super) fn apply(&mut self, ev: Event, now: u64, max_events: usize) {
         self.last_seen = now;
         if self.top.closed_at.is_none() {
@@ -139,195 +140,258 @@ impl SessionState {
         }
         self.teams_on |= ev.agent_teams;
         let Event { name, at, prompt_id, agent_id, agent_type, kind, attrs, .. } = ev;
-        let span_event = |attrs: Vec<KeyValue>| SpanEvent { name: name.clone(), at, attrs };
+        // the event as a span event; a handler that opens or closes a span puts its attributes there
+        let e = SpanEvent { name, at, attrs };
         match kind {
-            Kind::SessionStart { source } => {
-                // how the session began (startup, resume, fork, ...), on its root as on the event
-                if !self.top.attrs.iter().any(|kv| kv.key.as_str() == semconv::SESSION_SOURCE) {
-                    self.top.set_attr(KeyValue::new(semconv::SESSION_SOURCE, source));
-                }
-                let e = span_event(attrs);
-                self.top.add_event(e, max_events);
-            }
-            Kind::SessionEnd { reason } => {
-                self.top.set_attr(KeyValue::new(semconv::SESSION_END_REASON, reason));
-                for kv in attrs {
-                    self.top.set_attr(kv);
-                }
-                self.close_all(at, now);
-                self.top.incomplete = false;
-            }
-            Kind::PromptSubmit { prompt } => {
-                let pid = prompt_id.unwrap_or_default();
-                let id = self.span_id(SpanKey::Turn, &pid);
-                // a turn still open when the next prompt comes was interrupted (no Stop fires then)
-                for span in self.spans.values_mut() {
-                    if span.key == SpanKey::Turn && span.closed_at.is_none() && span.id != id {
-                        span.close_incomplete(at, now);
-                    }
-                }
-                if let Some(span) = self.live_span(id) {
-                    span.started(at);
-                    return;
-                }
-                if self.handed_out.contains(&id) {
-                    let e = span_event(attrs);
-                    self.top.add_event(e, max_events);
-                    return;
-                }
-                let attrs = semconv::turn(&pid, prompt.as_deref());
-                self.turns.insert(pid);
-                self.insert(OpenSpan::new(
-                    id,
-                    SpanKey::Turn,
-                    "invoke_agent claude-code".into(),
-                    at,
-                    Parent::Root,
-                    attrs,
-                ));
-            }
-            Kind::TurnEnd { failure, message } => {
-                let pid = prompt_id.clone().unwrap_or_default();
-                let id = self.span_id(SpanKey::Turn, &pid);
-                let Some(span) = self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) else {
-                    let e = span_event(attrs);
-                    self.target(None, prompt_id.as_deref()).add_event(e, max_events);
-                    return;
-                };
-                span.incomplete = false;
-                span.close(at, now);
-                span.attrs.extend(attrs);
-                let failed = failure.is_some();
-                span.turn = Some(match failure {
-                    None => TurnOutcome::Stop,
-                    Some(err) => {
-                        span.status = Status::Error(message.unwrap_or_else(|| err.clone()));
-                        TurnOutcome::Failure(err)
-                    }
-                });
-                self.turn_ended = true;
-                if failed {
-                    self.turn_failed(&pid, now);
-                }
-            }
+            Kind::SessionStart { source } => self.session_start(source, e, max_events),
+            Kind::SessionEnd { reason } => self.session_end(reason, e, now),
+            Kind::PromptSubmit { prompt } => self.prompt_submit(prompt, prompt_id, e, now, max_events),
+            Kind::TurnEnd { failure, message } => self.turn_end(failure, message, prompt_id, e, now, max_events),
             Kind::ToolStart(call) => self.tool_start(call, at, prompt_id, agent_id),
             Kind::ToolEnd(call, outcome) => self.tool_end(call, outcome, at, now, prompt_id, agent_id),
             Kind::SubagentStart { parent_tool_use_id } => {
-                let aid = agent_id.unwrap_or_default();
-                self.note_spawner(&aid, parent_tool_use_id);
-                let id = self.span_id(SpanKey::Subagent, &aid);
-                let teammate = self.teammates.contains_key(&aid);
-                if let Some(span) = self.live_span(id) {
-                    if teammate && span.closed_at.is_some() {
-                        // an in-process teammate woken up for more work
-                        span.closed_at = None;
-                        span.add_event(span_event(attrs), max_events);
-                    }
-                    span.started(at);
-                    return;
-                }
-                if self.handed_out.contains(&id) {
-                    let e = span_event(attrs);
-                    self.target(None, prompt_id.as_deref()).add_event(e, max_events);
-                    return;
-                }
-                if !self.spawned_by.contains_key(&aid) {
-                    if let Some(call) = self.unclaimed_agent_calls.pop_front() {
-                        self.spawned_by.insert(aid.clone(), call);
-                    }
-                }
-                let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
-                let mut attrs = semconv::subagent(&aid, &agent_type);
-                // (past MAX_NATIVE teammates in one session, a plain subagent: the map stays bounded)
-                let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_NATIVE;
-                if teammate {
-                    // its team is the lead's: this session's
-                    attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
-                    self.team.get_or_insert_with(|| teams::own_team(&self.session_id));
-                    self.teammates.insert(aid.clone(), agent_type.clone());
-                }
-                self.agents.insert(aid.clone());
-                let parent = Parent::Spawner(aid, prompt_id);
-                let mut span =
-                    OpenSpan::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
-                span.held = teammate;
-                self.insert(span);
+                self.subagent_start(parent_tool_use_id, agent_id, agent_type, prompt_id, e, max_events)
             }
             Kind::SubagentStop { parent_tool_use_id } => {
-                let aid = agent_id.clone().unwrap_or_default();
-                self.note_spawner(&aid, parent_tool_use_id);
-                let id = self.span_id(SpanKey::Subagent, &aid);
-                if self.teammates.contains_key(&aid) {
-                    // a teammate stops and idles; it may wake up again: its span lasts to its last stop
-                    if let Some(span) = self.live_span(id) {
-                        span.end = span.end.max(at);
-                        span.closed_at = Some(now);
-                        span.incomplete = false;
-                        return;
-                    }
-                }
-                match self.live_span(id).filter(|s| s.closed_at.is_none() || s.incomplete) {
-                    Some(span) => {
-                        span.incomplete = false;
-                        span.close(at, now);
-                    }
-                    None => {
-                        // a stop with no start (e.g. the compaction agent): keep it as an event
-                        let e = span_event(attrs);
-                        self.target(None, prompt_id.as_deref()).add_event(e, max_events);
-                    }
-                }
+                self.subagent_stop(parent_tool_use_id, agent_id, prompt_id, e, now, max_events)
             }
-            Kind::CompactStart { trigger } => {
-                let id = self.span_id(SpanKey::Compaction, &format!("{trigger}:{at}"));
-                let mut attrs = attrs;
-                attrs.push(KeyValue::new(semconv::COMPACTION_TRIGGER, trigger.clone()));
-                self.compactions.insert(trigger, id);
-                self.insert(OpenSpan::new(
-                    id,
-                    SpanKey::Compaction,
-                    "compaction".into(),
-                    at,
-                    Parent::Turn(prompt_id),
-                    attrs,
-                ));
-            }
-            Kind::CompactEnd { trigger } => {
-                match self.compactions.remove(&trigger).and_then(|id| self.spans.get_mut(&id)) {
-                    Some(span) => {
-                        span.attrs.extend(attrs);
-                        span.close(at, now);
-                    }
-                    None => {
-                        let e = span_event(attrs);
-                        self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
-                    }
-                }
-            }
+            Kind::CompactStart { trigger } => self.compact_start(trigger, prompt_id, e),
+            Kind::CompactEnd { trigger } => self.compact_end(trigger, agent_id, prompt_id, e, now, max_events),
             Kind::PermissionRequest { tool_name } => {
-                let e = span_event(attrs);
-                let tool = self
-                    .spans
-                    .values_mut()
-                    .filter(|s| s.key == SpanKey::Tool && s.closed_at.is_none())
-                    .filter(|s| {
-                        s.attrs.iter().any(|kv| kv.key.as_str() == semconv::TOOL_NAME && kv.value.as_str() == tool_name)
-                    })
-                    .max_by_key(|s| s.start);
-                match tool {
-                    Some(span) => span.add_event(e, max_events),
-                    None => self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events),
-                }
+                self.permission_request(tool_name, agent_id, prompt_id, e, max_events)
             }
             Kind::Other | Kind::SkillShellCommand => {
-                let e = span_event(attrs);
-                self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+                self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events)
             }
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
             Kind::SessionCounter { attr, value, cumulative } => self.session_counter(attr, value, cumulative),
+        }
+    }
+
+    /// How the session began (startup, resume, fork, ...): on its root as on the event.
+    fn session_start(&mut self, source: String, e: SpanEvent, max_events: usize) {
+        if !self.top.attrs.iter().any(|kv| kv.key.as_str() == semconv::SESSION_SOURCE) {
+            self.top.set_attr(KeyValue::new(semconv::SESSION_SOURCE, source));
+        }
+        self.top.add_event(e, max_events);
+    }
+
+    /// The session ends: every span still open closes (incomplete), the root does (complete).
+    fn session_end(&mut self, reason: String, e: SpanEvent, now: u64) {
+        self.top.set_attr(KeyValue::new(semconv::SESSION_END_REASON, reason));
+        for kv in e.attrs {
+            self.top.set_attr(kv);
+        }
+        self.close_all(e.at, now);
+        self.top.incomplete = false;
+    }
+
+    /// A prompt opens its turn (one already handed out takes it as an event of the root).
+    fn prompt_submit(
+        &mut self,
+        prompt: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        now: u64,
+        max_events: usize,
+    ) {
+        let at = e.at;
+        let pid = prompt_id.unwrap_or_default();
+        let id = self.span_id(SpanKey::Turn, &pid);
+        // a turn still open when the next prompt comes was interrupted (no Stop fires then)
+        for span in self.spans.values_mut() {
+            if span.key == SpanKey::Turn && span.closed_at.is_none() && span.id != id {
+                span.close_incomplete(at, now);
+            }
+        }
+        if let Some(span) = self.spans.get_mut(&id) {
+            span.started(at);
+            return;
+        }
+        if self.handed_out.contains(&id) {
+            self.top.add_event(e, max_events);
+            return;
+        }
+        let attrs = semconv::turn(&pid, prompt.as_deref());
+        self.turns.insert(pid);
+        self.insert(OpenSpan::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
+    }
+
+    /// Stop or StopFailure closes its turn (a failure in ERROR); with no turn to close, an event.
+    fn turn_end(
+        &mut self,
+        failure: Option<String>,
+        message: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        now: u64,
+        max_events: usize,
+    ) {
+        let pid = prompt_id.clone().unwrap_or_default();
+        let id = self.span_id(SpanKey::Turn, &pid);
+        let Some(span) = self.spans.get_mut(&id).filter(|s| s.closed_at.is_none() || s.incomplete) else {
+            self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+            return;
+        };
+        span.incomplete = false;
+        span.close(e.at, now);
+        span.attrs.extend(e.attrs);
+        let failed = failure.is_some();
+        span.turn = Some(match failure {
+            None => TurnOutcome::Stop,
+            Some(err) => {
+                span.status = Status::Error(message.unwrap_or_else(|| err.clone()));
+                TurnOutcome::Failure(err)
+            }
+        });
+        self.turn_ended = true;
+        if failed {
+            self.turn_failed(&pid, now);
+        }
+    }
+
+    /// A subagent starts: its span, under the `Agent` call that spawned it; an in-process teammate's
+    /// is held, and a teammate woken up for more work opens its span again.
+    fn subagent_start(
+        &mut self,
+        parent_tool_use_id: Option<String>,
+        agent_id: Option<String>,
+        agent_type: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        max_events: usize,
+    ) {
+        let at = e.at;
+        let aid = agent_id.unwrap_or_default();
+        self.note_spawner(&aid, parent_tool_use_id);
+        let id = self.span_id(SpanKey::Subagent, &aid);
+        let teammate = self.teammates.contains_key(&aid);
+        if let Some(span) = self.spans.get_mut(&id) {
+            if teammate && span.closed_at.is_some() {
+                // an in-process teammate woken up for more work
+                span.closed_at = None;
+                span.add_event(e, max_events);
+            }
+            span.started(at);
+            return;
+        }
+        if self.handed_out.contains(&id) {
+            self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+            return;
+        }
+        if !self.spawned_by.contains_key(&aid) {
+            if let Some(call) = self.unclaimed_agent_calls.pop_front() {
+                self.spawned_by.insert(aid.clone(), call);
+            }
+        }
+        let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
+        let mut attrs = semconv::subagent(&aid, &agent_type);
+        // (past MAX_NATIVE teammates in one session, a plain subagent: the map stays bounded)
+        let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_NATIVE;
+        if teammate {
+            // its team is the lead's: this session's
+            attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
+            self.team.get_or_insert_with(|| teams::own_team(&self.session_id));
+            self.teammates.insert(aid.clone(), agent_type.clone());
+        }
+        self.agents.insert(aid.clone());
+        let parent = Parent::Spawner(aid, prompt_id);
+        let mut span = OpenSpan::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
+        span.held = teammate;
+        self.insert(span);
+    }
+
+    /// A subagent stops: its span closes (a teammate's lasts to its last stop); a stop with no
+    /// start is an event.
+    fn subagent_stop(
+        &mut self,
+        parent_tool_use_id: Option<String>,
+        agent_id: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        now: u64,
+        max_events: usize,
+    ) {
+        let at = e.at;
+        let aid = agent_id.unwrap_or_default();
+        self.note_spawner(&aid, parent_tool_use_id);
+        let id = self.span_id(SpanKey::Subagent, &aid);
+        if self.teammates.contains_key(&aid) {
+            // a teammate stops and idles; it may wake up again: its span lasts to its last stop
+            if let Some(span) = self.spans.get_mut(&id) {
+                span.end = span.end.max(at);
+                span.closed_at = Some(now);
+                span.incomplete = false;
+                return;
+            }
+        }
+        match self.spans.get_mut(&id).filter(|s| s.closed_at.is_none() || s.incomplete) {
+            Some(span) => {
+                span.incomplete = false;
+                span.close(at, now);
+            }
+            None => {
+                // a stop with no start (e.g. the compaction agent): keep it as an event
+                self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+            }
+        }
+    }
+
+    /// A compaction starts: its span, open until the compaction of the same trigger ends.
+    fn compact_start(&mut self, trigger: String, prompt_id: Option<String>, e: SpanEvent) {
+        let at = e.at;
+        let id = self.span_id(SpanKey::Compaction, &format!("{trigger}:{at}"));
+        let mut attrs = e.attrs;
+        attrs.push(KeyValue::new(semconv::COMPACTION_TRIGGER, trigger.clone()));
+        self.compactions.insert(trigger, id);
+        self.insert(OpenSpan::new(id, SpanKey::Compaction, "compaction".into(), at, Parent::Turn(prompt_id), attrs));
+    }
+
+    /// A compaction ends: its span closes; with none open, an event.
+    fn compact_end(
+        &mut self,
+        trigger: String,
+        agent_id: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        now: u64,
+        max_events: usize,
+    ) {
+        match self.compactions.remove(&trigger).and_then(|id| self.spans.get_mut(&id)) {
+            Some(span) => {
+                span.attrs.extend(e.attrs);
+                span.close(e.at, now);
+            }
+            None => {
+                self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+            }
+        }
+    }
+
+    /// A permission prompt: an event on the latest open call of its tool (it names no call), else
+    /// on the innermost span.
+    fn permission_request(
+        &mut self,
+        tool_name: String,
+        agent_id: Option<String>,
+        prompt_id: Option<String>,
+        e: SpanEvent,
+        max_events: usize,
+    ) {
+        let tool = self
+            .spans
+            .values_mut()
+            .filter(|s| s.key == SpanKey::Tool && s.closed_at.is_none())
+            .filter(|s| {
+                s.attrs.iter().any(|kv| kv.key.as_str() == semconv::TOOL_NAME && kv.value.as_str() == tool_name)
+            })
+            .max_by_key(|s| s.start);
+        match tool {
+            Some(span) => span.add_event(e, max_events),
+            None => self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events),
         }
     }
 
@@ -351,7 +415,7 @@ impl SessionState {
 
     fn tool_start(&mut self, call: ToolCall, at: u64, prompt_id: Option<String>, agent_id: Option<String>) {
         let id = self.span_id(SpanKey::Tool, &call.call_id);
-        if let Some(span) = self.live_span(id) {
+        if let Some(span) = self.spans.get_mut(&id) {
             span.started(at);
             for kv in call.attrs {
                 if !span.attrs.iter().any(|a| a.key == kv.key) {
@@ -497,11 +561,6 @@ impl SessionState {
             span.usage = Some(Box::new(early));
         }
         self.spans.insert(span.id, span);
-    }
-
-    /// A child span that has not been handed out yet, open or settling.
-    fn live_span(&mut self, id: SpanId) -> Option<&mut OpenSpan> {
-        self.spans.get_mut(&id)
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
