@@ -309,7 +309,7 @@ impl Sessions {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::state::MAX_NATIVE;
+    use super::state::{MAX_NATIVE, MAX_TEAMMATES};
     use super::*;
     use crate::ingest::agents::claude_code::normalize;
     use crate::model::capture::Capture;
@@ -842,14 +842,14 @@ pub(crate) mod tests {
     }
 
     /// A flood of made-up teammates and teammate spawns in one session: the teammates and the held
-    /// `Agent` calls of pane teammates it remembers stop at `MAX_NATIVE`; past it a teammate is a
+    /// `Agent` calls of pane teammates it remembers stop at `MAX_TEAMMATES`; past it a teammate is a
     /// plain subagent, a spawn a plain tool call.
     #[test]
     fn teammates_held_per_session_are_bounded() {
         let mut s = Sessions::new(settings());
         let mut out = Vec::new();
         s.ingest(event(&simple("SessionStart", json!({})), MS), MS, &mut out);
-        for i in 0..MAX_NATIVE as u64 + 300 {
+        for i in 0..MAX_TEAMMATES as u64 + 300 {
             let name = format!("w{i}");
             let start = simple("SubagentStart", json!({"agent_id": format!("a{name}-{i:016x}"), "agent_type": name}));
             let spawn = tool(
@@ -863,7 +863,7 @@ pub(crate) mod tests {
             }
         }
         let state = &s.live[S1];
-        assert_eq!((state.teammates.len(), state.pane_spawns.len()), (MAX_NATIVE, MAX_NATIVE));
+        assert_eq!((state.teammates.len(), state.pane_spawns.len()), (MAX_TEAMMATES, MAX_TEAMMATES));
     }
 
     /// What a session holds of Claude Code's telemetry is bounded: reports of requests whose response

@@ -16,6 +16,7 @@ use crate::model::semconv::{self, int};
 use crate::model::span::{ChatCall, SpanEvent, Status};
 use crate::model::time::ms_to_ns;
 
+/// What a session holds of Claude Code's own telemetry (each map bounded by `MAX_NATIVE`).
 #[derive(Default)]
 pub(super) struct Native {
     pub(super) seen: bool,

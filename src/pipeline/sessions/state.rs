@@ -1,7 +1,8 @@
 //! One session's state: its open spans, from its root (or resumed segment) down, and what pairs
 //! its start and end events into them ([`SessionState::apply`]), places a span under its parent
 //! when it is handed out, puts usage on the spans it belongs to, and closes what never ends.
-//! Bounded: what it remembers per session stops at `MAX_NATIVE`.
+//! Bounded: what it remembers per session of Claude Code's telemetry stops at `MAX_NATIVE`, of its
+//! teammates at `MAX_TEAMMATES`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -60,10 +61,11 @@ pub(super) struct SessionState {
     pub(super) team: Option<String>,
     /// A pane teammate's own name.
     pub(super) teammate_name: Option<String>,
-    /// In-process teammates: agent id → name.
+    /// In-process teammates: agent id → name (at most `MAX_TEAMMATES`).
     pub(super) teammates: HashMap<String, String>,
     /// `Agent` calls that spawned a pane teammate, by the teammate's name: held until the session
-    /// ends, so that they can link to the teammate's trace once it names its team.
+    /// ends, so that they can link to the teammate's trace once it names its team (at most
+    /// `MAX_TEAMMATES`).
     pub(super) pane_spawns: HashMap<String, SpanId>,
     /// Claude Code runs it with agent teams on: until its team is known (or its first turn ended
     /// without one), its closed spans wait, so that they carry the team when it forms.
@@ -77,9 +79,16 @@ pub(super) struct SessionState {
     pub(super) native: Native,
 }
 
-/// What a session holds of Claude Code's own telemetry (bounded by `MAX_NATIVE`).
 /// Most requests remembered per session in each of `Native`'s maps.
 pub(super) const MAX_NATIVE: usize = 4096;
+
+/// Most in-process teammates, and most held `Agent` calls that spawned a pane teammate, remembered
+/// per session; past it a teammate is a plain subagent, a spawn a plain tool call. A real team has a
+/// few teammates, so the bound never touches one: it only keeps a flood of made-up teammates (a
+/// payload can name any) from growing a session without end. 4,096, the value of `MAX_NATIVE`, which
+/// bounded these maps before they had a bound of their own: far above any real team, and no more
+/// memory per session under a flood than before.
+pub(super) const MAX_TEAMMATES: usize = 4096;
 
 impl SessionState {
     pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, capture: Capture) -> SessionState {
@@ -289,8 +298,8 @@ impl SessionState {
         }
         let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
         let mut attrs = semconv::subagent(&aid, &agent_type);
-        // (past MAX_NATIVE teammates in one session, a plain subagent: the map stays bounded)
-        let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_NATIVE;
+        // (past MAX_TEAMMATES teammates in one session, a plain subagent: the map stays bounded)
+        let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_TEAMMATES;
         if teammate {
             // its team is the lead's: this session's
             attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
@@ -481,7 +490,7 @@ impl SessionState {
                 if let Some(span) = self.spans.get_mut(&id) {
                     span.held = true;
                 }
-                if self.pane_spawns.len() < MAX_NATIVE {
+                if self.pane_spawns.len() < MAX_TEAMMATES {
                     self.pane_spawns.insert(name, id);
                 }
             }
