@@ -316,34 +316,12 @@ pub(crate) mod tests {
     use crate::model::event::Kind;
     use crate::model::span::{SpanLink, SpanUsage, Status};
     use crate::testdata::Rng;
+    use crate::testdata::CAPTURED;
     use serde_json::{json, Value};
     use std::collections::HashSet;
 
     const MS: u64 = 1_000_000;
     const S1: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
-
-    /// The real captured 2.1.329 session, in firing order (shared with other modules' tests).
-    pub(crate) const CAPTURED: &[&str] = &[
-        include_str!("../../../tests/fixtures/hooks/captured/01-SessionStart.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/04-PreToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/05-SubagentStart.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/06-PreToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/07-PostToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/08-PreToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/09-PostToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/11-SubagentStop.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/12-PostToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/14-PreToolUse.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/18-Stop.json"),
-        include_str!("../../../tests/fixtures/hooks/captured/19-SessionEnd.json"),
-    ];
 
     fn event(payload: &Value, at: u64) -> Event {
         normalize(payload.as_object().unwrap(), at, Capture::Metadata).unwrap()
