@@ -4,9 +4,13 @@
 //! Pure: no I/O and no clock. `ingest` takes an event, `tick` takes the current time and hands back
 //! the spans that are finished. Hook processes run concurrently, so events arrive slightly out of
 //! order: a closed span waits a short *settle* time before it is handed out, during which a late
-//! event can still amend it (an earlier start, the real end of a span closed as incomplete). Each
-//! session is its own [`SessionState`]; what reaches across sessions (agent teams, their tasks) is
-//! in `teams`, and what Claude Code's own telemetry does to a session in `native`.
+//! event can still amend it (an earlier start, the real end of a span closed as incomplete).
+//!
+//! Here: [`Sessions`], every live session and a memory of the ended ones (opening, resuming and
+//! evicting sessions, usage, handing spans out), with its [`Settings`]. Each session is its own
+//! [`SessionState`], in `state` (one handler per event kind); its spans, while open, are `span`'s
+//! `OpenSpan`. What reaches across sessions (agent teams, their tasks) is in `teams`, what Claude
+//! Code's own telemetry does to a session in `native`, and the tests in `tests`.
 
 use std::collections::{HashMap, VecDeque};
 

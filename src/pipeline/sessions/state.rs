@@ -1,6 +1,7 @@
 //! One session's state: its open spans, from its root (or resumed segment) down, and what pairs
-//! its start and end events into them ([`SessionState::apply`]), places a span under its parent
-//! when it is handed out, puts usage on the spans it belongs to, and closes what never ends.
+//! its start and end events into them ([`SessionState::apply`], which hands each event kind to a
+//! handler of its own), places a span under its parent when it is handed out, puts usage on the
+//! spans it belongs to, and closes what never ends.
 //! Bounded: what it remembers per session of Claude Code's telemetry stops at `MAX_NATIVE`, of its
 //! teammates at `MAX_TEAMMATES`.
 
