@@ -9,7 +9,7 @@ use crate::ingest::accept;
 use crate::model::capture::Capture;
 use crate::model::time;
 use crate::pipeline::sessions::{Sessions, Settings};
-use crate::testdata::Rng;
+use crate::testdata::{Rng, CAPTURED};
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::Ledger;
 
@@ -55,8 +55,6 @@ impl Rng {
         pick[self.below(pick.len())].clone()
     }
 }
-
-const CAPTURED: &[&str] = crate::pipeline::sessions::tests::CAPTURED;
 
 #[test]
 fn hook_payloads_never_panic() {

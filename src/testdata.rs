@@ -1,5 +1,6 @@
-//! Test data built from real captures: the captured Claude Code 2.1.329 session as the pipeline
-//! hands it out, shared by the store's and the views' tests. Compiled for tests only.
+//! Test data built from real captures: the captured Claude Code 2.1.329 session, its hook payloads
+//! (for the pipeline's and the fuzz tests) and as the pipeline hands it out (for the store's and the
+//! views' tests). Compiled for tests only.
 
 use crate::model::capture::Capture;
 use crate::model::span::SpanRecord;
@@ -41,7 +42,28 @@ pub(crate) const SEC: u64 = crate::model::time::NS_PER_SEC;
 pub(crate) const CAPTURED_SPANS: usize = 12;
 pub(crate) const MS: u64 = 1_000_000;
 
-use crate::pipeline::sessions::tests::CAPTURED;
+/// The hook payloads of the real captured 2.1.329 session, in firing order.
+pub(crate) const CAPTURED: &[&str] = &[
+    include_str!("../tests/fixtures/hooks/captured/01-SessionStart.json"),
+    include_str!("../tests/fixtures/hooks/captured/02-UserPromptSubmit.json"),
+    include_str!("../tests/fixtures/hooks/captured/03-MessageDisplay.json"),
+    include_str!("../tests/fixtures/hooks/captured/04-PreToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/05-SubagentStart.json"),
+    include_str!("../tests/fixtures/hooks/captured/06-PreToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/07-PostToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/08-PreToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/09-PostToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/10-PostToolBatch.json"),
+    include_str!("../tests/fixtures/hooks/captured/11-SubagentStop.json"),
+    include_str!("../tests/fixtures/hooks/captured/12-PostToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/13-PostToolBatch.json"),
+    include_str!("../tests/fixtures/hooks/captured/14-PreToolUse.json"),
+    include_str!("../tests/fixtures/hooks/captured/15-PostToolUseFailure.json"),
+    include_str!("../tests/fixtures/hooks/captured/16-PostToolBatch.json"),
+    include_str!("../tests/fixtures/hooks/captured/17-MessageDisplay.json"),
+    include_str!("../tests/fixtures/hooks/captured/18-Stop.json"),
+    include_str!("../tests/fixtures/hooks/captured/19-SessionEnd.json"),
+];
 
 const TRANSCRIPTS: &[&str] = &[
     include_str!(

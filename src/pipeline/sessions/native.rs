@@ -8,13 +8,15 @@ use std::collections::{HashMap, HashSet};
 use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 
-use super::{Parent, SessionState, Span, MAX_NATIVE};
+use super::span::{OpenSpan, Parent};
+use super::state::{SessionState, MAX_NATIVE};
 use crate::model::event::{ApiCall, ToolTiming};
 use crate::model::ids::SpanKey;
 use crate::model::semconv::{self, int};
 use crate::model::span::{ChatCall, SpanEvent, Status};
 use crate::model::time::ms_to_ns;
 
+/// What a session holds of Claude Code's own telemetry (each map bounded by `MAX_NATIVE`).
 #[derive(Default)]
 pub(super) struct Native {
     pub(super) seen: bool,
@@ -170,7 +172,7 @@ impl SessionState {
             None => Parent::Turn(Some(prompt_id.to_owned())),
         };
         let mut span =
-            Span::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
+            OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
         span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
         span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
         time_chat(&mut span, &call, at, now);
@@ -180,7 +182,7 @@ impl SessionState {
 
 /// Time a chat span by Claude Code's report of its request: it ended at the report and took
 /// `duration_ms`; the time to the first token and the try are attributes.
-pub(super) fn time_chat(span: &mut Span, call: &ApiCall, at: u64, now: u64) {
+pub(super) fn time_chat(span: &mut OpenSpan, call: &ApiCall, at: u64, now: u64) {
     span.end = at;
     span.start = at.saturating_sub(ms_to_ns(call.duration_ms));
     span.exact = true;

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use opentelemetry::KeyValue;
 
-use super::{Parent, SessionState, Sessions, Span};
+use super::span::{OpenSpan, Parent};
+use super::state::SessionState;
+use super::Sessions;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
@@ -186,7 +188,7 @@ impl SessionState {
             None => Parent::Turn(prompt_id),
         };
         let name = format!("task {}", subject.unwrap_or_else(|| done.task_id.clone()));
-        let mut span = Span::new(id, SpanKey::Task, name, start, parent, attrs);
+        let mut span = OpenSpan::new(id, SpanKey::Task, name, start, parent, attrs);
         if let Some(c) = created.filter(|c| *c.session != *self.session_id) {
             span.attrs.push(KeyValue::new(semconv::TASK_CREATED_BY, c.session.clone()));
             span.links.push(SpanLink {

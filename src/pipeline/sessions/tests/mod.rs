@@ -1,0 +1,103 @@
+//! Tests of the session state machine. Here, what they share: hook payload builders (`simple`,
+//! `tool`), an event from a payload (`event`), a run of payloads through the state machine (`run`),
+//! captured agent-team runs (`team_events`, `team_run`), and checks on what comes out (`named`,
+//! `assert_tree`). The tests themselves, by concern: `tree` (one session's span tree: pairing, order,
+//! timeouts, bounds), `teams` (agent teams, teammates, tasks, forks) and `native` (Claude Code's own
+//! telemetry).
+
+use std::collections::HashSet;
+
+use opentelemetry::trace::SpanId;
+use serde_json::{json, Value};
+
+use super::{Sessions, Settings};
+use crate::ingest::agents::claude_code::normalize;
+use crate::model::capture::Capture;
+use crate::model::event::Event;
+use crate::model::span::SpanRecord;
+
+mod native;
+mod teams;
+mod tree;
+
+const MS: u64 = 1_000_000;
+const S1: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+
+fn event(payload: &Value, at: u64) -> Event {
+    normalize(payload.as_object().unwrap(), at, Capture::Metadata).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings { settle_ns: 100 * MS, idle_timeout_ns: 60_000 * MS, ..Settings::default() }
+}
+
+/// Feed (payload, firing time) pairs, all received at `now`, then let everything settle.
+fn run(events: &[(Value, u64)]) -> Vec<SpanRecord> {
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    for (p, at) in events {
+        s.ingest(event(p, *at), *at, &mut out);
+    }
+    s.tick(u64::MAX / 2, &mut out);
+    out
+}
+
+fn named<'a>(spans: &'a [SpanRecord], name: &str) -> Vec<&'a SpanRecord> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+/// One root, no dangling parent, no span twice.
+fn assert_tree(spans: &[SpanRecord]) {
+    let roots: Vec<_> = spans.iter().filter(|s| s.parent.is_none()).collect();
+    assert_eq!(roots.len(), 1, "roots: {roots:?}");
+    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids.len(), spans.len(), "a span id handed out twice");
+    for s in spans {
+        if let Some(p) = s.parent {
+            assert!(ids.contains(&p), "dangling parent of {}", s.name);
+        }
+    }
+}
+
+fn tool(event: &str, id: &str, extra: Value) -> Value {
+    let mut p = json!({"session_id": S1, "hook_event_name": event, "prompt_id": "p1",
+                       "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": "ls"}});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+fn simple(event: &str, extra: Value) -> Value {
+    let mut p = json!({"session_id": S1, "hook_event_name": event, "prompt_id": "p1"});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+/// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`): each payload as an
+/// event at its capture time.
+fn team_events(run: &str) -> Vec<Event> {
+    let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let lines = std::fs::read_to_string(path).unwrap();
+    lines
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            event(&v["payload"], (v["ts"].as_f64().unwrap() * 1e9) as u64)
+        })
+        .collect()
+}
+
+/// A captured agent-team run through the state machine, everything handed out at the end.
+pub(crate) fn team_run(run: &str) -> Vec<SpanRecord> {
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    for ev in team_events(run) {
+        let at = ev.at;
+        s.ingest(ev, at, &mut out);
+    }
+    s.tick(u64::MAX / 2, &mut out);
+    out
+}
