@@ -126,3 +126,32 @@ pub(crate) fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
     assert_eq!(out.len(), CAPTURED_SPANS);
     out
 }
+
+/// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`): each payload as an
+/// event at its capture time.
+pub(crate) fn team_events(run: &str) -> Vec<crate::model::event::Event> {
+    let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let lines = std::fs::read_to_string(path).unwrap();
+    lines
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let at = (v["ts"].as_f64().unwrap() * 1e9) as u64;
+            crate::ingest::agents::claude_code::normalize(v["payload"].as_object().unwrap(), at, Capture::Metadata)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A captured agent-team run through the state machine with `settings`, everything handed out at
+/// the end.
+pub(crate) fn team_run(run: &str, settings: crate::pipeline::sessions::Settings) -> Vec<SpanRecord> {
+    let mut s = crate::pipeline::sessions::Sessions::new(settings);
+    let mut out = Vec::new();
+    for ev in team_events(run) {
+        let at = ev.at;
+        s.ingest(ev, at, &mut out);
+    }
+    s.tick(u64::MAX / 2, &mut out);
+    out
+}

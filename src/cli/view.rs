@@ -598,7 +598,14 @@ mod tests {
             Retention { max_age: std::time::Duration::from_secs(u64::MAX / 4), ..Retention::default() },
         )
         .unwrap();
-        let spans = crate::pipeline::sessions::tests::team_run("tmux-panes-2.1.332");
+        let spans = crate::testdata::team_run(
+            "tmux-panes-2.1.332",
+            crate::pipeline::sessions::Settings {
+                settle_ns: 100_000_000,
+                idle_timeout_ns: 60_000_000_000,
+                ..Default::default()
+            },
+        );
         store.insert(&spans, 1_796_193_100 * SEC).unwrap();
         let mate = spans.iter().find(|r| r.parent.is_none() && !r.links.is_empty()).unwrap().session_id.to_string();
         let list = sessions(tmp.path(), 20, Output::Whole).unwrap();

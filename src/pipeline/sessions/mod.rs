@@ -26,9 +26,8 @@ mod native;
 mod span;
 mod state;
 pub(crate) mod teams;
-// (not private: `cli::view`'s tests build a captured agent-team run with `tests::team_run`)
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 use span::{OpenSpan, Parent};
 use state::SessionState;

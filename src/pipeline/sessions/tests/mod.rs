@@ -76,28 +76,10 @@ fn simple(event: &str, extra: Value) -> Value {
     p
 }
 
-/// A captured agent-team run (`tests/fixtures/teams/<run>/hooks.jsonl`): each payload as an
-/// event at its capture time.
 fn team_events(run: &str) -> Vec<Event> {
-    let path = format!("{}/tests/fixtures/teams/{run}/hooks.jsonl", env!("CARGO_MANIFEST_DIR"));
-    let lines = std::fs::read_to_string(path).unwrap();
-    lines
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            event(&v["payload"], (v["ts"].as_f64().unwrap() * 1e9) as u64)
-        })
-        .collect()
+    crate::testdata::team_events(run)
 }
 
-/// A captured agent-team run through the state machine, everything handed out at the end.
-pub(crate) fn team_run(run: &str) -> Vec<SpanRecord> {
-    let mut s = Sessions::new(settings());
-    let mut out = Vec::new();
-    for ev in team_events(run) {
-        let at = ev.at;
-        s.ingest(ev, at, &mut out);
-    }
-    s.tick(u64::MAX / 2, &mut out);
-    out
+fn team_run(run: &str) -> Vec<SpanRecord> {
+    crate::testdata::team_run(run, settings())
 }
