@@ -75,7 +75,7 @@ impl Default for Settings {
     }
 }
 
-const SEC: u64 = 1_000_000_000;
+const SEC: u64 = crate::model::time::NS_PER_SEC;
 
 /// What `ingest` did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
