@@ -515,6 +515,12 @@ impl SidecarBuilder {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // the line is in the log before the start is reported: a test reads it right away
+                {
+                    let mut log = l.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(pos) = line.find("(OTLP/HTTP) on http://") {
                     let rest = &line[pos + "(OTLP/HTTP) on http://".len()..];
                     let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
@@ -527,8 +533,6 @@ impl SidecarBuilder {
                         let _ = tx.send(addr);
                     }
                 }
-                l.lock().unwrap().push_str(&line);
-                l.lock().unwrap().push('\n');
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(20)) {
