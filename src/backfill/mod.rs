@@ -22,7 +22,7 @@ use crate::export::{Exporter, Sink};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
-use crate::model::span::{SpanRecord, Status};
+use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
 use crate::store::import_registry::ImportRegistry;
@@ -175,26 +175,12 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         };
         attrs.push(kv);
     }
+    let session = ev.session_id.as_deref().map(Arc::from).unwrap_or_else(|| Arc::from(""));
+    let span_id = ids::span_id(&scope, SpanKey::Custom, &ev.key);
     SpanRecord {
-        trace_id,
-        span_id: ids::span_id(&scope, SpanKey::Custom, &ev.key),
         parent,
-        name: ev.name,
-        key: SpanKey::Custom,
-        start: ev.at,
-        end: ev.at,
-        session_id: ev.session_id.as_deref().map(Arc::from).unwrap_or_else(|| Arc::from("")),
         attrs,
-        events: Vec::new(),
-        dropped_events: 0,
-        status: Status::Unset,
-        project: String::new(),
-        incomplete: false,
-        usage: None,
-        tool: None,
-        turn: None,
-        chat: None,
-        links: Vec::new(),
+        ..SpanRecord::new(trace_id, span_id, SpanKey::Custom, ev.name, (ev.at, ev.at), session)
     }
 }
 

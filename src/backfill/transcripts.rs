@@ -430,25 +430,9 @@ impl Reader {
         };
         let session_id: Arc<str> = Arc::from(sid);
         let record = |id: SpanId, key: SpanKey, name: String, parent: Option<SpanId>, e: Extent| SpanRecord {
-            trace_id: ids::trace_id(sid),
-            span_id: id,
             parent,
-            name,
-            key,
-            start: e.start,
-            end: e.end.max(e.start),
-            session_id: session_id.clone(),
-            attrs: Vec::new(),
-            events: Vec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
             project: project.clone(),
-            incomplete: false,
-            usage: None,
-            tool: None,
-            turn: None,
-            chat: None,
-            links: Vec::new(),
+            ..SpanRecord::new(ids::trace_id(sid), id, key, name, (e.start, e.end), session_id.clone())
         };
         let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<&SpanUsage>| {
             span.attrs.extend(attrs);

@@ -57,6 +57,40 @@ pub struct SpanLink {
 }
 
 impl SpanRecord {
+    /// A span of `key` named `name` in the trace of `session_id`, from `start` to `end` (never
+    /// before `start`): no parent, attribute, event or fact yet. Callers set what they know, e.g.
+    /// `SpanRecord { parent, attrs, ..SpanRecord::new(...) }`.
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        key: SpanKey,
+        name: String,
+        (start, end): (u64, u64),
+        session_id: Arc<str>,
+    ) -> SpanRecord {
+        SpanRecord {
+            trace_id,
+            span_id,
+            parent: None,
+            name,
+            key,
+            start,
+            end: end.max(start),
+            session_id,
+            attrs: Vec::new(),
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            project: String::new(),
+            incomplete: false,
+            usage: None,
+            tool: None,
+            turn: None,
+            chat: None,
+            links: Vec::new(),
+        }
+    }
+
     /// Every attribute the span carries out of the process: the session's ids, its own attributes,
     /// then those of its typed facts.
     pub fn attributes(&self) -> Vec<KeyValue> {

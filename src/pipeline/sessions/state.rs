@@ -682,14 +682,7 @@ impl SessionState {
             _ => Some(self.resolve(&span.parent)),
         };
         SpanRecord {
-            trace_id: self.trace_id,
-            span_id: span.id,
             parent,
-            name: span.name,
-            key: span.key,
-            start: span.start,
-            end: span.end.max(span.start),
-            session_id: self.session_id.clone(),
             attrs: span.attrs,
             events: span.events,
             dropped_events: span.dropped_events,
@@ -701,6 +694,14 @@ impl SessionState {
             turn: span.turn,
             chat: span.chat,
             links: span.links,
+            ..SpanRecord::new(
+                self.trace_id,
+                span.id,
+                span.key,
+                span.name,
+                (span.start, span.end),
+                self.session_id.clone(),
+            )
         }
     }
 }
