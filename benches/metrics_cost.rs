@@ -481,26 +481,24 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         "denied" => Status::Error("permission denied: rule".into()),
         other => Status::Error(other.into()),
     };
+    let span_id = ids::span_id(session, SpanKey::Tool, &call_id);
+    let end = start + ms * 1_000_000 + 3_000_000;
     SpanRecord {
-        trace_id: ids::trace_id(session),
-        span_id: ids::span_id(session, SpanKey::Tool, &call_id),
         parent: Some(ids::span_id(session, SpanKey::Turn, &prompt_id)),
-        name: format!("execute_tool {tool}"),
-        key: SpanKey::Tool,
-        start,
-        end: start + ms * 1_000_000 + 3_000_000,
-        session_id: Arc::from(session),
         attrs,
         events,
-        dropped_events: 0,
         status: span_status,
         project: project.to_owned(),
         incomplete,
-        usage: None,
         tool: Some(ToolRun { status: tool_status, duration_ms }),
-        turn: None,
-        chat: None,
-        links: Vec::new(),
+        ..SpanRecord::new(
+            ids::trace_id(session),
+            span_id,
+            SpanKey::Tool,
+            format!("execute_tool {tool}"),
+            (start, end),
+            Arc::from(session),
+        )
     }
 }
 
@@ -519,25 +517,20 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         TokenUsage { input: 1_000, output: 2_400, cache_read: 110_000, cache_write_5m: 9_000, ..TokenUsage::default() };
     let usage = SpanUsage { tokens, cost: 0.31, models: vec!["claude-sonnet-5-5".into()] };
     let turn = if outcome == "failure" { TurnOutcome::Failure("rate_limit".into()) } else { TurnOutcome::Stop };
+    let span_id = ids::span_id(session, SpanKey::Turn, &prompt_id);
     SpanRecord {
-        trace_id: ids::trace_id(session),
-        span_id: ids::span_id(session, SpanKey::Turn, &prompt_id),
         parent: Some(ids::span_id(session, SpanKey::Root, "")),
-        name: "invoke_agent claude-code".into(),
-        key: SpanKey::Turn,
-        start,
-        end: start + 40_000_000_000,
-        session_id: Arc::from(session),
         attrs,
-        events: Vec::new(),
-        dropped_events: 0,
-        status: Status::Unset,
         project: project.to_owned(),
-        incomplete: false,
         usage: Some(usage),
-        tool: None,
         turn: Some(turn),
-        chat: None,
-        links: Vec::new(),
+        ..SpanRecord::new(
+            ids::trace_id(session),
+            span_id,
+            SpanKey::Turn,
+            "invoke_agent claude-code".into(),
+            (start, start + 40_000_000_000),
+            Arc::from(session),
+        )
     }
 }

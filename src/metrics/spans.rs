@@ -6,7 +6,7 @@ use crate::metrics::caps::PairCap;
 use crate::metrics::Metrics;
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
-use crate::model::span::{SpanRecord, ToolStatus};
+use crate::model::span::{SpanRecord, TeamMember, TeamRole, ToolStatus};
 use crate::model::tokens::TokenUsage;
 
 impl Metrics {
@@ -59,8 +59,8 @@ impl Metrics {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
-                if rec.own_attr(semconv::TEAM_NAME).is_some() {
-                    self.team_tool_calls.with_label_values(&[team_role(rec), status.label()]).inc();
+                if let Some(m) = &rec.team {
+                    self.team_tool_calls.with_label_values(&[m.role().label(), status.label()]).inc();
                 }
                 if status != ToolStatus::Incomplete {
                     // Claude Code's own timing when it sent one, else the span's
@@ -84,15 +84,15 @@ impl Metrics {
             SpanKey::Task => {
                 self.tasks.with_label_values(&[if rec.incomplete { "incomplete" } else { "completed" }]).inc();
             }
-            SpanKey::Root | SpanKey::Segment if rec.own_attr(semconv::TEAM_NAME).is_some() => {
-                let role = team_role(rec);
-                self.team_sessions.with_label_values(&[role]).inc();
-                if role == "teammate" {
+            SpanKey::Root | SpanKey::Segment if rec.team.is_some() => {
+                let role = rec.team.as_ref().map_or(TeamRole::Lead, TeamMember::role);
+                self.team_sessions.with_label_values(&[role.label()]).inc();
+                if role == TeamRole::Teammate {
                     self.teammates.with_label_values(&["pane"]).inc();
                 }
             }
-            SpanKey::Chat if rec.own_attr(semconv::TEAM_NAME).is_some() => {
-                let role = team_role(rec);
+            SpanKey::Chat if rec.team.is_some() => {
+                let role = rec.team.as_ref().map_or(TeamRole::Lead, TeamMember::role).label();
                 if let Some(u) = &rec.usage {
                     let t = &u.tokens;
                     let kinds = [
@@ -119,14 +119,5 @@ impl Metrics {
         }
         self.label_overflow.with_label_values(&[metric]).inc();
         ("other", "other")
-    }
-}
-
-/// A team span's role: the lead's, or a teammate's (in-process or pane).
-fn team_role(rec: &SpanRecord) -> &'static str {
-    if rec.own_attr(semconv::TEAM_AGENT).as_deref() == Some("team-lead") {
-        "lead"
-    } else {
-        "teammate"
     }
 }

@@ -46,6 +46,46 @@ pub struct SpanRecord {
     pub chat: Option<ChatCall>,
     /// Spans of other traces it relates to (a fork's origin, a teammate's lead).
     pub links: Vec<SpanLink>,
+    /// The agent team it belongs to and the agent of it that made it.
+    pub team: Option<TeamMember>,
+}
+
+/// The agent a lead's spans name as theirs in their team (Claude Code's own name for it).
+pub const LEAD_AGENT: &str = "team-lead";
+
+/// Which side of an agent team a span is on: the lead's, or a teammate's (in-process or pane).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamRole {
+    Lead,
+    Teammate,
+}
+
+impl TeamRole {
+    /// The bounded `role` label of the team metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            TeamRole::Lead => "lead",
+            TeamRole::Teammate => "teammate",
+        }
+    }
+}
+
+/// A span's agent team (`hooktel.team.name`) and the agent of it that made the span
+/// (`hooktel.team.agent`: a teammate's name, or [`LEAD_AGENT`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TeamMember {
+    pub team: String,
+    pub agent: String,
+}
+
+impl TeamMember {
+    pub fn role(&self) -> TeamRole {
+        if self.agent == LEAD_AGENT {
+            TeamRole::Lead
+        } else {
+            TeamRole::Teammate
+        }
+    }
 }
 
 /// A link to a span of another trace, and what the relation is (`hooktel.link.kind`).
@@ -88,6 +128,7 @@ impl SpanRecord {
             turn: None,
             chat: None,
             links: Vec::new(),
+            team: None,
         }
     }
 
@@ -123,6 +164,10 @@ impl SpanRecord {
         }
         if self.incomplete {
             out.push(KeyValue::new(semconv::INCOMPLETE, true));
+        }
+        if let Some(m) = &self.team {
+            out.push(KeyValue::new(semconv::TEAM_NAME, m.team.clone()));
+            out.push(KeyValue::new(semconv::TEAM_AGENT, m.agent.clone()));
         }
         out
     }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
-use crate::model::span::{ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, TurnOutcome};
+use crate::model::span::{
+    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, TeamMember, ToolRun, TurnOutcome,
+};
 
 /// A span as stored: plain data, no OpenTelemetry types.
 #[derive(Serialize, Deserialize)]
@@ -44,6 +46,9 @@ struct Stored {
     /// (trace, span, kind)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     links: Vec<([u8; 16], [u8; 8], String)>,
+    /// Absent in records written before the team was a typed fact: their attributes hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    team: Option<TeamMember>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -121,6 +126,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             turn: r.turn.clone(),
             chat: r.chat.clone(),
             links: r.links.iter().map(|l| (l.trace_id.to_bytes(), l.span_id.to_bytes(), l.kind.clone())).collect(),
+            team: r.team.clone(),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -135,6 +141,7 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
             let mut attrs = from_attrs(s.attrs);
             // an older record kept the session and incompleteness as attributes
             let session = if s.session.is_empty() { take_legacy_session(&mut attrs) } else { s.session };
+            let team = s.team.or_else(|| take_legacy_team(&mut attrs));
             SpanRecord {
                 trace_id: TraceId::from_bytes(s.trace),
                 span_id: SpanId::from_bytes(s.span),
@@ -171,9 +178,19 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                         kind,
                     })
                     .collect(),
+                team,
             }
         })
         .collect())
+}
+
+/// Move `hooktel.team.name` and `.agent` out of an older record's attributes into the typed fact.
+fn take_legacy_team(attrs: &mut Vec<KeyValue>) -> Option<TeamMember> {
+    let get = |key: &str| attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned());
+    let team = get(semconv::TEAM_NAME)?;
+    let agent = get(semconv::TEAM_AGENT).unwrap_or_default();
+    attrs.retain(|kv| !matches!(kv.key.as_str(), semconv::TEAM_NAME | semconv::TEAM_AGENT));
+    Some(TeamMember { team, agent })
 }
 
 #[cfg(test)]
@@ -218,7 +235,22 @@ pub(crate) mod tests {
             } else {
                 Vec::new()
             },
+            team: (i == 1).then(|| TeamMember { team: "session-859c7e3e".into(), agent: "researcher".into() }),
         }
+    }
+
+    /// A record written when the team was still two attributes reads back with the typed fact, and
+    /// without the attributes twice.
+    #[test]
+    fn an_older_records_team_attributes_become_its_team() {
+        let mut old = span(3);
+        old.attrs.push(KeyValue::new(semconv::TEAM_NAME, "session-859c7e3e"));
+        old.attrs.push(KeyValue::new(semconv::TEAM_AGENT, "team-lead"));
+        let read = decode(&encode(&[old])).unwrap().remove(0);
+        let member = read.team.clone().unwrap();
+        assert_eq!((member.team.as_str(), member.role()), ("session-859c7e3e", crate::model::span::TeamRole::Lead));
+        let names: Vec<String> = read.attributes().iter().map(|kv| kv.key.to_string()).collect();
+        assert_eq!(names.iter().filter(|n| *n == semconv::TEAM_NAME).count(), 1, "{names:?}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::{int, project_of};
 use crate::model::span::{
-    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome,
+    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, TeamMember, ToolRun, ToolStatus, TurnOutcome,
+    LEAD_AGENT,
 };
 use crate::model::time::ms_to_ns;
 use crate::usage::transcript::{Delta, Response};
@@ -665,17 +666,16 @@ impl SessionState {
         }
     }
 
-    pub(super) fn record(&self, mut span: OpenSpan) -> SpanRecord {
-        if let Some(team) = &self.team {
-            // one search by team finds every agent's spans, the lead's too
+    pub(super) fn record(&self, span: OpenSpan) -> SpanRecord {
+        // one search by team finds every agent's spans, the lead's too
+        let team = self.team.as_ref().map(|team| {
             let teammate = match &span.parent {
                 Parent::Agent(aid, _) | Parent::Spawner(aid, _) => self.teammates.get(aid).cloned(),
                 _ => None,
             };
-            let agent = teammate.or_else(|| self.teammate_name.clone()).unwrap_or_else(|| "team-lead".into());
-            span.attrs.push(KeyValue::new(semconv::TEAM_NAME, team.clone()));
-            span.attrs.push(KeyValue::new(semconv::TEAM_AGENT, agent));
-        }
+            let agent = teammate.or_else(|| self.teammate_name.clone()).unwrap_or_else(|| LEAD_AGENT.into());
+            TeamMember { team: team.clone(), agent }
+        });
         let parent = match span.key {
             SpanKey::Root => None,
             SpanKey::Segment => Some(self.root_id),
@@ -694,6 +694,7 @@ impl SessionState {
             turn: span.turn,
             chat: span.chat,
             links: span.links,
+            team,
             ..SpanRecord::new(
                 self.trace_id,
                 span.id,
