@@ -30,7 +30,9 @@ use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
-use crate::model::span::{ChatCall, SpanLink, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::span::{
+    ChatCall, SpanLink, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome,
+};
 use crate::model::time::rfc3339_ns;
 use crate::usage::pricing::PriceTable;
 use crate::usage::transcript::{spawner_in_meta, Delta, Ledger, Response};
@@ -476,8 +478,9 @@ impl Reader {
                 _ => turn_id(&agent.prompt_id),
             };
             let e = agent.extent.unwrap_or(extent);
-            let span = record(id, SpanKey::Subagent, format!("invoke_agent {}", agent.agent_type), Some(parent), e);
-            let attrs = semconv::subagent(&agent.id, &agent.agent_type);
+            let mut span = record(id, SpanKey::Subagent, format!("invoke_agent {}", agent.agent_type), Some(parent), e);
+            span.subject = Some(Subject::Subagent(agent.agent_type.clone()));
+            let attrs = semconv::subagent(&agent.id);
             out.push(finish(span, attrs, agent.usage.as_ref()));
         }
 
@@ -503,7 +506,8 @@ impl Reader {
             };
             let e = Extent { start: call.start, end: result.at };
             let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
-            let mut attrs = semconv::tool(&call.name, &call.id);
+            span.subject = Some(Subject::Tool(call.name.clone()));
+            let mut attrs = semconv::tool(&call.id);
             attrs.extend(capture::tool_input(&call.input, capture));
             if let Some(aid) = &call.agent_id {
                 attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));

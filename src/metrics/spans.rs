@@ -5,8 +5,7 @@
 use crate::metrics::caps::PairCap;
 use crate::metrics::Metrics;
 use crate::model::ids::SpanKey;
-use crate::model::semconv;
-use crate::model::span::{SpanRecord, TeamMember, TeamRole, ToolStatus};
+use crate::model::span::{SpanRecord, Subject, TeamMember, TeamRole, ToolStatus};
 use crate::model::tokens::TokenUsage;
 
 impl Metrics {
@@ -49,8 +48,7 @@ impl Metrics {
     pub fn span_finished(&self, rec: &SpanRecord) {
         match rec.key {
             SpanKey::Tool => {
-                let name = rec.own_attr(semconv::TOOL_NAME).unwrap_or_default();
-                let tool = self.tools.label(&name);
+                let tool = self.tools.label(rec.subject.as_ref().map_or("", Subject::name));
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let project = self.projects.label(&rec.project);
                 let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
@@ -74,12 +72,12 @@ impl Metrics {
                     self.turns.with_label_values(&[outcome.label()]).inc();
                 }
             }
-            SpanKey::Subagent if rec.own_attr(semconv::AGENT_KIND).as_deref() == Some("teammate") => {
+            SpanKey::Subagent if matches!(rec.subject, Some(Subject::Teammate(_))) => {
                 self.teammates.with_label_values(&["in_process"]).inc();
             }
             SpanKey::Subagent => {
-                let agent = rec.own_attr(semconv::AGENT_NAME).unwrap_or_default();
-                self.subagents.with_label_values(&[self.agent_types.label(&agent)]).inc();
+                let agent = rec.subject.as_ref().map_or("", Subject::name);
+                self.subagents.with_label_values(&[self.agent_types.label(agent)]).inc();
             }
             SpanKey::Task => {
                 self.tasks.with_label_values(&[if rec.incomplete { "incomplete" } else { "completed" }]).inc();

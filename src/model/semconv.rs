@@ -142,13 +142,12 @@ pub(crate) fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
     attrs
 }
 
-/// A subagent `invoke_agent {agent_type}`.
-pub(crate) fn subagent(agent_id: &str, agent_type: &str) -> Vec<KeyValue> {
+/// A subagent `invoke_agent {agent_type}` (its type, `gen_ai.agent.name`, is the span's subject).
+pub(crate) fn subagent(agent_id: &str) -> Vec<KeyValue> {
     vec![
         KeyValue::new(OPERATION_NAME, "invoke_agent"),
         KeyValue::new(PROVIDER_NAME, ANTHROPIC),
         KeyValue::new(AGENT_ID, agent_id.to_owned()),
-        KeyValue::new(AGENT_NAME, agent_type.to_owned()),
     ]
 }
 
@@ -166,13 +165,9 @@ pub(crate) fn chat_name(model: &str) -> String {
     format!("chat {model}")
 }
 
-/// A tool call `execute_tool {name}`.
-pub(crate) fn tool(name: &str, call_id: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new(OPERATION_NAME, "execute_tool"),
-        KeyValue::new(TOOL_NAME, name.to_owned()),
-        KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
-    ]
+/// A tool call `execute_tool {name}` (its tool, `gen_ai.tool.name`, is the span's subject).
+pub(crate) fn tool(call_id: &str) -> Vec<KeyValue> {
+    vec![KeyValue::new(OPERATION_NAME, "execute_tool"), KeyValue::new(TOOL_CALL_ID, call_id.to_owned())]
 }
 
 /// A session counter's attribute: seconds as they come, counts as integers.

@@ -5,7 +5,6 @@
 //!
 //! Plain data shared by every stage. Nothing here does I/O or reads a clock.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -48,6 +47,38 @@ pub struct SpanRecord {
     pub links: Vec<SpanLink>,
     /// The agent team it belongs to and the agent of it that made it.
     pub team: Option<TeamMember>,
+    /// What a tool call or an agent's span is of: the tool, the subagent's type, the teammate.
+    pub subject: Option<Subject>,
+}
+
+/// What a tool call or an agent's span is of, by name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Subject {
+    /// A tool call's tool (`gen_ai.tool.name`).
+    Tool(String),
+    /// A subagent's type (`gen_ai.agent.name`).
+    Subagent(String),
+    /// An in-process teammate's name (`gen_ai.agent.name`, and `hooktel.agent.kind=teammate`).
+    Teammate(String),
+}
+
+impl Subject {
+    /// The name: the tool's, the subagent type's, the teammate's.
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Tool(n) | Subject::Subagent(n) | Subject::Teammate(n) => n,
+        }
+    }
+
+    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
+        match self {
+            Subject::Tool(n) => vec![KeyValue::new(semconv::TOOL_NAME, n.clone())],
+            Subject::Subagent(n) => vec![KeyValue::new(semconv::AGENT_NAME, n.clone())],
+            Subject::Teammate(n) => {
+                vec![KeyValue::new(semconv::AGENT_NAME, n.clone()), KeyValue::new(semconv::AGENT_KIND, "teammate")]
+            }
+        }
+    }
 }
 
 /// The agent a lead's spans name as theirs in their team (Claude Code's own name for it).
@@ -129,6 +160,7 @@ impl SpanRecord {
             chat: None,
             links: Vec::new(),
             team: None,
+            subject: None,
         }
     }
 
@@ -139,6 +171,9 @@ impl SpanRecord {
         if !self.session_id.is_empty() {
             out.push(KeyValue::new(semconv::SESSION_ID, self.session_id.to_string()));
             out.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.to_string()));
+        }
+        if let Some(s) = &self.subject {
+            out.extend(s.attributes());
         }
         out.extend(self.attrs.iter().cloned());
         if let Some(t) = &self.turn {
@@ -175,11 +210,6 @@ impl SpanRecord {
     /// The value of an attribute as it leaves the process (typed facts included), as text.
     pub fn attr(&self, key: &str) -> Option<String> {
         self.attributes().into_iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
-    }
-
-    /// One of the span's own attributes (not those derived from its typed facts), without a copy.
-    pub(crate) fn own_attr(&self, key: &str) -> Option<Cow<'_, str>> {
-        self.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str())
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::ids::SpanKey;
 use crate::model::semconv;
 use crate::model::span::{
-    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, TeamMember, ToolRun, TurnOutcome,
+    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, Subject, TeamMember, ToolRun, TurnOutcome,
 };
 
 /// A span as stored: plain data, no OpenTelemetry types.
@@ -49,6 +49,9 @@ struct Stored {
     /// Absent in records written before the team was a typed fact: their attributes hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     team: Option<TeamMember>,
+    /// Absent in records written before the subject was a typed fact: their attributes hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Subject>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -127,6 +130,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             chat: r.chat.clone(),
             links: r.links.iter().map(|l| (l.trace_id.to_bytes(), l.span_id.to_bytes(), l.kind.clone())).collect(),
             team: r.team.clone(),
+            subject: r.subject.clone(),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -142,6 +146,7 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
             // an older record kept the session and incompleteness as attributes
             let session = if s.session.is_empty() { take_legacy_session(&mut attrs) } else { s.session };
             let team = s.team.or_else(|| take_legacy_team(&mut attrs));
+            let subject = s.subject.or_else(|| take_legacy_subject(s.key, &mut attrs));
             SpanRecord {
                 trace_id: TraceId::from_bytes(s.trace),
                 span_id: SpanId::from_bytes(s.span),
@@ -179,9 +184,25 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                     })
                     .collect(),
                 team,
+                subject,
             }
         })
         .collect())
+}
+
+/// Move a tool's or an agent's name out of an older record's attributes into the typed fact.
+fn take_legacy_subject(key: SpanKey, attrs: &mut Vec<KeyValue>) -> Option<Subject> {
+    let get = |k: &str| attrs.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.as_str().into_owned());
+    let subject = match key {
+        SpanKey::Tool => Subject::Tool(get(semconv::TOOL_NAME)?),
+        SpanKey::Subagent if get(semconv::AGENT_KIND).as_deref() == Some("teammate") => {
+            Subject::Teammate(get(semconv::AGENT_NAME)?)
+        }
+        SpanKey::Subagent => Subject::Subagent(get(semconv::AGENT_NAME)?),
+        _ => return None,
+    };
+    attrs.retain(|kv| !matches!(kv.key.as_str(), semconv::TOOL_NAME | semconv::AGENT_NAME | semconv::AGENT_KIND));
+    Some(subject)
 }
 
 /// Move `hooktel.team.name` and `.agent` out of an older record's attributes into the typed fact.
@@ -236,6 +257,7 @@ pub(crate) mod tests {
                 Vec::new()
             },
             team: (i == 1).then(|| TeamMember { team: "session-859c7e3e".into(), agent: "researcher".into() }),
+            subject: Some(Subject::Tool(format!("T{i}"))),
         }
     }
 
@@ -251,6 +273,13 @@ pub(crate) mod tests {
         assert_eq!((member.team.as_str(), member.role()), ("session-859c7e3e", crate::model::span::TeamRole::Lead));
         let names: Vec<String> = read.attributes().iter().map(|kv| kv.key.to_string()).collect();
         assert_eq!(names.iter().filter(|n| *n == semconv::TEAM_NAME).count(), 1, "{names:?}");
+        // and its tool's name, kept as an attribute then, is the span's subject now
+        let mut old = span(4);
+        old.subject = None;
+        old.attrs.push(KeyValue::new(semconv::TOOL_NAME, "Bash"));
+        let read = decode(&encode(&[old])).unwrap().remove(0);
+        assert_eq!(read.subject, Some(Subject::Tool("Bash".into())));
+        assert_eq!(read.attributes().iter().filter(|kv| kv.key.as_str() == semconv::TOOL_NAME).count(), 1);
     }
 
     #[test]

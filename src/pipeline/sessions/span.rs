@@ -7,7 +7,7 @@ use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 
 use crate::model::ids::SpanKey;
-use crate::model::span::{ChatCall, SpanEvent, SpanLink, SpanUsage, Status, ToolRun, TurnOutcome};
+use crate::model::span::{ChatCall, SpanEvent, SpanLink, SpanUsage, Status, Subject, ToolRun, TurnOutcome};
 
 /// Where a span hangs, resolved when it is handed out (its parent may arrive after it).
 #[derive(Clone, Debug)]
@@ -51,6 +51,8 @@ pub(super) struct OpenSpan {
     pub(super) chat: Option<ChatCall>,
     /// Spans of other traces it relates to.
     pub(super) links: Vec<SpanLink>,
+    /// What a tool call or an agent's span is of.
+    pub(super) subject: Option<Subject>,
     /// Handed out only when its session ends (an in-process teammate, which wakes up again; an
     /// `Agent` call whose pane teammate may name its team later).
     pub(super) held: bool,
@@ -86,6 +88,7 @@ impl OpenSpan {
             tool: None,
             turn: None,
             chat: None,
+            subject: None,
             links: Vec::new(),
             held: false,
             exact: false,

@@ -20,8 +20,8 @@ use crate::model::ids::{self, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::{int, project_of};
 use crate::model::span::{
-    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, TeamMember, ToolRun, ToolStatus, TurnOutcome,
-    LEAD_AGENT,
+    ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, Subject, TeamMember, ToolRun, ToolStatus,
+    TurnOutcome, LEAD_AGENT,
 };
 use crate::model::time::ms_to_ns;
 use crate::usage::transcript::{Delta, Response};
@@ -299,12 +299,13 @@ impl SessionState {
             }
         }
         let agent_type = agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "subagent".into());
-        let mut attrs = semconv::subagent(&aid, &agent_type);
+        let attrs = semconv::subagent(&aid);
         // (past MAX_TEAMMATES teammates in one session, a plain subagent: the map stays bounded)
         let teammate = is_in_process_teammate(&aid, &agent_type) && self.teammates.len() < MAX_TEAMMATES;
+        let subject =
+            if teammate { Subject::Teammate(agent_type.clone()) } else { Subject::Subagent(agent_type.clone()) };
         if teammate {
             // its team is the lead's: this session's
-            attrs.push(KeyValue::new(semconv::AGENT_KIND, "teammate"));
             self.team.get_or_insert_with(|| teams::own_team(&self.session_id));
             self.teammates.insert(aid.clone(), agent_type.clone());
         }
@@ -312,6 +313,7 @@ impl SessionState {
         let parent = Parent::Spawner(aid, prompt_id);
         let mut span = OpenSpan::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
         span.held = teammate;
+        span.subject = Some(subject);
         self.insert(span);
     }
 
@@ -396,9 +398,7 @@ impl SessionState {
             .spans
             .values_mut()
             .filter(|s| s.key == SpanKey::Tool && s.closed_at.is_none())
-            .filter(|s| {
-                s.attrs.iter().any(|kv| kv.key.as_str() == semconv::TOOL_NAME && kv.value.as_str() == tool_name)
-            })
+            .filter(|s| matches!(&s.subject, Some(Subject::Tool(name)) if *name == tool_name))
             .max_by_key(|s| s.start);
         match tool {
             Some(span) => span.add_event(e, max_events),
@@ -507,7 +507,7 @@ impl SessionState {
         prompt_id: Option<String>,
         agent_id: Option<String>,
     ) -> OpenSpan {
-        let mut attrs = semconv::tool(&call.name, &call.call_id);
+        let mut attrs = semconv::tool(&call.call_id);
         attrs.extend(call.attrs.iter().cloned());
         if let Some(aid) = &agent_id {
             attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
@@ -517,7 +517,9 @@ impl SessionState {
             Some(aid) => Parent::Agent(aid, prompt_id),
             None => Parent::Turn(prompt_id),
         };
-        OpenSpan::new(id, SpanKey::Tool, format!("execute_tool {}", call.name), at, parent, attrs)
+        let mut span = OpenSpan::new(id, SpanKey::Tool, format!("execute_tool {}", call.name), at, parent, attrs);
+        span.subject = Some(Subject::Tool(call.name.clone()));
+        span
     }
 
     /// The span of one model call, made or grown from a usage delta: under the subagent whose
@@ -695,6 +697,7 @@ impl SessionState {
             chat: span.chat,
             links: span.links,
             team,
+            subject: span.subject,
             ..SpanRecord::new(
                 self.trace_id,
                 span.id,
