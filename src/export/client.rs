@@ -238,8 +238,9 @@ struct Inner {
 #[derive(Clone)]
 enum Transport {
     Http(reqwest::Client),
-    /// The channel, and the TLS failures its connections ended with.
-    Grpc(tonic::client::Grpc<tonic::transport::Channel>, tls::LastFailure),
+    /// The channel, and (over https) its TLS configuration, to explain a call cut off after the
+    /// handshake.
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>, Option<std::sync::Arc<rustls::ClientConfig>>),
 }
 
 impl OtlpClient {
@@ -275,9 +276,10 @@ impl OtlpClient {
                     http
                 };
                 let builder = hyper_rustls::HttpsConnectorBuilder::new();
-                let connector = if https {
+                let tls_config = if https { Some(tls::client_config(&dest.tls, &[])?) } else { None };
+                let connector = if let Some(config) = &tls_config {
                     // hyper-rustls offers h2 by ALPN itself
-                    builder.with_tls_config(tls::client_config(&dest.tls, &[])?).https_or_http().enable_http2()
+                    builder.with_tls_config(config.clone()).https_or_http().enable_http2()
                 } else {
                     // plain gRPC (h2c): the TLS half is never used
                     builder
@@ -294,8 +296,6 @@ impl OtlpClient {
                         .enable_http2()
                 }
                 .wrap_connector(http);
-                let failures = tls::LastFailure::default();
-                let connector = tls::Watched { inner: connector, failures: failures.clone() };
                 let endpoint = tonic::transport::Endpoint::from_shared(dest.url.clone())
                     .and_then(|e| e.user_agent(USER_AGENT))
                     .map_err(|e| SetupError::Http { url: dest.shown(), error: e.to_string() })?;
@@ -306,7 +306,7 @@ impl OtlpClient {
                         .send_compressed(tonic::codec::CompressionEncoding::Gzip)
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                 }
-                Transport::Grpc(grpc, failures)
+                Transport::Grpc(grpc, tls_config.map(std::sync::Arc::new))
             }
         };
         Ok(OtlpClient(std::sync::Arc::new(Inner { dest, transport })))
@@ -341,14 +341,20 @@ impl OtlpClient {
     pub(crate) async fn send_once(&self, body: &Body) -> Result<Accepted, SendError> {
         match &self.0.transport {
             Transport::Http(client) => self.http(client, body).await,
-            Transport::Grpc(grpc, failures) => {
-                failures.take();
+            Transport::Grpc(grpc, tls_config) => {
                 let sent = self.grpc(grpc.clone(), body).await;
-                // a call cut off by a TLS alert the connection read (a refused client certificate)
-                match (sent, failures.take()) {
-                    (Err(SendError::Unavailable(_) | SendError::Connect(_)), Some(tls_error)) => {
-                        let (problem, detail) = tls::problem(&tls_error);
-                        Err(SendError::Tls { problem, detail })
+                // With TLS 1.3 a server refuses a client certificate *after* the handshake, by an
+                // alert only the HTTP/2 connection task reads: the call learns no more than that it
+                // was cut off. A fresh handshake that waits for the server's verdict tells why.
+                match (sent, tls_config) {
+                    (Err(e @ (SendError::Unavailable(_) | SendError::Connect(_))), Some(config)) => {
+                        match tls::diagnose(config.clone(), &self.0.dest.url, self.0.dest.timeout).await {
+                            Some(tls_error) => {
+                                let (problem, detail) = tls::problem(&tls_error);
+                                Err(SendError::Tls { problem, detail })
+                            }
+                            None => Err(e),
+                        }
                     }
                     (sent, _) => sent,
                 }

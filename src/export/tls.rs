@@ -139,105 +139,35 @@ pub(crate) fn problem(e: &rustls::Error) -> (TlsProblem, String) {
     (kind, detail)
 }
 
-/// The last TLS failure seen on a connection of one client: with TLS 1.3 a server refuses a client
-/// certificate *after* the handshake, by an alert the HTTP/2 connection task reads, while the
-/// gRPC call in flight only learns that it was cancelled. The connections record it here, and the
-/// call's failure is explained by it.
-#[derive(Clone, Default)]
-pub(crate) struct LastFailure(Arc<std::sync::Mutex<Option<rustls::Error>>>);
-
-impl LastFailure {
-    /// The failure recorded since the last call, taken.
-    pub(crate) fn take(&self) -> Option<rustls::Error> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn record(&self, e: &std::io::Error) {
-        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tls.clone());
+/// Why a TLS connection to `url` fails, if it does: a handshake with `config`, then a short wait
+/// for the server's first word, which is where a TLS 1.3 server says that it refuses the client's
+/// certificate (or that it wanted one). `None` when the connection stands (the failure was
+/// elsewhere) or cannot be made at all (the call's own error says so).
+pub(crate) async fn diagnose(
+    config: Arc<ClientConfig>,
+    url: &str,
+    timeout: std::time::Duration,
+) -> Option<rustls::Error> {
+    use tokio::io::AsyncReadExt;
+    let uri: http::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?;
+        let rustls_error =
+            |e: std::io::Error| e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).cloned();
+        let mut tls = match tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await {
+            Ok(tls) => tls,
+            Err(e) => return rustls_error(e),
+        };
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut first)).await {
+            Ok(Err(e)) => rustls_error(e),
+            _ => None,
         }
-    }
-}
-
-/// A connector whose connections record their TLS failures in a [`LastFailure`].
-#[derive(Clone)]
-pub(crate) struct Watched<C> {
-    pub(crate) inner: C,
-    pub(crate) failures: LastFailure,
-}
-
-impl<C> tower_service::Service<http::Uri> for Watched<C>
-where
-    C: tower_service::Service<http::Uri>,
-    C::Future: Send + 'static,
-    C::Response: Send,
-{
-    type Response = WatchedIo<C::Response>;
-    type Error = C::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, C::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), C::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let (connecting, failures) = (self.inner.call(uri), self.failures.clone());
-        Box::pin(async move { Ok(WatchedIo { io: connecting.await?, failures }) })
-    }
-}
-
-/// A connection that records the TLS failure it ends with.
-pub(crate) struct WatchedIo<T> {
-    io: T,
-    failures: LastFailure,
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for WatchedIo<T> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let read = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Err(e)) = &read {
-            self.failures.record(e);
-        }
-        read
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for WatchedIo<T> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
+    };
+    tokio::time::timeout(timeout, connect).await.ok().flatten()
 }
