@@ -268,38 +268,27 @@ impl OtlpClient {
                         return Err(SetupError::GrpcHeader { var: dest.headers_var.clone(), name: name.clone() });
                     }
                 }
-                let http = {
-                    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-                    http.enforce_http(false);
-                    http.set_connect_timeout(Some(dest.timeout));
-                    http.set_nodelay(true);
-                    http
-                };
-                let builder = hyper_rustls::HttpsConnectorBuilder::new();
-                let tls_config = if https { Some(tls::client_config(&dest.tls, &[])?) } else { None };
-                let connector = if let Some(config) = &tls_config {
-                    // hyper-rustls offers h2 by ALPN itself
-                    builder.with_tls_config(config.clone()).https_or_http().enable_http2()
-                } else {
-                    // plain gRPC (h2c): the TLS half is never used
-                    builder
-                        .with_tls_config(
-                            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                                rustls::crypto::aws_lc_rs::default_provider(),
-                            ))
-                            .with_safe_default_protocol_versions()
-                            .map_err(|e| SetupError::Http { url: dest.shown(), error: e.to_string() })?
-                            .with_root_certificates(rustls::RootCertStore::empty())
-                            .with_no_client_auth(),
-                        )
-                        .https_or_http()
-                        .enable_http2()
-                }
-                .wrap_connector(http);
                 let endpoint = tonic::transport::Endpoint::from_shared(dest.url.clone())
                     .and_then(|e| e.user_agent(USER_AGENT))
+                    .map(|e| e.connect_timeout(dest.timeout))
                     .map_err(|e| SetupError::Http { url: dest.shown(), error: e.to_string() })?;
-                let channel = endpoint.connect_with_connector_lazy(connector);
+                let tls_config = if https { Some(tls::client_config(&dest.tls, &[])?) } else { None };
+                let channel = match &tls_config {
+                    Some(config) => {
+                        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+                        http.enforce_http(false);
+                        http.set_nodelay(true);
+                        // hyper-rustls offers h2 by ALPN itself
+                        let https = hyper_rustls::HttpsConnectorBuilder::new()
+                            .with_tls_config(config.clone())
+                            .https_only()
+                            .enable_http2()
+                            .wrap_connector(http);
+                        endpoint.connect_with_connector_lazy(https)
+                    }
+                    // plain gRPC (h2c): tonic's own connector
+                    None => endpoint.connect_lazy(),
+                };
                 let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES);
                 if dest.compression == Compression::Gzip {
                     grpc = grpc

@@ -52,6 +52,17 @@ fn certificates(var: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
+/// The platform's verifier, made once per process: it reads the system's whole CA bundle, which
+/// every destination without a CA file of its own shares.
+fn platform_verifier() -> Result<Arc<rustls_platform_verifier::Verifier>, TlsSetupError> {
+    static VERIFIER: std::sync::OnceLock<Result<Arc<rustls_platform_verifier::Verifier>, String>> =
+        std::sync::OnceLock::new();
+    VERIFIER
+        .get_or_init(|| rustls_platform_verifier::Verifier::new(provider()).map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(TlsSetupError::Platform)
+}
+
 /// The client configuration for a destination's `files`, offering `alpn` (`h2` for gRPC).
 pub(crate) fn client_config(files: &TlsFiles, alpn: &[&[u8]]) -> Result<ClientConfig, TlsSetupError> {
     let provider = provider();
@@ -76,11 +87,7 @@ pub(crate) fn client_config(files: &TlsFiles, alpn: &[&[u8]]) -> Result<ClientCo
                     .map_err(|e| invalid(var, path, &e))?;
             builder.with_webpki_verifier(verifier)
         }
-        None => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|e| TlsSetupError::Platform(e.to_string()))?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
-        }
+        None => builder.dangerous().with_custom_certificate_verifier(platform_verifier()?),
     };
     let mut config = match &files.client {
         Some(((cert_var, cert_path), (key_var, key_path))) => {
