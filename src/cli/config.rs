@@ -212,6 +212,17 @@ pub(crate) fn token_var() -> Option<String> {
     std::env::var(token::TOKEN_VAR).ok()
 }
 
+/// `Authorization: Bearer <token>` as a header line, or nothing without a token.
+pub(crate) fn bearer_header(token: Option<&str>) -> String {
+    token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default()
+}
+
+/// The header line a client of the sidecar presents: the token of `HOOKTEL_TOKEN`, else of the data
+/// directory's file.
+pub(crate) fn client_auth_header(data_dir: &std::path::Path) -> String {
+    bearer_header(token::for_client(data_dir, token_var()).as_deref())
+}
+
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
 #[derive(Clone, Debug)]
 pub(crate) struct HookSettings {
@@ -240,7 +251,7 @@ impl HookSettings {
 
     /// The header lines every request to the sidecar carries.
     pub(crate) fn auth_header(&self) -> String {
-        self.token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default()
+        bearer_header(self.token.as_deref())
     }
 }
 

@@ -288,8 +288,7 @@ fn authority(url: &str) -> Option<&str> {
 /// The sidecar's own report of its configuration, when it gives one: on loopback, or beyond it
 /// with the token the hooks would present (`HOOKTEL_TOKEN`, else the data directory's).
 fn sidecar_status(opts: &Options) -> Option<serde_json::Value> {
-    let token = crate::store::token::for_client(&opts.data_dir, crate::cli::config::token_var());
-    let headers = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let headers = crate::cli::config::client_auth_header(&opts.data_dir);
     let request = Request {
         method: "GET",
         path: "/v1/status",
@@ -410,11 +409,8 @@ fn exporter_checks(opts: &Options, status: Option<&serde_json::Value>) -> Vec<Ch
 
 /// The sidecar's own probe of its destinations, when it gives one.
 fn sidecar_probe(opts: &Options) -> Option<serde_json::Value> {
-    let token = crate::store::token::for_client(&opts.data_dir, crate::cli::config::token_var());
-    let mut headers = "Content-Type: application/json\r\n".to_owned();
-    if let Some(t) = token {
-        headers.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
+    let headers =
+        format!("Content-Type: application/json\r\n{}", crate::cli::config::client_auth_header(&opts.data_dir));
     let request = Request {
         method: "POST",
         path: "/v1/probe",

@@ -122,12 +122,7 @@ impl Destination {
         };
         let timeout = match either(vars, signal, "TIMEOUT") {
             None => Duration::from_millis(DEFAULT_TIMEOUT_MS),
-            Some((var, v)) => match v.parse::<u64>() {
-                Ok(0) => return Err(setting_error(&var, "0: give the timeout in milliseconds, more than 0")),
-                // below 100 ms no TLS handshake to a remote backend completes
-                Ok(ms) => Duration::from_millis(ms.max(100)),
-                Err(_) => return Err(setting_error(&var, format!("{v:?} is not a number of milliseconds"))),
-            },
+            Some((var, v)) => millis(&var, &v)?,
         };
         let compression = match either(vars, signal, "COMPRESSION") {
             None => Compression::None,
@@ -170,6 +165,15 @@ impl Destination {
     /// The URL as logs, `/v1/status` and `doctor` show it: no credentials, no query.
     pub(crate) fn shown(&self) -> String {
         shown(&self.url)
+    }
+}
+
+/// A duration variable in milliseconds, more than 0; below 100 ms it counts as 100 (no TLS handshake
+/// to a remote backend completes sooner).
+pub(crate) fn millis(var: &str, value: &str) -> Result<Duration, SettingError> {
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms.max(100))),
+        _ => Err(setting_error(var, format!("{value:?}: a number of milliseconds, more than 0"))),
     }
 }
 

@@ -111,13 +111,7 @@ fn flag(vars: Vars, var: &str) -> Result<bool, SettingError> {
 }
 
 fn millis(vars: Vars, var: &str, default: u64) -> Result<Duration, SettingError> {
-    match vars(var) {
-        None => Ok(Duration::from_millis(default)),
-        Some(v) => match v.parse::<u64>() {
-            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms.max(100))),
-            _ => Err(setting_error(var, format!("{v:?}: a number of milliseconds, more than 0"))),
-        },
-    }
+    vars(var).map_or(Ok(Duration::from_millis(default)), |v| destination::millis(var, &v))
 }
 
 impl Outbound {
