@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use crate::support::tls::{Backend, TestCa};
-use crate::support::{assert_tree, captured_session, temp_dir, wait_until, Receiver, Sidecar, SidecarBuilder, BIN};
+use crate::support::{
+    assert_tree, captured_session, temp_dir, wait_until, without_inherited_settings, Receiver, Sidecar, SidecarBuilder,
+    BIN,
+};
 
 const TRACE: &str = "2cfb142e3e2c45c5819258e43d4a510f";
 const WAIT: Duration = Duration::from_secs(30);
@@ -53,12 +56,8 @@ fn sidecar_to(endpoint: &str, protocol: &str, env: &[(&str, &str)]) -> Sidecar {
 fn refused_at_start(env: &[(&str, &str)]) -> String {
     let dir = temp_dir("refused");
     let mut cmd = std::process::Command::new(BIN);
+    without_inherited_settings(&mut cmd);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--otlp-listen", "off"]).env("HOOKTEL_DATA_DIR", dir.path());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("OTEL_") {
-            cmd.env_remove(k);
-        }
-    }
     cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     assert!(!out.status.success(), "started with {env:?}");

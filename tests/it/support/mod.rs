@@ -291,18 +291,16 @@ impl Receiver {
 
     /// Wait until `done(spans)` holds; panics with the spans seen after `timeout`.
     pub fn wait_for(&self, timeout: Duration, what: &str, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let spans = self.spans();
-            if done(&spans) {
-                return spans;
-            }
-            if Instant::now() > deadline {
+        wait_for_spans(
+            timeout,
+            what,
+            || self.spans(),
+            done,
+            |spans| {
                 let names: Vec<_> = spans.iter().map(|s| (&s.name, &s.trace_id)).collect();
-                panic!("timed out waiting for {what}; {} spans: {names:?}", spans.len());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                format!("{} spans: {names:?}", spans.len())
+            },
+        )
     }
 }
 
@@ -468,13 +466,7 @@ impl SidecarBuilder {
     pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
-        // nothing of the test runner's own OpenTelemetry or TLS settings
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("OTEL_") || k.starts_with("SSL_CERT_") || k.starts_with("HOOKTEL_") {
-                cmd.env_remove(k.as_ref());
-            }
-        }
+        without_inherited_settings(&mut cmd);
         cmd.env("HOOKTEL_SETTLE_MS", "200")
             .env("HOOKTEL_LOG", "info")
             // Claude Code's telemetry on a port of its own, not the fixed default every test would share
@@ -740,6 +732,37 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, St
     let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// Wait until `done` holds of what `spans()` returns; after `timeout`, panic with `what` and what
+/// `describe` says of the last spans seen.
+pub fn wait_for_spans(
+    timeout: Duration,
+    what: &str,
+    spans: impl Fn() -> Vec<Span>,
+    done: impl Fn(&[Span]) -> bool,
+    describe: impl Fn(&[Span]) -> String,
+) -> Vec<Span> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = spans();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() <= deadline, "timed out waiting for {what}; {}", describe(&seen));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Leave out of `cmd`'s environment what the test runner's own may hold: its OpenTelemetry, TLS and
+/// hooktel settings.
+pub fn without_inherited_settings(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("OTEL_") || k.starts_with("SSL_CERT_") || k.starts_with("HOOKTEL_") {
+            cmd.env_remove(k.as_ref());
+        }
+    }
 }
 
 /// Wait until `cond()` holds; panics with `what` after `timeout`.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -23,7 +23,7 @@ use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::support::{spans_of, temp_dir, Span, TempDir};
+use crate::support::{spans_of, temp_dir, wait_for_spans, Span, TempDir};
 
 /// A certificate authority made for one test, its files in a directory of its own.
 pub struct TestCa {
@@ -197,18 +197,16 @@ impl Backend {
 
     /// Wait until `done(spans)` holds; panics with what was received after `timeout`.
     pub fn wait_for(&self, timeout: Duration, what: &str, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let spans = self.spans();
-            if done(&spans) {
-                return spans;
-            }
-            if Instant::now() > deadline {
+        wait_for_spans(
+            timeout,
+            &format!("{}: {what}", self.name),
+            || self.spans(),
+            done,
+            |spans| {
                 let got: Vec<_> = self.received().iter().map(|r| (r.path.clone(), r.answered)).collect();
-                panic!("{}: timed out waiting for {what}; {} spans; requests: {got:?}", self.name, spans.len());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                format!("{} spans; requests: {got:?}", spans.len())
+            },
+        )
     }
 }
 
