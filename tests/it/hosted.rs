@@ -742,3 +742,65 @@ fn a_real_claude_code_session_reaches_an_https_backend() {
     assert!(backend.received().iter().all(|r| r.gzip && r.answered == 200), "every request gzip and taken");
     assert_eq!(sidecar.metric(r#"hooktel_export_failures_total{reason="tls"}"#), 0.0);
 }
+
+/// A backend's answer is outside input too: one that answers an export with an endless body is read
+/// no further than the client's bound (64 KiB), the export counts as taken, and the sidecar's memory
+/// stays where it was (sampled on the real binary).
+#[test]
+fn an_endless_answer_is_read_no_further_than_its_bound() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let mut out = stream;
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                // 1 MiB chunks, up to 2 GiB, until the client hangs up
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..2048 {
+                    let framed =
+                        [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk.clone(), b"\r\n".to_vec()].concat();
+                    if out.write_all(&framed).is_err() {
+                        return;
+                    }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let sidecar = sidecar_to(&endpoint, "http/protobuf", &[]);
+    let before = crate::support::peak_rss_mib(sidecar.pid());
+    replay(&sidecar);
+    // the session's seven spans (its transcripts are not readable here, so no model calls)
+    wait_logged(&sidecar, "the session's spans taken", || sidecar.metric("hooktel_spans_exported_total") >= 7.0);
+    assert_eq!(sidecar.metric(r#"hooktel_spool_items{spool="export"}"#), 0.0);
+    let peak = crate::support::peak_rss_mib(sidecar.pid());
+    let streamed = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(streamed < 2048, "the sidecar read the whole 2 GiB answer ({streamed} MiB)");
+    assert!(peak < before + 64.0, "peak RSS {peak:.1} MiB against {before:.1} MiB at start");
+    assert_eq!(sidecar.metric(r#"hooktel_export_failures_total{reason="other"}"#), 0.0);
+}
