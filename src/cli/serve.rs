@@ -64,6 +64,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             outbound.service_name.as_deref(),
         );
         let clients = Clients::new(&outbound, args.otlp_listen.0.is_some()).context("setting up OTLP")?;
+        let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"].into_iter().find(|v| config::env_var(v).is_some());
+        let grpc = clients.targets().into_iter().any(|(_, c)| c.destination().protocol == crate::export::destination::Protocol::Grpc);
+        if let (Some(var), true) = (proxy, grpc) {
+            tracing::warn!(variable = var, "gRPC export does not go through a proxy: its connections are direct (OTLP/HTTP, http/protobuf, goes through it)");
+        }
         let sink = match &clients.spans {
             Some(client) => export::Sink::Otlp(export::Exporter { client: client.clone(), resource: resource.clone() }),
             None => export::Sink::Local(

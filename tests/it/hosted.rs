@@ -804,3 +804,13 @@ fn an_endless_answer_is_read_no_further_than_its_bound() {
     assert!(peak < before + 64.0, "peak RSS {peak:.1} MiB against {before:.1} MiB at start");
     assert_eq!(sidecar.metric(r#"hooktel_export_failures_total{reason="other"}"#), 0.0);
 }
+
+/// A proxy the gRPC export would not go through is said at start, not silently ignored.
+#[test]
+fn a_proxy_that_grpc_does_not_use_is_said() {
+    let receiver = Receiver::start(crate::support::Protocol::Grpc);
+    let sidecar = sidecar_to(&receiver.endpoint(), "grpc", &[("HTTPS_PROXY", "http://proxy.corp:3128")]);
+    wait_until(WAIT, "the warning", || sidecar.log().contains("gRPC export does not go through a proxy"));
+    let quiet = sidecar_to(&receiver.endpoint(), "grpc", &[]);
+    assert!(!quiet.log().contains("does not go through a proxy"), "{}", quiet.log());
+}
