@@ -726,17 +726,20 @@ mod tests {
     #[test]
     fn only_the_last_few_backups_are_kept() {
         let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
+        let mut last = None;
         for _ in 0..6 {
             install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
-            uninstall(&path).unwrap();
+            last = uninstall(&path).unwrap().backup;
         }
         let kept = backups(&dir);
         assert_eq!(kept.len(), KEEP_BACKUPS, "{kept:?}");
-        // the newest is the file as it was before the last uninstall: with hooktel's hooks
-        let newest = std::fs::read_to_string(
-            kept.iter().max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap()).unwrap(),
-        )
-        .unwrap();
+        // the one just written survives the pruning it triggers, even when all were written in one
+        // second, and it is the newest by its name: the file as it was before the last uninstall
+        let last = last.expect("uninstall backed the file up");
+        let name = path.file_name().unwrap().to_string_lossy();
+        let newest = crate::cli::settings_file::backups_of(&dir.join(".claude"), &name).pop().unwrap().1;
+        assert_eq!(newest, last, "{kept:?}");
+        let newest = std::fs::read_to_string(newest).unwrap();
         assert!(newest.contains(COMMAND.split('\'').nth(1).unwrap()), "{newest}");
     }
 

@@ -82,14 +82,16 @@ pub(crate) fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyho
     }
     let backup = match old {
         Some(old) => {
-            let secs = crate::model::time::now_ns() / crate::model::time::NS_PER_SEC;
-            let path = (0..)
-                .map(|n| match n {
-                    0 => dir.join(format!("{name}.hooktel-backup-{secs}")),
-                    n => dir.join(format!("{name}.hooktel-backup-{secs}-{n}")),
-                })
-                .find(|p| !p.exists())
-                .context("no free backup name")?;
+            let now = crate::model::time::now_ns() / crate::model::time::NS_PER_SEC;
+            // past every backup there is, even one written later in the same second
+            let (secs, n) = match backups_of(dir, &name).last() {
+                Some(((secs, n), _)) if *secs >= now => (*secs, n + 1),
+                _ => (now, 0),
+            };
+            let path = match n {
+                0 => dir.join(format!("{name}.hooktel-backup-{secs}")),
+                n => dir.join(format!("{name}.hooktel-backup-{secs}-{n}")),
+            };
             std::fs::write(&path, old).with_context(|| format!("writing the backup {}", path.display()))?;
             prune_backups(dir, &name);
             Some(path)
@@ -108,11 +110,10 @@ pub(crate) fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyho
 /// Backups kept of one settings file; older ones are removed as a new one is written.
 pub(crate) const KEEP_BACKUPS: usize = 3;
 
-/// Remove all but the newest [`KEEP_BACKUPS`] backups of `name` in `dir` (best effort).
-fn prune_backups(dir: &Path, name: &str) {
+/// The backups of `name` in `dir`, oldest first: `<secs>` or `<secs>-<n>`, by the order written.
+pub(crate) fn backups_of(dir: &Path, name: &str) -> Vec<((u64, u64), PathBuf)> {
     let prefix = format!("{name}.hooktel-backup-");
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    // `<secs>` or `<secs>-<n>`: by the time they were written
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let order = |rest: &str| {
         let mut parts = rest.splitn(2, '-').map(|p| p.parse::<u64>().unwrap_or(0));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
@@ -125,6 +126,12 @@ fn prune_backups(dir: &Path, name: &str) {
         })
         .collect();
     backups.sort();
+    backups
+}
+
+/// Remove all but the newest [`KEEP_BACKUPS`] backups of `name` in `dir` (best effort).
+fn prune_backups(dir: &Path, name: &str) {
+    let backups = backups_of(dir, name);
     let excess = backups.len().saturating_sub(KEEP_BACKUPS);
     for (_, path) in backups.into_iter().take(excess) {
         let _ = std::fs::remove_file(path);
