@@ -49,8 +49,9 @@ use std::time::{Duration, Instant};
 
 use common::{env_usize, mb, quantile, Rng};
 use hooktel::model::tokens::TokenUsage;
+use hooktel::usage::logs::claude_code::Ledger;
+use hooktel::usage::logs::Delta;
 use hooktel::usage::pricing::{self, PriceTable, Service};
-use hooktel::usage::transcript::{Delta, Ledger};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -10,8 +10,8 @@ use crate::model::capture::Capture;
 use crate::model::time;
 use crate::pipeline::sessions::{Sessions, Settings};
 use crate::testdata::{Rng, CAPTURED};
+use crate::usage::logs::claude_code::Ledger;
 use crate::usage::pricing::PriceTable;
-use crate::usage::transcript::Ledger;
 
 /// The fuzz loops' inputs, from the shared generator.
 impl Rng {

@@ -6,8 +6,8 @@ use crate::model::capture::Capture;
 use crate::model::span::SpanRecord;
 use crate::pipeline::sessions::{Sessions, Settings};
 use crate::usage::accountant::SessionUsage;
+use crate::usage::logs::claude_code::Ledger;
 use crate::usage::pricing::PriceTable;
-use crate::usage::transcript::Ledger;
 
 /// xorshift64: deterministic inputs for the fuzz and property tests (a failure reproduces), no
 /// extra crate. Tests add the generators they need in their own `impl Rng`.
@@ -96,7 +96,7 @@ pub(crate) fn captured_native(capture: Capture, signal: crate::model::otlp::Sign
 }
 
 /// The usage deltas of the captured session's transcripts (main, then its subagent).
-pub(crate) fn captured_deltas() -> Vec<crate::usage::transcript::Delta> {
+pub(crate) fn captured_deltas() -> Vec<crate::usage::logs::Delta> {
     TRANSCRIPTS.iter().flat_map(|t| Ledger::default().read(t.as_bytes(), &PriceTable::builtin()).deltas).collect()
 }
 

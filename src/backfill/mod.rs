@@ -228,5 +228,5 @@ fn send(
 
 /// The default place Claude Code keeps its transcripts.
 pub(crate) fn default_projects_dir() -> Option<PathBuf> {
-    crate::usage::files::claude_config_dir().map(|d| d.join("projects"))
+    crate::usage::agent_dirs::claude_config_dir().map(|d| d.join("projects"))
 }

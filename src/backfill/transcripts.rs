@@ -34,8 +34,9 @@ use crate::model::span::{
     ChatCall, SpanLink, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome,
 };
 use crate::model::time::rfc3339_ns;
+use crate::usage::logs::claude_code::{spawner_in_meta, Ledger};
+use crate::usage::logs::{Delta, Response};
 use crate::usage::pricing::PriceTable;
-use crate::usage::transcript::{spawner_in_meta, Delta, Ledger, Response};
 
 /// One session read back from its transcripts.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ use crate::store::journal;
 use crate::store::local::LocalStore;
 use crate::store::token;
 use crate::usage::accountant::Accountant;
-use crate::usage::files::TranscriptRoots;
+use crate::usage::agent_dirs::AgentDirs;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     data_dir::private_files();
@@ -127,7 +127,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (touch_tx, touch_rx) = std::sync::mpsc::sync_channel(4096);
         let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(1024);
         let settle = std::time::Duration::from_millis(args.settle_ms);
-        let transcripts = TranscriptRoots::from_env();
+        let transcripts = AgentDirs::from_env();
         let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle, transcripts.clone());
         let accountant = std::thread::Builder::new()
             .name("hooktel-accounting".into())
@@ -391,7 +391,7 @@ fn open_journal(
 async fn reparse(
     restored: Vec<(String, journal::Restored)>,
     capture: crate::model::capture::Capture,
-    roots: &TranscriptRoots,
+    roots: &AgentDirs,
 ) -> Vec<pipeline::Restored> {
     let mut out = Vec::with_capacity(restored.len());
     for (session_id, mut r) in restored {

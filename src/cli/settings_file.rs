@@ -27,7 +27,7 @@ pub(crate) fn settings_path_from(
     if let Some(dir) = project {
         return Ok(dir.join(".claude").join("settings.json"));
     }
-    let (config, home) = crate::usage::files::claude_dirs(vars);
+    let (config, home) = crate::usage::agent_dirs::claude_dirs(vars);
     match config.or(home) {
         Some(dir) => Ok(dir.join("settings.json")),
         None => bail!("neither HOME nor CLAUDE_CONFIG_DIR is set: cannot find Claude Code's settings"),

@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::ingest::agents::{Agent, Rejected};
+use crate::ingest::agents::Rejected;
 use crate::metrics::Metrics;
+use crate::model::agent::Agent;
 use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind};
 use crate::model::ids;
 use crate::model::payload;
-use crate::usage::files::TranscriptRoots;
-use crate::usage::transcript;
+use crate::usage::agent_dirs::AgentDirs;
+use crate::usage::logs;
 
 /// What every request handler shares.
 pub(crate) struct Ingest {
@@ -27,7 +28,7 @@ pub(crate) struct Ingest {
     /// Host names (lowercase, no port) accepted in `Host` besides loopback ones (`HOOKTEL_ALLOWED_HOSTS`).
     pub(crate) allowed_hosts: Vec<String>,
     /// Where the transcripts (and subagents' meta files) a payload names may be read.
-    pub(crate) transcripts: TranscriptRoots,
+    pub(crate) transcripts: AgentDirs,
     /// Open connections allowed at once; past it a new one gets 503 and is closed.
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// Request body bytes held at once, over all connections (one permit a byte).
@@ -114,7 +115,7 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
 /// Tie a subagent to the `Agent` call that spawned it, from the meta file beside the transcript, and
 /// a pane teammate to its lead, from its team's file (read on the blocking pool, only where `roots`
 /// allow, never from a FIFO).
-pub(crate) async fn enrich(event: &mut Event, roots: &TranscriptRoots) {
+pub(crate) async fn enrich(event: &mut Event, roots: &AgentDirs) {
     let spawn = matches!(&event.kind, Kind::ToolEnd(call, _) if call.spawned_teammate.is_some());
     if let Some(team) = event.team.clone().filter(|t| !spawn && *t != ids::own_team(&event.session_id)) {
         let roots = roots.clone();
@@ -124,16 +125,17 @@ pub(crate) async fn enrich(event: &mut Event, roots: &TranscriptRoots) {
     }
     let (Some(path), Some(agent)) = (event.transcript_path.clone(), event.agent_id.clone()) else { return };
     if let Kind::SubagentStart { parent_tool_use_id } | Kind::SubagentStop { parent_tool_use_id } = &mut event.kind {
-        let roots = roots.clone();
-        *parent_tool_use_id = tokio::task::spawn_blocking(move || transcript::subagent_spawner(&roots, &path, &agent))
-            .await
-            .ok()
-            .flatten();
+        let (roots, source) = (roots.clone(), event.source);
+        *parent_tool_use_id =
+            tokio::task::spawn_blocking(move || logs::subagent_spawner(source, &roots, &path, &agent))
+                .await
+                .ok()
+                .flatten();
     }
 }
 
 /// The `leadSessionId` of a team's file, when it names another session (never the asking one).
-fn lead_in_team_file(roots: &TranscriptRoots, team: &str, own: &str) -> Option<String> {
+fn lead_in_team_file(roots: &AgentDirs, team: &str, own: &str) -> Option<String> {
     let bytes = roots.team_file(team, 64 * 1024)?;
     let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let lead = config.get("leadSessionId")?.as_str()?;

@@ -5,11 +5,14 @@
 
 use opentelemetry::KeyValue;
 
+use crate::model::agent::Agent;
 use crate::model::span::ToolStatus;
 
 /// One hook event, ready for the session state machine.
 #[derive(Clone, Debug)]
 pub struct Event {
+    /// The agent whose hook (or telemetry) it was: whose session log `transcript_path` is.
+    pub(crate) source: Agent,
     pub(crate) session_id: String,
     /// `hook_event_name` as sent, including names hooktel does not know.
     pub(crate) name: String,

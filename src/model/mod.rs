@@ -1,6 +1,7 @@
-//! The lowest layer: what every stage shares. Ids, the payload as it travels, time, finished spans,
+//! The lowest layer: what every stage shares. Which agent spoke, ids, the payload as it travels, time, finished spans,
 //! token counts, and the capture policy. It imports nothing else from the crate, and does no I/O.
 
+pub mod agent;
 pub mod capture;
 pub(crate) mod event;
 pub mod ids;

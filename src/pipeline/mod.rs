@@ -25,7 +25,7 @@ use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{SessionUsage, Touch, TouchKind};
-use crate::usage::transcript;
+use crate::usage::logs;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
 /// export latency low and costs nothing measurable with 10,000 sessions.
@@ -227,6 +227,7 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) {
     };
     let project = ev.cwd.as_deref().map(project_of).unwrap_or_default();
     let touch = |path: PathBuf, agent_id: Option<String>| Touch {
+        source: ev.source,
         session_id: ev.session_id.clone(),
         path,
         agent_id,
@@ -234,7 +235,7 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) {
         kind,
     };
     if let Some(agent) = &ev.agent_id {
-        if let Some(sub) = transcript::subagent_transcript(path, agent) {
+        if let Some(sub) = logs::subagent_log(ev.source, path, agent) {
             let _ = touches.try_send(touch(sub, Some(agent.clone())));
         }
     }

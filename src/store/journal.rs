@@ -38,7 +38,7 @@ const COMMIT_ROWS: usize = 2048;
 pub(crate) enum Entry {
     /// A hook payload (as normalised: cut, not re-read) and its firing time.
     Hook { session: String, at: u64, body: bytes::Bytes },
-    /// Usage counted for the session (JSON of a `transcript::Delta`).
+    /// Usage counted for the session (JSON of a `usage::logs::Delta`).
     Usage { session: String, body: Vec<u8> },
     /// A span of the session handed out for export.
     HandedOut { session: Arc<str>, span: [u8; 8] },

@@ -24,16 +24,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::usage::files::{OpenError, TranscriptRoots};
+use crate::model::agent::Agent;
+use crate::usage::agent_dirs::{AgentDirs, OpenError};
+use crate::usage::logs::{self, Delta, LogReader};
 use crate::usage::pricing::PriceTable;
-use crate::usage::transcript::{self, Delta, Ledger};
 
 /// How often touched transcripts are read: often enough that a turn's usage is on its span before
 /// the span settles, rarely enough that a busy session costs one read per interval, not per event.
 const READ_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Most bytes read from one transcript at a time; the rest follows on the next read.
-const MAX_READ: u64 = transcript::MAX_LINE_BYTES;
+const MAX_READ: u64 = logs::MAX_LINE_BYTES;
 
 /// Files not touched for this long are dropped from memory (their saved ledger stays on disk).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
@@ -48,6 +49,8 @@ const KEEP_SAVED: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A request to read a transcript, sent by the pipeline.
 #[derive(Clone, Debug)]
 pub(crate) struct Touch {
+    /// The agent that writes the file: how it is read.
+    pub(crate) source: Agent,
     pub(crate) session_id: String,
     pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
@@ -75,6 +78,7 @@ pub(crate) struct SessionUsage {
 }
 
 struct Tracked {
+    source: Agent,
     session_id: String,
     project: String,
     dirty: bool,
@@ -89,6 +93,7 @@ struct Tracked {
 impl Tracked {
     fn new(t: &Touch, project: String, now: Instant) -> Tracked {
         Tracked {
+            source: t.source,
             session_id: t.session_id.clone(),
             project,
             dirty: false,
@@ -102,7 +107,7 @@ impl Tracked {
 
 /// How far one file (by resolved path) has been read.
 struct Progress {
-    ledger: Ledger,
+    reader: LogReader,
     /// The file's length at a read that found no whole line: not read again until it grows.
     stalled_at: Option<u64>,
 }
@@ -119,7 +124,7 @@ pub(crate) struct Accountant {
     metrics: Arc<Metrics>,
     settle: Duration,
     /// Where transcripts may be read (a payload's path is untrusted).
-    roots: TranscriptRoots,
+    roots: AgentDirs,
     /// Refused paths already logged, so a flood of them logs each once (bounded).
     refused_logged: std::collections::HashSet<PathBuf>,
 }
@@ -133,7 +138,7 @@ impl Accountant {
         data_dir: &Path,
         metrics: Arc<Metrics>,
         settle: Duration,
-        roots: TranscriptRoots,
+        roots: AgentDirs,
     ) -> Accountant {
         let state_dir = data_dir.join("transcripts");
         if let Err(e) = std::fs::create_dir_all(&state_dir) {
@@ -227,7 +232,7 @@ impl Accountant {
 
     /// Subagent transcripts of a session that no event named (e.g. hooks installed for few events).
     fn discover_subagents(&mut self, t: &Touch) {
-        let Some(dir) = t.path.to_str().and_then(transcript::subagents_dir) else { return };
+        let Some(dir) = t.path.to_str().and_then(|log| logs::subagent_logs_dir(t.source, log)) else { return };
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -284,7 +289,7 @@ struct Reader<'a> {
     prices: &'a PriceTable,
     state_dir: &'a Path,
     metrics: &'a Metrics,
-    roots: &'a TranscriptRoots,
+    roots: &'a AgentDirs,
 }
 
 impl Reader<'_> {
@@ -323,7 +328,7 @@ impl Reader<'_> {
         };
         let p = progress
             .entry(real.clone())
-            .or_insert_with(|| Progress { ledger: self.restore_ledger(&real, path), stalled_at: None });
+            .or_insert_with(|| Progress { reader: self.restore_reader(t.source, &real, path), stalled_at: None });
         let bytes = match new_bytes(&mut file, p) {
             Ok(b) => b,
             Err(e) => {
@@ -337,17 +342,17 @@ impl Reader<'_> {
         if bytes.is_empty() {
             return Vec::new();
         }
-        let before = p.ledger.offset;
-        let read = p.ledger.read(&bytes, self.prices);
+        let before = p.reader.offset();
+        let read = p.reader.read(&bytes, self.prices);
         if read.bad_lines > 0 {
             metrics.transcript_errors.with_label_values(&["bad_line"]).inc_by(read.bad_lines);
         }
-        if p.ledger.offset == before {
+        if p.reader.offset() == before {
             // no whole line: not worth reading again until the file grows
             p.stalled_at = Some(before + bytes.len() as u64);
         } else {
             p.stalled_at = None;
-            save_ledger(self.state_dir, &real, &p.ledger);
+            save_reader(self.state_dir, &real, &p.reader);
         }
         for d in read.deltas.iter().filter(|d| d.forked_from.is_none()) {
             metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
@@ -355,25 +360,25 @@ impl Reader<'_> {
         read.deltas
     }
 
-    /// The saved ledger of a transcript (by its resolved path, else by the path an older hooktel saved
-    /// it under). A missing one starts at the beginning; a damaged one (garbage in the file) starts at
-    /// the transcript's current end: re-reading from the start would count every response of it a
-    /// second time, so what was added since the last save is given up instead.
-    fn restore_ledger(&self, real: &Path, named: &Path) -> Ledger {
-        let saved = match load_ledger(self.state_dir, real) {
-            SavedLedger::Missing if real != named => load_ledger(self.state_dir, named),
+    /// The saved reading state of a transcript (by its resolved path, else by the path an older
+    /// hooktel saved it under). A missing one starts at the beginning; a damaged one (garbage in the
+    /// file) starts at the transcript's current end: re-reading from the start would count every
+    /// response of it a second time, so what was added since the last save is given up instead.
+    fn restore_reader(&self, source: Agent, real: &Path, named: &Path) -> LogReader {
+        let saved = match load_reader(source, self.state_dir, real) {
+            Saved::Missing if real != named => load_reader(source, self.state_dir, named),
             saved => saved,
         };
         match saved {
-            SavedLedger::Found(ledger) => ledger,
-            SavedLedger::Missing => Ledger::default(),
-            SavedLedger::Damaged => {
+            Saved::Found(reader) => reader,
+            Saved::Missing => LogReader::new(source),
+            Saved::Damaged => {
                 self.metrics.transcript_errors.with_label_values(&["bad_ledger"]).inc();
                 let end = std::fs::metadata(real).map_or(0, |m| m.len());
                 tracing::warn!(path = ?real, offset = end, "Saved progress of a transcript is damaged; counting from its current end");
-                let mut ledger = Ledger::default();
-                ledger.offset = end;
-                ledger
+                let mut reader = LogReader::new(source);
+                reader.set_offset(end);
+                reader
             }
         }
     }
@@ -385,15 +390,16 @@ impl Reader<'_> {
 /// from being counted again.
 fn new_bytes(file: &mut std::fs::File, p: &mut Progress) -> std::io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
-    if len < p.ledger.offset {
-        p.ledger.offset = 0;
+    if len < p.reader.offset() {
+        p.reader.set_offset(0);
         p.stalled_at = None;
     }
-    if len == p.ledger.offset || p.stalled_at == Some(len) {
+    let offset = p.reader.offset();
+    if len == offset || p.stalled_at == Some(len) {
         return Ok(Vec::new());
     }
-    file.seek(SeekFrom::Start(p.ledger.offset))?;
-    let mut bytes = Vec::with_capacity((len - p.ledger.offset).min(MAX_READ) as usize);
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::with_capacity((len - offset).min(MAX_READ) as usize);
     file.take(MAX_READ).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
@@ -404,26 +410,27 @@ fn state_file(state_dir: &Path, transcript: &Path) -> PathBuf {
 }
 
 /// What the state directory holds for a transcript.
-enum SavedLedger {
-    Found(Ledger),
+enum Saved {
+    Found(LogReader),
     Missing,
-    /// There, but not a ledger (garbage, a truncated write, a foreign file).
+    /// There, but not the agent reader's state (garbage, a truncated write, a foreign file).
     Damaged,
 }
 
-fn load_ledger(state_dir: &Path, transcript: &Path) -> SavedLedger {
+fn load_reader(source: Agent, state_dir: &Path, transcript: &Path) -> Saved {
     match std::fs::read(state_file(state_dir, transcript)) {
-        Ok(text) => serde_json::from_slice(&text).map_or(SavedLedger::Damaged, SavedLedger::Found),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedLedger::Missing,
-        Err(_) => SavedLedger::Damaged,
+        Ok(saved) => LogReader::restore(source, &saved).map_or(Saved::Damaged, Saved::Found),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::Missing,
+        Err(_) => Saved::Damaged,
     }
 }
 
-/// Write the ledger atomically (a temporary file renamed over the old one).
-fn save_ledger(state_dir: &Path, transcript: &Path, ledger: &Ledger) {
+/// Write the reading state atomically (a temporary file renamed over the old one).
+fn save_reader(state_dir: &Path, transcript: &Path, reader: &LogReader) {
     let path = state_file(state_dir, transcript);
     let tmp = path.with_extension("tmp");
-    let result = serde_json::to_vec(ledger)
+    let result = reader
+        .saved()
         .map_err(std::io::Error::other)
         .and_then(|bytes| std::fs::write(&tmp, bytes))
         .and_then(|()| std::fs::rename(&tmp, &path));
@@ -456,14 +463,21 @@ mod tests {
         dir: &Path,
         settle: Duration,
     ) -> (Accountant, mpsc::Sender<SessionUsage>, mpsc::Receiver<SessionUsage>) {
-        let roots = TranscriptRoots::new(vec![dir.join("projects")]);
+        let roots = AgentDirs::new(vec![dir.join("projects")]);
         let a = Accountant::new(PriceTable::builtin(), &dir.join("data"), Arc::new(Metrics::new(true)), settle, roots);
         let (tx, rx) = mpsc::channel(1024);
         (a, tx, rx)
     }
 
     fn touch(path: &Path, kind: TouchKind) -> Touch {
-        Touch { session_id: SESSION.into(), path: path.to_owned(), agent_id: None, project: "proj".into(), kind }
+        Touch {
+            source: Agent::ClaudeCode,
+            session_id: SESSION.into(),
+            path: path.to_owned(),
+            agent_id: None,
+            project: "proj".into(),
+            kind,
+        }
     }
 
     fn drained(rx: &mut mpsc::Receiver<SessionUsage>) -> Vec<SessionUsage> {

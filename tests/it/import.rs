@@ -11,8 +11,8 @@ use hooktel::model::ids::{self, SpanKey};
 use hooktel::model::span::{SpanRecord, Status};
 use hooktel::model::time::rfc3339_ns;
 use hooktel::model::tokens::TokenUsage;
+use hooktel::usage::logs::claude_code::Ledger;
 use hooktel::usage::pricing::PriceTable;
-use hooktel::usage::transcript::Ledger;
 use opentelemetry::trace::SpanId;
 use serde_json::Value;
 

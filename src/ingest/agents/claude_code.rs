@@ -9,6 +9,7 @@ use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
 use crate::ingest::agents::Rejected;
+use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
 use crate::model::event::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
 use crate::model::payload::{AGENT_TEAMS, CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
@@ -116,6 +117,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         attrs.extend(scalar_attrs(p, capture));
     }
     Ok(Event {
+        source: Agent::ClaudeCode,
         session_id: session_id.to_owned(),
         name: name.to_owned(),
         at,

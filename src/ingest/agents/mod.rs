@@ -1,21 +1,18 @@
 //! The seam where an agent's hook payloads become [`Event`]s: one parser per agent, each pure
 //! (a payload and its receive time in, an event or a [`Rejected`] out), each deciding what of its
 //! payloads is kept at rest. Claude Code's is the first; Codex CLI's and Gemini CLI's come beside it.
-//! Nothing past this seam knows which agent spoke.
+//! Past this seam, an event names its agent ([`Agent`]) only so that its session log is read the
+//! agent's way; nothing else there knows which agent spoke.
 
 use serde_json::{Map, Value};
 
+use crate::model::agent::Agent;
 use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind};
 
 pub mod claude_code;
 
-/// The coding agents hooktel has a parser for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Agent {
-    ClaudeCode,
-}
-
+/// An agent's parser: which agent a payload is from, the payload as an event, what of it is kept.
 impl Agent {
     /// The agent a payload came from. Claude Code's is the only parser yet; the next agents are told
     /// apart by how they reach hooktel (their hook command's argument or their HTTP route), since

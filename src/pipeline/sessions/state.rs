@@ -24,7 +24,7 @@ use crate::model::span::{
     TurnOutcome, LEAD_AGENT,
 };
 use crate::model::time::ms_to_ns;
-use crate::usage::transcript::{Delta, Response};
+use crate::usage::logs::{Delta, Response};
 
 /// The open spans of one session.
 pub(super) struct SessionState {

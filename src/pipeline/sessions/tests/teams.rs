@@ -215,8 +215,9 @@ fn a_fork_links_to_its_origin_and_counts_only_its_own_usage() {
         }
     }
     let bytes = std::fs::read(format!("{FIXTURE}/-home-dev-rf329-work/{FORK}.jsonl")).unwrap();
-    let deltas =
-        crate::usage::transcript::Ledger::default().read(&bytes, &crate::usage::pricing::PriceTable::builtin()).deltas;
+    let deltas = crate::usage::logs::claude_code::Ledger::default()
+        .read(&bytes, &crate::usage::pricing::PriceTable::builtin())
+        .deltas;
     for (i, p) in payloads.iter().enumerate() {
         let at = (i as u64 + 1) * 100 * MS;
         s.ingest(event(p, at), at, &mut out);

@@ -1,4 +1,4 @@
-//! Transcript files: where Claude Code records what hooks do not carry.
+//! Claude Code's session log, its transcript: where it records what hooks do not carry.
 //!
 //! Token usage: a [`Ledger`] reads one transcript incrementally from a saved offset and turns its
 //! assistant lines into usage [`Delta`]s. One API response is written as one line per content block,
@@ -19,12 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use opentelemetry::KeyValue;
-
-use crate::model::semconv;
-use crate::model::span::SpanEvent;
 use crate::model::tokens::TokenUsage;
-use crate::usage::files::TranscriptRoots;
+use crate::usage::agent_dirs::AgentDirs;
+use crate::usage::logs::{Delta, FailedTry, Read, Response, MAX_LINE_BYTES};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
@@ -58,17 +55,6 @@ pub struct Ledger {
     forked_from: Option<String>,
 }
 
-/// A failed API try that Claude Code retried: a `system` line of subtype `api_error`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedTry {
-    pub at: u64,
-    /// HTTP status, when the API answered.
-    pub status: Option<u64>,
-    /// The error as Claude Code shows it (`529 Overloaded`).
-    pub message: String,
-    pub request_id: Option<String>,
-}
-
 /// Failed tries remembered before a response: Claude Code retries up to 10 times.
 const MAX_FAILED_TRIES: usize = 16;
 
@@ -83,90 +69,6 @@ struct Counted {
     end: u64,
     #[serde(default)]
     stop_reason: Option<String>,
-}
-
-/// Usage newly counted from a transcript.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Delta {
-    pub model: String,
-    pub usage: TokenUsage,
-    /// USD; 0 when the model is not priced.
-    pub cost: f64,
-    pub priced: bool,
-    pub prompt_id: Option<String>,
-    pub agent_id: Option<String>,
-    /// The API response this usage belongs to (absent in deltas journaled by an older hooktel).
-    #[serde(default)]
-    pub response: Option<Response>,
-    /// Set (with no usage) once, when the transcript turns out to be a fork of this session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forked_from: Option<String>,
-}
-
-impl Delta {
-    /// The news that a transcript was forked from `origin`; it carries no usage.
-    fn fork(origin: String) -> Delta {
-        Delta {
-            model: String::new(),
-            usage: TokenUsage::default(),
-            cost: 0.0,
-            priced: false,
-            prompt_id: None,
-            agent_id: None,
-            response: None,
-            forked_from: Some(origin),
-        }
-    }
-}
-
-/// One API response, as far as it has been read.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Response {
-    /// `message.id`
-    pub id: String,
-    /// `requestId`
-    pub request_id: String,
-    /// When the request went out (see the module comment), Unix nanoseconds.
-    pub start: u64,
-    /// The timestamp of its last line read so far.
-    pub end: u64,
-    pub stop_reason: Option<String>,
-    /// The tries that failed before this response (its attempt is one more).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed_tries: Vec<FailedTry>,
-}
-
-impl Response {
-    /// What identifies the response: its lines repeat it, and its chat span's id derives from it.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.id, self.request_id)
-    }
-
-    /// Which try of its request it was.
-    pub fn attempt(&self) -> u64 {
-        self.failed_tries.len() as u64 + 1
-    }
-
-    /// Its failed tries as `api_error` events of its chat span (a retry storm shows as many).
-    pub(crate) fn failed_try_events(&self) -> Vec<SpanEvent> {
-        self.failed_tries
-            .iter()
-            .map(|t| {
-                let mut attrs = vec![KeyValue::new(semconv::API_ERROR, t.message.clone())];
-                attrs.extend(t.status.map(|s| KeyValue::new(semconv::API_STATUS_CODE, s.to_string())));
-                attrs.extend(t.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
-                SpanEvent { name: "api_error".into(), at: t.at, attrs }
-            })
-            .collect()
-    }
-}
-
-/// What a read of new transcript bytes produced.
-#[derive(Debug, Default)]
-pub struct Read {
-    pub deltas: Vec<Delta>,
-    /// Lines that are not JSON (a corrupt or foreign file).
-    pub bad_lines: u64,
 }
 
 #[derive(Deserialize)]
@@ -270,10 +172,6 @@ impl Usage {
         Service { fast: self.speed.as_deref() == Some("fast"), us_geo: self.inference_geo.as_deref() == Some("us") }
     }
 }
-
-/// Longest transcript line read: far over any real one (a response with a large tool result is a
-/// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
-pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Ledger {
     /// Read `bytes`, the file's contents from `self.offset` on. Complete lines are consumed and the
@@ -447,8 +345,8 @@ pub(crate) fn spawner_in_meta(contents: &[u8]) -> Option<String> {
 const MAX_META_BYTES: u64 = 64 * 1024;
 
 /// Read the `Agent` call that spawned `agent_id`, if its meta file is there yet and may be read
-/// (under a transcript root, a regular file: see `usage::files`). Blocking: call it off the workers.
-pub(crate) fn subagent_spawner(roots: &TranscriptRoots, transcript_path: &str, agent_id: &str) -> Option<String> {
+/// (under a transcript root, a regular file: see `usage::agent_dirs`). Blocking: call it off the workers.
+pub(crate) fn subagent_spawner(roots: &AgentDirs, transcript_path: &str, agent_id: &str) -> Option<String> {
     let path = subagent_meta_path(transcript_path, agent_id)?;
     let contents = roots.read_small(&path, MAX_META_BYTES).ok()?;
     spawner_in_meta(&contents)
@@ -459,12 +357,12 @@ mod tests {
     use super::*;
 
     const CAPTURED: &[u8] = include_bytes!(
-        "../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
+        "../../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"
     );
     const CAPTURED_AGENT: &[u8] = include_bytes!(
-        "../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
+        "../../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f/subagents/agent-a7ca175cf2fd2156a.jsonl"
     );
-    const LEGACY: &[u8] = include_bytes!("../../tests/fixtures/transcripts/legacy-2.1.29-partial-usage.jsonl");
+    const LEGACY: &[u8] = include_bytes!("../../../tests/fixtures/transcripts/legacy-2.1.29-partial-usage.jsonl");
 
     fn total(deltas: &[Delta]) -> (TokenUsage, f64) {
         let mut u = TokenUsage::default();

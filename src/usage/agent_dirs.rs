@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// The directories transcripts may live under.
 #[derive(Clone, Debug, Default)]
-pub struct TranscriptRoots {
+pub struct AgentDirs {
     /// As configured (lexical prefixes) and as resolved (symlinks followed), for each root.
     roots: Vec<(PathBuf, Option<PathBuf>)>,
 }
@@ -41,19 +41,19 @@ pub(crate) fn claude_config_dir() -> Option<PathBuf> {
     config.or(home)
 }
 
-impl TranscriptRoots {
+impl AgentDirs {
     /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
     /// named), and every entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
-    pub fn from_env() -> TranscriptRoots {
+    pub fn from_env() -> AgentDirs {
         let (config, home) = claude_dirs(&|k| std::env::var_os(k));
         let mut dirs: Vec<PathBuf> = home.into_iter().chain(config).map(|d| d.join("projects")).collect();
         if let Ok(extra) = std::env::var("HOOKTEL_TRANSCRIPT_DIRS") {
             dirs.extend(extra.split([':', ',']).map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from));
         }
-        TranscriptRoots::new(dirs)
+        AgentDirs::new(dirs)
     }
 
-    pub fn new(dirs: Vec<PathBuf>) -> TranscriptRoots {
+    pub fn new(dirs: Vec<PathBuf>) -> AgentDirs {
         let roots = dirs
             .into_iter()
             .filter(|d| d.is_absolute() && lexically_clean(d))
@@ -62,7 +62,7 @@ impl TranscriptRoots {
                 (d, resolved)
             })
             .collect();
-        TranscriptRoots { roots }
+        AgentDirs { roots }
     }
 
     /// Whether `path` may be read, by its name alone (nothing is opened).
@@ -85,7 +85,7 @@ impl TranscriptRoots {
         self.open_resolved(path).map(|(file, _)| file)
     }
 
-    /// [`TranscriptRoots::open`], also giving the path with symlinks resolved: the file's one name,
+    /// [`AgentDirs::open`], also giving the path with symlinks resolved: the file's one name,
     /// whatever alias a payload used.
     pub fn open_resolved(&self, path: &Path) -> Result<(File, PathBuf), OpenError> {
         self.admit(path)?;
@@ -178,7 +178,7 @@ mod tests {
         std::fs::create_dir_all(&team).unwrap();
         std::fs::write(team.join("config.json"), br#"{"leadSessionId": "x"}"#).unwrap();
         std::fs::write(tmp.path().join("secret"), b"top secret").unwrap();
-        let roots = TranscriptRoots::new(vec![root.clone()]);
+        let roots = AgentDirs::new(vec![root.clone()]);
         assert_eq!(roots.team_file("session-859c7e3e", 1 << 16).as_deref(), Some(&br#"{"leadSessionId": "x"}"#[..]));
         assert_eq!(roots.team_file("session-859c7e3e", 4).as_deref(), Some(&b"{\"le"[..]), "at most max bytes");
         for bad in ["", "../secret", "a/b", "..", "x.y", &"a".repeat(129)] {
@@ -199,7 +199,7 @@ mod tests {
             assert_eq!(roots.team_file("fifo", 1 << 16), None, "no hang, refused");
         }
         // a root not named `projects` has no config directory beside it
-        assert_eq!(TranscriptRoots::new(vec![tmp.path().join("teams")]).team_file("session-859c7e3e", 1 << 16), None);
+        assert_eq!(AgentDirs::new(vec![tmp.path().join("teams")]).team_file("session-859c7e3e", 1 << 16), None);
     }
 
     #[test]
@@ -209,7 +209,7 @@ mod tests {
         std::fs::create_dir_all(root.join("p")).unwrap();
         std::fs::write(root.join("p/s.jsonl"), b"{}\n").unwrap();
         std::fs::write(tmp.path().join("secret.jsonl"), b"{}\n").unwrap();
-        let roots = TranscriptRoots::new(vec![root.clone()]);
+        let roots = AgentDirs::new(vec![root.clone()]);
         assert!(roots.open(&root.join("p/s.jsonl")).is_ok());
         assert_eq!(roots.admit(Path::new("/etc/shadow")), Err(Refused::Shape));
         assert_eq!(roots.admit(Path::new("/etc/x.jsonl")), Err(Refused::Outside));

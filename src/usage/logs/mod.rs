@@ -1,0 +1,212 @@
+//! The seam where an agent's session log becomes usage: one reader per agent, each pure (the bytes
+//! appended to a log since its saved offset in, a usage [`Delta`] per API response out), its state
+//! saved between reads so that a restart neither counts twice nor misses, and each knowing where its
+//! agent keeps a session's subagent logs. Claude Code's transcript reader is the first; Codex CLI's
+//! and Gemini CLI's come beside it. What comes out is the same whichever agent wrote the log.
+
+use std::path::PathBuf;
+
+use opentelemetry::KeyValue;
+use serde::{Deserialize, Serialize};
+
+use crate::model::agent::Agent;
+use crate::model::semconv;
+use crate::model::span::SpanEvent;
+use crate::model::tokens::TokenUsage;
+use crate::usage::agent_dirs::AgentDirs;
+use crate::usage::pricing::PriceTable;
+
+pub mod claude_code;
+
+/// Reading state of one session log, in the format of the agent that writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogReader {
+    ClaudeCode(claude_code::Ledger),
+}
+
+impl LogReader {
+    /// A reader at the start of a log `agent` writes.
+    pub fn new(agent: Agent) -> LogReader {
+        match agent {
+            Agent::ClaudeCode => LogReader::ClaudeCode(claude_code::Ledger::default()),
+        }
+    }
+
+    /// Bytes of the log already read.
+    pub fn offset(&self) -> u64 {
+        match self {
+            LogReader::ClaudeCode(ledger) => ledger.offset,
+        }
+    }
+
+    /// Go on at `offset`: the log was replaced (0), or its saved state was lost (its end). What the
+    /// reader remembers of responses already counted stays.
+    pub fn set_offset(&mut self, offset: u64) {
+        match self {
+            LogReader::ClaudeCode(ledger) => ledger.offset = offset,
+        }
+    }
+
+    /// Read `bytes`, the log's contents from [`LogReader::offset`] on; the offset advances past what
+    /// was consumed.
+    pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
+        match self {
+            LogReader::ClaudeCode(ledger) => ledger.read(bytes, prices),
+        }
+    }
+
+    /// The state to save, in the agent reader's own format.
+    pub fn saved(&self) -> serde_json::Result<Vec<u8>> {
+        match self {
+            LogReader::ClaudeCode(ledger) => serde_json::to_vec(ledger),
+        }
+    }
+
+    /// A reader of a log `agent` writes, from its saved state.
+    pub fn restore(agent: Agent, saved: &[u8]) -> serde_json::Result<LogReader> {
+        match agent {
+            Agent::ClaudeCode => serde_json::from_slice(saved).map(LogReader::ClaudeCode),
+        }
+    }
+}
+
+/// Where `agent` keeps the logs of a session's subagents, given the session's log.
+pub(crate) fn subagent_logs_dir(agent: Agent, log: &str) -> Option<PathBuf> {
+    match agent {
+        Agent::ClaudeCode => claude_code::subagents_dir(log),
+    }
+}
+
+/// The log of subagent `agent_id` of the session whose log is `log`.
+pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<PathBuf> {
+    match agent {
+        Agent::ClaudeCode => claude_code::subagent_transcript(log, agent_id),
+    }
+}
+
+/// The tool call that spawned subagent `agent_id`, when the agent's files tell it and may be read
+/// (see `usage::agent_dirs`). Blocking: call it off the workers.
+pub(crate) fn subagent_spawner(agent: Agent, dirs: &AgentDirs, log: &str, agent_id: &str) -> Option<String> {
+    match agent {
+        Agent::ClaudeCode => claude_code::subagent_spawner(dirs, log, agent_id),
+    }
+}
+
+/// A failed API try that the agent retried (Claude Code writes a `system` line of subtype `api_error`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTry {
+    pub at: u64,
+    /// HTTP status, when the API answered.
+    pub status: Option<u64>,
+    /// The error as the agent shows it (`529 Overloaded`).
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// Usage newly counted from a session log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    pub model: String,
+    pub usage: TokenUsage,
+    /// USD; 0 when the model is not priced.
+    pub cost: f64,
+    pub priced: bool,
+    pub prompt_id: Option<String>,
+    pub agent_id: Option<String>,
+    /// The API response this usage belongs to (absent in deltas journaled by an older hooktel).
+    #[serde(default)]
+    pub response: Option<Response>,
+    /// Set (with no usage) once, when the log turns out to be a fork of this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
+}
+
+impl Delta {
+    /// The news that a log was forked from `origin`; it carries no usage.
+    pub(crate) fn fork(origin: String) -> Delta {
+        Delta {
+            model: String::new(),
+            usage: TokenUsage::default(),
+            cost: 0.0,
+            priced: false,
+            prompt_id: None,
+            agent_id: None,
+            response: None,
+            forked_from: Some(origin),
+        }
+    }
+}
+
+/// One API response, as far as it has been read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The response's own id (Claude Code: `message.id`).
+    pub id: String,
+    /// The API request's id (Claude Code: `requestId`).
+    pub request_id: String,
+    /// When the request went out, as well as its log tells (Unix nanoseconds).
+    pub start: u64,
+    /// The timestamp of its last line read so far.
+    pub end: u64,
+    pub stop_reason: Option<String>,
+    /// The tries that failed before this response (its attempt is one more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_tries: Vec<FailedTry>,
+}
+
+impl Response {
+    /// What identifies the response: its lines repeat it, and its chat span's id derives from it.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.id, self.request_id)
+    }
+
+    /// Which try of its request it was.
+    pub fn attempt(&self) -> u64 {
+        self.failed_tries.len() as u64 + 1
+    }
+
+    /// Its failed tries as `api_error` events of its chat span (a retry storm shows as many).
+    pub(crate) fn failed_try_events(&self) -> Vec<SpanEvent> {
+        self.failed_tries
+            .iter()
+            .map(|t| {
+                let mut attrs = vec![KeyValue::new(semconv::API_ERROR, t.message.clone())];
+                attrs.extend(t.status.map(|s| KeyValue::new(semconv::API_STATUS_CODE, s.to_string())));
+                attrs.extend(t.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
+                SpanEvent { name: "api_error".into(), at: t.at, attrs }
+            })
+            .collect()
+    }
+}
+
+/// What a read of a log's new bytes produced.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub deltas: Vec<Delta>,
+    /// Lines that are not JSON (a corrupt or foreign file).
+    pub bad_lines: u64,
+}
+
+/// Longest log line read: far over any real one (a response with a large tool result is a
+/// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
+pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading state saved by an older hooktel (a bare Claude Code ledger) is restored as it was:
+    /// the seam did not change what is on disk.
+    #[test]
+    fn saved_state_keeps_the_agent_readers_own_format() {
+        let old = br#"{"offset":1234,"prompt_id":"p1","recent":[],"requests":[],"answered_at":0}"#;
+        let reader = LogReader::restore(Agent::ClaudeCode, old).unwrap();
+        assert_eq!(reader.offset(), 1234);
+        let again = LogReader::restore(Agent::ClaudeCode, &reader.saved().unwrap()).unwrap();
+        assert_eq!(again, reader);
+        assert!(LogReader::restore(Agent::ClaudeCode, b"{\"not\": \"a ledger\"}").is_err());
+        let mut fresh = LogReader::new(Agent::ClaudeCode);
+        fresh.set_offset(7);
+        assert_eq!(fresh.offset(), 7);
+    }
+}
