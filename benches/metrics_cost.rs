@@ -28,7 +28,7 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{env_usize, quantile, Rng};
@@ -497,7 +497,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
             SpanKey::Tool,
             format!("execute_tool {tool}"),
             (start, end),
-            Arc::from(session),
+            session.into(),
         )
     }
 }
@@ -530,7 +530,7 @@ fn turn_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
             SpanKey::Turn,
             "invoke_agent claude-code".into(),
             (start, start + 40_000_000_000),
-            Arc::from(session),
+            session.into(),
         )
     }
 }

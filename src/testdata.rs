@@ -119,7 +119,7 @@ pub(crate) fn captured(session: &str, start: u64) -> Vec<SpanRecord> {
             if let Some(r) = &mut delta.response {
                 (r.start, r.end) = (shift(r.start), shift(r.end));
             }
-            sessions.add_usage(&SessionUsage { session_id: session.to_owned(), delta }, 0);
+            sessions.add_usage(&SessionUsage { session_id: session.into(), delta }, 0);
         }
     }
     sessions.tick(start + 60 * SEC, &mut out);

@@ -10,7 +10,6 @@
 //! whole, since backends such as Jaeger keep two spans with one id twice.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 
@@ -20,7 +19,7 @@ use crate::export::destination::Destination as OtlpDestination;
 use crate::export::otlp;
 use crate::export::{Exporter, Sink};
 use crate::model::capture::Capture;
-use crate::model::ids::{self, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
@@ -175,7 +174,7 @@ fn custom_span(ev: CustomEvent) -> SpanRecord {
         };
         attrs.push(kv);
     }
-    let session = ev.session_id.as_deref().map(Arc::from).unwrap_or_else(|| Arc::from(""));
+    let session = SessionId::from(ev.session_id.as_deref().unwrap_or_default());
     let span_id = ids::span_id(&scope, SpanKey::Custom, &ev.key);
     SpanRecord {
         parent,

@@ -19,7 +19,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
@@ -27,7 +26,7 @@ use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
 use crate::model::capture::{self, Capture};
-use crate::model::ids::{self, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::project_of;
 use crate::model::span::{
@@ -41,7 +40,7 @@ use crate::usage::pricing::PriceTable;
 /// One session read back from its transcripts.
 #[derive(Debug)]
 pub struct ImportedSession {
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The root first, then turns, subagents and tool calls, in transcript order.
     pub spans: Vec<SpanRecord>,
     /// Every usage delta of the session (main thread and subagents), as the live path counts them.
@@ -185,7 +184,7 @@ pub fn session_from_transcript(
         root.attrs.push(KeyValue::new(semconv::FORKED_FROM, origin));
         root.attrs.push(KeyValue::new(semconv::SESSION_SOURCE, "fork"));
     }
-    Ok(ImportedSession { session_id: sid, spans, usage })
+    Ok(ImportedSession { session_id: sid.into(), spans, usage })
 }
 
 /// One model call, summed over the deltas of its response.
@@ -431,7 +430,7 @@ impl Reader {
             Some(p) if self.turn_index.contains_key(p) => ids::span_id(sid, SpanKey::Turn, p),
             _ => root_id,
         };
-        let session_id: Arc<str> = Arc::from(sid);
+        let session_id = SessionId::from(sid);
         let record = |id: SpanId, key: SpanKey, name: String, parent: Option<SpanId>, e: Extent| SpanRecord {
             parent,
             project: project.clone(),

@@ -403,7 +403,13 @@ async fn reparse(
             ev.raw = bytes::Bytes::new();
             events.push(ev);
         }
-        out.push(pipeline::Restored { session_id, events, usage: r.usage, handed_out: r.handed_out, ended: r.ended });
+        out.push(pipeline::Restored {
+            session_id: session_id.into(),
+            events,
+            usage: r.usage,
+            handed_out: r.handed_out,
+            ended: r.ended,
+        });
     }
     out
 }

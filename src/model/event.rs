@@ -6,6 +6,7 @@
 use opentelemetry::KeyValue;
 
 use crate::model::agent::Agent;
+use crate::model::ids::SessionId;
 use crate::model::span::ToolStatus;
 
 /// One hook event, ready for the session state machine.
@@ -13,7 +14,7 @@ use crate::model::span::ToolStatus;
 pub struct Event {
     /// The agent whose hook (or telemetry) it was: whose session log `transcript_path` is.
     pub(crate) source: Agent,
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     /// `hook_event_name` as sent, including names hooktel does not know.
     pub(crate) name: String,
     /// When the hook fired, Unix nanoseconds (the client's stamp, or the sidecar's receive time).

@@ -11,9 +11,83 @@ use uuid::Uuid;
 /// Fixed forever: changing it would move every such session to a new trace id.
 const NON_UUID_SESSION_NS: Uuid = Uuid::from_u128(0x6f3c_1d2a_8b4e_4c7f_9a15_2e6b_0d9c_4a71);
 
+/// A session, by the id its agent chose, as the agent spelled it: the one type wherever hooktel names
+/// a session (events, spans, usage, the journal). Cheap to clone (one shared allocation), compared
+/// by its text; [`session_key`] is its identity as a number, where a map of many must not hold text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct SessionId(std::sync::Arc<str>);
+
+impl SessionId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SessionId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SessionId {
+    fn from(id: &str) -> SessionId {
+        SessionId(id.into())
+    }
+}
+
+impl From<String> for SessionId {
+    fn from(id: String) -> SessionId {
+        SessionId(id.into())
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0.to_string()
+    }
+}
+
+/// As an attribute value, without copying the text.
+impl From<SessionId> for opentelemetry::Value {
+    fn from(id: SessionId) -> opentelemetry::Value {
+        opentelemetry::Value::String(id.0.into())
+    }
+}
+
+impl PartialEq<str> for SessionId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SessionId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl std::borrow::Borrow<str> for SessionId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The session as a UUID: itself when it parses, else its deterministic UUIDv5.
 pub(crate) fn session_uuid(session_id: &str) -> Uuid {
     Uuid::parse_str(session_id).unwrap_or_else(|_| Uuid::new_v5(&NON_UUID_SESSION_NS, session_id.as_bytes()))
+}
+
+/// A session's identity as a number (its UUID's): equal for every spelling of one UUID.
+pub(crate) fn session_key(session_id: &str) -> u128 {
+    session_uuid(session_id).as_u128()
 }
 
 /// The trace id of a session: the 16 bytes of its UUID, so its hex is the UUID without dashes.

@@ -5,12 +5,10 @@
 //!
 //! Plain data shared by every stage. Nothing here does I/O or reads a clock.
 
-use std::sync::Arc;
-
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
-use crate::model::ids::SpanKey;
+use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::{self, int};
 use crate::model::tokens::TokenUsage;
 
@@ -25,7 +23,7 @@ pub struct SpanRecord {
     pub start: u64,
     pub end: u64,
     /// The session it belongs to (`session.id`, `gen_ai.conversation.id`); shared by its spans.
-    pub session_id: Arc<str>,
+    pub session_id: SessionId,
     /// Attributes that only leave the process; the typed fields below add theirs at the edge.
     pub attrs: Vec<KeyValue>,
     pub events: Vec<SpanEvent>,
@@ -137,7 +135,7 @@ impl SpanRecord {
         key: SpanKey,
         name: String,
         (start, end): (u64, u64),
-        session_id: Arc<str>,
+        session_id: SessionId,
     ) -> SpanRecord {
         SpanRecord {
             trace_id,
@@ -169,8 +167,8 @@ impl SpanRecord {
     pub fn attributes(&self) -> Vec<KeyValue> {
         let mut out = Vec::with_capacity(self.attrs.len() + 12);
         if !self.session_id.is_empty() {
-            out.push(KeyValue::new(semconv::SESSION_ID, self.session_id.to_string()));
-            out.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.to_string()));
+            out.push(KeyValue::new(semconv::SESSION_ID, self.session_id.clone()));
+            out.push(KeyValue::new(semconv::CONVERSATION_ID, self.session_id.clone()));
         }
         if let Some(s) = &self.subject {
             out.extend(s.attributes());

@@ -18,7 +18,7 @@ pub mod sessions;
 
 use crate::metrics::Metrics;
 use crate::model::event::{Event, Kind};
-use crate::model::ids::SpanKey;
+use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::project_of;
 use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
@@ -136,7 +136,7 @@ pub(crate) async fn run(p: Parts) {
 /// An open session read back from the journal, its hook events parsed again through the ingest
 /// path (by `serve`): the same events give the same spans and ids.
 pub(crate) struct Restored {
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     /// In firing order, without their raw bodies (they are in the journal already).
     pub(crate) events: Vec<Event>,
     pub(crate) usage: Vec<Vec<u8>>,
@@ -165,7 +165,7 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
         sessions.forget_handed_out(&sid, &handed.iter().copied().collect::<Vec<_>>());
         for u in &r.usage {
             if let Ok(delta) = serde_json::from_slice(u) {
-                sessions.add_usage(&SessionUsage { session_id: sid.clone(), delta }, now);
+                sessions.add_usage(&SessionUsage { session_id: sid.as_str().into(), delta }, now);
             }
         }
     }
@@ -178,7 +178,7 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
 struct Journal(Option<journal::Writer>);
 
 impl Journal {
-    fn hook(&self, session: String, at: u64, body: bytes::Bytes) {
+    fn hook(&self, session: SessionId, at: u64, body: bytes::Bytes) {
         if let Some(w) = &self.0 {
             if !body.is_empty() {
                 let _ = w.send(Entry::Hook { session, at, body });

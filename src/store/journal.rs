@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use crate::model::ids::SessionId;
 use crate::store::sqlite;
 
 pub(crate) const FILE: &str = "journal.db";
@@ -37,13 +37,13 @@ const COMMIT_ROWS: usize = 2048;
 #[derive(Debug)]
 pub(crate) enum Entry {
     /// A hook payload (as normalised: cut, not re-read) and its firing time.
-    Hook { session: String, at: u64, body: bytes::Bytes },
+    Hook { session: SessionId, at: u64, body: bytes::Bytes },
     /// Usage counted for the session (JSON of a `usage::logs::Delta`).
-    Usage { session: String, body: Vec<u8> },
+    Usage { session: SessionId, body: Vec<u8> },
     /// A span of the session handed out for export.
-    HandedOut { session: Arc<str>, span: [u8; 8] },
+    HandedOut { session: SessionId, span: [u8; 8] },
     /// The session's trace is out: forget its rows, remember it ended (root span id, end time).
-    Ended { session: Arc<str>, root: [u8; 8], end: u64 },
+    Ended { session: SessionId, root: [u8; 8], end: u64 },
 }
 
 const HOOK: i64 = 0;
@@ -179,17 +179,17 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used
             for e in pending.iter() {
                 match e {
                     Entry::Hook { session, at, body } => {
-                        insert.execute(params![session, HOOK, *at as i64, body.as_ref()])?;
+                        insert.execute(params![session.as_str(), HOOK, *at as i64, body.as_ref()])?;
                     }
                     Entry::Usage { session, body } => {
-                        insert.execute(params![session, USAGE, 0, body])?;
+                        insert.execute(params![session.as_str(), USAGE, 0, body])?;
                     }
                     Entry::HandedOut { session, span } => {
-                        insert.execute(params![session, HANDED_OUT, 0, &span[..]])?;
+                        insert.execute(params![session.as_str(), HANDED_OUT, 0, &span[..]])?;
                     }
                     Entry::Ended { session, root, end } => {
                         forget.execute([&**session])?;
-                        insert.execute(params![session, ENDED, *end as i64, &root[..]])?;
+                        insert.execute(params![session.as_str(), ENDED, *end as i64, &root[..]])?;
                     }
                 }
             }

@@ -1,13 +1,11 @@
 //! The stored form of a finished span: plain serde data, no OpenTelemetry types. One codec for the
 //! export spool and the local store's `record` column.
 
-use std::sync::Arc;
-
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{KeyValue, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::SpanKey;
+use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::span::{
     ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, Subject, TeamMember, ToolRun, TurnOutcome,
@@ -155,7 +153,7 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                 key: s.key,
                 start: s.start,
                 end: s.end,
-                session_id: Arc::from(session),
+                session_id: SessionId::from(session),
                 attrs,
                 events: s
                     .events
@@ -237,7 +235,7 @@ pub(crate) mod tests {
             dropped_events: 2,
             status: Status::Error("boom".into()),
             project: "p".into(),
-            session_id: Arc::from("s-1"),
+            session_id: "s-1".into(),
             incomplete: i % 2 == 0,
             usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),
             tool: Some(ToolRun { status: crate::model::span::ToolStatus::Denied, duration_ms: Some(7) }),

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::model::agent::Agent;
+use crate::model::ids::SessionId;
 use crate::usage::agent_dirs::{AgentDirs, OpenError};
 use crate::usage::logs::{self, Delta, LogReader};
 use crate::usage::pricing::PriceTable;
@@ -51,7 +52,7 @@ const KEEP_SAVED: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(crate) struct Touch {
     /// The agent that writes the file: how it is read.
     pub(crate) source: Agent,
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
     pub(crate) agent_id: Option<String>,
@@ -73,13 +74,13 @@ pub(crate) enum TouchKind {
 /// Usage newly counted for a session, sent to the pipeline for its spans.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionUsage {
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     pub(crate) delta: Delta,
 }
 
 struct Tracked {
     source: Agent,
-    session_id: String,
+    session_id: SessionId,
     project: String,
     dirty: bool,
     /// Re-reads still due, earliest first.
@@ -118,7 +119,7 @@ pub(crate) struct Accountant {
     /// Reading progress, by resolved path (shared by every alias of a file).
     progress: HashMap<PathBuf, Progress>,
     /// The project of each session: the one its first touch named.
-    projects: HashMap<String, String>,
+    projects: HashMap<SessionId, String>,
     prices: PriceTable,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,

@@ -118,7 +118,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
     }
     Ok(Event {
         source: Agent::ClaudeCode,
-        session_id: session_id.to_owned(),
+        session_id: session_id.into(),
         name: name.to_owned(),
         at,
         prompt_id: str_field(p, "prompt_id").map(str::to_owned),

@@ -18,7 +18,7 @@ use opentelemetry::trace::SpanId;
 
 use crate::model::capture::Capture;
 use crate::model::event::Event;
-use crate::model::ids::{self, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::span::SpanRecord;
 use crate::usage::accountant::SessionUsage;
 
@@ -90,7 +90,7 @@ pub enum Ingested {
 /// Every live session, plus a memory of recently ended ones.
 pub struct Sessions {
     settings: Settings,
-    live: HashMap<String, SessionState>,
+    live: HashMap<SessionId, SessionState>,
     /// Ended sessions by session UUID. Keyed by a number, not a `String`: a tombstone allocated
     /// into the memory its session just freed would pin that memory for a day.
     ended: HashMap<u128, Ended>,
@@ -154,7 +154,7 @@ impl Sessions {
             }
         }
         if !self.live.contains_key(&ev.session_id) {
-            let resumed = match self.ended.get(&ids::session_uuid(&ev.session_id).as_u128()) {
+            let resumed = match self.ended.get(&ids::session_key(&ev.session_id)) {
                 Some(e) if ev.at <= e.end => return Ingested::Late,
                 Some(e) => Some(e.root),
                 None => None,
@@ -222,7 +222,7 @@ impl Sessions {
 
     /// Remember, from the journal, a session that ended before a restart.
     pub(crate) fn restore_ended(&mut self, sid: &str, root: SpanId, end: u64, now: u64) {
-        let key = ids::session_uuid(sid).as_u128();
+        let key = ids::session_key(sid);
         self.ended.insert(key, Ended { root, end, noted: now });
         self.ended_order.push_back((now, key));
     }
@@ -266,7 +266,7 @@ impl Sessions {
 
     /// Hand out every span that is closed, settled or not (on shutdown). Open spans stay.
     pub(crate) fn flush_closed(&mut self, out: &mut Vec<SpanRecord>) {
-        let ended: Vec<String> =
+        let ended: Vec<SessionId> =
             self.live.iter().filter(|(_, s)| s.top.closed_at.is_some()).map(|(k, _)| k.clone()).collect();
         for sid in ended {
             self.finish(&sid, out);
@@ -293,7 +293,7 @@ impl Sessions {
         );
         out.push(state.record(top));
         let noted = state.last_seen;
-        let key = ids::session_uuid(sid).as_u128();
+        let key = ids::session_key(sid);
         self.ended.insert(key, Ended { root: state.root_id, end, noted });
         self.ended_order.push_back((noted, key));
     }

@@ -6,7 +6,6 @@
 //! teammates at `MAX_TEAMMATES`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
@@ -16,7 +15,7 @@ use super::span::{OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
 use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
-use crate::model::ids::{self, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::semconv::{int, project_of};
 use crate::model::span::{
@@ -29,7 +28,7 @@ use crate::usage::logs::{Delta, Response};
 /// The open spans of one session.
 pub(super) struct SessionState {
     /// Shared with every span record the session hands out.
-    pub(super) session_id: Arc<str>,
+    pub(super) session_id: SessionId,
     pub(super) trace_id: TraceId,
     /// The root span's id, also for a resumed segment (whose own span is `top`).
     pub(super) root_id: SpanId,
@@ -107,7 +106,7 @@ impl SessionState {
             }
         };
         SessionState {
-            session_id: Arc::from(sid),
+            session_id: ev.session_id.clone(),
             trace_id: ids::trace_id(sid),
             root_id,
             top,

@@ -15,7 +15,7 @@ use super::span::{OpenSpan, Parent};
 use super::state::SessionState;
 use super::Sessions;
 use crate::model::event::{Event, Kind};
-use crate::model::ids::{self, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::span::SpanLink;
 
@@ -28,7 +28,7 @@ pub(crate) const MAX_TASKS: usize = 100_000;
 /// Where and when a task was created.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Created {
-    pub(crate) session: String,
+    pub(crate) session: SessionId,
     pub(crate) at: u64,
     pub(crate) subject: Option<String>,
     pub(crate) prompt_id: Option<String>,
@@ -115,7 +115,7 @@ impl Sessions {
         let list = state.team.clone().unwrap_or_else(|| own_team(sid));
         if created {
             let c = Created {
-                session: sid.to_owned(),
+                session: sid.into(),
                 at: note.at,
                 subject,
                 prompt_id: note.prompt_id,
@@ -157,8 +157,8 @@ impl Sessions {
             state.top.links.push(to_lead);
         }
         let to_teammate = SpanLink { trace_id: state.trace_id, span_id: state.root_id, kind: "teammate".into() };
-        let spawn = teammate.and_then(|name| self.live.get(&lead)?.pane_spawns.get(name).copied());
-        if let Some(span) = spawn.and_then(|id| self.live.get_mut(&lead)?.spans.get_mut(&id)) {
+        let spawn = teammate.and_then(|name| self.live.get(lead.as_str())?.pane_spawns.get(name).copied());
+        if let Some(span) = spawn.and_then(|id| self.live.get_mut(lead.as_str())?.spans.get_mut(&id)) {
             if !span.links.contains(&to_teammate) {
                 span.links.push(to_teammate);
             }
@@ -205,7 +205,7 @@ impl SessionState {
 
 /// What an event says about agent teams, taken before the event is applied.
 pub(super) struct TeamNote {
-    session: String,
+    session: SessionId,
     at: u64,
     team: Option<String>,
     teammate: Option<String>,
@@ -282,7 +282,7 @@ mod tests {
         let created = |s: &str| Created { session: s.into(), at: 1, subject: None, prompt_id: None, agent_id: None };
         t.created("list", "1", created(LEAD));
         t.created("list", "2", created(LEAD));
-        assert_eq!(t.completed("list", "1").map(|c| c.session), Some(LEAD.to_owned()));
+        assert_eq!(t.completed("list", "1").map(|c| c.session), Some(LEAD.into()));
         assert_eq!(t.completed("list", "1"), None, "once");
         assert_eq!(t.left_open_by(LEAD).len(), 1);
         for i in 0..MAX_TASKS + 10 {

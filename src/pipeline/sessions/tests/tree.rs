@@ -399,7 +399,7 @@ fn ended_sessions_are_forgotten_oldest_first() {
     }
     assert_eq!(s.active(), 0);
     assert_eq!(s.ended.len(), 10);
-    let key = |sid: &str| ids::session_uuid(sid).as_u128();
+    let key = ids::session_key;
     assert!(s.ended.contains_key(&key("00000000-0000-4000-8000-000000000049")));
     assert!(!s.ended.contains_key(&key("00000000-0000-4000-8000-000000000000")));
 }
