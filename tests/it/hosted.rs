@@ -139,8 +139,9 @@ fn the_platform_trust_store_is_used_and_ssl_cert_file_reaches_it() {
         sidecar.metric(r#"hooktel_export_failures_total{reason="tls"}"#) >= 1.0
     });
     wait_until(WAIT, "the spans spooled", || sidecar.metric(r#"hooktel_spool_items{spool="export"}"#) > 0.0);
+    // the count comes before the line, and the line crosses a pipe: wait for it
+    wait_until(WAIT, "the TLS failure explained", || sidecar.log().contains("not signed by a CA trusted here"));
     let log = sidecar.log();
-    assert!(log.contains("not signed by a CA trusted here"), "{log}");
     assert!(log.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"), "the fix names the variable: {log}");
     assert!(backend.spans().is_empty());
     drop(sidecar);
@@ -297,8 +298,11 @@ fn refused_credentials_keep_the_spans_and_deliver_them_once_when_accepted() {
     assert_tree(&spans, TRACE);
     wait_until(WAIT, "the spool emptied", || sidecar.metric(r#"hooktel_spool_items{spool="export"}"#) == 0.0);
     assert_eq!(sidecar.metric(r#"hooktel_spans_dropped_total{reason="rejected"}"#), 0.0);
+    wait_until(WAIT, "the refusal explained", || {
+        let log = sidecar.log();
+        log.contains("credentials refused") && log.contains("OTEL_EXPORTER_OTLP_HEADERS")
+    });
     let log = sidecar.log();
-    assert!(log.contains("credentials refused") && log.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{log}");
     assert!(!log.contains("c2VjcmV0a2V5"), "the key in a log line: {log}");
     drop(sidecar);
 
@@ -454,8 +458,11 @@ fn partial_success_and_timeouts_are_counted_as_what_they_are() {
     wait_until(WAIT, "rejected spans counted", || {
         sidecar.metric(r#"hooktel_spans_dropped_total{reason="partial_success"}"#) >= 2.0
     });
-    let log = sidecar.log();
-    assert!(log.contains("refused some of them") && log.contains("span too old"), "{log}");
+    // the count comes before the line, and the line crosses a pipe: wait for it
+    wait_until(WAIT, "the partial success explained", || {
+        let log = sidecar.log();
+        log.contains("refused some of them") && log.contains("span too old")
+    });
     drop(sidecar);
 
     // a backend that takes the connection and never answers
