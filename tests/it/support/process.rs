@@ -1,6 +1,7 @@
-//! The built `hooktel` binary and the processes started from it: a `hooktel serve` launcher
-//! ([`Sidecar`]), `hooktel hook` runs, a small HTTP client and the reading of `/metrics`. Every wait
-//! has a timeout.
+//! The built `hooktel` binary and the processes started from it, for the integration tests and the
+//! benches alike (`benches/common` includes this file): a `hooktel serve` launcher ([`Sidecar`]),
+//! `hooktel hook` runs, a small HTTP client, the reading of `/metrics` and of a process's memory.
+//! Every wait has a timeout.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The `hooktel` binary cargo built for this target: the debug one for the tests, the release one
+/// (the `bench` profile) for the benches.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hooktel");
 
 /// A fresh, empty directory under `$TMPDIR` (`hooktel-<tag>-<random>`): a [`tempfile::TempDir`], so
@@ -60,7 +63,8 @@ pub struct Sidecar {
     _own_data_dir: Option<TempDir>,
 }
 
-/// How to start a [`Sidecar`]; by default in local mode, with a fresh data directory of its own:
+/// How to start a [`Sidecar`]; by default in local mode, with a fresh data directory of its own and
+/// the tests' settings (short settle times, see [`SidecarBuilder::start`]):
 /// `Sidecar::builder().exporting_to(&receiver).env("HOOKTEL_MAX_BODY_BYTES", "4096").start()`.
 #[derive(Default)]
 pub struct SidecarBuilder {
@@ -73,6 +77,8 @@ pub struct SidecarBuilder {
     listen: Option<String>,
     /// RLIMIT_FSIZE for the process, with SIGXFSZ ignored: a full disk, as writes see it.
     file_size_limit: Option<u64>,
+    /// Without the tests' settings: see [`SidecarBuilder::shipped_defaults`].
+    shipped_defaults: bool,
 }
 
 impl SidecarBuilder {
@@ -115,26 +121,35 @@ impl SidecarBuilder {
         self
     }
 
+    /// The sidecar with its own defaults, as a user runs it, for the benches to measure: none of the
+    /// tests' settings (settle times, transcript directories), and no receiver for Claude Code's
+    /// own telemetry (`--otlp-listen off`: its default port is fixed, one per machine).
+    pub fn shipped_defaults(mut self) -> SidecarBuilder {
+        self.shipped_defaults = true;
+        self
+    }
+
     /// Start `hooktel serve --listen 127.0.0.1:0` (or the address given to [`SidecarBuilder::listen`]).
     pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
         without_inherited_settings(&mut cmd);
-        cmd.env("HOOKTEL_SETTLE_MS", "200")
-            .env("HOOKTEL_LOG", "info")
-            // Claude Code's telemetry on a port of its own, not the fixed default every test would share
-            .env("HOOKTEL_OTLP_LISTEN", "127.0.0.1:0")
-            // model calls wait for Claude Code's telemetry no longer than other spans (tests that send
-            // it set their own)
-            .env("HOOKTEL_NATIVE_SETTLE_MS", "200")
-            // the tests' transcripts live in temporary directories and the fixtures, not ~/.claude
-            .env(
-                "HOOKTEL_TRANSCRIPT_DIRS",
-                format!("{}:{}/tests/fixtures", std::env::temp_dir().display(), env!("CARGO_MANIFEST_DIR")),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("HOOKTEL_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        if self.shipped_defaults {
+            cmd.args(["--otlp-listen", "off"]);
+        } else {
+            cmd.env("HOOKTEL_SETTLE_MS", "200")
+                // Claude Code's telemetry on a port of its own, not the fixed default every test would share
+                .env("HOOKTEL_OTLP_LISTEN", "127.0.0.1:0")
+                // model calls wait for Claude Code's telemetry no longer than other spans (tests that send
+                // it set their own)
+                .env("HOOKTEL_NATIVE_SETTLE_MS", "200")
+                // the tests' transcripts live in temporary directories and the fixtures, not ~/.claude
+                .env(
+                    "HOOKTEL_TRANSCRIPT_DIRS",
+                    format!("{}:{}/tests/fixtures", std::env::temp_dir().display(), env!("CARGO_MANIFEST_DIR")),
+                );
+        }
         if let Some((endpoint, protocol)) = &self.export {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
         }
@@ -184,6 +199,7 @@ impl SidecarBuilder {
             Ok(a) => a.parse().expect("listen address"),
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("hooktel serve did not start: {}", log.lock().unwrap());
             }
         };
@@ -232,7 +248,13 @@ impl Sidecar {
 
     /// The value of one sample in /metrics (e.g. `hooktel_hook_events_total{event="Stop"}`), 0 if absent.
     pub fn metric(&self, sample: &str) -> f64 {
-        metric_value(&self.metrics(), sample)
+        metric_value(&self.metrics(), sample).unwrap_or(0.0)
+    }
+
+    /// Its `VmRSS` and `VmHWM` now (0 where unread).
+    pub fn memory(&self) -> Memory {
+        let kb = |key| proc_status_kb(self.pid(), key).unwrap_or(0) * 1024;
+        Memory { rss: kb("VmRSS"), hwm: kb("VmHWM") }
     }
 
     /// Send SIGTERM and wait (bounded) for the process to exit; returns whether it exited in time.
@@ -260,12 +282,23 @@ impl Drop for Sidecar {
     }
 }
 
-pub fn metric_value(text: &str, sample: &str) -> f64 {
+/// The value of one sample in a Prometheus text exposition (e.g. `hooktel_sessions_active`), if there.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Sum of every sample of one metric family (all label sets), e.g. `hooktel_hook_events_total`.
+pub fn metric_sum(text: &str, family: &str) -> f64 {
     text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(family)?;
+            if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                return None;
+            }
+            l.rsplit(' ').next()?.parse::<f64>().ok()
         })
-        .unwrap_or(0.0)
+        .fold(0.0, |a, b| a + b)
 }
 
 /// Run `hooktel hook` against `addr` with `payload` on stdin, spooling into a throwaway directory.
@@ -306,15 +339,24 @@ pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
     }
 }
 
+/// A process's memory, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    pub rss: u64,
+    /// The most it has held so far.
+    pub hwm: u64,
+}
+
+/// One field of `/proc/<pid>/status` given in kB (e.g. `VmRSS`).
+pub fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+}
+
 /// The most memory (VmHWM, MiB) process `pid` has held so far.
 pub fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
-    kb / 1024.0
+    let kb = proc_status_kb(pid, "VmHWM").expect("VmHWM in /proc/<pid>/status");
+    kb as f64 / 1024.0
 }
 
 /// A minimal blocking HTTP/1.1 client for tests.
@@ -346,10 +388,21 @@ pub fn without_inherited_settings(cmd: &mut Command) {
 }
 
 /// Wait until `cond()` holds; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll_until(timeout, Duration::from_millis(25), cond), "timed out waiting for {what}");
+}
+
+/// Wait until `cond()` holds, polling every `every`; false after `timeout` (for a bench, which
+/// reports what it got rather than failing).
+pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
     }
 }
