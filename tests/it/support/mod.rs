@@ -1,12 +1,13 @@
 //! Test support: a real OTLP receiver (HTTP/protobuf and gRPC) that collects the spans sent to it,
-//! the captured session, and (from `process.rs`, shared with the benches) a launcher for the built
-//! `hooktel` binary. Every wait has a timeout.
+//! the captured session, and (from `process.rs` and `rng.rs`, shared with the benches) a launcher for
+//! the built `hooktel` binary and a random generator. Every wait has a timeout.
 #![allow(dead_code)]
 
 pub mod claude;
 pub mod phoenix;
 mod process;
 pub mod prom_translate;
+pub mod rng;
 pub mod tls;
 
 pub use process::*;
