@@ -105,7 +105,7 @@ fn main() {
     let runs = env_usize("BENCH_RUNS", 300);
     let python = python3();
 
-    let sidecar = Sidecar::start(&[]);
+    let sidecar = Sidecar::builder().shipped_defaults().start();
     let closed_port = {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         l.local_addr().expect("local addr").to_string()
@@ -211,7 +211,7 @@ fn verdict(ok: bool, what: &str) {
 fn wait_for_count(sidecar: &Sidecar, expected: f64) -> f64 {
     let sample = r#"hooktel_hook_events_total{event="PreToolUse"}"#;
     let mut last = 0.0;
-    common::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+    common::poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
         last = metric_value(&sidecar.metrics(), sample).unwrap_or(0.0);
         last >= expected
     });

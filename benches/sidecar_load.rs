@@ -328,11 +328,12 @@ fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
 
     // 10,000 sessions open at once: over the default cap of 5,000
-    let sidecar = Sidecar::start(&[
-        ("HOOKTEL_SETTLE_MS", "200"),
-        ("HOOKTEL_IDLE_TIMEOUT_SECS", "86400"),
-        ("HOOKTEL_MAX_SESSIONS", "20000"),
-    ]);
+    let sidecar = Sidecar::builder()
+        .shipped_defaults()
+        .env("HOOKTEL_SETTLE_MS", "200")
+        .env("HOOKTEL_IDLE_TIMEOUT_SECS", "86400")
+        .env("HOOKTEL_MAX_SESSIONS", "20000")
+        .start();
     let pid = sidecar.pid();
     println!("sidecar_load: hooktel serve (local mode, settle 200 ms) pid {pid} at {}", sidecar.addr);
     println!(
@@ -425,7 +426,7 @@ fn main() {
         // wait until the pipeline has taken in everything and every session is open
         let t1 = Instant::now();
         let mut active_held = -1.0;
-        common::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        common::poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
             metrics = sidecar.metrics();
             active_held = metric_value(&metrics, "hooktel_sessions_active").unwrap_or(-1.0);
             metric_value(&metrics, "hooktel_ingest_queue_depth") == Some(0.0) && active_held >= expected
@@ -440,7 +441,7 @@ fn main() {
         phase2_done.wait();
         let phase2_wall = t2.elapsed();
         let mut active_left = -1.0;
-        common::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        common::poll_until(Duration::from_secs(60), Duration::from_millis(100), || {
             metrics = sidecar.metrics();
             active_left = metric_value(&metrics, "hooktel_sessions_active").unwrap_or(-1.0);
             active_left == 0.0

@@ -515,8 +515,8 @@ fn a_full_disk_is_counted_and_survived() {
     }
     support::wait_until(Duration::from_secs(60), "drops counted", || {
         let m = sidecar.metrics();
-        support::metric_value(&m, r#"hooktel_spans_dropped_total{reason="spool_failed"}"#) > 0.0
-            && support::metric_value(&m, "hooktel_journal_write_failures_total") > 0.0
+        support::metric_value(&m, r#"hooktel_spans_dropped_total{reason="spool_failed"}"#).is_some_and(|v| v > 0.0)
+            && support::metric_value(&m, "hooktel_journal_write_failures_total").is_some_and(|v| v > 0.0)
     });
     assert_eq!(sidecar.request("GET", "/healthz", b"").0, 200, "still running");
     for f in std::fs::read_dir(&sidecar.data_dir).unwrap() {

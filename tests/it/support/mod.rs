@@ -1,16 +1,20 @@
 //! Test support: a real OTLP receiver (HTTP/protobuf and gRPC) that collects the spans sent to it,
-//! and a launcher for the built `hooktel` binary. Every wait has a timeout.
+//! the captured session, and (from `process.rs` and `rng.rs`, shared with the benches) a launcher for
+//! the built `hooktel` binary and a random generator. Every wait has a timeout.
 #![allow(dead_code)]
 
 pub mod claude;
 pub mod phoenix;
+mod process;
 pub mod prom_translate;
+pub mod rng;
 pub mod tls;
 
+pub use process::*;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,8 +28,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_hooktel");
 
 /// The real captured Claude Code 2.1.329 session (`tests/fixtures/hooks/captured/NN-*.json`), in
 /// firing order.
@@ -351,108 +353,12 @@ async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// A fresh, empty directory under `$TMPDIR` (`hooktel-<tag>-<random>`): a [`tempfile::TempDir`], so
-/// it is removed with all it holds when dropped. Keep it alive as long as its path is in use (by
-/// this test or a process it started). Derefs to its path.
-pub struct TempDir(tempfile::TempDir);
-
-impl TempDir {
-    pub fn path(&self) -> &std::path::Path {
-        self.0.path()
-    }
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-
-    fn deref(&self) -> &std::path::Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<std::path::Path> for TempDir {
-    fn as_ref(&self) -> &std::path::Path {
-        self.0.path()
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for TempDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
-
-/// A fresh [`TempDir`] named after `tag`.
-pub fn temp_dir(tag: &str) -> TempDir {
-    TempDir(tempfile::Builder::new().prefix(&format!("hooktel-{tag}-")).tempdir().expect("a temp dir"))
-}
-
-/// A running `hooktel serve`, killed on drop.
-pub struct Sidecar {
-    pub addr: SocketAddr,
-    /// Where it receives Claude Code's own telemetry (from its log; see [`Sidecar::otlp_addr`]).
-    otlp_addr: Arc<Mutex<Option<SocketAddr>>>,
-    child: Child,
-    log: Arc<Mutex<String>>,
-    /// Its data directory (`HOOKTEL_DATA_DIR`), shared with the hooks run through it.
-    pub data_dir: std::path::PathBuf,
-    /// The data directory when the test did not pass its own: removed on drop, after the process is
-    /// killed (fields drop after `Drop::drop`).
-    _own_data_dir: Option<TempDir>,
-}
-
-/// How to start a [`Sidecar`]; by default in local mode, with a fresh data directory of its own:
-/// `Sidecar::builder().exporting_to(&receiver).env("HOOKTEL_MAX_BODY_BYTES", "4096").start()`.
-#[derive(Default)]
-pub struct SidecarBuilder {
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_PROTOCOL`.
-    export: Option<(String, &'static str)>,
-    /// Variables set (`Some`) or removed (`None`).
-    env: Vec<(String, Option<String>)>,
-    data_dir: Option<std::path::PathBuf>,
-    /// `--listen`; `127.0.0.1:0` when unset.
-    listen: Option<String>,
-    /// RLIMIT_FSIZE for the process, with SIGXFSZ ignored: a full disk, as writes see it.
-    file_size_limit: Option<u64>,
-}
-
+/// The launcher's parts that need a [`Receiver`] (the rest is in `process.rs`, which the benches share
+/// without the receiver).
 impl SidecarBuilder {
     /// Export to `receiver` (without it: local mode).
-    pub fn exporting_to(mut self, receiver: &Receiver) -> SidecarBuilder {
-        self.export = Some((receiver.endpoint(), receiver.protocol_name()));
-        self
-    }
-
-    /// One more environment variable for `hooktel serve`.
-    pub fn env(mut self, key: &str, value: &str) -> SidecarBuilder {
-        self.env.push((key.to_owned(), Some(value.to_owned())));
-        self
-    }
-
-    /// Start without `key` in the environment.
-    pub fn env_removed(mut self, key: &str) -> SidecarBuilder {
-        self.env.push((key.to_owned(), None));
-        self
-    }
-
-    /// `HOOKTEL_DATA_DIR=dir`, the test's (left in place, e.g. for a second sidecar), instead of a
-    /// fresh one that the sidecar owns and removes on drop.
-    pub fn data_dir(mut self, dir: &std::path::Path) -> SidecarBuilder {
-        self.data_dir = Some(dir.to_owned());
-        self
-    }
-
-    /// `--listen addr` instead of `127.0.0.1:0`.
-    pub fn listen(mut self, addr: &str) -> SidecarBuilder {
-        self.listen = Some(addr.to_owned());
-        self
-    }
-
-    /// Let no file the sidecar writes grow past `bytes` (writes past it fail with EFBIG, as on a full
-    /// disk; SIGXFSZ ignored so the process is not killed).
-    pub fn file_size_limit(mut self, bytes: u64) -> SidecarBuilder {
-        self.file_size_limit = Some(bytes);
-        self
+    pub fn exporting_to(self, receiver: &Receiver) -> SidecarBuilder {
+        self.exporting(receiver.endpoint(), receiver.protocol_name())
     }
 
     /// Start a receiver speaking `protocol`, then the sidecar exporting to it; returns both.
@@ -461,88 +367,9 @@ impl SidecarBuilder {
         let sidecar = self.exporting_to(&receiver).start();
         (receiver, sidecar)
     }
-
-    /// Start `hooktel serve --listen 127.0.0.1:0` (or the address given to [`SidecarBuilder::listen`]).
-    pub fn start(self) -> Sidecar {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
-        without_inherited_settings(&mut cmd);
-        cmd.env("HOOKTEL_SETTLE_MS", "200")
-            .env("HOOKTEL_LOG", "info")
-            // Claude Code's telemetry on a port of its own, not the fixed default every test would share
-            .env("HOOKTEL_OTLP_LISTEN", "127.0.0.1:0")
-            // model calls wait for Claude Code's telemetry no longer than other spans (tests that send
-            // it set their own)
-            .env("HOOKTEL_NATIVE_SETTLE_MS", "200")
-            // the tests' transcripts live in temporary directories and the fixtures, not ~/.claude
-            .env(
-                "HOOKTEL_TRANSCRIPT_DIRS",
-                format!("{}:{}/tests/fixtures", std::env::temp_dir().display(), env!("CARGO_MANIFEST_DIR")),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some((endpoint, protocol)) = &self.export {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
-        }
-        let own_data_dir = self.data_dir.is_none().then(|| temp_dir("data"));
-        let data_dir = self.data_dir.or_else(|| own_data_dir.as_ref().map(|d| d.to_path_buf())).unwrap();
-        cmd.env("HOOKTEL_DATA_DIR", &data_dir);
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        if let Some(limit) = self.file_size_limit {
-            limit_file_size(&mut cmd, limit);
-        }
-        let mut child = cmd.spawn().expect("spawn hooktel serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let l = log.clone();
-        let otlp_addr = Arc::new(Mutex::new(None));
-        let otlp = otlp_addr.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // the line is in the log before the start is reported: a test reads it right away
-                {
-                    let mut log = l.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-                if let Some(pos) = line.find("(OTLP/HTTP) on http://") {
-                    let rest = &line[pos + "(OTLP/HTTP) on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                    *otlp.lock().unwrap() = addr.parse().ok();
-                }
-                if let Some(pos) = line.find("listening on http://") {
-                    let rest = &line[pos + "listening on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("hooktel serve did not start: {}", log.lock().unwrap());
-            }
-        };
-        Sidecar { addr, otlp_addr, child, log, data_dir, _own_data_dir: own_data_dir }
-    }
 }
 
 impl Sidecar {
-    pub fn builder() -> SidecarBuilder {
-        SidecarBuilder::default()
-    }
-
     /// Start `hooktel serve --listen 127.0.0.1:0` exporting to `receiver` (or in local mode), with
     /// `extra_env`; a `HOOKTEL_DATA_DIR` there is the test's directory, as [`SidecarBuilder::data_dir`].
     pub fn start(receiver: Option<&Receiver>, extra_env: &[(&str, &str)]) -> Sidecar {
@@ -556,126 +383,6 @@ impl Sidecar {
         }
         builder.start()
     }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The address of its OTLP/HTTP receiver for Claude Code's own telemetry.
-    pub fn otlp_addr(&self) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(a) = *self.otlp_addr.lock().unwrap() {
-                return a;
-            }
-            assert!(Instant::now() < deadline, "no OTLP listener in the log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Run `hooktel hook` with `payload` on stdin, pointed at this sidecar and its data directory.
-    pub fn hook(&self, payload: &[u8]) -> Output {
-        run_hook_with(&self.addr.to_string(), &self.data_dir, payload)
-    }
-
-    /// One HTTP request; returns (status, body).
-    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        http(self.addr, method, path, body)
-    }
-
-    pub fn metrics(&self) -> String {
-        self.request("GET", "/metrics", b"").1
-    }
-
-    /// The value of one sample in /metrics (e.g. `hooktel_hook_events_total{event="Stop"}`), 0 if absent.
-    pub fn metric(&self, sample: &str) -> f64 {
-        metric_value(&self.metrics(), sample)
-    }
-
-    /// Send SIGTERM and wait (bounded) for the process to exit; returns whether it exited in time.
-    pub fn terminate(&mut self, timeout: Duration) -> bool {
-        unsafe_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn metric_value(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
-/// Run `hooktel hook` against `addr` with `payload` on stdin, spooling into a throwaway directory.
-pub fn run_hook(addr: &str, payload: &[u8]) -> Output {
-    let dir = temp_dir("hook");
-    run_hook_with(addr, &dir, payload)
-}
-
-/// Run `hooktel hook` against `addr` with `payload` on stdin and `HOOKTEL_DATA_DIR=data_dir`.
-pub fn run_hook_with(addr: &str, data_dir: &std::path::Path, payload: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("hook")
-        .env("HOOKTEL_ADDR", addr)
-        .env("HOOKTEL_DATA_DIR", data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hooktel hook");
-    child.stdin.take().unwrap().write_all(payload).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// Run `cmd` with RLIMIT_FSIZE = `bytes` and SIGXFSZ ignored (both survive exec): every file write
-/// past `bytes` fails with EFBIG, which is how hooktel meets a full disk.
-pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal).
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-}
-
-/// The most memory (VmHWM, MiB) process `pid` has held so far.
-pub fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
-    kb / 1024.0
 }
 
 /// An address of this machine beyond loopback (the one its default route leaves from), to reach a
@@ -717,23 +424,6 @@ pub fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &
     (status.unwrap_or(0), resp[at..].to_vec())
 }
 
-/// A minimal blocking HTTP/1.1 client for tests.
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
-}
-
 /// Wait until `done` holds of what `spans()` returns; after `timeout`, panic with `what` and what
 /// `describe` says of the last spans seen.
 pub fn wait_for_spans(
@@ -751,26 +441,6 @@ pub fn wait_for_spans(
         }
         assert!(Instant::now() <= deadline, "timed out waiting for {what}; {}", describe(&seen));
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Leave out of `cmd`'s environment what the test runner's own may hold: its OpenTelemetry, TLS and
-/// hooktel settings.
-pub fn without_inherited_settings(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("OTEL_") || k.starts_with("SSL_CERT_") || k.starts_with("HOOKTEL_") {
-            cmd.env_remove(k.as_ref());
-        }
-    }
-}
-
-/// Wait until `cond()` holds; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
