@@ -3,7 +3,7 @@
 //! number of spans exported as they finish to a collector that answers.
 //!
 //! Both phases run the release-built `hooktel serve` against an in-process OTLP/HTTP receiver
-//! (tests/support) and feed it `BENCH_SESSIONS` sessions (default 2000; 7 spans each: root, turn,
+//! (tests/it/support) and feed it `BENCH_SESSIONS` sessions (default 2000; 7 spans each: root, turn,
 //! 5 tool calls) straight over `POST /v1/hooks`. The replay rate is timed from the first span the
 //! recovered collector receives to the last (the probe backoff before the first one is not
 //! replay). Machines here are noisy: read the ratio. Run: `cargo bench --bench spool_replay`.
