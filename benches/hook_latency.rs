@@ -6,6 +6,10 @@
 //!
 //! - `hooktel hook` with a local-mode sidecar up (started here on `127.0.0.1:0`);
 //! - `/bin/true`, the floor: a process that does nothing;
+//! - a trivial Rust program that reads stdin and exits, and one that also makes the hook's round trip
+//!   (connect, POST the payload to the sidecar, read the status line): both compiled here with
+//!   `rustc -O` (`$RUSTC`, else `rustc` on PATH), so the hook's cost is split into what any program
+//!   pays, what talking to the sidecar adds, and what hooktel's own start-up adds;
 //! - the usual home-grown hook: `python3 -c` that `json.load`s stdin and inserts it into a SQLite
 //!   file (connect, `CREATE TABLE IF NOT EXISTS`, `INSERT`, commit);
 //! - `hooktel hook` with the sidecar down (`HOOKTEL_ADDR` at a closed port): the event goes to the
@@ -29,6 +33,44 @@ use common::{env_usize, metric_value, quantile, Sidecar, BIN};
 const PAYLOAD: &[u8] = include_bytes!("../tests/fixtures/hooks/captured/04-PreToolUse.json");
 const PAYLOAD_NAME: &str = "captured/04-PreToolUse.json";
 const WARMUP_ROUNDS: usize = 10;
+
+/// The trivial program: read stdin to its end, exit.
+const TRIVIAL: &str =
+    "fn main() { let mut b = Vec::new(); let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut b); }";
+
+/// The trivial program with the hook's round trip: `argv[1]` is the sidecar's address.
+const TRIVIAL_ROUND_TRIP: &str = r#"
+use std::io::{Read, Write};
+fn main() {
+    let mut body = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut body);
+    let addr = std::env::args().nth(1).expect("the sidecar's address");
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    let _ = s.set_nodelay(true);
+    let mut req = format!("POST /v1/hooks HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    req.extend_from_slice(&body);
+    s.write_all(&req).expect("send");
+    let mut status = [0u8; 12];
+    s.read_exact(&mut status).expect("answer");
+    std::process::exit(if &status[9..12] == b"200" { 0 } else { 1 });
+}
+"#;
+
+/// Compile `source` with `rustc -O` into `dir/name`.
+fn compile(dir: &std::path::Path, name: &str, source: &str) -> String {
+    let src = dir.join(format!("{name}.rs"));
+    std::fs::write(&src, source).expect("write the program");
+    let out = dir.join(name);
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let status = Command::new(&rustc)
+        .args(["-O", "--edition", "2021", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("run {rustc}: {e}"));
+    assert!(status.success(), "{rustc} could not compile {name}");
+    out.to_string_lossy().into_owned()
+}
 
 /// The home-grown hook: the database path is `sys.argv[1]`.
 const PYTHON_HOOK: &str = "\
@@ -115,11 +157,15 @@ fn main() {
     std::fs::create_dir_all(&db_dir).expect("temp dir");
     let db = db_dir.join("hooks.sqlite3");
     let db_arg = db.to_string_lossy().into_owned();
+    let trivial = compile(&db_dir, "trivial", TRIVIAL);
+    let round_trip = compile(&db_dir, "trivial_round_trip", TRIVIAL_ROUND_TRIP);
 
     const UP: usize = 0;
     const FLOOR: usize = 1;
     const PYTHON: usize = 2;
     const DOWN: usize = 3;
+    const TRIVIAL_AT: usize = 4;
+    const ROUND_TRIP: usize = 5;
     let mut candidates = [
         Candidate::new("hooktel hook, sidecar up", BIN, &["hook"], &[("HOOKTEL_ADDR", sidecar.addr.to_string())]),
         Candidate::new("/bin/true (floor)", "/bin/true", &[], &[]),
@@ -133,6 +179,8 @@ fn main() {
                 ("HOOKTEL_DATA_DIR", db_dir.join("spool").to_string_lossy().into_owned()),
             ],
         ),
+        Candidate::new("trivial Rust: reads stdin", &trivial, &[], &[]),
+        Candidate::new("trivial Rust + round trip", &round_trip, &[&sidecar.addr.to_string()], &[]),
     ];
 
     println!("hook_latency: spawn-to-exit wall time, {runs} runs per candidate, round-robin");
@@ -155,7 +203,7 @@ fn main() {
     let wall = started.elapsed();
 
     // every `hooktel hook` run with the sidecar up must have been delivered
-    let delivered = wait_for_count(&sidecar, (WARMUP_ROUNDS + runs) as f64);
+    let delivered = wait_for_count(&sidecar, (2 * (WARMUP_ROUNDS + runs)) as f64);
     let spooled = rusqlite::Connection::open(db_dir.join("spool/spool.db"))
         .and_then(|c| c.query_row("SELECT count(*) FROM hook_events", [], |r| r.get::<_, i64>(0)))
         .unwrap_or(0);
@@ -166,7 +214,7 @@ fn main() {
     println!();
     println!("| candidate                    | median ms |   p90 ms | median / true | p90 / true | failures |");
     println!("|------------------------------|----------:|---------:|--------------:|-----------:|---------:|");
-    for &i in &[FLOOR, UP, DOWN, PYTHON] {
+    for &i in &[FLOOR, TRIVIAL_AT, ROUND_TRIP, UP, DOWN, PYTHON] {
         let (c, s) = (&candidates[i], &sums[i]);
         println!(
             "| {:<28} | {:>9.3} | {:>8.3} | {:>12.2}x | {:>9.2}x | {:>8} |",
@@ -184,11 +232,23 @@ fn main() {
     println!(
         "speed-up of hooktel (sidecar up) over the python hook: {speedup:.1}x by median, {speedup_p90:.1}x by p90"
     );
-    println!("events the sidecar counted: {delivered} of {} sent with it up (warm-up included)", WARMUP_ROUNDS + runs);
+    let (trivial, round_trip) = (&sums[TRIVIAL_AT], &sums[ROUND_TRIP]);
+    println!(
+        "against the trivial Rust program (median): hooktel {:.2}x; the round trip alone {:.2}x; hooktel / the trivial program with the round trip {:.2}x",
+        ratio(sums[UP].median, trivial.median),
+        ratio(round_trip.median, trivial.median),
+        ratio(sums[UP].median, round_trip.median)
+    );
+    println!(
+        "events the sidecar counted: {delivered} of {} sent with it up (warm-up included, and the round-trip program's)",
+        2 * (WARMUP_ROUNDS + runs)
+    );
     println!("events spooled with the sidecar down: {spooled} of {}", WARMUP_ROUNDS + runs);
     println!("total bench wall time: {:.1} s", wall.as_secs_f64());
     println!();
     println!("targets (informational; timing never fails this bench):");
+    let near = ratio(sums[UP].median, sums[TRIVIAL_AT].median);
+    verdict(near <= 1.4, &format!("hooktel median within 1.4x of a trivial Rust program: {near:.2}x (target <= 1.4x)"));
     let within = ratio(sums[UP].median, floor.median);
     verdict(within <= 3.0, &format!("hooktel median within 3x of /bin/true: {within:.2}x (target <= 3x)"));
     verdict(
