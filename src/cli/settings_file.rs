@@ -34,20 +34,38 @@ pub(crate) fn settings_path_from(
     }
 }
 
+/// Largest settings file read: Claude Code's are kilobytes.
+pub(crate) const MAX_SETTINGS_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The settings (an empty object for a missing file) and the file's bytes. Refuses what hooktel
 /// cannot merge into safely: not JSON, not an object, `hooks` not an object, an event not an array.
 pub(crate) fn load(path: &Path) -> anyhow::Result<(Value, Option<Vec<u8>>)> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Value::Object(Map::new()), None)),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
     let refuse = |why: String| {
         anyhow::anyhow!(
             "{} {why}; not changing it (Claude Code ignores a settings file it cannot read)",
             path.display()
         )
     };
+    // a FIFO would hang the read and /dev/zero or a huge file would fill memory: only a regular
+    // file (where a symlink points) of a settings file's size is read
+    let mut file = match crate::usage::agent_dirs::open_nonblocking(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Value::Object(Map::new()), None)),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let meta = file.metadata().with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    if meta.len() > MAX_SETTINGS_BYTES {
+        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_SETTINGS_BYTES + 1), &mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
+    }
     let settings: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -92,7 +110,7 @@ pub(crate) fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyho
                 0 => dir.join(format!("{name}.hooktel-backup-{secs}")),
                 n => dir.join(format!("{name}.hooktel-backup-{secs}-{n}")),
             };
-            std::fs::write(&path, old).with_context(|| format!("writing the backup {}", path.display()))?;
+            write_private_as(&path, old, &target).with_context(|| format!("writing the backup {}", path.display()))?;
             prune_backups(dir, &name);
             Some(path)
         }
@@ -105,6 +123,30 @@ pub(crate) fn save(target: &Path, settings: &Value, old: Option<&[u8]>) -> anyho
     }
     std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
     Ok(backup)
+}
+
+/// Write a new file `path` no more open than `like` (a backup of a 0600 file holding a key stays
+/// 0600), whatever the umask.
+fn write_private_as(path: &Path, bytes: &[u8], like: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = std::fs::metadata(like).map_or(0o600, |m| m.permissions().mode() & 0o777);
+        options.mode(mode);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // the umask may have taken bits off the mode; it never adds any, so this only gives back what
+        // the original has
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(like) {
+            file.set_permissions(std::fs::Permissions::from_mode(m.permissions().mode() & 0o777))?;
+        }
+    }
+    std::io::Write::write_all(&mut file, bytes)
 }
 
 /// Backups kept of one settings file; older ones are removed as a new one is written.

@@ -203,3 +203,87 @@ fn doctor_fails_with_advice_when_the_sidecar_is_down_or_the_hooks_are_gone() {
     let report = expect_exit(&hooktel(&home, &cwd, &["doctor"], &env), 1, "doctor, broken settings");
     assert!(report.contains("[FAIL] hooks (user)") && report.contains("is not valid JSON"), "{report}");
 }
+
+/// Run the built `hooktel` and wait at most `limit` for it: its output, or `None` if it had to be
+/// killed; and its peak resident memory in MiB (from the kernel's accounting of the reaped child).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak memory
+fn hooktel_within(home: &Path, args: &[&str], limit: Duration) -> (Option<Output>, f64) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("HOME", home).env_remove("CLAUDE_CONFIG_DIR");
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run hooktel");
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + limit;
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    loop {
+        // SAFETY: wait4 on our own child, with valid pointers to locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            // SAFETY: as above; reaps the killed child.
+            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            return (None, usage.ru_maxrss as f64 / 1024.0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_end(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (Some(Output { status, stdout, stderr }), usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// A settings file that is a FIFO, a symlink to /dev/zero or a huge file is refused at once, with
+/// nothing written and memory flat (these hung install, or grew it past 1.4 GiB); a backup of a
+/// private settings file (one holding an API key) is as private as the file.
+#[test]
+fn install_refuses_settings_that_are_no_settings_file_and_keeps_backups_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    let claude = home.join(".claude");
+    fs::create_dir_all(&claude).unwrap();
+    let settings = claude.join("settings.json");
+    let fifo = std::ffi::CString::new(settings.to_str().unwrap()).unwrap();
+    let huge = scratch.dir("elsewhere").join("huge.json");
+    fs::File::create(&huge).unwrap().set_len(1 << 30).unwrap();
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("is not a regular file", &|| {
+            // SAFETY: mkfifo with a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        }),
+        ("is not a regular file", &|| std::os::unix::fs::symlink("/dev/zero", &settings).unwrap()),
+        ("is larger than 16 MiB", &|| std::os::unix::fs::symlink(&huge, &settings).unwrap()),
+    ];
+    for (why, make) in cases {
+        let _ = fs::remove_file(&settings);
+        make();
+        for command in ["install", "uninstall", "doctor"] {
+            let (out, peak) = hooktel_within(&home, &[command], Duration::from_secs(10));
+            let out = out.unwrap_or_else(|| panic!("{command} hung on a settings file that {why}"));
+            assert!(!out.status.success() || command == "uninstall", "{command}: {}", text(&out));
+            assert!(text(&out).contains(why), "{command}, {why}: {}", text(&out));
+            assert!(peak < 64.0, "{command} peaked at {peak:.0} MiB on a settings file that {why}");
+        }
+        let backups = fs::read_dir(&claude).unwrap().filter(|e| e.as_ref().unwrap().path() != settings).count();
+        assert_eq!(backups, 0, "nothing written beside a settings file that {why}");
+    }
+
+    // a private settings file with a key in it: its backup is private too, whatever the umask
+    fs::remove_file(&settings).unwrap();
+    fs::write(&settings, "{\"env\": {\"ANTHROPIC_API_KEY\": \"sk-ant-secret\"}}\n").unwrap();
+    fs::set_permissions(&settings, fs::Permissions::from_mode(0o600)).unwrap();
+    expect_exit(&hooktel(&home, &home, &["install"], &[]), 0, "install over a private file");
+    let backup = fs::read_dir(&claude)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("hooktel-backup-"))
+        .expect("a backup");
+    assert_eq!(fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600, "{}", backup.display());
+    assert_eq!(fs::metadata(&settings).unwrap().permissions().mode() & 0o777, 0o600);
+}
