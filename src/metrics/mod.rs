@@ -4,7 +4,7 @@
 //!
 //! Never a session id in a label. Counting is cheap (atomic adds); rendering happens on scrape.
 //! Warnings caused by outside input are rate-limited here too: counted always, logged at most once
-//! per kind per [`WARN_EVERY`], with the number left out.
+//! per kind per [`WARN_EVERY`](crate::model::time::WARN_EVERY), with the number left out.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -20,8 +20,7 @@ use crate::model::time::now_ns;
 pub use caps::LabelCap;
 use caps::PairCap;
 
-/// Least time between two log lines of one kind of input-caused warning.
-pub(crate) const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+use crate::model::time::Throttle;
 
 /// Tool durations run from a few milliseconds (Read) to many minutes (a build, a test suite).
 const TOOL_BUCKETS: &[f64] =
@@ -108,7 +107,7 @@ pub struct Metrics {
     pub label_overflow: IntCounterVec,
     unpriced_logged: Mutex<HashSet<String>>,
     /// Per kind of input-caused warning: when it was last logged, and how many since were not.
-    warned: Mutex<std::collections::HashMap<&'static str, (std::time::Instant, u64)>>,
+    warned: Mutex<std::collections::HashMap<&'static str, Throttle>>,
 }
 
 impl Metrics {
@@ -366,25 +365,11 @@ impl Metrics {
     }
 
     /// Whether a warning of `kind` caused by outside input may be logged now: `Some(n)` with the
-    /// number of its kind left out since the last one, or `None` within [`WARN_EVERY`] of it (a flood
+    /// number of its kind left out since the last one, or `None` within [`WARN_EVERY`](crate::model::time::WARN_EVERY) of it (a flood
     /// of bad requests must not become a flood of log lines).
     pub(crate) fn may_warn(&self, kind: &'static str) -> Option<u64> {
-        let now = std::time::Instant::now();
         let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
-        match warned.get_mut(kind) {
-            Some((last, left_out)) if now.duration_since(*last) < WARN_EVERY => {
-                *left_out += 1;
-                None
-            }
-            Some((last, left_out)) => {
-                *last = now;
-                Some(std::mem::take(left_out))
-            }
-            None => {
-                warned.insert(kind, (now, 0));
-                Some(0)
-            }
-        }
+        warned.entry(kind).or_default().allow(std::time::Instant::now())
     }
 
     /// Every metric's current values: what `/metrics` renders and what is pushed over OTLP.

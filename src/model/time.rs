@@ -6,10 +6,10 @@
 
 use serde_json::Value;
 
-/// The wall clock, in Unix nanoseconds (0 if the clock is before 1970).
 /// Nanoseconds in a second: every time hooktel keeps is Unix nanoseconds in a `u64`.
 pub(crate) const NS_PER_SEC: u64 = 1_000_000_000;
 
+/// The wall clock, in Unix nanoseconds (0 if the clock is before 1970).
 pub(crate) fn now_ns() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0)
 }
@@ -58,6 +58,36 @@ pub(crate) fn utc_seconds(ns: u64) -> String {
     match ts {
         Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
         None => "-".into(),
+    }
+}
+
+/// How often a warning that input can cause may be logged: once per kind per interval, with the
+/// number left out.
+pub(crate) const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One line per [`WARN_EVERY`] for one kind of warning, and the count of those left out in between:
+/// what keeps a flood of bad input (or a full journal) from flooding the log. The caller reads the
+/// clock.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl Throttle {
+    /// `Some(lines left out since the last one)` when a line may be written at `now`; else `None`,
+    /// and this one is counted as left out.
+    pub(crate) fn allow(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < WARN_EVERY => {
+                self.left_out += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.left_out))
+            }
+        }
     }
 }
 

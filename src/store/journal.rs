@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use crate::model::ids::SessionId;
+use crate::model::time::Throttle;
 use crate::store::sqlite;
 
 pub(crate) const FILE: &str = "journal.db";
@@ -122,6 +123,7 @@ pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, limits: Limits) {
     let mut used = used_bytes(&conn);
     let mut pending: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
+    let mut full = Throttle::default();
     loop {
         let wait = COMMIT_EVERY.saturating_sub(since.elapsed());
         match rx.recv_timeout(if pending.is_empty() { Duration::from_secs(3600) } else { wait }) {
@@ -137,9 +139,9 @@ pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, limits: Limits) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        commit(&mut conn, &mut pending, &limits, &mut used);
+        commit(&mut conn, &mut pending, &limits, &mut used, &mut full);
     }
-    commit(&mut conn, &mut pending, &limits, &mut used);
+    commit(&mut conn, &mut pending, &limits, &mut used, &mut full);
 }
 
 /// Bytes the journal's live pages take (pages freed by ended sessions are reused before the file grows).
@@ -149,7 +151,9 @@ fn used_bytes(conn: &Connection) -> u64 {
     u64::try_from(pages.saturating_mul(pragma("page_size"))).unwrap_or(0)
 }
 
-fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used: &mut u64) {
+/// Commit what is pending, dropping (and counting) what would grow the journal past its cap; `full`
+/// keeps the warning about that to one line per interval while events keep coming.
+fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used: &mut u64, full: &mut Throttle) {
     if pending.is_empty() {
         return;
     }
@@ -164,11 +168,14 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used
     });
     if pending.len() < before {
         limits.full.inc_by((before - pending.len()) as u64);
-        tracing::warn!(
-            dropped = before - pending.len(),
-            max_bytes = limits.max_bytes,
-            "Journal at its size cap; open sessions may not survive a restart whole"
-        );
+        if let Some(left_out) = full.allow(Instant::now()) {
+            tracing::warn!(
+                dropped = before - pending.len(),
+                max_bytes = limits.max_bytes,
+                left_out,
+                "Journal at its size cap; open sessions may not survive a restart whole"
+            );
+        }
     }
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;

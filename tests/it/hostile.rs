@@ -642,6 +642,29 @@ fn the_journal_keeps_only_what_capture_allows_and_has_a_cap() {
     }
     let size = std::fs::metadata(sidecar.data_dir.join("journal.db")).unwrap().len();
     assert!(size < 2 * 1024 * 1024, "journal.db is {size} bytes for a 1 MiB cap");
+
+    // at the cap, a steady trickle of small events (a commit each) logged the warning ~45 times a
+    // second; it is one line per interval, with the count left out
+    let said = |log: &str| log.matches("Journal at its size cap").count();
+    let before = said(&sidecar.log());
+    let full = sidecar.metric("hooktel_journal_full_total");
+    let small = "t".repeat(4096); // what room the cap left is soon taken
+    for i in 0..60 {
+        let p = serde_json::json!({"session_id": sid, "hook_event_name": "Notification", "title": small,
+            "notification_type": format!("trickle{i}")});
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    support::wait_until(Duration::from_secs(10), "the trickle counted as over the cap", || {
+        sidecar.metric("hooktel_journal_full_total") >= full + 40.0
+    });
+    let after = said(&sidecar.log());
+    assert!(
+        before >= 1 && after - before <= 1,
+        "{} warnings for 60 events over 2 s:\n{}",
+        after - before,
+        sidecar.log()
+    );
 }
 
 /// A data directory whose spool cannot be opened (read-only, or a broken `spool.db`) stopped the
