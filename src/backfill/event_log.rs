@@ -31,7 +31,13 @@ const SESSION_KEYS: [&str; 2] = ["session_id", "sessionId"];
 /// are its attributes. Returns the events and the number of lines skipped: not a JSON object, or
 /// no usable time (a backfill has no other time to give them). Blank lines are not counted.
 pub fn events_from_jsonl(path: &Path, name: &str) -> Result<(Vec<CustomEvent>, usize), BackfillError> {
-    let bytes = std::fs::read(path).map_err(BackfillError::read(path))?;
+    // opened without blocking and read only if a regular file: a FIFO would hang the import
+    let mut file = crate::usage::agent_dirs::open_nonblocking(path).map_err(BackfillError::read(path))?;
+    if !file.metadata().map_err(BackfillError::read(path))?.is_file() {
+        return Err(BackfillError::read(path)(std::io::Error::other("not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(BackfillError::read(path))?;
     let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let file = file.to_string_lossy();
     let (mut events, mut skipped) = (Vec::new(), 0);

@@ -138,6 +138,7 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
                     summary.tokens.add(d.usage);
                     summary.cost += d.cost;
                 }
+                summary.failed_files.extend(session.refused);
                 send(&mut dest, &mut registry, session.spans, &mut summary)?;
             }
             Err(e) => summary.failed_files.push((path, e.to_string())),

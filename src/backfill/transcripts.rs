@@ -33,6 +33,7 @@ use crate::model::span::{
     ChatCall, SpanLink, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome,
 };
 use crate::model::time::rfc3339_ns;
+use crate::usage::agent_dirs::{AgentDirs, OpenError};
 use crate::usage::logs::claude_code::{spawner_in_meta, Ledger};
 use crate::usage::logs::{Delta, Response};
 use crate::usage::pricing::PriceTable;
@@ -45,6 +46,8 @@ pub struct ImportedSession {
     pub spans: Vec<SpanRecord>,
     /// Every usage delta of the session (main thread and subagents), as the live path counts them.
     pub usage: Vec<Delta>,
+    /// Subagent files left out, and why (a FIFO, a device, a symlink out of the session's directory).
+    pub refused: Vec<(PathBuf, String)>,
 }
 
 /// Start and end of a span, widened by every timestamp that falls in it.
@@ -131,7 +134,11 @@ pub fn session_from_transcript(
     capture: Capture,
 ) -> Result<ImportedSession, BackfillError> {
     let mut r = Reader::default();
-    let bytes = std::fs::read(main).map_err(BackfillError::read(main))?;
+    // the live path's file rules: opened without blocking, regular files only, and the subagent files
+    // inside the session's own directory once symlinks are resolved
+    let real = std::fs::canonicalize(main).map_err(BackfillError::read(main))?;
+    let session_dir = AgentDirs::new(real.parent().map(Path::to_path_buf).into_iter().collect());
+    let bytes = read_log(&session_dir, &real)?;
     r.read_main(&bytes);
     let mut usage = ledger_deltas(&bytes, prices);
     // a fork's copied responses are its origin's: not counted here; the root links to the origin
@@ -143,10 +150,18 @@ pub fn session_from_transcript(
         }
     }
 
-    let mut agents = Vec::new();
-    for (aid, path) in agent_files(main) {
-        let bytes = std::fs::read(&path).map_err(BackfillError::read(&path))?;
-        let meta = std::fs::read(path.with_file_name(format!("agent-{aid}.meta.json"))).unwrap_or_default();
+    let (mut agents, mut refused) = (Vec::new(), Vec::new());
+    for (aid, path) in agent_files(&real) {
+        let bytes = match read_log(&session_dir, &path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                refused.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let meta = session_dir
+            .read_small(&path.with_file_name(format!("agent-{aid}.meta.json")), MAX_META_BYTES)
+            .unwrap_or_default();
         let agent_type = serde_json::from_slice::<Value>(&meta)
             .ok()
             .and_then(|m| m.get("agentType")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned));
@@ -184,7 +199,22 @@ pub fn session_from_transcript(
         root.attrs.push(KeyValue::new(semconv::FORKED_FROM, origin));
         root.attrs.push(KeyValue::new(semconv::SESSION_SOURCE, "fork"));
     }
-    Ok(ImportedSession { session_id: sid.into(), spans, usage })
+    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused })
+}
+
+/// Largest subagent meta file read: Claude Code's are a few hundred bytes.
+const MAX_META_BYTES: u64 = 64 * 1024;
+
+/// A session log's bytes, if `dirs` let it be read (see `usage::agent_dirs`).
+fn read_log(dirs: &AgentDirs, path: &Path) -> Result<Vec<u8>, BackfillError> {
+    let refused = |e: OpenError| match e {
+        OpenError::Io(e) => e,
+        OpenError::Refused(why) => std::io::Error::other(why),
+    };
+    let mut file = dirs.open(path).map_err(refused).map_err(BackfillError::read(path))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(BackfillError::read(path))?;
+    Ok(bytes)
 }
 
 /// One model call, summed over the deltas of its response.

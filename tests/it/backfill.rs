@@ -167,3 +167,78 @@ fn importing_after_live_capture_sends_and_rewrites_nothing() {
         drop(sidecar);
     }
 }
+
+/// `import` by the live path's file rules (it hung on a subagent FIFO, grew past 1.5 GiB on a subagent
+/// linked to /dev/zero, and followed a subagent link out of the projects directory): each such file is
+/// refused with its reason, the session is imported without it, and memory stays flat.
+#[test]
+fn import_refuses_fifos_devices_and_links_out_of_the_session() {
+    let home = temp_dir("import-hostile");
+    let project = home.join("projects/-home-dev-proj");
+    let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+    let captured = transcripts().join("captured-2.1.329/-home-dev-proj");
+    let subagents = project.join(sid).join("subagents");
+    std::fs::create_dir_all(&subagents).unwrap();
+    std::fs::copy(captured.join(format!("{sid}.jsonl")), project.join(format!("{sid}.jsonl"))).unwrap();
+    let real_agent = "agent-a7ca175cf2fd2156a";
+    for ext in ["jsonl", "meta.json"] {
+        let from = captured.join(sid).join("subagents").join(format!("{real_agent}.{ext}"));
+        std::fs::copy(from, subagents.join(format!("{real_agent}.{ext}"))).unwrap();
+    }
+    let fifo = |p: &Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    fifo(&subagents.join("agent-fifo.jsonl"));
+    fifo(&subagents.join("agent-meta.meta.json"));
+    std::fs::write(subagents.join("agent-meta.jsonl"), "").unwrap();
+    std::os::unix::fs::symlink("/dev/zero", subagents.join("agent-zero.jsonl")).unwrap();
+    let outside = home.join("elsewhere.jsonl");
+    std::fs::copy(captured.join(sid).join("subagents").join(format!("{real_agent}.jsonl")), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, subagents.join("agent-outside.jsonl")).unwrap();
+
+    let data = temp_dir("import-hostile-data");
+    let mut child = Command::new(BIN)
+        .args(["import", home.join("projects").to_str().unwrap()])
+        .env("HOOKTEL_DATA_DIR", data.path())
+        .env("HOOKTEL_RETENTION_DAYS", "36500")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak = 0.0f64;
+    let done = support::poll_until(std::time::Duration::from_secs(20), std::time::Duration::from_millis(10), || {
+        // VmHWM while it runs (gone once it has exited)
+        peak = peak.max(support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
+        child.try_wait().unwrap().is_some()
+    });
+    if !done {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("import hung on a hostile subagent file (peak {peak:.0} MiB)");
+    }
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut said).unwrap();
+    assert!(peak < 128.0, "import peaked at {peak:.0} MiB");
+    assert!(said.contains("sessions: 1"), "the session is imported without them:\n{said}");
+    for (file, why) in [
+        ("agent-fifo.jsonl", "not a regular file"),
+        ("agent-zero.jsonl", "not a regular file"),
+        ("agent-outside.jsonl", "not under"),
+    ] {
+        let line = said.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("{file} not reported:\n{said}"));
+        assert!(line.contains("not imported") && line.contains(why), "{line}");
+    }
+    // the real subagent is in, none of the refused ones
+    let conn = rusqlite::Connection::open(data.join("local.db")).unwrap();
+    let mut query = conn.prepare("SELECT name, span_id FROM spans WHERE kind = 'subagent'").unwrap();
+    let agents: Vec<(String, String)> =
+        query.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let id = |agent: &str| hooktel::model::ids::span_id(sid, hooktel::model::ids::SpanKey::Subagent, agent).to_string();
+    assert!(agents.iter().any(|(_, span)| *span == id("a7ca175cf2fd2156a")), "the real subagent: {agents:?}");
+    for refused in ["fifo", "zero", "outside"] {
+        assert!(!agents.iter().any(|(_, span)| *span == id(refused)), "agent-{refused} imported: {agents:?}");
+    }
+}
