@@ -88,12 +88,16 @@ fn list_sessions(data_dir: &Path, limit: usize, output: Output) -> anyhow::Resul
         return Ok(if output == Output::Json { "[]\n".into() } else { empty(data_dir) });
     };
     let traces = store.recent(limit)?;
-    if output == Output::Json {
-        return sessions_json(&store, &traces);
-    }
-    if traces.is_empty() {
+    if traces.is_empty() && output != Output::Json {
         return Ok(empty(data_dir));
     }
+    let view =
+        if output == Output::Json { sessions_json(&store, &traces) } else { sessions_table(&store, &traces, output) };
+    note_set_aside(&store);
+    view
+}
+
+fn sessions_table(store: &LocalReader, traces: &[String], output: Output) -> anyhow::Result<String> {
     let header = [
         "STARTED (UTC)",
         "SESSION",
@@ -109,7 +113,7 @@ fn list_sessions(data_dir: &Path, limit: usize, output: Output) -> anyhow::Resul
         "STATE",
     ];
     let mut rows = Vec::with_capacity(traces.len());
-    for trace in grouped(&store, &traces)? {
+    for trace in grouped(store, traces)? {
         let s = store.summary(&trace.trace)?;
         let session = if trace.under_lead { format!("└ {}", s.session_id) } else { s.session_id.clone() };
         rows.push(vec![
@@ -163,7 +167,22 @@ fn load(data_dir: &Path, session: &str) -> anyhow::Result<(SessionSummary, Vec<S
         bail!("no session matches {session:?}: no session has been recorded yet in {}", data_dir.display())
     };
     let trace = resolve(&store, session)?;
-    Ok((store.summary(&trace)?, store.spans(&trace)?))
+    let loaded = (store.summary(&trace)?, store.spans(&trace)?);
+    note_set_aside(&store);
+    Ok(loaded)
+}
+
+/// Say on stderr that stored spans were left out because they cannot be decoded: the view goes on
+/// without them (one damaged row never hides every session).
+fn note_set_aside(store: &LocalReader) {
+    let n = store.set_aside();
+    if n > 0 {
+        eprintln!(
+            "hooktel: {} cannot be decoded (damaged, or written by another version) and {} left out",
+            plural(n as i64, "stored span"),
+            if n == 1 { "is" } else { "are" }
+        );
+    }
 }
 
 /// One session as JSON: its summary and every span, with its attributes and links.

@@ -166,7 +166,11 @@ impl Delivery {
 
     /// Store a fresh batch locally, or export it; spool it while the collector is down or when the
     /// export fails.
-    async fn deliver(&mut self, batch: Vec<SpanRecord>) {
+    async fn deliver(&mut self, mut batch: Vec<SpanRecord>) {
+        let non_finite: usize = batch.iter_mut().map(SpanRecord::drop_non_finite).sum();
+        if non_finite > 0 {
+            self.metrics.bad_values.with_label_values(&["non_finite"]).inc_by(non_finite as u64);
+        }
         self.mark_live(&batch).await;
         if self.exporter.is_none() {
             self.store_locally(batch).await;
@@ -207,7 +211,18 @@ impl Delivery {
         loop {
             let Some(oldest) = blocking(&mut self.spool, |spool| spool.oldest()).await else { return };
             let (id, spans) = match oldest {
-                Ok(Some(b)) => b,
+                Ok(Some((id, spans, set_aside))) => {
+                    if set_aside > 0 {
+                        // the rest of the batch goes on: one bad record never takes its neighbours
+                        self.metrics.spans_dropped.with_label_values(&["undecodable"]).inc_by(set_aside as u64);
+                        tracing::error!(
+                            batch = id,
+                            spans = set_aside,
+                            "Set aside spooled spans that cannot be decoded"
+                        );
+                    }
+                    (id, spans)
+                }
                 Ok(None) => {
                     self.down = None;
                     break;

@@ -16,6 +16,7 @@ use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind};
 use crate::model::ids;
 use crate::model::payload;
+use crate::model::time;
 use crate::usage::agent_dirs::AgentDirs;
 use crate::usage::logs;
 
@@ -69,9 +70,25 @@ pub(crate) enum Refusal {
 }
 
 /// The one ingest path of a hook payload, whatever brought it (HTTP hook, `hooktel hook`, the spool):
-/// parse, cut, normalise, tie subagents to their spawner, queue, count.
+/// parse, cut, normalise, tie subagents to their spawner, queue, count. An implausible time (before
+/// 2020, or over a day ahead: a clock or a producer gone wrong, 0, `u64::MAX`) is taken as the time
+/// the event arrived, and counted: the event itself is real, and refusing it would leave its
+/// session without its start, or a tool call without its end.
 pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Admission) -> Result<(), Refusal> {
-    let mut event = parse(body, at, ingest.capture).map_err(Refusal::Invalid)?;
+    let now = time::now_ns();
+    let plausible = time::plausible(at, now);
+    let mut event = parse(body, if plausible { at } else { now }, ingest.capture).map_err(Refusal::Invalid)?;
+    if !plausible {
+        ingest.metrics.bad_values.with_label_values(&["implausible_time"]).inc();
+        if let Some(left_out) = ingest.metrics.may_warn("implausible_time") {
+            tracing::warn!(
+                at,
+                left_out,
+                "An event's time is before 2020 or over a day ahead; taken as the time it arrived"
+            );
+        }
+    }
+    let at = event.at;
     enrich(&mut event, &ingest.transcripts).await;
     let (name, custom, native) = (event.name.clone(), event.custom, event.native());
     let queued = match admission {

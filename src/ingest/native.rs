@@ -18,6 +18,7 @@ use crate::ingest::agents::claude_code::{API_ERROR, API_REQUEST, METRIC, TOOL_DE
 use crate::model::capture::{self, Capture};
 pub(crate) use crate::model::otlp::{Encoding, Forward, Signal};
 use crate::model::semconv;
+use crate::model::time;
 
 /// A body that is not the OTLP message its path names.
 #[derive(Debug, thiserror::Error)]
@@ -195,10 +196,13 @@ fn trace_spans(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
                     payload.insert("otel_tool_span".into(), Value::String(hex(id)));
                 }
                 if name == TOOL_DECISION {
-                    // the wait itself, measured by Claude Code
-                    let took = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000;
-                    let wait = payload.remove("duration_ms").unwrap_or(Value::from(took));
-                    payload.insert("wait_ms".into(), wait);
+                    // the wait itself, measured by Claude Code (not from a start before 2020: a
+                    // start of 0 made a wait of 56 years)
+                    let took = (span.start_time_unix_nano >= time::EARLIEST_NS)
+                        .then(|| span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000);
+                    if let Some(wait) = payload.remove("duration_ms").or(took.map(Value::from)) {
+                        payload.insert("wait_ms".into(), wait);
+                    }
                 }
                 let keyed = ["request_id", "tool_use_id", "otel_tool_span"].iter().any(|k| payload.contains_key(*k));
                 if keyed {

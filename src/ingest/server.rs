@@ -191,8 +191,9 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
     for (payload, at) in events {
         let bytes = serde_json::to_vec(&payload).unwrap_or_default();
         match accept(ingest, &bytes, at, Admission::RefuseWhenFull).await {
-            // one bad record does not refuse the rest (it is counted by reason)
-            Ok(()) | Err(Refusal::Invalid(_)) => {}
+            Ok(()) => {}
+            // one bad record does not refuse the rest; it is counted by reason
+            Err(Refusal::Invalid(e)) => ingest.metrics.ingest_rejected.with_label_values(&[e.metric_label()]).inc(),
             Err(refusal) => return reply(ingest, Err(refusal)),
         }
     }

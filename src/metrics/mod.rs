@@ -60,6 +60,10 @@ pub struct Metrics {
     pub hook_events: IntCounterVec,
     pub(crate) ingest_rejected: IntCounterVec,
     pub(crate) late_events: IntCounter,
+    /// Values taken in another form than they came, by reason: `implausible_time` (an event time
+    /// before 2020 or over a day ahead, taken as its arrival), `non_finite` (a number that is not
+    /// finite, removed from a span before it is kept or sent).
+    pub(crate) bad_values: IntCounterVec,
     pub(crate) tool_calls: IntCounterVec,
     pub(crate) tool_duration: HistogramVec,
     pub(crate) tokens: IntCounterVec,
@@ -203,6 +207,11 @@ impl Metrics {
             late_events: counter(
                 "hooktel_late_events_total",
                 "Events that arrived after their session's spans were exported; not applied.",
+            ),
+            bad_values: counters(
+                "hooktel_bad_values_total",
+                "Values fixed before they reached a span, by reason (implausible_time, non_finite).",
+                &["reason"],
             ),
             tool_calls: counters(
                 "hooktel_tool_calls_total",
@@ -420,7 +429,7 @@ pub(crate) fn unit(family: &str) -> &'static str {
         "hooktel_native_forwarded_total" => "{body}",
         "hooktel_spool_items" | "hooktel_spool_dropped_total" => "{item}",
         "hooktel_transcript_errors_total" => "{error}",
-        "hooktel_label_overflow_total" => "{value}",
+        "hooktel_label_overflow_total" | "hooktel_bad_values_total" => "{value}",
         "hooktel_spool_usable" => "{boolean}",
         "hooktel_info" => "{info}",
         _ => "",

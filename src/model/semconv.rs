@@ -170,8 +170,16 @@ pub(crate) fn tool(call_id: &str) -> Vec<KeyValue> {
     vec![KeyValue::new(OPERATION_NAME, "execute_tool"), KeyValue::new(TOOL_CALL_ID, call_id.to_owned())]
 }
 
-/// A session counter's attribute: seconds as they come, counts as integers.
+/// The largest value a session counter takes (a data point past it is refused, a sum stops there):
+/// 10^12 seconds or lines is far past any session, and stays exact and finite through the
+/// attribute's rounding (an active time of 1e306 s became +inf there).
+pub(crate) const MAX_SESSION_COUNTER: f64 = 1e12;
+
+/// A session counter's attribute: seconds as they come, counts as integers; from 0 to
+/// [`MAX_SESSION_COUNTER`].
 pub(crate) fn session_counter(attr: &'static str, total: f64) -> KeyValue {
+    // NaN fails every comparison: it becomes 0 here
+    let total = if total >= 0.0 { total.min(MAX_SESSION_COUNTER) } else { 0.0 };
     if attr.ends_with("_s") {
         KeyValue::new(attr, (total * 1000.0).round() / 1000.0)
     } else {

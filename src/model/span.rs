@@ -205,6 +205,25 @@ impl SpanRecord {
         out
     }
 
+    /// Remove the numbers that are not finite (an attribute, an event's attribute; a cost becomes 0):
+    /// no backend, store or view can take them. Returns how many there were.
+    pub(crate) fn drop_non_finite(&mut self) -> usize {
+        fn finite(attrs: &mut Vec<KeyValue>) -> usize {
+            let before = attrs.len();
+            attrs.retain(|kv| !matches!(kv.value, opentelemetry::Value::F64(f) if !f.is_finite()));
+            before - attrs.len()
+        }
+        let mut dropped = finite(&mut self.attrs);
+        for e in &mut self.events {
+            dropped += finite(&mut e.attrs);
+        }
+        if let Some(u) = self.usage.as_mut().filter(|u| !u.cost.is_finite()) {
+            u.cost = 0.0;
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// The value of an attribute as it leaves the process (typed facts included), as text.
     pub fn attr(&self, key: &str) -> Option<String> {
         self.attributes().into_iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())

@@ -2,7 +2,8 @@
 //! and parsed from the forms producers write (RFC 3339 with an offset, or Unix seconds).
 //!
 //! Inputs come from outside (payloads, event logs, transcripts, the command line): a time before
-//! 1970 or past what a `u64` of nanoseconds holds (the year 2554) is refused, never wrapped.
+//! 1970 or past what a `u64` of nanoseconds holds (the year 2554) is refused, never wrapped. An
+//! event's time must also be [`plausible`]: from 2020 on, and at most a day ahead of the clock.
 
 use serde_json::Value;
 
@@ -36,6 +37,20 @@ pub(crate) fn timestamp_ns(v: &Value) -> Option<u64> {
         Value::String(s) => rfc3339_ns(s),
         _ => None,
     }
+}
+
+/// The earliest time an event of a coding agent can carry: 2020-01-01T00:00:00Z (Claude Code came
+/// out in 2025; a time before is a clock or a producer gone wrong: 0, or a few seconds after 1970).
+pub(crate) const EARLIEST_NS: u64 = 1_577_836_800 * NS_PER_SEC;
+
+/// How far ahead of the clock an event's time may be (clocks of two processes on one machine, or
+/// of a host and a container, differ by far less).
+pub(crate) const AHEAD_NS: u64 = 24 * 3600 * NS_PER_SEC;
+
+/// Whether `at` can be the time of an event that reached hooktel at `now`: from 2020 on, and no
+/// more than a day ahead of `now`.
+pub(crate) fn plausible(at: u64, now: u64) -> bool {
+    at >= EARLIEST_NS && at <= now.saturating_add(AHEAD_NS)
 }
 
 /// Milliseconds (a payload's `duration_ms`) as nanoseconds, saturating at `u64::MAX`.
@@ -138,6 +153,17 @@ mod tests {
         }
         assert_eq!(ms_to_ns(u64::MAX), u64::MAX);
         assert_eq!(ms_to_ns(5), 5_000_000);
+    }
+
+    #[test]
+    fn event_times_before_2020_or_over_a_day_ahead_are_implausible() {
+        let now = 1_795_235_483_896_000_000;
+        assert!(plausible(now, now) && plausible(EARLIEST_NS, now) && plausible(now + AHEAD_NS, now));
+        for bad in [0, 1, EARLIEST_NS - 1, now + AHEAD_NS + 1, u64::MAX] {
+            assert!(!plausible(bad, now), "{bad}");
+        }
+        assert_eq!(rfc3339(EARLIEST_NS), "2020-01-01T00:00:00.000Z");
+        assert!(plausible(u64::MAX - 1, u64::MAX), "no overflow near the end of u64");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Bounded by size: when full, the oldest batches are dropped, counted, and logged as an ERROR
 //! (data loss needs an operator). Replayed spans keep their ids, so a batch delivered twice (the
 //! collector took it but the answer was lost) is recognisable downstream. A failing database is an
-//! error, never an empty spool; a batch that cannot be decoded is said to be one, never "exported".
+//! error, never an empty spool; a batch that cannot be decoded is said to be one, never "exported";
+//! a record of a batch that cannot be decoded is set aside and counted, the rest of its batch kept.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,8 +74,8 @@ impl SpanSpool {
         Ok(dropped)
     }
 
-    /// The oldest batch, if any: (id, spans).
-    pub(crate) fn oldest(&self) -> Result<Option<(i64, Vec<SpanRecord>)>, SpoolError> {
+    /// The oldest batch, if any: (id, its spans, how many of its records were set aside).
+    pub(crate) fn oldest(&self) -> Result<Option<(i64, Vec<SpanRecord>, usize)>, SpoolError> {
         let row: Option<(i64, i64, Vec<u8>)> = self
             .conn
             .query_row("SELECT id, spans, batch FROM export_spool ORDER BY id LIMIT 1", [], |r| {
@@ -83,7 +84,7 @@ impl SpanSpool {
             .optional()?;
         let Some((id, spans, blob)) = row else { return Ok(None) };
         match record::decode(&blob) {
-            Ok(batch) => Ok(Some((id, batch))),
+            Ok(batch) => Ok(Some((id, batch.spans, batch.set_aside))),
             Err(error) => Err(SpoolError::Undecodable { id, spans: spans.max(0) as u64, error }),
         }
     }
@@ -127,8 +128,8 @@ mod tests {
         assert_eq!(spool.push(&batch, 12).unwrap(), 3, "the oldest batch made room");
         assert_eq!(spool.depth().unwrap().items, 2);
         assert_eq!(spool.depth().unwrap().oldest_at, Some(11));
-        let (id, spans) = spool.oldest().unwrap().unwrap();
-        assert_eq!(spans, batch);
+        let (id, spans, set_aside) = spool.oldest().unwrap().unwrap();
+        assert_eq!((spans, set_aside), (batch, 0));
         spool.remove(id).unwrap();
         assert_eq!(spool.depth().unwrap().items, 1);
         // survives a reopen, with its size
@@ -159,5 +160,22 @@ mod tests {
             Err(SpoolError::Undecodable { spans, .. }) => assert_eq!(spans, 5),
             other => panic!("expected an undecodable batch, got {other:?}"),
         }
+    }
+
+    /// One bad record (a `null` where a number goes, as a float that was not finite was once
+    /// written) cost its whole batch: the other sessions' spans in it were dropped with it.
+    #[test]
+    fn a_bad_record_costs_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = SpanSpool::open(dir.path(), 1 << 20).unwrap();
+        let batch: Vec<_> = (0..5).map(span).collect();
+        let text = String::from_utf8(record::encode(&batch)).unwrap();
+        let mut records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        records[2]["end"] = serde_json::Value::Null;
+        let blob = serde_json::to_vec(&records).unwrap();
+        spool.conn.execute("INSERT INTO export_spool (spans, created_at, batch) VALUES (5, 1, ?1)", [blob]).unwrap();
+        let (_, spans, set_aside) = spool.oldest().unwrap().unwrap();
+        assert_eq!(set_aside, 1);
+        assert_eq!(spans.iter().map(|s| s.span_id).collect::<Vec<_>>(), [0, 1, 3, 4].map(|i| batch[i].span_id));
     }
 }

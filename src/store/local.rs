@@ -188,13 +188,15 @@ pub(crate) struct SessionSummary {
 /// or changes anything, so a view can run beside the sidecar.
 pub(crate) struct LocalReader {
     conn: Connection,
+    /// Rows read whose record could not be decoded (each counted once, however often it is read).
+    set_aside: std::cell::RefCell<std::collections::BTreeSet<i64>>,
 }
 
 impl LocalReader {
     /// `None` when nothing has been recorded (no file, or no table yet).
     pub(crate) fn open(data_dir: &Path) -> rusqlite::Result<Option<LocalReader>> {
         let conn = sqlite::open_read_only(&data_dir.join(FILE), "spans", Duration::from_secs(5))?;
-        Ok(conn.map(|conn| LocalReader { conn }))
+        Ok(conn.map(|conn| LocalReader { conn, set_aside: Default::default() }))
     }
 
     /// Trace ids of the `limit` sessions that started last, newest first.
@@ -230,31 +232,45 @@ impl LocalReader {
             .collect()
     }
 
-    /// Every stored span of a session. A record that cannot be decoded is an error, not a gap.
-    pub(crate) fn spans(&self, trace: &str) -> Result<Vec<SpanRecord>, ReadError> {
-        let blobs: Vec<Vec<u8>> = self
+    /// Every stored span of a session. A record that cannot be decoded is set aside (counted in
+    /// [`LocalReader::set_aside`]): the session is shown without it.
+    pub(crate) fn spans(&self, trace: &str) -> rusqlite::Result<Vec<SpanRecord>> {
+        let rows: Vec<(i64, Vec<u8>)> = self
             .conn
-            .prepare("SELECT record FROM spans WHERE trace_id = ?1")?
-            .query_map([trace], |r| r.get(0))?
+            .prepare("SELECT rowid, record FROM spans WHERE trace_id = ?1")?
+            .query_map([trace], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut spans = Vec::with_capacity(blobs.len());
-        for blob in blobs {
-            spans.extend(record::decode(&blob)?);
+        let mut spans = Vec::with_capacity(rows.len());
+        for (row, blob) in rows {
+            spans.extend(self.decode(row, &blob));
         }
         Ok(spans)
     }
 
-    /// The session's root span, once stored.
-    pub(crate) fn root(&self, trace: &str) -> Result<Option<SpanRecord>, ReadError> {
-        let blob: Option<Vec<u8>> = self
+    /// The session's root span, once stored (`None` too when its record cannot be decoded: set aside).
+    pub(crate) fn root(&self, trace: &str) -> rusqlite::Result<Option<SpanRecord>> {
+        let row: Option<(i64, Vec<u8>)> = self
             .conn
-            .query_row("SELECT record FROM spans WHERE trace_id = ?1 AND kind = 'root'", [trace], |r| r.get(0))
+            .query_row("SELECT rowid, record FROM spans WHERE trace_id = ?1 AND kind = 'root'", [trace], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map(Some)
             .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-        Ok(match blob {
-            Some(b) => record::decode(&b)?.into_iter().next(),
-            None => None,
-        })
+        Ok(row.and_then(|(row, blob)| self.decode(row, &blob).into_iter().next()))
+    }
+
+    /// The spans of one row's record; a row that cannot be decoded is counted once.
+    fn decode(&self, row: i64, blob: &[u8]) -> Vec<SpanRecord> {
+        let decoded = record::decode(blob).unwrap_or_else(|_| record::Decoded { spans: Vec::new(), set_aside: 1 });
+        if decoded.set_aside > 0 {
+            self.set_aside.borrow_mut().insert(row);
+        }
+        decoded.spans
+    }
+
+    /// How many stored spans read so far could not be decoded and were left out.
+    pub(crate) fn set_aside(&self) -> usize {
+        self.set_aside.borrow().len()
     }
 
     /// Usage is on the session root (and the top of each resumed part); while the session is open,
@@ -302,15 +318,6 @@ impl LocalReader {
     }
 }
 
-/// Why a session's spans could not be read back.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReadError {
-    #[error("local store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("local store: a stored span cannot be decoded: {0}")]
-    Undecodable(#[from] serde_json::Error),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +355,7 @@ mod tests {
             .unwrap();
         assert_eq!((session_id.as_str(), input, output), (SESSION, 117_820, 445));
         let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
-        assert_eq!(record::decode(&blob).unwrap(), vec![root.clone()]);
+        assert_eq!(record::decode(&blob).unwrap().spans, vec![root.clone()]);
         // and it survives a reopen
         drop(store);
         let store = LocalStore::open(&dir, Retention::default()).unwrap();

@@ -1,5 +1,10 @@
 //! The stored form of a finished span: plain serde data, no OpenTelemetry types. One codec for the
 //! export spool and the local store's `record` column.
+//!
+//! A number that is not finite is never written (JSON has no form for it: it became `null`, which
+//! no longer read back as a number); a `null` where such a number was (as written before) reads
+//! back as the attribute left out. A batch is decoded record by record: one that cannot be decoded
+//! is set aside and counted, never taking its batch with it.
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{KeyValue, Value};
@@ -58,20 +63,23 @@ type Attrs = Vec<(String, Attr)>;
 enum Attr {
     S(String),
     I(i64),
-    F(f64),
+    /// `None`: a `null`, which is what a number that was not finite was written as.
+    F(Option<f64>),
     B(bool),
 }
 
+/// The attributes as stored; a float that is not finite is left out (JSON cannot hold it).
 fn to_attrs(kvs: &[KeyValue]) -> Attrs {
     kvs.iter()
-        .map(|kv| {
+        .filter_map(|kv| {
             let v = match &kv.value {
                 Value::Bool(b) => Attr::B(*b),
                 Value::I64(i) => Attr::I(*i),
-                Value::F64(f) => Attr::F(*f),
+                Value::F64(f) if !f.is_finite() => return None,
+                Value::F64(f) => Attr::F(Some(*f)),
                 other => Attr::S(other.as_str().into_owned()),
             };
-            (kv.key.as_str().to_owned(), v)
+            Some((kv.key.as_str().to_owned(), v))
         })
         .collect()
 }
@@ -79,11 +87,13 @@ fn to_attrs(kvs: &[KeyValue]) -> Attrs {
 fn from_attrs(attrs: Attrs) -> Vec<KeyValue> {
     attrs
         .into_iter()
-        .map(|(k, v)| match v {
-            Attr::S(s) => KeyValue::new(k, s),
-            Attr::I(i) => KeyValue::new(k, i),
-            Attr::F(f) => KeyValue::new(k, f),
-            Attr::B(b) => KeyValue::new(k, b),
+        .filter_map(|(k, v)| {
+            Some(match v {
+                Attr::S(s) => KeyValue::new(k, s),
+                Attr::I(i) => KeyValue::new(k, i),
+                Attr::F(f) => KeyValue::new(k, f?),
+                Attr::B(b) => KeyValue::new(k, b),
+            })
         })
         .collect()
 }
@@ -122,7 +132,8 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             project: r.project.clone(),
             session: r.session_id.to_string(),
             incomplete: r.incomplete,
-            usage: r.usage.clone(),
+            // a cost that is not finite would be written as `null` and not read back
+            usage: r.usage.clone().map(|u| SpanUsage { cost: if u.cost.is_finite() { u.cost } else { 0.0 }, ..u }),
             tool: r.tool,
             turn: r.turn.clone(),
             chat: r.chat.clone(),
@@ -134,10 +145,34 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
     serde_json::to_vec(&stored).unwrap_or_default()
 }
 
-/// The spans of a blob written by [`encode`]; an error when it is not one (never an empty batch).
-pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
-    let stored: Vec<Stored> = serde_json::from_slice(blob)?;
-    Ok(stored
+/// What a blob held: the spans that decode, and how many records could not be decoded.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    pub(crate) spans: Vec<SpanRecord>,
+    /// Records set aside: damaged, or written by a version whose records this one cannot read.
+    pub(crate) set_aside: usize,
+}
+
+/// The spans of a blob written by [`encode`], record by record: a record that cannot be decoded is
+/// set aside (counted in [`Decoded::set_aside`]) and the others kept. An error only when the blob
+/// is not a list of records at all (never an empty batch).
+pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Decoded> {
+    // the whole batch at once when it is sound (the replay's speed); else each record on its own
+    let (stored, set_aside) = match serde_json::from_slice::<Vec<Stored>>(blob) {
+        Ok(stored) => (stored, 0),
+        Err(_) => {
+            let records: Vec<serde_json::Value> = serde_json::from_slice(blob)?;
+            let n = records.len();
+            let stored: Vec<Stored> = records.into_iter().filter_map(|r| serde_json::from_value(r).ok()).collect();
+            let set_aside = n - stored.len();
+            (stored, set_aside)
+        }
+    };
+    Ok(Decoded { spans: spans_of(stored), set_aside })
+}
+
+fn spans_of(stored: Vec<Stored>) -> Vec<SpanRecord> {
+    stored
         .into_iter()
         .map(|s| {
             let mut attrs = from_attrs(s.attrs);
@@ -185,7 +220,7 @@ pub(crate) fn decode(blob: &[u8]) -> serde_json::Result<Vec<SpanRecord>> {
                 subject,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Move a tool's or an agent's name out of an older record's attributes into the typed fact.
@@ -266,7 +301,7 @@ pub(crate) mod tests {
         let mut old = span(3);
         old.attrs.push(KeyValue::new(semconv::TEAM_NAME, "session-859c7e3e"));
         old.attrs.push(KeyValue::new(semconv::TEAM_AGENT, "team-lead"));
-        let read = decode(&encode(&[old])).unwrap().remove(0);
+        let read = decode(&encode(&[old])).unwrap().spans.remove(0);
         let member = read.team.clone().unwrap();
         assert_eq!((member.team.as_str(), member.role()), ("session-859c7e3e", crate::model::span::TeamRole::Lead));
         let names: Vec<String> = read.attributes().iter().map(|kv| kv.key.to_string()).collect();
@@ -275,7 +310,7 @@ pub(crate) mod tests {
         let mut old = span(4);
         old.subject = None;
         old.attrs.push(KeyValue::new(semconv::TOOL_NAME, "Bash"));
-        let read = decode(&encode(&[old])).unwrap().remove(0);
+        let read = decode(&encode(&[old])).unwrap().spans.remove(0);
         assert_eq!(read.subject, Some(Subject::Tool("Bash".into())));
         assert_eq!(read.attributes().iter().filter(|kv| kv.key.as_str() == semconv::TOOL_NAME).count(), 1);
     }
@@ -283,8 +318,51 @@ pub(crate) mod tests {
     #[test]
     fn batches_round_trip() {
         let batch: Vec<_> = (0..3).map(span).collect();
-        assert_eq!(decode(&encode(&batch)).unwrap(), batch);
+        assert_eq!(decode(&encode(&batch)).unwrap().spans, batch);
         assert!(decode(b"not a batch").is_err());
+    }
+
+    /// A float that is not finite was written as `null` and made its record, its batch and every
+    /// view of the local store undecodable: it is not written now, and such a record reads back
+    /// without it.
+    #[test]
+    fn a_float_that_is_not_finite_never_poisons_its_record() {
+        fn poisoned_twin() -> SpanRecord {
+            let mut poisoned = span(1);
+            poisoned.attrs.push(KeyValue::new("hooktel.session.active_time.user_s", f64::INFINITY));
+            poisoned.attrs.push(KeyValue::new("nan", f64::NAN));
+            poisoned.usage.as_mut().unwrap().cost = f64::INFINITY;
+            poisoned
+        }
+        let blob = encode(&[poisoned_twin()]);
+        let text = String::from_utf8_lossy(&blob);
+        assert!(!text.contains(r#"{"F":null}"#) && !text.contains(r#""cost":null"#), "{text}");
+        let read = decode(&blob).unwrap();
+        assert_eq!((read.spans.len(), read.set_aside), (1, 0));
+        assert_eq!(read.spans[0].attrs, span(1).attrs, "the others kept");
+        assert_eq!(read.spans[0].usage.as_ref().unwrap().cost, 0.0);
+        // and what delivery counts before it encodes
+        let mut counted = poisoned_twin();
+        assert_eq!(counted.drop_non_finite(), 3);
+        assert_eq!((counted.attrs, counted.usage.unwrap().cost), (span(1).attrs, 0.0));
+        // as the code before wrote it
+        let old = String::from_utf8(encode(&[span(1)])).unwrap().replace(r#"{"F":0.5}"#, r#"{"F":null}"#);
+        let read = decode(old.as_bytes()).unwrap();
+        assert_eq!((read.spans.len(), read.set_aside), (1, 0));
+        assert!(read.spans[0].attr("f").is_none() && read.spans[0].attr("n").is_some());
+    }
+
+    /// One record that cannot be decoded is set aside, counted; its neighbours are kept.
+    #[test]
+    fn a_bad_record_is_set_aside_and_its_neighbours_kept() {
+        let batch: Vec<_> = (0..3).map(span).collect();
+        let mut records: Vec<serde_json::Value> = serde_json::from_slice(&encode(&batch)).unwrap();
+        records[1]["start"] = serde_json::Value::Null;
+        let read = decode(&serde_json::to_vec(&records).unwrap()).unwrap();
+        assert_eq!(read.set_aside, 1);
+        assert_eq!(read.spans, vec![batch[0].clone(), batch[2].clone()]);
+        records.push(serde_json::json!("not a record"));
+        assert_eq!(decode(&serde_json::to_vec(&records).unwrap()).unwrap().set_aside, 2);
     }
 
     /// Records written before the typed fields kept the session as attributes: they still decode,
@@ -295,7 +373,7 @@ pub(crate) mod tests {
             "name":"claude-code session","key":"Root","start":1,"end":2,
             "attrs":[["session.id",{"S":"s-9"}],["gen_ai.conversation.id",{"S":"s-9"}],["hooktel.incomplete",{"B":true}]],
             "events":[],"dropped_events":0,"error":null,"ok":false,"project":"p"}]"#;
-        let spans = decode(legacy).unwrap();
+        let spans = decode(legacy).unwrap().spans;
         assert_eq!(&*spans[0].session_id, "s-9");
         let attrs = spans[0].attributes();
         assert_eq!(attrs.iter().filter(|kv| kv.key.as_str() == "session.id").count(), 1);

@@ -25,6 +25,7 @@ mod install;
 mod local_mode;
 mod metrics_push;
 mod native;
+mod numbers;
 mod otlp_export;
 mod phoenix;
 mod restart;

@@ -87,7 +87,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         "PostCompact" => Kind::CompactEnd { trigger: str_field(p, "trigger").unwrap_or("unknown").to_owned() },
         API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
         TOOL_DECISION | TOOL_RESULT | TOOL_SPAN => Kind::ToolTiming(tool_timing(p, name)),
-        METRIC => session_counter(p).unwrap_or(Kind::Other),
+        METRIC => session_counter(p)?,
         SKILL_SHELL_COMMAND => {
             if let Some(input) = p.get("tool_input") {
                 attrs.extend(capture::tool_input(input, capture));
@@ -236,12 +236,19 @@ fn tool_timing(p: &Map<String, Value>, name: &str) -> ToolTiming {
     }
 }
 
-/// A session counter, if `metric` names one and `value` is a finite count.
-fn session_counter(p: &Map<String, Value>) -> Option<Kind> {
-    let metric = str_field(p, "metric")?;
-    let attr = semconv::SESSION_COUNTERS.iter().find(|a| **a == metric)?;
-    let value = p.get("value")?.as_f64().filter(|v| v.is_finite() && *v >= 0.0)?;
-    Some(Kind::SessionCounter { attr, value, cumulative: p.get("cumulative") == Some(&Value::Bool(true)) })
+/// A session counter, if `metric` names one (else nothing to do). Its `value` must be a count from
+/// 0 to [`semconv::MAX_SESSION_COUNTER`]: anything else (not finite, negative, absurdly large) is
+/// refused, never added to the root span.
+fn session_counter(p: &Map<String, Value>) -> Result<Kind, Rejected> {
+    let Some(attr) = str_field(p, "metric").and_then(|m| semconv::SESSION_COUNTERS.iter().find(|a| **a == m)) else {
+        return Ok(Kind::Other);
+    };
+    let value = p
+        .get("value")
+        .and_then(Value::as_f64)
+        .filter(|v| (0.0..=semconv::MAX_SESSION_COUNTER).contains(v))
+        .ok_or(Rejected::OutOfRange("value"))?;
+    Ok(Kind::SessionCounter { attr, value, cumulative: p.get("cumulative") == Some(&Value::Bool(true)) })
 }
 
 fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
@@ -545,6 +552,24 @@ mod tests {
                 .unwrap_err(),
             Rejected::EmptySession
         );
+    }
+
+    /// An active time of 1e306 s became +inf on the root span (stored as `null`: every view of the
+    /// local store failed). A session counter's value is a count from 0 to the bound, or refused.
+    #[test]
+    fn session_counters_out_of_range_are_refused() {
+        let metric = |value: Value| {
+            let p = json!({"session_id": "s", "hook_event_name": METRIC,
+                "metric": semconv::SESSION_ACTIVE_USER_S, "value": value});
+            normalize(p.as_object().unwrap(), 1, Capture::Metadata)
+        };
+        for bad in [json!(1e306), json!(-1), json!(null), json!("12"), json!(semconv::MAX_SESSION_COUNTER * 2.0)] {
+            assert_eq!(metric(bad.clone()).unwrap_err().metric_label(), "out_of_range", "{bad}");
+        }
+        assert!(matches!(metric(json!(2.006)).unwrap().kind, Kind::SessionCounter { value: 2.006, .. }));
+        assert!(matches!(metric(json!(semconv::MAX_SESSION_COUNTER)).unwrap().kind, Kind::SessionCounter { .. }));
+        let unknown = json!({"session_id": "s", "hook_event_name": METRIC, "metric": "x", "value": 1e306});
+        assert_eq!(normalize(unknown.as_object().unwrap(), 1, Capture::Metadata).unwrap().kind, Kind::Other);
     }
 
     #[test]

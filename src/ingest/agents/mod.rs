@@ -49,6 +49,8 @@ pub enum Rejected {
     EmptySession,
     #[error("field `{0}` is longer than {1} bytes")]
     TooLong(&'static str, usize),
+    #[error("field `{0}` is not a number in its range")]
+    OutOfRange(&'static str),
 }
 
 impl Rejected {
@@ -59,6 +61,7 @@ impl Rejected {
             Rejected::MissingField(_) => "missing_field",
             Rejected::EmptySession => "empty_session_id",
             Rejected::TooLong(..) => "field_too_long",
+            Rejected::OutOfRange(_) => "out_of_range",
         }
     }
 }

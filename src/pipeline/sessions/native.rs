@@ -89,7 +89,8 @@ impl SessionState {
         let counters = &mut self.native.counters;
         let total = match counters.iter_mut().find(|(a, _)| *a == attr) {
             Some((_, total)) => {
-                *total = if cumulative { value } else { *total + value };
+                // a sum of deltas stops at the counter's bound: it never grows past what a span holds
+                *total = if cumulative { value } else { (*total + value).min(semconv::MAX_SESSION_COUNTER) };
                 *total
             }
             None => {
