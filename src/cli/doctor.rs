@@ -215,15 +215,16 @@ fn hook_checks(opts: &Options) -> Vec<Check> {
                     }
                 }
                 Found::Http(url) => {
+                    let shown = crate::model::redact::url(url);
                     if authority(url) != Some(opts.addr.as_str()) {
                         problems.push((
                             Status::Warn,
-                            format!("http hooks post to {url}, but the sidecar checked is {}", opts.addr),
+                            format!("http hooks post to {shown}, but the sidecar checked is {}", opts.addr),
                         ));
                     }
                     if let Some(list) = &allowlist {
                         if !list.iter().any(|p| install::url_allowed(p, url)) {
-                            problems.push((Status::Fail, format!("{url} is not in allowedHttpHookUrls: blocked")));
+                            problems.push((Status::Fail, format!("{shown} is not in allowedHttpHookUrls: blocked")));
                         }
                     }
                 }

@@ -7,6 +7,7 @@ pub(crate) mod event;
 pub mod ids;
 pub(crate) mod otlp;
 pub(crate) mod payload;
+pub(crate) mod redact;
 pub(crate) mod semconv;
 pub mod span;
 pub mod time;
