@@ -289,16 +289,15 @@ fn authority(url: &str) -> Option<&str> {
 /// The sidecar's own report of its configuration, when it gives one: on loopback, or beyond it
 /// with the token the hooks would present (`HOOKTEL_TOKEN`, else the data directory's).
 fn sidecar_status(opts: &Options) -> Option<serde_json::Value> {
-    let headers = crate::cli::config::client_auth_header(&opts.data_dir);
     let request = Request {
         method: "GET",
         path: "/v1/status",
-        headers: &headers,
+        headers: "",
         body: b"",
         timeout: PROBE_TIMEOUT,
         max_body: 1 << 20,
     };
-    match http1::send(&opts.addr, &request) {
+    match http1::send_to_sidecar(&opts.addr, &request, || crate::cli::config::client_token(&opts.data_dir)) {
         Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
         _ => None,
     }
@@ -410,17 +409,15 @@ fn exporter_checks(opts: &Options, status: Option<&serde_json::Value>) -> Vec<Ch
 
 /// The sidecar's own probe of its destinations, when it gives one.
 fn sidecar_probe(opts: &Options) -> Option<serde_json::Value> {
-    let headers =
-        format!("Content-Type: application/json\r\n{}", crate::cli::config::client_auth_header(&opts.data_dir));
     let request = Request {
         method: "POST",
         path: "/v1/probe",
-        headers: &headers,
+        headers: "",
         body: b"{}",
         timeout: OTLP_PROBE_TIMEOUT,
         max_body: 1 << 20,
     };
-    match http1::send(&opts.addr, &request) {
+    match http1::send_to_sidecar(&opts.addr, &request, || crate::cli::config::client_token(&opts.data_dir)) {
         Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok().filter(serde_json::Value::is_array),
         _ => None,
     }
