@@ -28,5 +28,6 @@ mod native;
 mod otlp_export;
 mod phoenix;
 mod restart;
+mod secrets;
 mod spool;
 mod teams;
