@@ -212,15 +212,10 @@ pub(crate) fn token_var() -> Option<String> {
     std::env::var(token::TOKEN_VAR).ok()
 }
 
-/// `Authorization: Bearer <token>` as a header line, or nothing without a token.
-pub(crate) fn bearer_header(token: Option<&str>) -> String {
-    token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default()
-}
-
-/// The header line a client of the sidecar presents: the token of `HOOKTEL_TOKEN`, else of the data
-/// directory's file.
-pub(crate) fn client_auth_header(data_dir: &std::path::Path) -> String {
-    bearer_header(token::for_client(data_dir, token_var()).as_deref())
+/// The token a client of the sidecar presents where it needs one: `HOOKTEL_TOKEN`, else the data
+/// directory's file (read only when asked: see [`http1::send_to_sidecar`](crate::cli::http1::send_to_sidecar)).
+pub(crate) fn client_token(data_dir: &std::path::Path) -> Option<String> {
+    token::for_client(data_dir, token_var())
 }
 
 /// Settings of the hook client, from `HOOKTEL_*` only (Claude Code strips `OTEL_*` from hooks).
@@ -230,10 +225,8 @@ pub(crate) struct HookSettings {
     pub(crate) addr: String,
     /// Budget for connecting, and separately for sending and reading the reply (`HOOKTEL_HOOK_TIMEOUT_MS`).
     pub(crate) timeout: Duration,
-    /// Where the spool is (`HOOKTEL_DATA_DIR`).
+    /// Where the spool is (`HOOKTEL_DATA_DIR`), and the token file a sidecar beyond loopback wants.
     pub(crate) data_dir: PathBuf,
-    /// What to present to a sidecar beyond loopback (`HOOKTEL_TOKEN`, else the data dir's token file).
-    pub(crate) token: Option<String>,
 }
 
 impl HookSettings {
@@ -245,13 +238,12 @@ impl HookSettings {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(default_data_dir);
-        let token = token::for_client(&data_dir, token_var());
-        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)), data_dir, token }
+        HookSettings { addr, timeout: Duration::from_millis(ms.clamp(10, 10_000)), data_dir }
     }
 
-    /// The header lines every request to the sidecar carries.
-    pub(crate) fn auth_header(&self) -> String {
-        bearer_header(self.token.as_deref())
+    /// What to present to a sidecar that wants the token (`HOOKTEL_TOKEN`, else the data dir's file).
+    pub(crate) fn token(&self) -> Option<String> {
+        client_token(&self.data_dir)
     }
 }
 

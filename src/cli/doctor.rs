@@ -215,15 +215,16 @@ fn hook_checks(opts: &Options) -> Vec<Check> {
                     }
                 }
                 Found::Http(url) => {
+                    let shown = crate::model::redact::url(url);
                     if authority(url) != Some(opts.addr.as_str()) {
                         problems.push((
                             Status::Warn,
-                            format!("http hooks post to {url}, but the sidecar checked is {}", opts.addr),
+                            format!("http hooks post to {shown}, but the sidecar checked is {}", opts.addr),
                         ));
                     }
                     if let Some(list) = &allowlist {
                         if !list.iter().any(|p| install::url_allowed(p, url)) {
-                            problems.push((Status::Fail, format!("{url} is not in allowedHttpHookUrls: blocked")));
+                            problems.push((Status::Fail, format!("{shown} is not in allowedHttpHookUrls: blocked")));
                         }
                     }
                 }
@@ -288,16 +289,15 @@ fn authority(url: &str) -> Option<&str> {
 /// The sidecar's own report of its configuration, when it gives one: on loopback, or beyond it
 /// with the token the hooks would present (`HOOKTEL_TOKEN`, else the data directory's).
 fn sidecar_status(opts: &Options) -> Option<serde_json::Value> {
-    let headers = crate::cli::config::client_auth_header(&opts.data_dir);
     let request = Request {
         method: "GET",
         path: "/v1/status",
-        headers: &headers,
+        headers: "",
         body: b"",
         timeout: PROBE_TIMEOUT,
         max_body: 1 << 20,
     };
-    match http1::send(&opts.addr, &request) {
+    match http1::send_to_sidecar(&opts.addr, &request, || crate::cli::config::client_token(&opts.data_dir)) {
         Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
         _ => None,
     }
@@ -409,17 +409,15 @@ fn exporter_checks(opts: &Options, status: Option<&serde_json::Value>) -> Vec<Ch
 
 /// The sidecar's own probe of its destinations, when it gives one.
 fn sidecar_probe(opts: &Options) -> Option<serde_json::Value> {
-    let headers =
-        format!("Content-Type: application/json\r\n{}", crate::cli::config::client_auth_header(&opts.data_dir));
     let request = Request {
         method: "POST",
         path: "/v1/probe",
-        headers: &headers,
+        headers: "",
         body: b"{}",
         timeout: OTLP_PROBE_TIMEOUT,
         max_body: 1 << 20,
     };
-    match http1::send(&opts.addr, &request) {
+    match http1::send_to_sidecar(&opts.addr, &request, || crate::cli::config::client_token(&opts.data_dir)) {
         Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).ok().filter(serde_json::Value::is_array),
         _ => None,
     }

@@ -165,10 +165,12 @@ pub(crate) fn deliver(settings: &HookSettings, body: &[u8], at: u64) -> Result<(
     post(settings, "/v1/hooks", body, at)
 }
 
+/// POST `body` to `path`; the token goes only where the sidecar wants it (beyond loopback, or after a
+/// `401`).
 fn post(settings: &HookSettings, path: &str, body: &[u8], at: u64) -> Result<(), Undelivered> {
-    let headers = format!("{RECEIVED_AT_HEADER}: {at}\r\n{}", settings.auth_header());
+    let headers = format!("{RECEIVED_AT_HEADER}: {at}\r\n");
     let request = Request { method: "POST", path, headers: &headers, body, timeout: settings.timeout, max_body: 0 };
-    match http1::send(&settings.addr, &request)?.status {
+    match http1::send_to_sidecar(&settings.addr, &request, || settings.token())?.status {
         200..300 => Ok(()),
         status => Err(Undelivered::Status(status)),
     }

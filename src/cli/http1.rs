@@ -19,6 +19,7 @@ pub(crate) enum HttpError {
 
 /// One request: `Connection: close`, a body with its length, extra header lines (each ending in
 /// `\r\n`). Reads the status and at most `max_body` bytes of the answer (0: the status alone).
+#[derive(Clone, Copy)]
 pub(crate) struct Request<'a> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
@@ -74,6 +75,36 @@ pub(crate) fn send(addr: &str, req: &Request) -> Result<Response, HttpError> {
         }
     }
     Ok(Response { status, body })
+}
+
+/// Send `req` to the sidecar at `addr` with its token only where the sidecar wants it: up front when
+/// `addr` is not this machine's loopback (the sidecar refuses a client beyond it without the token),
+/// else only after a `401` (a published container port: the sidecar sees a peer that is not
+/// loopback). `token` is asked for only then, so a loopback sidecar never sees it, and a process
+/// listening on its address instead gets nothing it did not ask for.
+pub(crate) fn send_to_sidecar(
+    addr: &str,
+    req: &Request,
+    token: impl FnOnce() -> Option<String>,
+) -> Result<Response, HttpError> {
+    let with = |token: &str| {
+        let headers = format!("{}Authorization: Bearer {token}\r\n", req.headers);
+        send(addr, &Request { headers: &headers, ..*req })
+    };
+    if !crate::model::host::is_loopback(addr) {
+        return match token() {
+            Some(t) => with(&t),
+            None => send(addr, req),
+        };
+    }
+    let answer = send(addr, req)?;
+    if answer.status != 401 {
+        return Ok(answer);
+    }
+    match token() {
+        Some(t) => with(&t),
+        None => Ok(answer),
+    }
 }
 
 /// A TCP connection to `host:port`, trying each address it resolves to within `timeout` each.

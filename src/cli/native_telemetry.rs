@@ -99,13 +99,15 @@ pub(crate) fn elsewhere(root: &Map<String, Value>) -> Option<String> {
     routed_elsewhere(root.get("env")?.as_object()?)
 }
 
-/// The first variable of an `env` object that routes Claude Code's telemetry, as `VAR=value`, unless
-/// hooktel's marker says the routing is hooktel's.
+/// The first variable of an `env` object that routes Claude Code's telemetry, as `VAR=value` (an
+/// endpoint redacted: it may carry credentials), unless hooktel's marker says the routing is hooktel's.
 fn routed_elsewhere(env: &Map<String, Value>) -> Option<String> {
     if env.contains_key(MARKER) {
         return None;
     }
-    env.iter().find(|(k, _)| ROUTING.contains(&k.as_str())).map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
+    env.iter()
+        .find(|(k, _)| ROUTING.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={}", crate::model::redact::url(v.as_str().unwrap_or("?"))))
 }
 
 #[cfg(test)]

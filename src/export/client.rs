@@ -18,6 +18,7 @@ use prost::Message;
 use crate::export::destination::{Compression, Destination, Protocol};
 use crate::export::tls::{self, TlsProblem};
 use crate::model::otlp::{Encoding, Signal};
+use crate::model::redact;
 
 /// `User-Agent` of every request (gRPC appends tonic's own).
 pub(crate) const USER_AGENT: &str = concat!("hooktel/", env!("CARGO_PKG_VERSION"));
@@ -449,28 +450,25 @@ impl OtlpClient {
             Some(failure) => failure,
             // reqwest's own text names the URL: say only what kind of failure it was
             None if e.is_connect() => SendError::Connect("connection failed".into()),
+            None if e.is_builder() => SendError::Other(
+                "the endpoint is not a URL that can be sent to (in a user name or password, write / ? # @ as %2F %3F %23 %40)"
+                    .into(),
+            ),
             None if e.is_request() => SendError::Other("the request could not be sent (the other end hung up?)".into()),
             None => SendError::Other("the HTTP exchange failed".into()),
         }
     }
 
     /// A backend's words, safe for a log line: no header value (a backend may echo the key it
-    /// refused), no control character, at most 200 characters.
+    /// refused), no credential or key of the URL, no control character, at most 200 characters.
     fn clean(&self, said: &str) -> String {
         clean(said, &self.0.dest)
     }
 }
 
 fn clean(said: &str, dest: &Destination) -> String {
-    let mut s: String = said.chars().filter(|c| !c.is_control()).take(200).collect();
-    for (_, value) in &dest.headers {
-        // the whole value, and its words long enough to be a key ("Basic" stays, the token goes)
-        s = s.replace(value.as_str(), "***");
-        for part in value.split_whitespace().filter(|p| p.len() >= 8) {
-            s = s.replace(part, "***");
-        }
-    }
-    s
+    let said: String = said.chars().filter(|c| !c.is_control()).collect();
+    redact::text(&said, &dest.secrets()).chars().take(200).collect()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

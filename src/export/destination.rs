@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::otlp::Signal;
+use crate::model::redact;
 
 /// A lookup of environment variables: the value, trimmed, or `None` when unset or blank.
 pub(crate) type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -48,8 +49,8 @@ pub(crate) struct TlsFiles {
     pub(crate) client: Option<((String, PathBuf), (String, PathBuf))>,
 }
 
-/// Everything needed to send one signal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything needed to send one signal. Its `Debug` shows the URL redacted and header names only.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Destination {
     pub(crate) signal: Signal,
     pub(crate) protocol: Protocol,
@@ -166,6 +167,29 @@ impl Destination {
     pub(crate) fn shown(&self) -> String {
         shown(&self.url)
     }
+
+    /// What must never appear in a text about this destination: its header values, and the
+    /// userinfo and query keys of its URL.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.headers.iter().map(|(_, v)| v.clone()).collect();
+        out.extend(redact::secrets_of_url(&self.url));
+        out
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("signal", &self.signal)
+            .field("protocol", &self.protocol)
+            .field("url", &self.shown())
+            .field("headers", &self.headers.iter().map(|(n, _)| format!("{n}: {}", redact::MASK)).collect::<Vec<_>>())
+            .field("headers_var", &self.headers_var)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// A duration variable in milliseconds, more than 0; below 100 ms it counts as 100 (no TLS handshake
@@ -211,6 +235,17 @@ fn endpoint_url(vars: Vars, signal: Signal, protocol: Protocol) -> Result<String
     let (authority, path) = after_scheme.split_at(after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len()));
     if authority.is_empty() || authority.ends_with('@') {
         return Err(setting_error(&var, format!("{}: no host", shown(&with_scheme))));
+    }
+    // a raw `/`, `?` or `#` in a password ends the authority early: what is left is no host:port
+    // (and a client would send to it); said without repeating any of it
+    if !redact::host_port(&authority[authority.rfind('@').map_or(0, |at| at + 1)..]) {
+        return Err(setting_error(
+            &var,
+            format!(
+                "{}: no host:port after the scheme (in a user name or password, write / ? # as %2F %3F %23)",
+                shown(&with_scheme)
+            ),
+        ));
     }
     match protocol {
         Protocol::Grpc => {
@@ -279,18 +314,9 @@ pub(crate) fn percent_decode(s: &str) -> Result<String, &'static str> {
     String::from_utf8(out).map_err(|_| "is not UTF-8 once percent-decoded")
 }
 
-/// A URL without the `user:password@` it may carry, its query or its fragment (API keys travel
-/// there too).
+/// A URL as it may be shown: [`redact::url`], the one redaction of every endpoint shown.
 pub(crate) fn shown(url: &str) -> String {
-    let cut = url.find(['?', '#']).unwrap_or(url.len());
-    let url = &url[..cut];
-    let Some(scheme) = url.find("://") else { return url.to_owned() };
-    let rest = &url[scheme + 3..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => format!("{}://***@{}", &url[..scheme], &rest[at + 1..]),
-        None => url.to_owned(),
-    }
+    redact::url(url)
 }
 
 #[cfg(test)]
@@ -381,6 +407,18 @@ mod tests {
         assert!(refused(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.corp:4318")]).contains("http:// or https://"));
         assert!(refused(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://otel.corp")]).contains("http or https"));
         assert!(refused(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]).contains("needs its certificate"));
+        for raw in
+            ["http://alice:PA/SS@otel.corp:4318", "http://alice:PA?SS@otel.corp:4318", "http://alice:PA#SS@otel.corp"]
+        {
+            let e = refused(&[("OTEL_EXPORTER_OTLP_ENDPOINT", raw)]);
+            assert!(
+                e.contains("no host:port") && e.contains("http://***@otel.corp") && !e.contains("PA"),
+                "{raw}: {e}"
+            );
+        }
+        assert!(
+            resolve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alice:PA@SS@otel.corp:4318")], Signal::Traces).is_ok()
+        );
         let plain =
             refused(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem")]);
         assert!(plain.contains("plain http"), "{plain}");

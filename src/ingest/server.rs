@@ -41,6 +41,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Reply = Response<Full<Bytes>>;
 
+/// The sidecar's configuration: under the token and `Host` rules of a write.
+const STATUS: &str = "/v1/status";
+
 /// What a listener serves.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Surface {
@@ -88,7 +91,7 @@ pub(crate) async fn run(
         };
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
-        let from_loopback = is_loopback(peer.ip());
+        let from_loopback = crate::model::host::is_loopback_ip(peer.ip());
         let service = hyper::service::service_fn(move |req| {
             let ingest = ingest.clone();
             async move {
@@ -116,17 +119,9 @@ pub(crate) async fn run(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
-/// An IPv4 or IPv6 loopback address, also as an IPv4-mapped IPv6 one (a dual-stack listener).
-fn is_loopback(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        v4 => v4.is_loopback(),
-    }
-}
-
 async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
     let authorized = authorized(&req, ingest);
-    if req.method() == Method::POST && !from_loopback && !authorized {
+    if (req.method() == Method::POST || req.uri().path() == STATUS) && !from_loopback && !authorized {
         return unauthorized(ingest);
     }
     if let Err(refused) = browser_guard(&req, ingest, authorized) {
@@ -137,8 +132,8 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
         (&Method::POST, "/v1/events") => custom(req, ingest).await,
         (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         // its configuration names paths and endpoints: loopback, or the token
-        (&Method::GET, "/v1/status") if from_loopback || authorized => status(ingest),
-        (_, "/v1/status" | "/v1/probe") if !from_loopback && !authorized => unauthorized(ingest),
+        (&Method::GET, STATUS) if from_loopback || authorized => status(ingest),
+        (_, STATUS | "/v1/probe") if !from_loopback && !authorized => unauthorized(ingest),
         // it sends requests to the configured backends: loopback or the token, and a POST
         (&Method::POST, "/v1/probe") => probe(ingest).await,
         (_, "/v1/probe") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
@@ -356,11 +351,16 @@ impl BrowserRefusal {
 }
 
 /// No request may carry an `Origin`; a POST must be JSON, to a loopback or configured `Host` unless it
-/// carries the token (which no web page has). `/metrics` and `/healthz` are read by Prometheus and
-/// probes under the pod's own address, so only the `Origin` rule applies to them.
+/// carries the token (which no web page has), and so must a read of `/v1/status` (the data directory,
+/// the endpoints: a rebinding page's same-origin GET sends no `Origin`). `/metrics` and `/healthz` are
+/// read by Prometheus and probes under the pod's own address, so only the `Origin` rule applies to
+/// them; they name no path and no endpoint.
 fn browser_guard(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> Result<(), BrowserRefusal> {
     no_origin(req)?;
     if req.method() != Method::POST {
+        if req.uri().path() == STATUS {
+            host_ok(req, ingest, authorized)?;
+        }
         return Ok(());
     }
     host_ok(req, ingest, authorized)?;
@@ -407,25 +407,8 @@ fn unauthorized(ingest: &Ingest) -> Reply {
 /// A `Host` value (name or address, with or without a port) that names this machine's loopback, or a
 /// name in `allowed`. An HTTP/1.1 request without `Host` is malformed and refused.
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    let host = host.trim().to_ascii_lowercase();
-    let name = match host.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, _)) => addr,
-            None => return false,
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-            Some(_) => return false,
-            None => host.as_str(),
-        },
-    };
-    if name.is_empty() {
-        return false;
-    }
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        || allowed.iter().any(|a| a == name)
+    crate::model::host::name_of(host)
+        .is_some_and(|name| crate::model::host::is_loopback_name(&name) || allowed.contains(&name))
 }
 
 /// Why a request's body was not read.

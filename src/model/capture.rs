@@ -208,7 +208,7 @@ pub(crate) fn redact_text(text: &str) -> String {
     out.join(" ")
 }
 
-fn is_vendor_token(word: &str) -> bool {
+pub(crate) fn is_vendor_token(word: &str) -> bool {
     let w = word.trim_matches(|c: char| "\"'`(),;".contains(c));
     let w = w.rsplit_once('=').map_or(w, |(_, v)| v);
     TOKEN_PREFIXES.iter().any(|p| w.starts_with(p) && w.len() >= p.len() + 8)

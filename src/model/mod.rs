@@ -1,12 +1,15 @@
 //! The lowest layer: what every stage shares. Which agent spoke, ids, the payload as it travels, time, finished spans,
-//! token counts, and the capture policy. It imports nothing else from the crate, and does no I/O.
+//! token counts, the capture policy, which hosts are loopback, and the redaction of what is shown. It imports
+//! nothing else from the crate, and does no I/O.
 
 pub mod agent;
 pub mod capture;
 pub(crate) mod event;
+pub(crate) mod host;
 pub mod ids;
 pub(crate) mod otlp;
 pub(crate) mod payload;
+pub(crate) mod redact;
 pub(crate) mod semconv;
 pub mod span;
 pub mod time;

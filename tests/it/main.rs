@@ -29,5 +29,6 @@ mod numbers;
 mod otlp_export;
 mod phoenix;
 mod restart;
+mod secrets;
 mod spool;
 mod teams;
