@@ -205,37 +205,24 @@ fn doctor_fails_with_advice_when_the_sidecar_is_down_or_the_hooks_are_gone() {
 }
 
 /// Run the built `hooktel` and wait at most `limit` for it: its output, or `None` if it had to be
-/// killed; and its peak resident memory in MiB (from the kernel's accounting of the reaped child).
-#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak memory
+/// killed; and its peak resident memory in MiB, sampled while it runs (`VmHWM`: the kernel's
+/// accounting of a reaped child would also count the test process it was spawned from).
 fn hooktel_within(home: &Path, args: &[&str], limit: Duration) -> (Option<Output>, f64) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env("HOME", home).env_remove("CLAUDE_CONFIG_DIR");
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("run hooktel");
-    let pid = child.id() as libc::pid_t;
-    let deadline = std::time::Instant::now() + limit;
-    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    loop {
-        // SAFETY: wait4 on our own child, with valid pointers to locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            // SAFETY: as above; reaps the killed child.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            return (None, usage.ru_maxrss as f64 / 1024.0);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let mut peak = 0.0f64;
+    let exited = crate::support::poll_until(limit, Duration::from_millis(5), || {
+        peak = peak.max(crate::support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return (None, peak);
     }
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    std::io::Read::read_to_end(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
-    (Some(Output { status, stdout, stderr }), usage.ru_maxrss as f64 / 1024.0)
+    (Some(child.wait_with_output().unwrap()), peak)
 }
 
 /// A settings file that is a FIFO, a symlink to /dev/zero or a huge file is refused at once, with
