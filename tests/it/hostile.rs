@@ -869,3 +869,31 @@ fn stalled_uploads_do_not_grow_memory() {
     assert!(rss_kb < 120 * 1024, "VmRSS {} MB with 40 stalled uploads", rss_kb / 1024);
     drop(uploads);
 }
+
+/// One live session sent 4,104 API requests and 4,104 API errors with a 60 KB `status_code` (never
+/// checked): the sidecar held 552 MiB until the session's idle timeout. A status code longer than one
+/// is dropped, and reports waiting for their match are bounded per session.
+#[test]
+fn api_reports_with_huge_fields_are_held_in_bounded_memory() {
+    let sidecar = Sidecar::start(None, &[]);
+    let sid = "00000000-0000-4000-8000-0000000a91e7";
+    let hook = |v: serde_json::Value| assert_eq!(sidecar.request("POST", "/v1/hooks", v.to_string().as_bytes()).0, 200);
+    hook(serde_json::json!({"session_id": sid, "hook_event_name": "SessionStart", "source": "startup"}));
+    hook(serde_json::json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt_id": "p0"}));
+    // fewer than the attack that found it, each as large as a payload keeps whole (64 KiB): what the
+    // sidecar held of them grew with their number, here by 66 MB
+    let base = sidecar.memory().hwm as f64 / (1024.0 * 1024.0);
+    let huge = "5".repeat(60 * 1024);
+    for i in 0..1100 {
+        hook(serde_json::json!({"session_id": sid, "hook_event_name": "claude_code.api_request",
+            "request_id": format!("req_{i}"), "model": "claude-opus-4-6", "duration_ms": 1000}));
+        hook(serde_json::json!({"session_id": sid, "hook_event_name": "claude_code.api_error",
+            "prompt_id": format!("p{i}"), "request_id": format!("req_e{i}"), "model": "claude-opus-4-6",
+            "error": "529 Overloaded", "status_code": huge, "duration_ms": 10}));
+    }
+    let grew = sidecar.memory().hwm as f64 / (1024.0 * 1024.0) - base;
+    assert!(grew < 24.0, "the sidecar grew by {grew:.0} MiB holding one session's API reports");
+    // the session is still there and still takes events
+    hook(serde_json::json!({"session_id": sid, "hook_event_name": "Stop", "prompt_id": "p0"}));
+    assert_eq!(sidecar.metric("hooktel_sessions_active"), 1.0);
+}

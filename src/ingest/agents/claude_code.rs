@@ -160,6 +160,9 @@ fn custom_attr(key: &str, value: &Value) -> Option<KeyValue> {
 /// labels hold kilobytes per key.
 const MAX_ID_BYTES: usize = 256;
 
+/// Longest `status_code` of an API error kept.
+const MAX_STATUS_BYTES: usize = 16;
+
 /// Longest path kept (Linux's PATH_MAX).
 const MAX_PATH_BYTES: usize = 4096;
 
@@ -213,9 +216,10 @@ fn api_call(p: &Map<String, Value>, failed: bool, capture: Capture) -> ApiCall {
         ttft_ms: count(p, "ttft_ms"),
         attempt: count(p, "attempt").map(|a| a.max(1)),
         error: failed.then(|| capture.error_text(str_field(p, "error").unwrap_or("API error"))),
+        // an HTTP status is three digits: anything longer is not one (and would be held per try)
         status_code: p.get("status_code").and_then(|v| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) if s.len() <= MAX_STATUS_BYTES => Some(s.clone()),
+            Value::Number(n) if n.is_u64() => Some(n.to_string()),
             _ => None,
         }),
     }

@@ -9,14 +9,15 @@ use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 
 use super::span::{OpenSpan, Parent};
-use super::state::{SessionState, MAX_NATIVE};
+use super::state::{SessionState, MAX_NATIVE, MAX_WAITING};
 use crate::model::event::{ApiCall, ToolTiming};
 use crate::model::ids::SpanKey;
 use crate::model::semconv::{self, int};
 use crate::model::span::{ChatCall, SpanEvent, Status};
 use crate::model::time::ms_to_ns;
 
-/// What a session holds of Claude Code's own telemetry (each map bounded by `MAX_NATIVE`).
+/// What a session holds of Claude Code's own telemetry (each map bounded by `MAX_NATIVE`, those of
+/// reports waiting for their match by `MAX_WAITING`).
 #[derive(Default)]
 pub(super) struct Native {
     pub(super) seen: bool,
@@ -46,7 +47,7 @@ impl SessionState {
         let span = timing.otel_tool_span.as_ref();
         match timing.tool_use_id.clone().or_else(|| span.and_then(|s| self.native.tool_by_span.get(s).cloned())) {
             Some(call) => self.time_tool(&call, timing, at),
-            None if self.native.waits.len() < MAX_NATIVE => {
+            None if self.native.waits.len() < MAX_WAITING => {
                 if let Some(span) = span.cloned() {
                     self.native.waits.insert(span, (at, timing));
                 }
@@ -122,7 +123,7 @@ impl SessionState {
                         time_chat(span, &call, at, now);
                     }
                 }
-                None if self.native.pending.len() < MAX_NATIVE => {
+                None if self.native.pending.len() < MAX_WAITING => {
                     self.native.pending.insert(rid, (at, call));
                 }
                 None => {}
@@ -142,7 +143,7 @@ impl SessionState {
         let pid = prompt_id.unwrap_or_default();
         if self.native.failed_turns.contains(&pid) {
             self.failed_chat(&pid, at, call, agent_id, now);
-        } else if self.native.failed_try.len() < MAX_NATIVE || self.native.failed_try.contains_key(&pid) {
+        } else if self.native.failed_try.len() < MAX_WAITING || self.native.failed_try.contains_key(&pid) {
             // reports can come out of order: the last try is the latest
             if self.native.failed_try.get(&pid).is_none_or(|(t, ..)| *t <= at) {
                 self.native.failed_try.insert(pid, (at, call, agent_id));

@@ -83,6 +83,11 @@ pub(super) struct SessionState {
 /// Most requests remembered per session in each of `Native`'s maps.
 pub(super) const MAX_NATIVE: usize = 4096;
 
+/// Most reports held per session while they wait for what they belong to (a request's response, a
+/// turn's failure, a tool call's span): each holds an error's text, and real sessions have a few
+/// waiting at a time.
+pub(super) const MAX_WAITING: usize = 256;
+
 /// Most in-process teammates, and most held `Agent` calls that spawned a pane teammate, remembered
 /// per session; past it a teammate is a plain subagent, a spawn a plain tool call. A real team has a
 /// few teammates, so the bound never touches one: it only keeps a flood of made-up teammates (a

@@ -7,7 +7,7 @@ use super::*;
 use crate::model::event::Kind;
 use crate::model::ids::SpanKey;
 use crate::model::span::Status;
-use crate::pipeline::sessions::state::MAX_NATIVE;
+use crate::pipeline::sessions::state::{MAX_NATIVE, MAX_WAITING};
 use crate::pipeline::sessions::Ingested;
 use crate::testdata::CAPTURED;
 use crate::usage::accountant::SessionUsage;
@@ -173,8 +173,8 @@ fn failed_api_calls_are_events_and_a_failed_turn_gets_an_error_chat_span() {
 }
 
 /// What a session holds of Claude Code's telemetry is bounded: reports of requests whose response
-/// never comes (a flood of made-up request ids, of failed tries of made-up prompts) stop at
-/// `MAX_NATIVE` each.
+/// never comes (a flood of made-up request ids, of failed tries of made-up prompts, of waits for
+/// tool spans never reported) stop at `MAX_WAITING` each, what ties spans together at `MAX_NATIVE`.
 #[test]
 fn telemetry_held_per_session_is_bounded() {
     let mut s = Sessions::new(settings());
@@ -194,8 +194,8 @@ fn telemetry_held_per_session_is_bounded() {
         }
     }
     let native = &s.live[S1].native;
-    assert_eq!((native.pending.len(), native.failed_try.len()), (MAX_NATIVE, MAX_NATIVE));
-    assert_eq!((native.waits.len(), native.tool_by_span.len()), (MAX_NATIVE, MAX_NATIVE));
+    assert_eq!((native.pending.len(), native.failed_try.len()), (MAX_WAITING, MAX_WAITING));
+    assert_eq!((native.waits.len(), native.tool_by_span.len()), (MAX_WAITING, MAX_NATIVE));
 }
 
 /// Telemetry never opens or resumes a session: for a session not held, it is late.
