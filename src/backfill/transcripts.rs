@@ -18,6 +18,8 @@
 //! Usage is counted by [`Ledger`] (one per file, as live), so deduplication is the live path's.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use opentelemetry::trace::SpanId;
@@ -35,7 +37,7 @@ use crate::model::span::{
 use crate::model::time::rfc3339_ns;
 use crate::usage::agent_dirs::{AgentDirs, OpenError};
 use crate::usage::logs::claude_code::{spawner_in_meta, Ledger};
-use crate::usage::logs::{Delta, Response};
+use crate::usage::logs::{Delta, Response, MAX_LINE_BYTES};
 use crate::usage::pricing::PriceTable;
 
 /// One session read back from its transcripts.
@@ -138,9 +140,29 @@ pub fn session_from_transcript(
     // inside the session's own directory once symlinks are resolved
     let real = std::fs::canonicalize(main).map_err(BackfillError::read(main))?;
     let session_dir = AgentDirs::new(real.parent().map(Path::to_path_buf).into_iter().collect());
-    let bytes = read_log(&session_dir, &real)?;
-    r.read_main(&bytes);
-    let mut usage = ledger_deltas(&bytes, prices);
+    let mut file = open_log(&session_dir, &real)?;
+    // a fork (`--fork-session`) starts with its origin's history, copied: up to the last response
+    // whose `requestSessionId` is another session, then to its own first prompt, it is the origin's.
+    // A first pass finds where the session's own lines start (and counts the usage), a second reads
+    // them: one line is held at a time, never the file
+    let (mut fork, mut ledger, mut usage) = (ForkStart::default(), Ledger::default(), Vec::new());
+    each_line(&mut file, |line| {
+        usage.extend(ledger.read(&[line, b"\n"].concat(), prices).deltas);
+        if let Some(v) = object(line) {
+            fork.see(&v);
+        }
+    })
+    .map_err(BackfillError::read(&real))?;
+    let (own, mut seen, mut current) = (fork.own_start(), 0, None);
+    each_line(&mut file, |line| {
+        if let Some(v) = object(line) {
+            if seen >= own {
+                r.main_line(&v, &mut current);
+            }
+            seen += 1;
+        }
+    })
+    .map_err(BackfillError::read(&real))?;
     // a fork's copied responses are its origin's: not counted here; the root links to the origin
     let forked_from = usage.iter().find_map(|d| d.forked_from.clone());
     usage.retain(|d| d.forked_from.is_none());
@@ -152,8 +174,8 @@ pub fn session_from_transcript(
 
     let (mut agents, mut refused) = (Vec::new(), Vec::new());
     for (aid, path) in agent_files(&real) {
-        let bytes = match read_log(&session_dir, &path) {
-            Ok(bytes) => bytes,
+        let mut file = match open_log(&session_dir, &path) {
+            Ok(file) => file,
             Err(e) => {
                 refused.push((path, e.to_string()));
                 continue;
@@ -173,12 +195,18 @@ pub fn session_from_transcript(
             extent: None,
             usage: None,
         };
-        r.read_agent(&bytes, &mut agent);
-        for mut d in ledger_deltas(&bytes, prices) {
-            d.agent_id = Some(aid.clone());
-            agent.usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
-            usage.push(d);
-        }
+        let mut ledger = Ledger::default();
+        each_line(&mut file, |line| {
+            for mut d in ledger.read(&[line, b"\n"].concat(), prices).deltas {
+                d.agent_id = Some(aid.clone());
+                agent.usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+                usage.push(d);
+            }
+            if let Some(v) = object(line) {
+                r.agent_line(&v, &mut agent);
+            }
+        })
+        .map_err(BackfillError::read(&path))?;
         agents.push(agent);
     }
 
@@ -205,16 +233,87 @@ pub fn session_from_transcript(
 /// Largest subagent meta file read: Claude Code's are a few hundred bytes.
 const MAX_META_BYTES: u64 = 64 * 1024;
 
-/// A session log's bytes, if `dirs` let it be read (see `usage::agent_dirs`).
-fn read_log(dirs: &AgentDirs, path: &Path) -> Result<Vec<u8>, BackfillError> {
+/// A session log opened for reading, if `dirs` let it be read (see `usage::agent_dirs`).
+fn open_log(dirs: &AgentDirs, path: &Path) -> Result<File, BackfillError> {
     let refused = |e: OpenError| match e {
         OpenError::Io(e) => e,
         OpenError::Refused(why) => std::io::Error::other(why),
     };
-    let mut file = dirs.open(path).map_err(refused).map_err(BackfillError::read(path))?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(BackfillError::read(path))?;
-    Ok(bytes)
+    dirs.open(path).map_err(refused).map_err(BackfillError::read(path))
+}
+
+/// Call `f` with every line of `file` from its start (without the newline; the last line whether or
+/// not it ends with one). One line is held at a time; a line over `MAX_LINE_BYTES` is skipped whole,
+/// as the live path skips it.
+fn each_line(file: &mut File, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let (mut line, mut skipping) = (Vec::new(), false);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            if !skipping && !line.is_empty() {
+                f(&line);
+            }
+            return Ok(());
+        }
+        let end = buf.iter().position(|&b| b == b'\n');
+        let chunk = &buf[..end.unwrap_or(buf.len())];
+        if !skipping && (line.len() + chunk.len()) as u64 > MAX_LINE_BYTES {
+            (skipping, line) = (true, Vec::new());
+        }
+        if !skipping {
+            line.extend_from_slice(chunk);
+        }
+        let used = chunk.len() + usize::from(end.is_some());
+        reader.consume(used);
+        if end.is_some() {
+            if !skipping {
+                f(&line);
+            }
+            line.clear();
+            skipping = false;
+        }
+    }
+}
+
+/// A line as a JSON object, if it is one.
+fn object(line: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(line).ok().filter(Value::is_object)
+}
+
+/// Where a transcript's own lines start, counted in JSON-object lines: after a fork's copied history
+/// (up to the last response of another session, then to the next prompt), else at the first.
+#[derive(Default)]
+struct ForkStart {
+    seen: usize,
+    /// The last copied response, and the first prompt after it.
+    last_copied: Option<usize>,
+    own_prompt: Option<usize>,
+}
+
+impl ForkStart {
+    fn see(&mut self, line: &Value) {
+        let copied = str_of(line, "type") == Some("assistant")
+            && str_of(line, "requestSessionId").is_some_and(|r| Some(r) != str_of(line, "sessionId"));
+        if copied {
+            (self.last_copied, self.own_prompt) = (Some(self.seen), None);
+        } else if self.last_copied.is_some()
+            && self.own_prompt.is_none()
+            && str_of(line, "type") == Some("user")
+            && str_of(line, "promptId").is_some()
+        {
+            self.own_prompt = Some(self.seen);
+        }
+        self.seen += 1;
+    }
+
+    fn own_start(&self) -> usize {
+        match self.last_copied {
+            None => 0,
+            Some(_) => self.own_prompt.unwrap_or(self.seen),
+        }
+    }
 }
 
 /// One model call, summed over the deltas of its response.
@@ -254,17 +353,6 @@ fn chats(deltas: &[Delta]) -> Vec<Chat> {
     out
 }
 
-/// The usage deltas of one file, counted the live way.
-fn ledger_deltas(bytes: &[u8], prices: &PriceTable) -> Vec<Delta> {
-    let mut ledger = Ledger::default();
-    let mut deltas = ledger.read(bytes, prices).deltas;
-    if !bytes.ends_with(b"\n") {
-        let rest = &bytes[(ledger.offset as usize).min(bytes.len())..];
-        deltas.extend(ledger.read(&[rest, b"\n"].concat(), prices).deltas);
-    }
-    deltas
-}
-
 /// `(agent id, path)` of every `<session>/subagents/agent-<id>.jsonl`, sorted.
 fn agent_files(main: &Path) -> Vec<(String, PathBuf)> {
     let dir = main.with_extension("").join("subagents");
@@ -279,10 +367,6 @@ fn agent_files(main: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     out.sort();
     out
-}
-
-fn lines(bytes: &[u8]) -> impl Iterator<Item = Value> + '_ {
-    bytes.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice::<Value>(l).ok()).filter(Value::is_object)
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -345,7 +429,8 @@ impl Reader {
                 let interrupted = result.and_then(|r| r.get("interrupted")).and_then(Value::as_bool) == Some(true);
                 for b in blocks(line).iter().filter(|b| str_of(b, "type") == Some("tool_result")) {
                     let Some(id) = str_of(b, "tool_use_id").filter(|s| !s.is_empty()) else { continue };
-                    let text = text_of(b.get("content"));
+                    // what a span can carry of it, whatever the file holds (a tool's output can be megabytes)
+                    let text = capture::clip(&text_of(b.get("content")), capture::FULL_MAX);
                     let is_error = b.get("is_error").and_then(Value::as_bool) == Some(true);
                     let interrupted = interrupted || (is_error && text.starts_with("[Request interrupted by user"));
                     self.results.entry(id.to_owned()).or_insert(Outcome { at: t, is_error, interrupted, text });
@@ -358,48 +443,33 @@ impl Reader {
         }
     }
 
-    fn read_main(&mut self, bytes: &[u8]) {
-        let mut current: Option<String> = None;
-        // a fork (`--fork-session`) starts with its origin's history, copied: up to the last response
-        // whose `requestSessionId` is another session, then to its own first prompt, it is the origin's
-        let copied = |l: &Value| {
-            str_of(l, "type") == Some("assistant")
-                && str_of(l, "requestSessionId").is_some_and(|r| Some(r) != str_of(l, "sessionId"))
-        };
-        let all: Vec<Value> = lines(bytes).collect();
-        let history = all.iter().rposition(copied).map_or(0, |last| {
-            let own =
-                all[last..].iter().position(|l| str_of(l, "type") == Some("user") && str_of(l, "promptId").is_some());
-            own.map_or(all.len(), |o| last + o)
-        });
-        for line in all.into_iter().skip(history) {
-            let t = time_of(&line);
-            let kind = str_of(&line, "type");
-            if kind == Some("user") {
-                if let Some(pid) = str_of(&line, "promptId") {
-                    current = Some(pid.to_owned());
-                    if let Some(t) = t {
-                        self.prompt_line(pid, t, &line);
-                    }
+    /// One line of the main transcript, in order, from where the session's own history starts.
+    fn main_line(&mut self, line: &Value, current: &mut Option<String>) {
+        let t = time_of(line);
+        let kind = str_of(line, "type");
+        if kind == Some("user") {
+            if let Some(pid) = str_of(line, "promptId") {
+                *current = Some(pid.to_owned());
+                if let Some(t) = t {
+                    self.prompt_line(pid, t, line);
                 }
             }
-            if kind == Some("system") && str_of(&line, "subtype") == Some("compact_boundary") {
-                current = None; // what follows belongs to the next prompt
-            }
-            self.common(&line, t, current.as_ref(), None);
-            let Some(i) = current.as_ref().and_then(|p| self.turn_index.get(p)).copied() else { continue };
-            let turn = &mut self.turns[i];
-            if let Some(t) = t.filter(|_| is_conversation(&line)) {
-                turn.end = turn.end.max(t);
-            }
-            if kind == Some("assistant") {
-                let failed = line.get("isApiErrorMessage").and_then(Value::as_bool) == Some(true);
-                turn.failure = failed.then(|| str_of(&line, "error").unwrap_or("api_error").to_owned());
-                // the API error's text, as Claude Code showed it (`API Error: 400 ...`)
-                turn.failure_message = failed
-                    .then(|| text_of(line.get("message").and_then(|m| m.get("content"))))
-                    .filter(|m| !m.is_empty());
-            }
+        }
+        if kind == Some("system") && str_of(line, "subtype") == Some("compact_boundary") {
+            *current = None; // what follows belongs to the next prompt
+        }
+        self.common(line, t, current.as_ref(), None);
+        let Some(i) = current.as_ref().and_then(|p| self.turn_index.get(p)).copied() else { return };
+        let turn = &mut self.turns[i];
+        if let Some(t) = t.filter(|_| is_conversation(line)) {
+            turn.end = turn.end.max(t);
+        }
+        if kind == Some("assistant") {
+            let failed = line.get("isApiErrorMessage").and_then(Value::as_bool) == Some(true);
+            turn.failure = failed.then(|| str_of(line, "error").unwrap_or("api_error").to_owned());
+            // the API error's text, as Claude Code showed it (`API Error: 400 ...`)
+            turn.failure_message =
+                failed.then(|| text_of(line.get("message").and_then(|m| m.get("content")))).filter(|m| !m.is_empty());
         }
     }
 
@@ -412,7 +482,7 @@ impl Reader {
                 turn.start = turn.start.min(t);
                 turn.end = turn.end.max(t);
                 if turn.prompt.is_none() {
-                    turn.prompt = prompt.map(|p| text_of(Some(p)));
+                    turn.prompt = prompt.map(|p| capture::clip(&text_of(Some(p)), capture::FULL_MAX));
                 }
             }
             None => {
@@ -421,7 +491,7 @@ impl Reader {
                     prompt_id: pid.to_owned(),
                     start: t,
                     end: t,
-                    prompt: prompt.map(|p| text_of(Some(p))),
+                    prompt: prompt.map(|p| capture::clip(&text_of(Some(p)), capture::FULL_MAX)),
                     failure: None,
                     failure_message: None,
                     usage: None,
@@ -430,18 +500,17 @@ impl Reader {
         }
     }
 
-    fn read_agent(&mut self, bytes: &[u8], agent: &mut Agent) {
-        for line in lines(bytes) {
-            let t = time_of(&line);
-            if agent.prompt_id.is_none() {
-                agent.prompt_id = str_of(&line, "promptId").map(str::to_owned);
-            }
-            if let Some(t) = t {
-                widen(&mut agent.extent, t);
-            }
-            let pid = agent.prompt_id.clone();
-            self.common(&line, t, pid.as_ref(), Some(&agent.id));
+    /// One line of a subagent's transcript, in order.
+    fn agent_line(&mut self, line: &Value, agent: &mut Agent) {
+        let t = time_of(line);
+        if agent.prompt_id.is_none() {
+            agent.prompt_id = str_of(line, "promptId").map(str::to_owned);
         }
+        if let Some(t) = t {
+            widen(&mut agent.extent, t);
+        }
+        let pid = agent.prompt_id.clone();
+        self.common(line, t, pid.as_ref(), Some(&agent.id));
     }
 
     /// Turn what was read into span records.

@@ -242,3 +242,45 @@ fn import_refuses_fifos_devices_and_links_out_of_the_session() {
         assert!(!agents.iter().any(|(_, span)| *span == id(refused)), "agent-{refused} imported: {agents:?}");
     }
 }
+
+/// A 400 MB transcript took `import` to 910 MiB: the whole file, every line as a JSON value and every
+/// tool output were held at once. The file is now read a line at a time, and what a span can carry
+/// of an output kept. Here 64 tool outputs of 1 MiB each (a build log, a large file read).
+#[test]
+fn a_large_transcript_is_imported_a_line_at_a_time() {
+    let home = temp_dir("import-large");
+    let project = home.join("projects/-home-dev-proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+    let captured = transcripts().join(format!("captured-2.1.329/-home-dev-proj/{sid}.jsonl"));
+    let mut text = std::fs::read_to_string(captured).unwrap();
+    let output = "x".repeat(1024 * 1024);
+    for i in 0..64 {
+        let line = serde_json::json!({"type": "user", "sessionId": sid, "timestamp": "2026-11-21T04:31:30.000Z",
+            "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": format!("toolu_big{i}"),
+            "content": output}]}});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(project.join(format!("{sid}.jsonl")), text).unwrap();
+    let data = temp_dir("import-large-data");
+    let mut child = Command::new(BIN)
+        .args(["import", home.join("projects").to_str().unwrap()])
+        .env("HOOKTEL_DATA_DIR", data.path())
+        .env("HOOKTEL_RETENTION_DAYS", "36500")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak = 0.0f64;
+    let done = support::poll_until(std::time::Duration::from_secs(120), std::time::Duration::from_millis(5), || {
+        peak = peak.max(support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
+        child.try_wait().unwrap().is_some()
+    });
+    assert!(done, "import did not finish");
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("sessions: 1"), "{said}");
+    assert!(peak < 48.0, "import of a 64 MiB transcript peaked at {peak:.0} MiB");
+}
