@@ -14,8 +14,8 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::ingest::shape;
 use crate::ingest::agents::claude_code::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
+use crate::ingest::shape;
 use crate::model::capture::{self, Capture};
 pub(crate) use crate::model::otlp::{Encoding, Forward, Signal};
 use crate::model::semconv;
