@@ -98,12 +98,26 @@ pub(crate) fn protobuf(body: &[u8]) -> Result<usize, TooBig> {
 /// if `nest`); `Ok(false)` when it is not one (then whatever it added is taken back by the caller).
 fn message(buf: &[u8], depth: usize, elements: &mut usize, nest: bool) -> Result<bool, TooBig> {
     let mut at = 0;
+    // open groups (wire types 3 and 4, skipped by the decoder as unknown fields): a message
+    // holding one is still a message, and what it holds still counts
+    let mut groups = Vec::new();
     while at < buf.len() {
         let Some(key) = varint(buf, &mut at) else { return Ok(false) };
         if key >> 3 == 0 {
             return Ok(false);
         }
         match key & 7 {
+            3 => {
+                groups.push(key >> 3);
+                if depth + groups.len() > MAX_DEPTH {
+                    return Err(TooBig::TooDeep);
+                }
+            }
+            4 => {
+                if groups.pop() != Some(key >> 3) {
+                    return Ok(false);
+                }
+            }
             0 => {
                 if varint(buf, &mut at).is_none() {
                     return Ok(false);
@@ -146,7 +160,7 @@ fn message(buf: &[u8], depth: usize, elements: &mut usize, nest: bool) -> Result
             _ => return Ok(false),
         }
     }
-    Ok(true)
+    Ok(groups.is_empty())
 }
 
 fn varint(buf: &[u8], at: &mut usize) -> Option<u64> {
@@ -223,6 +237,13 @@ mod tests {
         assert_eq!(protobuf(&resource), Err(TooBig::TooManyElements));
         let decoded = ExportLogsServiceRequest::decode(&resource[..]).unwrap();
         assert_eq!(decoded.resource_logs[0].scope_logs[0].log_records.len(), MAX_ELEMENTS + 1);
+        // an unknown group field does not hide the records beside it
+        let records = [[0x12u8, 0x00].repeat(MAX_ELEMENTS + 1), vec![0x9b, 0x06, 0x9c, 0x06]].concat();
+        let scope = [vec![0x12], encode_len(records.len()), records].concat();
+        let resource = [vec![0x0a], encode_len(scope.len()), scope].concat();
+        let decoded = ExportLogsServiceRequest::decode(&resource[..]).unwrap();
+        assert_eq!(decoded.resource_logs[0].scope_logs[0].log_records.len(), MAX_ELEMENTS + 1);
+        assert_eq!(protobuf(&resource), Err(TooBig::TooManyElements));
         // nested messages past the depth
         let mut deep = vec![0x0a, 0x00];
         for _ in 0..MAX_DEPTH + 2 {
