@@ -166,3 +166,41 @@ fn settings_files_never_panic() {
         let _ = crate::cli::install::uninstall(&path);
     }
 }
+
+/// The count of a body's elements before decoding never panics, and never counts fewer messages than
+/// prost then builds from it: real OTLP exports (protobuf and JSON), mutated, and arbitrary bytes.
+#[test]
+fn body_shapes_never_panic_nor_undercount() {
+    use crate::ingest::shape;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message;
+    let mut rng = Rng(0x5eed_0005);
+    let fixture = include_str!("../tests/fixtures/otel/captured-2.1.329/otlp-logs.http-json.json");
+    let real: Vec<Value> = serde_json::from_str(fixture).unwrap();
+    let protos: Vec<Vec<u8>> = real
+        .iter()
+        .map(|b| serde_json::from_value::<ExportLogsServiceRequest>(b.clone()).unwrap().encode_to_vec())
+        .collect();
+    let jsons: Vec<Vec<u8>> = real.iter().map(|b| serde_json::to_vec(b).unwrap()).collect();
+    for i in 0..3_000 {
+        let _ = shape::json(&rng.mutate(&jsons[i % jsons.len()]));
+        let _ = shape::protobuf(&rng.bytes(64));
+        let _ = shape::json(&rng.bytes(64));
+        let body = rng.mutate(&protos[i % protos.len()]);
+        let (Ok(counted), Ok(req)) = (shape::protobuf(&body), ExportLogsServiceRequest::decode(&body[..])) else {
+            continue;
+        };
+        let built: usize = req
+            .resource_logs
+            .iter()
+            .map(|rl| {
+                1 + rl
+                    .scope_logs
+                    .iter()
+                    .map(|sl| 1 + sl.log_records.iter().map(|r| 1 + r.attributes.len()).sum::<usize>())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!(built <= counted, "built {built} messages, counted {counted}");
+    }
+}

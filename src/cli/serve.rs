@@ -211,6 +211,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_budget: Arc::new(tokio::sync::Semaphore::new(
                 args.max_buffered_bytes.max(args.max_body_bytes).min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            decode_budget: Arc::new(tokio::sync::Semaphore::new(crate::ingest::shape::DECODE_BUDGET)),
             token,
             forward: forward_tx,
             forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),

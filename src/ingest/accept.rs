@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::ingest::agents::Rejected;
+use crate::ingest::shape;
 use crate::metrics::Metrics;
 use crate::model::agent::Agent;
 use crate::model::capture::Capture;
@@ -34,6 +35,9 @@ pub(crate) struct Ingest {
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// Request body bytes held at once, over all connections (one permit a byte).
     pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    /// What bodies being decoded may hold at once, estimated from their shape before they are
+    /// decoded (one permit a byte, [`shape::DECODE_BUDGET`]): bytes, not threads, bound it.
+    pub(crate) decode_budget: Arc<tokio::sync::Semaphore>,
     /// What a client beyond loopback must present as `Authorization: Bearer`; `None` only when the
     /// sidecar listens on loopback alone.
     pub(crate) token: Option<String>,
@@ -113,7 +117,9 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
 
 /// Parse a hook body, cutting huge inputs and outputs before anything else holds on to them. The
 /// event keeps the payload as accepted, reduced to what the capture level lets out, for the journal.
+/// A body that would expand (too many elements, too deep) is refused before a value is built.
 pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rejected> {
+    shape::json(body).map_err(Rejected::TooBig)?;
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
     let cut = payload::trim_payload(&mut map);

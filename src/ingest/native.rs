@@ -15,6 +15,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use crate::ingest::agents::claude_code::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
+use crate::ingest::shape;
 use crate::model::capture::{self, Capture};
 pub(crate) use crate::model::otlp::{Encoding, Forward, Signal};
 use crate::model::semconv;
@@ -38,6 +39,15 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(
     match encoding {
         Encoding::Protobuf => T::decode(body).map_err(|e| err(e.to_string())),
         Encoding::Json => serde_json::from_slice(body).map_err(|e| err(e.to_string())),
+    }
+}
+
+/// The elements of a body (see [`shape::MAX_ELEMENTS`]), counted on its bytes before it is
+/// decoded, or why it is refused.
+pub(crate) fn shape(body: &[u8], encoding: Encoding) -> Result<usize, shape::TooBig> {
+    match encoding {
+        Encoding::Protobuf => shape::protobuf(body),
+        Encoding::Json => shape::json(body),
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
 use crate::ingest::native;
+use crate::ingest::shape;
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time::{self, now_ns};
 use crate::store::token;
@@ -171,6 +172,11 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
         Ok(b) => b,
         Err(e) => return refuse_body(ingest, &e),
     };
+    // counted before it is decoded: 8 MiB of empty records would decode to 100 times that
+    let _decoding = match native::shape(&body, encoding) {
+        Ok(elements) => decoding(ingest, body.len(), elements).await,
+        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
+    };
     let events = match native::events(&body, signal, encoding) {
         Ok(events) => events,
         Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, "malformed_otlp", &e.to_string()),
@@ -258,7 +264,18 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
         Ok(b) => b,
         Err(e) => return refuse_body(ingest, &e),
     };
+    let _decoding = match shape::json(&body) {
+        Ok(elements) => decoding(ingest, body.len(), elements).await,
+        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
+    };
     reply(ingest, accept(ingest, &body, at, Admission::RefuseWhenFull).await)
+}
+
+/// A share of the decoding budget for a body of `len` bytes and `elements` elements, waited for
+/// (the body is already held under the body budget): what decodes at once is bounded in bytes.
+async fn decoding(ingest: &Ingest, len: usize, elements: usize) -> Option<OwnedSemaphorePermit> {
+    let cost = u32::try_from(shape::decode_cost(len, elements)).unwrap_or(u32::MAX);
+    ingest.decode_budget.clone().acquire_many_owned(cost).await.ok()
 }
 
 /// The answer to a live request, whatever route brought the event.
@@ -284,6 +301,10 @@ async fn custom(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     let (body, _held) = match read_body(req, ingest).await {
         Ok(b) => b,
         Err(e) => return refuse_body(ingest, &e),
+    };
+    let _decoding = match shape::json(&body) {
+        Ok(elements) => decoding(ingest, body.len(), elements).await,
+        Err(e) => return refuse(ingest, StatusCode::BAD_REQUEST, e.metric_label(), &e.to_string()),
     };
     let ev: payload::CustomEvent = match serde_json::from_slice(&body) {
         Ok(ev) => ev,

@@ -897,3 +897,126 @@ fn api_reports_with_huge_fields_are_held_in_bounded_memory() {
     hook(serde_json::json!({"session_id": sid, "hook_event_name": "Stop", "prompt_id": "p0"}));
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 1.0);
 }
+
+/// The largest body the sidecar takes by default (`HOOKTEL_MAX_BODY_BYTES`).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// An OTLP/HTTP protobuf export of logs or traces (the two share their layout on the wire:
+/// resource, scope, records, each field 1 then 2 then 2) of `records` empty records.
+fn empty_records_protobuf(records: usize) -> Vec<u8> {
+    fn wrap(field: u8, inner: Vec<u8>) -> Vec<u8> {
+        let mut out = vec![field << 3 | 2];
+        prost::encoding::encode_varint(inner.len() as u64, &mut out);
+        out.extend(inner);
+        out
+    }
+    wrap(1, wrap(2, [0x12u8, 0x00].repeat(records)))
+}
+
+/// The bodies of `requests` POSTed at once, from a thread each: their statuses and answers.
+fn at_once(addr: SocketAddr, requests: Vec<(&'static str, &'static str, Vec<u8>)>) -> Vec<(u16, String)> {
+    let threads: Vec<_> = requests
+        .into_iter()
+        .map(|(path, content_type, body)| {
+            std::thread::spawn(move || {
+                let host = format!("Host: {addr}");
+                let ct = format!("Content-Type: {content_type}");
+                let (status, answer) = support::raw(addr, "POST", path, &[&host, &ct], &body);
+                (status, String::from_utf8_lossy(&answer).into_owned())
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// Issue 19, row 1. One 8 MiB OTLP body of 4.2 million empty log records or spans (2 bytes each on
+/// the wire), or of 2.8 million `{}` as JSON, decoded to 757 MiB, 1,087 MiB and 525 MiB, and four
+/// at once to 1,530 MiB, all answered 200. Now each is counted before it is decoded and refused
+/// (400, `too_many_elements`), and the sidecar's peak stays under 128 MiB: what it may hold is the
+/// bodies themselves (4 x 8 MiB here) and its own ~20 MiB, nothing decoded from them.
+#[test]
+fn otlp_bodies_that_would_expand_are_refused_before_decoding() {
+    let sidecar = Sidecar::start(None, &[]);
+    let otlp = sidecar.otlp_addr();
+    let records = (MAX_BODY - 16) / 2;
+    let proto = empty_records_protobuf(records);
+    assert!(proto.len() <= MAX_BODY, "{}", proto.len());
+    let json = {
+        let (head, tail) = (r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":["#, "{}]}]}]}");
+        let n = (MAX_BODY - head.len() - tail.len()) / 3;
+        format!("{head}{}{tail}", "{},".repeat(n)).into_bytes()
+    };
+    assert!(json.len() <= MAX_BODY, "{}", json.len());
+    const PB: &str = "application/x-protobuf";
+    const JSON: &str = "application/json";
+    let mut answers = Vec::new();
+    for (path, ct, body) in [("/v1/logs", PB, &proto), ("/v1/traces", PB, &proto), ("/v1/logs", JSON, &json)] {
+        answers.extend(at_once(otlp, vec![(path, ct, body.clone())]));
+    }
+    answers.extend(at_once(
+        otlp,
+        vec![
+            ("/v1/logs", PB, proto.clone()),
+            ("/v1/traces", PB, proto.clone()),
+            ("/v1/logs", JSON, json.clone()),
+            ("/v1/logs", JSON, json.clone()),
+        ],
+    ));
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("8 MiB OTLP bodies of empty records, one at a time then four at once: peak RSS {peak:.0} MiB");
+    assert!(peak < 128.0, "peak RSS {peak:.0} MiB");
+    for (status, answer) in &answers {
+        assert_eq!(*status, 400, "{answer}");
+        assert!(answer.contains("elements"), "{answer}");
+    }
+    let refused = sidecar.metric(r#"hooktel_ingest_rejected_total{reason="too_many_elements"}"#);
+    assert_eq!(refused, answers.len() as f64);
+    // the receiver still takes a real export
+    let real: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../fixtures/otel/captured-2.1.329/otlp-logs.http-json.json")).unwrap();
+    let real = serde_json::to_vec(&real[0]).unwrap();
+    assert_eq!(at_once(otlp, vec![("/v1/logs", JSON, real)])[0].0, 200);
+}
+
+/// Issue 19, row 6. One 8 MiB `/v1/hooks` body that is a JSON array of 4.2 million zeros became a
+/// `serde_json::Value` of 323 MiB, four at once 577 MiB. Now its structure is counted before a
+/// value is built: refused (400, `too_many_elements`; nesting past 64 levels `too_deep`), and the
+/// peak stays under 128 MiB (the bodies held, nothing built from them). Real hooks still pass.
+#[test]
+fn hook_bodies_that_would_expand_are_refused_before_parsing() {
+    let sidecar = Sidecar::start(None, &[]);
+    let addr = sidecar.addr;
+    let zeros = format!("[{}0]", "0,".repeat((MAX_BODY - 3) / 2)).into_bytes();
+    assert!(zeros.len() <= MAX_BODY, "{}", zeros.len());
+    let mut answers = at_once(addr, vec![("/v1/hooks", "application/json", zeros.clone())]);
+    answers.extend(at_once(addr, vec![("/v1/hooks", "application/json", zeros.clone()); 4]));
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("8 MiB hook bodies of zeros, one then four at once: peak RSS {peak:.0} MiB");
+    assert!(peak < 128.0, "peak RSS {peak:.0} MiB");
+    for (status, answer) in &answers {
+        assert_eq!(*status, 400, "{answer}");
+        assert!(answer.contains("elements"), "{answer}");
+    }
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="too_many_elements"}"#), 5.0);
+    let deep = format!(r#"{{"session_id":"s","hook_event_name":"Stop","x":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+    let (status, answer) = &at_once(addr, vec![("/v1/hooks", "application/json", deep.into_bytes())])[0];
+    assert_eq!((*status, answer.contains("deeper")), (400, true), "{answer}");
+    assert_eq!(sidecar.metric(r#"hooktel_ingest_rejected_total{reason="too_deep"}"#), 1.0);
+    assert_eq!(sidecar.request("POST", "/v1/hooks", PAYLOAD).0, 200, "a real hook still passes");
+}
+
+/// Bodies just under the bound are taken, and decoded a budget's worth at a time (bounded by bytes,
+/// not by threads): four OTLP bodies of 190,000 empty spans each (50 MiB decoded apiece) at once
+/// are all answered 200, and the peak stays under the Kubernetes limit of 256 MiB.
+#[test]
+fn otlp_bodies_under_the_bound_are_decoded_within_the_budget() {
+    let sidecar = Sidecar::start(None, &[]);
+    let otlp = sidecar.otlp_addr();
+    let body = empty_records_protobuf(190_000);
+    let answers = at_once(otlp, vec![("/v1/traces", "application/x-protobuf", body); 4]);
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("four OTLP bodies of 190,000 empty spans at once: peak RSS {peak:.0} MiB");
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
+    assert_eq!(sidecar.metric(r#"hooktel_native_requests_total{signal="traces"}"#), 4.0);
+}

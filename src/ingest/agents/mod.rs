@@ -51,6 +51,8 @@ pub enum Rejected {
     TooLong(&'static str, usize),
     #[error("field `{0}` is not a number in its range")]
     OutOfRange(&'static str),
+    #[error("{0}")]
+    TooBig(crate::ingest::shape::TooBig),
 }
 
 impl Rejected {
@@ -62,6 +64,7 @@ impl Rejected {
             Rejected::EmptySession => "empty_session_id",
             Rejected::TooLong(..) => "field_too_long",
             Rejected::OutOfRange(_) => "out_of_range",
+            Rejected::TooBig(too_big) => too_big.metric_label(),
         }
     }
 }
