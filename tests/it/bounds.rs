@@ -75,7 +75,7 @@ fn flood(addr: SocketAddr, threads: usize, n: usize, payload: impl Fn(usize) -> 
 
 /// Row 3: Claude Code's telemetry forwarded to a collector that accepts connections and never
 /// answers. The queue was 256 bodies by count: 120 bodies of 8 MiB grew the sidecar to 1,033 MiB
-/// (48 here: 424 MiB). Bounded by bytes (64 MiB), the rest is dropped and counted.
+/// (48 here: 452 MiB). Bounded by bytes (64 MiB), the rest is dropped and counted.
 #[test]
 fn forwarding_to_a_collector_that_never_answers_is_bounded_by_bytes() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -111,7 +111,7 @@ fn forwarding_to_a_collector_that_never_answers_is_bounded_by_bytes() {
 
 /// Row 4: one session's hook events of 60 KB, journaled at `full`, while the journal writer cannot
 /// commit (another process holds the journal's write lock: each commit waits out its 5 s busy
-/// timeout). Its channel was unbounded: 30,000 events held 455-749 MiB (5,000 here: 352 MiB).
+/// timeout). Its channel was unbounded: 30,000 events held 455-749 MiB (on a faster machine).
 /// Bounded by bytes (16 MiB), what does not fit is not journaled, and counted.
 #[test]
 fn a_journal_writer_that_falls_behind_holds_a_bounded_backlog() {
@@ -135,7 +135,10 @@ fn a_journal_writer_that_falls_behind_holds_a_bounded_backlog() {
     let dropped = sidecar.metric(r#"hooktel_journal_dropped_total{reason="backlog"}"#);
     lock.execute_batch("COMMIT").unwrap();
     println!("5,000 events of 60 KB, journal locked: peak RSS {peak:.0} MiB, {dropped} not journaled (backlog)");
-    assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
+    // the debug build takes about 100 events a second here, so the old writer (2,048 rows dropped
+    // per failed commit) never held more than 120 MB: the bound is the 16 MiB backlog plus the
+    // sidecar's own (43 MiB measured; 73 MiB before the bound)
+    assert!(peak < 64.0, "peak RSS {peak:.0} MiB");
     assert!(dropped >= 1_000.0, "{dropped} not journaled");
 }
 

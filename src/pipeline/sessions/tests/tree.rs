@@ -513,7 +513,8 @@ fn a_session_holds_at_most_max_spans() {
     assert_eq!(evicted.len(), 5, "the five oldest handed out");
     assert!(evicted.iter().all(|r| r.incomplete && r.tool.as_ref().map(|t| t.status) == Some(ToolStatus::Incomplete)));
     assert_eq!(s.take_evicted().tool, 5);
-    s.tick(u64::MAX / 2, &mut out);
+    s.tick(u64::MAX / 2, &mut out); // idle: closed, incomplete
+    s.tick(u64::MAX / 2 + 60_000 * MS, &mut out); // settled: handed out
     assert_tree(&out);
     assert_eq!(out.iter().filter(|r| r.key == SpanKey::Tool).count(), n, "every tool call handed out once");
 }
