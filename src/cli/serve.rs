@@ -154,7 +154,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let settings = args.session_settings();
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {
-                let (tx, rx) = std::sync::mpsc::channel();
+                let dropped = metrics.journal_dropped.with_label_values(&["backlog"]);
+                let (tx, rx) = journal::channel(journal::BACKLOG_BYTES, dropped);
                 let limits = journal::Limits {
                     max_bytes: args.journal_max_bytes,
                     failures: metrics.journal_failures.clone(),
@@ -181,7 +182,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (forward_tx, forwarder) = if clients.forward.is_empty() {
             (None, None)
         } else {
-            let (tx, rx) = tokio::sync::mpsc::channel(export::forward::QUEUE);
+            let (tx, rx) = crate::model::otlp::ForwardQueue::new(export::forward::QUEUE, export::forward::QUEUE_BYTES);
             for c in &clients.forward {
                 let d = c.destination();
                 tracing::info!(signal = d.signal.label(), to = %d.shown(), protocol = d.protocol.name(), "Claude Code's own telemetry is forwarded");

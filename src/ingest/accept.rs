@@ -42,7 +42,7 @@ pub(crate) struct Ingest {
     /// sidecar listens on loopback alone.
     pub(crate) token: Option<String>,
     /// Where Claude Code's own telemetry goes on to, when it does.
-    pub(crate) forward: Option<mpsc::Sender<crate::ingest::native::Forward>>,
+    pub(crate) forward: Option<crate::model::otlp::ForwardQueue>,
     /// The signals of Claude Code's telemetry that are forwarded (only those are queued).
     pub(crate) forwarded: Vec<crate::model::otlp::Signal>,
     /// The sidecar's effective configuration, as `GET /v1/status` reports it (for `hooktel doctor`).

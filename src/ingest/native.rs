@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::ingest::agents::claude_code::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
 use crate::ingest::shape;
 use crate::model::capture::{self, Capture};
-pub(crate) use crate::model::otlp::{Encoding, Forward, Signal};
+pub(crate) use crate::model::otlp::{Encoding, Signal};
 use crate::model::semconv;
 use crate::model::time;
 

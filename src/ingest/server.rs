@@ -184,8 +184,7 @@ async fn otlp(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> R
     ingest.metrics.native_requests.with_label_values(&[signal.label()]).inc();
     if let Some(forward) = ingest.forward.as_ref().filter(|_| ingest.forwarded.contains(&signal)) {
         let cut = native::for_forwarding(&body, signal, encoding, ingest.capture).unwrap_or_default();
-        let f = native::Forward { signal, encoding, body: Bytes::from(cut) };
-        if forward.try_send(f).is_err() {
+        if !forward.offer(signal, encoding, Bytes::from(cut)) {
             ingest.metrics.native_forwarded.with_label_values(&[signal.label(), "dropped"]).inc();
         }
     }

@@ -97,6 +97,12 @@ pub struct Metrics {
     pub(crate) spool_dropped: IntCounterVec,
     pub(crate) journal_failures: IntCounter,
     pub(crate) journal_full: IntCounter,
+    /// Events and usage not journaled, by reason: `backlog` (the writer was behind by
+    /// `journal::BACKLOG_BYTES`).
+    pub(crate) journal_dropped: IntCounterVec,
+    /// Spans of one session handed out before their end because the session had its most open
+    /// spans, by kind (tool, subagent, other).
+    pub(crate) spans_evicted: IntCounterVec,
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
@@ -200,6 +206,16 @@ impl Metrics {
             journal_full: counter(
                 "hooktel_journal_full_total",
                 "Events and usage not journaled because the journal is at its size cap: a restart loses them.",
+            ),
+            journal_dropped: counters(
+                "hooktel_journal_dropped_total",
+                "Events and usage not journaled, by reason (backlog: the journal writer was too far behind): a restart loses them.",
+                &["reason"],
+            ),
+            spans_evicted: counters(
+                "hooktel_spans_evicted_total",
+                "Spans handed out before their end (incomplete) because their session had its most open spans, by kind (tool, subagent, other).",
+                &["kind"],
             ),
             project_label,
             hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),
@@ -419,6 +435,7 @@ pub(crate) fn unit(family: &str) -> &'static str {
         | "hooktel_native_events_total"
         | "hooktel_late_events_total"
         | "hooktel_journal_full_total"
+        | "hooktel_journal_dropped_total"
         | "hooktel_spool_events"
         | "hooktel_ingest_queue_depth" => "{event}",
         "hooktel_turns_total" => "{turn}",

@@ -2,6 +2,9 @@
 //! of Claude Code's own telemetry (`ingest::native`) and every sender (`export`) speak it, so it
 //! lives here, below both.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 /// The three OTLP signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Signal {
@@ -88,4 +91,49 @@ pub(crate) struct Forward {
     pub(crate) signal: Signal,
     pub(crate) encoding: Encoding,
     pub(crate) body: bytes::Bytes,
+    /// Its bytes in the queue's budget, given back when the body is dropped (sent, or failed).
+    pub(crate) queued: Queued,
+}
+
+/// The bytes of one body in a [`ForwardQueue`]'s budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    used: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// The receiver's side of the forwarding queue: bounded by bodies and by bytes (a body is held
+/// until it is sent or has failed), so that a collector that never answers cannot grow the sidecar.
+#[derive(Clone, Debug)]
+pub(crate) struct ForwardQueue {
+    tx: tokio::sync::mpsc::Sender<Forward>,
+    used: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+impl ForwardQueue {
+    /// A queue of at most `max_bodies` bodies and `max_bytes` bytes, and its receiving end.
+    pub(crate) fn new(max_bodies: usize, max_bytes: usize) -> (ForwardQueue, tokio::sync::mpsc::Receiver<Forward>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(max_bodies);
+        (ForwardQueue { tx, used: Arc::new(AtomicUsize::new(0)), max_bytes }, rx)
+    }
+
+    /// Queue a body; false (not queued) when the queue is full, by count or by bytes.
+    pub(crate) fn offer(&self, signal: Signal, encoding: Encoding, body: bytes::Bytes) -> bool {
+        let bytes = body.len();
+        let taken = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            used.checked_add(bytes).filter(|&after| after <= self.max_bytes)
+        });
+        if taken.is_err() {
+            return false;
+        }
+        let queued = Queued { used: self.used.clone(), bytes };
+        self.tx.try_send(Forward { signal, encoding, body, queued }).is_ok()
+    }
 }

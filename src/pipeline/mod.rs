@@ -106,6 +106,12 @@ pub(crate) async fn run(p: Parts) {
         for rec in &out {
             metrics.span_finished(rec);
         }
+        let evicted = sessions.take_evicted();
+        for (kind, n) in [("tool", evicted.tool), ("subagent", evicted.subagent), ("other", evicted.other)] {
+            if n > 0 {
+                metrics.spans_evicted.with_label_values(&[kind]).inc_by(n);
+            }
+        }
         metrics.sessions_active.set(sessions.active() as i64);
         metrics.teammates_active.set(sessions.teammates_active() as i64);
         memory.after(sessions.active());

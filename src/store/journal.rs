@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
@@ -119,7 +121,8 @@ pub(crate) struct Limits {
 }
 
 /// Write entries until every sender is gone, committing in batches. Failed commits are counted.
-pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, limits: Limits) {
+pub(crate) fn write(mut conn: Connection, rx: Reader, limits: Limits) {
+    let Reader { rx, backlog } = rx;
     let mut used = used_bytes(&conn);
     let mut pending: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
@@ -139,7 +142,9 @@ pub(crate) fn write(mut conn: Connection, rx: Receiver<Entry>, limits: Limits) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        let held: usize = pending.iter().map(Entry::bytes).sum();
         commit(&mut conn, &mut pending, &limits, &mut used, &mut full);
+        backlog.fetch_sub(held, Ordering::Relaxed);
     }
     commit(&mut conn, &mut pending, &limits, &mut used, &mut full);
 }
@@ -227,9 +232,67 @@ pub(crate) fn forget_old_endings(conn: &Connection, older_than_ns: u64, now: u64
     let _ = conn.execute("DELETE FROM journal WHERE kind = ?1 AND at < ?2", params![ENDED, cutoff]);
 }
 
-/// A sender that never blocks the pipeline (the channel is unbounded; the writer keeps up by
-/// batching, and its backlog is bounded by what the pipeline can process).
-pub(crate) type Writer = Sender<Entry>;
+/// Bytes of entries sent and not yet committed (the backlog in the channel and the batch being
+/// written) past which events and usage are not journaled (counted): 30,000 events of 60 KB held
+/// 455-749 MiB in an unbounded backlog.
+pub(crate) const BACKLOG_BYTES: usize = 16 << 20;
+
+/// The pipeline's end of the journal: it never blocks the pipeline, and its backlog is bounded by
+/// bytes. Past `BACKLOG_BYTES` events and usage are dropped and counted, as at the size cap;
+/// markers (a few bytes each, and what keeps a replay from handing a span out twice) always go in.
+pub(crate) struct Writer {
+    tx: Sender<Entry>,
+    backlog: Arc<AtomicUsize>,
+    max_bytes: usize,
+    dropped: prometheus::IntCounter,
+}
+
+/// The writer thread's end: entries, and the backlog it gives back as it commits them.
+pub(crate) struct Reader {
+    rx: Receiver<Entry>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// A journal channel whose backlog stops at `max_bytes`; what it drops is counted in `dropped`.
+pub(crate) fn channel(max_bytes: usize, dropped: prometheus::IntCounter) -> (Writer, Reader) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    (Writer { tx, backlog: backlog.clone(), max_bytes, dropped }, Reader { rx, backlog })
+}
+
+impl Writer {
+    /// Send an entry to the writer; false when it was not (dropped at the backlog's bound, counted,
+    /// or the writer is gone).
+    pub(crate) fn send(&self, e: Entry) -> bool {
+        let bytes = e.bytes();
+        let marker = matches!(e, Entry::HandedOut { .. } | Entry::Ended { .. });
+        let taken = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            let after = used.saturating_add(bytes);
+            (marker || after <= self.max_bytes).then_some(after)
+        });
+        if taken.is_err() {
+            self.dropped.inc();
+            return false;
+        }
+        if self.tx.send(e).is_err() {
+            self.backlog.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+impl Entry {
+    /// What the entry holds in memory, about (its body and its overhead).
+    fn bytes(&self) -> usize {
+        let body = match self {
+            Entry::Hook { body, .. } => body.len(),
+            Entry::Usage { body, .. } => body.len(),
+            Entry::HandedOut { .. } | Entry::Ended { .. } => 0,
+        };
+        body + 64
+    }
+}
 
 /// Group restored sessions: sorted hooks by firing time (the order they fired in).
 pub(crate) fn sort_hooks(r: &mut Restored) {
@@ -253,7 +316,7 @@ mod tests {
     #[test]
     fn the_journal_stays_under_its_cap() {
         let tmp = tempfile::tempdir().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = channel(usize::MAX, counter());
         let full = counter();
         let limits = Limits { max_bytes: 256 * 1024, failures: counter(), full: full.clone() };
         let writer = std::thread::spawn({
@@ -262,16 +325,16 @@ mod tests {
         });
         let body = bytes::Bytes::from(vec![b'x'; 4096]);
         for i in 0..200u64 {
-            tx.send(Entry::Hook { session: "a".into(), at: i, body: body.clone() }).unwrap();
+            assert!(tx.send(Entry::Hook { session: "a".into(), at: i, body: body.clone() }));
             if i % 20 == 19 {
                 std::thread::sleep(Duration::from_millis(30)); // let commits happen
             }
         }
-        tx.send(Entry::HandedOut { session: "a".into(), span: [1; 8] }).unwrap();
+        assert!(tx.send(Entry::HandedOut { session: "a".into(), span: [1; 8] }));
         std::thread::sleep(Duration::from_millis(50));
-        tx.send(Entry::Ended { session: "a".into(), root: [2; 8], end: 9 }).unwrap();
+        assert!(tx.send(Entry::Ended { session: "a".into(), root: [2; 8], end: 9 }));
         std::thread::sleep(Duration::from_millis(50));
-        tx.send(Entry::Hook { session: "b".into(), at: 1, body: body.clone() }).unwrap();
+        assert!(tx.send(Entry::Hook { session: "b".into(), at: 1, body: body.clone() }));
         drop(tx);
         writer.join().unwrap();
         let conn = open(tmp.path()).unwrap();
@@ -282,21 +345,49 @@ mod tests {
         assert_eq!(b.1.hooks.len(), 1);
     }
 
+    /// A writer that falls behind holds at most its backlog's bytes: past them events are dropped
+    /// and counted, markers still go in, and the backlog is given back as rows are committed.
+    #[test]
+    fn the_backlog_is_bounded_by_bytes() {
+        let dropped = counter();
+        let (tx, rx) = channel(100 * 1024, dropped.clone());
+        let body = bytes::Bytes::from(vec![b'x'; 10 * 1024]);
+        let sent =
+            (0..20u64).filter(|&i| tx.send(Entry::Hook { session: "a".into(), at: i, body: body.clone() })).count();
+        assert_eq!((sent, dropped.get()), (9, 11), "no writer yet: the backlog fills");
+        assert!(tx.send(Entry::HandedOut { session: "a".into(), span: [1; 8] }), "markers always go in");
+        let tmp = tempfile::tempdir().unwrap();
+        let conn = open(tmp.path()).unwrap();
+        let limits = Limits { max_bytes: u64::MAX, failures: counter(), full: counter() };
+        let backlog = tx.backlog.clone();
+        let writer = std::thread::spawn(move || write(conn, rx, limits));
+        let drained = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            backlog.load(Ordering::Relaxed) == 0
+        });
+        assert!(drained, "the backlog is given back once committed");
+        assert!(tx.send(Entry::Hook { session: "a".into(), at: 99, body }));
+        drop(tx);
+        writer.join().unwrap();
+        let conn = open(tmp.path()).unwrap();
+        assert_eq!(read(&conn).unwrap()[0].1.hooks.len(), 10);
+    }
+
     #[test]
     fn rows_come_back_by_session_and_ended_sessions_shrink_to_a_marker() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = channel(usize::MAX, counter());
         let conn = open(dir).unwrap();
         let limits = Limits { max_bytes: u64::MAX, failures: counter(), full: counter() };
         let writer = std::thread::spawn(move || write(conn, rx, limits));
         let hook = |s: &str, at: u64| Entry::Hook { session: s.into(), at, body: bytes::Bytes::from_static(b"{}") };
-        tx.send(hook("a", 2)).unwrap();
-        tx.send(hook("b", 1)).unwrap();
-        tx.send(hook("a", 1)).unwrap();
-        tx.send(Entry::Usage { session: "a".into(), body: b"u".to_vec() }).unwrap();
-        tx.send(Entry::HandedOut { session: "a".into(), span: [7; 8] }).unwrap();
-        tx.send(Entry::Ended { session: "b".into(), root: [9; 8], end: 5 }).unwrap();
+        assert!(tx.send(hook("a", 2)));
+        assert!(tx.send(hook("b", 1)));
+        assert!(tx.send(hook("a", 1)));
+        assert!(tx.send(Entry::Usage { session: "a".into(), body: b"u".to_vec() }));
+        assert!(tx.send(Entry::HandedOut { session: "a".into(), span: [7; 8] }));
+        assert!(tx.send(Entry::Ended { session: "b".into(), root: [9; 8], end: 5 }));
         drop(tx);
         writer.join().unwrap();
         let conn = open(dir).unwrap();

@@ -7,6 +7,7 @@ mod support;
 mod accounting;
 mod auth;
 mod backfill;
+mod bounds;
 mod custom_events;
 mod dashboards;
 mod deploy;

@@ -98,6 +98,16 @@ pub struct Sessions {
     ended_order: VecDeque<(u64, u128)>,
     /// Agent teams across sessions: leads, and tasks waiting for their completion.
     teams: Teams,
+    /// Spans handed out early because their session held `state::MAX_SPANS`, by kind, since last taken.
+    evicted: Evicted,
+}
+
+/// Spans handed out early at a session's `MAX_SPANS`, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Evicted {
+    pub(crate) tool: u64,
+    pub(crate) subagent: u64,
+    pub(crate) other: u64,
 }
 
 /// What is kept of an ended session: enough to hang a resumed segment under its root.
@@ -116,6 +126,25 @@ impl Sessions {
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
             teams: Teams::default(),
+            evicted: Evicted::default(),
+        }
+    }
+
+    /// Spans evicted since the last call, by kind (for the metrics).
+    pub(crate) fn take_evicted(&mut self) -> Evicted {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Hand out what the session's `MAX_SPANS` evicted, and count it.
+    fn hand_out_evicted(&mut self, sid: &str, out: &mut Vec<SpanRecord>) {
+        let Some(state) = self.live.get_mut(sid) else { return };
+        for rec in state.evicted.drain(..) {
+            match rec.key {
+                SpanKey::Tool => self.evicted.tool += 1,
+                SpanKey::Subagent => self.evicted.subagent += 1,
+                _ => self.evicted.other += 1,
+            }
+            out.push(rec);
         }
     }
 
@@ -139,9 +168,11 @@ impl Sessions {
         if ev.native() {
             // Claude Code's telemetry only adds to a session still held: it never opens or resumes one
             let max_events = self.settings.max_events_per_span;
-            return match self.live.get_mut(&ev.session_id) {
+            let sid = ev.session_id.clone();
+            return match self.live.get_mut(&sid) {
                 Some(state) => {
                     state.apply(ev, now, max_events);
+                    self.hand_out_evicted(&sid, out);
                     Ingested::Accepted
                 }
                 None => Ingested::Late,
@@ -164,17 +195,21 @@ impl Sessions {
             self.live.insert(ev.session_id.clone(), state);
             let note = TeamNote::of(&ev);
             let max = self.settings.max_events_per_span;
-            if let Some(state) = self.live.get_mut(&ev.session_id) {
+            let sid = ev.session_id.clone();
+            if let Some(state) = self.live.get_mut(&sid) {
                 state.apply(ev, now, max);
             }
+            self.hand_out_evicted(&sid, out);
             self.teamwork(note, now);
             return if evicted { Ingested::AcceptedEvicting } else { Ingested::Accepted };
         }
         let note = TeamNote::of(&ev);
         let max = self.settings.max_events_per_span;
-        if let Some(state) = self.live.get_mut(&ev.session_id) {
+        let sid = ev.session_id.clone();
+        if let Some(state) = self.live.get_mut(&sid) {
             state.apply(ev, now, max);
         }
+        self.hand_out_evicted(&sid, out);
         self.teamwork(note, now);
         Ingested::Accepted
     }
@@ -232,7 +267,7 @@ impl Sessions {
     pub(crate) fn forget_handed_out(&mut self, sid: &str, handed_out: &[SpanId]) {
         let Some(state) = self.live.get_mut(sid) else { return };
         for id in handed_out {
-            state.spans.remove(id);
+            state.take_span(id);
             state.handed_out.insert(*id);
         }
     }

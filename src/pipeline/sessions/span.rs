@@ -59,6 +59,8 @@ pub(super) struct OpenSpan {
     /// Timed by Claude Code's own telemetry: a model call's times (the transcript's no longer
     /// apply), a tool call's permission wait (a decision's time no longer gives it).
     pub(super) exact: bool,
+    /// About what it held when it was made (name, attributes), in bytes: what `MAX_SPAN_BYTES` counts.
+    pub(super) weight: usize,
 }
 
 impl OpenSpan {
@@ -92,7 +94,14 @@ impl OpenSpan {
             links: Vec::new(),
             held: false,
             exact: false,
+            weight: 0,
         }
+    }
+
+    /// About the bytes it holds now: its name and attributes (keys, values) and a fixed overhead.
+    pub(super) fn size(&self) -> usize {
+        let attrs: usize = self.attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum();
+        256 + self.name.len() + attrs
     }
 
     pub(super) fn touch(&mut self, at: u64) {

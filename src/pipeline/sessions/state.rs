@@ -3,7 +3,8 @@
 //! handler of its own), places a span under its parent when it is handed out, puts usage on the
 //! spans it belongs to, and closes what never ends.
 //! Bounded: what it remembers per session of Claude Code's telemetry stops at `MAX_NATIVE`, of its
-//! teammates at `MAX_TEAMMATES`.
+//! teammates at `MAX_TEAMMATES`, and the spans it holds at `MAX_SPANS` (past it the oldest is handed
+//! out at once, closed as incomplete if still open).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -36,6 +37,13 @@ pub(super) struct SessionState {
     pub(super) top: OpenSpan,
     /// Child spans, open or settling.
     pub(super) spans: HashMap<SpanId, OpenSpan>,
+    /// Ids of child spans in the order they were made (those since handed out are pruned as the
+    /// deque grows), so that the oldest goes first at `MAX_SPANS`.
+    span_order: VecDeque<SpanId>,
+    /// Spans handed out early at `MAX_SPANS`, waiting for `Sessions` to take them.
+    pub(super) evicted: Vec<SpanRecord>,
+    /// The weights of the spans in `span_order` still held, summed.
+    span_bytes: usize,
     turns: HashSet<String>,
     agents: HashSet<String>,
     tools: HashSet<String>,
@@ -96,6 +104,17 @@ pub(super) const MAX_WAITING: usize = 256;
 /// memory per session under a flood than before.
 pub(super) const MAX_TEAMMATES: usize = 4096;
 
+/// Most child spans one session holds, open or settling; a new one past it hands out the oldest at
+/// once (closed as incomplete if it is still open). A real session holds a few dozen (the busiest
+/// captured one, a team of four, under 200); 400,000 tool calls never ended held 952 MiB. 10,000 is
+/// far above any real session and a few tens of MiB with the longest fields.
+pub(super) const MAX_SPANS: usize = 10_000;
+
+/// Most bytes (about: names and attributes as made) of the child spans one session holds; past it
+/// the oldest are handed out as at `MAX_SPANS`. Spans with as many 256-byte fields as a payload can
+/// carry weigh 70 KB each: 10,000 of them would not fit a pod.
+pub(super) const MAX_SPAN_BYTES: usize = 32 << 20;
+
 impl SessionState {
     pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, capture: Capture) -> SessionState {
         let sid = ev.session_id.as_str();
@@ -116,6 +135,9 @@ impl SessionState {
             root_id,
             top,
             spans: HashMap::new(),
+            span_order: VecDeque::new(),
+            evicted: Vec::new(),
+            span_bytes: 0,
             turns: HashSet::new(),
             agents: HashSet::new(),
             tools: HashSet::new(),
@@ -175,9 +197,7 @@ impl SessionState {
             Kind::PermissionRequest { tool_name } => {
                 self.permission_request(tool_name, agent_id, prompt_id, e, max_events)
             }
-            Kind::Other | Kind::SkillShellCommand => {
-                self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events)
-            }
+            Kind::Other | Kind::SkillShellCommand => self.add_event(agent_id, prompt_id, e, max_events),
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
@@ -577,7 +597,59 @@ impl SessionState {
         if let Some(early) = self.early_usage.remove(&span.id) {
             span.usage = Some(Box::new(early));
         }
+        if !self.spans.contains_key(&span.id) {
+            span.weight = span.size();
+            self.make_room(span.weight);
+            self.span_bytes += span.weight;
+            self.span_order.push_back(span.id);
+            if self.span_order.len() >= 2 * MAX_SPANS.max(self.spans.len()) {
+                let spans = &self.spans;
+                self.span_order.retain(|id| spans.contains_key(id));
+            }
+        }
         self.spans.insert(span.id, span);
+    }
+
+    /// An event on the innermost span it belongs to; what it adds to a child span counts towards
+    /// `MAX_SPAN_BYTES` (a span keeps up to `max_events` of them).
+    fn add_event(&mut self, agent_id: Option<String>, prompt_id: Option<String>, e: SpanEvent, max_events: usize) {
+        let weight = 64
+            + e.name.len()
+            + e.attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum::<usize>();
+        let top = self.top.id;
+        let span = self.target(agent_id.as_deref(), prompt_id.as_deref());
+        let kept = span.events.len() < max_events && span.id != top;
+        span.add_event(e, max_events);
+        if kept {
+            span.weight += weight;
+            self.span_bytes += weight;
+            self.make_room(0);
+        }
+    }
+
+    /// Remove a child span, giving back its weight.
+    pub(super) fn take_span(&mut self, id: &SpanId) -> Option<OpenSpan> {
+        let span = self.spans.remove(id)?;
+        self.span_bytes = self.span_bytes.saturating_sub(span.weight);
+        Some(span)
+    }
+
+    /// At `MAX_SPANS` or `MAX_SPAN_BYTES`, hand out the oldest spans (into `evicted`) until there is room for one more.
+    fn make_room(&mut self, weight: usize) {
+        while self.spans.len() >= MAX_SPANS || self.span_bytes + weight > MAX_SPAN_BYTES {
+            let Some(id) = self.span_order.pop_front() else { return };
+            let Some(mut span) = self.take_span(&id) else { continue };
+            if span.closed_at.is_none() {
+                span.close_incomplete(span.end, self.last_seen);
+                if span.key == SpanKey::Tool {
+                    span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
+                }
+            }
+            self.compactions.retain(|_, c| *c != id);
+            self.handed_out.insert(id);
+            let record = self.record(span);
+            self.evicted.push(record);
+        }
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
@@ -647,7 +719,7 @@ impl SessionState {
             .map(|s| s.id)
             .collect();
         for id in ready {
-            if let Some(span) = self.spans.remove(&id) {
+            if let Some(span) = self.take_span(&id) {
                 self.handed_out.insert(id);
                 let record = self.record(span);
                 out.push(record);

@@ -494,3 +494,27 @@ fn arbitrary_payloads_never_panic_and_always_form_trees() {
         }
     }
 }
+
+/// A session that opens tool calls and never ends them holds at most `MAX_SPANS`: past it the oldest
+/// is handed out at once, closed as incomplete, counted by kind; the tree stays whole.
+#[test]
+fn a_session_holds_at_most_max_spans() {
+    use crate::model::span::ToolStatus;
+    use crate::pipeline::sessions::state::MAX_SPANS;
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    s.ingest(event(&simple("SessionStart", json!({"source": "startup"})), MS), MS, &mut out);
+    let n = MAX_SPANS + 5;
+    for i in 0..n {
+        let at = (i as u64 + 2) * MS;
+        s.ingest(event(&tool("PreToolUse", &format!("t{i}"), json!({})), at), at, &mut out);
+    }
+    let evicted: Vec<_> = out.iter().filter(|r| r.key == SpanKey::Tool).collect();
+    assert_eq!(evicted.len(), 5, "the five oldest handed out");
+    assert!(evicted.iter().all(|r| r.incomplete && r.tool.as_ref().map(|t| t.status) == Some(ToolStatus::Incomplete)));
+    assert_eq!(s.take_evicted().tool, 5);
+    s.tick(u64::MAX / 2, &mut out); // idle: closed, incomplete
+    s.tick(u64::MAX / 2 + 60_000 * MS, &mut out); // settled: handed out
+    assert_tree(&out);
+    assert_eq!(out.iter().filter(|r| r.key == SpanKey::Tool).count(), n, "every tool call handed out once");
+}
