@@ -2,7 +2,6 @@
 //! of Claude Code's own telemetry (`ingest::native`) and every sender (`export`) speak it, so it
 //! lives here, below both.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The three OTLP signals.
@@ -91,21 +90,9 @@ pub(crate) struct Forward {
     pub(crate) signal: Signal,
     pub(crate) encoding: Encoding,
     pub(crate) body: bytes::Bytes,
-    /// Its bytes in the queue's budget, given back when the body is dropped (sent, or failed).
-    pub(crate) queued: Queued,
-}
-
-/// The bytes of one body in a [`ForwardQueue`]'s budget, given back when dropped.
-#[derive(Debug)]
-pub(crate) struct Queued {
-    used: Arc<AtomicUsize>,
-    bytes: usize,
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.used.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
+    /// Its bytes in the queue's budget (one permit a byte), given back when the body is dropped
+    /// (sent, or failed).
+    pub(crate) queued: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The receiver's side of the forwarding queue: bounded by bodies and by bytes (a body is held
@@ -113,27 +100,20 @@ impl Drop for Queued {
 #[derive(Clone, Debug)]
 pub(crate) struct ForwardQueue {
     tx: tokio::sync::mpsc::Sender<Forward>,
-    used: Arc<AtomicUsize>,
-    max_bytes: usize,
+    bytes: Arc<tokio::sync::Semaphore>,
 }
 
 impl ForwardQueue {
     /// A queue of at most `max_bodies` bodies and `max_bytes` bytes, and its receiving end.
     pub(crate) fn new(max_bodies: usize, max_bytes: usize) -> (ForwardQueue, tokio::sync::mpsc::Receiver<Forward>) {
         let (tx, rx) = tokio::sync::mpsc::channel(max_bodies);
-        (ForwardQueue { tx, used: Arc::new(AtomicUsize::new(0)), max_bytes }, rx)
+        (ForwardQueue { tx, bytes: Arc::new(tokio::sync::Semaphore::new(max_bytes)) }, rx)
     }
 
     /// Queue a body; false (not queued) when the queue is full, by count or by bytes.
     pub(crate) fn offer(&self, signal: Signal, encoding: Encoding, body: bytes::Bytes) -> bool {
-        let bytes = body.len();
-        let taken = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-            used.checked_add(bytes).filter(|&after| after <= self.max_bytes)
-        });
-        if taken.is_err() {
-            return false;
-        }
-        let queued = Queued { used: self.used.clone(), bytes };
+        let Ok(bytes) = u32::try_from(body.len()) else { return false };
+        let Ok(queued) = self.bytes.clone().try_acquire_many_owned(bytes) else { return false };
         self.tx.try_send(Forward { signal, encoding, body, queued }).is_ok()
     }
 }
