@@ -33,6 +33,19 @@ fn import(data: &Path, args: &[&str], otlp: Option<&Receiver>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `hooktel import` of `dir` into the local store in `data`, for at most `limit`: its output (`None`
+/// if it had to be killed) and its peak memory in MiB.
+fn import_sampled(data: &Path, dir: &Path, limit: std::time::Duration) -> (Option<std::process::Output>, f64) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import")
+        .arg(dir)
+        .env("HOOKTEL_DATA_DIR", data)
+        .env("HOOKTEL_RETENTION_DAYS", "36500")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    support::run_sampled(&mut cmd, limit)
+}
+
 fn local_spans(data: &Path) -> i64 {
     let conn = rusqlite::Connection::open(data.join("local.db")).unwrap();
     conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap()
@@ -199,28 +212,9 @@ fn import_refuses_fifos_devices_and_links_out_of_the_session() {
     std::os::unix::fs::symlink(&outside, subagents.join("agent-outside.jsonl")).unwrap();
 
     let data = temp_dir("import-hostile-data");
-    let mut child = Command::new(BIN)
-        .args(["import", home.join("projects").to_str().unwrap()])
-        .env("HOOKTEL_DATA_DIR", data.path())
-        .env("HOOKTEL_RETENTION_DAYS", "36500")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut peak = 0.0f64;
-    let done = support::poll_until(std::time::Duration::from_secs(20), std::time::Duration::from_millis(10), || {
-        // VmHWM while it runs (gone once it has exited)
-        peak = peak.max(support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
-        child.try_wait().unwrap().is_some()
-    });
-    if !done {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        panic!("import hung on a hostile subagent file (peak {peak:.0} MiB)");
-    }
-    let mut said = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut said).unwrap();
+    let (out, peak) = import_sampled(&data, &home.join("projects"), std::time::Duration::from_secs(20));
+    let out = out.unwrap_or_else(|| panic!("import hung on a hostile subagent file (peak {peak:.0} MiB)"));
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(peak < 128.0, "import peaked at {peak:.0} MiB");
     assert!(said.contains("sessions: 1"), "the session is imported without them:\n{said}");
     for (file, why) in [
@@ -264,22 +258,8 @@ fn a_large_transcript_is_imported_a_line_at_a_time() {
     }
     std::fs::write(project.join(format!("{sid}.jsonl")), text).unwrap();
     let data = temp_dir("import-large-data");
-    let mut child = Command::new(BIN)
-        .args(["import", home.join("projects").to_str().unwrap()])
-        .env("HOOKTEL_DATA_DIR", data.path())
-        .env("HOOKTEL_RETENTION_DAYS", "36500")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut peak = 0.0f64;
-    let done = support::poll_until(std::time::Duration::from_secs(120), std::time::Duration::from_millis(5), || {
-        peak = peak.max(support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
-        child.try_wait().unwrap().is_some()
-    });
-    assert!(done, "import did not finish");
-    let out = child.wait_with_output().unwrap();
+    let (out, peak) = import_sampled(&data, &home.join("projects"), std::time::Duration::from_secs(120));
+    let out = out.expect("import did not finish");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && said.contains("sessions: 1"), "{said}");
     assert!(peak < 48.0, "import of a 64 MiB transcript peaked at {peak:.0} MiB");

@@ -155,26 +155,14 @@ fn never_answer(stream: TcpStream, stop: &AtomicBool) {
 
 /// Read the request head, answer 503 and close.
 fn answer_503(mut stream: TcpStream, _: &AtomicBool) {
-    read_head(&mut stream);
+    crate::support::read_head(&mut stream);
     let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
 /// Read the request head, answer something that is not HTTP and close.
 fn answer_garbage(mut stream: TcpStream, _: &AtomicBool) {
-    read_head(&mut stream);
+    crate::support::read_head(&mut stream);
     let _ = stream.write_all(b"\x00\xffnot http at all\r\n");
-}
-
-fn read_head(stream: &mut TcpStream) {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") && buf.len() < 64 * 1024 {
-        match stream.read(&mut byte) {
-            Ok(1) => buf.push(byte[0]),
-            _ => break,
-        }
-    }
 }
 
 #[test]

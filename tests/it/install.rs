@@ -204,25 +204,12 @@ fn doctor_fails_with_advice_when_the_sidecar_is_down_or_the_hooks_are_gone() {
     assert!(report.contains("[FAIL] hooks (user)") && report.contains("is not valid JSON"), "{report}");
 }
 
-/// Run the built `hooktel` and wait at most `limit` for it: its output, or `None` if it had to be
-/// killed; and its peak resident memory in MiB, sampled while it runs (`VmHWM`: the kernel's
-/// accounting of a reaped child would also count the test process it was spawned from).
+/// Run the built `hooktel` with HOME set for at most `limit`: its output (`None` if it had to be
+/// killed) and its peak memory in MiB.
 fn hooktel_within(home: &Path, args: &[&str], limit: Duration) -> (Option<Output>, f64) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env("HOME", home).env_remove("CLAUDE_CONFIG_DIR");
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("run hooktel");
-    let mut peak = 0.0f64;
-    let exited = crate::support::poll_until(limit, Duration::from_millis(5), || {
-        peak = peak.max(crate::support::proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
-        child.try_wait().unwrap().is_some()
-    });
-    if !exited {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        return (None, peak);
-    }
-    (Some(child.wait_with_output().unwrap()), peak)
+    crate::support::run_sampled(&mut cmd, limit)
 }
 
 /// A settings file that is a FIFO, a symlink to /dev/zero or a huge file is refused at once, with

@@ -406,3 +406,35 @@ pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
         std::thread::sleep(every);
     }
 }
+
+/// Run `cmd` (stdout and stderr captured) for at most `limit`: its output, or `None` if it had to be
+/// killed; and its peak resident memory in MiB, sampled while it runs (`VmHWM`: the kernel's
+/// accounting of a reaped child would also count the test process it was spawned from).
+pub fn run_sampled(cmd: &mut Command, limit: Duration) -> (Option<Output>, f64) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run the command");
+    let mut peak = 0.0f64;
+    let exited = poll_until(limit, Duration::from_millis(5), || {
+        peak = peak.max(proc_status_kb(child.id(), "VmHWM").unwrap_or(0) as f64 / 1024.0);
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return (None, peak);
+    }
+    (Some(child.wait_with_output().unwrap()), peak)
+}
+
+/// Read an HTTP request's head from `stream` (at most 64 KiB, 5 s), as text.
+pub fn read_head(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") && buf.len() < 64 * 1024 {
+        match stream.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
