@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::export::outbound::{self, Outbound};
+use crate::model::budget::{self, Shares};
 use crate::model::capture::Capture;
 use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
@@ -78,13 +79,18 @@ pub struct ServeArgs {
     /// descriptor limit is 1024).
     #[arg(long, env = "HOOKTEL_MAX_CONNECTIONS", default_value_t = 512)]
     pub(crate) max_connections: usize,
+    /// The memory every holder answers to (bytes, or KiB/MiB/GiB), split into shares: request
+    /// bodies held, decoding, forwarding, the journal's backlog, open sessions (see docs/security.md).
+    #[arg(long, env = "HOOKTEL_MEMORY_BUDGET", default_value = "256MiB", value_parser = budget::parse)]
+    pub(crate) memory_budget: usize,
     /// Most request-body bytes held at once over all connections; past it a request gets 503
-    /// with Retry-After (never less than --max-body-bytes).
-    #[arg(long, env = "HOOKTEL_MAX_BUFFERED_BYTES", default_value_t = 64 * 1024 * 1024)]
-    pub(crate) max_buffered_bytes: usize,
+    /// with Retry-After (never less than --max-body-bytes). Default: an eighth of the memory budget;
+    /// more than that is refused.
+    #[arg(long, env = "HOOKTEL_MAX_BUFFERED_BYTES")]
+    pub(crate) max_buffered_bytes: Option<usize>,
     /// Most sessions open at once; past it, the session idle longest is closed (incomplete). A
-    /// session takes about 8 KB, up to 33 KB with paths as long as ingest allows: 5,000 stay under
-    /// 256 MiB whatever the payloads.
+    /// session takes about 8 KB, up to 33 KB with paths as long as ingest allows; all of them
+    /// together answer to the sessions' share of the memory budget.
     #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 5_000)]
     pub(crate) max_sessions: usize,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
@@ -161,8 +167,18 @@ impl ServeArgs {
         self.allowed_hosts.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
     }
 
+    /// The memory budget's shares, with request bodies as set (refused past their share).
+    pub(crate) fn shares(&self) -> Result<Shares, String> {
+        let shares = Shares::of(self.memory_budget);
+        let bodies = self.max_buffered_bytes.unwrap_or(shares.bodies).max(self.max_body_bytes);
+        shares.with_bodies(bodies)
+    }
+
     pub(crate) fn session_settings(&self) -> Settings {
+        let shares = Shares::of(self.memory_budget);
         Settings {
+            max_state_bytes: shares.sessions,
+            max_span_bytes: shares.session_spans,
             idle_timeout_ns: self.idle_timeout_secs.saturating_mul(crate::model::time::NS_PER_SEC),
             settle_ns: self.settle_ms.saturating_mul(1_000_000),
             capture: self.output.capture,

@@ -16,6 +16,7 @@ use crate::ingest::accept::Ingest;
 use crate::ingest::server::Surface;
 use crate::ingest::{drain, server};
 use crate::metrics::Metrics;
+use crate::model::budget;
 use crate::model::time::now_ns;
 use crate::pipeline;
 use crate::store::data_dir;
@@ -46,6 +47,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let outbound = config::outbound()?;
+        let shares = args.shares().map_err(anyhow::Error::msg)?;
         let unread = config::unhonoured_otel_vars();
         if !unread.is_empty() {
             tracing::warn!(variables = %unread.join(", "), "hooktel does not read these OpenTelemetry variables; they have no effect");
@@ -97,6 +99,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => format!("local store in {} ({})", data_dir.display(), outbound.local_because),
         };
         tracing::info!(%addr, export = %mode, "hooktel listening on http://{addr}");
+        tracing::info!(
+            budget = %budget::mib(shares.total),
+            bodies = %budget::mib(shares.bodies),
+            decoding = %budget::mib(shares.decoding),
+            forwarding = %budget::mib(shares.forwarding),
+            journal_backlog = %budget::mib(shares.journal_backlog),
+            sessions = %budget::mib(shares.sessions),
+            "memory budget"
+        );
         if let Some(l) = &metrics_listener {
             let at = l.local_addr()?;
             tracing::info!(%at, "/metrics and /healthz also on http://{at}");
@@ -155,7 +166,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {
                 let dropped = metrics.journal_dropped.with_label_values(&["backlog"]);
-                let (tx, rx) = journal::channel(journal::BACKLOG_BYTES, dropped);
+                let (tx, rx) = journal::channel(shares.journal_backlog, dropped);
                 let limits = journal::Limits {
                     max_bytes: args.journal_max_bytes,
                     failures: metrics.journal_failures.clone(),
@@ -182,7 +193,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (forward_tx, forwarder) = if clients.forward.is_empty() {
             (None, None)
         } else {
-            let (tx, rx) = crate::model::otlp::ForwardQueue::new(export::forward::QUEUE, export::forward::QUEUE_BYTES);
+            let (tx, rx) = crate::model::otlp::ForwardQueue::new(export::forward::QUEUE, shares.forwarding);
             for c in &clients.forward {
                 let d = c.destination();
                 tracing::info!(signal = d.signal.label(), to = %d.shown(), protocol = d.protocol.name(), "Claude Code's own telemetry is forwarded");
@@ -209,10 +220,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             allowed_hosts: args.allowed_hosts(),
             transcripts,
             connections: Arc::new(tokio::sync::Semaphore::new(args.max_connections.max(1))),
-            body_budget: Arc::new(tokio::sync::Semaphore::new(
-                args.max_buffered_bytes.max(args.max_body_bytes).min(tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-            decode_budget: Arc::new(tokio::sync::Semaphore::new(crate::ingest::shape::DECODE_BUDGET)),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(shares.bodies)),
+            body_share: shares.bodies,
+            decode_budget: Arc::new(tokio::sync::Semaphore::new(shares.decoding)),
+            decode_share: shares.decoding,
             token,
             forward: forward_tx,
             forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),

@@ -14,11 +14,9 @@ use crate::export::client::{Body, OtlpClient};
 use crate::metrics::Metrics;
 use crate::model::otlp::{Encoding, Forward};
 
-/// Bodies waiting to be forwarded; past it the receiver drops and counts them.
+/// Bodies waiting to be forwarded; past it the receiver drops and counts them (as past their bytes,
+/// the forwarding share of the memory budget, `model::budget`).
 pub(crate) const QUEUE: usize = 256;
-
-/// Bytes of bodies waiting to be forwarded or being sent; past it the receiver drops and counts them.
-pub(crate) const QUEUE_BYTES: usize = 64 << 20;
 
 /// Forward every body from `bodies` to its signal's client until the channel closes. A body of a
 /// signal without a client is not sent (the receiver queues only forwarded signals).

@@ -14,7 +14,7 @@ use crate::ingest::shape;
 use crate::metrics::Metrics;
 use crate::model::agent::Agent;
 use crate::model::capture::Capture;
-use crate::model::event::{Event, Kind};
+use crate::model::event::{Event, Held, Kind};
 use crate::model::ids;
 use crate::model::payload;
 use crate::model::time;
@@ -33,11 +33,16 @@ pub(crate) struct Ingest {
     pub(crate) transcripts: AgentDirs,
     /// Open connections allowed at once; past it a new one gets 503 and is closed.
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
-    /// Request body bytes held at once, over all connections (one permit a byte).
+    /// Request body bytes held at once, over all connections, and the events they became while
+    /// those wait in the queue (one permit a byte; the bodies' share of the memory budget).
     pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    /// The size of `body_budget`: an event holding more takes all of it.
+    pub(crate) body_share: usize,
     /// What bodies being decoded may hold at once, estimated from their shape before they are
-    /// decoded (one permit a byte, [`shape::DECODE_BUDGET`]): bytes, not threads, bound it.
+    /// decoded (one permit a byte; the decoding share of the memory budget): bytes, not threads, bound it.
     pub(crate) decode_budget: Arc<tokio::sync::Semaphore>,
+    /// The decoding budget's size: a body costing more reserves all of it.
+    pub(crate) decode_share: usize,
     /// What a client beyond loopback must present as `Authorization: Bearer`; `None` only when the
     /// sidecar listens on loopback alone.
     pub(crate) token: Option<String>,
@@ -95,6 +100,18 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
     let at = event.at;
     enrich(&mut event, &ingest.transcripts).await;
     let (name, custom, native) = (event.name.clone(), event.custom, event.native());
+    // what it holds, from the bodies' share of the memory budget, until the pipeline has applied it
+    let cost = u32::try_from(event.bytes().min(ingest.body_share)).unwrap_or(u32::MAX);
+    let held = match admission {
+        Admission::RefuseWhenFull => ingest.body_budget.clone().try_acquire_many_owned(cost).map_err(|e| match e {
+            tokio::sync::TryAcquireError::NoPermits => Refusal::QueueFull,
+            tokio::sync::TryAcquireError::Closed => Refusal::Closed,
+        })?,
+        Admission::WaitForRoom => {
+            ingest.body_budget.clone().acquire_many_owned(cost).await.map_err(|_| Refusal::Closed)?
+        }
+    };
+    event.held = Held(Some(Arc::new(held)));
     let queued = match admission {
         Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,

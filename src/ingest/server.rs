@@ -273,7 +273,7 @@ async fn hook(req: Request<Incoming>, ingest: &Ingest) -> Reply {
 /// A share of the decoding budget for a body of `len` bytes and `elements` elements, waited for
 /// (the body is already held under the body budget): what decodes at once is bounded in bytes.
 async fn decoding(ingest: &Ingest, len: usize, elements: usize) -> Option<OwnedSemaphorePermit> {
-    let cost = u32::try_from(shape::decode_cost(len, elements)).unwrap_or(u32::MAX);
+    let cost = u32::try_from(shape::decode_cost(len, elements).min(ingest.decode_share)).unwrap_or(u32::MAX);
     ingest.decode_budget.clone().acquire_many_owned(cost).await.ok()
 }
 

@@ -18,11 +18,6 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// bytes) or a `serde_json` value (72) with its share of a small map, rounded up.
 pub(crate) const COST_PER_ELEMENT: usize = 320;
 
-/// What the bodies being decoded at once may hold, by [`decode_cost`]: a body at the bounds
-/// (8 MiB, [`MAX_ELEMENTS`]) costs 69 MiB, so one such body, or many small ones, at a time. With
-/// the bodies held (`--max-buffered-bytes`, 64 MiB) it keeps the sidecar under 256 MiB.
-pub const DECODE_BUDGET: usize = 96 * 1024 * 1024;
-
 /// Why a body was refused before it was decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TooBig {
@@ -42,10 +37,11 @@ impl TooBig {
     }
 }
 
-/// What decoding a body of `len` bytes with `elements` elements may hold at most, in bytes: what a
-/// share of the decoding budget is reserved by.
+/// What decoding a body of `len` bytes with `elements` elements may hold at most, in bytes: what it
+/// reserves of the decoding share of the memory budget (`model::budget`; a body at the bounds, 8 MiB
+/// and [`MAX_ELEMENTS`], costs 69 MiB: more than the share, it reserves all of it).
 pub(crate) fn decode_cost(len: usize, elements: usize) -> usize {
-    len.saturating_add(elements.saturating_mul(COST_PER_ELEMENT)).clamp(1, DECODE_BUDGET)
+    len.saturating_add(elements.saturating_mul(COST_PER_ELEMENT)).max(1)
 }
 
 /// The elements of a JSON text (see [`MAX_ELEMENTS`]), or why it is refused. Malformed JSON is

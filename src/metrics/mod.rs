@@ -73,6 +73,8 @@ pub struct Metrics {
     pub(crate) sessions_started: IntCounterVec,
     pub(crate) sessions_ended: IntCounterVec,
     pub(crate) sessions_active: IntGauge,
+    /// About what the open sessions hold, in bytes (bounded by their share of the memory budget).
+    pub(crate) sessions_held: IntGauge,
     pub(crate) turns: IntCounterVec,
     pub(crate) subagents: IntCounterVec,
     pub(crate) custom_events: IntCounterVec,
@@ -97,8 +99,8 @@ pub struct Metrics {
     pub(crate) spool_dropped: IntCounterVec,
     pub(crate) journal_failures: IntCounter,
     pub(crate) journal_full: IntCounter,
-    /// Events and usage not journaled, by reason: `backlog` (the writer was behind by
-    /// `journal::BACKLOG_BYTES`).
+    /// Events and usage not journaled, by reason: `backlog` (the writer was behind by the
+    /// journal backlog's share of the memory budget).
     pub(crate) journal_dropped: IntCounterVec,
     /// Spans of one session handed out before their end because the session had its most open
     /// spans, by kind (tool, subagent, other).
@@ -262,6 +264,10 @@ impl Metrics {
                 &["reason"],
             ),
             sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
+            sessions_held: gauge(
+                "hooktel_sessions_held_bytes",
+                "About what the open sessions hold (spans, ids, reports waiting), bounded by their share of the memory budget.",
+            ),
             turns: counters("hooktel_turns_total", "Turns finished, by outcome (stop, failure).", &["outcome"]),
             subagents: counters("hooktel_subagents_total", "Subagents finished, by agent type.", &["agent_type"]),
             custom_events: counters(

@@ -40,12 +40,35 @@ pub struct Event {
     pub(crate) raw: bytes::Bytes,
     /// A custom event (`POST /v1/events`, `hooktel emit`) rather than a hook event.
     pub(crate) custom: bool,
+    /// Its share of the memory budget while it waits in the ingest queue.
+    pub(crate) held: Held,
 }
 
 impl Event {
     /// Claude Code's own telemetry rather than a hook.
     pub(crate) fn native(&self) -> bool {
         matches!(self.kind, Kind::ModelCall(_) | Kind::ToolTiming(_) | Kind::SessionCounter { .. })
+    }
+
+    /// About the bytes it holds: its payload for the journal, its attributes, its fields.
+    pub(crate) fn bytes(&self) -> usize {
+        let attrs: usize = self.attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum();
+        let fields = [&self.prompt_id, &self.agent_id, &self.agent_type, &self.cwd, &self.transcript_path];
+        1024 + self.raw.len()
+            + self.name.len()
+            + attrs
+            + fields.iter().map(|f| f.as_ref().map_or(0, String::len)).sum::<usize>()
+    }
+}
+
+/// Bytes of the memory budget an event holds from its admission until the pipeline has applied it
+/// (the ingest queue is bounded by bytes, not only by count); given back when it is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct Held(pub(crate) Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({})", self.0.as_ref().map_or(0, |p| p.num_permits()))
     }
 }
 

@@ -1,8 +1,9 @@
-//! The lowest layer: what every stage shares. Which agent spoke, ids, the payload as it travels, time, finished spans,
+//! The lowest layer: what every stage shares. Which agent spoke, the memory budget and its shares, ids, the payload as it travels, time, finished spans,
 //! token counts, the capture policy, which hosts are loopback, and the redaction of what is shown. It imports
 //! nothing else from the crate, and does no I/O.
 
 pub mod agent;
+pub mod budget;
 pub mod capture;
 pub(crate) mod event;
 pub(crate) mod host;

@@ -112,7 +112,11 @@ pub(crate) async fn run(p: Parts) {
                 metrics.spans_evicted.with_label_values(&[kind]).inc_by(n);
             }
         }
+        if evicted.sessions > 0 {
+            metrics.sessions_ended.with_label_values(&["evicted"]).inc_by(evicted.sessions);
+        }
         metrics.sessions_active.set(sessions.active() as i64);
+        metrics.sessions_held.set(sessions.held() as i64);
         metrics.teammates_active.set(sessions.teammates_active() as i64);
         memory.after(sessions.active());
         if !out.is_empty() && spans.send(std::mem::take(&mut out)).await.is_err() {

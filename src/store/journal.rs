@@ -232,13 +232,10 @@ pub(crate) fn forget_old_endings(conn: &Connection, older_than_ns: u64, now: u64
     let _ = conn.execute("DELETE FROM journal WHERE kind = ?1 AND at < ?2", params![ENDED, cutoff]);
 }
 
-/// Bytes of entries sent and not yet committed (the backlog in the channel and the batch being
-/// written) past which events and usage are not journaled (counted): 30,000 events of 60 KB held
-/// 455-749 MiB in an unbounded backlog.
-pub(crate) const BACKLOG_BYTES: usize = 16 << 20;
-
 /// The pipeline's end of the journal: it never blocks the pipeline, and its backlog is bounded by
-/// bytes. Past `BACKLOG_BYTES` events and usage are dropped and counted, as at the size cap;
+/// bytes (the journal backlog's share of the memory budget: entries sent and not yet committed;
+/// 30,000 events of 60 KB held 455-749 MiB in an unbounded backlog). Past it events and usage are
+/// dropped and counted, as at the size cap;
 /// markers (a few bytes each, and what keeps a replay from handing a span out twice) always go in.
 pub(crate) struct Writer {
     tx: Sender<Entry>,

@@ -139,7 +139,9 @@ fn a_journal_writer_that_falls_behind_holds_a_bounded_backlog() {
     // per failed commit) never held more than 120 MB: the bound is the 16 MiB backlog plus the
     // sidecar's own (43 MiB measured; 73 MiB before the bound)
     assert!(peak < 64.0, "peak RSS {peak:.0} MiB");
-    assert!(dropped >= 1_000.0, "{dropped} not journaled");
+    // the writer gives back its backlog as it gives up on a commit (every 5 s): how much is dropped at
+    // the bound depends on how fast the events come
+    assert!(dropped >= 100.0, "{dropped} not journaled");
 }
 
 /// Row 5: one session that starts subagents and never stops them. Nothing capped a session's open
@@ -178,4 +180,137 @@ fn a_session_that_never_ends_its_spans_is_bounded() {
     println!("{agents} subagents never stopped, 128 heavy events each: peak RSS {peak:.0} MiB, {evicted} evicted");
     assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
     assert!(evicted >= 20.0, "{evicted} subagent spans evicted");
+}
+
+/// Row 2 and "one memory budget": many sessions, each within its own caps, together. Each session's
+/// spans were capped (32 MiB) but nothing capped them all: a dozen sessions at their cap held over
+/// 384 MiB. All open sessions now answer to the sessions' share of the memory budget (80 MiB of
+/// 256): past it the heaviest hand out their oldest spans first, so a flood is paid for by the
+/// sessions that flood, and a light session beside them keeps its open spans.
+#[test]
+fn many_sessions_answer_to_one_memory_budget() {
+    let (receiver, sidecar) =
+        Sidecar::builder().env("HOOKTEL_JOURNAL_MAX_BYTES", "1048576").start_exporting(support::Protocol::Http);
+    let post = |p: serde_json::Value| assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    // a light session, with a turn and a tool call open while the others flood
+    let light = "00000000-0000-4000-8000-00000000b0ff";
+    post(serde_json::json!({"session_id": light, "hook_event_name": "SessionStart", "source": "startup"}));
+    post(
+        serde_json::json!({"session_id": light, "hook_event_name": "UserPromptSubmit", "prompt_id": "p1", "prompt": "hi"}),
+    );
+    post(serde_json::json!({"session_id": light, "hook_event_name": "PreToolUse", "prompt_id": "p1",
+        "tool_name": "Bash", "tool_use_id": "toolu_light", "tool_input": {"command": "ls"}}));
+    let (sessions, agents, events) = (12, 4, 120);
+    let sid = |s: usize| format!("00000000-0000-4000-8000-00000000b{s:03}");
+    let agent = |a: usize| format!("a{a:016x}");
+    for s in 0..sessions {
+        post(serde_json::json!({"session_id": sid(s), "hook_event_name": "SessionStart", "source": "startup"}));
+        for a in 0..agents {
+            post(serde_json::json!({"session_id": sid(s), "hook_event_name": "SubagentStart",
+                "agent_type": "general-purpose", "agent_id": agent(a)}));
+        }
+    }
+    // each event with as many 256-byte fields as a payload may carry (about 70 KB as span events):
+    // 12 sessions of 4 subagents given 120 such events each hold 400 MiB of spans, 33 MiB a session
+    let field = "f".repeat(250);
+    flood(sidecar.addr, 4, sessions * agents * events, |i| {
+        let mut p = serde_json::json!({"session_id": sid(i % sessions), "hook_event_name": "Notification",
+            "agent_id": agent(i / sessions % agents), "message": "m"});
+        for f in 0..220 {
+            p[format!("extra_{f:03}")] = serde_json::json!(format!("{i} {field}"));
+        }
+        p.to_string().into_bytes()
+    });
+    support::wait_until(Duration::from_secs(60), "the flood applied", || {
+        sidecar.metric("hooktel_ingest_queue_depth") == 0.0
+    });
+    let peak = support::peak_rss_mib(sidecar.pid());
+    let held = sidecar.metric("hooktel_sessions_held_bytes") / 1048576.0;
+    let evicted = sidecar.metric(r#"hooktel_spans_evicted_total{kind="subagent"}"#);
+    println!(
+        "{sessions} sessions flooding: peak RSS {peak:.0} MiB, sessions hold {held:.0} MiB, {evicted} spans evicted"
+    );
+    assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
+    assert!(held <= 80.0, "the sessions hold {held:.0} MiB");
+    assert!(evicted >= 12.0, "{evicted} subagent spans evicted");
+    // the light session kept its open tool call: it ends as called, not as evicted
+    post(serde_json::json!({"session_id": light, "hook_event_name": "PostToolUse", "prompt_id": "p1",
+        "tool_name": "Bash", "tool_use_id": "toolu_light", "tool_input": {"command": "ls"}, "tool_response": {}}));
+    post(serde_json::json!({"session_id": light, "hook_event_name": "SessionEnd", "reason": "exit"}));
+    let trace = light.replace('-', "");
+    let spans = receiver.wait_for(Duration::from_secs(30), "the light session's spans", |spans| {
+        spans.iter().any(|s| s.trace_id == trace && s.name.contains("session"))
+    });
+    let tool = spans.iter().find(|s| s.trace_id == trace && s.name == "execute_tool Bash").expect("its tool span");
+    assert_eq!(tool.attr("hooktel.tool.status"), Some("ok"), "{tool:?}");
+}
+
+/// "Every holder of memory answers to the budget": the ingest queue was bounded by count (65,536
+/// events), not bytes. While the pipeline waits on an exporter that does not return (a collector
+/// that takes connections and never answers: up to 30 s an export, again at each probe), every hook
+/// event accepted waits in the queue, payload and all: a payload of many fields of 1 KB is not cut
+/// (only strings over 1 KiB are), so each holds about its size, and a few hundred hold gigabytes.
+/// An event now holds its bytes of the bodies' share of the memory budget until the pipeline has
+/// applied it; past it a hook gets `503` (the hook client keeps it in its spool), counted as
+/// `queue_full`.
+#[test]
+fn a_stalled_pipeline_queues_events_within_the_budget() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let collector = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    let sidecar = Sidecar::builder()
+        .exporting(format!("http://{collector}"), "http/protobuf")
+        .env("HOOKTEL_MAX_SESSIONS", "1")
+        .env("HOOKTEL_CAPTURE", "full")
+        .env("HOOKTEL_JOURNAL_MAX_BYTES", "1048576")
+        .start();
+    // each new session closes the one before (the cap is 1): a batch of spans for the exporter per
+    // event, until the exporter's channel is full and the pipeline waits on it
+    let sid = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
+    let mut client = Client::new(sidecar.addr);
+    let mut i = 0;
+    support::wait_until(Duration::from_secs(60), "the pipeline stalled", || {
+        i += 1;
+        let p = serde_json::json!({"session_id": sid(i), "hook_event_name": "SessionStart", "source": "startup"});
+        assert_eq!(client.post("/v1/hooks", "application/json", p.to_string().as_bytes()), 200);
+        i > 100 && sidecar.metric("hooktel_ingest_queue_depth") >= 2.0
+    });
+    // 600 events of 1,000 fields of 1 KB: 600 MB offered while the pipeline waits (400 held 236 MiB)
+    let mut payload = serde_json::json!({"session_id": sid(i), "hook_event_name": "Notification", "message": "m"});
+    for f in 0..1_000 {
+        payload[format!("extra_{f:04}")] = serde_json::json!("x".repeat(1_000));
+    }
+    let body = payload.to_string();
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let (body, refused) = (&body, &refused);
+            scope.spawn(move || {
+                let mut client = Client::new(sidecar.addr);
+                for _ in 0..150 {
+                    match client.post("/v1/hooks", "application/json", body.as_bytes()) {
+                        200 => {}
+                        503 => {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            // a refusal closes the connection
+                            client = Client::new(sidecar.addr);
+                        }
+                        other => panic!("status {other}"),
+                    }
+                }
+            });
+        }
+    });
+    let peak = support::peak_rss_mib(sidecar.pid());
+    let refused = refused.into_inner();
+    let counted = sidecar.metric(r#"hooktel_ingest_rejected_total{reason="queue_full"}"#)
+        + sidecar.metric(r#"hooktel_ingest_rejected_total{reason="body_budget_full"}"#);
+    println!("600 events of 1 MB, pipeline stalled: peak RSS {peak:.0} MiB, {refused} refused");
+    assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
+    assert!(refused >= 100 && counted == refused as f64, "{refused} refused, {counted} counted");
 }

@@ -463,7 +463,8 @@ fn open_sessions_at_their_cap_fit_the_pod_limit() {
     });
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 5000.0);
     let peak = support::peak_rss_mib(sidecar.pid());
-    println!("5,500 sessions with the longest fields: peak RSS {peak:.0} MiB");
+    let held = sidecar.metric("hooktel_sessions_held_bytes") / 1048576.0;
+    println!("5,500 sessions with the longest fields: peak RSS {peak:.0} MiB, sessions hold {held:.1} MiB");
     assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
 }
 

@@ -139,6 +139,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),
+        held: Default::default(),
         custom: custom.is_some(),
     })
 }

@@ -56,10 +56,17 @@ pub struct Settings {
     pub(crate) native_settle_ns: u64,
     /// Whether Claude Code's telemetry may come (`--otlp-listen` is on).
     pub(crate) native_expected: bool,
+    /// What all open sessions may hold together, in bytes (the sessions' share of the memory
+    /// budget); past it the heaviest sessions hand out their oldest spans, and are closed if that
+    /// is not enough.
+    pub(crate) max_state_bytes: usize,
+    /// What one session's child spans may hold, in bytes; past it its oldest are handed out.
+    pub(crate) max_span_bytes: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let shares = crate::model::budget::Shares::of(crate::model::budget::DEFAULT);
         Settings {
             idle_timeout_ns: 3600 * SEC,
             settle_ns: SEC,
@@ -71,6 +78,8 @@ impl Default for Settings {
             max_sessions: 5_000,
             native_settle_ns: 3 * SEC,
             native_expected: false,
+            max_state_bytes: shares.sessions,
+            max_span_bytes: shares.session_spans,
         }
     }
 }
@@ -100,14 +109,18 @@ pub struct Sessions {
     teams: Teams,
     /// Spans handed out early because their session held `state::MAX_SPANS`, by kind, since last taken.
     evicted: Evicted,
+    /// What the open sessions hold, about, in bytes: the sum of their `counted`.
+    held: usize,
 }
 
-/// Spans handed out early at a session's `MAX_SPANS`, by kind.
+/// Spans handed out early at a session's `MAX_SPANS` or the memory budget, by kind; sessions
+/// closed by the memory budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Evicted {
     pub(crate) tool: u64,
     pub(crate) subagent: u64,
     pub(crate) other: u64,
+    pub(crate) sessions: u64,
 }
 
 /// What is kept of an ended session: enough to hang a resumed segment under its root.
@@ -127,6 +140,69 @@ impl Sessions {
             ended_order: VecDeque::new(),
             teams: Teams::default(),
             evicted: Evicted::default(),
+            held: 0,
+        }
+    }
+
+    /// What the open sessions hold, about, in bytes.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// An event (or usage) of `sid` may have added `bytes` to what it holds: counted now, counted
+    /// exactly at the next tick; past the sessions' share of the memory budget, room is made.
+    fn grew(&mut self, sid: &str, bytes: usize, now: u64, out: &mut Vec<SpanRecord>) {
+        let Some(state) = self.live.get_mut(sid) else { return };
+        state.counted += bytes;
+        state.dirty = true;
+        self.held += bytes;
+        if self.held > self.settings.max_state_bytes {
+            self.make_room(now, out);
+        }
+    }
+
+    /// Count again, exactly, what each session changed since it was last counted holds.
+    fn recount(&mut self) {
+        for state in self.live.values_mut().filter(|s| s.dirty) {
+            let held = state.held();
+            self.held = self.held - state.counted + held;
+            state.counted = held;
+            state.dirty = false;
+        }
+    }
+
+    /// The open sessions hold more than their share of the memory budget: the heaviest first hand
+    /// out their oldest spans (as at `MAX_SPANS`), until each holds half as much; one that still
+    /// does (what it holds is not spans) is closed and handed out whole; until the sessions hold
+    /// under seven eighths of their share, so that this runs seldom (an eighth of the share must be
+    /// added before it runs again). A flood in a few sessions is paid for by those sessions, not by
+    /// the others.
+    fn make_room(&mut self, now: u64, out: &mut Vec<SpanRecord>) {
+        self.recount();
+        // under seven eighths, the next exact count is at least an eighth of the share away
+        let goal = self.settings.max_state_bytes / 8 * 7;
+        if self.held <= goal {
+            return;
+        }
+        let mut heaviest: Vec<(usize, SessionId)> = self.live.iter().map(|(k, s)| (s.counted, k.clone())).collect();
+        heaviest.sort_unstable_by_key(|(counted, _)| std::cmp::Reverse(*counted));
+        for (counted, sid) in heaviest {
+            if self.held <= goal {
+                break;
+            }
+            let Some(state) = self.live.get_mut(&sid) else { continue };
+            state.shed(counted / 2);
+            state.dirty = true;
+            self.hand_out_evicted(&sid, out);
+            self.recount();
+            let Some(state) = self.live.get_mut(&sid) else { continue };
+            if state.counted > counted / 2 {
+                if state.top.closed_at.is_none() {
+                    state.close_idle(now);
+                }
+                self.finish(&sid, out);
+                self.evicted.sessions += 1;
+            }
         }
     }
 
@@ -167,16 +243,11 @@ impl Sessions {
     pub fn ingest(&mut self, ev: Event, now: u64, out: &mut Vec<SpanRecord>) -> Ingested {
         if ev.native() {
             // Claude Code's telemetry only adds to a session still held: it never opens or resumes one
-            let max_events = self.settings.max_events_per_span;
-            let sid = ev.session_id.clone();
-            return match self.live.get_mut(&sid) {
-                Some(state) => {
-                    state.apply(ev, now, max_events);
-                    self.hand_out_evicted(&sid, out);
-                    Ingested::Accepted
-                }
-                None => Ingested::Late,
-            };
+            if !self.live.contains_key(&ev.session_id) {
+                return Ingested::Late;
+            }
+            self.apply(ev, now, out);
+            return Ingested::Accepted;
         }
         if let Some(state) = self.live.get(&ev.session_id) {
             // an event fired after the session ended starts a resumed segment
@@ -191,27 +262,30 @@ impl Sessions {
                 None => None,
             };
             let evicted = self.live.len() >= self.settings.max_sessions.max(1) && self.evict_idlest(now, out);
-            let state = SessionState::open(&ev, resumed, self.settings.capture);
+            let state = SessionState::open(&ev, resumed, self.settings.capture, self.settings.max_span_bytes);
             self.live.insert(ev.session_id.clone(), state);
-            let note = TeamNote::of(&ev);
-            let max = self.settings.max_events_per_span;
-            let sid = ev.session_id.clone();
-            if let Some(state) = self.live.get_mut(&sid) {
-                state.apply(ev, now, max);
-            }
-            self.hand_out_evicted(&sid, out);
-            self.teamwork(note, now);
+            self.apply(ev, now, out);
             return if evicted { Ingested::AcceptedEvicting } else { Ingested::Accepted };
         }
-        let note = TeamNote::of(&ev);
+        self.apply(ev, now, out);
+        Ingested::Accepted
+    }
+
+    /// Apply an event to its open session, hand out what that evicted, place its team's work, and
+    /// count what it may have added.
+    fn apply(&mut self, ev: Event, now: u64, out: &mut Vec<SpanRecord>) {
+        let note = if ev.native() { None } else { Some(TeamNote::of(&ev)) };
         let max = self.settings.max_events_per_span;
         let sid = ev.session_id.clone();
+        let bytes = event_bytes(&ev);
         if let Some(state) = self.live.get_mut(&sid) {
             state.apply(ev, now, max);
         }
         self.hand_out_evicted(&sid, out);
-        self.teamwork(note, now);
-        Ingested::Accepted
+        if let Some(note) = note {
+            self.teamwork(note, now);
+        }
+        self.grew(&sid, bytes, now, out);
     }
 
     /// Hand out spans that have settled, and close sessions idle for too long. Returns how many
@@ -229,12 +303,17 @@ impl Sessions {
             let native_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
             match state.top.closed_at {
                 Some(closed) if now.saturating_sub(closed) >= native_settle => finished.push(sid.clone()),
-                _ => state.hand_out_settled(now, settle, native_settle, out),
+                _ => {
+                    let before = out.len();
+                    state.hand_out_settled(now, settle, native_settle, out);
+                    state.dirty |= out.len() > before;
+                }
             }
         }
         for sid in finished {
             self.finish(&sid, out);
         }
+        self.recount();
         // a map keeps its capacity: give it back once most sessions have ended
         if self.live.capacity() > 1024 && self.live.len() < self.live.capacity() / 4 {
             self.live.shrink_to(self.live.len() * 2);
@@ -314,6 +393,7 @@ impl Sessions {
     /// Hand out everything of an ended session and remember that it ended.
     fn finish(&mut self, sid: &str, out: &mut Vec<SpanRecord>) {
         let Some(mut state) = self.live.remove(sid) else { return };
+        self.held -= state.counted;
         let end = state.top.end;
         // the tasks it created that nobody completed: incomplete, in its own trace
         for (task_id, created) in self.teams.left_open_by(sid) {
@@ -346,4 +426,9 @@ impl Sessions {
             self.ended_order.pop_front();
         }
     }
+}
+
+/// What an event may add to its session, about, in bytes (its payload for the journal aside).
+fn event_bytes(ev: &Event) -> usize {
+    ev.bytes() - ev.raw.len()
 }

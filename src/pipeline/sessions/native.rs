@@ -30,6 +30,28 @@ pub(super) struct Native {
     pub(super) counters: Vec<(&'static str, f64)>,
 }
 
+impl Native {
+    /// About the bytes it holds: each id remembered, each report waiting with its texts.
+    pub(super) fn held(&self) -> usize {
+        let call = |c: &ApiCall| {
+            256 + c.model.len()
+                + c.request_id.as_ref().map_or(0, String::len)
+                + c.error.as_ref().map_or(0, String::len)
+                + c.status_code.as_ref().map_or(0, String::len)
+        };
+        let ids = self.chat_by_request.len() + self.failed_turns.len() + 2 * self.tool_by_span.len();
+        ids * 96
+            + self.pending.iter().map(|(k, (_, c))| k.len() + call(c)).sum::<usize>()
+            + self
+                .failed_try
+                .iter()
+                .map(|(k, (_, c, a))| k.len() + call(c) + a.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+            + self.waits.len() * 1280
+            + self.counters.len() * 32
+    }
+}
+
 impl SessionState {
     /// Claude Code's report of a tool call, found by its `tool_use_id` or, for a permission wait
     /// (which has none), by Claude Code's span of the call; a wait reported before that span waits
@@ -139,7 +161,7 @@ impl SessionState {
         attrs.extend(call.status_code.clone().map(|c| KeyValue::new(semconv::API_STATUS_CODE, c)));
         attrs.extend(call.request_id.clone().map(|r| KeyValue::new(semconv::API_REQUEST_ID, r)));
         let e = SpanEvent { name: "api_error".into(), at, attrs };
-        self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+        self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events);
         let pid = prompt_id.unwrap_or_default();
         if self.native.failed_turns.contains(&pid) {
             self.failed_chat(&pid, at, call, agent_id, now);
@@ -178,7 +200,7 @@ impl SessionState {
         span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
         span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
         time_chat(&mut span, &call, at, now);
-        self.spans.insert(id, span);
+        self.insert(span);
     }
 }
 

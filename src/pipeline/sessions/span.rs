@@ -100,8 +100,14 @@ impl OpenSpan {
 
     /// About the bytes it holds now: its name and attributes (keys, values) and a fixed overhead.
     pub(super) fn size(&self) -> usize {
-        let attrs: usize = self.attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum();
-        256 + self.name.len() + attrs
+        256 + self.name.len() + attrs_bytes(&self.attrs)
+    }
+
+    /// About the bytes it holds now, its span events, links and outcomes included: what the
+    /// sessions' share of the memory budget counts.
+    pub(super) fn held(&self) -> usize {
+        let outcomes = if self.usage.is_some() || self.chat.is_some() { 512 } else { 0 };
+        self.size() + self.events.iter().map(event_bytes).sum::<usize>() + self.links.len() * 64 + outcomes
     }
 
     pub(super) fn touch(&mut self, at: u64) {
@@ -144,4 +150,14 @@ impl OpenSpan {
             self.dropped_events += 1;
         }
     }
+}
+
+/// About the bytes attributes hold: keys, values and each one's overhead.
+pub(super) fn attrs_bytes(attrs: &[KeyValue]) -> usize {
+    attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum()
+}
+
+/// About the bytes a span event holds.
+pub(super) fn event_bytes(e: &SpanEvent) -> usize {
+    64 + e.name.len() + attrs_bytes(&e.attrs)
 }

@@ -12,7 +12,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
 use super::native::{time_chat, Native};
-use super::span::{OpenSpan, Parent};
+use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
 use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
@@ -44,6 +44,13 @@ pub(super) struct SessionState {
     pub(super) evicted: Vec<SpanRecord>,
     /// The weights of the spans in `span_order` still held, summed.
     span_bytes: usize,
+    /// Most `span_bytes` (the memory budget's share for one session's spans).
+    max_span_bytes: usize,
+    /// What `Sessions` counts it holding, in bytes: [`SessionState::held`] when last counted, plus
+    /// what each event since may have added.
+    pub(super) counted: usize,
+    /// Changed since `counted` was last counted exactly.
+    pub(super) dirty: bool,
     turns: HashSet<String>,
     agents: HashSet<String>,
     tools: HashSet<String>,
@@ -110,13 +117,22 @@ pub(super) const MAX_TEAMMATES: usize = 4096;
 /// far above any real session and a few tens of MiB with the longest fields.
 pub(super) const MAX_SPANS: usize = 10_000;
 
-/// Most bytes (about: names and attributes as made) of the child spans one session holds; past it
-/// the oldest are handed out as at `MAX_SPANS`. Spans with as many 256-byte fields as a payload can
-/// carry weigh 70 KB each: 10,000 of them would not fit a pod.
-pub(super) const MAX_SPAN_BYTES: usize = 32 << 20;
+/// What a session holds besides its spans and ids: the state itself, its maps' tables.
+const SESSION_BYTES: usize = 2048;
+
+/// What an id a session remembers holds: its text or number, and its place in a set or map.
+const ID_BYTES: usize = 96;
 
 impl SessionState {
-    pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, capture: Capture) -> SessionState {
+    /// A session opened by `ev` (a resumed segment under `resumed_under`), whose child spans may
+    /// hold `max_span_bytes` (past it the oldest are handed out as at `MAX_SPANS`: spans with as many
+    /// 256-byte fields as a payload can carry weigh 70 KB each, and 10,000 of them would not fit a pod).
+    pub(super) fn open(
+        ev: &Event,
+        resumed_under: Option<SpanId>,
+        capture: Capture,
+        max_span_bytes: usize,
+    ) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
         let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), capture);
@@ -138,6 +154,9 @@ impl SessionState {
             span_order: VecDeque::new(),
             evicted: Vec::new(),
             span_bytes: 0,
+            max_span_bytes,
+            counted: 0,
+            dirty: true,
             turns: HashSet::new(),
             agents: HashSet::new(),
             tools: HashSet::new(),
@@ -197,7 +216,9 @@ impl SessionState {
             Kind::PermissionRequest { tool_name } => {
                 self.permission_request(tool_name, agent_id, prompt_id, e, max_events)
             }
-            Kind::Other | Kind::SkillShellCommand => self.add_event(agent_id, prompt_id, e, max_events),
+            Kind::Other | Kind::SkillShellCommand => {
+                self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events)
+            }
             Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
@@ -268,7 +289,7 @@ impl SessionState {
         let pid = prompt_id.clone().unwrap_or_default();
         let id = self.span_id(SpanKey::Turn, &pid);
         let Some(span) = self.spans.get_mut(&id).filter(|s| s.closed_at.is_none() || s.incomplete) else {
-            self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+            self.add_event(None, prompt_id.as_deref(), e, max_events);
             return;
         };
         span.incomplete = false;
@@ -314,7 +335,7 @@ impl SessionState {
             return;
         }
         if self.handed_out.contains(&id) {
-            self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+            self.add_event(None, prompt_id.as_deref(), e, max_events);
             return;
         }
         if !self.spawned_by.contains_key(&aid) {
@@ -372,7 +393,7 @@ impl SessionState {
             }
             None => {
                 // a stop with no start (e.g. the compaction agent): keep it as an event
-                self.target(None, prompt_id.as_deref()).add_event(e, max_events);
+                self.add_event(None, prompt_id.as_deref(), e, max_events);
             }
         }
     }
@@ -403,7 +424,7 @@ impl SessionState {
                 span.close(e.at, now);
             }
             None => {
-                self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events);
+                self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events);
             }
         }
     }
@@ -426,7 +447,7 @@ impl SessionState {
             .max_by_key(|s| s.start);
         match tool {
             Some(span) => span.add_event(e, max_events),
-            None => self.target(agent_id.as_deref(), prompt_id.as_deref()).add_event(e, max_events),
+            None => self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events),
         }
     }
 
@@ -593,11 +614,14 @@ impl SessionState {
         }
     }
 
-    fn insert(&mut self, mut span: OpenSpan) {
+    pub(super) fn insert(&mut self, mut span: OpenSpan) {
+        self.dirty = true;
         if let Some(early) = self.early_usage.remove(&span.id) {
             span.usage = Some(Box::new(early));
         }
-        if !self.spans.contains_key(&span.id) {
+        if let Some(old) = self.spans.get(&span.id) {
+            span.weight = old.weight;
+        } else {
             span.weight = span.size();
             self.make_room(span.weight);
             self.span_bytes += span.weight;
@@ -611,13 +635,17 @@ impl SessionState {
     }
 
     /// An event on the innermost span it belongs to; what it adds to a child span counts towards
-    /// `MAX_SPAN_BYTES` (a span keeps up to `max_events` of them).
-    fn add_event(&mut self, agent_id: Option<String>, prompt_id: Option<String>, e: SpanEvent, max_events: usize) {
-        let weight = 64
-            + e.name.len()
-            + e.attrs.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum::<usize>();
+    /// its `max_span_bytes` (a span keeps up to `max_events` of them).
+    pub(super) fn add_event(
+        &mut self,
+        agent_id: Option<&str>,
+        prompt_id: Option<&str>,
+        e: SpanEvent,
+        max_events: usize,
+    ) {
+        let weight = event_bytes(&e);
         let top = self.top.id;
-        let span = self.target(agent_id.as_deref(), prompt_id.as_deref());
+        let span = self.target(agent_id, prompt_id);
         let kept = span.events.len() < max_events && span.id != top;
         span.add_event(e, max_events);
         if kept {
@@ -634,22 +662,58 @@ impl SessionState {
         Some(span)
     }
 
-    /// At `MAX_SPANS` or `MAX_SPAN_BYTES`, hand out the oldest spans (into `evicted`) until there is room for one more.
+    /// At `MAX_SPANS` or `max_span_bytes`, hand out the oldest spans (into `evicted`) until there is room for one more.
     fn make_room(&mut self, weight: usize) {
-        while self.spans.len() >= MAX_SPANS || self.span_bytes + weight > MAX_SPAN_BYTES {
+        while self.spans.len() >= MAX_SPANS || self.span_bytes + weight > self.max_span_bytes {
             let Some(id) = self.span_order.pop_front() else { return };
-            let Some(mut span) = self.take_span(&id) else { continue };
-            if span.closed_at.is_none() {
-                span.close_incomplete(span.end, self.last_seen);
-                if span.key == SpanKey::Tool {
-                    span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
-                }
-            }
-            self.compactions.retain(|_, c| *c != id);
-            self.handed_out.insert(id);
-            let record = self.record(span);
-            self.evicted.push(record);
+            self.evict(id);
         }
+    }
+
+    /// Hand out the oldest spans (into `evicted`, as at `MAX_SPANS`) until the session holds about
+    /// `goal` bytes, or no child span is left: the sessions' share of the memory budget is full.
+    pub(super) fn shed(&mut self, goal: usize) {
+        let mut held = self.held();
+        while held > goal {
+            let Some(id) = self.span_order.pop_front() else { return };
+            if let Some(span) = self.spans.get(&id) {
+                held = held.saturating_sub(span.held());
+                self.evict(id);
+            }
+        }
+    }
+
+    /// Hand a child span out now (into `evicted`), closed as incomplete if it is still open.
+    fn evict(&mut self, id: SpanId) {
+        let Some(mut span) = self.take_span(&id) else { return };
+        if span.closed_at.is_none() {
+            span.close_incomplete(span.end, self.last_seen);
+            if span.key == SpanKey::Tool {
+                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
+            }
+        }
+        self.compactions.retain(|_, c| *c != id);
+        self.handed_out.insert(id);
+        let record = self.record(span);
+        self.evicted.push(record);
+    }
+
+    /// About the bytes the session holds now: its spans (events included), the ids it remembers,
+    /// the reports waiting for their match. What the sessions' share of the memory budget counts.
+    pub(super) fn held(&self) -> usize {
+        let spans = self.top.held() + self.spans.values().map(OpenSpan::held).sum::<usize>();
+        let ids = self.turns.len()
+            + self.agents.len()
+            + self.tools.len()
+            + self.spawned_by.len()
+            + self.unclaimed_agent_calls.len()
+            + self.compactions.len()
+            + self.handed_out.len()
+            + self.span_order.len()
+            + self.early_usage.len()
+            + self.teammates.len()
+            + self.pane_spawns.len();
+        SESSION_BYTES + spans + ids * ID_BYTES + self.native.held() + self.evicted.len() * 1024
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or

@@ -199,7 +199,7 @@ impl SessionState {
         }
         span.incomplete = incomplete;
         span.close(done.at, now);
-        self.spans.insert(id, span);
+        self.insert(span);
     }
 }
 

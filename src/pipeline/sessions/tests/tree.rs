@@ -518,3 +518,46 @@ fn a_session_holds_at_most_max_spans() {
     assert_tree(&out);
     assert_eq!(out.iter().filter(|r| r.key == SpanKey::Tool).count(), n, "every tool call handed out once");
 }
+
+/// All open sessions answer to one share of the memory budget: past it the heaviest hand out their
+/// oldest spans first (counted), a light session beside them keeps its open spans, and what the
+/// sessions hold comes back under the share. Nothing is handed out twice.
+#[test]
+fn open_sessions_together_stay_inside_their_share() {
+    let max = 4 << 20;
+    let mut s = Sessions::new(Settings { max_state_bytes: max, max_span_bytes: max / 4, ..settings() });
+    let mut out = Vec::new();
+    let light = "00000000-0000-4000-8000-0000000000ff";
+    let with_sid = |mut p: Value, sid: &str| {
+        p["session_id"] = json!(sid);
+        p
+    };
+    s.ingest(event(&with_sid(simple("SessionStart", json!({"source": "startup"})), light), MS), MS, &mut out);
+    s.ingest(event(&with_sid(tool("PreToolUse", "light_tool", json!({})), light), 2 * MS), 2 * MS, &mut out);
+    // six heavy sessions of two subagents each given events of 40 long fields: about 13 KB an
+    // event, 128 kept a span, 20 MiB in all
+    let heavy = |i: u64| format!("00000000-0000-4000-8000-00000000000{}", i % 6);
+    for i in 0..12u64 {
+        let start = simple("SubagentStart", json!({"agent_id": format!("a{i}"), "agent_type": "general-purpose"}));
+        s.ingest(event(&with_sid(start, &heavy(i)), (i + 3) * MS), (i + 3) * MS, &mut out);
+    }
+    let mut extra = json!({"agent_id": "a0", "message": "m"});
+    for f in 0..40 {
+        extra[format!("extra_{f:02}")] = json!("f".repeat(250));
+    }
+    for i in 0..1_536u64 {
+        extra["agent_id"] = json!(format!("a{}", i % 12));
+        let at = (i + 20) * MS;
+        s.ingest(event(&with_sid(simple("Notification", extra.clone()), &heavy(i % 12)), at), at, &mut out);
+        assert!(s.held() <= max, "the sessions hold {} bytes after event {i}", s.held());
+    }
+    let evicted = s.take_evicted();
+    assert!(evicted.subagent >= 6, "{evicted:?}");
+    assert!(out.iter().all(|r| *r.session_id != *light), "the light session lost nothing");
+    s.tick(u64::MAX / 2, &mut out);
+    s.tick(u64::MAX / 2 + 60_000 * MS, &mut out);
+    let agents = out.iter().filter(|r| r.key == SpanKey::Subagent);
+    let ids: HashSet<SpanId> = agents.clone().map(|r| r.span_id).collect();
+    assert_eq!((ids.len(), agents.count()), (12, 12), "every subagent handed out once");
+    assert!(out.iter().any(|r| *r.session_id == *light && r.key == SpanKey::Tool), "the light tool span, at its end");
+}
