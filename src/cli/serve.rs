@@ -136,13 +136,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (span_tx, span_rx) = tokio::sync::mpsc::channel(64);
         // touches are hints: a bounded queue, dropped when full (reads start from saved offsets)
         let (touch_tx, touch_rx) = std::sync::mpsc::sync_channel(4096);
-        let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(1024);
+        let (report_tx, report_rx) = tokio::sync::mpsc::channel(1024);
         let settle = std::time::Duration::from_millis(args.settle_ms);
         let transcripts = AgentDirs::from_env();
         let accountant = Accountant::new(prices, &data_dir, metrics.clone(), settle, transcripts.clone());
         let accountant = std::thread::Builder::new()
             .name("hooktel-accounting".into())
-            .spawn(move || accountant.run(touch_rx, usage_tx))?;
+            .spawn(move || accountant.run(touch_rx, report_tx))?;
         let span_spool = match &sink {
             export::Sink::Otlp(_) => match SpanSpool::open(&data_dir, args.spool_max_bytes) {
                 Ok(s) => Some(s),
@@ -181,7 +181,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
             events: event_rx,
-            usage: usage_rx,
+            reports: report_rx,
             touches: touch_tx,
             spans: span_tx,
             journal: journal_tx,

@@ -2,7 +2,8 @@
 //! passes finished spans on to the exporter.
 //!
 //! One owner means no locks around session state. Besides hook events it takes the usage the
-//! accountant reads from transcripts (and tells the accountant which transcripts to read). It stops
+//! accountant reads from transcripts (and tells the accountant which transcripts to read, and the
+//! sessions which of those reads a span closed by a turn's end waits for). It stops
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
@@ -24,7 +25,7 @@ use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
-use crate::usage::accountant::{SessionUsage, Touch, TouchKind};
+use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
@@ -34,10 +35,16 @@ const TICK: Duration = Duration::from_millis(250);
 /// Events taken from the queue in one go: amortises wake-ups under load.
 const RECV_BATCH: usize = 256;
 
+/// Longest a span waits for the transcript read its end asked for (the accountant stuck, or its
+/// queue full): ten default settle times, far past the accountant's last re-read (at most the settle
+/// time after the end) even on a busy machine, and short enough that a trace is never held back long.
+const READ_WAIT: Duration = Duration::from_secs(10);
+
 /// What the pipeline works with.
 pub(crate) struct Parts {
     pub(crate) events: mpsc::Receiver<Event>,
-    pub(crate) usage: mpsc::Receiver<SessionUsage>,
+    /// Usage and reads from the accountant, in the order it made them.
+    pub(crate) reports: mpsc::Receiver<Report>,
     pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
     pub(crate) spans: mpsc::Sender<Vec<SpanRecord>>,
     /// `None` when the journal could not be opened (then restarts lose open sessions).
@@ -51,7 +58,7 @@ pub(crate) struct Parts {
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut usage, touches, spans, journal, restored, settings, metrics } = p;
+    let Parts { mut events, mut reports, touches, spans, journal, restored, settings, metrics } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
     replay(&mut sessions, restored, &mut out);
@@ -70,11 +77,15 @@ pub(crate) async fn run(p: Parts) {
                 let now = now_ns();
                 for ev in buf.drain(..) {
                     count_session(&ev, &metrics);
-                    touch_transcripts(&ev, &touches);
+                    let awaited = touch_transcripts(&ev, &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
                     let before = out.len();
                     let ingested = sessions.ingest(ev, now, &mut out);
+                    let (due, expires) = (now + READ_MARGIN.as_nanos() as u64, now + READ_WAIT.as_nanos() as u64);
+                    for agent in awaited {
+                        sessions.await_read(&sid, agent.as_deref(), due, expires);
+                    }
                     if task_created && ingested != Ingested::Late {
                         metrics.tasks.with_label_values(&["created"]).inc();
                     }
@@ -92,10 +103,7 @@ pub(crate) async fn run(p: Parts) {
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            Some(u) = usage.recv() => {
-                sessions.add_usage(&u, now_ns());
-                journal.usage(&u);
-            }
+            Some(r) = reports.recv() => accounted(&mut sessions, &journal, r),
             _ = tick.tick() => {
                 let before = out.len();
                 let idled = sessions.tick(now_ns(), &mut out);
@@ -125,9 +133,8 @@ pub(crate) async fn run(p: Parts) {
     }
     drop(touches);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
-    while let Some(u) = usage.recv().await {
-        sessions.add_usage(&u, now_ns());
-        journal.usage(&u);
+    while let Some(r) = reports.recv().await {
+        accounted(&mut sessions, &journal, r);
     }
     sessions.flush_closed(&mut out);
     journal.handed_out(&out);
@@ -217,6 +224,17 @@ impl Journal {
     }
 }
 
+/// Usage on its spans (and in the journal), or a read that spans may have waited for.
+fn accounted(sessions: &mut Sessions, journal: &Journal, r: Report) {
+    match r {
+        Report::Usage(u) => {
+            sessions.add_usage(&u, now_ns());
+            journal.usage(&u);
+        }
+        Report::Read(read) => sessions.transcript_read(&read),
+    }
+}
+
 fn count_session(ev: &Event, metrics: &Metrics) {
     match &ev.kind {
         Kind::SessionStart { source } => metrics.session_started(source),
@@ -227,9 +245,11 @@ fn count_session(ev: &Event, metrics: &Metrics) {
 
 /// Ask the accountant to read the transcripts this event may have grown. Never blocks: when the
 /// accountant is behind, the touch is dropped, and the next one reads the same bytes (reads start
-/// at the saved offset, so nothing is missed).
-fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) {
-    let Some(path) = &ev.transcript_path else { return };
+/// at the saved offset, so nothing is missed). Returns the transcripts (by subagent, `None` for the
+/// session's own) whose re-reads a turn's end asked for: those the accountant will report.
+fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -> Vec<Option<String>> {
+    let mut awaited = Vec::new();
+    let Some(path) = &ev.transcript_path else { return awaited };
     let kind = match ev.kind {
         Kind::SessionEnd { .. } => TouchKind::SessionEnd,
         Kind::TurnEnd { .. } | Kind::SubagentStop { .. } => TouchKind::TurnEnd,
@@ -244,12 +264,18 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) {
         project: project.clone(),
         kind,
     };
+    let mut send = |path: PathBuf, agent_id: Option<String>| {
+        if touches.try_send(touch(path, agent_id.clone())).is_ok() && kind != TouchKind::Grow {
+            awaited.push(agent_id);
+        }
+    };
     if let Some(agent) = &ev.agent_id {
         if let Some(sub) = logs::subagent_log(ev.source, path, agent) {
-            let _ = touches.try_send(touch(sub, Some(agent.clone())));
+            send(sub, Some(agent.clone()));
         }
     }
-    let _ = touches.try_send(touch(PathBuf::from(path), None));
+    send(PathBuf::from(path), None);
+    awaited
 }
 
 /// Gives freed memory back to the system after many sessions have ended. glibc's malloc keeps

@@ -3,10 +3,13 @@
 //!
 //! Runs on its own thread (file reads are blocking). The pipeline *touches* a transcript when an
 //! event of its session arrives; touched files are read from their saved offset every
-//! `READ_INTERVAL`. A turn's end (Stop, SubagentStop, SessionEnd) reads at once and again at half
-//! and at nine tenths of the settle time, because Claude Code writes the last response to the file
-//! after the hook fires (seen 150 ms after SubagentStop), and the usage must be on the span before
-//! it settles. A session's end re-reads every transcript of the session. Every transcript of a
+//! `READ_INTERVAL`. A turn's end (Stop, SubagentStop, SessionEnd) reads at once and again at
+//! `READ_MARGIN`, at half and at nine tenths of the settle time, because Claude Code can write the
+//! last response to the file after the hook fires (seen 150 ms after SubagentStop), and the usage
+//! must be on the span before it is handed out. Each of these re-reads is reported to the pipeline
+//! ([`TranscriptRead`], after the usage it found), so that a span closed by the turn's end waits
+//! for a read that started `READ_MARGIN` after it. A session's end re-reads every transcript of the
+//! session. Every transcript of a
 //! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is. Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
@@ -26,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::model::agent::Agent;
 use crate::model::ids::SessionId;
+use crate::model::time::now_ns;
 use crate::usage::agent_dirs::{AgentDirs, OpenError};
 use crate::usage::logs::{self, Delta, LogReader};
 use crate::usage::pricing::PriceTable;
@@ -46,6 +50,15 @@ const MAX_FILES: usize = 10_000;
 
 /// Saved ledgers older than this are deleted at start.
 const KEEP_SAVED: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How long after a turn's end a read must start to see the turn's last response: Claude Code
+/// writes it up to about 150 ms after SubagentStop fires on an idle machine; 500 ms is three times
+/// that, for a machine under load, and half the default settle time, so that with the default
+/// settings the read it asks for is one the accountant makes anyway and no span waits longer.
+pub(crate) const READ_MARGIN: Duration = Duration::from_millis(500);
+
+/// Most refusals of awaited reads reported at once; past it a span waits for its bound instead.
+const MAX_REFUSALS_PENDING: usize = 4096;
 
 /// A request to read a transcript, sent by the pipeline.
 #[derive(Clone, Debug)]
@@ -78,6 +91,32 @@ pub(crate) struct SessionUsage {
     pub(crate) delta: Delta,
 }
 
+/// A scheduled re-read of a transcript, reported after the usage it found: the spans closed by the
+/// turn's end that asked for it wait for one that started late enough.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TranscriptRead {
+    pub(crate) session_id: SessionId,
+    /// The subagent whose transcript it is; `None` for the session's own.
+    pub(crate) agent_id: Option<String>,
+    pub(crate) read: ReadStart,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadStart {
+    /// The read started at this wall time (Unix ns), before the file was opened.
+    At(u64),
+    /// The path is refused: no read will come.
+    Never,
+}
+
+/// What the accountant sends the pipeline, in the order it happened.
+#[derive(Clone, Debug)]
+pub(crate) enum Report {
+    /// (Boxed: a usage is five times the size of a read, and the channel holds a thousand reports.)
+    Usage(Box<SessionUsage>),
+    Read(TranscriptRead),
+}
+
 struct Tracked {
     source: Agent,
     session_id: SessionId,
@@ -87,8 +126,8 @@ struct Tracked {
     rereads: Vec<Instant>,
     last_touch: Instant,
     final_read: bool,
-    /// A subagent's transcript: some subagents (the compaction agent) never write one.
-    subagent: bool,
+    /// Set for a subagent's transcript: some subagents (the compaction agent) never write one.
+    agent_id: Option<String>,
 }
 
 impl Tracked {
@@ -101,7 +140,7 @@ impl Tracked {
             rereads: Vec::new(),
             last_touch: now,
             final_read: false,
-            subagent: t.agent_id.is_some(),
+            agent_id: t.agent_id.clone(),
         }
     }
 }
@@ -128,6 +167,8 @@ pub(crate) struct Accountant {
     roots: AgentDirs,
     /// Refused paths already logged, so a flood of them logs each once (bounded).
     refused_logged: std::collections::HashSet<PathBuf>,
+    /// Reads asked for by a turn's end whose path is refused, to report with the next reads.
+    refused_reads: Vec<TranscriptRead>,
 }
 
 /// Refused paths logged at most: past this, refusals are only counted.
@@ -156,11 +197,12 @@ impl Accountant {
             settle,
             roots,
             refused_logged: std::collections::HashSet::new(),
+            refused_reads: Vec::new(),
         }
     }
 
-    /// Run until every `Touch` sender is gone; usage goes to `usage`.
-    pub(crate) fn run(mut self, touches: Receiver<Touch>, usage: mpsc::Sender<SessionUsage>) {
+    /// Run until every `Touch` sender is gone; usage and reads go to `reports`.
+    pub(crate) fn run(mut self, touches: Receiver<Touch>, reports: mpsc::Sender<Report>) {
         loop {
             match touches.recv_timeout(READ_INTERVAL) {
                 Ok(t) => {
@@ -172,25 +214,30 @@ impl Accountant {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.read_due(&usage);
+            self.read_due(&reports);
         }
         // last reads of whatever was touched, then stop
         for t in self.files.values_mut() {
             t.dirty = true;
         }
-        self.read_due(&usage);
+        self.read_due(&reports);
     }
 
     fn touch(&mut self, t: Touch) {
         if let Err(why) = self.roots.admit(&t.path) {
             self.refuse(&t.path, &why);
+            if t.kind != TouchKind::Grow && self.refused_reads.len() < MAX_REFUSALS_PENDING {
+                let (session_id, agent_id) = (t.session_id, t.agent_id);
+                self.refused_reads.push(TranscriptRead { session_id, agent_id, read: ReadStart::Never });
+            }
             return;
         }
         if t.kind == TouchKind::SessionEnd {
             self.discover_subagents(&t);
         }
         let now = Instant::now();
-        let rereads = [now + self.settle / 2, now + self.settle * 9 / 10];
+        let mut rereads = vec![now + READ_MARGIN, now + self.settle / 2, now + self.settle * 9 / 10];
+        rereads.sort();
         let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
         if !self.files.contains_key(&t.path) {
             if self.files.len() >= MAX_FILES {
@@ -202,14 +249,14 @@ impl Accountant {
         tracked.dirty = true;
         tracked.last_touch = now;
         if t.kind != TouchKind::Grow {
-            tracked.rereads = rereads.to_vec();
+            tracked.rereads = rereads.clone();
         }
         if t.kind == TouchKind::SessionEnd {
             tracked.final_read = true;
             // every transcript of the session gets its last reads: lines arrive after the hooks
             for other in self.files.values_mut().filter(|f| f.session_id == t.session_id) {
                 other.dirty = true;
-                other.rereads = rereads.to_vec();
+                other.rereads = rereads.clone();
                 other.final_read = true;
             }
         }
@@ -248,9 +295,12 @@ impl Accountant {
         }
     }
 
-    fn read_due(&mut self, usage: &mpsc::Sender<SessionUsage>) {
+    /// Read the files touched or due for a re-read; report their usage, then the re-reads.
+    fn read_due(&mut self, reports: &mpsc::Sender<Report>) {
         let now = Instant::now();
+        let started = now_ns();
         let mut deltas = Vec::new();
+        let mut reads = std::mem::take(&mut self.refused_reads);
         let reader =
             Reader { prices: &self.prices, state_dir: &self.state_dir, metrics: &self.metrics, roots: &self.roots };
         for (path, t) in self.files.iter_mut() {
@@ -264,6 +314,10 @@ impl Accountant {
             for delta in reader.read_file(path, t, final_read, &mut self.progress) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
+            if reread {
+                let (session_id, agent_id) = (t.session_id.clone(), t.agent_id.clone());
+                reads.push(TranscriptRead { session_id, agent_id, read: ReadStart::At(started) });
+            }
         }
         self.files.retain(|_, t| now.duration_since(t.last_touch) < FORGET_AFTER || !t.rereads.is_empty());
         if self.files.is_empty() {
@@ -276,9 +330,12 @@ impl Accountant {
         }
         let live: std::collections::HashSet<&str> = self.files.values().map(|t| t.session_id.as_str()).collect();
         self.projects.retain(|sid, _| live.contains(sid.as_str()));
-        for d in deltas {
+        // the reads after all the usage they found: a span that waits for a read has its usage then
+        let reports_due =
+            deltas.into_iter().map(|d| Report::Usage(Box::new(d))).chain(reads.into_iter().map(Report::Read));
+        for r in reports_due {
             // back-pressure: the pipeline is busy; usage must not be lost, so wait
-            if usage.blocking_send(d).is_err() {
+            if reports.blocking_send(r).is_err() {
                 return;
             }
         }
@@ -313,7 +370,7 @@ impl Reader<'_> {
             }
             Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 // not written yet (SessionStart comes before the first line); an error only at the end
-                if final_read && !progress.contains_key(path) && !t.subagent {
+                if final_read && !progress.contains_key(path) && t.agent_id.is_none() {
                     metrics.transcript_errors.with_label_values(&["missing"]).inc();
                     tracing::debug!(path = ?path, "Transcript missing at session end");
                 }
@@ -460,10 +517,7 @@ mod tests {
     const SESSION: &str = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
 
     /// An accountant over `dir` (data dir and transcript root), and where its usage goes.
-    fn accountant(
-        dir: &Path,
-        settle: Duration,
-    ) -> (Accountant, mpsc::Sender<SessionUsage>, mpsc::Receiver<SessionUsage>) {
+    fn accountant(dir: &Path, settle: Duration) -> (Accountant, mpsc::Sender<Report>, mpsc::Receiver<Report>) {
         let roots = AgentDirs::new(vec![dir.join("projects")]);
         let a = Accountant::new(PriceTable::builtin(), &dir.join("data"), Arc::new(Metrics::new(true)), settle, roots);
         let (tx, rx) = mpsc::channel(1024);
@@ -481,8 +535,14 @@ mod tests {
         }
     }
 
-    fn drained(rx: &mut mpsc::Receiver<SessionUsage>) -> Vec<SessionUsage> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    /// The usage reported so far (the reads are left out).
+    fn drained(rx: &mut mpsc::Receiver<Report>) -> Vec<SessionUsage> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|r| match r {
+                Report::Usage(u) => Some(*u),
+                Report::Read(_) => None,
+            })
+            .collect()
     }
 
     fn output_tokens(usage: &[SessionUsage]) -> u64 {
@@ -522,7 +582,7 @@ mod tests {
         assert!(drained(&mut rx).is_empty(), "a restart counts nothing it counted before");
     }
 
-    /// A turn's end reads now, and again at half and nine tenths of the settle time.
+    /// A turn's end reads now, and again at `READ_MARGIN` and at half and nine tenths of the settle time.
     #[test]
     fn a_turn_end_schedules_the_rereads_that_catch_late_lines() {
         let dir = tempfile::tempdir().unwrap();
@@ -535,13 +595,58 @@ mod tests {
         let before = Instant::now();
         a.touch(touch(&path, TouchKind::TurnEnd));
         let t = &a.files[&path];
-        assert!(t.dirty && t.rereads.len() == 2);
+        assert!(t.dirty && t.rereads.len() == 3);
         let after = |i: usize| t.rereads[i].duration_since(before);
-        assert!(after(0) >= settle / 2 && after(0) < settle / 2 + Duration::from_secs(1), "{:?}", after(0));
-        assert!(after(1) >= settle * 9 / 10 && after(1) < settle, "{:?}", after(1));
+        assert!(after(0) >= READ_MARGIN && after(0) < READ_MARGIN + Duration::from_secs(1), "{:?}", after(0));
+        assert!(after(1) >= settle / 2 && after(1) < settle / 2 + Duration::from_secs(1), "{:?}", after(1));
+        assert!(after(2) >= settle * 9 / 10 && after(2) < settle, "{:?}", after(2));
         // a plain growth does not reschedule them
         a.touch(touch(&path, TouchKind::Grow));
-        assert_eq!(a.files[&path].rereads.len(), 2);
+        assert_eq!(a.files[&path].rereads.len(), 3);
+    }
+
+    /// A scheduled re-read is reported after the usage it found, with the time it started; the
+    /// read at the turn's end itself is not (it starts too early to count); a turn's end naming a
+    /// refused path is reported as never to be read, a plain growth not at all.
+    #[test]
+    fn rereads_are_reported_after_their_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        let cut = TRANSCRIPT.len() / 2;
+        let cut = cut + TRANSCRIPT[cut..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        std::fs::write(&path, &TRANSCRIPT[..cut]).unwrap();
+        let (mut a, tx, mut rx) = accountant(dir.path(), Duration::from_secs(10));
+        a.touch(touch(&path, TouchKind::TurnEnd));
+        a.read_due(&tx);
+        let first: Vec<Report> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert!(!first.is_empty() && first.iter().all(|r| matches!(r, Report::Usage(_))), "{first:?}");
+
+        std::fs::write(&path, TRANSCRIPT).unwrap();
+        a.files.get_mut(&path).unwrap().rereads[0] = Instant::now();
+        let before = now_ns();
+        a.read_due(&tx);
+        let reports: Vec<Report> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let (last, usage) = reports.split_last().unwrap();
+        assert!(!usage.is_empty() && usage.iter().all(|r| matches!(r, Report::Usage(_))), "{reports:?}");
+        match last {
+            Report::Read(r) => {
+                assert_eq!((r.session_id.as_str(), r.agent_id.as_deref()), (SESSION, None));
+                assert!(matches!(r.read, ReadStart::At(at) if at >= before), "{r:?}");
+            }
+            other => panic!("the read comes last: {other:?}"),
+        }
+
+        let refused = Path::new("/etc/passwd.jsonl");
+        a.touch(touch(refused, TouchKind::Grow));
+        a.touch(Touch { agent_id: Some("a1".into()), ..touch(refused, TouchKind::TurnEnd) });
+        a.read_due(&tx);
+        let reports: Vec<Report> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert!(
+            matches!(&reports[..], [Report::Read(TranscriptRead { read: ReadStart::Never, agent_id: Some(a), .. })] if a == "a1"),
+            "{reports:?}"
+        );
     }
 
     /// A path outside the transcript roots is counted as refused and never tracked; aliases of one

@@ -23,6 +23,7 @@ mod hostile;
 mod import;
 mod ingest;
 mod install;
+mod late_usage;
 mod local_mode;
 mod metrics_push;
 mod native;

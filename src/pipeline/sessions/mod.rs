@@ -10,7 +10,8 @@
 //! evicting sessions, usage, handing spans out), with its [`Settings`]. Each session is its own
 //! [`SessionState`], in `state` (one handler per event kind); its spans, while open, are `span`'s
 //! `OpenSpan`. What reaches across sessions (agent teams, their tasks) is in `teams`, what Claude
-//! Code's own telemetry does to a session in `native`, and the tests in `tests`.
+//! Code's own telemetry does to a session in `native`, the transcript reads that closed spans wait
+//! for in `reads`, and the tests in `tests`.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -20,9 +21,10 @@ use crate::model::capture::Capture;
 use crate::model::event::Event;
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::span::SpanRecord;
-use crate::usage::accountant::SessionUsage;
+use crate::usage::accountant::{SessionUsage, TranscriptRead};
 
 mod native;
+mod reads;
 mod span;
 mod state;
 pub(crate) mod teams;
@@ -295,6 +297,7 @@ impl Sessions {
         let mut finished = Vec::new();
         let mut idled = 0;
         for (sid, state) in self.live.iter_mut() {
+            state.reads.expire(now);
             if state.top.closed_at.is_none() && now.saturating_sub(state.last_seen) >= idle {
                 state.close_idle(now);
                 idled += 1;
@@ -302,7 +305,10 @@ impl Sessions {
             let native = self.settings.native_expected || state.native.seen;
             let native_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
             match state.top.closed_at {
-                Some(closed) if now.saturating_sub(closed) >= native_settle => finished.push(sid.clone()),
+                // an ended session also waits for the last reads of its transcripts
+                Some(closed) if now.saturating_sub(closed) >= native_settle && state.reads.is_empty() => {
+                    finished.push(sid.clone())
+                }
                 _ => {
                     let before = out.len();
                     state.hand_out_settled(now, settle, native_settle, out);
@@ -348,6 +354,22 @@ impl Sessions {
         for id in handed_out {
             state.take_span(id);
             state.handed_out.insert(*id);
+        }
+    }
+
+    /// A turn's end in `sid` asked for a read of `agent`'s transcript (`None`: the session's own):
+    /// the span it closed, and the session's end, wait for one that starts at `due` or later (its
+    /// usage comes first), or until `expires`.
+    pub(crate) fn await_read(&mut self, sid: &str, agent: Option<&str>, due: u64, expires: u64) {
+        if let Some(state) = self.live.get_mut(sid) {
+            state.reads.expect(agent, due, expires);
+        }
+    }
+
+    /// The accountant read a transcript (or will never read it): the spans waiting for it may go.
+    pub(crate) fn transcript_read(&mut self, r: &TranscriptRead) {
+        if let Some(state) = self.live.get_mut(&r.session_id) {
+            state.reads.read(r.agent_id.as_deref(), r.read);
         }
     }
 

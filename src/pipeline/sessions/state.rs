@@ -12,6 +12,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
 use super::native::{time_chat, Native};
+use super::reads::AwaitedReads;
 use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
 use crate::model::capture::Capture;
@@ -93,6 +94,8 @@ pub(super) struct SessionState {
     /// prompt, the prompts whose turn failed, the `tool_use_id` of each of its tool spans, the
     /// permission waits whose tool span is not known yet, and the session's counters.
     pub(super) native: Native,
+    /// Transcript reads its closed turns and subagents (and its end) wait for.
+    pub(super) reads: AwaitedReads,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -175,6 +178,7 @@ impl SessionState {
             pane_spawns: HashMap::new(),
             teams_on: false,
             turn_ended: false,
+            reads: AwaitedReads::default(),
         }
     }
 
@@ -712,7 +716,8 @@ impl SessionState {
             + self.span_order.len()
             + self.early_usage.len()
             + self.teammates.len()
-            + self.pane_spawns.len();
+            + self.pane_spawns.len()
+            + self.reads.len();
         SESSION_BYTES + spans + ids * ID_BYTES + self.native.held() + self.evicted.len() * 1024
     }
 
@@ -768,7 +773,8 @@ impl SessionState {
     }
 
     /// Move closed child spans that have waited `settle` out of the session.
-    /// (Model and tool calls wait `native_settle`: Claude Code's report of them can come later.)
+    /// (Model and tool calls wait `native_settle`: Claude Code's report of them can come later; turns
+    /// and subagents wait for the transcript read their end asked for, see `reads`.)
     pub(super) fn hand_out_settled(&mut self, now: u64, settle: u64, native_settle: u64, out: &mut Vec<SpanRecord>) {
         if self.teams_on && self.team.is_none() && !self.turn_ended && now != u64::MAX {
             return; // its team may still form: its spans wait to carry it
@@ -778,7 +784,8 @@ impl SessionState {
             .values()
             .filter(|s| {
                 let settle = if matches!(s.key, SpanKey::Chat | SpanKey::Tool) { native_settle } else { settle };
-                (!s.held || now == u64::MAX) && s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
+                let waits = s.held || self.awaits_read(s);
+                (!waits || now == u64::MAX) && s.closed_at.is_some_and(|c| now.saturating_sub(c) >= settle)
             })
             .map(|s| s.id)
             .collect();
@@ -788,6 +795,16 @@ impl SessionState {
                 let record = self.record(span);
                 out.push(record);
             }
+        }
+    }
+
+    /// Whether a read of the transcript that holds its last response is still awaited: the
+    /// session's own for a turn, the subagent's own for a subagent.
+    fn awaits_read(&self, span: &OpenSpan) -> bool {
+        match (span.key, &span.parent) {
+            (SpanKey::Turn, _) => self.reads.awaits(None),
+            (SpanKey::Subagent, Parent::Spawner(aid, _)) => self.reads.awaits(Some(aid)),
+            _ => false,
         }
     }
 

@@ -2,8 +2,8 @@
 //! `tool`), an event from a payload (`event`), a run of payloads through the state machine (`run`),
 //! captured agent-team runs (`team_events`, `team_run`), and checks on what comes out (`named`,
 //! `assert_tree`). The tests themselves, by concern: `tree` (one session's span tree: pairing, order,
-//! timeouts, bounds), `teams` (agent teams, teammates, tasks, forks) and `native` (Claude Code's own
-//! telemetry).
+//! timeouts, bounds), `teams` (agent teams, teammates, tasks, forks), `native` (Claude Code's own
+//! telemetry) and `reads` (spans waiting for the transcript reads their end asked for).
 
 use std::collections::HashSet;
 
@@ -17,6 +17,7 @@ use crate::model::event::Event;
 use crate::model::span::SpanRecord;
 
 mod native;
+mod reads;
 mod teams;
 mod tree;
 
