@@ -24,7 +24,8 @@ pub enum Capture {
     /// Plus a redacted summary of tool inputs: paths, patterns, URLs without query, a clipped command.
     #[default]
     Metadata,
-    /// Plus prompts, full tool inputs and outputs, messages (each clipped to 4 KiB).
+    /// Plus prompts, full tool inputs and outputs, messages (each clipped to 4 KiB), and the
+    /// account of Claude Code's telemetry as `user.id`.
     Full,
 }
 
@@ -33,6 +34,12 @@ impl Capture {
         self == Capture::Full
     }
     pub(crate) fn outputs(self) -> bool {
+        self == Capture::Full
+    }
+    /// Whether the account Claude Code's telemetry names (its email, else its uuid) may leave as the
+    /// spans' `user.id`: only at `full`, never by default. `HOOKTEL_USER_ID` is the operator's own
+    /// choice and goes at every level.
+    pub(crate) fn identity(self) -> bool {
         self == Capture::Full
     }
     /// The error text of a failed call: its first line, redacted, at the default level (it can quote

@@ -19,6 +19,7 @@ use opentelemetry::trace::SpanId;
 use crate::model::capture::Capture;
 use crate::model::event::Event;
 use crate::model::ids::{self, SessionId, SpanKey};
+use crate::model::semconv::ModelEndpoint;
 use crate::model::span::SpanRecord;
 use crate::usage::accountant::SessionUsage;
 
@@ -56,6 +57,11 @@ pub struct Settings {
     pub(crate) native_settle_ns: u64,
     /// Whether Claude Code's telemetry may come (`--otlp-listen` is on).
     pub(crate) native_expected: bool,
+    /// `user.id` of every span (`HOOKTEL_USER_ID`); without it, the account Claude Code's telemetry
+    /// names, where the capture level lets identity out.
+    pub(crate) user_id: Option<String>,
+    /// Where model calls go: `server.address` and `server.port` of chat spans.
+    pub(crate) endpoint: ModelEndpoint,
 }
 
 impl Default for Settings {
@@ -71,6 +77,8 @@ impl Default for Settings {
             max_sessions: 5_000,
             native_settle_ns: 3 * SEC,
             native_expected: false,
+            user_id: None,
+            endpoint: ModelEndpoint::default(),
         }
     }
 }
@@ -191,7 +199,7 @@ impl Sessions {
                 None => None,
             };
             let evicted = self.live.len() >= self.settings.max_sessions.max(1) && self.evict_idlest(now, out);
-            let state = SessionState::open(&ev, resumed, self.settings.capture);
+            let state = SessionState::open(&ev, resumed, &self.settings);
             self.live.insert(ev.session_id.clone(), state);
             let note = TeamNote::of(&ev);
             let max = self.settings.max_events_per_span;

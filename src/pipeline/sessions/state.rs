@@ -14,11 +14,11 @@ use opentelemetry::KeyValue;
 use super::native::{time_chat, Native};
 use super::span::{OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
-use crate::model::capture::Capture;
+use super::Settings;
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
-use crate::model::semconv::{int, project_of};
+use crate::model::semconv::{int, project_of, ModelEndpoint};
 use crate::model::span::{
     ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, Subject, TeamMember, ToolRun, ToolStatus,
     TurnOutcome, LEAD_AGENT,
@@ -86,6 +86,11 @@ pub(super) struct SessionState {
     /// prompt, the prompts whose turn failed, the `tool_use_id` of each of its tool spans, the
     /// permission waits whose tool span is not known yet, and the session's counters.
     pub(super) native: Native,
+    /// `user.id` of its spans: `HOOKTEL_USER_ID`, else the first account Claude Code's telemetry
+    /// named for it (only at a capture level that lets identity out: see `Capture::identity`).
+    pub(super) user: Option<String>,
+    /// Where its model calls go.
+    pub(super) endpoint: ModelEndpoint,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -116,10 +121,10 @@ pub(super) const MAX_SPANS: usize = 10_000;
 pub(super) const MAX_SPAN_BYTES: usize = 32 << 20;
 
 impl SessionState {
-    pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, capture: Capture) -> SessionState {
+    pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, settings: &Settings) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), capture);
+        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), settings.capture);
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
             None => OpenSpan::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
@@ -156,6 +161,8 @@ impl SessionState {
             pane_spawns: HashMap::new(),
             teams_on: false,
             turn_ended: false,
+            user: settings.user_id.clone(),
+            endpoint: settings.endpoint.clone(),
         }
     }
 
@@ -198,7 +205,12 @@ impl SessionState {
                 self.permission_request(tool_name, agent_id, prompt_id, e, max_events)
             }
             Kind::Other | Kind::SkillShellCommand => self.add_event(agent_id, prompt_id, e, max_events),
-            Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
+            Kind::ModelCall(call) => {
+                if self.user.is_none() {
+                    self.user = call.user.clone();
+                }
+                self.model_call(call, at, now, prompt_id, agent_id, max_events)
+            }
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
@@ -559,7 +571,7 @@ impl SessionState {
                 Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
                 None => Parent::Turn(d.prompt_id.clone()),
             };
-            let mut attrs = semconv::chat(&d.model);
+            let mut attrs = semconv::chat(&d.model, &self.endpoint);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
             let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =
@@ -759,9 +771,13 @@ impl SessionState {
             SpanKey::Segment => Some(self.root_id),
             _ => Some(self.resolve(&span.parent)),
         };
+        let mut attrs = span.attrs;
+        if let Some(user) = &self.user {
+            attrs.push(KeyValue::new(semconv::USER_ID, user.clone()));
+        }
         SpanRecord {
             parent,
-            attrs: span.attrs,
+            attrs,
             events: span.events,
             dropped_events: span.dropped_events,
             status: span.status,
