@@ -615,7 +615,7 @@ impl Reader {
             let e = Extent { start: call.start, end: result.at };
             let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
             span.subject = Some(Subject::Tool(call.name.clone()));
-            let mut attrs = semconv::tool(&call.id);
+            let mut attrs = semconv::tool(&call.id, &call.name);
             attrs.extend(capture::tool_input(&call.input, capture));
             if let Some(aid) = &call.agent_id {
                 attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));

@@ -199,14 +199,16 @@ pub(crate) fn chat_name(model: &str) -> String {
     format!("chat {model}")
 }
 
-/// A tool call `execute_tool {name}` (its tool, `gen_ai.tool.name`, is the span's subject). Every
-/// tool of Claude Code is a `function` in the conventions' sense: the model asks for the call,
-/// Claude Code (the client) runs it, MCP tools included (Claude Code calls their server).
-pub(crate) fn tool(call_id: &str) -> Vec<KeyValue> {
+/// A tool call `execute_tool {name}` (its tool, `gen_ai.tool.name`, is the span's subject). Its
+/// `gen_ai.tool.type`: an MCP tool (`mcp__<server>__<tool>`) is an `extension`, a call Claude Code
+/// makes to a server outside it; every other tool a `function`, which Claude Code, the client, runs
+/// itself when the model asks.
+pub(crate) fn tool(call_id: &str, name: &str) -> Vec<KeyValue> {
+    let kind = if name.starts_with("mcp__") { "extension" } else { "function" };
     vec![
         KeyValue::new(OPERATION_NAME, "execute_tool"),
         KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
-        KeyValue::new(TOOL_TYPE, "function"),
+        KeyValue::new(TOOL_TYPE, kind),
     ]
 }
 
@@ -236,4 +238,18 @@ pub(crate) fn project_of(cwd: &str) -> String {
 /// than turning negative.
 pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mcp_tool_is_an_extension_every_other_a_function() {
+        let kind = |name| tool("toolu_1", name).into_iter().find(|kv| kv.key.as_str() == TOOL_TYPE).unwrap().value;
+        assert_eq!(kind("mcp__github__create_issue").as_str(), "extension");
+        for name in ["Bash", "Read", "WebFetch", "Agent", "mcp_like_but_not"] {
+            assert_eq!(kind(name).as_str(), "function", "{name}");
+        }
+    }
 }

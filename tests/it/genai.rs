@@ -48,8 +48,14 @@ fn session_spans(env: &[(&str, &str)]) -> Vec<Span> {
     let sidecar = builder.start();
     let dir = temp_dir("genai");
     let transcript = copy_captured_transcripts(dir.path());
-    let (end, before): (Vec<_>, Vec<_>) =
+    let (end, mut before): (Vec<_>, Vec<_>) =
         captured_session_at(&transcript).into_iter().partition(|p| p["hook_event_name"] == "SessionEnd");
+    // and a call of an MCP tool, as Claude Code names them
+    for event in ["PreToolUse", "PostToolUse"] {
+        before.push(serde_json::json!({"session_id": CAPTURED_SESSION, "hook_event_name": event,
+            "tool_name": "mcp__github__get_issue", "tool_use_id": "toolu_mcp_1", "tool_input": {"issue": 7},
+            "tool_response": {"title": "t"}}));
+    }
     for payload in before {
         let (status, body) = sidecar.request("POST", "/v1/hooks", payload.to_string().as_bytes());
         assert_eq!(status, 200, "{body}");
@@ -106,7 +112,11 @@ fn spans_carry_the_genai_conventions_and_no_user_by_default() {
     }
     let tools = named(&spans, "execute_tool ");
     assert!(tools.len() >= 4, "{} tool calls", tools.len());
-    assert!(tools.iter().all(|t| t.attr("gen_ai.tool.type") == Some("function")));
+    for t in &tools {
+        let kind = if t.name == "execute_tool mcp__github__get_issue" { "extension" } else { "function" };
+        assert_eq!(t.attr("gen_ai.tool.type"), Some(kind), "{}", t.name);
+    }
+    assert!(tools.iter().any(|t| t.attr("gen_ai.tool.type") == Some("extension")), "the MCP call");
     let failed: Vec<_> = tools.iter().filter(|t| t.status == 2).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!((failed[0].attr("error.type"), failed[0].attr("hooktel.tool.status")), (Some("_OTHER"), Some("error")));

@@ -543,7 +543,7 @@ impl SessionState {
         prompt_id: Option<String>,
         agent_id: Option<String>,
     ) -> OpenSpan {
-        let mut attrs = semconv::tool(&call.call_id);
+        let mut attrs = semconv::tool(&call.call_id, &call.name);
         attrs.extend(call.attrs.iter().cloned());
         if let Some(aid) = &agent_id {
             attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
