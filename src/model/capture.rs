@@ -2,7 +2,8 @@
 //!
 //! Prompts, tool inputs and tool outputs can hold secrets. At the default level (`metadata`) hooktel
 //! exports names, ids, timings, paths and a truncated, redacted command line; no prompt text and no
-//! tool output. `none` drops the input summary too; `full` adds prompts, inputs and outputs (clipped).
+//! tool output. `none` drops the input summary too; `full` adds prompts, inputs and outputs (clipped),
+//! and the account Claude Code's telemetry names, as the spans' `user.id`.
 
 use opentelemetry::KeyValue;
 use serde_json::Value;
