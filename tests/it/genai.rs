@@ -41,7 +41,8 @@ fn api_request_naming_the_account() -> Vec<u8> {
 /// every span of its trace as the receiver got them.
 fn session_spans(env: &[(&str, &str)]) -> Vec<Span> {
     let receiver = Receiver::start(Protocol::Http);
-    let mut builder = Sidecar::builder().exporting_to(&receiver);
+    // the model calls' spans wait for the transcripts' last reads, which a loaded machine delays
+    let mut builder = Sidecar::builder().exporting_to(&receiver).env("HOOKTEL_SETTLE_MS", "2000");
     for (k, v) in env {
         builder = builder.env(k, v);
     }

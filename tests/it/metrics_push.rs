@@ -20,6 +20,14 @@ fn user() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// The sum of the samples of `text` whose line starts with `prefix` and holds `label`.
+fn sum_of(text: &str, prefix: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn pushing_sidecar(receiver: &Receiver) -> Sidecar {
     let endpoint = match receiver.protocol {
         Protocol::Http => format!("{}/v1/metrics", receiver.endpoint()),
@@ -30,6 +38,8 @@ fn pushing_sidecar(receiver: &Receiver) -> Sidecar {
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", receiver.protocol_name())
         .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+        // the model calls' spans wait for the transcripts' last reads, which a loaded machine delays
+        .env("HOOKTEL_SETTLE_MS", "2000")
         .env_removed("USER")
         .start()
 }
@@ -45,11 +55,14 @@ fn pushed_metrics_equal_what_metrics_serves() {
             let (status, body) = sidecar.request("POST", "/v1/hooks", payload.to_string().as_bytes());
             assert_eq!(status, 200, "{body}");
         }
-        wait_until(Duration::from_secs(10), "the session's end and its tokens counted", || {
+        wait_until(Duration::from_secs(10), "the session's end, its tokens and its model calls counted", || {
+            let text = sidecar.metrics();
             sidecar.metric(r#"hooktel_sessions_ended_total{reason="other"}"#) == 1.0
                 && sidecar.metric(r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",type="output"}"#)
                     == 445.0
-                && sidecar.metrics().contains("hooktel_tool_duration_seconds_count")
+                && text.contains("hooktel_tool_duration_seconds_count")
+                && sum_of(&text, "gen_ai_client_token_usage_sum{", r#"gen_ai_token_type="output""#)
+                    == sum_of(&text, "hooktel_tokens_total{", r#"type="output""#)
         });
         // once the values rest, the last push and a scrape agree on every series
         let differ = prom_translate::push_equals_scrape(
@@ -145,14 +158,7 @@ fn genai_client_metrics(push: &ExportMetricsServiceRequest, scraped: &str) {
     assert!(calls >= 5, "{calls} model calls");
     assert_eq!(input.iter().map(|p| p.count).sum::<u64>(), calls, "one observation per call");
     assert_eq!(output.iter().map(|p| p.count).sum::<u64>(), calls);
-    let counted = |kind: &str| -> f64 {
-        let label = format!("type=\"{kind}\"");
-        scraped
-            .lines()
-            .filter(|l| l.starts_with("hooktel_tokens_total{") && l.contains(&label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let counted = |kind: &str| sum_of(scraped, "hooktel_tokens_total{", &format!("type=\"{kind}\""));
     let summed = |points: &[&HistogramDataPoint]| points.iter().map(|p| p.sum.unwrap_or(0.0)).sum::<f64>();
     assert_eq!(summed(&output), counted("output"));
     assert_eq!(summed(&input), counted("input") + counted("cache_read") + counted("cache_creation"));
