@@ -20,7 +20,7 @@ use crate::export::otlp;
 use crate::export::{Exporter, Sink};
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SessionId, SpanKey};
-use crate::model::semconv;
+use crate::model::semconv::{self, ModelEndpoint};
 use crate::model::span::SpanRecord;
 use crate::model::time::now_ns;
 use crate::model::tokens::TokenUsage;
@@ -46,6 +46,10 @@ pub(crate) struct Request {
     /// The resource the spans carry (as the sidecar's).
     pub(crate) resource: opentelemetry_sdk::Resource,
     pub(crate) capture: Capture,
+    /// Where model calls went (chat spans' `server.address`, `server.port`), as the sidecar says.
+    pub(crate) endpoint: ModelEndpoint,
+    /// `user.id` of every span (`HOOKTEL_USER_ID`), as the sidecar puts it.
+    pub(crate) user_id: Option<String>,
     pub(crate) prices: PriceTable,
     /// Retention of the local store: history older than `max_age` is not kept there.
     pub(crate) retention: Retention,
@@ -130,7 +134,7 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
     };
     let mut dest = Destination { sink, runtime };
     for path in transcripts::find_transcripts(&req.paths) {
-        match transcripts::session_from_transcript(&path, &req.prices, req.capture) {
+        match transcripts::session_from_transcript(&path, &req.prices, req.capture, &req.endpoint) {
             Ok(session) if seen_live(&registry, &req.data_dir, &session)? => summary.sessions_seen_live += 1,
             Ok(session) => {
                 summary.sessions += 1;
@@ -139,7 +143,8 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
                     summary.cost += d.cost;
                 }
                 summary.failed_files.extend(session.refused);
-                send(&mut dest, &mut registry, session.spans, &mut summary)?;
+                let spans = with_user(session.spans, req.user_id.as_deref());
+                send(&mut dest, &mut registry, spans, &mut summary)?;
             }
             Err(e) => summary.failed_files.push((path, e.to_string())),
         }
@@ -149,9 +154,19 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         summary.events += events.len();
         summary.skipped_lines += skipped;
         let spans = events.into_iter().map(custom_span).collect();
-        send(&mut dest, &mut registry, spans, &mut summary)?;
+        send(&mut dest, &mut registry, with_user(spans, req.user_id.as_deref()), &mut summary)?;
     }
     Ok(summary)
+}
+
+/// Spans with `user.id`, when one is set.
+fn with_user(mut spans: Vec<SpanRecord>, user: Option<&str>) -> Vec<SpanRecord> {
+    if let Some(user) = user {
+        for s in &mut spans {
+            s.attrs.push(KeyValue::new(semconv::USER_ID, user.to_owned()));
+        }
+    }
+    spans
 }
 
 /// A custom event from an event log as a zero-length span: in its session's trace under the root,

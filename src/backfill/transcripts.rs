@@ -30,7 +30,7 @@ use crate::backfill::error::BackfillError;
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
-use crate::model::semconv::project_of;
+use crate::model::semconv::{project_of, ModelEndpoint};
 use crate::model::span::{
     ChatCall, SpanLink, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome,
 };
@@ -134,6 +134,7 @@ pub fn session_from_transcript(
     main: &Path,
     prices: &PriceTable,
     capture: Capture,
+    endpoint: &ModelEndpoint,
 ) -> Result<ImportedSession, BackfillError> {
     let mut r = Reader::default();
     // the live path's file rules: opened without blocking, regular files only, and the subagent files
@@ -217,7 +218,7 @@ pub fn session_from_transcript(
         _ => stem,
     };
     let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(main.to_path_buf())) };
-    let mut spans = r.spans(&sid, main, extent, agents, &usage, capture);
+    let mut spans = r.spans(&sid, main, extent, agents, &usage, SpanSettings { capture, endpoint });
     if let (Some(origin), Some(root)) = (forked_from, spans.first_mut()) {
         root.links.push(SpanLink {
             trace_id: ids::trace_id(&origin),
@@ -228,6 +229,13 @@ pub fn session_from_transcript(
         root.attrs.push(KeyValue::new(semconv::SESSION_SOURCE, "fork"));
     }
     Ok(ImportedSession { session_id: sid.into(), spans, usage, refused })
+}
+
+/// What a session's spans carry besides what its transcripts say: the content the capture level lets
+/// out, and where its model calls went.
+struct SpanSettings<'a> {
+    capture: Capture,
+    endpoint: &'a ModelEndpoint,
 }
 
 /// Largest subagent meta file read: Claude Code's are a few hundred bytes.
@@ -521,8 +529,9 @@ impl Reader {
         extent: Extent,
         agents: Vec<Agent>,
         deltas: &[Delta],
-        capture: Capture,
+        settings: SpanSettings,
     ) -> Vec<SpanRecord> {
+        let capture = settings.capture;
         let project = self.cwd.as_deref().map(project_of).unwrap_or_default();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
         let turn_id = |pid: &Option<String>| match pid {
@@ -593,7 +602,7 @@ impl Reader {
             let mut span = record(id, SpanKey::Chat, semconv::chat_name(&chat.model), Some(parent), e);
             let r = chat.response;
             span.chat = Some(ChatCall { response_id: r.id, request_id: r.request_id, finish_reason: r.stop_reason });
-            out.push(finish(span, semconv::chat(&chat.model), Some(&chat.usage)));
+            out.push(finish(span, semconv::chat(&chat.model, settings.endpoint), Some(&chat.usage)));
         }
 
         for call in &self.calls {
@@ -606,7 +615,7 @@ impl Reader {
             let e = Extent { start: call.start, end: result.at };
             let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
             span.subject = Some(Subject::Tool(call.name.clone()));
-            let mut attrs = semconv::tool(&call.id);
+            let mut attrs = semconv::tool(&call.id, &call.name);
             attrs.extend(capture::tool_input(&call.input, capture));
             if let Some(aid) = &call.agent_id {
                 attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));

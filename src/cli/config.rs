@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::export::outbound::{self, Outbound};
 use crate::model::budget::{self, Shares};
 use crate::model::capture::Capture;
+use crate::model::semconv::ModelEndpoint;
 use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
 use crate::store::token;
@@ -138,9 +139,52 @@ pub struct OutputArgs {
     /// Service name when OTEL_SERVICE_NAME is not set.
     #[arg(long, env = "HOOKTEL_SERVICE_NAME", default_value = "hooktel")]
     pub(crate) service_name: String,
+    /// `user.id` on every span (what Phoenix's and Langfuse's user views read): an id of your
+    /// choosing, sent at every capture level. Unset, no span names a user, except at `full`
+    /// capture, where the account Claude Code's own telemetry names (email, else uuid) is used.
+    #[arg(long, env = "HOOKTEL_USER_ID", value_parser = user_id)]
+    pub(crate) user_id: Option<String>,
+    /// The base URL Claude Code's model calls go to when it is not Anthropic's API (the value of
+    /// Claude Code's ANTHROPIC_BASE_URL): only its host and port become chat spans'
+    /// `server.address` and `server.port` (default api.anthropic.com, 443).
+    #[arg(long, env = "HOOKTEL_ANTHROPIC_BASE_URL", value_parser = model_endpoint)]
+    pub(crate) anthropic_base_url: Option<ModelEndpoint>,
+}
+
+/// Longest `HOOKTEL_USER_ID`: an id or an email, not a document.
+const MAX_USER_ID_BYTES: usize = 256;
+
+/// `HOOKTEL_USER_ID`: any text up to 256 bytes, trimmed.
+fn user_id(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("is empty (unset it to send no user)".into()),
+        id if id.len() > MAX_USER_ID_BYTES => Err(format!("is longer than {MAX_USER_ID_BYTES} bytes")),
+        id => Ok(id.to_owned()),
+    }
+}
+
+/// The host and port of a base URL (`https://gateway.example:8443/anthropic`): the port its scheme
+/// implies when it names none. Credentials, path and query are dropped, never shown.
+pub(crate) fn model_endpoint(s: &str) -> Result<ModelEndpoint, String> {
+    let uri: http::Uri = s.trim().parse().map_err(|_| "is not a URL (use https://HOST[:PORT][/PATH])".to_owned())?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        Some("http") => 80,
+        _ => return Err("needs an http:// or https:// scheme".into()),
+    };
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or("names no host")?;
+    Ok(ModelEndpoint {
+        address: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        port: uri.port_u16().unwrap_or(default_port),
+    })
 }
 
 impl OutputArgs {
+    /// Where model calls go: the base URL's host and port, else Anthropic's API.
+    pub(crate) fn endpoint(&self) -> ModelEndpoint {
+        self.anthropic_base_url.clone().unwrap_or_default()
+    }
+
     pub(crate) fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
@@ -185,6 +229,8 @@ impl ServeArgs {
             max_sessions: self.max_sessions,
             native_settle_ns: self.native_settle_ms.saturating_mul(1_000_000),
             native_expected: self.otlp_listen.0.is_some(),
+            user_id: self.output.user_id.clone(),
+            endpoint: self.output.endpoint(),
             ..Settings::default()
         }
     }
@@ -310,5 +356,28 @@ mod tests {
         assert!(!off.native_expected);
         assert_eq!(off.idle_timeout_ns, u64::MAX, "saturates instead of wrapping");
         assert!(Serve::try_parse_from(["serve", "--listen", "nowhere"]).is_err());
+    }
+
+    /// Only the host and port of a base URL are kept: never its credentials, path or query; a URL
+    /// that cannot be used is refused without being echoed.
+    #[test]
+    fn a_base_url_gives_its_host_and_port_only() {
+        let at = |s: &str| model_endpoint(s).map(|e| (e.address, e.port));
+        assert_eq!(at("https://gateway.example:8443/anthropic?key=SECRET"), Ok(("gateway.example".into(), 8443)));
+        assert_eq!(at("http://10.0.0.7/v1"), Ok(("10.0.0.7".into(), 80)));
+        assert_eq!(at("https://[::1]:9000"), Ok(("::1".into(), 9000)));
+        assert_eq!(at(" https://proxy.example "), Ok(("proxy.example".into(), 443)));
+        for bad in ["gateway.example:8443/SECRET", "ftp://h.example/SECRET", "not a url SECRET", ""] {
+            let err = model_endpoint(bad).unwrap_err();
+            assert!(!err.contains("SECRET"), "{err}");
+        }
+        let s = serve(&["--anthropic-base-url", "https://gw.example:8443", "--user-id", "dev@example.com"])
+            .session_settings();
+        assert_eq!((s.endpoint.address.as_str(), s.endpoint.port), ("gw.example", 8443));
+        assert_eq!(s.user_id.as_deref(), Some("dev@example.com"));
+        let plain = serve(&[]).session_settings();
+        assert_eq!((plain.endpoint, plain.user_id), (ModelEndpoint::default(), None));
+        assert_eq!(ModelEndpoint::default(), ModelEndpoint { address: "api.anthropic.com".into(), port: 443 });
+        assert!(user_id(&"u".repeat(257)).is_err() && user_id("  ").is_err());
     }
 }

@@ -29,6 +29,8 @@ pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &
         export: outbound.traces,
         resource,
         capture: output.capture,
+        endpoint: output.endpoint(),
+        user_id: output.user_id.clone(),
         prices: output.prices()?,
         retention: output.retention(),
     })?)

@@ -22,7 +22,8 @@ use prost::Message;
 
 use crate::export::client::{Body, OtlpClient};
 use crate::export::outbound::{Push, Temporality};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, genai, Metrics};
+use crate::model::semconv::{SCHEMA_URL, SERVER_PORT};
 
 /// A series: its family and its labels, as the registry orders them.
 type SeriesKey = (String, Vec<(String, String)>);
@@ -91,8 +92,8 @@ pub(crate) fn request(
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource),
-            scope_metrics: vec![ScopeMetrics { scope: Some(scope), metrics, schema_url: String::new() }],
-            schema_url: String::new(),
+            scope_metrics: vec![ScopeMetrics { scope: Some(scope), metrics, schema_url: SCHEMA_URL.into() }],
+            schema_url: SCHEMA_URL.into(),
         }],
     }
 }
@@ -108,7 +109,7 @@ fn metric(f: &MetricFamily, start_ns: u64, now_ns: u64, delta: Option<&Baseline>
     let start_ns = delta.map_or(start_ns, |b| b.since_ns.max(start_ns));
     let before = |m: &prometheus::proto::Metric| delta.and_then(|b| b.reached.get(&Baseline::of(m, f)));
     let number = |m: &prometheus::proto::Metric, v: f64, start: u64| NumberDataPoint {
-        attributes: attributes(m.get_label()),
+        attributes: attributes(f.name(), m.get_label()),
         start_time_unix_nano: start,
         time_unix_nano: now_ns,
         value: Some(number_data_point::Value::AsDouble(v)),
@@ -135,14 +136,21 @@ fn metric(f: &MetricFamily, start_ns: u64, now_ns: u64, delta: Option<&Baseline>
             data_points: f.get_metric().iter().map(|m| number(m, m.get_gauge().get_value(), 0)).collect(),
         }),
         MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
-            data_points: f.get_metric().iter().map(|m| histogram_point(m, before(m), start_ns, now_ns)).collect(),
+            data_points: f
+                .get_metric()
+                .iter()
+                .map(|m| HistogramDataPoint {
+                    attributes: attributes(f.name(), m.get_label()),
+                    ..histogram_point(m, before(m), start_ns, now_ns)
+                })
+                .collect(),
             aggregation_temporality: temporality,
         }),
         // hooktel registers no summaries or untyped metrics
         _ => return None,
     };
     Some(Metric {
-        name: f.name().to_owned(),
+        name: genai::otel_name(f.name()).to_owned(),
         description: f.help().to_owned(),
         unit: metrics::unit(f.name()).to_owned(),
         data: Some(data),
@@ -174,7 +182,6 @@ fn histogram_point(
     // the +Inf bucket: what no finite bound holds
     bucket_counts.push(count.saturating_sub(below));
     HistogramDataPoint {
-        attributes: attributes(m.get_label()),
         start_time_unix_nano: start_ns,
         time_unix_nano: now_ns,
         count,
@@ -185,8 +192,25 @@ fn histogram_point(
     }
 }
 
-fn attributes(labels: &[LabelPair]) -> Vec<KeyValue> {
-    labels.iter().map(|l| string_attr(l.name(), l.value())).collect()
+/// A series' labels as attributes of `family` (under their OpenTelemetry keys for the GenAI
+/// metrics; `server.port` an integer, as the conventions type it); an empty label is no attribute,
+/// as it is no label to Prometheus.
+fn attributes(family: &str, labels: &[LabelPair]) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .filter(|l| !l.value().is_empty())
+        .map(|l| match genai::otel_attribute(family, l.name()) {
+            key @ SERVER_PORT => match l.value().parse::<i64>() {
+                Ok(port) => KeyValue {
+                    key: key.to_owned(),
+                    value: Some(AnyValue { value: Some(any_value::Value::IntValue(port)) }),
+                    ..Default::default()
+                },
+                Err(_) => string_attr(key, l.value()),
+            },
+            key => string_attr(key, l.value()),
+        })
+        .collect()
 }
 
 /// The resource as OTLP's protobuf carries it.

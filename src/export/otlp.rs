@@ -61,7 +61,10 @@ pub(crate) fn span_data(rec: &SpanRecord) -> SpanData {
         events: span_events(events, rec.dropped_events),
         links: span_links(&rec.links),
         status,
-        instrumentation_scope: InstrumentationScope::builder("hooktel").with_version(env!("CARGO_PKG_VERSION")).build(),
+        instrumentation_scope: InstrumentationScope::builder("hooktel")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .with_schema_url(semconv::SCHEMA_URL)
+            .build(),
     }
 }
 

@@ -8,6 +8,8 @@
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 
+use crate::model::semconv;
+
 /// The resource, from what is detected here and what the user set (`user`, `service_name`).
 pub(crate) fn resource(
     default_service_name: &str,
@@ -37,7 +39,10 @@ pub(crate) fn resource(
     if let Some(name) = service_name {
         set("service.name", name);
     }
-    Resource::builder_empty().with_attributes(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v))).build()
+    // the conventions the names follow: a backend can translate them when they change
+    Resource::builder_empty()
+        .with_schema_url(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)), semconv::SCHEMA_URL)
+        .build()
 }
 
 #[cfg(test)]

@@ -138,7 +138,8 @@ fn cut_attrs(attrs: &mut Vec<KeyValue>, capture: Capture) {
 const JOINED: &[&str] = &["api_request", "api_error", "tool_decision", "tool_result"];
 
 /// Attributes of those events that hooktel reads, by their OTLP names, and the payload field each
-/// becomes. Nothing else is kept (not `user.id`, not prompts).
+/// becomes. Nothing else is kept (not the device's `user.id`, not prompts); the account's email and
+/// uuid are kept past the parser only at a capture level that lets identity out.
 const FIELDS: &[(&str, &str)] = &[
     ("session.id", "session_id"),
     ("prompt.id", "prompt_id"),
@@ -153,6 +154,8 @@ const FIELDS: &[(&str, &str)] = &[
     ("tool_use_id", "tool_use_id"),
     ("decision", "decision"),
     ("source", "decision_source"),
+    ("user.email", "user_email"),
+    ("user.account_uuid", "user_account_uuid"),
 ];
 
 fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {

@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 mod caps;
+pub(crate) mod genai;
 mod spans;
 
 use crate::model::time::now_ns;
@@ -117,6 +118,8 @@ pub struct Metrics {
     model_projects: PairCap,
     /// Counts that went to an `other` series because a cap was reached, by metric.
     pub label_overflow: IntCounterVec,
+    /// The OpenTelemetry GenAI client metrics of model calls.
+    genai: genai::GenAi,
     unpriced_logged: Mutex<HashSet<String>>,
     /// Per kind of input-caused warning: when it was last logged, and how many since were not.
     warned: Mutex<std::collections::HashMap<&'static str, Throttle>>,
@@ -183,7 +186,11 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(spool_oldest_age.clone()));
+        let genai = genai::GenAi::new();
+        reg(Box::new(genai.token_usage.clone()));
+        reg(Box::new(genai.operation_duration.clone()));
         Metrics {
+            genai,
             spool_events: gauge(
                 "hooktel_spool_events",
                 "Items waiting in the SQLite spools (hook events and span batches).",
@@ -455,6 +462,8 @@ pub(crate) fn unit(family: &str) -> &'static str {
         "hooktel_label_overflow_total" | "hooktel_bad_values_total" => "{value}",
         "hooktel_spool_usable" => "{boolean}",
         "hooktel_info" => "{info}",
+        genai::TOKEN_USAGE => "{token}",
+        genai::OPERATION_DURATION => "s",
         _ => "",
     }
 }

@@ -44,8 +44,9 @@ impl Metrics {
         }
     }
 
-    /// Count a finished span: tool calls and their durations, turns, subagents.
+    /// Count a finished span: tool calls and their durations, turns, subagents, model calls.
     pub fn span_finished(&self, rec: &SpanRecord) {
+        self.model_call(rec);
         match rec.key {
             SpanKey::Tool => {
                 let tool = self.tools.label(rec.subject.as_ref().map_or("", Subject::name));

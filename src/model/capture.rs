@@ -2,7 +2,8 @@
 //!
 //! Prompts, tool inputs and tool outputs can hold secrets. At the default level (`metadata`) hooktel
 //! exports names, ids, timings, paths and a truncated, redacted command line; no prompt text and no
-//! tool output. `none` drops the input summary too; `full` adds prompts, inputs and outputs (clipped).
+//! tool output. `none` drops the input summary too; `full` adds prompts, inputs and outputs (clipped),
+//! and the account Claude Code's telemetry names, as the spans' `user.id`.
 
 use opentelemetry::KeyValue;
 use serde_json::Value;
@@ -24,7 +25,8 @@ pub enum Capture {
     /// Plus a redacted summary of tool inputs: paths, patterns, URLs without query, a clipped command.
     #[default]
     Metadata,
-    /// Plus prompts, full tool inputs and outputs, messages (each clipped to 4 KiB).
+    /// Plus prompts, full tool inputs and outputs, messages (each clipped to 4 KiB), and the
+    /// account of Claude Code's telemetry as `user.id`.
     Full,
 }
 
@@ -33,6 +35,12 @@ impl Capture {
         self == Capture::Full
     }
     pub(crate) fn outputs(self) -> bool {
+        self == Capture::Full
+    }
+    /// Whether the account Claude Code's telemetry names (its email, else its uuid) may leave as the
+    /// spans' `user.id`: only at `full`, never by default. `HOOKTEL_USER_ID` is the operator's own
+    /// choice and goes at every level.
+    pub(crate) fn identity(self) -> bool {
         self == Capture::Full
     }
     /// The error text of a failed call: its first line, redacted, at the default level (it can quote

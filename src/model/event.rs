@@ -166,6 +166,8 @@ pub(crate) struct ApiCall {
     /// `api_error`: the error's text (as the capture level lets it out) and HTTP status.
     pub(crate) error: Option<String>,
     pub(crate) status_code: Option<String>,
+    /// The account the report names (its email, else its uuid), when the capture level lets it out.
+    pub(crate) user: Option<String>,
 }
 
 /// Claude Code's telemetry about one tool call: the beta `claude_code.tool` span that is the call

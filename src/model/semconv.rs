@@ -45,6 +45,22 @@ pub(crate) const USAGE_CACHE_READ_INPUT_TOKENS: &str = attribute::GEN_AI_USAGE_C
 #[allow(deprecated)]
 pub(crate) const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = attribute::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS;
 pub(crate) const ERROR_TYPE: &str = attribute::ERROR_TYPE;
+#[allow(deprecated)]
+pub(crate) const TOOL_TYPE: &str = attribute::GEN_AI_TOOL_TYPE;
+#[allow(deprecated)]
+pub(crate) const TOKEN_TYPE: &str = attribute::GEN_AI_TOKEN_TYPE;
+pub(crate) const SERVER_ADDRESS: &str = attribute::SERVER_ADDRESS;
+pub(crate) const SERVER_PORT: &str = attribute::SERVER_PORT;
+pub(crate) const USER_ID: &str = attribute::USER_ID;
+/// A model call's cost in USD where Langfuse reads it (its OTel ingestion maps it to the
+/// generation's cost, instead of pricing the tokens with its own table). Not an OpenTelemetry name:
+/// the GenAI conventions define no cost attribute.
+pub(crate) const USAGE_COST: &str = "gen_ai.usage.cost";
+/// `error.type`'s value when no class of the error is known (the conventions' fallback).
+pub(crate) const ERROR_OTHER: &str = "_OTHER";
+/// The version of the conventions hooktel's names follow, on its resource and scope (spans and the
+/// metrics push).
+pub(crate) const SCHEMA_URL: &str = opentelemetry_semantic_conventions::SCHEMA_URL;
 
 pub(crate) const INCOMPLETE: &str = "hooktel.incomplete";
 pub(crate) const IMPORTED: &str = "hooktel.imported";
@@ -104,7 +120,22 @@ pub(crate) const SESSION_COUNTERS: [&str; 6] = [
 pub(crate) const TIME_TO_FIRST_CHUNK: &str = attribute::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK;
 
 /// The provider every model call of Claude Code goes to.
-const ANTHROPIC: &str = "anthropic";
+pub(crate) const ANTHROPIC: &str = "anthropic";
+
+/// Where model calls go (`server.address`, `server.port` of a chat span): Anthropic's API, unless
+/// Claude Code is pointed elsewhere (`ANTHROPIC_BASE_URL`) and hooktel is told so
+/// (`HOOKTEL_ANTHROPIC_BASE_URL`). Host and port only: never a path, a query or credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEndpoint {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Default for ModelEndpoint {
+    fn default() -> Self {
+        ModelEndpoint { address: "api.anthropic.com".into(), port: 443 }
+    }
+}
 
 /// The session root (or a resumed segment): where it ran. At capture `none` only the project's name
 /// leaves, not the full paths (they name the user's home and tree).
@@ -151,12 +182,15 @@ pub(crate) fn subagent(agent_id: &str) -> Vec<KeyValue> {
     ]
 }
 
-/// A model call `chat {model}`; its response's ids, usage and cost are typed facts of the span.
-pub(crate) fn chat(model: &str) -> Vec<KeyValue> {
+/// A model call `chat {model}` to `endpoint`; its response's ids, usage and cost are typed facts of
+/// the span.
+pub(crate) fn chat(model: &str, endpoint: &ModelEndpoint) -> Vec<KeyValue> {
     vec![
         KeyValue::new(OPERATION_NAME, "chat"),
         KeyValue::new(PROVIDER_NAME, ANTHROPIC),
         KeyValue::new(REQUEST_MODEL, model.to_owned()),
+        KeyValue::new(SERVER_ADDRESS, endpoint.address.clone()),
+        KeyValue::new(SERVER_PORT, i64::from(endpoint.port)),
     ]
 }
 
@@ -165,9 +199,17 @@ pub(crate) fn chat_name(model: &str) -> String {
     format!("chat {model}")
 }
 
-/// A tool call `execute_tool {name}` (its tool, `gen_ai.tool.name`, is the span's subject).
-pub(crate) fn tool(call_id: &str) -> Vec<KeyValue> {
-    vec![KeyValue::new(OPERATION_NAME, "execute_tool"), KeyValue::new(TOOL_CALL_ID, call_id.to_owned())]
+/// A tool call `execute_tool {name}` (its tool, `gen_ai.tool.name`, is the span's subject). Its
+/// `gen_ai.tool.type`: an MCP tool (`mcp__<server>__<tool>`) is an `extension`, a call Claude Code
+/// makes to a server outside it; every other tool a `function`, which Claude Code, the client, runs
+/// itself when the model asks.
+pub(crate) fn tool(call_id: &str, name: &str) -> Vec<KeyValue> {
+    let kind = if name.starts_with("mcp__") { "extension" } else { "function" };
+    vec![
+        KeyValue::new(OPERATION_NAME, "execute_tool"),
+        KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
+        KeyValue::new(TOOL_TYPE, kind),
+    ]
 }
 
 /// The largest value a session counter takes (a data point past it is refused, a sum stops there):
@@ -196,4 +238,18 @@ pub(crate) fn project_of(cwd: &str) -> String {
 /// than turning negative.
 pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mcp_tool_is_an_extension_every_other_a_function() {
+        let kind = |name| tool("toolu_1", name).into_iter().find(|kv| kv.key.as_str() == TOOL_TYPE).unwrap().value;
+        assert_eq!(kind("mcp__github__create_issue").as_str(), "extension");
+        for name in ["Bash", "Read", "WebFetch", "Agent", "mcp_like_but_not"] {
+            assert_eq!(kind(name).as_str(), "function", "{name}");
+        }
+    }
 }

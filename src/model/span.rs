@@ -185,12 +185,16 @@ impl SpanRecord {
                 out.push(KeyValue::new(semconv::TOOL_DURATION_MS, int(ms)));
             }
             out.push(KeyValue::new(semconv::TOOL_STATUS, t.status.label()));
-            if t.status.failed() {
-                out.push(KeyValue::new(semconv::ERROR_TYPE, t.status.label()));
+            if let Some(class) = t.status.error_type() {
+                out.push(KeyValue::new(semconv::ERROR_TYPE, class));
             }
         }
         if let Some(u) = &self.usage {
             out.extend(u.attributes());
+            // a model call's own cost where backends read it (on sums it would count twice)
+            if self.key == SpanKey::Chat {
+                out.push(KeyValue::new(semconv::USAGE_COST, u.cost));
+            }
         }
         if let Some(c) = &self.chat {
             out.extend(c.attributes());
@@ -267,9 +271,15 @@ impl ToolStatus {
         }
     }
 
-    /// Whether the span's status is an error (and so carries `error.type`).
-    pub(crate) fn failed(self) -> bool {
-        matches!(self, ToolStatus::Error | ToolStatus::Interrupted | ToolStatus::Denied)
+    /// The error's class (`error.type`) of a failed call: `interrupted` (the user stopped it),
+    /// `denied` (permission refused), else `_OTHER` (the tool failed; its text names no class).
+    pub(crate) fn error_type(self) -> Option<&'static str> {
+        match self {
+            ToolStatus::Error => Some(semconv::ERROR_OTHER),
+            ToolStatus::Interrupted => Some("interrupted"),
+            ToolStatus::Denied => Some("denied"),
+            ToolStatus::Ok | ToolStatus::Incomplete => None,
+        }
     }
 }
 

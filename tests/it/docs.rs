@@ -131,7 +131,11 @@ fn documented_metrics() -> BTreeMap<String, String> {
     for row in table_rows(section(&page, rel, "## Prometheus metrics")) {
         let [names, kind, ..] = &row[..] else { panic!("{rel}: a short row {row:?}") };
         for name in code_spans(names) {
-            assert!(name.starts_with("hooktel_"), "{rel}: {name:?} in the metric column");
+            // hooktel's own, and the OpenTelemetry GenAI client metrics as /metrics serves them
+            assert!(
+                name.starts_with("hooktel_") || name.starts_with("gen_ai_"),
+                "{rel}: {name:?} in the metric column"
+            );
             metrics.insert(name.to_owned(), kind.clone());
         }
     }
@@ -166,7 +170,7 @@ fn the_metrics_table_matches_what_the_sidecar_serves() {
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_once(' '))
-        .filter(|(name, _)| name.starts_with("hooktel_"))
+        .filter(|(name, _)| name.starts_with("hooktel_") || name.starts_with("gen_ai_"))
         .collect();
     assert!(served.contains_key("hooktel_tokens_total"), "no tokens served:\n{text}");
     let registered: BTreeSet<String> = hooktel::metrics::Metrics::new(true).family_names().iter().cloned().collect();

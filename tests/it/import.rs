@@ -11,6 +11,7 @@ use hooktel::model::ids::{self, SpanKey};
 use hooktel::model::span::{SpanRecord, Status};
 use hooktel::model::time::rfc3339_ns;
 use hooktel::model::tokens::TokenUsage;
+use hooktel::model::ModelEndpoint;
 use hooktel::usage::logs::claude_code::Ledger;
 use hooktel::usage::pricing::PriceTable;
 use opentelemetry::trace::SpanId;
@@ -32,7 +33,7 @@ fn real_path(sid: &str) -> PathBuf {
 }
 
 fn import(path: &Path) -> ImportedSession {
-    session_from_transcript(path, &PriceTable::builtin(), Capture::Metadata).unwrap()
+    session_from_transcript(path, &PriceTable::builtin(), Capture::Metadata, &ModelEndpoint::default()).unwrap()
 }
 
 /// The session's files: the main transcript and its subagent transcripts.
@@ -279,14 +280,17 @@ fn importing_twice_yields_identical_spans() {
 
 #[test]
 fn full_capture_adds_prompts_and_outputs() {
-    let s = session_from_transcript(&captured_path(), &PriceTable::builtin(), Capture::Full).unwrap();
+    let s = session_from_transcript(&captured_path(), &PriceTable::builtin(), Capture::Full, &ModelEndpoint::default())
+        .unwrap();
     let turn = named(&s.spans, "invoke_agent claude-code")[0];
     assert!(turn.attr("hooktel.prompt").unwrap().starts_with("MAIN_TASK"));
     assert_eq!(
         by_call(&s.spans, "toolu_01Mock25235482140").attr("hooktel.tool.output").as_deref(),
         Some("hello-from-bash")
     );
-    let none = session_from_transcript(&captured_path(), &PriceTable::builtin(), Capture::None).unwrap();
+    let none =
+        session_from_transcript(&captured_path(), &PriceTable::builtin(), Capture::None, &ModelEndpoint::default())
+            .unwrap();
     assert!(by_call(&none.spans, "toolu_01Mock25235482140").attr("hooktel.tool.input.command").is_none());
 }
 

@@ -16,6 +16,7 @@ mod e2e_claude;
 mod e2e_outages;
 mod export_spool;
 mod first_hour;
+mod genai;
 mod hook_client;
 mod hook_events;
 mod hosted;

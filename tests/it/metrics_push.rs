@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint;
 
 use crate::support::{
     captured_session_at, copy_captured_transcripts, prom_translate, temp_dir, wait_until, Protocol, Receiver, Sidecar,
@@ -16,6 +18,14 @@ use crate::support::{
 fn user() -> String {
     let out = std::process::Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The sum of the samples of `text` whose line starts with `prefix` and holds `label`.
+fn sum_of(text: &str, prefix: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn pushing_sidecar(receiver: &Receiver) -> Sidecar {
@@ -28,6 +38,8 @@ fn pushing_sidecar(receiver: &Receiver) -> Sidecar {
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", receiver.protocol_name())
         .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+        // the model calls' spans wait for the transcripts' last reads, which a loaded machine delays
+        .env("HOOKTEL_SETTLE_MS", "2000")
         .env_removed("USER")
         .start()
 }
@@ -43,11 +55,14 @@ fn pushed_metrics_equal_what_metrics_serves() {
             let (status, body) = sidecar.request("POST", "/v1/hooks", payload.to_string().as_bytes());
             assert_eq!(status, 200, "{body}");
         }
-        wait_until(Duration::from_secs(10), "the session's end and its tokens counted", || {
+        wait_until(Duration::from_secs(10), "the session's end, its tokens and its model calls counted", || {
+            let text = sidecar.metrics();
             sidecar.metric(r#"hooktel_sessions_ended_total{reason="other"}"#) == 1.0
                 && sidecar.metric(r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",type="output"}"#)
                     == 445.0
-                && sidecar.metrics().contains("hooktel_tool_duration_seconds_count")
+                && text.contains("hooktel_tool_duration_seconds_count")
+                && sum_of(&text, "gen_ai_client_token_usage_sum{", r#"gen_ai_token_type="output""#)
+                    == sum_of(&text, "hooktel_tokens_total{", r#"type="output""#)
         });
         // once the values rest, the last push and a scrape agree on every series
         let differ = prom_translate::push_equals_scrape(
@@ -89,7 +104,64 @@ fn pushed_metrics_equal_what_metrics_serves() {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(sidecar.metric(&info), 1.0, "{}", sidecar.metrics());
+        genai_client_metrics(&last, &sidecar.metrics());
     }
+}
+
+/// The OpenTelemetry GenAI client metrics in the push, under their own names, attribute keys and
+/// the conventions' bucket boundaries: one observation per model call, whose tokens add up to
+/// hooktel's own counters (input with the cache reads and writes, as `gen_ai.usage.input_tokens`).
+fn genai_client_metrics(push: &ExportMetricsServiceRequest, scraped: &str) {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let scope = &push.resource_metrics[0].scope_metrics[0];
+    assert_eq!(push.resource_metrics[0].schema_url, "https://opentelemetry.io/schemas/1.42.0");
+    assert_eq!(scope.schema_url, "https://opentelemetry.io/schemas/1.42.0");
+    let histogram = |name: &str| {
+        let m = scope.metrics.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name} pushed"));
+        match &m.data {
+            Some(Data::Histogram(h)) => (m.unit.clone(), h.data_points.clone()),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    let text = |p: &HistogramDataPoint, k: &str| {
+        p.attributes.iter().find(|kv| kv.key == k).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            AnyValue::StringValue(s) => Some(s.clone()),
+            AnyValue::IntValue(i) => Some(format!("int {i}")),
+            _ => None,
+        })
+    };
+    let (unit, tokens) = histogram("gen_ai.client.token.usage");
+    assert_eq!(unit, "{token}");
+    let (unit, durations) = histogram("gen_ai.client.operation.duration");
+    assert_eq!(unit, "s");
+    let powers_of_4: Vec<f64> = (0..14).map(|i| 4f64.powi(i)).collect();
+    let doubling: Vec<f64> = (0..14).map(|i| 0.01 * 2f64.powi(i)).collect();
+    for p in &tokens {
+        assert_eq!(p.explicit_bounds, powers_of_4);
+    }
+    for p in &durations {
+        assert_eq!(p.explicit_bounds.len(), doubling.len());
+        assert!(p.explicit_bounds.iter().zip(&doubling).all(|(a, b)| (a - b).abs() < 1e-9), "{:?}", p.explicit_bounds);
+    }
+    for p in tokens.iter().chain(&durations) {
+        assert_eq!(text(p, "gen_ai.operation.name").as_deref(), Some("chat"));
+        assert_eq!(text(p, "gen_ai.provider.name").as_deref(), Some("anthropic"));
+        assert_eq!(text(p, "gen_ai.request.model").as_deref(), Some("claude-sonnet-5-5"));
+        assert_eq!(text(p, "server.address").as_deref(), Some("api.anthropic.com"));
+        assert_eq!(text(p, "server.port").as_deref(), Some("int 443"));
+        assert_eq!(text(p, "error.type"), None, "no model call failed");
+    }
+    let of_type =
+        |t: &str| tokens.iter().filter(|p| text(p, "gen_ai.token.type").as_deref() == Some(t)).collect::<Vec<_>>();
+    let (input, output) = (of_type("input"), of_type("output"));
+    let calls: u64 = durations.iter().map(|p| p.count).sum();
+    assert!(calls >= 5, "{calls} model calls");
+    assert_eq!(input.iter().map(|p| p.count).sum::<u64>(), calls, "one observation per call");
+    assert_eq!(output.iter().map(|p| p.count).sum::<u64>(), calls);
+    let counted = |kind: &str| sum_of(scraped, "hooktel_tokens_total{", &format!("type=\"{kind}\""));
+    let summed = |points: &[&HistogramDataPoint]| points.iter().map(|p| p.sum.unwrap_or(0.0)).sum::<f64>();
+    assert_eq!(summed(&output), counted("output"));
+    assert_eq!(summed(&input), counted("input") + counted("cache_read") + counted("cache_creation"));
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! into Arize Phoenix, a real LLM-tracing backend, and is read back
 //! over Phoenix's REST and GraphQL APIs: the trace id is the session's UUID, every span has a kind
 //! Phoenix knows (none UNKNOWN), one LLM span per API response, Phoenix's token total for the trace
-//! equals the transcripts', and its cost (from its own price table) is within 2% of hooktel's.
+//! equals the transcripts', its user is `HOOKTEL_USER_ID` (Phoenix reads `user.id`), and its cost is
+//! its own: Phoenix keeps each model call's `gen_ai.usage.cost` among the span's attributes but
+//! prices the tokens with its own table (within 2% of hooktel's here, where the tables agree).
 
 use std::time::Duration;
 
@@ -11,6 +13,9 @@ use crate::e2e_outages::{expected_spans, run_scenario_with};
 use crate::support::claude::{one_cli_at_a_time, Scratch};
 use crate::support::phoenix::Phoenix;
 use crate::support::{wait_until, Sidecar};
+
+/// The user every span names.
+const USER: &str = "dev@team.example";
 
 #[test]
 fn real_sessions_read_back_from_phoenix() {
@@ -21,6 +26,7 @@ fn real_sessions_read_back_from_phoenix() {
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &phoenix.endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("HOOKTEL_NATIVE_SETTLE_MS", "3000")
+        .env("HOOKTEL_USER_ID", USER)
         .start();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // without Claude Code's own telemetry (model calls timed by the transcripts), then with it
@@ -56,6 +62,10 @@ fn real_sessions_read_back_from_phoenix() {
                     assert!(!s["attributes"]["hooktel.api.duration_ms"].is_null(), "timed by telemetry: {s}");
                 }
             }
+            assert_eq!(summary["userId"].as_str(), Some(USER), "Phoenix's user of the trace");
+            // hooktel's cost of each call arrives, and Phoenix keeps it, but does not price with it
+            let kept: f64 = llm.iter().filter_map(|s| s["attributes"]["gen_ai.usage.cost"].as_f64()).sum();
+            assert!(llm.iter().all(|s| s["attributes"]["gen_ai.usage.cost"].is_number()), "{llm:?}");
 
             let tokens = summary["costSummary"]["total"]["tokens"].as_f64().unwrap_or_default();
             assert_eq!(tokens as u64, run.transcript.total_tokens(), "Phoenix's token total vs the transcripts'");
@@ -74,6 +84,7 @@ fn real_sessions_read_back_from_phoenix() {
                 "phoenix (native telemetry {native}): {tokens} tokens, cost ${theirs:.5} against hooktel's ${ours:.5} ({:.2}% apart)",
                 off * 100.0
             );
+            assert!((kept - ours).abs() < 1e-9, "the spans' gen_ai.usage.cost ${kept} against hooktel's ${ours}");
             assert!(off <= 0.02, "Phoenix's cost ${theirs:.5} against hooktel's ${ours:.5}: {:.1}% apart", off * 100.0);
         }
     }));

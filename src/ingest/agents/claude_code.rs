@@ -223,6 +223,11 @@ fn api_call(p: &Map<String, Value>, failed: bool, capture: Capture) -> ApiCall {
             Value::Number(n) if n.is_u64() => Some(n.to_string()),
             _ => None,
         }),
+        user: ["user_email", "user_account_uuid"]
+            .iter()
+            .filter(|_| capture.identity())
+            .find_map(|k| str_field(p, k).filter(|u| !u.is_empty() && u.len() <= MAX_ID_BYTES))
+            .map(str::to_owned),
     }
 }
 
@@ -436,6 +441,8 @@ pub(crate) fn keep_at_rest(p: &mut Map<String, Value>, capture: Capture, kind: &
             "tool_input" | "tool_response" if tool_call => return true,
             "tool_input" if reads_input => return true,
             "mcp_server" | CUSTOM_ATTRIBUTES | "error" | "status_code" => return true,
+            // the account of Claude Code's telemetry: only where it may leave as `user.id`
+            "user_email" | "user_account_uuid" => return capture.identity(),
             FAILURE_MESSAGE if failure_message => return true,
             // StopFailure's details are exported (clipped) at metadata
             "error_details" => return capture != Capture::None,
@@ -482,6 +489,8 @@ mod tests {
              "tool_response": {"agentId": "a1", "interrupted": false, "content": "SECRET-OUTPUT"}},
             {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "t",
              "tool_input": "SECRET-STRING-INPUT", "tool_response": "SECRET-STRING-OUTPUT"},
+            {"session_id": "s", "hook_event_name": API_REQUEST, "request_id": "req_1", "model": "m",
+             "duration_ms": 5, "user_email": "SECRET-EMAIL@example.com", "user_account_uuid": "SECRET-UUID"},
         ]);
         payloads.extend(extra.as_array().unwrap().iter().map(|v| v.as_object().unwrap().clone()));
         assert!(payloads.len() > 20, "{} payloads", payloads.len());
@@ -496,8 +505,15 @@ mod tests {
                 assert_eq!(show(&reduced), show(&whole), "{capture:?}: {p:?}");
                 let text = serde_json::to_string(&kept).unwrap();
                 if capture != Capture::Full {
-                    for secret in ["SECRET-PROMPT", "SECRET-OUTPUT", "SECRET-STRING", "SECRET-NESTED", "SECRET-MESSAGE"]
-                    {
+                    for secret in [
+                        "SECRET-PROMPT",
+                        "SECRET-OUTPUT",
+                        "SECRET-STRING",
+                        "SECRET-NESTED",
+                        "SECRET-MESSAGE",
+                        "SECRET-EMAIL",
+                        "SECRET-UUID",
+                    ] {
                         assert!(!text.contains(secret), "{capture:?} keeps {secret}: {text}");
                     }
                     assert!(!p.contains_key("prompt") || !kept.contains_key("prompt"), "{text}");
@@ -507,6 +523,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The account Claude Code's telemetry names becomes the session's user only at `full`: its
+    /// email, else its uuid; never at the default level or at `none`.
+    #[test]
+    fn the_account_is_a_user_only_where_identity_may_leave() {
+        let report = |fields: Value| {
+            let mut p = json!({"session_id": "s", "hook_event_name": API_REQUEST, "request_id": "r", "model": "m"});
+            p.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            p
+        };
+        let user = |p: &Value, capture| match normalize(p.as_object().unwrap(), 1, capture).unwrap().kind {
+            Kind::ModelCall(call) => call.user,
+            other => panic!("{other:?}"),
+        };
+        let both = report(json!({"user_email": "dev@example.com", "user_account_uuid": "8f1c"}));
+        assert_eq!(user(&both, Capture::Full).as_deref(), Some("dev@example.com"));
+        assert_eq!(user(&report(json!({"user_account_uuid": "8f1c"})), Capture::Full).as_deref(), Some("8f1c"));
+        for capture in [Capture::None, Capture::Metadata] {
+            assert_eq!(user(&both, capture), None, "{capture:?}");
+        }
+        let long = report(json!({"user_email": "x".repeat(MAX_ID_BYTES + 1)}));
+        assert_eq!(user(&long, Capture::Full), None, "an id past its bound is no user");
     }
 
     fn ev(v: Value) -> Event {

@@ -20,6 +20,7 @@ use opentelemetry::trace::SpanId;
 use crate::model::capture::Capture;
 use crate::model::event::Event;
 use crate::model::ids::{self, SessionId, SpanKey};
+use crate::model::semconv::ModelEndpoint;
 use crate::model::span::SpanRecord;
 use crate::usage::accountant::{SessionUsage, TranscriptRead};
 
@@ -64,6 +65,11 @@ pub struct Settings {
     pub(crate) max_state_bytes: usize,
     /// What one session's child spans may hold, in bytes; past it its oldest are handed out.
     pub(crate) max_span_bytes: usize,
+    /// `user.id` of every span (`HOOKTEL_USER_ID`); without it, the account Claude Code's telemetry
+    /// names, where the capture level lets identity out.
+    pub(crate) user_id: Option<String>,
+    /// Where model calls go: `server.address` and `server.port` of chat spans.
+    pub(crate) endpoint: ModelEndpoint,
 }
 
 impl Default for Settings {
@@ -82,6 +88,8 @@ impl Default for Settings {
             native_expected: false,
             max_state_bytes: shares.sessions,
             max_span_bytes: shares.session_spans,
+            user_id: None,
+            endpoint: ModelEndpoint::default(),
         }
     }
 }
@@ -264,7 +272,7 @@ impl Sessions {
                 None => None,
             };
             let evicted = self.live.len() >= self.settings.max_sessions.max(1) && self.evict_idlest(now, out);
-            let state = SessionState::open(&ev, resumed, self.settings.capture, self.settings.max_span_bytes);
+            let state = SessionState::open(&ev, resumed, &self.settings);
             self.live.insert(ev.session_id.clone(), state);
             self.apply(ev, now, out);
             return if evicted { Ingested::AcceptedEvicting } else { Ingested::Accepted };

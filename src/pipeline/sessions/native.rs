@@ -195,8 +195,11 @@ impl SessionState {
             Some(aid) => Parent::Agent(aid, Some(prompt_id.to_owned())),
             None => Parent::Turn(Some(prompt_id.to_owned())),
         };
-        let mut span =
-            OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, semconv::chat(&call.model));
+        let mut attrs = semconv::chat(&call.model, &self.endpoint);
+        // the class of the failure: its HTTP status when it has one (`529`), else the fallback
+        let status = call.status_code.as_deref().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()));
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, status.unwrap_or(semconv::ERROR_OTHER).to_owned()));
+        let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&call.model), at, parent, attrs);
         span.chat = Some(ChatCall { request_id: call.request_id.clone().unwrap_or_default(), ..ChatCall::default() });
         span.status = Status::Error(call.error.clone().unwrap_or_else(|| "API error".into()));
         time_chat(&mut span, &call, at, now);

@@ -15,11 +15,11 @@ use super::native::{time_chat, Native};
 use super::reads::AwaitedReads;
 use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
-use crate::model::capture::Capture;
+use super::Settings;
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
-use crate::model::semconv::{int, project_of};
+use crate::model::semconv::{int, project_of, ModelEndpoint};
 use crate::model::span::{
     ChatCall, SpanEvent, SpanLink, SpanRecord, SpanUsage, Status, Subject, TeamMember, ToolRun, ToolStatus,
     TurnOutcome, LEAD_AGENT,
@@ -96,6 +96,11 @@ pub(super) struct SessionState {
     pub(super) native: Native,
     /// Transcript reads its closed turns and subagents (and its end) wait for.
     pub(super) reads: AwaitedReads,
+    /// `user.id` of its spans: `HOOKTEL_USER_ID`, else the first account Claude Code's telemetry
+    /// named for it (only at a capture level that lets identity out: see `Capture::identity`).
+    pub(super) user: Option<String>,
+    /// Where its model calls go.
+    pub(super) endpoint: ModelEndpoint,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -128,17 +133,13 @@ const ID_BYTES: usize = 96;
 
 impl SessionState {
     /// A session opened by `ev` (a resumed segment under `resumed_under`), whose child spans may
-    /// hold `max_span_bytes` (past it the oldest are handed out as at `MAX_SPANS`: spans with as many
-    /// 256-byte fields as a payload can carry weigh 70 KB each, and 10,000 of them would not fit a pod).
-    pub(super) fn open(
-        ev: &Event,
-        resumed_under: Option<SpanId>,
-        capture: Capture,
-        max_span_bytes: usize,
-    ) -> SessionState {
+    /// hold `settings.max_span_bytes` (past it the oldest are handed out as at `MAX_SPANS`: spans with
+    /// as many 256-byte fields as a payload can carry weigh 70 KB each, and 10,000 of them would not
+    /// fit a pod).
+    pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, settings: &Settings) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), capture);
+        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), settings.capture);
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
             None => OpenSpan::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
@@ -157,7 +158,7 @@ impl SessionState {
             span_order: VecDeque::new(),
             evicted: Vec::new(),
             span_bytes: 0,
-            max_span_bytes,
+            max_span_bytes: settings.max_span_bytes,
             counted: 0,
             dirty: true,
             turns: HashSet::new(),
@@ -179,6 +180,8 @@ impl SessionState {
             teams_on: false,
             turn_ended: false,
             reads: AwaitedReads::default(),
+            user: settings.user_id.clone(),
+            endpoint: settings.endpoint.clone(),
         }
     }
 
@@ -223,7 +226,12 @@ impl SessionState {
             Kind::Other | Kind::SkillShellCommand => {
                 self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events)
             }
-            Kind::ModelCall(call) => self.model_call(call, at, now, prompt_id, agent_id, max_events),
+            Kind::ModelCall(call) => {
+                if self.user.is_none() {
+                    self.user = call.user.clone();
+                }
+                self.model_call(call, at, now, prompt_id, agent_id, max_events)
+            }
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
@@ -556,7 +564,7 @@ impl SessionState {
         prompt_id: Option<String>,
         agent_id: Option<String>,
     ) -> OpenSpan {
-        let mut attrs = semconv::tool(&call.call_id);
+        let mut attrs = semconv::tool(&call.call_id, &call.name);
         attrs.extend(call.attrs.iter().cloned());
         if let Some(aid) = &agent_id {
             attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
@@ -584,7 +592,7 @@ impl SessionState {
                 Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
                 None => Parent::Turn(d.prompt_id.clone()),
             };
-            let mut attrs = semconv::chat(&d.model);
+            let mut attrs = semconv::chat(&d.model, &self.endpoint);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
             let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =
@@ -840,9 +848,13 @@ impl SessionState {
             SpanKey::Segment => Some(self.root_id),
             _ => Some(self.resolve(&span.parent)),
         };
+        let mut attrs = span.attrs;
+        if let Some(user) = &self.user {
+            attrs.push(KeyValue::new(semconv::USER_ID, user.clone()));
+        }
         SpanRecord {
             parent,
-            attrs: span.attrs,
+            attrs,
             events: span.events,
             dropped_events: span.dropped_events,
             status: span.status,

@@ -100,6 +100,9 @@ pub struct Span {
     pub kind: i32,
     /// Links: (trace id, span id, attributes).
     pub links: Vec<(String, String, HashMap<String, String>)>,
+    /// The schema URLs of its resource and of its instrumentation scope.
+    pub resource_schema_url: String,
+    pub scope_schema_url: String,
 }
 
 impl Span {
@@ -148,6 +151,8 @@ pub fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Span> {
                         .collect(),
                     start_ns: s.start_time_unix_nano,
                     end_ns: s.end_time_unix_nano,
+                    resource_schema_url: rs.schema_url.clone(),
+                    scope_schema_url: ss.schema_url.clone(),
                 });
             }
         }

@@ -119,7 +119,7 @@ impl Phoenix {
     }
 
     /// Phoenix's summary of one trace of the default project (`None` until it has it): its span
-    /// count, spans by kind, and token and cost totals.
+    /// count, spans by kind, token and cost totals, and its user (the first `user.id` of its spans).
     pub fn trace(&self, trace_id: &str) -> Option<Value> {
         let project = self.graphql("{ projects { edges { node { id name } } } }")["projects"]["edges"]
             .as_array()
@@ -128,7 +128,7 @@ impl Phoenix {
             .find(|e| e["node"]["name"] == "default")
             .map(|e| e["node"]["id"].as_str().unwrap().to_owned())?;
         let query = format!(
-            "{{ node(id: \"{project}\") {{ ... on Project {{ trace(traceId: \"{trace_id}\") {{ traceId numSpans \
+            "{{ node(id: \"{project}\") {{ ... on Project {{ trace(traceId: \"{trace_id}\") {{ traceId numSpans userId \
              spanCountsByKind {{ spanKind count }} costSummary {{ total {{ tokens cost }} }} }} }} }} }}"
         );
         let trace = self.graphql(&query)["node"]["trace"].clone();

@@ -96,16 +96,33 @@ fn normalize(name: &str, unit: &str, counter: bool, gauge: bool) -> String {
 }
 
 /// `name{labels}` → value of a text exposition, without comments, and without the push counter
-/// (a push cannot carry its own count).
+/// (a push cannot carry its own count). A label with an empty value is left out: to Prometheus it
+/// is no label.
 pub fn series(text: &str) -> std::collections::BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter(|l| !l.starts_with("hooktel_metric_pushes_total"))
         .filter_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
+            Some((without_empty_labels(key), value.parse().ok()?))
         })
         .collect()
+}
+
+/// `name{a="",b="x"}` as `name{b="x"}` (label values here never hold `",`).
+fn without_empty_labels(key: &str) -> String {
+    let Some((name, labels)) = key.strip_suffix('}').and_then(|k| k.split_once('{')) else { return key.to_owned() };
+    // each pair ends in `",` once a comma is added: `a="` is an empty one
+    let kept: Vec<String> = format!("{labels},")
+        .split("\",")
+        .filter(|pair| !pair.is_empty() && !pair.ends_with("=\""))
+        .map(|pair| format!("{pair}\""))
+        .collect();
+    if kept.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{}}}", kept.join(","))
+    }
 }
 
 /// Wait until the last push and a scrape of `/metrics` agree on every series (values rest once the
@@ -152,6 +169,7 @@ fn labels(attrs: &[KeyValue], le: Option<&str>) -> String {
         .map(|kv| {
             let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(AnyValue::StringValue(s)) => s.clone(),
+                Some(AnyValue::IntValue(i)) => i.to_string(),
                 other => format!("{other:?}"),
             };
             (sanitize(&kv.key), v)
@@ -176,4 +194,12 @@ fn names_translate_as_the_upstream_examples_say() {
     assert_eq!(normalize("memory.usage", "By", false, true), "memory_usage_bytes");
     assert_eq!(normalize("hooktel_cost_usd_total", "{USD}", true, false), "hooktel_cost_usd_total");
     assert_eq!(normalize("hooktel_cost_usd_total", "USD", true, false), "hooktel_cost_usd_USD_total");
+    // the GenAI client metrics: the names /metrics serves them under
+    assert_eq!(normalize("gen_ai.client.token.usage", "{token}", false, false), "gen_ai_client_token_usage");
+    assert_eq!(
+        normalize("gen_ai.client.operation.duration", "s", false, false),
+        "gen_ai_client_operation_duration_seconds"
+    );
+    assert_eq!(without_empty_labels(r#"m_bucket{a="",b="x",le="+Inf"}"#), r#"m_bucket{b="x",le="+Inf"}"#);
+    assert_eq!(without_empty_labels(r#"m{a=""}"#), "m");
 }
