@@ -209,7 +209,8 @@ fn mutual_tls_sends_the_client_certificate_and_says_when_it_is_missing() {
         wait_logged(&sidecar, "a refused handshake", || {
             sidecar.metric(r#"hooktel_export_failures_total{reason="tls"}"#) >= 1.0
         });
-        assert!(sidecar.log().contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"), "{protocol}: {}", sidecar.log());
+        // the count comes before the log line, which crosses a pipe
+        wait_logged(&sidecar, "the fix in the log", || sidecar.log().contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"));
         drop(sidecar);
         let before = backend.spans().len();
         let sidecar = sidecar_to(
