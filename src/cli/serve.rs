@@ -105,6 +105,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             decoding = %budget::mib(shares.decoding),
             forwarding = %budget::mib(shares.forwarding),
             journal_backlog = %budget::mib(shares.journal_backlog),
+            exporting = %budget::mib(shares.exporting),
             sessions = %budget::mib(shares.sessions),
             "memory budget"
         );
@@ -184,6 +185,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             reports: report_rx,
             touches: touch_tx,
             spans: span_tx,
+            exporting: (Arc::new(tokio::sync::Semaphore::new(shares.exporting)), shares.exporting),
             journal: journal_tx,
             restored: reparse(restored, args.output.capture, &transcripts).await,
             settings,

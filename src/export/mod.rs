@@ -27,7 +27,8 @@ pub(crate) mod tls;
 use client::{Body, OtlpClient, SendError};
 
 use crate::metrics::Metrics;
-use crate::model::span::SpanRecord;
+use crate::model::budget::Held;
+use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
 use crate::store::export_spool::{SpanSpool, SpoolError};
 use crate::store::import_registry::ImportRegistry;
@@ -95,7 +96,7 @@ async fn blocking<S: Send + 'static, T: Send + 'static>(
 /// While the collector fails, batches go to the spool and the oldest spooled batch probes it with
 /// backoff; once it answers, the spool is replayed oldest first.
 pub(crate) async fn run(
-    mut rx: mpsc::Receiver<Vec<SpanRecord>>,
+    mut rx: mpsc::Receiver<Handed>,
     sink: Sink,
     spool: Option<SpanSpool>,
     live: Option<ImportRegistry>,
@@ -109,6 +110,8 @@ pub(crate) async fn run(
     d.show_spool().await;
     d.replay().await;
     let mut batch: Vec<SpanRecord> = Vec::new();
+    // the bytes of the memory budget the spans in `batch` hold, given back once they are delivered
+    let mut held: Vec<Held> = Vec::new();
     loop {
         let wait = if batch.is_empty() { d.probe_in() } else { Some(BATCH_DELAY) };
         let more = match wait {
@@ -118,6 +121,7 @@ pub(crate) async fn run(
                 Err(_) => {
                     if !batch.is_empty() {
                         d.deliver(std::mem::take(&mut batch)).await;
+                        held.clear();
                     }
                     d.replay().await;
                     continue;
@@ -125,11 +129,15 @@ pub(crate) async fn run(
             },
         };
         match more {
-            Some(spans) => {
+            Some((spans, h)) => {
                 batch.extend(spans);
+                held.push(h);
                 while batch.len() >= MAX_BATCH {
                     let rest = batch.split_off(MAX_BATCH);
                     d.deliver(std::mem::replace(&mut batch, rest)).await;
+                }
+                if batch.is_empty() {
+                    held.clear();
                 }
             }
             None => break,
@@ -360,7 +368,9 @@ mod tests {
         let metrics = Arc::new(Metrics::new(false));
         let (tx, rx) = mpsc::channel(1);
         let task = tokio::spawn(run(rx, Sink::Local(store), None, None, metrics.clone()));
-        tx.send(vec![crate::store::record::tests::span(1), crate::store::record::tests::span(2)]).await.unwrap();
+        tx.send((vec![crate::store::record::tests::span(1), crate::store::record::tests::span(2)], Held::default()))
+            .await
+            .unwrap();
         drop(tx);
         task.await.unwrap();
         assert_eq!(metrics.spans_stored.get(), 2);

@@ -13,8 +13,9 @@ use crate::ingest::agents::Rejected;
 use crate::ingest::shape;
 use crate::metrics::Metrics;
 use crate::model::agent::Agent;
+use crate::model::budget::Held;
 use crate::model::capture::Capture;
-use crate::model::event::{Event, Held, Kind};
+use crate::model::event::{Event, Kind};
 use crate::model::ids;
 use crate::model::payload;
 use crate::model::time;
@@ -101,17 +102,11 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
     enrich(&mut event, &ingest.transcripts).await;
     let (name, custom, native) = (event.name.clone(), event.custom, event.native());
     // what it holds, from the bodies' share of the memory budget, until the pipeline has applied it
-    let cost = u32::try_from(event.bytes().min(ingest.body_share)).unwrap_or(u32::MAX);
-    let held = match admission {
-        Admission::RefuseWhenFull => ingest.body_budget.clone().try_acquire_many_owned(cost).map_err(|e| match e {
-            tokio::sync::TryAcquireError::NoPermits => Refusal::QueueFull,
-            tokio::sync::TryAcquireError::Closed => Refusal::Closed,
-        })?,
-        Admission::WaitForRoom => {
-            ingest.body_budget.clone().acquire_many_owned(cost).await.map_err(|_| Refusal::Closed)?
-        }
+    let (budget, size, bytes) = (&ingest.body_budget, ingest.body_share, event.bytes());
+    event.held = match admission {
+        Admission::RefuseWhenFull => Held::try_take(budget, size, bytes).ok_or(Refusal::QueueFull)?,
+        Admission::WaitForRoom => Held::take(budget, size, bytes).await.ok_or(Refusal::Closed)?,
     };
-    event.held = Held(Some(Arc::new(held)));
     let queued = match admission {
         Admission::RefuseWhenFull => ingest.queue.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,

@@ -1,8 +1,13 @@
 //! The one memory budget every holder of memory answers to (`HOOKTEL_MEMORY_BUDGET`, 256 MiB by
 //! default), and its split into a share for each holder: the sidecar itself, request bodies held,
 //! bodies being decoded, Claude Code's telemetry waiting to be forwarded, the journal writer's
-//! backlog, and the state of every open session. The shares add up to the budget, so a sidecar whose
+//! backlog, spans on their way to the exporter, and the state of every open session; and what a
+//! holder keeps of its share while it holds ([`Held`]). The shares add up to the budget, so a sidecar whose
 //! holders are all full at once still fits it. Pure: no I/O.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The budget when none is set: the shipped Kubernetes limit and systemd's `MemoryMax`.
 pub const DEFAULT: usize = 256 << 20;
@@ -30,6 +35,8 @@ pub struct Shares {
     pub forwarding: usize,
     /// Journal entries sent and not yet committed, a sixteenth.
     pub journal_backlog: usize,
+    /// Spans handed out and not yet exported, spooled or stored, a sixteenth.
+    pub exporting: usize,
     /// Every open session's state (spans, ids, reports waiting for their match), the rest.
     pub sessions: usize,
     /// Spans one session may hold: a quarter of the sessions' share, at most 32 MiB.
@@ -41,8 +48,9 @@ impl Shares {
     pub fn of(total: usize) -> Shares {
         let total = total.max(MIN);
         let eighth = total / 8;
-        let (reserve, bodies, decoding, forwarding, journal_backlog) = (eighth, eighth, total / 4, eighth, total / 16);
-        let sessions = total - reserve - bodies - decoding - forwarding - journal_backlog;
+        let (reserve, bodies, decoding, forwarding) = (eighth, eighth, total / 4, eighth);
+        let (journal_backlog, exporting) = (total / 16, total / 16);
+        let sessions = total - reserve - bodies - decoding - forwarding - journal_backlog - exporting;
         Shares {
             total,
             reserve,
@@ -50,6 +58,7 @@ impl Shares {
             decoding,
             forwarding,
             journal_backlog,
+            exporting,
             sessions,
             session_spans: (sessions / 4).min(MAX_SESSION_SPANS),
         }
@@ -92,6 +101,31 @@ pub fn parse(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// Bytes of a share a holder keeps while it holds (an event in the ingest queue, spans on their way
+/// to the exporter); given back when the last clone is dropped.
+#[derive(Clone, Default)]
+pub struct Held(Option<Arc<OwnedSemaphorePermit>>);
+
+impl Held {
+    /// `bytes` of `share`, a semaphore of `size` permits: at once, or `None` when they are not free.
+    pub fn try_take(share: &Arc<Semaphore>, size: usize, bytes: usize) -> Option<Held> {
+        let n = u32::try_from(bytes.clamp(1, size.max(1))).unwrap_or(u32::MAX);
+        share.clone().try_acquire_many_owned(n).ok().map(|p| Held(Some(Arc::new(p))))
+    }
+
+    /// `bytes` of `share` (of `size` permits), waited for; `None` once the share is closed.
+    pub async fn take(share: &Arc<Semaphore>, size: usize, bytes: usize) -> Option<Held> {
+        let n = u32::try_from(bytes.clamp(1, size.max(1))).unwrap_or(u32::MAX);
+        share.clone().acquire_many_owned(n).await.ok().map(|p| Held(Some(Arc::new(p))))
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({})", self.0.as_ref().map_or(0, |p| p.num_permits()))
+    }
+}
+
 /// Bytes as MiB, for messages.
 pub fn mib(bytes: usize) -> String {
     format!("{:.0} MiB", bytes as f64 / (1 << 20) as f64)
@@ -105,12 +139,13 @@ mod tests {
     fn the_shares_add_up_to_the_budget() {
         for total in [MIN, DEFAULT, 300 << 20, 1 << 30, DEFAULT + 7] {
             let s = Shares::of(total);
-            assert_eq!(s.reserve + s.bodies + s.decoding + s.forwarding + s.journal_backlog + s.sessions, total);
+            let given = s.bodies + s.decoding + s.forwarding + s.journal_backlog + s.exporting + s.sessions;
+            assert_eq!(s.reserve + given, total);
             assert!(s.session_spans <= s.sessions / 4);
         }
         let s = Shares::of(DEFAULT);
         assert_eq!((s.bodies, s.decoding, s.forwarding, s.journal_backlog), (32 << 20, 64 << 20, 32 << 20, 16 << 20));
-        assert_eq!((s.sessions, s.session_spans), (80 << 20, 20 << 20));
+        assert_eq!((s.exporting, s.sessions, s.session_spans), (16 << 20, 64 << 20, 16 << 20));
         assert_eq!(Shares::of(1 << 30).session_spans, MAX_SESSION_SPANS);
     }
 
@@ -132,5 +167,18 @@ mod tests {
         assert!(parse("256MB").unwrap_err().contains("unknown unit"));
         assert!(parse("lots").is_err());
         assert!(parse("99999999999999999999G").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_holder_keeps_its_bytes_until_dropped_and_never_more_than_the_share() {
+        let share = Arc::new(Semaphore::new(100));
+        let a = Held::try_take(&share, 100, 60).unwrap();
+        assert!(Held::try_take(&share, 100, 60).is_none());
+        let b = a.clone();
+        drop(a);
+        assert!(Held::try_take(&share, 100, 60).is_none(), "a clone still holds");
+        drop(b);
+        let all = Held::take(&share, 100, 1 << 30).await.unwrap();
+        assert_eq!(share.available_permits(), 0, "more than the share takes all of it: {all:?}");
     }
 }

@@ -6,6 +6,7 @@
 use opentelemetry::KeyValue;
 
 use crate::model::agent::Agent;
+use crate::model::budget::Held;
 use crate::model::ids::SessionId;
 use crate::model::span::ToolStatus;
 
@@ -40,7 +41,8 @@ pub struct Event {
     pub(crate) raw: bytes::Bytes,
     /// A custom event (`POST /v1/events`, `hooktel emit`) rather than a hook event.
     pub(crate) custom: bool,
-    /// Its share of the memory budget while it waits in the ingest queue.
+    /// Its bytes of the memory budget from its admission until the pipeline has applied it (the
+    /// ingest queue is bounded by bytes, not only by count).
     pub(crate) held: Held,
 }
 
@@ -58,17 +60,6 @@ impl Event {
             + self.name.len()
             + attrs
             + fields.iter().map(|f| f.as_ref().map_or(0, String::len)).sum::<usize>()
-    }
-}
-
-/// Bytes of the memory budget an event holds from its admission until the pipeline has applied it
-/// (the ingest queue is bounded by bytes, not only by count); given back when it is dropped.
-#[derive(Clone, Default)]
-pub(crate) struct Held(pub(crate) Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>);
-
-impl std::fmt::Debug for Held {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Held({})", self.0.as_ref().map_or(0, |p| p.num_permits()))
     }
 }
 

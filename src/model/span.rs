@@ -12,6 +12,10 @@ use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::{self, int};
 use crate::model::tokens::TokenUsage;
 
+/// Finished spans on their way to the exporter, with the bytes of the memory budget they hold until
+/// they are exported, spooled or stored.
+pub type Handed = (Vec<SpanRecord>, crate::model::budget::Held);
+
 /// A finished span, ready for export.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpanRecord {
@@ -126,6 +130,14 @@ pub struct SpanLink {
 }
 
 impl SpanRecord {
+    /// About the bytes it holds: its name, attributes, events and links, and what it is of.
+    pub fn bytes(&self) -> usize {
+        let attrs =
+            |a: &[KeyValue]| a.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum::<usize>();
+        let events: usize = self.events.iter().map(|e| 64 + e.name.len() + attrs(&e.attrs)).sum();
+        512 + self.name.len() + self.project.len() + attrs(&self.attrs) + events + self.links.len() * 64
+    }
+
     /// A span of `key` named `name` in the trace of `session_id`, from `start` to `end` (never
     /// before `start`): no parent, attribute, event or fact yet. Callers set what they know, e.g.
     /// `SpanRecord { parent, attrs, ..SpanRecord::new(...) }`.

@@ -18,15 +18,28 @@ use tokio::sync::mpsc;
 pub mod sessions;
 
 use crate::metrics::Metrics;
+use crate::model::budget::Held;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::project_of;
-use crate::model::span::SpanRecord;
+use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
+
+/// Hand finished spans on to the exporter once their bytes fit the exporting share: waiting for it
+/// is the back-pressure that fills the ingest queue (bounded in turn) while the exporter is behind.
+async fn hand_on(
+    spans: &mpsc::Sender<Handed>,
+    (share, size): &(Arc<tokio::sync::Semaphore>, usize),
+    batch: Vec<SpanRecord>,
+) -> Result<(), mpsc::error::SendError<Handed>> {
+    let bytes = batch.iter().map(SpanRecord::bytes).sum();
+    let held = Held::take(share, *size, bytes).await.unwrap_or_default();
+    spans.send((batch, held)).await
+}
 
 /// How often settled spans are handed out and idle sessions checked. A quarter of a second keeps
 /// export latency low and costs nothing measurable with 10,000 sessions.
@@ -46,7 +59,10 @@ pub(crate) struct Parts {
     /// Usage and reads from the accountant, in the order it made them.
     pub(crate) reports: mpsc::Receiver<Report>,
     pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
-    pub(crate) spans: mpsc::Sender<Vec<SpanRecord>>,
+    pub(crate) spans: mpsc::Sender<Handed>,
+    /// What spans on their way to the exporter may hold (the exporting share of the memory
+    /// budget), and its size: the pipeline waits for room before it hands a batch on.
+    pub(crate) exporting: (Arc<tokio::sync::Semaphore>, usize),
     /// `None` when the journal could not be opened (then restarts lose open sessions).
     pub(crate) journal: Option<journal::Writer>,
     /// Open sessions from the journal, replayed before anything else.
@@ -58,7 +74,7 @@ pub(crate) struct Parts {
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut reports, touches, spans, journal, restored, settings, metrics } = p;
+    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
     replay(&mut sessions, restored, &mut out);
@@ -127,7 +143,7 @@ pub(crate) async fn run(p: Parts) {
         metrics.sessions_held.set(sessions.held() as i64);
         metrics.teammates_active.set(sessions.teammates_active() as i64);
         memory.after(sessions.active());
-        if !out.is_empty() && spans.send(std::mem::take(&mut out)).await.is_err() {
+        if !out.is_empty() && hand_on(&spans, &exporting, std::mem::take(&mut out)).await.is_err() {
             tracing::error!("Exporter stopped early; finished spans lost");
         }
     }
@@ -142,7 +158,7 @@ pub(crate) async fn run(p: Parts) {
         metrics.span_finished(rec);
     }
     if !out.is_empty() {
-        let _ = spans.send(out).await;
+        let _ = hand_on(&spans, &exporting, out).await;
     }
     let open = sessions.active();
     if open > 0 {
