@@ -21,14 +21,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support;
 use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
+use crate::support::prometheus::{sample_value, Prometheus};
 use crate::support::{wait_until, Protocol, Receiver, Sidecar};
 use serde_json::Value;
 
@@ -45,121 +43,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `prometheus` on a free loopback port with its own temp dir; killed (and the dir removed) on drop.
-struct Prometheus {
-    addr: SocketAddr,
-    child: Child,
-    dir: support::TempDir,
-}
-
-impl Prometheus {
-    fn start(target: SocketAddr, pushed: SocketAddr, rules: &Path) -> Prometheus {
-        let dir = support::temp_dir("prometheus");
-        let config = dir.join("prometheus.yml");
-        fs::write(
-            &config,
-            format!(
-                "# written by tests/it/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\nscrape_configs:\n  - job_name: hooktel\n    static_configs:\n      \
-                 - targets: [\"{target}\"]\n  - job_name: pushed\n    static_configs:\n      \
-                 - targets: [\"{pushed}\"]\n",
-                rules.display()
-            ),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus ({e}): run scripts/install-test-deps.sh (Debian's prometheus)")
-            });
-        let mut p = Prometheus { addr, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(p.addr, "/-/ready").map(|(s, _)| s) != Some(200) {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("prometheus exited ({status}): {}", p.log());
-            }
-            assert!(Instant::now() < deadline, "prometheus not ready after 30 s: {}", p.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// An instant query: the result vector, or the error Prometheus gave.
-    fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={}", urlencode(expr)))
-            .ok_or_else(|| "no answer from prometheus".to_owned())?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        match v["data"]["resultType"].as_str() {
-            Some("vector") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
-            Some("scalar") => Ok(vec![serde_json::json!({"metric": {}, "value": v["data"]["result"]})]),
-            other => Err(format!("unexpected result type {other:?}")),
-        }
-    }
-
-    /// The value of a query returning one series, if it does.
-    fn value(&self, expr: &str) -> Option<f64> {
-        let r = self.query(expr).ok()?;
-        r.first().and_then(sample_value)
-    }
-
-    fn api(&self, path: &str) -> Value {
-        let (_, body) = get(self.addr, path).expect("prometheus answers");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("prometheus log:\n{}", self.log());
-        }
-    }
-}
-
-/// GET over HTTP/1.0 (so the answer is never chunked); (status, body).
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.get(9..12)?.parse().ok()?;
-    Some((status, resp.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn sample_value(sample: &Value) -> Option<f64> {
-    sample["value"][1].as_str()?.parse().ok()
-}
-
-/// Replace Grafana variables (`$name`, `${name}`, `${name:format}`, `[[name]]`) by `values`; `$1`-style
-/// label_replace references stay. Panics on a variable it does not know.
 fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = expr;
@@ -374,7 +257,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &push_to)
         .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
         .start();
-    let prom = Prometheus::start(sidecar.addr, receiver.addr, &rules);
+    let prom = Prometheus::start(&[("hooktel", sidecar.addr), ("pushed", receiver.addr)], Some(&rules), &[]);
     let up = || prom.value(r#"up{job="hooktel"}"#) == Some(1.0);
     wait_until(Duration::from_secs(20), "prometheus to scrape the sidecar (up == 1)", up);
 
