@@ -10,7 +10,8 @@
 //! `$__rate_interval`/`$__range` replaced by concrete values) and every rule expression goes through
 //! `/api/v1/query`: any error fails; fewer than 70% of the dashboard queries returning a finite value
 //! fails. The session → trace variable must turn the real session id into its trace id, and every rule
-//! must evaluate without error in the server itself.
+//! must evaluate without error in the server itself. Prometheus runs with exemplar storage: every panel
+//! query that shows exemplars must get some from `/api/v1/query_exemplars`, each naming a session's trace.
 //!
 //! The same sidecar also pushes its metrics over OTLP (`OTEL_METRICS_EXPORTER=otlp`) to a test receiver
 //! that serves the last push translated as a Collector would (`support::prom_translate`); Prometheus
@@ -83,6 +84,8 @@ fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
 struct Query {
     source: String,
     expr: String,
+    /// Whether the panel shows the query's exemplars (Grafana asks `/api/v1/query_exemplars` for them).
+    exemplar: bool,
 }
 
 /// Every panel target of a dashboard (rows' nested panels included), interpolated.
@@ -100,6 +103,7 @@ fn panel_queries(dashboard: &Value, file: &str, values: &BTreeMap<String, String
                         t["refId"].as_str().unwrap_or("?")
                     ),
                     expr: interpolate(expr, values),
+                    exemplar: t["exemplar"] == true,
                 });
             }
         }
@@ -257,7 +261,11 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &push_to)
         .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
         .start();
-    let prom = Prometheus::start(&[("hooktel", sidecar.addr), ("pushed", receiver.addr)], Some(&rules), &[]);
+    let prom = Prometheus::start(
+        &[("hooktel", sidecar.addr), ("pushed", receiver.addr)],
+        Some(&rules),
+        &["--enable-feature=exemplar-storage"],
+    );
     let up = || prom.value(r#"up{job="hooktel"}"#) == Some(1.0);
     wait_until(Duration::from_secs(20), "prometheus to scrape the sidecar (up == 1)", up);
 
@@ -279,7 +287,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     let a = cli.spawn("round1", &work, &mock, &["-p", MAIN_PROMPT]);
     let e = cli.spawn("api-error", &work, &mock, &["-p", API_ERROR_PROMPT]);
     let session = a.wait().expect_exit(0).session_id();
-    e.wait().expect_exit(1);
+    let failed = e.wait().expect_exit(1).session_id();
     assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
     let event = br#"{"name": "dashboard.check", "attributes": {"round": 1}}"#;
     assert_eq!(sidecar.request("POST", "/v1/events", event).0, 200);
@@ -290,7 +298,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     scraped(rejected, 1.0);
 
     // round 2: the same counters move again
-    cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0);
+    let second = cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0).session_id();
     assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
     wait_until(Duration::from_secs(10), "the sidecar to count the third session's end", || {
         sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 3.0
@@ -353,6 +361,28 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
             rows.push(row);
         }
     }
+
+    // the panels that show exemplars get them, and each names one of the sessions' traces
+    let traces: Vec<String> = [&session, &failed, &second].iter().map(|s| s.replace('-', "")).collect();
+    let mut exemplar_queries = 0;
+    for path in &dashboards {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        for q in panel_queries(&d, &file, &variable_values(&d, &session, &trace_id)).iter().filter(|q| q.exemplar) {
+            let answer = prom.exemplars(&q.expr);
+            let found: Vec<&str> = answer
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["exemplars"].as_array().unwrap())
+                .map(|e| e["labels"]["trace_id"].as_str().unwrap_or_default())
+                .collect();
+            assert!(!found.is_empty(), "{}: no exemplars for {}", q.source, q.expr);
+            assert!(found.iter().all(|t| traces.iter().any(|s| s == t)), "{}: {found:?} not in {traces:?}", q.source);
+            exemplar_queries += 1;
+        }
+    }
+    assert!(exemplar_queries >= 5, "only {exemplar_queries} panel queries show exemplars");
 
     // every rule expression
     let rule_doc: Value = serde_norway::from_str(&fs::read_to_string(&rules).unwrap()).unwrap();
