@@ -1,13 +1,15 @@
 //! Exemplars: for a series of tokens, cost, tool calls or tool durations, the latest span that
 //! moved it, so that a point on a dashboard leads to its session's trace. One exemplar per series,
-//! kept by the series' labels as the registry orders them (by label name); the `prometheus` crate
-//! has no exemplars of its own, so `/metrics` in OpenMetrics and the OTLP push look them up here.
+//! found by its family and its label values as the registry orders them (by label name); the
+//! `prometheus` crate has no exemplars of its own, so `/metrics` in OpenMetrics and the OTLP push
+//! look them up here.
 //!
 //! Bounded: keys are label values that already passed the label and pair caps, so there are no
 //! more keys than series; [`MAX_EXEMPLARS`] bounds the map even so. Never a session id in a key:
 //! the session is in the exemplar's trace id only.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Mutex;
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -15,9 +17,12 @@ use prometheus::proto::LabelPair;
 
 /// Series that may carry an exemplar. The families that carry them have at most ~10,000 series
 /// between them at their caps (1,000 (model, project) pairs × 4 token types, 1,000 (tool, project)
-/// pairs × 5 statuses, the cost and the durations), about 2 MB of exemplars; past this, a new
+/// pairs × 5 statuses, the cost and the durations), 40 bytes of exemplar each; past this, a new
 /// series gets none.
 pub(crate) const MAX_EXEMPLARS: usize = 16_384;
+
+/// Labels of the widest series that carries exemplars (tokens: model, type, project).
+const MAX_LABELS: usize = 4;
 
 /// The span behind a series' latest increment: its trace (the session's) and span, how much it
 /// added (or the observation, for a histogram), and when (Unix ns).
@@ -29,40 +34,41 @@ pub(crate) struct Exemplar {
     pub(crate) at_ns: u64,
 }
 
-/// Label values of one series, in label-name order (the order of a gathered metric's labels).
-type Series = Vec<String>;
-
-/// The latest exemplar of each series, by family.
+/// The latest exemplar of each series.
 #[derive(Default)]
 pub(crate) struct Exemplars {
     latest: Mutex<ExemplarSet>,
 }
 
-/// A copy of the exemplars at one moment, for one scrape or push to read without the lock.
+/// A copy of the exemplars at one moment, for one scrape or push to read without the lock. Series
+/// are kept as a hash of their family and label values (in label-name order), as the label caps keep
+/// their pairs: nothing is allocated on the per-span path (a 64-bit collision would only show one
+/// series' exemplar on another).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ExemplarSet {
-    by_family: HashMap<&'static str, HashMap<Series, Exemplar>>,
-    len: usize,
+    hasher: std::hash::RandomState,
+    by_series: HashMap<u64, Exemplar>,
 }
 
 impl Exemplars {
     /// Keep `ex` for the series of `family` with these (name, value) labels, unless the series has
     /// a later one: a scrape must never show a series' exemplar going back in time (Prometheus
     /// refuses an exemplar older than the one it stored for the series).
-    pub(crate) fn offer(&self, family: &'static str, labels: &[(&str, &str)], ex: Exemplar) {
-        let mut named = labels.to_vec();
+    pub(crate) fn offer(&self, family: &str, labels: &[(&str, &str)], ex: Exemplar) {
+        // in label-name order, on the stack: a series of these families has at most MAX_LABELS labels
+        let mut named = [("", ""); MAX_LABELS];
+        let named = &mut named[..labels.len().min(MAX_LABELS)];
+        named.copy_from_slice(&labels[..named.len()]);
         named.sort_unstable_by_key(|(name, _)| *name);
-        let series: Series = named.into_iter().map(|(_, value)| value.to_owned()).collect();
         let mut set = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        let full = set.len >= MAX_EXEMPLARS;
-        let of_family = set.by_family.entry(family).or_default();
-        match of_family.get_mut(&series) {
+        let key = set.key(family, named.iter().map(|(_, value)| *value));
+        let full = set.by_series.len() >= MAX_EXEMPLARS;
+        match set.by_series.get_mut(&key) {
             Some(kept) if kept.at_ns <= ex.at_ns => *kept = ex,
             Some(_) => {}
             None if full => {}
             None => {
-                of_family.insert(series, ex);
-                set.len += 1;
+                set.by_series.insert(key, ex);
             }
         }
     }
@@ -80,9 +86,19 @@ impl ExemplarSet {
 
     /// The exemplar of a series by its label values in label-name order (as pushed attributes are).
     pub(crate) fn of_values<'a>(&self, family: &str, values: impl Iterator<Item = &'a str>) -> Option<&Exemplar> {
-        let of_family = self.by_family.get(family)?;
-        let series: Series = values.map(str::to_owned).collect();
-        of_family.get(&series)
+        if self.by_series.is_empty() {
+            return None;
+        }
+        self.by_series.get(&self.key(family, values))
+    }
+
+    fn key<'a>(&self, family: &str, values: impl Iterator<Item = &'a str>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        family.hash(&mut h);
+        for v in values {
+            v.hash(&mut h);
+        }
+        h.finish()
     }
 }
 
@@ -122,7 +138,7 @@ mod tests {
         e.offer("hooktel_tool_duration_seconds", &labels, at(9));
         e.offer("hooktel_tool_duration_seconds", &labels, at(7));
         let set = e.snapshot();
-        assert_eq!(set.len, 1);
+        assert_eq!(set.by_series.len(), 1);
         assert_eq!(set.of("hooktel_tool_duration_seconds", &[pair("tool", "Bash")]), Some(&at(9)));
     }
 
@@ -133,7 +149,7 @@ mod tests {
             e.offer("hooktel_tool_calls_total", &[("tool", &format!("t{i}"))], at(1));
         }
         let set = e.snapshot();
-        assert_eq!(set.len, MAX_EXEMPLARS);
+        assert_eq!(set.by_series.len(), MAX_EXEMPLARS);
         assert!(set.of("hooktel_tool_calls_total", &[pair("tool", "t0")]).is_some());
         // a series already kept still takes its newer exemplar when the store is full
         e.offer("hooktel_tool_calls_total", &[("tool", "t0")], at(2));

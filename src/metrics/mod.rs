@@ -17,7 +17,7 @@ use prometheus::{
 
 mod caps;
 pub(crate) mod exemplars;
-pub mod openmetrics;
+pub(crate) mod openmetrics;
 mod spans;
 
 use crate::model::time::now_ns;
@@ -427,7 +427,7 @@ impl Metrics {
         buf
     }
 
-    /// The OpenMetrics exposition of every metric, with exemplars ([`openmetrics::CONTENT_TYPE`]).
+    /// The OpenMetrics exposition of every metric, with exemplars (`application/openmetrics-text`).
     pub fn render_openmetrics(&self) -> Vec<u8> {
         openmetrics::render(&self.registry.gather(), &self.exemplars.snapshot()).into_bytes()
     }

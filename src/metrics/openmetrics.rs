@@ -15,7 +15,7 @@ use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use crate::metrics::exemplars::{Exemplar, ExemplarSet};
 
 /// The content type of the exposition.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Media ranges of an `Accept` header looked at; a scraper lists a handful.
 const MAX_RANGES: usize = 32;
@@ -23,7 +23,7 @@ const MAX_RANGES: usize = 32;
 /// Whether an `Accept` header prefers OpenMetrics: it names `application/openmetrics-text` with a
 /// quality above 0 and no lower than the classic text's (`text/plain`, `text/*`, `*/*`).
 /// Prometheus asks `application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,...`.
-pub fn prefers_openmetrics(accept: &str) -> bool {
+pub(crate) fn prefers_openmetrics(accept: &str) -> bool {
     let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
     for range in accept.split(',').take(MAX_RANGES) {
         let mut params = range.split(';');
