@@ -19,8 +19,10 @@
 //!
 //! Then the amortised metrics cost of one hook event as the sidecar pays it (`hook_event` and the
 //! queue gauge on every event, `span_finished` per finished span at the rate the event mix closes
-//! spans), and the cost of one scrape (`Metrics::render()`) with the series the runs left. Targets
-//! are printed as PASS/MISS lines; timing never fails the bench.
+//! spans), and the cost of one scrape with the series the runs left (plus one model call per model and
+//! project, so that token and cost series carry exemplars as tool series do): `Metrics::render()`, the
+//! classic text, and `Metrics::render_openmetrics()`, OpenMetrics with exemplars. Targets are printed as
+//! PASS/MISS lines; timing never fails the bench.
 //!
 //! Run: `cargo bench --bench metrics_cost`. Knobs: `BENCH_RUNS` (7), `BENCH_RUN_MS` (40).
 
@@ -296,24 +298,48 @@ fn main() {
         );
     }
 
-    // one scrape, with the series the runs left
-    let text = ctx.metrics.render();
-    let series = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
-    let mut renders: Vec<Duration> = (0..50)
-        .map(|_| {
-            let t0 = Instant::now();
-            black_box(ctx.metrics.render());
-            t0.elapsed()
-        })
-        .collect();
-    renders.sort();
-    let render = quantile(&renders, 0.5);
-    println!(
-        "render(): {:.0} us per scrape (median of 50, p90 {:.0} us) for {series} samples, {} KB of text",
-        render.as_secs_f64() * 1e6,
-        quantile(&renders, 0.9).as_secs_f64() * 1e6,
-        text.len() / 1024
-    );
+    // one model call per (model, project), so that token and cost series have exemplars as tool series do
+    for (i, (model, project)) in MODELS.iter().flat_map(|m| PROJECTS.iter().map(move |p| (m.0, p.0))).enumerate() {
+        let session = format!("0000{i:04}-3e2c-45c5-8192-58e43d4a510f");
+        let key = format!("msg_{i}");
+        let tokens = TokenUsage { input: 10, output: 20, cache_read: 30, ..TokenUsage::default() };
+        let usage = SpanUsage { tokens, cost: 0.01, models: vec![model.to_owned()] };
+        let rec = SpanRecord::new(
+            ids::trace_id(&session),
+            ids::span_id(&session, SpanKey::Chat, &key),
+            SpanKey::Chat,
+            format!("chat {model}"),
+            (1, 2),
+            session.as_str().into(),
+        );
+        ctx.metrics.span_finished(&SpanRecord { usage: Some(usage), project: project.into(), ..rec });
+    }
+
+    // one scrape, with the series the runs left: the classic text, and OpenMetrics with exemplars
+    let scrape = |label: &str, render: &dyn Fn() -> Vec<u8>| -> (Duration, usize) {
+        let text = render();
+        let series = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
+        let exemplars = text.windows(4).filter(|w| w == b" # {").count();
+        let mut renders: Vec<Duration> = (0..50)
+            .map(|_| {
+                let t0 = Instant::now();
+                black_box(render());
+                t0.elapsed()
+            })
+            .collect();
+        renders.sort();
+        let median = quantile(&renders, 0.5);
+        println!(
+            "{label}: {:.0} us per scrape (median of 50, p90 {:.0} us) for {series} samples ({exemplars} with an \
+             exemplar), {} KB of text",
+            median.as_secs_f64() * 1e6,
+            quantile(&renders, 0.9).as_secs_f64() * 1e6,
+            text.len() / 1024
+        );
+        (median, series)
+    };
+    let (render, series) = scrape("render()", &|| ctx.metrics.render());
+    let (openmetrics, _) = scrape("render_openmetrics()", &|| ctx.metrics.render_openmetrics());
 
     println!();
     println!("targets (informational; timing never fails this bench):");
@@ -330,6 +356,14 @@ fn main() {
     verdict(
         render < Duration::from_millis(10),
         &format!("render() with {series} samples: {:.2} ms (target < 10 ms)", render.as_secs_f64() * 1e3),
+    );
+    let ratio = openmetrics.as_secs_f64() / render.as_secs_f64();
+    verdict(
+        openmetrics < Duration::from_millis(10) && ratio < 1.5,
+        &format!(
+            "render_openmetrics() with exemplars: {:.2} ms, {ratio:.2}x render() (target < 10 ms and < 1.5x)",
+            openmetrics.as_secs_f64() * 1e3
+        ),
     );
 }
 

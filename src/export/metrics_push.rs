@@ -5,7 +5,8 @@
 //! scrape can never disagree. Sums and histograms are cumulative, or delta when
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` asks for it (Datadog's intake does): each
 //! push then carries what changed since the last push the backend *accepted*, so a failed push loses
-//! nothing either way. Sent through the shared [`OtlpClient`]; every push is counted.
+//! nothing either way. Sent through the shared [`OtlpClient`]; every push is counted. A series' exemplar
+//! (its latest span, see `metrics::exemplars`) goes with its data point, as `/metrics` shows it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
@@ -22,6 +23,7 @@ use prost::Message;
 
 use crate::export::client::{Body, OtlpClient};
 use crate::export::outbound::{Push, Temporality};
+use crate::metrics::exemplars::ExemplarSet;
 use crate::metrics::{self, genai, Metrics};
 use crate::model::semconv::{SCHEMA_URL, SERVER_PORT};
 
@@ -192,6 +194,46 @@ fn histogram_point(
     }
 }
 
+/// Each sum's and histogram's data point with its series' exemplar, if it has one; on a delta point
+/// only if the exemplar falls in the point's interval.
+pub(crate) fn add_exemplars(req: &mut ExportMetricsServiceRequest, exemplars: &ExemplarSet) {
+    let metrics = req.resource_metrics.iter_mut().flat_map(|r| &mut r.scope_metrics).flat_map(|s| &mut s.metrics);
+    for m in metrics {
+        let of = |attributes: &[KeyValue], start_ns: u64| -> Vec<Exemplar> {
+            let values = attributes.iter().map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.as_str(),
+                _ => "",
+            });
+            let Some(e) = exemplars.of_values(&m.name, values).filter(|e| e.at_ns >= start_ns) else {
+                return Vec::new();
+            };
+            vec![Exemplar {
+                time_unix_nano: e.at_ns,
+                value: Some(exemplar::Value::AsDouble(e.value)),
+                span_id: e.span_id.to_bytes().to_vec(),
+                trace_id: e.trace_id.to_bytes().to_vec(),
+                ..Default::default()
+            }]
+        };
+        let delta = AggregationTemporality::Delta as i32;
+        match m.data.as_mut() {
+            Some(metric::Data::Sum(s)) => {
+                let delta = s.aggregation_temporality == delta;
+                for p in &mut s.data_points {
+                    p.exemplars = of(&p.attributes, if delta { p.start_time_unix_nano } else { 0 });
+                }
+            }
+            Some(metric::Data::Histogram(h)) => {
+                let delta = h.aggregation_temporality == delta;
+                for p in &mut h.data_points {
+                    p.exemplars = of(&p.attributes, if delta { p.start_time_unix_nano } else { 0 });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A series' labels as attributes of `family` (under their OpenTelemetry keys for the GenAI
 /// metrics; `server.port` an integer, as the conventions type it); an empty label is no attribute,
 /// as it is no label to Prometheus.
@@ -248,7 +290,8 @@ pub(crate) async fn run(
         };
         let now = crate::model::time::now_ns();
         let families = metrics.families();
-        let body = request(&families, resource.clone(), start_ns, now, delta.then_some(&baseline));
+        let mut body = request(&families, resource.clone(), start_ns, now, delta.then_some(&baseline));
+        add_exemplars(&mut body, &metrics.exemplars());
         let sent = tokio::time::timeout(push.timeout, client.send(Body::Protobuf(body.encode_to_vec().into()))).await;
         let result = match &sent {
             Ok(Ok(accepted)) if accepted.rejected > 0 => "partial",
@@ -365,5 +408,52 @@ mod tests {
         assert_eq!(p.bucket_counts.iter().sum::<u64>(), 2);
         assert_eq!(*p.bucket_counts.last().unwrap(), 1);
         assert_eq!(named("hooktel_tool_duration_seconds").unit, "s");
+    }
+
+    /// A pushed sum or histogram point carries its series' exemplar (the session's trace, the span,
+    /// the value, the time) as `/metrics` shows it; a delta point only one from its own interval.
+    #[test]
+    fn pushed_points_carry_their_series_exemplar() {
+        use crate::model::span::{SpanRecord, Subject, ToolRun, ToolStatus};
+        let m = Metrics::new(false);
+        let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+        let span = opentelemetry::trace::SpanId::from_bytes([9; 8]);
+        let rec = crate::model::span::SpanRecord::new(
+            crate::model::ids::trace_id(sid),
+            span,
+            crate::model::ids::SpanKey::Tool,
+            "execute_tool Bash".into(),
+            (100, 150),
+            sid.into(),
+        );
+        let tool = ToolRun { status: ToolStatus::Ok, duration_ms: Some(300) };
+        m.span_finished(&SpanRecord { subject: Some(Subject::Tool("Bash".into())), tool: Some(tool), ..rec });
+        m.hook_event("Stop", 1.0);
+        let mut req = request(&m.families(), Resource::default(), 5, 200, None);
+        add_exemplars(&mut req, &m.exemplars());
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let named = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("{n}"));
+        let Some(metric::Data::Sum(calls)) = &named("hooktel_tool_calls_total").data else { panic!() };
+        let ex = &calls.data_points[0].exemplars;
+        assert_eq!(ex.len(), 1, "{calls:?}");
+        assert_eq!(ex[0].trace_id, hex_bytes("2cfb142e3e2c45c5819258e43d4a510f"));
+        assert_eq!((ex[0].span_id.as_slice(), ex[0].time_unix_nano), (&[9u8; 8][..], 150));
+        assert_eq!(ex[0].value, Some(exemplar::Value::AsDouble(1.0)));
+        let Some(metric::Data::Histogram(h)) = &named("hooktel_tool_duration_seconds").data else { panic!() };
+        assert_eq!(h.data_points[0].exemplars[0].value, Some(exemplar::Value::AsDouble(0.3)));
+        let Some(metric::Data::Sum(events)) = &named("hooktel_hook_events_total").data else { panic!() };
+        assert!(events.data_points[0].exemplars.is_empty(), "a series no span moved has none");
+        // a delta push after the span ended: its interval holds no exemplar
+        let baseline = Baseline::snapshot(&m.families(), 160);
+        let mut req = request(&m.families(), Resource::default(), 5, 200, Some(&baseline));
+        add_exemplars(&mut req, &m.exemplars());
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let calls = metrics.iter().find(|m| m.name == "hooktel_tool_calls_total").unwrap();
+        let Some(metric::Data::Sum(calls)) = &calls.data else { panic!() };
+        assert!(calls.data_points[0].exemplars.is_empty(), "{calls:?}");
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
     }
 }

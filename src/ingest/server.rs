@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -27,6 +27,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::ingest::accept::{accept, Admission, Ingest, Refusal};
 use crate::ingest::native;
 use crate::ingest::shape;
+use crate::metrics::openmetrics;
 use crate::model::payload::{self, RECEIVED_AT_HEADER};
 use crate::model::time::{self, now_ns};
 use crate::store::token;
@@ -232,8 +233,14 @@ fn metrics_route(req: Request<Incoming>, ingest: &Ingest) -> Reply {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(ingest.metrics.render())));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            // OpenMetrics (with exemplars) for a scraper that prefers it, the classic text otherwise
+            let accept = req.headers().get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok());
+            let (body, content_type) = match accept.into_iter().any(openmetrics::prefers_openmetrics) {
+                true => (ingest.metrics.render_openmetrics(), openmetrics::CONTENT_TYPE),
+                false => (ingest.metrics.render(), "text/plain; version=0.0.4"),
+            };
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             r
         }
         (_, "/healthz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),

@@ -64,4 +64,12 @@ impl PairCap {
         }
         seen.insert(key)
     }
+
+    /// Whether the pair was admitted, without admitting it: a pair counted before is found again;
+    /// one refused then is refused still (the set only grows, and only up to its cap).
+    pub(crate) fn admitted(&self, name: &str, project: &str) -> bool {
+        use std::hash::BuildHasher;
+        let key = self.hasher.hash_one((name, project));
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
+    }
 }

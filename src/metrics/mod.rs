@@ -2,7 +2,9 @@
 //! the push). Label values are capped (`caps`) so that no producer can grow the series count without
 //! bound; what a finished span or a usage delta counts is in `spans`.
 //!
-//! Never a session id in a label. Counting is cheap (atomic adds); rendering happens on scrape.
+//! Never a session id in a label: a series' latest span (and so its session's trace) is its exemplar
+//! (`exemplars`), rendered in the OpenMetrics exposition (`openmetrics`) and pushed over OTLP.
+//! Counting is cheap (atomic adds); rendering happens on scrape.
 //! Warnings caused by outside input are rate-limited here too: counted always, logged at most once
 //! per kind per [`WARN_EVERY`](crate::model::time::WARN_EVERY), with the number left out.
 
@@ -14,7 +16,9 @@ use prometheus::{
 };
 
 mod caps;
+pub(crate) mod exemplars;
 pub(crate) mod genai;
+pub(crate) mod openmetrics;
 mod spans;
 
 use crate::model::time::now_ns;
@@ -120,6 +124,8 @@ pub struct Metrics {
     pub label_overflow: IntCounterVec,
     /// The OpenTelemetry GenAI client metrics of model calls.
     genai: genai::GenAi,
+    /// The latest span behind each series of tokens, cost, tool calls and tool durations.
+    exemplars: exemplars::Exemplars,
     unpriced_logged: Mutex<HashSet<String>>,
     /// Per kind of input-caused warning: when it was last logged, and how many since were not.
     warned: Mutex<std::collections::HashMap<&'static str, Throttle>>,
@@ -366,6 +372,7 @@ impl Metrics {
                 reg(Box::new(c.clone()));
                 c
             },
+            exemplars: exemplars::Exemplars::default(),
             unpriced_logged: Mutex::new(HashSet::new()),
             warned: Mutex::new(std::collections::HashMap::new()),
             family_names: family_names.into_inner(),
@@ -415,6 +422,11 @@ impl Metrics {
         self.registry.gather()
     }
 
+    /// Every series' exemplar now, for the OTLP push (what [`render_openmetrics`](Self::render_openmetrics) shows).
+    pub(crate) fn exemplars(&self) -> exemplars::ExemplarSet {
+        self.exemplars.snapshot()
+    }
+
     /// Every registered metric family's name, including those without a series yet.
     pub fn family_names(&self) -> &[String] {
         &self.family_names
@@ -426,6 +438,11 @@ impl Metrics {
         // encoding into a Vec cannot fail for well-formed metrics
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+
+    /// The OpenMetrics exposition of every metric, with exemplars (`application/openmetrics-text`).
+    pub fn render_openmetrics(&self) -> Vec<u8> {
+        openmetrics::render(&self.registry.gather(), &self.exemplars.snapshot()).into_bytes()
     }
 }
 
@@ -472,6 +489,8 @@ pub(crate) fn unit(family: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::metrics::caps::{MAX_LABEL_BYTES, MAX_LABEL_VALUES};
+    use crate::model::ids::SpanKey;
+    use crate::model::span::{SpanRecord, SpanUsage, Subject, ToolRun, ToolStatus};
     use crate::model::tokens::TokenUsage;
 
     #[test]
@@ -513,6 +532,89 @@ mod tests {
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(r#"hooktel_hook_events_total{event="TokenUsageUpdated"} 1"#), "{text}");
         assert!(text.contains("hooktel_last_event_timestamp_seconds 5"), "{text}");
+    }
+
+    fn finished(key: SpanKey, span: u8, project: &str) -> SpanRecord {
+        let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+        let (trace, span) = (crate::model::ids::trace_id(sid), opentelemetry::trace::SpanId::from_bytes([span; 8]));
+        let rec =
+            SpanRecord::new(trace, span, key, "span".into(), (1_000_000_000, 1_765_000_000_000_000_000), sid.into());
+        SpanRecord { project: project.into(), ..rec }
+    }
+
+    /// A finished model call leaves its trace and span on the token and cost series its usage was
+    /// counted under, a tool call on its call and duration series; the OpenMetrics exposition shows
+    /// them, the classic text does not.
+    #[test]
+    fn finished_spans_leave_exemplars_on_the_series_they_moved() {
+        for project_label in [true, false] {
+            let m = Metrics::new(project_label);
+            let u =
+                TokenUsage { input: 3, output: 4, cache_read: 0, cache_write_5m: 0, cache_write_1h: 0, web_search: 0 };
+            m.count_usage("claude-opus-5-5", "api", &u, 0.5, true);
+            let mut usage = SpanUsage::default();
+            usage.add("claude-opus-5-5", u, 0.5);
+            m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "api") });
+            let tool = SpanRecord {
+                subject: Some(Subject::Tool("Bash".into())),
+                tool: Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(300) }),
+                ..finished(SpanKey::Tool, 9, "api")
+            };
+            m.span_finished(&tool);
+            let text = String::from_utf8(m.render_openmetrics()).unwrap();
+            let project = if project_label { r#",project="api""# } else { "" };
+            let tool_project = if project_label { r#"project="api","# } else { "" };
+            let ex = |span: &str, v: &str| {
+                format!(
+                    r#" # {{trace_id="2cfb142e3e2c45c5819258e43d4a510f",span_id="{span}"}} {v} 1765000000.000000000"#
+                )
+            };
+            for want in [
+                format!(
+                    r#"hooktel_tokens_total{{model="claude-opus-5-5"{project},type="input"}} 3{}"#,
+                    ex("0707070707070707", "3")
+                ),
+                format!(
+                    r#"hooktel_tokens_total{{model="claude-opus-5-5"{project},type="output"}} 4{}"#,
+                    ex("0707070707070707", "4")
+                ),
+                format!(
+                    r#"hooktel_cost_usd_total{{model="claude-opus-5-5"{project}}} 0.5{}"#,
+                    ex("0707070707070707", "0.5")
+                ),
+                format!(
+                    r#"hooktel_tool_calls_total{{{tool_project}status="ok",tool="Bash"}} 1{}"#,
+                    ex("0909090909090909", "1")
+                ),
+                format!(
+                    r#"hooktel_tool_duration_seconds_bucket{{tool="Bash",le="0.5"}} 1{}"#,
+                    ex("0909090909090909", "0.3")
+                ),
+            ] {
+                assert!(text.lines().any(|l| l == want), "project label {project_label}: no line {want}\nin:\n{text}");
+            }
+            // no tokens of a type, no exemplar on its series
+            assert!(!text.lines().any(|l| l.contains(r#"type="cache_read""#) && l.contains(" # {")), "{text}");
+            assert!(!String::from_utf8(m.render()).unwrap().contains("trace_id"));
+        }
+    }
+
+    /// Past the (model, project) cap, a model call's exemplars go where its usage was counted: the
+    /// (`other`, `other`) series.
+    #[test]
+    fn exemplars_follow_usage_into_other() {
+        let m = Metrics::new(true);
+        let u = TokenUsage { input: 3, ..TokenUsage::default() };
+        for i in 0..caps::MAX_PAIRS {
+            m.count_usage(&format!("m{}", i / 20), &format!("p{}", i % 20), &u, 0.0, true);
+        }
+        m.count_usage("m0", "late", &u, 0.0, true);
+        let mut usage = SpanUsage::default();
+        usage.add("m0", u, 0.0);
+        m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "late") });
+        let text = String::from_utf8(m.render_openmetrics()).unwrap();
+        let line = text.lines().find(|l| l.contains(" # {")).unwrap_or_else(|| panic!("no exemplar in {text}"));
+        assert!(line.starts_with(r#"hooktel_tokens_total{model="other",project="other",type="input"} 3 # "#), "{line}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What the registry counts of finished work: a span (tool calls and their durations, turns,
 //! subagents, teams' work) and a usage delta (tokens and cost), with the (name, project) pairs
-//! capped.
+//! capped; and the exemplars a finished tool or model-call span leaves on the series it moved.
 
 use crate::metrics::caps::PairCap;
+use crate::metrics::exemplars::Exemplar;
 use crate::metrics::Metrics;
 use crate::model::ids::SpanKey;
 use crate::model::span::{SpanRecord, Subject, TeamMember, TeamRole, ToolStatus};
@@ -47,6 +48,9 @@ impl Metrics {
     /// Count a finished span: tool calls and their durations, turns, subagents, model calls.
     pub fn span_finished(&self, rec: &SpanRecord) {
         self.model_call(rec);
+        if rec.key == SpanKey::Chat {
+            self.usage_exemplars(rec);
+        }
         match rec.key {
             SpanKey::Tool => {
                 let tool = self.tools.label(rec.subject.as_ref().map_or("", Subject::name));
@@ -58,6 +62,8 @@ impl Metrics {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
+                let series = [("tool", tool), ("status", status.label()), ("project", project)];
+                self.exemplars.offer("hooktel_tool_calls_total", self.with_project(&series), exemplar(rec, 1.0));
                 if let Some(m) = &rec.team {
                     self.team_tool_calls.with_label_values(&[m.role().label(), status.label()]).inc();
                 }
@@ -66,6 +72,7 @@ impl Metrics {
                     let ms = rec.tool.and_then(|t| t.duration_ms);
                     let seconds = ms.map_or(rec.end.saturating_sub(rec.start) as f64 / 1e9, |ms| ms as f64 / 1000.0);
                     self.tool_duration.with_label_values(&[tool]).observe(seconds);
+                    self.exemplars.offer("hooktel_tool_duration_seconds", &[("tool", tool)], exemplar(rec, seconds));
                 }
             }
             SpanKey::Turn => {
@@ -110,6 +117,43 @@ impl Metrics {
         }
     }
 
+    /// A model call's exemplars on the token and cost series its usage was counted under (by
+    /// `count_usage`, when the transcript was read): its tokens of each type, its cost.
+    fn usage_exemplars(&self, rec: &SpanRecord) {
+        let Some(usage) = &rec.usage else { return };
+        let Some(model) = usage.models.first() else { return };
+        let model = self.models.label(model);
+        let project = self.projects.label(&rec.project);
+        // the labels count_usage chose: the pair, or (`other`, `other`) if the cap refused it
+        let (model, project) = match !self.project_label || self.model_projects.admitted(model, project) {
+            true => (model, project),
+            false => ("other", "other"),
+        };
+        let t = &usage.tokens;
+        let kinds = [
+            ("input", t.input),
+            ("output", t.output),
+            ("cache_read", t.cache_read),
+            ("cache_creation", t.cache_write()),
+        ];
+        for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {
+            let series = [("model", model), ("type", kind), ("project", project)];
+            self.exemplars.offer("hooktel_tokens_total", self.with_project(&series), exemplar(rec, n as f64));
+        }
+        if usage.cost > 0.0 {
+            let series = [("model", model), ("project", project)];
+            self.exemplars.offer("hooktel_cost_usd_total", self.with_project(&series), exemplar(rec, usage.cost));
+        }
+    }
+
+    /// A series' labels, the last of them (`project`) left out when the project label is off.
+    fn with_project<'a, 'b>(&self, series: &'b [(&'static str, &'a str)]) -> &'b [(&'static str, &'a str)] {
+        match self.project_label {
+            true => series,
+            false => &series[..series.len() - 1],
+        }
+    }
+
     /// A (name, project) pair within the metric's series cap, else (`other`, `other`), counted. Without
     /// the project label there are no pairs to cap.
     fn pair<'a>(&self, cap: &PairCap, metric: &str, name: &'a str, project: &'a str) -> (&'a str, &'a str) {
@@ -119,4 +163,10 @@ impl Metrics {
         self.label_overflow.with_label_values(&[metric]).inc();
         ("other", "other")
     }
+}
+
+/// The exemplar a span leaves: its trace (the session's), its id, what it added, when it ended.
+fn exemplar(rec: &SpanRecord, value: f64) -> Exemplar {
+    let at_ns = if rec.end > 0 { rec.end } else { crate::model::time::now_ns() };
+    Exemplar { trace_id: rec.trace_id, span_id: rec.span_id, value, at_ns }
 }

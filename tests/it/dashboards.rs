@@ -10,7 +10,8 @@
 //! `$__rate_interval`/`$__range` replaced by concrete values) and every rule expression goes through
 //! `/api/v1/query`: any error fails; fewer than 70% of the dashboard queries returning a finite value
 //! fails. The session → trace variable must turn the real session id into its trace id, and every rule
-//! must evaluate without error in the server itself.
+//! must evaluate without error in the server itself. Prometheus runs with exemplar storage: every panel
+//! query that shows exemplars must get some from `/api/v1/query_exemplars`, each naming a session's trace.
 //!
 //! The same sidecar also pushes its metrics over OTLP (`OTEL_METRICS_EXPORTER=otlp`) to a test receiver
 //! that serves the last push translated as a Collector would (`support::prom_translate`); Prometheus
@@ -21,14 +22,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support;
 use crate::support::claude::{claude_bin, write_settings, Cli, Mock, Scratch};
+use crate::support::prometheus::{sample_value, Prometheus};
 use crate::support::{wait_until, Protocol, Receiver, Sidecar};
 use serde_json::Value;
 
@@ -45,121 +44,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `prometheus` on a free loopback port with its own temp dir; killed (and the dir removed) on drop.
-struct Prometheus {
-    addr: SocketAddr,
-    child: Child,
-    dir: support::TempDir,
-}
-
-impl Prometheus {
-    fn start(target: SocketAddr, pushed: SocketAddr, rules: &Path) -> Prometheus {
-        let dir = support::temp_dir("prometheus");
-        let config = dir.join("prometheus.yml");
-        fs::write(
-            &config,
-            format!(
-                "# written by tests/it/dashboards.rs\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\nscrape_configs:\n  - job_name: hooktel\n    static_configs:\n      \
-                 - targets: [\"{target}\"]\n  - job_name: pushed\n    static_configs:\n      \
-                 - targets: [\"{pushed}\"]\n",
-                rules.display()
-            ),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus ({e}): run scripts/install-test-deps.sh (Debian's prometheus)")
-            });
-        let mut p = Prometheus { addr, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(p.addr, "/-/ready").map(|(s, _)| s) != Some(200) {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("prometheus exited ({status}): {}", p.log());
-            }
-            assert!(Instant::now() < deadline, "prometheus not ready after 30 s: {}", p.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// An instant query: the result vector, or the error Prometheus gave.
-    fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={}", urlencode(expr)))
-            .ok_or_else(|| "no answer from prometheus".to_owned())?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        match v["data"]["resultType"].as_str() {
-            Some("vector") => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
-            Some("scalar") => Ok(vec![serde_json::json!({"metric": {}, "value": v["data"]["result"]})]),
-            other => Err(format!("unexpected result type {other:?}")),
-        }
-    }
-
-    /// The value of a query returning one series, if it does.
-    fn value(&self, expr: &str) -> Option<f64> {
-        let r = self.query(expr).ok()?;
-        r.first().and_then(sample_value)
-    }
-
-    fn api(&self, path: &str) -> Value {
-        let (_, body) = get(self.addr, path).expect("prometheus answers");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("prometheus log:\n{}", self.log());
-        }
-    }
-}
-
-/// GET over HTTP/1.0 (so the answer is never chunked); (status, body).
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.get(9..12)?.parse().ok()?;
-    Some((status, resp.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn sample_value(sample: &Value) -> Option<f64> {
-    sample["value"][1].as_str()?.parse().ok()
-}
-
-/// Replace Grafana variables (`$name`, `${name}`, `${name:format}`, `[[name]]`) by `values`; `$1`-style
-/// label_replace references stay. Panics on a variable it does not know.
 fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = expr;
@@ -200,6 +84,8 @@ fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
 struct Query {
     source: String,
     expr: String,
+    /// Whether the panel shows the query's exemplars (Grafana asks `/api/v1/query_exemplars` for them).
+    exemplar: bool,
 }
 
 /// Every panel target of a dashboard (rows' nested panels included), interpolated.
@@ -217,6 +103,7 @@ fn panel_queries(dashboard: &Value, file: &str, values: &BTreeMap<String, String
                         t["refId"].as_str().unwrap_or("?")
                     ),
                     expr: interpolate(expr, values),
+                    exemplar: t["exemplar"] == true,
                 });
             }
         }
@@ -374,7 +261,11 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &push_to)
         .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
         .start();
-    let prom = Prometheus::start(sidecar.addr, receiver.addr, &rules);
+    let prom = Prometheus::start(
+        &[("hooktel", sidecar.addr), ("pushed", receiver.addr)],
+        Some(&rules),
+        &["--enable-feature=exemplar-storage"],
+    );
     let up = || prom.value(r#"up{job="hooktel"}"#) == Some(1.0);
     wait_until(Duration::from_secs(20), "prometheus to scrape the sidecar (up == 1)", up);
 
@@ -396,7 +287,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     let a = cli.spawn("round1", &work, &mock, &["-p", MAIN_PROMPT]);
     let e = cli.spawn("api-error", &work, &mock, &["-p", API_ERROR_PROMPT]);
     let session = a.wait().expect_exit(0).session_id();
-    e.wait().expect_exit(1);
+    let failed = e.wait().expect_exit(1).session_id();
     assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
     let event = br#"{"name": "dashboard.check", "attributes": {"round": 1}}"#;
     assert_eq!(sidecar.request("POST", "/v1/events", event).0, 200);
@@ -407,7 +298,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     scraped(rejected, 1.0);
 
     // round 2: the same counters move again
-    cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0);
+    let second = cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0).session_id();
     assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
     wait_until(Duration::from_secs(10), "the sidecar to count the third session's end", || {
         sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 3.0
@@ -470,6 +361,28 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
             rows.push(row);
         }
     }
+
+    // the panels that show exemplars get them, and each names one of the sessions' traces
+    let traces: Vec<String> = [&session, &failed, &second].iter().map(|s| s.replace('-', "")).collect();
+    let mut exemplar_queries = 0;
+    for path in &dashboards {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        for q in panel_queries(&d, &file, &variable_values(&d, &session, &trace_id)).iter().filter(|q| q.exemplar) {
+            let answer = prom.exemplars(&q.expr);
+            let found: Vec<&str> = answer
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["exemplars"].as_array().unwrap())
+                .map(|e| e["labels"]["trace_id"].as_str().unwrap_or_default())
+                .collect();
+            assert!(!found.is_empty(), "{}: no exemplars for {}", q.source, q.expr);
+            assert!(found.iter().all(|t| traces.iter().any(|s| s == t)), "{}: {found:?} not in {traces:?}", q.source);
+            exemplar_queries += 1;
+        }
+    }
+    assert!(exemplar_queries >= 5, "only {exemplar_queries} panel queries show exemplars");
 
     // every rule expression
     let rule_doc: Value = serde_norway::from_str(&fs::read_to_string(&rules).unwrap()).unwrap();

@@ -187,6 +187,20 @@ fn dashboards_use_the_datasource_variable_and_are_provisioned() {
                 );
             }
         }
+        // time series of the series that carry exemplars show them: a point opens its session's trace
+        let mut with_exemplars = 0;
+        let mut panels: Vec<&Json> = d["panels"].as_array().unwrap().iter().collect();
+        while let Some(panel) = panels.pop() {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            for t in panel["targets"].as_array().into_iter().flatten().filter(|_| panel["type"] == "timeseries") {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                if EXEMPLAR_FAMILIES.iter().any(|f| expr.contains(f)) {
+                    assert_eq!(t["exemplar"], true, "{}: panel `{}` must show exemplars", rel(&p), panel["title"]);
+                    with_exemplars += 1;
+                }
+            }
+        }
+        assert!(with_exemplars >= 5, "{}: {with_exemplars} queries show exemplars", rel(&p));
         // the session → trace links: Jaeger search by session.id and the direct trace link
         let links = serde_json::to_string(&d["links"]).unwrap();
         assert!(links.contains("/search?service=${service}&tags=%7B%22session.id%22%3A%22${session}%22%7D"), "{links}");
@@ -199,7 +213,18 @@ fn dashboards_use_the_datasource_variable_and_are_provisioned() {
     let types: BTreeSet<&str> =
         sources["datasources"].as_array().unwrap().iter().filter_map(|s| s["type"].as_str()).collect();
     assert_eq!(types, BTreeSet::from(["jaeger", "prometheus"]), "provisioned data sources");
+    // an exemplar's trace_id opens the trace in the provisioned tracing data source
+    let of_type = |t: &str| sources["datasources"].as_array().unwrap().iter().find(|s| s["type"] == t).unwrap();
+    let destinations = of_type("prometheus")["jsonData"]["exemplarTraceIdDestinations"].as_array().expect("exemplars");
+    assert!(
+        destinations.iter().any(|d| d["name"] == "trace_id" && d["datasourceUid"] == of_type("jaeger")["uid"]),
+        "exemplarTraceIdDestinations: {destinations:?}"
+    );
 }
+
+/// The metric families whose series carry exemplars (`trace_id`, `span_id`) in OpenMetrics.
+const EXEMPLAR_FAMILIES: &[&str] =
+    &["hooktel_tokens_total", "hooktel_cost_usd_total", "hooktel_tool_calls_total", "hooktel_tool_duration_seconds"];
 
 #[test]
 fn compose_references_resolve() {
@@ -304,6 +329,14 @@ fn compose_references_resolve() {
     assert_eq!(config, &deploy.join("prometheus/prometheus.yml").canonicalize().unwrap());
     assert!(mounts.get("/etc/prometheus/rules").is_some_and(|p| p.ends_with("deploy/prometheus/rules")));
     assert_eq!(str_list(&prom["rule_files"]), ["rules/*.rules.yml"]);
+    // it keeps hooktel's exemplars
+    let flags = str_list(&services["prometheus"]["command"]);
+    assert!(
+        flags.iter().any(|f| f
+            .strip_prefix("--enable-feature=")
+            .is_some_and(|v| v.split(',').any(|v| v == "exemplar-storage"))),
+        "the stack's Prometheus must run with --enable-feature=exemplar-storage: {flags:?}"
+    );
 
     let (ok, said) = tool(
         venv_tool("check-jsonschema"),

@@ -14,6 +14,7 @@ mod deploy;
 mod docs;
 mod e2e_claude;
 mod e2e_outages;
+mod exemplars;
 mod export_spool;
 mod first_hour;
 mod genai;

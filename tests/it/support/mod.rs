@@ -7,6 +7,7 @@ pub mod claude;
 pub mod phoenix;
 mod process;
 pub mod prom_translate;
+pub mod prometheus;
 pub mod rng;
 pub mod tls;
 
