@@ -92,7 +92,9 @@ struct Turn {
 struct Call {
     id: String,
     name: String,
-    input: Value,
+    /// What the capture level lets out of its input: made as the call is read, so that a large
+    /// input is never held (a `Write` of a whole file, say).
+    input: Vec<KeyValue>,
     start: u64,
     prompt_id: Option<String>,
     agent_id: Option<String>,
@@ -124,6 +126,8 @@ struct Reader {
     turn_index: HashMap<String, usize>,
     calls: Vec<Call>,
     call_ids: HashSet<String>,
+    /// What tool inputs may let out.
+    capture: Capture,
     results: HashMap<String, Outcome>,
     /// Agent id → the `Agent` call whose result names it.
     spawned: HashMap<String, String>,
@@ -136,7 +140,7 @@ pub fn session_from_transcript(
     capture: Capture,
     endpoint: &ModelEndpoint,
 ) -> Result<ImportedSession, BackfillError> {
-    let mut r = Reader::default();
+    let mut r = Reader { capture, ..Reader::default() };
     // the live path's file rules: opened without blocking, regular files only, and the subagent files
     // inside the session's own directory once symlinks are resolved
     let real = std::fs::canonicalize(main).map_err(BackfillError::read(main))?;
@@ -425,7 +429,7 @@ impl Reader {
                     self.calls.push(Call {
                         id: id.to_owned(),
                         name: str_of(b, "name").unwrap_or("unknown").to_owned(),
-                        input: b.get("input").cloned().unwrap_or(Value::Null),
+                        input: capture::tool_input(b.get("input").unwrap_or(&Value::Null), self.capture),
                         start: t,
                         prompt_id: prompt_id.cloned(),
                         agent_id: agent_id.cloned(),
@@ -616,7 +620,7 @@ impl Reader {
             let mut span = record(id, SpanKey::Tool, format!("execute_tool {}", call.name), Some(parent), e);
             span.subject = Some(Subject::Tool(call.name.clone()));
             let mut attrs = semconv::tool(&call.id, &call.name);
-            attrs.extend(capture::tool_input(&call.input, capture));
+            attrs.extend(call.input.iter().cloned());
             if let Some(aid) = &call.agent_id {
                 attrs.push(KeyValue::new(semconv::AGENT_ID, aid.clone()));
             }

@@ -264,3 +264,32 @@ fn a_large_transcript_is_imported_a_line_at_a_time() {
     assert!(out.status.success() && said.contains("sessions: 1"), "{said}");
     assert!(peak < 48.0, "import of a 64 MiB transcript peaked at {peak:.0} MiB");
 }
+
+/// Tool inputs were held whole until the session's spans were made: here 64 `Write` calls of 1 MiB
+/// each. What the capture level lets out of an input is now taken as its call is read, the rest
+/// never held.
+#[test]
+fn large_tool_inputs_are_not_held_by_import() {
+    let home = temp_dir("import-inputs");
+    let project = home.join("projects/-home-dev-proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
+    let captured = transcripts().join(format!("captured-2.1.329/-home-dev-proj/{sid}.jsonl"));
+    let mut text = std::fs::read_to_string(captured).unwrap();
+    let content = "x".repeat(1024 * 1024);
+    for i in 0..64 {
+        let line = serde_json::json!({"type": "assistant", "sessionId": sid, "timestamp": "2026-11-21T04:31:30.000Z",
+            "message": {"role": "assistant", "model": "claude-sonnet-4-5", "content": [{"type": "tool_use",
+            "id": format!("toolu_write{i}"), "name": "Write",
+            "input": {"file_path": format!("/home/dev/proj/f{i}.txt"), "content": content}}]}});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(project.join(format!("{sid}.jsonl")), text).unwrap();
+    let data = temp_dir("import-inputs-data");
+    let (out, peak) = import_sampled(&data, &home.join("projects"), std::time::Duration::from_secs(120));
+    let out = out.expect("import did not finish");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("sessions: 1"), "{said}");
+    assert!(peak < 48.0, "import of 64 tool inputs of 1 MiB peaked at {peak:.0} MiB");
+}
