@@ -128,8 +128,11 @@ pub(super) const MAX_SPANS: usize = 10_000;
 /// What a session holds besides its spans and ids: the state itself, its maps' tables.
 const SESSION_BYTES: usize = 2048;
 
-/// What an id a session remembers holds: its text or number, and its place in a set or map.
+/// What an id a session remembers holds: its text, and its place in a set or map.
 const ID_BYTES: usize = 96;
+
+/// What a span id a session remembers holds: its 8 bytes, and its place in a set or a queue.
+const SPAN_ID_BYTES: usize = 32;
 
 impl SessionState {
     /// A session opened by `ev` (a resumed segment under `resumed_under`), whose child spans may
@@ -719,14 +722,17 @@ impl SessionState {
             + self.tools.len()
             + self.spawned_by.len()
             + self.unclaimed_agent_calls.len()
-            + self.compactions.len()
-            + self.handed_out.len()
-            + self.span_order.len()
             + self.early_usage.len()
             + self.teammates.len()
             + self.pane_spawns.len()
             + self.reads.len();
-        SESSION_BYTES + spans + ids * ID_BYTES + self.native.held() + self.evicted.len() * 1024
+        let span_ids = self.handed_out.len() + self.span_order.len() + self.compactions.len();
+        SESSION_BYTES
+            + spans
+            + ids * ID_BYTES
+            + span_ids * SPAN_ID_BYTES
+            + self.native.held()
+            + self.evicted.len() * 1024
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
