@@ -4,8 +4,9 @@
 //! `session.id`: the log events `api_request`, `api_error`, `tool_decision`, `tool_result`; the beta
 //! trace spans `llm_request`, `tool`, `tool.execution`, `tool.blocked_on_user`; the session counters
 //! of [`SESSION_METRICS`]; and, for each session a logs or traces export holds records of, a
-//! `claude_code.batch` at its oldest record (how late the session's batches come). And the copy forwarded to hooktel's own endpoint: as received at capture
-//! `full`, else with its free-text attributes cut to what the level lets out. Pure: no I/O.
+//! `claude_code.batch` at its oldest record (how late the session's batches come). And the copy
+//! forwarded to hooktel's own endpoint: as received at capture `full`, else with its free-text
+//! attributes cut to what the level lets out. Pure: no I/O.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
