@@ -56,8 +56,14 @@ pub fn run() -> std::process::ExitCode {
     if body.is_empty() {
         return std::process::ExitCode::SUCCESS;
     }
-    let teams = std::env::var("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS").is_ok_and(|v| !v.is_empty() && v != "0");
-    let body = if teams { mark_agent_teams(cut_large_payload(body)) } else { cut_large_payload(body) };
+    let on = |var| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0");
+    let mut body = cut_large_payload(body);
+    if on("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS") {
+        body = mark(body, payload::AGENT_TEAMS);
+    }
+    if on("CLAUDE_CODE_ENABLE_TELEMETRY") {
+        body = mark(body, payload::NATIVE_TELEMETRY);
+    }
     match deliver(&settings, &body, at) {
         Ok(()) => {}
         // refused for want of the token: the spool is drained by the sidecar itself, token or not
@@ -125,17 +131,19 @@ fn ignore_termination() {
 
 /// Claude Code runs hooks with its own environment: when agent teams are on for the session
 /// (`CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS`), the payload says so (`hooktel_agent_teams`), so that the
-/// sidecar holds the session's spans until it knows the team they belong to. The field goes in
-/// after the opening brace; the rest stays byte for byte.
-fn mark_agent_teams(body: Vec<u8>) -> Vec<u8> {
+/// sidecar holds the session's spans until it knows the team they belong to; when its own telemetry
+/// is (`CLAUDE_CODE_ENABLE_TELEMETRY`), likewise (`hooktel_native_telemetry`), so that its model
+/// calls wait for their first batch. The `field` (set to `true`) goes in after the opening brace;
+/// the rest stays byte for byte.
+fn mark(body: Vec<u8>, field: &str) -> Vec<u8> {
     let Some(brace) = body.iter().position(|b| !b.is_ascii_whitespace()).filter(|&i| body[i] == b'{') else {
         return body;
     };
-    if body.windows(payload::AGENT_TEAMS.len()).any(|w| w == payload::AGENT_TEAMS.as_bytes()) {
+    if body.windows(field.len()).any(|w| w == field.as_bytes()) {
         return body;
     }
     let empty = body[brace + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let field = format!("\"{}\":true{}", payload::AGENT_TEAMS, if empty { "" } else { "," });
+    let field = format!("\"{field}\":true{}", if empty { "" } else { "," });
     let mut out = Vec::with_capacity(body.len() + field.len());
     out.extend_from_slice(&body[..=brace]);
     out.extend_from_slice(field.as_bytes());
@@ -285,7 +293,7 @@ mod tests {
     /// The mark goes in after the opening brace, once; what is not a JSON object stays as it came.
     #[test]
     fn agent_teams_are_marked_in_the_payload() {
-        let marked = |b: &str| String::from_utf8(mark_agent_teams(b.as_bytes().to_vec())).unwrap();
+        let marked = |b: &str| String::from_utf8(mark(b.as_bytes().to_vec(), payload::AGENT_TEAMS)).unwrap();
         assert_eq!(marked(r#"{"session_id":"s"}"#), r#"{"hooktel_agent_teams":true,"session_id":"s"}"#);
         assert_eq!(marked(" { }"), r#" {"hooktel_agent_teams":true }"#);
         let once = marked(r#"{"a":1}"#);
@@ -295,5 +303,12 @@ mod tests {
         }
         let v: serde_json::Value = serde_json::from_str(&marked(r#"{"session_id":"s","x":[1]}"#)).unwrap();
         assert_eq!((v["hooktel_agent_teams"].as_bool(), v["session_id"].as_str()), (Some(true), Some("s")));
+        // and Claude Code's telemetry, beside it
+        let both = mark(marked(r#"{"session_id":"s"}"#).into_bytes(), payload::NATIVE_TELEMETRY);
+        let v: serde_json::Value = serde_json::from_slice(&both).unwrap();
+        assert_eq!(
+            (v["hooktel_agent_teams"].as_bool(), v["hooktel_native_telemetry"].as_bool()),
+            (Some(true), Some(true))
+        );
     }
 }

@@ -101,6 +101,8 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
     let at = event.at;
     enrich(&mut event, &ingest.transcripts).await;
     let (name, custom, native) = (event.name.clone(), event.custom, event.native());
+    // a batch's arrival is no event of Claude Code's: not counted as one
+    let batch = event.kind == Kind::TelemetryBatch;
     // what it holds, from the bodies' share of the memory budget, until the pipeline has applied it
     let (budget, size, bytes) = (&ingest.body_budget, ingest.body_share, event.bytes());
     event.held = match admission {
@@ -118,7 +120,7 @@ pub(crate) async fn accept(ingest: &Ingest, body: &[u8], at: u64, admission: Adm
     ingest.metrics.queue_depth.inc();
     if custom {
         ingest.metrics.custom_event(&name);
-    } else if native {
+    } else if native && !batch {
         // a fixed set of names (normalize::API_REQUEST, API_ERROR): no label cap needed
         ingest.metrics.native_events.with_label_values(&[&name]).inc();
     } else {
@@ -139,7 +141,10 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     let mut ev = agent.normalize(&map, at, capture)?;
     // the journal keeps only what the capture level lets out
     agent.keep_at_rest(&mut map, capture, &ev.kind);
-    ev.raw = if cut || capture != Capture::Full {
+    ev.raw = if ev.kind == Kind::TelemetryBatch {
+        // when a batch arrived means nothing after a restart: not journaled
+        bytes::Bytes::new()
+    } else if cut || capture != Capture::Full {
         serde_json::to_vec(&map).unwrap_or_default().into()
     } else {
         bytes::Bytes::copy_from_slice(body)

@@ -3,8 +3,10 @@
 //! turned into payloads for the one ingest path, named `claude_code.<event>` and keyed by their
 //! `session.id`: the log events `api_request`, `api_error`, `tool_decision`, `tool_result`; the beta
 //! trace spans `llm_request`, `tool`, `tool.execution`, `tool.blocked_on_user`; the session counters
-//! of [`SESSION_METRICS`]. And the copy forwarded to hooktel's own endpoint: as received at capture
-//! `full`, else with its free-text attributes cut to what the level lets out. Pure: no I/O.
+//! of [`SESSION_METRICS`]; and, for each session a logs or traces export holds records of, a
+//! `claude_code.batch` at its oldest record (how late the session's batches come). And the copy
+//! forwarded to hooktel's own endpoint: as received at capture `full`, else with its free-text
+//! attributes cut to what the level lets out. Pure: no I/O.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -14,7 +16,9 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::ingest::agents::claude_code::{API_ERROR, API_REQUEST, METRIC, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN};
+use crate::ingest::agents::claude_code::{
+    API_ERROR, API_REQUEST, METRIC, TELEMETRY_BATCH, TOOL_DECISION, TOOL_RESULT, TOOL_SPAN,
+};
 use crate::ingest::shape;
 use crate::model::capture::{self, Capture};
 pub(crate) use crate::model::otlp::{Encoding, Signal};
@@ -160,9 +164,12 @@ const FIELDS: &[(&str, &str)] = &[
 
 fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
     let mut out = Vec::new();
+    let mut batches = Batches::default();
     for rl in &req.resource_logs {
         for sl in &rl.scope_logs {
             for record in &sl.log_records {
+                let at = if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
+                batches.record(&record.attributes, at);
                 let name =
                     attr(&record.attributes, "event.name").and_then(|v| v.as_str().map(str::to_owned)).or_else(|| {
                         match record.body.as_ref().and_then(|b| b.value.as_ref()) {
@@ -175,12 +182,43 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
                 if name.starts_with("tool_") && payload.get("tool_use_id").is_none() {
                     continue;
                 }
-                let at = if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
                 out.push((payload, at));
             }
         }
     }
-    out
+    batches.into_events(out)
+}
+
+/// Most sessions one export is noted as a batch of: Claude Code's exports each hold one session's
+/// records; past it, a made-up export's other sessions teach nothing.
+const MAX_BATCH_SESSIONS: usize = 16;
+
+/// The sessions an export holds records of (any record, joined or not: Claude Code's batch timer
+/// starts at the first record after an export, often a `hook_execution_start`), each with its oldest
+/// record's time. Sent as a `claude_code.batch` event per session: how long after that time the export
+/// arrived is how long the session's batches take (Claude Code's export interval, `OTEL_LOGS_EXPORT_INTERVAL`).
+#[derive(Default)]
+struct Batches(Vec<(String, u64)>);
+
+impl Batches {
+    fn record(&mut self, attrs: &[KeyValue], at: u64) {
+        let Some(Value::String(sid)) = attr(attrs, "session.id") else { return };
+        if at == 0 {
+            return;
+        }
+        if let Some((_, oldest)) = self.0.iter_mut().find(|(s, _)| *s == sid) {
+            *oldest = (*oldest).min(at);
+        } else if self.0.len() < MAX_BATCH_SESSIONS {
+            self.0.push((sid, at));
+        }
+    }
+
+    /// The batch events first, then `events`.
+    fn into_events(self, events: Vec<(Value, u64)>) -> Vec<(Value, u64)> {
+        let batch =
+            |(sid, at): (String, u64)| (serde_json::json!({"session_id": sid, "hook_event_name": TELEMETRY_BATCH}), at);
+        self.0.into_iter().map(batch).chain(events).collect()
+    }
 }
 
 /// Claude Code's beta trace spans. A `claude_code.llm_request` says what an `api_request` event
@@ -192,9 +230,12 @@ fn log_events(req: &ExportLogsServiceRequest) -> Vec<(Value, u64)> {
 /// model-call and tool spans), so no call is ever two spans.
 fn trace_spans(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
     let mut out = Vec::new();
+    let mut batches = Batches::default();
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
+                // a span is queued for export when it ends
+                batches.record(&span.attributes, span.end_time_unix_nano);
                 let failed = attr(&span.attributes, "success") == Some(Value::Bool(false));
                 let (name, otel_tool_span) = match span.name.as_str() {
                     "claude_code.llm_request" if failed => (API_ERROR, None),
@@ -224,7 +265,7 @@ fn trace_spans(req: &ExportTraceServiceRequest) -> Vec<(Value, u64)> {
             }
         }
     }
-    out
+    batches.into_events(out)
 }
 
 /// Claude Code's per-session counters (`claude_code.lines_of_code.count` and the others of
@@ -337,7 +378,7 @@ mod tests {
         assert_eq!(json_events, proto_events);
         let named = |name: &str| json_events.iter().filter(|(p, _)| p["hook_event_name"] == name).count();
         assert_eq!((named(API_REQUEST), named(TOOL_DECISION), named(TOOL_RESULT)), (5, 4, 4));
-        assert_eq!(json_events.len(), 13);
+        assert_eq!(json_events.len(), 13 + 4, "and one batch of the session per export");
         let (first, at) = json_events.iter().find(|(p, _)| p["hook_event_name"] == API_REQUEST).unwrap();
         assert_eq!(first["session_id"], "2cfb142e-3e2c-45c5-8192-58e43d4a510f");
         assert_eq!(first["request_id"], "req_011CMock235482140");
@@ -357,6 +398,46 @@ mod tests {
         for kept_out in ["user.id", "969f1be3", "tool_parameters", "hello-from-bash"] {
             assert!(!text.contains(kept_out), "{kept_out}: {text}");
         }
+    }
+
+    /// Each export is a batch of its session, at its oldest record of any kind (the first body's is
+    /// `managed_settings_resolved`, at start-up), before the events it joins; a made-up export of many
+    /// sessions is a batch of `MAX_BATCH_SESSIONS` of them.
+    #[test]
+    fn each_export_is_a_batch_of_its_session_at_its_oldest_record() {
+        let batches: Vec<Vec<(Value, u64)>> = bodies(LOGS)
+            .iter()
+            .map(|b| events(b, Signal::Logs, Encoding::Json).unwrap())
+            .map(|evs| evs.into_iter().filter(|(p, _)| p["hook_event_name"] == TELEMETRY_BATCH).collect())
+            .collect();
+        let oldest: Vec<u64> = batches.iter().map(|b| b[0].1).collect();
+        assert_eq!(
+            oldest,
+            [
+                1_795_235_481_700_000_000,
+                1_795_235_482_328_000_000,
+                1_795_235_482_926_000_000,
+                1_795_235_483_507_000_000
+            ]
+        );
+        for b in &batches {
+            assert_eq!(b.len(), 1);
+            assert_eq!(b[0].0["session_id"], "2cfb142e-3e2c-45c5-8192-58e43d4a510f");
+        }
+        let first = events(&bodies(LOGS)[1], Signal::Logs, Encoding::Json).unwrap();
+        assert_eq!(first[0].0["hook_event_name"], TELEMETRY_BATCH, "the batch comes before its events");
+
+        let records: Vec<Value> = (0..100)
+            .map(|i| {
+                serde_json::json!({"timeUnixNano": (1000 + i).to_string(), "attributes": [
+                    {"key": "session.id", "value": {"stringValue": format!("s{}", i % 50)}},
+                    {"key": "event.name", "value": {"stringValue": "hook_execution_start"}}]})
+            })
+            .collect();
+        let body = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]});
+        let evs = events(body.to_string().as_bytes(), Signal::Logs, Encoding::Json).unwrap();
+        assert_eq!(evs.len(), MAX_BATCH_SESSIONS);
+        assert_eq!((evs[1].0["session_id"].as_str(), evs[1].1), (Some("s1"), 1001), "each at its oldest record");
     }
 
     /// The beta trace spans: each llm_request as the api_request it matches, with its try; each

@@ -34,6 +34,9 @@ pub struct Event {
     pub(crate) team_lead: Option<String>,
     /// Claude Code ran the hook with agent teams on (`hooktel_agent_teams`, set by the hook client).
     pub(crate) agent_teams: bool,
+    /// Claude Code ran the hook with its telemetry on (`hooktel_native_telemetry`, set by the hook
+    /// client).
+    pub(crate) native_telemetry: bool,
     pub(crate) kind: Kind,
     /// Attributes describing this event: on its span event, or on the span it opens or closes.
     pub(crate) attrs: Vec<KeyValue>,
@@ -49,7 +52,10 @@ pub struct Event {
 impl Event {
     /// Claude Code's own telemetry rather than a hook.
     pub(crate) fn native(&self) -> bool {
-        matches!(self.kind, Kind::ModelCall(_) | Kind::ToolTiming(_) | Kind::SessionCounter { .. })
+        matches!(
+            self.kind,
+            Kind::ModelCall(_) | Kind::ToolTiming(_) | Kind::SessionCounter { .. } | Kind::TelemetryBatch
+        )
     }
 
     /// About the bytes it holds: its payload for the journal, its attributes, its fields.
@@ -118,6 +124,9 @@ pub(crate) enum Kind {
         value: f64,
         cumulative: bool,
     },
+    /// One export (batch) of Claude Code's telemetry arrived with records of the session; the event's
+    /// time is its oldest record's, so its delay tells how long the session's batches take to come.
+    TelemetryBatch,
     /// PreSkillShellCommand: a shell command written into a skill, about to run while the skill's
     /// prompt is rendered. No event ends it, so it is no span: a span event on the innermost open
     /// span, with the skill's name and the command summarised as a Bash call's input is (redacted and

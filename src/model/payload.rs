@@ -26,6 +26,10 @@ pub(crate) const CUSTOM_ATTRIBUTES: &str = "hooktel_custom";
 /// (`CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS`).
 pub(crate) const AGENT_TEAMS: &str = "hooktel_agent_teams";
 
+/// Set by the hook client when Claude Code runs with its own telemetry on
+/// (`CLAUDE_CODE_ENABLE_TELEMETRY`; Claude Code keeps `OTEL_*` from hooks, so not where it goes).
+pub(crate) const NATIVE_TELEMETRY: &str = "hooktel_native_telemetry";
+
 /// A custom event as producers send it.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct CustomEvent {

@@ -96,6 +96,7 @@ pub(crate) async fn run(p: Parts) {
                     let awaited = touch_transcripts(&ev, &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
+                    let batch = ev.kind == Kind::TelemetryBatch;
                     let before = out.len();
                     let ingested = sessions.ingest(ev, now, &mut out);
                     let (due, expires) = (now + READ_MARGIN.as_nanos() as u64, now + READ_WAIT.as_nanos() as u64);
@@ -109,6 +110,8 @@ pub(crate) async fn run(p: Parts) {
                     // which belongs to the resumed session that follows
                     journal.handed_out(&out[before..]);
                     match ingested {
+                        // a batch's arrival is no event: never counted late
+                        Ingested::Late if batch => {}
                         Ingested::Late => metrics.late_events.inc(),
                         Ingested::Accepted => journal.hook(sid, at, raw),
                         Ingested::AcceptedEvicting => {

@@ -5,7 +5,9 @@ Adapted from the offline harness: every scripted tool exists in Claude Code 2.1.
 (TaskCreate/TaskUpdate are not offered there), except one deliberately unknown tool, and the subagent
 also runs a failing command. Run one instance per work directory: file paths point into --workdir.
 
-Usage: mock_api.py --port 0 --workdir DIR --log requests.jsonl [--port-file F]
+Usage: mock_api.py --port 0 --workdir DIR --log requests.jsonl [--port-file F] [--latency-ms N]
+
+--latency-ms: each message reply waits N ms first, as a real model takes time to answer.
 
 Binds 127.0.0.1 only. Every request is appended to --log as one JSON line; a message reply also logs
 what was served ("reply": message id, model, usage, and whether it answered a /compact summary request),
@@ -222,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         if blocks is None:
             self._log(body, raw)
             return self._send(400, {"type": "error", "error": {"type": "invalid_request_error", "message": stop}})
+        time.sleep(self.server.latency)
         msg = {"id": rid("msg_01"), "type": "message", "role": "assistant", "model": body.get("model", "mock"),
                "content": blocks, "stop_reason": stop, "stop_sequence": None,
                "usage": usage_for(key, body, blocks)}
@@ -239,10 +242,12 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--port-file")
+    ap.add_argument("--latency-ms", type=int, default=0)
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     srv.workdir, srv.logfile = os.path.abspath(a.workdir), a.log
+    srv.latency = a.latency_ms / 1000
     port = srv.server_address[1]
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as fh:

@@ -247,3 +247,60 @@ fn real_claude_code_telemetry_times_its_model_calls() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Claude Code's telemetry at its default export interval (5 s: `OTEL_LOGS_EXPORT_INTERVAL` unset, as
+/// a user who already exports it elsewhere and points it at hooktel has it), with the default
+/// 3 s settle: every session learns from its own batches how late they come, and its model calls
+/// wait that long, so every one is timed by its `api_request` event. Two sessions of the scripted
+/// scenario (13 model calls each); the share of timed calls is printed.
+#[test]
+fn at_claude_codes_default_interval_every_model_call_is_timed() {
+    let _cli = one_cli_at_a_time();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_NATIVE_SETTLE_MS", "3000")]);
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    crate::support::claude::write_settings(&home);
+    let logs = format!("http://{}/v1/logs", sidecar.otlp_addr());
+    let telemetry = [
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", logs.as_str()),
+    ];
+    let mut sessions = Vec::new();
+    for name in ["first", "second"] {
+        let work = scratch.dir(&format!("work-{name}"));
+        let mock = Mock::start_slow(&scratch, name, &work, Duration::from_millis(800));
+        let cli = Cli::for_sidecar(claude_bin(), &scratch, &home, &sidecar);
+        let run = cli.spawn_with(name, &work, &mock, &["-p", "Run the scripted scenario."], &telemetry).wait();
+        sessions.push(run.expect_exit(0).session_id());
+    }
+    let traces: Vec<String> = sessions.iter().map(|s| s.replace('-', "")).collect();
+    let spans = receiver.wait_for(Duration::from_secs(90), "both sessions' roots", |spans| {
+        traces.iter().all(|t| spans.iter().any(|s| &s.trace_id == t && s.parent.is_empty()))
+    });
+    let mut untimed = Vec::new();
+    let (mut chats, mut responses) = (0, 0);
+    for (sid, trace) in sessions.iter().zip(&traces) {
+        let t = Transcript::read(&home.join(".claude/projects"), sid);
+        responses += t.responses().len();
+        let mut calls: Vec<&Span> = spans.iter().filter(|s| &s.trace_id == trace && op(s) == "chat").collect();
+        calls.sort_by_key(|c| c.start_ns);
+        for (n, c) in calls.into_iter().enumerate() {
+            chats += 1;
+            match c.attr("hooktel.api.duration_ms").map(|ms| ms.parse::<u64>().unwrap()) {
+                Some(ms) => {
+                    assert_eq!(c.end_ns - c.start_ns, ms * 1_000_000, "{} lasts its duration_ms", c.span_id);
+                    assert!(c.attr("gen_ai.response.time_to_first_chunk").is_some(), "{:?}", c.attrs);
+                }
+                None => untimed.push(format!("call {} of session {sid}", n + 1)),
+            }
+        }
+    }
+    eprintln!("model calls timed by api_request at the default interval: {} of {chats}", chats - untimed.len());
+    assert_eq!(chats, responses, "one chat span per API response");
+    assert!(chats >= 20, "two scripted sessions make about 13 model calls each: {chats}");
+    assert!(sidecar.metric(r#"hooktel_native_requests_total{signal="logs"}"#) > 0.0, "no OTLP logs received");
+    assert!(untimed.is_empty(), "{} of {chats} model calls not timed: {untimed:?}", untimed.len());
+}

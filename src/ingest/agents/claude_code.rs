@@ -12,7 +12,9 @@ use crate::ingest::agents::Rejected;
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
 use crate::model::event::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
-use crate::model::payload::{AGENT_TEAMS, CUSTOM_ATTRIBUTES, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES};
+use crate::model::payload::{
+    AGENT_TEAMS, CUSTOM_ATTRIBUTES, NATIVE_TELEMETRY, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES,
+};
 use crate::model::semconv;
 
 /// The names Claude Code's telemetry events get as events of a session (`native::events`).
@@ -22,6 +24,9 @@ pub(crate) const TOOL_DECISION: &str = "claude_code.tool_decision";
 pub(crate) const TOOL_RESULT: &str = "claude_code.tool_result";
 pub(crate) const TOOL_SPAN: &str = "claude_code.tool";
 pub(crate) const METRIC: &str = "claude_code.metric";
+/// One export of Claude Code's telemetry that held records of a session, stamped with its oldest
+/// record's time (`ingest::native` makes one per session and request).
+pub(crate) const TELEMETRY_BATCH: &str = "claude_code.batch";
 
 /// The hook event of a skill's inline shell command (Claude Code 2.1.332 on). Its payload:
 /// `command_name` (the skill), `command_source` (where the skill is defined), `invoked_by` (`claude`,
@@ -88,6 +93,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
         API_REQUEST | API_ERROR => Kind::ModelCall(api_call(p, name == API_ERROR, capture)),
         TOOL_DECISION | TOOL_RESULT | TOOL_SPAN => Kind::ToolTiming(tool_timing(p, name)),
         METRIC => session_counter(p)?,
+        TELEMETRY_BATCH => Kind::TelemetryBatch,
         SKILL_SHELL_COMMAND => {
             if let Some(input) = p.get("tool_input") {
                 attrs.extend(capture::tool_input(input, capture));
@@ -136,6 +142,7 @@ pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Ev
             .or(spawned.map(|(_, n)| n)),
         team_lead: None,
         agent_teams: p.get(AGENT_TEAMS) == Some(&Value::Bool(true)),
+        native_telemetry: p.get(NATIVE_TELEMETRY) == Some(&Value::Bool(true)),
         kind: if custom.is_some() { Kind::Other } else { kind },
         attrs,
         raw: bytes::Bytes::new(),

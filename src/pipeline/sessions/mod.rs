@@ -55,7 +55,8 @@ pub struct Settings {
     pub(crate) max_sessions: usize,
     /// How long model and tool calls, and the end of a session, wait (at least) for the reports
     /// Claude Code exports in batches, last when it exits: when its telemetry is expected (the OTLP
-    /// receiver is on), or a session has sent some.
+    /// receiver is on), or a session has sent some. A session whose batches take longer to arrive
+    /// waits that long (plus a margin, 15 s at most): see `native::Native::wait`.
     pub(crate) native_settle_ns: u64,
     /// Whether Claude Code's telemetry may come (`--otlp-listen` is on).
     pub(crate) native_expected: bool,
@@ -310,8 +311,8 @@ impl Sessions {
                 state.close_idle(now);
                 idled += 1;
             }
-            let native = self.settings.native_expected || state.native.seen;
-            let native_settle = if native { settle.max(self.settings.native_settle_ns) } else { settle };
+            let native_settle =
+                state.native.wait(self.settings.native_expected, settle, self.settings.native_settle_ns);
             match state.top.closed_at {
                 // an ended session also waits for the last reads of its transcripts
                 Some(closed) if now.saturating_sub(closed) >= native_settle && state.reads.is_empty() => {

@@ -1,7 +1,8 @@
 //! Claude Code's own telemetry in a session: the model calls it reports (timing their chat spans,
 //! failed tries as events, a request that failed for good as an ERROR chat span), its tool reports
-//! (permission decision and wait, execution time) and its session counters. What a session holds of
-//! it is bounded by `MAX_NATIVE`.
+//! (permission decision and wait, execution time) and its session counters; and how long the
+//! session's model and tool calls, and its end, wait for those reports ([`Native::wait`]: learned from
+//! how late its batches arrive). What a session holds of it is bounded by `MAX_NATIVE`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,6 +22,11 @@ use crate::model::time::ms_to_ns;
 #[derive(Default)]
 pub(super) struct Native {
     pub(super) seen: bool,
+    /// Its hooks said Claude Code runs it with its telemetry on: its first batch is coming.
+    pub(super) on: bool,
+    /// The longest one of its batches took to arrive after its oldest record (at most
+    /// `MAX_NATIVE_WAIT`): about Claude Code's export interval.
+    pub(super) batch_delay: Option<u64>,
     pub(super) chat_by_request: HashMap<String, SpanId>,
     pub(super) pending: HashMap<String, (u64, ApiCall)>,
     pub(super) failed_try: HashMap<String, (u64, ApiCall, Option<String>)>,
@@ -30,7 +36,45 @@ pub(super) struct Native {
     pub(super) counters: Vec<(&'static str, f64)>,
 }
 
+/// Longest a session's model and tool calls (and its end) wait for Claude Code's reports, however
+/// late its batches arrive: three times Claude Code's default export interval (5 s). An interval
+/// past it (or a clock far apart from the sidecar's) leaves some calls timed by the transcripts.
+pub(crate) const MAX_NATIVE_WAIT: u64 = 15 * crate::model::time::NS_PER_SEC;
+
+/// Claude Code's default export interval (`OTEL_LOGS_EXPORT_INTERVAL`): how late a session's first
+/// batch can come, when its hooks say its telemetry is on.
+pub(crate) const DEFAULT_INTERVAL: u64 = 5 * crate::model::time::NS_PER_SEC;
+
+/// Added to a session's batch delay: the next batch's export can take a little longer, and the
+/// pipeline hands spans out on a 250 ms tick.
+pub(crate) const BATCH_MARGIN: u64 = crate::model::time::NS_PER_SEC;
+
 impl Native {
+    /// How long the session's model and tool calls, and its end, wait for Claude Code's reports:
+    /// `settle` when its telemetry is neither expected (the receiver is on) nor seen; else at least
+    /// `native_settle`; once its batches have come, the longest of them took, before that (its hooks
+    /// said its telemetry is on) `DEFAULT_INTERVAL`, plus `BATCH_MARGIN`, `MAX_NATIVE_WAIT` at most
+    /// (a longer `native_settle` is kept).
+    pub(super) fn wait(&self, expected: bool, settle: u64, native_settle: u64) -> u64 {
+        if !expected && !self.seen {
+            return settle;
+        }
+        let delay = match self.batch_delay {
+            Some(d) => Some(d),
+            None if self.on && expected => Some(DEFAULT_INTERVAL),
+            None => None,
+        };
+        let learned = delay.map_or(0, |d| (d + BATCH_MARGIN).min(MAX_NATIVE_WAIT));
+        settle.max(native_settle).max(learned)
+    }
+
+    /// A batch of the session's telemetry arrived at `now`, its oldest record made at `oldest`.
+    pub(super) fn batch(&mut self, oldest: u64, now: u64) {
+        self.seen = true;
+        let delay = now.saturating_sub(oldest).min(MAX_NATIVE_WAIT);
+        self.batch_delay = Some(self.batch_delay.map_or(delay, |d| d.max(delay)));
+    }
+
     /// About the bytes it holds: each id remembered, each report waiting with its texts.
     pub(super) fn held(&self) -> usize {
         let call = |c: &ApiCall| {

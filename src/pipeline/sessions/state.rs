@@ -205,6 +205,7 @@ impl SessionState {
             self.top.start = self.top.start.min(ev.at);
         }
         self.teams_on |= ev.agent_teams;
+        self.native.on |= ev.native_telemetry;
         let Event { name, at, prompt_id, agent_id, agent_type, kind, attrs, .. } = ev;
         // the event as a span event; a handler that opens or closes a span puts its attributes there
         let e = SpanEvent { name, at, attrs };
@@ -238,6 +239,7 @@ impl SessionState {
             // placed by `Sessions::ingest`, which sees the task lists of every session
             Kind::Task { .. } => {}
             Kind::ToolTiming(timing) => self.tool_timing(timing, at),
+            Kind::TelemetryBatch => self.native.batch(at, now),
             Kind::SessionCounter { attr, value, cumulative } => self.session_counter(attr, value, cumulative),
         }
     }
@@ -787,8 +789,9 @@ impl SessionState {
     }
 
     /// Move closed child spans that have waited `settle` out of the session.
-    /// (Model and tool calls wait `native_settle`: Claude Code's report of them can come later; turns
-    /// and subagents wait for the transcript read their end asked for, see `reads`.)
+    /// (Model and tool calls wait `native_settle`, the session's [`Native::wait`]: Claude Code's report
+    /// of them can come later; turns and subagents wait for the transcript read their end asked for,
+    /// see `reads`.)
     pub(super) fn hand_out_settled(&mut self, now: u64, settle: u64, native_settle: u64, out: &mut Vec<SpanRecord>) {
         if self.teams_on && self.team.is_none() && !self.turn_ended && now != u64::MAX {
             return; // its team may still form: its spans wait to carry it

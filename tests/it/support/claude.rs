@@ -86,6 +86,16 @@ impl Mock {
 
     /// Another mock of `tests/e2e/` (`mock_teams.py`: a lead and its teammate).
     pub fn start_script(scratch: &Scratch, name: &str, workdir: &Path, script: &str) -> Mock {
+        Mock::start_with(scratch, name, workdir, script, &[])
+    }
+
+    /// `mock_api.py` answering each message after `latency`, as a real model takes time to.
+    pub fn start_slow(scratch: &Scratch, name: &str, workdir: &Path, latency: Duration) -> Mock {
+        let ms = latency.as_millis().to_string();
+        Mock::start_with(scratch, name, workdir, "mock_api.py", &["--latency-ms", &ms])
+    }
+
+    fn start_with(scratch: &Scratch, name: &str, workdir: &Path, script: &str, args: &[&str]) -> Mock {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(script);
         let port_file = scratch.path().join(format!("mock.{name}.port"));
         let err_file = scratch.path().join(format!("mock.{name}.err"));
@@ -97,6 +107,7 @@ impl Mock {
             .arg(scratch.path().join(format!("mock.{name}.requests.jsonl")))
             .arg("--port-file")
             .arg(&port_file)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&err_file).unwrap())

@@ -207,3 +207,62 @@ fn native_events_of_an_unknown_session_are_late() {
     assert_eq!(s.ingest(ev, 5 * MS, &mut out), Ingested::Late);
     assert_eq!(s.active(), 0);
 }
+
+/// How long a tool span (model calls wait alike) closed at `closed` waits before it is handed out,
+/// in a session opened with `start` (its fields), which got a batch of telemetry of each delay in
+/// `batches` before, with the receiver on (`expected`) or not; to 50 ms.
+fn native_wait(start: Value, batches: &[u64], expected: bool) -> u64 {
+    let settings = Settings { native_expected: expected, native_settle_ns: 3000 * MS, ..settings() };
+    let mut s = Sessions::new(settings);
+    let mut out = Vec::new();
+    let t0 = 1_795_235_481_700 * MS;
+    s.ingest(event(&simple("SessionStart", start), t0), t0, &mut out);
+    for (i, delay) in batches.iter().enumerate() {
+        let arrived = t0 + (i as u64 + 1) * 1000 * MS;
+        let batch = event(&simple("claude_code.batch", json!({})), arrived - delay);
+        assert_eq!(s.ingest(batch, arrived, &mut out), Ingested::Accepted);
+    }
+    let closed = t0 + 30_000 * MS;
+    s.ingest(event(&tool("PreToolUse", "t1", json!({})), closed - 5 * MS), closed - 5 * MS, &mut out);
+    s.ingest(event(&tool("PostToolUse", "t1", json!({})), closed), closed, &mut out);
+    let mut now = closed;
+    loop {
+        s.tick(now, &mut out);
+        if out.iter().any(|r| r.key == SpanKey::Tool) {
+            return now - closed;
+        }
+        assert!(now < closed + 60_000 * MS, "never handed out");
+        now += 50 * MS;
+    }
+}
+
+/// A session's model and tool calls wait as long as its own batches of telemetry take to arrive
+/// (the longest yet, plus a second), at least the native settle time (3 s) and 15 s at most;
+/// before its first batch, 5 s and a second (Claude Code's default interval) when its hooks say
+/// its telemetry is on, else the native settle time; with the receiver off and no telemetry, the
+/// plain settle time.
+#[test]
+fn a_sessions_calls_wait_as_long_as_its_own_batches_take() {
+    let none = json!({});
+    let on = json!({"hooktel_native_telemetry": true});
+    assert_eq!(native_wait(none.clone(), &[], true), 3000 * MS, "no telemetry yet: as before");
+    assert_eq!(native_wait(none.clone(), &[], false), 100 * MS, "no receiver: the plain settle time");
+    assert_eq!(native_wait(on.clone(), &[], true), 6000 * MS, "telemetry on: its first batch may take 5 s");
+    assert_eq!(native_wait(on.clone(), &[], false), 100 * MS, "no receiver: nothing can come");
+    assert_eq!(native_wait(none.clone(), &[5000 * MS], true), 6000 * MS, "learned: 5 s and a second");
+    assert_eq!(native_wait(on.clone(), &[5000 * MS, 1200 * MS], true), 6000 * MS, "the longest batch counts");
+    assert_eq!(native_wait(on.clone(), &[900 * MS], true), 3000 * MS, "1 s batches: the native settle time");
+    assert_eq!(native_wait(none.clone(), &[7000 * MS], false), 8000 * MS, "seen without the receiver expected");
+    assert_eq!(native_wait(none, &[90_000 * MS], true), 15_000 * MS, "bounded");
+}
+
+/// A batch of a session not held is late, as any telemetry is, and holds nothing.
+#[test]
+fn a_batch_of_an_unknown_session_is_late() {
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    let ev = event(&simple("claude_code.batch", json!({})), 5 * MS);
+    assert_eq!(ev.kind, Kind::TelemetryBatch);
+    assert_eq!(s.ingest(ev, 5000 * MS, &mut out), Ingested::Late);
+    assert_eq!(s.active(), 0);
+}
