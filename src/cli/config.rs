@@ -97,7 +97,8 @@ pub struct ServeArgs {
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
     pub(crate) idle_timeout_secs: u64,
-    /// Milliseconds a closed span waits for late, out-of-order events before export.
+    /// Milliseconds a closed span waits for late, out-of-order events before export (a turn or
+    /// subagent also waits for a read of its transcript 500 ms after its end, 10 s at most).
     #[arg(long, env = "HOOKTEL_SETTLE_MS", default_value_t = 1000)]
     pub(crate) settle_ms: u64,
     /// Events accepted but not yet processed; when full, /v1/hooks answers 503.
