@@ -113,6 +113,7 @@ pub struct Metrics {
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
+    mcp_servers: LabelCap,
     models: LabelCap,
     projects: LabelCap,
     agent_types: LabelCap,
@@ -164,7 +165,7 @@ impl Metrics {
         let tool_duration = HistogramVec::new(
             HistogramOpts::new("hooktel_tool_duration_seconds", "Tool call durations, as Claude Code timed them.")
                 .buckets(TOOL_BUCKETS.to_vec()),
-            &["tool"],
+            &["tool", "mcp_server"],
         )
         .expect("valid metric");
         reg(Box::new(tool_duration.clone()));
@@ -246,8 +247,8 @@ impl Metrics {
             ),
             tool_calls: counters(
                 "hooktel_tool_calls_total",
-                "Tool calls finished, by tool and status (ok, error, interrupted, denied, incomplete).",
-                &with_project(&["tool", "status"]),
+                "Tool calls finished, by tool, status (ok, error, interrupted, denied, incomplete) and MCP server.",
+                &with_project(&["tool", "status", "mcp_server"]),
             ),
             tool_duration,
             tokens: counters(
@@ -316,6 +317,7 @@ impl Metrics {
             event_names: LabelCap::default(),
             custom_names: LabelCap::default(),
             tools: LabelCap::default(),
+            mcp_servers: LabelCap::default(),
             models: LabelCap::default(),
             projects: LabelCap::default(),
             agent_types: LabelCap::default(),
@@ -583,11 +585,11 @@ mod tests {
                     ex("0707070707070707", "0.5")
                 ),
                 format!(
-                    r#"hooktel_tool_calls_total{{{tool_project}status="ok",tool="Bash"}} 1{}"#,
+                    r#"hooktel_tool_calls_total{{mcp_server="",{tool_project}status="ok",tool="Bash"}} 1{}"#,
                     ex("0909090909090909", "1")
                 ),
                 format!(
-                    r#"hooktel_tool_duration_seconds_bucket{{tool="Bash",le="0.5"}} 1{}"#,
+                    r#"hooktel_tool_duration_seconds_bucket{{mcp_server="",tool="Bash",le="0.5"}} 1{}"#,
                     ex("0909090909090909", "0.3")
                 ),
             ] {

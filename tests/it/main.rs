@@ -28,6 +28,7 @@ mod ingest;
 mod install;
 mod late_usage;
 mod local_mode;
+mod mcp;
 mod metrics_push;
 mod native;
 mod numbers;
