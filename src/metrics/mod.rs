@@ -527,6 +527,33 @@ mod tests {
         assert!(text.contains(r#"hooktel_sessions_ended_total{reason="prompt_input_exit"} 1"#), "{text}");
     }
 
+    /// A tool call's `mcp_server` is its MCP server, empty for any other tool, and capped on its own:
+    /// the 100th server keeps its name though its tool folded into `other`; the 101st is `other`.
+    #[test]
+    fn mcp_servers_have_a_label_and_a_cap_of_their_own() {
+        let m = Metrics::new(false);
+        let call = |i: u8, name: &str| {
+            let rec = finished(SpanKey::Tool, i, "api");
+            let tool = Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(10) });
+            m.span_finished(&SpanRecord { subject: Some(Subject::Tool(name.into())), tool, ..rec });
+        };
+        call(1, "Read");
+        for i in 0..MAX_LABEL_VALUES {
+            call(2, &format!("mcp__s{i}__read"));
+        }
+        call(3, "mcp__late__read");
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"hooktel_tool_calls_total{mcp_server="",status="ok",tool="Read"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="s0",status="ok",tool="mcp__s0__read"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="s99",status="ok",tool="other"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="other",status="ok",tool="other"} 1"#,
+            r#"hooktel_tool_duration_seconds_count{mcp_server="s0",tool="mcp__s0__read"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}");
+        }
+    }
+
     #[test]
     fn renders_events_by_name() {
         let m = Metrics::new(true);
