@@ -55,12 +55,17 @@ impl Metrics {
         match rec.key {
             SpanKey::Tool => {
                 let name = rec.subject.as_ref().map_or("", Subject::name);
-                // empty for a tool that is not an MCP server's
-                let server = semconv::mcp_server(name).map_or("", |s| self.mcp_servers.label(s));
                 let tool = self.tools.label(name);
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let project = self.projects.label(&rec.project);
                 let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
+                // empty for a tool that is not an MCP server's; `other` with its tool, so that a capped
+                // tool's calls stay in one series rather than one per server
+                let server = match semconv::mcp_server(name) {
+                    None => "",
+                    Some(_) if tool == "other" => "other",
+                    Some(s) => self.mcp_servers.label(s),
+                };
                 let mut labels = vec![tool, status.label(), server];
                 if self.project_label {
                     labels.push(project);
