@@ -355,7 +355,7 @@ mod tests {
         m.sessions_active.set(3);
         m.info.with_label_values(&["0.1.0", "box", "dev"]).set(1);
         for secs in [0.002, 0.3, 0.4, 7200.0] {
-            m.tool_duration.with_label_values(&["Bash"]).observe(secs);
+            m.tool_duration.with_label_values(&["Bash", ""]).observe(secs);
         }
         let req = request(&m.families(), Resource::default(), 5, 9, None);
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
@@ -386,12 +386,12 @@ mod tests {
     fn delta_pushes_carry_the_change_since_the_accepted_baseline() {
         let m = Metrics::new(false);
         m.hook_events.with_label_values(&["Stop"]).inc_by(5);
-        m.tool_duration.with_label_values(&["Bash"]).observe(0.3);
+        m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
         let baseline = Baseline::snapshot(&m.families(), 100);
         m.hook_events.with_label_values(&["Stop"]).inc_by(2);
         m.hook_events.with_label_values(&["SessionEnd"]).inc();
         for secs in [0.3, 7200.0] {
-            m.tool_duration.with_label_values(&["Bash"]).observe(secs);
+            m.tool_duration.with_label_values(&["Bash", ""]).observe(secs);
         }
         let req = request(&m.families(), Resource::default(), 5, 200, Some(&baseline));
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;

@@ -21,7 +21,7 @@ use prometheus::proto::LabelPair;
 /// series gets none.
 pub(crate) const MAX_EXEMPLARS: usize = 16_384;
 
-/// Labels of the widest series that carries exemplars (tokens: model, type, project).
+/// Labels of the widest series that carries exemplars (tool calls: tool, status, mcp_server, project).
 const MAX_LABELS: usize = 4;
 
 /// The span behind a series' latest increment: its trace (the session's) and span, how much it

@@ -113,6 +113,7 @@ pub struct Metrics {
     event_names: LabelCap,
     custom_names: LabelCap,
     tools: LabelCap,
+    mcp_servers: LabelCap,
     models: LabelCap,
     projects: LabelCap,
     agent_types: LabelCap,
@@ -164,7 +165,7 @@ impl Metrics {
         let tool_duration = HistogramVec::new(
             HistogramOpts::new("hooktel_tool_duration_seconds", "Tool call durations, as Claude Code timed them.")
                 .buckets(TOOL_BUCKETS.to_vec()),
-            &["tool"],
+            &["tool", "mcp_server"],
         )
         .expect("valid metric");
         reg(Box::new(tool_duration.clone()));
@@ -246,8 +247,8 @@ impl Metrics {
             ),
             tool_calls: counters(
                 "hooktel_tool_calls_total",
-                "Tool calls finished, by tool and status (ok, error, interrupted, denied, incomplete).",
-                &with_project(&["tool", "status"]),
+                "Tool calls finished, by tool, status (ok, error, interrupted, denied, incomplete) and MCP server.",
+                &with_project(&["tool", "status", "mcp_server"]),
             ),
             tool_duration,
             tokens: counters(
@@ -316,6 +317,7 @@ impl Metrics {
             event_names: LabelCap::default(),
             custom_names: LabelCap::default(),
             tools: LabelCap::default(),
+            mcp_servers: LabelCap::default(),
             models: LabelCap::default(),
             projects: LabelCap::default(),
             agent_types: LabelCap::default(),
@@ -525,6 +527,33 @@ mod tests {
         assert!(text.contains(r#"hooktel_sessions_ended_total{reason="prompt_input_exit"} 1"#), "{text}");
     }
 
+    /// A tool call's `mcp_server` is its MCP server, empty for any other tool, and `other` with its
+    /// tool once the tools' cap is reached: a capped tool's calls stay one series, not one per server.
+    #[test]
+    fn mcp_servers_have_a_label_that_folds_with_their_tool() {
+        let m = Metrics::new(false);
+        let call = |i: u8, name: &str| {
+            let rec = finished(SpanKey::Tool, i, "api");
+            let tool = Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(10) });
+            m.span_finished(&SpanRecord { subject: Some(Subject::Tool(name.into())), tool, ..rec });
+        };
+        call(1, "Read");
+        for i in 0..MAX_LABEL_VALUES {
+            call(2, &format!("mcp__s{i}__read"));
+        }
+        call(3, "mcp__late__read");
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"hooktel_tool_calls_total{mcp_server="",status="ok",tool="Read"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="s0",status="ok",tool="mcp__s0__read"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="s98",status="ok",tool="mcp__s98__read"} 1"#,
+            r#"hooktel_tool_calls_total{mcp_server="other",status="ok",tool="other"} 2"#,
+            r#"hooktel_tool_duration_seconds_count{mcp_server="s0",tool="mcp__s0__read"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}");
+        }
+    }
+
     #[test]
     fn renders_events_by_name() {
         let m = Metrics::new(true);
@@ -583,11 +612,11 @@ mod tests {
                     ex("0707070707070707", "0.5")
                 ),
                 format!(
-                    r#"hooktel_tool_calls_total{{{tool_project}status="ok",tool="Bash"}} 1{}"#,
+                    r#"hooktel_tool_calls_total{{mcp_server="",{tool_project}status="ok",tool="Bash"}} 1{}"#,
                     ex("0909090909090909", "1")
                 ),
                 format!(
-                    r#"hooktel_tool_duration_seconds_bucket{{tool="Bash",le="0.5"}} 1{}"#,
+                    r#"hooktel_tool_duration_seconds_bucket{{mcp_server="",tool="Bash",le="0.5"}} 1{}"#,
                     ex("0909090909090909", "0.3")
                 ),
             ] {

@@ -207,10 +207,10 @@ mod tests {
     #[test]
     fn renders_openmetrics_with_exemplars() {
         let m = Metrics::new(false);
-        m.tool_calls.with_label_values(&["Bash", "ok"]).inc_by(2);
-        m.tool_calls.with_label_values(&["Read", "ok"]).inc();
-        m.tool_duration.with_label_values(&["Bash"]).observe(0.3);
-        m.tool_duration.with_label_values(&["Bash"]).observe(7200.0);
+        m.tool_calls.with_label_values(&["Bash", "ok", ""]).inc_by(2);
+        m.tool_calls.with_label_values(&["Read", "ok", ""]).inc();
+        m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
+        m.tool_duration.with_label_values(&["Bash", ""]).observe(7200.0);
         m.sessions_active.set(1);
         m.ingest_rejected.with_label_values(&["a \"quoted\\ \n value"]).inc();
         let e = Exemplars::default();
@@ -235,16 +235,16 @@ mod tests {
             "# TYPE hooktel_sessions_active gauge".into(),
             "hooktel_sessions_active 1".into(),
             "# TYPE hooktel_tool_calls counter".into(),
-            format!(r#"hooktel_tool_calls_total{{status="ok",tool="Bash"}} 2{}"#, ex_of("1")),
-            r#"hooktel_tool_calls_total{status="ok",tool="Read"} 1"#.into(),
+            format!(r#"hooktel_tool_calls_total{{mcp_server="",status="ok",tool="Bash"}} 2{}"#, ex_of("1")),
+            r#"hooktel_tool_calls_total{mcp_server="",status="ok",tool="Read"} 1"#.into(),
             "# TYPE hooktel_tool_duration_seconds histogram".into(),
-            r#"hooktel_tool_duration_seconds_bucket{tool="Bash",le="0.25"} 0"#.into(),
-            format!(r#"hooktel_tool_duration_seconds_bucket{{tool="Bash",le="0.5"}} 1{}"#, ex_of("0.3")),
-            r#"hooktel_tool_duration_seconds_bucket{tool="Bash",le="1"} 1"#.into(),
-            r#"hooktel_tool_duration_seconds_bucket{tool="Bash",le="3600"} 1"#.into(),
-            r#"hooktel_tool_duration_seconds_bucket{tool="Bash",le="+Inf"} 2"#.into(),
-            r#"hooktel_tool_duration_seconds_sum{tool="Bash"} 7200.3"#.into(),
-            r#"hooktel_tool_duration_seconds_count{tool="Bash"} 2"#.into(),
+            r#"hooktel_tool_duration_seconds_bucket{mcp_server="",tool="Bash",le="0.25"} 0"#.into(),
+            format!(r#"hooktel_tool_duration_seconds_bucket{{mcp_server="",tool="Bash",le="0.5"}} 1{}"#, ex_of("0.3")),
+            r#"hooktel_tool_duration_seconds_bucket{mcp_server="",tool="Bash",le="1"} 1"#.into(),
+            r#"hooktel_tool_duration_seconds_bucket{mcp_server="",tool="Bash",le="3600"} 1"#.into(),
+            r#"hooktel_tool_duration_seconds_bucket{mcp_server="",tool="Bash",le="+Inf"} 2"#.into(),
+            r#"hooktel_tool_duration_seconds_sum{mcp_server="",tool="Bash"} 7200.3"#.into(),
+            r#"hooktel_tool_duration_seconds_count{mcp_server="",tool="Bash"} 2"#.into(),
         ];
         let lines: Vec<&str> = text.lines().collect();
         for w in &want {
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn exemplar_edges_and_numbers() {
         let m = Metrics::new(false);
-        m.tool_duration.with_label_values(&["Bash"]).observe(7200.0);
+        m.tool_duration.with_label_values(&["Bash", ""]).observe(7200.0);
         m.last_event_timestamp.set(f64::INFINITY);
         let e = Exemplars::default();
         e.offer("hooktel_tool_duration_seconds", &[("tool", "Bash")], ex(7200.0));
@@ -288,7 +288,7 @@ mod tests {
     fn the_samples_are_the_classic_texts() {
         let m = Metrics::new(true);
         m.hook_event("Stop", 5.0);
-        m.tool_duration.with_label_values(&["Bash"]).observe(0.3);
+        m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
         m.cost.with_label_values(&["claude-opus-5-5", "api"]).inc_by(0.125);
         let samples = |t: &str| -> Vec<String> {
             t.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(" # ").next().unwrap().to_owned()).collect()

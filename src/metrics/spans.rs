@@ -6,6 +6,7 @@ use crate::metrics::caps::PairCap;
 use crate::metrics::exemplars::Exemplar;
 use crate::metrics::Metrics;
 use crate::model::ids::SpanKey;
+use crate::model::semconv;
 use crate::model::span::{SpanRecord, Subject, TeamMember, TeamRole, ToolStatus};
 use crate::model::tokens::TokenUsage;
 
@@ -53,16 +54,24 @@ impl Metrics {
         }
         match rec.key {
             SpanKey::Tool => {
-                let tool = self.tools.label(rec.subject.as_ref().map_or("", Subject::name));
+                let name = rec.subject.as_ref().map_or("", Subject::name);
+                let tool = self.tools.label(name);
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let project = self.projects.label(&rec.project);
                 let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
-                let mut labels = vec![tool, status.label()];
+                // empty for a tool that is not an MCP server's; `other` with its tool, so that a capped
+                // tool's calls stay in one series rather than one per server
+                let server = match semconv::mcp_server(name) {
+                    None => "",
+                    Some(_) if tool == "other" => "other",
+                    Some(s) => self.mcp_servers.label(s),
+                };
+                let mut labels = vec![tool, status.label(), server];
                 if self.project_label {
                     labels.push(project);
                 }
                 self.tool_calls.with_label_values(&labels).inc();
-                let series = [("tool", tool), ("status", status.label()), ("project", project)];
+                let series = [("tool", tool), ("status", status.label()), ("mcp_server", server), ("project", project)];
                 self.exemplars.offer("hooktel_tool_calls_total", self.with_project(&series), exemplar(rec, 1.0));
                 if let Some(m) = &rec.team {
                     self.team_tool_calls.with_label_values(&[m.role().label(), status.label()]).inc();
@@ -71,8 +80,9 @@ impl Metrics {
                     // Claude Code's own timing when it sent one, else the span's
                     let ms = rec.tool.and_then(|t| t.duration_ms);
                     let seconds = ms.map_or(rec.end.saturating_sub(rec.start) as f64 / 1e9, |ms| ms as f64 / 1000.0);
-                    self.tool_duration.with_label_values(&[tool]).observe(seconds);
-                    self.exemplars.offer("hooktel_tool_duration_seconds", &[("tool", tool)], exemplar(rec, seconds));
+                    self.tool_duration.with_label_values(&[tool, server]).observe(seconds);
+                    let series = [("tool", tool), ("mcp_server", server)];
+                    self.exemplars.offer("hooktel_tool_duration_seconds", &series, exemplar(rec, seconds));
                 }
             }
             SpanKey::Turn => {

@@ -79,7 +79,13 @@ pub(crate) const TOOL_DURATION_MS: &str = "hooktel.tool.duration_ms";
 pub(crate) const TOOL_OUTPUT: &str = "hooktel.tool.output";
 pub(crate) const TOOL_RESPONSE_BYTES: &str = "hooktel.tool.response_bytes";
 pub(crate) const PAYLOAD_BYTES: &str = "hooktel.payload_bytes";
+/// The MCP server of a tool call (`mcp__<server>__<tool>`) or of an elicitation. The MCP conventions
+/// name no server attribute (only `server.address` for a networked transport), hence `hooktel.*`.
 pub(crate) const MCP_SERVER: &str = "hooktel.mcp.server";
+/// The MCP conventions' method (`tools/call` for a tool call), set on the `execute_tool` span as the
+/// conventions ask when a GenAI span already traces the call.
+#[allow(deprecated)]
+pub(crate) const MCP_METHOD_NAME: &str = attribute::MCP_METHOD_NAME;
 pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
@@ -203,13 +209,28 @@ pub(crate) fn chat_name(model: &str) -> String {
 /// `gen_ai.tool.type`: an MCP tool (`mcp__<server>__<tool>`) is an `extension`, a call Claude Code
 /// makes to a server outside it; every other tool a `function`, which Claude Code, the client, runs
 /// itself when the model asks.
+/// An MCP tool's also carry `mcp.method.name=tools/call` and its server (`hooktel.mcp.server`).
 pub(crate) fn tool(call_id: &str, name: &str) -> Vec<KeyValue> {
     let kind = if name.starts_with("mcp__") { "extension" } else { "function" };
-    vec![
+    let mut attrs = vec![
         KeyValue::new(OPERATION_NAME, "execute_tool"),
         KeyValue::new(TOOL_CALL_ID, call_id.to_owned()),
         KeyValue::new(TOOL_TYPE, kind),
-    ]
+    ];
+    if let Some(server) = mcp_server(name) {
+        attrs.push(KeyValue::new(MCP_METHOD_NAME, "tools/call"));
+        attrs.push(KeyValue::new(MCP_SERVER, server.to_owned()));
+    }
+    attrs
+}
+
+/// The server of an MCP tool, from Claude Code's name for it, `mcp__<server>__<tool>`: what lies
+/// between `mcp__` and the next `__` (Claude Code turns every other character of a server's name
+/// that is not a letter, digit, `_` or `-` into `_`). None for any other tool, or an empty server.
+pub(crate) fn mcp_server(tool: &str) -> Option<&str> {
+    let rest = tool.strip_prefix("mcp__")?;
+    let server = rest.split_once("__").map_or(rest, |(server, _)| server);
+    (!server.is_empty()).then_some(server)
 }
 
 /// The largest value a session counter takes (a data point past it is refused, a sum stops there):
@@ -251,5 +272,20 @@ mod tests {
         for name in ["Bash", "Read", "WebFetch", "Agent", "mcp_like_but_not"] {
             assert_eq!(kind(name).as_str(), "function", "{name}");
         }
+    }
+
+    #[test]
+    fn an_mcp_tools_server_is_what_lies_between_mcp_and_the_next_double_underscore() {
+        assert_eq!(mcp_server("mcp__files__read"), Some("files"));
+        assert_eq!(mcp_server("mcp__my_db__run__query"), Some("my_db"));
+        assert_eq!(mcp_server("mcp__plugin-x"), Some("plugin-x"));
+        for name in ["Bash", "mcp__", "mcp____read", "mcp_like_but_not", "xmcp__files__read"] {
+            assert_eq!(mcp_server(name), None, "{name}");
+        }
+        let attrs = tool("toolu_1", "mcp__files__read");
+        let get = |k: &str| attrs.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.as_str().into_owned());
+        assert_eq!(get(MCP_METHOD_NAME).as_deref(), Some("tools/call"));
+        assert_eq!(get(MCP_SERVER).as_deref(), Some("files"));
+        assert!(tool("toolu_2", "Read").iter().all(|kv| !kv.key.as_str().contains("mcp")));
     }
 }

@@ -883,8 +883,8 @@ fn check_metrics(
     let types: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
     for (name, kind, labels) in [
         ("hooktel_hook_events_total", "counter", &["event"][..]),
-        ("hooktel_tool_calls_total", "counter", &["project", "status", "tool"]),
-        ("hooktel_tool_duration_seconds", "histogram", &["tool"]),
+        ("hooktel_tool_calls_total", "counter", &["mcp_server", "project", "status", "tool"]),
+        ("hooktel_tool_duration_seconds", "histogram", &["mcp_server", "tool"]),
         ("hooktel_tokens_total", "counter", &["model", "project", "type"]),
         ("hooktel_cost_usd_total", "counter", &["model", "project"]),
         ("hooktel_sessions_started_total", "counter", &["source"]),

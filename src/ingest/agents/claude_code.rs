@@ -272,7 +272,8 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     let name = str_field(p, "tool_name")?.to_owned();
     let call_id = str_field(p, "tool_use_id").filter(|s| !s.is_empty())?.to_owned();
     let mut attrs = Vec::new();
-    if let Some(Value::Object(server)) = p.get("mcp_server") {
+    // an MCP tool's server comes from its name (semconv::tool); a payload's own names any other's
+    if let Some(Value::Object(server)) = p.get("mcp_server").filter(|_| semconv::mcp_server(&name).is_none()) {
         if let Some(s) = server.get("name").and_then(Value::as_str) {
             attrs.push(KeyValue::new(semconv::MCP_SERVER, s.to_owned()));
         }
