@@ -109,15 +109,18 @@ pub struct Held(Option<Arc<OwnedSemaphorePermit>>);
 impl Held {
     /// `bytes` of `share`, a semaphore of `size` permits: at once, or `None` when they are not free.
     pub fn try_take(share: &Arc<Semaphore>, size: usize, bytes: usize) -> Option<Held> {
-        let n = u32::try_from(bytes.clamp(1, size.max(1))).unwrap_or(u32::MAX);
-        share.clone().try_acquire_many_owned(n).ok().map(|p| Held(Some(Arc::new(p))))
+        share.clone().try_acquire_many_owned(permits(size, bytes)).ok().map(|p| Held(Some(Arc::new(p))))
     }
 
     /// `bytes` of `share` (of `size` permits), waited for; `None` once the share is closed.
     pub async fn take(share: &Arc<Semaphore>, size: usize, bytes: usize) -> Option<Held> {
-        let n = u32::try_from(bytes.clamp(1, size.max(1))).unwrap_or(u32::MAX);
-        share.clone().acquire_many_owned(n).await.ok().map(|p| Held(Some(Arc::new(p))))
+        share.clone().acquire_many_owned(permits(size, bytes)).await.ok().map(|p| Held(Some(Arc::new(p))))
     }
+}
+
+/// The permits `bytes` take of a share of `size`: at least one, never more than the share.
+fn permits(size: usize, bytes: usize) -> u32 {
+    u32::try_from(bytes.clamp(1, size.max(1))).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for Held {

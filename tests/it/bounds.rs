@@ -57,6 +57,19 @@ impl Client {
     }
 }
 
+/// A collector that accepts every connection and holds it, never answering: its address.
+fn silent_collector() -> SocketAddr {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    addr
+}
+
 /// Post `n` hook payloads made by `payload(i)` from `threads` keep-alive connections.
 fn flood(addr: SocketAddr, threads: usize, n: usize, payload: impl Fn(usize) -> Vec<u8> + Sync) {
     std::thread::scope(|scope| {
@@ -78,15 +91,7 @@ fn flood(addr: SocketAddr, threads: usize, n: usize, payload: impl Fn(usize) -> 
 /// (48 here: 452 MiB). Bounded by bytes (64 MiB), the rest is dropped and counted.
 #[test]
 fn forwarding_to_a_collector_that_never_answers_is_bounded_by_bytes() {
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let collector = silent.local_addr().unwrap();
-    // accept every connection and hold it, never answering
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming().map_while(Result::ok) {
-            held.push(s);
-        }
-    });
+    let collector = silent_collector();
     let sidecar = Sidecar::builder()
         .env("HOOKTEL_FORWARD_ENDPOINT", &format!("http://{collector}"))
         .env("HOOKTEL_CAPTURE", "full")
@@ -255,14 +260,7 @@ fn many_sessions_answer_to_one_memory_budget() {
 /// `queue_full`.
 #[test]
 fn a_stalled_pipeline_queues_events_within_the_budget() {
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let collector = silent.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming().map_while(Result::ok) {
-            held.push(s);
-        }
-    });
+    let collector = silent_collector();
     let sidecar = Sidecar::builder()
         .exporting(format!("http://{collector}"), "http/protobuf")
         .env("HOOKTEL_MAX_SESSIONS", "1")
