@@ -25,6 +25,8 @@ turns the conversation already contains (so retries/resumes are harmless):
   "[scenario:api-error]" in the prompt: HTTP 400 invalid_request_error
   "[scenario:retry]" in the prompt: HTTP 529 overloaded_error the first time a request is seen, then a
                short text answer (Claude Code retries: an api_error event, then attempt 2)
+  "[scenario:money]" in the prompt: the MCP tool `mcp__files__read` (tests/e2e/mcp_files.py, when the
+               CLI offers it; a text saying so when it does not) -> Bash `gh pr create ...` -> text
 
 Both "stream": true (SSE) and plain JSON responses are supported.
 """
@@ -83,6 +85,21 @@ def scripts(tools, workdir):
     }
 
 
+MCP_TOOL = "mcp__files__read"
+
+
+def money_script(tools, workdir):
+    """Where the money goes: an MCP tool call, then a pull request opened with `gh`."""
+    if MCP_TOOL not in tools:
+        return [[{"type": "text", "text": f"mock: {MCP_TOOL} was not offered; tools: {sorted(tools)}"}]]
+    gh = "gh pr create --title 'ABC-123: fix the widget' --body 'Fixes ABC-123.'"
+    return [
+        [{"type": "tool_use", "name": MCP_TOOL, "input": {"path": os.path.join(workdir, "README.md")}}],
+        [{"type": "tool_use", "name": "Bash", "input": {"command": gh, "description": "Open the pull request"}}],
+        [{"type": "text", "text": "Read the README over MCP and opened the pull request."}],
+    ]
+
+
 def is_compact(msgs):
     return bool(msgs) and "Respond with TEXT ONLY" in text_of(msgs[-1]["content"])
 
@@ -99,6 +116,8 @@ def plan(body, workdir):
     if is_compact(msgs):  # /compact summary request
         return "main", [{"type": "text", "text": "<analysis>mock analysis</analysis>\n<summary>Mock summary: "
                          "ran echo, a failing command, wrote/read/edited note.txt and a subagent.</summary>"}], "end_turn"
+    if "[scenario:money]" in first_user:
+        return scripted_turn("main", money_script(tools, workdir), msgs)
     key = "sub" if SUBAGENT_MARKER in first_user else "main"
     return scripted_turn(key, scripts(tools, workdir)[key], msgs)
 

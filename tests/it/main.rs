@@ -14,6 +14,7 @@ mod dashboards;
 mod deploy;
 mod docs;
 mod e2e_claude;
+mod e2e_money;
 mod e2e_outages;
 mod exemplars;
 mod export_spool;

@@ -1,0 +1,126 @@
+//! Where the money goes, end to end: the real Claude Code CLI, in a real git repository with a
+//! remote and a branch named after a ticket, calls a tool of a real stdio MCP server
+//! (`tests/e2e/mcp_files.py`, started by the CLI from `--mcp-config`) and opens a pull request with a
+//! `gh`-like command, through the scripted mock API (`[scenario:money]` of `tests/e2e/mock_api.py`),
+//! its hooks reporting to the real sidecar, which exports to a real OTLP receiver. The MCP call's
+//! span names its server and the MCP server saw that very call; the metrics label it.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::claude::{claude_bin, one_cli_at_a_time, write_settings, Cli, Mock, Scratch};
+use crate::support::{metric_value, wait_until, Protocol, Receiver, Sidecar};
+
+const WAIT: Duration = Duration::from_secs(30);
+const PROMPT: &str = "[scenario:money] Read the README over MCP, then open the pull request.";
+const REMOTE: &str = "https://octo:ghp_SECRETTOKEN42@github.com/acme/widgets.git";
+const BRANCH: &str = "feature/ABC-123-fix-widget";
+const PR_URL: &str = "https://github.com/acme/widgets/pull/42";
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(repo)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", repo)
+        .output()
+        .expect("git is installed");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A repository with one commit, a remote whose URL carries a credential, on a ticket's branch.
+fn repository(dir: &Path) {
+    git(dir, &["init", "-q"]);
+    fs::write(dir.join("README.md"), "# Widgets\nThe widget factory.\n").unwrap();
+    git(dir, &["add", "README.md"]);
+    git(dir, &["commit", "-q", "-m", "init"]);
+    git(dir, &["remote", "add", "origin", REMOTE]);
+    git(dir, &["checkout", "-q", "-b", BRANCH]);
+}
+
+/// A `gh` that answers `pr create` as the real one does: the new pull request's URL on stdout.
+fn fake_gh(bin: &Path) {
+    let gh = bin.join("gh");
+    let script = format!("#!/bin/sh\n[ \"$1 $2\" = \"pr create\" ] || exit 2\necho {PR_URL}\n");
+    fs::write(&gh, script).unwrap();
+    let mut perms = fs::metadata(&gh).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&gh, perms).unwrap();
+}
+
+/// The MCP server's requests, as it logged them.
+fn mcp_requests(log: &Path) -> Vec<Value> {
+    fs::read_to_string(log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
+    let _cli = one_cli_at_a_time();
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    write_settings(&home);
+    let repo = scratch.dir("widgets");
+    repository(&repo);
+    let bin = scratch.dir("bin");
+    fake_gh(&bin);
+    let mcp_log = scratch.path().join("mcp.requests.jsonl");
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mcp_files.py");
+    let config = json!({"mcpServers": {"files": {"type": "stdio", "command": "python3",
+                        "args": [server, "--log", mcp_log]}}});
+    let config_path = scratch.path().join("mcp.json");
+    fs::write(&config_path, config.to_string()).unwrap();
+
+    let mock = Mock::start(&scratch, "money", &repo);
+    let cli = Cli::for_sidecar(claude_bin(), &scratch, &home, &sidecar);
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    // MCP tools are offered to the model directly, not behind Claude Code's tool search
+    let env = [("PATH", path.as_str()), ("ENABLE_TOOL_SEARCH", "false")];
+    let args = ["--mcp-config", config_path.to_str().unwrap(), "-p", PROMPT];
+    let run = cli.spawn_with("money", &repo, &mock, &args, &env).wait();
+    run.expect_exit(0);
+    assert!(
+        run.stdout.contains("opened the pull request"),
+        "the scenario ran to its end: {}",
+        crate::support::claude::tail(&run.stdout, 2000)
+    );
+    let session = run.session_id();
+    let trace = session.replace('-', "");
+    let spans = receiver
+        .wait_for(WAIT, "the session's root span", |s| s.iter().any(|s| s.trace_id == trace && s.parent.is_empty()));
+    let spans: Vec<_> = spans.into_iter().filter(|s| s.trace_id == trace).collect();
+
+    // the MCP call: its span names the server, and the server saw that very call
+    let mcp = spans.iter().find(|s| s.name == "execute_tool mcp__files__read").expect("the MCP tool's span");
+    assert_eq!(mcp.attr("hooktel.mcp.server"), Some("files"));
+    assert_eq!(mcp.attr("gen_ai.tool.type"), Some("extension"));
+    assert_eq!(mcp.attr("mcp.method.name"), Some("tools/call"));
+    let calls: Vec<Value> = mcp_requests(&mcp_log).into_iter().filter(|r| r["method"] == "tools/call").collect();
+    assert_eq!(calls.len(), 1, "the MCP server got one call: {calls:?}");
+    assert_eq!(calls[0]["params"]["name"], "read");
+    assert_eq!(
+        calls[0]["params"]["_meta"]["claudecode/toolUseId"].as_str(),
+        mcp.attr("gen_ai.tool.call.id"),
+        "the span is the call the server answered"
+    );
+    wait_until(WAIT, "the MCP call counted under its server", || {
+        metric_value(
+            &sidecar.metrics(),
+            r#"hooktel_tool_calls_total{mcp_server="files",project="widgets",status="ok",tool="mcp__files__read"}"#,
+        ) == Some(1.0)
+    });
+
+    // the pull request: `gh` ran as the model asked
+    let bash = spans.iter().find(|s| s.name == "execute_tool Bash").expect("the Bash span");
+    assert_eq!(bash.status, 0, "gh pr create succeeded: {:?}", bash.status_message);
+
+    // no credential of the remote anywhere hooktel writes
+    let everything = format!("{spans:?}{}{}", sidecar.metrics(), sidecar.log());
+    assert!(!everything.contains("SECRETTOKEN"), "the remote's credential leaked");
+}
