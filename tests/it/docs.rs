@@ -362,3 +362,21 @@ fn the_readme_doctor_sample_is_what_doctor_prints() {
         "README.md's doctor sample"
     );
 }
+
+/// The README's memory budget is the sidecar's default, as its start-up line reports it.
+#[test]
+fn the_readmes_memory_budget_is_the_default() {
+    let readme = read("README.md");
+    let stated = readme
+        .split("`HOOKTEL_MEMORY_BUDGET` (")
+        .nth(1)
+        .and_then(|rest| rest.split(" by").next())
+        .expect("README: the memory budget and its default");
+    let sidecar = Sidecar::builder().shipped_defaults().env_removed("HOOKTEL_MEMORY_BUDGET").start();
+    wait_until(Duration::from_secs(10), "the start-up line of the memory budget", || {
+        sidecar.log().contains("memory budget")
+    });
+    let log = sidecar.log();
+    let line = log.lines().find(|l| l.contains("memory budget")).unwrap();
+    assert!(line.contains(&format!("budget={stated}")), "README says {stated:?}; the sidecar: {line}");
+}
