@@ -9,6 +9,7 @@ mod auth;
 mod backfill;
 mod bounds;
 mod cache_hit;
+mod codex;
 mod custom_events;
 mod dashboards;
 mod deploy;

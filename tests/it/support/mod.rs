@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod claude;
+pub mod codex;
 pub mod phoenix;
 mod process;
 pub mod prom_translate;

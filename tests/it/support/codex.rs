@@ -1,0 +1,187 @@
+//! Running OpenAI's Codex CLI offline for tests: the pinned binary (`scripts/install-test-deps.sh`),
+//! a scripted mock of the Responses API (`tests/e2e/mock_responses.py`), a throwaway HOME whose
+//! `~/.codex/config.toml` stops every outside lookup (the update check, analytics, plugins) and whose
+//! `~/.codex/hooks.json` hooks every Codex event, and `codex exec` runs with a clean environment and a
+//! deadline.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::claude::Scratch;
+
+/// Codex CLI 0.171's hook events.
+pub const EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreModelRequest",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PreCompact",
+    "PostCompact",
+    "SubagentStart",
+    "SubagentStop",
+    "Stop",
+    "SessionEnd",
+    "Interrupt",
+];
+
+/// A run taking longer than this is killed (one takes a second or two).
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The CLI, from `HOOKTEL_CODEX_BIN` or where `scripts/install-test-deps.sh` puts it.
+pub fn codex_bin() -> PathBuf {
+    let path =
+        std::env::var_os("HOOKTEL_CODEX_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/codex/node_modules/.bin/codex")
+        });
+    assert!(
+        path.is_file(),
+        "the Codex CLI is not installed at {}: run scripts/install-test-deps.sh \
+         (or set HOOKTEL_CODEX_BIN to the codex binary)",
+        path.display()
+    );
+    path
+}
+
+/// The scripted Responses API mock, killed on drop.
+pub struct MockResponses {
+    pub port: u16,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl MockResponses {
+    pub fn start(scratch: &Scratch, name: &str) -> MockResponses {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_responses.py");
+        let port_file = scratch.path().join(format!("mock.{name}.port"));
+        let log = scratch.path().join(format!("mock.{name}.requests.jsonl"));
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .args(["--port", "0", "--log"])
+            .arg(&log)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(scratch.path().join(format!("mock.{name}.err"))).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
+                break port;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "the Responses mock exited");
+            assert!(Instant::now() < deadline, "the Responses mock did not start");
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        MockResponses { port, log, child }
+    }
+
+    /// The usage of every response served, in order.
+    pub fn usages(&self) -> Vec<Value> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.get("reply").map(|r| r["usage"].clone()))
+            .collect()
+    }
+}
+
+impl Drop for MockResponses {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `~/.codex/config.toml` for offline runs against `mock`.
+pub fn write_config(home: &Path, mock: &MockResponses) {
+    let dir = home.join(".codex");
+    fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "model = \"gpt-mock\"\nmodel_provider = \"mock\"\ncheck_for_update_on_startup = false\n\
+         approval_policy = \"never\"\nsandbox_mode = \"danger-full-access\"\n\n\
+         [model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n\
+         env_key = \"MOCK_API_KEY\"\nwire_api = \"responses\"\n\n\
+         [analytics]\nenabled = false\n\n[features]\nplugins = false\napps = false\nremote_plugin = false\n",
+        mock.port
+    );
+    fs::write(dir.join("config.toml"), config).unwrap();
+}
+
+/// `~/.codex/hooks.json` with each command of `commands` on every event, in that order.
+pub fn write_hooks(home: &Path, commands: &[&str]) {
+    let handlers: Vec<Value> = commands.iter().map(|c| json!({"type": "command", "command": c})).collect();
+    let hooks: serde_json::Map<String, Value> =
+        EVENTS.iter().map(|e| (e.to_string(), json!([{"hooks": handlers}]))).collect();
+    let dir = home.join(".codex");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("hooks.json"), serde_json::to_vec_pretty(&json!({ "hooks": hooks })).unwrap()).unwrap();
+}
+
+/// A finished `codex exec`.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Finished {
+    /// The session id Codex prints on stderr (`session id: <uuid>`).
+    pub fn session_id(&self) -> String {
+        self.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("session id: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no session id in codex's stderr:\n{}", self.stderr))
+    }
+}
+
+/// `codex exec --skip-git-repo-check ARGS` in `workdir` with HOME `home`, a clean environment plus
+/// `env`, stdin closed.
+pub fn exec(home: &Path, workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let started = Instant::now();
+    let mut child = Command::new(codex_bin())
+        .env_clear()
+        .current_dir(workdir)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .env("LANG", "C.UTF-8")
+        .env("TMPDIR", home)
+        .env("MOCK_API_KEY", "test-key")
+        .envs(env.iter().copied())
+        .args(["exec", "--skip-git-repo-check"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(home.join("codex.stdout")).unwrap())
+        .stderr(File::create(home.join("codex.stderr")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run codex ({e}): run scripts/install-test-deps.sh"));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("codex exec {args:?} still running after {TIMEOUT:?}, killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        status,
+        stdout: fs::read_to_string(home.join("codex.stdout")).unwrap_or_default(),
+        stderr: fs::read_to_string(home.join("codex.stderr")).unwrap_or_default(),
+        took: started.elapsed(),
+    }
+}
