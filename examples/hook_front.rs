@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
-        return hooktel::cli::hook::run();
+        return hooktel::cli::hook::run(None);
     }
     eprintln!("usage: hook_front hook < payload.json");
     ExitCode::FAILURE

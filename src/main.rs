@@ -111,18 +111,21 @@ enum Command {
 fn main() -> ExitCode {
     // the hook path: no argument parsing, no runtime, no logging set-up
     if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
-        // Claude Code runs it with no argument and the payload on a pipe: anything else is a
-        // person asking what it is (`hooktel hook --help`, or a terminal as stdin), who gets the help
-        // rather than a hook waiting on stdin
+        // Claude Code runs it with no argument (another agent with `--agent <name>`) and the payload
+        // on a pipe: anything else is a person asking what it is (`hooktel hook --help`, or a
+        // terminal as stdin), who gets the help rather than a hook waiting on stdin
         use std::io::IsTerminal;
-        if std::env::args_os().len() > 2 || std::io::stdin().is_terminal() {
-            print!("{}", hook::HELP);
-            return ExitCode::SUCCESS;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        match hook::agent_of_args(&args) {
+            Some(agent) if !std::io::stdin().is_terminal() => return hook::run(agent),
+            _ => {
+                print!("{}", hook::HELP);
+                return ExitCode::SUCCESS;
+            }
         }
-        return hook::run();
     }
     match Cli::parse().command {
-        Command::Hook => hook::run(),
+        Command::Hook => hook::run(None),
         Command::Emit { name, attributes, session, time } => {
             hook::emit(&name, &attributes, session.as_deref(), time.as_deref())
         }

@@ -27,6 +27,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
+use crate::model::agent::Agent as CodingAgent;
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
@@ -39,6 +40,9 @@ use crate::usage::agent_dirs::{AgentDirs, OpenError};
 use crate::usage::logs::claude_code::{spawner_in_meta, Ledger};
 use crate::usage::logs::{Delta, Response, MAX_LINE_BYTES};
 use crate::usage::pricing::PriceTable;
+
+/// The agent whose transcripts these are.
+const CLAUDE_CODE: CodingAgent = CodingAgent::ClaudeCode;
 
 /// One session read back from its transcripts.
 #[derive(Debug)]
@@ -560,7 +564,7 @@ impl Reader {
             root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
         }
 
-        let attrs = semconv::root(self.cwd.as_deref(), Some(&main.to_string_lossy()), capture);
+        let attrs = semconv::root(CLAUDE_CODE, self.cwd.as_deref(), Some(&main.to_string_lossy()), capture);
         let root = record(root_id, SpanKey::Root, "claude-code session".into(), None, extent);
         out.push(finish(root, attrs, root_usage.as_ref()));
 
@@ -568,7 +572,8 @@ impl Reader {
             let id = ids::span_id(sid, SpanKey::Turn, &turn.prompt_id);
             let e = Extent { start: turn.start, end: turn.end };
             let mut span = record(id, SpanKey::Turn, "invoke_agent claude-code".into(), Some(root_id), e);
-            let attrs = semconv::turn(&turn.prompt_id, turn.prompt.as_deref().filter(|_| capture.prompts()));
+            let attrs =
+                semconv::turn(CLAUDE_CODE, &turn.prompt_id, turn.prompt.as_deref().filter(|_| capture.prompts()));
             span.turn = Some(match &turn.failure {
                 None => TurnOutcome::Stop,
                 Some(err) => {
@@ -606,7 +611,7 @@ impl Reader {
             let mut span = record(id, SpanKey::Chat, semconv::chat_name(&chat.model), Some(parent), e);
             let r = chat.response;
             span.chat = Some(ChatCall { response_id: r.id, request_id: r.request_id, finish_reason: r.stop_reason });
-            out.push(finish(span, semconv::chat(&chat.model, settings.endpoint), Some(&chat.usage)));
+            out.push(finish(span, semconv::chat(CLAUDE_CODE, &chat.model, settings.endpoint), Some(&chat.usage)));
         }
 
         for call in &self.calls {

@@ -43,11 +43,24 @@ data directory's spool (HOOKTEL_DATA_DIR) for the sidecar to drain. Claude Code 
 hook event: it always exits 0 and prints nothing.
 
 Usage: hooktel hook < payload.json
+       hooktel hook --agent codex < payload.json   (Codex CLI's hooks)
 
 Set it up with `hooktel install`; check it with `hooktel doctor`.
 ";
 
-pub fn run() -> std::process::ExitCode {
+/// The agent `hooktel hook`'s arguments name: `Some(None)` for none (Claude Code), `Some(Some(name))`
+/// for `--agent <name>` or `--agent=<name>`, `None` for anything else (the help is printed).
+pub fn agent_of_args(args: &[std::ffi::OsString]) -> Option<Option<String>> {
+    let text = |a: &std::ffi::OsString| a.to_str().map(str::to_owned);
+    match args {
+        [] => Some(None),
+        [flag, name] if flag == "--agent" => text(name).map(Some),
+        [one] => one.to_str()?.strip_prefix("--agent=").map(|n| Some(n.to_owned())),
+        _ => None,
+    }
+}
+
+pub fn run(agent: Option<String>) -> std::process::ExitCode {
     ignore_termination();
     data_dir::private_files();
     let settings = HookSettings::from_env();
@@ -58,6 +71,12 @@ pub fn run() -> std::process::ExitCode {
     }
     let on = |var| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0");
     let mut body = cut_large_payload(body);
+    if let Some(name) = agent {
+        // a name hooktel does not read is sent as `unknown`: refused and counted by the sidecar
+        // (`unknown_agent`), never taken for Claude Code's
+        let name = crate::model::agent::Agent::named(&name).map_or("unknown", |a| a.name());
+        body = mark_as(body, payload::AGENT, &format!("\"{name}\""));
+    }
     if on("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS") {
         body = mark(body, payload::AGENT_TEAMS);
     }
@@ -136,14 +155,20 @@ fn ignore_termination() {
 /// calls wait for their first batch. The `field` (set to `true`) goes in after the opening brace;
 /// the rest stays byte for byte.
 fn mark(body: Vec<u8>, field: &str) -> Vec<u8> {
-    let Some(brace) = body.iter().position(|b| !b.is_ascii_whitespace()).filter(|&i| body[i] == b'{') else {
-        return body;
-    };
     if body.windows(field.len()).any(|w| w == field.as_bytes()) {
         return body;
     }
+    mark_as(body, field, "true")
+}
+
+/// `field` set to `value` (JSON text) first in the payload's object, the rest byte for byte. A
+/// payload of its own with the same key at its top level would win (the last of duplicate keys).
+fn mark_as(body: Vec<u8>, field: &str, value: &str) -> Vec<u8> {
+    let Some(brace) = body.iter().position(|b| !b.is_ascii_whitespace()).filter(|&i| body[i] == b'{') else {
+        return body;
+    };
     let empty = body[brace + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let field = format!("\"{field}\":true{}", if empty { "" } else { "," });
+    let field = format!("\"{field}\":{value}{}", if empty { "" } else { "," });
     let mut out = Vec::with_capacity(body.len() + field.len());
     out.extend_from_slice(&body[..=brace]);
     out.extend_from_slice(field.as_bytes());
@@ -310,5 +335,27 @@ mod tests {
             (v["hooktel_agent_teams"].as_bool(), v["hooktel_native_telemetry"].as_bool()),
             (Some(true), Some(true))
         );
+    }
+
+    #[test]
+    fn the_agent_comes_from_the_arguments() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(agent_of_args(&args(&[])), Some(None));
+        assert_eq!(agent_of_args(&args(&["--agent", "codex"])), Some(Some("codex".into())));
+        assert_eq!(agent_of_args(&args(&["--agent=codex"])), Some(Some("codex".into())));
+        for help in [&["--help"][..], &["--agent"], &["codex"], &["--agent", "codex", "x"]] {
+            assert_eq!(agent_of_args(&args(help)), None, "{help:?}");
+        }
+    }
+
+    /// The agent's name goes first in the object, as a JSON string, even where the payload's text
+    /// names the field already (a tool's input may).
+    #[test]
+    fn the_agent_is_marked_in_the_payload() {
+        let body = br#"{"session_id":"s","tool_input":{"command":"echo hooktel_agent"}}"#.to_vec();
+        let marked = mark_as(body, payload::AGENT, r#""codex""#);
+        let v: serde_json::Value = serde_json::from_slice(&marked).unwrap();
+        assert_eq!(v["hooktel_agent"], "codex");
+        assert_eq!(v["tool_input"]["command"], "echo hooktel_agent");
     }
 }

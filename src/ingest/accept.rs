@@ -137,7 +137,7 @@ pub(crate) fn parse(body: &[u8], at: u64, capture: Capture) -> Result<Event, Rej
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejected::NotJson(e.to_string()))?;
     let serde_json::Value::Object(mut map) = value else { return Err(Rejected::NotObject) };
     let cut = payload::trim_payload(&mut map);
-    let agent = Agent::of_payload(&map);
+    let agent = Agent::of_payload(&map)?;
     let mut ev = agent.normalize(&map, at, capture)?;
     // the journal keeps only what the capture level lets out
     agent.keep_at_rest(&mut map, capture, &ev.kind);

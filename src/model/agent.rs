@@ -1,10 +1,51 @@
 //! Which coding agent spoke: the one fact about an event's source that travels past ingest's parsers,
-//! so that the agent's own session log is read its own way (`usage::logs`).
+//! so that the agent's own session log is read its own way (`usage::logs`) and its spans carry its
+//! name and its model provider.
 
-/// The coding agents hooktel reads. Claude Code's is the only parser yet; Codex CLI and Gemini CLI
-/// come beside it.
+/// The coding agents hooktel reads: Claude Code, and OpenAI's Codex CLI. Gemini CLI comes beside them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Agent {
     #[default]
     ClaudeCode,
+    Codex,
+}
+
+impl Agent {
+    pub const ALL: [Agent; 2] = [Agent::ClaudeCode, Agent::Codex];
+
+    /// Its name in span names, `gen_ai.agent.name` and `hooktel hook --agent`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agent::ClaudeCode => "claude-code",
+            Agent::Codex => "codex",
+        }
+    }
+
+    /// The agent called `name`, if hooktel reads it.
+    pub fn named(name: &str) -> Option<Agent> {
+        Agent::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Who serves its models (`gen_ai.provider.name`): the agent's own vendor.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Agent::ClaudeCode => "anthropic",
+            Agent::Codex => "openai",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_agent_is_found_by_its_name_and_no_other() {
+        for agent in Agent::ALL {
+            assert_eq!(Agent::named(agent.name()), Some(agent));
+        }
+        for other in ["", "Codex", "claude", "gemini-cli", "codex "] {
+            assert_eq!(Agent::named(other), None, "{other:?}");
+        }
+    }
 }

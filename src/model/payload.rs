@@ -22,6 +22,10 @@ pub(crate) const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
 /// attributes under this key: one path through queue, spool and journal for both kinds.
 pub(crate) const CUSTOM_ATTRIBUTES: &str = "hooktel_custom";
 
+/// Set by the hook client run as `hooktel hook --agent <name>`: which agent's hook it was (absent:
+/// Claude Code, whose hooks came first and whose settings name no agent).
+pub(crate) const AGENT: &str = "hooktel_agent";
+
 /// Set by the hook client when Claude Code runs with agent teams on
 /// (`CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS`).
 pub(crate) const AGENT_TEAMS: &str = "hooktel_agent_teams";

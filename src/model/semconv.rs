@@ -9,6 +9,7 @@
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute;
 
+use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture, FULL_MAX};
 
 pub(crate) const SESSION_ID: &str = attribute::SESSION_ID;
@@ -145,12 +146,12 @@ impl Default for ModelEndpoint {
 
 /// The session root (or a resumed segment): where it ran. At capture `none` only the project's name
 /// leaves, not the full paths (they name the user's home and tree).
-pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>, capture: Capture) -> Vec<KeyValue> {
+pub(crate) fn root(agent: Agent, cwd: Option<&str>, transcript_path: Option<&str>, capture: Capture) -> Vec<KeyValue> {
     // the whole session is one run of the agent (backends that file spans by operation need one)
     let mut attrs = vec![
         KeyValue::new(OPERATION_NAME, "invoke_agent"),
-        KeyValue::new(AGENT_NAME, "claude-code"),
-        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(AGENT_NAME, agent.name()),
+        KeyValue::new(PROVIDER_NAME, agent.provider()),
     ];
     let paths = capture != Capture::None;
     if let Some(cwd) = cwd {
@@ -165,12 +166,12 @@ pub(crate) fn root(cwd: Option<&str>, transcript_path: Option<&str>, capture: Ca
     attrs
 }
 
-/// A turn `invoke_agent claude-code`; `prompt` only when the capture level lets it out.
-pub(crate) fn turn(prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
+/// A turn `invoke_agent <agent>`; `prompt` only when the capture level lets it out.
+pub(crate) fn turn(agent: Agent, prompt_id: &str, prompt: Option<&str>) -> Vec<KeyValue> {
     let mut attrs = vec![
         KeyValue::new(OPERATION_NAME, "invoke_agent"),
-        KeyValue::new(AGENT_NAME, "claude-code"),
-        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(AGENT_NAME, agent.name()),
+        KeyValue::new(PROVIDER_NAME, agent.provider()),
         KeyValue::new(PROMPT_ID, prompt_id.to_owned()),
     ];
     if let Some(p) = prompt {
@@ -188,15 +189,20 @@ pub(crate) fn subagent(agent_id: &str) -> Vec<KeyValue> {
     ]
 }
 
-/// A model call `chat {model}` to `endpoint`; its response's ids, usage and cost are typed facts of
-/// the span.
-pub(crate) fn chat(model: &str, endpoint: &ModelEndpoint) -> Vec<KeyValue> {
+/// A model call `chat {model}` of `agent`: Claude Code's go to `endpoint`, Codex's to OpenAI's API
+/// (a Codex `model_provider` of its own is not read); its response's ids, usage and cost are typed
+/// facts of the span.
+pub(crate) fn chat(agent: Agent, model: &str, endpoint: &ModelEndpoint) -> Vec<KeyValue> {
+    let (address, port) = match agent {
+        Agent::ClaudeCode => (endpoint.address.clone(), endpoint.port),
+        Agent::Codex => ("api.openai.com".to_owned(), 443),
+    };
     vec![
         KeyValue::new(OPERATION_NAME, "chat"),
-        KeyValue::new(PROVIDER_NAME, ANTHROPIC),
+        KeyValue::new(PROVIDER_NAME, agent.provider()),
         KeyValue::new(REQUEST_MODEL, model.to_owned()),
-        KeyValue::new(SERVER_ADDRESS, endpoint.address.clone()),
-        KeyValue::new(SERVER_PORT, i64::from(endpoint.port)),
+        KeyValue::new(SERVER_ADDRESS, address),
+        KeyValue::new(SERVER_PORT, i64::from(port)),
     ]
 }
 

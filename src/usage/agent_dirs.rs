@@ -1,7 +1,8 @@
 //! Which transcript files hooktel may read, and how: a payload's `transcript_path` is untrusted (any
 //! local process, or a page that got past ingest's guard, could name `/etc/shadow`, another user's
 //! transcript, a FIFO or a 2 GB file). Only regular files under Claude Code's projects directories
-//! (`~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`, and `HOOKTEL_TRANSCRIPT_DIRS`), named
+//! (`~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects`), Codex CLI's sessions directories
+//! (`~/.codex/sessions`, `$CODEX_HOME/sessions`) and `HOOKTEL_TRANSCRIPT_DIRS`, named
 //! `*.jsonl` (or a subagent's `*.meta.json`), are opened; they are opened without blocking, checked
 //! to be regular files, and checked again after symlinks are resolved. Beside them, an agent team's
 //! `teams/<team>/config.json` in the same config directory, by a plain team name only.
@@ -22,7 +23,9 @@ pub struct AgentDirs {
 pub enum Refused {
     #[error("not an absolute path without `..`, ending in .jsonl or .meta.json")]
     Shape,
-    #[error("not under Claude Code's projects directories (HOOKTEL_TRANSCRIPT_DIRS adds more)")]
+    #[error(
+        "not under Claude Code's projects or Codex CLI's sessions directories (HOOKTEL_TRANSCRIPT_DIRS adds more)"
+    )]
     Outside,
     #[error("not a regular file")]
     NotAFile,
@@ -43,10 +46,14 @@ pub(crate) fn claude_config_dir() -> Option<PathBuf> {
 
 impl AgentDirs {
     /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
-    /// named), and every entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
+    /// named), Codex CLI's `~/.codex/sessions` and `$CODEX_HOME/sessions` (its rollouts), and every
+    /// entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
     pub fn from_env() -> AgentDirs {
+        let vars = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let (config, home) = claude_dirs(&|k| std::env::var_os(k));
         let mut dirs: Vec<PathBuf> = home.into_iter().chain(config).map(|d| d.join("projects")).collect();
+        let codex = vars("HOME").map(|h| h.join(".codex")).into_iter().chain(vars("CODEX_HOME"));
+        dirs.extend(codex.map(|d| d.join("sessions")));
         if let Ok(extra) = std::env::var("HOOKTEL_TRANSCRIPT_DIRS") {
             dirs.extend(extra.split([':', ',']).map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from));
         }

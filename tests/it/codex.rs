@@ -1,7 +1,9 @@
 //! OpenAI's Codex CLI, the real one (pinned, from npm), offline against the scripted Responses mock,
-//! its every hook event also running `hooktel hook`. What holds already, before hooktel reads Codex's
-//! payloads its own way: Codex is never hurt (it answers the same and exits 0 whether the sidecar is
-//! up or away), and every event it fires reaches the sidecar, or its spool and then the sidecar.
+//! its every hook event running `hooktel hook --agent codex`: Codex is never hurt (it answers the
+//! same and exits 0 whether the sidecar is up or away), every event it fires reaches the sidecar (or
+//! its spool, then the sidecar), and a session (a first turn, then a resume) is one trace: a root
+//! naming the agent, a turn per `turn_id`, a tool span per call paired by its call id (parallel ones
+//! too), a model-call span per response with the usage the mock served, counted in the metrics.
 //! Hooks run here through `--dangerously-bypass-hook-trust`: `hooktel install --agent codex` (which
 //! records Codex's trust) is not built yet.
 
@@ -10,11 +12,11 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::claude::{shell_quote, Scratch};
-use crate::support::codex::{exec, write_config, write_hooks, MockResponses};
-use crate::support::{metric_sum, metric_value, wait_until, Sidecar, BIN};
+use crate::support::codex::{exec, write_config, MockResponses, EVENTS};
+use crate::support::{metric_sum, metric_value, wait_until, Protocol, Receiver, Sidecar, BIN};
 
 const FIRST: &str = "[turn:1] Run the two echoes, then the failing command.";
 const SECOND: &str = "[turn:2] Once more.";
@@ -43,15 +45,33 @@ fn two_turns(home: &Path, work: &Path, env: &[(&str, &str)]) -> Vec<Duration> {
     vec![first.took, second.took]
 }
 
-/// A HOME whose hooks log each payload to `payloads.jsonl`, then run `hooktel hook`.
+/// `~/.codex/hooks.json` as docs/codex.md shows it: every event running `hooktel hook --agent codex`.
+fn documented_hooks() -> Value {
+    let page = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/codex.md")).unwrap();
+    let sample =
+        page.split("```json\n").nth(1).and_then(|rest| rest.split("```").next()).expect("docs/codex.md: hooks.json");
+    serde_json::from_str(sample).expect("docs/codex.md: the hooks.json sample is JSON")
+}
+
+/// A HOME whose hooks are the documented ones (with this build's `hooktel`), each event logging its
+/// payload to `payloads.jsonl` first.
 fn home_with_hooks(scratch: &Scratch, mock: &MockResponses) -> (std::path::PathBuf, std::path::PathBuf) {
     let home = scratch.dir("home");
     write_config(&home, mock);
     let log = scratch.path().join("payloads.jsonl");
     // one write per payload (parallel tool calls fire their hooks at once)
     let tee = format!("p=$(cat); printf '%s\\n' \"$p\" >> {}", shell_quote(log.to_str().unwrap()));
-    let hook = format!("{} hook", shell_quote(BIN));
-    write_hooks(&home, &[&tee, &hook]);
+    let mut hooks = documented_hooks();
+    let events = hooks["hooks"].as_object_mut().unwrap();
+    assert_eq!(events.keys().map(String::as_str).collect::<Vec<_>>(), EVENTS, "the page hooks every Codex event");
+    for groups in events.values_mut() {
+        let handlers = groups[0]["hooks"].as_array_mut().unwrap();
+        let command = handlers[0]["command"].as_str().unwrap();
+        assert_eq!(command, "hooktel hook --agent codex");
+        handlers[0]["command"] = format!("{} hook --agent codex", shell_quote(BIN)).into();
+        handlers.insert(0, json!({"type": "command", "command": tee}));
+    }
+    fs::write(home.join(".codex/hooks.json"), serde_json::to_vec_pretty(&hooks).unwrap()).unwrap();
     (home, log)
 }
 
@@ -102,4 +122,94 @@ fn with_the_sidecar_away_codex_answers_the_same_and_its_events_wait_in_the_spool
         fired.iter().all(|(event, n)| counted(&sidecar, event) == *n as f64)
     });
     assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_hook_events_total"), total as f64);
+}
+
+#[test]
+fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
+    let scratch = Scratch::new();
+    let mock = MockResponses::start(&scratch, "codex-trace");
+    let (home, log) = home_with_hooks(&scratch, &mock);
+    let work = scratch.dir("proj");
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let addr = sidecar.addr.to_string();
+    let data = sidecar.data_dir.to_str().unwrap().to_owned();
+    two_turns(&home, &work, &[("HOOKTEL_ADDR", &addr), ("HOOKTEL_DATA_DIR", &data)]);
+    let session = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok()?["session_id"].as_str().map(str::to_owned))
+        .unwrap();
+    let trace = session.replace('-', "");
+    let served = mock.usages();
+    let spans = receiver.wait_for(Duration::from_secs(30), "the session's turns and model calls", |s| {
+        s.iter().filter(|s| s.name == "chat gpt-mock").count() == served.len()
+            && s.iter().filter(|s| s.name == "invoke_agent codex").count() == 2
+    });
+    assert!(spans.iter().all(|s| s.trace_id == trace), "one trace, keyed by the session id");
+
+    let roots: Vec<_> = spans.iter().filter(|s| s.parent.is_empty()).collect();
+    let root = roots.first().expect("the root");
+    assert!(root.name.starts_with("codex session"), "{}", root.name);
+    assert_eq!(root.attr("gen_ai.agent.name"), Some("codex"));
+    assert_eq!(root.attr("gen_ai.provider.name"), Some("openai"));
+
+    let turns: Vec<_> = spans.iter().filter(|s| s.name == "invoke_agent codex").collect();
+    let tools: Vec<_> = spans.iter().filter(|s| s.name == "execute_tool Bash").collect();
+    let mut ids: Vec<&str> = tools.iter().filter_map(|s| s.attr("gen_ai.tool.call.id")).collect();
+    ids.sort();
+    assert_eq!(ids, ["call_1_0", "call_1_1", "call_2_0", "call_4_0"], "every call, once, paired by its id");
+    for t in &tools {
+        assert!(turns.iter().any(|turn| turn.span_id == t.parent), "{} under a turn", t.name);
+        assert!(t.end_ns > t.start_ns, "ended by its PostToolUse");
+    }
+
+    // one model call per response, with the usage the mock served: input with the cached part in it
+    let mut chats: Vec<_> = spans.iter().filter(|s| s.name == "chat gpt-mock").collect();
+    chats.sort_by_key(|s| s.attr("gen_ai.response.id").map(str::to_owned));
+    for (chat, usage) in chats.iter().zip(&served) {
+        assert_eq!(chat.attr("gen_ai.provider.name"), Some("openai"));
+        assert_eq!(chat.attr("gen_ai.usage.input_tokens"), Some(usage["input_tokens"].to_string().as_str()));
+        assert_eq!(chat.attr("gen_ai.usage.output_tokens"), Some(usage["output_tokens"].to_string().as_str()));
+        assert!(turns.iter().any(|turn| turn.span_id == chat.parent), "a model call under its turn");
+    }
+    let sum = |f: &dyn Fn(&Value) -> u64| served.iter().map(f).sum::<u64>() as f64;
+    let cached = |u: &Value| u["input_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    let tokens = |ty: &str| {
+        metric_value(
+            &sidecar.metrics(),
+            &format!(r#"hooktel_tokens_total{{model="gpt-mock",project="proj",type="{ty}"}}"#),
+        )
+    };
+    assert_eq!(tokens("input"), Some(sum(&|u| u["input_tokens"].as_u64().unwrap() - cached(u))));
+    assert_eq!(tokens("cache_read"), Some(sum(&cached)));
+    assert_eq!(tokens("output"), Some(sum(&|u| u["output_tokens"].as_u64().unwrap())));
+    let unpriced = metric_value(&sidecar.metrics(), r#"hooktel_unpriced_tokens_total{model="gpt-mock"}"#);
+    assert!(unpriced.is_some_and(|n| n > 0.0), "a model with no price is counted as unpriced: {unpriced:?}");
+}
+
+/// `--agent` with a name hooktel does not read: the hook still exits 0 and prints nothing; the sidecar
+/// refuses the event and counts it (`unknown_agent`) rather than take it for Claude Code's.
+#[test]
+fn a_hook_for_an_agent_hooktel_does_not_read_is_refused_and_counted() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let sidecar = Sidecar::start(None, &[]);
+    let payload = br#"{"session_id":"0b5e7f3a-0000-4000-8000-000000000001","hook_event_name":"SessionStart"}"#;
+    let mut child = Command::new(BIN)
+        .args(["hook", "--agent", "gemini-cli"])
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    wait_until(Duration::from_secs(10), "the refusal counted", || {
+        metric_value(&sidecar.metrics(), r#"hooktel_ingest_rejected_total{reason="unknown_agent"}"#) == Some(1.0)
+    });
+    assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_sessions_started_total"), 0.0);
 }

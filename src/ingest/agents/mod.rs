@@ -1,6 +1,6 @@
 //! The seam where an agent's hook payloads become [`Event`]s: one parser per agent, each pure
 //! (a payload and its receive time in, an event or a [`Rejected`] out), each deciding what of its
-//! payloads is kept at rest. Claude Code's is the first; Codex CLI's and Gemini CLI's come beside it.
+//! payloads is kept at rest. Claude Code's came first, Codex CLI's is beside it; Gemini CLI's comes.
 //! Past this seam, an event names its agent ([`Agent`]) only so that its session log is read the
 //! agent's way; nothing else there knows which agent spoke.
 
@@ -9,29 +9,37 @@ use serde_json::{Map, Value};
 use crate::model::agent::Agent;
 use crate::model::capture::Capture;
 use crate::model::event::{Event, Kind};
+use crate::model::payload::AGENT;
 
 pub mod claude_code;
+pub mod codex;
 
 /// An agent's parser: which agent a payload is from, the payload as an event, what of it is kept.
 impl Agent {
-    /// The agent a payload came from. Claude Code's is the only parser yet; the next agents are told
-    /// apart by how they reach hooktel (their hook command's argument or their HTTP route), since
-    /// Codex CLI's payloads share Claude Code's layout.
-    pub(crate) fn of_payload(_payload: &Map<String, Value>) -> Agent {
-        Agent::ClaudeCode
+    /// The agent a payload came from. Agents are told apart by how they reach hooktel, not by the
+    /// payload's shape (Codex CLI's share Claude Code's layout): `hooktel hook --agent <name>` marks
+    /// the payload (`hooktel_agent`); an unmarked one is Claude Code's.
+    pub(crate) fn of_payload(payload: &Map<String, Value>) -> Result<Agent, Rejected> {
+        match payload.get(AGENT) {
+            None => Ok(Agent::ClaudeCode),
+            Some(Value::String(name)) => Agent::named(name).ok_or(Rejected::UnknownAgent),
+            Some(_) => Err(Rejected::UnknownAgent),
+        }
     }
 
     /// The payload as an event.
     pub(crate) fn normalize(self, payload: &Map<String, Value>, at: u64, capture: Capture) -> Result<Event, Rejected> {
         match self {
             Agent::ClaudeCode => claude_code::normalize(payload, at, capture),
+            Agent::Codex => codex::normalize(payload, at, capture),
         }
     }
 
     /// Cut `payload` to what the capture level lets the journal keep of an event of `kind`.
     pub(crate) fn keep_at_rest(self, payload: &mut Map<String, Value>, capture: Capture, kind: &Kind) {
         match self {
-            Agent::ClaudeCode => claude_code::keep_at_rest(payload, capture, kind),
+            // Codex's payloads have Claude Code's layout: the same fields are kept
+            Agent::ClaudeCode | Agent::Codex => claude_code::keep_at_rest(payload, capture, kind),
         }
     }
 }
@@ -53,6 +61,8 @@ pub enum Rejected {
     OutOfRange(&'static str),
     #[error("{0}")]
     TooBig(crate::ingest::shape::TooBig),
+    #[error("field `hooktel_agent` names no agent hooktel reads (claude-code, codex)")]
+    UnknownAgent,
 }
 
 impl Rejected {
@@ -65,6 +75,24 @@ impl Rejected {
             Rejected::TooLong(..) => "field_too_long",
             Rejected::OutOfRange(_) => "out_of_range",
             Rejected::TooBig(too_big) => too_big.metric_label(),
+            Rejected::UnknownAgent => "unknown_agent",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_hook_clients_mark_names_the_agent() {
+        let of = |v: Value| Agent::of_payload(v.as_object().unwrap());
+        assert_eq!(of(json!({"session_id": "s"})), Ok(Agent::ClaudeCode));
+        assert_eq!(of(json!({"hooktel_agent": "claude-code"})), Ok(Agent::ClaudeCode));
+        assert_eq!(of(json!({"hooktel_agent": "codex"})), Ok(Agent::Codex));
+        for other in [json!("unknown"), json!("Codex"), json!(true), json!(null)] {
+            assert_eq!(of(json!({"hooktel_agent": other})), Err(Rejected::UnknownAgent));
         }
     }
 }

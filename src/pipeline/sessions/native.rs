@@ -239,7 +239,7 @@ impl SessionState {
             Some(aid) => Parent::Agent(aid, Some(prompt_id.to_owned())),
             None => Parent::Turn(Some(prompt_id.to_owned())),
         };
-        let mut attrs = semconv::chat(&call.model, &self.endpoint);
+        let mut attrs = semconv::chat(self.agent, &call.model, &self.endpoint);
         // the class of the failure: its HTTP status when it has one (`529`), else the fallback
         let status = call.status_code.as_deref().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()));
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, status.unwrap_or(semconv::ERROR_OTHER).to_owned()));

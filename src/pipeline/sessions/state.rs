@@ -16,6 +16,7 @@ use super::reads::AwaitedReads;
 use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
 use super::Settings;
+use crate::model::agent::Agent;
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
@@ -70,6 +71,8 @@ pub(super) struct SessionState {
     pub(super) last_seen: u64,
     /// Basename of the session's first `cwd`.
     project: String,
+    /// The agent whose session it is (its first event's): it names the spans and their provider.
+    pub(super) agent: Agent,
     /// Usage for a turn or subagent whose span is not open yet (its start event is late, or the
     /// transcript was read before it arrived), applied when it opens.
     pub(super) early_usage: HashMap<SpanId, SpanUsage>,
@@ -142,14 +145,18 @@ impl SessionState {
     pub(super) fn open(ev: &Event, resumed_under: Option<SpanId>, settings: &Settings) -> SessionState {
         let sid = ev.session_id.as_str();
         let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let mut attrs = semconv::root(ev.cwd.as_deref(), ev.transcript_path.as_deref(), settings.capture);
+        let agent = ev.source;
+        let mut attrs = semconv::root(agent, ev.cwd.as_deref(), ev.transcript_path.as_deref(), settings.capture);
         let segment = resumed_under.map(|_| ev.at.to_string());
         let top = match &segment {
-            None => OpenSpan::new(root_id, SpanKey::Root, "claude-code session".into(), ev.at, Parent::Root, attrs),
+            None => {
+                OpenSpan::new(root_id, SpanKey::Root, format!("{} session", agent.name()), ev.at, Parent::Root, attrs)
+            }
             Some(key) => {
                 let id = ids::span_id(sid, SpanKey::Segment, key);
                 attrs.push(KeyValue::new(semconv::RESUMED, true));
-                OpenSpan::new(id, SpanKey::Segment, "claude-code session resumed".into(), ev.at, Parent::Root, attrs)
+                let name = format!("{} session resumed", agent.name());
+                OpenSpan::new(id, SpanKey::Segment, name, ev.at, Parent::Root, attrs)
             }
         };
         SessionState {
@@ -174,6 +181,7 @@ impl SessionState {
             segment,
             last_seen: 0,
             project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
+            agent,
             early_usage: HashMap::new(),
             native: Native::default(),
             team: None,
@@ -288,9 +296,10 @@ impl SessionState {
             self.top.add_event(e, max_events);
             return;
         }
-        let attrs = semconv::turn(&pid, prompt.as_deref());
+        let attrs = semconv::turn(self.agent, &pid, prompt.as_deref());
         self.turns.insert(pid);
-        self.insert(OpenSpan::new(id, SpanKey::Turn, "invoke_agent claude-code".into(), at, Parent::Root, attrs));
+        let name = format!("invoke_agent {}", self.agent.name());
+        self.insert(OpenSpan::new(id, SpanKey::Turn, name, at, Parent::Root, attrs));
     }
 
     /// Stop or StopFailure closes its turn (a failure in ERROR); with no turn to close, an event.
@@ -597,7 +606,7 @@ impl SessionState {
                 Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
                 None => Parent::Turn(d.prompt_id.clone()),
             };
-            let mut attrs = semconv::chat(&d.model, &self.endpoint);
+            let mut attrs = semconv::chat(self.agent, &d.model, &self.endpoint);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
             let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =

@@ -1,8 +1,9 @@
 //! The seam where an agent's session log becomes usage: one reader per agent, each pure (the bytes
 //! appended to a log since its saved offset in, a usage [`Delta`] per API response out), its state
 //! saved between reads so that a restart neither counts twice nor misses, and each knowing where its
-//! agent keeps a session's subagent logs. Claude Code's transcript reader is the first; Codex CLI's
-//! and Gemini CLI's come beside it. What comes out is the same whichever agent wrote the log.
+//! agent keeps a session's subagent logs. Claude Code's transcript reader came first, Codex CLI's
+//! rollout reader is beside it; Gemini CLI's comes. What comes out is the same whichever agent wrote
+//! the log.
 
 use std::path::PathBuf;
 
@@ -17,11 +18,13 @@ use crate::usage::agent_dirs::AgentDirs;
 use crate::usage::pricing::PriceTable;
 
 pub mod claude_code;
+pub mod codex;
 
 /// Reading state of one session log, in the format of the agent that writes it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LogReader {
     ClaudeCode(claude_code::Ledger),
+    Codex(codex::Ledger),
 }
 
 impl LogReader {
@@ -29,6 +32,7 @@ impl LogReader {
     pub fn new(agent: Agent) -> LogReader {
         match agent {
             Agent::ClaudeCode => LogReader::ClaudeCode(claude_code::Ledger::default()),
+            Agent::Codex => LogReader::Codex(codex::Ledger::default()),
         }
     }
 
@@ -36,6 +40,7 @@ impl LogReader {
     pub fn offset(&self) -> u64 {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.offset,
+            LogReader::Codex(ledger) => ledger.offset,
         }
     }
 
@@ -44,6 +49,7 @@ impl LogReader {
     pub fn set_offset(&mut self, offset: u64) {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.offset = offset,
+            LogReader::Codex(ledger) => ledger.offset = offset,
         }
     }
 
@@ -52,6 +58,7 @@ impl LogReader {
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.read(bytes, prices),
+            LogReader::Codex(ledger) => ledger.read(bytes, prices),
         }
     }
 
@@ -59,6 +66,7 @@ impl LogReader {
     pub fn saved(&self) -> serde_json::Result<Vec<u8>> {
         match self {
             LogReader::ClaudeCode(ledger) => serde_json::to_vec(ledger),
+            LogReader::Codex(ledger) => serde_json::to_vec(ledger),
         }
     }
 
@@ -66,6 +74,7 @@ impl LogReader {
     pub fn restore(agent: Agent, saved: &[u8]) -> serde_json::Result<LogReader> {
         match agent {
             Agent::ClaudeCode => serde_json::from_slice(saved).map(LogReader::ClaudeCode),
+            Agent::Codex => serde_json::from_slice(saved).map(LogReader::Codex),
         }
     }
 }
@@ -74,6 +83,8 @@ impl LogReader {
 pub(crate) fn subagent_logs_dir(agent: Agent, log: &str) -> Option<PathBuf> {
     match agent {
         Agent::ClaudeCode => claude_code::subagents_dir(log),
+        // Codex's subagents are threads of their own: not read yet
+        Agent::Codex => None,
     }
 }
 
@@ -81,6 +92,7 @@ pub(crate) fn subagent_logs_dir(agent: Agent, log: &str) -> Option<PathBuf> {
 pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<PathBuf> {
     match agent {
         Agent::ClaudeCode => claude_code::subagent_transcript(log, agent_id),
+        Agent::Codex => None,
     }
 }
 
@@ -89,6 +101,7 @@ pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<Pa
 pub(crate) fn subagent_spawner(agent: Agent, dirs: &AgentDirs, log: &str, agent_id: &str) -> Option<String> {
     match agent {
         Agent::ClaudeCode => claude_code::subagent_spawner(dirs, log, agent_id),
+        Agent::Codex => None,
     }
 }
 

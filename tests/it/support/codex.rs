@@ -1,8 +1,7 @@
 //! Running OpenAI's Codex CLI offline for tests: the pinned binary (`scripts/install-test-deps.sh`),
 //! a scripted mock of the Responses API (`tests/e2e/mock_responses.py`), a throwaway HOME whose
-//! `~/.codex/config.toml` stops every outside lookup (the update check, analytics, plugins) and whose
-//! `~/.codex/hooks.json` hooks every Codex event, and `codex exec` runs with a clean environment and a
-//! deadline.
+//! `~/.codex/config.toml` stops every outside lookup (the update check, analytics, plugins), and
+//! `codex exec` runs with a clean environment and a deadline.
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -10,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::claude::Scratch;
 
@@ -117,16 +116,6 @@ pub fn write_config(home: &Path, mock: &MockResponses) {
         mock.port
     );
     fs::write(dir.join("config.toml"), config).unwrap();
-}
-
-/// `~/.codex/hooks.json` with each command of `commands` on every event, in that order.
-pub fn write_hooks(home: &Path, commands: &[&str]) {
-    let handlers: Vec<Value> = commands.iter().map(|c| json!({"type": "command", "command": c})).collect();
-    let hooks: serde_json::Map<String, Value> =
-        EVENTS.iter().map(|e| (e.to_string(), json!([{"hooks": handlers}]))).collect();
-    let dir = home.join(".codex");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("hooks.json"), serde_json::to_vec_pretty(&json!({ "hooks": hooks })).unwrap()).unwrap();
 }
 
 /// A finished `codex exec`.

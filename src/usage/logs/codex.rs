@@ -1,0 +1,243 @@
+//! Codex CLI's session log, its rollout (`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<session>.jsonl`):
+//! where it records what its hooks do not carry. Lines are `{timestamp, type, payload}`.
+//!
+//! Token usage: one `token_usage_record` per model response (`response_id`, `turn_id`, `usage`:
+//! `input_tokens` with the cached part in it, `cached_input_tokens`, `cache_write_input_tokens`,
+//! `output_tokens` with the reasoning in it). It names no model: the turn's `turn_context` line does.
+//! The running `token_count` events repeat totals and are not read. A response counts once (its id
+//! remembered), whatever re-reads or a resume (which appends to the same file) bring. The response
+//! starts at the last line it answers (the user's message, a tool's output, the turn's start) and
+//! ends at its record. A partial last line is left for the next read. Pure: the caller does the I/O.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::tokens::TokenUsage;
+use crate::usage::logs::{Delta, Read, Response, MAX_LINE_BYTES};
+use crate::usage::pricing::{PriceTable, Service};
+
+/// Responses (and turns' models) remembered: enough for any re-read, small to save.
+const RECENT: usize = 32;
+
+/// Reading state of one rollout; saved so that a restart neither counts twice nor misses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Bytes of the file already read (at a line boundary, or inside a line being skipped).
+    pub offset: u64,
+    /// Inside a line longer than [`MAX_LINE_BYTES`]: the bytes up to its newline are skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    skipping: bool,
+    /// Recent turns and their models (`turn_context`).
+    models: VecDeque<(String, String)>,
+    /// Recent responses counted.
+    counted: VecDeque<String>,
+    /// Time of the last line a response answers.
+    answered_at: u64,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    timestamp: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    response_id: String,
+    turn_id: Option<String>,
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    cached_input_tokens: u64,
+    #[serde(default)]
+    cache_write_input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+impl Usage {
+    /// Disjoint, as Claude Code's: uncached input, cache read, cache write, output (reasoning in it).
+    fn tokens(&self) -> TokenUsage {
+        let cached = self.cached_input_tokens.min(self.input_tokens);
+        let written = self.cache_write_input_tokens.min(self.input_tokens - cached);
+        TokenUsage {
+            input: self.input_tokens - cached - written,
+            output: self.output_tokens,
+            cache_read: cached,
+            cache_write_5m: written,
+            ..TokenUsage::default()
+        }
+    }
+}
+
+impl Ledger {
+    /// Read `bytes`, the file's contents from `self.offset` on (see the Claude Code ledger: the same
+    /// rules for partial and overlong lines).
+    pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
+        let mut out = Read::default();
+        let mut bytes = bytes;
+        if self.skipping {
+            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                self.offset += bytes.len() as u64;
+                return out;
+            };
+            self.skipping = false;
+            self.offset += end as u64 + 1;
+            bytes = &bytes[end + 1..];
+        }
+        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else {
+            if bytes.len() as u64 >= MAX_LINE_BYTES {
+                self.skipping = true;
+                self.offset += bytes.len() as u64;
+                out.bad_lines += 1;
+            }
+            return out;
+        };
+        for line in bytes[..last_newline].split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Line>(line) {
+                Ok(l) => self.line(l, prices, &mut out.deltas),
+                Err(_) => out.bad_lines += 1,
+            }
+        }
+        self.offset += last_newline as u64 + 1;
+        out
+    }
+
+    fn line(&mut self, line: Line, prices: &PriceTable, out: &mut Vec<Delta>) {
+        let at = line.timestamp.as_deref().and_then(crate::model::time::rfc3339_ns).unwrap_or(0);
+        let p = &line.payload;
+        let text = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
+        match line.kind.as_deref() {
+            Some("turn_context") => {
+                if let (Some(turn), Some(model)) = (text("turn_id"), text("model")) {
+                    remember(&mut self.models, (turn.to_owned(), model.to_owned()));
+                }
+            }
+            // what a response answers: the turn's start, the user's message, a tool's output
+            Some("response_item" | "event_msg")
+                if matches!(text("type"), Some("function_call_output" | "task_started"))
+                    || (text("type") == Some("message") && text("role") == Some("user")) =>
+            {
+                self.answered_at = self.answered_at.max(at);
+            }
+            Some("token_usage_record") => {
+                let Ok(record) = serde_json::from_value::<Record>(line.payload) else { return };
+                if self.counted.contains(&record.response_id) {
+                    return;
+                }
+                remember(&mut self.counted, record.response_id.clone());
+                let model = record
+                    .turn_id
+                    .as_ref()
+                    .and_then(|t| self.models.iter().rev().find(|(turn, _)| turn == t))
+                    .or(self.models.back())
+                    .map_or_else(|| "unknown".to_owned(), |(_, m)| m.clone());
+                let usage = record.usage.tokens();
+                let price = prices.lookup(&model);
+                let cost = price.map_or(0.0, |p| crate::usage::pricing::cost(p, &usage, Service::default()));
+                let start = if self.answered_at > 0 && self.answered_at <= at { self.answered_at } else { at };
+                out.push(Delta {
+                    model,
+                    usage,
+                    cost,
+                    priced: price.is_some(),
+                    prompt_id: record.turn_id,
+                    agent_id: None,
+                    response: Some(Response {
+                        id: record.response_id,
+                        request_id: String::new(),
+                        start,
+                        end: at,
+                        stop_reason: None,
+                        failed_tries: Vec::new(),
+                    }),
+                    forked_from: None,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn remember<T>(recent: &mut VecDeque<T>, item: T) {
+    if recent.len() == RECENT {
+        recent.pop_front();
+    }
+    recent.push_back(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLLOUT: &str = include_str!(
+        "../../../tests/fixtures/codex/captured-0.171.0/rollout-2026-12-07T16-40-51-01a25161-28d6-7671-b0d0-eb9d5a34b666.jsonl"
+    );
+
+    /// The captured session (two turns, five responses of the mock: input 1000 + 10n with 400 cached,
+    /// output 20 + n): one delta per response, disjoint, each under its turn.
+    #[test]
+    fn each_response_of_the_captured_rollout_counts_once() {
+        let mut ledger = Ledger::default();
+        let read = ledger.read(ROLLOUT.as_bytes(), &PriceTable::builtin());
+        assert_eq!(read.bad_lines, 0);
+        assert_eq!(read.deltas.len(), 5);
+        for (n, d) in (1u64..).zip(&read.deltas) {
+            assert_eq!(d.model, "gpt-mock");
+            assert_eq!(d.usage.input, 1000 + 10 * n - 400);
+            assert_eq!(d.usage.cache_read, 400);
+            assert_eq!(d.usage.output, 20 + n);
+            assert!(!d.priced && d.cost == 0.0, "a mock model is not priced");
+            let r = d.response.as_ref().unwrap();
+            assert_eq!(r.id, format!("resp_mock_{n}"));
+            assert!(r.start <= r.end && r.start > 0, "{r:?}");
+        }
+        let turns: Vec<_> = read.deltas.iter().map(|d| d.prompt_id.clone().unwrap()).collect();
+        assert_eq!(turns[0], turns[2]);
+        assert_ne!(turns[2], turns[3], "the resumed turn is another");
+        assert_eq!(ledger.offset, ROLLOUT.len() as u64);
+        // read again from the start (a lost offset): nothing counts twice
+        ledger.offset = 0;
+        assert!(ledger.read(ROLLOUT.as_bytes(), &PriceTable::builtin()).deltas.is_empty());
+    }
+
+    /// A line cut in the middle waits for its end; a torn file counts a bad line, not a response.
+    #[test]
+    fn a_partial_line_waits_and_garbage_is_counted() {
+        let mut ledger = Ledger::default();
+        let cut = ROLLOUT.len() / 2;
+        let first = ledger.read(&ROLLOUT.as_bytes()[..cut], &PriceTable::builtin());
+        let rest = ledger.read(&ROLLOUT.as_bytes()[ledger.offset as usize..], &PriceTable::builtin());
+        assert_eq!(first.deltas.len() + rest.deltas.len(), 5);
+        let mut other = Ledger::default();
+        assert_eq!(
+            other
+                .read(b"not json\n{\"type\":\"token_usage_record\",\"payload\":7}\n", &PriceTable::builtin())
+                .bad_lines,
+            1
+        );
+    }
+
+    /// Cached and written parts never exceed the input they are part of.
+    #[test]
+    fn hostile_counts_do_not_underflow() {
+        let u = Usage { input_tokens: 10, cached_input_tokens: 50, cache_write_input_tokens: 7, output_tokens: 1 };
+        let t = u.tokens();
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m), (0, 10, 0));
+        let u = Usage { input_tokens: 10, cached_input_tokens: 4, cache_write_input_tokens: 70, output_tokens: 1 };
+        let t = u.tokens();
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m), (0, 4, 6));
+    }
+}
