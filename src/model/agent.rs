@@ -26,6 +26,13 @@ impl Agent {
         Agent::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// Whether a tool call's outcome is in the agent's session log rather than its hook: Codex's
+    /// `PostToolUse` carries a command's output but not its exit code, which only the rollout has.
+    /// Such a call's span waits for a read of the log after its end, as a turn's does.
+    pub fn tool_outcome_in_log(self) -> bool {
+        self == Agent::Codex
+    }
+
     /// Who serves its models (`gen_ai.provider.name`): the agent's own vendor.
     pub fn provider(self) -> &'static str {
         match self {

@@ -272,6 +272,8 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -
     let kind = match ev.kind {
         Kind::SessionEnd { .. } => TouchKind::SessionEnd,
         Kind::TurnEnd { .. } | Kind::SubagentStop { .. } => TouchKind::TurnEnd,
+        // the call's outcome is in the log: read it after the end, as after a turn's
+        Kind::ToolEnd(..) if ev.source.tool_outcome_in_log() => TouchKind::TurnEnd,
         _ => TouchKind::Grow,
     };
     let project = ev.cwd.as_deref().map(project_of).unwrap_or_default();

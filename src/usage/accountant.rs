@@ -412,7 +412,7 @@ impl Reader<'_> {
             p.stalled_at = None;
             save_reader(self.state_dir, &real, &p.reader);
         }
-        for d in read.deltas.iter().filter(|d| d.forked_from.is_none()) {
+        for d in read.deltas.iter().filter(|d| d.is_usage()) {
             metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
         }
         read.deltas

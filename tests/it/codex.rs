@@ -3,7 +3,8 @@
 //! same and exits 0 whether the sidecar is up or away), every event it fires reaches the sidecar (or
 //! its spool, then the sidecar), and a session (a first turn, then a resume) is one trace: a root
 //! naming the agent, a turn per `turn_id`, a tool span per call paired by its call id (parallel ones
-//! too), a model-call span per response with the usage the mock served, counted in the metrics.
+//! too; the command that exits 1 in ERROR, from the rollout's exit code), a model-call span per
+//! response with the usage the mock served, counted in the metrics.
 //! Hooks run here through `--dangerously-bypass-hook-trust`: `hooktel install --agent codex` (which
 //! records Codex's trust) is not built yet.
 
@@ -162,7 +163,20 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     for t in &tools {
         assert!(turns.iter().any(|turn| turn.span_id == t.parent), "{} under a turn", t.name);
         assert!(t.end_ns > t.start_ns, "ended by its PostToolUse");
+        // the command that exited 1: ERROR from the rollout's exit code (its hook said only its output)
+        let failed = t.attr("gen_ai.tool.call.id") == Some("call_2_0");
+        assert_eq!(t.status, if failed { 2 } else { 0 }, "{:?}: {}", t.attr("gen_ai.tool.call.id"), t.status_message);
+        if failed {
+            assert_eq!(t.status_message, "exit code 1");
+        }
     }
+    let calls = |status: &str| {
+        metric_value(
+            &sidecar.metrics(),
+            &format!(r#"hooktel_tool_calls_total{{mcp_server="",project="proj",status="{status}",tool="Bash"}}"#),
+        )
+    };
+    assert_eq!((calls("ok"), calls("error")), (Some(3.0), Some(1.0)));
 
     // one model call per response, with the usage the mock served: input with the cached part in it
     let mut chats: Vec<_> = spans.iter().filter(|s| s.name == "chat gpt-mock").collect();

@@ -391,6 +391,10 @@ impl Sessions {
             state.forked_from(origin);
             return;
         }
+        if let Some(failure) = &d.tool_failure {
+            state.tool_failed(&failure.call_id, &failure.message);
+            return;
+        }
         if let Some(response) = &d.response {
             state.chat(d, response, now);
         }

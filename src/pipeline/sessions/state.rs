@@ -478,6 +478,18 @@ impl SessionState {
     }
 
     /// This session is a fork of `origin` (`--fork-session`): its root links to the origin's root.
+    /// The agent's log says tool call `call_id` failed (a Codex command's exit code): its span, open
+    /// or settling, is ERROR with the log's reason. One already handed out stays as it went; a call
+    /// whose span is not open yet is not remembered (its start comes before the log's line).
+    pub(super) fn tool_failed(&mut self, call_id: &str, message: &str) {
+        let id = self.span_id(SpanKey::Tool, call_id);
+        let Some(span) = self.spans.get_mut(&id) else { return };
+        span.status = Status::Error(message.to_owned());
+        if let Some(run) = &mut span.tool {
+            run.status = ToolStatus::Error;
+        }
+    }
+
     pub(super) fn forked_from(&mut self, origin: &str) {
         let link = SpanLink {
             trace_id: ids::trace_id(origin),
@@ -547,6 +559,12 @@ impl SessionState {
             span.set_attr(kv);
         }
         span.incomplete = false;
+        if let Status::Error(_) = &span.status {
+            // the agent's log told the failure first (`tool_failed`): the hook's `Ok` does not undo it
+            span.tool = Some(ToolRun { status: ToolStatus::Error, duration_ms: call.duration_ms });
+            span.close(at, now);
+            return;
+        }
         span.tool = Some(ToolRun { status: outcome.status(), duration_ms: call.duration_ms });
         span.status = match outcome {
             ToolOutcome::Ok => Status::Unset,
@@ -829,6 +847,7 @@ impl SessionState {
     fn awaits_read(&self, span: &OpenSpan) -> bool {
         match (span.key, &span.parent) {
             (SpanKey::Turn, _) => self.reads.awaits(None),
+            (SpanKey::Tool, _) if self.agent.tool_outcome_in_log() => self.reads.awaits(None),
             (SpanKey::Subagent, Parent::Spawner(aid, _)) => self.reads.awaits(Some(aid)),
             _ => false,
         }

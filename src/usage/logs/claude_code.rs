@@ -307,6 +307,7 @@ impl Ledger {
                         agent_id: line.agent_id,
                         response: Some(Response { id, request_id, start, end, stop_reason, failed_tries }),
                         forked_from: None,
+                        tool_failure: None,
                     });
                 }
             }

@@ -8,6 +8,10 @@
 //! remembered), whatever re-reads or a resume (which appends to the same file) bring. The response
 //! starts at the last line it answers (the user's message, a tool's output, the turn's start) and
 //! ends at its record. A partial last line is left for the next read. Pure: the caller does the I/O.
+//!
+//! Failures: an `item_completed` event of a `CommandExecution` carries the command's exit code, which
+//! Codex's `PostToolUse` does not (its `tool_response` is the output alone): a non-zero one (or a
+//! `failed` status without one) is reported as the call's failure.
 
 use std::collections::VecDeque;
 
@@ -19,6 +23,9 @@ use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
 const RECENT: usize = 32;
+
+/// Longest call id taken from a log (Codex's are `call_` and 24 characters).
+const MAX_CALL_ID_BYTES: usize = 256;
 
 /// Reading state of one rollout; saved so that a restart neither counts twice nor misses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -132,6 +139,21 @@ impl Ledger {
             {
                 self.answered_at = self.answered_at.max(at);
             }
+            // a command's end: its exit code, which the hook's PostToolUse does not carry
+            Some("event_msg") if text("type") == Some("item_completed") => {
+                let item = &p["item"];
+                let field = |k: &str| item.get(k).and_then(serde_json::Value::as_str);
+                let (Some("CommandExecution"), Some(id)) = (field("type"), field("id")) else { return };
+                let code = item.get("exit_code").and_then(serde_json::Value::as_i64);
+                let message = match (code, field("status")) {
+                    (Some(0), _) | (None, Some("completed")) => return,
+                    (Some(code), _) => format!("exit code {code}"),
+                    (None, status) => format!("command {}", status.unwrap_or("failed")),
+                };
+                if id.len() <= MAX_CALL_ID_BYTES {
+                    out.push(Delta::tool_failed(id.to_owned(), message));
+                }
+            }
             Some("token_usage_record") => {
                 let Ok(record) = serde_json::from_value::<Record>(line.payload) else { return };
                 if self.counted.contains(&record.response_id) {
@@ -164,6 +186,7 @@ impl Ledger {
                         failed_tries: Vec::new(),
                     }),
                     forked_from: None,
+                    tool_failure: None,
                 });
             }
             _ => {}
@@ -193,6 +216,14 @@ mod tests {
         let mut ledger = Ledger::default();
         let read = ledger.read(ROLLOUT.as_bytes(), &PriceTable::builtin());
         assert_eq!(read.bad_lines, 0);
+        let (usage, failures): (Vec<Delta>, Vec<Delta>) = read.deltas.into_iter().partition(Delta::is_usage);
+        let failed = failures.iter().map(|d| d.tool_failure.clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(
+            failed,
+            [crate::usage::logs::ToolFailure { call_id: "call_2_0".into(), message: "exit code 1".into() }],
+            "the one command that exited 1"
+        );
+        let read = Read { deltas: usage, bad_lines: 0 };
         assert_eq!(read.deltas.len(), 5);
         for (n, d) in (1u64..).zip(&read.deltas) {
             assert_eq!(d.model, "gpt-mock");
@@ -208,9 +239,10 @@ mod tests {
         assert_eq!(turns[0], turns[2]);
         assert_ne!(turns[2], turns[3], "the resumed turn is another");
         assert_eq!(ledger.offset, ROLLOUT.len() as u64);
-        // read again from the start (a lost offset): nothing counts twice
+        // read again from the start (a lost offset): no response counts twice (a failure is told
+        // again, and marking a call failed twice is marking it once)
         ledger.offset = 0;
-        assert!(ledger.read(ROLLOUT.as_bytes(), &PriceTable::builtin()).deltas.is_empty());
+        assert!(ledger.read(ROLLOUT.as_bytes(), &PriceTable::builtin()).deltas.iter().all(|d| !d.is_usage()));
     }
 
     /// A line cut in the middle waits for its end; a torn file counts a bad line, not a response.
@@ -220,7 +252,8 @@ mod tests {
         let cut = ROLLOUT.len() / 2;
         let first = ledger.read(&ROLLOUT.as_bytes()[..cut], &PriceTable::builtin());
         let rest = ledger.read(&ROLLOUT.as_bytes()[ledger.offset as usize..], &PriceTable::builtin());
-        assert_eq!(first.deltas.len() + rest.deltas.len(), 5);
+        let usage = |r: &Read| r.deltas.iter().filter(|d| d.is_usage()).count();
+        assert_eq!(usage(&first) + usage(&rest), 5);
         let mut other = Ledger::default();
         assert_eq!(
             other

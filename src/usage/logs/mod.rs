@@ -132,11 +132,31 @@ pub struct Delta {
     /// Set (with no usage) once, when the log turns out to be a fork of this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<String>,
+    /// Set (with no usage) when the log says a tool call failed where the agent's hook did not (a
+    /// Codex command that exited non-zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_failure: Option<ToolFailure>,
+}
+
+/// A tool call the agent's log says failed: its call id, and why (`exit code 1`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolFailure {
+    pub call_id: String,
+    pub message: String,
 }
 
 impl Delta {
     /// The news that a log was forked from `origin`; it carries no usage.
     pub(crate) fn fork(origin: String) -> Delta {
+        Delta { forked_from: Some(origin), ..Delta::news() }
+    }
+
+    /// The news that tool call `call_id` failed (`message`); it carries no usage.
+    pub(crate) fn tool_failed(call_id: String, message: String) -> Delta {
+        Delta { tool_failure: Some(ToolFailure { call_id, message }), ..Delta::news() }
+    }
+
+    fn news() -> Delta {
         Delta {
             model: String::new(),
             usage: TokenUsage::default(),
@@ -145,8 +165,14 @@ impl Delta {
             prompt_id: None,
             agent_id: None,
             response: None,
-            forked_from: Some(origin),
+            forked_from: None,
+            tool_failure: None,
         }
+    }
+
+    /// Whether it counts tokens (rather than bringing news of a fork or a failure).
+    pub(crate) fn is_usage(&self) -> bool {
+        self.forked_from.is_none() && self.tool_failure.is_none()
     }
 }
 

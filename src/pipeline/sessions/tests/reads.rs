@@ -24,6 +24,7 @@ fn output(agent: Option<&str>, tokens: u64) -> SessionUsage {
         agent_id: agent.map(str::to_owned),
         response: None,
         forked_from: None,
+        tool_failure: None,
     };
     SessionUsage { session_id: S1.into(), delta }
 }
@@ -108,4 +109,48 @@ fn a_wait_is_bounded_and_only_where_a_read_was_asked_for() {
     assert_eq!(names, ["invoke_agent T1", "invoke_agent T2"], "at the settle time, as before reads were awaited");
     assert!(out_named(&mut s, t + BOUND - 1, "invoke_agent T0").is_empty());
     assert_eq!(out_named(&mut s, t + BOUND, "invoke_agent T0").len(), 1, "the wait expired");
+}
+
+/// A Codex session (its tool outcomes are in its log): a command's span waits, past its settle time,
+/// for a read of the rollout after its end; the read's failure (`exit code 1`) makes it ERROR whether
+/// it comes before the hook's `PostToolUse` or after it.
+#[test]
+fn a_codex_command_waits_for_its_exit_code_from_the_log() {
+    use super::tool;
+    use crate::model::agent::Agent;
+    let codex = |p: serde_json::Value, at: u64| {
+        let mut ev = event(&p, at);
+        ev.source = Agent::Codex;
+        ev
+    };
+    let failed = |call: &str| SessionUsage {
+        session_id: S1.into(),
+        delta: Delta::tool_failed(call.into(), "exit code 1".into()),
+    };
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    let t = 1_000 * MS;
+    for (p, at) in [
+        (simple("SessionStart", json!({"source": "startup"})), 0),
+        (simple("UserPromptSubmit", json!({})), MS),
+        (tool("PreToolUse", "c1", json!({})), 2 * MS),
+        (tool("PreToolUse", "c2", json!({})), 3 * MS),
+    ] {
+        s.ingest(codex(p, at), at, &mut out);
+    }
+    // c2's failure is read before its PostToolUse arrives; c1's after
+    s.add_usage(&failed("c2"), t);
+    for (id, at) in [("c1", t), ("c2", t)] {
+        s.ingest(codex(tool("PostToolUse", id, json!({"tool_response": "out\n"})), at), at, &mut out);
+    }
+    s.await_read(S1, None, t + MARGIN, t + BOUND);
+    assert!(out_named(&mut s, t + MARGIN, "execute_tool Bash").is_empty(), "waiting for the read after the end");
+    s.add_usage(&failed("c1"), t + MARGIN);
+    s.transcript_read(&read(None, ReadStart::At(t + MARGIN)));
+    let tools = out_named(&mut s, t + MARGIN + 10 * MS, "execute_tool Bash");
+    assert_eq!(tools.len(), 2);
+    for span in tools {
+        assert_eq!(span.status, crate::model::span::Status::Error("exit code 1".into()), "{:?}", span.attrs);
+        assert_eq!(span.tool.map(|t| t.status), Some(crate::model::span::ToolStatus::Error));
+    }
 }
