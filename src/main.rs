@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hooktel::cli::config::{self, OutputArgs, ServeArgs};
-use hooktel::cli::{doctor, hook, import, install, serve, view};
+use hooktel::cli::{doctor, hook, import, install, install_codex, serve, view};
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -83,12 +83,20 @@ enum Command {
         /// The sidecar's receiver for that telemetry.
         #[arg(long, env = "HOOKTEL_OTLP_LISTEN", default_value = config::DEFAULT_OTLP_LISTEN)]
         otlp_listen: config::Listen,
+        /// The agent to wire: `claude-code`, or `codex` (Codex CLI's ~/.codex/hooks.json, its
+        /// hooks trusted through `codex app-server`).
+        #[arg(long, default_value = "claude-code", value_parser = ["claude-code", "codex"])]
+        agent: String,
     },
-    /// Remove hooktel's hooks from Claude Code's settings.json, and nothing else.
+    /// Remove hooktel's hooks from Claude Code's settings.json (or Codex CLI's hooks.json), and
+    /// nothing else.
     Uninstall {
         /// Change DIR/.claude/settings.json instead of the user's settings.
         #[arg(long, value_name = "DIR")]
         project: Option<std::path::PathBuf>,
+        /// The agent to unwire: `claude-code`, or `codex`.
+        #[arg(long, default_value = "claude-code", value_parser = ["claude-code", "codex"])]
+        agent: String,
     },
     /// Check the sidecar, the installed hooks, the exporter, the spool and the data directory.
     Doctor,
@@ -151,7 +159,19 @@ fn main() -> ExitCode {
             let dir = data_dir.unwrap_or_else(config::default_data_dir);
             print_view(view::show(&dir, &session, view::Output::of_flags(json, wide)))
         }
-        Command::Install { project, http, listen, native_telemetry, otlp_listen } => {
+        Command::Install { agent, project, http, native_telemetry, .. } if agent == "codex" => {
+            print_view(if project.is_some() || http || native_telemetry {
+                Err(anyhow::anyhow!(
+                    "--project, --http and --native-telemetry are Claude Code's: Codex CLI takes command hooks \
+                     in its own home (~/.codex/hooks.json, or $CODEX_HOME's)"
+                ))
+            } else {
+                install::hook_command()
+                    .and_then(|command| install_codex::install(&format!("{command} --agent codex")))
+                    .map(|report| report.to_string())
+            })
+        }
+        Command::Install { project, http, listen, native_telemetry, otlp_listen, .. } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };
             print_view(install::settings_path(project.as_deref()).and_then(|target| {
                 let command = install::hook_command()?;
@@ -164,7 +184,13 @@ fn main() -> ExitCode {
                 Ok(report.to_string())
             }))
         }
-        Command::Uninstall { project } => print_view(
+        Command::Uninstall { project: Some(_), agent } if agent == "codex" => {
+            print_view(Err(anyhow::anyhow!("--project is Claude Code's: Codex CLI's hooks are in its own home")))
+        }
+        Command::Uninstall { agent, .. } if agent == "codex" => {
+            print_view(install_codex::uninstall().map(|report| report.to_string()))
+        }
+        Command::Uninstall { project, .. } => print_view(
             install::settings_path(project.as_deref())
                 .and_then(|target| install::uninstall(&target))
                 .map(|report| report.to_string()),

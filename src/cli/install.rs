@@ -411,7 +411,7 @@ fn program(hook: &Value) -> Option<String> {
 
 /// Words of a shell command, with quotes removed (enough to find a program and its first argument),
 /// after any leading `NAME=value` assignments.
-fn shell_words(command: &str) -> Vec<String> {
+pub(crate) fn shell_words(command: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = command.chars();

@@ -5,8 +5,9 @@
 //! naming the agent, a turn per `turn_id`, a tool span per call paired by its call id (parallel ones
 //! too; the command that exits 1 in ERROR, from the rollout's exit code), a model-call span per
 //! response with the usage the mock served, counted in the metrics.
-//! Hooks run here through `--dangerously-bypass-hook-trust`: `hooktel install --agent codex` (which
-//! records Codex's trust) is not built yet.
+//! Those runs use the hooks of docs/codex.md with `--dangerously-bypass-hook-trust`; `hooktel install
+//! --agent codex` is tested on its own: it trusts exactly its hooks through Codex, so that Codex runs
+//! them with no flag, and keeps (and gives back) the user's hooks and their trust.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -226,4 +227,107 @@ fn a_hook_for_an_agent_hooktel_does_not_read_is_refused_and_counted() {
         metric_value(&sidecar.metrics(), r#"hooktel_ingest_rejected_total{reason="unknown_agent"}"#) == Some(1.0)
     });
     assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_sessions_started_total"), 0.0);
+}
+
+/// The hooks Codex sees from `dir` with HOME `home` (`tests/e2e/codex_hooks.py`: what `/hooks` shows),
+/// trusting every one first when `trust_all` (what a user does there). (key, command, trust status).
+fn codex_hooks(home: &Path, dir: &Path, trust_all: bool) -> Vec<(String, String, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/codex_hooks.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(crate::support::codex::codex_bin())
+        .arg(if trust_all { "trust-all" } else { "list" })
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "codex_hooks.py: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            (s("key"), s("command"), s("trustStatus"))
+        })
+        .collect()
+}
+
+/// `hooktel install --agent codex` / `uninstall --agent codex` with `path` as PATH.
+fn hooktel_codex(home: &Path, dir: &Path, path: &str, verb: &str) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args([verb, "--agent", "codex"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .output()
+        .unwrap()
+}
+
+/// The user has hooks of their own, trusted in `/hooks`. `hooktel install --agent codex` adds its hook
+/// to every event after theirs and trusts exactly its own through Codex: the user's stay trusted, and
+/// `codex exec` (no bypass flag) runs both. `uninstall --agent codex` gives back the user's file and
+/// their trust as they were. With no `codex` on PATH, install refuses and changes nothing.
+#[test]
+fn install_agent_codex_trusts_its_hooks_and_keeps_the_users() {
+    let scratch = Scratch::new();
+    let mock = MockResponses::start(&scratch, "codex-install");
+    let home = scratch.dir("home");
+    write_config(&home, &mock);
+    let work = scratch.dir("proj");
+    let marker = scratch.path().join("user-hook-ran");
+    let user_hook = format!("printf x >> {}", shell_quote(marker.to_str().unwrap()));
+    let users = json!({"hooks": {
+        "Stop": [{"hooks": [{"type": "command", "command": user_hook}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "true"}]}],
+    }});
+    let hooks_file = home.join(".codex/hooks.json");
+    fs::write(&hooks_file, serde_json::to_vec_pretty(&users).unwrap()).unwrap();
+    let trusted_before = codex_hooks(&home, &work, true);
+    assert_eq!(trusted_before.len(), 2);
+    assert!(trusted_before.iter().all(|(_, _, t)| t == "trusted"), "{trusted_before:?}");
+    let config_before = fs::read_to_string(home.join(".codex/config.toml")).unwrap();
+
+    // without codex on PATH: a clear refusal, nothing changed
+    let refused = hooktel_codex(&home, &work, "/usr/bin:/bin", "install");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("`codex` is not on PATH"), "{said}");
+    assert_eq!(serde_json::from_slice::<Value>(&fs::read(&hooks_file).unwrap()).unwrap(), users);
+
+    let codex_dir = crate::support::codex::codex_bin().parent().unwrap().to_owned();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", codex_dir.display());
+    let installed = hooktel_codex(&home, &work, &path, "install");
+    let said = String::from_utf8_lossy(&installed.stdout);
+    assert!(installed.status.success(), "{said}{}", String::from_utf8_lossy(&installed.stderr));
+    assert!(said.contains("added to 13 Codex events") && said.contains("trusted 13"), "{said}");
+    let listed = codex_hooks(&home, &work, false);
+    assert_eq!(listed.len(), 15, "{listed:?}");
+    assert!(listed.iter().all(|(_, _, t)| t == "trusted"), "every hook trusted, the user's still: {listed:?}");
+    for (key, _, _) in &trusted_before {
+        assert!(listed.iter().any(|(k, _, _)| k == key), "the user's hook kept its key {key}");
+    }
+    let again = hooktel_codex(&home, &work, &path, "install");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already runs"), "installing twice changes nothing");
+
+    // Codex runs hooktel's hooks, trusted, with no bypass flag, and the user's too
+    let sidecar = Sidecar::start(None, &[]);
+    let (addr, data) = (sidecar.addr.to_string(), sidecar.data_dir.to_str().unwrap().to_owned());
+    let run = exec(&home, &work, &[FIRST], &[("HOOKTEL_ADDR", &addr), ("HOOKTEL_DATA_DIR", &data)]);
+    assert!(run.status.success(), "{}", run.stderr);
+    wait_until(Duration::from_secs(10), "Codex's events at the sidecar", || {
+        counted(&sidecar, "SessionStart") == 1.0 && counted(&sidecar, "Stop") == 1.0
+    });
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "x", "the user's Stop hook ran once");
+
+    let removed = hooktel_codex(&home, &work, &path, "uninstall");
+    let said = String::from_utf8_lossy(&removed.stdout);
+    assert!(removed.status.success(), "{said}{}", String::from_utf8_lossy(&removed.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&fs::read(&hooks_file).unwrap()).unwrap(), users, "{said}");
+    assert_eq!(codex_hooks(&home, &work, false), trusted_before, "the user's hooks and their trust as they were");
+    let config_after = fs::read_to_string(home.join(".codex/config.toml")).unwrap();
+    assert_eq!(config_after.matches("trusted_hash").count(), config_before.matches("trusted_hash").count());
 }

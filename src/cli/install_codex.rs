@@ -1,0 +1,187 @@
+//! `hooktel install --agent codex` and `uninstall --agent codex`: hooktel's hook on every event of
+//! Codex CLI's `hooks.json` (in Codex's home, as `codex app-server` names it), the user's own hooks
+//! kept, and trust recorded for exactly hooktel's hooks the way Codex's `/hooks` records it: Codex runs
+//! a hook only once it is trusted, and its trust key holds the hook's position
+//! (`<file>:<event>:<group>:<handler>`) and its hash, which only Codex computes (`hooks/list`, then
+//! `config/batchWrite` of `hooks.state`). hooktel's groups go after the user's, so no key of theirs
+//! moves; uninstall leaves a group it emptied in place (`{"hooks": []}`) when a group of the user's
+//! follows it, for the same reason, and forgets the trust of hooktel's hooks only.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+
+use crate::cli::codex_app_server::AppServer;
+use crate::cli::install::shell_words;
+use crate::cli::settings_file;
+
+/// Codex CLI 0.171's hook events, as `hooks.json` names them.
+pub const EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreModelRequest",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PreCompact",
+    "PostCompact",
+    "SubagentStart",
+    "SubagentStop",
+    "Stop",
+    "SessionEnd",
+    "Interrupt",
+];
+
+/// What an install or uninstall did.
+#[derive(Debug)]
+pub struct Report {
+    pub file: PathBuf,
+    /// Events hooked (install) or unhooked (uninstall) in the file.
+    pub events: usize,
+    /// Hooks trusted (install) or whose trust was forgotten (uninstall).
+    pub trust: usize,
+    pub backup: Option<PathBuf>,
+    installing: bool,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match (self.installing, self.events) {
+            (true, 0) => writeln!(f, "{file}: every Codex event already runs hooktel's hook")?,
+            (true, n) => writeln!(f, "{file}: hooktel's hook added to {n} Codex events (the user's hooks kept)")?,
+            (false, 0) => writeln!(f, "{file}: no hooktel hook to remove")?,
+            (false, n) => writeln!(f, "{file}: hooktel's hook removed from {n} Codex events")?,
+        }
+        if let Some(b) = &self.backup {
+            writeln!(f, "the old file is in {}", b.display())?;
+        }
+        match self.installing {
+            true => writeln!(f, "trusted {} of hooktel's hooks through `codex app-server`", self.trust),
+            false => writeln!(f, "forgot the trust of {} of hooktel's hooks through `codex app-server`", self.trust),
+        }
+    }
+}
+
+/// Whether a handler is hooktel's Codex hook (`<path>/hooktel hook --agent codex`).
+fn is_ours(handler: &Value) -> bool {
+    let Some(command) = handler.get("command").and_then(Value::as_str) else { return false };
+    let words = shell_words(command);
+    let program = words.first().map(|p| Path::new(p).file_name().and_then(|n| n.to_str()) == Some("hooktel"));
+    program == Some(true) && matches!(&words[1..], [h, a, c] if h == "hook" && a == "--agent" && c == "codex")
+}
+
+fn group_has_ours(group: &Value) -> bool {
+    group.get("hooks").and_then(Value::as_array).is_some_and(|hs| hs.iter().any(is_ours))
+}
+
+/// Add `command` (hooktel's hook, `... hook --agent codex`) to every Codex event, then trust it.
+pub fn install(command: &str) -> anyhow::Result<Report> {
+    let mut server = AppServer::start()?;
+    let file = server.codex_home.join("hooks.json");
+    let (mut root, old) = settings_file::load(&file)?;
+    let hooks = events_of(&mut root);
+    let mut events = 0;
+    for event in EVENTS {
+        let groups = hooks.entry(*event).or_insert_with(|| json!([])).as_array_mut().expect("load checked");
+        if !groups.iter().any(group_has_ours) {
+            groups.push(json!({"hooks": [{"type": "command", "command": command}]}));
+            events += 1;
+        }
+    }
+    let backup = if events > 0 { settings_file::save(&file, &root, old.as_deref())? } else { None };
+    let mut trust = Map::new();
+    for hook in ours(&mut server, &file)? {
+        if hook.get("trustStatus").and_then(Value::as_str) != Some("trusted") {
+            let (Some(key), Some(hash)) = (text(&hook, "key"), text(&hook, "currentHash")) else { continue };
+            trust.insert(key.to_owned(), json!({"trusted_hash": hash}));
+        }
+    }
+    let trusted = trust.len();
+    if trusted > 0 {
+        server.write_config(vec![json!({"keyPath": "hooks.state", "mergeStrategy": "upsert", "value": trust})])?;
+    }
+    Ok(Report { file, events, trust: trusted, backup, installing: true })
+}
+
+/// Remove hooktel's hooks from Codex's `hooks.json`, and their trust; nothing of the user's.
+pub fn uninstall() -> anyhow::Result<Report> {
+    let mut server = AppServer::start()?;
+    let file = server.codex_home.join("hooks.json");
+    let keys: Vec<String> =
+        ours(&mut server, &file)?.iter().filter_map(|h| text(h, "key").map(str::to_owned)).collect();
+    let (mut root, old) = settings_file::load(&file)?;
+    let mut events = 0;
+    for groups in events_of(&mut root).values_mut() {
+        let groups = groups.as_array_mut().expect("load checked");
+        let before = groups.clone();
+        for group in groups.iter_mut() {
+            if let Some(handlers) = group.get_mut("hooks").and_then(Value::as_array_mut) {
+                handlers.retain(|h| !is_ours(h));
+            }
+        }
+        // a group emptied at the end goes; one a group of the user's follows stays, empty, so that
+        // the user's group keeps its index (and its trust)
+        while groups.last().is_some_and(|g| g.get("hooks").and_then(Value::as_array).is_some_and(Vec::is_empty))
+            && before.get(groups.len() - 1).is_some_and(group_has_ours)
+        {
+            groups.pop();
+        }
+        if *groups != before {
+            events += 1;
+        }
+    }
+    let hooks = events_of(&mut root);
+    hooks.retain(|_, groups| groups.as_array().is_none_or(|g| !g.is_empty()));
+    let backup = if events > 0 { settings_file::save(&file, &root, old.as_deref())? } else { None };
+    let edits: Vec<Value> = keys
+        .iter()
+        .filter(|k| !k.contains('"'))
+        .map(|k| json!({"keyPath": format!("hooks.state.\"{k}\""), "mergeStrategy": "replace", "value": null}))
+        .collect();
+    let forgotten = edits.len();
+    if forgotten > 0 {
+        server.write_config(edits)?;
+    }
+    Ok(Report { file, events, trust: forgotten, backup, installing: false })
+}
+
+/// hooktel's hooks in `file`, as Codex lists them.
+fn ours(server: &mut AppServer, file: &Path) -> anyhow::Result<Vec<Value>> {
+    let cwd = std::env::current_dir().context("the current directory")?;
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let file = real(file);
+    let listed = server.hooks(&cwd)?;
+    Ok(listed
+        .into_iter()
+        .filter(|h| text(h, "sourcePath").is_some_and(|p| real(Path::new(p)) == file))
+        .filter(|h| h.get("handlerType").and_then(Value::as_str) == Some("command") && is_ours(h))
+        .collect())
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The file's `hooks` object (made when missing; `settings_file::load` refused any other shape).
+fn events_of(root: &mut Value) -> &mut Map<String, Value> {
+    let root = root.as_object_mut().expect("load checked");
+    root.entry("hooks").or_insert_with(|| json!({})).as_object_mut().expect("load checked")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooktels_codex_hook_is_told_from_others() {
+        let ours = |c: &str| is_ours(&json!({"type": "command", "command": c}));
+        assert!(ours("'/home/u/.cargo/bin/hooktel' hook --agent codex"));
+        assert!(ours("hooktel hook --agent codex"));
+        for other in ["hooktel hook", "echo hooktel hook --agent codex", "/x/hooktel-old hook --agent codex", ""] {
+            assert!(!ours(other), "{other:?}");
+        }
+    }
+}
