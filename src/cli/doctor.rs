@@ -3,7 +3,8 @@
 //!
 //! The checks: the sidecar answers `/healthz`, and its own configuration (`/v1/status`: data
 //! directory, export) agrees with what the hooks here use; hooktel's hooks are in the user's (and
-//! this project's) settings, valid, and point at a program that exists or at the sidecar's URL;
+//! this project's) settings, valid, and point at a program that exists or at the sidecar's URL (and,
+//! where Codex CLI's hooks.json has hooktel's hooks, that they cover its events and Codex trusts them);
 //! every OTLP destination takes an empty export through the very client that sends the data (TLS,
 //! credentials, path: the sidecar runs it with its own settings when it answers, else this shell's
 //! settings are probed from here), or local mode; the hook spool drains; the data directory is
@@ -114,6 +115,7 @@ pub fn doctor(opts: &Options) -> Vec<Check> {
         checks.push(config_check(opts, s));
     }
     checks.extend(hook_checks(opts));
+    checks.extend(codex_check());
     checks.extend(exporter_checks(opts, status.as_ref()));
     let metrics = if up { get(&opts.addr, "/metrics").ok().map(|(_, body)| body) } else { None };
     checks.push(spool_check(opts, up, metrics.as_deref()));
@@ -246,6 +248,51 @@ fn hook_checks(opts: &Options) -> Vec<Check> {
         checks.push(Check::new(&name, status, detail, install_fix(scope)));
     }
     checks
+}
+
+/// Codex CLI's hooks, when hooktel's are among them: every event hooked, the program there, and
+/// trusted by Codex (which skips an untrusted hook without a word).
+fn codex_check() -> Option<Check> {
+    const NAME: &str = "hooks (codex)";
+    let fix = Some("hooktel install --agent codex".to_owned());
+    let found = match crate::cli::install_codex::inspect() {
+        Ok(found) => found?,
+        Err(e) => return Some(Check::new(NAME, Status::Fail, format!("{e:#}"), fix)),
+    };
+    let all = crate::cli::install_codex::EVENTS.len();
+    let mut problems: Vec<(Status, String)> = Vec::new();
+    if found.events < all {
+        problems.push((Status::Warn, format!("{} events not hooked", all - found.events)));
+    }
+    for program in &found.programs {
+        if let Err(why) = runnable(program) {
+            problems.push((Status::Fail, format!("the hook runs {program}, which {why}")));
+        }
+    }
+    let trust = match found.trust {
+        None => {
+            problems.push((Status::Warn, "`codex` is not on PATH: whether Codex trusts the hooks is unknown".into()));
+            String::new()
+        }
+        Some(Err(e)) => {
+            problems.push((Status::Warn, format!("could not ask Codex about trust: {e:#}")));
+            String::new()
+        }
+        Some(Ok((trusted, listed))) if trusted < listed => {
+            problems.push((
+                Status::Fail,
+                format!("{} of hooktel's {listed} hooks are not trusted: Codex skips them", listed - trusted),
+            ));
+            String::new()
+        }
+        Some(Ok(_)) => ", trusted by Codex".to_owned(),
+    };
+    let status = problems.iter().map(|p| p.0).max().unwrap_or(Status::Ok);
+    let mut detail = format!("{}: {} of {all} events hooked{trust}", found.file.display(), found.events);
+    for (_, p) in &problems {
+        let _ = write!(detail, "; {p}");
+    }
+    Some(Check::new(NAME, status, detail, fix))
 }
 
 /// Whether a command hook's program can run: an absolute path must be an executable file, a bare

@@ -66,7 +66,7 @@ impl fmt::Display for Report {
 }
 
 /// Whether a handler is hooktel's Codex hook (`<path>/hooktel hook --agent codex`).
-fn is_ours(handler: &Value) -> bool {
+pub(crate) fn is_ours(handler: &Value) -> bool {
     let Some(command) = handler.get("command").and_then(Value::as_str) else { return false };
     let words = shell_words(command);
     let program = words.first().map(|p| Path::new(p).file_name().and_then(|n| n.to_str()) == Some("hooktel"));
@@ -146,6 +146,54 @@ pub fn uninstall() -> anyhow::Result<Report> {
         server.write_config(edits)?;
     }
     Ok(Report { file, events, trust: forgotten, backup, installing: false })
+}
+
+/// What `hooktel doctor` says of Codex: `None` when Codex's `hooks.json` has no hook of hooktel's
+/// (Codex not in use with hooktel: nothing to check). Otherwise the file, the events hooked, the
+/// programs the hooks run, and whether Codex trusts them (asked of `codex app-server` when `codex` is
+/// on PATH; `None` when it is not).
+pub(crate) struct Found {
+    pub(crate) file: PathBuf,
+    pub(crate) events: usize,
+    pub(crate) programs: Vec<String>,
+    /// (trusted, listed) of hooktel's hooks, as Codex sees them.
+    pub(crate) trust: Option<anyhow::Result<(usize, usize)>>,
+}
+
+/// Codex's home as Codex resolves it by default: `$CODEX_HOME`, else `~/.codex`.
+fn codex_home() -> Option<PathBuf> {
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
+}
+
+pub(crate) fn inspect() -> anyhow::Result<Option<Found>> {
+    let Some(file) = codex_home().map(|h| h.join("hooks.json")) else { return Ok(None) };
+    let (root, _) = settings_file::load(&file)?;
+    let mut events = 0;
+    let mut programs: Vec<String> = Vec::new();
+    for groups in root.get("hooks").and_then(Value::as_object).into_iter().flat_map(|h| h.values()) {
+        let handlers = groups.as_array().into_iter().flatten().filter_map(|g| g.get("hooks")?.as_array()).flatten();
+        let ours: Vec<&Value> = handlers.filter(|h| is_ours(h)).collect();
+        events += usize::from(!ours.is_empty());
+        for h in ours {
+            let program = h.get("command").and_then(Value::as_str).map(shell_words).and_then(|w| w.into_iter().next());
+            if let Some(p) = program.filter(|p| !programs.contains(p)) {
+                programs.push(p);
+            }
+        }
+    }
+    if events == 0 {
+        return Ok(None);
+    }
+    let trust = match AppServer::start() {
+        Err(e) if e.to_string().contains("not on PATH") => None,
+        started => Some(started.and_then(|mut server| {
+            let listed = ours(&mut server, &file)?;
+            let trusted = listed.iter().filter(|h| text(h, "trustStatus") == Some("trusted")).count();
+            Ok((trusted, listed.len()))
+        })),
+    };
+    Ok(Some(Found { file, events, programs, trust }))
 }
 
 /// hooktel's hooks in `file`, as Codex lists them.

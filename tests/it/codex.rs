@@ -268,8 +268,9 @@ fn hooktel_codex(home: &Path, dir: &Path, path: &str, verb: &str) -> std::proces
 }
 
 /// The user has hooks of their own, trusted in `/hooks`. `hooktel install --agent codex` adds its hook
-/// to every event after theirs and trusts exactly its own through Codex: the user's stay trusted, and
-/// `codex exec` (no bypass flag) runs both. `uninstall --agent codex` gives back the user's file and
+/// to every event after theirs and trusts exactly its own through Codex: the user's stay trusted,
+/// `hooktel doctor` says so (and fails when one of hooktel's is no longer trusted, which installing
+/// again mends), and `codex exec` (no bypass flag) runs both. `uninstall --agent codex` gives back the user's file and
 /// their trust as they were. With no `codex` on PATH, install refuses and changes nothing.
 #[test]
 fn install_agent_codex_trusts_its_hooks_and_keeps_the_users() {
@@ -312,6 +313,29 @@ fn install_agent_codex_trusts_its_hooks_and_keeps_the_users() {
     }
     let again = hooktel_codex(&home, &work, &path, "install");
     assert!(String::from_utf8_lossy(&again.stdout).contains("already runs"), "installing twice changes nothing");
+    let doctor_line = || {
+        let out = std::process::Command::new(BIN)
+            .arg("doctor")
+            .current_dir(&work)
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains("hooks (codex)")).map(str::to_owned).unwrap_or_else(|| panic!("{text}"))
+    };
+    let line = doctor_line();
+    assert!(line.starts_with("[ok  ]") && line.contains("13 of 13 events hooked, trusted by Codex"), "{line}");
+    // a hook of hooktel's changed by hand is no longer trusted (Codex skips it): doctor fails, install mends
+    let mut edited: Value = serde_json::from_slice(&fs::read(&hooks_file).unwrap()).unwrap();
+    edited["hooks"]["Stop"][1]["hooks"][0]["timeout"] = json!(7);
+    fs::write(&hooks_file, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let line = doctor_line();
+    assert!(line.starts_with("[FAIL]") && line.contains("1 of hooktel's 13 hooks are not trusted"), "{line}");
+    let mended = hooktel_codex(&home, &work, &path, "install");
+    assert!(String::from_utf8_lossy(&mended.stdout).contains("trusted 1 of"), "{mended:?}");
+    assert!(doctor_line().starts_with("[ok  ]"));
 
     // Codex runs hooktel's hooks, trusted, with no bypass flag, and the user's too
     let sidecar = Sidecar::start(None, &[]);
