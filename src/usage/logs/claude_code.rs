@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
 use crate::usage::agent_dirs::AgentDirs;
-use crate::usage::logs::{Delta, FailedTry, Read, Response, MAX_LINE_BYTES};
+use crate::usage::logs::{whole_lines, Delta, FailedTry, Read, Response};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
@@ -33,7 +33,7 @@ const RECENT_RESPONSES: usize = 32;
 pub struct Ledger {
     /// Bytes of the file already read (at a line boundary, or inside a line being skipped).
     pub offset: u64,
-    /// Inside a line longer than [`MAX_LINE_BYTES`]: the bytes up to its newline are skipped.
+    /// Inside a line longer than `logs::MAX_LINE_BYTES`: the bytes up to its newline are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     skipping: bool,
     /// The prompt the following assistant lines answer (the last user line's `promptId`).
@@ -176,38 +176,16 @@ impl Usage {
 impl Ledger {
     /// Read `bytes`, the file's contents from `self.offset` on. Complete lines are consumed and the
     /// offset advances past them; a partial last line stays for the next read, unless it is
-    /// [`MAX_LINE_BYTES`] long already: then it is skipped up to its newline.
+    /// `logs::MAX_LINE_BYTES` long already: then it is skipped up to its newline.
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
-        let mut out = Read::default();
-        let mut bytes = bytes;
-        if self.skipping {
-            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
-                self.offset += bytes.len() as u64;
-                return out;
-            };
-            self.skipping = false;
-            self.offset += end as u64 + 1;
-            bytes = &bytes[end + 1..];
-        }
-        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else {
-            if bytes.len() as u64 >= MAX_LINE_BYTES {
-                self.skipping = true;
-                self.offset += bytes.len() as u64;
-                out.bad_lines += 1;
-            }
-            return out;
-        };
-        for line in bytes[..last_newline].split(|&b| b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Line>(line) {
-                Ok(l) => self.line(l, prices, &mut out.deltas),
-                Err(_) => out.bad_lines += 1,
-            }
-        }
-        self.offset += last_newline as u64 + 1;
-        out
+        let (mut offset, mut skipping, mut deltas, mut bad) = (self.offset, self.skipping, Vec::new(), 0);
+        let skipped =
+            whole_lines(&mut offset, &mut skipping, bytes, |line| match serde_json::from_slice::<Line>(line) {
+                Ok(l) => self.line(l, prices, &mut deltas),
+                Err(_) => bad += 1,
+            });
+        (self.offset, self.skipping) = (offset, skipping);
+        Read { deltas, bad_lines: bad + skipped }
     }
 
     /// When the request of a response first seen at `at` went out: its `api-request` line, else
@@ -356,6 +334,7 @@ pub(crate) fn subagent_spawner(roots: &AgentDirs, transcript_path: &str, agent_i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::logs::MAX_LINE_BYTES;
 
     const CAPTURED: &[u8] = include_bytes!(
         "../../../tests/fixtures/transcripts/captured-2.1.329/-home-dev-proj/2cfb142e-3e2c-45c5-8192-58e43d4a510f.jsonl"

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
-use crate::usage::logs::{Delta, Read, Response, MAX_LINE_BYTES};
+use crate::usage::logs::{whole_lines, Delta, Read, Response};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
@@ -32,7 +32,7 @@ const MAX_CALL_ID_BYTES: usize = 256;
 pub struct Ledger {
     /// Bytes of the file already read (at a line boundary, or inside a line being skipped).
     pub offset: u64,
-    /// Inside a line longer than [`MAX_LINE_BYTES`]: the bytes up to its newline are skipped.
+    /// Inside a line longer than `logs::MAX_LINE_BYTES`: the bytes up to its newline are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     skipping: bool,
     /// Recent turns and their models (`turn_context`).
@@ -90,36 +90,14 @@ impl Ledger {
     /// Read `bytes`, the file's contents from `self.offset` on (see the Claude Code ledger: the same
     /// rules for partial and overlong lines).
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
-        let mut out = Read::default();
-        let mut bytes = bytes;
-        if self.skipping {
-            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
-                self.offset += bytes.len() as u64;
-                return out;
-            };
-            self.skipping = false;
-            self.offset += end as u64 + 1;
-            bytes = &bytes[end + 1..];
-        }
-        let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else {
-            if bytes.len() as u64 >= MAX_LINE_BYTES {
-                self.skipping = true;
-                self.offset += bytes.len() as u64;
-                out.bad_lines += 1;
-            }
-            return out;
-        };
-        for line in bytes[..last_newline].split(|&b| b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Line>(line) {
-                Ok(l) => self.line(l, prices, &mut out.deltas),
-                Err(_) => out.bad_lines += 1,
-            }
-        }
-        self.offset += last_newline as u64 + 1;
-        out
+        let (mut offset, mut skipping, mut deltas, mut bad) = (self.offset, self.skipping, Vec::new(), 0);
+        let skipped =
+            whole_lines(&mut offset, &mut skipping, bytes, |line| match serde_json::from_slice::<Line>(line) {
+                Ok(l) => self.line(l, prices, &mut deltas),
+                Err(_) => bad += 1,
+            });
+        (self.offset, self.skipping) = (offset, skipping);
+        Read { deltas, bad_lines: bad + skipped }
     }
 
     fn line(&mut self, line: Line, prices: &PriceTable, out: &mut Vec<Delta>) {

@@ -226,6 +226,38 @@ pub struct Read {
     pub bad_lines: u64,
 }
 
+/// Feed each whole line of `bytes` (a log's contents from `*offset` on) to `line`, and advance
+/// `*offset` past them. A partial last line stays for the next read, unless it is [`MAX_LINE_BYTES`]
+/// long already: then it is skipped up to its newline (`*skipping` carries that across reads) and
+/// counted in the returned bad lines. Blank lines are passed over.
+pub(crate) fn whole_lines(offset: &mut u64, skipping: &mut bool, bytes: &[u8], mut line: impl FnMut(&[u8])) -> u64 {
+    let mut bytes = bytes;
+    if *skipping {
+        let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+            *offset += bytes.len() as u64;
+            return 0;
+        };
+        *skipping = false;
+        *offset += end as u64 + 1;
+        bytes = &bytes[end + 1..];
+    }
+    let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n') else {
+        if bytes.len() as u64 >= MAX_LINE_BYTES {
+            *skipping = true;
+            *offset += bytes.len() as u64;
+            return 1;
+        }
+        return 0;
+    };
+    for l in bytes[..last_newline].split(|&b| b == b'\n') {
+        if !l.iter().all(u8::is_ascii_whitespace) {
+            line(l);
+        }
+    }
+    *offset += last_newline as u64 + 1;
+    0
+}
+
 /// Longest log line read: far over any real one (a response with a large tool result is a
 /// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
 pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;

@@ -115,21 +115,27 @@ impl Mock {
             .unwrap_or_else(|e| {
                 panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
             });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mock API exited ({status}): {}", fs::read_to_string(&err_file).unwrap_or_default());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("mock API did not start: {}", fs::read_to_string(&err_file).unwrap_or_default());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
+        let port = port_of(&mut child, &port_file, &err_file);
         Mock { port, child }
+    }
+}
+
+/// The port a mock of `tests/e2e/` wrote to `port_file` once listening; panics with its stderr
+/// (`err_file`) if it exits or takes over 20 s.
+pub fn port_of(child: &mut Child, port_file: &Path, err_file: &Path) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(port) = fs::read_to_string(port_file).ok().and_then(|p| p.trim().parse().ok()) {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mock API exited ({status}): {}", fs::read_to_string(err_file).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mock API did not start: {}", fs::read_to_string(err_file).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 

@@ -13,22 +13,8 @@ use serde_json::Value;
 
 use super::claude::Scratch;
 
-/// Codex CLI 0.171's hook events.
-pub const EVENTS: &[&str] = &[
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreModelRequest",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PreCompact",
-    "PostCompact",
-    "SubagentStart",
-    "SubagentStop",
-    "Stop",
-    "SessionEnd",
-    "Interrupt",
-];
+/// Codex CLI's hook events, as `hooktel install --agent codex` hooks them.
+pub const EVENTS: &[&str] = hooktel::cli::install_codex::EVENTS;
 
 /// A run taking longer than this is killed (one takes a second or two).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,6 +45,7 @@ impl MockResponses {
     pub fn start(scratch: &Scratch, name: &str) -> MockResponses {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_responses.py");
         let port_file = scratch.path().join(format!("mock.{name}.port"));
+        let err_file = scratch.path().join(format!("mock.{name}.err"));
         let log = scratch.path().join(format!("mock.{name}.requests.jsonl"));
         let mut child = Command::new("python3")
             .arg(&script)
@@ -68,20 +55,12 @@ impl MockResponses {
             .arg(&port_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(scratch.path().join(format!("mock.{name}.err"))).unwrap())
+            .stderr(File::create(&err_file).unwrap())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
             });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            assert!(child.try_wait().unwrap().is_none(), "the Responses mock exited");
-            assert!(Instant::now() < deadline, "the Responses mock did not start");
-            std::thread::sleep(Duration::from_millis(25));
-        };
+        let port = super::claude::port_of(&mut child, &port_file, &err_file);
         MockResponses { port, log, child }
     }
 
