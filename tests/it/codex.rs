@@ -133,7 +133,11 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     let (home, log) = home_with_hooks(&scratch, &mock);
     let work = scratch.dir("proj");
     let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    // OpenAI's models are not in the built-in table: the user's price file prices the mock's
+    let prices = scratch.path().join("prices.json");
+    let rates = json!({"input": 2.0, "output": 8.0, "cache_write_5m": 0.0, "cache_write_1h": 0.0, "cache_read": 0.5});
+    fs::write(&prices, json!({"models": {"gpt-mock": rates}}).to_string()).unwrap();
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_PRICES_FILE", prices.to_str().unwrap())]);
     let addr = sidecar.addr.to_string();
     let data = sidecar.data_dir.to_str().unwrap().to_owned();
     two_turns(&home, &work, &[("HOOKTEL_ADDR", &addr), ("HOOKTEL_DATA_DIR", &data)]);
@@ -199,8 +203,15 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     assert_eq!(tokens("input"), Some(sum(&|u| u["input_tokens"].as_u64().unwrap() - cached(u))));
     assert_eq!(tokens("cache_read"), Some(sum(&cached)));
     assert_eq!(tokens("output"), Some(sum(&|u| u["output_tokens"].as_u64().unwrap())));
-    let unpriced = metric_value(&sidecar.metrics(), r#"hooktel_unpriced_tokens_total{model="gpt-mock"}"#);
-    assert!(unpriced.is_some_and(|n| n > 0.0), "a model with no price is counted as unpriced: {unpriced:?}");
+    // cost: uncached input at the input rate, the cached part at the cache-read rate, output (reasoning in it)
+    let expected = sum(&|u| {
+        let uncached = u["input_tokens"].as_u64().unwrap() - cached(u);
+        let output = u["output_tokens"].as_u64().unwrap();
+        // micro-dollars, so that the sum of whole numbers is exact
+        uncached * 2 + cached(u) / 2 + output * 8
+    }) / 1e6;
+    let cost = metric_value(&sidecar.metrics(), r#"hooktel_cost_usd_total{model="gpt-mock",project="proj"}"#).unwrap();
+    assert!((cost - expected).abs() < 1e-9, "cost {cost}, expected {expected}");
 }
 
 /// `--agent` with a name hooktel does not read: the hook still exits 0 and prints nothing; the sidecar
