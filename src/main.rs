@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hooktel::cli::config::{self, OutputArgs, ServeArgs};
-use hooktel::cli::{doctor, hook, import, install, serve, view};
+use hooktel::cli::{doctor, hook, import, install, serve, statusline, view};
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -83,7 +83,14 @@ enum Command {
         /// The sidecar's receiver for that telemetry.
         #[arg(long, env = "HOOKTEL_OTLP_LISTEN", default_value = config::DEFAULT_OTLP_LISTEN)]
         otlp_listen: config::Listen,
+        /// Also set Claude Code's status line to `hooktel statusline` (the session's model, turns,
+        /// tokens and cost); a status line the file already has is left alone.
+        #[arg(long)]
+        statusline: bool,
     },
+    /// The status line: reads Claude Code's status-line JSON on stdin and prints the session's
+    /// model, turns, tokens and cost from the sidecar; nothing when the sidecar is away.
+    Statusline,
     /// Remove hooktel's hooks from Claude Code's settings.json, and nothing else.
     Uninstall {
         /// Change DIR/.claude/settings.json instead of the user's settings.
@@ -121,8 +128,18 @@ fn main() -> ExitCode {
         }
         return hook::run();
     }
+    // the status line starts the same way: Claude Code runs it at every update
+    if std::env::args_os().nth(1).is_some_and(|a| a == "statusline") {
+        use std::io::IsTerminal;
+        if std::env::args_os().len() > 2 || std::io::stdin().is_terminal() {
+            print!("{}", statusline::HELP);
+            return ExitCode::SUCCESS;
+        }
+        return statusline::run();
+    }
     match Cli::parse().command {
         Command::Hook => hook::run(),
+        Command::Statusline => statusline::run(),
         Command::Emit { name, attributes, session, time } => {
             hook::emit(&name, &attributes, session.as_deref(), time.as_deref())
         }
@@ -148,7 +165,7 @@ fn main() -> ExitCode {
             let dir = data_dir.unwrap_or_else(config::default_data_dir);
             print_view(view::show(&dir, &session, view::Output::of_flags(json, wide)))
         }
-        Command::Install { project, http, listen, native_telemetry, otlp_listen } => {
+        Command::Install { project, http, listen, native_telemetry, otlp_listen, statusline } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };
             print_view(install::settings_path(project.as_deref()).and_then(|target| {
                 let command = install::hook_command()?;
@@ -157,7 +174,10 @@ fn main() -> ExitCode {
                     (true, Some(at)) => Some(install::base_url(at)),
                     (true, None) => anyhow::bail!("--native-telemetry needs the sidecar's --otlp-listen (it is off)"),
                 };
-                let report = install::install(&target, kind, &command, &install::hook_url(listen), native.as_deref())?;
+                let status_line = if statusline { Some(install::statusline_command()?) } else { None };
+                let url = install::hook_url(listen);
+                let report =
+                    install::install(&target, kind, &command, &url, native.as_deref(), status_line.as_deref())?;
                 Ok(report.to_string())
             }))
         }

@@ -17,6 +17,7 @@ use crate::ingest::server::Surface;
 use crate::ingest::{drain, server};
 use crate::metrics::Metrics;
 use crate::model::budget;
+use crate::model::session_view::SessionViews;
 use crate::model::time::now_ns;
 use crate::pipeline;
 use crate::store::data_dir;
@@ -180,6 +181,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => (None, Vec::new(), None),
         };
+        let views = Arc::new(SessionViews::default());
         let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
             events: event_rx,
             reports: report_rx,
@@ -190,6 +192,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             restored: reparse(restored, args.output.capture, &transcripts).await,
             settings,
             metrics: metrics.clone(),
+            views: views.clone(),
         }));
         // Claude Code's own telemetry goes on to each signal's destination (cut to the capture level)
         let (forward_tx, forwarder) = if clients.forward.is_empty() {
@@ -231,6 +234,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),
             status,
             probe: Some(Arc::new(clients.probe())),
+            views,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

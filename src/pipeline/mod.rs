@@ -20,8 +20,9 @@ pub mod sessions;
 use crate::metrics::Metrics;
 use crate::model::budget::Held;
 use crate::model::event::{Event, Kind};
-use crate::model::ids::{SessionId, SpanKey};
+use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::project_of;
+use crate::model::session_view::SessionViews;
 use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
@@ -69,15 +70,18 @@ pub(crate) struct Parts {
     pub(crate) restored: Vec<Restored>,
     pub(crate) settings: Settings,
     pub(crate) metrics: Arc<Metrics>,
+    /// Each session's tokens, cost, model and turns, for `GET /v1/sessions/<uuid>` (the status line).
+    pub(crate) views: Arc<SessionViews>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics } = p;
+    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics, views } = p;
+    let idle_ns = settings.idle_timeout_ns;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
-    replay(&mut sessions, restored, &mut out);
+    replay(&mut sessions, &views, restored, &mut out);
     let journal = Journal(journal);
     journal.handed_out(&out);
     let mut tick = tokio::time::interval(TICK);
@@ -96,6 +100,7 @@ pub(crate) async fn run(p: Parts) {
                     let awaited = touch_transcripts(&ev, &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
+                    let viewed = ViewNote::of(&ev);
                     let batch = ev.kind == Kind::TelemetryBatch;
                     let before = out.len();
                     let ingested = sessions.ingest(ev, now, &mut out);
@@ -105,6 +110,9 @@ pub(crate) async fn run(p: Parts) {
                     }
                     if task_created && ingested != Ingested::Late {
                         metrics.tasks.with_label_values(&["created"]).inc();
+                    }
+                    if ingested != Ingested::Late {
+                        viewed.apply(&views, &sid, now);
                     }
                     // an ended session handed out by this event is journaled before the event,
                     // which belongs to the resumed session that follows
@@ -122,10 +130,12 @@ pub(crate) async fn run(p: Parts) {
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            Some(r) = reports.recv() => accounted(&mut sessions, &journal, r),
+            Some(r) = reports.recv() => accounted(&mut sessions, &journal, &views, r),
             _ = tick.tick() => {
                 let before = out.len();
-                let idled = sessions.tick(now_ns(), &mut out);
+                let now = now_ns();
+                let idled = sessions.tick(now, &mut out);
+                views.forget(now, idle_ns);
                 journal.handed_out(&out[before..]);
                 metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
             }
@@ -153,7 +163,7 @@ pub(crate) async fn run(p: Parts) {
     drop(touches);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(r) = reports.recv().await {
-        accounted(&mut sessions, &journal, r);
+        accounted(&mut sessions, &journal, &views, r);
     }
     sessions.flush_closed(&mut out);
     journal.handed_out(&out);
@@ -183,7 +193,7 @@ pub(crate) struct Restored {
 
 /// Rebuild the open sessions of the journal: the same events give the same spans and ids; those
 /// already handed out before the restart are dropped, not handed out again. Nothing is counted.
-fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRecord>) {
+fn replay(sessions: &mut Sessions, views: &SessionViews, restored: Vec<Restored>, out: &mut Vec<SpanRecord>) {
     let now = now_ns();
     let (mut events, mut open) = (0, 0);
     for r in restored {
@@ -193,7 +203,10 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
         }
         open += usize::from(!r.events.is_empty());
         for ev in r.events {
-            sessions.ingest(ev, now, out);
+            let viewed = ViewNote::of(&ev);
+            if sessions.ingest(ev, now, out) != Ingested::Late {
+                viewed.apply(views, &sid, now);
+            }
             events += 1;
         }
         let handed: HashSet<SpanId> = r.handed_out.iter().map(|b| SpanId::from_bytes(*b)).collect();
@@ -201,7 +214,9 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
         sessions.forget_handed_out(&sid, &handed.iter().copied().collect::<Vec<_>>());
         for u in &r.usage {
             if let Ok(delta) = serde_json::from_slice(u) {
-                sessions.add_usage(&SessionUsage { session_id: sid.as_str().into(), delta }, now);
+                let usage = SessionUsage { session_id: sid.as_str().into(), delta };
+                view_usage(views, &usage, now);
+                sessions.add_usage(&usage, now);
             }
         }
     }
@@ -244,14 +259,61 @@ impl Journal {
 }
 
 /// Usage on its spans (and in the journal), or a read that spans may have waited for.
-fn accounted(sessions: &mut Sessions, journal: &Journal, r: Report) {
+fn accounted(sessions: &mut Sessions, journal: &Journal, views: &SessionViews, r: Report) {
     match r {
         Report::Usage(u) => {
+            view_usage(views, &u, now_ns());
             sessions.add_usage(&u, now_ns());
             journal.usage(&u);
         }
         Report::Read(read) => sessions.transcript_read(&read),
     }
+}
+
+/// What an event changes in its session's view: it starts a turn, (re)starts or ends the session,
+/// or (any other) only marks it seen; an event arriving after the end does not reopen it.
+#[derive(Clone, Copy)]
+enum ViewNote {
+    Turn,
+    Start,
+    End,
+    Seen,
+}
+
+impl ViewNote {
+    fn of(ev: &Event) -> ViewNote {
+        match ev.kind {
+            Kind::PromptSubmit { .. } => ViewNote::Turn,
+            Kind::SessionStart { .. } => ViewNote::Start,
+            Kind::SessionEnd { .. } => ViewNote::End,
+            _ => ViewNote::Seen,
+        }
+    }
+
+    fn apply(self, views: &SessionViews, sid: &str, now: u64) {
+        views.update(ids::session_key(sid), now, |v| match self {
+            ViewNote::Turn => {
+                v.turns += 1;
+                v.ended_at = None;
+            }
+            ViewNote::Start => v.ended_at = None,
+            ViewNote::End => v.ended_at = Some(now),
+            ViewNote::Seen => {}
+        });
+    }
+}
+
+/// Usage counted for a session its view shows (one an event opened): tokens, cost, latest model.
+fn view_usage(views: &SessionViews, u: &SessionUsage, now: u64) {
+    let d = &u.delta;
+    if d.usage.is_zero() && d.cost == 0.0 {
+        return;
+    }
+    views.update_existing(ids::session_key(&u.session_id), now, |v| {
+        v.tokens.add(d.usage);
+        v.cost_usd += d.cost.max(0.0);
+        v.set_model(&d.model);
+    });
 }
 
 fn count_session(ev: &Event, metrics: &Metrics) {

@@ -37,4 +37,5 @@ mod phoenix;
 mod restart;
 mod secrets;
 mod spool;
+mod statusline;
 mod teams;
