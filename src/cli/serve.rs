@@ -165,8 +165,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, live, metrics.clone()));
         let settings = args.session_settings();
+        let mut day_spent = None;
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {
+                day_spent = journal::day_spent(&conn);
                 let dropped = metrics.journal_dropped.with_label_values(&["backlog"]);
                 let (tx, rx) = journal::channel(shares.journal_backlog, dropped);
                 let limits = journal::Limits {
@@ -181,7 +183,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => (None, Vec::new(), None),
         };
-        let views = Arc::new(SessionViews::default());
+        let views = Arc::new(SessionViews::new(args.budgets()));
         let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
             events: event_rx,
             reports: report_rx,
@@ -193,6 +195,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings,
             metrics: metrics.clone(),
             views: views.clone(),
+            day_spent,
         }));
         // Claude Code's own telemetry goes on to each signal's destination (cut to the capture level)
         let (forward_tx, forwarder) = if clients.forward.is_empty() {

@@ -1,6 +1,6 @@
 //! `hooktel statusline`: the command for Claude Code's `statusLine` setting. Reads the session's JSON
 //! on stdin, asks the sidecar for its view of that session (`GET /v1/sessions/<uuid>`) and prints one
-//! short line: model, turns, tokens, cost.
+//! short line: model, turns, tokens, cost, and the spend budgets' use when the sidecar has them.
 //!
 //! It starts like `hooktel hook` (no Tokio, no OpenTelemetry, the hook's address, token and
 //! timeouts) and prints nothing, exit 0, when the sidecar is away, the input is not what Claude Code
@@ -26,7 +26,8 @@ const MAX_MODEL_CHARS: usize = 40;
 /// What `hooktel statusline --help` (or on a terminal) says.
 pub const HELP: &str = "\
 The status line: reads Claude Code's status-line JSON on stdin and prints one line about that
-session from the sidecar (HOOKTEL_ADDR, default 127.0.0.1:4388): model, turns, tokens, cost.
+session from the sidecar (HOOKTEL_ADDR, default 127.0.0.1:4388): model, turns, tokens, cost, and
+the day's and the session's budget use when the sidecar has budgets.
 Prints nothing when the sidecar is away or does not know the session.
 
 Usage: hooktel statusline < status.json
@@ -68,8 +69,8 @@ fn status_line(settings: &HookSettings, input: &[u8]) -> Option<String> {
     Some(render(&view, fallback))
 }
 
-/// `model · N turns · 12.4k tokens · $0.42`, from the sidecar's view; the model Claude Code names
-/// (`fallback`) until the sidecar has counted a response.
+/// `model · N turns · 12.4k tokens · $0.42 · day 45% of $50 · session 21% of $2`, from the sidecar's
+/// view; the model Claude Code names (`fallback`) until the sidecar has counted a response.
 fn render(view: &serde_json::Value, fallback: &str) -> String {
     let model = view["model"].as_str().filter(|m| !m.is_empty()).unwrap_or(fallback);
     let mut line = String::new();
@@ -85,7 +86,20 @@ fn render(view: &serde_json::Value, fallback: &str) -> String {
     let cost = view["cost_usd"].as_f64().filter(|c| c.is_finite() && *c >= 0.0).unwrap_or(0.0);
     let _ =
         write!(line, "{turns} turn{} · {} tokens · {}", if turns == 1 { "" } else { "s" }, count(tokens), usd(cost));
+    for scope in ["day", "session"] {
+        let budget = &view["budget"][scope];
+        let limit = budget["limit_usd"].as_f64().filter(|l| l.is_finite() && *l > 0.0);
+        let spent = budget["spent_usd"].as_f64().filter(|s| s.is_finite() && *s >= 0.0);
+        if let (Some(limit), Some(spent)) = (limit, spent) {
+            let _ = write!(line, " · {scope} {} of {}", percent(spent / limit), usd(limit).replace(".00", ""));
+        }
+    }
     line
+}
+
+/// A share as a whole percentage (capped at 9999%: a tiny budget is not a thousand digits).
+fn percent(share: f64) -> String {
+    format!("{:.0}%", (share * 100.0).min(9999.0))
 }
 
 /// A count as people read it at a glance: 812, 12.4k, 3.1M.
@@ -120,6 +134,14 @@ mod tests {
         let fresh = json!({"model": "", "turns": 1, "tokens": {}, "cost_usd": 0.0});
         assert_eq!(render(&fresh, "Opus"), "Opus · 1 turn · 0 tokens · $0.00");
         assert_eq!(render(&fresh, ""), "1 turn · 0 tokens · $0.00");
+        let budgets = json!({"turns": 2, "tokens": {"output": 10}, "cost_usd": 0.5, "budget": {
+            "day": {"limit_usd": 50.0, "spent_usd": 22.5}, "session": {"limit_usd": 2.5, "spent_usd": 0.5}}});
+        assert_eq!(
+            render(&budgets, "Opus"),
+            "Opus · 2 turns · 10 tokens · $0.50 · day 45% of $50 · session 20% of $2.50"
+        );
+        let over = json!({"budget": {"day": {"limit_usd": 1e-300, "spent_usd": 1e300}, "session": {"limit_usd": 0}}});
+        assert_eq!(render(&over, ""), "0 turns · 0 tokens · $0.00 · day 9999% of $0");
     }
 
     #[test]

@@ -236,6 +236,14 @@ fn session(ingest: &Ingest, id: &str) -> Reply {
     let Some(v) = ingest.views.get(uuid.as_u128()) else {
         return text(StatusCode::NOT_FOUND, "no such session\n");
     };
+    let budgets = ingest.views.budgets;
+    let mut budget = serde_json::Map::new();
+    if let Some(limit) = budgets.day_usd {
+        budget.insert("day".into(), serde_json::json!({"limit_usd": limit, "spent_usd": ingest.views.day_spent()}));
+    }
+    if let Some(limit) = budgets.session_usd {
+        budget.insert("session".into(), serde_json::json!({"limit_usd": limit, "spent_usd": v.cost_usd}));
+    }
     let body = serde_json::json!({
         "session_id": uuid.hyphenated().to_string(),
         "model": v.model,
@@ -248,6 +256,7 @@ fn session(ingest: &Ingest, id: &str) -> Reply {
         },
         "cost_usd": v.cost_usd,
         "ended": v.ended_at.is_some(),
+        "budget": budget,
     });
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

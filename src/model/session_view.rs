@@ -1,12 +1,13 @@
 //! The sidecar's view of each session for `hooktel statusline`: its tokens by type, cost, last model
-//! and turn count, kept while the session is open and a while after it ended. The pipeline writes
-//! it, `GET /v1/sessions/<uuid>` reads it; it holds nothing the pipeline reads back.
+//! and turn count, kept while the session is open and a while after it ended; and the spend budgets
+//! with the day's spend. The pipeline writes it, `GET /v1/sessions/<uuid>` reads it.
 //!
 //! A fixed bound, not a share of the memory budget: at most [`MAX_VIEWS`] entries of at most about
 //! 200 bytes (the model name is cut to [`MAX_MODEL_BYTES`]), 2.5 MiB with the map's overhead, out of
 //! the sidecar's own reserve. Past the bound the entry seen longest ago goes first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::model::tokens::TokenUsage;
@@ -37,14 +38,43 @@ pub struct SessionView {
     pub seen: u64,
 }
 
+/// The spend budgets set (`HOOKTEL_BUDGET_USD_PER_DAY`, `HOOKTEL_BUDGET_USD_PER_SESSION`), in USD.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Budgets {
+    pub day_usd: Option<f64>,
+    pub session_usd: Option<f64>,
+}
+
 /// Every viewed session, by [`session_key`](crate::model::ids::session_key). A `std` mutex: held for
 /// a map lookup at a time, never across an await.
 #[derive(Debug, Default)]
 pub struct SessionViews {
     views: Mutex<HashMap<u128, SessionView>>,
+    pub budgets: Budgets,
+    /// Today's spend (UTC), as the bits of an `f64`; kept only with a day budget.
+    day_spent: AtomicU64,
 }
 
 impl SessionViews {
+    pub fn new(budgets: Budgets) -> SessionViews {
+        SessionViews { budgets, ..SessionViews::default() }
+    }
+
+    /// Today's spend, in USD.
+    pub fn day_spent(&self) -> f64 {
+        f64::from_bits(self.day_spent.load(Ordering::Relaxed))
+    }
+
+    pub fn set_day_spent(&self, usd: f64) {
+        self.day_spent.store(usd.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The largest cost of a session not ended (what the session budget's gauge shows).
+    pub fn largest_open_cost(&self) -> f64 {
+        let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.values().filter(|v| v.ended_at.is_none()).map(|v| v.cost_usd).fold(0.0, f64::max)
+    }
+
     /// Change the view of `key` (made when it is new, `seen` set to `now`).
     pub fn update(&self, key: u128, now: u64, change: impl FnOnce(&mut SessionView)) {
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());

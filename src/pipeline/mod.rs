@@ -13,18 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::SpanId;
+use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
+pub(crate) mod budget;
 pub mod sessions;
 
 use crate::metrics::Metrics;
 use crate::model::budget::Held;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{self, SessionId, SpanKey};
-use crate::model::semconv::project_of;
+use crate::model::semconv::{self, project_of};
 use crate::model::session_view::SessionViews;
-use crate::model::span::{Handed, SpanRecord};
+use crate::model::span::{Handed, SpanEvent, SpanRecord};
 use crate::model::time::now_ns;
+use crate::pipeline::budget::{Crossing, DaySpend, Scope};
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
@@ -70,15 +73,31 @@ pub(crate) struct Parts {
     pub(crate) restored: Vec<Restored>,
     pub(crate) settings: Settings,
     pub(crate) metrics: Arc<Metrics>,
-    /// Each session's tokens, cost, model and turns, for `GET /v1/sessions/<uuid>` (the status line).
+    /// Each session's tokens, cost, model and turns, for `GET /v1/sessions/<uuid>` (the status line);
+    /// and the spend budgets set.
     pub(crate) views: Arc<SessionViews>,
+    /// The day's spend the journal kept: (UTC day, USD).
+    pub(crate) day_spent: Option<(u64, f64)>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics, views } = p;
+    let Parts {
+        mut events,
+        mut reports,
+        touches,
+        spans,
+        exporting,
+        journal,
+        restored,
+        settings,
+        metrics,
+        views,
+        day_spent,
+    } = p;
     let idle_ns = settings.idle_timeout_ns;
+    let mut spending = Spending::new(views.clone(), metrics.clone(), day_spent);
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
     replay(&mut sessions, &views, restored, &mut out);
@@ -130,12 +149,13 @@ pub(crate) async fn run(p: Parts) {
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            Some(r) = reports.recv() => accounted(&mut sessions, &journal, &views, r),
+            Some(r) = reports.recv() => accounted(&mut sessions, &journal, &mut spending, r),
             _ = tick.tick() => {
                 let before = out.len();
                 let now = now_ns();
                 let idled = sessions.tick(now, &mut out);
                 views.forget(now, idle_ns);
+                spending.tick(now);
                 journal.handed_out(&out[before..]);
                 metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
             }
@@ -163,7 +183,7 @@ pub(crate) async fn run(p: Parts) {
     drop(touches);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(r) = reports.recv().await {
-        accounted(&mut sessions, &journal, &views, r);
+        accounted(&mut sessions, &journal, &mut spending, r);
     }
     sessions.flush_closed(&mut out);
     journal.handed_out(&out);
@@ -237,6 +257,12 @@ impl Journal {
         }
     }
 
+    fn day_spent(&self, day: &DaySpend) {
+        if let Some(w) = &self.0 {
+            let _ = w.send(Entry::DaySpent { day: day.day, usd: day.usd });
+        }
+    }
+
     fn usage(&self, u: &SessionUsage) {
         if let (Some(w), Ok(body)) = (&self.0, serde_json::to_vec(&u.delta)) {
             let _ = w.send(Entry::Usage { session: u.session_id.clone(), body });
@@ -259,11 +285,23 @@ impl Journal {
 }
 
 /// Usage on its spans (and in the journal), or a read that spans may have waited for.
-fn accounted(sessions: &mut Sessions, journal: &Journal, views: &SessionViews, r: Report) {
+fn accounted(sessions: &mut Sessions, journal: &Journal, spending: &mut Spending, r: Report) {
     match r {
         Report::Usage(u) => {
-            view_usage(views, &u, now_ns());
-            sessions.add_usage(&u, now_ns());
+            let now = now_ns();
+            let session_cost = view_usage(&spending.views, &u, now);
+            for c in spending.counted(u.delta.cost, session_cost, now, journal) {
+                tracing::info!(
+                    session = %u.session_id,
+                    scope = c.scope.label(),
+                    threshold = c.threshold,
+                    spent_usd = c.spent,
+                    limit_usd = c.limit,
+                    "Spend crossed a budget threshold"
+                );
+                sessions.root_event(&u.session_id, threshold_event(&c, now));
+            }
+            sessions.add_usage(&u, now);
             journal.usage(&u);
         }
         Report::Read(read) => sessions.transcript_read(&read),
@@ -304,16 +342,98 @@ impl ViewNote {
 }
 
 /// Usage counted for a session its view shows (one an event opened): tokens, cost, latest model.
-fn view_usage(views: &SessionViews, u: &SessionUsage, now: u64) {
+/// Returns the session's cost before and after, when it has a view.
+fn view_usage(views: &SessionViews, u: &SessionUsage, now: u64) -> Option<(f64, f64)> {
     let d = &u.delta;
     if d.usage.is_zero() && d.cost == 0.0 {
-        return;
+        return None;
     }
+    let mut costs = None;
     views.update_existing(ids::session_key(&u.session_id), now, |v| {
+        let before = v.cost_usd;
         v.tokens.add(d.usage);
-        v.cost_usd += d.cost.max(0.0);
+        v.cost_usd += usd(d.cost);
         v.set_model(&d.model);
+        costs = Some((before, v.cost_usd));
     });
+    costs
+}
+
+/// A cost as spend: what is not a finite, positive number adds nothing.
+fn usd(cost: f64) -> f64 {
+    if cost.is_finite() {
+        cost.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// Spend against the budgets set: today's, kept in the journal; the gauges of both scopes.
+struct Spending {
+    views: Arc<SessionViews>,
+    metrics: Arc<Metrics>,
+    day: DaySpend,
+}
+
+impl Spending {
+    fn new(views: Arc<SessionViews>, metrics: Arc<Metrics>, kept: Option<(u64, f64)>) -> Spending {
+        let budgets = views.budgets;
+        for (scope, limit) in [(Scope::Day, budgets.day_usd), (Scope::Session, budgets.session_usd)] {
+            if let Some(limit) = limit {
+                metrics.budget_usd.with_label_values(&[scope.label()]).set(limit);
+                metrics.budget_spent_usd.with_label_values(&[scope.label()]).set(0.0);
+            }
+        }
+        let day = kept.map(|(day, usd)| DaySpend { day, usd }).unwrap_or_default();
+        let mut spending = Spending { views, metrics, day };
+        spending.tick(now_ns());
+        spending
+    }
+
+    /// A model call's `cost`, which took its session from `session_cost.0` to `.1` (when it has a
+    /// view): the thresholds it crossed, of the day's budget and the session's.
+    fn counted(&mut self, cost: f64, session_cost: Option<(f64, f64)>, now: u64, journal: &Journal) -> Vec<Crossing> {
+        let budgets = self.views.budgets;
+        let mut crossings = Vec::new();
+        if let Some(limit) = budgets.day_usd.filter(|_| usd(cost) > 0.0) {
+            crossings = self.day.add(usd(cost), now, limit);
+            self.views.set_day_spent(self.day.usd);
+            self.metrics.budget_spent_usd.with_label_values(&[Scope::Day.label()]).set(self.day.usd);
+            journal.day_spent(&self.day);
+        }
+        if let (Some(limit), Some((before, after))) = (budgets.session_usd, session_cost) {
+            crossings.extend(budget::crossed(Scope::Session, limit, before, after));
+        }
+        crossings
+    }
+
+    /// A new UTC day starts from nothing; the session gauge follows the open sessions.
+    fn tick(&mut self, now: u64) {
+        let budgets = self.views.budgets;
+        if budgets.day_usd.is_some() {
+            self.day.roll(now);
+            self.views.set_day_spent(self.day.usd);
+            self.metrics.budget_spent_usd.with_label_values(&[Scope::Day.label()]).set(self.day.usd);
+        }
+        if budgets.session_usd.is_some() {
+            let largest = self.views.largest_open_cost();
+            self.metrics.budget_spent_usd.with_label_values(&[Scope::Session.label()]).set(largest);
+        }
+    }
+}
+
+/// The span event a threshold crossing puts on its session's root.
+fn threshold_event(c: &Crossing, at: u64) -> SpanEvent {
+    SpanEvent {
+        name: semconv::BUDGET_THRESHOLD_EVENT.into(),
+        at,
+        attrs: vec![
+            KeyValue::new(semconv::BUDGET_SCOPE, c.scope.label()),
+            KeyValue::new(semconv::BUDGET_THRESHOLD, c.threshold),
+            KeyValue::new(semconv::BUDGET_SPENT_USD, c.spent),
+            KeyValue::new(semconv::BUDGET_LIMIT_USD, c.limit),
+        ],
+    }
 }
 
 fn count_session(ev: &Event, metrics: &Metrics) {

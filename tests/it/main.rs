@@ -8,6 +8,7 @@ mod accounting;
 mod auth;
 mod backfill;
 mod bounds;
+mod budget;
 mod cache_hit;
 mod custom_events;
 mod dashboards;
