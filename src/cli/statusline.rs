@@ -97,9 +97,14 @@ fn render(view: &serde_json::Value, fallback: &str) -> String {
     line
 }
 
-/// A share as a whole percentage (capped at 9999%: a tiny budget is not a thousand digits).
+/// A share as a whole percentage: `<1%` for a start (not a misleading 0%), capped at 9999% (a tiny
+/// budget is not a thousand digits).
 fn percent(share: f64) -> String {
-    format!("{:.0}%", (share * 100.0).min(9999.0))
+    let pct = share * 100.0;
+    if pct > 0.0 && pct < 0.5 {
+        return "<1%".into();
+    }
+    format!("{:.0}%", pct.min(9999.0))
 }
 
 /// A count as people read it at a glance: 812, 12.4k, 3.1M.
@@ -159,5 +164,6 @@ mod tests {
     fn counts_at_a_glance() {
         assert_eq!((count(812), count(12_400), count(3_100_000)), ("812".into(), "12.4k".into(), "3.1M".into()));
         assert_eq!((usd(0.421), usd(1234.5)), ("$0.42".into(), "$1.2k".into()));
+        assert_eq!([percent(0.0), percent(0.0015), percent(0.006), percent(0.954)], ["0%", "<1%", "1%", "95%"]);
     }
 }
