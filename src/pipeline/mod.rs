@@ -3,7 +3,8 @@
 //!
 //! One owner means no locks around session state. Besides hook events it takes the usage the
 //! accountant reads from transcripts (and tells the accountant which transcripts to read, and the
-//! sessions which of those reads a span closed by a turn's end waits for). It stops
+//! sessions which of those reads a span closed by a turn's end waits for); it tells the status line
+//! what it applied (`views`) and keeps the spend against the budgets (`spending`). It stops
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
@@ -13,22 +14,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::SpanId;
-use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
 pub(crate) mod budget;
 pub mod sessions;
+mod spending;
+mod views;
 
 use crate::metrics::Metrics;
 use crate::model::budget::Held;
 use crate::model::event::{Event, Kind};
-use crate::model::ids::{self, SessionId, SpanKey};
-use crate::model::semconv::{self, project_of};
+use crate::model::ids::{SessionId, SpanKey};
+use crate::model::semconv::project_of;
 use crate::model::session_view::SessionViews;
-use crate::model::span::{Handed, SpanEvent, SpanRecord};
+use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
-use crate::pipeline::budget::{Crossing, DaySpend, Scope};
+use crate::pipeline::budget::DaySpend;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
+use crate::pipeline::spending::{threshold_event, Spending};
+use crate::pipeline::views::{view_usage, ViewNote};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
@@ -290,7 +294,11 @@ fn accounted(sessions: &mut Sessions, journal: &Journal, spending: &mut Spending
         Report::Usage(u) => {
             let now = now_ns();
             let session_cost = view_usage(&spending.views, &u, now);
-            for c in spending.counted(u.delta.cost, session_cost, now, journal) {
+            let (crossings, day) = spending.counted(u.delta.cost, session_cost, now);
+            if let Some(day) = day {
+                journal.day_spent(&day);
+            }
+            for c in crossings {
                 tracing::info!(
                     session = %u.session_id,
                     scope = c.scope.label(),
@@ -305,134 +313,6 @@ fn accounted(sessions: &mut Sessions, journal: &Journal, spending: &mut Spending
             journal.usage(&u);
         }
         Report::Read(read) => sessions.transcript_read(&read),
-    }
-}
-
-/// What an event changes in its session's view: it starts a turn, (re)starts or ends the session,
-/// or (any other) only marks it seen; an event arriving after the end does not reopen it.
-#[derive(Clone, Copy)]
-enum ViewNote {
-    Turn,
-    Start,
-    End,
-    Seen,
-}
-
-impl ViewNote {
-    fn of(ev: &Event) -> ViewNote {
-        match ev.kind {
-            Kind::PromptSubmit { .. } => ViewNote::Turn,
-            Kind::SessionStart { .. } => ViewNote::Start,
-            Kind::SessionEnd { .. } => ViewNote::End,
-            _ => ViewNote::Seen,
-        }
-    }
-
-    fn apply(self, views: &SessionViews, sid: &str, now: u64) {
-        views.update(ids::session_key(sid), now, |v| match self {
-            ViewNote::Turn => {
-                v.turns += 1;
-                v.ended_at = None;
-            }
-            ViewNote::Start => v.ended_at = None,
-            ViewNote::End => v.ended_at = Some(now),
-            ViewNote::Seen => {}
-        });
-    }
-}
-
-/// Usage counted for a session its view shows (one an event opened): tokens, cost, latest model.
-/// Returns the session's cost before and after, when it has a view.
-fn view_usage(views: &SessionViews, u: &SessionUsage, now: u64) -> Option<(f64, f64)> {
-    let d = &u.delta;
-    if d.usage.is_zero() && d.cost == 0.0 {
-        return None;
-    }
-    let mut costs = None;
-    views.update_existing(ids::session_key(&u.session_id), now, |v| {
-        let before = v.cost_usd;
-        v.tokens.add(d.usage);
-        v.cost_usd += usd(d.cost);
-        v.set_model(&d.model);
-        costs = Some((before, v.cost_usd));
-    });
-    costs
-}
-
-/// A cost as spend: what is not a finite, positive number adds nothing.
-fn usd(cost: f64) -> f64 {
-    if cost.is_finite() {
-        cost.max(0.0)
-    } else {
-        0.0
-    }
-}
-
-/// Spend against the budgets set: today's, kept in the journal; the gauges of both scopes.
-struct Spending {
-    views: Arc<SessionViews>,
-    metrics: Arc<Metrics>,
-    day: DaySpend,
-}
-
-impl Spending {
-    fn new(views: Arc<SessionViews>, metrics: Arc<Metrics>, kept: Option<(u64, f64)>) -> Spending {
-        let budgets = views.budgets;
-        for (scope, limit) in [(Scope::Day, budgets.day_usd), (Scope::Session, budgets.session_usd)] {
-            if let Some(limit) = limit {
-                metrics.budget_usd.with_label_values(&[scope.label()]).set(limit);
-                metrics.budget_spent_usd.with_label_values(&[scope.label()]).set(0.0);
-            }
-        }
-        let day = kept.map(|(day, usd)| DaySpend { day, usd }).unwrap_or_default();
-        let mut spending = Spending { views, metrics, day };
-        spending.tick(now_ns());
-        spending
-    }
-
-    /// A model call's `cost`, which took its session from `session_cost.0` to `.1` (when it has a
-    /// view): the thresholds it crossed, of the day's budget and the session's.
-    fn counted(&mut self, cost: f64, session_cost: Option<(f64, f64)>, now: u64, journal: &Journal) -> Vec<Crossing> {
-        let budgets = self.views.budgets;
-        let mut crossings = Vec::new();
-        if let Some(limit) = budgets.day_usd.filter(|_| usd(cost) > 0.0) {
-            crossings = self.day.add(usd(cost), now, limit);
-            self.views.set_day_spent(self.day.usd);
-            self.metrics.budget_spent_usd.with_label_values(&[Scope::Day.label()]).set(self.day.usd);
-            journal.day_spent(&self.day);
-        }
-        if let (Some(limit), Some((before, after))) = (budgets.session_usd, session_cost) {
-            crossings.extend(budget::crossed(Scope::Session, limit, before, after));
-        }
-        crossings
-    }
-
-    /// A new UTC day starts from nothing; the session gauge follows the open sessions.
-    fn tick(&mut self, now: u64) {
-        let budgets = self.views.budgets;
-        if budgets.day_usd.is_some() {
-            self.day.roll(now);
-            self.views.set_day_spent(self.day.usd);
-            self.metrics.budget_spent_usd.with_label_values(&[Scope::Day.label()]).set(self.day.usd);
-        }
-        if budgets.session_usd.is_some() {
-            let largest = self.views.largest_open_cost();
-            self.metrics.budget_spent_usd.with_label_values(&[Scope::Session.label()]).set(largest);
-        }
-    }
-}
-
-/// The span event a threshold crossing puts on its session's root.
-fn threshold_event(c: &Crossing, at: u64) -> SpanEvent {
-    SpanEvent {
-        name: semconv::BUDGET_THRESHOLD_EVENT.into(),
-        at,
-        attrs: vec![
-            KeyValue::new(semconv::BUDGET_SCOPE, c.scope.label()),
-            KeyValue::new(semconv::BUDGET_THRESHOLD, c.threshold),
-            KeyValue::new(semconv::BUDGET_SPENT_USD, c.spent),
-            KeyValue::new(semconv::BUDGET_LIMIT_USD, c.limit),
-        ],
     }
 }
 
