@@ -161,6 +161,7 @@ fn settings_files_never_panic() {
             "hooktel hook",
             "http://x",
             Some("http://127.0.0.1:4387"),
+            Some("hooktel statusline"),
         );
         std::fs::write(&path, &bytes).unwrap();
         let _ = crate::cli::install::uninstall(&path);

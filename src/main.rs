@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hooktel::cli::config::{self, OutputArgs, ServeArgs};
-use hooktel::cli::{doctor, hook, import, install, install_codex, serve, view};
+use hooktel::cli::{doctor, hook, import, install, install_codex, serve, statusline, view};
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -83,11 +83,18 @@ enum Command {
         /// The sidecar's receiver for that telemetry.
         #[arg(long, env = "HOOKTEL_OTLP_LISTEN", default_value = config::DEFAULT_OTLP_LISTEN)]
         otlp_listen: config::Listen,
+        /// Also set Claude Code's status line to `hooktel statusline` (the session's model, turns,
+        /// tokens and cost); a status line the file already has is left alone.
+        #[arg(long)]
+        statusline: bool,
         /// The agent to wire: `claude-code`, or `codex` (Codex CLI's ~/.codex/hooks.json, its
         /// hooks trusted through `codex app-server`).
         #[arg(long, default_value = "claude-code", value_parser = ["claude-code", "codex"])]
         agent: String,
     },
+    /// The status line: reads Claude Code's status-line JSON on stdin and prints the session's
+    /// model, turns, tokens and cost from the sidecar; nothing when the sidecar is away.
+    Statusline,
     /// Remove hooktel's hooks from Claude Code's settings.json (or Codex CLI's hooks.json), and
     /// nothing else.
     Uninstall {
@@ -132,8 +139,18 @@ fn main() -> ExitCode {
             }
         }
     }
+    // the status line starts the same way: Claude Code runs it at every update
+    if std::env::args_os().nth(1).is_some_and(|a| a == "statusline") {
+        use std::io::IsTerminal;
+        if std::env::args_os().len() > 2 || std::io::stdin().is_terminal() {
+            print!("{}", statusline::HELP);
+            return ExitCode::SUCCESS;
+        }
+        return statusline::run();
+    }
     match Cli::parse().command {
         Command::Hook => hook::run(None),
+        Command::Statusline => statusline::run(),
         Command::Emit { name, attributes, session, time } => {
             hook::emit(&name, &attributes, session.as_deref(), time.as_deref())
         }
@@ -159,11 +176,11 @@ fn main() -> ExitCode {
             let dir = data_dir.unwrap_or_else(config::default_data_dir);
             print_view(view::show(&dir, &session, view::Output::of_flags(json, wide)))
         }
-        Command::Install { agent, project, http, native_telemetry, .. } if agent == "codex" => {
-            print_view(if project.is_some() || http || native_telemetry {
+        Command::Install { agent, project, http, native_telemetry, statusline, .. } if agent == "codex" => {
+            print_view(if project.is_some() || http || native_telemetry || statusline {
                 Err(anyhow::anyhow!(
-                    "--project, --http and --native-telemetry are Claude Code's: Codex CLI takes command hooks \
-                     in its own home (~/.codex/hooks.json, or $CODEX_HOME's)"
+                    "--project, --http, --native-telemetry and --statusline are Claude Code's: Codex CLI takes \
+                     command hooks in its own home (~/.codex/hooks.json, or $CODEX_HOME's)"
                 ))
             } else {
                 install::hook_command()
@@ -171,7 +188,7 @@ fn main() -> ExitCode {
                     .map(|report| report.to_string())
             })
         }
-        Command::Install { project, http, listen, native_telemetry, otlp_listen, .. } => {
+        Command::Install { project, http, listen, native_telemetry, otlp_listen, statusline, .. } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };
             print_view(install::settings_path(project.as_deref()).and_then(|target| {
                 let command = install::hook_command()?;
@@ -180,7 +197,10 @@ fn main() -> ExitCode {
                     (true, Some(at)) => Some(install::base_url(at)),
                     (true, None) => anyhow::bail!("--native-telemetry needs the sidecar's --otlp-listen (it is off)"),
                 };
-                let report = install::install(&target, kind, &command, &install::hook_url(listen), native.as_deref())?;
+                let status_line = if statusline { Some(install::statusline_command()?) } else { None };
+                let url = install::hook_url(listen);
+                let report =
+                    install::install(&target, kind, &command, &url, native.as_deref(), status_line.as_deref())?;
                 Ok(report.to_string())
             }))
         }

@@ -13,6 +13,7 @@ use crate::export::outbound::{self, Outbound};
 use crate::model::budget::{self, Shares};
 use crate::model::capture::Capture;
 use crate::model::semconv::ModelEndpoint;
+use crate::model::session_view::Budgets;
 use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
 use crate::store::token;
@@ -94,6 +95,14 @@ pub struct ServeArgs {
     /// together answer to the sessions' share of the memory budget.
     #[arg(long, env = "HOOKTEL_MAX_SESSIONS", default_value_t = 5_000)]
     pub(crate) max_sessions: usize,
+    /// Spend budget of a UTC day, in USD: a gauge of the day's spend against it, and a span event on
+    /// the session whose model call crosses 80, 90 and 100% of it.
+    #[arg(long, env = "HOOKTEL_BUDGET_USD_PER_DAY", value_name = "USD", value_parser = usd)]
+    pub(crate) budget_usd_per_day: Option<f64>,
+    /// Spend budget of one session, in USD: a gauge of the largest open session's spend against it,
+    /// and a span event on a session whose model call crosses 80, 90 and 100% of it.
+    #[arg(long, env = "HOOKTEL_BUDGET_USD_PER_SESSION", value_name = "USD", value_parser = usd)]
+    pub(crate) budget_usd_per_session: Option<f64>,
     /// Close a session with no event for this many seconds (its open spans marked incomplete).
     #[arg(long, env = "HOOKTEL_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
     pub(crate) idle_timeout_secs: u64,
@@ -150,6 +159,14 @@ pub struct OutputArgs {
     /// `server.address` and `server.port` (default api.anthropic.com, 443).
     #[arg(long, env = "HOOKTEL_ANTHROPIC_BASE_URL", value_parser = model_endpoint)]
     pub(crate) anthropic_base_url: Option<ModelEndpoint>,
+}
+
+/// A budget in US dollars: a positive, finite number (`50`, `12.5`).
+fn usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("is not a positive number of US dollars (e.g. 50 or 12.5)".into()),
+    }
 }
 
 /// Longest `HOOKTEL_USER_ID`: an id or an email, not a document.
@@ -217,6 +234,11 @@ impl ServeArgs {
         let shares = Shares::of(self.memory_budget);
         let bodies = self.max_buffered_bytes.unwrap_or(shares.bodies).max(self.max_body_bytes);
         shares.with_bodies(bodies)
+    }
+
+    /// The spend budgets set.
+    pub(crate) fn budgets(&self) -> Budgets {
+        Budgets { day_usd: self.budget_usd_per_day, session_usd: self.budget_usd_per_session }
     }
 
     pub(crate) fn session_settings(&self) -> Settings {

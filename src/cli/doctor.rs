@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(checks[0].fix.as_deref(), Some("hooktel install"));
 
         // installed in the project only: that is enough
-        install::install(&project, install::HookKind::Http, "/nonexistent/hooktel hook", url, None).unwrap();
+        install::install(&project, install::HookKind::Http, "/nonexistent/hooktel hook", url, None, None).unwrap();
         let checks = run();
         assert_eq!(checks[0].status, Status::Ok, "{checks:?}");
         // ... but its command hooks (SessionStart, Setup) run a program that is not there
@@ -673,7 +673,7 @@ mod tests {
         let command = format!("{} hook", install::shell_quote(exe.to_str().unwrap()));
         std::fs::remove_file(&project).unwrap();
         std::fs::write(&project, r#"{"allowedHttpHookUrls": ["https://example.com/*"]}"#).unwrap();
-        install::install(&user, install::HookKind::Http, &command, "http://127.0.0.1:9/v1/hooks", None).unwrap();
+        install::install(&user, install::HookKind::Http, &command, "http://127.0.0.1:9/v1/hooks", None, None).unwrap();
         let checks = run();
         assert_eq!(checks[0].status, Status::Fail, "{checks:?}");
         assert!(checks[0].detail.contains("not in allowedHttpHookUrls"), "{checks:?}");
@@ -681,7 +681,7 @@ mod tests {
 
         // all well; then a missing event warns and disableAllHooks fails
         std::fs::write(&project, "{}").unwrap();
-        install::install(&user, install::HookKind::Command, &command, url, None).unwrap();
+        install::install(&user, install::HookKind::Command, &command, url, None, None).unwrap();
         assert!(run().iter().all(|c| c.status == Status::Ok), "{:?}", run());
         let text = std::fs::read_to_string(&user).unwrap().replace("\"Stop\"", "\"NotAnEvent\"");
         std::fs::write(&user, text).unwrap();

@@ -65,7 +65,7 @@ pub fn run(agent: Option<String>) -> std::process::ExitCode {
     data_dir::private_files();
     let settings = HookSettings::from_env();
     let at = time::now_ns();
-    let body = read_stdin(settings.timeout);
+    let body = read_stdin(settings.timeout, MAX_STDIN_BYTES);
     if body.is_empty() {
         return std::process::ExitCode::SUCCESS;
     }
@@ -94,11 +94,11 @@ pub fn run(agent: Option<String>) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// The payload: stdin until it closes, `MAX_STDIN_BYTES`, or `deadline`, whichever comes first.
+/// The payload: stdin until it closes, `max` bytes, or `deadline`, whichever comes first.
 /// Claude Code writes the payload and closes stdin; a stdin that stays open (a terminal, a stuck
 /// parent) must not hang the hook, so what arrived by the deadline is what is sent.
 #[cfg(unix)]
-fn read_stdin(deadline: Duration) -> Vec<u8> {
+pub(crate) fn read_stdin(deadline: Duration, max: u64) -> Vec<u8> {
     use std::os::fd::AsRawFd;
     let stdin = std::io::stdin();
     let mut stdin = stdin.lock();
@@ -106,7 +106,7 @@ fn read_stdin(deadline: Duration) -> Vec<u8> {
     let mut body = Vec::new();
     // larger than StdinLock's own buffer, so every read goes straight to the descriptor that poll watches
     let mut buf = vec![0u8; 64 * 1024];
-    while (body.len() as u64) < MAX_STDIN_BYTES {
+    while (body.len() as u64) < max {
         let left = until.saturating_duration_since(Instant::now());
         let mut ready = libc::pollfd { fd: stdin.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
@@ -124,14 +124,14 @@ fn read_stdin(deadline: Duration) -> Vec<u8> {
             Err(_) => break,
         }
     }
-    body.truncate(usize::try_from(MAX_STDIN_BYTES).unwrap_or(usize::MAX));
+    body.truncate(usize::try_from(max).unwrap_or(usize::MAX));
     body
 }
 
 #[cfg(not(unix))]
-fn read_stdin(_deadline: Duration) -> Vec<u8> {
+pub(crate) fn read_stdin(_deadline: Duration, max: u64) -> Vec<u8> {
     let mut body = Vec::new();
-    let _ = std::io::stdin().lock().take(MAX_STDIN_BYTES).read_to_end(&mut body);
+    let _ = std::io::stdin().lock().take(max).read_to_end(&mut body);
     body
 }
 

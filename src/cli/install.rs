@@ -80,6 +80,9 @@ pub(crate) const MARKER_HEADER: &str = "X-Hooktel";
 /// The settings key that, when present, lists the only variables http hooks may interpolate.
 const ENV_ALLOWLIST: &str = "httpHookAllowedEnvVars";
 
+/// Claude Code's setting for the status line command.
+const STATUS_LINE: &str = "statusLine";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookKind {
     /// `"type": "command"`: Claude Code runs `hooktel hook`, which spools when the sidecar is down.
@@ -106,6 +109,10 @@ pub struct Report {
     pub(crate) telemetry: Vec<String>,
     /// Whether `telemetry` changed the file (a "left alone" does not).
     pub(crate) telemetry_changed: bool,
+    /// What happened to Claude Code's `statusLine` (`--statusline`, `uninstall`).
+    pub(crate) status_line: Vec<String>,
+    /// Whether `status_line` changed the file.
+    pub(crate) status_line_changed: bool,
     /// `uninstall` left nothing in the file, so it removed it.
     pub(crate) deleted: bool,
 }
@@ -114,6 +121,7 @@ impl Report {
     pub(crate) fn changed(&self) -> bool {
         !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty() && self.allowlist.is_empty())
             || self.telemetry_changed
+            || self.status_line_changed
     }
 }
 
@@ -128,7 +136,7 @@ impl fmt::Display for Report {
         };
         if !self.changed() {
             writeln!(f, "{}: nothing to change", self.path.display())?;
-            for line in &self.telemetry {
+            for line in self.telemetry.iter().chain(&self.status_line) {
                 writeln!(f, "  {line}")?;
             }
             return Ok(());
@@ -145,7 +153,7 @@ impl fmt::Display for Report {
         list(f, "updated", &self.updated)?;
         list(f, "removed", &self.removed)?;
         list(f, "unchanged", &self.unchanged)?;
-        for line in self.allowlist.iter().chain(&self.telemetry) {
+        for line in self.allowlist.iter().chain(&self.telemetry).chain(&self.status_line) {
             writeln!(f, "  {line}")?;
         }
         if let Some(b) = &self.backup {
@@ -157,9 +165,19 @@ impl fmt::Display for Report {
 
 /// `<this binary> hook`, the path quoted for the shell Claude Code runs command hooks through.
 pub fn hook_command() -> anyhow::Result<String> {
+    Ok(format!("{} hook", this_binary()?))
+}
+
+/// `<this binary> statusline`, quoted like [`hook_command`].
+pub fn statusline_command() -> anyhow::Result<String> {
+    Ok(format!("{} statusline", this_binary()?))
+}
+
+/// The path of this binary, quoted for the shell.
+fn this_binary() -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("finding the path of the hooktel binary")?;
     let exe = exe.to_str().context("the path of the hooktel binary is not UTF-8")?;
-    Ok(format!("{} hook", shell_quote(exe)))
+    Ok(shell_quote(exe))
 }
 
 /// The sidecar's `/v1/hooks` URL for a listen address (a wildcard address is reached on loopback).
@@ -188,13 +206,15 @@ pub(crate) fn shell_quote(s: &str) -> String {
 }
 
 /// Merge hooktel's hook for every event of [`EVENTS`] into the settings file at `target`; with
-/// `native_telemetry` (the receiver's base URL), also point Claude Code's own telemetry at it.
+/// `native_telemetry` (the receiver's base URL), also point Claude Code's own telemetry at it; with
+/// `status_line` (the command), set Claude Code's `statusLine` to it unless the user has their own.
 pub fn install(
     target: &Path,
     kind: HookKind,
     command: &str,
     url: &str,
     native_telemetry: Option<&str>,
+    status_line: Option<&str>,
 ) -> anyhow::Result<Report> {
     let (mut settings, existing) = load(target)?;
     let mut report = Report { path: target.to_owned(), created: existing.is_none(), ..Report::default() };
@@ -244,10 +264,32 @@ pub fn install(
             )),
         }
     }
+    if let Some(command) = status_line {
+        set_status_line(root, command, &mut report);
+    }
     if report.changed() {
         report.backup = save(target, &settings, existing.as_deref())?;
     }
     Ok(report)
+}
+
+/// Set `statusLine` to run `command`, unless it runs something else (the user's own, kept).
+fn set_status_line(root: &mut Map<String, Value>, command: &str, report: &mut Report) {
+    let wanted = json!({"type": "command", "command": command});
+    match root.get(STATUS_LINE) {
+        Some(v) if *v == wanted => {}
+        Some(v) if !runs_hooktel(v, "statusline") => {
+            let theirs = v.get("command").and_then(Value::as_str).unwrap_or("not a command");
+            report.status_line.push(format!(
+                "statusLine already runs {theirs:?}: left alone; to show both, see \"Status line\" in docs/claude-code.md"
+            ));
+        }
+        _ => {
+            root.insert(STATUS_LINE.into(), wanted);
+            report.status_line.push(format!("statusLine: set to {command}"));
+            report.status_line_changed = true;
+        }
+    }
 }
 
 /// Remove hooktel's hooks (and the groups, arrays and `hooks` object they leave empty) from the
@@ -274,6 +316,11 @@ pub fn uninstall(target: &Path) -> anyhow::Result<Report> {
         }
     }
     update_allowlists(root, &old_urls, None, &mut report.allowlist);
+    if root.get(STATUS_LINE).is_some_and(|v| runs_hooktel(v, "statusline")) {
+        root.shift_remove(STATUS_LINE);
+        report.status_line.push("removed hooktel's statusLine".into());
+        report.status_line_changed = true;
+    }
     let removed = native_telemetry::disable(root);
     if !removed.is_empty() {
         report.telemetry.push(format!("removed Claude Code's telemetry settings: {}", removed.join(", ")));
@@ -378,26 +425,29 @@ fn http_hook(url: &str) -> Value {
 /// Whether a hook entry is one of hooktel's (see the module comment).
 fn is_hooktel(hook: &Value) -> bool {
     match hook.get("type").and_then(Value::as_str) {
-        Some("command") => {
-            let Some(command) = hook.get("command").and_then(Value::as_str) else { return false };
-            let exe_form = hook.get("args").and_then(Value::as_array);
-            let mut words = shell_words(command);
-            let program = words.first().cloned().unwrap_or_default();
-            let first_arg = match exe_form {
-                Some(args) => args.first().and_then(Value::as_str).map(str::to_owned),
-                None if words.len() > 1 => Some(words.swap_remove(1)),
-                None => None,
-            };
-            let program = if exe_form.is_some() { command.to_owned() } else { program };
-            let name = Path::new(&program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            name.starts_with("hooktel") && first_arg.as_deref() == Some("hook")
-        }
+        Some("command") => runs_hooktel(hook, "hook"),
         Some("http") => hook
             .get("headers")
             .and_then(Value::as_object)
             .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(MARKER_HEADER))),
         _ => false,
     }
+}
+
+/// Whether a command entry (a hook, the status line) runs `hooktel <subcommand>`.
+fn runs_hooktel(entry: &Value, subcommand: &str) -> bool {
+    let Some(command) = entry.get("command").and_then(Value::as_str) else { return false };
+    let exe_form = entry.get("args").and_then(Value::as_array);
+    let mut words = shell_words(command);
+    let program = words.first().cloned().unwrap_or_default();
+    let first_arg = match exe_form {
+        Some(args) => args.first().and_then(Value::as_str).map(str::to_owned),
+        None if words.len() > 1 => Some(words.swap_remove(1)),
+        None => None,
+    };
+    let program = if exe_form.is_some() { command.to_owned() } else { program };
+    let name = Path::new(&program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.starts_with("hooktel") && first_arg.as_deref() == Some(subcommand)
 }
 
 /// The program of a command hook, unquoted.
@@ -569,7 +619,7 @@ mod tests {
         for fixture in FIXTURES {
             let (_dir, path) = settings_file(Some(fixture));
             let before: Value = serde_json::from_str(fixture).unwrap();
-            let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+            let report = install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
             assert_eq!(report.added.len() + report.updated.len(), EVENTS.len(), "{report}");
             let after = value(&path);
             for (key, v) in before.as_object().unwrap() {
@@ -598,9 +648,9 @@ mod tests {
     fn installing_twice_is_installing_once() {
         for kind in [HookKind::Command, HookKind::Http] {
             let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
-            install(&path, kind, COMMAND, URL, None).unwrap();
+            install(&path, kind, COMMAND, URL, None, None).unwrap();
             let once = std::fs::read(&path).unwrap();
-            let report = install(&path, kind, COMMAND, URL, None).unwrap();
+            let report = install(&path, kind, COMMAND, URL, None, None).unwrap();
             assert!(!report.changed(), "{report}");
             assert_eq!(report.unchanged.len(), EVENTS.len());
             assert!(report.backup.is_none());
@@ -612,17 +662,17 @@ mod tests {
     #[test]
     fn a_binary_under_another_name_is_still_installed_once() {
         let (_dir, path) = settings_file(Some(MATCHERS_FIXTURE));
-        install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap();
+        install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None, None).unwrap();
         let once = std::fs::read(&path).unwrap();
-        assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap().changed());
+        assert!(!install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None, None).unwrap().changed());
         assert_eq!(std::fs::read(&path).unwrap(), once);
     }
 
     #[test]
     fn switching_kinds_replaces_hooktels_entries() {
         let (_dir, path) = settings_file(Some(HTTP_FIXTURE));
-        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
-        let report = install(&path, HookKind::Http, COMMAND, URL, None).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
+        let report = install(&path, HookKind::Http, COMMAND, URL, None, None).unwrap();
         let http_events = EVENTS.len() - COMMAND_ONLY.len();
         assert_eq!(report.updated.len(), http_events, "{report}");
         let v = value(&path);
@@ -640,7 +690,7 @@ mod tests {
         assert_eq!(v[ALLOWLIST], serde_json::json!(["http://127.0.0.1:4319/*", URL]));
         assert_eq!(v[ENV_ALLOWLIST], serde_json::json!(["CC_SIDECAR_TOKEN", "HOOKTEL_TOKEN"]));
 
-        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         assert_eq!(report.updated.len(), http_events, "{report}");
         assert_eq!(
             report.allowlist,
@@ -657,7 +707,7 @@ mod tests {
     #[test]
     fn a_backup_of_the_old_file_is_written_before_a_change() {
         let (dir, path) = settings_file(Some(MATCHERS_FIXTURE));
-        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         let backup = report.backup.clone().expect("a backup");
         assert_eq!(backups(&dir), vec![backup.clone()]);
         assert_eq!(std::fs::read_to_string(&backup).unwrap(), MATCHERS_FIXTURE);
@@ -681,7 +731,7 @@ mod tests {
         ];
         for text in bad {
             let (dir, path) = settings_file(Some(text));
-            let err = install(&path, HookKind::Http, COMMAND, URL, None).unwrap_err().to_string();
+            let err = install(&path, HookKind::Http, COMMAND, URL, None, None).unwrap_err().to_string();
             assert!(err.contains("not changing it"), "{err}");
             assert!(uninstall(&path).is_err());
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
@@ -694,7 +744,7 @@ mod tests {
         for fixture in FIXTURES {
             for kind in [HookKind::Command, HookKind::Http] {
                 let (_dir, path) = settings_file(Some(fixture));
-                install(&path, kind, COMMAND, URL, None).unwrap();
+                install(&path, kind, COMMAND, URL, None, None).unwrap();
                 let report = uninstall(&path).unwrap();
                 assert_eq!(report.removed.len(), EVENTS.len(), "{report}");
                 assert_eq!(value(&path), serde_json::from_str::<Value>(fixture).unwrap());
@@ -708,7 +758,7 @@ mod tests {
     #[test]
     fn a_missing_file_and_directory_are_created_and_removed_hooks_leave_no_husk() {
         let (_dir, path) = settings_file(None);
-        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         assert!(report.created && report.backup.is_none(), "{report}");
         assert_eq!(hooks_of(&value(&path), "PreToolUse"), vec![("command".to_owned(), COMMAND.to_owned())]);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -728,7 +778,7 @@ mod tests {
         let (dir, path) = settings_file(Some(COMMAND_FIXTURE));
         let mut last = None;
         for _ in 0..6 {
-            install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+            install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
             last = uninstall(&path).unwrap().backup;
         }
         let kept = backups(&dir);
@@ -787,7 +837,7 @@ mod tests {
   }
 }"#;
         let (_dir, path) = settings_file(Some(text));
-        let report = install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        let report = install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         assert!(report.updated.contains(&"Stop".to_owned()), "{report}");
         assert_eq!(report.removed, vec!["WorktreeCreate".to_owned()]);
         let v = value(&path);
@@ -801,7 +851,7 @@ mod tests {
     #[test]
     fn the_keys_after_a_removed_hooks_object_keep_their_order() {
         let (_dir, path) = settings_file(Some("{\"a\": 1, \"hooks\": {}, \"b\": 2, \"c\": 3}\n"));
-        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         uninstall(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
     }
@@ -824,7 +874,7 @@ mod tests {
 }
 "#;
         let (_dir, path) = settings_file(Some(text));
-        let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None).unwrap();
+        let report = install(&path, HookKind::Command, "/opt/bin/tel hook", URL, None, None).unwrap();
         assert_eq!(report.unchanged, vec!["Stop".to_owned()], "{report}");
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains("\"command\": \"/opt/bin/tel hook\",\n            \"type\""), "{written}");
@@ -834,7 +884,7 @@ mod tests {
     fn a_key_written_twice_keeps_its_last_value_as_claude_code_reads_it() {
         let text = r#"{"model": "sonnet", "hooks": [], "env": {}, "model": "opus", "hooks": {"Stop": []}}"#;
         let (_dir, path) = settings_file(Some(text));
-        install(&path, HookKind::Command, COMMAND, URL, None).unwrap();
+        install(&path, HookKind::Command, COMMAND, URL, None, None).unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.matches("\"model\"").count(), 1, "{written}");
         assert_eq!(written.matches("\"hooks\": {").count(), 1, "{written}");
@@ -847,7 +897,7 @@ mod tests {
     fn inspect_finds_hooktels_hooks() {
         let (dir, path) = settings_file(Some(HTTP_FIXTURE));
         assert!(inspect(&path).unwrap().unwrap().hooks.is_empty());
-        install(&path, HookKind::Http, COMMAND, URL, None).unwrap();
+        install(&path, HookKind::Http, COMMAND, URL, None, None).unwrap();
         let found = inspect(&path).unwrap().unwrap();
         assert_eq!(found.hooks.len(), EVENTS.len());
         assert!(found.hooks.contains(&("Stop".into(), Found::Http(URL.into()))));

@@ -1,5 +1,5 @@
 //! The commands, the only place that talks to a person (anyhow errors, printed views): the sidecar
-//! (`serve`), the hook command and `emit`, `install` / `uninstall`, `doctor`, the local views
+//! (`serve`), the hook command and `emit`, the status line, `install` / `uninstall`, `doctor`, the local views
 //! (`sessions`, `show`), `import`, and the settings they share. Nothing imports this module.
 
 pub(crate) mod codex_app_server;
@@ -14,4 +14,5 @@ pub(crate) mod layout;
 pub(crate) mod native_telemetry;
 pub mod serve;
 pub(crate) mod settings_file;
+pub mod statusline;
 pub mod view;

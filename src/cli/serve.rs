@@ -17,6 +17,7 @@ use crate::ingest::server::Surface;
 use crate::ingest::{drain, server};
 use crate::metrics::Metrics;
 use crate::model::budget;
+use crate::model::session_view::SessionViews;
 use crate::model::time::now_ns;
 use crate::pipeline;
 use crate::store::data_dir;
@@ -164,8 +165,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let exporter = tokio::spawn(export::run(span_rx, sink, span_spool, live, metrics.clone()));
         let settings = args.session_settings();
+        let mut day_spent = None;
         let (journal_tx, restored, journal_writer) = match open_journal(&data_dir, settings.ended_ttl_ns) {
             Some((conn, restored)) => {
+                day_spent = journal::day_spent(&conn);
                 let dropped = metrics.journal_dropped.with_label_values(&["backlog"]);
                 let (tx, rx) = journal::channel(shares.journal_backlog, dropped);
                 let limits = journal::Limits {
@@ -180,6 +183,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => (None, Vec::new(), None),
         };
+        let views = Arc::new(SessionViews::new(args.budgets()));
         let pipeline = tokio::spawn(pipeline::run(pipeline::Parts {
             events: event_rx,
             reports: report_rx,
@@ -190,6 +194,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             restored: reparse(restored, args.output.capture, &transcripts).await,
             settings,
             metrics: metrics.clone(),
+            views: views.clone(),
+            day_spent,
         }));
         // Claude Code's own telemetry goes on to each signal's destination (cut to the capture level)
         let (forward_tx, forwarder) = if clients.forward.is_empty() {
@@ -231,6 +237,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             forwarded: clients.forward.iter().map(|c| c.destination().signal).collect(),
             status,
             probe: Some(Arc::new(clients.probe())),
+            views,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = tokio::spawn(drain::drain(data_dir.clone(), ingest.clone(), stop_rx));

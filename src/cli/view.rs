@@ -70,7 +70,7 @@ fn terminal_safe(view: anyhow::Result<String>) -> anyhow::Result<String> {
     view.map(|text| escape_controls(&text)).map_err(|e| anyhow::anyhow!(escape_controls(&format!("{e:#}"))))
 }
 
-fn escape_controls(text: &str) -> String {
+pub(crate) fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');

@@ -55,6 +55,8 @@ pub(crate) struct Ingest {
     pub(crate) status: serde_json::Value,
     /// `POST /v1/probe`: an empty export to every OTLP destination, reported (for `hooktel doctor`).
     pub(crate) probe: Option<Probe>,
+    /// What the pipeline knows of each session, for `GET /v1/sessions/<uuid>` (the status line).
+    pub(crate) views: Arc<crate::model::session_view::SessionViews>,
 }
 
 /// Checks every OTLP destination with an empty export and reports each outcome as JSON; made by

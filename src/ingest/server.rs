@@ -46,6 +46,15 @@ type Reply = Response<Full<Bytes>>;
 /// The sidecar's configuration: under the token and `Host` rules of a write.
 const STATUS: &str = "/v1/status";
 
+/// `GET /v1/sessions/<uuid>`: one session's tokens, cost, model and turns (the status line's), under
+/// the rules of `/v1/status` (what a session costs is not for a web page or another host to read).
+const SESSIONS: &str = "/v1/sessions/";
+
+/// A read under the token and `Host` rules of a write.
+fn private_read(path: &str) -> bool {
+    path == STATUS || path.starts_with(SESSIONS)
+}
+
 /// What a listener serves.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Surface {
@@ -123,7 +132,7 @@ pub(crate) async fn run(
 
 async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> Reply {
     let authorized = authorized(&req, ingest);
-    if (req.method() == Method::POST || req.uri().path() == STATUS) && !from_loopback && !authorized {
+    if (req.method() == Method::POST || private_read(req.uri().path())) && !from_loopback && !authorized {
         return unauthorized(ingest);
     }
     if let Err(refused) = browser_guard(&req, ingest, authorized) {
@@ -135,6 +144,10 @@ async fn route(req: Request<Incoming>, ingest: &Ingest, from_loopback: bool) -> 
         (_, "/v1/hooks" | "/v1/events") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         // its configuration names paths and endpoints: loopback, or the token
         (&Method::GET, STATUS) if from_loopback || authorized => status(ingest),
+        (&Method::GET, path) if path.starts_with(SESSIONS) && (from_loopback || authorized) => {
+            session(ingest, &path[SESSIONS.len()..])
+        }
+        (_, path) if path.starts_with(SESSIONS) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         (_, STATUS | "/v1/probe") if !from_loopback && !authorized => unauthorized(ingest),
         // it sends requests to the configured backends: loopback or the token, and a POST
         (&Method::POST, "/v1/probe") => probe(ingest).await,
@@ -210,6 +223,42 @@ fn status(ingest: &Ingest) -> Reply {
     let items = |spool: &str| ingest.metrics.spool_events_by.with_label_values(&[spool]).get();
     status["spool"] = serde_json::json!({"hook_items": items("hook"), "export_items": items("export")});
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&status).unwrap_or_default())));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// `GET /v1/sessions/<uuid>`: the pipeline's view of one session, as JSON; 404 when it has none.
+/// The id is parsed as a UUID before anything is looked up (Claude Code's session ids are UUIDs).
+fn session(ingest: &Ingest, id: &str) -> Reply {
+    let Ok(uuid) = uuid::Uuid::try_parse(id) else {
+        return refuse(ingest, StatusCode::BAD_REQUEST, "bad_session_id", "the session id must be a UUID");
+    };
+    let Some(v) = ingest.views.get(uuid.as_u128()) else {
+        return text(StatusCode::NOT_FOUND, "no such session\n");
+    };
+    let budgets = ingest.views.budgets;
+    let mut budget = serde_json::Map::new();
+    if let Some(limit) = budgets.day_usd {
+        budget.insert("day".into(), serde_json::json!({"limit_usd": limit, "spent_usd": ingest.views.day_spent()}));
+    }
+    if let Some(limit) = budgets.session_usd {
+        budget.insert("session".into(), serde_json::json!({"limit_usd": limit, "spent_usd": v.cost_usd}));
+    }
+    let body = serde_json::json!({
+        "session_id": uuid.hyphenated().to_string(),
+        "model": v.model,
+        "turns": v.turns,
+        "tokens": {
+            "input": v.tokens.input,
+            "output": v.tokens.output,
+            "cache_read": v.tokens.cache_read,
+            "cache_creation": v.tokens.cache_write(),
+        },
+        "cost_usd": v.cost_usd,
+        "ended": v.ended_at.is_some(),
+        "budget": budget,
+    });
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
@@ -385,7 +434,7 @@ impl BrowserRefusal {
 fn browser_guard(req: &Request<Incoming>, ingest: &Ingest, authorized: bool) -> Result<(), BrowserRefusal> {
     no_origin(req)?;
     if req.method() != Method::POST {
-        if req.uri().path() == STATUS {
+        if private_read(req.uri().path()) {
             host_ok(req, ingest, authorized)?;
         }
         return Ok(());

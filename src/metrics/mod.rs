@@ -99,6 +99,10 @@ pub struct Metrics {
     pub(crate) spool_events_by: prometheus::IntGaugeVec,
     pub(crate) spool_bytes: prometheus::IntGaugeVec,
     pub(crate) spool_oldest_age: prometheus::GaugeVec,
+    /// The spend budgets set, in USD, by scope (`day`, `session`); no series for a scope not set.
+    pub(crate) budget_usd: prometheus::GaugeVec,
+    /// Spend against each budget set: today's (UTC), and the largest of an open session's.
+    pub(crate) budget_spent_usd: prometheus::GaugeVec,
     /// 1 while a spool can be opened and read, 0 while it cannot (read-only or broken data dir).
     pub(crate) spool_usable: prometheus::IntGaugeVec,
     pub(crate) spool_dropped: IntCounterVec,
@@ -193,11 +197,26 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(spool_oldest_age.clone()));
+        let usd_gauges = |name: &str, help: &str| {
+            let g = prometheus::GaugeVec::new(Opts::new(name, help), &["scope"]).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let budget_usd = usd_gauges(
+            "hooktel_budget_usd",
+            "Spend budget in USD, by scope (day: a UTC day, HOOKTEL_BUDGET_USD_PER_DAY; session: HOOKTEL_BUDGET_USD_PER_SESSION).",
+        );
+        let budget_spent_usd = usd_gauges(
+            "hooktel_budget_spent_usd",
+            "Spend in USD against a budget, by scope (day: today's, UTC; session: the largest of an open session's).",
+        );
         let genai = genai::GenAi::new();
         reg(Box::new(genai.token_usage.clone()));
         reg(Box::new(genai.operation_duration.clone()));
         Metrics {
             genai,
+            budget_usd,
+            budget_spent_usd,
             spool_events: gauge(
                 "hooktel_spool_events",
                 "Items waiting in the SQLite spools (hook events and span batches).",
@@ -456,7 +475,7 @@ pub(crate) fn unit(family: &str) -> &'static str {
     match family {
         n if n.ends_with("_seconds") => "s",
         n if n.ends_with("_bytes") => "By",
-        n if n.contains("cost_usd") => "{USD}",
+        n if n.contains("cost_usd") || n.starts_with("hooktel_budget_") => "{USD}",
         n if n.contains("tokens") => "{token}",
         n if n.contains("tool_calls") => "{call}",
         n if n.contains("session") => "{session}",

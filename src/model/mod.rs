@@ -12,6 +12,7 @@ pub(crate) mod otlp;
 pub(crate) mod payload;
 pub(crate) mod redact;
 pub(crate) mod semconv;
+pub mod session_view;
 pub use semconv::ModelEndpoint;
 pub mod span;
 pub mod time;

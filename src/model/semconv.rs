@@ -90,6 +90,12 @@ pub(crate) const MCP_METHOD_NAME: &str = attribute::MCP_METHOD_NAME;
 pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
+/// The span event on a session's root when a model call of it carried a spend budget across a threshold.
+pub(crate) const BUDGET_THRESHOLD_EVENT: &str = "hooktel.budget.threshold_crossed";
+pub(crate) const BUDGET_SCOPE: &str = "hooktel.budget.scope";
+pub(crate) const BUDGET_THRESHOLD: &str = "hooktel.budget.threshold";
+pub(crate) const BUDGET_SPENT_USD: &str = "hooktel.budget.spent_usd";
+pub(crate) const BUDGET_LIMIT_USD: &str = "hooktel.budget.limit_usd";
 pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";
 pub(crate) const API_REQUEST_ID: &str = "hooktel.api.request_id";
 pub(crate) const API_ATTEMPT: &str = "hooktel.api.attempt";

@@ -3,7 +3,8 @@
 //!
 //! One owner means no locks around session state. Besides hook events it takes the usage the
 //! accountant reads from transcripts (and tells the accountant which transcripts to read, and the
-//! sessions which of those reads a span closed by a turn's end waits for). It stops
+//! sessions which of those reads a span closed by a turn's end waits for); it tells the status line
+//! what it applied (`views`) and keeps the spend against the budgets (`spending`). It stops
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
@@ -15,16 +16,23 @@ use std::time::Duration;
 use opentelemetry::trace::SpanId;
 use tokio::sync::mpsc;
 
+pub(crate) mod budget;
 pub mod sessions;
+mod spending;
+mod views;
 
 use crate::metrics::Metrics;
 use crate::model::budget::Held;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::project_of;
+use crate::model::session_view::SessionViews;
 use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
+use crate::pipeline::budget::DaySpend;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
+use crate::pipeline::spending::{threshold_event, Spending};
+use crate::pipeline::views::{view_usage, ViewNote};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
@@ -69,15 +77,34 @@ pub(crate) struct Parts {
     pub(crate) restored: Vec<Restored>,
     pub(crate) settings: Settings,
     pub(crate) metrics: Arc<Metrics>,
+    /// Each session's tokens, cost, model and turns, for `GET /v1/sessions/<uuid>` (the status line);
+    /// and the spend budgets set.
+    pub(crate) views: Arc<SessionViews>,
+    /// The day's spend the journal kept: (UTC day, USD).
+    pub(crate) day_spent: Option<(u64, f64)>,
 }
 
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics } = p;
+    let Parts {
+        mut events,
+        mut reports,
+        touches,
+        spans,
+        exporting,
+        journal,
+        restored,
+        settings,
+        metrics,
+        views,
+        day_spent,
+    } = p;
+    let idle_ns = settings.idle_timeout_ns;
+    let mut spending = Spending::new(views.clone(), metrics.clone(), day_spent);
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
-    replay(&mut sessions, restored, &mut out);
+    replay(&mut sessions, &views, restored, &mut out);
     let journal = Journal(journal);
     journal.handed_out(&out);
     let mut tick = tokio::time::interval(TICK);
@@ -96,6 +123,7 @@ pub(crate) async fn run(p: Parts) {
                     let awaited = touch_transcripts(&ev, &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
+                    let viewed = ViewNote::of(&ev);
                     let batch = ev.kind == Kind::TelemetryBatch;
                     let before = out.len();
                     let ingested = sessions.ingest(ev, now, &mut out);
@@ -105,6 +133,9 @@ pub(crate) async fn run(p: Parts) {
                     }
                     if task_created && ingested != Ingested::Late {
                         metrics.tasks.with_label_values(&["created"]).inc();
+                    }
+                    if ingested != Ingested::Late {
+                        viewed.apply(&views, &sid, now);
                     }
                     // an ended session handed out by this event is journaled before the event,
                     // which belongs to the resumed session that follows
@@ -122,10 +153,13 @@ pub(crate) async fn run(p: Parts) {
                 }
                 metrics.queue_depth.sub(n as i64);
             }
-            Some(r) = reports.recv() => accounted(&mut sessions, &journal, r),
+            Some(r) = reports.recv() => accounted(&mut sessions, &journal, &mut spending, r),
             _ = tick.tick() => {
                 let before = out.len();
-                let idled = sessions.tick(now_ns(), &mut out);
+                let now = now_ns();
+                let idled = sessions.tick(now, &mut out);
+                views.forget(now, idle_ns);
+                spending.tick(now);
                 journal.handed_out(&out[before..]);
                 metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
             }
@@ -153,7 +187,7 @@ pub(crate) async fn run(p: Parts) {
     drop(touches);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(r) = reports.recv().await {
-        accounted(&mut sessions, &journal, r);
+        accounted(&mut sessions, &journal, &mut spending, r);
     }
     sessions.flush_closed(&mut out);
     journal.handed_out(&out);
@@ -183,7 +217,7 @@ pub(crate) struct Restored {
 
 /// Rebuild the open sessions of the journal: the same events give the same spans and ids; those
 /// already handed out before the restart are dropped, not handed out again. Nothing is counted.
-fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRecord>) {
+fn replay(sessions: &mut Sessions, views: &SessionViews, restored: Vec<Restored>, out: &mut Vec<SpanRecord>) {
     let now = now_ns();
     let (mut events, mut open) = (0, 0);
     for r in restored {
@@ -193,7 +227,10 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
         }
         open += usize::from(!r.events.is_empty());
         for ev in r.events {
-            sessions.ingest(ev, now, out);
+            let viewed = ViewNote::of(&ev);
+            if sessions.ingest(ev, now, out) != Ingested::Late {
+                viewed.apply(views, &sid, now);
+            }
             events += 1;
         }
         let handed: HashSet<SpanId> = r.handed_out.iter().map(|b| SpanId::from_bytes(*b)).collect();
@@ -201,7 +238,9 @@ fn replay(sessions: &mut Sessions, restored: Vec<Restored>, out: &mut Vec<SpanRe
         sessions.forget_handed_out(&sid, &handed.iter().copied().collect::<Vec<_>>());
         for u in &r.usage {
             if let Ok(delta) = serde_json::from_slice(u) {
-                sessions.add_usage(&SessionUsage { session_id: sid.as_str().into(), delta }, now);
+                let usage = SessionUsage { session_id: sid.as_str().into(), delta };
+                view_usage(views, &usage, now);
+                sessions.add_usage(&usage, now);
             }
         }
     }
@@ -219,6 +258,12 @@ impl Journal {
             if !body.is_empty() {
                 let _ = w.send(Entry::Hook { session, at, body });
             }
+        }
+    }
+
+    fn day_spent(&self, day: &DaySpend) {
+        if let Some(w) = &self.0 {
+            let _ = w.send(Entry::DaySpent { day: day.day, usd: day.usd });
         }
     }
 
@@ -244,10 +289,27 @@ impl Journal {
 }
 
 /// Usage on its spans (and in the journal), or a read that spans may have waited for.
-fn accounted(sessions: &mut Sessions, journal: &Journal, r: Report) {
+fn accounted(sessions: &mut Sessions, journal: &Journal, spending: &mut Spending, r: Report) {
     match r {
         Report::Usage(u) => {
-            sessions.add_usage(&u, now_ns());
+            let now = now_ns();
+            let session_cost = view_usage(&spending.views, &u, now);
+            let (crossings, day) = spending.counted(u.delta.cost, session_cost, now);
+            if let Some(day) = day {
+                journal.day_spent(&day);
+            }
+            for c in crossings {
+                tracing::info!(
+                    session = %u.session_id,
+                    scope = c.scope.label(),
+                    threshold = c.threshold,
+                    spent_usd = c.spent,
+                    limit_usd = c.limit,
+                    "Spend crossed a budget threshold"
+                );
+                sessions.root_event(&u.session_id, threshold_event(&c, now));
+            }
+            sessions.add_usage(&u, now);
             journal.usage(&u);
         }
         Report::Read(read) => sessions.transcript_read(&read),

@@ -1,7 +1,8 @@
 //! The journal of open sessions: every event and usage delta the pipeline applied, and every span it
 //! handed out, kept in `<data dir>/journal.db` until the session's trace is out. Replayed at start,
 //! it rebuilds each open session exactly (ids are deterministic) without handing out a span twice,
-//! so a session running across a restart (SIGTERM or kill -9) still ends as one trace.
+//! so a session running across a restart (SIGTERM or kill -9) still ends as one trace. Beside them,
+//! one row of no session: the day's spend against the day's budget, so a restart does not forget it.
 //!
 //! Written by its own thread in batched transactions (a commit every `COMMIT_EVERY` or
 //! `COMMIT_ROWS` rows): what the sidecar accepted in the last few milliseconds before a kill -9 can
@@ -47,12 +48,18 @@ pub(crate) enum Entry {
     HandedOut { session: SessionId, span: [u8; 8] },
     /// The session's trace is out: forget its rows, remember it ended (root span id, end time).
     Ended { session: SessionId, root: [u8; 8], end: u64 },
+    /// The spend (USD) of a UTC day (days since the epoch), replacing the one before.
+    DaySpent { day: u64, usd: f64 },
 }
 
 const HOOK: i64 = 0;
 const USAGE: i64 = 1;
 const HANDED_OUT: i64 = 2;
 const ENDED: i64 = 3;
+const DAY_SPENT: i64 = 4;
+
+/// The `session` of the day's spend: no session's (an empty id is refused at ingest).
+const NO_SESSION: &str = "";
 
 /// What a replay gives back for one session, in journal order.
 #[derive(Debug, Default)]
@@ -79,10 +86,10 @@ pub(crate) fn holds(data_dir: &Path, session: &str) -> rusqlite::Result<bool> {
 
 /// Everything the journal holds, by session (sessions in the order they first appear).
 pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)>> {
-    let mut stmt = conn.prepare("SELECT session, kind, at, body FROM journal ORDER BY id")?;
+    let mut stmt = conn.prepare("SELECT session, kind, at, body FROM journal WHERE kind != ?1 ORDER BY id")?;
     let mut order: Vec<String> = Vec::new();
     let mut by: HashMap<String, Restored> = HashMap::new();
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([DAY_SPENT], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
     })?;
     for row in rows {
@@ -107,6 +114,17 @@ pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Vec<(String, Restored)
             (s, r)
         })
         .collect())
+}
+
+/// The last day's spend the journal kept: (UTC day, USD).
+pub(crate) fn day_spent(conn: &Connection) -> Option<(u64, f64)> {
+    let (day, body) = conn
+        .query_row("SELECT at, body FROM journal WHERE kind = ?1 ORDER BY id DESC LIMIT 1", [DAY_SPENT], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .ok()?;
+    let usd = f64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    (usd.is_finite() && usd >= 0.0).then_some((u64::try_from(day).ok()?, usd))
 }
 
 /// The journal's bound and what it counts.
@@ -169,7 +187,7 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used
     pending.retain(|e| match e {
         Entry::Hook { body, .. } => take(&mut room, body.len()),
         Entry::Usage { body, .. } => take(&mut room, body.len()),
-        Entry::HandedOut { .. } | Entry::Ended { .. } => true,
+        Entry::HandedOut { .. } | Entry::Ended { .. } | Entry::DaySpent { .. } => true,
     });
     if pending.len() < before {
         limits.full.inc_by((before - pending.len()) as u64);
@@ -202,6 +220,10 @@ fn commit(conn: &mut Connection, pending: &mut Vec<Entry>, limits: &Limits, used
                     Entry::Ended { session, root, end } => {
                         forget.execute([&**session])?;
                         insert.execute(params![session.as_str(), ENDED, *end as i64, &root[..]])?;
+                    }
+                    Entry::DaySpent { day, usd } => {
+                        forget.execute([NO_SESSION])?;
+                        insert.execute(params![NO_SESSION, DAY_SPENT, *day as i64, &usd.to_le_bytes()[..]])?;
                     }
                 }
             }
@@ -262,7 +284,7 @@ impl Writer {
     /// or the writer is gone).
     pub(crate) fn send(&self, e: Entry) -> bool {
         let bytes = e.bytes();
-        let marker = matches!(e, Entry::HandedOut { .. } | Entry::Ended { .. });
+        let marker = matches!(e, Entry::HandedOut { .. } | Entry::Ended { .. } | Entry::DaySpent { .. });
         let taken = self.backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
             let after = used.saturating_add(bytes);
             (marker || after <= self.max_bytes).then_some(after)
@@ -285,7 +307,7 @@ impl Entry {
         let body = match self {
             Entry::Hook { body, .. } => body.len(),
             Entry::Usage { body, .. } => body.len(),
-            Entry::HandedOut { .. } | Entry::Ended { .. } => 0,
+            Entry::HandedOut { .. } | Entry::Ended { .. } | Entry::DaySpent { .. } => 0,
         };
         body + 64
     }
@@ -368,6 +390,28 @@ mod tests {
         writer.join().unwrap();
         let conn = open(tmp.path()).unwrap();
         assert_eq!(read(&conn).unwrap()[0].1.hooks.len(), 10);
+    }
+
+    /// The day's spend is one row, the last one sent; it is no session's, and the journal at its
+    /// cap still takes it.
+    #[test]
+    fn the_days_spend_is_one_row_and_no_session() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, rx) = channel(usize::MAX, counter());
+        let conn = open(tmp.path()).unwrap();
+        assert_eq!(day_spent(&conn), None);
+        let limits = Limits { max_bytes: 0, failures: counter(), full: counter() };
+        let writer = std::thread::spawn(move || write(conn, rx, limits));
+        for (day, usd) in [(20_000, 1.5), (20_000, 2.25), (20_001, 0.5)] {
+            assert!(tx.send(Entry::DaySpent { day, usd }));
+        }
+        drop(tx);
+        writer.join().unwrap();
+        let conn = open(tmp.path()).unwrap();
+        assert_eq!(day_spent(&conn), Some((20_001, 0.5)));
+        assert!(read(&conn).unwrap().is_empty(), "no session to replay");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
     }
 
     #[test]

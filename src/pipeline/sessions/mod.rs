@@ -21,7 +21,7 @@ use crate::model::capture::Capture;
 use crate::model::event::Event;
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::ModelEndpoint;
-use crate::model::span::SpanRecord;
+use crate::model::span::{SpanEvent, SpanRecord};
 use crate::usage::accountant::{SessionUsage, TranscriptRead};
 
 mod native;
@@ -411,6 +411,15 @@ impl Sessions {
             usage.add(&d.model, d.usage, d.cost);
         }
         state.top.usage.get_or_insert_with(Default::default).add(&d.model, d.usage, d.cost);
+    }
+
+    /// A span event on the session's root (or, in a resumed run, its segment) while it is open: what
+    /// a budget's threshold crossing marks. Not held to the span's event limit: a session crosses each
+    /// of a few thresholds once.
+    pub(crate) fn root_event(&mut self, sid: &str, e: SpanEvent) {
+        if let Some(state) = self.live.get_mut(sid) {
+            state.top.events.push(e);
+        }
     }
 
     /// Hand out every span that is closed, settled or not (on shutdown). Open spans stay.
