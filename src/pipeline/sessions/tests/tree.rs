@@ -1,7 +1,7 @@
 //! Tests of one session's span tree: start and end events paired into spans under the right
 //! parents in any order of delivery, model calls and their usage, what closes a span (its end, the
 //! next prompt, the session's end, the idle timeout), resumed sessions, the caps on span events and
-//! on sessions, and arbitrary payloads.
+//! on sessions, the pull requests Bash calls opened, and arbitrary payloads.
 
 use super::*;
 use crate::model::ids::{self, SpanKey};
@@ -560,4 +560,42 @@ fn open_sessions_together_stay_inside_their_share() {
     let ids: HashSet<SpanId> = agents.clone().map(|r| r.span_id).collect();
     assert_eq!((ids.len(), agents.count()), (12, 12), "every subagent handed out once");
     assert!(out.iter().any(|r| *r.session_id == *light && r.key == SpanKey::Tool), "the light tool span, at its end");
+}
+
+/// A pull request a Bash call opened: a span event on its span, its URL on the root, each URL once and
+/// at most 32 of them; a duplicate delivery adds nothing, a failed call opened none.
+#[test]
+fn pull_requests_are_events_of_their_calls_and_listed_on_the_root() {
+    let url = |n: usize| format!("https://github.com/acme/api/pull/{n}");
+    let mut events = vec![(simple("SessionStart", json!({"source": "startup"})), MS)];
+    for n in 0..40 {
+        let id = format!("toolu_{n}");
+        let note = json!({"hooktel_pull_request": url(n.min(35)), "tool_response": {"stdout": ""}});
+        events.push((tool("PreToolUse", &id, json!({})), (10 + 2 * n as u64) * MS));
+        events.push((tool("PostToolUse", &id, note.clone()), (11 + 2 * n as u64) * MS));
+        if n == 0 {
+            events.push((tool("PostToolUse", &id, note), (11 + 2 * n as u64) * MS));
+            // delivered twice
+        }
+    }
+    let failed = json!({"hooktel_pull_request": url(99), "error": "Exit code 1"});
+    events.push((tool("PreToolUse", "toolu_failed", json!({})), 200 * MS));
+    events.push((tool("PostToolUseFailure", "toolu_failed", failed), 201 * MS));
+    events.push((simple("SessionEnd", json!({"reason": "other"})), 300 * MS));
+    let spans = run(&events);
+
+    let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
+    let listed = root.attrs.iter().find(|kv| kv.key.as_str() == "hooktel.pull_requests").unwrap();
+    let opentelemetry::Value::Array(opentelemetry::Array::String(urls)) = &listed.value else { panic!() };
+    let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+    assert_eq!(urls, (0..32).map(url).collect::<Vec<_>>(), "each once, the first 32");
+    let opened = |s: &SpanRecord| s.events.iter().filter(|e| e.name == "hooktel.pull_request").count();
+    let calls = named(&spans, "execute_tool Bash");
+    assert_eq!(calls.len(), 41);
+    let with_event: Vec<_> = calls.iter().filter(|s| opened(s) == 1).collect();
+    assert_eq!(with_event.len(), 40, "every call that opened one, also past the root's 32");
+    assert!(calls.iter().all(|s| opened(s) <= 1), "a duplicate delivery adds no second event");
+    let failed = calls.iter().find(|s| s.events.is_empty() && s.tool.is_some_and(|t| t.pull_request.is_none()));
+    assert!(failed.is_some(), "the failed call opened none");
+    assert_eq!(with_event.iter().filter(|s| s.tool.is_some_and(|t| t.pull_request.is_some())).count(), 40);
 }
