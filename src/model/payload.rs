@@ -87,30 +87,32 @@ pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
     cut
 }
 
-/// Note the pull request a Bash call opened (`PULL_REQUEST`), from its whole output. A payload cut
-/// before (by the hook client) keeps the note made there: its output is no longer whole.
+/// Note the pull request a Bash call opened (`PULL_REQUEST`), from its whole output. A payload
+/// whose output is no longer whole keeps the note made where it was: cut by the hook client
+/// (`hooktel_*_bytes`), or reduced for the journal (no `stdout`/`stderr` left), which a restart
+/// parses again.
 fn note_pull_request(payload: &mut Map<String, Value>) {
     if payload.contains_key(ORIGINAL_RESPONSE_BYTES) || payload.contains_key(ORIGINAL_PAYLOAD_BYTES) {
         return;
     }
-    payload.remove(PULL_REQUEST);
-    let field = |k: &str| payload.get(k).and_then(Value::as_str);
-    if field("hook_event_name") != Some("PostToolUse") || field("tool_name") != Some("Bash") {
-        return;
-    }
-    let Some(command) = payload.get("tool_input").and_then(|i| i.get("command")).and_then(Value::as_str) else {
-        return;
-    };
     let outputs: Vec<&str> = match payload.get("tool_response") {
         Some(Value::String(text)) => vec![text],
         Some(Value::Object(r)) => {
             ["stdout", "stderr"].iter().filter_map(|k| r.get(*k).and_then(Value::as_str)).collect()
         }
-        _ => return,
+        _ => Vec::new(),
     };
-    if let Some(pr) = pull_request::opened(command, &outputs) {
-        payload.insert(PULL_REQUEST.into(), Value::String(pr.url));
+    if outputs.is_empty() {
+        return;
     }
+    let field = |k: &str| payload.get(k).and_then(Value::as_str);
+    let bash_ended = field("hook_event_name") == Some("PostToolUse") && field("tool_name") == Some("Bash");
+    let command = payload.get("tool_input").and_then(|i| i.get("command")).and_then(Value::as_str);
+    let opened = command.filter(|_| bash_ended).and_then(|c| pull_request::opened(c, &outputs)).map(|pr| pr.url);
+    match opened {
+        Some(url) => payload.insert(PULL_REQUEST.into(), Value::String(url)),
+        None => payload.remove(PULL_REQUEST),
+    };
 }
 
 fn cut_long_strings(value: &mut Value) {
@@ -253,6 +255,17 @@ mod tests {
 
         // small outputs travel whole: the sidecar notes it
         let mut p = bash_post("gh pr create --fill", "https://u:tok@github.com/acme/api/pull/7?x=1\n");
+        trim_payload(&mut p);
+        assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/7");
+    }
+
+    /// What the journal keeps of a payload has no output left: parsed again after a restart, it
+    /// keeps its note.
+    #[test]
+    fn a_note_without_its_output_is_kept() {
+        let mut p = bash_post("gh pr create --fill", "https://github.com/acme/api/pull/7\n");
+        trim_payload(&mut p);
+        p.insert("tool_response".into(), json!({"interrupted": false}));
         trim_payload(&mut p);
         assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/7");
     }

@@ -206,6 +206,39 @@ fn a_pull_request_after_a_resume_is_listed_on_the_resumed_segment() {
     assert_eq!((pull_requests(&metrics, "github"), pull_requests(&metrics, "gitlab")), (1.0, 1.0), "{metrics}");
 }
 
+/// The root is exported at the session's end: a pull request opened before a kill -9 of the sidecar
+/// reaches it after the restart, from the journal (which holds the noted URL, never the output).
+#[test]
+fn a_pull_request_before_a_kill_9_reaches_the_root_after_the_restart() {
+    let data = temp_dir("pull-requests-restart");
+    let env = [("HOOKTEL_DATA_DIR", data.to_str().unwrap())];
+    let receiver = Receiver::start(Protocol::Http);
+    let first = Sidecar::start(Some(&receiver), &env);
+    let sid = "5e551015-0042-4000-8000-00000000a005";
+    post(&first, &start(sid, "startup"));
+    for p in bash(sid, "toolu_gh", "gh pr create --fill", STDOUT, STDERR) {
+        post(&first, &p);
+    }
+    let journaled = || {
+        let Ok(conn) = rusqlite::Connection::open(data.join("journal.db")) else { return 0 };
+        conn.query_row("SELECT count(*) FROM journal WHERE kind = 0", [], |r| r.get::<_, i64>(0)).unwrap_or(0)
+    };
+    wait_until(WAIT, "the three events journaled", || journaled() >= 3);
+    let _ = std::process::Command::new("kill").args(["-9", &first.pid().to_string()]).status();
+    drop(first);
+    assert_nothing_else_at_rest(&data);
+
+    let second = Sidecar::start(Some(&receiver), &env);
+    post(&second, &end(sid));
+    let spans = receiver.wait_for(WAIT, "the session's root", |s| s.iter().any(|s| s.parent.is_empty()));
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert!(root.attr("hooktel.pull_requests").is_some_and(|l| l.contains(URL)), "{:?}", root.attrs);
+    let calls: Vec<&Span> = spans.iter().filter(|s| s.attr("gen_ai.tool.call.id") == Some("toolu_gh")).collect();
+    assert_eq!(calls.len(), 1, "the call's span once");
+    assert_eq!(pull_request_events(calls[0]).len(), 1, "{:?}", calls[0].events);
+    assert_nothing_else_leaves(&spans, &second.metrics());
+}
+
 /// The overview dashboard's panel titled `title`: its queries for job `hooktel`, every other
 /// variable "All", the time range an hour.
 fn panel_exprs(title: &str) -> Vec<String> {

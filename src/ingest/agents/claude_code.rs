@@ -717,6 +717,26 @@ mod tests {
         assert!(!format!("{e:?}").contains("SECRET"));
     }
 
+    /// A restart parses what the journal kept (`ev.raw`) again: the pull request is still there, at
+    /// every capture level, and the output is not.
+    #[test]
+    fn a_pull_request_survives_the_journal_at_every_capture_level() {
+        let body = json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash",
+            "tool_use_id": "t", "tool_input": {"command": "gh pr create --fill"},
+            "tool_response": {"stdout": "SECRET-LINE\nhttps://github.com/acme/api/pull/42\n", "stderr": ""}});
+        for capture in [Capture::None, Capture::Metadata, Capture::Full] {
+            let ev = crate::ingest::accept::parse(body.to_string().as_bytes(), 1, capture).unwrap();
+            let replayed = crate::ingest::accept::parse(&ev.raw, 1, capture).unwrap();
+            for e in [&ev, &replayed] {
+                let Kind::ToolEnd(call, _) = &e.kind else { panic!() };
+                let pr = call.pull_request.as_ref().map(|pr| pr.url.as_str());
+                assert_eq!(pr, Some("https://github.com/acme/api/pull/42"), "{capture:?}");
+            }
+            let kept = String::from_utf8_lossy(&ev.raw);
+            assert_eq!(kept.contains("SECRET-LINE"), capture == Capture::Full, "{capture:?}: {kept}");
+        }
+    }
+
     #[test]
     fn default_capture_exports_no_prompt_or_output() {
         let e = normalize(
