@@ -3,7 +3,8 @@
 //! The attributes of a span's typed facts are derived in `model::span`.
 //!
 //! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`, taken from
-//! `opentelemetry-semantic-conventions`), `hooktel.*` for the rest. These names are the contract
+//! `opentelemetry-semantic-conventions`), the VCS ones for a pull request (`vcs.*`, `url.full`),
+//! `hooktel.*` for the rest. These names are the contract
 //! dashboards and searches rely on; tests spell them out literally.
 
 use opentelemetry::KeyValue;
@@ -236,9 +237,6 @@ pub(crate) fn tool(call_id: &str, name: &str) -> Vec<KeyValue> {
     attrs
 }
 
-/// The server of an MCP tool, from Claude Code's name for it, `mcp__<server>__<tool>`: what lies
-/// between `mcp__` and the next `__` (Claude Code turns every other character of a server's name
-/// that is not a letter, digit, `_` or `-` into `_`). None for any other tool, or an empty server.
 /// The attributes of a pull request's span event: its URL, number, state (`open`: it was just
 /// created), forge and repository.
 pub(crate) fn pull_request(pr: &PullRequest) -> Vec<KeyValue> {
@@ -251,6 +249,9 @@ pub(crate) fn pull_request(pr: &PullRequest) -> Vec<KeyValue> {
     ]
 }
 
+/// The server of an MCP tool, from Claude Code's name for it, `mcp__<server>__<tool>`: what lies
+/// between `mcp__` and the next `__` (Claude Code turns every other character of a server's name
+/// that is not a letter, digit, `_` or `-` into `_`). None for any other tool, or an empty server.
 pub(crate) fn mcp_server(tool: &str) -> Option<&str> {
     let rest = tool.strip_prefix("mcp__")?;
     let server = rest.split_once("__").map_or(rest, |(server, _)| server);
