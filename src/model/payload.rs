@@ -2,8 +2,9 @@
 //! the edits hooktel makes to it before it travels (noting the pull request a Bash call opened, then
 //! cutting huge tool outputs).
 //!
-//! Only `serde_json`, `std` and `model::pull_request` (`std` only) here: the hook client links this module and must start in about a
-//! millisecond, so nothing from Tokio or OpenTelemetry may come in through it.
+//! Only `serde_json`, `std` and `model::pull_request` (`std` only) here: the hook client links this
+//! module and must start in about a millisecond, so nothing from Tokio or OpenTelemetry may come in
+//! through it.
 
 use serde_json::{Map, Value};
 
