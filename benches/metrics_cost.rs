@@ -524,7 +524,7 @@ fn tool_span(rng: &mut Rng, session: &str, project: &str) -> SpanRecord {
         status: span_status,
         project: project.to_owned(),
         incomplete,
-        tool: Some(ToolRun { status: tool_status, duration_ms }),
+        tool: Some(ToolRun { status: tool_status, duration_ms, pull_request: None }),
         ..SpanRecord::new(
             ids::trace_id(session),
             span_id,

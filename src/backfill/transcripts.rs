@@ -637,7 +637,7 @@ impl Reader {
                 (false, true) => (ToolStatus::Error, Status::Error(capture.error_text(&result.text))),
                 (false, false) => (ToolStatus::Ok, Status::Unset),
             };
-            span.tool = Some(ToolRun { status: run, duration_ms: None });
+            span.tool = Some(ToolRun { status: run, duration_ms: None, pull_request: None });
             span.status = status;
             out.push(finish(span, attrs, None));
         }

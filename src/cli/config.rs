@@ -123,7 +123,7 @@ pub struct ServeArgs {
     /// so a restart then loses them.
     #[arg(long, env = "HOOKTEL_JOURNAL_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub(crate) journal_max_bytes: u64,
-    /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
+    /// Put a `project` label (basename of the session's cwd) on token, cost, tool-call and pull-request metrics.
     #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) project_label: bool,
 }

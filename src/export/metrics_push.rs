@@ -426,7 +426,7 @@ mod tests {
             (100, 150),
             sid.into(),
         );
-        let tool = ToolRun { status: ToolStatus::Ok, duration_ms: Some(300) };
+        let tool = ToolRun { status: ToolStatus::Ok, duration_ms: Some(300), pull_request: None };
         m.span_finished(&SpanRecord { subject: Some(Subject::Tool("Bash".into())), tool: Some(tool), ..rec });
         m.hook_event("Stop", 1.0);
         let mut req = request(&m.families(), Resource::default(), 5, 200, None);

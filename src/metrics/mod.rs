@@ -71,6 +71,8 @@ pub struct Metrics {
     pub(crate) bad_values: IntCounterVec,
     pub(crate) tool_calls: IntCounterVec,
     pub(crate) tool_duration: HistogramVec,
+    /// Pull requests Bash calls opened, by forge (`provider`): divides cost into cost per pull request.
+    pub(crate) pull_requests: IntCounterVec,
     pub(crate) tokens: IntCounterVec,
     pub(crate) cost: prometheus::CounterVec,
     pub(crate) unpriced_tokens: IntCounterVec,
@@ -270,6 +272,11 @@ impl Metrics {
                 &with_project(&["tool", "status", "mcp_server"]),
             ),
             tool_duration,
+            pull_requests: counters(
+                "hooktel_pull_requests_total",
+                "Pull requests (merge requests) opened by Bash tool calls, by provider (github, gitlab, gitea).",
+                &with_project(&["provider"]),
+            ),
             tokens: counters(
                 "hooktel_tokens_total",
                 "Tokens used, from the transcripts, by model and type (input, output, cache_read, cache_creation).",
@@ -492,6 +499,7 @@ pub(crate) fn unit(family: &str) -> &'static str {
         "hooktel_turns_total" => "{turn}",
         "hooktel_subagents_total" | "hooktel_teammates_total" | "hooktel_teammates_active" => "{agent}",
         "hooktel_tasks_total" => "{task}",
+        "hooktel_pull_requests_total" => "{pull_request}",
         "hooktel_ingest_rejected_total" | "hooktel_native_requests_total" => "{request}",
         "hooktel_metric_pushes_total" => "{push}",
         "hooktel_native_forwarded_total" => "{body}",
@@ -553,7 +561,7 @@ mod tests {
         let m = Metrics::new(false);
         let call = |i: u8, name: &str| {
             let rec = finished(SpanKey::Tool, i, "api");
-            let tool = Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(10) });
+            let tool = Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(10), pull_request: None });
             m.span_finished(&SpanRecord { subject: Some(Subject::Tool(name.into())), tool, ..rec });
         };
         call(1, "Read");
@@ -605,7 +613,7 @@ mod tests {
             m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "api") });
             let tool = SpanRecord {
                 subject: Some(Subject::Tool("Bash".into())),
-                tool: Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(300) }),
+                tool: Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(300), pull_request: None }),
                 ..finished(SpanKey::Tool, 9, "api")
             };
             m.span_finished(&tool);

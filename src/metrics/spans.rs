@@ -73,6 +73,17 @@ impl Metrics {
                 self.tool_calls.with_label_values(&labels).inc();
                 let series = [("tool", tool), ("status", status.label()), ("mcp_server", server), ("project", project)];
                 self.exemplars.offer("hooktel_tool_calls_total", self.with_project(&series), exemplar(rec, 1.0));
+                if let Some(forge) = rec.tool.and_then(|t| t.pull_request) {
+                    // at most three forges times the capped projects: no pair cap needed
+                    let project = self.projects.label(&rec.project);
+                    let mut labels = vec![forge.label()];
+                    if self.project_label {
+                        labels.push(project);
+                    }
+                    self.pull_requests.with_label_values(&labels).inc();
+                    let series = [("provider", forge.label()), ("project", project)];
+                    self.exemplars.offer("hooktel_pull_requests_total", self.with_project(&series), exemplar(rec, 1.0));
+                }
                 if let Some(m) = &rec.team {
                     self.team_tool_calls.with_label_values(&[m.role().label(), status.label()]).inc();
                 }

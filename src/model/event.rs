@@ -8,6 +8,7 @@ use opentelemetry::KeyValue;
 use crate::model::agent::Agent;
 use crate::model::budget::Held;
 use crate::model::ids::SessionId;
+use crate::model::pull_request::PullRequest;
 use crate::model::span::ToolStatus;
 
 /// One hook event, ready for the session state machine.
@@ -149,6 +150,9 @@ pub(crate) struct ToolCall {
     pub(crate) spawned_agent: Option<String>,
     /// For an `Agent` call that spawned a teammate (`status: teammate_spawned`): its name.
     pub(crate) spawned_teammate: Option<String>,
+    /// For a Bash call's PostToolUse: the pull request its command opened (noted from its output
+    /// before the output was cut or dropped: `payload::PULL_REQUEST`).
+    pub(crate) pull_request: Option<PullRequest>,
 }
 
 /// One API request as Claude Code's telemetry reports it: when it ended (the event's time), how long

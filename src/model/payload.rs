@@ -1,10 +1,14 @@
 //! Wire types shared by the hook client and the sidecar: the payload as Claude Code sends it, and
-//! the one edit hooktel makes to it before it travels (cutting huge tool outputs).
+//! the edits hooktel makes to it before it travels (noting the pull request a Bash call opened, then
+//! cutting huge tool outputs).
 //!
-//! Only `serde_json` and `std` here: the hook client links this module and must start in about a
-//! millisecond, so nothing from Tokio or OpenTelemetry may come in through it.
+//! Only `serde_json`, `std` and `model::pull_request` (`std` only) here: the hook client links this
+//! module and must start in about a millisecond, so nothing from Tokio or OpenTelemetry may come in
+//! through it.
 
 use serde_json::{Map, Value};
+
+use crate::model::pull_request;
 
 /// Header carrying the time the hook client read the payload, in Unix nanoseconds. Hook payloads
 /// carry no time of their own, and hook processes run concurrently, so the client's stamp is what
@@ -16,6 +20,11 @@ pub(crate) const ORIGINAL_RESPONSE_BYTES: &str = "hooktel_tool_response_bytes";
 
 /// Field added to a payload whose long strings were cut: the size of the original payload, in bytes.
 pub(crate) const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
+
+/// Field added to a PostToolUse of Bash whose command opened a pull request: its URL (without
+/// credentials or query), noted from the whole output before the output is cut or dropped
+/// (`model::pull_request` has the rule). The only thing hooktel reads from a Bash call's output.
+pub(crate) const PULL_REQUEST: &str = "hooktel_pull_request";
 
 /// Field of a payload that carries a custom event's attributes (`POST /v1/events`, `hooktel emit`).
 /// A custom event for a session travels as a hook payload named after the event, with its
@@ -70,6 +79,7 @@ const LONG_STRING_KEEP: usize = 1024;
 /// is still over `MAX_PAYLOAD_BYTES`, cut every string longer than 1 KiB. Records the original sizes.
 /// Returns whether anything was cut.
 pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
+    note_pull_request(payload);
     let mut cut = trim_tool_responses(payload, MAX_TOOL_RESPONSE_BYTES);
     let size = serde_json::to_vec(&*payload).map(|v| v.len()).unwrap_or(0);
     if size > MAX_PAYLOAD_BYTES {
@@ -80,6 +90,34 @@ pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
         cut = true;
     }
     cut
+}
+
+/// Note the pull request a Bash call opened (`PULL_REQUEST`), from its whole output. A payload
+/// whose output is no longer whole keeps the note made where it was: cut by the hook client
+/// (`hooktel_*_bytes`), or reduced for the journal (no `stdout`/`stderr` left), which a restart
+/// parses again.
+fn note_pull_request(payload: &mut Map<String, Value>) {
+    if payload.contains_key(ORIGINAL_RESPONSE_BYTES) || payload.contains_key(ORIGINAL_PAYLOAD_BYTES) {
+        return;
+    }
+    let outputs: Vec<&str> = match payload.get("tool_response") {
+        Some(Value::String(text)) => vec![text],
+        Some(Value::Object(r)) => {
+            ["stdout", "stderr"].iter().filter_map(|k| r.get(*k).and_then(Value::as_str)).collect()
+        }
+        _ => Vec::new(),
+    };
+    if outputs.is_empty() {
+        return;
+    }
+    let field = |k: &str| payload.get(k).and_then(Value::as_str);
+    let bash_ended = field("hook_event_name") == Some("PostToolUse") && field("tool_name") == Some("Bash");
+    let command = payload.get("tool_input").and_then(|i| i.get("command")).and_then(Value::as_str);
+    let opened = command.filter(|_| bash_ended).and_then(|c| pull_request::opened(c, &outputs)).map(|pr| pr.url);
+    match opened {
+        Some(url) => payload.insert(PULL_REQUEST.into(), Value::String(url)),
+        None => payload.remove(PULL_REQUEST),
+    };
 }
 
 fn cut_long_strings(value: &mut Value) {
@@ -199,6 +237,59 @@ mod tests {
         assert_eq!(p["session_id"], "s");
         assert!(p[ORIGINAL_PAYLOAD_BYTES].as_u64().unwrap() > 9 * 1024 * 1024);
         assert!(serde_json::to_vec(&p).unwrap().len() < MAX_PAYLOAD_BYTES);
+    }
+
+    fn bash_post(command: &str, stdout: &str) -> Map<String, Value> {
+        let p = json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash",
+                       "tool_use_id": "toolu_1", "tool_input": {"command": command},
+                       "tool_response": {"stdout": stdout, "stderr": "", "interrupted": false, "isImage": false}});
+        p.as_object().unwrap().clone()
+    }
+
+    /// The hook client cuts a huge output, the sidecar trims the cut payload again: the pull request
+    /// noted from the whole output survives both, and nothing else of the output does.
+    #[test]
+    fn a_pull_request_is_noted_before_its_output_is_cut() {
+        let stdout = format!("{}\nhttps://github.com/acme/api/pull/42\n", "build log line\n".repeat(700_000));
+        let mut p = bash_post("npm test && gh pr create --fill", &stdout);
+        assert!(trim_payload(&mut p), "the client cuts it");
+        assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/42");
+        assert!(!p["tool_response"].to_string().contains("pull/42"), "the cut output no longer names it");
+        assert!(!trim_payload(&mut p), "the sidecar finds nothing more to cut");
+        assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/42", "and keeps the client's note");
+
+        // small outputs travel whole: the sidecar notes it
+        let mut p = bash_post("gh pr create --fill", "https://u:tok@github.com/acme/api/pull/7?x=1\n");
+        trim_payload(&mut p);
+        assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/7");
+    }
+
+    /// What the journal keeps of a payload has no output left: parsed again after a restart, it
+    /// keeps its note.
+    #[test]
+    fn a_note_without_its_output_is_kept() {
+        let mut p = bash_post("gh pr create --fill", "https://github.com/acme/api/pull/7\n");
+        trim_payload(&mut p);
+        p.insert("tool_response".into(), json!({"interrupted": false}));
+        trim_payload(&mut p);
+        assert_eq!(p[PULL_REQUEST], "https://github.com/acme/api/pull/7");
+    }
+
+    #[test]
+    fn only_a_creating_command_is_noted_and_a_forged_note_is_not_kept() {
+        for (command, event, tool) in [
+            ("cat notes.md", "PostToolUse", "Bash"),
+            ("gh pr create", "PreToolUse", "Bash"),
+            ("gh pr create", "PostToolUse", "Read"),
+        ] {
+            let mut p = bash_post(command, "https://github.com/acme/api/pull/1");
+            p.insert("hook_event_name".into(), event.into());
+            p.insert("tool_name".into(), tool.into());
+            // an uncut payload's note is made here, from its output, never taken as sent
+            p.insert(PULL_REQUEST.into(), "https://github.com/evil/x/pull/9".into());
+            trim_payload(&mut p);
+            assert_eq!(p.get(PULL_REQUEST), None, "{command} {event} {tool}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The attributes of a span's typed facts are derived in `model::span`.
 //!
 //! OpenTelemetry GenAI conventions where they exist (`gen_ai.*`, taken from
-//! `opentelemetry-semantic-conventions`), `hooktel.*` for the rest. These names are the contract
+//! `opentelemetry-semantic-conventions`), the VCS ones for a pull request (`vcs.*`, `url.full`),
+//! `hooktel.*` for the rest. These names are the contract
 //! dashboards and searches rely on; tests spell them out literally.
 
 use opentelemetry::KeyValue;
@@ -11,6 +12,7 @@ use opentelemetry_semantic_conventions::attribute;
 
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture, FULL_MAX};
+use crate::model::pull_request::PullRequest;
 
 pub(crate) const SESSION_ID: &str = attribute::SESSION_ID;
 // opentelemetry-semantic-conventions marks the gen_ai.* names deprecated only because they moved to
@@ -88,6 +90,17 @@ pub(crate) const MCP_SERVER: &str = "hooktel.mcp.server";
 #[allow(deprecated)]
 pub(crate) const MCP_METHOD_NAME: &str = attribute::MCP_METHOD_NAME;
 pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
+/// The span event of a Bash call that opened a pull request, and the attribute of the session's root
+/// (or resumed segment) listing the pull requests opened in it: URLs are no span contexts, so this
+/// list, not a span link, is what a trace search by a pull request's URL finds.
+pub(crate) const PULL_REQUEST_EVENT: &str = "hooktel.pull_request";
+pub(crate) const PULL_REQUESTS: &str = "hooktel.pull_requests";
+/// The OpenTelemetry VCS conventions' attributes of a change (pull request, merge request).
+pub(crate) const URL_FULL: &str = attribute::URL_FULL;
+pub(crate) const VCS_CHANGE_ID: &str = attribute::VCS_CHANGE_ID;
+pub(crate) const VCS_CHANGE_STATE: &str = attribute::VCS_CHANGE_STATE;
+pub(crate) const VCS_PROVIDER_NAME: &str = attribute::VCS_PROVIDER_NAME;
+pub(crate) const VCS_REPOSITORY_URL_FULL: &str = attribute::VCS_REPOSITORY_URL_FULL;
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
 /// The span event on a session's root when a model call of it carried a spend budget across a threshold.
@@ -234,6 +247,18 @@ pub(crate) fn tool(call_id: &str, name: &str) -> Vec<KeyValue> {
         attrs.push(KeyValue::new(MCP_SERVER, server.to_owned()));
     }
     attrs
+}
+
+/// The attributes of a pull request's span event: its URL, number, state (`open`: it was just
+/// created), forge and repository.
+pub(crate) fn pull_request(pr: &PullRequest) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(URL_FULL, pr.url.clone()),
+        KeyValue::new(VCS_CHANGE_ID, pr.number.to_string()),
+        KeyValue::new(VCS_CHANGE_STATE, "open"),
+        KeyValue::new(VCS_PROVIDER_NAME, pr.forge.label()),
+        KeyValue::new(VCS_REPOSITORY_URL_FULL, pr.repository.clone()),
+    ]
 }
 
 /// The server of an MCP tool, from Claude Code's name for it, `mcp__<server>__<tool>`: what lies

@@ -300,6 +300,10 @@ impl ToolStatus {
 pub struct ToolRun {
     pub status: ToolStatus,
     pub duration_ms: Option<u64>,
+    /// The forge of the pull request it opened (a Bash call's `gh pr create`...), counted in
+    /// `hooktel_pull_requests_total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::model::pull_request::Forge>,
 }
 
 /// How a turn ended: Stop, or StopFailure with its error.

@@ -66,6 +66,8 @@ enum Attr {
     /// `None`: a `null`, which is what a number that was not finite was written as.
     F(Option<f64>),
     B(bool),
+    /// A list of strings (a root's `hooktel.pull_requests`).
+    A(Vec<String>),
 }
 
 /// The attributes as stored; a float that is not finite is left out (JSON cannot hold it).
@@ -77,6 +79,9 @@ fn to_attrs(kvs: &[KeyValue]) -> Attrs {
                 Value::I64(i) => Attr::I(*i),
                 Value::F64(f) if !f.is_finite() => return None,
                 Value::F64(f) => Attr::F(Some(*f)),
+                Value::Array(opentelemetry::Array::String(items)) => {
+                    Attr::A(items.iter().map(|s| s.as_str().to_owned()).collect())
+                }
                 other => Attr::S(other.as_str().into_owned()),
             };
             Some((kv.key.as_str().to_owned(), v))
@@ -93,6 +98,10 @@ fn from_attrs(attrs: Attrs) -> Vec<KeyValue> {
                 Attr::I(i) => KeyValue::new(k, i),
                 Attr::F(f) => KeyValue::new(k, f?),
                 Attr::B(b) => KeyValue::new(k, b),
+                Attr::A(items) => {
+                    let items = items.into_iter().map(Into::into).collect();
+                    KeyValue::new(k, Value::Array(opentelemetry::Array::String(items)))
+                }
             })
         })
         .collect()
@@ -265,6 +274,7 @@ pub(crate) mod tests {
                 KeyValue::new("n", 3_i64),
                 KeyValue::new("f", 0.5),
                 KeyValue::new("t", true),
+                KeyValue::new("l", Value::Array(opentelemetry::Array::String(vec!["u1".into(), "u2".into()]))),
             ],
             events: vec![SpanEvent { name: "E".into(), at: 1, attrs: vec![KeyValue::new("x", 1_i64)] }],
             dropped_events: 2,
@@ -273,7 +283,11 @@ pub(crate) mod tests {
             session_id: "s-1".into(),
             incomplete: i % 2 == 0,
             usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),
-            tool: Some(ToolRun { status: crate::model::span::ToolStatus::Denied, duration_ms: Some(7) }),
+            tool: Some(ToolRun {
+                status: crate::model::span::ToolStatus::Denied,
+                duration_ms: Some(7),
+                pull_request: Some(crate::model::pull_request::Forge::GitLab),
+            }),
             turn: None,
             chat: (i == 1).then(|| ChatCall {
                 response_id: "msg_1".into(),

@@ -37,6 +37,7 @@ mod native;
 mod numbers;
 mod otlp_export;
 mod phoenix;
+mod pull_requests;
 mod restart;
 mod secrets;
 mod spool;

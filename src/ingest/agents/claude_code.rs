@@ -13,8 +13,9 @@ use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
 use crate::model::event::{ApiCall, Event, Kind, ToolCall, ToolOutcome, ToolTiming};
 use crate::model::payload::{
-    AGENT_TEAMS, CUSTOM_ATTRIBUTES, NATIVE_TELEMETRY, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES,
+    AGENT_TEAMS, CUSTOM_ATTRIBUTES, NATIVE_TELEMETRY, ORIGINAL_PAYLOAD_BYTES, ORIGINAL_RESPONSE_BYTES, PULL_REQUEST,
 };
+use crate::model::pull_request;
 use crate::model::semconv;
 
 /// The names Claude Code's telemetry events get as events of a session (`native::events`).
@@ -294,7 +295,11 @@ fn tool_call(p: &Map<String, Value>, capture: Capture) -> Option<ToolCall> {
     let spawned_agent = response.and_then(|r| r.get("agentId")).and_then(Value::as_str).map(str::to_owned);
     let spawned_teammate = response.and_then(spawned_teammate).map(|(_, name)| name);
     let duration_ms = p.get("duration_ms").and_then(Value::as_u64);
-    Some(ToolCall { name, call_id, attrs, duration_ms, spawned_agent, spawned_teammate })
+    // noted by `payload::trim_payload` where the output was whole; checked again, as any input is
+    let pull_request = str_field(p, PULL_REQUEST)
+        .filter(|_| name == "Bash" && str_field(p, "hook_event_name") == Some("PostToolUse"))
+        .and_then(pull_request::parse);
+    Some(ToolCall { name, call_id, attrs, duration_ms, spawned_agent, spawned_teammate, pull_request })
 }
 
 /// The (team, teammate name) of an `Agent` call's response that spawned a teammate.
@@ -497,6 +502,10 @@ mod tests {
              "tool_response": {"agentId": "a1", "interrupted": false, "content": "SECRET-OUTPUT"}},
             {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "t",
              "tool_input": "SECRET-STRING-INPUT", "tool_response": "SECRET-STRING-OUTPUT"},
+            {"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "t",
+             "tool_input": {"command": "gh pr create --fill", "description": "SECRET-DESCRIPTION"},
+             "tool_response": {"stdout": "SECRET-OUTPUT\nhttps://github.com/a/b/pull/3\n", "stderr": ""},
+             "hooktel_pull_request": "https://github.com/a/b/pull/3"},
             {"session_id": "s", "hook_event_name": API_REQUEST, "request_id": "req_1", "model": "m",
              "duration_ms": 5, "user_email": "SECRET-EMAIL@example.com", "user_account_uuid": "SECRET-UUID"},
         ]);
@@ -683,6 +692,49 @@ mod tests {
         denied["hook_event_name"] = "PermissionDenied".into();
         denied["reason"] = "no".into();
         assert!(matches!(ev(denied).kind, Kind::ToolEnd(_, ToolOutcome::Denied(_))));
+    }
+
+    #[test]
+    fn a_noted_pull_request_is_typed_on_a_bash_call_only() {
+        let post = |tool: &str, event: &str, note: &str| {
+            let e = ev(json!({"session_id": "s", "hook_event_name": event, "tool_name": tool, "tool_use_id": "t",
+                "tool_input": {"command": "gh pr create"}, "tool_response": {"stdout": "", "stderr": ""},
+                "hooktel_pull_request": note}));
+            match e.kind {
+                Kind::ToolEnd(call, _) | Kind::ToolStart(call) => call.pull_request.map(|pr| (pr.url, pr.number)),
+                _ => panic!(),
+            }
+        };
+        let url = "https://github.com/acme/api/pull/42";
+        assert_eq!(post("Bash", "PostToolUse", url), Some((url.to_owned(), 42)));
+        assert_eq!(post("Read", "PostToolUse", url), None);
+        assert_eq!(post("Bash", "PreToolUse", url), None);
+        // a note that is no pull request's URL is no pull request, and leaves nothing of itself
+        assert_eq!(post("Bash", "PostToolUse", "https://github.com/acme/api/pull/new/x"), None);
+        assert_eq!(post("Bash", "PostToolUse", &"x".repeat(10_000)), None);
+        let e = ev(json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash",
+            "tool_use_id": "t", "tool_input": {"command": "gh pr create"}, "hooktel_pull_request": "SECRET"}));
+        assert!(!format!("{e:?}").contains("SECRET"));
+    }
+
+    /// A restart parses what the journal kept (`ev.raw`) again: the pull request is still there, at
+    /// every capture level, and the output is not.
+    #[test]
+    fn a_pull_request_survives_the_journal_at_every_capture_level() {
+        let body = json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash",
+            "tool_use_id": "t", "tool_input": {"command": "gh pr create --fill"},
+            "tool_response": {"stdout": "SECRET-LINE\nhttps://github.com/acme/api/pull/42\n", "stderr": ""}});
+        for capture in [Capture::None, Capture::Metadata, Capture::Full] {
+            let ev = crate::ingest::accept::parse(body.to_string().as_bytes(), 1, capture).unwrap();
+            let replayed = crate::ingest::accept::parse(&ev.raw, 1, capture).unwrap();
+            for e in [&ev, &replayed] {
+                let Kind::ToolEnd(call, _) = &e.kind else { panic!() };
+                let pr = call.pull_request.as_ref().map(|pr| pr.url.as_str());
+                assert_eq!(pr, Some("https://github.com/acme/api/pull/42"), "{capture:?}");
+            }
+            let kept = String::from_utf8_lossy(&ev.raw);
+            assert_eq!(kept.contains("SECRET-LINE"), capture == Capture::Full, "{capture:?}: {kept}");
+        }
     }
 
     #[test]

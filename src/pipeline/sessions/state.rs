@@ -104,6 +104,8 @@ pub(super) struct SessionState {
     pub(super) user: Option<String>,
     /// Where its model calls go.
     pub(super) endpoint: ModelEndpoint,
+    /// URLs of the pull requests its Bash calls opened, listed on its root (`hooktel.pull_requests`).
+    pull_requests: Vec<String>,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -121,6 +123,11 @@ pub(super) const MAX_WAITING: usize = 256;
 /// bounded these maps before they had a bound of their own: far above any real team, and no more
 /// memory per session under a flood than before.
 pub(super) const MAX_TEAMMATES: usize = 4096;
+
+/// Most pull-request URLs listed on one session's root: a busy session opens a handful; past it
+/// the root lists no more (each still has its span event and its count), so that a payload flood
+/// cannot grow the root without end (32 URLs of at most 512 bytes: 16 KiB).
+const MAX_PULL_REQUESTS: usize = 32;
 
 /// Most child spans one session holds, open or settling; a new one past it hands out the oldest at
 /// once (closed as incomplete if it is still open). A real session holds a few dozen (the busiest
@@ -193,6 +200,7 @@ impl SessionState {
             reads: AwaitedReads::default(),
             user: settings.user_id.clone(),
             endpoint: settings.endpoint.clone(),
+            pull_requests: Vec::new(),
         }
     }
 
@@ -223,7 +231,7 @@ impl SessionState {
             Kind::PromptSubmit { prompt } => self.prompt_submit(prompt, prompt_id, e, now, max_events),
             Kind::TurnEnd { failure, message } => self.turn_end(failure, message, prompt_id, e, now, max_events),
             Kind::ToolStart(call) => self.tool_start(call, at, prompt_id, agent_id),
-            Kind::ToolEnd(call, outcome) => self.tool_end(call, outcome, at, now, prompt_id, agent_id),
+            Kind::ToolEnd(call, outcome) => self.tool_end(call, outcome, at, now, prompt_id, agent_id, max_events),
             Kind::SubagentStart { parent_tool_use_id } => {
                 self.subagent_start(parent_tool_use_id, agent_id, agent_type, prompt_id, e, max_events)
             }
@@ -528,6 +536,7 @@ impl SessionState {
         self.insert(span);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn tool_end(
         &mut self,
         call: ToolCall,
@@ -536,6 +545,7 @@ impl SessionState {
         now: u64,
         prompt_id: Option<String>,
         agent_id: Option<String>,
+        max_events: usize,
     ) {
         let id = self.span_id(SpanKey::Tool, &call.call_id);
         if let Some(agent) = &call.spawned_agent {
@@ -558,21 +568,31 @@ impl SessionState {
         for kv in call.attrs {
             span.set_attr(kv);
         }
+        // the agent's log told the failure first (`tool_failed`): the hook's `Ok` does not undo it
+        let failed_in_log = !span.incomplete && matches!(span.status, Status::Error(_));
         span.incomplete = false;
-        if let Status::Error(_) = &span.status {
-            // the agent's log told the failure first (`tool_failed`): the hook's `Ok` does not undo it
-            span.tool = Some(ToolRun { status: ToolStatus::Error, duration_ms: call.duration_ms });
-            span.close(at, now);
-            return;
+        let pull_request = call.pull_request.filter(|_| outcome == ToolOutcome::Ok && !failed_in_log);
+        span.tool = Some(ToolRun {
+            status: if failed_in_log { ToolStatus::Error } else { outcome.status() },
+            duration_ms: call.duration_ms,
+            pull_request: pull_request.as_ref().map(|pr| pr.forge),
+        });
+        if let Some(pr) = &pull_request {
+            let event = SpanEvent { name: semconv::PULL_REQUEST_EVENT.into(), at, attrs: semconv::pull_request(pr) };
+            span.add_event(event, max_events);
         }
-        span.tool = Some(ToolRun { status: outcome.status(), duration_ms: call.duration_ms });
-        span.status = match outcome {
-            ToolOutcome::Ok => Status::Unset,
-            ToolOutcome::Error(msg) => Status::Error(msg),
-            ToolOutcome::Interrupted => Status::Error("interrupted".into()),
-            ToolOutcome::Denied(reason) => Status::Error(format!("permission denied: {reason}")),
-        };
+        if !failed_in_log {
+            span.status = match outcome {
+                ToolOutcome::Ok => Status::Unset,
+                ToolOutcome::Error(msg) => Status::Error(msg),
+                ToolOutcome::Interrupted => Status::Error("interrupted".into()),
+                ToolOutcome::Denied(reason) => Status::Error(format!("permission denied: {reason}")),
+            };
+        }
         span.close(at, now);
+        if let Some(pr) = pull_request {
+            self.note_pull_request(pr.url);
+        }
         let cid = call.call_id;
         self.unclaimed_agent_calls.retain(|c| *c != cid);
         if let (Some(name), Some(agent)) = (call.spawned_teammate, &call.spawned_agent) {
@@ -586,6 +606,18 @@ impl SessionState {
                 }
             }
         }
+    }
+
+    /// List a pull request's URL on the session's root (or resumed segment), which is handed out at
+    /// the session's end: at most `MAX_PULL_REQUESTS`, each once.
+    fn note_pull_request(&mut self, url: String) {
+        if self.pull_requests.len() >= MAX_PULL_REQUESTS || self.pull_requests.contains(&url) {
+            return;
+        }
+        self.pull_requests.push(url);
+        let urls = self.pull_requests.iter().map(|u| u.clone().into()).collect();
+        let list = opentelemetry::Value::Array(opentelemetry::Array::String(urls));
+        self.top.set_attr(KeyValue::new(semconv::PULL_REQUESTS, list));
     }
 
     fn new_tool_span(
@@ -733,7 +765,7 @@ impl SessionState {
         if span.closed_at.is_none() {
             span.close_incomplete(span.end, self.last_seen);
             if span.key == SpanKey::Tool {
-                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
+                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None, pull_request: None });
             }
         }
         self.compactions.retain(|_, c| *c != id);
@@ -808,7 +840,7 @@ impl SessionState {
         for span in self.spans.values_mut().filter(|s| s.closed_at.is_none()) {
             span.close_incomplete(at, now);
             if span.key == SpanKey::Tool {
-                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None });
+                span.tool = Some(ToolRun { status: ToolStatus::Incomplete, duration_ms: None, pull_request: None });
             }
         }
         self.compactions.clear();

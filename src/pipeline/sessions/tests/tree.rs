@@ -1,7 +1,7 @@
 //! Tests of one session's span tree: start and end events paired into spans under the right
 //! parents in any order of delivery, model calls and their usage, what closes a span (its end, the
 //! next prompt, the session's end, the idle timeout), resumed sessions, the caps on span events and
-//! on sessions, and arbitrary payloads.
+//! on sessions, the pull requests Bash calls opened, and arbitrary payloads.
 
 use super::*;
 use crate::model::ids::{self, SpanKey};
@@ -560,4 +560,50 @@ fn open_sessions_together_stay_inside_their_share() {
     let ids: HashSet<SpanId> = agents.clone().map(|r| r.span_id).collect();
     assert_eq!((ids.len(), agents.count()), (12, 12), "every subagent handed out once");
     assert!(out.iter().any(|r| *r.session_id == *light && r.key == SpanKey::Tool), "the light tool span, at its end");
+}
+
+/// A pull request a Bash call opened: a span event on its span, its URL on the root, each URL once and
+/// at most 32 of them; a duplicate delivery adds nothing, a failed call opened none.
+#[test]
+fn pull_requests_are_events_of_their_calls_and_listed_on_the_root() {
+    let url = |n: usize| format!("https://github.com/acme/api/pull/{n}");
+    let mut events = vec![(simple("SessionStart", json!({"source": "startup"})), MS)];
+    for n in 0..40 {
+        let id = format!("toolu_{n}");
+        // the second call names the first one's pull request again
+        let note = json!({"hooktel_pull_request": url(if n == 1 { 0 } else { n }), "tool_response": {"stdout": ""}});
+        let at = (10 + 2 * n as u64) * MS;
+        events.push((tool("PreToolUse", &id, json!({})), at));
+        events.push((tool("PostToolUse", &id, note.clone()), at + MS));
+        if n == 0 {
+            // delivered twice
+            events.push((tool("PostToolUse", &id, note), at + MS));
+        }
+    }
+    let failed = json!({"hooktel_pull_request": url(99), "error": "Exit code 1"});
+    events.push((tool("PreToolUse", "toolu_failed", json!({})), 200 * MS));
+    events.push((tool("PostToolUseFailure", "toolu_failed", failed), 201 * MS));
+    events.push((simple("SessionEnd", json!({"reason": "other"})), 300 * MS));
+    let spans = run(&events);
+
+    let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
+    let listed = root.attrs.iter().find(|kv| kv.key.as_str() == "hooktel.pull_requests").unwrap();
+    let opentelemetry::Value::Array(opentelemetry::Array::String(urls)) = &listed.value else { panic!() };
+    let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+    let first_32: Vec<String> = [0].into_iter().chain(2..=32).map(url).collect();
+    assert_eq!(urls, first_32, "each once, the first 32");
+    let opened = |s: &SpanRecord| s.events.iter().filter(|e| e.name == "hooktel.pull_request").count();
+    let call = |id: &str| {
+        spans
+            .iter()
+            .find(|s| s.attrs.iter().any(|kv| kv.key.as_str() == "gen_ai.tool.call.id" && kv.value.as_str() == id))
+    };
+    for n in 0..40 {
+        let span = call(&format!("toolu_{n}")).unwrap();
+        assert_eq!(opened(span), 1, "toolu_{n}: its event, also past the root's 32, once");
+        assert!(span.tool.is_some_and(|t| t.pull_request.is_some()), "toolu_{n} counts");
+    }
+    let failed = call("toolu_failed").unwrap();
+    assert_eq!(opened(failed), 0, "a failed call opened none");
+    assert!(failed.tool.is_some_and(|t| t.pull_request.is_none()));
 }
