@@ -17,6 +17,7 @@ use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
 use crate::store::token;
 use crate::usage::pricing::PriceTable;
+use crate::vcs::ticket::{TicketPattern, DEFAULT_PATTERN as DEFAULT_TICKET_PATTERN};
 
 /// Where the sidecar listens by default: loopback only, and a port clear of OTLP (4317/4318),
 /// Prometheus (9090) and the exporters' 9100-9999 range.
@@ -117,6 +118,14 @@ pub struct ServeArgs {
     /// Put a `project` label (basename of the session's cwd) on token, cost and tool-call metrics.
     #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) project_label: bool,
+    /// Put a `repo` label (the session's git remote as host/owner/repo) on token, cost and
+    /// tool-call metrics, and count cost by repository and branch (hooktel_branch_cost_usd_total).
+    #[arg(long, env = "HOOKTEL_REPO_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) repo_label: bool,
+    /// The ticket a branch names (hooktel.ticket): a regular expression, its first match (or its
+    /// first group); empty for none. Default: `ABC-123` or `#123`.
+    #[arg(long, env = "HOOKTEL_TICKET_PATTERN", default_value = DEFAULT_TICKET_PATTERN)]
+    pub(crate) ticket_pattern: TicketPattern,
 }
 
 /// Where spans go and what they carry: shared by `serve` and `import`, which must agree.

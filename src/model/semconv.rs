@@ -87,6 +87,20 @@ pub(crate) const MCP_SERVER: &str = "hooktel.mcp.server";
 #[allow(deprecated)]
 pub(crate) const MCP_METHOD_NAME: &str = attribute::MCP_METHOD_NAME;
 pub(crate) const ERROR_DETAILS: &str = "hooktel.error.details";
+/// Where a session works in version control (`model::checkout`): OpenTelemetry's VCS conventions
+/// (development stability) for the repository and its head, `hooktel.*` for what they lack.
+pub(crate) const VCS_REPOSITORY_URL_FULL: &str = attribute::VCS_REPOSITORY_URL_FULL;
+pub(crate) const VCS_REPOSITORY_NAME: &str = attribute::VCS_REPOSITORY_NAME;
+pub(crate) const VCS_OWNER_NAME: &str = attribute::VCS_OWNER_NAME;
+pub(crate) const VCS_PROVIDER_NAME: &str = attribute::VCS_PROVIDER_NAME;
+pub(crate) const VCS_REF_HEAD_NAME: &str = attribute::VCS_REF_HEAD_NAME;
+pub(crate) const VCS_REF_HEAD_TYPE: &str = attribute::VCS_REF_HEAD_TYPE;
+pub(crate) const VCS_REF_HEAD_REVISION: &str = attribute::VCS_REF_HEAD_REVISION;
+/// The repository as `host/owner/repo`: the `repo` label's value, to search spans by.
+pub(crate) const REPO: &str = "hooktel.repo";
+pub(crate) const WORKTREE: &str = "hooktel.worktree";
+pub(crate) const WORKTREE_LINKED: &str = "hooktel.worktree.linked";
+pub(crate) const TICKET: &str = "hooktel.ticket";
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
 pub(crate) const UNCACHED_INPUT_TOKENS: &str = "hooktel.usage.uncached_input_tokens";

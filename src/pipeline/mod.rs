@@ -3,7 +3,9 @@
 //!
 //! One owner means no locks around session state. Besides hook events it takes the usage the
 //! accountant reads from transcripts (and tells the accountant which transcripts to read, and the
-//! sessions which of those reads a span closed by a turn's end waits for). It stops
+//! sessions which of those reads a span closed by a turn's end waits for), and the checkouts the
+//! `vcs` reader finds in sessions' working directories (asked for when a session or a turn
+//! starts, answered off this task, since reading files blocks). It stops
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
@@ -17,8 +19,9 @@ use tokio::sync::mpsc;
 
 pub mod sessions;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Place};
 use crate::model::budget::Held;
+use crate::model::checkout::Checkout;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::project_of;
@@ -28,6 +31,7 @@ use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
+use crate::vcs::{Located, Lookup};
 
 /// Hand finished spans on to the exporter once their bytes fit the exporting share: waiting for it
 /// is the back-pressure that fills the ingest queue (bounded in turn) while the exporter is behind.
@@ -59,6 +63,10 @@ pub(crate) struct Parts {
     /// Usage and reads from the accountant, in the order it made them.
     pub(crate) reports: mpsc::Receiver<Report>,
     pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
+    /// Lookups of sessions' checkouts, to the `vcs` reader (dropped when its queue is full), and
+    /// its answers.
+    pub(crate) lookups: std::sync::mpsc::SyncSender<Lookup>,
+    pub(crate) located: mpsc::Receiver<Located>,
     pub(crate) spans: mpsc::Sender<Handed>,
     /// What spans on their way to the exporter may hold (the exporting share of the memory
     /// budget), and its size: the pipeline waits for room before it hands a batch on.
@@ -74,9 +82,27 @@ pub(crate) struct Parts {
 /// Run until `events` closes. Finished spans go to `spans`; awaiting it is the back-pressure that
 /// fills the ingest queue when the exporter falls behind.
 pub(crate) async fn run(p: Parts) {
-    let Parts { mut events, mut reports, touches, spans, exporting, journal, restored, settings, metrics } = p;
+    let Parts {
+        mut events,
+        mut reports,
+        touches,
+        lookups,
+        mut located,
+        spans,
+        exporting,
+        journal,
+        restored,
+        settings,
+        metrics,
+    } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
+    // restored sessions look up their checkout again (what was found is not journaled)
+    for r in &restored {
+        if let Some(ev) = r.events.iter().rev().find(|ev| ev.cwd.is_some()) {
+            ask_checkout(ev, false, &lookups, &metrics);
+        }
+    }
     replay(&mut sessions, restored, &mut out);
     let journal = Journal(journal);
     journal.handed_out(&out);
@@ -93,7 +119,8 @@ pub(crate) async fn run(p: Parts) {
                 let now = now_ns();
                 for ev in buf.drain(..) {
                     count_session(&ev, &metrics);
-                    let awaited = touch_transcripts(&ev, &touches);
+                    ask_checkout(&ev, sessions.holds(&ev.session_id), &lookups, &metrics);
+                    let awaited = touch_transcripts(&ev, sessions.checkout(&ev.session_id), &touches);
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
                     let batch = ev.kind == Kind::TelemetryBatch;
@@ -123,6 +150,7 @@ pub(crate) async fn run(p: Parts) {
                 metrics.queue_depth.sub(n as i64);
             }
             Some(r) = reports.recv() => accounted(&mut sessions, &journal, r),
+            Some(l) = located.recv() => sessions.located(l),
             _ = tick.tick() => {
                 let before = out.len();
                 let idled = sessions.tick(now_ns(), &mut out);
@@ -262,11 +290,35 @@ fn count_session(ev: &Event, metrics: &Metrics) {
     }
 }
 
+/// Ask the `vcs` reader for the checkout of the event's `cwd`: read anew when a session or a turn
+/// starts (a branch can change mid-session), from its cache at the first event of a session it does
+/// not hold yet otherwise. Never blocks: when the reader is behind, the lookup is dropped (counted)
+/// and the next turn asks again.
+fn ask_checkout(ev: &Event, held: bool, lookups: &std::sync::mpsc::SyncSender<Lookup>, metrics: &Metrics) {
+    let Some(cwd) = ev.cwd.as_ref().filter(|_| !ev.native()) else { return };
+    let fresh = matches!(ev.kind, Kind::SessionStart { .. } | Kind::PromptSubmit { .. });
+    if held && !fresh {
+        return;
+    }
+    let prompt_id = match ev.kind {
+        Kind::PromptSubmit { .. } => Some(ev.prompt_id.clone().unwrap_or_default()),
+        _ => None,
+    };
+    let lookup = Lookup { session_id: ev.session_id.clone(), prompt_id, cwd: cwd.clone(), fresh };
+    if lookups.try_send(lookup).is_err() {
+        metrics.vcs_lookups.with_label_values(&["dropped"]).inc();
+    }
+}
+
 /// Ask the accountant to read the transcripts this event may have grown. Never blocks: when the
 /// accountant is behind, the touch is dropped, and the next one reads the same bytes (reads start
 /// at the saved offset, so nothing is missed). Returns the transcripts (by subagent, `None` for the
 /// session's own) whose re-reads a turn's end asked for: those the accountant will report.
-fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -> Vec<Option<String>> {
+fn touch_transcripts(
+    ev: &Event,
+    checkout: Option<&Checkout>,
+    touches: &std::sync::mpsc::SyncSender<Touch>,
+) -> Vec<Option<String>> {
     let mut awaited = Vec::new();
     let Some(path) = &ev.transcript_path else { return awaited };
     let kind = match ev.kind {
@@ -274,13 +326,17 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -
         Kind::TurnEnd { .. } | Kind::SubagentStop { .. } => TouchKind::TurnEnd,
         _ => TouchKind::Grow,
     };
-    let project = ev.cwd.as_deref().map(project_of).unwrap_or_default();
+    let place = Place {
+        project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
+        repo: checkout.map(|c| c.repo.clone()).unwrap_or_default(),
+        branch: checkout.and_then(|c| c.branch.clone()).unwrap_or_default(),
+    };
     let touch = |path: PathBuf, agent_id: Option<String>| Touch {
         source: ev.source,
         session_id: ev.session_id.clone(),
         path,
         agent_id,
-        project: project.clone(),
+        place: place.clone(),
         kind,
     };
     let mut send = |path: PathBuf, agent_id: Option<String>| {

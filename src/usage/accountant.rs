@@ -10,7 +10,9 @@
 //! ([`TranscriptRead`], after the usage it found), so that a span closed by the turn's end waits
 //! for a read that started `READ_MARGIN` after it. A session's end re-reads every transcript of the
 //! session. Every transcript of a
-//! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is. Each file's
+//! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is, and
+//! under the repository and branch of its latest checkout (as the pipeline's latest touch names
+//! them). Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
 //! Ledgers belong to a file's resolved path, so aliases of one file (symlinks, `//`) share one and
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Place};
 use crate::model::agent::Agent;
 use crate::model::ids::SessionId;
 use crate::model::time::now_ns;
@@ -69,7 +71,8 @@ pub(crate) struct Touch {
     pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
     pub(crate) agent_id: Option<String>,
-    pub(crate) project: String,
+    /// Where the session works: its project, and its repository and branch as last looked up.
+    pub(crate) place: Place,
     pub(crate) kind: TouchKind,
 }
 
@@ -120,7 +123,6 @@ pub(crate) enum Report {
 struct Tracked {
     source: Agent,
     session_id: SessionId,
-    project: String,
     dirty: bool,
     /// Re-reads still due, earliest first.
     rereads: Vec<Instant>,
@@ -131,11 +133,10 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(t: &Touch, project: String, now: Instant) -> Tracked {
+    fn new(t: &Touch, now: Instant) -> Tracked {
         Tracked {
             source: t.source,
             session_id: t.session_id.clone(),
-            project,
             dirty: false,
             rereads: Vec::new(),
             last_touch: now,
@@ -157,8 +158,9 @@ pub(crate) struct Accountant {
     files: HashMap<PathBuf, Tracked>,
     /// Reading progress, by resolved path (shared by every alias of a file).
     progress: HashMap<PathBuf, Progress>,
-    /// The project of each session: the one its first touch named.
-    projects: HashMap<SessionId, String>,
+    /// Where each session works: the project its first touch named, the repository and branch its
+    /// latest touch named.
+    places: HashMap<SessionId, Place>,
     prices: PriceTable,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
@@ -190,7 +192,7 @@ impl Accountant {
         Accountant {
             files: HashMap::new(),
             progress: HashMap::new(),
-            projects: HashMap::new(),
+            places: HashMap::new(),
             prices,
             state_dir,
             metrics,
@@ -238,12 +240,16 @@ impl Accountant {
         let now = Instant::now();
         let mut rereads = vec![now + READ_MARGIN, now + self.settle / 2, now + self.settle * 9 / 10];
         rereads.sort();
-        let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
+        let place = self.places.entry(t.session_id.clone()).or_insert_with(|| t.place.clone());
+        if !t.place.repo.is_empty() || !t.place.branch.is_empty() {
+            place.repo.clone_from(&t.place.repo);
+            place.branch.clone_from(&t.place.branch);
+        }
         if !self.files.contains_key(&t.path) {
             if self.files.len() >= MAX_FILES {
                 self.forget_stalest();
             }
-            self.files.insert(t.path.clone(), Tracked::new(&t, project, now));
+            self.files.insert(t.path.clone(), Tracked::new(&t, now));
         }
         let Some(tracked) = self.files.get_mut(&t.path) else { return };
         tracked.dirty = true;
@@ -311,7 +317,8 @@ impl Accountant {
             t.dirty = false;
             t.rereads.retain(|at| *at > now);
             let final_read = t.final_read && t.rereads.is_empty();
-            for delta in reader.read_file(path, t, final_read, &mut self.progress) {
+            let place = self.places.get(&t.session_id).cloned().unwrap_or_default();
+            for delta in reader.read_file(path, t, &place, final_read, &mut self.progress) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
             if reread {
@@ -329,7 +336,7 @@ impl Accountant {
             self.progress.retain(|real, _| live.contains(real));
         }
         let live: std::collections::HashSet<&str> = self.files.values().map(|t| t.session_id.as_str()).collect();
-        self.projects.retain(|sid, _| live.contains(sid.as_str()));
+        self.places.retain(|sid, _| live.contains(sid.as_str()));
         // the reads after all the usage they found: a span that waits for a read has its usage then
         let reports_due =
             deltas.into_iter().map(|d| Report::Usage(Box::new(d))).chain(reads.into_iter().map(Report::Read));
@@ -356,6 +363,7 @@ impl Reader<'_> {
         &self,
         path: &Path,
         t: &mut Tracked,
+        place: &Place,
         final_read: bool,
         progress: &mut HashMap<PathBuf, Progress>,
     ) -> Vec<Delta> {
@@ -413,7 +421,7 @@ impl Reader<'_> {
             save_reader(self.state_dir, &real, &p.reader);
         }
         for d in read.deltas.iter().filter(|d| d.forked_from.is_none()) {
-            metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
+            metrics.count_usage(&d.model, place, &d.usage, d.cost, d.priced);
         }
         read.deltas
     }
@@ -519,7 +527,13 @@ mod tests {
     /// An accountant over `dir` (data dir and transcript root), and where its usage goes.
     fn accountant(dir: &Path, settle: Duration) -> (Accountant, mpsc::Sender<Report>, mpsc::Receiver<Report>) {
         let roots = AgentDirs::new(vec![dir.join("projects")]);
-        let a = Accountant::new(PriceTable::builtin(), &dir.join("data"), Arc::new(Metrics::new(true)), settle, roots);
+        let a = Accountant::new(
+            PriceTable::builtin(),
+            &dir.join("data"),
+            Arc::new(Metrics::new(true, false)),
+            settle,
+            roots,
+        );
         let (tx, rx) = mpsc::channel(1024);
         (a, tx, rx)
     }
@@ -530,7 +544,7 @@ mod tests {
             session_id: SESSION.into(),
             path: path.to_owned(),
             agent_id: None,
-            project: "proj".into(),
+            place: Place { project: "proj".into(), ..Place::default() },
             kind,
         }
     }

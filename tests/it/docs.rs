@@ -173,7 +173,8 @@ fn the_metrics_table_matches_what_the_sidecar_serves() {
         .filter(|(name, _)| name.starts_with("hooktel_") || name.starts_with("gen_ai_"))
         .collect();
     assert!(served.contains_key("hooktel_tokens_total"), "no tokens served:\n{text}");
-    let registered: BTreeSet<String> = hooktel::metrics::Metrics::new(true).family_names().iter().cloned().collect();
+    let registered: BTreeSet<String> =
+        hooktel::metrics::Metrics::new(true, true).family_names().iter().cloned().collect();
     let mut problems = Vec::new();
     for (name, kind) in &served {
         match documented.get(*name) {
