@@ -149,10 +149,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (lookup_tx, lookup_rx) = std::sync::mpsc::sync_channel(vcs::QUEUE);
         let (located_tx, located_rx) = tokio::sync::mpsc::channel(vcs::QUEUE);
         let vcs_reader = {
-            let (tickets, metrics) = (args.ticket_pattern.clone(), metrics.clone());
+            let (tickets, metrics, accountant) = (args.ticket_pattern.clone(), metrics.clone(), touch_tx.clone());
             std::thread::Builder::new()
                 .name("hooktel-vcs".into())
-                .spawn(move || vcs::run(lookup_rx, located_tx, tickets, metrics))?
+                .spawn(move || vcs::run(lookup_rx, accountant, located_tx, tickets, metrics))?
         };
         let span_spool = match &sink {
             export::Sink::Otlp(_) => match SpanSpool::open(&data_dir, args.spool_max_bytes) {

@@ -693,6 +693,51 @@ mod tests {
         assert!(line.starts_with(r#"hooktel_tokens_total{model="other",project="other",type="input"} 3 # "#), "{line}");
     }
 
+    /// Tokens, cost and tool calls carry the session's repository; cost is also counted by
+    /// (repository, branch), whose pairs are capped on their own; switched off, neither exists.
+    #[test]
+    fn repo_label_and_cost_by_branch() {
+        let u = TokenUsage { input: 3, output: 4, ..TokenUsage::default() };
+        let at = |repo: &str, branch: &str| Place { project: "api".into(), repo: repo.into(), branch: branch.into() };
+        let m = Metrics::new(true, true);
+        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "feature/ABC-1"), &u, 0.5, true);
+        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.25, true);
+        m.count_usage("claude-opus-5-5", &at("", ""), &u, 0.125, true);
+        let tool = SpanRecord {
+            repo: "github.com/acme/widgets".into(),
+            subject: Some(Subject::Tool("Bash".into())),
+            tool: Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(300) }),
+            ..finished(SpanKey::Tool, 9, "api")
+        };
+        m.span_finished(&tool);
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets"} 0.75"#,
+            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo=""} 0.125"#,
+            r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets",type="output"} 8"#,
+            r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"} 0.5"#,
+            r#"hooktel_branch_cost_usd_total{branch="main",repo="github.com/acme/widgets"} 0.25"#,
+            r#"hooktel_branch_cost_usd_total{branch="",repo=""} 0.125"#,
+            r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
+        }
+        let ex = String::from_utf8(m.render_openmetrics()).unwrap();
+        assert!(ex.lines().any(|l| l.starts_with(r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1 # {"#)), "{ex}");
+        for i in 0..caps::MAX_PAIRS {
+            m.count_usage("m", &at("github.com/acme/widgets", &format!("b{i}")), &u, 1.0, true);
+        }
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"hooktel_branch_cost_usd_total{branch="other",repo="other"} 3"#), "{text}");
+        assert!(text.contains(r#"hooktel_label_overflow_total{metric="hooktel_branch_cost_usd_total"} 3"#));
+
+        let off = Metrics::new(true, false);
+        off.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.5, true);
+        let text = String::from_utf8(off.render()).unwrap();
+        assert!(!text.contains("repo=") && !text.contains("hooktel_branch_cost"), "{text}");
+        assert!(!off.family_names().iter().any(|f| f == "hooktel_branch_cost_usd_total"));
+    }
+
     #[test]
     fn project_label_can_be_switched_off() {
         let u = TokenUsage { input: 3, output: 4, cache_read: 5, cache_write_5m: 1, cache_write_1h: 1, web_search: 0 };

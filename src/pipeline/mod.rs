@@ -19,9 +19,8 @@ use tokio::sync::mpsc;
 
 pub mod sessions;
 
-use crate::metrics::{Metrics, Place};
+use crate::metrics::Metrics;
 use crate::model::budget::Held;
-use crate::model::checkout::Checkout;
 use crate::model::event::{Event, Kind};
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::project_of;
@@ -29,7 +28,7 @@ use crate::model::span::{Handed, SpanRecord};
 use crate::model::time::now_ns;
 use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
-use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
+use crate::usage::accountant::{Report, Request, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
 use crate::vcs::{Located, Lookup};
 
@@ -62,7 +61,8 @@ pub(crate) struct Parts {
     pub(crate) events: mpsc::Receiver<Event>,
     /// Usage and reads from the accountant, in the order it made them.
     pub(crate) reports: mpsc::Receiver<Report>,
-    pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
+    /// Transcripts to read, to the accountant (the `vcs` reader tells it the sessions' checkouts).
+    pub(crate) touches: std::sync::mpsc::SyncSender<Request>,
     /// Lookups of sessions' checkouts, to the `vcs` reader (dropped when its queue is full), and
     /// its answers.
     pub(crate) lookups: std::sync::mpsc::SyncSender<Lookup>,
@@ -97,10 +97,14 @@ pub(crate) async fn run(p: Parts) {
     } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
+    // sessions whose checkout was asked for and not answered yet (at most the reader's queue)
+    let mut asked: HashSet<SessionId> = HashSet::new();
     // restored sessions look up their checkout again (what was found is not journaled)
     for r in &restored {
         if let Some(ev) = r.events.iter().rev().find(|ev| ev.cwd.is_some()) {
-            ask_checkout(ev, false, &lookups, &metrics);
+            if ask_checkout(ev, &lookups, &metrics) {
+                asked.insert(ev.session_id.clone());
+            }
         }
     }
     replay(&mut sessions, restored, &mut out);
@@ -119,8 +123,13 @@ pub(crate) async fn run(p: Parts) {
                 let now = now_ns();
                 for ev in buf.drain(..) {
                     count_session(&ev, &metrics);
-                    ask_checkout(&ev, sessions.holds(&ev.session_id), &lookups, &metrics);
-                    let awaited = touch_transcripts(&ev, sessions.checkout(&ev.session_id), &touches);
+                    // the touch first: the accountant hears of a transcript before of its checkout
+                    let asks = wants_checkout(&ev, sessions.holds(&ev.session_id));
+                    let pending = asks || asked.contains(&ev.session_id);
+                    let awaited = touch_transcripts(&ev, pending && sessions.checkout(&ev.session_id).is_none(), &touches);
+                    if asks && ask_checkout(&ev, &lookups, &metrics) {
+                        asked.insert(ev.session_id.clone());
+                    }
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
                     let batch = ev.kind == Kind::TelemetryBatch;
@@ -150,7 +159,10 @@ pub(crate) async fn run(p: Parts) {
                 metrics.queue_depth.sub(n as i64);
             }
             Some(r) = reports.recv() => accounted(&mut sessions, &journal, r),
-            Some(l) = located.recv() => sessions.located(l),
+            Some(l) = located.recv() => {
+                asked.remove(&l.session_id);
+                sessions.located(l);
+            }
             _ = tick.tick() => {
                 let before = out.len();
                 let idled = sessions.tick(now_ns(), &mut out);
@@ -179,6 +191,10 @@ pub(crate) async fn run(p: Parts) {
         }
     }
     drop(touches);
+    // the vcs reader ends with its lookups (and its answers no longer taken), and with it the
+    // accountant's last sender
+    drop(lookups);
+    drop(located);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(r) = reports.recv().await {
         accounted(&mut sessions, &journal, r);
@@ -290,24 +306,29 @@ fn count_session(ev: &Event, metrics: &Metrics) {
     }
 }
 
+/// Whether the event asks for its session's checkout: a session or a turn starts (a branch can
+/// change mid-session), or it is the first event of a session not held yet.
+fn wants_checkout(ev: &Event, held: bool) -> bool {
+    let starts = matches!(ev.kind, Kind::SessionStart { .. } | Kind::PromptSubmit { .. });
+    ev.cwd.is_some() && !ev.native() && (starts || !held)
+}
+
 /// Ask the `vcs` reader for the checkout of the event's `cwd`: read anew when a session or a turn
-/// starts (a branch can change mid-session), from its cache at the first event of a session it does
-/// not hold yet otherwise. Never blocks: when the reader is behind, the lookup is dropped (counted)
-/// and the next turn asks again.
-fn ask_checkout(ev: &Event, held: bool, lookups: &std::sync::mpsc::SyncSender<Lookup>, metrics: &Metrics) {
-    let Some(cwd) = ev.cwd.as_ref().filter(|_| !ev.native()) else { return };
+/// starts, from its cache otherwise. Never blocks: when the reader is behind, the lookup is dropped
+/// (counted) and the next turn asks again. Whether it was sent.
+fn ask_checkout(ev: &Event, lookups: &std::sync::mpsc::SyncSender<Lookup>, metrics: &Metrics) -> bool {
+    let Some(cwd) = &ev.cwd else { return false };
     let fresh = matches!(ev.kind, Kind::SessionStart { .. } | Kind::PromptSubmit { .. });
-    if held && !fresh {
-        return;
-    }
     let prompt_id = match ev.kind {
         Kind::PromptSubmit { .. } => Some(ev.prompt_id.clone().unwrap_or_default()),
         _ => None,
     };
     let lookup = Lookup { session_id: ev.session_id.clone(), prompt_id, cwd: cwd.clone(), fresh };
-    if lookups.try_send(lookup).is_err() {
+    let sent = lookups.try_send(lookup).is_ok();
+    if !sent {
         metrics.vcs_lookups.with_label_values(&["dropped"]).inc();
     }
+    sent
 }
 
 /// Ask the accountant to read the transcripts this event may have grown. Never blocks: when the
@@ -316,8 +337,8 @@ fn ask_checkout(ev: &Event, held: bool, lookups: &std::sync::mpsc::SyncSender<Lo
 /// session's own) whose re-reads a turn's end asked for: those the accountant will report.
 fn touch_transcripts(
     ev: &Event,
-    checkout: Option<&Checkout>,
-    touches: &std::sync::mpsc::SyncSender<Touch>,
+    checkout_pending: bool,
+    touches: &std::sync::mpsc::SyncSender<Request>,
 ) -> Vec<Option<String>> {
     let mut awaited = Vec::new();
     let Some(path) = &ev.transcript_path else { return awaited };
@@ -326,21 +347,18 @@ fn touch_transcripts(
         Kind::TurnEnd { .. } | Kind::SubagentStop { .. } => TouchKind::TurnEnd,
         _ => TouchKind::Grow,
     };
-    let place = Place {
-        project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
-        repo: checkout.map(|c| c.repo.clone()).unwrap_or_default(),
-        branch: checkout.and_then(|c| c.branch.clone()).unwrap_or_default(),
-    };
+    let project = ev.cwd.as_deref().map(project_of).unwrap_or_default();
     let touch = |path: PathBuf, agent_id: Option<String>| Touch {
         source: ev.source,
         session_id: ev.session_id.clone(),
         path,
         agent_id,
-        place: place.clone(),
+        project: project.clone(),
+        checkout_pending,
         kind,
     };
     let mut send = |path: PathBuf, agent_id: Option<String>| {
-        if touches.try_send(touch(path, agent_id.clone())).is_ok() && kind != TouchKind::Grow {
+        if touches.try_send(Request::Touch(touch(path, agent_id.clone()))).is_ok() && kind != TouchKind::Grow {
             awaited.push(agent_id);
         }
     };

@@ -11,8 +11,10 @@
 //! for a read that started `READ_MARGIN` after it. A session's end re-reads every transcript of the
 //! session. Every transcript of a
 //! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is, and
-//! under the repository and branch of its latest checkout (as the pipeline's latest touch names
-//! them). Each file's
+//! under the repository and branch of its latest checkout, as the `vcs` reader tells
+//! ([`CheckoutNote`]). A session's first reads wait for its first checkout (at most
+//! [`CHECKOUT_WAIT`]) when the pipeline says one is being looked up, so that its first usage is not
+//! counted outside its repository. Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
 //! Ledgers belong to a file's resolved path, so aliases of one file (symlinks, `//`) share one and
@@ -62,6 +64,26 @@ pub(crate) const READ_MARGIN: Duration = Duration::from_millis(500);
 /// Most refusals of awaited reads reported at once; past it a span waits for its bound instead.
 const MAX_REFUSALS_PENDING: usize = 4096;
 
+/// Longest a session's first reads wait for its checkout: the `vcs` reader answers in about a
+/// millisecond; a reader stuck on a hung file system delays the first usage by this much at most.
+pub(crate) const CHECKOUT_WAIT: Duration = Duration::from_secs(1);
+
+/// What the accountant is told, in order: a transcript to read, or where a session works.
+#[derive(Clone, Debug)]
+pub(crate) enum Request {
+    Touch(Touch),
+    Checkout(CheckoutNote),
+}
+
+/// Where a session works in version control, from the `vcs` reader: its usage counts under this
+/// repository and branch from now on (empty: in no repository).
+#[derive(Clone, Debug)]
+pub(crate) struct CheckoutNote {
+    pub(crate) session_id: SessionId,
+    pub(crate) repo: String,
+    pub(crate) branch: String,
+}
+
 /// A request to read a transcript, sent by the pipeline.
 #[derive(Clone, Debug)]
 pub(crate) struct Touch {
@@ -71,8 +93,10 @@ pub(crate) struct Touch {
     pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
     pub(crate) agent_id: Option<String>,
-    /// Where the session works: its project, and its repository and branch as last looked up.
-    pub(crate) place: Place,
+    /// The session's project (basename of its `cwd`).
+    pub(crate) project: String,
+    /// The session's checkout is being looked up and has never been found: its reads wait for it.
+    pub(crate) checkout_pending: bool,
     pub(crate) kind: TouchKind,
 }
 
@@ -158,9 +182,9 @@ pub(crate) struct Accountant {
     files: HashMap<PathBuf, Tracked>,
     /// Reading progress, by resolved path (shared by every alias of a file).
     progress: HashMap<PathBuf, Progress>,
-    /// Where each session works: the project its first touch named, the repository and branch its
-    /// latest touch named.
-    places: HashMap<SessionId, Place>,
+    /// Where each session works: the project its first touch named, the repository and branch the
+    /// `vcs` reader last named.
+    places: HashMap<SessionId, SessionPlace>,
     prices: PriceTable,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
@@ -171,6 +195,23 @@ pub(crate) struct Accountant {
     refused_logged: std::collections::HashSet<PathBuf>,
     /// Reads asked for by a turn's end whose path is refused, to report with the next reads.
     refused_reads: Vec<TranscriptRead>,
+}
+
+/// Where a session's usage counts, and whether its reads wait for its checkout.
+#[derive(Default)]
+struct SessionPlace {
+    place: Place,
+    /// The `vcs` reader has answered for it.
+    known: bool,
+    /// Set at the first touch that said its checkout is being looked up: until then (or until the
+    /// answer), its transcripts are not read.
+    waits_until: Option<Instant>,
+}
+
+impl SessionPlace {
+    fn waiting(&self, now: Instant) -> bool {
+        !self.known && self.waits_until.is_some_and(|until| until > now)
+    }
 }
 
 /// Refused paths logged at most: past this, refusals are only counted.
@@ -203,14 +244,14 @@ impl Accountant {
         }
     }
 
-    /// Run until every `Touch` sender is gone; usage and reads go to `reports`.
-    pub(crate) fn run(mut self, touches: Receiver<Touch>, reports: mpsc::Sender<Report>) {
+    /// Run until every sender of requests is gone; usage and reads go to `reports`.
+    pub(crate) fn run(mut self, requests: Receiver<Request>, reports: mpsc::Sender<Report>) {
         loop {
-            match touches.recv_timeout(READ_INTERVAL) {
-                Ok(t) => {
-                    self.touch(t);
-                    while let Ok(t) = touches.try_recv() {
-                        self.touch(t);
+            match requests.recv_timeout(READ_INTERVAL) {
+                Ok(r) => {
+                    self.take(r);
+                    while let Ok(r) = requests.try_recv() {
+                        self.take(r);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -223,6 +264,16 @@ impl Accountant {
             t.dirty = true;
         }
         self.read_due(&reports);
+    }
+
+    fn take(&mut self, r: Request) {
+        match r {
+            Request::Touch(t) => self.touch(t),
+            Request::Checkout(c) => {
+                let entry = self.places.entry(c.session_id).or_default();
+                (entry.place.repo, entry.place.branch, entry.known) = (c.repo, c.branch, true);
+            }
+        }
     }
 
     fn touch(&mut self, t: Touch) {
@@ -240,10 +291,12 @@ impl Accountant {
         let now = Instant::now();
         let mut rereads = vec![now + READ_MARGIN, now + self.settle / 2, now + self.settle * 9 / 10];
         rereads.sort();
-        let place = self.places.entry(t.session_id.clone()).or_insert_with(|| t.place.clone());
-        if !t.place.repo.is_empty() || !t.place.branch.is_empty() {
-            place.repo.clone_from(&t.place.repo);
-            place.branch.clone_from(&t.place.branch);
+        let entry = self.places.entry(t.session_id.clone()).or_default();
+        if entry.place.project.is_empty() {
+            entry.place.project.clone_from(&t.project);
+        }
+        if t.checkout_pending && !entry.known && entry.waits_until.is_none() {
+            entry.waits_until = Some(now + CHECKOUT_WAIT);
         }
         if !self.files.contains_key(&t.path) {
             if self.files.len() >= MAX_FILES {
@@ -311,13 +364,14 @@ impl Accountant {
             Reader { prices: &self.prices, state_dir: &self.state_dir, metrics: &self.metrics, roots: &self.roots };
         for (path, t) in self.files.iter_mut() {
             let reread = t.rereads.first().is_some_and(|at| *at <= now);
-            if !t.dirty && !reread {
+            let place = self.places.get(&t.session_id);
+            if (!t.dirty && !reread) || place.is_some_and(|p| p.waiting(now)) {
                 continue;
             }
             t.dirty = false;
             t.rereads.retain(|at| *at > now);
             let final_read = t.final_read && t.rereads.is_empty();
-            let place = self.places.get(&t.session_id).cloned().unwrap_or_default();
+            let place = place.map(|p| p.place.clone()).unwrap_or_default();
             for delta in reader.read_file(path, t, &place, final_read, &mut self.progress) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
@@ -544,7 +598,8 @@ mod tests {
             session_id: SESSION.into(),
             path: path.to_owned(),
             agent_id: None,
-            place: Place { project: "proj".into(), ..Place::default() },
+            project: "proj".into(),
+            checkout_pending: false,
             kind,
         }
     }

@@ -2,15 +2,16 @@
 //! `cwd` on a thread of its own, off the request path and off the pipeline's task.
 //!
 //! The pipeline asks ([`Lookup`]) when a session starts, when a turn starts (a branch can change
-//! mid-session) and at a session's first event; the reader answers ([`Located`]) in the order it
-//! was asked. A lookup at a session or turn start reads the files anew (`git`: a handful of small
+//! mid-session) and at a session's first event; the reader answers in the order it was asked: the
+//! accountant first (the repository and branch a session's usage counts under), then the pipeline
+//! ([`Located`], for the spans). A lookup at a session or turn start reads the files anew (`git`: a handful of small
 //! files, no process); any other is answered from the cache when the directory is in it. The cache
 //! holds at most [`MAX_DIRS`] directories (the oldest read goes first), each key at most
 //! `git::MAX_CWD_BYTES` and each checkout's fields at most `checkout::MAX_FIELD_BYTES`: about
 //! 1.5 MiB at the very most, outside the memory budget's shares (documented in docs/traces.md).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::model::checkout::Checkout;
 use crate::model::ids::SessionId;
+use crate::usage::accountant::{CheckoutNote, Request};
 
 mod git;
 pub(crate) mod remote;
@@ -75,9 +77,11 @@ impl Cache {
     }
 }
 
-/// Answer lookups until the pipeline's sender is gone.
+/// Answer lookups until the pipeline's sender is gone: to the accountant first (the repository and
+/// branch its usage counts under; dropped when its queue is full), then to the pipeline.
 pub(crate) fn run(
     lookups: Receiver<Lookup>,
+    accountant: SyncSender<Request>,
     located: mpsc::Sender<Located>,
     tickets: TicketPattern,
     metrics: Arc<Metrics>,
@@ -98,6 +102,12 @@ pub(crate) fn run(
                 c
             }
         };
+        let note = CheckoutNote {
+            session_id: l.session_id.clone(),
+            repo: checkout.as_ref().map(|c| c.repo.clone()).unwrap_or_default(),
+            branch: checkout.as_ref().and_then(|c| c.branch.clone()).unwrap_or_default(),
+        };
+        let _ = accountant.try_send(Request::Checkout(note));
         let answer = Located { session_id: l.session_id, prompt_id: l.prompt_id, checkout };
         if located.blocking_send(answer).is_err() {
             return;
@@ -130,11 +140,12 @@ mod tests {
         std::fs::create_dir_all(&git).unwrap();
         std::fs::write(git.join("HEAD"), "ref: refs/heads/one\n").unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (notes_tx, notes) = std::sync::mpsc::sync_channel(8);
         let (out_tx, mut out_rx) = mpsc::channel(8);
         let metrics = Arc::new(Metrics::new(true, true));
         let reader = {
             let metrics = metrics.clone();
-            std::thread::spawn(move || run(rx, out_tx, TicketPattern::default(), metrics))
+            std::thread::spawn(move || run(rx, notes_tx, out_tx, TicketPattern::default(), metrics))
         };
         let cwd = dir.path().to_str().unwrap().to_owned();
         let ask = |fresh| Lookup { session_id: "s".into(), prompt_id: None, cwd: cwd.clone(), fresh };
@@ -148,6 +159,14 @@ mod tests {
         assert_eq!(branch(out_rx.blocking_recv().unwrap()).as_deref(), Some("two"), "read anew");
         drop(tx);
         reader.join().unwrap();
+        let branches: Vec<String> = notes
+            .try_iter()
+            .map(|r| match r {
+                Request::Checkout(c) => c.branch,
+                Request::Touch(_) => panic!("the reader only tells checkouts"),
+            })
+            .collect();
+        assert_eq!(branches, ["one", "one", "two"], "the accountant hears every answer");
         let text = String::from_utf8(metrics.render()).unwrap();
         assert!(text.contains(r#"hooktel_vcs_lookups_total{result="cached"} 1"#), "{text}");
         assert!(text.contains(r#"hooktel_vcs_lookups_total{result="repo"} 2"#), "{text}");
