@@ -38,3 +38,4 @@ mod restart;
 mod secrets;
 mod spool;
 mod teams;
+mod vcs;
