@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::prometheus::{sample_value, Prometheus};
 use crate::support::{
     captured_session_at, copy_captured_transcripts, temp_dir, wait_until, Protocol, Receiver, Sidecar, Span,
 };
@@ -178,4 +179,88 @@ fn a_sessions_repository_branch_worktree_and_ticket_reach_its_spans_and_metrics(
     let everything = format!("{:?}\n{}\n{}", receiver.spans(), sidecar.metrics(), sidecar.log());
     assert!(everything.contains("github.com/acme/widgets"));
     assert!(!everything.contains("secret") && !everything.contains("user:"), "a credential leaked");
+}
+
+/// The dashboard's queries of a title, with job `hooktel`, every other variable "All" and a 1 h range.
+fn panel_query(title: &str) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards/hooktel-overview.json");
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panel = d["panels"].as_array().unwrap().iter().find(|p| p["title"] == title).expect(title);
+    let expr = panel["targets"][0]["expr"].as_str().unwrap();
+    expr.replace("$job", "hooktel")
+        .replace("$instance", ".*")
+        .replace("$project", ".*")
+        .replace("$__range", "1h")
+        .replace("$__rate_interval", "1m")
+}
+
+/// The panels of cost by repository and by branch answer in a real Prometheus scraping a sidecar
+/// whose session ran in a git repository: the session's cost, under its repository and branch.
+#[test]
+fn the_dashboards_repository_and_branch_panels_answer_in_a_real_prometheus() {
+    let dir = temp_dir("vcs-prom");
+    let repo = dir.join("widgets");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["remote", "add", "origin", "git@github.com:acme/widgets.git"]);
+    git(&repo, &["checkout", "-q", "-b", "feature/ABC-123-fix"]);
+    let sidecar = Sidecar::start(None, &[]);
+    let prom = Prometheus::start(&[("hooktel", sidecar.addr)], None, &[]);
+    let branch_cost =
+        r#"hooktel_branch_cost_usd_total{job="hooktel",repo="github.com/acme/widgets",branch="feature/ABC-123-fix"}"#;
+
+    // first the main transcript's usage (the subagent's transcript held back), scraped; then the
+    // subagent's at the session's end: the series exist before they grow, so increase() sees it
+    let transcript = copy_captured_transcripts(&dir);
+    let payloads: Vec<Value> = captured_session_at(&transcript)
+        .into_iter()
+        .map(|mut p| {
+            p["cwd"] = repo.to_str().unwrap().into();
+            p
+        })
+        .collect();
+    let agent = std::fs::read_dir(transcript.with_extension("").join("subagents"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let held_back = agent.with_extension("held");
+    std::fs::rename(&agent, &held_back).unwrap();
+    let (end, rest) = payloads.split_last().unwrap();
+    assert_eq!(end["hook_event_name"], "SessionEnd");
+    for p in rest {
+        post(&sidecar, p);
+    }
+    wait_until(WAIT, "prometheus to scrape the main transcript's cost", || {
+        prom.value(branch_cost).is_some_and(|v| v > 0.0)
+    });
+    let first = prom.value(branch_cost).unwrap();
+    std::fs::rename(&held_back, &agent).unwrap();
+    post(&sidecar, end);
+    wait_until(WAIT, "prometheus to scrape the whole session's cost", || {
+        prom.value(branch_cost).is_some_and(|v| (v - 0.07625).abs() < 1e-9)
+    });
+    assert!(first < 0.07625, "the subagent's cost came second: {first}");
+
+    let answer = |title: &str| -> Vec<(String, String, f64)> {
+        let expr = panel_query(title);
+        prom.query(&expr)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+            .iter()
+            .map(|s| {
+                let label = |k: &str| s["metric"][k].as_str().unwrap_or("").to_owned();
+                (label("repo"), label("branch"), sample_value(s).unwrap())
+            })
+            .collect()
+    };
+    for title in ["Cost by repository (time range)", "Cost by repository and branch (time range)"] {
+        let rows = answer(title);
+        assert_eq!(rows.len(), 1, "{title}: {rows:?}");
+        assert_eq!(rows[0].0, "github.com/acme/widgets", "{title}");
+        // increase() extrapolates: the subagent's share, within a factor
+        assert!(rows[0].2 > 0.0, "{title}: {rows:?}");
+    }
+    assert_eq!(answer("Cost by repository and branch (time range)")[0].1, "feature/ABC-123-fix");
+    let rate = answer("Cost rate by repository (USD per hour)");
+    assert!(rate.iter().any(|(repo, _, v)| repo == "github.com/acme/widgets" && *v > 0.0), "{rate:?}");
 }
