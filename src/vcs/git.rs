@@ -19,10 +19,10 @@ use crate::vcs::ticket::TicketPattern;
 
 /// Directories walked up from a `cwd` looking for `.git`: real trees are a few levels deep below
 /// their repository's top; a path of thousands of components must not cost thousands of lookups.
-pub(crate) const MAX_PARENTS: usize = 64;
+pub const MAX_PARENTS: usize = 64;
 
 /// Longest `cwd` looked up (Linux's `PATH_MAX`).
-pub(crate) const MAX_CWD_BYTES: usize = 4096;
+pub const MAX_CWD_BYTES: usize = 4096;
 
 /// Most bytes read of a `.git` file, `HEAD`, `commondir` or a loose ref: each is one short line.
 const MAX_SMALL_FILE: u64 = 4096;

@@ -25,15 +25,16 @@ mod git;
 pub(crate) mod remote;
 pub mod ticket;
 
+pub use git::{MAX_CWD_BYTES, MAX_PARENTS};
 pub use ticket::TicketPattern;
 
 /// Directories whose checkout is remembered: far more than the repositories one machine's agents
 /// work in at once; a flood of made-up `cwd`s only turns the cache over.
-pub(crate) const MAX_DIRS: usize = 256;
+pub const MAX_DIRS: usize = 256;
 
 /// Lookups waiting for the reader: a turn start each, so a burst of sessions fits; past it a lookup
 /// is dropped (counted), and the session's next turn asks again.
-pub(crate) const QUEUE: usize = 1024;
+pub const QUEUE: usize = 1024;
 
 /// A question from the pipeline: the checkout of `cwd`, for a session (and the turn it starts).
 #[derive(Clone, Debug)]
