@@ -336,6 +336,20 @@ mod tests {
         Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args
     }
 
+    /// The ticket pattern: the default finds `ABC-123`; one of the user's own is used; one that does
+    /// not compile stops `serve` with the flag and the reason.
+    #[test]
+    fn a_bad_ticket_pattern_is_refused_at_start() {
+        assert_eq!(serve(&[]).ticket_pattern.find("feature/ABC-123-fix").as_deref(), Some("ABC-123"));
+        let own = serve(&["--ticket-pattern", r"(?:^|/)(\d+)-"]);
+        assert_eq!(own.ticket_pattern.find("feature/4711-speed").as_deref(), Some("4711"));
+        assert!(!serve(&["--repo-label", "false"]).repo_label && serve(&[]).repo_label);
+        let parse = |p: &str| Serve::try_parse_from(["serve", "--ticket-pattern", p]).err().map(|e| e.to_string());
+        let err = parse("([A-Z]+").expect("refused");
+        assert!(err.contains("--ticket-pattern") && err.contains("not a regular expression"), "{err}");
+        assert!(parse(".*").expect("refused").contains("matches the empty string"));
+    }
+
     #[test]
     fn listen_addresses_take_ips_names_or_off() {
         assert_eq!(listen_addr("127.0.0.1:4388").unwrap(), "127.0.0.1:4388".parse().unwrap());
