@@ -7,8 +7,9 @@
 //! ([`Located`], for the spans). A lookup at a session or turn start reads the files anew (`git`: a handful of small
 //! files, no process); any other is answered from the cache when the directory is in it. The cache
 //! holds at most [`MAX_DIRS`] directories (the oldest read goes first), each key at most
-//! `git::MAX_CWD_BYTES` and each checkout's fields at most `checkout::MAX_FIELD_BYTES`: about
-//! 1.5 MiB at the very most, outside the memory budget's shares (documented in docs/traces.md).
+//! `git::MAX_CWD_BYTES` (kept twice: the map's and the order's) and each checkout's fields at most
+//! `checkout::MAX_FIELD_BYTES`: under 2.5 MiB at the very most, outside the memory budget's shares
+//! (documented in docs/traces.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender};
