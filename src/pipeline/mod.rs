@@ -30,7 +30,7 @@ use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::store::journal::{self, Entry};
 use crate::usage::accountant::{Report, Request, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
-use crate::vcs::{Located, Lookup};
+use crate::vcs::{self, Located, Lookup};
 
 /// Hand finished spans on to the exporter once their bytes fit the exporting share: waiting for it
 /// is the back-pressure that fills the ingest queue (bounded in turn) while the exporter is behind.
@@ -97,7 +97,7 @@ pub(crate) async fn run(p: Parts) {
     } = p;
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
-    // sessions whose checkout was asked for and not answered yet (at most the reader's queue)
+    // sessions whose checkout was asked for and not answered yet (at most the reader's queues)
     let mut asked: HashSet<SessionId> = HashSet::new();
     // restored sessions look up their checkout again (what was found is not journaled)
     for r in &restored {
@@ -127,7 +127,8 @@ pub(crate) async fn run(p: Parts) {
                     let asks = wants_checkout(&ev, sessions.holds(&ev.session_id));
                     let pending = asks || asked.contains(&ev.session_id);
                     let awaited = touch_transcripts(&ev, pending && sessions.checkout(&ev.session_id).is_none(), &touches);
-                    if asks && ask_checkout(&ev, &lookups, &metrics) {
+                    // (bounded even if the reader were gone: its queues hold at most twice this many)
+                    if asks && ask_checkout(&ev, &lookups, &metrics) && asked.len() < 2 * vcs::QUEUE + 1 {
                         asked.insert(ev.session_id.clone());
                     }
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
