@@ -618,6 +618,41 @@ mod tests {
         usage.iter().map(|u| u.delta.usage.output).sum()
     }
 
+    /// A session whose checkout is being looked up is not read until the answer (its usage then
+    /// counts under the repository and branch) or `CHECKOUT_WAIT`; once known, it never waits again.
+    #[test]
+    fn first_reads_wait_for_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        std::fs::write(&path, TRANSCRIPT).unwrap();
+        let (mut a, tx, mut rx) = accountant(dir.path(), Duration::from_millis(100));
+        a.metrics = Arc::new(Metrics::new(true, true));
+        a.take(Request::Touch(Touch { checkout_pending: true, ..touch(&path, TouchKind::Grow) }));
+        a.read_due(&tx);
+        assert!(drained(&mut rx).is_empty(), "waits for the checkout");
+        let (repo, branch) = ("github.com/acme/widgets".to_owned(), "feature/ABC-1".to_owned());
+        a.take(Request::Checkout(CheckoutNote { session_id: SESSION.into(), repo, branch }));
+        a.read_due(&tx);
+        assert!(output_tokens(&drained(&mut rx)) > 0);
+        let text = String::from_utf8(a.metrics.render()).unwrap();
+        assert!(
+            text.contains(r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"}"#)
+                && !text.contains(r#"repo="""#),
+            "{text}"
+        );
+        // a lookup that never answers holds the first reads CHECKOUT_WAIT at most
+        let other = projects.join("other.jsonl");
+        std::fs::write(&other, TRANSCRIPT).unwrap();
+        let pending = Touch { session_id: "s2".into(), checkout_pending: true, ..touch(&other, TouchKind::Grow) };
+        a.take(Request::Touch(pending));
+        a.places.get_mut("s2").unwrap().waits_until = Some(Instant::now());
+        a.read_due(&tx);
+        let late = drained(&mut rx);
+        assert!(!late.is_empty() && late.iter().all(|u| u.session_id == "s2"), "read once the wait is over");
+    }
+
     /// A transcript written in two halves is counted once, half by half; a second accountant on the
     /// same data dir (a restart) starts from the saved ledger and counts nothing again.
     #[test]
