@@ -1,7 +1,7 @@
 //! Metrics cost: nanoseconds per event of keeping hooktel's Prometheus metrics, in process (no
 //! sidecar, no HTTP), against baselines measured in the same run.
 //!
-//! One `Metrics::new(true)` (the default: a `project` label) is fed label values with a realistic
+//! One `Metrics::new(true, true)` (the default: `project` and `repo` labels) is fed label values with a realistic
 //! spread, drawn ahead of time so that no generator is timed: 34 hook event names weighted as a
 //! tool-heavy session sends them, 30 tool names (built-in and MCP, Zipf-like), 5 models (one of
 //! them unpriced), 5 projects, tool statuses mostly `ok`. Tool `SpanRecord`s are built as the
@@ -14,7 +14,7 @@
 //! - baselines: the empty loop with a plain (not inlined) function call, `AtomicU64::fetch_add`
 //!   (shared by both threads when 2), an uncontended-then-contended `Mutex<u64>` lock and add;
 //! - `hook_event(name, ts)`, `span_finished(&tool record)`, `span_finished(&turn record)`,
-//!   `count_usage(model, project, usage, cost, priced)`;
+//!   `count_usage(model, place, usage, cost, priced)`;
 //! - their parts: `LabelCap::label`, `IntCounterVec::with_label_values(..).inc()`, `SpanRecord::attr`.
 //!
 //! Then the amortised metrics cost of one hook event as the sidecar pays it (`hook_event` and the
@@ -34,7 +34,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{env_usize, quantile, Rng};
-use hooktel::metrics::{LabelCap, Metrics};
+use hooktel::metrics::{LabelCap, Metrics, Place};
 use hooktel::model::ids::{self, SpanKey};
 use hooktel::model::span::{SpanEvent, SpanRecord, SpanUsage, Status, ToolRun, ToolStatus, TurnOutcome};
 use hooktel::model::tokens::TokenUsage;
@@ -131,7 +131,7 @@ struct Ctx {
     times: Vec<f64>,
     tool_spans: Vec<SpanRecord>,
     turn_spans: Vec<SpanRecord>,
-    usage: Vec<(&'static str, &'static str, TokenUsage, f64, bool)>,
+    usage: Vec<(&'static str, Place, TokenUsage, f64, bool)>,
     cap: LabelCap,
     counter: AtomicU64,
     mutex: Mutex<u64>,
@@ -175,10 +175,10 @@ fn ops() -> Vec<Op> {
         Op { label: "span_finished(tool span)", run: |c, i| c.metrics.span_finished(&c.tool_spans[i]) },
         Op { label: "span_finished(turn span)", run: |c, i| c.metrics.span_finished(&c.turn_spans[i]) },
         Op {
-            label: "count_usage(model, project, ...)",
+            label: "count_usage(model, place, ...)",
             run: |c, i| {
-                let (model, project, usage, cost, priced) = &c.usage[i];
-                c.metrics.count_usage(model, project, usage, *cost, *priced)
+                let (model, place, usage, cost, priced) = &c.usage[i];
+                c.metrics.count_usage(model, place, usage, *cost, *priced)
             },
         },
         Op {
@@ -446,11 +446,17 @@ impl Ctx {
                     web_search: 0,
                 };
                 let priced = model != "mystery-1";
-                (model, rng.weighted(PROJECTS), u, if priced { 0.0123 } else { 0.0 }, priced)
+                let project = rng.weighted(PROJECTS);
+                let place = Place {
+                    project: project.into(),
+                    repo: format!("github.com/acme/{project}"),
+                    branch: "main".into(),
+                };
+                (model, place, u, if priced { 0.0123 } else { 0.0 }, priced)
             })
             .collect();
         Ctx {
-            metrics: Metrics::new(true),
+            metrics: Metrics::new(true, true),
             events,
             times,
             tool_spans,

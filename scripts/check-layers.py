@@ -2,7 +2,7 @@
 """Fails when src/ has an import cycle or an import that runs back up the layers.
 
 Layers, lowest first; a module may import only its own layer and those below it:
-  sys < model < metrics < store < usage < ingest < pipeline < export < backfill < cli < main
+  sys < model < metrics < store < usage < vcs < ingest < pipeline < export < backfill < cli < main
 anyhow is for the commands only (`cli`, `main`); below them errors are types.
 Files are read for `crate::a::b` paths; what `#[cfg(test)]` marks (a test module, a test helper) and
 files of a `tests` module are left out: test code may build its data from any layer. The pipeline and
@@ -13,7 +13,7 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["sys", "model", "metrics", "store", "usage", "ingest", "pipeline", "export", "backfill", "cli", "main"]
+LAYERS = ["sys", "model", "metrics", "store", "usage", "vcs", "ingest", "pipeline", "export", "backfill", "cli", "main"]
 # below in the layers, and still not to be imported: (importer, imported)
 APART = {("pipeline", "ingest"), ("export", "ingest")}
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"

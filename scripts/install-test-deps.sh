@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suite needs beyond cargo: the Claude Code CLI and OpenAI's Codex CLI (pinned,
-# from npm) for the end-to-end tests, python3 for the mock Messages API, Debian's `tmux` (pane teammates of an agent team) and `prometheus` package (prometheus and
+# from npm) for the end-to-end tests, python3 for the mock Messages API, Debian's `tmux` (pane teammates of an agent team), `git` (real repositories for the checkout tests) and `prometheus` package (prometheus and
 # promtool: the /metrics exposition, the alert rules and their unit tests, the dashboards' queries against
 # a real server), and in a Python venv the offline schema validators of the deployment files
 # (kubernetes-validate for deploy/kubernetes, check-jsonschema's bundled compose-spec schema for
@@ -27,6 +27,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v tmux >/dev/null || need_apt+=(tmux)
+# tests/it/vcs.rs makes real repositories and linked worktrees with it
+command -v git >/dev/null || need_apt+=(git)
 # Debian's python3 has no ensurepip (so no `python3 -m venv`) without python3-venv
 python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

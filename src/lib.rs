@@ -8,6 +8,7 @@
 //!   ingest: server → accept (parse, normalize: pure) → bounded queue   ◀── ingest::drain (hook spool)
 //!                                                          │
 //!   usage: transcripts ─▶ accountant (tokens, cost) ─▶ pipeline: one task owns every session
+//!   vcs: a session's cwd ─▶ .git files ─▶ checkout (repository, branch, ticket) ─▶ pipeline, accountant
 //!                                                          │ sessions: pairing, settle, timeouts
 //!                                                          │ (store::journal: open sessions survive restarts)
 //!                                                          ▼
@@ -16,8 +17,8 @@
 //! ```
 //!
 //! Layers import only downwards: `model` (ids, payload, time, spans, tokens, capture) imports nothing
-//! else from the crate; then `metrics`; `store` (SQLite, never HTTP); `usage`; `ingest`; `pipeline`;
-//! `export`; `backfill` (`hooktel import`); `cli` at the top, imported by nothing. The hook command
+//! else from the crate; then `metrics`; `store` (SQLite, never HTTP); `usage`; `vcs` (git checkouts);
+//! `ingest`; `pipeline`; `export`; `backfill` (`hooktel import`); `cli` at the top, imported by nothing. The hook command
 //! (`cli::hook`) reaches only `model::payload`, `store::hook_spool` and its settings: no Tokio and no
 //! OpenTelemetry run on the per-event path.
 
@@ -37,3 +38,4 @@ pub(crate) mod sys;
 #[cfg(test)]
 mod testdata;
 pub mod usage;
+pub mod vcs;

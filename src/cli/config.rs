@@ -18,6 +18,7 @@ use crate::pipeline::sessions::Settings;
 use crate::store::local::Retention;
 use crate::store::token;
 use crate::usage::pricing::PriceTable;
+use crate::vcs::ticket::{TicketPattern, DEFAULT_PATTERN as DEFAULT_TICKET_PATTERN};
 
 /// Where the sidecar listens by default: loopback only, and a port clear of OTLP (4317/4318),
 /// Prometheus (9090) and the exporters' 9100-9999 range.
@@ -126,6 +127,14 @@ pub struct ServeArgs {
     /// Put a `project` label (basename of the session's cwd) on token, cost, tool-call and pull-request metrics.
     #[arg(long, env = "HOOKTEL_PROJECT_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) project_label: bool,
+    /// Put a `repo` label (the session's git remote as host/owner/repo) on token, cost, tool-call
+    /// and pull-request metrics, and count cost by repository and branch (hooktel_branch_cost_usd_total).
+    #[arg(long, env = "HOOKTEL_REPO_LABEL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) repo_label: bool,
+    /// The ticket a branch names (hooktel.ticket): a regular expression, its first match (or its
+    /// first group); empty for none. Default: `ABC-123` or `#123`.
+    #[arg(long, env = "HOOKTEL_TICKET_PATTERN", default_value = DEFAULT_TICKET_PATTERN)]
+    pub(crate) ticket_pattern: TicketPattern,
 }
 
 /// Where spans go and what they carry: shared by `serve` and `import`, which must agree.
@@ -347,6 +356,20 @@ mod tests {
     /// these names by the test runner).
     fn serve(args: &[&str]) -> ServeArgs {
         Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args
+    }
+
+    /// The ticket pattern: the default finds `ABC-123`; one of the user's own is used; one that does
+    /// not compile stops `serve` with the flag and the reason.
+    #[test]
+    fn a_bad_ticket_pattern_is_refused_at_start() {
+        assert_eq!(serve(&[]).ticket_pattern.find("feature/ABC-123-fix").as_deref(), Some("ABC-123"));
+        let own = serve(&["--ticket-pattern", r"(?:^|/)(\d+)-"]);
+        assert_eq!(own.ticket_pattern.find("feature/4711-speed").as_deref(), Some("4711"));
+        assert!(!serve(&["--repo-label", "false"]).repo_label && serve(&[]).repo_label);
+        let parse = |p: &str| Serve::try_parse_from(["serve", "--ticket-pattern", p]).err().map(|e| e.to_string());
+        let err = parse("([A-Z]+").expect("refused");
+        assert!(err.contains("--ticket-pattern") && err.contains("not a regular expression"), "{err}");
+        assert!(parse(".*").expect("refused").contains("matches the empty string"));
     }
 
     #[test]

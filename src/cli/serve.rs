@@ -28,6 +28,7 @@ use crate::store::local::LocalStore;
 use crate::store::token;
 use crate::usage::accountant::Accountant;
 use crate::usage::agent_dirs::AgentDirs;
+use crate::vcs;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     data_dir::private_files();
@@ -121,7 +122,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
         let prices = args.output.prices()?;
 
-        let metrics = Arc::new(Metrics::new(args.project_label));
+        let metrics = Arc::new(Metrics::new(args.project_label, args.repo_label));
         // who runs this sidecar, as the resource already says
         let said = |key: &'static str| {
             resource.get(&opentelemetry::Key::from_static_str(key)).map(|v| v.as_str().into_owned()).unwrap_or_default()
@@ -145,6 +146,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let accountant = std::thread::Builder::new()
             .name("hooktel-accounting".into())
             .spawn(move || accountant.run(touch_rx, report_tx))?;
+        // checkouts are looked up off the pipeline's task: reading a cwd's .git files blocks
+        let (lookup_tx, lookup_rx) = std::sync::mpsc::sync_channel(vcs::QUEUE);
+        let (located_tx, located_rx) = tokio::sync::mpsc::channel(vcs::QUEUE);
+        let vcs_reader = {
+            let (tickets, metrics, accountant) = (args.ticket_pattern.clone(), metrics.clone(), touch_tx.clone());
+            std::thread::Builder::new()
+                .name("hooktel-vcs".into())
+                .spawn(move || vcs::run(lookup_rx, accountant, located_tx, tickets, metrics))?
+        };
         let span_spool = match &sink {
             export::Sink::Otlp(_) => match SpanSpool::open(&data_dir, args.spool_max_bytes) {
                 Ok(s) => Some(s),
@@ -188,6 +198,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             events: event_rx,
             reports: report_rx,
             touches: touch_tx,
+            lookups: lookup_tx,
+            located: located_rx,
             spans: span_tx,
             exporting: (Arc::new(tokio::sync::Semaphore::new(shares.exporting)), shares.exporting),
             journal: journal_tx,
@@ -267,6 +279,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         pipeline.await?;
         let _ = accountant.join();
+        let _ = vcs_reader.join();
         if let Some(w) = journal_writer {
             let _ = w.join();
         }

@@ -350,7 +350,7 @@ mod tests {
     /// last; all the values the text exposition shows.
     #[test]
     fn the_registry_becomes_cumulative_otlp_metrics_under_the_same_names() {
-        let m = Metrics::new(true);
+        let m = Metrics::new(true, false);
         m.tokens.with_label_values(&["claude-opus-5-5", "input", "api"]).inc_by(12);
         m.sessions_active.set(3);
         m.info.with_label_values(&["0.1.0", "box", "dev"]).set(1);
@@ -384,7 +384,7 @@ mod tests {
     /// increase, a histogram's new observations bucket by bucket, starting at the baseline's time.
     #[test]
     fn delta_pushes_carry_the_change_since_the_accepted_baseline() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         m.hook_events.with_label_values(&["Stop"]).inc_by(5);
         m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
         let baseline = Baseline::snapshot(&m.families(), 100);
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn pushed_points_carry_their_series_exemplar() {
         use crate::model::span::{SpanRecord, Subject, ToolRun, ToolStatus};
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         let sid = "2cfb142e-3e2c-45c5-8192-58e43d4a510f";
         let span = opentelemetry::trace::SpanId::from_bytes([9; 8]);
         let rec = crate::model::span::SpanRecord::new(

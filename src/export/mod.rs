@@ -365,7 +365,7 @@ mod tests {
     async fn local_mode_runs_on_a_current_thread_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path(), Retention::default()).unwrap();
-        let metrics = Arc::new(Metrics::new(false));
+        let metrics = Arc::new(Metrics::new(false, false));
         let (tx, rx) = mpsc::channel(1);
         let task = tokio::spawn(run(rx, Sink::Local(store), None, None, metrics.clone()));
         tx.send((vec![crate::store::record::tests::span(1), crate::store::record::tests::span(2)], Held::default()))

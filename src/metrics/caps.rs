@@ -1,6 +1,6 @@
 //! Caps on label values: a label takes at most [`MAX_LABEL_VALUES`] values (the rest fold into
-//! `other`), each at most [`MAX_LABEL_BYTES`] long, and a (name, project) pair metric at most
-//! [`MAX_PAIRS`] pairs.
+//! `other`), each at most [`MAX_LABEL_BYTES`] long, and a metric of (name, project, repo) or
+//! (repo, branch) at most [`MAX_PAIRS`] combinations.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -16,8 +16,9 @@ pub(crate) const MAX_LABEL_VALUES: usize = 100;
 /// over series and scrapes is what blew `/metrics` up to 177 MB.
 pub(crate) const MAX_LABEL_BYTES: usize = 128;
 
-/// Distinct (tool or model, project) pairs one metric keeps: 100 tools times 100 projects would
-/// still be 10,000 series times the statuses. Past it, the pair is counted as (`other`, `other`).
+/// Distinct (tool or model, project, repo) combinations one metric keeps: 100 tools times 100
+/// projects would still be 10,000 series times the statuses; (repo, branch) pairs likewise. Past it,
+/// the combination is counted as `other` in every one of its labels.
 pub(crate) const MAX_PAIRS: usize = 1000;
 
 /// The set of values a label has taken; beyond the cap, new values become `other`.
@@ -43,8 +44,9 @@ impl LabelCap {
     }
 }
 
-/// The (name, project) pairs a metric has taken, up to `MAX_PAIRS`, kept as hashes: no allocation
-/// on the per-event path (a 64-bit collision would only let one pair share another's admission).
+/// The combinations of label values ((name, project, repo), or (repo, branch)) a metric has taken,
+/// up to `MAX_PAIRS`, kept as hashes: no allocation on the per-event path (a 64-bit collision would
+/// only let one combination share another's admission).
 #[derive(Default)]
 pub(crate) struct PairCap {
     hasher: std::hash::RandomState,
@@ -52,9 +54,9 @@ pub(crate) struct PairCap {
 }
 
 impl PairCap {
-    pub(crate) fn admit(&self, name: &str, project: &str) -> bool {
+    pub(crate) fn admit(&self, values: &[&str]) -> bool {
         use std::hash::BuildHasher;
-        let key = self.hasher.hash_one((name, project));
+        let key = self.hasher.hash_one(values);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.contains(&key) {
             return true;
@@ -65,11 +67,11 @@ impl PairCap {
         seen.insert(key)
     }
 
-    /// Whether the pair was admitted, without admitting it: a pair counted before is found again;
-    /// one refused then is refused still (the set only grows, and only up to its cap).
-    pub(crate) fn admitted(&self, name: &str, project: &str) -> bool {
+    /// Whether the combination was admitted, without admitting it: one counted before is found
+    /// again; one refused then is refused still (the set only grows, and only up to its cap).
+    pub(crate) fn admitted(&self, values: &[&str]) -> bool {
         use std::hash::BuildHasher;
-        let key = self.hasher.hash_one((name, project));
+        let key = self.hasher.hash_one(values);
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
     }
 }

@@ -31,6 +31,15 @@ use crate::model::time::Throttle;
 const TOOL_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
 
+/// Where usage was spent, for the labels of tokens and cost: the session's project (the basename
+/// of its first `cwd`), and its repository (`host/owner/repo`) and branch, empty outside one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub project: String,
+    pub repo: String,
+    pub branch: String,
+}
+
 /// What a spool holds, as its gauges publish it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SpoolDepth {
@@ -62,6 +71,14 @@ pub struct Metrics {
     pub(crate) team_cost: prometheus::CounterVec,
     /// Whether tokens, cost and tool calls carry a `project` label (`HOOKTEL_PROJECT_LABEL`).
     project_label: bool,
+    /// Whether tokens, cost and tool calls carry a `repo` label, and cost is counted by branch
+    /// (`HOOKTEL_REPO_LABEL`).
+    repo_label: bool,
+    /// Cost by (repository, branch): a counter of its own, so that branches, which come and go,
+    /// do not multiply the series of tokens, cost and tool calls.
+    pub(crate) branch_cost: prometheus::CounterVec,
+    /// Checkouts looked up, by result (repo, no_repo, cached, dropped).
+    pub(crate) vcs_lookups: IntCounterVec,
     pub hook_events: IntCounterVec,
     pub(crate) ingest_rejected: IntCounterVec,
     pub(crate) late_events: IntCounter,
@@ -122,11 +139,13 @@ pub struct Metrics {
     mcp_servers: LabelCap,
     models: LabelCap,
     projects: LabelCap,
+    repos: LabelCap,
     agent_types: LabelCap,
     sources: LabelCap,
     end_reasons: LabelCap,
     tool_projects: PairCap,
     model_projects: PairCap,
+    repo_branches: PairCap,
     /// Counts that went to an `other` series because a cap was reached, by metric.
     pub label_overflow: IntCounterVec,
     /// The OpenTelemetry GenAI client metrics of model calls.
@@ -139,7 +158,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(project_label: bool) -> Metrics {
+    pub fn new(project_label: bool, repo_label: bool) -> Metrics {
         let registry = Registry::new();
         let family_names = std::cell::RefCell::new(Vec::new());
         let reg = |c: Box<dyn prometheus::core::Collector>| {
@@ -166,6 +185,9 @@ impl Metrics {
             if project_label {
                 l.push("project");
             }
+            if repo_label {
+                l.push("repo");
+            }
             l
         };
         let tool_duration = HistogramVec::new(
@@ -184,6 +206,17 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(cost.clone()));
+        let branch_cost = prometheus::CounterVec::new(
+            Opts::new(
+                "hooktel_branch_cost_usd_total",
+                "Cost in USD of the tokens counted, by repository and branch (empty outside a repository).",
+            ),
+            &["repo", "branch"],
+        )
+        .expect("valid metric");
+        if repo_label {
+            reg(Box::new(branch_cost.clone()));
+        }
         let last_event_timestamp =
             Gauge::new("hooktel_last_event_timestamp_seconds", "Unix time of the last hook event accepted.")
                 .expect("valid metric");
@@ -255,6 +288,13 @@ impl Metrics {
                 &["kind"],
             ),
             project_label,
+            repo_label,
+            branch_cost,
+            vcs_lookups: counters(
+                "hooktel_vcs_lookups_total",
+                "Checkouts looked up from a session's cwd, by result (repo, no_repo, cached, dropped: the reader's queue was full).",
+                &["result"],
+            ),
             hook_events: counters("hooktel_hook_events_total", "Hook events accepted, by hook_event_name.", &["event"]),
             ingest_rejected: counters("hooktel_ingest_rejected_total", "Requests refused, by reason.", &["reason"]),
             late_events: counter(
@@ -346,11 +386,13 @@ impl Metrics {
             mcp_servers: LabelCap::default(),
             models: LabelCap::default(),
             projects: LabelCap::default(),
+            repos: LabelCap::default(),
             agent_types: LabelCap::default(),
             sources: LabelCap::default(),
             end_reasons: LabelCap::default(),
             tool_projects: PairCap::default(),
             model_projects: PairCap::default(),
+            repo_branches: PairCap::default(),
             label_overflow: counters(
                 "hooktel_label_overflow_total",
                 "Counts folded into an `other` series because a metric reached its series cap, by metric.",
@@ -502,6 +544,7 @@ pub(crate) fn unit(family: &str) -> &'static str {
         "hooktel_pull_requests_total" => "{pull_request}",
         "hooktel_ingest_rejected_total" | "hooktel_native_requests_total" => "{request}",
         "hooktel_metric_pushes_total" => "{push}",
+        "hooktel_vcs_lookups_total" => "{lookup}",
         "hooktel_native_forwarded_total" => "{body}",
         "hooktel_spool_items" | "hooktel_spool_dropped_total" => "{item}",
         "hooktel_transcript_errors_total" => "{error}",
@@ -524,7 +567,7 @@ mod tests {
 
     #[test]
     fn every_family_has_a_unit() {
-        let m = Metrics::new(true);
+        let m = Metrics::new(true, false);
         for name in m.family_names() {
             assert!(!unit(name).is_empty(), "{name} has no unit");
         }
@@ -545,7 +588,7 @@ mod tests {
     /// end reason folded into `other`.
     #[test]
     fn end_reasons_have_a_cap_of_their_own() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         for i in 0..MAX_LABEL_VALUES {
             m.session_started(&format!("source-{i}"));
         }
@@ -558,7 +601,7 @@ mod tests {
     /// tool once the tools' cap is reached: a capped tool's calls stay one series, not one per server.
     #[test]
     fn mcp_servers_have_a_label_that_folds_with_their_tool() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         let call = |i: u8, name: &str| {
             let rec = finished(SpanKey::Tool, i, "api");
             let tool = Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(10), pull_request: None });
@@ -583,11 +626,15 @@ mod tests {
 
     #[test]
     fn renders_events_by_name() {
-        let m = Metrics::new(true);
+        let m = Metrics::new(true, false);
         m.hook_event("TokenUsageUpdated", 5.0);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(r#"hooktel_hook_events_total{event="TokenUsageUpdated"} 1"#), "{text}");
         assert!(text.contains("hooktel_last_event_timestamp_seconds 5"), "{text}");
+    }
+
+    fn place(project: &str) -> Place {
+        Place { project: project.into(), ..Place::default() }
     }
 
     fn finished(key: SpanKey, span: u8, project: &str) -> SpanRecord {
@@ -604,10 +651,10 @@ mod tests {
     #[test]
     fn finished_spans_leave_exemplars_on_the_series_they_moved() {
         for project_label in [true, false] {
-            let m = Metrics::new(project_label);
+            let m = Metrics::new(project_label, false);
             let u =
                 TokenUsage { input: 3, output: 4, cache_read: 0, cache_write_5m: 0, cache_write_1h: 0, web_search: 0 };
-            m.count_usage("claude-opus-5-5", "api", &u, 0.5, true);
+            m.count_usage("claude-opus-5-5", &place("api"), &u, 0.5, true);
             let mut usage = SpanUsage::default();
             usage.add("claude-opus-5-5", u, 0.5);
             m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "api") });
@@ -659,12 +706,12 @@ mod tests {
     /// (`other`, `other`) series.
     #[test]
     fn exemplars_follow_usage_into_other() {
-        let m = Metrics::new(true);
+        let m = Metrics::new(true, false);
         let u = TokenUsage { input: 3, ..TokenUsage::default() };
         for i in 0..caps::MAX_PAIRS {
-            m.count_usage(&format!("m{}", i / 20), &format!("p{}", i % 20), &u, 0.0, true);
+            m.count_usage(&format!("m{}", i / 20), &place(&format!("p{}", i % 20)), &u, 0.0, true);
         }
-        m.count_usage("m0", "late", &u, 0.0, true);
+        m.count_usage("m0", &place("late"), &u, 0.0, true);
         let mut usage = SpanUsage::default();
         usage.add("m0", u, 0.0);
         m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "late") });
@@ -673,19 +720,64 @@ mod tests {
         assert!(line.starts_with(r#"hooktel_tokens_total{model="other",project="other",type="input"} 3 # "#), "{line}");
     }
 
+    /// Tokens, cost and tool calls carry the session's repository; cost is also counted by
+    /// (repository, branch), whose pairs are capped on their own; switched off, neither exists.
+    #[test]
+    fn repo_label_and_cost_by_branch() {
+        let u = TokenUsage { input: 3, output: 4, ..TokenUsage::default() };
+        let at = |repo: &str, branch: &str| Place { project: "api".into(), repo: repo.into(), branch: branch.into() };
+        let m = Metrics::new(true, true);
+        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "feature/ABC-1"), &u, 0.5, true);
+        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.25, true);
+        m.count_usage("claude-opus-5-5", &at("", ""), &u, 0.125, true);
+        let tool = SpanRecord {
+            repo: "github.com/acme/widgets".into(),
+            subject: Some(Subject::Tool("Bash".into())),
+            tool: Some(ToolRun { status: ToolStatus::Ok, duration_ms: Some(300), pull_request: None }),
+            ..finished(SpanKey::Tool, 9, "api")
+        };
+        m.span_finished(&tool);
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets"} 0.75"#,
+            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo=""} 0.125"#,
+            r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets",type="output"} 8"#,
+            r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"} 0.5"#,
+            r#"hooktel_branch_cost_usd_total{branch="main",repo="github.com/acme/widgets"} 0.25"#,
+            r#"hooktel_branch_cost_usd_total{branch="",repo=""} 0.125"#,
+            r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
+        }
+        let ex = String::from_utf8(m.render_openmetrics()).unwrap();
+        assert!(ex.lines().any(|l| l.starts_with(r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1 # {"#)), "{ex}");
+        for i in 0..caps::MAX_PAIRS {
+            m.count_usage("m", &at("github.com/acme/widgets", &format!("b{i}")), &u, 1.0, true);
+        }
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"hooktel_branch_cost_usd_total{branch="other",repo="other"} 3"#), "{text}");
+        assert!(text.contains(r#"hooktel_label_overflow_total{metric="hooktel_branch_cost_usd_total"} 3"#));
+
+        let off = Metrics::new(true, false);
+        off.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.5, true);
+        let text = String::from_utf8(off.render()).unwrap();
+        assert!(!text.contains("repo=") && !text.contains("hooktel_branch_cost"), "{text}");
+        assert!(!off.family_names().iter().any(|f| f == "hooktel_branch_cost_usd_total"));
+    }
+
     #[test]
     fn project_label_can_be_switched_off() {
         let u = TokenUsage { input: 3, output: 4, cache_read: 5, cache_write_5m: 1, cache_write_1h: 1, web_search: 0 };
-        let on = Metrics::new(true);
-        on.count_usage("claude-opus-5-5", "api", &u, 0.5, true);
+        let on = Metrics::new(true, false);
+        on.count_usage("claude-opus-5-5", &place("api"), &u, 0.5, true);
         let text = String::from_utf8(on.render()).unwrap();
         assert!(
             text.contains(r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",type="cache_creation"} 2"#),
             "{text}"
         );
         assert!(text.contains(r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api"} 0.5"#), "{text}");
-        let off = Metrics::new(false);
-        off.count_usage("mystery", "api", &u, 0.0, false);
+        let off = Metrics::new(false, false);
+        off.count_usage("mystery", &place("api"), &u, 0.0, false);
         let text = String::from_utf8(off.render()).unwrap();
         assert!(text.contains(r#"hooktel_tokens_total{model="mystery",type="input"} 3"#), "{text}");
         assert!(text.contains(r#"hooktel_unpriced_tokens_total{model="mystery"} 14"#), "{text}");

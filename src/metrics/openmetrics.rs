@@ -206,7 +206,7 @@ mod tests {
     /// The exposition of counters, a gauge and a histogram with exemplars, exactly.
     #[test]
     fn renders_openmetrics_with_exemplars() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         m.tool_calls.with_label_values(&["Bash", "ok", ""]).inc_by(2);
         m.tool_calls.with_label_values(&["Read", "ok", ""]).inc();
         m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
@@ -263,7 +263,7 @@ mod tests {
     /// characters; numbers are OpenMetrics numbers.
     #[test]
     fn exemplar_edges_and_numbers() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         m.tool_duration.with_label_values(&["Bash", ""]).observe(7200.0);
         m.last_event_timestamp.set(f64::INFINITY);
         let e = Exemplars::default();
@@ -286,7 +286,7 @@ mod tests {
     /// The series and values are the classic text's: only comments, exemplars and `# EOF` differ.
     #[test]
     fn the_samples_are_the_classic_texts() {
-        let m = Metrics::new(true);
+        let m = Metrics::new(true, false);
         m.hook_event("Stop", 5.0);
         m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
         m.cost.with_label_values(&["claude-opus-5-5", "api"]).inc_by(0.125);

@@ -1,26 +1,27 @@
 //! What the registry counts of finished work: a span (tool calls and their durations, turns,
-//! subagents, teams' work) and a usage delta (tokens and cost), with the (name, project) pairs
-//! capped; and the exemplars a finished tool or model-call span leaves on the series it moved.
+//! subagents, teams' work) and a usage delta (tokens and cost; cost also by repository and branch),
+//! with the (name, project, repo) combinations capped; and the exemplars a finished tool or
+//! model-call span leaves on the series it moved.
 
 use crate::metrics::caps::PairCap;
+use crate::metrics::caps::MAX_LABEL_BYTES;
 use crate::metrics::exemplars::Exemplar;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Place};
 use crate::model::ids::SpanKey;
+use crate::model::payload::truncate_utf8;
 use crate::model::semconv;
 use crate::model::span::{SpanRecord, Subject, TeamMember, TeamRole, ToolStatus};
 use crate::model::tokens::TokenUsage;
 
 impl Metrics {
-    /// Count newly read transcript usage.
-    pub fn count_usage(&self, model: &str, project: &str, usage: &TokenUsage, cost: f64, priced: bool) {
+    /// Count newly read transcript usage, spent at `place`.
+    pub fn count_usage(&self, model: &str, place: &Place, usage: &TokenUsage, cost: f64, priced: bool) {
         let model = self.models.label(model);
-        let project = self.projects.label(project);
-        let (model, project) = self.pair(&self.model_projects, "hooktel_tokens_total", model, project);
+        let (project, repo) = (self.projects.label(&place.project), self.repos.label(&place.repo));
+        let (model, project, repo) = self.combine(&self.model_projects, "hooktel_tokens_total", model, project, repo);
         let labels = |kind: &'static str| -> Vec<&str> {
             let mut l = vec![model, kind];
-            if self.project_label {
-                l.push(project);
-            }
+            l.extend(self.place_values(project, repo));
             l
         };
         for (kind, n) in [
@@ -32,10 +33,19 @@ impl Metrics {
             self.tokens.with_label_values(&labels(kind)).inc_by(n);
         }
         let mut cost_labels = vec![model];
-        if self.project_label {
-            cost_labels.push(project);
-        }
+        cost_labels.extend(self.place_values(project, repo));
         self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
+        if self.repo_label {
+            let branch = truncate_utf8(&place.branch, MAX_LABEL_BYTES);
+            let pair = match self.repo_branches.admit(&[repo, branch]) {
+                true => [repo, branch],
+                false => {
+                    self.label_overflow.with_label_values(&["hooktel_branch_cost_usd_total"]).inc();
+                    ["other", "other"]
+                }
+            };
+            self.branch_cost.with_label_values(&pair).inc_by(cost.max(0.0));
+        }
         if !priced {
             let n = usage.total();
             self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
@@ -57,8 +67,9 @@ impl Metrics {
                 let name = rec.subject.as_ref().map_or("", Subject::name);
                 let tool = self.tools.label(name);
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
-                let project = self.projects.label(&rec.project);
-                let (tool, project) = self.pair(&self.tool_projects, "hooktel_tool_calls_total", tool, project);
+                let (project, repo) = (self.projects.label(&rec.project), self.repos.label(&rec.repo));
+                let (tool, project, repo) =
+                    self.combine(&self.tool_projects, "hooktel_tool_calls_total", tool, project, repo);
                 // empty for a tool that is not an MCP server's; `other` with its tool, so that a capped
                 // tool's calls stay in one series rather than one per server
                 let server = match semconv::mcp_server(name) {
@@ -67,22 +78,19 @@ impl Metrics {
                     Some(s) => self.mcp_servers.label(s),
                 };
                 let mut labels = vec![tool, status.label(), server];
-                if self.project_label {
-                    labels.push(project);
-                }
+                labels.extend(self.place_values(project, repo));
                 self.tool_calls.with_label_values(&labels).inc();
-                let series = [("tool", tool), ("status", status.label()), ("mcp_server", server), ("project", project)];
-                self.exemplars.offer("hooktel_tool_calls_total", self.with_project(&series), exemplar(rec, 1.0));
+                let mut series = vec![("tool", tool), ("status", status.label()), ("mcp_server", server)];
+                series.extend(self.place_labels(project, repo));
+                self.exemplars.offer("hooktel_tool_calls_total", &series, exemplar(rec, 1.0));
                 if let Some(forge) = rec.tool.and_then(|t| t.pull_request) {
-                    // at most three forges times the capped projects: no pair cap needed
-                    let project = self.projects.label(&rec.project);
+                    // at most three forges times the capped places of its call: no cap of its own
                     let mut labels = vec![forge.label()];
-                    if self.project_label {
-                        labels.push(project);
-                    }
+                    labels.extend(self.place_values(project, repo));
                     self.pull_requests.with_label_values(&labels).inc();
-                    let series = [("provider", forge.label()), ("project", project)];
-                    self.exemplars.offer("hooktel_pull_requests_total", self.with_project(&series), exemplar(rec, 1.0));
+                    let mut series = vec![("provider", forge.label())];
+                    series.extend(self.place_labels(project, repo));
+                    self.exemplars.offer("hooktel_pull_requests_total", &series, exemplar(rec, 1.0));
                 }
                 if let Some(m) = &rec.team {
                     self.team_tool_calls.with_label_values(&[m.role().label(), status.label()]).inc();
@@ -144,11 +152,12 @@ impl Metrics {
         let Some(usage) = &rec.usage else { return };
         let Some(model) = usage.models.first() else { return };
         let model = self.models.label(model);
-        let project = self.projects.label(&rec.project);
-        // the labels count_usage chose: the pair, or (`other`, `other`) if the cap refused it
-        let (model, project) = match !self.project_label || self.model_projects.admitted(model, project) {
-            true => (model, project),
-            false => ("other", "other"),
+        let (project, repo) = (self.projects.label(&rec.project), self.repos.label(&rec.repo));
+        // the labels count_usage chose: the combination, or `other` in each if the cap refused it
+        let (model, project, repo) = match self.model_projects.admitted(&self.combination(model, project, repo)) {
+            true => (model, project, repo),
+            false if !self.project_label && !self.repo_label => (model, project, repo),
+            false => ("other", "other", "other"),
         };
         let t = &usage.tokens;
         let kinds = [
@@ -158,31 +167,50 @@ impl Metrics {
             ("cache_creation", t.cache_write()),
         ];
         for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {
-            let series = [("model", model), ("type", kind), ("project", project)];
-            self.exemplars.offer("hooktel_tokens_total", self.with_project(&series), exemplar(rec, n as f64));
+            let mut series = vec![("model", model), ("type", kind)];
+            series.extend(self.place_labels(project, repo));
+            self.exemplars.offer("hooktel_tokens_total", &series, exemplar(rec, n as f64));
         }
         if usage.cost > 0.0 {
-            let series = [("model", model), ("project", project)];
-            self.exemplars.offer("hooktel_cost_usd_total", self.with_project(&series), exemplar(rec, usage.cost));
+            let mut series = vec![("model", model)];
+            series.extend(self.place_labels(project, repo));
+            self.exemplars.offer("hooktel_cost_usd_total", &series, exemplar(rec, usage.cost));
         }
     }
 
-    /// A series' labels, the last of them (`project`) left out when the project label is off.
-    fn with_project<'a, 'b>(&self, series: &'b [(&'static str, &'a str)]) -> &'b [(&'static str, &'a str)] {
-        match self.project_label {
-            true => series,
-            false => &series[..series.len() - 1],
-        }
+    /// The `project` and `repo` labels a series carries, those switched off left out.
+    fn place_labels<'a>(&self, project: &'a str, repo: &'a str) -> impl Iterator<Item = (&'static str, &'a str)> {
+        let project = self.project_label.then_some(("project", project));
+        let repo = self.repo_label.then_some(("repo", repo));
+        project.into_iter().chain(repo)
     }
 
-    /// A (name, project) pair within the metric's series cap, else (`other`, `other`), counted. Without
-    /// the project label there are no pairs to cap.
-    fn pair<'a>(&self, cap: &PairCap, metric: &str, name: &'a str, project: &'a str) -> (&'a str, &'a str) {
-        if !self.project_label || cap.admit(name, project) {
-            return (name, project);
+    /// The values of [`place_labels`](Self::place_labels), in the registry's label order.
+    fn place_values<'a>(&self, project: &'a str, repo: &'a str) -> impl Iterator<Item = &'a str> {
+        self.place_labels(project, repo).map(|(_, v)| v)
+    }
+
+    /// What a metric's cap counts: the name with the place labels switched on (an empty value for
+    /// one switched off).
+    fn combination<'a>(&self, name: &'a str, project: &'a str, repo: &'a str) -> [&'a str; 3] {
+        [name, if self.project_label { project } else { "" }, if self.repo_label { repo } else { "" }]
+    }
+
+    /// A (name, project, repo) combination within the metric's series cap, else `other` in each,
+    /// counted. With neither place label there is nothing to cap.
+    fn combine<'a>(
+        &self,
+        cap: &PairCap,
+        metric: &str,
+        name: &'a str,
+        project: &'a str,
+        repo: &'a str,
+    ) -> (&'a str, &'a str, &'a str) {
+        if (!self.project_label && !self.repo_label) || cap.admit(&self.combination(name, project, repo)) {
+            return (name, project, repo);
         }
         self.label_overflow.with_label_values(&[metric]).inc();
-        ("other", "other")
+        ("other", "other", "other")
     }
 }
 

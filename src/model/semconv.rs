@@ -99,8 +99,20 @@ pub(crate) const PULL_REQUESTS: &str = "hooktel.pull_requests";
 pub(crate) const URL_FULL: &str = attribute::URL_FULL;
 pub(crate) const VCS_CHANGE_ID: &str = attribute::VCS_CHANGE_ID;
 pub(crate) const VCS_CHANGE_STATE: &str = attribute::VCS_CHANGE_STATE;
-pub(crate) const VCS_PROVIDER_NAME: &str = attribute::VCS_PROVIDER_NAME;
+/// Where a session works in version control (`model::checkout`): OpenTelemetry's VCS conventions
+/// (development stability) for the repository and its head, `hooktel.*` for what they lack.
 pub(crate) const VCS_REPOSITORY_URL_FULL: &str = attribute::VCS_REPOSITORY_URL_FULL;
+pub(crate) const VCS_REPOSITORY_NAME: &str = attribute::VCS_REPOSITORY_NAME;
+pub(crate) const VCS_OWNER_NAME: &str = attribute::VCS_OWNER_NAME;
+pub(crate) const VCS_PROVIDER_NAME: &str = attribute::VCS_PROVIDER_NAME;
+pub(crate) const VCS_REF_HEAD_NAME: &str = attribute::VCS_REF_HEAD_NAME;
+pub(crate) const VCS_REF_HEAD_TYPE: &str = attribute::VCS_REF_HEAD_TYPE;
+pub(crate) const VCS_REF_HEAD_REVISION: &str = attribute::VCS_REF_HEAD_REVISION;
+/// The repository as `host/owner/repo`: the `repo` label's value, to search spans by.
+pub(crate) const REPO: &str = "hooktel.repo";
+pub(crate) const WORKTREE: &str = "hooktel.worktree";
+pub(crate) const WORKTREE_LINKED: &str = "hooktel.worktree.linked";
+pub(crate) const TICKET: &str = "hooktel.ticket";
 pub(crate) const COMPACTION_TRIGGER: &str = "hooktel.compaction.trigger";
 pub(crate) const COST_USD: &str = "hooktel.cost_usd";
 /// The span event on a session's root when a model call of it carried a spend budget across a threshold.

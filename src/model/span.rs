@@ -35,6 +35,8 @@ pub struct SpanRecord {
     pub status: Status,
     /// The session's project (basename of its first `cwd`), for metric labels.
     pub project: String,
+    /// The session's repository (`host/owner/repo`, empty outside one), for metric labels.
+    pub repo: String,
     /// Closed by a timeout or the end of its session rather than by its own end event.
     pub incomplete: bool,
     /// Tokens and cost of the model calls made within it, from the transcripts.
@@ -135,7 +137,12 @@ impl SpanRecord {
         let attrs =
             |a: &[KeyValue]| a.iter().map(|kv| kv.key.as_str().len() + kv.value.as_str().len() + 64).sum::<usize>();
         let events: usize = self.events.iter().map(|e| 64 + e.name.len() + attrs(&e.attrs)).sum();
-        512 + self.name.len() + self.project.len() + attrs(&self.attrs) + events + self.links.len() * 64
+        512 + self.name.len()
+            + self.project.len()
+            + self.repo.len()
+            + attrs(&self.attrs)
+            + events
+            + self.links.len() * 64
     }
 
     /// A span of `key` named `name` in the trace of `session_id`, from `start` to `end` (never
@@ -163,6 +170,7 @@ impl SpanRecord {
             dropped_events: 0,
             status: Status::Unset,
             project: String::new(),
+            repo: String::new(),
             incomplete: false,
             usage: None,
             tool: None,

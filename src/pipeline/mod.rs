@@ -3,8 +3,10 @@
 //!
 //! One owner means no locks around session state. Besides hook events it takes the usage the
 //! accountant reads from transcripts (and tells the accountant which transcripts to read, and the
-//! sessions which of those reads a span closed by a turn's end waits for); it tells the status line
-//! what it applied (`views`) and keeps the spend against the budgets (`spending`). It stops
+//! sessions which of those reads a span closed by a turn's end waits for), and the checkouts the
+//! `vcs` reader finds in sessions' working directories (asked for when a session or a turn
+//! starts, answered off this task, since reading files blocks); it tells the status line what it
+//! applied (`views`) and keeps the spend against the budgets (`spending`). It stops
 //! when the ingest queue closes (the server stopped accepting), hands out every closed span, and
 //! closes the exporter's channel in turn.
 
@@ -34,8 +36,9 @@ use crate::pipeline::sessions::{Ingested, Sessions, Settings};
 use crate::pipeline::spending::{threshold_event, Spending};
 use crate::pipeline::views::{view_usage, ViewNote};
 use crate::store::journal::{self, Entry};
-use crate::usage::accountant::{Report, SessionUsage, Touch, TouchKind, READ_MARGIN};
+use crate::usage::accountant::{Report, Request, SessionUsage, Touch, TouchKind, READ_MARGIN};
 use crate::usage::logs;
+use crate::vcs::{self, Located, Lookup};
 
 /// Hand finished spans on to the exporter once their bytes fit the exporting share: waiting for it
 /// is the back-pressure that fills the ingest queue (bounded in turn) while the exporter is behind.
@@ -66,7 +69,12 @@ pub(crate) struct Parts {
     pub(crate) events: mpsc::Receiver<Event>,
     /// Usage and reads from the accountant, in the order it made them.
     pub(crate) reports: mpsc::Receiver<Report>,
-    pub(crate) touches: std::sync::mpsc::SyncSender<Touch>,
+    /// Transcripts to read, to the accountant (the `vcs` reader tells it the sessions' checkouts).
+    pub(crate) touches: std::sync::mpsc::SyncSender<Request>,
+    /// Lookups of sessions' checkouts, to the `vcs` reader (dropped when its queue is full), and
+    /// its answers.
+    pub(crate) lookups: std::sync::mpsc::SyncSender<Lookup>,
+    pub(crate) located: mpsc::Receiver<Located>,
     pub(crate) spans: mpsc::Sender<Handed>,
     /// What spans on their way to the exporter may hold (the exporting share of the memory
     /// budget), and its size: the pipeline waits for room before it hands a batch on.
@@ -91,6 +99,8 @@ pub(crate) async fn run(p: Parts) {
         mut events,
         mut reports,
         touches,
+        lookups,
+        mut located,
         spans,
         exporting,
         journal,
@@ -104,6 +114,16 @@ pub(crate) async fn run(p: Parts) {
     let mut spending = Spending::new(views.clone(), metrics.clone(), day_spent);
     let mut sessions = Sessions::new(settings);
     let mut out = Vec::new();
+    // sessions whose checkout was asked for and not answered yet (at most the reader's queues)
+    let mut asked: HashSet<SessionId> = HashSet::new();
+    // restored sessions look up their checkout again (what was found is not journaled)
+    for r in &restored {
+        if let Some(ev) = r.events.iter().rev().find(|ev| ev.cwd.is_some()) {
+            if ask_checkout(ev, &lookups, &metrics) {
+                asked.insert(ev.session_id.clone());
+            }
+        }
+    }
     replay(&mut sessions, &views, restored, &mut out);
     let journal = Journal(journal);
     journal.handed_out(&out);
@@ -120,7 +140,14 @@ pub(crate) async fn run(p: Parts) {
                 let now = now_ns();
                 for ev in buf.drain(..) {
                     count_session(&ev, &metrics);
-                    let awaited = touch_transcripts(&ev, &touches);
+                    // the touch first: the accountant hears of a transcript before of its checkout
+                    let asks = wants_checkout(&ev, sessions.holds(&ev.session_id));
+                    let pending = asks || asked.contains(&ev.session_id);
+                    let awaited = touch_transcripts(&ev, pending && sessions.checkout(&ev.session_id).is_none(), &touches);
+                    // (bounded even if the reader were gone: its queues hold at most twice this many)
+                    if asks && ask_checkout(&ev, &lookups, &metrics) && asked.len() < 2 * vcs::QUEUE + 1 {
+                        asked.insert(ev.session_id.clone());
+                    }
                     let (sid, at, raw) = (ev.session_id.clone(), ev.at, ev.raw.clone());
                     let task_created = matches!(ev.kind, Kind::Task { created: true, .. });
                     let viewed = ViewNote::of(&ev);
@@ -154,6 +181,10 @@ pub(crate) async fn run(p: Parts) {
                 metrics.queue_depth.sub(n as i64);
             }
             Some(r) = reports.recv() => accounted(&mut sessions, &journal, &mut spending, r),
+            Some(l) = located.recv() => {
+                asked.remove(&l.session_id);
+                sessions.located(l);
+            }
             _ = tick.tick() => {
                 let before = out.len();
                 let now = now_ns();
@@ -185,6 +216,10 @@ pub(crate) async fn run(p: Parts) {
         }
     }
     drop(touches);
+    // the vcs reader ends with its lookups (and its answers no longer taken), and with it the
+    // accountant's last sender
+    drop(lookups);
+    drop(located);
     // usage the accountant reads on its way out still reaches spans that are closed but not out
     while let Some(r) = reports.recv().await {
         accounted(&mut sessions, &journal, &mut spending, r);
@@ -324,11 +359,40 @@ fn count_session(ev: &Event, metrics: &Metrics) {
     }
 }
 
+/// Whether the event asks for its session's checkout: a session or a turn starts (a branch can
+/// change mid-session), or it is the first event of a session not held yet.
+fn wants_checkout(ev: &Event, held: bool) -> bool {
+    let starts = matches!(ev.kind, Kind::SessionStart { .. } | Kind::PromptSubmit { .. });
+    ev.cwd.is_some() && !ev.native() && (starts || !held)
+}
+
+/// Ask the `vcs` reader for the checkout of the event's `cwd`: read anew when a session or a turn
+/// starts, from its cache otherwise. Never blocks: when the reader is behind, the lookup is dropped
+/// (counted) and the next turn asks again. Whether it was sent.
+fn ask_checkout(ev: &Event, lookups: &std::sync::mpsc::SyncSender<Lookup>, metrics: &Metrics) -> bool {
+    let Some(cwd) = &ev.cwd else { return false };
+    let fresh = matches!(ev.kind, Kind::SessionStart { .. } | Kind::PromptSubmit { .. });
+    let prompt_id = match ev.kind {
+        Kind::PromptSubmit { .. } => Some(ev.prompt_id.clone().unwrap_or_default()),
+        _ => None,
+    };
+    let lookup = Lookup { session_id: ev.session_id.clone(), prompt_id, cwd: cwd.clone(), fresh };
+    let sent = lookups.try_send(lookup).is_ok();
+    if !sent {
+        metrics.vcs_lookups.with_label_values(&["dropped"]).inc();
+    }
+    sent
+}
+
 /// Ask the accountant to read the transcripts this event may have grown. Never blocks: when the
 /// accountant is behind, the touch is dropped, and the next one reads the same bytes (reads start
 /// at the saved offset, so nothing is missed). Returns the transcripts (by subagent, `None` for the
 /// session's own) whose re-reads a turn's end asked for: those the accountant will report.
-fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -> Vec<Option<String>> {
+fn touch_transcripts(
+    ev: &Event,
+    checkout_pending: bool,
+    touches: &std::sync::mpsc::SyncSender<Request>,
+) -> Vec<Option<String>> {
     let mut awaited = Vec::new();
     let Some(path) = &ev.transcript_path else { return awaited };
     let kind = match ev.kind {
@@ -345,10 +409,11 @@ fn touch_transcripts(ev: &Event, touches: &std::sync::mpsc::SyncSender<Touch>) -
         path,
         agent_id,
         project: project.clone(),
+        checkout_pending,
         kind,
     };
     let mut send = |path: PathBuf, agent_id: Option<String>| {
-        if touches.try_send(touch(path, agent_id.clone())).is_ok() && kind != TouchKind::Grow {
+        if touches.try_send(Request::Touch(touch(path, agent_id.clone()))).is_ok() && kind != TouchKind::Grow {
             awaited.push(agent_id);
         }
     };

@@ -33,6 +33,9 @@ struct Stored {
     error: Option<String>,
     ok: bool,
     project: String,
+    /// Absent in records written before the repository was a typed fact.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    repo: String,
     /// Empty in records written before the typed fields existed: their attributes hold all.
     #[serde(default)]
     session: String,
@@ -139,6 +142,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             },
             ok: r.status == Status::Ok,
             project: r.project.clone(),
+            repo: r.repo.clone(),
             session: r.session_id.to_string(),
             incomplete: r.incomplete,
             // a cost that is not finite would be written as `null` and not read back
@@ -211,6 +215,7 @@ fn spans_of(stored: Vec<Stored>) -> Vec<SpanRecord> {
                     _ => Status::Unset,
                 },
                 project: s.project,
+                repo: s.repo,
                 incomplete: s.incomplete,
                 usage: s.usage,
                 tool: s.tool,
@@ -280,6 +285,7 @@ pub(crate) mod tests {
             dropped_events: 2,
             status: Status::Error("boom".into()),
             project: "p".into(),
+            repo: "github.com/acme/widgets".into(),
             session_id: "s-1".into(),
             incomplete: i % 2 == 0,
             usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),

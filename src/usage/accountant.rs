@@ -10,7 +10,11 @@
 //! ([`TranscriptRead`], after the usage it found), so that a span closed by the turn's end waits
 //! for a read that started `READ_MARGIN` after it. A session's end re-reads every transcript of the
 //! session. Every transcript of a
-//! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is. Each file's
+//! session counts under the session's project (its first `cwd`), whatever a subagent's `cwd` is, and
+//! under the repository and branch of its latest checkout, as the `vcs` reader tells
+//! ([`CheckoutNote`]). A session's first reads wait for its first checkout (at most
+//! [`CHECKOUT_WAIT`]) when the pipeline says one is being looked up, so that its first usage is not
+//! counted outside its repository. Each file's
 //! [`Ledger`] is saved under `<data dir>/transcripts/` *before* its usage is counted, so a restart
 //! never counts a line twice (a crash between the two loses that one read rather than doubling it).
 //! Ledgers belong to a file's resolved path, so aliases of one file (symlinks, `//`) share one and
@@ -26,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Place};
 use crate::model::agent::Agent;
 use crate::model::ids::SessionId;
 use crate::model::time::now_ns;
@@ -60,6 +64,26 @@ pub(crate) const READ_MARGIN: Duration = Duration::from_millis(500);
 /// Most refusals of awaited reads reported at once; past it a span waits for its bound instead.
 const MAX_REFUSALS_PENDING: usize = 4096;
 
+/// Longest a session's first reads wait for its checkout: the `vcs` reader answers in about a
+/// millisecond; a reader stuck on a hung file system delays the first usage by this much at most.
+pub(crate) const CHECKOUT_WAIT: Duration = Duration::from_secs(1);
+
+/// What the accountant is told, in order: a transcript to read, or where a session works.
+#[derive(Clone, Debug)]
+pub(crate) enum Request {
+    Touch(Touch),
+    Checkout(CheckoutNote),
+}
+
+/// Where a session works in version control, from the `vcs` reader: its usage counts under this
+/// repository and branch from now on (empty: in no repository).
+#[derive(Clone, Debug)]
+pub(crate) struct CheckoutNote {
+    pub(crate) session_id: SessionId,
+    pub(crate) repo: String,
+    pub(crate) branch: String,
+}
+
 /// A request to read a transcript, sent by the pipeline.
 #[derive(Clone, Debug)]
 pub(crate) struct Touch {
@@ -69,7 +93,10 @@ pub(crate) struct Touch {
     pub(crate) path: PathBuf,
     /// Set for a subagent's transcript.
     pub(crate) agent_id: Option<String>,
+    /// The session's project (basename of its `cwd`).
     pub(crate) project: String,
+    /// The session's checkout is being looked up and has never been found: its reads wait for it.
+    pub(crate) checkout_pending: bool,
     pub(crate) kind: TouchKind,
 }
 
@@ -120,7 +147,6 @@ pub(crate) enum Report {
 struct Tracked {
     source: Agent,
     session_id: SessionId,
-    project: String,
     dirty: bool,
     /// Re-reads still due, earliest first.
     rereads: Vec<Instant>,
@@ -131,11 +157,10 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(t: &Touch, project: String, now: Instant) -> Tracked {
+    fn new(t: &Touch, now: Instant) -> Tracked {
         Tracked {
             source: t.source,
             session_id: t.session_id.clone(),
-            project,
             dirty: false,
             rereads: Vec::new(),
             last_touch: now,
@@ -157,8 +182,9 @@ pub(crate) struct Accountant {
     files: HashMap<PathBuf, Tracked>,
     /// Reading progress, by resolved path (shared by every alias of a file).
     progress: HashMap<PathBuf, Progress>,
-    /// The project of each session: the one its first touch named.
-    projects: HashMap<SessionId, String>,
+    /// Where each session works: the project its first touch named, the repository and branch the
+    /// `vcs` reader last named.
+    places: HashMap<SessionId, SessionPlace>,
     prices: PriceTable,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
@@ -169,6 +195,23 @@ pub(crate) struct Accountant {
     refused_logged: std::collections::HashSet<PathBuf>,
     /// Reads asked for by a turn's end whose path is refused, to report with the next reads.
     refused_reads: Vec<TranscriptRead>,
+}
+
+/// Where a session's usage counts, and whether its reads wait for its checkout.
+#[derive(Default)]
+struct SessionPlace {
+    place: Place,
+    /// The `vcs` reader has answered for it.
+    known: bool,
+    /// Set at the first touch that said its checkout is being looked up: until then (or until the
+    /// answer), its transcripts are not read.
+    waits_until: Option<Instant>,
+}
+
+impl SessionPlace {
+    fn waiting(&self, now: Instant) -> bool {
+        !self.known && self.waits_until.is_some_and(|until| until > now)
+    }
 }
 
 /// Refused paths logged at most: past this, refusals are only counted.
@@ -190,7 +233,7 @@ impl Accountant {
         Accountant {
             files: HashMap::new(),
             progress: HashMap::new(),
-            projects: HashMap::new(),
+            places: HashMap::new(),
             prices,
             state_dir,
             metrics,
@@ -201,14 +244,14 @@ impl Accountant {
         }
     }
 
-    /// Run until every `Touch` sender is gone; usage and reads go to `reports`.
-    pub(crate) fn run(mut self, touches: Receiver<Touch>, reports: mpsc::Sender<Report>) {
+    /// Run until every sender of requests is gone; usage and reads go to `reports`.
+    pub(crate) fn run(mut self, requests: Receiver<Request>, reports: mpsc::Sender<Report>) {
         loop {
-            match touches.recv_timeout(READ_INTERVAL) {
-                Ok(t) => {
-                    self.touch(t);
-                    while let Ok(t) = touches.try_recv() {
-                        self.touch(t);
+            match requests.recv_timeout(READ_INTERVAL) {
+                Ok(r) => {
+                    self.take(r);
+                    while let Ok(r) = requests.try_recv() {
+                        self.take(r);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -221,6 +264,16 @@ impl Accountant {
             t.dirty = true;
         }
         self.read_due(&reports);
+    }
+
+    fn take(&mut self, r: Request) {
+        match r {
+            Request::Touch(t) => self.touch(t),
+            Request::Checkout(c) => {
+                let entry = self.places.entry(c.session_id).or_default();
+                (entry.place.repo, entry.place.branch, entry.known) = (c.repo, c.branch, true);
+            }
+        }
     }
 
     fn touch(&mut self, t: Touch) {
@@ -238,12 +291,18 @@ impl Accountant {
         let now = Instant::now();
         let mut rereads = vec![now + READ_MARGIN, now + self.settle / 2, now + self.settle * 9 / 10];
         rereads.sort();
-        let project = self.projects.entry(t.session_id.clone()).or_insert_with(|| t.project.clone()).clone();
+        let entry = self.places.entry(t.session_id.clone()).or_default();
+        if entry.place.project.is_empty() {
+            entry.place.project.clone_from(&t.project);
+        }
+        if t.checkout_pending && !entry.known && entry.waits_until.is_none() {
+            entry.waits_until = Some(now + CHECKOUT_WAIT);
+        }
         if !self.files.contains_key(&t.path) {
             if self.files.len() >= MAX_FILES {
                 self.forget_stalest();
             }
-            self.files.insert(t.path.clone(), Tracked::new(&t, project, now));
+            self.files.insert(t.path.clone(), Tracked::new(&t, now));
         }
         let Some(tracked) = self.files.get_mut(&t.path) else { return };
         tracked.dirty = true;
@@ -305,13 +364,15 @@ impl Accountant {
             Reader { prices: &self.prices, state_dir: &self.state_dir, metrics: &self.metrics, roots: &self.roots };
         for (path, t) in self.files.iter_mut() {
             let reread = t.rereads.first().is_some_and(|at| *at <= now);
-            if !t.dirty && !reread {
+            let place = self.places.get(&t.session_id);
+            if (!t.dirty && !reread) || place.is_some_and(|p| p.waiting(now)) {
                 continue;
             }
             t.dirty = false;
             t.rereads.retain(|at| *at > now);
             let final_read = t.final_read && t.rereads.is_empty();
-            for delta in reader.read_file(path, t, final_read, &mut self.progress) {
+            let place = place.map(|p| p.place.clone()).unwrap_or_default();
+            for delta in reader.read_file(path, t, &place, final_read, &mut self.progress) {
                 deltas.push(SessionUsage { session_id: t.session_id.clone(), delta });
             }
             if reread {
@@ -329,7 +390,7 @@ impl Accountant {
             self.progress.retain(|real, _| live.contains(real));
         }
         let live: std::collections::HashSet<&str> = self.files.values().map(|t| t.session_id.as_str()).collect();
-        self.projects.retain(|sid, _| live.contains(sid.as_str()));
+        self.places.retain(|sid, _| live.contains(sid.as_str()));
         // the reads after all the usage they found: a span that waits for a read has its usage then
         let reports_due =
             deltas.into_iter().map(|d| Report::Usage(Box::new(d))).chain(reads.into_iter().map(Report::Read));
@@ -356,6 +417,7 @@ impl Reader<'_> {
         &self,
         path: &Path,
         t: &mut Tracked,
+        place: &Place,
         final_read: bool,
         progress: &mut HashMap<PathBuf, Progress>,
     ) -> Vec<Delta> {
@@ -413,7 +475,7 @@ impl Reader<'_> {
             save_reader(self.state_dir, &real, &p.reader);
         }
         for d in read.deltas.iter().filter(|d| d.is_usage()) {
-            metrics.count_usage(&d.model, &t.project, &d.usage, d.cost, d.priced);
+            metrics.count_usage(&d.model, place, &d.usage, d.cost, d.priced);
         }
         read.deltas
     }
@@ -519,7 +581,13 @@ mod tests {
     /// An accountant over `dir` (data dir and transcript root), and where its usage goes.
     fn accountant(dir: &Path, settle: Duration) -> (Accountant, mpsc::Sender<Report>, mpsc::Receiver<Report>) {
         let roots = AgentDirs::new(vec![dir.join("projects")]);
-        let a = Accountant::new(PriceTable::builtin(), &dir.join("data"), Arc::new(Metrics::new(true)), settle, roots);
+        let a = Accountant::new(
+            PriceTable::builtin(),
+            &dir.join("data"),
+            Arc::new(Metrics::new(true, false)),
+            settle,
+            roots,
+        );
         let (tx, rx) = mpsc::channel(1024);
         (a, tx, rx)
     }
@@ -531,6 +599,7 @@ mod tests {
             path: path.to_owned(),
             agent_id: None,
             project: "proj".into(),
+            checkout_pending: false,
             kind,
         }
     }
@@ -547,6 +616,41 @@ mod tests {
 
     fn output_tokens(usage: &[SessionUsage]) -> u64 {
         usage.iter().map(|u| u.delta.usage.output).sum()
+    }
+
+    /// A session whose checkout is being looked up is not read until the answer (its usage then
+    /// counts under the repository and branch) or `CHECKOUT_WAIT`; once known, it never waits again.
+    #[test]
+    fn first_reads_wait_for_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects/proj");
+        std::fs::create_dir_all(&projects).unwrap();
+        let path = projects.join(format!("{SESSION}.jsonl"));
+        std::fs::write(&path, TRANSCRIPT).unwrap();
+        let (mut a, tx, mut rx) = accountant(dir.path(), Duration::from_millis(100));
+        a.metrics = Arc::new(Metrics::new(true, true));
+        a.take(Request::Touch(Touch { checkout_pending: true, ..touch(&path, TouchKind::Grow) }));
+        a.read_due(&tx);
+        assert!(drained(&mut rx).is_empty(), "waits for the checkout");
+        let (repo, branch) = ("github.com/acme/widgets".to_owned(), "feature/ABC-1".to_owned());
+        a.take(Request::Checkout(CheckoutNote { session_id: SESSION.into(), repo, branch }));
+        a.read_due(&tx);
+        assert!(output_tokens(&drained(&mut rx)) > 0);
+        let text = String::from_utf8(a.metrics.render()).unwrap();
+        assert!(
+            text.contains(r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"}"#)
+                && !text.contains(r#"repo="""#),
+            "{text}"
+        );
+        // a lookup that never answers holds the first reads CHECKOUT_WAIT at most
+        let other = projects.join("other.jsonl");
+        std::fs::write(&other, TRANSCRIPT).unwrap();
+        let pending = Touch { session_id: "s2".into(), checkout_pending: true, ..touch(&other, TouchKind::Grow) };
+        a.take(Request::Touch(pending));
+        a.places.get_mut("s2").unwrap().waits_until = Some(Instant::now());
+        a.read_due(&tx);
+        let late = drained(&mut rx);
+        assert!(!late.is_empty() && late.iter().all(|u| u.session_id == "s2"), "read once the wait is over");
     }
 
     /// A transcript written in two halves is counted once, half by half; a second accountant on the

@@ -2,7 +2,8 @@
 //! fact the code can contradict, the code is asked. The settings table of docs/configuration.md
 //! against `hooktel serve --help`, the metrics table of docs/metrics.md against a real sidecar's
 //! `/metrics` and the registry behind it, the hand-written hooks of docs/claude-code.md against what
-//! `install` writes, and every relative link against the files it names.
+//! `install` writes, the bounds docs/traces.md gives the git reader against its constants, and every
+//! relative link against the files it names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -36,14 +37,15 @@ fn section<'a>(page: &'a str, rel: &str, heading: &str) -> &'a str {
     &rest[..end]
 }
 
-/// The rows of the first Markdown table in `text`, as cells (header and separator rows left out).
+/// The rows of the first Markdown table in `text`, as cells (header and separator rows left out), an
+/// escaped pipe (`\|`, a regular expression's alternation) read as the `|` it stands for.
 fn table_rows(text: &str) -> Vec<Vec<String>> {
     let lines: Vec<&str> =
         text.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
     lines
         .iter()
         .skip(2)
-        .map(|l| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_owned()).collect())
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().replace("\\|", "|")).collect())
         .collect()
 }
 
@@ -173,7 +175,8 @@ fn the_metrics_table_matches_what_the_sidecar_serves() {
         .filter(|(name, _)| name.starts_with("hooktel_") || name.starts_with("gen_ai_"))
         .collect();
     assert!(served.contains_key("hooktel_tokens_total"), "no tokens served:\n{text}");
-    let registered: BTreeSet<String> = hooktel::metrics::Metrics::new(true).family_names().iter().cloned().collect();
+    let registered: BTreeSet<String> =
+        hooktel::metrics::Metrics::new(true, true).family_names().iter().cloned().collect();
     let mut problems = Vec::new();
     for (name, kind) in &served {
         match documented.get(*name) {
@@ -379,4 +382,38 @@ fn the_readmes_memory_budget_is_the_default() {
     let log = sidecar.log();
     let line = log.lines().find(|l| l.contains("memory budget")).unwrap();
     assert!(line.contains(&format!("budget={stated}")), "README says {stated:?}; the sidecar: {line}");
+}
+
+/// A count as the docs write it: `1,024`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// docs/traces.md's section on what is read from git states the bounds the reader keeps.
+#[test]
+fn the_git_section_states_the_readers_bounds() {
+    use hooktel::vcs::{MAX_CWD_BYTES, MAX_DIRS, MAX_PARENTS, QUEUE};
+    let rel = "docs/traces.md";
+    let page = read(rel);
+    let text = section(&page, rel, "## What is read from git and what it costs")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for fact in [
+        format!("walks up at most {} directories", thousands(MAX_PARENTS)),
+        format!("queue up to {}", thousands(QUEUE)),
+        format!("at most {} directories, the oldest", thousands(MAX_DIRS)),
+        format!("each key at most {} bytes", thousands(MAX_CWD_BYTES)),
+        "hooktel never runs `git`".to_owned(),
+    ] {
+        assert!(text.contains(&fact), "{rel} does not say: {fact}");
+    }
 }

@@ -516,10 +516,15 @@ fn samples<'a>(all: &'a [Sample], name: &str) -> Vec<&'a Sample> {
     all.iter().filter(|s| s.name == name).collect()
 }
 
-/// The value of the sample of `name` with exactly `labels`, if there is one.
+/// The value of the sample of `name` with exactly `labels`, if there is one; a label with an empty
+/// value is no label, as to Prometheus (`repo` outside a git repository).
 fn sample(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    all.iter().find(|s| s.name == name && s.labels == want).map(|s| s.value)
+    let want: BTreeMap<String, String> =
+        labels.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let set = |s: &Sample| -> BTreeMap<String, String> {
+        s.labels.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    all.iter().find(|s| s.name == name && set(s) == want).map(|s| s.value)
 }
 
 /// Label `key` of a sample.
@@ -878,15 +883,15 @@ fn check_metrics(
     let value = |name: &str, labels: &[(&str, &str)]| sample(&m, name, labels).unwrap_or(0.0);
     let project_of_trace: HashMap<String, &str> = sessions.iter().map(|(s, _, p)| (trace_of(s), *p)).collect();
 
-    // the contract's metrics table (docs/metrics.md, from the design's): each metric there, of its type and with its labels (the `project` label is on
+    // the contract's metrics table (docs/metrics.md, from the design's): each metric there, of its type and with its labels (the `project` and `repo` labels are on
     // by default); a histogram's samples also have `le`. Never a session id in a label.
     let types: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
     for (name, kind, labels) in [
         ("hooktel_hook_events_total", "counter", &["event"][..]),
-        ("hooktel_tool_calls_total", "counter", &["mcp_server", "project", "status", "tool"]),
+        ("hooktel_tool_calls_total", "counter", &["mcp_server", "project", "repo", "status", "tool"]),
         ("hooktel_tool_duration_seconds", "histogram", &["mcp_server", "tool"]),
-        ("hooktel_tokens_total", "counter", &["model", "project", "type"]),
-        ("hooktel_cost_usd_total", "counter", &["model", "project"]),
+        ("hooktel_tokens_total", "counter", &["model", "project", "repo", "type"]),
+        ("hooktel_cost_usd_total", "counter", &["model", "project", "repo"]),
         ("hooktel_sessions_started_total", "counter", &["source"]),
         ("hooktel_sessions_ended_total", "counter", &["reason"]),
         ("hooktel_sessions_active", "gauge", &[]),

@@ -358,7 +358,7 @@ fn transcript_paths_outside_the_projects_directories_are_refused() {
         assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
     }
     support::wait_until(Duration::from_secs(15), "the real transcript counted after the hostile ones", || {
-        sidecar.metric(r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#) == 11.0
+        sidecar.metric(r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#) == 11.0
     });
     assert!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 5.0);
     assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#), 0.0);
@@ -407,7 +407,7 @@ fn huge_and_aliased_transcripts_are_read_once() {
             post(1000 + i, name.to_str().unwrap(), event);
         }
     }
-    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#;
+    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
     support::wait_until(Duration::from_secs(10), "the real transcript counted", || sidecar.metric(output) > 0.0);
     let delay = started.elapsed();
     support::wait_until(Duration::from_secs(30), "the huge file read through", || {
@@ -760,7 +760,7 @@ fn damaged_progress_files_never_count_twice() {
             .to_string()
         })
     };
-    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",type="output"}"#;
+    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
     {
         let mut first = Sidecar::builder().data_dir(&data).start();
         for e in events("00000000-0000-4000-8000-000000000001") {

@@ -43,3 +43,4 @@ mod secrets;
 mod spool;
 mod statusline;
 mod teams;
+mod vcs;

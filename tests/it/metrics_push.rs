@@ -58,7 +58,8 @@ fn pushed_metrics_equal_what_metrics_serves() {
         wait_until(Duration::from_secs(10), "the session's end, its tokens and its model calls counted", || {
             let text = sidecar.metrics();
             sidecar.metric(r#"hooktel_sessions_ended_total{reason="other"}"#) == 1.0
-                && sidecar.metric(r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",type="output"}"#)
+                && sidecar
+                    .metric(r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",repo="",type="output"}"#)
                     == 445.0
                 && text.contains("hooktel_tool_duration_seconds_count")
                 && sum_of(&text, "gen_ai_client_token_usage_sum{", r#"gen_ai_token_type="output""#)

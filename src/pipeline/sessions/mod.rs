@@ -11,18 +11,21 @@
 //! [`SessionState`], in `state` (one handler per event kind); its spans, while open, are `span`'s
 //! `OpenSpan`. What reaches across sessions (agent teams, their tasks) is in `teams`, what Claude
 //! Code's own telemetry does to a session in `native`, the transcript reads that closed spans wait
-//! for in `reads`, and the tests in `tests`.
+//! for in `reads`, and the tests in `tests`. A session's checkout (repository, branch, ticket) is
+//! looked up by `vcs` and set on its root and turns as it arrives.
 
 use std::collections::{HashMap, VecDeque};
 
 use opentelemetry::trace::SpanId;
 
 use crate::model::capture::Capture;
+use crate::model::checkout::Checkout;
 use crate::model::event::Event;
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::ModelEndpoint;
 use crate::model::span::{SpanEvent, SpanRecord};
 use crate::usage::accountant::{SessionUsage, TranscriptRead};
+use crate::vcs::Located;
 
 mod native;
 mod reads;
@@ -233,6 +236,23 @@ impl Sessions {
             }
             out.push(rec);
         }
+    }
+
+    /// A session's checkout was looked up (see [`SessionState::located`]); nothing when its `cwd`
+    /// is in no repository, or the session is gone.
+    pub(crate) fn located(&mut self, l: Located) {
+        let (Some(found), Some(state)) = (l.checkout, self.live.get_mut(&l.session_id)) else { return };
+        state.located(l.prompt_id.as_deref(), found);
+    }
+
+    /// Where a session works, as far as the metrics' labels go: its repository and branch.
+    pub(crate) fn checkout(&self, sid: &str) -> Option<&Checkout> {
+        self.live.get(sid).and_then(|s| s.checkout.as_ref())
+    }
+
+    /// Whether a session is held (open, or ended and settling).
+    pub(crate) fn holds(&self, sid: &str) -> bool {
+        self.live.contains_key(sid)
     }
 
     /// Sessions currently open.

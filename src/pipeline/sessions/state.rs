@@ -17,6 +17,7 @@ use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
 use super::Settings;
 use crate::model::agent::Agent;
+use crate::model::checkout::{self, Checkout};
 use crate::model::event::{Event, Kind, ToolCall, ToolOutcome};
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv;
@@ -73,6 +74,8 @@ pub(super) struct SessionState {
     project: String,
     /// The agent whose session it is (its first event's): it names the spans and their provider.
     pub(super) agent: Agent,
+    /// Where it works in version control, as last looked up (the ticket: the last one found).
+    pub(super) checkout: Option<Checkout>,
     /// Usage for a turn or subagent whose span is not open yet (its start event is late, or the
     /// transcript was read before it arrived), applied when it opens.
     pub(super) early_usage: HashMap<SpanId, SpanUsage>,
@@ -189,6 +192,7 @@ impl SessionState {
             last_seen: 0,
             project: ev.cwd.as_deref().map(project_of).unwrap_or_default(),
             agent,
+            checkout: None,
             early_usage: HashMap::new(),
             native: Native::default(),
             team: None,
@@ -202,6 +206,23 @@ impl SessionState {
             endpoint: settings.endpoint.clone(),
             pull_requests: Vec::new(),
         }
+    }
+
+    /// The checkout its `cwd` is in was looked up: the root (or segment) carries the latest, with
+    /// the last ticket found (a session that went back to `main` still worked on its ticket); the
+    /// turn whose start asked for it, if still held, carries it as it was then.
+    pub(super) fn located(&mut self, prompt_id: Option<&str>, found: Checkout) {
+        if let Some(pid) = prompt_id {
+            let id = self.span_id(SpanKey::Turn, pid);
+            if let Some(turn) = self.spans.get_mut(&id) {
+                set_checkout(&mut turn.attrs, &found);
+            }
+        }
+        let last_ticket = self.checkout.take().and_then(|c| c.ticket);
+        let latest = Checkout { ticket: found.ticket.or(last_ticket), ..found };
+        set_checkout(&mut self.top.attrs, &latest);
+        self.checkout = Some(latest);
+        self.dirty = true;
     }
 
     /// The id of a child span of this session (or of this resumed segment).
@@ -793,6 +814,7 @@ impl SessionState {
             + ids * ID_BYTES
             + span_ids * SPAN_ID_BYTES
             + self.native.held()
+            + self.checkout.as_ref().map_or(0, Checkout::bytes)
             + self.evicted.len() * 1024
     }
 
@@ -928,6 +950,7 @@ impl SessionState {
             dropped_events: span.dropped_events,
             status: span.status,
             project: self.project.clone(),
+            repo: self.checkout.as_ref().map(|c| c.repo.clone()).unwrap_or_default(),
             incomplete: span.incomplete,
             usage: span.usage.map(|u| *u),
             tool: span.tool,
@@ -946,6 +969,12 @@ impl SessionState {
             )
         }
     }
+}
+
+/// Replace a checkout's attributes with those of `c`.
+fn set_checkout(attrs: &mut Vec<KeyValue>, c: &Checkout) {
+    attrs.retain(|kv| !checkout::ATTRIBUTES.contains(&kv.key.as_str()));
+    attrs.extend(c.attributes());
 }
 
 /// `Agent` is the subagent tool's name; older Claude Code called it `Task`.

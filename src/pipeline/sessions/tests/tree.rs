@@ -607,3 +607,53 @@ fn pull_requests_are_events_of_their_calls_and_listed_on_the_root() {
     assert_eq!(opened(failed), 0, "a failed call opened none");
     assert!(failed.tool.is_some_and(|t| t.pull_request.is_none()));
 }
+
+/// A checkout found for a session: its turn carries it as it was when the turn started, the root
+/// the latest with the last ticket found; the tool calls' records carry the repository for the
+/// `repo` label; an answer of no repository, or for a session not held, changes nothing.
+#[test]
+fn a_checkout_lands_on_its_turn_and_the_root() {
+    use crate::model::checkout::Checkout;
+    use crate::vcs::Located;
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    let at = 1_000 * MS;
+    let checkout = |branch: &str, ticket: Option<&str>| Checkout {
+        repo: "github.com/acme/widgets".into(),
+        branch: Some(branch.into()),
+        ticket: ticket.map(str::to_owned),
+        worktree: "widgets".into(),
+        ..Checkout::default()
+    };
+    let located = |prompt: Option<&str>, c: Option<Checkout>| Located {
+        session_id: S1.into(),
+        prompt_id: prompt.map(str::to_owned),
+        checkout: c,
+    };
+    s.ingest(event(&simple("SessionStart", json!({"source": "startup"})), at), at, &mut out);
+    s.located(located(None, Some(checkout("feature/ABC-1", Some("ABC-1")))));
+    s.ingest(event(&simple("UserPromptSubmit", json!({})), at + MS), at + MS, &mut out);
+    s.located(located(Some("p1"), Some(checkout("feature/ABC-1", Some("ABC-1")))));
+    s.ingest(event(&tool("PreToolUse", "t1", json!({})), at + 2 * MS), at + 2 * MS, &mut out);
+    s.ingest(event(&tool("PostToolUse", "t1", json!({})), at + 3 * MS), at + 3 * MS, &mut out);
+    s.ingest(event(&simple("Stop", json!({})), at + 4 * MS), at + 4 * MS, &mut out);
+    let p2 = |e: &str| json!({"session_id": S1, "hook_event_name": e, "prompt_id": "p2"});
+    s.ingest(event(&p2("UserPromptSubmit"), at + 5 * MS), at + 5 * MS, &mut out);
+    s.located(located(Some("p2"), Some(checkout("main", None))));
+    s.located(located(Some("p2"), None));
+    s.located(Located { session_id: "another".into(), ..located(None, Some(checkout("x", None))) });
+    s.ingest(event(&p2("Stop"), at + 6 * MS), at + 6 * MS, &mut out);
+    s.ingest(event(&simple("SessionEnd", json!({"reason": "other"})), at + 7 * MS), at + 7 * MS, &mut out);
+    s.tick(u64::MAX / 2, &mut out);
+    let turn = |pid: &str| out.iter().find(|r| r.attr("hooktel.prompt.id").as_deref() == Some(pid)).unwrap();
+    assert_eq!(turn("p1").attr("vcs.ref.head.name").as_deref(), Some("feature/ABC-1"));
+    assert_eq!(turn("p1").attr("hooktel.ticket").as_deref(), Some("ABC-1"));
+    assert_eq!(turn("p2").attr("vcs.ref.head.name").as_deref(), Some("main"));
+    assert_eq!(turn("p2").attr("hooktel.ticket"), None);
+    let root = out.iter().find(|r| r.key == SpanKey::Root).unwrap();
+    assert_eq!(root.attr("vcs.ref.head.name").as_deref(), Some("main"));
+    assert_eq!(root.attr("hooktel.ticket").as_deref(), Some("ABC-1"));
+    assert_eq!(root.attrs.iter().filter(|kv| kv.key.as_str() == "vcs.ref.head.name").count(), 1);
+    let tool_rec = out.iter().find(|r| r.key == SpanKey::Tool).unwrap();
+    assert_eq!(tool_rec.repo, "github.com/acme/widgets");
+}
