@@ -261,8 +261,12 @@ fn many_sessions_answer_to_one_memory_budget() {
 #[test]
 fn a_stalled_pipeline_queues_events_within_the_budget() {
     let collector = silent_collector();
+    // an export waits for the silent collector longer than the test runs: the pipeline, once
+    // stalled, stays stalled (with the default 10 s, a failed export let it drain some of the queue
+    // now and then, and how much depended on how busy the machine was)
     let sidecar = Sidecar::builder()
         .exporting(format!("http://{collector}"), "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "600000")
         .env("HOOKTEL_MAX_SESSIONS", "1")
         .env("HOOKTEL_CAPTURE", "full")
         .env("HOOKTEL_JOURNAL_MAX_BYTES", "1048576")
@@ -310,5 +314,6 @@ fn a_stalled_pipeline_queues_events_within_the_budget() {
         + sidecar.metric(r#"hooktel_ingest_rejected_total{reason="body_budget_full"}"#);
     println!("600 events of 1 MB, pipeline stalled: peak RSS {peak:.0} MiB, {refused} refused");
     assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
-    assert!(refused >= 100 && counted == refused as f64, "{refused} refused, {counted} counted");
+    // the queue holds at most the bodies' share (32 MiB: about 30 such events), the rest is refused
+    assert!(refused >= 500 && counted == refused as f64, "{refused} refused, {counted} counted");
 }

@@ -178,7 +178,9 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     let calls = |status: &str| {
         metric_value(
             &sidecar.metrics(),
-            &format!(r#"hooktel_tool_calls_total{{mcp_server="",project="proj",status="{status}",tool="Bash"}}"#),
+            &format!(
+                r#"hooktel_tool_calls_total{{mcp_server="",project="proj",repo="",status="{status}",tool="Bash"}}"#
+            ),
         )
     };
     assert_eq!((calls("ok"), calls("error")), (Some(3.0), Some(1.0)));
@@ -197,7 +199,7 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     let tokens = |ty: &str| {
         metric_value(
             &sidecar.metrics(),
-            &format!(r#"hooktel_tokens_total{{model="gpt-mock",project="proj",type="{ty}"}}"#),
+            &format!(r#"hooktel_tokens_total{{model="gpt-mock",project="proj",repo="",type="{ty}"}}"#),
         )
     };
     assert_eq!(tokens("input"), Some(sum(&|u| u["input_tokens"].as_u64().unwrap() - cached(u))));
@@ -210,7 +212,8 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
         // micro-dollars, so that the sum of whole numbers is exact
         uncached * 2 + cached(u) / 2 + output * 8
     }) / 1e6;
-    let cost = metric_value(&sidecar.metrics(), r#"hooktel_cost_usd_total{model="gpt-mock",project="proj"}"#).unwrap();
+    let cost =
+        metric_value(&sidecar.metrics(), r#"hooktel_cost_usd_total{model="gpt-mock",project="proj",repo=""}"#).unwrap();
     assert!((cost - expected).abs() < 1e-9, "cost {cost}, expected {expected}");
 }
 

@@ -2,8 +2,14 @@
 //! remote and a branch named after a ticket, calls a tool of a real stdio MCP server
 //! (`tests/e2e/mcp_files.py`, started by the CLI from `--mcp-config`) and opens a pull request with a
 //! `gh`-like command, through the scripted mock API (`[scenario:money]` of `tests/e2e/mock_api.py`),
-//! its hooks reporting to the real sidecar, which exports to a real OTLP receiver. The MCP call's
-//! span names its server and the MCP server saw that very call; the metrics label it.
+//! its hooks reporting to the real sidecar (a day budget set), which exports to a real OTLP receiver.
+//! The session's root and turn name the repository (`host/owner/repo`, the remote's credential gone),
+//! the branch and its ticket; the MCP call's span names its server, and the MCP server saw that very
+//! call; the Bash call that ran `gh pr create` carries the pull request, which the root lists; the
+//! metrics carry the `repo` (and MCP server) labels, count the pull request and the cost by branch;
+//! the spend crossed the day budget's thresholds (span events on the root, the gauge); and
+//! `hooktel statusline`, given what Claude Code gives it, prints the session's model, turn, tokens,
+//! cost and budget use as the sidecar counted them.
 
 use std::fs;
 use std::path::Path;
@@ -12,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::statusline::statusline;
 use crate::support::claude::{claude_bin, one_cli_at_a_time, write_settings, Cli, Mock, Scratch};
 use crate::support::{metric_value, wait_until, Protocol, Receiver, Sidecar};
 
@@ -20,6 +27,9 @@ const PROMPT: &str = "[scenario:money] Read the README over MCP, then open the p
 const REMOTE: &str = "https://octo:ghp_SECRETTOKEN42@github.com/acme/widgets.git";
 const BRANCH: &str = "feature/ABC-123-fix-widget";
 const PR_URL: &str = "https://github.com/acme/widgets/pull/42";
+const REPO: &str = "github.com/acme/widgets";
+/// A day budget the session's spend crosses whole (each model call of the mock costs cents).
+const DAY_BUDGET_USD: &str = "0.01";
 
 fn git(repo: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -62,7 +72,7 @@ fn mcp_requests(log: &Path) -> Vec<Value> {
 fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
     let _cli = one_cli_at_a_time();
     let receiver = Receiver::start(Protocol::Http);
-    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_BUDGET_USD_PER_DAY", DAY_BUDGET_USD)]);
     let scratch = Scratch::new();
     let home = scratch.dir("home");
     write_settings(&home);
@@ -109,18 +119,71 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
         mcp.attr("gen_ai.tool.call.id"),
         "the span is the call the server answered"
     );
-    wait_until(WAIT, "the MCP call counted under its server", || {
-        metric_value(
-            &sidecar.metrics(),
-            r#"hooktel_tool_calls_total{mcp_server="files",project="widgets",status="ok",tool="mcp__files__read"}"#,
-        ) == Some(1.0)
+    let label = format!(r#"project="widgets",repo="{REPO}""#);
+    wait_until(WAIT, "the MCP call counted under its server and repository", || {
+        let sample =
+            format!(r#"hooktel_tool_calls_total{{mcp_server="files",{label},status="ok",tool="mcp__files__read"}}"#);
+        metric_value(&sidecar.metrics(), &sample) == Some(1.0)
     });
 
-    // the pull request: `gh` ran as the model asked
+    // where it worked: the repository (no credential), the branch and its ticket, on root and turn
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    let turn = spans.iter().find(|s| s.name == "invoke_agent claude-code").expect("the turn");
+    for span in [root, turn] {
+        assert_eq!(span.attr("hooktel.repo"), Some(REPO), "{}", span.name);
+        assert_eq!(span.attr("vcs.repository.url.full"), Some("https://github.com/acme/widgets"));
+        assert_eq!(span.attr("vcs.ref.head.name"), Some(BRANCH));
+        assert_eq!(span.attr("hooktel.ticket"), Some("ABC-123"));
+    }
+
+    // the pull request: `gh` ran as the model asked, its URL on the call and on the root
     let bash = spans.iter().find(|s| s.name == "execute_tool Bash").expect("the Bash span");
     assert_eq!(bash.status, 0, "gh pr create succeeded: {:?}", bash.status_message);
+    let opened = bash.events.iter().find(|(name, _)| name == "hooktel.pull_request").expect("the pull request event");
+    assert_eq!(opened.1.get("url.full").map(String::as_str), Some(PR_URL));
+    assert_eq!(opened.1.get("vcs.change.id").map(String::as_str), Some("42"));
+    assert!(root.attr("hooktel.pull_requests").is_some_and(|list| list.contains(PR_URL)), "{:?}", root.attrs);
+    let text = sidecar.metrics();
+    let count = |sample: String| metric_value(&text, &sample);
+    assert_eq!(
+        count(format!(r#"hooktel_pull_requests_total{{project="widgets",provider="github",repo="{REPO}"}}"#)),
+        Some(1.0)
+    );
+
+    // what it cost: by repository and branch as in total; the day budget crossed at each threshold
+    let cost: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("hooktel_cost_usd_total{") && l.contains(&format!(r#"repo="{REPO}""#)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(cost > 0.01, "the session cost more than the budget: {cost}");
+    let by_branch = count(format!(r#"hooktel_branch_cost_usd_total{{branch="{BRANCH}",repo="{REPO}"}}"#));
+    assert!(by_branch.is_some_and(|b| (b - cost).abs() < 1e-9), "{by_branch:?} against {cost}");
+    let spent = count(r#"hooktel_budget_spent_usd{scope="day"}"#.to_owned());
+    assert!(spent.is_some_and(|s| (s - cost).abs() < 1e-9), "{spent:?} against {cost}");
+    let crossed: Vec<&str> = root
+        .events
+        .iter()
+        .filter(|(name, a)| name == "hooktel.budget.threshold_crossed" && a["hooktel.budget.scope"] == "day")
+        .map(|(_, a)| a["hooktel.budget.threshold"].as_str())
+        .collect();
+    assert_eq!(crossed, ["0.8", "0.9", "1"], "{:?}", root.events);
+
+    // the status line, as Claude Code would run it for this session
+    let status = json!({"hook_event_name": "Status", "session_id": session, "cwd": repo,
+                        "model": {"id": "claude", "display_name": "Claude"}, "workspace": {"current_dir": repo}});
+    let (out, _) = statusline(&sidecar.addr.to_string(), status.to_string().as_bytes());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let (_, view) = sidecar.request("GET", &format!("/v1/sessions/{session}"), b"");
+    let view: Value = serde_json::from_str(&view).unwrap();
+    assert!((view["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9, "{view}");
+    let model = view["model"].as_str().unwrap();
+    let percent = (cost / 0.01 * 100.0).round();
+    assert!(line.starts_with(model) && line.contains(" · 1 turn · "), "{line:?} against {view}");
+    assert!(line.contains(&format!("${cost:.2}")), "{line:?}: cost {cost}");
+    assert!(line.trim_end().ends_with(&format!("day {percent}% of $0.01")), "{line:?}");
 
     // no credential of the remote anywhere hooktel writes
-    let everything = format!("{spans:?}{}{}", sidecar.metrics(), sidecar.log());
-    assert!(!everything.contains("SECRETTOKEN"), "the remote's credential leaked");
+    let everything = format!("{spans:?}{}{}{line}", sidecar.metrics(), sidecar.log());
+    assert!(!everything.contains("SECRETTOKEN") && !everything.contains("octo:"), "the remote's credential leaked");
 }
