@@ -26,15 +26,27 @@ impl Client {
         Client { addr, reader: BufReader::new(s) }
     }
 
+    /// Headers first, with `Expect: 100-continue`: the body follows only when the sidecar asks for
+    /// it. A request it refuses before reading the body (its share of the body budget taken) is
+    /// answered at once and the connection closed; a body written into that close would be reset,
+    /// and the answer lost with it.
     fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> u16 {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
             self.addr,
             body.len()
         );
-        let s = self.reader.get_mut();
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
+        self.reader.get_mut().write_all(head.as_bytes()).unwrap();
+        let mut status = self.answer();
+        if status == 100 {
+            self.reader.get_mut().write_all(body).unwrap();
+            status = self.answer();
+        }
+        status
+    }
+
+    /// One answer: its status, its headers and body read past.
+    fn answer(&mut self) -> u16 {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
         let status = line.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
