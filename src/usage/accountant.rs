@@ -462,6 +462,10 @@ impl Reader<'_> {
         if bytes.is_empty() {
             return Vec::new();
         }
+        if bytes.len() as u64 == MAX_READ {
+            // more than one read holds: the rest at the next round, though nothing touches it again
+            t.dirty = true;
+        }
         let before = p.reader.offset();
         let read = p.reader.read(&bytes, self.prices);
         if read.bad_lines > 0 {

@@ -1026,3 +1026,91 @@ fn otlp_bodies_under_the_bound_are_decoded_within_the_budget() {
     assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
     assert_eq!(sidecar.metric(r#"hooktel_native_requests_total{signal="traces"}"#), 4.0);
 }
+
+/// A session log is the agent's file, and anything can write to it: each line may be up to 64 MiB
+/// (`logs::MAX_LINE_BYTES`), and each names ids and a model that the reader remembers (the recent
+/// responses, a turn's model), puts on spans and saves with its progress. Here every id and model
+/// name is 2 MiB long, in a Codex rollout (40 turns and responses) and a Claude Code transcript (40
+/// responses): the sidecar holds none of them whole, keeps its memory under the pod limit, and
+/// counts what the real lines after them served (577 MiB before, and the logs were never read to
+/// their end: a read took 64 MiB, and only an event started the next).
+#[test]
+fn session_logs_with_huge_ids_and_model_names_are_held_in_bounded_memory() {
+    use std::io::BufWriter;
+    let tmp = support::temp_dir("hostile-logs");
+    let dir = tmp.join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = |tag: &str, i: usize| format!("{tag}{i:04}{}", "x".repeat(2 << 20));
+    let at = "2026-12-07T10:00:00Z";
+    let rollout = dir.join("rollout-2026-12-07T10-00-00-01a25161-28d6-7671-b0d0-000000000001.jsonl");
+    let mut w = BufWriter::new(std::fs::File::create(&rollout).unwrap());
+    for i in 0..40 {
+        let (turn, model, response) = (huge("t", i), huge("m", i), huge("r", i));
+        let lines = [
+            serde_json::json!({"timestamp": at, "type": "turn_context", "payload": {"turn_id": turn, "model": model}}),
+            serde_json::json!({"timestamp": at, "type": "token_usage_record", "payload": {"response_id": response,
+                "turn_id": turn, "usage": {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 1}}}),
+        ];
+        for l in lines {
+            writeln!(w, "{l}").unwrap();
+        }
+    }
+    // a real response after them
+    writeln!(w, "{}", serde_json::json!({"timestamp": at, "type": "turn_context", "payload": {"turn_id": "t-real", "model": "gpt-5.4-mini"}})).unwrap();
+    writeln!(
+        w,
+        "{}",
+        serde_json::json!({"timestamp": at, "type": "token_usage_record", "payload": {"response_id": "resp_real",
+        "turn_id": "t-real", "usage": {"input_tokens": 700, "cached_input_tokens": 0, "output_tokens": 7}}})
+    )
+    .unwrap();
+    drop(w);
+    let transcript = dir.join("claude.jsonl");
+    let mut w = BufWriter::new(std::fs::File::create(&transcript).unwrap());
+    for i in 0..40 {
+        let l = serde_json::json!({"type": "assistant", "timestamp": at, "promptId": huge("p", i), "requestId": huge("q", i),
+            "agentId": huge("a", i), "sessionId": huge("s", i),
+            "message": {"id": huge("i", i), "model": huge("m", i), "usage": {"input_tokens": 10, "output_tokens": 1}}});
+        writeln!(w, "{l}").unwrap();
+    }
+    let real = serde_json::json!({"type": "assistant", "timestamp": at, "requestId": "req_real",
+        "message": {"id": "msg_real", "model": "claude-haiku-4-5", "usage": {"input_tokens": 500, "output_tokens": 5}}});
+    writeln!(w, "{real}").unwrap();
+    drop(w);
+
+    let sidecar = Sidecar::builder().env("HOOKTEL_TRANSCRIPT_DIRS", dir.to_str().unwrap()).start();
+    let sessions = [
+        ("01a25161-28d6-7671-b0d0-000000000001", &rollout, "codex", "turn_id"),
+        ("00000000-0000-4000-8000-00000000c1a0", &transcript, "claude-code", "prompt_id"),
+    ];
+    for (sid, path, agent, turn_key) in sessions {
+        for event in ["SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"] {
+            let mut p = serde_json::json!({"session_id": sid, "hook_event_name": event, "transcript_path": path,
+                "cwd": "/w/proj", "prompt": "go", "reason": "other", "source": "startup"});
+            p[turn_key] = "t1".into();
+            if agent == "codex" {
+                p["hooktel_agent"] = agent.into();
+            }
+            assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+        }
+    }
+    let output = |model: &str| {
+        support::metric_sum(
+            &sidecar
+                .metrics()
+                .lines()
+                .filter(|l| l.contains(&format!(r#"model="{model}""#)) && l.contains(r#"type="output""#))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "hooktel_tokens_total",
+        )
+    };
+    // a read takes at most 64 MiB: these logs take several, with no event to touch them again
+    support::wait_until(Duration::from_secs(120), "the real responses after the huge lines counted", || {
+        output("gpt-5.4-mini") == 7.0 && output("claude-haiku-4-5") == 5.0
+    });
+    std::thread::sleep(Duration::from_secs(2)); // the sessions' spans and saved progress settle
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("session logs of 2 MiB ids and model names: peak RSS {peak:.0} MiB");
+    assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
+}

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
 use crate::usage::agent_dirs::AgentDirs;
-use crate::usage::logs::{whole_lines, Delta, FailedTry, Read, Response};
+use crate::usage::logs::{bounded_id, model_name, text, whole_lines, Delta, FailedTry, Read, Response};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
@@ -75,21 +75,22 @@ struct Counted {
 struct Line {
     #[serde(rename = "type")]
     kind: Option<String>,
-    #[serde(rename = "promptId")]
+    #[serde(rename = "promptId", default, deserialize_with = "bounded_id")]
     prompt_id: Option<String>,
-    #[serde(rename = "agentId")]
+    #[serde(rename = "agentId", default, deserialize_with = "bounded_id")]
     agent_id: Option<String>,
-    #[serde(rename = "requestId")]
+    #[serde(rename = "requestId", default, deserialize_with = "bounded_id")]
     request_id: Option<String>,
-    #[serde(rename = "sessionId")]
+    #[serde(rename = "sessionId", default, deserialize_with = "bounded_id")]
     session_id: Option<String>,
     /// The session that made the request: another one on a line a fork copied.
-    #[serde(rename = "requestSessionId")]
+    #[serde(rename = "requestSessionId", default, deserialize_with = "bounded_id")]
     request_session_id: Option<String>,
     /// The `api-request` line of an assistant line's request.
-    #[serde(rename = "requestRef")]
+    #[serde(rename = "requestRef", default, deserialize_with = "bounded_id")]
     request_ref: Option<String>,
     /// An `api-request` line's own id.
+    #[serde(default, deserialize_with = "bounded_id")]
     id: Option<String>,
     timestamp: Option<String>,
     /// A `system` line's kind (`api_error`: a failed try).
@@ -105,6 +106,7 @@ struct Line {
 
 #[derive(Deserialize)]
 struct Message {
+    #[serde(default, deserialize_with = "bounded_id")]
     id: Option<String>,
     model: Option<String>,
     usage: Option<Usage>,
@@ -218,8 +220,12 @@ impl Ledger {
                 self.failed_tries.push(FailedTry {
                     at,
                     status: e.get("status").and_then(serde_json::Value::as_u64),
-                    message: e.get("formatted").and_then(serde_json::Value::as_str).unwrap_or("API error").to_owned(),
-                    request_id: e.get("requestId").and_then(serde_json::Value::as_str).map(str::to_owned),
+                    message: text(e.get("formatted").and_then(serde_json::Value::as_str).unwrap_or("API error")),
+                    request_id: e
+                        .get("requestId")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(super::id)
+                        .map(str::to_owned),
                 });
             }
             Some("api-request") => {
@@ -246,6 +252,7 @@ impl Ledger {
                 if model == "<synthetic>" {
                     return;
                 }
+                let (model, stop_reason) = (model_name(&model), stop_reason.as_deref().map(text));
                 let request_id = line.request_id.unwrap_or_default();
                 let key = format!("{id}/{request_id}");
                 let tokens = usage.tokens();

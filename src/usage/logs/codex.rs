@@ -18,14 +18,11 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
-use crate::usage::logs::{whole_lines, Delta, Read, Response};
+use crate::usage::logs::{id, model_name, whole_lines, Delta, Read, Response, MAX_ID_BYTES};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
 const RECENT: usize = 32;
-
-/// Longest call or thread id taken from a log (Codex's are `call_` and 24 characters, and UUIDs).
-const MAX_ID_BYTES: usize = 256;
 
 /// Reading state of one rollout; saved so that a restart neither counts twice nor misses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -113,8 +110,8 @@ impl Ledger {
                 self.subagent = text("id").filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES).map(str::to_owned);
             }
             Some("turn_context") => {
-                if let (Some(turn), Some(model)) = (text("turn_id"), text("model")) {
-                    remember(&mut self.models, (turn.to_owned(), model.to_owned()));
+                if let (Some(turn), Some(model)) = (text("turn_id").and_then(id), text("model")) {
+                    remember(&mut self.models, (turn.to_owned(), model_name(model)));
                 }
             }
             // what a response answers: the turn's start, the user's message, a tool's output
@@ -140,7 +137,11 @@ impl Ledger {
                 }
             }
             Some("token_usage_record") => {
-                let Ok(record) = serde_json::from_value::<Record>(line.payload) else { return };
+                let Ok(mut record) = serde_json::from_value::<Record>(line.payload) else { return };
+                if id(&record.response_id).is_none() {
+                    return;
+                }
+                record.turn_id = record.turn_id.filter(|t| id(t).is_some());
                 if self.counted.contains(&record.response_id) {
                     return;
                 }

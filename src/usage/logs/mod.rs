@@ -264,6 +264,38 @@ pub(crate) fn whole_lines(offset: &mut u64, skipping: &mut bool, bytes: &[u8], m
     0
 }
 
+/// Longest id (of a response, request, prompt, turn, agent or session) taken from a log: real ones are
+/// UUIDs or about 40 characters. A longer one is left out, as if the line named none: the reader
+/// remembers ids, puts them on spans and saves them with its progress, so an id may not be the size
+/// of a line.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Longest model name kept from a log (a longer one is cut): as long as a metric label's value.
+pub const MAX_MODEL_BYTES: usize = 128;
+
+/// Longest other text kept from a log (an API error's message, a stop reason); a longer one is cut.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// An optional id field of a log line, left out when longer than [`MAX_ID_BYTES`].
+pub(crate) fn bounded_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| s.len() <= MAX_ID_BYTES))
+}
+
+/// An id of a log line, if it is one (not longer than [`MAX_ID_BYTES`]).
+pub(crate) fn id(s: &str) -> Option<&str> {
+    (s.len() <= MAX_ID_BYTES).then_some(s)
+}
+
+/// A model name as a log gives it, cut to [`MAX_MODEL_BYTES`].
+pub(crate) fn model_name(s: &str) -> String {
+    crate::model::payload::truncate_utf8(s, MAX_MODEL_BYTES).to_owned()
+}
+
+/// Other text of a log line, cut to [`MAX_TEXT_BYTES`].
+pub(crate) fn text(s: &str) -> String {
+    crate::model::payload::truncate_utf8(s, MAX_TEXT_BYTES).to_owned()
+}
+
 /// Longest log line read: far over any real one (a response with a large tool result is a
 /// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
 pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
