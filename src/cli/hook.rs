@@ -4,7 +4,8 @@
 //! connection, and exits 0, whatever happens. It never writes to stdout (Claude Code reads a hook's
 //! stdout as instructions), never starts Tokio or OpenTelemetry (it must start in about a
 //! millisecond), and reading stdin and every network step have a deadline, so a stdin left open
-//! or a down or hung sidecar costs at most a few times `HOOKTEL_HOOK_TIMEOUT_MS`. What it cannot deliver goes to the SQLite spool, which
+//! or a down or hung sidecar costs at most a few times `HOOKTEL_HOOK_TIMEOUT_MS` (and a parent that
+//! has not written its payload at all, 2 s). What it cannot deliver goes to the SQLite spool, which
 //! the sidecar drains when it is back.
 
 use std::io::{Read, Write};
@@ -94,15 +95,22 @@ pub fn run(agent: Option<String>) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// The payload: stdin until it closes, `max` bytes, or `deadline`, whichever comes first.
-/// Claude Code writes the payload and closes stdin; a stdin that stays open (a terminal, a stuck
-/// parent) must not hang the hook, so what arrived by the deadline is what is sent.
+/// How long the first byte of the payload is waited for, at least: an agent under load can write
+/// it late (a loaded 2-core machine saw Claude Code write it after 500 ms, and the event was lost).
+pub(crate) const FIRST_BYTE_WAIT: Duration = Duration::from_secs(2);
+
+/// The payload: stdin until it closes, `max` bytes, or the deadline, whichever comes first. The
+/// first byte is waited for up to `deadline` or [`FIRST_BYTE_WAIT`], whichever is longer; the rest
+/// up to `deadline` after it. Claude Code writes the payload and closes stdin; a stdin that stays
+/// open (a terminal, a stuck parent) must not hang the hook, so what arrived by the deadline is what
+/// is sent.
 #[cfg(unix)]
 pub(crate) fn read_stdin(deadline: Duration, max: u64) -> Vec<u8> {
     use std::os::fd::AsRawFd;
     let stdin = std::io::stdin();
     let mut stdin = stdin.lock();
-    let until = Instant::now() + deadline;
+    let started = Instant::now();
+    let mut until = started + deadline.max(FIRST_BYTE_WAIT);
     let mut body = Vec::new();
     // larger than StdinLock's own buffer, so every read goes straight to the descriptor that poll watches
     let mut buf = vec![0u8; 64 * 1024];
@@ -119,7 +127,12 @@ pub(crate) fn read_stdin(deadline: Duration, max: u64) -> Vec<u8> {
         }
         match stdin.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                if body.is_empty() {
+                    until = until.min(Instant::now() + deadline);
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }

@@ -326,3 +326,51 @@ fn sigterm_during_delivery_does_not_lose_the_event() {
     assert!(out.stdout.is_empty());
     assert_eq!(server.join().unwrap(), payload.to_vec(), "the event reached the sidecar whole");
 }
+
+/// An agent under load can write its payload late: on a loaded 2-core machine Claude Code wrote a
+/// hook's payload after the 500 ms stdin budget, and the hook, finding stdin empty, exited with the
+/// event lost. The first byte is now waited for up to 2 s (the budget if longer); a stdin that stays
+/// empty and open still lets the hook go after that.
+#[test]
+fn a_payload_written_late_is_still_delivered() {
+    let sidecar = Sidecar::start(None, &[]);
+    let data = data_dir("late");
+    let spawn = || {
+        Command::new(support::BIN)
+            .arg("hook")
+            .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+            .env("HOOKTEL_DATA_DIR", data.path())
+            .env_remove("HOOKTEL_HOOK_TIMEOUT_MS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut late = spawn();
+    let mut stdin = late.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    stdin.write_all(PAYLOAD).unwrap();
+    drop(stdin);
+    let out = late.wait_with_output().unwrap();
+    assert_silent_success(&out, "payload written after 1.2 s");
+    support::wait_until(Duration::from_secs(10), "the late payload delivered", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="Notification"}"#) == 1.0
+    });
+    // nothing ever written, stdin left open: the hook goes after the first byte's wait, silently
+    let mut silent = spawn();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = silent.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < HUNG, "a hook on an empty open stdin still running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(took >= Duration::from_secs(2) && took < BOUND, "took {took:?}");
+    let mut out = Vec::new();
+    silent.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert!(out.is_empty(), "stdout: {:?}", String::from_utf8_lossy(&out));
+}
