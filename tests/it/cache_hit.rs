@@ -67,8 +67,9 @@ fn post_session(sidecar: &Sidecar, dir: &Path, session: &str) {
 }
 
 fn sidecar_tokens(sidecar: &Sidecar, kind: &str) -> f64 {
-    sidecar
-        .metric(&format!(r#"hooktel_tokens_total{{model="claude-sonnet-5-5",project="proj",repo="",type="{kind}"}}"#))
+    sidecar.metric(&format!(
+        r#"hooktel_tokens_total{{agent="claude-code",model="claude-sonnet-5-5",project="proj",repo="",type="{kind}"}}"#
+    ))
 }
 
 /// The panels of the overview dashboard titled `title`: their PromQL for job `hooktel`, every other
