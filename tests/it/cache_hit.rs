@@ -85,6 +85,7 @@ fn panel_expr(title: &str) -> String {
         .replace("$job", "hooktel")
         .replace("$instance", ".*")
         .replace("$project", ".*")
+        .replace("$agent", ".*")
         .replace("$__rate_interval", "1h")
         .replace("$__range", "1h")
 }

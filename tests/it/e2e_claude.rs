@@ -726,7 +726,11 @@ fn check_counters(sidecar: &Sidecar, sessions: &[(&str, &Transcript, &str)]) {
     }
     for (project, usage) in &by_project {
         for (model, tokens) in usage {
-            let cost = sample(&metrics, "hooktel_cost_usd_total", &[("model", model), ("project", project)]);
+            let cost = sample(
+                &metrics,
+                "hooktel_cost_usd_total",
+                &[("agent", "claude-code"), ("model", model), ("project", project)],
+            );
             let cost = cost.unwrap_or_else(|| panic!("no hooktel_cost_usd_total for {model} in {project}"));
             let one = ByModel::from([(model.clone(), *tokens)]);
             assert_usd(cost, hand_cost(&one), &format!("hooktel_cost_usd_total of {model} in {project} vs by hand"));
@@ -809,7 +813,11 @@ fn check_cost_state(sidecar: &Sidecar, sessions: &[(&str, &Transcript, &str)], r
             let one = ByModel::from([(model.clone(), cs_tokens[model])]);
             assert_usd(cs_cost, hand_cost(&one), &format!("{session}: cost-state costUSD of {model} vs by hand"));
             let missed = unrecorded.get(model).map(|t| hand_cost(&ByModel::from([(model.clone(), *t)])));
-            let counted = sample(&metrics, "hooktel_cost_usd_total", &[("model", model), ("project", project)]);
+            let counted = sample(
+                &metrics,
+                "hooktel_cost_usd_total",
+                &[("agent", "claude-code"), ("model", model), ("project", project)],
+            );
             let what = format!("{session}: hooktel_cost_usd_total of {model} vs cost-state costUSD less /compact");
             assert_usd(counted.unwrap_or(0.0), cs_cost - missed.unwrap_or(0.0), &what);
         }

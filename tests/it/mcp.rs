@@ -109,7 +109,11 @@ fn panel_queries() -> Vec<(String, String)> {
         .iter()
         .map(|t| {
             let expr = t["expr"].as_str().unwrap();
-            let expr = expr.replace("$job", "hooktel").replace("$instance", ".*").replace("$project", ".*");
+            let expr = expr
+                .replace("$job", "hooktel")
+                .replace("$instance", ".*")
+                .replace("$project", ".*")
+                .replace("$agent", ".*");
             (t["refId"].as_str().unwrap().to_owned(), expr.replace("$__range", "1h"))
         })
         .collect()

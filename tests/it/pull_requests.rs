@@ -256,6 +256,7 @@ fn panel_exprs(title: &str) -> Vec<String> {
             expr.replace("$job", "hooktel")
                 .replace("$instance", ".*")
                 .replace("$project", ".*")
+                .replace("$agent", ".*")
                 .replace("$__range", "1h")
         })
         .collect()

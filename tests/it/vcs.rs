@@ -190,6 +190,7 @@ fn panel_query(title: &str) -> String {
     expr.replace("$job", "hooktel")
         .replace("$instance", ".*")
         .replace("$project", ".*")
+        .replace("$agent", ".*")
         .replace("$__range", "1h")
         .replace("$__rate_interval", "1m")
 }
