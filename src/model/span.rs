@@ -150,7 +150,8 @@ impl SpanRecord {
     }
 
     /// A span of `key` named `name` in the trace of `session_id`, from `start` to `end` (never
-    /// before `start`): no parent, attribute, event or fact yet. Callers set what they know, e.g.
+    /// before `start`): no parent, attribute, event or fact yet (and Claude Code's until its `agent` is
+    /// set). Callers set what they know, e.g.
     /// `SpanRecord { parent, attrs, ..SpanRecord::new(...) }`.
     pub fn new(
         trace_id: TraceId,

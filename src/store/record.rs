@@ -60,7 +60,7 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<Subject>,
     /// The agent's name; absent for Claude Code's, and in records written before the agent was a
-    /// typed fact (read as Claude Code's).
+    /// typed fact (read as Claude Code's, as is a name this version does not know).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     agent: Option<String>,
 }
