@@ -412,12 +412,17 @@ fn touch_transcripts(
             awaited.push(agent_id);
         }
     };
-    if let Some(agent) = &ev.agent_id {
-        if let Some(sub) = logs::subagent_log(ev.source, path, agent) {
-            send(sub, Some(agent.clone()));
+    let session_log = PathBuf::from(path);
+    let sub = ev.agent_id.as_ref().and_then(|a| Some((logs::subagent_log(ev.source, path, a)?, a.clone())));
+    match sub {
+        // the event named the subagent's own log (Codex's subagents are threads of their own)
+        Some((sub, agent)) if sub == session_log => send(sub, Some(agent)),
+        Some((sub, agent)) => {
+            send(sub, Some(agent));
+            send(session_log, None);
         }
+        None => send(session_log, None),
     }
-    send(PathBuf::from(path), None);
     awaited
 }
 

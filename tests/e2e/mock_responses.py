@@ -10,9 +10,11 @@ many tool outputs the conversation holds since its last user message:
   first turn ("[turn:1]" or no marker): two exec_command calls in one response (`echo one`,
       `echo two`: parallel) -> a failing command (`echo failing >&2; exit 1`) -> text
   next turn ("[turn:2]", e.g. a resumed session): `echo resumed` -> text
+  a subagent ("[turn:sub]"): `spawn_agent` with the task "[turn:child] ..." -> `wait_agent` on the
+      agent id its output names -> text; the subagent, given "[turn:child]": `echo child` -> text
 
-Each response's usage is distinct and logged with its response id ("reply"), so a test can add up what
-was served: input_tokens = 1000 + 10 * n (cached 400 of it), output_tokens = 20 + n (reasoning 5),
+Each response's usage is distinct and logged with its response id and script ("reply"), so a test can
+add up what was served: input_tokens = 1000 + 10 * n (cached 400 of it), output_tokens = 20 + n (reasoning 5),
 n counting the mock's responses from 1. Every request is appended to --log as one JSON line.
 """
 import argparse, json, threading
@@ -23,7 +25,24 @@ COUNT = {"n": 0}
 SCRIPTS = {
     "1": [["echo one", "echo two"], ["echo failing >&2; exit 1"], "Turn one done: one, two, and a failure."],
     "2": [["echo resumed"], "Turn two done: resumed."],
+    "child": [["echo child"], "Child done."],
 }
+# Codex's subagent tools are in a namespace of their own
+MULTI_AGENT = "multi_agent_v1"
+
+
+def subagent_step(items, outputs):
+    """The parent's step of "[turn:sub]": spawn, then wait on the agent the spawn named, then answer."""
+    if outputs == 0:
+        return ("spawn_agent", {"message": "[turn:child] Run echo child."})
+    if outputs == 1:
+        last = [it for it in items or [] if isinstance(it, dict) and it.get("type") == "function_call_output"][-1]
+        try:
+            agent = json.loads(last.get("output") or "{}").get("agent_id")
+        except (ValueError, AttributeError):
+            agent = None
+        return ("wait_agent", {"targets": [agent], "timeout_ms": 30000})
+    return "Parent done: the child answered."
 
 
 def text_of(content):
@@ -98,11 +117,18 @@ class Handler(BaseHTTPRequestHandler):
             COUNT["n"] += 1
             n = COUNT["n"]
         prompt, outputs = since_last_prompt(body.get("input"))
-        script = SCRIPTS["2" if "[turn:2]" in prompt else "1"]
-        s = step(script, outputs)
+        if "[turn:sub]" in prompt and "[turn:child]" not in prompt:
+            key = "sub"
+            s = subagent_step(body.get("input"), outputs)
+        else:
+            key = "child" if "[turn:child]" in prompt else "2" if "[turn:2]" in prompt else "1"
+            s = step(SCRIPTS[key], outputs)
         if isinstance(s, str):
             items = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
                       "content": [{"type": "output_text", "text": s, "annotations": []}]}]
+        elif isinstance(s, tuple):
+            items = [{"type": "function_call", "id": "fc_%d" % n, "call_id": "call_%d" % n, "namespace": MULTI_AGENT,
+                      "name": s[0], "arguments": json.dumps(s[1]), "status": "completed"}]
         else:
             items = [{"type": "function_call", "id": "fc_%d_%d" % (n, i), "call_id": "call_%d_%d" % (n, i),
                       "name": "exec_command", "arguments": json.dumps({"cmd": cmd}), "status": "completed"}
@@ -121,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
             events.append({"type": "response.output_item.done", "output_index": i, "item": item})
         events.append({"type": "response.completed",
                        "response": dict(started, status="completed", output=items, usage=usage)})
-        self._log({"reply": {"id": rid, "usage": usage, "items": [i["type"] for i in items]}})
+        self._log({"reply": {"id": rid, "script": key, "usage": usage, "items": [i["type"] for i in items]}})
         self._send(200, b"".join(sse(e) for e in events), "text/event-stream")
 
 

@@ -4,7 +4,8 @@
 //! its spool, then the sidecar), and a session (a first turn, then a resume) is one trace: a root
 //! naming the agent, a turn per `turn_id`, a tool span per call paired by its call id (parallel ones
 //! too; the command that exits 1 in ERROR, from the rollout's exit code), a model-call span per
-//! response with the usage the mock served, counted in the metrics.
+//! response with the usage the mock served, counted in the metrics; a subagent (`spawn_agent`) is a
+//! span of the turn that spawned it, its own calls and model calls under it.
 //! Those runs use the hooks of docs/codex.md with `--dangerously-bypass-hook-trust`; `hooktel install
 //! --agent codex` is tested on its own: it trusts exactly its hooks through Codex, so that Codex runs
 //! them with no flag, and keeps (and gives back) the user's hooks and their trust.
@@ -385,4 +386,72 @@ fn install_agent_codex_trusts_its_hooks_and_keeps_the_users() {
     assert_eq!(codex_hooks(&home, &work, false), trusted_before, "the user's hooks and their trust as they were");
     let config_after = fs::read_to_string(home.join(".codex/config.toml")).unwrap();
     assert_eq!(config_after.matches("trusted_hash").count(), config_before.matches("trusted_hash").count());
+}
+
+/// A subagent (`spawn_agent`): Codex runs it as a thread of its own, with a rollout of its own, and
+/// reports it through the parent's hooks (`SubagentStart`/`SubagentStop`, its calls carrying its
+/// `agent_id`). It is one `invoke_agent` span under the turn that spawned it, with its own tool
+/// call and model calls under it (from its own rollout); the task it was given makes no turn. The
+/// model is one of the built-in table's (`gpt-5.4-mini`), so cost needs no price file.
+#[test]
+fn a_subagent_is_a_span_of_its_turn_with_its_own_calls_and_usage() {
+    let scratch = Scratch::new();
+    let mock = MockResponses::start(&scratch, "codex-subagent");
+    let (home, _log) = home_with_hooks(&scratch, &mock);
+    let work = scratch.dir("proj");
+    let receiver = Receiver::start(Protocol::Http);
+    let sidecar = Sidecar::start(Some(&receiver), &[]);
+    let (addr, data) = (sidecar.addr.to_string(), sidecar.data_dir.to_str().unwrap().to_owned());
+    let env = [("HOOKTEL_ADDR", addr.as_str()), ("HOOKTEL_DATA_DIR", data.as_str())];
+    let prompt = "[turn:sub] Ask a subagent to run echo child.";
+    let run = exec(&home, &work, &["--dangerously-bypass-hook-trust", "-m", "gpt-5.4-mini", prompt], &env);
+    assert!(run.status.success(), "codex exec: {}\n{}", run.status, run.stderr);
+    assert!(run.stdout.contains("Parent done"), "{}", run.stdout);
+
+    let replies = mock.replies();
+    let of = |script: &str| replies.iter().filter(|r| r.1 == script).collect::<Vec<_>>();
+    assert_eq!((of("sub").len(), of("child").len()), (3, 2), "spawn, wait, answer; the child's call, answer");
+    let spans = receiver.wait_for(Duration::from_secs(30), "the session, its subagent and every model call", |s| {
+        s.iter().filter(|s| s.name == "chat gpt-5.4-mini").count() == replies.len()
+            && s.iter().any(|s| s.name.starts_with("codex session"))
+    });
+    let turns: Vec<_> = spans.iter().filter(|s| s.name == "invoke_agent codex").collect();
+    assert_eq!(turns.len(), 1, "the subagent's task is no turn of the session");
+    let subagent = spans.iter().find(|s| s.name == "invoke_agent default").expect("the subagent's span");
+    assert_eq!(subagent.parent, turns[0].span_id, "the subagent under the turn that spawned it");
+    let child_call = spans.iter().find(|s| s.name == "execute_tool Bash").expect("the subagent's call");
+    assert_eq!(child_call.parent, subagent.span_id, "the subagent's call under it");
+    assert_eq!(child_call.status, 0, "{}", child_call.status_message);
+    for tool in ["execute_tool spawn_agent", "execute_tool multi_agent_v1wait_agent"] {
+        let span = spans.iter().find(|s| s.name == tool).unwrap_or_else(|| panic!("no {tool}"));
+        assert_eq!(span.parent, turns[0].span_id, "{tool} under the turn");
+    }
+    for (id, script, usage) in &replies {
+        let chat = spans.iter().find(|s| s.attr("gen_ai.response.id") == Some(id.as_str())).expect("a chat span");
+        let parent = if script == "child" { &subagent.span_id } else { &turns[0].span_id };
+        assert_eq!(&chat.parent, parent, "response {id} ({script})");
+        assert_eq!(chat.attr("gen_ai.usage.input_tokens"), Some(usage["input_tokens"].to_string().as_str()));
+    }
+    // every response counted once, at gpt-5.4-mini's list price: $0.75 input, $0.075 cached, $4.50 output
+    let cached = |u: &Value| u["input_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    let expected: f64 = replies
+        .iter()
+        .map(|(_, _, u)| {
+            let uncached = u["input_tokens"].as_u64().unwrap() - cached(u);
+            (uncached as f64 * 0.75 + cached(u) as f64 * 0.075 + u["output_tokens"].as_u64().unwrap() as f64 * 4.5)
+                / 1e6
+        })
+        .sum();
+    wait_until(Duration::from_secs(10), "every response's cost counted", || {
+        (metric_sum(&sidecar.metrics(), "hooktel_cost_usd_total") - expected).abs() < 1e-12
+    });
+    assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_unpriced_tokens_total"), 0.0);
+    let outputs: u64 = replies.iter().map(|(_, _, u)| u["output_tokens"].as_u64().unwrap()).sum();
+    let output_series: f64 = sidecar
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("hooktel_tokens_total{") && l.contains(r#"type="output""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(output_series, outputs as f64);
 }

@@ -6,6 +6,13 @@
 //! span events, like every event hooktel gives no span. So a Codex payload is read as Claude Code's
 //! once its turn is named the Claude Code way; the event then names Codex as its agent.
 //!
+//! A subagent (`spawn_agent`: a thread of its own, `agent_id` its thread id) reports through its
+//! parent's session: its events carry `agent_id`, `agent_type`, its own `turn_id` and its own rollout
+//! as `transcript_path` (`SubagentStop` names the parent's, and the subagent's as
+//! `agent_transcript_path`). Its turn is no turn of the session: its events belong to its
+//! `invoke_agent` span by `agent_id`, its `UserPromptSubmit` (the task it was given) is an event of
+//! that span, and its rollout is its log.
+//!
 //! Pure, like every parser of the seam. What Codex's hooks do not say (a command's exit code, each
 //! response's tokens) is in its rollout log, read by `usage::logs::codex`.
 
@@ -19,14 +26,21 @@ use crate::model::payload::AGENT;
 
 /// Normalise a Codex payload already parsed into a JSON object.
 pub fn normalize(p: &Map<String, Value>, at: u64, capture: Capture) -> Result<Event, Rejected> {
+    let subagent = p.get("agent_id").and_then(Value::as_str).is_some_and(|a| !a.is_empty());
     let mut as_claude = Map::with_capacity(p.len());
     for (key, value) in p {
         match key.as_str() {
-            "turn_id" => {
+            // a subagent's turn is its own, no turn of the session
+            "turn_id" if !subagent => {
                 as_claude.insert("prompt_id".into(), value.clone());
             }
+            // a subagent's events name its own log
+            "transcript_path" if subagent && p.contains_key("agent_transcript_path") => {}
+            "agent_transcript_path" if subagent => {
+                as_claude.insert("transcript_path".into(), value.clone());
+            }
             // Claude Code's own key, were a Codex payload to carry one, would name another turn
-            "prompt_id" | "thread_id" | AGENT => {}
+            "turn_id" | "prompt_id" | "thread_id" | AGENT => {}
             _ => {
                 as_claude.insert(key.clone(), value.clone());
             }
@@ -93,6 +107,39 @@ mod tests {
             !keys.iter().any(|k| k.ends_with("thread_id") || k.ends_with("turn_id") || k.contains("agent")),
             "{keys:?}"
         );
+    }
+
+    /// Captured from Codex 0.171.0 (a `spawn_agent` call): the subagent's events carry its thread id as
+    /// `agent_id`, a turn of its own and its own rollout.
+    #[test]
+    fn a_subagents_events_belong_to_it_not_to_a_turn() {
+        const CHILD: &str = "01a25206-ad90-7ef3-8fde-2df8d57b0fd7";
+        const CHILD_TURN: &str = "01a25206-adac-7b11-8725-0c5012d45935";
+        let own_log = format!("/h/.codex/sessions/2026/12/07/rollout-2026-12-07T19-41-39-{CHILD}.jsonl");
+        let base = json!({"session_id": SESSION, "turn_id": CHILD_TURN, "agent_id": CHILD, "agent_type": "default",
+                          "transcript_path": own_log, "cwd": "/w/p", "model": "gpt-mock"});
+        let with = |extra: Value| {
+            let mut p = base.clone();
+            p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            normalize(p.as_object().unwrap(), 1, Capture::Full).unwrap()
+        };
+        let start = with(json!({"hook_event_name": "SubagentStart"}));
+        assert!(matches!(start.kind, Kind::SubagentStart { .. }), "{:?}", start.kind);
+        assert_eq!((start.prompt_id.as_deref(), start.agent_id.as_deref()), (None, Some(CHILD)));
+        // the task it was given is an event, not a turn
+        let prompt = with(json!({"hook_event_name": "UserPromptSubmit", "prompt": "[turn:child] run echo child"}));
+        assert_eq!((prompt.kind, prompt.prompt_id), (Kind::Other, None));
+        assert!(prompt.attrs.iter().any(|kv| kv.key.as_str() == "hooktel.hook.prompt"), "{:?}", prompt.attrs);
+        let tool = with(json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                               "tool_input": {"command": "echo child"}, "tool_use_id": "call_2_0"}));
+        assert!(matches!(tool.kind, Kind::ToolStart(_)), "{:?}", tool.kind);
+        assert_eq!((tool.prompt_id, tool.transcript_path.as_deref()), (None, Some(own_log.as_str())));
+        // SubagentStop names the parent's log as its transcript, and the subagent's beside it
+        let stop = with(json!({"hook_event_name": "SubagentStop", "last_assistant_message": "Child done.",
+                               "transcript_path": "/h/.codex/sessions/2026/12/07/rollout-parent.jsonl",
+                               "agent_transcript_path": own_log}));
+        assert!(matches!(stop.kind, Kind::SubagentStop { .. }), "{:?}", stop.kind);
+        assert_eq!(stop.transcript_path.as_deref(), Some(own_log.as_str()));
     }
 
     #[test]

@@ -410,6 +410,8 @@ impl SessionState {
             self.teammates.insert(aid.clone(), agent_type.clone());
         }
         self.agents.insert(aid.clone());
+        // a subagent that names no turn (Codex's: its turn is its own) belongs to the turn open now
+        let prompt_id = prompt_id.or_else(|| self.open_turn());
         let parent = Parent::Spawner(aid, prompt_id);
         let mut span = OpenSpan::new(id, SpanKey::Subagent, format!("invoke_agent {agent_type}"), at, parent, attrs);
         span.held = teammate;
@@ -901,10 +903,18 @@ impl SessionState {
     fn awaits_read(&self, span: &OpenSpan) -> bool {
         match (span.key, &span.parent) {
             (SpanKey::Turn, _) => self.reads.awaits(None),
+            // a subagent's calls are in its own log (Codex's subagents)
+            (SpanKey::Tool, Parent::Agent(aid, _)) if self.agent.tool_outcome_in_log() => self.reads.awaits(Some(aid)),
             (SpanKey::Tool, _) if self.agent.tool_outcome_in_log() => self.reads.awaits(None),
             (SpanKey::Subagent, Parent::Spawner(aid, _)) => self.reads.awaits(Some(aid)),
             _ => false,
         }
+    }
+
+    /// The prompt id of the latest turn still open, if any.
+    fn open_turn(&self) -> Option<String> {
+        let open = |pid: &&String| self.spans.get(&self.span_id(SpanKey::Turn, pid)).filter(|s| s.closed_at.is_none());
+        self.turns.iter().filter_map(|pid| Some((open(&pid)?.start, pid))).max().map(|(_, pid)| pid.clone())
     }
 
     fn resolve(&self, parent: &Parent) -> SpanId {

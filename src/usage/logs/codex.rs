@@ -24,8 +24,8 @@ use crate::usage::pricing::{PriceTable, Service};
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
 const RECENT: usize = 32;
 
-/// Longest call id taken from a log (Codex's are `call_` and 24 characters).
-const MAX_CALL_ID_BYTES: usize = 256;
+/// Longest call or thread id taken from a log (Codex's are `call_` and 24 characters, and UUIDs).
+const MAX_ID_BYTES: usize = 256;
 
 /// Reading state of one rollout; saved so that a restart neither counts twice nor misses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,10 @@ pub struct Ledger {
     counted: VecDeque<String>,
     /// Time of the last line a response answers.
     answered_at: u64,
+    /// The thread id of the subagent whose rollout this is (`session_meta` of a `spawn_agent` thread):
+    /// its usage belongs to its `invoke_agent` span, not to a turn of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subagent: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +109,9 @@ impl Ledger {
         let p = &line.payload;
         let text = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
         match line.kind.as_deref() {
+            Some("session_meta") if text("thread_source") == Some("subagent") => {
+                self.subagent = text("id").filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES).map(str::to_owned);
+            }
             Some("turn_context") => {
                 if let (Some(turn), Some(model)) = (text("turn_id"), text("model")) {
                     remember(&mut self.models, (turn.to_owned(), model.to_owned()));
@@ -128,7 +135,7 @@ impl Ledger {
                     (Some(code), _) => format!("exit code {code}"),
                     (None, status) => format!("command {}", status.unwrap_or("failed")),
                 };
-                if id.len() <= MAX_CALL_ID_BYTES {
+                if id.len() <= MAX_ID_BYTES {
                     out.push(Delta::tool_failed(id.to_owned(), message));
                 }
             }
@@ -153,8 +160,8 @@ impl Ledger {
                     usage,
                     cost,
                     priced: price.is_some(),
-                    prompt_id: record.turn_id,
-                    agent_id: None,
+                    prompt_id: record.turn_id.filter(|_| self.subagent.is_none()),
+                    agent_id: self.subagent.clone(),
                     response: Some(Response {
                         id: record.response_id,
                         request_id: String::new(),
@@ -250,5 +257,34 @@ mod tests {
         let u = Usage { input_tokens: 10, cached_input_tokens: 4, cache_write_input_tokens: 70, output_tokens: 1 };
         let t = u.tokens();
         assert_eq!((t.input, t.cache_read, t.cache_write_5m), (0, 4, 6));
+    }
+    /// A subagent's rollout (captured: a `spawn_agent` thread): its responses belong to the subagent
+    /// (its thread id), not to a turn of the session; its parent's rollout is read as any session's.
+    #[test]
+    fn a_subagents_rollout_is_its_own() {
+        const CHILD: &str = include_str!(
+            "../../../tests/fixtures/codex/subagent-0.171.0/rollout-2026-12-07T19-41-39-01a25206-ad90-7ef3-8fde-2df8d57b0fd7.jsonl"
+        );
+        const PARENT: &str = include_str!(
+            "../../../tests/fixtures/codex/subagent-0.171.0/rollout-2026-12-07T19-41-38-01a25206-ac28-7a30-a79f-6f883b1aa847.jsonl"
+        );
+        let child = Ledger::default().read(CHILD.as_bytes(), &PriceTable::builtin());
+        let usage: Vec<&Delta> = child.deltas.iter().filter(|d| d.is_usage()).collect();
+        assert_eq!(usage.len(), 2, "{:?}", child.deltas);
+        for d in &usage {
+            assert_eq!(
+                (d.agent_id.as_deref(), d.prompt_id.as_deref()),
+                (Some("01a25206-ad90-7ef3-8fde-2df8d57b0fd7"), None)
+            );
+        }
+        let parent = Ledger::default().read(PARENT.as_bytes(), &PriceTable::builtin());
+        let usage: Vec<&Delta> = parent.deltas.iter().filter(|d| d.is_usage()).collect();
+        assert_eq!(usage.len(), 3, "{:?}", parent.deltas);
+        for d in &usage {
+            assert_eq!(
+                (d.agent_id.as_deref(), d.prompt_id.as_deref()),
+                (None, Some("01a25206-ac54-70c1-bbe6-075a5f0e5471"))
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! rollout reader is beside it; Gemini CLI's comes. What comes out is the same whichever agent wrote
 //! the log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use opentelemetry::KeyValue;
 use serde::{Deserialize, Serialize};
@@ -88,11 +88,17 @@ pub(crate) fn subagent_logs_dir(agent: Agent, log: &str) -> Option<PathBuf> {
     }
 }
 
-/// The log of subagent `agent_id` of the session whose log is `log`.
+/// The log of subagent `agent_id`, given the log its event named: Claude Code names the session's,
+/// beside which the subagent's lies; Codex names the subagent's own (a rollout of its thread,
+/// `rollout-<time>-<agent_id>.jsonl`), so `log` itself when it is that.
 pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<PathBuf> {
     match agent {
         Agent::ClaudeCode => claude_code::subagent_transcript(log, agent_id),
-        Agent::Codex => None,
+        Agent::Codex => {
+            let name = Path::new(log).file_name()?.to_str()?;
+            let own = name.strip_suffix(".jsonl")?.strip_suffix(agent_id)?.ends_with('-');
+            (own && !agent_id.is_empty()).then(|| PathBuf::from(log))
+        }
     }
 }
 

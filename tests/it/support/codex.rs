@@ -73,6 +73,20 @@ impl MockResponses {
             .filter_map(|v| v.get("reply").map(|r| r["usage"].clone()))
             .collect()
     }
+
+    /// Every response served, in order: its id, the script it followed (`1`, `2`, `sub`, `child`)
+    /// and its usage.
+    pub fn replies(&self) -> Vec<(String, String, Value)> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| {
+                let r = v.get("reply")?;
+                Some((r["id"].as_str()?.to_owned(), r["script"].as_str()?.to_owned(), r["usage"].clone()))
+            })
+            .collect()
+    }
 }
 
 impl Drop for MockResponses {
