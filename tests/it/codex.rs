@@ -454,4 +454,9 @@ fn a_subagent_is_a_span_of_its_turn_with_its_own_calls_and_usage() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(output_series, outputs as f64);
+    // the subagent's work is Codex's: on Codex's series and under Codex's resource
+    assert!(!sidecar.metrics().contains(r#"agent="claude-code""#), "{}", sidecar.metrics());
+    for s in [subagent, child_call] {
+        assert_eq!(s.resource.get("gen_ai.agent.name").map(String::as_str), Some("codex"), "resource of {}", s.name);
+    }
 }
