@@ -14,7 +14,7 @@
 //! - baselines: the empty loop with a plain (not inlined) function call, `AtomicU64::fetch_add`
 //!   (shared by both threads when 2), an uncontended-then-contended `Mutex<u64>` lock and add;
 //! - `hook_event(name, ts)`, `span_finished(&tool record)`, `span_finished(&turn record)`,
-//!   `count_usage(model, place, usage, cost, priced)`;
+//!   `count_usage(agent, model, place, usage, cost, priced)`;
 //! - their parts: `LabelCap::label`, `IntCounterVec::with_label_values(..).inc()`, `SpanRecord::attr`.
 //!
 //! Then the amortised metrics cost of one hook event as the sidecar pays it (`hook_event` and the
@@ -178,7 +178,7 @@ fn ops() -> Vec<Op> {
             label: "count_usage(model, place, ...)",
             run: |c, i| {
                 let (model, place, usage, cost, priced) = &c.usage[i];
-                c.metrics.count_usage(model, place, usage, *cost, *priced)
+                c.metrics.count_usage(hooktel::model::agent::Agent::ClaudeCode, model, place, usage, *cost, *priced)
             },
         },
         Op {

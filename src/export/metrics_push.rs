@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn the_registry_becomes_cumulative_otlp_metrics_under_the_same_names() {
         let m = Metrics::new(true, false);
-        m.tokens.with_label_values(&["claude-opus-5-5", "input", "api"]).inc_by(12);
+        m.tokens.with_label_values(&["codex", "claude-opus-5-5", "input", "api"]).inc_by(12);
         m.sessions_active.set(3);
         m.info.with_label_values(&["0.1.0", "box", "dev"]).set(1);
         for secs in [0.002, 0.3, 0.4, 7200.0] {
@@ -363,7 +363,8 @@ mod tests {
         let tokens = named("hooktel_tokens_total");
         let Some(metric::Data::Sum(sum)) = &tokens.data else { panic!("{tokens:?}") };
         assert!(sum.is_monotonic && sum.aggregation_temporality == AggregationTemporality::Cumulative as i32);
-        assert_eq!(value(tokens, &[("model", "claude-opus-5-5"), ("project", "api"), ("type", "input")]), 12.0);
+        let labels = [("agent", "codex"), ("model", "claude-opus-5-5"), ("project", "api"), ("type", "input")];
+        assert_eq!(value(tokens, &labels), 12.0);
         assert_eq!((sum.data_points[0].start_time_unix_nano, sum.data_points[0].time_unix_nano), (5, 9));
         assert_eq!(value(named("hooktel_sessions_active"), &[]), 3.0);
         assert_eq!(value(named("hooktel_info"), &[("host", "box"), ("user", "dev"), ("version", "0.1.0")]), 1.0);
@@ -427,13 +428,20 @@ mod tests {
             sid.into(),
         );
         let tool = ToolRun { status: ToolStatus::Ok, duration_ms: Some(300), pull_request: None };
-        m.span_finished(&SpanRecord { subject: Some(Subject::Tool("Bash".into())), tool: Some(tool), ..rec });
+        let agent = crate::model::agent::Agent::Codex;
+        m.span_finished(&SpanRecord { subject: Some(Subject::Tool("Bash".into())), tool: Some(tool), agent, ..rec });
         m.hook_event("Stop", 1.0);
         let mut req = request(&m.families(), Resource::default(), 5, 200, None);
         add_exemplars(&mut req, &m.exemplars());
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
         let named = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("{n}"));
         let Some(metric::Data::Sum(calls)) = &named("hooktel_tool_calls_total").data else { panic!() };
+        let labels = [("agent", "codex"), ("status", "ok"), ("tool", "Bash")];
+        assert_eq!(
+            calls.data_points[0].attributes,
+            labels.map(|(k, v)| string_attr(k, v)),
+            "the agent is an attribute"
+        );
         let ex = &calls.data_points[0].exemplars;
         assert_eq!(ex.len(), 1, "{calls:?}");
         assert_eq!(ex[0].trace_id, hex_bytes("2cfb142e3e2c45c5819258e43d4a510f"));

@@ -1,6 +1,8 @@
 //! Caps on label values: a label takes at most [`MAX_LABEL_VALUES`] values (the rest fold into
-//! `other`), each at most [`MAX_LABEL_BYTES`] long, and a metric of (name, project, repo) or
-//! (repo, branch) at most [`MAX_PAIRS`] combinations.
+//! `other`), each at most [`MAX_LABEL_BYTES`] long, and a metric of (agent, name, project, repo)
+//! or (agent, repo, branch) at most [`MAX_PAIRS`] combinations. The agent is a closed set (one
+//! of `Agent::ALL`), capped by what it is; it is part of a combination so that the cap still
+//! bounds the series, whatever agents add up to.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -16,9 +18,9 @@ pub(crate) const MAX_LABEL_VALUES: usize = 100;
 /// over series and scrapes is what blew `/metrics` up to 177 MB.
 pub(crate) const MAX_LABEL_BYTES: usize = 128;
 
-/// Distinct (tool or model, project, repo) combinations one metric keeps: 100 tools times 100
+/// Distinct (agent, tool or model, project, repo) combinations one metric keeps: 100 tools times 100
 /// projects would still be 10,000 series times the statuses; (repo, branch) pairs likewise. Past it,
-/// the combination is counted as `other` in every one of its labels.
+/// the combination is counted as `other` in every one of its labels but the agent.
 pub(crate) const MAX_PAIRS: usize = 1000;
 
 /// The set of values a label has taken; beyond the cap, new values become `other`.
@@ -44,7 +46,7 @@ impl LabelCap {
     }
 }
 
-/// The combinations of label values ((name, project, repo), or (repo, branch)) a metric has taken,
+/// The combinations of label values ((agent, name, project, repo), or (agent, repo, branch)) a metric has taken,
 /// up to `MAX_PAIRS`, kept as hashes: no allocation on the per-event path (a 64-bit collision would
 /// only let one combination share another's admission).
 #[derive(Default)]

@@ -16,14 +16,14 @@ use opentelemetry::trace::{SpanId, TraceId};
 use prometheus::proto::LabelPair;
 
 /// Series that may carry an exemplar. The families that carry them have at most ~10,000 series
-/// between them at their caps (1,000 (model, project, repo) combinations × 4 token types, 1,000
-/// (tool, project, repo) combinations × 5 statuses, the cost and the durations), 40 bytes of exemplar each; past this, a new
+/// between them at their caps (1,000 (agent, model, project, repo) combinations × 4 token types, 1,000
+/// (agent, tool, project, repo) combinations × 5 statuses, the cost and the durations), 40 bytes of exemplar each; past this, a new
 /// series gets none.
 pub(crate) const MAX_EXEMPLARS: usize = 16_384;
 
-/// Labels of the widest series that carries exemplars (tool calls: tool, status, mcp_server,
-/// project, repo).
-const MAX_LABELS: usize = 5;
+/// Labels of the widest series that carries exemplars (tool calls: agent, tool, status,
+/// mcp_server, project, repo).
+const MAX_LABELS: usize = 6;
 
 /// The span behind a series' latest increment: its trace (the session's) and span, how much it
 /// added (or the observation, for a histogram), and when (Unix ns).

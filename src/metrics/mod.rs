@@ -21,6 +21,7 @@ pub(crate) mod genai;
 pub(crate) mod openmetrics;
 mod spans;
 
+use crate::model::agent::{Agent, PerAgent};
 use crate::model::time::now_ns;
 pub use caps::LabelCap;
 use caps::PairCap;
@@ -180,8 +181,10 @@ impl Metrics {
             reg(Box::new(g.clone()));
             g
         };
-        let with_project = |labels: &[&'static str]| {
-            let mut l = labels.to_vec();
+        // the agent first, the place last: the order the values are given in (`spans`)
+        let with_place = |labels: &[&'static str]| {
+            let mut l = vec!["agent"];
+            l.extend(labels);
             if project_label {
                 l.push("project");
             }
@@ -200,18 +203,18 @@ impl Metrics {
         let cost = prometheus::CounterVec::new(
             Opts::new(
                 "hooktel_cost_usd_total",
-                "Cost in USD of the tokens counted, by model (price table in docs/metrics.md).",
+                "Cost in USD of the tokens counted, by agent and model (price table in docs/metrics.md).",
             ),
-            &with_project(&["model"]),
+            &with_place(&["model"]),
         )
         .expect("valid metric");
         reg(Box::new(cost.clone()));
         let branch_cost = prometheus::CounterVec::new(
             Opts::new(
                 "hooktel_branch_cost_usd_total",
-                "Cost in USD of the tokens counted, by repository and branch (empty outside a repository).",
+                "Cost in USD of the tokens counted, by agent, repository and branch (empty outside a repository).",
             ),
-            &["repo", "branch"],
+            &["agent", "repo", "branch"],
         )
         .expect("valid metric");
         if repo_label {
@@ -308,25 +311,25 @@ impl Metrics {
             ),
             tool_calls: counters(
                 "hooktel_tool_calls_total",
-                "Tool calls finished, by tool, status (ok, error, interrupted, denied, incomplete) and MCP server.",
-                &with_project(&["tool", "status", "mcp_server"]),
+                "Tool calls finished, by agent, tool, status (ok, error, interrupted, denied, incomplete) and MCP server.",
+                &with_place(&["tool", "status", "mcp_server"]),
             ),
             tool_duration,
             pull_requests: counters(
                 "hooktel_pull_requests_total",
-                "Pull requests (merge requests) opened by Bash tool calls, by provider (github, gitlab, gitea).",
-                &with_project(&["provider"]),
+                "Pull requests (merge requests) opened by Bash tool calls, by agent and provider (github, gitlab, gitea).",
+                &with_place(&["provider"]),
             ),
             tokens: counters(
                 "hooktel_tokens_total",
-                "Tokens used, from the transcripts, by model and type (input, output, cache_read, cache_creation).",
-                &with_project(&["model", "type"]),
+                "Tokens used, from the agents' session logs, by agent, model and type (input, output, cache_read, cache_creation).",
+                &with_place(&["model", "type"]),
             ),
             cost,
             unpriced_tokens: counters(
                 "hooktel_unpriced_tokens_total",
-                "Tokens of models missing from the price table (counted at cost 0).",
-                &["model"],
+                "Tokens of models missing from the price table (counted at cost 0), by agent and model.",
+                &["agent", "model"],
             ),
             transcript_errors: counters(
                 "hooktel_transcript_errors_total",
@@ -335,20 +338,24 @@ impl Metrics {
             ),
             sessions_started: counters(
                 "hooktel_sessions_started_total",
-                "SessionStart events, by source (startup, resume, clear, compact).",
-                &["source"],
+                "SessionStart events, by agent and source (startup, resume, clear, compact).",
+                &["agent", "source"],
             ),
             sessions_ended: counters(
                 "hooktel_sessions_ended_total",
-                "Sessions ended, by reason (SessionEnd's reason, or idle_timeout).",
-                &["reason"],
+                "Sessions ended, by agent and reason (SessionEnd's reason, idle_timeout, or evicted).",
+                &["agent", "reason"],
             ),
             sessions_active: gauge("hooktel_sessions_active", "Sessions with an open root span."),
             sessions_held: gauge(
                 "hooktel_sessions_held_bytes",
                 "About what the open sessions hold (spans, ids, reports waiting), bounded by their share of the memory budget.",
             ),
-            turns: counters("hooktel_turns_total", "Turns finished, by outcome (stop, failure).", &["outcome"]),
+            turns: counters(
+                "hooktel_turns_total",
+                "Turns finished, by agent and outcome (stop, failure).",
+                &["agent", "outcome"],
+            ),
             subagents: counters("hooktel_subagents_total", "Subagents finished, by agent type.", &["agent_type"]),
             custom_events: counters(
                 "hooktel_custom_events_total",
@@ -461,12 +468,19 @@ impl Metrics {
         self.custom_events.with_label_values(&[self.custom_names.label(name)]).inc();
     }
 
-    pub(crate) fn session_started(&self, source: &str) {
-        self.sessions_started.with_label_values(&[self.sources.label(source)]).inc();
+    pub(crate) fn session_started(&self, agent: Agent, source: &str) {
+        self.sessions_started.with_label_values(&[agent.name(), self.sources.label(source)]).inc();
     }
 
-    pub(crate) fn session_ended(&self, reason: &str) {
-        self.sessions_ended.with_label_values(&[self.end_reasons.label(reason)]).inc();
+    pub(crate) fn session_ended(&self, agent: Agent, reason: &str) {
+        self.sessions_ended.with_label_values(&[agent.name(), self.end_reasons.label(reason)]).inc();
+    }
+
+    /// Sessions hooktel closed itself (`idle_timeout`, `evicted`), by agent.
+    pub(crate) fn sessions_closed(&self, closed: PerAgent, reason: &'static str) {
+        for (agent, n) in closed.counts() {
+            self.sessions_ended.with_label_values(&[agent.name(), reason]).inc_by(n);
+        }
     }
 
     /// Record a spool's depth; `hooktel_spool_events` is the total over every spool.
@@ -590,11 +604,14 @@ mod tests {
     fn end_reasons_have_a_cap_of_their_own() {
         let m = Metrics::new(false, false);
         for i in 0..MAX_LABEL_VALUES {
-            m.session_started(&format!("source-{i}"));
+            m.session_started(Agent::ClaudeCode, &format!("source-{i}"));
         }
-        m.session_ended("prompt_input_exit");
+        m.session_ended(Agent::ClaudeCode, "prompt_input_exit");
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"hooktel_sessions_ended_total{reason="prompt_input_exit"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"hooktel_sessions_ended_total{agent="claude-code",reason="prompt_input_exit"} 1"#),
+            "{text}"
+        );
     }
 
     /// A tool call's `mcp_server` is its MCP server, empty for any other tool, and `other` with its
@@ -614,10 +631,10 @@ mod tests {
         call(3, "mcp__late__read");
         let text = String::from_utf8(m.render()).unwrap();
         for want in [
-            r#"hooktel_tool_calls_total{mcp_server="",status="ok",tool="Read"} 1"#,
-            r#"hooktel_tool_calls_total{mcp_server="s0",status="ok",tool="mcp__s0__read"} 1"#,
-            r#"hooktel_tool_calls_total{mcp_server="s98",status="ok",tool="mcp__s98__read"} 1"#,
-            r#"hooktel_tool_calls_total{mcp_server="other",status="ok",tool="other"} 2"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",status="ok",tool="Read"} 1"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="s0",status="ok",tool="mcp__s0__read"} 1"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="s98",status="ok",tool="mcp__s98__read"} 1"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="other",status="ok",tool="other"} 2"#,
             r#"hooktel_tool_duration_seconds_count{mcp_server="s0",tool="mcp__s0__read"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == want), "no line {want}");
@@ -654,7 +671,7 @@ mod tests {
             let m = Metrics::new(project_label, false);
             let u =
                 TokenUsage { input: 3, output: 4, cache_read: 0, cache_write_5m: 0, cache_write_1h: 0, web_search: 0 };
-            m.count_usage("claude-opus-5-5", &place("api"), &u, 0.5, true);
+            m.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &place("api"), &u, 0.5, true);
             let mut usage = SpanUsage::default();
             usage.add("claude-opus-5-5", u, 0.5);
             m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "api") });
@@ -674,19 +691,19 @@ mod tests {
             };
             for want in [
                 format!(
-                    r#"hooktel_tokens_total{{model="claude-opus-5-5"{project},type="input"}} 3{}"#,
+                    r#"hooktel_tokens_total{{agent="claude-code",model="claude-opus-5-5"{project},type="input"}} 3{}"#,
                     ex("0707070707070707", "3")
                 ),
                 format!(
-                    r#"hooktel_tokens_total{{model="claude-opus-5-5"{project},type="output"}} 4{}"#,
+                    r#"hooktel_tokens_total{{agent="claude-code",model="claude-opus-5-5"{project},type="output"}} 4{}"#,
                     ex("0707070707070707", "4")
                 ),
                 format!(
-                    r#"hooktel_cost_usd_total{{model="claude-opus-5-5"{project}}} 0.5{}"#,
+                    r#"hooktel_cost_usd_total{{agent="claude-code",model="claude-opus-5-5"{project}}} 0.5{}"#,
                     ex("0707070707070707", "0.5")
                 ),
                 format!(
-                    r#"hooktel_tool_calls_total{{mcp_server="",{tool_project}status="ok",tool="Bash"}} 1{}"#,
+                    r#"hooktel_tool_calls_total{{agent="claude-code",mcp_server="",{tool_project}status="ok",tool="Bash"}} 1{}"#,
                     ex("0909090909090909", "1")
                 ),
                 format!(
@@ -709,15 +726,20 @@ mod tests {
         let m = Metrics::new(true, false);
         let u = TokenUsage { input: 3, ..TokenUsage::default() };
         for i in 0..caps::MAX_PAIRS {
-            m.count_usage(&format!("m{}", i / 20), &place(&format!("p{}", i % 20)), &u, 0.0, true);
+            m.count_usage(Agent::ClaudeCode, &format!("m{}", i / 20), &place(&format!("p{}", i % 20)), &u, 0.0, true);
         }
-        m.count_usage("m0", &place("late"), &u, 0.0, true);
+        m.count_usage(Agent::ClaudeCode, "m0", &place("late"), &u, 0.0, true);
         let mut usage = SpanUsage::default();
         usage.add("m0", u, 0.0);
         m.span_finished(&SpanRecord { usage: Some(usage), ..finished(SpanKey::Chat, 7, "late") });
         let text = String::from_utf8(m.render_openmetrics()).unwrap();
         let line = text.lines().find(|l| l.contains(" # {")).unwrap_or_else(|| panic!("no exemplar in {text}"));
-        assert!(line.starts_with(r#"hooktel_tokens_total{model="other",project="other",type="input"} 3 # "#), "{line}");
+        assert!(
+            line.starts_with(
+                r#"hooktel_tokens_total{agent="claude-code",model="other",project="other",type="input"} 3 # "#
+            ),
+            "{line}"
+        );
     }
 
     /// Tokens, cost and tool calls carry the session's repository; cost is also counted by
@@ -727,9 +749,16 @@ mod tests {
         let u = TokenUsage { input: 3, output: 4, ..TokenUsage::default() };
         let at = |repo: &str, branch: &str| Place { project: "api".into(), repo: repo.into(), branch: branch.into() };
         let m = Metrics::new(true, true);
-        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "feature/ABC-1"), &u, 0.5, true);
-        m.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.25, true);
-        m.count_usage("claude-opus-5-5", &at("", ""), &u, 0.125, true);
+        m.count_usage(
+            Agent::ClaudeCode,
+            "claude-opus-5-5",
+            &at("github.com/acme/widgets", "feature/ABC-1"),
+            &u,
+            0.5,
+            true,
+        );
+        m.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.25, true);
+        m.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &at("", ""), &u, 0.125, true);
         let tool = SpanRecord {
             repo: "github.com/acme/widgets".into(),
             subject: Some(Subject::Tool("Bash".into())),
@@ -739,48 +768,128 @@ mod tests {
         m.span_finished(&tool);
         let text = String::from_utf8(m.render()).unwrap();
         for want in [
-            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets"} 0.75"#,
-            r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api",repo=""} 0.125"#,
-            r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",repo="github.com/acme/widgets",type="output"} 8"#,
-            r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"} 0.5"#,
-            r#"hooktel_branch_cost_usd_total{branch="main",repo="github.com/acme/widgets"} 0.25"#,
-            r#"hooktel_branch_cost_usd_total{branch="",repo=""} 0.125"#,
-            r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1"#,
+            r#"hooktel_cost_usd_total{agent="claude-code",model="claude-opus-5-5",project="api",repo="github.com/acme/widgets"} 0.75"#,
+            r#"hooktel_cost_usd_total{agent="claude-code",model="claude-opus-5-5",project="api",repo=""} 0.125"#,
+            r#"hooktel_tokens_total{agent="claude-code",model="claude-opus-5-5",project="api",repo="github.com/acme/widgets",type="output"} 8"#,
+            r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="feature/ABC-1",repo="github.com/acme/widgets"} 0.5"#,
+            r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="main",repo="github.com/acme/widgets"} 0.25"#,
+            r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="",repo=""} 0.125"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
         }
         let ex = String::from_utf8(m.render_openmetrics()).unwrap();
-        assert!(ex.lines().any(|l| l.starts_with(r#"hooktel_tool_calls_total{mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1 # {"#)), "{ex}");
+        assert!(ex.lines().any(|l| l.starts_with(r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",project="api",repo="github.com/acme/widgets",status="ok",tool="Bash"} 1 # {"#)), "{ex}");
         for i in 0..caps::MAX_PAIRS {
-            m.count_usage("m", &at("github.com/acme/widgets", &format!("b{i}")), &u, 1.0, true);
+            m.count_usage(Agent::ClaudeCode, "m", &at("github.com/acme/widgets", &format!("b{i}")), &u, 1.0, true);
         }
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"hooktel_branch_cost_usd_total{branch="other",repo="other"} 3"#), "{text}");
+        assert!(
+            text.contains(r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="other",repo="other"} 3"#),
+            "{text}"
+        );
         assert!(text.contains(r#"hooktel_label_overflow_total{metric="hooktel_branch_cost_usd_total"} 3"#));
 
         let off = Metrics::new(true, false);
-        off.count_usage("claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.5, true);
+        off.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.5, true);
         let text = String::from_utf8(off.render()).unwrap();
         assert!(!text.contains("repo=") && !text.contains("hooktel_branch_cost"), "{text}");
         assert!(!off.family_names().iter().any(|f| f == "hooktel_branch_cost_usd_total"));
+    }
+
+    /// Each agent's tokens, cost, unpriced tokens, tool calls, turns and sessions are series of
+    /// their own, exemplars included; past the cap a combination folds into `other` under its agent.
+    #[test]
+    fn each_agent_has_series_of_its_own() {
+        let m = Metrics::new(true, true);
+        let u = TokenUsage { input: 3, output: 4, ..TokenUsage::default() };
+        let at = Place { project: "api".into(), repo: "github.com/acme/widgets".into(), branch: "main".into() };
+        m.count_usage(Agent::ClaudeCode, "gpt-5.5", &at, &u, 0.5, true);
+        m.count_usage(Agent::Codex, "gpt-5.5", &at, &u, 0.0, false);
+        for agent in Agent::ALL {
+            let tool = SpanRecord {
+                agent,
+                repo: at.repo.clone(),
+                subject: Some(Subject::Tool("Bash".into())),
+                tool: Some(ToolRun { status: ToolStatus::Error, duration_ms: Some(300), pull_request: None }),
+                ..finished(SpanKey::Tool, 9, "api")
+            };
+            m.span_finished(&tool);
+            let turn = SpanRecord {
+                agent,
+                turn: Some(crate::model::span::TurnOutcome::Stop),
+                ..finished(SpanKey::Turn, 8, "api")
+            };
+            m.span_finished(&turn);
+            m.session_started(agent, "startup");
+        }
+        m.session_ended(Agent::Codex, "other");
+        let mut idled = PerAgent::default();
+        idled.add(Agent::ClaudeCode, 2);
+        m.sessions_closed(idled, "idle_timeout");
+        let text = String::from_utf8(m.render()).unwrap();
+        let place = r#"project="api",repo="github.com/acme/widgets""#;
+        for want in [
+            format!(r#"hooktel_tokens_total{{agent="claude-code",model="gpt-5.5",{place},type="input"}} 3"#),
+            format!(r#"hooktel_tokens_total{{agent="codex",model="gpt-5.5",{place},type="input"}} 3"#),
+            format!(r#"hooktel_cost_usd_total{{agent="claude-code",model="gpt-5.5",{place}}} 0.5"#),
+            format!(r#"hooktel_cost_usd_total{{agent="codex",model="gpt-5.5",{place}}} 0"#),
+            r#"hooktel_unpriced_tokens_total{agent="codex",model="gpt-5.5"} 7"#.into(),
+            r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="main",repo="github.com/acme/widgets"} 0.5"#
+                .into(),
+            format!(r#"hooktel_tool_calls_total{{agent="codex",mcp_server="",{place},status="error",tool="Bash"}} 1"#),
+            format!(
+                r#"hooktel_tool_calls_total{{agent="claude-code",mcp_server="",{place},status="error",tool="Bash"}} 1"#
+            ),
+            r#"hooktel_turns_total{agent="claude-code",outcome="stop"} 1"#.into(),
+            r#"hooktel_turns_total{agent="codex",outcome="stop"} 1"#.into(),
+            r#"hooktel_sessions_started_total{agent="codex",source="startup"} 1"#.into(),
+            r#"hooktel_sessions_started_total{agent="claude-code",source="startup"} 1"#.into(),
+            r#"hooktel_sessions_ended_total{agent="codex",reason="other"} 1"#.into(),
+            r#"hooktel_sessions_ended_total{agent="claude-code",reason="idle_timeout"} 2"#.into(),
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
+        }
+        assert!(!text.contains(r#"hooktel_unpriced_tokens_total{agent="claude-code""#), "{text}");
+        assert!(!text.contains(r#"agent="codex",reason="idle_timeout""#), "{text}");
+        let ex = String::from_utf8(m.render_openmetrics()).unwrap();
+        for agent in ["claude-code", "codex"] {
+            let series = format!(r#"hooktel_tool_calls_total{{agent="{agent}",mcp_server="",{place},status="error","#);
+            assert!(ex.lines().any(|l| l.starts_with(&series) && l.contains(" # {")), "{series} in {ex}");
+        }
+        // the cap counts (agent, model, project, repo): past it, each agent's usage folds apart
+        for i in 0..caps::MAX_PAIRS {
+            m.count_usage(Agent::ClaudeCode, &format!("m{}", i % 50), &place_of(i), &u, 0.0, true);
+        }
+        m.count_usage(Agent::Codex, "late", &at, &u, 0.0, true);
+        let text = String::from_utf8(m.render()).unwrap();
+        let folded = r#"hooktel_tokens_total{agent="codex",model="other",project="other",repo="other",type="input"} 3"#;
+        assert!(text.lines().any(|l| l == folded), "{text}");
+    }
+
+    fn place_of(i: usize) -> Place {
+        Place { project: format!("p{}", i / 50), repo: String::new(), branch: String::new() }
     }
 
     #[test]
     fn project_label_can_be_switched_off() {
         let u = TokenUsage { input: 3, output: 4, cache_read: 5, cache_write_5m: 1, cache_write_1h: 1, web_search: 0 };
         let on = Metrics::new(true, false);
-        on.count_usage("claude-opus-5-5", &place("api"), &u, 0.5, true);
+        on.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &place("api"), &u, 0.5, true);
         let text = String::from_utf8(on.render()).unwrap();
         assert!(
-            text.contains(r#"hooktel_tokens_total{model="claude-opus-5-5",project="api",type="cache_creation"} 2"#),
+            text.contains(r#"hooktel_tokens_total{agent="claude-code",model="claude-opus-5-5",project="api",type="cache_creation"} 2"#),
             "{text}"
         );
-        assert!(text.contains(r#"hooktel_cost_usd_total{model="claude-opus-5-5",project="api"} 0.5"#), "{text}");
+        assert!(
+            text.contains(r#"hooktel_cost_usd_total{agent="claude-code",model="claude-opus-5-5",project="api"} 0.5"#),
+            "{text}"
+        );
         let off = Metrics::new(false, false);
-        off.count_usage("mystery", &place("api"), &u, 0.0, false);
+        off.count_usage(Agent::ClaudeCode, "mystery", &place("api"), &u, 0.0, false);
         let text = String::from_utf8(off.render()).unwrap();
-        assert!(text.contains(r#"hooktel_tokens_total{model="mystery",type="input"} 3"#), "{text}");
-        assert!(text.contains(r#"hooktel_unpriced_tokens_total{model="mystery"} 14"#), "{text}");
+        assert!(text.contains(r#"hooktel_tokens_total{agent="claude-code",model="mystery",type="input"} 3"#), "{text}");
+        assert!(text.contains(r#"hooktel_unpriced_tokens_total{agent="claude-code",model="mystery"} 14"#), "{text}");
         assert!(!text.contains("project="), "{text}");
     }
 }

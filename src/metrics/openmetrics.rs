@@ -207,14 +207,14 @@ mod tests {
     #[test]
     fn renders_openmetrics_with_exemplars() {
         let m = Metrics::new(false, false);
-        m.tool_calls.with_label_values(&["Bash", "ok", ""]).inc_by(2);
-        m.tool_calls.with_label_values(&["Read", "ok", ""]).inc();
+        m.tool_calls.with_label_values(&["claude-code", "Bash", "ok", ""]).inc_by(2);
+        m.tool_calls.with_label_values(&["claude-code", "Read", "ok", ""]).inc();
         m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
         m.tool_duration.with_label_values(&["Bash", ""]).observe(7200.0);
         m.sessions_active.set(1);
         m.ingest_rejected.with_label_values(&["a \"quoted\\ \n value"]).inc();
         let e = Exemplars::default();
-        e.offer("hooktel_tool_calls_total", &[("tool", "Bash"), ("status", "ok")], ex(1.0));
+        e.offer("hooktel_tool_calls_total", &[("tool", "Bash"), ("status", "ok"), ("agent", "claude-code")], ex(1.0));
         e.offer("hooktel_tool_duration_seconds", &[("tool", "Bash")], ex(0.3));
         let families: Vec<_> = m
             .families()
@@ -235,8 +235,11 @@ mod tests {
             "# TYPE hooktel_sessions_active gauge".into(),
             "hooktel_sessions_active 1".into(),
             "# TYPE hooktel_tool_calls counter".into(),
-            format!(r#"hooktel_tool_calls_total{{mcp_server="",status="ok",tool="Bash"}} 2{}"#, ex_of("1")),
-            r#"hooktel_tool_calls_total{mcp_server="",status="ok",tool="Read"} 1"#.into(),
+            format!(
+                r#"hooktel_tool_calls_total{{agent="claude-code",mcp_server="",status="ok",tool="Bash"}} 2{}"#,
+                ex_of("1")
+            ),
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",status="ok",tool="Read"} 1"#.into(),
             "# TYPE hooktel_tool_duration_seconds histogram".into(),
             r#"hooktel_tool_duration_seconds_bucket{mcp_server="",tool="Bash",le="0.25"} 0"#.into(),
             format!(r#"hooktel_tool_duration_seconds_bucket{{mcp_server="",tool="Bash",le="0.5"}} 1{}"#, ex_of("0.3")),
@@ -289,7 +292,7 @@ mod tests {
         let m = Metrics::new(true, false);
         m.hook_event("Stop", 5.0);
         m.tool_duration.with_label_values(&["Bash", ""]).observe(0.3);
-        m.cost.with_label_values(&["claude-opus-5-5", "api"]).inc_by(0.125);
+        m.cost.with_label_values(&["claude-code", "claude-opus-5-5", "api"]).inc_by(0.125);
         let samples = |t: &str| -> Vec<String> {
             t.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(" # ").next().unwrap().to_owned()).collect()
         };

@@ -1,12 +1,13 @@
 //! What the registry counts of finished work: a span (tool calls and their durations, turns,
 //! subagents, teams' work) and a usage delta (tokens and cost; cost also by repository and branch),
-//! with the (name, project, repo) combinations capped; and the exemplars a finished tool or
-//! model-call span leaves on the series it moved.
+//! each under its agent, with the (agent, name, project, repo) combinations capped; and the
+//! exemplars a finished tool or model-call span leaves on the series it moved.
 
 use crate::metrics::caps::PairCap;
 use crate::metrics::caps::MAX_LABEL_BYTES;
 use crate::metrics::exemplars::Exemplar;
 use crate::metrics::{Metrics, Place};
+use crate::model::agent::Agent;
 use crate::model::ids::SpanKey;
 use crate::model::payload::truncate_utf8;
 use crate::model::semconv;
@@ -14,13 +15,15 @@ use crate::model::span::{SpanRecord, Subject, TeamMember, TeamRole, ToolStatus};
 use crate::model::tokens::TokenUsage;
 
 impl Metrics {
-    /// Count newly read transcript usage, spent at `place`.
-    pub fn count_usage(&self, model: &str, place: &Place, usage: &TokenUsage, cost: f64, priced: bool) {
+    /// Count usage newly read from `agent`'s session log, spent at `place`.
+    pub fn count_usage(&self, agent: Agent, model: &str, place: &Place, usage: &TokenUsage, cost: f64, priced: bool) {
+        let agent = agent.name();
         let model = self.models.label(model);
         let (project, repo) = (self.projects.label(&place.project), self.repos.label(&place.repo));
-        let (model, project, repo) = self.combine(&self.model_projects, "hooktel_tokens_total", model, project, repo);
+        let (model, project, repo) =
+            self.combine(&self.model_projects, "hooktel_tokens_total", agent, model, project, repo);
         let labels = |kind: &'static str| -> Vec<&str> {
-            let mut l = vec![model, kind];
+            let mut l = vec![agent, model, kind];
             l.extend(self.place_values(project, repo));
             l
         };
@@ -32,23 +35,23 @@ impl Metrics {
         ] {
             self.tokens.with_label_values(&labels(kind)).inc_by(n);
         }
-        let mut cost_labels = vec![model];
+        let mut cost_labels = vec![agent, model];
         cost_labels.extend(self.place_values(project, repo));
         self.cost.with_label_values(&cost_labels).inc_by(cost.max(0.0));
         if self.repo_label {
             let branch = truncate_utf8(&place.branch, MAX_LABEL_BYTES);
-            let pair = match self.repo_branches.admit(&[repo, branch]) {
-                true => [repo, branch],
+            let pair = match self.repo_branches.admit(&[agent, repo, branch]) {
+                true => [agent, repo, branch],
                 false => {
                     self.label_overflow.with_label_values(&["hooktel_branch_cost_usd_total"]).inc();
-                    ["other", "other"]
+                    [agent, "other", "other"]
                 }
             };
             self.branch_cost.with_label_values(&pair).inc_by(cost.max(0.0));
         }
         if !priced {
             let n = usage.total();
-            self.unpriced_tokens.with_label_values(&[model]).inc_by(n);
+            self.unpriced_tokens.with_label_values(&[agent, model]).inc_by(n);
             let mut logged = self.unpriced_logged.lock().unwrap_or_else(|e| e.into_inner());
             if logged.insert(model.to_owned()) {
                 tracing::warn!(model, "Model not in the price table; its tokens are counted at cost 0");
@@ -58,6 +61,7 @@ impl Metrics {
 
     /// Count a finished span: tool calls and their durations, turns, subagents, model calls.
     pub fn span_finished(&self, rec: &SpanRecord) {
+        let agent = rec.agent.name();
         self.model_call(rec);
         if rec.key == SpanKey::Chat {
             self.usage_exemplars(rec);
@@ -69,7 +73,7 @@ impl Metrics {
                 let status = rec.tool.map_or(ToolStatus::Incomplete, |t| t.status);
                 let (project, repo) = (self.projects.label(&rec.project), self.repos.label(&rec.repo));
                 let (tool, project, repo) =
-                    self.combine(&self.tool_projects, "hooktel_tool_calls_total", tool, project, repo);
+                    self.combine(&self.tool_projects, "hooktel_tool_calls_total", agent, tool, project, repo);
                 // empty for a tool that is not an MCP server's; `other` with its tool, so that a capped
                 // tool's calls stay in one series rather than one per server
                 let server = match semconv::mcp_server(name) {
@@ -77,18 +81,19 @@ impl Metrics {
                     Some(_) if tool == "other" => "other",
                     Some(s) => self.mcp_servers.label(s),
                 };
-                let mut labels = vec![tool, status.label(), server];
+                let mut labels = vec![agent, tool, status.label(), server];
                 labels.extend(self.place_values(project, repo));
                 self.tool_calls.with_label_values(&labels).inc();
-                let mut series = vec![("tool", tool), ("status", status.label()), ("mcp_server", server)];
+                let mut series =
+                    vec![("agent", agent), ("tool", tool), ("status", status.label()), ("mcp_server", server)];
                 series.extend(self.place_labels(project, repo));
                 self.exemplars.offer("hooktel_tool_calls_total", &series, exemplar(rec, 1.0));
                 if let Some(forge) = rec.tool.and_then(|t| t.pull_request) {
                     // at most three forges times the capped places of its call: no cap of its own
-                    let mut labels = vec![forge.label()];
+                    let mut labels = vec![agent, forge.label()];
                     labels.extend(self.place_values(project, repo));
                     self.pull_requests.with_label_values(&labels).inc();
-                    let mut series = vec![("provider", forge.label())];
+                    let mut series = vec![("agent", agent), ("provider", forge.label())];
                     series.extend(self.place_labels(project, repo));
                     self.exemplars.offer("hooktel_pull_requests_total", &series, exemplar(rec, 1.0));
                 }
@@ -106,7 +111,7 @@ impl Metrics {
             }
             SpanKey::Turn => {
                 if let Some(outcome) = &rec.turn {
-                    self.turns.with_label_values(&[outcome.label()]).inc();
+                    self.turns.with_label_values(&[agent, outcome.label()]).inc();
                 }
             }
             SpanKey::Subagent if matches!(rec.subject, Some(Subject::Teammate(_))) => {
@@ -151,10 +156,12 @@ impl Metrics {
     fn usage_exemplars(&self, rec: &SpanRecord) {
         let Some(usage) = &rec.usage else { return };
         let Some(model) = usage.models.first() else { return };
+        let agent = rec.agent.name();
         let model = self.models.label(model);
         let (project, repo) = (self.projects.label(&rec.project), self.repos.label(&rec.repo));
         // the labels count_usage chose: the combination, or `other` in each if the cap refused it
-        let (model, project, repo) = match self.model_projects.admitted(&self.combination(model, project, repo)) {
+        let (model, project, repo) = match self.model_projects.admitted(&self.combination(agent, model, project, repo))
+        {
             true => (model, project, repo),
             false if !self.project_label && !self.repo_label => (model, project, repo),
             false => ("other", "other", "other"),
@@ -167,12 +174,12 @@ impl Metrics {
             ("cache_creation", t.cache_write()),
         ];
         for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {
-            let mut series = vec![("model", model), ("type", kind)];
+            let mut series = vec![("agent", agent), ("model", model), ("type", kind)];
             series.extend(self.place_labels(project, repo));
             self.exemplars.offer("hooktel_tokens_total", &series, exemplar(rec, n as f64));
         }
         if usage.cost > 0.0 {
-            let mut series = vec![("model", model)];
+            let mut series = vec![("agent", agent), ("model", model)];
             series.extend(self.place_labels(project, repo));
             self.exemplars.offer("hooktel_cost_usd_total", &series, exemplar(rec, usage.cost));
         }
@@ -190,23 +197,25 @@ impl Metrics {
         self.place_labels(project, repo).map(|(_, v)| v)
     }
 
-    /// What a metric's cap counts: the name with the place labels switched on (an empty value for
-    /// one switched off).
-    fn combination<'a>(&self, name: &'a str, project: &'a str, repo: &'a str) -> [&'a str; 3] {
-        [name, if self.project_label { project } else { "" }, if self.repo_label { repo } else { "" }]
+    /// What a metric's cap counts: the agent and the name with the place labels switched on (an
+    /// empty value for one switched off).
+    fn combination<'a>(&self, agent: &'a str, name: &'a str, project: &'a str, repo: &'a str) -> [&'a str; 4] {
+        [agent, name, if self.project_label { project } else { "" }, if self.repo_label { repo } else { "" }]
     }
 
-    /// A (name, project, repo) combination within the metric's series cap, else `other` in each,
-    /// counted. With neither place label there is nothing to cap.
+    /// An (agent, name, project, repo) combination within the metric's series cap, else `other` in
+    /// the name and the place (never in the agent: a closed set), counted. With neither place label
+    /// there is nothing to cap: the agents times the capped names.
     fn combine<'a>(
         &self,
         cap: &PairCap,
         metric: &str,
+        agent: &'a str,
         name: &'a str,
         project: &'a str,
         repo: &'a str,
     ) -> (&'a str, &'a str, &'a str) {
-        if (!self.project_label && !self.repo_label) || cap.admit(&self.combination(name, project, repo)) {
+        if (!self.project_label && !self.repo_label) || cap.admit(&self.combination(agent, name, project, repo)) {
             return (name, project, repo);
         }
         self.label_overflow.with_label_values(&[metric]).inc();

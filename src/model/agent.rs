@@ -42,6 +42,22 @@ impl Agent {
     }
 }
 
+/// A count for each agent (sessions a timeout closed, say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerAgent([u64; Agent::ALL.len()]);
+
+impl PerAgent {
+    pub fn add(&mut self, agent: Agent, n: u64) {
+        // `Agent::ALL` lists the agents in their order of declaration
+        self.0[agent as usize] += n;
+    }
+
+    /// The agents counted, with their counts (none with 0).
+    pub fn counts(self) -> impl Iterator<Item = (Agent, u64)> {
+        Agent::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +70,15 @@ mod tests {
         for other in ["", "Codex", "claude", "gemini-cli", "codex "] {
             assert_eq!(Agent::named(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn each_agent_counts_apart() {
+        let mut n = PerAgent::default();
+        n.add(Agent::Codex, 2);
+        n.add(Agent::ClaudeCode, 1);
+        n.add(Agent::Codex, 1);
+        assert_eq!(n.counts().collect::<Vec<_>>(), [(Agent::ClaudeCode, 1), (Agent::Codex, 3)]);
+        assert_eq!(PerAgent::default().counts().count(), 0);
     }
 }

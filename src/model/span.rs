@@ -8,6 +8,7 @@
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::KeyValue;
 
+use crate::model::agent::Agent;
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv::{self, int};
 use crate::model::tokens::TokenUsage;
@@ -28,6 +29,9 @@ pub struct SpanRecord {
     pub end: u64,
     /// The session it belongs to (`session.id`, `gen_ai.conversation.id`); shared by its spans.
     pub session_id: SessionId,
+    /// The agent whose session it is: its `agent` label, and `gen_ai.agent.name` on the resource
+    /// it is exported with.
+    pub agent: Agent,
     /// Attributes that only leave the process; the typed fields below add theirs at the edge.
     pub attrs: Vec<KeyValue>,
     pub events: Vec<SpanEvent>,
@@ -146,7 +150,8 @@ impl SpanRecord {
     }
 
     /// A span of `key` named `name` in the trace of `session_id`, from `start` to `end` (never
-    /// before `start`): no parent, attribute, event or fact yet. Callers set what they know, e.g.
+    /// before `start`): no parent, attribute, event or fact yet (and Claude Code's until its `agent` is
+    /// set). Callers set what they know, e.g.
     /// `SpanRecord { parent, attrs, ..SpanRecord::new(...) }`.
     pub fn new(
         trace_id: TraceId,
@@ -165,6 +170,7 @@ impl SpanRecord {
             start,
             end: end.max(start),
             session_id,
+            agent: Agent::ClaudeCode,
             attrs: Vec::new(),
             events: Vec::new(),
             dropped_events: 0,

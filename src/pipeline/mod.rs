@@ -171,11 +171,8 @@ pub(crate) async fn run(p: Parts) {
                         // a batch's arrival is no event: never counted late
                         Ingested::Late if batch => {}
                         Ingested::Late => metrics.late_events.inc(),
-                        Ingested::Accepted => journal.hook(sid, at, raw),
-                        Ingested::AcceptedEvicting => {
-                            metrics.sessions_ended.with_label_values(&["evicted"]).inc();
-                            journal.hook(sid, at, raw);
-                        }
+                        // (the session an event evicted is counted with the evicted below)
+                        Ingested::Accepted | Ingested::AcceptedEvicting => journal.hook(sid, at, raw),
                     }
                 }
                 metrics.queue_depth.sub(n as i64);
@@ -192,7 +189,7 @@ pub(crate) async fn run(p: Parts) {
                 views.forget(now, idle_ns);
                 spending.tick(now);
                 journal.handed_out(&out[before..]);
-                metrics.sessions_ended.with_label_values(&["idle_timeout"]).inc_by(idled as u64);
+                metrics.sessions_closed(idled, "idle_timeout");
             }
         }
         for rec in &out {
@@ -204,9 +201,7 @@ pub(crate) async fn run(p: Parts) {
                 metrics.spans_evicted.with_label_values(&[kind]).inc_by(n);
             }
         }
-        if evicted.sessions > 0 {
-            metrics.sessions_ended.with_label_values(&["evicted"]).inc_by(evicted.sessions);
-        }
+        metrics.sessions_closed(evicted.sessions, "evicted");
         metrics.sessions_active.set(sessions.active() as i64);
         metrics.sessions_held.set(sessions.held() as i64);
         metrics.teammates_active.set(sessions.teammates_active() as i64);
@@ -353,8 +348,8 @@ fn accounted(sessions: &mut Sessions, journal: &Journal, spending: &mut Spending
 
 fn count_session(ev: &Event, metrics: &Metrics) {
     match &ev.kind {
-        Kind::SessionStart { source } => metrics.session_started(source),
-        Kind::SessionEnd { reason } => metrics.session_ended(reason),
+        Kind::SessionStart { source } => metrics.session_started(ev.source, source),
+        Kind::SessionEnd { reason } => metrics.session_ended(ev.source, reason),
         _ => {}
     }
 }

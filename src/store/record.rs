@@ -10,6 +10,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{KeyValue, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::model::agent::Agent;
 use crate::model::ids::{SessionId, SpanKey};
 use crate::model::semconv;
 use crate::model::span::{
@@ -58,6 +59,10 @@ struct Stored {
     /// Absent in records written before the subject was a typed fact: their attributes hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<Subject>,
+    /// The agent's name; absent for Claude Code's, and in records written before the agent was a
+    /// typed fact (read as Claude Code's, as is a name this version does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
 }
 
 type Attrs = Vec<(String, Attr)>;
@@ -153,6 +158,7 @@ pub(crate) fn encode(spans: &[SpanRecord]) -> Vec<u8> {
             links: r.links.iter().map(|l| (l.trace_id.to_bytes(), l.span_id.to_bytes(), l.kind.clone())).collect(),
             team: r.team.clone(),
             subject: r.subject.clone(),
+            agent: (r.agent != Agent::ClaudeCode).then(|| r.agent.name().to_owned()),
         })
         .collect();
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -202,6 +208,7 @@ fn spans_of(stored: Vec<Stored>) -> Vec<SpanRecord> {
                 start: s.start,
                 end: s.end,
                 session_id: SessionId::from(session),
+                agent: s.agent.as_deref().and_then(Agent::named).unwrap_or_default(),
                 attrs,
                 events: s
                     .events
@@ -287,6 +294,7 @@ pub(crate) mod tests {
             project: "p".into(),
             repo: "github.com/acme/widgets".into(),
             session_id: "s-1".into(),
+            agent: if i == 2 { Agent::Codex } else { Agent::ClaudeCode },
             incomplete: i % 2 == 0,
             usage: Some(SpanUsage { cost: 0.25, models: vec!["m".into()], ..SpanUsage::default() }),
             tool: Some(ToolRun {
@@ -394,7 +402,7 @@ pub(crate) mod tests {
             "attrs":[["session.id",{"S":"s-9"}],["gen_ai.conversation.id",{"S":"s-9"}],["hooktel.incomplete",{"B":true}]],
             "events":[],"dropped_events":0,"error":null,"ok":false,"project":"p"}]"#;
         let spans = decode(legacy).unwrap().spans;
-        assert_eq!(&*spans[0].session_id, "s-9");
+        assert_eq!((&*spans[0].session_id, spans[0].agent), ("s-9", Agent::ClaudeCode));
         let attrs = spans[0].attributes();
         assert_eq!(attrs.iter().filter(|kv| kv.key.as_str() == "session.id").count(), 1);
         assert_eq!(spans[0].attr("gen_ai.conversation.id").as_deref(), Some("s-9"));

@@ -479,7 +479,7 @@ impl Reader<'_> {
             save_reader(self.state_dir, &real, &p.reader);
         }
         for d in read.deltas.iter().filter(|d| d.is_usage()) {
-            metrics.count_usage(&d.model, place, &d.usage, d.cost, d.priced);
+            metrics.count_usage(t.source, &d.model, place, &d.usage, d.cost, d.priced);
         }
         read.deltas
     }
@@ -642,7 +642,7 @@ mod tests {
         assert!(output_tokens(&drained(&mut rx)) > 0);
         let text = String::from_utf8(a.metrics.render()).unwrap();
         assert!(
-            text.contains(r#"hooktel_branch_cost_usd_total{branch="feature/ABC-1",repo="github.com/acme/widgets"}"#)
+            text.contains(r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="feature/ABC-1",repo="github.com/acme/widgets"}"#)
                 && !text.contains(r#"repo="""#),
             "{text}"
         );

@@ -18,11 +18,13 @@ fn post(sidecar: &Sidecar, payload: &Value) {
 }
 
 fn tokens(sidecar: &Sidecar, kind: &str) -> f64 {
-    sidecar.metric(&format!(r#"hooktel_tokens_total{{model="{MODEL}",project="proj",repo="",type="{kind}"}}"#))
+    sidecar.metric(&format!(
+        r#"hooktel_tokens_total{{agent="claude-code",model="{MODEL}",project="proj",repo="",type="{kind}"}}"#
+    ))
 }
 
 fn cost(sidecar: &Sidecar) -> f64 {
-    sidecar.metric(&format!(r#"hooktel_cost_usd_total{{model="{MODEL}",project="proj",repo=""}}"#))
+    sidecar.metric(&format!(r#"hooktel_cost_usd_total{{agent="claude-code",model="{MODEL}",project="proj",repo=""}}"#))
 }
 
 /// Claude Code's own `cost-state` for this session: in 60, out 445, cache read 102400, cache
@@ -158,12 +160,14 @@ fn broken_transcripts_are_skipped_counted_and_never_stall_ingest() {
     });
     // the good line among the garbage, and the final figure of the placeholder-usage transcript
     assert_eq!(
-        sidecar.metric(r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#),
+        sidecar.metric(
+            r#"hooktel_tokens_total{agent="claude-code",model="claude-haiku-4-5",project="proj",repo="",type="output"}"#
+        ),
         11.0
     );
     assert_eq!(
         sidecar
-            .metric(r#"hooktel_tokens_total{model="claude-opus-4-5-20251101",project="proj",repo="",type="output"}"#),
+            .metric(r#"hooktel_tokens_total{agent="claude-code",model="claude-opus-4-5-20251101",project="proj",repo="",type="output"}"#),
         97.0,
         "placeholder output counts (8, then 97) count as their final figure"
     );
@@ -186,8 +190,13 @@ fn unknown_models_cost_nothing_and_are_counted() {
         post(&sidecar, &p);
     }
     support::wait_until(WAIT, "the unpriced tokens counted", || {
-        sidecar.metric(r#"hooktel_unpriced_tokens_total{model="claude-unreleased-9"}"#) == 11.0
+        sidecar.metric(r#"hooktel_unpriced_tokens_total{agent="claude-code",model="claude-unreleased-9"}"#) == 11.0
     });
-    assert_eq!(sidecar.metric(r#"hooktel_cost_usd_total{model="claude-unreleased-9",project="proj",repo=""}"#), 0.0);
+    assert_eq!(
+        sidecar.metric(
+            r#"hooktel_cost_usd_total{agent="claude-code",model="claude-unreleased-9",project="proj",repo=""}"#
+        ),
+        0.0
+    );
     assert!(sidecar.log().contains("claude-unreleased-9"), "logged once: {}", sidecar.log());
 }

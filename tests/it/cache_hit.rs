@@ -67,8 +67,9 @@ fn post_session(sidecar: &Sidecar, dir: &Path, session: &str) {
 }
 
 fn sidecar_tokens(sidecar: &Sidecar, kind: &str) -> f64 {
-    sidecar
-        .metric(&format!(r#"hooktel_tokens_total{{model="claude-sonnet-5-5",project="proj",repo="",type="{kind}"}}"#))
+    sidecar.metric(&format!(
+        r#"hooktel_tokens_total{{agent="claude-code",model="claude-sonnet-5-5",project="proj",repo="",type="{kind}"}}"#
+    ))
 }
 
 /// The panels of the overview dashboard titled `title`: their PromQL for job `hooktel`, every other
@@ -84,6 +85,7 @@ fn panel_expr(title: &str) -> String {
         .replace("$job", "hooktel")
         .replace("$instance", ".*")
         .replace("$project", ".*")
+        .replace("$agent", ".*")
         .replace("$__rate_interval", "1h")
         .replace("$__range", "1h")
 }

@@ -180,7 +180,7 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
         metric_value(
             &sidecar.metrics(),
             &format!(
-                r#"hooktel_tool_calls_total{{mcp_server="",project="proj",repo="",status="{status}",tool="Bash"}}"#
+                r#"hooktel_tool_calls_total{{agent="codex",mcp_server="",project="proj",repo="",status="{status}",tool="Bash"}}"#
             ),
         )
     };
@@ -200,7 +200,7 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     let tokens = |ty: &str| {
         metric_value(
             &sidecar.metrics(),
-            &format!(r#"hooktel_tokens_total{{model="gpt-mock",project="proj",repo="",type="{ty}"}}"#),
+            &format!(r#"hooktel_tokens_total{{agent="codex",model="gpt-mock",project="proj",repo="",type="{ty}"}}"#),
         )
     };
     assert_eq!(tokens("input"), Some(sum(&|u| u["input_tokens"].as_u64().unwrap() - cached(u))));
@@ -213,9 +213,26 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
         // micro-dollars, so that the sum of whole numbers is exact
         uncached * 2 + cached(u) / 2 + output * 8
     }) / 1e6;
-    let cost =
-        metric_value(&sidecar.metrics(), r#"hooktel_cost_usd_total{model="gpt-mock",project="proj",repo=""}"#).unwrap();
+    let cost = metric_value(
+        &sidecar.metrics(),
+        r#"hooktel_cost_usd_total{agent="codex",model="gpt-mock",project="proj",repo=""}"#,
+    )
+    .unwrap();
     assert!((cost - expected).abs() < 1e-9, "cost {cost}, expected {expected}");
+
+    // the agent on every series it labels and on the resource of every span: Codex's, and no other
+    let text = sidecar.metrics();
+    for (sample, want) in [
+        (r#"hooktel_turns_total{agent="codex",outcome="stop"}"#, 2.0),
+        (r#"hooktel_sessions_started_total{agent="codex",source="startup"}"#, 1.0),
+        (r#"hooktel_sessions_started_total{agent="codex",source="resume"}"#, 1.0),
+    ] {
+        assert_eq!(metric_value(&text, sample), Some(want), "{sample}");
+    }
+    assert!(!text.contains(r#"agent="claude-code""#), "{text}");
+    for s in &spans {
+        assert_eq!(s.resource.get("gen_ai.agent.name").map(String::as_str), Some("codex"), "resource of {}", s.name);
+    }
 }
 
 /// `--agent` with a name hooktel does not read: the hook still exits 0 and prints nothing; the sidecar
@@ -437,4 +454,9 @@ fn a_subagent_is_a_span_of_its_turn_with_its_own_calls_and_usage() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(output_series, outputs as f64);
+    // the subagent's work is Codex's: on Codex's series and under Codex's resource
+    assert!(!sidecar.metrics().contains(r#"agent="claude-code""#), "{}", sidecar.metrics());
+    for s in [subagent, child_call] {
+        assert_eq!(s.resource.get("gen_ai.agent.name").map(String::as_str), Some("codex"), "resource of {}", s.name);
+    }
 }

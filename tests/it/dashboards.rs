@@ -19,6 +19,8 @@
 //! as on the scraped `hooktel`: the same series (labels other than job and instance), and the same
 //! values where the query holds no range selector (with one, the two jobs' samples fall at different
 //! moments and rates differ slightly, so only the series and whether they have data are compared).
+//! The `agent` variable finds the sessions' agent; a query that filters by it answers for
+//! `claude-code` as for All, and has no data for `codex` (no Codex session runs here).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -383,6 +385,39 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         }
     }
     assert!(exemplar_queries >= 5, "only {exemplar_queries} panel queries show exemplars");
+
+    // the agent variable finds the sessions' agent (Claude Code's only, here); a query that filters by
+    // it answers for that agent as for All, and has no data for another (no Codex session ran)
+    let mut by_agent: Vec<String> = Vec::new();
+    let mut filtered = 0;
+    for path in &dashboards {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        let all = variable_values(&d, &session, &trace_id);
+        let variable = d["templating"]["list"].as_array().unwrap().iter().find(|v| v["name"] == "agent").unwrap();
+        let promql = variable_promql(variable["query"]["query"].as_str().unwrap()).unwrap();
+        let found = prom.query(&interpolate(&promql, &all)).unwrap();
+        let agents: Vec<&str> = found.iter().filter_map(|s| s["metric"]["agent"].as_str()).collect();
+        assert_eq!(agents, ["claude-code"], "{file}: the agent variable's values");
+        let given = |agent: &str| {
+            let mut values = all.clone();
+            values.insert("agent".into(), agent.into());
+            panel_queries(&d, &file, &values)
+        };
+        let queries = panel_queries(&d, &file, &all).into_iter().zip(given("claude-code")).zip(given("codex"));
+        for ((everyone, claude), codex) in queries.filter(|((a, c), _)| a.expr != c.expr) {
+            let ask = |expr: &str| answer(&prom.query(expr).unwrap_or_else(|e| panic!("{expr}: {e}")));
+            if !same(&ask(&everyone.expr), &ask(&claude.expr), claude.expr.contains('[')) {
+                by_agent.push(format!("{}: claude-code answers otherwise than All: {}", claude.source, claude.expr));
+            }
+            if ask(&codex.expr).values().any(|v| v.is_finite()) {
+                by_agent.push(format!("{}: data for codex, which ran no session: {}", codex.source, codex.expr));
+            }
+            filtered += 1;
+        }
+    }
+    assert!(by_agent.is_empty(), "the agent variable:\n{}", by_agent.join("\n"));
+    assert!(filtered >= 25, "only {filtered} dashboard queries filter by agent");
 
     // every rule expression
     let rule_doc: Value = serde_norway::from_str(&fs::read_to_string(&rules).unwrap()).unwrap();

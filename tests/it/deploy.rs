@@ -222,6 +222,93 @@ fn dashboards_use_the_datasource_variable_and_are_provisioned() {
     );
 }
 
+/// The metric families whose series carry the `agent` label (docs/metrics.md).
+pub(crate) const AGENT_FAMILIES: &[&str] = &[
+    "hooktel_tokens_total",
+    "hooktel_cost_usd_total",
+    "hooktel_unpriced_tokens_total",
+    "hooktel_tool_calls_total",
+    "hooktel_pull_requests_total",
+    "hooktel_branch_cost_usd_total",
+    "hooktel_turns_total",
+    "hooktel_sessions_started_total",
+    "hooktel_sessions_ended_total",
+];
+
+/// The selectors (`{...}`) of `family` in a PromQL expression: each place its name stands whole.
+pub(crate) fn selectors<'a>(expr: &'a str, family: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for (at, _) in expr.match_indices(family) {
+        let whole = |c: Option<char>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        let rest = &expr[at + family.len()..];
+        if !whole(expr[..at].chars().next_back()) || !whole(rest.chars().next()) {
+            continue;
+        }
+        out.push(rest.strip_prefix('{').and_then(|r| r.split_once('}')).map_or("", |(inside, _)| inside));
+    }
+    out
+}
+
+/// The `agent` variable: the agents' names, several at once or All (which also matches series scraped
+/// before the label existed); every panel query of a family that carries `agent` filters by it.
+#[test]
+fn dashboards_filter_by_agent_wherever_the_metric_has_it() {
+    for p in files_under(&root().join("dashboards"), &[".json"]) {
+        let d: Json = serde_json::from_str(&read(&p)).unwrap();
+        let vars = d["templating"]["list"].as_array().unwrap();
+        let agent =
+            vars.iter().find(|v| v["name"] == "agent").unwrap_or_else(|| panic!("{}: no agent variable", rel(&p)));
+        assert_eq!(
+            (agent["type"].as_str(), agent["multi"].as_bool(), agent["includeAll"].as_bool()),
+            (Some("query"), Some(true), Some(true))
+        );
+        assert_eq!(agent["allValue"], ".*", "{}: All must match series without the label", rel(&p));
+        let query = agent["query"]["query"].as_str().unwrap();
+        assert_eq!(agent["definition"].as_str(), Some(query));
+        assert!(
+            query.starts_with("label_values(")
+                && query.ends_with(", agent)")
+                && AGENT_FAMILIES.iter().any(|f| query.contains(f)),
+            "{}: the agent variable takes the label's values of a family that carries it: {query}",
+            rel(&p)
+        );
+        let mut filtered = 0;
+        let mut panels: Vec<&Json> = d["panels"].as_array().unwrap().iter().collect();
+        while let Some(panel) = panels.pop() {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                for family in AGENT_FAMILIES {
+                    for inside in selectors(expr, family) {
+                        assert!(
+                            inside.contains(r#"agent=~"$agent""#),
+                            "{}: panel `{}` selects {family} without agent=~\"$agent\": {expr}",
+                            rel(&p),
+                            panel["title"]
+                        );
+                        filtered += 1;
+                    }
+                }
+                // and no family without the label is filtered by it (it would match nothing)
+                let unlabelled = expr.matches(r#"agent=~"$agent""#).count();
+                let labelled: usize = AGENT_FAMILIES.iter().map(|f| selectors(expr, f).len()).sum();
+                assert_eq!(
+                    unlabelled,
+                    labelled,
+                    "{}: panel `{}` filters a family without agent: {expr}",
+                    rel(&p),
+                    panel["title"]
+                );
+            }
+        }
+        assert!(filtered >= 30, "{}: {filtered} selectors filtered by agent", rel(&p));
+    }
+    assert_eq!(
+        selectors(r#"sum(hooktel_team_tokens_total{a="b"}) / hooktel_tokens_total{c="d"}"#, "hooktel_tokens_total"),
+        [r#"c="d""#]
+    );
+}
+
 /// The metric families whose series carry exemplars (`trace_id`, `span_id`) in OpenMetrics.
 const EXEMPLAR_FAMILIES: &[&str] =
     &["hooktel_tokens_total", "hooktel_cost_usd_total", "hooktel_tool_calls_total", "hooktel_tool_duration_seconds"];

@@ -726,7 +726,11 @@ fn check_counters(sidecar: &Sidecar, sessions: &[(&str, &Transcript, &str)]) {
     }
     for (project, usage) in &by_project {
         for (model, tokens) in usage {
-            let cost = sample(&metrics, "hooktel_cost_usd_total", &[("model", model), ("project", project)]);
+            let cost = sample(
+                &metrics,
+                "hooktel_cost_usd_total",
+                &[("agent", "claude-code"), ("model", model), ("project", project)],
+            );
             let cost = cost.unwrap_or_else(|| panic!("no hooktel_cost_usd_total for {model} in {project}"));
             let one = ByModel::from([(model.clone(), *tokens)]);
             assert_usd(cost, hand_cost(&one), &format!("hooktel_cost_usd_total of {model} in {project} vs by hand"));
@@ -809,7 +813,11 @@ fn check_cost_state(sidecar: &Sidecar, sessions: &[(&str, &Transcript, &str)], r
             let one = ByModel::from([(model.clone(), cs_tokens[model])]);
             assert_usd(cs_cost, hand_cost(&one), &format!("{session}: cost-state costUSD of {model} vs by hand"));
             let missed = unrecorded.get(model).map(|t| hand_cost(&ByModel::from([(model.clone(), *t)])));
-            let counted = sample(&metrics, "hooktel_cost_usd_total", &[("model", model), ("project", project)]);
+            let counted = sample(
+                &metrics,
+                "hooktel_cost_usd_total",
+                &[("agent", "claude-code"), ("model", model), ("project", project)],
+            );
             let what = format!("{session}: hooktel_cost_usd_total of {model} vs cost-state costUSD less /compact");
             assert_usd(counted.unwrap_or(0.0), cs_cost - missed.unwrap_or(0.0), &what);
         }
@@ -888,14 +896,14 @@ fn check_metrics(
     let types: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
     for (name, kind, labels) in [
         ("hooktel_hook_events_total", "counter", &["event"][..]),
-        ("hooktel_tool_calls_total", "counter", &["mcp_server", "project", "repo", "status", "tool"]),
+        ("hooktel_tool_calls_total", "counter", &["agent", "mcp_server", "project", "repo", "status", "tool"]),
         ("hooktel_tool_duration_seconds", "histogram", &["mcp_server", "tool"]),
-        ("hooktel_tokens_total", "counter", &["model", "project", "repo", "type"]),
-        ("hooktel_cost_usd_total", "counter", &["model", "project", "repo"]),
-        ("hooktel_sessions_started_total", "counter", &["source"]),
-        ("hooktel_sessions_ended_total", "counter", &["reason"]),
+        ("hooktel_tokens_total", "counter", &["agent", "model", "project", "repo", "type"]),
+        ("hooktel_cost_usd_total", "counter", &["agent", "model", "project", "repo"]),
+        ("hooktel_sessions_started_total", "counter", &["agent", "source"]),
+        ("hooktel_sessions_ended_total", "counter", &["agent", "reason"]),
         ("hooktel_sessions_active", "gauge", &[]),
-        ("hooktel_turns_total", "counter", &["outcome"]),
+        ("hooktel_turns_total", "counter", &["agent", "outcome"]),
         ("hooktel_subagents_total", "counter", &["agent_type"]),
         ("hooktel_ingest_rejected_total", "counter", &["reason"]),
         ("hooktel_spans_exported_total", "counter", &[]),
@@ -923,6 +931,10 @@ fn check_metrics(
     for s in &m {
         for v in s.labels.values() {
             assert!(!sessions.iter().any(|(sid, _, _)| v.contains(sid)), "a session id in a label of {}: {v}", s.name);
+        }
+        // Claude Code's sessions only: every series with an agent is Claude Code's
+        if let Some(agent) = s.labels.get("agent") {
+            assert_eq!(agent, "claude-code", "agent of {} {:?}", s.name, s.labels);
         }
     }
 
@@ -1010,8 +1022,16 @@ fn check_metrics(
 
     // turns, subagents
     let failures = if delivered { 1.0 } else { 0.0 };
-    assert_eq!(value("hooktel_turns_total", &[("outcome", "stop")]), stopped, "hooktel_turns_total stop");
-    assert_eq!(value("hooktel_turns_total", &[("outcome", "failure")]), failures, "hooktel_turns_total failure");
+    assert_eq!(
+        value("hooktel_turns_total", &[("agent", "claude-code"), ("outcome", "stop")]),
+        stopped,
+        "hooktel_turns_total stop"
+    );
+    assert_eq!(
+        value("hooktel_turns_total", &[("agent", "claude-code"), ("outcome", "failure")]),
+        failures,
+        "hooktel_turns_total failure"
+    );
     let outcomes: BTreeSet<&str> =
         samples(&m, "hooktel_turns_total").into_iter().map(|s| label(s, "outcome")).collect();
     assert!(outcomes.is_subset(&BTreeSet::from(["failure", "stop"])), "turn outcomes {outcomes:?}");

@@ -121,8 +121,9 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
     );
     let label = format!(r#"project="widgets",repo="{REPO}""#);
     wait_until(WAIT, "the MCP call counted under its server and repository", || {
-        let sample =
-            format!(r#"hooktel_tool_calls_total{{mcp_server="files",{label},status="ok",tool="mcp__files__read"}}"#);
+        let sample = format!(
+            r#"hooktel_tool_calls_total{{agent="claude-code",mcp_server="files",{label},status="ok",tool="mcp__files__read"}}"#
+        );
         metric_value(&sidecar.metrics(), &sample) == Some(1.0)
     });
 
@@ -146,7 +147,9 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
     let text = sidecar.metrics();
     let count = |sample: String| metric_value(&text, &sample);
     assert_eq!(
-        count(format!(r#"hooktel_pull_requests_total{{project="widgets",provider="github",repo="{REPO}"}}"#)),
+        count(format!(
+            r#"hooktel_pull_requests_total{{agent="claude-code",project="widgets",provider="github",repo="{REPO}"}}"#
+        )),
         Some(1.0)
     );
 
@@ -157,7 +160,8 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert!(cost > 0.01, "the session cost more than the budget: {cost}");
-    let by_branch = count(format!(r#"hooktel_branch_cost_usd_total{{branch="{BRANCH}",repo="{REPO}"}}"#));
+    let by_branch =
+        count(format!(r#"hooktel_branch_cost_usd_total{{agent="claude-code",branch="{BRANCH}",repo="{REPO}"}}"#));
     assert!(by_branch.is_some_and(|b| (b - cost).abs() < 1e-9), "{by_branch:?} against {cost}");
     let spent = count(r#"hooktel_budget_spent_usd{scope="day"}"#.to_owned());
     assert!(spent.is_some_and(|s| (s - cost).abs() < 1e-9), "{spent:?} against {cost}");

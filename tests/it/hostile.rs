@@ -358,7 +358,7 @@ fn transcript_paths_outside_the_projects_directories_are_refused() {
         assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
     }
     support::wait_until(Duration::from_secs(15), "the real transcript counted after the hostile ones", || {
-        sidecar.metric(r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#) == 11.0
+        sidecar.metric(r#"hooktel_tokens_total{agent="claude-code",model="claude-haiku-4-5",project="proj",repo="",type="output"}"#) == 11.0
     });
     assert!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="refused"}"#) >= 5.0);
     assert_eq!(sidecar.metric(r#"hooktel_transcript_errors_total{reason="unreadable"}"#), 0.0);
@@ -407,7 +407,8 @@ fn huge_and_aliased_transcripts_are_read_once() {
             post(1000 + i, name.to_str().unwrap(), event);
         }
     }
-    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
+    let output =
+        r#"hooktel_tokens_total{agent="claude-code",model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
     support::wait_until(Duration::from_secs(10), "the real transcript counted", || sidecar.metric(output) > 0.0);
     let delay = started.elapsed();
     support::wait_until(Duration::from_secs(30), "the huge file read through", || {
@@ -463,7 +464,7 @@ fn open_sessions_at_their_cap_fit_the_pod_limit() {
     support::wait_until(Duration::from_secs(30), "all applied", || sidecar.metric("hooktel_ingest_queue_depth") == 0.0);
     let (active, ended) = (
         sidecar.metric("hooktel_sessions_active"),
-        sidecar.metric(r#"hooktel_sessions_ended_total{reason="evicted"}"#),
+        sidecar.metric(r#"hooktel_sessions_ended_total{agent="claude-code",reason="evicted"}"#),
     );
     assert!(active <= 5000.0 && active + ended == 5500.0 && ended >= 500.0, "{active} open, {ended} closed");
     let held = sidecar.metric("hooktel_sessions_held_bytes") / 1048576.0;
@@ -484,7 +485,7 @@ fn open_sessions_are_capped() {
         assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
     }
     support::wait_until(Duration::from_secs(10), "10 sessions evicted", || {
-        sidecar.metric(r#"hooktel_sessions_ended_total{reason="evicted"}"#) == 10.0
+        sidecar.metric(r#"hooktel_sessions_ended_total{agent="claude-code",reason="evicted"}"#) == 10.0
     });
     assert_eq!(sidecar.metric("hooktel_sessions_active"), 50.0);
 }
@@ -760,7 +761,8 @@ fn damaged_progress_files_never_count_twice() {
             .to_string()
         })
     };
-    let output = r#"hooktel_tokens_total{model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
+    let output =
+        r#"hooktel_tokens_total{agent="claude-code",model="claude-haiku-4-5",project="proj",repo="",type="output"}"#;
     {
         let mut first = Sidecar::builder().data_dir(&data).start();
         for e in events("00000000-0000-4000-8000-000000000001") {

@@ -5,6 +5,7 @@
 mod support;
 
 mod accounting;
+mod agents;
 mod auth;
 mod backfill;
 mod bounds;

@@ -44,7 +44,7 @@ fn tool_call(sidecar: &Sidecar, tool: &str, id: &str, fails: bool, ms: u64) {
 
 fn calls(sidecar: &Sidecar, tool: &str, status: &str, server: &str) -> f64 {
     let sample = format!(
-        r#"hooktel_tool_calls_total{{mcp_server="{server}",project="proj",repo="",status="{status}",tool="{tool}"}}"#
+        r#"hooktel_tool_calls_total{{agent="claude-code",mcp_server="{server}",project="proj",repo="",status="{status}",tool="{tool}"}}"#
     );
     metric_value(&sidecar.metrics(), &sample).unwrap_or(0.0)
 }
@@ -109,7 +109,11 @@ fn panel_queries() -> Vec<(String, String)> {
         .iter()
         .map(|t| {
             let expr = t["expr"].as_str().unwrap();
-            let expr = expr.replace("$job", "hooktel").replace("$instance", ".*").replace("$project", ".*");
+            let expr = expr
+                .replace("$job", "hooktel")
+                .replace("$instance", ".*")
+                .replace("$project", ".*")
+                .replace("$agent", ".*");
             (t["refId"].as_str().unwrap().to_owned(), expr.replace("$__range", "1h"))
         })
         .collect()

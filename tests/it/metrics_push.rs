@@ -57,9 +57,9 @@ fn pushed_metrics_equal_what_metrics_serves() {
         }
         wait_until(Duration::from_secs(10), "the session's end, its tokens and its model calls counted", || {
             let text = sidecar.metrics();
-            sidecar.metric(r#"hooktel_sessions_ended_total{reason="other"}"#) == 1.0
+            sidecar.metric(r#"hooktel_sessions_ended_total{agent="claude-code",reason="other"}"#) == 1.0
                 && sidecar
-                    .metric(r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",repo="",type="output"}"#)
+                    .metric(r#"hooktel_tokens_total{agent="claude-code",model="claude-sonnet-5-5",project="proj",repo="",type="output"}"#)
                     == 445.0
                 && text.contains("hooktel_tool_duration_seconds_count")
                 && sum_of(&text, "gen_ai_client_token_usage_sum{", r#"gen_ai_token_type="output""#)
@@ -74,7 +74,7 @@ fn pushed_metrics_equal_what_metrics_serves() {
         assert!(differ.is_empty(), "{protocol:?}: push and scrape disagree:\n{}", differ.join("\n"));
         let scraped = prom_translate::series(&sidecar.metrics());
         for must in [
-            r#"hooktel_tokens_total{model="claude-sonnet-5-5",project="proj",type="output"}"#,
+            r#"hooktel_tokens_total{agent="claude-code",model="claude-sonnet-5-5",project="proj",type="output"}"#,
             "hooktel_tool_duration_seconds_count",
         ] {
             assert!(scraped.keys().any(|k| k.starts_with(must)), "{must} in {scraped:?}");

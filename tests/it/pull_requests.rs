@@ -98,7 +98,8 @@ fn assert_nothing_else_at_rest(dir: &Path) {
 }
 
 fn pull_requests(metrics: &str, provider: &str) -> f64 {
-    let sample = format!(r#"hooktel_pull_requests_total{{project="proj",provider="{provider}",repo=""}}"#);
+    let sample =
+        format!(r#"hooktel_pull_requests_total{{agent="claude-code",project="proj",provider="{provider}",repo=""}}"#);
     metric_value(metrics, &sample).unwrap_or(0.0)
 }
 
@@ -255,6 +256,7 @@ fn panel_exprs(title: &str) -> Vec<String> {
             expr.replace("$job", "hooktel")
                 .replace("$instance", ".*")
                 .replace("$project", ".*")
+                .replace("$agent", ".*")
                 .replace("$__range", "1h")
         })
         .collect()
@@ -288,10 +290,17 @@ fn the_dashboards_cost_per_pull_request_answers_in_a_real_prometheus() {
     let dir = temp_dir("pull-requests");
     let sidecar = Sidecar::start(None, &[]);
     let cost = || {
-        metric_value(&sidecar.metrics(), r#"hooktel_cost_usd_total{model="claude-sonnet-5-5",project="proj",repo=""}"#)
+        metric_value(
+            &sidecar.metrics(),
+            r#"hooktel_cost_usd_total{agent="claude-code",model="claude-sonnet-5-5",project="proj",repo=""}"#,
+        )
     };
-    let prs =
-        || metric_value(&sidecar.metrics(), r#"hooktel_pull_requests_total{project="proj",provider="github",repo=""}"#);
+    let prs = || {
+        metric_value(
+            &sidecar.metrics(),
+            r#"hooktel_pull_requests_total{agent="claude-code",project="proj",provider="github",repo=""}"#,
+        )
+    };
     post_session_with_a_pull_request(&sidecar, &dir.join("first"), crate::support::CAPTURED_SESSION);
     wait_until(WAIT, "the first session's cost and pull request", || {
         cost().is_some_and(|c| c > 0.0) && prs() == Some(1.0)

@@ -109,13 +109,13 @@ fn a_sessions_repository_branch_worktree_and_ticket_reach_its_spans_and_metrics(
     for t in turns {
         assert_eq!(t.attr("hooktel.ticket"), Some("ABC-123"), "turn {:?}", t.attrs);
     }
-    let labels = r#"model="claude-sonnet-5-5",project="src",repo="github.com/acme/widgets""#;
+    let labels = r#"agent="claude-code",model="claude-sonnet-5-5",project="src",repo="github.com/acme/widgets""#;
     wait_until(WAIT, "the captured session's tokens under its repository", || {
         sidecar.metric(&format!("hooktel_tokens_total{{{labels},type=\"output\"}}")) == 445.0
     });
     let cost = sidecar.metric(&format!("hooktel_cost_usd_total{{{labels}}}"));
     let by_branch =
-        sidecar.metric(r#"hooktel_branch_cost_usd_total{branch="feature/ABC-123-fix",repo="github.com/acme/widgets"}"#);
+        sidecar.metric(r#"hooktel_branch_cost_usd_total{agent="claude-code",branch="feature/ABC-123-fix",repo="github.com/acme/widgets"}"#);
     assert!((cost - 0.07625).abs() < 1e-12 && (by_branch - cost).abs() < 1e-12, "cost {cost}, by branch {by_branch}");
 
     // a session whose branch changes between its turns, with a tool call
@@ -158,7 +158,7 @@ fn a_sessions_repository_branch_worktree_and_ticket_reach_its_spans_and_metrics(
     assert_eq!(root.attr("hooktel.ticket"), Some("ABC-123"), "and the last ticket the session worked on");
     wait_until(WAIT, "the tool call under its repository", || {
         sidecar.metric(
-            r#"hooktel_tool_calls_total{mcp_server="",project="widgets",repo="github.com/acme/widgets",status="ok",tool="Bash"}"#,
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",project="widgets",repo="github.com/acme/widgets",status="ok",tool="Bash"}"#,
         ) == 1.0
     });
 
@@ -190,6 +190,7 @@ fn panel_query(title: &str) -> String {
     expr.replace("$job", "hooktel")
         .replace("$instance", ".*")
         .replace("$project", ".*")
+        .replace("$agent", ".*")
         .replace("$__range", "1h")
         .replace("$__rate_interval", "1m")
 }

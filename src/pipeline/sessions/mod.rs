@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 
 use opentelemetry::trace::SpanId;
 
+use crate::model::agent::PerAgent;
 use crate::model::capture::Capture;
 use crate::model::checkout::Checkout;
 use crate::model::event::Event;
@@ -128,13 +129,13 @@ pub struct Sessions {
 }
 
 /// Spans handed out early at a session's `MAX_SPANS` or the memory budget, by kind; sessions
-/// closed by the memory budget.
+/// closed by the memory budget or the cap on open sessions, by agent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Evicted {
     pub(crate) tool: u64,
     pub(crate) subagent: u64,
     pub(crate) other: u64,
-    pub(crate) sessions: u64,
+    pub(crate) sessions: PerAgent,
 }
 
 /// What is kept of an ended session: enough to hang a resumed segment under its root.
@@ -214,8 +215,8 @@ impl Sessions {
                 if state.top.closed_at.is_none() {
                     state.close_idle(now);
                 }
+                self.evicted.sessions.add(state.agent, 1);
                 self.finish(&sid, out);
-                self.evicted.sessions += 1;
             }
         }
     }
@@ -320,16 +321,16 @@ impl Sessions {
     }
 
     /// Hand out spans that have settled, and close sessions idle for too long. Returns how many
-    /// sessions the idle timeout closed.
-    pub fn tick(&mut self, now: u64, out: &mut Vec<SpanRecord>) -> usize {
+    /// sessions the idle timeout closed, by agent.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<SpanRecord>) -> PerAgent {
         let (settle, idle) = (self.settings.settle_ns, self.settings.idle_timeout_ns);
         let mut finished = Vec::new();
-        let mut idled = 0;
+        let mut idled = PerAgent::default();
         for (sid, state) in self.live.iter_mut() {
             state.reads.expire(now);
             if state.top.closed_at.is_none() && now.saturating_sub(state.last_seen) >= idle {
                 state.close_idle(now);
-                idled += 1;
+                idled.add(state.agent, 1);
             }
             let native_settle =
                 state.native.wait(self.settings.native_expected, settle, self.settings.native_settle_ns);
@@ -362,8 +363,11 @@ impl Sessions {
         let Some(sid) = self.live.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone()) else {
             return false;
         };
-        if let Some(state) = self.live.get_mut(&sid).filter(|s| s.top.closed_at.is_none()) {
-            state.close_idle(now);
+        if let Some(state) = self.live.get_mut(&sid) {
+            self.evicted.sessions.add(state.agent, 1);
+            if state.top.closed_at.is_none() {
+                state.close_idle(now);
+            }
         }
         self.finish(&sid, out);
         true

@@ -959,6 +959,7 @@ impl SessionState {
             events: span.events,
             dropped_events: span.dropped_events,
             status: span.status,
+            agent: self.agent,
             project: self.project.clone(),
             repo: self.checkout.as_ref().map(|c| c.repo.clone()).unwrap_or_default(),
             incomplete: span.incomplete,

@@ -192,6 +192,30 @@ fn idle_sessions_close_marked_incomplete() {
     assert!(out.iter().all(|s| s.attr("hooktel.incomplete").as_deref() == Some("true")));
 }
 
+/// Every span of a session carries its agent; the idle timeout says, by agent, how many sessions it
+/// closed (for `hooktel_sessions_ended_total{agent, reason="idle_timeout"}`).
+#[test]
+fn spans_carry_their_agent_and_idle_closes_count_by_agent() {
+    use crate::model::agent::{Agent, PerAgent};
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    s.ingest(event(&simple("UserPromptSubmit", json!({})), 10 * MS), 10 * MS, &mut out);
+    let mut codex = event(&simple("UserPromptSubmit", json!({})), 10 * MS);
+    codex.source = Agent::Codex;
+    codex.session_id = "0b5e7f3a-0000-4000-8000-000000000002".into();
+    s.ingest(codex, 10 * MS, &mut out);
+    let mut both = PerAgent::default();
+    both.add(Agent::ClaudeCode, 1);
+    both.add(Agent::Codex, 1);
+    assert_eq!(s.tick(70_000 * MS, &mut out), both);
+    assert_eq!(s.tick(70_200 * MS, &mut out), PerAgent::default());
+    for (name, agent) in [("invoke_agent claude-code", Agent::ClaudeCode), ("invoke_agent codex", Agent::Codex)] {
+        let turn = named(&out, name)[0];
+        let of_session: Vec<_> = out.iter().filter(|r| r.session_id == turn.session_id).collect();
+        assert!(of_session.len() >= 2 && of_session.iter().all(|r| r.agent == agent), "{name}: {of_session:?}");
+    }
+}
+
 #[test]
 fn resumed_session_hangs_under_the_one_root() {
     let mut s = Sessions::new(settings());
