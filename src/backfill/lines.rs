@@ -85,7 +85,9 @@ pub(super) fn agent_of_log(file: &mut File) -> std::io::Result<Agent> {
     file.seek(SeekFrom::Start(0))?;
     let mut first = Vec::new();
     BufReader::new(Read::by_ref(file).take(MAX_LINE_BYTES)).read_until(b'\n', &mut first)?;
-    let head = serde_json::from_slice::<Head>(first.trim_ascii()).ok();
+    // an object's (serde would take `["session_meta"]` for one too)
+    let line = first.trim_ascii();
+    let head = line.starts_with(b"{").then(|| serde_json::from_slice::<Head>(line).ok()).flatten();
     Ok(match head.and_then(|h| h.kind).as_deref() {
         Some("session_meta") => Agent::Codex,
         _ => Agent::ClaudeCode,
