@@ -1,0 +1,183 @@
+//! `hooktel import` of Codex CLI rollouts, as a user runs it: the real captured session (Codex CLI
+//! 0.171.0: a turn, then `codex exec resume` and a second) replayed live through `hooktel hook --agent
+//! codex` into one sidecar, its rollout growing as Codex wrote it, and the same rollout imported into
+//! another: the same spans, ids, parents, names and statuses; imported twice, or after the live
+//! capture with the same data directory, nothing is sent again. A hostile rollout (a line over the
+//! line bound, garbage lines) imports what it holds, in bounded memory.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, temp_dir, Protocol, Receiver, Sidecar, Span, BIN};
+
+const SESSION: &str = "01a25161-28d6-7671-b0d0-eb9d5a34b666";
+const TRACE: &str = "01a2516128d67671b0d0eb9d5a34b666";
+const ROLLOUT: &str = "rollout-2026-12-07T16-40-51-01a25161-28d6-7671-b0d0-eb9d5a34b666.jsonl";
+
+fn captured() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codex/captured-0.171.0")
+}
+
+/// For each hook payload of `hooks.jsonl`, in order: the last rollout line (its `ordinal`) Codex had
+/// written when the hook fired, read from the two files' contents (a prompt's hook before its
+/// message is recorded, a tool call's after its `function_call`, its end after its
+/// `item_completed`, a turn's `Stop` after its last `token_usage_record`).
+const WRITTEN_BEFORE_HOOK: [usize; 21] =
+    [0, 6, 8, 11, 11, 12, 13, 16, 18, 19, 21, 25, 26, 27, 29, 31, 33, 34, 36, 40, 41];
+
+/// The hook payload that resumes the session (`SessionStart`, `source: resume`).
+const RESUME: usize = 13;
+
+/// `hooktel hook --agent codex` with `payload`, as Codex runs it.
+fn hook(sidecar: &Sidecar, payload: &Value) {
+    let mut child = Command::new(BIN)
+        .args(["hook", "--agent", "codex"])
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+}
+
+/// `hooktel import args` into `data` (to `otlp` when given, else the local store), with `env`: its
+/// output.
+fn import(data: &Path, args: &[&str], otlp: Option<&Receiver>, env: &[(&str, &Path)]) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import").args(args).env("HOOKTEL_DATA_DIR", data).env("HOOKTEL_RETENTION_DAYS", "36500");
+    support::without_inherited_settings(&mut cmd);
+    cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT").env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if let Some(r) = otlp {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", r.endpoint()).env("OTEL_EXPORTER_OTLP_PROTOCOL", r.protocol_name());
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "import failed: {said}{}", String::from_utf8_lossy(&out.stderr));
+    said
+}
+
+/// The rollout's lines, in order.
+fn rollout_lines() -> Vec<String> {
+    fs::read_to_string(captured().join(ROLLOUT)).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// What identifies a span across the two paths besides its id: its kind and its key (turn id, call
+/// id, response id; the root has none).
+fn key_of(s: &Span) -> String {
+    for attr in ["hooktel.prompt.id", "gen_ai.tool.call.id", "gen_ai.response.id"] {
+        if let Some(v) = s.attr(attr) {
+            return format!("{attr}={v}");
+        }
+    }
+    s.name.clone()
+}
+
+/// The captured session, replayed live: every hook through `hooktel hook --agent codex` into a
+/// sidecar exporting to `receiver`, the rollout at `rollout` written up to where Codex had written
+/// it when each hook fired. Returns the sidecar once every span is out.
+fn replay_live(receiver: &Receiver, rollout: &Path) -> Sidecar {
+    fs::create_dir_all(rollout.parent().unwrap()).unwrap();
+    let sidecar = Sidecar::builder().exporting_to(receiver).start();
+    let lines = rollout_lines();
+    let hooks: Vec<Value> = fs::read_to_string(captured().join("hooks.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hooks.len(), WRITTEN_BEFORE_HOOK.len());
+    let mut written = 0;
+    for (i, mut payload) in hooks.into_iter().enumerate() {
+        if i == RESUME {
+            // the first run is out (its root handed out) before `codex exec resume` starts
+            receiver
+                .wait_for(Duration::from_secs(20), "the first run", |s| s.iter().any(|s| s.name == "codex session"));
+        }
+        let upto = WRITTEN_BEFORE_HOOK[i];
+        if upto + 1 > written {
+            let mut f = fs::OpenOptions::new().create(true).append(true).open(rollout).unwrap();
+            for line in &lines[written..=upto] {
+                writeln!(f, "{line}").unwrap();
+            }
+            written = upto + 1;
+        }
+        payload["transcript_path"] = rollout.to_str().unwrap().into();
+        hook(&sidecar, &payload);
+    }
+    assert_eq!(written, lines.len());
+    // root, the resumed segment, two turns, four tool calls, five model calls
+    receiver.wait_for(Duration::from_secs(30), "the live session", |s| s.len() == 13);
+    sidecar
+}
+
+/// Live and imported, the same session is the same tree: every span of the first run has the same
+/// id, parent, name and status (times differ: live ones are the hooks', stamped by the hook client
+/// as they fire, imported ones the rollout's). The resumed run cannot have the live ids: live, a
+/// resume after the session's end is a segment (`codex session resumed`) whose spans' ids include
+/// the time the hook client stamped on the resuming `SessionStart`, which the rollout does not hold;
+/// the import hangs that run's turn under the one root. Its spans have the live names, statuses and
+/// shape all the same.
+#[test]
+fn an_imported_rollout_is_the_live_tree_with_the_live_ids() {
+    let home = temp_dir("codex-import-home");
+    let rollout = home.join(".codex/sessions/2026/12/07").join(ROLLOUT);
+    let live = Receiver::start(Protocol::Http);
+    let sidecar = replay_live(&live, &rollout);
+    let live_spans = live.spans();
+    assert!(live_spans.iter().all(|s| s.trace_id == TRACE));
+
+    let imported = Receiver::start(Protocol::Http);
+    let data = temp_dir("codex-import-data");
+    let said = import(&data, &[rollout.to_str().unwrap()], Some(&imported), &[]);
+    assert!(said.contains("sessions: 1,") && said.contains("spans sent: 12,"), "{said}");
+    let spans = imported.wait_for(Duration::from_secs(10), "the imported session", |s| s.len() == 12);
+    support::assert_tree(&spans, TRACE);
+
+    let segment = live_spans.iter().find(|s| s.name == "codex session resumed").expect("the live resumed segment");
+    let by_key: HashMap<String, &Span> = spans.iter().map(|s| (key_of(s), s)).collect();
+    let resumed_turn = live_spans.iter().find(|s| s.parent == segment.span_id).unwrap();
+    let mut compared = 0;
+    for l in live_spans.iter().filter(|s| s.span_id != segment.span_id) {
+        let i = by_key.get(&key_of(l)).unwrap_or_else(|| panic!("not imported: {} {}", l.name, key_of(l)));
+        assert_eq!((&i.name, i.status, &i.status_message), (&l.name, l.status, &l.status_message), "{}", key_of(l));
+        if l.parent == segment.span_id {
+            // the resumed run's turn: under the one root
+            assert_eq!(i.parent, by_key["codex session"].span_id, "{}", key_of(l));
+        } else if l.parent == resumed_turn.span_id {
+            // its calls: under its turn
+            assert_eq!(i.parent, by_key[&key_of(resumed_turn)].span_id, "{}", key_of(l));
+        } else {
+            assert_eq!((&i.span_id, &i.parent), (&l.span_id, &l.parent), "{}: the live id and parent", key_of(l));
+            compared += 1;
+        }
+    }
+    // the root, the first turn, its three calls and three model calls
+    assert_eq!(compared, 8);
+    let failed = by_key["gen_ai.tool.call.id=call_2_0"];
+    assert_eq!((failed.status, failed.status_message.as_str()), (2, "exit code 1"), "ERROR from the exit code");
+    assert_eq!(spans.iter().filter(|s| s.status == 2).count(), 1);
+    let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert_eq!((root.attr("gen_ai.agent.name"), root.attr("hooktel.imported")), (Some("codex"), Some("true")));
+
+    // twice: nothing sent again
+    let again = import(&data, &[rollout.to_str().unwrap()], Some(&imported), &[]);
+    assert!(again.contains("spans sent: 0, already imported before (skipped): 12"), "{again}");
+    assert_eq!(imported.spans().len(), 12);
+    // into the data directory of the sidecar that captured it live: skipped whole, nothing sent
+    let after_live = import(&sidecar.data_dir, &[rollout.to_str().unwrap()], Some(&live), &[]);
+    assert!(after_live.contains("sessions skipped: 1 (captured live"), "{after_live}");
+    assert!(after_live.contains("sessions: 0,") && after_live.contains("spans sent: 0,"), "{after_live}");
+    assert_eq!(live.spans().len(), 13, "the live session sent again");
+}
