@@ -398,6 +398,33 @@ mod tests {
         assert_eq!(count(&store), (CAPTURED_SPANS as i64, 1));
     }
 
+    /// A session's agent is its root's `gen_ai.agent.name`; a root stored before hooktel named the
+    /// agent (only Claude Code's sessions were stored then) is Claude Code's by its name; a root
+    /// that says neither names no agent.
+    #[test]
+    fn a_sessions_agent_is_its_roots_or_told_by_an_old_roots_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = LocalStore::open(tmp.path(), Retention::default()).unwrap();
+        let now = CAPTURED_AT + 60 * SEC;
+        let with_root = |sid: &str, name: &str, agent: Option<&str>| {
+            let mut spans = captured(sid, CAPTURED_AT);
+            let root = spans.iter_mut().find(|s| s.parent.is_none()).unwrap();
+            root.name = name.to_owned();
+            root.attrs.retain(|kv| kv.key.as_str() != semconv::AGENT_NAME);
+            root.attrs.extend(agent.map(|a| opentelemetry::KeyValue::new(semconv::AGENT_NAME, a.to_owned())));
+            spans
+        };
+        store.insert(&with_root(&session(1), "codex session", Some("codex")), now).unwrap();
+        store.insert(&with_root(&session(2), "claude-code session", None), now).unwrap();
+        store.insert(&with_root(&session(3), "something else", None), now).unwrap();
+        drop(store);
+        let reader = LocalReader::open(tmp.path()).unwrap().unwrap();
+        let agent = |i: u64| reader.summary(&crate::model::ids::trace_id(&session(i)).to_string()).unwrap().agent;
+        assert_eq!(agent(1).as_deref(), Some("codex"));
+        assert_eq!(agent(2).as_deref(), Some("claude-code"));
+        assert_eq!(agent(3), None);
+    }
+
     #[test]
     fn sessions_older_than_max_age_are_removed_whole() {
         let tmp = tempfile::tempdir().unwrap();

@@ -181,3 +181,127 @@ fn an_imported_rollout_is_the_live_tree_with_the_live_ids() {
     assert!(after_live.contains("sessions: 0,") && after_live.contains("spans sent: 0,"), "{after_live}");
     assert_eq!(live.spans().len(), 13, "the live session sent again");
 }
+
+/// `hooktel` with `args` and `HOOKTEL_DATA_DIR=data`: its stdout.
+fn view(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).env("HOOKTEL_DATA_DIR", data).env("COLUMNS", "200").output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A user with Claude Code and Codex sessions runs `hooktel import` with no path: both agents' own
+/// directories are read (`~/.claude/projects`, and `$CODEX_HOME/sessions` where Codex keeps its
+/// rollouts when it is set), each log read the way of the agent its first line says (the rollout
+/// renamed, the transcript beside a file that is neither); `sessions` and `show` name each session's
+/// agent.
+#[test]
+fn sessions_and_show_name_the_agent_of_each_imported_session() {
+    let home = temp_dir("codex-import-agents");
+    support::copy_captured_transcripts(&home.join(".claude"));
+    let codex_home = home.join("elsewhere/codex");
+    let day = codex_home.join("sessions/2026/12/07");
+    fs::create_dir_all(&day).unwrap();
+    fs::copy(captured().join(ROLLOUT), day.join("renamed.jsonl")).unwrap();
+    // an empty `~/.codex/sessions`: with CODEX_HOME set, Codex's rollouts are not there
+    fs::create_dir_all(home.join(".codex/sessions")).unwrap();
+    let data = temp_dir("codex-import-agents-data");
+    let said = import(&data, &[], None, &[("HOME", &home), ("CODEX_HOME", &codex_home)]);
+    assert!(said.contains("sessions: 2,"), "{said}");
+
+    let list = view(&data, &["sessions"]);
+    let header: Vec<&str> = list.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(&header[..5], ["STARTED", "(UTC)", "SESSION", "AGENT", "PROJECT"], "{list}");
+    let row = |sid: &str| list.lines().find(|l| l.contains(sid)).unwrap_or_else(|| panic!("{sid}:\n{list}"));
+    assert_eq!(row(SESSION).split_whitespace().nth(3), Some("codex"), "{list}");
+    assert_eq!(row(support::CAPTURED_SESSION).split_whitespace().nth(3), Some("claude-code"), "{list}");
+
+    let codex = view(&data, &["show", SESSION]);
+    assert_eq!(codex.lines().nth(1), Some("Coding agent: codex"), "{codex}");
+    assert!(codex.contains("2 turns · 4 tool calls (1 failed)"), "{codex}");
+    let claude = view(&data, &["show", support::CAPTURED_SESSION]);
+    assert_eq!(claude.lines().nth(1), Some("Coding agent: claude-code"), "{claude}");
+    let json: Value = serde_json::from_str(&view(&data, &["sessions", "--json"])).unwrap();
+    let mut agents: Vec<&str> = json.as_array().unwrap().iter().map(|s| s["agent"].as_str().unwrap()).collect();
+    agents.sort();
+    assert_eq!(agents, ["claude-code", "codex"]);
+}
+
+/// A rollout is hostile input: here the captured one with, after its `session_meta`, a line one byte
+/// over the line bound (64 MiB), lines that are not JSON objects, and lines that are but carry
+/// nothing usable (an id of 10 KB, a usage record without a usage, a time that is no time). The
+/// import takes what the file holds (the captured session's 12 spans, as from the clean file), says
+/// how many lines it skipped, and holds one line at a time.
+#[test]
+fn a_hostile_rollout_imports_what_it_holds_in_bounded_memory() {
+    let dir = temp_dir("codex-import-hostile");
+    let path = dir.join(ROLLOUT);
+    let lines = rollout_lines();
+    let mut f = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+    writeln!(f, "{}", lines[0]).unwrap();
+    // one byte over the bound, the start of a JSON object that never ends
+    let head = br#"{"timestamp":"2026-12-07T16:40:51.800Z","type":"response_item","payload":{"output":""#;
+    f.write_all(head).unwrap();
+    let over = 64 * 1024 * 1024 + 1 - head.len();
+    for _ in 0..over / (1024 * 1024) {
+        f.write_all(&[b'x'; 1024 * 1024]).unwrap();
+    }
+    f.write_all(&vec![b'x'; over % (1024 * 1024)]).unwrap();
+    f.write_all(b"\n").unwrap();
+    let long_id = "c".repeat(10_000);
+    let garbage = [
+        "not json".to_owned(),
+        "[1,2]".to_owned(),
+        "\u{1b}]0;title\u{7}".to_owned(),
+        "{\"type\":".to_owned(),
+        format!(r#"{{"timestamp":"2026-12-07T16:40:51.900Z","type":"response_item","payload":{{"type":"function_call","name":"exec_command","arguments":"{{}}","call_id":"{long_id}"}}}}"#),
+        r#"{"timestamp":"2026-12-07T16:40:51.900Z","type":"token_usage_record","payload":{"response_id":"r","usage":7}}"#.to_owned(),
+        r#"{"timestamp":1e306,"type":"event_msg","payload":{"type":"task_started","turn_id":"t-x"}}"#.to_owned(),
+        "{}".to_owned(),
+    ];
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        writeln!(f, "{line}").unwrap();
+        if let Some(g) = garbage.get(i - 1) {
+            writeln!(f, "{g}").unwrap();
+        }
+    }
+    f.write_all(&[0xff, 0xfe, b'\n']).unwrap();
+    drop(f);
+
+    let clean = temp_dir("codex-import-clean");
+    let said = import(&clean, &[captured().join(ROLLOUT).to_str().unwrap()], None, &[]);
+    assert!(said.contains("spans sent: 12,") && !said.contains("lines skipped"), "{said}");
+    let data = temp_dir("codex-import-hostile-data");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import").arg(&path).env("HOOKTEL_DATA_DIR", &data).env("HOOKTEL_RETENTION_DAYS", "36500");
+    support::without_inherited_settings(&mut cmd);
+    let (out, peak) = support::run_sampled(&mut cmd, Duration::from_secs(120));
+    let out = out.expect("import did not finish");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("sessions: 1,") && said.contains("spans sent: 12,"), "{said}");
+    // the line over the bound, four that are not JSON objects, and the last one (not UTF-8)
+    assert!(said.contains("session log lines skipped (longer than 64 MiB, or not a JSON object): 6"), "{said}");
+    // one line at a time: the line over the bound is never held twice
+    // (the line is read up to the bound before it is known to pass it: 85 MiB here; two copies of it
+    // would be over 128)
+    assert!(peak < 128.0, "import of a 64 MiB line peaked at {peak:.0} MiB");
+    let stored = |data: &Path| {
+        let conn = rusqlite::Connection::open(data.join("local.db")).unwrap();
+        let mut q = conn
+            .prepare("SELECT span_id, parent_id, name, status, status_message FROM spans ORDER BY span_id")
+            .unwrap();
+        q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(stored(&data), stored(&clean), "the same spans as from the clean rollout");
+}
