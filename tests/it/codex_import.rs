@@ -305,3 +305,51 @@ fn a_hostile_rollout_imports_what_it_holds_in_bounded_memory() {
     };
     assert_eq!(stored(&data), stored(&clean), "the same spans as from the clean rollout");
 }
+
+/// What the import keys its spans by is what the hooks key the live ones by, in the captured session:
+/// every `tool_use_id` of the hooks is a `call_id` of the rollout's calls (and the other way round),
+/// every hook's `turn_id` a `turn_id` of its turns; and the same file always gives the same spans.
+#[test]
+fn the_rollouts_keys_are_the_hooks_and_the_import_is_stable() {
+    use hooktel::backfill::rollouts::session_from_rollout;
+    use hooktel::model::ids::{span_id, SpanKey};
+    let field = |v: &Value, k: &str| v[k].as_str().map(str::to_owned);
+    let hooks: Vec<Value> = fs::read_to_string(captured().join("hooks.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut tool_use_ids: Vec<String> = hooks.iter().filter_map(|h| field(h, "tool_use_id")).collect();
+    tool_use_ids.sort();
+    tool_use_ids.dedup();
+    let mut call_ids: Vec<String> = rollout_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["payload"]["type"] == "function_call")
+        .filter_map(|l| field(&l["payload"], "call_id"))
+        .collect();
+    call_ids.sort();
+    assert_eq!(tool_use_ids, call_ids);
+    assert_eq!(call_ids, ["call_1_0", "call_1_1", "call_2_0", "call_4_0"]);
+
+    let import = || {
+        session_from_rollout(
+            &captured().join(ROLLOUT),
+            &hooktel::usage::pricing::PriceTable::builtin(),
+            hooktel::model::capture::Capture::Metadata,
+            &hooktel::model::ModelEndpoint::default(),
+        )
+        .unwrap()
+    };
+    let s = import();
+    assert_eq!(s.session_id, SESSION);
+    let ids: Vec<_> = s.spans.iter().map(|r| r.span_id).collect();
+    for id in &call_ids {
+        assert!(ids.contains(&span_id(SESSION, SpanKey::Tool, id)), "{id}");
+    }
+    for turn in hooks.iter().filter_map(|h| field(h, "turn_id")) {
+        assert!(ids.contains(&span_id(SESSION, SpanKey::Turn, &turn)), "{turn}");
+    }
+    let again = import();
+    assert_eq!((s.spans, s.usage), (again.spans, again.usage));
+}
