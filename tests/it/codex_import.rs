@@ -2,7 +2,8 @@
 //! 0.171.0: a turn, then `codex exec resume` and a second) replayed live through `hooktel hook --agent
 //! codex` into one sidecar, its rollout growing as Codex wrote it, and the same rollout imported into
 //! another: the same spans, ids, parents, names and statuses; imported twice, or after the live
-//! capture with the same data directory, nothing is sent again. A hostile rollout (a line over the
+//! capture with the same data directory, nothing is sent again. The sidecar's view of the session
+//! (`GET /v1/sessions/<uuid>`) names its agent. A hostile rollout (a line over the
 //! line bound, garbage lines) imports what it holds, in bounded memory.
 
 use std::collections::HashMap;
@@ -137,6 +138,10 @@ fn an_imported_rollout_is_the_live_tree_with_the_live_ids() {
     let sidecar = replay_live(&live, &rollout);
     let live_spans = live.spans();
     assert!(live_spans.iter().all(|s| s.trace_id == TRACE));
+    // the sidecar's view of the session names its agent too
+    let (status, body) = sidecar.request("GET", &format!("/v1/sessions/{SESSION}"), b"");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &view["agent"], &view["turns"]), (200, &Value::from("codex"), &Value::from(2)), "{body}");
 
     let imported = Receiver::start(Protocol::Http);
     let data = temp_dir("codex-import-data");
