@@ -49,8 +49,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Backfill: historic transcripts and rollouts (default ~/.claude/projects, ~/.codex/sessions) and old JSONL event logs become
-    /// traces, in the collector or the local store. Importing twice creates no duplicates.
+    /// Backfill: historic transcripts and rollouts (default ~/.claude/projects, ~/.codex/sessions) and
+    /// old JSONL event logs become traces, in the collector or the local store. Importing twice creates
+    /// no duplicates.
     Import {
         /// Claude Code transcripts, Codex CLI rollouts, or directories of them (default: both agents' own).
         paths: Vec<std::path::PathBuf>,
