@@ -1,9 +1,11 @@
-//! Prices of Claude models and the cost of one API response, computed the way Claude Code does.
+//! Prices of Claude and OpenAI models and the cost of one API response, computed the way Claude Code
+//! does.
 //!
 //! The built-in table is Claude Code 2.1.329's own baked model catalog (USD per million tokens: input,
 //! output, cache write 5 minutes and 1 hour, cache read; a long-prompt tier where a model has one; the
-//! fast-mode rates; $0.01 per web search). A JSON file can add or replace models. A model that is
-//! not in the table costs 0 and is reported as unpriced: its price is never guessed.
+//! fast-mode rates; $0.01 per web search), and beside it OpenAI's list prices for the models Codex CLI
+//! runs. A JSON file can add or replace models. A model that is not in the table costs 0 and is
+//! reported as unpriced: its price is never guessed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,8 +14,10 @@ use serde::Deserialize;
 
 use crate::model::tokens::TokenUsage;
 
-// The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21 (docs/metrics.md
-// states that date).
+// The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21, and OpenAI's
+// prices on 2026-12-07 from GitHub's table of the models Copilot offers at their providers' list prices
+// (github/docs, data/tables/copilot/models-and-pricing.yml, commit 024f6b0f): docs/metrics.md states both
+// dates, and tests/it/docs.rs checks its tables against this one.
 
 /// USD per million tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
@@ -134,7 +138,23 @@ const BUILT_IN: &[Entry] = &[
     ("claude-mythos-5", "", rates(10.0, 50.0, 12.5, 20.0, 1.0), None, None),
     ("claude-mythos-5-1", "", rates(10.0, 50.0, 12.5, 20.0, 0.25), None, None),
     ("claude-mythos-5-2", "", rates(8.0, 40.0, 10.0, 16.0, 0.2), None, Some(rates(16.0, 80.0, 20.0, 32.0, 0.4))),
+    // OpenAI: input, output, cache write (one rate: written to both), cached input. Codex reports no
+    // cache writes; the GPT-5.6 family prices them, the older ones do not.
+    ("gpt-5-mini", "", openai(0.25, 2.0, 0.0, 0.025), None, None),
+    ("gpt-5.3-codex", "", openai(1.75, 14.0, 0.0, 0.175), None, None),
+    ("gpt-5.4", "", openai(2.5, 15.0, 0.0, 0.25), Some((272_000, openai(5.0, 22.5, 0.0, 0.5))), None),
+    ("gpt-5.4-mini", "", openai(0.75, 4.5, 0.0, 0.075), None, None),
+    ("gpt-5.4-nano", "", openai(0.2, 1.25, 0.0, 0.02), None, None),
+    ("gpt-5.5", "", openai(5.0, 30.0, 0.0, 0.5), Some((272_000, openai(10.0, 45.0, 0.0, 1.0))), None),
+    ("gpt-5.6-luna", "", openai(0.2, 1.2, 0.25, 0.02), Some((200_000, openai(0.4, 1.8, 0.5, 0.04))), None),
+    ("gpt-5.6-sol", "", openai(5.0, 30.0, 6.25, 0.5), Some((272_000, openai(10.0, 45.0, 12.5, 1.0))), None),
+    ("gpt-5.6-terra", "", openai(2.0, 12.0, 2.5, 0.2), Some((272_000, openai(4.0, 18.0, 5.0, 0.4))), None),
 ];
+
+/// OpenAI's rates: one cache-write rate, whatever the cache's lifetime.
+const fn openai(input: f64, output: f64, cache_write: f64, cached_input: f64) -> Rates {
+    rates(input, output, cache_write, cache_write, cached_input)
+}
 
 /// The override file: `{"models": {"<id>": {"input": 3, "output": 15, "cache_write_5m": 3.75,
 /// "cache_write_1h": 6, "cache_read": 0.3, "long_prompt": {...}, "fast": {...}, "web_search": 0.01}}}`.
@@ -181,11 +201,26 @@ impl PriceTable {
             m = &m[..i];
         }
         let m = m.strip_suffix("-v1").or_else(|| m.strip_suffix("-v2")).unwrap_or(m);
-        find(m).or_else(|| {
-            // a dated id not in the table: the date is the last 8 digits
-            let (base, date) = m.rsplit_once('-')?;
-            (date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())).then(|| find(base)).flatten()
-        })
+        find(m).or_else(|| find(undated(m)?))
+    }
+}
+
+/// A dated id without its date: Anthropic's `-20250929`, OpenAI's `-2026-03-05`.
+fn undated(model: &str) -> Option<&str> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let (base, date) = model.rsplit_once('-')?;
+    if digits(date, 8) {
+        return Some(base);
+    }
+    let (base, month) = base.rsplit_once('-')?;
+    let (base, year) = base.rsplit_once('-')?;
+    (digits(year, 4) && digits(month, 2) && digits(date, 2)).then_some(base)
+}
+
+impl PriceTable {
+    /// Every model of the table and its prices (the built-in ones and the file's).
+    pub fn models(&self) -> impl Iterator<Item = (&str, &ModelPrice)> {
+        self.models.iter().map(|(id, p)| (id.as_str(), p))
     }
 }
 
@@ -216,6 +251,29 @@ mod tests {
         assert_eq!(t.lookup("claude-opus-4-5-20251101").unwrap().standard.input, 5.0);
         assert!(t.lookup("<synthetic>").is_none());
         assert!(t.lookup("gpt-5").is_none());
+        // OpenAI's dated snapshots, never a longer or shorter name
+        let luna = t.lookup("gpt-5.6-luna").unwrap();
+        assert_eq!(t.lookup("gpt-5.6-luna-2026-09-30"), Some(luna));
+        assert!(t.lookup("gpt-5.6-luna-09-30").is_none());
+        assert!(t.lookup("gpt-5.6").is_none());
+        assert!(t.lookup("gpt-6-sol").is_none());
+        assert_ne!(t.lookup("gpt-5.4-mini"), t.lookup("gpt-5.4"));
+    }
+
+    #[test]
+    fn openai_responses_cost_their_list_price() {
+        // a Codex response: 10,000 input of which 8,000 cached, 500 output (reasoning included)
+        let t = PriceTable::builtin();
+        let u = usage(2_000, 500, 8_000, 0, 0);
+        let c = cost(t.lookup("gpt-5.5").unwrap(), &u, Service::default());
+        assert!((c - (2_000.0 * 5.0 + 500.0 * 30.0 + 8_000.0 * 0.5) / 1e6).abs() < 1e-12, "{c}");
+        // past 272K prompt tokens the whole response takes the long-context rates
+        let long = usage(200_000, 1_000, 72_001, 0, 0);
+        let c = cost(t.lookup("gpt-5.4").unwrap(), &long, Service::default());
+        assert!((c - (200_000.0 * 5.0 + 1_000.0 * 22.5 + 72_001.0 * 0.5) / 1e6).abs() < 1e-12, "{c}");
+        let edge = usage(200_000, 0, 72_000, 0, 0);
+        let c = cost(t.lookup("gpt-5.4").unwrap(), &edge, Service::default());
+        assert!((c - (200_000.0 * 2.5 + 72_000.0 * 0.25) / 1e6).abs() < 1e-12, "{c}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! fact the code can contradict, the code is asked. The settings table of docs/configuration.md
 //! against `hooktel serve --help`, the metrics table of docs/metrics.md against a real sidecar's
 //! `/metrics` and the registry behind it, the hand-written hooks of docs/claude-code.md against what
-//! `install` writes, the bounds docs/traces.md gives the git reader against its constants, and every
+//! `install` writes, the bounds docs/traces.md gives the git reader against its constants, the price
+//! tables of docs/metrics.md against the built-in table, and every
 //! relative link against the files it names.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -415,5 +416,70 @@ fn the_git_section_states_the_readers_bounds() {
         "hooktel never runs `git`".to_owned(),
     ] {
         assert!(text.contains(&fact), "{rel} does not say: {fact}");
+    }
+}
+
+/// The price tables of docs/metrics.md are the built-in table: every model it prices, at its
+/// rates, its long-prompt tier and its fast mode, and no other.
+#[test]
+fn the_price_tables_are_the_built_in_table() {
+    use hooktel::usage::pricing::{ModelPrice, PriceTable, Rates};
+    let rel = "docs/metrics.md";
+    let page = read(rel);
+    let text = section(&page, rel, "## Prices");
+    let number = |s: &str| s.trim().replace(',', "").parse::<f64>().unwrap_or_else(|e| panic!("{rel}: {s:?}: {e}"));
+    let mut documented = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for table in lines.split(|l| !l.starts_with('|')).filter(|t| t.len() > 2) {
+        let cells = |l: &str| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_owned()).collect::<Vec<_>>();
+        let header = cells(table[0]);
+        // the rate columns, in the table's order, as the notes list them too
+        let columns: Vec<&str> = header[1..].iter().map(String::as_str).filter(|h| *h != "notes").collect();
+        let rates_of = |values: &[f64]| {
+            assert_eq!(values.len(), columns.len(), "{rel}: {values:?} against {columns:?}");
+            let mut r = Rates { input: 0.0, output: 0.0, cache_write_5m: 0.0, cache_write_1h: 0.0, cache_read: 0.0 };
+            for (column, &v) in columns.iter().zip(values) {
+                match *column {
+                    "input" => r.input = v,
+                    "output" => r.output = v,
+                    "cache write 5m" => r.cache_write_5m = v,
+                    "cache write 1h" => r.cache_write_1h = v,
+                    "cache write" => (r.cache_write_5m, r.cache_write_1h) = (v, v),
+                    "cache read" | "cached input" => r.cache_read = v,
+                    other => panic!("{rel}: unknown price column {other:?}"),
+                }
+            }
+            r
+        };
+        let tier = |note: &str| rates_of(&note.split(" / ").map(number).collect::<Vec<_>>());
+        for row in &table[2..] {
+            let row = cells(row);
+            let standard = rates_of(&row[1..=columns.len()].iter().map(|c| number(c)).collect::<Vec<_>>());
+            let (mut fast, mut long) = (None, None);
+            for note in row[columns.len() + 1].split("; ").filter(|n| !n.is_empty()) {
+                if let Some(v) = note.strip_prefix("fast mode ") {
+                    fast = Some(tier(v));
+                } else if let Some((above, v)) =
+                    note.strip_prefix("above ").and_then(|n| n.split_once(" prompt tokens: "))
+                {
+                    long = Some((number(above) as u64, tier(v)));
+                } else {
+                    panic!("{rel}: a note this test cannot read: {note:?}");
+                }
+            }
+            for model in row[0].split(", ") {
+                let prev = documented.insert(model.to_owned(), (standard, long, fast));
+                assert!(prev.is_none(), "{rel}: {model} listed twice");
+            }
+        }
+    }
+    let builtin = PriceTable::builtin();
+    let built: BTreeMap<String, &ModelPrice> = builtin.models().map(|(m, p)| (m.to_owned(), p)).collect();
+    assert_eq!(documented.keys().collect::<Vec<_>>(), built.keys().collect::<Vec<_>>(), "{rel}: the models priced");
+    for (model, (standard, long, fast)) in documented {
+        let p = built[&model];
+        assert_eq!(p.standard, standard, "{rel}: {model}");
+        assert_eq!(p.long_prompt.map(|l| (l.above_prompt_tokens, l.rates)), long, "{rel}: {model}, long prompts");
+        assert_eq!(p.fast, fast, "{rel}: {model}, fast mode");
     }
 }
