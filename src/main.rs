@@ -49,10 +49,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Backfill: historic transcripts (default ~/.claude/projects) and old JSONL event logs become
-    /// traces, in the collector or the local store. Importing twice creates no duplicates.
+    /// Backfill: historic transcripts and rollouts (default ~/.claude/projects, ~/.codex/sessions) and
+    /// old JSONL event logs become traces, in the collector or the local store. Importing twice creates
+    /// no duplicates.
     Import {
-        /// Transcript files or directories of them.
+        /// Claude Code transcripts, Codex CLI rollouts, or directories of them (default: both agents' own).
         paths: Vec<std::path::PathBuf>,
         /// A JSONL event log to import as custom events (with --name).
         #[arg(long, requires = "name")]

@@ -11,6 +11,10 @@ pub enum BackfillError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: no timestamped lines", .0.display())]
     NoTimestamps(PathBuf),
+    #[error("{}: no session id in its `session_meta` line", .0.display())]
+    NoSession(PathBuf),
+    #[error("{}: a Codex subagent's rollout, a thread of its parent's session", .0.display())]
+    Subagent(PathBuf),
     #[error("creating {path}: {source}", path = .path.display())]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]

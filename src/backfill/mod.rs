@@ -1,8 +1,9 @@
 //! `hooktel import`: backfill history into the same sink the sidecar uses (the OTLP collector when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else the local store).
 //!
-//! Transcripts (`~/.claude/projects`) become the span trees the live path would have made, with their
-//! real times and their token usage; an old JSONL event log becomes custom events, each a zero-length
+//! Claude Code's transcripts (`~/.claude/projects`) and Codex CLI's rollouts (`~/.codex/sessions`),
+//! each told by its first line rather than its name, become the span trees the live path would have
+//! made, with their real times and their token usage; an old JSONL event log becomes custom events, each a zero-length
 //! span in its session's trace (or a trace of its own without a session). Importing the same data
 //! twice creates no duplicates: every span sent is recorded in `<data dir>/hooktel.db`, and a span
 //! already recorded is not sent again. Nor does importing what the sidecar captured live: a session
@@ -18,6 +19,7 @@ use crate::export::client::{Body, OtlpClient};
 use crate::export::destination::Destination as OtlpDestination;
 use crate::export::otlp;
 use crate::export::{Exporter, Sink};
+use crate::model::agent::Agent;
 use crate::model::capture::Capture;
 use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::{self, ModelEndpoint};
@@ -31,6 +33,8 @@ use crate::usage::pricing::PriceTable;
 
 mod error;
 pub mod event_log;
+mod lines;
+pub mod rollouts;
 pub mod transcripts;
 
 pub(crate) use error::BackfillError;
@@ -65,6 +69,10 @@ pub struct Summary {
     pub(crate) spans_already_imported: usize,
     pub(crate) events: usize,
     pub(crate) skipped_lines: usize,
+    /// Lines of transcripts and rollouts passed over: too long, or not a JSON object.
+    pub(crate) log_lines_skipped: u64,
+    /// Codex subagents' rollouts passed over (a thread of a session, not a session).
+    pub(crate) subagent_rollouts: usize,
     pub failed_files: Vec<(PathBuf, String)>,
     pub(crate) tokens: TokenUsage,
     pub(crate) cost: f64,
@@ -97,6 +105,21 @@ impl std::fmt::Display for Summary {
             t.cache_write(),
             self.cost
         )?;
+        if self.log_lines_skipped > 0 {
+            writeln!(
+                f,
+                "  session log lines skipped (longer than {} MiB, or not a JSON object): {}",
+                crate::usage::logs::MAX_LINE_BYTES / (1024 * 1024),
+                self.log_lines_skipped
+            )?;
+        }
+        if self.subagent_rollouts > 0 {
+            writeln!(
+                f,
+                "  Codex subagents' rollouts skipped: {} (a subagent is a thread of its parent's session; only a live capture places it)",
+                self.subagent_rollouts
+            )?;
+        }
         if self.skipped_lines > 0 {
             writeln!(f, "  event log lines skipped (not a JSON object with a time): {}", self.skipped_lines)?;
         }
@@ -134,10 +157,11 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
     };
     let mut dest = Destination { sink, runtime };
     for path in transcripts::find_transcripts(&req.paths) {
-        match transcripts::session_from_transcript(&path, &req.prices, req.capture, &req.endpoint) {
+        match session_from_log(&path, &req.prices, req.capture, &req.endpoint) {
             Ok(session) if seen_live(&registry, &req.data_dir, &session)? => summary.sessions_seen_live += 1,
             Ok(session) => {
                 summary.sessions += 1;
+                summary.log_lines_skipped += session.skipped_lines;
                 for d in &session.usage {
                     summary.tokens.add(d.usage);
                     summary.cost += d.cost;
@@ -146,6 +170,8 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
                 let spans = with_user(session.spans, req.user_id.as_deref());
                 send(&mut dest, &mut registry, spans, &mut summary)?;
             }
+            // a subagent's thread, not a session: passed over, and said so
+            Err(BackfillError::Subagent(_)) => summary.subagent_rollouts += 1,
             Err(e) => summary.failed_files.push((path, e.to_string())),
         }
     }
@@ -157,6 +183,20 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
         send(&mut dest, &mut registry, with_user(spans, req.user_id.as_deref()), &mut summary)?;
     }
     Ok(summary)
+}
+
+/// One session from its log, read the way of the agent that wrote it.
+fn session_from_log(
+    path: &Path,
+    prices: &PriceTable,
+    capture: Capture,
+    endpoint: &ModelEndpoint,
+) -> Result<transcripts::ImportedSession, BackfillError> {
+    let (mut file, _) = lines::open_named(path)?;
+    match lines::agent_of_log(&mut file).map_err(BackfillError::read(path))? {
+        Agent::Codex => rollouts::session_from_rollout(path, prices, capture, endpoint),
+        Agent::ClaudeCode => transcripts::session_from_transcript(path, prices, capture, endpoint),
+    }
 }
 
 /// Spans with `user.id`, when one is set.
@@ -241,7 +281,10 @@ fn send(
     Ok(())
 }
 
-/// The default place Claude Code keeps its transcripts.
-pub(crate) fn default_projects_dir() -> Option<PathBuf> {
-    crate::usage::agent_dirs::claude_config_dir().map(|d| d.join("projects"))
+/// Where the agents keep their session logs by default: Claude Code's transcripts
+/// (`~/.claude/projects`, or `$CLAUDE_CONFIG_DIR`'s) and Codex CLI's rollouts (`~/.codex/sessions`,
+/// or `$CODEX_HOME`'s).
+pub(crate) fn default_log_dirs() -> Vec<PathBuf> {
+    let projects = crate::usage::agent_dirs::claude_config_dir().map(|d| d.join("projects"));
+    projects.into_iter().chain(rollouts::default_sessions_dir()).collect()
 }

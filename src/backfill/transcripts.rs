@@ -18,8 +18,6 @@
 //! Usage is counted by [`Ledger`] (one per file, as live), so deduplication is the live path's.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use opentelemetry::trace::SpanId;
@@ -27,6 +25,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
+use crate::backfill::lines::{each_line, object, open_log};
 use crate::model::agent::Agent as CodingAgent;
 use crate::model::capture::{self, Capture};
 use crate::model::ids::{self, SessionId, SpanKey};
@@ -36,9 +35,9 @@ use crate::model::span::{
     ChatCall, SpanLink, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome,
 };
 use crate::model::time::rfc3339_ns;
-use crate::usage::agent_dirs::{AgentDirs, OpenError};
+use crate::usage::agent_dirs::AgentDirs;
 use crate::usage::logs::claude_code::{spawner_in_meta, Ledger};
-use crate::usage::logs::{Delta, Response, MAX_LINE_BYTES};
+use crate::usage::logs::{Delta, Response};
 use crate::usage::pricing::PriceTable;
 
 /// The agent whose transcripts these are.
@@ -54,6 +53,8 @@ pub struct ImportedSession {
     pub usage: Vec<Delta>,
     /// Subagent files left out, and why (a FIFO, a device, a symlink out of the session's directory).
     pub refused: Vec<(PathBuf, String)>,
+    /// Lines of its log passed over: longer than `MAX_LINE_BYTES`, or not a JSON object.
+    pub skipped_lines: u64,
 }
 
 /// Start and end of a span, widened by every timestamp that falls in it.
@@ -154,11 +155,13 @@ pub fn session_from_transcript(
     // whose `requestSessionId` is another session, then to its own first prompt, it is the origin's.
     // A first pass finds where the session's own lines start (and counts the usage), a second reads
     // them: one line is held at a time, never the file
-    let (mut fork, mut ledger, mut usage) = (ForkStart::default(), Ledger::default(), Vec::new());
-    each_line(&mut file, |line| {
+    let (mut fork, mut ledger, mut usage, mut skipped) = (ForkStart::default(), Ledger::default(), Vec::new(), 0);
+    let too_long = each_line(&mut file, |line| {
         usage.extend(ledger.read(&[line, b"\n"].concat(), prices).deltas);
-        if let Some(v) = object(line) {
-            fork.see(&v);
+        match object(line) {
+            Some(v) => fork.see(&v),
+            None if !line.iter().all(u8::is_ascii_whitespace) => skipped += 1,
+            None => {}
         }
     })
     .map_err(BackfillError::read(&real))?;
@@ -236,7 +239,7 @@ pub fn session_from_transcript(
         root.attrs.push(KeyValue::new(semconv::FORKED_FROM, origin));
         root.attrs.push(KeyValue::new(semconv::SESSION_SOURCE, "fork"));
     }
-    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused })
+    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused, skipped_lines: skipped + too_long })
 }
 
 /// What a session's spans carry besides what its transcripts say: the content the capture level lets
@@ -248,55 +251,6 @@ struct SpanSettings<'a> {
 
 /// Largest subagent meta file read: Claude Code's are a few hundred bytes.
 const MAX_META_BYTES: u64 = 64 * 1024;
-
-/// A session log opened for reading, if `dirs` let it be read (see `usage::agent_dirs`).
-fn open_log(dirs: &AgentDirs, path: &Path) -> Result<File, BackfillError> {
-    let refused = |e: OpenError| match e {
-        OpenError::Io(e) => e,
-        OpenError::Refused(why) => std::io::Error::other(why),
-    };
-    dirs.open(path).map_err(refused).map_err(BackfillError::read(path))
-}
-
-/// Call `f` with every line of `file` from its start (without the newline; the last line whether or
-/// not it ends with one). One line is held at a time; a line over `MAX_LINE_BYTES` is skipped whole,
-/// as the live path skips it.
-fn each_line(file: &mut File, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let (mut line, mut skipping) = (Vec::new(), false);
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            if !skipping && !line.is_empty() {
-                f(&line);
-            }
-            return Ok(());
-        }
-        let end = buf.iter().position(|&b| b == b'\n');
-        let chunk = &buf[..end.unwrap_or(buf.len())];
-        if !skipping && (line.len() + chunk.len()) as u64 > MAX_LINE_BYTES {
-            (skipping, line) = (true, Vec::new());
-        }
-        if !skipping {
-            line.extend_from_slice(chunk);
-        }
-        let used = chunk.len() + usize::from(end.is_some());
-        reader.consume(used);
-        if end.is_some() {
-            if !skipping {
-                f(&line);
-            }
-            line.clear();
-            skipping = false;
-        }
-    }
-}
-
-/// A line as a JSON object, if it is one.
-fn object(line: &[u8]) -> Option<Value> {
-    serde_json::from_slice::<Value>(line).ok().filter(Value::is_object)
-}
 
 /// Where a transcript's own lines start, counted in JSON-object lines: after a fork's copied history
 /// (up to the last response of another session, then to the next prompt), else at the first.

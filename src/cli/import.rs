@@ -7,12 +7,12 @@ use crate::backfill::{self, Summary};
 use crate::cli::config::{self, OutputArgs};
 use crate::store::data_dir;
 
-/// Import transcripts under `paths` (default `~/.claude/projects`) and, with `events`, a JSONL
-/// event log whose events get the given name.
+/// Import transcripts and rollouts under `paths` (default `~/.claude/projects` and
+/// `~/.codex/sessions`) and, with `events`, a JSONL event log whose events get the given name.
 pub fn run(mut paths: Vec<PathBuf>, events: Option<(PathBuf, String)>, output: &OutputArgs) -> anyhow::Result<Summary> {
     data_dir::private_files();
     if paths.is_empty() && events.is_none() {
-        paths.extend(backfill::default_projects_dir());
+        paths.extend(backfill::default_log_dirs());
     }
     let outbound = config::outbound()?;
     let data_dir = output.data_dir();

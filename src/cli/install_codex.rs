@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::cli::codex_app_server::AppServer;
 use crate::cli::install::shell_words;
 use crate::cli::settings_file;
+use crate::usage::agent_dirs::codex_home;
 
 /// Codex CLI 0.171's hook events, as `hooks.json` names them.
 pub const EVENTS: &[&str] = &[
@@ -158,12 +159,6 @@ pub(crate) struct Found {
     pub(crate) programs: Vec<String>,
     /// (trusted, listed) of hooktel's hooks, as Codex sees them.
     pub(crate) trust: Option<anyhow::Result<(usize, usize)>>,
-}
-
-/// Codex's home as Codex resolves it by default: `$CODEX_HOME`, else `~/.codex`.
-fn codex_home() -> Option<PathBuf> {
-    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
 }
 
 pub(crate) fn inspect() -> anyhow::Result<Option<Found>> {

@@ -101,12 +101,13 @@ fn sessions_table(store: &LocalReader, traces: &[String], output: Output) -> any
     let header = [
         "STARTED (UTC)",
         "SESSION",
+        "AGENT",
         "PROJECT",
         "DURATION",
         "TURNS",
         "TOOLS",
         "FAILED",
-        "AGENTS",
+        "SUBAGENTS",
         "IN TOKENS",
         "OUT TOKENS",
         "COST",
@@ -119,6 +120,7 @@ fn sessions_table(store: &LocalReader, traces: &[String], output: Output) -> any
         rows.push(vec![
             utc(s.start)[..16].to_owned(),
             session,
+            s.agent.as_deref().map_or("-".into(), |a| clip(a, 16)),
             clip(&s.project, 24),
             duration(s.end.saturating_sub(s.start)),
             s.turns.to_string(),
@@ -131,10 +133,11 @@ fn sessions_table(store: &LocalReader, traces: &[String], output: Output) -> any
             state(&s).into(),
         ]);
     }
-    let right = [false, false, false, true, true, true, true, true, true, true, true, false];
+    let right = [false, false, false, false, true, true, true, true, true, true, true, true, false];
     // narrow terminals: the id to 8 characters (`show` takes a prefix), then the least telling
-    // columns go (agents, failed, turns, in tokens, duration), then the project is clipped
-    let fit = layout::Fit { shorten: Some((1, 8)), drop: &[7, 6, 4, 8, 3], clip: Some((2, 8)) };
+    // columns go (subagents, failed, turns, in tokens, duration, the coding agent), then the
+    // project is clipped
+    let fit = layout::Fit { shorten: Some((1, 8)), drop: &[8, 7, 5, 9, 4, 2], clip: Some((3, 8)) };
     Ok(layout::table(&header, &rows, &right, output.width(), &fit))
 }
 
@@ -146,6 +149,7 @@ fn sessions_json(store: &LocalReader, traces: &[String]) -> anyhow::Result<Strin
         let root = store.root(&listed.trace)?;
         out.push(serde_json::json!({
             "session_id": s.session_id,
+            "agent": s.agent,
             "project": s.project,
             "started": crate::model::time::rfc3339(s.start),
             "duration_ms": s.end.saturating_sub(s.start) / 1_000_000,
@@ -212,7 +216,7 @@ fn show_json(s: &SessionSummary, mut spans: Vec<SpanRecord>) -> anyhow::Result<S
         })
         .collect();
     let out = serde_json::json!({
-        "session_id": s.session_id, "project": s.project, "state": state(s),
+        "session_id": s.session_id, "agent": s.agent, "project": s.project, "state": state(s),
         "started": crate::model::time::rfc3339(s.start), "duration_ms": s.end.saturating_sub(s.start) / 1_000_000,
         "input_tokens": s.input, "output_tokens": s.output, "cost_usd": s.cost,
         "spans": spans,
@@ -269,6 +273,7 @@ fn session_of(trace: opentelemetry::trace::TraceId) -> String {
 
 fn show_session(s: &SessionSummary, spans: &[SpanRecord]) -> String {
     let mut out = format!("Session {}  project {}  {}\n", s.session_id, s.project, state(s));
+    out.push_str(&format!("Coding agent: {}\n", s.agent.as_deref().unwrap_or("unknown")));
     let mut facts = vec![
         format!("Started {}", utc(s.start)),
         duration(s.end.saturating_sub(s.start)),
@@ -570,10 +575,26 @@ mod tests {
         // date time session project duration turns tools failed agents in out cost state
         assert_eq!(
             cells(lines[2]),
-            ["2026-11-21", "04:31", SESSION, "proj", "3.6s", "1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"]
+            [
+                "2026-11-21",
+                "04:31",
+                SESSION,
+                "claude-code",
+                "proj",
+                "3.6s",
+                "1",
+                "4",
+                "1",
+                "1",
+                "117.8k",
+                "445",
+                "$0.0762",
+                "ended"
+            ]
         );
         // while open, the usage of the turns and subagents stored so far
-        assert_eq!(cells(lines[1])[9..], ["117.8k", "445", "$0.0762", "open"]);
+        assert_eq!(cells(lines[1])[10..], ["117.8k", "445", "$0.0762", "open"]);
+        assert_eq!(cells(lines[1])[3], "claude-code", "an open session's agent, from its turn");
         assert_eq!(sessions(dir, 1, Output::Whole).unwrap().lines().count(), 2);
     }
 

@@ -246,6 +246,7 @@ fn session(ingest: &Ingest, id: &str) -> Reply {
     }
     let body = serde_json::json!({
         "session_id": uuid.hyphenated().to_string(),
+        "agent": v.agent.map(|a| a.name()),
         "model": v.model,
         "turns": v.turns,
         "tokens": {

@@ -26,6 +26,8 @@ pub const KEEP_ENDED_NS: u64 = 10 * 60 * crate::model::time::NS_PER_SEC;
 /// One session as the status line shows it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionView {
+    /// The coding agent whose session it is (its first event's).
+    pub agent: Option<crate::model::agent::Agent>,
     /// The model of its last counted response; empty before the first.
     pub model: String,
     pub tokens: TokenUsage,

@@ -2,15 +2,23 @@
 //! `GET /v1/sessions/<uuid>`): a turn started, the session (re)started or ended, its usage counted
 //! (tokens, cost, latest model). Applied live and on the journal's replay alike.
 
+use crate::model::agent::Agent;
 use crate::model::event::{Event, Kind};
 use crate::model::ids;
 use crate::model::session_view::SessionViews;
 use crate::usage::accountant::SessionUsage;
 
 /// What an event changes in its session's view: it starts a turn, (re)starts or ends the session,
-/// or (any other) only marks it seen; an event arriving after the end does not reopen it.
+/// or (any other) only marks it seen; an event arriving after the end does not reopen it. The view
+/// names the agent of the session's first event, as its spans do.
 #[derive(Clone, Copy)]
-pub(super) enum ViewNote {
+pub(super) struct ViewNote {
+    change: Change,
+    agent: Agent,
+}
+
+#[derive(Clone, Copy)]
+enum Change {
     Turn,
     Start,
     End,
@@ -19,23 +27,27 @@ pub(super) enum ViewNote {
 
 impl ViewNote {
     pub(super) fn of(ev: &Event) -> ViewNote {
-        match ev.kind {
-            Kind::PromptSubmit { .. } => ViewNote::Turn,
-            Kind::SessionStart { .. } => ViewNote::Start,
-            Kind::SessionEnd { .. } => ViewNote::End,
-            _ => ViewNote::Seen,
-        }
+        let change = match ev.kind {
+            Kind::PromptSubmit { .. } => Change::Turn,
+            Kind::SessionStart { .. } => Change::Start,
+            Kind::SessionEnd { .. } => Change::End,
+            _ => Change::Seen,
+        };
+        ViewNote { change, agent: ev.source }
     }
 
     pub(super) fn apply(self, views: &SessionViews, sid: &str, now: u64) {
-        views.update(ids::session_key(sid), now, |v| match self {
-            ViewNote::Turn => {
-                v.turns += 1;
-                v.ended_at = None;
+        views.update(ids::session_key(sid), now, |v| {
+            v.agent.get_or_insert(self.agent);
+            match self.change {
+                Change::Turn => {
+                    v.turns += 1;
+                    v.ended_at = None;
+                }
+                Change::Start => v.ended_at = None,
+                Change::End => v.ended_at = Some(now),
+                Change::Seen => {}
             }
-            ViewNote::Start => v.ended_at = None,
-            ViewNote::End => v.ended_at = Some(now),
-            ViewNote::Seen => {}
         });
     }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
-use crate::model::semconv::int;
+use crate::model::agent::Agent;
+use crate::model::semconv::{self, int};
 use crate::model::span::{SpanRecord, Status};
 use crate::store::{record, sqlite};
 
@@ -182,6 +183,8 @@ pub(crate) struct SessionSummary {
     pub(crate) open: bool,
     /// Closed by the idle timeout rather than by SessionEnd.
     pub(crate) incomplete: bool,
+    /// The coding agent whose session it is (`claude-code`, `codex`), when its spans say.
+    pub(crate) agent: Option<String>,
 }
 
 /// The local store opened read-only, for `hooktel sessions` and `hooktel show`: it never creates
@@ -304,6 +307,7 @@ impl LocalReader {
                     cost: r.get(10)?,
                     open: r.get(11)?,
                     incomplete: r.get(12)?,
+                    agent: None,
                 })
             },
         )?;
@@ -314,8 +318,40 @@ impl LocalReader {
             |r| r.get(0),
         )?;
         s.open |= dangling > 0;
+        s.agent = self.agent(trace)?;
         Ok(s)
     }
+
+    /// The coding agent of a session: its root's `gen_ai.agent.name` (while the root is not stored,
+    /// its first turn's). hooktel names the agent on its spans since 2026-12-02; a session stored
+    /// before then was Claude Code's, the only agent hooktel read, and its root or turn says so in
+    /// its name (`claude-code session`, `invoke_agent claude-code`), which is taken instead.
+    fn agent(&self, trace: &str) -> rusqlite::Result<Option<String>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT rowid, record FROM spans WHERE trace_id = ?1 AND kind IN ('root', 'turn')
+                 ORDER BY kind = 'root' DESC, start_ns LIMIT 1",
+                [trace],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        let span = row.and_then(|(row, blob)| self.decode(row, &blob).into_iter().next());
+        Ok(span.and_then(|r| agent_of(&r)))
+    }
+}
+
+/// The agent a root or turn span names: its `gen_ai.agent.name`, else the agent its name is of.
+fn agent_of(span: &SpanRecord) -> Option<String> {
+    let attr = span.attrs.iter().find(|kv| kv.key.as_str() == semconv::AGENT_NAME);
+    attr.map(|kv| kv.value.as_str().into_owned()).or_else(|| {
+        let named = |a: &Agent| {
+            span.name.strip_prefix(a.name()).is_some_and(|rest| rest.starts_with(" session"))
+                || span.name.strip_prefix("invoke_agent ") == Some(a.name())
+        };
+        Agent::ALL.iter().find(|a| named(a)).map(|a| a.name().to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -360,6 +396,33 @@ mod tests {
         drop(store);
         let store = LocalStore::open(&dir, Retention::default()).unwrap();
         assert_eq!(count(&store), (CAPTURED_SPANS as i64, 1));
+    }
+
+    /// A session's agent is its root's `gen_ai.agent.name`; a root stored before hooktel named the
+    /// agent (only Claude Code's sessions were stored then) is Claude Code's by its name; a root
+    /// that says neither names no agent.
+    #[test]
+    fn a_sessions_agent_is_its_roots_or_told_by_an_old_roots_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = LocalStore::open(tmp.path(), Retention::default()).unwrap();
+        let now = CAPTURED_AT + 60 * SEC;
+        let with_root = |sid: &str, name: &str, agent: Option<&str>| {
+            let mut spans = captured(sid, CAPTURED_AT);
+            let root = spans.iter_mut().find(|s| s.parent.is_none()).unwrap();
+            root.name = name.to_owned();
+            root.attrs.retain(|kv| kv.key.as_str() != semconv::AGENT_NAME);
+            root.attrs.extend(agent.map(|a| opentelemetry::KeyValue::new(semconv::AGENT_NAME, a.to_owned())));
+            spans
+        };
+        store.insert(&with_root(&session(1), "codex session", Some("codex")), now).unwrap();
+        store.insert(&with_root(&session(2), "claude-code session", None), now).unwrap();
+        store.insert(&with_root(&session(3), "something else", None), now).unwrap();
+        drop(store);
+        let reader = LocalReader::open(tmp.path()).unwrap().unwrap();
+        let agent = |i: u64| reader.summary(&crate::model::ids::trace_id(&session(i)).to_string()).unwrap().agent;
+        assert_eq!(agent(1).as_deref(), Some("codex"));
+        assert_eq!(agent(2).as_deref(), Some("claude-code"));
+        assert_eq!(agent(3), None);
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub(crate) fn claude_config_dir() -> Option<PathBuf> {
     config.or(home)
 }
 
+/// Codex CLI's home as Codex resolves it: `$CODEX_HOME`, else `~/.codex`.
+pub(crate) fn codex_home() -> Option<PathBuf> {
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
+}
+
 impl AgentDirs {
     /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
     /// named), Codex CLI's `~/.codex/sessions` and `$CODEX_HOME/sessions` (its rollouts), and every

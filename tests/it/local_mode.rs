@@ -43,10 +43,10 @@ fn captured_session_is_listed_and_shown_from_the_local_store() {
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 2, "{listing}");
     assert!(lines[0].starts_with("STARTED (UTC)"), "{listing}");
-    // session project duration turns tools failed agents in out cost state
+    // session agent project duration turns tools failed subagents in out cost state
     let cells: Vec<&str> = lines[1].split_whitespace().skip(2).collect();
-    assert_eq!(cells[0..2], [SESSION, "proj"], "{listing}");
-    assert_eq!(cells[3..], ["1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"], "{listing}");
+    assert_eq!(cells[0..3], [SESSION, "claude-code", "proj"], "{listing}");
+    assert_eq!(cells[4..], ["1", "4", "1", "1", "117.8k", "445", "$0.0762", "ended"], "{listing}");
 
     let tree = hooktel(&data, &["show", "2cfb142e"]);
     assert_eq!(tree, hooktel(&data, &["show", &SESSION.replace('-', "")]));
@@ -54,7 +54,10 @@ fn captured_session_is_listed_and_shown_from_the_local_store() {
         tree.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in\n{tree}")).to_owned()
     };
     let indent = |needle: &str| line(needle).chars().take_while(|c| !c.is_alphanumeric()).count();
-    assert!(tree.starts_with(&format!("Session {SESSION}  project proj  ended\n")), "{tree}");
+    assert!(
+        tree.starts_with(&format!("Session {SESSION}  project proj  ended\nCoding agent: claude-code\n")),
+        "{tree}"
+    );
     assert_eq!(indent("claude-code session"), 0, "{tree}");
     assert!(indent("invoke_agent Explore") > indent("execute_tool Agent"), "{tree}");
     assert!(indent("execute_tool Glob") > indent("invoke_agent Explore"), "{tree}");

@@ -12,6 +12,7 @@ mod bounds;
 mod budget;
 mod cache_hit;
 mod codex;
+mod codex_import;
 mod custom_events;
 mod dashboards;
 mod deploy;

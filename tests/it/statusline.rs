@@ -100,6 +100,7 @@ fn the_status_line_shows_the_sessions_model_turns_tokens_and_cost() {
     }
     let view = view_when_cost(&sidecar, CAPTURED_SESSION, COST_STATE_USD);
     assert_eq!(view["model"], "claude-sonnet-5-5");
+    assert_eq!(view["agent"], "claude-code");
     assert_eq!(view["turns"], 1);
     assert_eq!(view["tokens"], json!({"input": 60, "output": 445, "cache_read": 102400, "cache_creation": 15360}));
     assert_eq!(view["ended"], false);
