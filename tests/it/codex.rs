@@ -239,22 +239,9 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
 /// refuses the event and counts it (`unknown_agent`) rather than take it for Claude Code's.
 #[test]
 fn a_hook_for_an_agent_hooktel_does_not_read_is_refused_and_counted() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let sidecar = Sidecar::start(None, &[]);
     let payload = br#"{"session_id":"0b5e7f3a-0000-4000-8000-000000000001","hook_event_name":"SessionStart"}"#;
-    let mut child = Command::new(BIN)
-        .args(["hook", "--agent", "gemini-cli"])
-        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
-        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(payload).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    crate::support::codex::hook_as("gemini-cli", &sidecar, payload);
     wait_until(Duration::from_secs(10), "the refusal counted", || {
         metric_value(&sidecar.metrics(), r#"hooktel_ingest_rejected_total{reason="unknown_agent"}"#) == Some(1.0)
     });

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,18 +37,7 @@ const RESUME: usize = 13;
 
 /// `hooktel hook --agent codex` with `payload`, as Codex runs it.
 fn hook(sidecar: &Sidecar, payload: &Value) {
-    let mut child = Command::new(BIN)
-        .args(["hook", "--agent", "codex"])
-        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
-        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(payload.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    crate::support::codex::hook_as("codex", sidecar, payload.to_string().as_bytes());
 }
 
 /// `hooktel import args` into `data` (to `otlp` when given, else the local store), with `env`: its

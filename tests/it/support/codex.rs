@@ -96,6 +96,24 @@ impl Drop for MockResponses {
     }
 }
 
+/// `hooktel hook --agent AGENT` with `payload` on stdin, delivering to `sidecar`, as Codex runs it:
+/// it must exit 0 and print nothing.
+pub fn hook_as(agent: &str, sidecar: &super::Sidecar, payload: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new(super::BIN)
+        .args(["hook", "--agent", agent])
+        .env("HOOKTEL_ADDR", sidecar.addr.to_string())
+        .env("HOOKTEL_DATA_DIR", &sidecar.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+}
+
 /// `~/.codex/config.toml` for offline runs against `mock`.
 pub fn write_config(home: &Path, mock: &MockResponses) {
     let dir = home.join(".codex");
