@@ -39,15 +39,11 @@ use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, Subject, ToolR
 use crate::model::time::rfc3339_ns;
 use crate::usage::logs::codex::Ledger;
 use crate::usage::logs::Delta;
+use crate::usage::logs::{self, MAX_ID_BYTES};
 use crate::usage::pricing::PriceTable;
 
 /// The agent whose logs these are.
 const CODEX: Agent = Agent::Codex;
-
-/// Longest id (session, turn, call, response) or model name taken from a log: Codex's ids are
-/// UUIDs and `call_` with 24 characters, its model names short. A line with a longer one is a
-/// hostile or broken line: the thing it names is left out (the usage it carries still counts).
-const MAX_ID_BYTES: usize = 256;
 
 struct Turn {
     id: String,
@@ -129,9 +125,10 @@ fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// An id from a log, if it is one: not empty, not longer than `MAX_ID_BYTES`.
+/// An id from a log, if it is one: not empty, and within the live readers' bound (`logs::id`: a
+/// longer one is a hostile or broken line, and what it names is left out).
 fn id_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    str_of(v, key).filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
+    str_of(v, key).filter(|s| !s.is_empty()).and_then(logs::id)
 }
 
 /// The text of a `UserMessage` item's content parts.
@@ -313,19 +310,20 @@ impl Reader {
         }
 
         for d in usage {
-            let Some(r) = d.response.as_ref().filter(|r| r.id.len() <= MAX_ID_BYTES) else { continue };
-            let model = capture::clip(&d.model, MAX_ID_BYTES);
+            // the ledger bounds both: a response id over `MAX_ID_BYTES` is no response, a model name is cut
+            let Some(r) = d.response.as_ref() else { continue };
+            let model = &d.model;
             let id = ids::span_id(sid, SpanKey::Chat, &r.key());
             let mut span = record(
                 id,
                 SpanKey::Chat,
-                semconv::chat_name(&model),
+                semconv::chat_name(model),
                 Some(parent_of(d.prompt_id.as_ref())),
                 (r.start, r.end),
             );
             span.chat =
                 Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
-            let mut attrs = semconv::chat(CODEX, &model, endpoint);
+            let mut attrs = semconv::chat(CODEX, model, endpoint);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
             let mut one = SpanUsage::default();
             one.add(&d.model, d.usage, d.cost);

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
 use crate::usage::agent_dirs::AgentDirs;
-use crate::usage::logs::{bounded_id, model_name, text, whole_lines, Delta, FailedTry, Read, Response};
+use crate::usage::logs::{bounded_id, json_lines, model_name, text, Delta, FailedTry, Read, Response};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses remembered per transcript for deduplication. The lines of one response are written
@@ -180,14 +180,10 @@ impl Ledger {
     /// offset advances past them; a partial last line stays for the next read, unless it is
     /// `logs::MAX_LINE_BYTES` long already: then it is skipped up to its newline.
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
-        let (mut offset, mut skipping, mut deltas, mut bad) = (self.offset, self.skipping, Vec::new(), 0);
-        let skipped =
-            whole_lines(&mut offset, &mut skipping, bytes, |line| match serde_json::from_slice::<Line>(line) {
-                Ok(l) => self.line(l, prices, &mut deltas),
-                Err(_) => bad += 1,
-            });
+        let (mut offset, mut skipping, mut deltas) = (self.offset, self.skipping, Vec::new());
+        let bad_lines = json_lines(&mut offset, &mut skipping, bytes, |l: Line| self.line(l, prices, &mut deltas));
         (self.offset, self.skipping) = (offset, skipping);
-        Read { deltas, bad_lines: bad + skipped }
+        Read { deltas, bad_lines }
     }
 
     /// When the request of a response first seen at `at` went out: its `api-request` line, else

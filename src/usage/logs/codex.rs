@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
-use crate::usage::logs::{id, model_name, whole_lines, Delta, Read, Response, MAX_ID_BYTES};
+use crate::usage::logs::{id, json_lines, model_name, Delta, Read, Response};
 use crate::usage::pricing::{PriceTable, Service};
 
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
@@ -91,14 +91,10 @@ impl Ledger {
     /// Read `bytes`, the file's contents from `self.offset` on (see the Claude Code ledger: the same
     /// rules for partial and overlong lines).
     pub fn read(&mut self, bytes: &[u8], prices: &PriceTable) -> Read {
-        let (mut offset, mut skipping, mut deltas, mut bad) = (self.offset, self.skipping, Vec::new(), 0);
-        let skipped =
-            whole_lines(&mut offset, &mut skipping, bytes, |line| match serde_json::from_slice::<Line>(line) {
-                Ok(l) => self.line(l, prices, &mut deltas),
-                Err(_) => bad += 1,
-            });
+        let (mut offset, mut skipping, mut deltas) = (self.offset, self.skipping, Vec::new());
+        let bad_lines = json_lines(&mut offset, &mut skipping, bytes, |l: Line| self.line(l, prices, &mut deltas));
         (self.offset, self.skipping) = (offset, skipping);
-        Read { deltas, bad_lines: bad + skipped }
+        Read { deltas, bad_lines }
     }
 
     fn line(&mut self, line: Line, prices: &PriceTable, out: &mut Vec<Delta>) {
@@ -107,7 +103,7 @@ impl Ledger {
         let text = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
         match line.kind.as_deref() {
             Some("session_meta") if text("thread_source") == Some("subagent") => {
-                self.subagent = text("id").filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES).map(str::to_owned);
+                self.subagent = text("id").filter(|t| !t.is_empty()).and_then(id).map(str::to_owned);
             }
             Some("turn_context") => {
                 if let (Some(turn), Some(model)) = (text("turn_id").and_then(id), text("model")) {
@@ -125,16 +121,14 @@ impl Ledger {
             Some("event_msg") if text("type") == Some("item_completed") => {
                 let item = &p["item"];
                 let field = |k: &str| item.get(k).and_then(serde_json::Value::as_str);
-                let (Some("CommandExecution"), Some(id)) = (field("type"), field("id")) else { return };
+                let (Some("CommandExecution"), Some(call)) = (field("type"), field("id").and_then(id)) else { return };
                 let code = item.get("exit_code").and_then(serde_json::Value::as_i64);
                 let message = match (code, field("status")) {
                     (Some(0), _) | (None, Some("completed")) => return,
                     (Some(code), _) => format!("exit code {code}"),
                     (None, status) => format!("command {}", status.unwrap_or("failed")),
                 };
-                if id.len() <= MAX_ID_BYTES {
-                    out.push(Delta::tool_failed(id.to_owned(), message));
-                }
+                out.push(Delta::tool_failed(call.to_owned(), message));
             }
             Some("token_usage_record") => {
                 let Ok(mut record) = serde_json::from_value::<Record>(line.payload) else { return };

@@ -296,6 +296,22 @@ pub(crate) fn text(s: &str) -> String {
     crate::model::payload::truncate_utf8(s, MAX_TEXT_BYTES).to_owned()
 }
 
+/// Feed each whole line of `bytes` to `line` as an `L` (see [`whole_lines`]); a line that is not
+/// one is passed over. Returns the lines passed over, over-long ones included.
+pub(crate) fn json_lines<L: serde::de::DeserializeOwned>(
+    offset: &mut u64,
+    skipping: &mut bool,
+    bytes: &[u8],
+    mut line: impl FnMut(L),
+) -> u64 {
+    let mut bad = 0;
+    let too_long = whole_lines(offset, skipping, bytes, |l| match serde_json::from_slice::<L>(l) {
+        Ok(parsed) => line(parsed),
+        Err(_) => bad += 1,
+    });
+    bad + too_long
+}
+
 /// Longest log line read: far over any real one (a response with a large tool result is a
 /// few MiB). A longer one is skipped, counted as a bad line, rather than re-read on every event.
 pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;

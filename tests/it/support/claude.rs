@@ -28,17 +28,7 @@ pub fn one_cli_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 /// The CLI, from `HOOKTEL_CLAUDE_BIN` or where `scripts/install-test-deps.sh` puts it.
 pub fn claude_bin() -> PathBuf {
-    let path =
-        std::env::var_os("HOOKTEL_CLAUDE_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/claude-code/node_modules/.bin/claude")
-        });
-    assert!(
-        path.is_file(),
-        "the Claude Code CLI is not installed at {}: run scripts/install-test-deps.sh \
-         (or set HOOKTEL_CLAUDE_BIN to the claude binary)",
-        path.display()
-    );
-    path
+    super::pinned_cli("HOOKTEL_CLAUDE_BIN", "claude-code", "claude", "Claude Code")
 }
 
 /// A scratch directory under `$TMPDIR` (a [`tempfile::TempDir`]): removed when the test passes, kept

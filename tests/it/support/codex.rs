@@ -21,17 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The CLI, from `HOOKTEL_CODEX_BIN` or where `scripts/install-test-deps.sh` puts it.
 pub fn codex_bin() -> PathBuf {
-    let path =
-        std::env::var_os("HOOKTEL_CODEX_BIN").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/codex/node_modules/.bin/codex")
-        });
-    assert!(
-        path.is_file(),
-        "the Codex CLI is not installed at {}: run scripts/install-test-deps.sh \
-         (or set HOOKTEL_CODEX_BIN to the codex binary)",
-        path.display()
-    );
-    path
+    super::pinned_cli("HOOKTEL_CODEX_BIN", "codex", "codex", "Codex")
 }
 
 /// The scripted Responses API mock, killed on drop.

@@ -477,3 +477,21 @@ pub fn assert_tree(spans: &[Span], trace_id: &str) {
         assert!(seen.insert(&s.span_id), "span {} ({}) exported twice", s.name, s.span_id);
     }
 }
+
+/// A pinned agent CLI: the path in `var`, else `bin` under `target/test-deps/<package_dir>`, where
+/// `scripts/install-test-deps.sh` puts it; `name` names it when it is missing.
+pub fn pinned_cli(var: &str, package_dir: &str, bin: &str, name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(var).filter(|p| !p.is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-deps")
+            .join(package_dir)
+            .join("node_modules/.bin")
+            .join(bin)
+    });
+    assert!(
+        path.is_file(),
+        "the {name} CLI is not installed at {}: run scripts/install-test-deps.sh (or set {var} to the {bin} binary)",
+        path.display()
+    );
+    path
+}
