@@ -109,8 +109,7 @@ pub(crate) fn read_stdin(deadline: Duration, max: u64) -> Vec<u8> {
     use std::os::fd::AsRawFd;
     let stdin = std::io::stdin();
     let mut stdin = stdin.lock();
-    let started = Instant::now();
-    let mut until = started + deadline.max(FIRST_BYTE_WAIT);
+    let mut until = Instant::now() + deadline.max(FIRST_BYTE_WAIT);
     let mut body = Vec::new();
     // larger than StdinLock's own buffer, so every read goes straight to the descriptor that poll watches
     let mut buf = vec![0u8; 64 * 1024];
