@@ -195,7 +195,8 @@ fn session_from_log(
     let (mut file, _) = lines::open_named(path)?;
     match lines::agent_of_log(&mut file).map_err(BackfillError::read(path))? {
         Agent::Codex => rollouts::session_from_rollout(path, prices, capture, endpoint),
-        Agent::ClaudeCode => transcripts::session_from_transcript(path, prices, capture, endpoint),
+        // `agent_of_log` tells Claude Code's transcripts and Codex's rollouts apart only
+        Agent::ClaudeCode | Agent::Gemini => transcripts::session_from_transcript(path, prices, capture, endpoint),
     }
 }
 

@@ -2,28 +2,34 @@
 //! so that the agent's own session log is read its own way (`usage::logs`) and its spans carry its
 //! name and its model provider.
 
-/// The coding agents hooktel reads: Claude Code, and OpenAI's Codex CLI. Gemini CLI comes beside them.
+/// The coding agents hooktel reads: Claude Code, OpenAI's Codex CLI and Google's Gemini CLI.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Agent {
     #[default]
     ClaudeCode,
     Codex,
+    Gemini,
 }
 
 impl Agent {
-    pub const ALL: [Agent; 2] = [Agent::ClaudeCode, Agent::Codex];
+    pub const ALL: [Agent; 3] = [Agent::ClaudeCode, Agent::Codex, Agent::Gemini];
 
-    /// Its name in span names, `gen_ai.agent.name` and `hooktel hook --agent`.
+    /// Its name in span names, `gen_ai.agent.name`, the `agent` label and `hooktel hook --agent`.
     pub fn name(self) -> &'static str {
         match self {
             Agent::ClaudeCode => "claude-code",
             Agent::Codex => "codex",
+            Agent::Gemini => "gemini-cli",
         }
     }
 
-    /// The agent called `name`, if hooktel reads it.
+    /// The agent called `name` (or `gemini`, the command's own name, for Gemini CLI), if hooktel
+    /// reads it.
     pub fn named(name: &str) -> Option<Agent> {
-        Agent::ALL.into_iter().find(|a| a.name() == name)
+        match name {
+            "gemini" => Some(Agent::Gemini),
+            _ => Agent::ALL.into_iter().find(|a| a.name() == name),
+        }
     }
 
     /// Whether a tool call's outcome is in the agent's session log rather than its hook: Codex's
@@ -33,11 +39,26 @@ impl Agent {
         self == Agent::Codex
     }
 
-    /// Who serves its models (`gen_ai.provider.name`): the agent's own vendor.
+    /// Whether its hooks name the turn an event belongs to (Claude Code's `prompt_id`, Codex's
+    /// `turn_id`). Gemini CLI's do not: a turn is what happens between its `BeforeAgent` and its
+    /// `AfterAgent`, and an event without a turn belongs to the turn open when it fired.
+    pub fn names_turns(self) -> bool {
+        self != Agent::Gemini
+    }
+
+    /// Whether its hooks name a tool call (`tool_use_id`). Gemini CLI's do not: a `BeforeTool` and
+    /// its `AfterTool` are paired by the call's tool and input, the oldest open call first.
+    pub fn names_tool_calls(self) -> bool {
+        self != Agent::Gemini
+    }
+
+    /// Who serves its models (`gen_ai.provider.name`, from the GenAI conventions' list): the
+    /// agent's own vendor (Gemini CLI with an API key: Google's Gemini API, `gcp.gemini`).
     pub fn provider(self) -> &'static str {
         match self {
             Agent::ClaudeCode => "anthropic",
             Agent::Codex => "openai",
+            Agent::Gemini => "gcp.gemini",
         }
     }
 }
@@ -67,7 +88,8 @@ mod tests {
         for agent in Agent::ALL {
             assert_eq!(Agent::named(agent.name()), Some(agent));
         }
-        for other in ["", "Codex", "claude", "gemini-cli", "codex "] {
+        assert_eq!(Agent::named("gemini"), Some(Agent::Gemini));
+        for other in ["", "Codex", "claude", "Gemini", "gemini-cli ", "codex "] {
             assert_eq!(Agent::named(other), None, "{other:?}");
         }
     }

@@ -133,6 +133,15 @@ pub(crate) enum Kind {
     /// span, with the skill's name and the command summarised as a Bash call's input is (redacted and
     /// clipped by default).
     SkillShellCommand,
+    /// A model call starts (Gemini CLI's `BeforeModel`): it times the chat span of the response
+    /// the agent's log records next.
+    ModelStart,
+    /// The model call started last ends (Gemini CLI's `AfterModel` with a finish reason).
+    ModelEnd {
+        finish_reason: String,
+    },
+    /// An event that changes nothing and is no span event (a streamed chunk's `AfterModel`).
+    Nothing,
     /// Everything else, known or not: a span event on the innermost open span.
     Other,
 }

@@ -26,6 +26,15 @@ pub(crate) const ORIGINAL_PAYLOAD_BYTES: &str = "hooktel_payload_bytes";
 /// (`model::pull_request` has the rule). The only thing hooktel reads from a Bash call's output.
 pub(crate) const PULL_REQUEST: &str = "hooktel_pull_request";
 
+/// Field added to a Gemini CLI `BeforeTool`/`AfterTool` (whose payloads name no call): the call's
+/// key, `<tool>:<hash of its input>`, computed from the whole input before anything is cut, so that
+/// a call's start and end pair up however differently their payloads were cut.
+pub(crate) const CALL_KEY: &str = "hooktel_call_key";
+
+/// Field added to a Gemini CLI `AfterTool` of a shell command that exited non-zero: its exit code,
+/// noted from the whole output (`Exit Code: N`, after the output) before the output is cut.
+pub(crate) const EXIT_CODE: &str = "hooktel_exit_code";
+
 /// Field of a payload that carries a custom event's attributes (`POST /v1/events`, `hooktel emit`).
 /// A custom event for a session travels as a hook payload named after the event, with its
 /// attributes under this key: one path through queue, spool and journal for both kinds.
@@ -80,7 +89,9 @@ const LONG_STRING_KEEP: usize = 1024;
 /// Returns whether anything was cut.
 pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
     note_pull_request(payload);
-    let mut cut = trim_tool_responses(payload, MAX_TOOL_RESPONSE_BYTES);
+    note_gemini_call(payload);
+    let mut cut = drop_conversation(payload);
+    cut |= trim_tool_responses(payload, MAX_TOOL_RESPONSE_BYTES);
     let size = serde_json::to_vec(&*payload).map(|v| v.len()).unwrap_or(0);
     if size > MAX_PAYLOAD_BYTES {
         for value in payload.values_mut() {
@@ -97,7 +108,7 @@ pub(crate) fn trim_payload(payload: &mut Map<String, Value>) -> bool {
 /// (`hooktel_*_bytes`), or reduced for the journal (no `stdout`/`stderr` left), which a restart
 /// parses again.
 fn note_pull_request(payload: &mut Map<String, Value>) {
-    if payload.contains_key(ORIGINAL_RESPONSE_BYTES) || payload.contains_key(ORIGINAL_PAYLOAD_BYTES) {
+    if was_cut(payload) {
         return;
     }
     let outputs: Vec<&str> = match payload.get("tool_response") {
@@ -118,6 +129,122 @@ fn note_pull_request(payload: &mut Map<String, Value>) {
         Some(url) => payload.insert(PULL_REQUEST.into(), Value::String(url)),
         None => payload.remove(PULL_REQUEST),
     };
+}
+
+/// Whether the payload's contents were cut already (by the hook client, or for the journal): notes
+/// made from them then stand as made.
+fn was_cut(payload: &Map<String, Value>) -> bool {
+    payload.contains_key(ORIGINAL_RESPONSE_BYTES) || payload.contains_key(ORIGINAL_PAYLOAD_BYTES)
+}
+
+/// Note a Gemini CLI tool call's key (`CALL_KEY`) and a shell command's non-zero exit code
+/// (`EXIT_CODE`) from the whole payload. Only Gemini's events are named `BeforeTool`/`AfterTool`.
+/// Notes made once stand (the payload may since have been cut, or reduced for the journal): one
+/// written by a payload's sender says no more than the input and output it could send instead.
+fn note_gemini_call(payload: &mut Map<String, Value>) {
+    let event = payload.get("hook_event_name").and_then(Value::as_str);
+    if !matches!(event, Some("BeforeTool" | "AfterTool")) || payload.contains_key(CALL_KEY) {
+        return;
+    }
+    let after = event == Some("AfterTool");
+    let key = match (payload.get("tool_name").and_then(Value::as_str), payload.get("tool_input")) {
+        (Some(name), Some(input)) => {
+            let mut hash = Fnv::default();
+            hash.value(input);
+            Some(format!("{}:{:016x}", truncate_utf8(name, 128), hash.0))
+        }
+        _ => None,
+    };
+    let content = payload.get("tool_response").and_then(|r| r.get("llmContent")).and_then(Value::as_str);
+    let code = content.filter(|_| after).and_then(exit_code).filter(|c| *c != 0);
+    if let Some(k) = key {
+        payload.insert(CALL_KEY.into(), Value::String(k));
+    }
+    if let Some(c) = code {
+        payload.insert(EXIT_CODE.into(), Value::from(c));
+    }
+}
+
+/// The exit code Gemini CLI's shell tool reports after a command's output (`Exit Code: 1`); the last
+/// such line, as the output itself may print one.
+fn exit_code(content: &str) -> Option<i64> {
+    let line = content.lines().rev().find_map(|l| l.trim().strip_prefix("Exit Code:"))?;
+    line.trim().parse().ok()
+}
+
+/// FNV-1a (64 bits) of a JSON value with its object keys sorted: the same input gives the same key
+/// whatever order its keys were written in, in every build of hooktel.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                self.bytes(b"{");
+                for k in keys {
+                    self.bytes(k.as_bytes());
+                    self.bytes(b":");
+                    self.value(&map[k]);
+                    self.bytes(b",");
+                }
+                self.bytes(b"}");
+            }
+            Value::Array(items) => {
+                self.bytes(b"[");
+                items.iter().for_each(|v| {
+                    self.value(v);
+                    self.bytes(b",");
+                });
+                self.bytes(b"]");
+            }
+            other => self.bytes(other.to_string().as_bytes()),
+        }
+    }
+}
+
+/// Gemini CLI's model-call events carry the whole conversation (`llm_request.messages`, and the
+/// answer's parts in `llm_response`) on every call and streamed chunk: hooktel reads only the model,
+/// the finish reason and the usage, so only those travel and are held. Returns whether it cut.
+fn drop_conversation(payload: &mut Map<String, Value>) -> bool {
+    let mut cut = false;
+    if let Some(Value::Object(request)) = payload.get_mut("llm_request") {
+        let before = request.len();
+        request.retain(|k, v| k == "model" && v.as_str().is_some_and(|m| m.len() <= 256));
+        cut |= request.len() != before;
+    }
+    if let Some(response) = payload.get_mut("llm_response") {
+        // as sent, or as reduced here before (a journaled payload parsed again)
+        let candidate = response.get("candidates").and_then(|c| c.get(0)).unwrap_or(response);
+        let finish = candidate.get("finishReason").and_then(Value::as_str).map(|f| truncate_utf8(f, 64));
+        let mut kept = Map::new();
+        if let Some(f) = finish {
+            kept.insert("finishReason".into(), Value::String(f.to_owned()));
+        }
+        if let Some(Value::Object(usage)) = response.get("usageMetadata") {
+            let counts =
+                usage.iter().filter(|(_, v)| v.is_u64()).map(|(k, v)| (truncate_utf8(k, 64).to_owned(), v.clone()));
+            kept.insert("usageMetadata".into(), Value::Object(counts.take(16).collect()));
+        }
+        let reduced = Value::Object(kept);
+        cut |= *response != reduced;
+        *response = reduced;
+    }
+    cut
 }
 
 fn cut_long_strings(value: &mut Value) {

@@ -220,13 +220,15 @@ pub(crate) fn subagent(agent_id: &str) -> Vec<KeyValue> {
     ]
 }
 
-/// A model call `chat {model}` of `agent`: Claude Code's go to `endpoint`, Codex's to OpenAI's API
-/// (a Codex `model_provider` of its own is not read); its response's ids, usage and cost are typed
+/// A model call `chat {model}` of `agent`: Claude Code's go to `endpoint`, Codex's to OpenAI's API,
+/// Gemini CLI's to Google's Gemini API (a Codex `model_provider` or a `GOOGLE_GEMINI_BASE_URL` of the
+/// user's own is not read); its response's ids, usage and cost are typed
 /// facts of the span.
 pub(crate) fn chat(agent: Agent, model: &str, endpoint: &ModelEndpoint) -> Vec<KeyValue> {
     let (address, port) = match agent {
         Agent::ClaudeCode => (endpoint.address.clone(), endpoint.port),
         Agent::Codex => ("api.openai.com".to_owned(), 443),
+        Agent::Gemini => ("generativelanguage.googleapis.com".to_owned(), 443),
     };
     vec![
         KeyValue::new(OPERATION_NAME, "chat"),

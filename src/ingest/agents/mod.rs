@@ -13,6 +13,7 @@ use crate::model::payload::AGENT;
 
 pub mod claude_code;
 pub mod codex;
+pub mod gemini;
 
 /// An agent's parser: which agent a payload is from, the payload as an event, what of it is kept.
 impl Agent {
@@ -32,6 +33,7 @@ impl Agent {
         match self {
             Agent::ClaudeCode => claude_code::normalize(payload, at, capture),
             Agent::Codex => codex::normalize(payload, at, capture),
+            Agent::Gemini => gemini::normalize(payload, at, capture),
         }
     }
 
@@ -40,6 +42,7 @@ impl Agent {
         match self {
             // Codex's payloads have Claude Code's layout: the same fields are kept
             Agent::ClaudeCode | Agent::Codex => claude_code::keep_at_rest(payload, capture, kind),
+            Agent::Gemini => gemini::keep_at_rest(payload, capture, kind),
         }
     }
 }
@@ -61,7 +64,7 @@ pub enum Rejected {
     OutOfRange(&'static str),
     #[error("{0}")]
     TooBig(crate::ingest::shape::TooBig),
-    #[error("field `hooktel_agent` names no agent hooktel reads (claude-code, codex)")]
+    #[error("field `hooktel_agent` names no agent hooktel reads (claude-code, codex, gemini-cli)")]
     UnknownAgent,
 }
 

@@ -35,6 +35,7 @@ mod state;
 pub(crate) mod teams;
 #[cfg(test)]
 mod tests;
+mod unnamed;
 
 use span::{OpenSpan, Parent};
 use state::SessionState;
@@ -422,9 +423,9 @@ impl Sessions {
         if let Some(response) = &d.response {
             state.chat(d, response, now);
         }
-        let inner = match (&d.agent_id, &d.prompt_id) {
+        let inner = match (&d.agent_id, state.turn_of(d)) {
             (Some(aid), _) => Some(state.span_id(SpanKey::Subagent, aid)),
-            (None, Some(pid)) => Some(state.span_id(SpanKey::Turn, pid)),
+            (None, Some(pid)) => Some(state.span_id(SpanKey::Turn, &pid)),
             (None, None) => None,
         };
         if let Some(id) = inner.filter(|id| !state.handed_out.contains(id)) {

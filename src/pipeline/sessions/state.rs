@@ -15,6 +15,7 @@ use super::native::{time_chat, Native};
 use super::reads::AwaitedReads;
 use super::span::{event_bytes, OpenSpan, Parent};
 use super::teams::{self, is_in_process_teammate};
+use super::unnamed::Unnamed;
 use super::Settings;
 use crate::model::agent::Agent;
 use crate::model::checkout::{self, Checkout};
@@ -54,7 +55,7 @@ pub(super) struct SessionState {
     pub(super) counted: usize,
     /// Changed since `counted` was last counted exactly.
     pub(super) dirty: bool,
-    turns: HashSet<String>,
+    pub(super) turns: HashSet<String>,
     agents: HashSet<String>,
     tools: HashSet<String>,
     /// Subagent → the `Agent` call that spawned it.
@@ -109,6 +110,8 @@ pub(super) struct SessionState {
     pub(super) endpoint: ModelEndpoint,
     /// URLs of the pull requests its Bash calls opened, listed on its root (`hooktel.pull_requests`).
     pull_requests: Vec<String>,
+    /// The turns, tool calls and model calls its agent's hooks do not name (Gemini CLI's).
+    pub(super) unnamed: Unnamed,
 }
 
 /// Most requests remembered per session in each of `Native`'s maps.
@@ -205,6 +208,7 @@ impl SessionState {
             user: settings.user_id.clone(),
             endpoint: settings.endpoint.clone(),
             pull_requests: Vec::new(),
+            unnamed: Unnamed::default(),
         }
     }
 
@@ -243,7 +247,19 @@ impl SessionState {
         }
         self.teams_on |= ev.agent_teams;
         self.native.on |= ev.native_telemetry;
-        let Event { name, at, prompt_id, agent_id, agent_type, kind, attrs, .. } = ev;
+        let Event { name, at, mut prompt_id, agent_id, agent_type, mut kind, attrs, .. } = ev;
+        if !self.agent.names_turns() && !matches!(kind, Kind::PromptSubmit { .. }) {
+            prompt_id = self.unnamed_turn(prompt_id);
+        }
+        if !self.agent.names_tool_calls() {
+            match &mut kind {
+                Kind::ToolStart(call) => {
+                    call.call_id = self.unnamed_call_started(std::mem::take(&mut call.call_id), at)
+                }
+                Kind::ToolEnd(call, _) => call.call_id = self.unnamed_call_ended(&call.call_id, at),
+                _ => {}
+            }
+        }
         // the event as a span event; a handler that opens or closes a span puts its attributes there
         let e = SpanEvent { name, at, attrs };
         match kind {
@@ -264,6 +280,9 @@ impl SessionState {
             Kind::PermissionRequest { tool_name } => {
                 self.permission_request(tool_name, agent_id, prompt_id, e, max_events)
             }
+            Kind::ModelStart => self.model_started(at),
+            Kind::ModelEnd { finish_reason } => self.model_ended(at, finish_reason),
+            Kind::Nothing => {}
             Kind::Other | Kind::SkillShellCommand => {
                 self.add_event(agent_id.as_deref(), prompt_id.as_deref(), e, max_events)
             }
@@ -674,17 +693,22 @@ impl SessionState {
         if self.handed_out.contains(&id) {
             return;
         }
+        let timed = self.model_call_of(r);
+        let parent = match &d.agent_id {
+            Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
+            None => Parent::Turn(self.turn_of(d)),
+        };
         let span = self.spans.entry(id).or_insert_with(|| {
-            let parent = match &d.agent_id {
-                Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
-                None => Parent::Turn(d.prompt_id.clone()),
-            };
             let mut attrs = semconv::chat(self.agent, &d.model, &self.endpoint);
             attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
             let mut span = OpenSpan::new(id, SpanKey::Chat, semconv::chat_name(&d.model), r.start, parent, attrs);
             span.chat =
                 Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
             span.events = r.failed_try_events();
+            if let Some((start, end)) = timed {
+                // the agent's hooks timed its model call
+                (span.start, span.end, span.exact) = (start, end, true);
+            }
             span
         });
         if !span.exact {
@@ -818,6 +842,7 @@ impl SessionState {
             + self.native.held()
             + self.checkout.as_ref().map_or(0, Checkout::bytes)
             + self.evicted.len() * 1024
+            + self.unnamed.held()
     }
 
     /// The innermost span for a span event: the subagent, an open compaction, the turn (named, or
@@ -912,7 +937,7 @@ impl SessionState {
     }
 
     /// The prompt id of the latest turn still open, if any.
-    fn open_turn(&self) -> Option<String> {
+    pub(super) fn open_turn(&self) -> Option<String> {
         let open = |pid: &&String| self.spans.get(&self.span_id(SpanKey::Turn, pid)).filter(|s| s.closed_at.is_none());
         self.turns.iter().filter_map(|pid| Some((open(&pid)?.start, pid))).max().map(|(_, pid)| pid.clone())
     }

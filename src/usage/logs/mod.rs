@@ -2,7 +2,7 @@
 //! appended to a log since its saved offset in, a usage [`Delta`] per API response out), its state
 //! saved between reads so that a restart neither counts twice nor misses, and each knowing where its
 //! agent keeps a session's subagent logs. Claude Code's transcript reader came first, Codex CLI's
-//! rollout reader is beside it; Gemini CLI's comes. What comes out is the same whichever agent wrote
+//! rollout reader and Gemini CLI's chat-log reader are beside it. What comes out is the same whichever agent wrote
 //! the log.
 
 use std::path::{Path, PathBuf};
@@ -19,12 +19,14 @@ use crate::usage::pricing::PriceTable;
 
 pub mod claude_code;
 pub mod codex;
+pub mod gemini;
 
 /// Reading state of one session log, in the format of the agent that writes it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LogReader {
     ClaudeCode(claude_code::Ledger),
     Codex(codex::Ledger),
+    Gemini(gemini::Ledger),
 }
 
 impl LogReader {
@@ -33,6 +35,7 @@ impl LogReader {
         match agent {
             Agent::ClaudeCode => LogReader::ClaudeCode(claude_code::Ledger::default()),
             Agent::Codex => LogReader::Codex(codex::Ledger::default()),
+            Agent::Gemini => LogReader::Gemini(gemini::Ledger::default()),
         }
     }
 
@@ -41,6 +44,7 @@ impl LogReader {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.offset,
             LogReader::Codex(ledger) => ledger.offset,
+            LogReader::Gemini(ledger) => ledger.offset,
         }
     }
 
@@ -50,6 +54,7 @@ impl LogReader {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.offset = offset,
             LogReader::Codex(ledger) => ledger.offset = offset,
+            LogReader::Gemini(ledger) => ledger.offset = offset,
         }
     }
 
@@ -59,6 +64,7 @@ impl LogReader {
         match self {
             LogReader::ClaudeCode(ledger) => ledger.read(bytes, prices),
             LogReader::Codex(ledger) => ledger.read(bytes, prices),
+            LogReader::Gemini(ledger) => ledger.read(bytes, prices),
         }
     }
 
@@ -67,6 +73,7 @@ impl LogReader {
         match self {
             LogReader::ClaudeCode(ledger) => serde_json::to_vec(ledger),
             LogReader::Codex(ledger) => serde_json::to_vec(ledger),
+            LogReader::Gemini(ledger) => serde_json::to_vec(ledger),
         }
     }
 
@@ -75,6 +82,7 @@ impl LogReader {
         match agent {
             Agent::ClaudeCode => serde_json::from_slice(saved).map(LogReader::ClaudeCode),
             Agent::Codex => serde_json::from_slice(saved).map(LogReader::Codex),
+            Agent::Gemini => serde_json::from_slice(saved).map(LogReader::Gemini),
         }
     }
 }
@@ -83,8 +91,8 @@ impl LogReader {
 pub(crate) fn subagent_logs_dir(agent: Agent, log: &str) -> Option<PathBuf> {
     match agent {
         Agent::ClaudeCode => claude_code::subagents_dir(log),
-        // Codex's subagents are threads of their own: not read yet
-        Agent::Codex => None,
+        // Codex's subagents are threads of their own, with a log of their own; Gemini CLI has none
+        Agent::Codex | Agent::Gemini => None,
     }
 }
 
@@ -99,6 +107,7 @@ pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<Pa
             let own = name.strip_suffix(".jsonl")?.strip_suffix(agent_id)?.ends_with('-');
             (own && !agent_id.is_empty()).then(|| PathBuf::from(log))
         }
+        Agent::Gemini => None,
     }
 }
 
@@ -107,7 +116,7 @@ pub(crate) fn subagent_log(agent: Agent, log: &str, agent_id: &str) -> Option<Pa
 pub(crate) fn subagent_spawner(agent: Agent, dirs: &AgentDirs, log: &str, agent_id: &str) -> Option<String> {
     match agent {
         Agent::ClaudeCode => claude_code::subagent_spawner(dirs, log, agent_id),
-        Agent::Codex => None,
+        Agent::Codex | Agent::Gemini => None,
     }
 }
 

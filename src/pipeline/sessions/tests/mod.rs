@@ -16,6 +16,7 @@ use crate::model::capture::Capture;
 use crate::model::event::Event;
 use crate::model::span::SpanRecord;
 
+mod gemini;
 mod native;
 mod reads;
 mod teams;

@@ -1,0 +1,170 @@
+//! Gemini CLI's sessions: turns, tool calls and model calls its hooks do not name, paired by the
+//! session (`unnamed`), over the captured run and over made-up ones where a capture cannot show a
+//! case (identical calls, a failing command).
+
+use serde_json::{json, Value};
+
+use super::{assert_tree, named, settings};
+use crate::ingest::accept::parse;
+use crate::model::capture::Capture;
+use crate::model::span::{SpanRecord, Status, ToolStatus};
+use crate::model::time::rfc3339_ns;
+use crate::pipeline::sessions::Sessions;
+use crate::usage::accountant::SessionUsage;
+use crate::usage::logs::gemini::Ledger;
+use crate::usage::pricing::PriceTable;
+
+const HOOKS: &str = include_str!("../../../../tests/fixtures/gemini/single-0.61.0/hooks.jsonl");
+const CHAT: &str =
+    include_str!("../../../../tests/fixtures/gemini/single-0.61.0/session-2026-12-07T05-28-fbc5aa14.jsonl");
+const SID: &str = "fbc5aa14-f60c-4607-a072-1b3691bcc667";
+
+/// Payloads as the hook client sends them (`--agent gemini`), through the sidecar's parse; the chat
+/// log read after each; everything settled.
+fn run(hooks: &[Value], chat: &str) -> Vec<SpanRecord> {
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    let mut ledger = Ledger::default();
+    for p in hooks {
+        let mut p = p.clone();
+        p["hooktel_agent"] = json!("gemini-cli");
+        // received a millisecond after it fired
+        let received = p["timestamp"].as_str().and_then(rfc3339_ns).unwrap() + 1_000_000;
+        let ev = parse(&serde_json::to_vec(&p).unwrap(), received, Capture::Metadata).unwrap();
+        let at = ev.at;
+        s.ingest(ev, at, &mut out);
+        if p["hook_event_name"] == "AfterAgent" {
+            for delta in ledger.read(chat.as_bytes(), &PriceTable::builtin()).deltas {
+                s.add_usage(&SessionUsage { session_id: SID.into(), delta }, at);
+            }
+        }
+    }
+    s.tick(u64::MAX / 2, &mut out);
+    out
+}
+
+fn captured() -> Vec<Value> {
+    HOOKS.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn at(ts: &str) -> u64 {
+    rfc3339_ns(ts).unwrap()
+}
+
+/// The captured run: one turn from BeforeAgent to AfterAgent, its shell call under it, its two model
+/// calls under it timed by their BeforeModel and the AfterModel with a finish reason, with the chat
+/// log's tokens; every time is the payloads' own.
+#[test]
+fn the_captured_run_is_one_turn_of_a_call_and_two_timed_model_calls() {
+    let spans = run(&captured(), CHAT);
+    assert_tree(&spans);
+    let root = &named(&spans, "gemini-cli session")[0];
+    assert_eq!(root.attr("gen_ai.agent.name").as_deref(), Some("gemini-cli"));
+    let turn = named(&spans, "invoke_agent gemini-cli");
+    assert_eq!(turn.len(), 1, "{:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    let turn = turn[0];
+    assert_eq!((turn.start, turn.end), (at("2026-12-07T05:28:55.589Z"), at("2026-12-07T05:28:56.986Z")));
+    assert!(!turn.incomplete);
+    let tool = named(&spans, "execute_tool run_shell_command");
+    assert_eq!(tool.len(), 1);
+    assert_eq!(tool[0].parent, Some(turn.span_id));
+    assert_eq!((tool[0].start, tool[0].end), (at("2026-12-07T05:28:56.207Z"), at("2026-12-07T05:28:56.355Z")));
+    assert_eq!(tool[0].tool.map(|t| t.status), Some(ToolStatus::Ok));
+    let chats = named(&spans, "chat gemini-3.8-flash");
+    assert_eq!(chats.len(), 2);
+    let mut times: Vec<(u64, u64)> = chats.iter().map(|c| (c.start, c.end)).collect();
+    times.sort();
+    assert_eq!(
+        times,
+        [
+            (at("2026-12-07T05:28:55.813Z"), at("2026-12-07T05:28:56.044Z")),
+            (at("2026-12-07T05:28:56.619Z"), at("2026-12-07T05:28:56.872Z"))
+        ]
+    );
+    for chat in &chats {
+        assert_eq!(chat.parent, Some(turn.span_id));
+        assert_eq!(chat.attr("gen_ai.provider.name").as_deref(), Some("gcp.gemini"));
+        let usage = chat.usage.as_ref().unwrap();
+        assert_eq!((usage.tokens.input, usage.tokens.output), (11, 7));
+    }
+    assert_eq!(turn.usage.as_ref().unwrap().tokens.input, 22);
+    assert_eq!(root.usage.as_ref().unwrap().tokens.output, 14);
+    // PreCompress fires before every model call: an event of the turn, no compaction
+    assert!(named(&spans, "compaction").is_empty());
+    assert_eq!(turn.events.iter().filter(|e| e.name == "PreCompress").count(), 2);
+    // a streamed chunk, BeforeModel and BeforeToolSelection are no span events
+    let noise = ["AfterModel", "BeforeModel", "BeforeToolSelection"];
+    assert!(spans.iter().flat_map(|s| &s.events).all(|e| !noise.contains(&e.name.as_str())));
+}
+
+fn hook(event: &str, ts: &str, extra: Value) -> Value {
+    let mut p = json!({"session_id": SID, "transcript_path": "/h/.gemini/tmp/p/chats/session-x.jsonl",
+                       "cwd": "/h/p", "hook_event_name": event, "timestamp": ts});
+    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p
+}
+
+fn shell(event: &str, ts: &str, command: &str, content: Option<&str>) -> Value {
+    let mut extra = json!({"tool_name": "run_shell_command", "tool_input": {"command": command}});
+    if let Some(c) = content {
+        extra["tool_response"] = json!({"llmContent": c, "returnDisplay": c});
+    }
+    hook(event, ts, extra)
+}
+
+/// Calls told apart by their input only: two parallel calls whose starts arrive out of order, the
+/// same command run twice in a row (two spans, not one), a command that exited 1 (ERROR, though
+/// Gemini calls it a success) and a tool's error (ERROR).
+#[test]
+fn calls_without_ids_pair_by_tool_and_input_and_failures_are_errors() {
+    let t = |s: u32| format!("2026-12-07T05:30:{s:02}.000Z");
+    let hooks = [
+        hook("SessionStart", &t(0), json!({"source": "startup"})),
+        hook("BeforeAgent", &t(1), json!({"prompt": "go"})),
+        shell("BeforeTool", &t(3), "echo b", None),
+        shell("BeforeTool", &t(2), "echo a", None),
+        shell("AfterTool", &t(4), "echo a", Some("Output: a")),
+        shell("AfterTool", &t(5), "echo b", Some("Output: b")),
+        shell("BeforeTool", &t(6), "make", None),
+        shell("AfterTool", &t(7), "make", Some("Output: boom\nExit Code: 1\nProcess Group PGID: 7")),
+        shell("BeforeTool", &t(8), "make", None),
+        shell("AfterTool", &t(9), "make", Some("Output: ok\nProcess Group PGID: 8")),
+        hook("BeforeTool", &t(10), json!({"tool_name": "read_file", "tool_input": {"file_path": "nope.txt"}})),
+        hook(
+            "AfterTool",
+            &t(11),
+            json!({"tool_name": "read_file", "tool_input": {"file_path": "nope.txt"},
+                   "tool_response": {"llmContent": "File not found", "error": {"message": "File not found: nope.txt", "type": "FILE_NOT_FOUND"}}}),
+        ),
+        hook("AfterAgent", &t(12), json!({"prompt": "go", "prompt_response": "garbled"})),
+        hook("SessionEnd", &t(13), json!({"reason": "exit"})),
+    ];
+    let spans = run(&hooks, "");
+    assert_tree(&spans);
+    let turn = named(&spans, "invoke_agent gemini-cli")[0].span_id;
+    let shells = named(&spans, "execute_tool run_shell_command");
+    let mut calls: Vec<(u64, u64, Option<ToolStatus>, String)> = shells
+        .iter()
+        .map(|s| (s.start, s.end, s.tool.map(|t| t.status), s.attr("gen_ai.tool.call.arguments").unwrap_or_default()))
+        .collect();
+    calls.sort_by_key(|c| c.0);
+    let secs = |c: &(u64, u64, Option<ToolStatus>, String)| {
+        ((c.0 - at(&t(0))) / 1_000_000_000, (c.1 - at(&t(0))) / 1_000_000_000, c.2)
+    };
+    assert_eq!(
+        calls.iter().map(secs).collect::<Vec<_>>(),
+        [
+            (2, 4, Some(ToolStatus::Ok)),
+            (3, 5, Some(ToolStatus::Ok)),
+            (6, 7, Some(ToolStatus::Error)),
+            (8, 9, Some(ToolStatus::Ok))
+        ],
+        "{calls:?}"
+    );
+    assert!(shells.iter().all(|s| s.parent == Some(turn) && !s.incomplete));
+    let failed = shells.iter().find(|s| s.tool.map(|t| t.status) == Some(ToolStatus::Error)).unwrap();
+    assert_eq!(failed.status, Status::Error("exit code 1".into()));
+    let read = named(&spans, "execute_tool read_file");
+    assert_eq!(read[0].tool.map(|t| t.status), Some(ToolStatus::Error));
+    assert!(matches!(&read[0].status, Status::Error(m) if m.contains("File not found")), "{:?}", read[0].status);
+}

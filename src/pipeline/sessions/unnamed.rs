@@ -1,0 +1,132 @@
+//! What an agent's hooks do not name, found by the session: the turn an event belongs to (the one
+//! open when it fired, or for a model response the one open when it was asked for), the tool call a
+//! tool's end ends (the oldest open call with its tool and input), and the model call whose hooks
+//! time a response's chat span (the one whose start is nearest the response's). Gemini CLI names
+//! none of them; Claude Code and Codex name all, and never come here. Bounded: at most
+//! `MAX_OPEN_CALLS` calls and `MAX_MODEL_CALLS` timed model calls are remembered per session.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::state::SessionState;
+use crate::model::ids::SpanKey;
+use crate::model::time::NS_PER_SEC;
+use crate::usage::logs::{Delta, Response};
+
+/// Most open tool calls remembered per session (a call past it still has its span, and its end
+/// one of its own, its start estimated).
+const MAX_OPEN_CALLS: usize = 1024;
+
+/// Most timed model calls remembered while their response is not read yet: a turn makes a few.
+const MAX_MODEL_CALLS: usize = 64;
+
+/// How far a response's times in the agent's log may be from its model call's hooks: the log
+/// records a response when the agent has handled it, a fraction of a second after its last chunk.
+const SLACK: u64 = 2 * NS_PER_SEC;
+
+/// What a session pairs for an agent that names neither its turns nor its calls.
+#[derive(Default)]
+pub(super) struct Unnamed {
+    /// Open tool calls by key (`<tool>:<input hash>`): their ids, oldest first.
+    open_calls: HashMap<String, VecDeque<String>>,
+    /// When the model call under way started.
+    model_start: Option<u64>,
+    /// Model calls ended, (start, end), whose response is not read yet.
+    model_calls: VecDeque<(u64, u64)>,
+}
+
+impl Unnamed {
+    /// About the bytes it holds.
+    pub(super) fn held(&self) -> usize {
+        self.open_calls
+            .iter()
+            .map(|(k, ids)| 96 + k.len() + ids.iter().map(|i| 48 + i.len()).sum::<usize>())
+            .sum::<usize>()
+            + self.model_calls.len() * 16
+    }
+}
+
+impl SessionState {
+    /// The turn an event without one belongs to: a prompt's own is named by its parser; any other
+    /// event's is the turn open now.
+    pub(super) fn unnamed_turn(&self, prompt_id: Option<String>) -> Option<String> {
+        prompt_id.or_else(|| self.open_turn())
+    }
+
+    /// A call of tool and input `key` starts at `at`: its id, `key@at` (the same when its start is
+    /// delivered again).
+    pub(super) fn unnamed_call_started(&mut self, key: String, at: u64) -> String {
+        let id = format!("{key}@{at}");
+        let total: usize = self.unnamed.open_calls.values().map(VecDeque::len).sum();
+        let open = self.unnamed.open_calls.entry(key).or_default();
+        if !open.contains(&id) && total < MAX_OPEN_CALLS {
+            open.push_back(id.clone());
+        }
+        id
+    }
+
+    /// A call of tool and input `key` ends at `at`: the oldest open one, else a call whose start was
+    /// not seen (`key@at`).
+    pub(super) fn unnamed_call_ended(&mut self, key: &str, at: u64) -> String {
+        let Some(open) = self.unnamed.open_calls.get_mut(key) else { return format!("{key}@{at}") };
+        let id = open.pop_front();
+        if open.is_empty() {
+            self.unnamed.open_calls.remove(key);
+        }
+        id.unwrap_or_else(|| format!("{key}@{at}"))
+    }
+
+    /// A model call starts.
+    pub(super) fn model_started(&mut self, at: u64) {
+        self.unnamed.model_start = Some(at);
+    }
+
+    /// The model call under way ended with `finish_reason`: it times the chat span of its response,
+    /// now if the response was read already, else when it is.
+    pub(super) fn model_ended(&mut self, at: u64, finish_reason: String) {
+        let Some(start) = self.unnamed.model_start.take() else { return };
+        let read = self
+            .spans
+            .values_mut()
+            .filter(|s| s.key == SpanKey::Chat && !s.exact && s.start + SLACK >= start && s.start <= start + SLACK)
+            .min_by_key(|s| s.start.abs_diff(start));
+        match read {
+            Some(span) => {
+                (span.start, span.end, span.exact) = (start, at, true);
+                if let Some(chat) = &mut span.chat {
+                    chat.finish_reason.get_or_insert(finish_reason);
+                }
+            }
+            None => {
+                if self.unnamed.model_calls.len() == MAX_MODEL_CALLS {
+                    self.unnamed.model_calls.pop_front();
+                }
+                self.unnamed.model_calls.push_back((start, at));
+            }
+        }
+    }
+
+    /// The hooks' times of response `r`, if its model call ended before it was read: the call whose
+    /// start is nearest the response's.
+    pub(super) fn model_call_of(&mut self, r: &Response) -> Option<(u64, u64)> {
+        let near = |(start, end): (u64, u64)| start + SLACK >= r.start && end <= r.end + SLACK;
+        let (i, _) = self
+            .unnamed
+            .model_calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| near(**c))
+            .min_by_key(|(_, (start, _))| start.abs_diff(r.start))?;
+        self.unnamed.model_calls.remove(i)
+    }
+
+    /// The turn of a response that names none (`d.prompt_id`), for an agent that names no turns: the
+    /// latest turn started by the time the response was asked for.
+    pub(super) fn turn_of(&self, d: &Delta) -> Option<String> {
+        if d.prompt_id.is_some() || self.agent.names_turns() {
+            return d.prompt_id.clone();
+        }
+        let at = d.response.as_ref()?.start;
+        let started = |pid: &&String| self.spans.get(&self.span_id(SpanKey::Turn, pid)).filter(|s| s.start <= at);
+        self.turns.iter().filter_map(|pid| Some((started(&pid)?.start, pid))).max().map(|(_, p)| p.clone())
+    }
+}
