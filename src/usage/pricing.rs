@@ -1,10 +1,10 @@
-//! Prices of Claude and OpenAI models and the cost of one API response, computed the way Claude Code
-//! does.
+//! Prices of Claude, OpenAI and Gemini models and the cost of one API response, computed the way
+//! Claude Code does.
 //!
 //! The built-in table is Claude Code 2.1.329's own baked model catalog (USD per million tokens: input,
 //! output, cache write 5 minutes and 1 hour, cache read; a long-prompt tier where a model has one; the
-//! fast-mode rates; $0.01 per web search), and beside it OpenAI's list prices for the models Codex CLI
-//! runs. A JSON file can add or replace models. A model that is not in the table costs 0 and is
+//! fast-mode rates; $0.01 per web search), and beside it OpenAI's and Google's list prices for the
+//! models Codex CLI and Gemini CLI run. A JSON file can add or replace models. A model that is not in the table costs 0 and is
 //! reported as unpriced: its price is never guessed.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::model::tokens::TokenUsage;
 
 // The built-in table was taken from Claude Code 2.1.329's model catalog on 2026-11-21, and OpenAI's
-// prices on 2026-12-07 from GitHub's table of the models Copilot offers at their providers' list prices
+// and Google's prices on 2026-12-07 from GitHub's table of the models Copilot offers at their providers' list prices
 // (github/docs, data/tables/copilot/models-and-pricing.yml, commit 024f6b0f): docs/metrics.md states both
 // dates, and tests/it/docs.rs checks its tables against this one.
 
@@ -149,7 +149,19 @@ const BUILT_IN: &[Entry] = &[
     ("gpt-5.6-luna", "", openai(0.2, 1.2, 0.25, 0.02), Some((200_000, openai(0.4, 1.8, 0.5, 0.04))), None),
     ("gpt-5.6-sol", "", openai(5.0, 30.0, 6.25, 0.5), Some((272_000, openai(10.0, 45.0, 12.5, 1.0))), None),
     ("gpt-5.6-terra", "", openai(2.0, 12.0, 2.5, 0.2), Some((272_000, openai(4.0, 18.0, 5.0, 0.4))), None),
+    // Google: input, output, cached input (Gemini's context caching bills storage by the hour, not
+    // writes by the token: no cache-write rate). Gemini CLI names Gemini 3.1 Pro by its preview id.
+    // Gemini 3.6 and 3.7 Flash are at a promotional price through 2026-12-31.
+    ("gemini-3.1-pro", "gemini-3.1-pro-preview", google(2.0, 12.0, 0.2), Some((200_000, google(4.0, 18.0, 0.4))), None),
+    ("gemini-3.5-flash", "", google(1.5, 9.0, 0.15), None, None),
+    ("gemini-3.6-flash", "", google(0.75, 3.75, 0.075), None, None),
+    ("gemini-3.7-flash", "", google(0.75, 3.75, 0.075), None, None),
 ];
+
+/// Google's rates: no cache writes.
+const fn google(input: f64, output: f64, cached_input: f64) -> Rates {
+    rates(input, output, 0.0, 0.0, cached_input)
+}
 
 /// OpenAI's rates: one cache-write rate, whatever the cache's lifetime.
 const fn openai(input: f64, output: f64, cache_write: f64, cached_input: f64) -> Rates {
@@ -201,6 +213,8 @@ impl PriceTable {
             m = &m[..i];
         }
         let m = m.strip_suffix("-v1").or_else(|| m.strip_suffix("-v2")).unwrap_or(m);
+        // Gemini CLI's `gemini-3.1-pro-preview-customtools`: the model, prompted for its own tools
+        let m = m.strip_suffix("-customtools").unwrap_or(m);
         find(m).or_else(|| find(undated(m)?))
     }
 }
@@ -274,6 +288,22 @@ mod tests {
         let edge = usage(200_000, 0, 72_000, 0, 0);
         let c = cost(t.lookup("gpt-5.4").unwrap(), &edge, Service::default());
         assert!((c - (200_000.0 * 2.5 + 72_000.0 * 0.25) / 1e6).abs() < 1e-12, "{c}");
+    }
+
+    /// A Gemini response (thinking in its output), under Gemini CLI's ids for the models.
+    #[test]
+    fn gemini_responses_cost_their_list_price() {
+        let t = PriceTable::builtin();
+        let u = usage(3_000, 700, 9_000, 0, 0);
+        for id in ["gemini-3.1-pro-preview", "gemini-3.1-pro-preview-customtools", "gemini-3.1-pro"] {
+            let c = cost(t.lookup(id).unwrap(), &u, Service::default());
+            assert!((c - (3_000.0 * 2.0 + 700.0 * 12.0 + 9_000.0 * 0.2) / 1e6).abs() < 1e-12, "{id}: {c}");
+        }
+        // past 200K prompt tokens (cached ones count) the whole response takes the long-context rates
+        let long = usage(150_000, 1_000, 50_001, 0, 0);
+        let c = cost(t.lookup("gemini-3.1-pro-preview").unwrap(), &long, Service::default());
+        assert!((c - (150_000.0 * 4.0 + 1_000.0 * 18.0 + 50_001.0 * 0.4) / 1e6).abs() < 1e-12, "{c}");
+        assert!(t.lookup("gemini-3.8-flash").is_none(), "not in the source: unpriced, never guessed");
     }
 
     #[test]
