@@ -74,13 +74,19 @@ pub(super) fn object(line: &[u8]) -> Option<Value> {
 }
 
 /// The agent whose session log `file` is, by its first line: Codex CLI's rollout opens with a
-/// `session_meta` line; anything else is taken for a Claude Code transcript (whose first line can be
+/// `session_meta` line, Gemini CLI's chat log with a header naming `sessionId` and `projectHash`;
+/// anything else is taken for a Claude Code transcript (whose first line can be
 /// any of its kinds). At most `MAX_LINE_BYTES` are read, and only the line's `type` is kept.
 pub(super) fn agent_of_log(file: &mut File) -> std::io::Result<Agent> {
     #[derive(serde::Deserialize)]
     struct Head {
         #[serde(rename = "type")]
         kind: Option<String>,
+        /// Gemini CLI's chat log opens with a header naming its session and project.
+        #[serde(rename = "sessionId")]
+        session_id: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "projectHash")]
+        project_hash: Option<serde::de::IgnoredAny>,
     }
     file.seek(SeekFrom::Start(0))?;
     let mut first = Vec::new();
@@ -88,8 +94,9 @@ pub(super) fn agent_of_log(file: &mut File) -> std::io::Result<Agent> {
     // an object's (serde would take `["session_meta"]` for one too)
     let line = first.trim_ascii();
     let head = line.starts_with(b"{").then(|| serde_json::from_slice::<Head>(line).ok()).flatten();
-    Ok(match head.and_then(|h| h.kind).as_deref() {
-        Some("session_meta") => Agent::Codex,
+    Ok(match head {
+        Some(Head { kind: Some(kind), .. }) if kind == "session_meta" => Agent::Codex,
+        Some(Head { session_id: Some(_), project_hash: Some(_), .. }) => Agent::Gemini,
         _ => Agent::ClaudeCode,
     })
 }
@@ -111,6 +118,9 @@ mod tests {
     fn a_rollout_is_told_by_its_first_line_not_its_name() {
         let (_d, mut f) = file_of(b"{\"timestamp\":\"t\",\"type\":\"session_meta\",\"payload\":{}}\n{}\n");
         assert_eq!(agent_of_log(&mut f).unwrap(), Agent::Codex);
+        let (_d, mut f) =
+            file_of(b"{\"sessionId\":\"s\",\"projectHash\":\"h\",\"startTime\":\"t\",\"kind\":\"main\"}\n");
+        assert_eq!(agent_of_log(&mut f).unwrap(), Agent::Gemini);
         for other in [
             &b"{\"type\":\"user\",\"sessionId\":\"s\"}\n{\"type\":\"session_meta\"}\n"[..],
             b"",

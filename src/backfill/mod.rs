@@ -1,8 +1,8 @@
 //! `hooktel import`: backfill history into the same sink the sidecar uses (the OTLP collector when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else the local store).
 //!
-//! Claude Code's transcripts (`~/.claude/projects`) and Codex CLI's rollouts (`~/.codex/sessions`),
-//! each told by its first line rather than its name, become the span trees the live path would have
+//! Claude Code's transcripts (`~/.claude/projects`), Codex CLI's rollouts (`~/.codex/sessions`) and
+//! Gemini CLI's chat logs (`~/.gemini/tmp/<project>/chats`), each told by its first line rather than its name, become the span trees the live path would have
 //! made, with their real times and their token usage; an old JSONL event log becomes custom events, each a zero-length
 //! span in its session's trace (or a trace of its own without a session). Importing the same data
 //! twice creates no duplicates: every span sent is recorded in `<data dir>/hooktel.db`, and a span
@@ -31,6 +31,7 @@ use crate::store::journal;
 use crate::store::local::{LocalStore, Retention};
 use crate::usage::pricing::PriceTable;
 
+pub mod chats;
 mod error;
 pub mod event_log;
 mod lines;
@@ -195,8 +196,8 @@ fn session_from_log(
     let (mut file, _) = lines::open_named(path)?;
     match lines::agent_of_log(&mut file).map_err(BackfillError::read(path))? {
         Agent::Codex => rollouts::session_from_rollout(path, prices, capture, endpoint),
-        // `agent_of_log` tells Claude Code's transcripts and Codex's rollouts apart only
-        Agent::ClaudeCode | Agent::Gemini => transcripts::session_from_transcript(path, prices, capture, endpoint),
+        Agent::Gemini => chats::session_from_chat(path, prices, capture, endpoint),
+        Agent::ClaudeCode => transcripts::session_from_transcript(path, prices, capture, endpoint),
     }
 }
 
@@ -283,9 +284,9 @@ fn send(
 }
 
 /// Where the agents keep their session logs by default: Claude Code's transcripts
-/// (`~/.claude/projects`, or `$CLAUDE_CONFIG_DIR`'s) and Codex CLI's rollouts (`~/.codex/sessions`,
-/// or `$CODEX_HOME`'s).
+/// (`~/.claude/projects`, or `$CLAUDE_CONFIG_DIR`'s), Codex CLI's rollouts (`~/.codex/sessions`,
+/// or `$CODEX_HOME`'s) and Gemini CLI's chat logs (`~/.gemini/tmp`, or `$GEMINI_CLI_HOME`'s).
 pub(crate) fn default_log_dirs() -> Vec<PathBuf> {
     let projects = crate::usage::agent_dirs::claude_config_dir().map(|d| d.join("projects"));
-    projects.into_iter().chain(rollouts::default_sessions_dir()).collect()
+    projects.into_iter().chain(rollouts::default_sessions_dir()).chain(chats::default_chats_dir()).collect()
 }

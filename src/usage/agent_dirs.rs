@@ -50,16 +50,26 @@ pub(crate) fn codex_home() -> Option<PathBuf> {
     set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
 }
 
+/// Gemini CLI's directory as it finds it: `.gemini` in `$GEMINI_CLI_HOME` (which Gemini CLI 0.61
+/// takes for the home directory), else in `$HOME`.
+pub(crate) fn gemini_home() -> Option<PathBuf> {
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("GEMINI_CLI_HOME").or_else(|| set("HOME")).map(|h| h.join(".gemini"))
+}
+
 impl AgentDirs {
     /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
-    /// named), Codex CLI's `~/.codex/sessions` and `$CODEX_HOME/sessions` (its rollouts), and every
-    /// entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
+    /// named), Codex CLI's `~/.codex/sessions` and `$CODEX_HOME/sessions` (its rollouts), Gemini
+    /// CLI's `~/.gemini/tmp` and `$GEMINI_CLI_HOME/.gemini/tmp` (its chat logs, under a directory per
+    /// project), and every entry of `HOOKTEL_TRANSCRIPT_DIRS` (separated by `:` or `,`).
     pub fn from_env() -> AgentDirs {
         let vars = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let (config, home) = claude_dirs(&|k| std::env::var_os(k));
         let mut dirs: Vec<PathBuf> = home.into_iter().chain(config).map(|d| d.join("projects")).collect();
         let codex = vars("HOME").map(|h| h.join(".codex")).into_iter().chain(vars("CODEX_HOME"));
         dirs.extend(codex.map(|d| d.join("sessions")));
+        let gemini = vars("HOME").into_iter().chain(vars("GEMINI_CLI_HOME"));
+        dirs.extend(gemini.map(|d| d.join(".gemini").join("tmp")));
         if let Ok(extra) = std::env::var("HOOKTEL_TRANSCRIPT_DIRS") {
             dirs.extend(extra.split([':', ',']).map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from));
         }
