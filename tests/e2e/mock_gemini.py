@@ -10,7 +10,8 @@ with text), the step being how many model turns follow that prompt in `contents`
 
   "[turn:text]" (or no marker): a text answer
   "[turn:shell]": run_shell_command `echo hi` -> text
-  "[turn:parallel]": TWO calls in one response, run_shell_command `echo one` and `echo two` -> text
+  "[turn:parallel]": TWO calls in one response, run_shell_command `sleep 0.5; echo one` and `echo two`
+      (the first ends last: Gemini runs them at once) -> text
   "[turn:exit]": run_shell_command `echo failing >&2; exit 3` (Gemini calls it a success) -> text
   "[turn:missing]": read_file of a missing file (a tool error) -> text
   "[turn:fail]": the failing command -> the missing file -> text
@@ -40,7 +41,7 @@ SCRIPTS = {
     "text": ["Streamed answer: the quick brown fox jumps over the lazy dog."],
     "shell": [[(SHELL, {"command": "echo hi", "description": "print hi"})], "Shell done: it printed hi."],
     "parallel": [
-        [(SHELL, {"command": "echo one", "description": "print one"}),
+        [(SHELL, {"command": "sleep 0.5; echo one", "description": "print one, slowly"}),
          (SHELL, {"command": "echo two", "description": "print two"})],
         "Parallel done: one and two.",
     ],
