@@ -154,7 +154,8 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
     assert_eq!(of(&payloads, "SessionEnd").len(), 2);
 
     // no call id: a BeforeTool and its AfterTool share the tool name and input; the parallel pair
-    // both start before either ends, and the slower first call ends last
+    // both start before either ends (they run at once: the slower first call usually ends last, as
+    // in tests/fixtures/gemini/parallel-0.61.0, but neither order is asserted)
     let before = of(&payloads, "BeforeTool");
     let after = of(&payloads, "AfterTool");
     let key = |p: &Value| (p["tool_name"].to_string(), p["tool_input"].to_string());
@@ -164,17 +165,19 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
     b.sort();
     a.sort();
     assert_eq!(a, b, "AfterTool repeats its BeforeTool's tool_input");
-    let order: Vec<_> = payloads
+    let mut parallel: Vec<_> = payloads
         .iter()
         .filter(|p| p["hook_event_name"] == "BeforeTool" || p["hook_event_name"] == "AfterTool")
         .take(4)
         .map(|p| format!("{} {}", p["hook_event_name"].as_str().unwrap(), p["tool_input"]["command"].as_str().unwrap()))
         .collect();
+    parallel[..2].sort();
+    parallel[2..].sort();
     assert_eq!(
-        order,
+        parallel,
         [
-            "BeforeTool sleep 0.5; echo one",
             "BeforeTool echo two",
+            "BeforeTool sleep 0.5; echo one",
             "AfterTool echo two",
             "AfterTool sleep 0.5; echo one"
         ]
