@@ -151,7 +151,12 @@ pub fn hooks_for(events: &[&str], name: &str, command: &str) -> Value {
 /// Hooks for every event appending each payload, as one line, to `log` (`tests/e2e/gemini_capture.py`).
 pub fn capture_hooks(log: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/gemini_capture.py");
-    let command = format!("python3 {} {}", shell_quote(script.to_str().unwrap()), shell_quote(log.to_str().unwrap()));
+    // the interpreter behind this test's python3 (the CLI's clean PATH may not have it, and a
+    // version manager's shim may not work in the CLI's environment)
+    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let [python, script, log] = [python.as_path(), &script, log].map(|p| shell_quote(p.to_str().unwrap()));
+    let command = format!("{python} {script} {log}");
     hooks_for(EVENTS, "capture", &command)
 }
 
