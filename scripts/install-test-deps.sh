@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install what the test suite needs beyond cargo: the Claude Code CLI and OpenAI's Codex CLI (pinned,
-# from npm) for the end-to-end tests, python3 for the mock Messages API, Debian's `tmux` (pane teammates of an agent team), `git` (real repositories for the checkout tests) and `prometheus` package (prometheus and
-# promtool: the /metrics exposition, the alert rules and their unit tests, the dashboards' queries against
-# a real server), and in a Python venv the offline schema validators of the deployment files
-# (kubernetes-validate for deploy/kubernetes, check-jsonschema's bundled compose-spec schema for
-# deploy/docker-compose.yml), and in a venv of its own Arize Phoenix, the LLM-tracing backend the traces
-# are read back from (installed with uv: about 10 s instead of pip's 95). Idempotent; safe to run again.
-#   env: CLAUDE_CODE_VERSION, CODEX_VERSION (defaults below), HOOKTEL_TEST_DEPS (default: target/test-deps)
+# Install what the test suite needs beyond cargo: the Claude Code CLI, OpenAI's Codex CLI and Google's
+# Gemini CLI (pinned, from npm) for the end-to-end tests, python3 for the mock model APIs (Messages,
+# Responses, Gemini), Debian's `tmux` (pane teammates of an agent team), `git` (real repositories for the
+# checkout tests) and `prometheus` package (prometheus and promtool: the /metrics exposition, the alert
+# rules and their unit tests, the dashboards' queries against a real server), and in a Python venv the
+# offline schema validators of the deployment files (kubernetes-validate for deploy/kubernetes,
+# check-jsonschema's bundled compose-spec schema for deploy/docker-compose.yml), and in a venv of its own
+# Arize Phoenix, the LLM-tracing backend the traces are read back from (installed with uv: about 10 s
+# instead of pip's 95). Idempotent; safe to run again.
+#   env: CLAUDE_CODE_VERSION, CODEX_VERSION, GEMINI_VERSION (defaults below), HOOKTEL_TEST_DEPS (default:
+#   target/test-deps)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEPS=${HOOKTEL_TEST_DEPS:-$ROOT/target/test-deps}
@@ -16,6 +19,9 @@ CLAUDE="$CLAUDE_DIR/node_modules/.bin/claude"
 CODEX_VERSION=${CODEX_VERSION:-0.171.0}
 CODEX_DIR="$DEPS/codex"
 CODEX="$CODEX_DIR/node_modules/.bin/codex"
+GEMINI_VERSION=${GEMINI_VERSION:-0.61.0}
+GEMINI_DIR="$DEPS/gemini-cli"
+GEMINI="$GEMINI_DIR/node_modules/.bin/gemini"
 VENV="$DEPS/py-venv"
 PY_TOOLS=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
 PHOENIX_VENV="$DEPS/phoenix-venv"
@@ -48,6 +54,11 @@ if ! "$CODEX" --version 2>/dev/null | grep -q "$CODEX_VERSION"; then
   [ -f "$CODEX_DIR/package.json" ] || echo '{"private": true}' >"$CODEX_DIR/package.json"
   (cd "$CODEX_DIR" && npm install --no-audit --no-fund --save-exact --loglevel=error "@openai/codex@$CODEX_VERSION")
 fi
+if ! "$GEMINI" --version 2>/dev/null | grep -qxF "$GEMINI_VERSION"; then
+  mkdir -p "$GEMINI_DIR"
+  [ -f "$GEMINI_DIR/package.json" ] || echo '{"private": true}' >"$GEMINI_DIR/package.json"
+  (cd "$GEMINI_DIR" && npm install --no-audit --no-fund --save-exact --loglevel=error "@google/gemini-cli@$GEMINI_VERSION")
+fi
 py_tools_ok() {
   local have
   have=$("$VENV/bin/pip" freeze 2>/dev/null) || return 1
@@ -65,6 +76,7 @@ if ! "$PHOENIX_VENV/bin/pip" freeze 2>/dev/null | grep -qixF "$PHOENIX"; then
 fi
 echo "claude: $("$CLAUDE" --version) at $CLAUDE"
 echo "codex: $("$CODEX" --version) at $CODEX"
+echo "gemini: $("$GEMINI" --version) at $GEMINI"
 echo "promtool: $(promtool --version 2>&1 | head -n 1)"
 echo "validators: $("$VENV/bin/kubernetes-validate" --version), check-jsonschema $("$VENV/bin/check-jsonschema" --version | awk '{print $NF}') in $VENV"
 echo "phoenix: $("$PHOENIX_VENV/bin/pip" freeze 2>/dev/null | grep -i "^arize-phoenix==") in $PHOENIX_VENV"

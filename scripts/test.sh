@@ -8,6 +8,7 @@ cd "$ROOT"
 bash scripts/install-test-deps.sh
 export HOOKTEL_CLAUDE_BIN=${HOOKTEL_CLAUDE_BIN:-$ROOT/target/test-deps/claude-code/node_modules/.bin/claude}
 export HOOKTEL_CODEX_BIN=${HOOKTEL_CODEX_BIN:-$ROOT/target/test-deps/codex/node_modules/.bin/codex}
+export HOOKTEL_GEMINI_BIN=${HOOKTEL_GEMINI_BIN:-$ROOT/target/test-deps/gemini-cli/node_modules/.bin/gemini}
 cargo fmt --check
 # layers import only downwards, and no module imports one that imports it back
 python3 scripts/check-layers.py

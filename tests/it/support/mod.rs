@@ -5,6 +5,7 @@
 
 pub mod claude;
 pub mod codex;
+pub mod gemini;
 pub mod phoenix;
 mod process;
 pub mod prom_translate;
