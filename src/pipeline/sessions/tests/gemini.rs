@@ -19,8 +19,9 @@ const CHAT: &str =
     include_str!("../../../../tests/fixtures/gemini/single-0.61.0/session-2026-12-07T05-28-fbc5aa14.jsonl");
 const SID: &str = "fbc5aa14-f60c-4607-a072-1b3691bcc667";
 
-/// Payloads as the hook client sends them (`--agent gemini`), through the sidecar's parse; the chat
-/// log read after each; everything settled.
+/// Payloads as the hook client sends them (`--agent gemini`), through the sidecar's parse; after
+/// each `AfterAgent`, the chat log as written by then (its lines up to the event's time) read as the
+/// sidecar reads it; everything settled.
 fn run(hooks: &[Value], chat: &str) -> Vec<SpanRecord> {
     let mut s = Sessions::new(settings());
     let mut out = Vec::new();
@@ -31,16 +32,25 @@ fn run(hooks: &[Value], chat: &str) -> Vec<SpanRecord> {
         // received a millisecond after it fired
         let received = p["timestamp"].as_str().and_then(rfc3339_ns).unwrap() + 1_000_000;
         let ev = parse(&serde_json::to_vec(&p).unwrap(), received, Capture::Metadata).unwrap();
-        let at = ev.at;
+        let (at, sid) = (ev.at, ev.session_id.clone());
         s.ingest(ev, at, &mut out);
         if p["hook_event_name"] == "AfterAgent" {
-            for delta in ledger.read(chat.as_bytes(), &PriceTable::builtin()).deltas {
-                s.add_usage(&SessionUsage { session_id: SID.into(), delta }, at);
+            let written = written_by(chat, at);
+            for delta in ledger.read(&written.as_bytes()[ledger.offset as usize..], &PriceTable::builtin()).deltas {
+                s.add_usage(&SessionUsage { session_id: sid.clone(), delta }, at);
             }
         }
     }
     s.tick(u64::MAX / 2, &mut out);
     out
+}
+
+/// The lines of a chat log written by `at`: up to its last line stamped no later.
+fn written_by(chat: &str, at: u64) -> String {
+    let lines: Vec<&str> = chat.lines().collect();
+    let stamped = |l: &str| serde_json::from_str::<Value>(l).ok()?["timestamp"].as_str().and_then(rfc3339_ns);
+    let last = lines.iter().rposition(|l| stamped(l).is_some_and(|t| t <= at)).map_or(0, |i| i + 1);
+    lines[..last].iter().map(|l| format!("{l}\n")).collect()
 }
 
 fn captured() -> Vec<Value> {
@@ -167,4 +177,100 @@ fn calls_without_ids_pair_by_tool_and_input_and_failures_are_errors() {
     let read = named(&spans, "execute_tool read_file");
     assert_eq!(read[0].tool.map(|t| t.status), Some(ToolStatus::Error));
     assert!(matches!(&read[0].status, Status::Error(m) if m.contains("File not found")), "{:?}", read[0].status);
+}
+
+/// A captured run: its hooks, its chat log, and the usage the mock served its agent calls.
+struct Captured {
+    hooks: Vec<Value>,
+    chat: String,
+    served: Vec<Value>,
+}
+
+fn captured_run(dir: &str) -> Captured {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemini").join(dir);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let chat = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("session-"));
+    let lines = |text: String| -> Vec<Value> { text.lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let served = lines(read(&base.join("mock.jsonl")))
+        .into_iter()
+        .filter(|r| r["reply"]["kind"] == "agent")
+        .map(|r| r["reply"]["usage"].clone())
+        .collect();
+    Captured { hooks: lines(read(&base.join("hooks.jsonl"))), chat: read(&chat.unwrap()), served }
+}
+
+/// Every captured run of the real CLI (chunked text, parallel calls, a failing command and a tool
+/// error, a resumed session): one trace, one model-call span per response served, each timed by
+/// its hooks, their tokens (counted disjointly, thinking as output) adding up to what the mock served,
+/// each tool call paired with its own end, failures in ERROR.
+#[test]
+fn every_captured_run_is_one_tree_whose_model_calls_add_up_to_what_was_served() {
+    for dir in ["text-0.61.0", "parallel-0.61.0", "failures-0.61.0", "resume-0.61.0"] {
+        let run_of = captured_run(dir);
+        let spans = run(&run_of.hooks, &run_of.chat);
+        let trace = spans[0].trace_id;
+        assert!(spans.iter().all(|s| s.trace_id == trace), "{dir}: one trace");
+        let roots = spans.iter().filter(|s| s.parent.is_none()).count();
+        assert_eq!(roots, 1, "{dir}: one root");
+        let chats: Vec<&SpanRecord> = spans.iter().filter(|s| s.name.starts_with("chat ")).collect();
+        assert_eq!(chats.len(), run_of.served.len(), "{dir}: a model call per response served");
+        let ends: Vec<u64> = run_of
+            .hooks
+            .iter()
+            .filter(|h| {
+                h["hook_event_name"] == "AfterModel" && h["llm_response"]["candidates"][0]["finishReason"].is_string()
+            })
+            .map(|h| rfc3339_ns(h["timestamp"].as_str().unwrap()).unwrap())
+            .collect();
+        let mut chat_ends: Vec<u64> = chats.iter().map(|c| c.end).collect();
+        chat_ends.sort();
+        assert_eq!(chat_ends, ends, "{dir}: each timed by the AfterModel with a finish reason");
+        let count = |k: &str| run_of.served.iter().map(|u| u[k].as_u64().unwrap_or(0)).sum::<u64>();
+        let tokens = chats.iter().fold(crate::model::tokens::TokenUsage::default(), |mut t, c| {
+            t.add(c.usage.as_ref().unwrap().tokens);
+            t
+        });
+        let cached = count("cachedContentTokenCount");
+        assert_eq!(tokens.input, count("promptTokenCount") - cached, "{dir}: uncached input");
+        assert_eq!(tokens.cache_read, cached, "{dir}: cache read");
+        assert_eq!(tokens.output, count("candidatesTokenCount") + count("thoughtsTokenCount"), "{dir}: output");
+        let turns: Vec<&SpanRecord> = spans.iter().filter(|s| s.name == "invoke_agent gemini-cli").collect();
+        let prompts = run_of.hooks.iter().filter(|h| h["hook_event_name"] == "BeforeAgent").count();
+        assert_eq!(turns.len(), prompts, "{dir}: a turn per prompt");
+        for s in spans.iter().filter(|s| s.name.starts_with("chat ") || s.name.starts_with("execute_tool ")) {
+            assert!(turns.iter().any(|t| Some(t.span_id) == s.parent), "{dir}: {} under a turn", s.name);
+            assert!(!s.incomplete, "{dir}: {} ended", s.name);
+        }
+        let tools: Vec<(String, Option<ToolStatus>)> = spans
+            .iter()
+            .filter(|s| s.name.starts_with("execute_tool "))
+            .map(|s| (s.name.clone(), s.tool.map(|t| t.status)))
+            .collect();
+        let ok = Some(ToolStatus::Ok);
+        let shell = "execute_tool run_shell_command".to_owned();
+        match dir {
+            "parallel-0.61.0" => {
+                assert_eq!(tools, [(shell.clone(), ok), (shell, ok)], "{dir}");
+                // each call ends at its own AfterTool: the slow one (`sleep 0.5; echo one`) last
+                let calls: Vec<&SpanRecord> = spans.iter().filter(|s| s.name.starts_with("execute_tool")).collect();
+                let slow = calls.iter().max_by_key(|s| s.end - s.start).unwrap();
+                assert!(
+                    slow.end - slow.start >= 500_000_000,
+                    "{dir}: {:?}",
+                    calls.iter().map(|s| s.end - s.start).collect::<Vec<_>>()
+                );
+            }
+            "failures-0.61.0" => {
+                let error = Some(ToolStatus::Error);
+                let mut tools = tools.clone();
+                tools.sort_by(|a, b| a.0.cmp(&b.0));
+                assert_eq!(tools, [("execute_tool read_file".to_owned(), error), (shell, error)], "{dir}");
+            }
+            "resume-0.61.0" => assert_eq!(tools, [(shell, ok)], "{dir}"),
+            _ => assert!(tools.is_empty(), "{dir}"),
+        }
+    }
 }
