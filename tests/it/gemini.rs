@@ -7,11 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::support::claude::Scratch;
-use crate::support::gemini::{capture_hooks, captured, chat_log, chat_messages, prompt, write_settings, MockGemini};
+use crate::support::claude::{shell_quote, Scratch};
+use crate::support::gemini::{
+    capture_hooks, captured, chat_log, chat_messages, hooks_for, prompt, run, write_settings, MockGemini, EVENTS,
+};
+use crate::support::{metric_value, Protocol, Receiver, Sidecar, BIN};
 
 /// The model the CLI asks for by default (the mock answers whatever model it is asked for).
 const MODEL: &str = "gemini-3.8-flash";
@@ -216,4 +220,142 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
             && served.iter().any(|u| u.get("cachedContentTokenCount").is_some())
     );
     chat_tokens_match(&transcript, &served);
+}
+
+/// A session of the real CLI (a failing command and a tool error, then resumed for parallel calls,
+/// then for a streamed answer), every hook but `BeforeToolSelection` running `hooktel hook --agent
+/// gemini` into a sidecar that exports to a real OTLP receiver: one trace keyed by the session id, a
+/// root naming Gemini CLI, a turn per prompt, a tool span per call paired by its tool and input (the
+/// failing command and the tool error in ERROR, though Gemini calls the command a success), a
+/// model-call span per response served (timed by its hooks, with the chat log's tokens), and the
+/// metrics, labelled `gemini-cli`, adding up to what the mock served at the price file's rates.
+#[test]
+fn a_gemini_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
+    let scratch = Scratch::new();
+    let mock = MockGemini::start(&scratch, "gemini-trace");
+    let home = scratch.dir("home");
+    let work = scratch.dir("home/proj");
+    let events: Vec<&str> = EVENTS.iter().copied().filter(|e| *e != "BeforeToolSelection").collect();
+    let command = format!("{} hook --agent gemini", shell_quote(BIN));
+    write_settings(&home, Some(&hooks_for(&events, "hooktel", &command)));
+    let receiver = Receiver::start(Protocol::Http);
+    // Gemini 3.8 Flash, the model the CLI runs (it takes `-m gemini-3.5-flash` for it too), is in no
+    // price source: the user's price file prices it
+    let prices = scratch.path().join("prices.json");
+    let rates = json!({"input": 1.0, "output": 4.0, "cache_write_5m": 0.0, "cache_write_1h": 0.0, "cache_read": 0.25});
+    std::fs::write(&prices, json!({"models": {MODEL: rates}}).to_string()).unwrap();
+    let sidecar = Sidecar::start(Some(&receiver), &[("HOOKTEL_PRICES_FILE", prices.to_str().unwrap())]);
+    let addr = sidecar.addr.to_string();
+    let data = sidecar.data_dir.to_str().unwrap().to_owned();
+    let env = [("HOOKTEL_ADDR", addr.as_str()), ("HOOKTEL_DATA_DIR", data.as_str())];
+    let ask = |text: &str, resume: Option<&str>| {
+        let mut args = Vec::new();
+        args.extend(resume.map(|r| ["--resume", r]).into_iter().flatten());
+        args.extend(["-p", text]);
+        let done = run(&home, &work, &mock, &args, &env);
+        assert!(done.status.success(), "gemini {args:?}: {}\n{}", done.status, done.stderr);
+        done
+    };
+    let session = ask("[turn:fail] Run the failing command, then read missing.txt.", None).session_id();
+    ask("[turn:parallel] Run echo one and echo two, at once.", Some(&session));
+    ask("[turn:text] Now in words.", Some(&session));
+    let served = mock.agent_usages();
+    let chat = format!("chat {MODEL}");
+    let spans = receiver.wait_for(Duration::from_secs(60), "the session's turns, calls and model calls", |s| {
+        s.iter().filter(|s| s.name == chat).count() == served.len()
+            && s.iter().filter(|s| s.name == "invoke_agent gemini-cli").count() == 3
+            && s.iter().filter(|s| s.name.starts_with("execute_tool ")).count() == 4
+    });
+    let trace = session.replace('-', "");
+    assert!(spans.iter().all(|s| s.trace_id == trace), "one trace, keyed by the session id");
+    let root = spans.iter().find(|s| s.parent.is_empty()).expect("the root");
+    assert_eq!(root.name, "gemini-cli session");
+    assert_eq!(root.attr("gen_ai.agent.name"), Some("gemini-cli"));
+    assert_eq!(root.attr("gen_ai.provider.name"), Some("gcp.gemini"));
+
+    let turns: Vec<_> = spans.iter().filter(|s| s.name == "invoke_agent gemini-cli").collect();
+    let under_a_turn = |parent: &str| turns.iter().any(|t| t.span_id == parent);
+    let tools: Vec<_> = spans.iter().filter(|s| s.name.starts_with("execute_tool ")).collect();
+    let mut outcomes: Vec<(String, i32, String)> =
+        tools.iter().map(|t| (t.name.clone(), t.status, t.status_message.clone())).collect();
+    outcomes.sort();
+    let shell = "execute_tool run_shell_command".to_owned();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "execute_tool read_file".to_owned(),
+                2,
+                "File not found: ".to_owned() + &work.join("missing.txt").display().to_string()
+            ),
+            (shell.clone(), 0, String::new()),
+            (shell.clone(), 0, String::new()),
+            (shell, 2, "exit code 3".to_owned()),
+        ]
+    );
+    for t in &tools {
+        assert!(under_a_turn(&t.parent) && t.end_ns > t.start_ns, "{} under a turn, ended by its AfterTool", t.name);
+    }
+    let ids: std::collections::BTreeSet<&str> = tools.iter().filter_map(|t| t.attr("gen_ai.tool.call.id")).collect();
+    assert_eq!(ids.len(), 4, "every call a span of its own: {ids:?}");
+
+    // a model call per response, with the tokens the mock served: input is the whole prompt
+    let mut chats: Vec<_> = spans.iter().filter(|s| s.name == chat).collect();
+    chats.sort_by_key(|s| s.start_ns);
+    for (span, usage) in chats.iter().zip(&served) {
+        let count = |k: &str| usage[k].as_u64().unwrap_or(0);
+        assert!(under_a_turn(&span.parent), "a model call under its turn");
+        assert_eq!(span.attr("gen_ai.provider.name"), Some("gcp.gemini"));
+        assert_eq!(span.attr("gen_ai.usage.input_tokens"), Some(count("promptTokenCount").to_string().as_str()));
+        let output = count("candidatesTokenCount") + count("thoughtsTokenCount");
+        assert_eq!(span.attr("gen_ai.usage.output_tokens"), Some(output.to_string().as_str()));
+    }
+    let text = sidecar.metrics();
+    let sum = |f: &dyn Fn(&Value) -> u64| served.iter().map(f).sum::<u64>();
+    let count = |u: &Value, k: &str| u[k].as_u64().unwrap_or(0);
+    let cached = |u: &Value| count(u, "cachedContentTokenCount");
+    let (input, cache_read) = (sum(&|u| count(u, "promptTokenCount") - cached(u)), sum(&cached));
+    let output = sum(&|u| count(u, "candidatesTokenCount") + count(u, "thoughtsTokenCount"));
+    let tokens = |ty: &str| {
+        let sample =
+            format!(r#"hooktel_tokens_total{{agent="gemini-cli",model="{MODEL}",project="proj",repo="",type="{ty}"}}"#);
+        metric_value(&text, &sample)
+    };
+    assert_eq!(
+        (tokens("input"), tokens("cache_read"), tokens("output")),
+        (Some(input as f64), Some(cache_read as f64), Some(output as f64))
+    );
+    // the price file's rates: $1 input, $0.25 cached input, $4 output per million tokens
+    let expected = (input as f64 * 1.0 + cache_read as f64 * 0.25 + output as f64 * 4.0) / 1e6;
+    let sample = format!(r#"hooktel_cost_usd_total{{agent="gemini-cli",model="{MODEL}",project="proj",repo=""}}"#);
+    let cost = metric_value(&text, &sample).unwrap();
+    assert!((cost - expected).abs() < 1e-9, "cost {cost}, expected {expected}");
+    for (sample, want) in [
+        (
+            r#"hooktel_tool_calls_total{agent="gemini-cli",mcp_server="",project="proj",repo="",status="ok",tool="run_shell_command"}"#,
+            2.0,
+        ),
+        (
+            r#"hooktel_tool_calls_total{agent="gemini-cli",mcp_server="",project="proj",repo="",status="error",tool="run_shell_command"}"#,
+            1.0,
+        ),
+        (
+            r#"hooktel_tool_calls_total{agent="gemini-cli",mcp_server="",project="proj",repo="",status="error",tool="read_file"}"#,
+            1.0,
+        ),
+        (r#"hooktel_turns_total{agent="gemini-cli",outcome="stop"}"#, 3.0),
+        (r#"hooktel_sessions_started_total{agent="gemini-cli",source="startup"}"#, 1.0),
+        (r#"hooktel_sessions_started_total{agent="gemini-cli",source="resume"}"#, 2.0),
+    ] {
+        assert_eq!(metric_value(&text, sample), Some(want), "{sample}");
+    }
+    assert!(!text.contains(r#"agent="claude-code""#) && !text.contains(r#"agent="codex""#), "{text}");
+    for s in &spans {
+        assert_eq!(
+            s.resource.get("gen_ai.agent.name").map(String::as_str),
+            Some("gemini-cli"),
+            "resource of {}",
+            s.name
+        );
+    }
 }
