@@ -16,6 +16,9 @@ pub(super) enum Parent {
     Root,
     /// A turn if that turn was seen, else the root.
     Turn(Option<String>),
+    /// The turn started latest by this time (for an agent that names no turns: a model response
+    /// read before its turn's start arrived still finds it), else the root.
+    TurnAt(u64),
     /// A tool call inside a subagent: the subagent if seen, else the turn, else the root.
     Agent(String, Option<String>),
     /// A subagent: the `Agent` call that spawned it, else its turn, else the root.

@@ -248,8 +248,11 @@ impl SessionState {
         self.teams_on |= ev.agent_teams;
         self.native.on |= ev.native_telemetry;
         let Event { name, at, mut prompt_id, agent_id, agent_type, mut kind, attrs, .. } = ev;
-        if !self.agent.names_turns() && !matches!(kind, Kind::PromptSubmit { .. }) {
-            prompt_id = self.unnamed_turn(prompt_id);
+        if !self.agent.names_turns() {
+            match (&kind, &prompt_id) {
+                (Kind::PromptSubmit { .. }, Some(pid)) => self.unnamed_turn_started(at, pid),
+                _ => prompt_id = self.unnamed_turn(prompt_id),
+            }
         }
         if !self.agent.names_tool_calls() {
             match &mut kind {
@@ -696,7 +699,8 @@ impl SessionState {
         let timed = self.model_call_of(r);
         let parent = match &d.agent_id {
             Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
-            None => Parent::Turn(self.turn_of(d)),
+            None if d.prompt_id.is_none() && !self.agent.names_turns() => Parent::TurnAt(r.start),
+            None => Parent::Turn(d.prompt_id.clone()),
         };
         let span = self.spans.entry(id).or_insert_with(|| {
             let mut attrs = semconv::chat(self.agent, &d.model, &self.endpoint);
@@ -950,6 +954,7 @@ impl SessionState {
         match parent {
             Parent::Root => self.top.id,
             Parent::Turn(pid) => turn(pid),
+            Parent::TurnAt(at) => turn(&self.turn_started_by(*at)),
             Parent::Agent(aid, pid) if self.agents.contains(aid) => self.span_id(SpanKey::Subagent, aid),
             Parent::Agent(_, pid) => turn(pid),
             Parent::Spawner(aid, pid) => match self.spawned_by.get(aid) {

@@ -19,6 +19,9 @@ const MAX_OPEN_CALLS: usize = 1024;
 /// Most timed model calls remembered while their response is not read yet: a turn makes a few.
 const MAX_MODEL_CALLS: usize = 64;
 
+/// Most turns whose start is remembered: a response is read within a turn or two of its own.
+const MAX_TURNS: usize = 256;
+
 /// How far a response's times in the agent's log may be from its model call's hooks: the log
 /// records a response when the agent has handled it, a fraction of a second after its last chunk.
 const SLACK: u64 = 2 * NS_PER_SEC;
@@ -32,6 +35,8 @@ pub(super) struct Unnamed {
     model_start: Option<u64>,
     /// Model calls ended, (start, end), whose response is not read yet.
     model_calls: VecDeque<(u64, u64)>,
+    /// When each turn started, and its key (the latest `MAX_TURNS`).
+    turn_starts: VecDeque<(u64, String)>,
 }
 
 impl Unnamed {
@@ -42,6 +47,7 @@ impl Unnamed {
             .map(|(k, ids)| 96 + k.len() + ids.iter().map(|i| 48 + i.len()).sum::<usize>())
             .sum::<usize>()
             + self.model_calls.len() * 16
+            + self.turn_starts.iter().map(|(_, k)| 48 + k.len()).sum::<usize>()
     }
 }
 
@@ -119,14 +125,32 @@ impl SessionState {
         self.unnamed.model_calls.remove(i)
     }
 
+    /// A turn (its key named by its parser) started at `at`.
+    pub(super) fn unnamed_turn_started(&mut self, at: u64, key: &str) {
+        let starts = &mut self.unnamed.turn_starts;
+        if starts.iter().any(|(_, k)| k == key) {
+            return;
+        }
+        if starts.len() == MAX_TURNS {
+            starts.pop_front();
+        }
+        let i = starts.partition_point(|(t, _)| *t <= at);
+        starts.insert(i, (at, key.to_owned()));
+    }
+
+    /// The turn started latest by `at`, if any.
+    pub(super) fn turn_started_by(&self, at: u64) -> Option<String> {
+        let starts = &self.unnamed.turn_starts;
+        let i = starts.partition_point(|(t, _)| *t <= at);
+        i.checked_sub(1).map(|i| starts[i].1.clone())
+    }
+
     /// The turn of a response that names none (`d.prompt_id`), for an agent that names no turns: the
     /// latest turn started by the time the response was asked for.
     pub(super) fn turn_of(&self, d: &Delta) -> Option<String> {
         if d.prompt_id.is_some() || self.agent.names_turns() {
             return d.prompt_id.clone();
         }
-        let at = d.response.as_ref()?.start;
-        let started = |pid: &&String| self.spans.get(&self.span_id(SpanKey::Turn, pid)).filter(|s| s.start <= at);
-        self.turns.iter().filter_map(|pid| Some((started(&pid)?.start, pid))).max().map(|(_, p)| p.clone())
+        self.turn_started_by(d.response.as_ref()?.start)
     }
 }

@@ -23,6 +23,12 @@ const SID: &str = "fbc5aa14-f60c-4607-a072-1b3691bcc667";
 /// each `AfterAgent`, the chat log as written by then (its lines up to the event's time) read as the
 /// sidecar reads it; everything settled.
 fn run(hooks: &[Value], chat: &str) -> Vec<SpanRecord> {
+    run_reading(hooks, chat, false)
+}
+
+/// As [`run`]; with `early`, the whole chat log is read at the first event (a sidecar started late,
+/// or restarted, finds the log written ahead of the hooks it has).
+fn run_reading(hooks: &[Value], chat: &str, early: bool) -> Vec<SpanRecord> {
     let mut s = Sessions::new(settings());
     let mut out = Vec::new();
     let mut ledger = Ledger::default();
@@ -34,8 +40,8 @@ fn run(hooks: &[Value], chat: &str) -> Vec<SpanRecord> {
         let ev = parse(&serde_json::to_vec(&p).unwrap(), received, Capture::Metadata).unwrap();
         let (at, sid) = (ev.at, ev.session_id.clone());
         s.ingest(ev, at, &mut out);
-        if p["hook_event_name"] == "AfterAgent" {
-            let written = written_by(chat, at);
+        if early || p["hook_event_name"] == "AfterAgent" {
+            let written = if early { chat.to_owned() } else { written_by(chat, at) };
             for delta in ledger.read(&written.as_bytes()[ledger.offset as usize..], &PriceTable::builtin()).deltas {
                 s.add_usage(&SessionUsage { session_id: sid.clone(), delta }, at);
             }
@@ -272,5 +278,21 @@ fn every_captured_run_is_one_tree_whose_model_calls_add_up_to_what_was_served() 
             "resume-0.61.0" => assert_eq!(tools, [(shell, ok)], "{dir}"),
             _ => assert!(tools.is_empty(), "{dir}"),
         }
+    }
+}
+
+/// The chat log read ahead of the hooks: each response still finds the turn it answers, once that
+/// turn's start arrives, and is timed by its own model call's hooks.
+#[test]
+fn a_log_read_ahead_of_the_hooks_still_places_each_response_in_its_turn() {
+    let run_of = captured_run("failures-0.61.0");
+    let spans = run_reading(&run_of.hooks, &run_of.chat, true);
+    let turns: Vec<&SpanRecord> = spans.iter().filter(|s| s.name == "invoke_agent gemini-cli").collect();
+    assert_eq!(turns.len(), 1);
+    let chats: Vec<&SpanRecord> = spans.iter().filter(|s| s.name.starts_with("chat ")).collect();
+    assert_eq!(chats.len(), run_of.served.len());
+    for chat in chats {
+        let turn = turns.iter().find(|t| Some(t.span_id) == chat.parent).expect("under a turn");
+        assert!(turn.start <= chat.start && chat.end <= turn.end, "{} in its turn", chat.name);
     }
 }
