@@ -50,6 +50,13 @@ pub(crate) fn codex_home() -> Option<PathBuf> {
     set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
 }
 
+/// Gemini CLI's directory as Gemini CLI 0.61 resolves it: `.gemini` in `$GEMINI_CLI_HOME` (which
+/// stands for the whole home directory, not for `.gemini`), else in `$HOME`.
+pub(crate) fn gemini_dir() -> Option<PathBuf> {
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("GEMINI_CLI_HOME").or_else(|| set("HOME")).map(|h| h.join(".gemini"))
+}
+
 impl AgentDirs {
     /// `~/.claude/projects`, `$CLAUDE_CONFIG_DIR/projects` (both: a transcript under either may be
     /// named), Codex CLI's `~/.codex/sessions` and `$CODEX_HOME/sessions` (its rollouts), and every
