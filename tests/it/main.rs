@@ -23,6 +23,7 @@ mod e2e_outages;
 mod exemplars;
 mod export_spool;
 mod first_hour;
+mod gemini_install;
 mod genai;
 mod hook_client;
 mod hook_events;
