@@ -2,8 +2,9 @@
 //! with the built binary in a throwaway HOME holding a user's Gemini CLI settings and hooks: what
 //! install writes, that it writes it once, backs the old file up and gives the user's file back on
 //! uninstall; what it refuses and leaves untouched; that hooks turned off by `hooksConfig` are said
-//! loudly. Then the real Gemini CLI (pinned), offline against a minimal mock of the Gemini API
-//! (`tests/e2e/mock_gemini_min.py`), runs hooktel's installed hook, and the user's own, for a prompt.
+//! loudly; that the hooks docs/gemini.md shows are what install writes. Then the real Gemini CLI
+//! (pinned), offline against a minimal mock of the Gemini API (`tests/e2e/mock_gemini_min.py`), runs
+//! hooktel's installed hook, and the user's own, for a prompt.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -124,7 +125,8 @@ fn install_agent_gemini_keeps_the_users_settings_and_hooks_and_uninstall_gives_t
         assert_eq!(groups[..theirs.len()], theirs[..], "{event}: the user's groups first, unchanged");
         assert_eq!(groups[theirs.len()..], [json!({"hooks": [ours()]})], "{event}: hooktel's group last");
     }
-    assert!(installed["hooks"].get("BeforeToolSelection").is_none(), "BeforeToolSelection is left out");
+    let hooked: Vec<&String> = installed["hooks"].as_object().unwrap().keys().collect();
+    assert_eq!(hooked.len(), EVENTS.len(), "these events and no other (not BeforeToolSelection): {hooked:?}");
     let dir = home.join(".gemini");
     let backup = backups(&dir);
     assert_eq!(backup.len(), 1, "{backup:?}");
@@ -330,4 +332,20 @@ fn real_gemini_cli_runs_the_installed_hook_and_the_users_own() {
 
     succeeds(hooktel(&home, &["uninstall", "--agent", "gemini"], &[]), "uninstall --agent gemini");
     assert_eq!(read(&file), users, "the user's settings as they were");
+}
+
+/// The hand-written hooks of docs/gemini.md are what install writes, but for the program's path.
+#[test]
+fn the_documented_hooks_are_what_install_writes() {
+    let page = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gemini.md")).unwrap();
+    let install = page.split_once("\n## Install\n").expect("docs/gemini.md: ## Install").1;
+    let block = install.split_once("```json\n").and_then(|(_, b)| b.split_once("```")).expect("a json block").0;
+    let mut documented: Value = serde_json::from_str(block).expect("docs/gemini.md: the hooks are JSON");
+    for groups in documented["hooks"].as_object_mut().unwrap().values_mut() {
+        groups[0]["hooks"][0]["command"] = json!(format!("{BIN} hook --agent gemini"));
+    }
+    let scratch = Scratch::new();
+    let home = scratch.dir("home");
+    succeeds(hooktel(&home, &["install", "--agent", "gemini"], &[]), "install --agent gemini");
+    assert_eq!(read(&home.join(".gemini/settings.json")), documented);
 }
