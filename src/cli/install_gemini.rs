@@ -21,7 +21,8 @@ use crate::cli::settings_file;
 use crate::model::agent::Agent;
 use crate::usage::agent_dirs::gemini_dir;
 
-/// The Gemini CLI 0.61 events hooktel hooks. `Notification` fires in the interactive UI only.
+/// The Gemini CLI 0.61 events hooktel hooks: all but those of [`LEFT_OUT`] (`tests/it/gemini_install.rs`
+/// reads the list out of the pinned CLI). `Notification` fires in the interactive UI only.
 pub const EVENTS: &[&str] = &[
     "SessionStart",
     "BeforeAgent",
@@ -64,14 +65,14 @@ pub fn settings_path() -> anyhow::Result<PathBuf> {
 /// What an install or uninstall did.
 #[derive(Debug)]
 pub struct Report {
-    pub file: PathBuf,
+    file: PathBuf,
     /// Events that got hooktel's hook (install) or lost it (uninstall).
-    pub changed: usize,
+    changed: usize,
     /// Events whose hook of hooktel's was replaced (another path, say).
-    pub updated: usize,
-    pub backup: Option<PathBuf>,
+    updated: usize,
+    backup: Option<PathBuf>,
     /// `uninstall` left nothing in the file, so it removed it.
-    pub deleted: bool,
+    deleted: bool,
     installing: bool,
 }
 

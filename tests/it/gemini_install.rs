@@ -6,6 +6,7 @@
 //! (pinned), offline against a minimal mock of the Gemini API (`tests/e2e/mock_gemini_min.py`), runs
 //! hooktel's installed hook, and the user's own, for a prompt.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::support::claude::{port_of, shell_quote, Scratch};
 use crate::support::{metric_value, pinned_cli, wait_until, Sidecar, BIN};
+use hooktel::cli::install_gemini;
 
 /// The events install hooks (all of Gemini CLI 0.61's but `BeforeToolSelection`).
 const EVENTS: [&str; 10] = [
@@ -348,4 +350,35 @@ fn the_documented_hooks_are_what_install_writes() {
     let home = scratch.dir("home");
     succeeds(hooktel(&home, &["install", "--agent", "gemini"], &[]), "install --agent gemini");
     assert_eq!(read(&home.join(".gemini/settings.json")), documented);
+}
+
+/// Gemini CLI's hook events, as the pinned CLI's bundle names them (its `HookEventName` enum).
+fn cli_hook_events() -> BTreeSet<String> {
+    let bin = fs::canonicalize(pinned_cli("HOOKTEL_GEMINI_BIN", "gemini-cli", "gemini", "Gemini")).unwrap();
+    let bundle = bin.parent().unwrap();
+    let mut events = BTreeSet::new();
+    for path in fs::read_dir(bundle).unwrap().map(|e| e.unwrap().path()) {
+        if path.extension().is_some_and(|x| x == "js") {
+            let text = fs::read_to_string(&path).unwrap();
+            events
+                .extend(text.split("HookEventName2[\"").skip(1).filter_map(|r| r.split('"').next()).map(str::to_owned));
+        }
+    }
+    assert!(!events.is_empty(), "no HookEventName enum in {}", bundle.display());
+    events
+}
+
+/// Every event of the pinned Gemini CLI is hooked by install or left out with a reason; none else.
+#[test]
+fn every_event_of_the_pinned_gemini_cli_is_hooked_or_left_out_on_purpose() {
+    let cli = cli_hook_events();
+    let hooked: BTreeSet<String> = install_gemini::EVENTS.iter().map(|e| e.to_string()).collect();
+    let left_out: BTreeSet<String> = install_gemini::LEFT_OUT.iter().map(|(e, _)| e.to_string()).collect();
+    assert!(hooked.is_disjoint(&left_out), "{hooked:?} {left_out:?}");
+    assert_eq!(
+        hooked.union(&left_out).cloned().collect::<BTreeSet<_>>(),
+        cli,
+        "add a new event of Gemini CLI to install_gemini::EVENTS, or to LEFT_OUT with the reason"
+    );
+    assert_eq!(hooked, EVENTS.iter().map(|e| e.to_string()).collect(), "what the tests here expect");
 }
