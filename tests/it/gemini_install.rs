@@ -206,6 +206,9 @@ fn install_agent_gemini_refuses_what_it_cannot_change_safely_and_leaves_it_untou
         assert_eq!(out.status.code(), Some(1), "{flag}: {}", said(&out));
         assert!(said(&out).contains("are Claude Code's"), "{}", said(&out));
     }
+    let out = hooktel(&home, &["uninstall", "--agent", "gemini", "--project", "."], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("--project is Claude Code's"), "{}", said(&out));
 }
 
 #[test]
