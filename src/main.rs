@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hooktel::cli::config::{self, OutputArgs, ServeArgs};
-use hooktel::cli::{doctor, hook, import, install, install_codex, serve, statusline, view};
+use hooktel::cli::{doctor, hook, import, install, install_codex, install_gemini, serve, statusline, view};
+use hooktel::model::agent::Agent;
 
 #[derive(Parser)]
 #[command(name = "hooktel", version, about = "Claude Code hook events as OpenTelemetry traces and Prometheus metrics")]
@@ -88,22 +89,23 @@ enum Command {
         /// tokens and cost); a status line the file already has is left alone.
         #[arg(long)]
         statusline: bool,
-        /// The agent to wire: `claude-code`, or `codex` (Codex CLI's ~/.codex/hooks.json, its
-        /// hooks trusted through `codex app-server`).
-        #[arg(long, default_value = "claude-code", value_parser = ["claude-code", "codex"])]
+        /// The agent to wire: `claude-code`; `codex` (Codex CLI's ~/.codex/hooks.json, its hooks
+        /// trusted through `codex app-server`); or `gemini` (also `gemini-cli`: Gemini CLI's
+        /// ~/.gemini/settings.json).
+        #[arg(long, default_value = "claude-code", value_parser = AGENTS)]
         agent: String,
     },
     /// The status line: reads Claude Code's status-line JSON on stdin and prints the session's
     /// model, turns, tokens and cost from the sidecar; nothing when the sidecar is away.
     Statusline,
-    /// Remove hooktel's hooks from Claude Code's settings.json (or Codex CLI's hooks.json), and
-    /// nothing else.
+    /// Remove hooktel's hooks from Claude Code's settings.json (or Codex CLI's hooks.json, or Gemini
+    /// CLI's settings.json), and nothing else.
     Uninstall {
         /// Change DIR/.claude/settings.json instead of the user's settings.
         #[arg(long, value_name = "DIR")]
         project: Option<std::path::PathBuf>,
-        /// The agent to unwire: `claude-code`, or `codex`.
-        #[arg(long, default_value = "claude-code", value_parser = ["claude-code", "codex"])]
+        /// The agent to unwire: `claude-code`, `codex`, or `gemini` (also `gemini-cli`).
+        #[arg(long, default_value = "claude-code", value_parser = AGENTS)]
         agent: String,
     },
     /// Check the sidecar, the installed hooks, the exporter, the spool and the data directory.
@@ -123,6 +125,9 @@ enum Command {
         time: Option<String>,
     },
 }
+
+/// What `install --agent` and `uninstall --agent` take.
+const AGENTS: [&str; 4] = ["claude-code", "codex", "gemini", "gemini-cli"];
 
 fn main() -> ExitCode {
     // the hook path: no argument parsing, no runtime, no logging set-up
@@ -189,6 +194,20 @@ fn main() -> ExitCode {
                     .map(|report| report.to_string())
             })
         }
+        Command::Install { agent, project, http, native_telemetry, statusline, .. }
+            if Agent::named(&agent) == Some(Agent::Gemini) =>
+        {
+            print_view(if project.is_some() || http || native_telemetry || statusline {
+                Err(anyhow::anyhow!(
+                    "--project, --http, --native-telemetry and --statusline are Claude Code's: Gemini CLI takes \
+                     command hooks in the user's ~/.gemini/settings.json (or $GEMINI_CLI_HOME/.gemini's)"
+                ))
+            } else {
+                install::hook_command()
+                    .and_then(|command| install_gemini::install(&format!("{command} --agent gemini")))
+                    .map(|report| report.to_string())
+            })
+        }
         Command::Install { project, http, listen, native_telemetry, otlp_listen, statusline, .. } => {
             let kind = if http { install::HookKind::Http } else { install::HookKind::Command };
             print_view(install::settings_path(project.as_deref()).and_then(|target| {
@@ -210,6 +229,14 @@ fn main() -> ExitCode {
         }
         Command::Uninstall { agent, .. } if agent == "codex" => {
             print_view(install_codex::uninstall().map(|report| report.to_string()))
+        }
+        Command::Uninstall { project: Some(_), agent } if Agent::named(&agent) == Some(Agent::Gemini) => {
+            print_view(Err(anyhow::anyhow!(
+                "--project is Claude Code's: hooktel installs Gemini CLI's hooks in the user's settings"
+            )))
+        }
+        Command::Uninstall { agent, .. } if Agent::named(&agent) == Some(Agent::Gemini) => {
+            print_view(install_gemini::uninstall().map(|report| report.to_string()))
         }
         Command::Uninstall { project, .. } => print_view(
             install::settings_path(project.as_deref())

@@ -284,7 +284,7 @@ impl Reader {
 
 /// Where Gemini CLI keeps its chat logs: `~/.gemini/tmp` (a directory per project, its `chats` in it).
 pub(crate) fn default_chats_dir() -> Option<PathBuf> {
-    crate::usage::agent_dirs::gemini_home().map(|d| d.join("tmp"))
+    crate::usage::agent_dirs::gemini_dir().map(|d| d.join("tmp"))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! The checks: the sidecar answers `/healthz`, and its own configuration (`/v1/status`: data
 //! directory, export) agrees with what the hooks here use; hooktel's hooks are in the user's (and
 //! this project's) settings, valid, and point at a program that exists or at the sidecar's URL (and,
-//! where Codex CLI's hooks.json has hooktel's hooks, that they cover its events and Codex trusts them);
+//! where Codex CLI's hooks.json has hooktel's hooks, that they cover its events and Codex trusts them;
+//! where Gemini CLI's directory is, that its settings.json hooks its events and does not turn hooks off);
 //! every OTLP destination takes an empty export through the very client that sends the data (TLS,
 //! credentials, path: the sidecar runs it with its own settings when it answers, else this shell's
 //! settings are probed from here), or local mode; the hook spool drains; the data directory is
@@ -116,6 +117,7 @@ pub fn doctor(opts: &Options) -> Vec<Check> {
     }
     checks.extend(hook_checks(opts));
     checks.extend(codex_check());
+    checks.extend(gemini_check());
     checks.extend(exporter_checks(opts, status.as_ref()));
     let metrics = if up { get(&opts.addr, "/metrics").ok().map(|(_, body)| body) } else { None };
     checks.push(spool_check(opts, up, metrics.as_deref()));
@@ -289,6 +291,39 @@ fn codex_check() -> Option<Check> {
     };
     let status = problems.iter().map(|p| p.0).max().unwrap_or(Status::Ok);
     let mut detail = format!("{}: {} of {all} events hooked{trust}", found.file.display(), found.events);
+    for (_, p) in &problems {
+        let _ = write!(detail, "; {p}");
+    }
+    Some(Check::new(NAME, status, detail, fix))
+}
+
+/// Gemini CLI's hooks, when Gemini's directory is here: every event hooktel reads hooked, the program
+/// there, and hooks not turned off by `hooksConfig`.
+fn gemini_check() -> Option<Check> {
+    const NAME: &str = "hooks (gemini)";
+    let fix = Some("hooktel install --agent gemini".to_owned());
+    let found = match crate::cli::install_gemini::inspect() {
+        Ok(found) => found?,
+        Err(e) => return Some(Check::new(NAME, Status::Fail, format!("{e:#}"), fix)),
+    };
+    let all = crate::cli::install_gemini::EVENTS.len();
+    let hooked = all - found.missing.len();
+    let mut problems: Vec<(Status, String)> = Vec::new();
+    match hooked {
+        0 => problems.push((Status::Warn, "no hooktel hook: Gemini CLI's sessions are not traced".into())),
+        n if n < all => problems.push((Status::Warn, format!("no hooktel hook on {}", found.missing.join(", ")))),
+        _ => {}
+    }
+    for program in &found.programs {
+        if let Err(why) = runnable(program) {
+            problems.push((Status::Fail, format!("the hook runs {program}, which {why}")));
+        }
+    }
+    if let Some(why) = &found.turned_off {
+        problems.push((Status::Warn, format!("{why}: Gemini CLI runs none of hooktel's hooks")));
+    }
+    let status = problems.iter().map(|p| p.0).max().unwrap_or(Status::Ok);
+    let mut detail = format!("{}: {hooked} of {all} events hooked", found.file.display());
     for (_, p) in &problems {
         let _ = write!(detail, "; {p}");
     }

@@ -495,7 +495,7 @@ fn group_hooks(group: &Value) -> &[Value] {
 
 /// Remove hooktel's hooks from an event's matcher groups, and the groups left empty by it; returns
 /// how many were removed and collects the URLs of http ones.
-fn strip(groups: &mut Vec<Value>, mine: &dyn Fn(&Value) -> bool, urls: &mut Vec<String>) -> usize {
+pub(crate) fn strip(groups: &mut Vec<Value>, mine: &dyn Fn(&Value) -> bool, urls: &mut Vec<String>) -> usize {
     let mut removed = 0;
     groups.retain_mut(|group| {
         let Some(hooks) = group.get_mut("hooks").and_then(Value::as_array_mut) else { return true };

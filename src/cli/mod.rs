@@ -10,6 +10,7 @@ pub(crate) mod http1;
 pub mod import;
 pub mod install;
 pub mod install_codex;
+pub mod install_gemini;
 pub(crate) mod layout;
 pub(crate) mod native_telemetry;
 pub mod serve;

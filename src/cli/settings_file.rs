@@ -1,7 +1,8 @@
 //! Claude Code's settings.json as a file: where it is (a project's, `$CLAUDE_CONFIG_DIR`'s or the
 //! user's), reading it (refusing what cannot be merged into safely), and writing it back (a backup
 //! first, the last few kept, atomically, where a symlink points). What the file says about hooks is
-//! `install`'s business.
+//! `install`'s business. The bounded read and the backed-up write serve Codex CLI's hooks.json and
+//! Gemini CLI's settings.json too.
 
 use std::path::{Path, PathBuf};
 
@@ -46,26 +47,7 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Value, Option<Vec<u8>>)> {
             path.display()
         )
     };
-    // a FIFO would hang the read and /dev/zero or a huge file would fill memory: only a regular
-    // file (where a symlink points) of a settings file's size is read
-    let mut file = match crate::usage::agent_dirs::open_nonblocking(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Value::Object(Map::new()), None)),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let meta = file.metadata().with_context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        return Err(refuse("is not a regular file".into()));
-    }
-    if meta.len() > MAX_SETTINGS_BYTES {
-        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_SETTINGS_BYTES + 1), &mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
-        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
-    }
+    let Some(bytes) = read(path, &refuse)? else { return Ok((Value::Object(Map::new()), None)) };
     let settings: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -84,6 +66,31 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Value, Option<Vec<u8>>)> {
         }
     }
     Ok((settings, Some(bytes)))
+}
+
+/// The bytes of a settings file, `None` when there is none. A FIFO would hang the read and
+/// /dev/zero or a huge file would fill memory: only a regular file (where a symlink points) of a
+/// settings file's size is read; anything else is refused in the words of `refuse`.
+pub(crate) fn read(path: &Path, refuse: &dyn Fn(String) -> anyhow::Error) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut file = match crate::usage::agent_dirs::open_nonblocking(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let meta = file.metadata().with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    if meta.len() > MAX_SETTINGS_BYTES {
+        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_SETTINGS_BYTES + 1), &mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(refuse(format!("is larger than {} MiB", MAX_SETTINGS_BYTES >> 20)));
+    }
+    Ok(Some(bytes))
 }
 
 /// Back the old file up (`<name>.hooktel-backup-<unix time>`), then replace it atomically (a

@@ -50,9 +50,9 @@ pub(crate) fn codex_home() -> Option<PathBuf> {
     set("CODEX_HOME").or_else(|| set("HOME").map(|h| h.join(".codex")))
 }
 
-/// Gemini CLI's directory as it finds it: `.gemini` in `$GEMINI_CLI_HOME` (which Gemini CLI 0.61
-/// takes for the home directory), else in `$HOME`.
-pub(crate) fn gemini_home() -> Option<PathBuf> {
+/// Gemini CLI's directory as Gemini CLI 0.61 resolves it: `.gemini` in `$GEMINI_CLI_HOME` (which
+/// stands for the whole home directory, not for `.gemini`), else in `$HOME`.
+pub(crate) fn gemini_dir() -> Option<PathBuf> {
     let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     set("GEMINI_CLI_HOME").or_else(|| set("HOME")).map(|h| h.join(".gemini"))
 }

@@ -241,7 +241,7 @@ fn a_codex_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
 fn a_hook_for_an_agent_hooktel_does_not_read_is_refused_and_counted() {
     let sidecar = Sidecar::start(None, &[]);
     let payload = br#"{"session_id":"0b5e7f3a-0000-4000-8000-000000000001","hook_event_name":"SessionStart"}"#;
-    crate::support::codex::hook_as("gemini-cli", &sidecar, payload);
+    crate::support::codex::hook_as("aider", &sidecar, payload);
     wait_until(Duration::from_secs(10), "the refusal counted", || {
         metric_value(&sidecar.metrics(), r#"hooktel_ingest_rejected_total{reason="unknown_agent"}"#) == Some(1.0)
     });
