@@ -44,9 +44,10 @@ data directory's spool (HOOKTEL_DATA_DIR) for the sidecar to drain. Claude Code 
 hook event: it always exits 0 and prints nothing.
 
 Usage: hooktel hook < payload.json
-       hooktel hook --agent codex < payload.json   (Codex CLI's hooks)
+       hooktel hook --agent codex < payload.json    (Codex CLI's hooks)
+       hooktel hook --agent gemini < payload.json   (Gemini CLI's hooks)
 
-Set it up with `hooktel install`; check it with `hooktel doctor`.
+Set it up with `hooktel install [--agent codex|gemini]`; check it with `hooktel doctor`.
 ";
 
 /// The agent `hooktel hook`'s arguments name: `Some(None)` for none (Claude Code), `Some(Some(name))`
