@@ -19,8 +19,9 @@
 //! as on the scraped `hooktel`: the same series (labels other than job and instance), and the same
 //! values where the query holds no range selector (with one, the two jobs' samples fall at different
 //! moments and rates differ slightly, so only the series and whether they have data are compared).
-//! The `agent` variable finds the sessions' agent; a query that filters by it answers for
-//! `claude-code` as for All, and has no data for `codex` (no Codex session runs here).
+//! A Gemini CLI session (a captured one, over the wire) comes beside the Claude Code ones: the `agent`
+//! variable finds both agents; a query that filters by one never answers with the other's series, the
+//! Gemini session's figures show under `gemini-cli`, and `codex` (no Codex session runs here) has no data.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -41,6 +42,26 @@ const RANGE: &str = "1m";
 const INTERVAL: &str = "5s";
 /// Share of dashboard queries that must return at least one finite value.
 const MIN_WITH_DATA: f64 = 0.7;
+
+/// Send a captured Gemini CLI session (its hooks as `hooktel hook --agent gemini` marks them, its chat
+/// log from the fixture) to `sidecar`; its session id.
+fn gemini_session(sidecar: &Sidecar) -> String {
+    let dir = root().join("tests/fixtures/gemini/failures-0.61.0");
+    let chat = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("session-"));
+    let chat = chat.unwrap().to_str().unwrap().to_owned();
+    let mut session = String::new();
+    for line in fs::read_to_string(dir.join("hooks.jsonl")).unwrap().lines() {
+        let mut p: Value = serde_json::from_str(line).unwrap();
+        p["transcript_path"] = chat.clone().into();
+        p["hooktel_agent"] = "gemini-cli".into();
+        session = p["session_id"].as_str().unwrap().to_owned();
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    session
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -299,13 +320,14 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     scraped(session_ends, 2.0);
     scraped(rejected, 1.0);
 
-    // round 2: the same counters move again
+    // round 2: the same counters move again, and a Gemini CLI session (a captured one) comes beside
     let second = cli.spawn("round2", &work, &mock, &["-p", MAIN_PROMPT]).wait().expect_exit(0).session_id();
     assert_eq!(sidecar.request("POST", "/v1/hooks", b"{not json").0, 400);
-    wait_until(Duration::from_secs(10), "the sidecar to count the third session's end", || {
-        sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 3.0
+    let gemini = gemini_session(&sidecar);
+    wait_until(Duration::from_secs(10), "the sidecar to count the third and fourth sessions' ends", || {
+        sidecar.metric(r#"hooktel_hook_events_total{event="SessionEnd"}"#) >= 4.0
     });
-    scraped(session_ends, 3.0);
+    scraped(session_ends, 4.0);
     scraped(rejected, 2.0);
     // after real sessions, the last push carries exactly what /metrics serves
     let differ = support::prom_translate::push_equals_scrape(
@@ -314,7 +336,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         Duration::from_secs(15),
     );
     assert!(differ.is_empty(), "push and scrape disagree after real sessions:\n{}", differ.join("\n"));
-    scraped(r#"sum(hooktel_hook_events_total{job="pushed", event="SessionEnd"})"#, 3.0);
+    scraped(r#"sum(hooktel_hook_events_total{job="pushed", event="SessionEnd"})"#, 4.0);
     scraped(r#"sum(hooktel_ingest_rejected_total{job="pushed"})"#, 2.0);
     // a few more scrapes, so that every rate window holds the last values more than once
     let scrapes_now = prom.value(r#"count_over_time(up{job="hooktel"}[10m])"#).unwrap_or(0.0);
@@ -365,7 +387,7 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     }
 
     // the panels that show exemplars get them, and each names one of the sessions' traces
-    let traces: Vec<String> = [&session, &failed, &second].iter().map(|s| s.replace('-', "")).collect();
+    let traces: Vec<String> = [&session, &failed, &second, &gemini].iter().map(|s| s.replace('-', "")).collect();
     let mut exemplar_queries = 0;
     for path in &dashboards {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -386,10 +408,11 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     }
     assert!(exemplar_queries >= 5, "only {exemplar_queries} panel queries show exemplars");
 
-    // the agent variable finds the sessions' agent (Claude Code's only, here); a query that filters by
-    // it answers for that agent as for All, and has no data for another (no Codex session ran)
+    // the agent variable finds the sessions' agents (Claude Code's and Gemini CLI's, here); a query
+    // that filters by one answers with no series of another, and has no data for an agent that ran no
+    // session (Codex)
     let mut by_agent: Vec<String> = Vec::new();
-    let mut filtered = 0;
+    let (mut filtered, mut gemini_answers) = (0, 0);
     for path in &dashboards {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
@@ -397,20 +420,30 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
         let variable = d["templating"]["list"].as_array().unwrap().iter().find(|v| v["name"] == "agent").unwrap();
         let promql = variable_promql(variable["query"]["query"].as_str().unwrap()).unwrap();
         let found = prom.query(&interpolate(&promql, &all)).unwrap();
-        let agents: Vec<&str> = found.iter().filter_map(|s| s["metric"]["agent"].as_str()).collect();
-        assert_eq!(agents, ["claude-code"], "{file}: the agent variable's values");
+        let mut agents: Vec<&str> = found.iter().filter_map(|s| s["metric"]["agent"].as_str()).collect();
+        agents.sort();
+        assert_eq!(agents, ["claude-code", "gemini-cli"], "{file}: the agent variable's values");
         let given = |agent: &str| {
             let mut values = all.clone();
             values.insert("agent".into(), agent.into());
             panel_queries(&d, &file, &values)
         };
-        let queries = panel_queries(&d, &file, &all).into_iter().zip(given("claude-code")).zip(given("codex"));
-        for ((everyone, claude), codex) in queries.filter(|((a, c), _)| a.expr != c.expr) {
-            let ask = |expr: &str| answer(&prom.query(expr).unwrap_or_else(|e| panic!("{expr}: {e}")));
-            if !same(&ask(&everyone.expr), &ask(&claude.expr), claude.expr.contains('[')) {
-                by_agent.push(format!("{}: claude-code answers otherwise than All: {}", claude.source, claude.expr));
+        let queries = panel_queries(&d, &file, &all).into_iter().zip(given("claude-code")).zip(given("gemini-cli"));
+        let queries = queries.zip(given("codex"));
+        for (((_, claude), gemini), codex) in queries.filter(|(((a, c), _), _)| a.expr != c.expr) {
+            let ask = |expr: &str| prom.query(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            for (agent, q) in [("claude-code", &claude), ("gemini-cli", &gemini)] {
+                let result = ask(&q.expr);
+                let others: Vec<&str> =
+                    result.iter().filter_map(|s| s["metric"]["agent"].as_str()).filter(|a| *a != agent).collect();
+                if !others.is_empty() {
+                    by_agent.push(format!("{}: {agent} answers with {others:?}'s series: {}", q.source, q.expr));
+                }
+                if agent == "gemini-cli" && answer(&result).values().any(|v| v.is_finite()) {
+                    gemini_answers += 1;
+                }
             }
-            if ask(&codex.expr).values().any(|v| v.is_finite()) {
+            if answer(&ask(&codex.expr)).values().any(|v| v.is_finite()) {
                 by_agent.push(format!("{}: data for codex, which ran no session: {}", codex.source, codex.expr));
             }
             filtered += 1;
@@ -418,6 +451,8 @@ fn dashboard_and_rule_queries_return_data_from_a_real_prometheus() {
     }
     assert!(by_agent.is_empty(), "the agent variable:\n{}", by_agent.join("\n"));
     assert!(filtered >= 25, "only {filtered} dashboard queries filter by agent");
+    // the Gemini session's tokens, cost, tool calls (two failed), turns and session show for it
+    assert!(gemini_answers >= 10, "only {gemini_answers} dashboard queries answer for gemini-cli");
 
     // every rule expression
     let rule_doc: Value = serde_norway::from_str(&fs::read_to_string(&rules).unwrap()).unwrap();
