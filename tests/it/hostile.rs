@@ -1116,3 +1116,56 @@ fn session_logs_with_huge_ids_and_model_names_are_held_in_bounded_memory() {
     println!("session logs of 2 MiB ids and model names: peak RSS {peak:.0} MiB");
     assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
 }
+
+/// Gemini CLI's `BeforeModel` and `AfterModel` carry the conversation on every model call and
+/// streamed chunk (a long session's is megabytes). hooktel reads only their model, finish reason and
+/// usage: at the `full` capture level too, neither the hook client's request nor the sidecar's journal
+/// holds any of the conversation, through the real hook client (4 MB payloads) and posted straight to
+/// the sidecar (4 MB bodies); every event still counts, and the sidecar's peak stays small.
+#[test]
+fn gemini_conversations_are_neither_kept_nor_held() {
+    let sidecar = Sidecar::builder().env("HOOKTEL_CAPTURE", "full").start();
+    let sid = "00000000-0000-4000-8000-0000000a6e61";
+    let filler = "z".repeat(1000);
+    let payload = |event: &str, i: usize| {
+        let messages: Vec<serde_json::Value> = (0..4000)
+            .map(|m| serde_json::json!({"role": "user", "content": format!("SECRET-CONVERSATION-{i}-{m} {filler}")}))
+            .collect();
+        let mut p = serde_json::json!({"session_id": sid, "hook_event_name": event, "cwd": "/w/p",
+            "timestamp": "2026-12-07T05:28:56.044Z",
+            "llm_request": {"model": "gemini-3.8-flash", "messages": messages, "config": {"temperature": 1}},
+            "llm_response": {"text": "SECRET-ANSWER", "candidates": [{"content": {"role": "model",
+                "parts": [{"text": "SECRET-ANSWER"}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}}});
+        if event == "BeforeModel" {
+            p.as_object_mut().unwrap().remove("llm_response");
+        }
+        p.to_string().into_bytes()
+    };
+    assert!(payload("AfterModel", 0).len() > 4_000_000);
+    for i in 0..10 {
+        support::codex::hook_as("gemini", &sidecar, &payload("BeforeModel", i));
+        support::codex::hook_as("gemini", &sidecar, &payload("AfterModel", i));
+    }
+    for i in 10..30 {
+        let mut p: serde_json::Value = serde_json::from_slice(&payload("AfterModel", i)).unwrap();
+        p["hooktel_agent"] = "gemini-cli".into();
+        assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
+    }
+    let counted = |event: &str| sidecar.metric(&format!(r#"hooktel_hook_events_total{{event="{event}"}}"#));
+    support::wait_until(Duration::from_secs(20), "every event counted", || {
+        counted("BeforeModel") == 10.0 && counted("AfterModel") == 30.0
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the last commit
+    let mut journal = Vec::new();
+    for f in ["journal.db", "journal.db-wal"] {
+        journal.extend(std::fs::read(sidecar.data_dir.join(f)).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&journal);
+    assert!(text.contains("gemini-3.8-flash"), "the model is kept");
+    assert!(!text.contains("SECRET-CONVERSATION") && !text.contains("SECRET-ANSWER"), "the conversation is at rest");
+    assert!(journal.len() < 1024 * 1024, "the journal holds {} bytes for 40 events", journal.len());
+    let peak = support::peak_rss_mib(sidecar.pid());
+    println!("40 Gemini model events with 4 MB conversations: peak RSS {peak:.0} MiB");
+    assert!(peak < 96.0, "peak RSS {peak:.0} MiB");
+}

@@ -40,6 +40,12 @@ pub(super) struct Unnamed {
 }
 
 impl Unnamed {
+    /// Open tool calls remembered.
+    #[cfg(test)]
+    pub(super) fn open_calls(&self) -> usize {
+        self.open_calls.values().map(VecDeque::len).sum()
+    }
+
     /// About the bytes it holds.
     pub(super) fn held(&self) -> usize {
         self.open_calls

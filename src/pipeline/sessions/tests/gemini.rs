@@ -296,3 +296,42 @@ fn a_log_read_ahead_of_the_hooks_still_places_each_response_in_its_turn() {
         assert!(turn.start <= chat.start && chat.end <= turn.end, "{} in its turn", chat.name);
     }
 }
+
+/// A flood of tool calls that never end (each input new, so none pairs): what the session remembers
+/// to pair them stops at its bound, and a call past it still has its span; an end then pairs with
+/// the oldest call of its input still remembered.
+#[test]
+fn open_calls_without_ends_are_remembered_within_a_bound() {
+    let t = |ms: u64| crate::model::time::rfc3339(at("2026-12-07T05:30:00.000Z") + ms * 1_000_000);
+    let mut hooks =
+        vec![hook("SessionStart", &t(0), json!({"source": "startup"})), hook("BeforeAgent", &t(1), json!({}))];
+    hooks.extend((0..3000).map(|i| shell("BeforeTool", &t(2 + i), &format!("echo {i}"), None)));
+    let mut s = Sessions::new(settings());
+    let mut out = Vec::new();
+    for p in &hooks {
+        let mut p = p.clone();
+        p["hooktel_agent"] = json!("gemini-cli");
+        let received = p["timestamp"].as_str().and_then(rfc3339_ns).unwrap() + 1_000_000;
+        let ev = parse(&serde_json::to_vec(&p).unwrap(), received, Capture::Metadata).unwrap();
+        let at = ev.at;
+        s.ingest(ev, at, &mut out);
+    }
+    assert_eq!(s.live[SID].unnamed.open_calls(), 1024);
+    // the first call's end pairs with it; the last's (past the bound) is a span of its own
+    let first = shell("AfterTool", &t(5000), "echo 0", Some("Output: 0"));
+    let last = shell("AfterTool", &t(5001), "echo 2999", Some("Output: 2999"));
+    let end = hook("SessionEnd", &t(5002), json!({"reason": "exit"}));
+    for mut p in [first, last, end] {
+        p["hooktel_agent"] = json!("gemini-cli");
+        let ev = parse(&serde_json::to_vec(&p).unwrap(), at(&t(6000)), Capture::Metadata).unwrap();
+        let at = ev.at;
+        s.ingest(ev, at, &mut out);
+    }
+    s.tick(u64::MAX / 2, &mut out);
+    let tools = named(&out, "execute_tool run_shell_command");
+    let ended: Vec<&&SpanRecord> = tools.iter().filter(|s| !s.incomplete).collect();
+    assert_eq!(ended.len(), 2, "the two ends (the others closed incomplete with the session)");
+    let starts: Vec<u64> = ended.iter().map(|s| s.start).collect();
+    assert!(starts.contains(&at(&t(2))), "echo 0 started at its BeforeTool: {starts:?}");
+    assert_eq!(tools.len(), 3001, "every start a span, and the end past the bound one of its own");
+}
