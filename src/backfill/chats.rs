@@ -10,7 +10,8 @@
 //! - turn `invoke_agent gemini-cli` per prompt (a `user` message with text): from it to the last
 //!   line before the next prompt; its prompt as the capture level lets it out;
 //! - model call `chat {model}` per `gemini` message with tokens, read by the live path's reader
-//!   ([`Ledger`]: the last line of a message wins, a response counts once), under the turn it answers;
+//!   (`usage::logs::gemini`: the last line of a message wins, a response counts once), under the
+//!   turn it answers;
 //! - tool `execute_tool {name}` per tool call of a `gemini` message: from the message to the call's
 //!   own `timestamp`; ERROR when its `status` is `error`, or when its command's output says
 //!   `Exit Code: N` (N not 0), which Gemini itself counts a success.
@@ -28,7 +29,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
-use crate::backfill::lines::{each_line, object, open_named};
+use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
@@ -36,7 +37,6 @@ use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::{self, int, ModelEndpoint};
 use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::rfc3339_ns;
-use crate::usage::logs::gemini::Ledger;
 use crate::usage::logs::{self, Delta, MAX_ID_BYTES};
 use crate::usage::pricing::PriceTable;
 
@@ -81,20 +81,8 @@ pub fn session_from_chat(
     capture: Capture,
     endpoint: &ModelEndpoint,
 ) -> Result<ImportedSession, BackfillError> {
-    let (mut file, real) = open_named(path)?;
     let mut r = Reader { capture, ..Reader::default() };
-    let (mut ledger, mut usage, mut skipped) = (Ledger::default(), Vec::new(), 0);
-    let too_long = each_line(&mut file, |line| {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        usage.extend(ledger.read(&[line, b"\n"].concat(), prices).deltas);
-        match object(line) {
-            Some(v) => r.line(&v),
-            None => skipped += 1,
-        }
-    })
-    .map_err(BackfillError::read(&real))?;
+    let ReadLog { real, usage, skipped } = read_log(path, GEMINI, prices, |line| r.line(line))?;
     let Some(sid) = r.session_id.take() else { return Err(BackfillError::NoSession(path.to_path_buf())) };
     let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(path.to_path_buf())) };
     let mut placed = Vec::with_capacity(usage.len());
@@ -106,7 +94,7 @@ pub fn session_from_chat(
         placed.push(turn);
     }
     let spans = r.spans(&sid, &real, extent, &usage, &placed, endpoint);
-    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused: Vec::new(), skipped_lines: skipped + too_long })
+    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused: Vec::new(), skipped_lines: skipped })
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -66,6 +66,40 @@ pub(super) fn each_line(file: &mut File, mut f: impl FnMut(&[u8])) -> std::io::R
             skipping = false;
         }
     }
+}
+
+/// What [`read_log`] read of a log besides its lines.
+pub(super) struct ReadLog {
+    /// The log's path with symlinks resolved.
+    pub(super) real: PathBuf,
+    /// The usage the live path's reader of its agent finds in it.
+    pub(super) usage: Vec<crate::usage::logs::Delta>,
+    /// Lines skipped: over the line bound, or not JSON objects.
+    pub(super) skipped: u64,
+}
+
+/// Read the log at `path` (opened by the live path's rules) as `agent` writes it: every line that
+/// is a JSON object to `line`, one at a time, and every line to the live path's reader of `agent`.
+pub(super) fn read_log(
+    path: &Path,
+    agent: Agent,
+    prices: &crate::usage::pricing::PriceTable,
+    mut line: impl FnMut(&Value),
+) -> Result<ReadLog, BackfillError> {
+    let (mut file, real) = open_named(path)?;
+    let (mut reader, mut usage, mut skipped) = (crate::usage::logs::LogReader::new(agent), Vec::new(), 0);
+    let too_long = each_line(&mut file, |l| {
+        if l.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        usage.extend(reader.read(&[l, b"\n"].concat(), prices).deltas);
+        match object(l) {
+            Some(v) => line(&v),
+            None => skipped += 1,
+        }
+    })
+    .map_err(BackfillError::read(&real))?;
+    Ok(ReadLog { real, usage, skipped: skipped + too_long })
 }
 
 /// A line as a JSON object, if it is one.

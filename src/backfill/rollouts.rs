@@ -15,7 +15,7 @@
 //!   with `exit code N` when its `CommandExecution` exited non-zero;
 //! - model call `chat {model}` per `token_usage_record`, with its usage, under its turn.
 //!
-//! Usage and failed commands are read by the live path's reader ([`Ledger`]), so a response counts
+//! Usage and failed commands are read by the live path's reader (`usage::logs::codex::Ledger`), so a response counts
 //! once and a command fails for the same reason, live or imported. A resumed session (`codex exec
 //! resume` appends to the same log) is one tree under one root: live, a resume that comes after the
 //! session's end is a segment (`codex session resumed`) whose spans' ids include the time the hook
@@ -29,7 +29,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
-use crate::backfill::lines::{each_line, object, open_named};
+use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
@@ -37,7 +37,6 @@ use crate::model::ids::{self, SessionId, SpanKey};
 use crate::model::semconv::{self, int, project_of, ModelEndpoint};
 use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome};
 use crate::model::time::rfc3339_ns;
-use crate::usage::logs::codex::Ledger;
 use crate::usage::logs::Delta;
 use crate::usage::logs::{self, MAX_ID_BYTES};
 use crate::usage::pricing::PriceTable;
@@ -90,20 +89,8 @@ pub fn session_from_rollout(
     capture: Capture,
     endpoint: &ModelEndpoint,
 ) -> Result<ImportedSession, BackfillError> {
-    let (mut file, real) = open_named(path)?;
     let mut r = Reader { capture, ..Reader::default() };
-    let (mut ledger, mut deltas, mut skipped) = (Ledger::default(), Vec::new(), 0);
-    let too_long = each_line(&mut file, |line| {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        deltas.extend(ledger.read(&[line, b"\n"].concat(), prices).deltas);
-        match object(line) {
-            Some(v) => r.line(&v),
-            None => skipped += 1,
-        }
-    })
-    .map_err(BackfillError::read(&real))?;
+    let ReadLog { usage: deltas, skipped, .. } = read_log(path, CODEX, prices, |line| r.line(line))?;
     let Some(sid) = r.session_id.take() else { return Err(BackfillError::NoSession(path.to_path_buf())) };
     if r.subagent {
         return Err(BackfillError::Subagent(path.to_path_buf()));
@@ -118,7 +105,7 @@ pub fn session_from_rollout(
         }
     }
     let spans = r.spans(&sid, path, extent, &usage, &failed, endpoint);
-    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused: Vec::new(), skipped_lines: skipped + too_long })
+    Ok(ImportedSession { session_id: sid.into(), spans, usage, refused: Vec::new(), skipped_lines: skipped })
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

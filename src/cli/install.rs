@@ -459,6 +459,20 @@ fn program(hook: &Value) -> Option<String> {
     shell_words(command).into_iter().next()
 }
 
+/// The agent whose events a hook handler hands to hooktel: a command running a program named
+/// `hooktel` with `hook --agent <name>` (or `--agent=<name>`) for an agent hooktel reads. What tells
+/// hooktel's own hooks from the user's in an agent's settings.
+pub(crate) fn hooked_agent(handler: &Value) -> Option<crate::model::agent::Agent> {
+    let words = shell_words(handler.get("command")?.as_str()?);
+    let program = std::path::Path::new(words.first()?).file_name()?.to_str()?;
+    let name = match &words[1..] {
+        [hook, flag, name] if hook == "hook" && flag == "--agent" => name.as_str(),
+        [hook, flag] if hook == "hook" => flag.strip_prefix("--agent=")?,
+        _ => return None,
+    };
+    (program == "hooktel").then(|| crate::model::agent::Agent::named(name)).flatten()
+}
+
 /// Words of a shell command, with quotes removed (enough to find a program and its first argument),
 /// after any leading `NAME=value` assignments.
 pub(crate) fn shell_words(command: &str) -> Vec<String> {

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::cli::codex_app_server::AppServer;
 use crate::cli::install::shell_words;
 use crate::cli::settings_file;
+use crate::model::agent::Agent;
 use crate::usage::agent_dirs::codex_home;
 
 /// Codex CLI 0.171's hook events, as `hooks.json` names them.
@@ -68,10 +69,7 @@ impl fmt::Display for Report {
 
 /// Whether a handler is hooktel's Codex hook (`<path>/hooktel hook --agent codex`).
 pub(crate) fn is_ours(handler: &Value) -> bool {
-    let Some(command) = handler.get("command").and_then(Value::as_str) else { return false };
-    let words = shell_words(command);
-    let program = words.first().map(|p| Path::new(p).file_name().and_then(|n| n.to_str()) == Some("hooktel"));
-    program == Some(true) && matches!(&words[1..], [h, a, c] if h == "hook" && a == "--agent" && c == "codex")
+    crate::cli::install::hooked_agent(handler) == Some(Agent::Codex)
 }
 
 fn group_has_ours(group: &Value) -> bool {
@@ -83,7 +81,7 @@ pub fn install(command: &str) -> anyhow::Result<Report> {
     let mut server = AppServer::start()?;
     let file = server.codex_home.join("hooks.json");
     let (mut root, old) = settings_file::load(&file)?;
-    let hooks = events_of(&mut root);
+    let hooks = settings_file::hooks_object(&mut root);
     let mut events = 0;
     for event in EVENTS {
         let groups = hooks.entry(*event).or_insert_with(|| json!([])).as_array_mut().expect("load checked");
@@ -115,7 +113,7 @@ pub fn uninstall() -> anyhow::Result<Report> {
         ours(&mut server, &file)?.iter().filter_map(|h| text(h, "key").map(str::to_owned)).collect();
     let (mut root, old) = settings_file::load(&file)?;
     let mut events = 0;
-    for groups in events_of(&mut root).values_mut() {
+    for groups in settings_file::hooks_object(&mut root).values_mut() {
         let groups = groups.as_array_mut().expect("load checked");
         let before = groups.clone();
         for group in groups.iter_mut() {
@@ -134,7 +132,7 @@ pub fn uninstall() -> anyhow::Result<Report> {
             events += 1;
         }
     }
-    let hooks = events_of(&mut root);
+    let hooks = settings_file::hooks_object(&mut root);
     hooks.retain(|_, groups| groups.as_array().is_none_or(|g| !g.is_empty()));
     let backup = if events > 0 { settings_file::save(&file, &root, old.as_deref())? } else { None };
     let edits: Vec<Value> = keys
@@ -206,12 +204,6 @@ fn ours(server: &mut AppServer, file: &Path) -> anyhow::Result<Vec<Value>> {
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
-}
-
-/// The file's `hooks` object (made when missing; `settings_file::load` refused any other shape).
-fn events_of(root: &mut Value) -> &mut Map<String, Value> {
-    let root = root.as_object_mut().expect("load checked");
-    root.entry("hooks").or_insert_with(|| json!({})).as_object_mut().expect("load checked")
 }
 
 #[cfg(test)]

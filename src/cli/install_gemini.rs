@@ -121,7 +121,7 @@ pub fn install(command: &str) -> anyhow::Result<Report> {
     }
     let handler = json!({"type": "command", "name": HOOK_NAME, "command": command, "timeout": TIMEOUT_MS});
     let mut report = Report { file, changed: 0, updated: 0, backup: None, deleted: false, installing: true };
-    let hooks = events_of(&mut settings);
+    let hooks = settings_file::hooks_object(&mut settings);
     for event in EVENTS {
         let groups = hooks.entry(*event).or_insert_with(|| json!([])).as_array_mut().expect("load checked");
         let ours: Vec<&Value> = groups.iter().flat_map(handlers).filter(|h| is_ours(h)).collect();
@@ -218,15 +218,7 @@ pub(crate) fn inspect() -> anyhow::Result<Option<Found>> {
 
 /// Whether a handler is hooktel's Gemini hook (`<path>/hooktel hook --agent gemini`, or `gemini-cli`).
 pub(crate) fn is_ours(handler: &Value) -> bool {
-    let Some(command) = handler.get("command").and_then(Value::as_str) else { return false };
-    let words = shell_words(command);
-    let program = words.first().is_some_and(|p| Path::new(p).file_name().and_then(|n| n.to_str()) == Some("hooktel"));
-    let agent = match words.get(1..).unwrap_or_default() {
-        [hook, flag, name] if hook == "hook" && flag == "--agent" => Some(name.as_str()),
-        [hook, flag] if hook == "hook" => flag.strip_prefix("--agent="),
-        _ => None,
-    };
-    program && agent.and_then(Agent::named) == Some(Agent::Gemini)
+    crate::cli::install::hooked_agent(handler) == Some(Agent::Gemini)
 }
 
 fn handlers(group: &Value) -> &[Value] {
@@ -305,12 +297,6 @@ fn strip_comments(text: &[u8]) -> Vec<u8> {
         i = end;
     }
     out
-}
-
-/// The file's `hooks` object (made when missing; `load` refused any other shape).
-fn events_of(root: &mut Value) -> &mut Map<String, Value> {
-    let root = root.as_object_mut().expect("load checked");
-    root.entry("hooks").or_insert_with(|| json!({})).as_object_mut().expect("load checked")
 }
 
 #[cfg(test)]

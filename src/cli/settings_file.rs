@@ -186,3 +186,10 @@ fn prune_backups(dir: &Path, name: &str) {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// The `hooks` object of an agent's settings `root` (made when missing): `root` is an object whose
+/// `hooks`, if any, is an object, as the install's load checked before it changes anything.
+pub(crate) fn hooks_object(root: &mut Value) -> &mut Map<String, Value> {
+    let root = root.as_object_mut().expect("load checked");
+    root.entry("hooks").or_insert_with(|| Value::Object(Map::new())).as_object_mut().expect("load checked")
+}

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
 use crate::usage::logs::{id, json_lines, model_name, Delta, Read, Response};
-use crate::usage::pricing::{PriceTable, Service};
+use crate::usage::pricing::PriceTable;
 
 /// Responses (and turns' models) remembered: enough for any re-read, small to save.
 const RECENT: usize = 32;
@@ -146,27 +146,12 @@ impl Ledger {
                     .and_then(|t| self.models.iter().rev().find(|(turn, _)| turn == t))
                     .or(self.models.back())
                     .map_or_else(|| "unknown".to_owned(), |(_, m)| m.clone());
-                let usage = record.usage.tokens();
-                let price = prices.lookup(&model);
-                let cost = price.map_or(0.0, |p| crate::usage::pricing::cost(p, &usage, Service::default()));
                 let start = if self.answered_at > 0 && self.answered_at <= at { self.answered_at } else { at };
+                let response = Response::new(record.response_id, start, at);
                 out.push(Delta {
-                    model,
-                    usage,
-                    cost,
-                    priced: price.is_some(),
                     prompt_id: record.turn_id.filter(|_| self.subagent.is_none()),
                     agent_id: self.subagent.clone(),
-                    response: Some(Response {
-                        id: record.response_id,
-                        request_id: String::new(),
-                        start,
-                        end: at,
-                        stop_reason: None,
-                        failed_tries: Vec::new(),
-                    }),
-                    forked_from: None,
-                    tool_failure: None,
+                    ..Delta::priced(model, record.usage.tokens(), prices, response)
                 });
             }
             _ => {}

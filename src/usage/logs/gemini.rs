@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::tokens::TokenUsage;
 use crate::usage::logs::{bounded_id, json_lines, model_name, Delta, Read, Response};
-use crate::usage::pricing::{PriceTable, Service};
+use crate::usage::pricing::PriceTable;
 
 /// Responses remembered: a message is written again right after its tool calls end.
 const RECENT: usize = 64;
@@ -113,27 +113,8 @@ impl Ledger {
                     return; // written again, nothing new
                 }
                 let model = line.model.as_deref().map_or_else(|| "unknown".to_owned(), model_name);
-                let price = prices.lookup(&model);
-                let cost = price.map_or(0.0, |p| crate::usage::pricing::cost(p, &added, Service::default()));
                 let start = if self.answered_at > 0 && self.answered_at <= at { self.answered_at } else { at };
-                out.push(Delta {
-                    model,
-                    usage: added,
-                    cost,
-                    priced: price.is_some(),
-                    prompt_id: None,
-                    agent_id: None,
-                    response: Some(Response {
-                        id,
-                        request_id: String::new(),
-                        start,
-                        end: at,
-                        stop_reason: None,
-                        failed_tries: Vec::new(),
-                    }),
-                    forked_from: None,
-                    tool_failure: None,
-                });
+                out.push(Delta::priced(model, added, prices, Response::new(id, start, at)));
             }
             _ => {}
         }

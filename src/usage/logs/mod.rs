@@ -161,6 +161,15 @@ pub struct ToolFailure {
 }
 
 impl Delta {
+    /// The usage of response `response` of `model`, at the table's price (0, and unpriced, when the
+    /// table names none), belonging to no turn or subagent until the reader says.
+    pub(crate) fn priced(model: String, usage: TokenUsage, prices: &PriceTable, response: Response) -> Delta {
+        let price = prices.lookup(&model);
+        let cost =
+            price.map_or(0.0, |p| crate::usage::pricing::cost(p, &usage, crate::usage::pricing::Service::default()));
+        Delta { model, usage, cost, priced: price.is_some(), response: Some(response), ..Delta::news() }
+    }
+
     /// The news that a log was forked from `origin`; it carries no usage.
     pub(crate) fn fork(origin: String) -> Delta {
         Delta { forked_from: Some(origin), ..Delta::news() }
@@ -209,6 +218,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response known by its own id only (no request id), from `start` to `end`, its first try.
+    pub(crate) fn new(id: String, start: u64, end: u64) -> Response {
+        Response { id, start, end, ..Response::default() }
+    }
+
     /// What identifies the response: its lines repeat it, and its chat span's id derives from it.
     pub fn key(&self) -> String {
         format!("{}/{}", self.id, self.request_id)
