@@ -31,11 +31,11 @@ use serde_json::Value;
 use crate::backfill::error::BackfillError;
 use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
+use crate::backfill::tree::{ToolCall, Tree};
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
-use crate::model::ids::{self, SessionId, SpanKey};
-use crate::model::semconv::{self, int, ModelEndpoint};
-use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::semconv::{self, ModelEndpoint};
+use crate::model::span::{SpanRecord, SpanUsage};
 use crate::model::time::rfc3339_ns;
 use crate::usage::logs::{self, Delta, MAX_ID_BYTES};
 use crate::usage::pricing::PriceTable;
@@ -191,82 +191,37 @@ impl Reader {
         self,
         sid: &str,
         path: &Path,
-        (start, end): (u64, u64),
+        times: (u64, u64),
         usage: &[Delta],
         placed: &[Option<usize>],
         endpoint: &ModelEndpoint,
     ) -> Vec<SpanRecord> {
-        let capture = self.capture;
         // `<project>/chats/session-*.jsonl`: Gemini names the directory after the one it ran in
         let project = path.parent().and_then(Path::parent).and_then(Path::file_name);
         let project = project.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-        let session_id = SessionId::from(sid);
-        let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let turn_id = |i: usize| ids::span_id(sid, SpanKey::Turn, &self.turns[i].id);
-        let parent_of = |turn: Option<usize>| turn.map_or(root_id, turn_id);
-        let record = |id, key, name: String, parent, times| SpanRecord {
-            parent,
-            project: project.clone(),
-            agent: GEMINI,
-            ..SpanRecord::new(ids::trace_id(sid), id, key, name, times, session_id.clone())
+        let mut tree = Tree::new(sid, GEMINI, project.clone());
+        let parent_of = |tree: &Tree, turn: Option<usize>| match turn {
+            Some(i) => tree.turn_id(&self.turns[i].id),
+            None => tree.root_id(),
         };
-        let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<SpanUsage>| {
-            span.attrs.extend(attrs);
-            span.attrs.push(KeyValue::new(semconv::IMPORTED, true));
-            span.usage = usage;
-            span
-        };
-        let mut out = Vec::new();
-
-        let mut root_usage: Option<SpanUsage> = None;
-        for d in usage {
-            root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
+        let mut attrs = semconv::root(GEMINI, None, Some(&path.to_string_lossy()), self.capture);
+        attrs.push(KeyValue::new(semconv::PROJECT, project));
+        tree.root(times, attrs, usage);
+        for turn in &self.turns {
+            tree.turn(&turn.id, (turn.start, turn.end), turn.prompt.as_deref(), turn.usage.clone(), true);
         }
-        let mut attrs = semconv::root(GEMINI, None, Some(&path.to_string_lossy()), capture);
-        attrs.push(KeyValue::new(semconv::PROJECT, project.clone()));
-        let root = record(root_id, SpanKey::Root, format!("{} session", GEMINI.name()), None, (start, end));
-        out.push(finish(root, attrs, root_usage));
-
-        for (i, turn) in self.turns.iter().enumerate() {
-            let name = format!("invoke_agent {}", GEMINI.name());
-            let mut span = record(turn_id(i), SpanKey::Turn, name, Some(root_id), (turn.start, turn.end));
-            span.turn = Some(TurnOutcome::Stop);
-            let attrs = semconv::turn(GEMINI, &turn.id, turn.prompt.as_deref());
-            out.push(finish(span, attrs, turn.usage.clone()));
-        }
-
         for (d, turn) in usage.iter().zip(placed) {
-            let Some(r) = d.response.as_ref() else { continue };
-            let id = ids::span_id(sid, SpanKey::Chat, &r.key());
-            let parent = Some(parent_of(*turn));
-            let mut span = record(id, SpanKey::Chat, semconv::chat_name(&d.model), parent, (r.start, r.end));
-            span.chat = Some(ChatCall { response_id: r.id.clone(), request_id: String::new(), finish_reason: None });
-            let mut attrs = semconv::chat(GEMINI, &d.model, endpoint);
-            attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
-            let mut one = SpanUsage::default();
-            one.add(&d.model, d.usage, d.cost);
-            out.push(finish(span, attrs, Some(one)));
+            let parent = parent_of(&tree, *turn);
+            tree.chat(d, parent, endpoint);
         }
-
         for call in &self.calls {
-            let id = ids::span_id(sid, SpanKey::Tool, &call.id);
-            let name = format!("execute_tool {}", call.name);
-            let mut span = record(id, SpanKey::Tool, name, Some(parent_of(call.turn)), (call.start, call.end));
-            span.subject = Some(Subject::Tool(call.name.clone()));
-            let mut attrs = semconv::tool(&call.id, &call.name);
-            attrs.extend(call.input.iter().cloned());
-            if let Some(output) = &call.output {
-                attrs.push(KeyValue::new(semconv::TOOL_OUTPUT, output.clone()));
-            }
-            let (status, run) = match &call.failure {
-                Some(why) => (Status::Error(capture.error_text(why)), ToolStatus::Error),
-                None => (Status::Unset, ToolStatus::Ok),
-            };
-            span.status = status;
-            span.tool = Some(ToolRun { status: run, duration_ms: None, pull_request: None });
-            out.push(finish(span, attrs, None));
+            let failure = call.failure.as_deref().map(|why| self.capture.error_text(why));
+            let parent = parent_of(&tree, call.turn);
+            let (input, output) = (&call.input, call.output.as_deref());
+            let times = (call.start, call.end);
+            tree.tool(ToolCall { id: &call.id, name: &call.name, input, output, failure, times }, parent);
         }
-        out
+        tree.spans
     }
 }
 
@@ -278,6 +233,8 @@ pub(crate) fn default_chats_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ids::{self, SpanKey};
+    use crate::model::span::{Status, ToolStatus};
 
     const CHAT: &str =
         include_str!("../../tests/fixtures/gemini/single-0.61.0/session-2026-12-07T05-28-fbc5aa14.jsonl");

@@ -37,6 +37,7 @@ pub mod event_log;
 mod lines;
 pub mod rollouts;
 pub mod transcripts;
+mod tree;
 
 pub(crate) use error::BackfillError;
 

@@ -24,18 +24,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use opentelemetry::trace::SpanId;
 use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::backfill::error::BackfillError;
 use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
+use crate::backfill::tree::{ToolCall, Tree};
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
-use crate::model::ids::{self, SessionId, SpanKey};
-use crate::model::semconv::{self, int, project_of, ModelEndpoint};
-use crate::model::span::{ChatCall, SpanRecord, SpanUsage, Status, Subject, ToolRun, ToolStatus, TurnOutcome};
+use crate::model::semconv::{self, project_of, ModelEndpoint};
+use crate::model::span::{SpanRecord, SpanUsage};
 use crate::model::time::rfc3339_ns;
 use crate::usage::logs::Delta;
 use crate::usage::logs::{self, MAX_ID_BYTES};
@@ -251,92 +250,37 @@ impl Reader {
         self,
         sid: &str,
         path: &Path,
-        (start, end): (u64, u64),
+        times: (u64, u64),
         usage: &[Delta],
         failed: &HashMap<String, String>,
         endpoint: &ModelEndpoint,
     ) -> Vec<SpanRecord> {
         let capture = self.capture;
         let project = self.cwd.as_deref().map(project_of).unwrap_or_default();
-        let session_id = SessionId::from(sid);
-        let root_id = ids::span_id(sid, SpanKey::Root, sid);
-        let parent_of = |turn: Option<&String>| match turn {
-            Some(t) if self.turn_index.contains_key(t) => ids::span_id(sid, SpanKey::Turn, t),
-            _ => root_id,
+        let mut tree = Tree::new(sid, CODEX, project);
+        let parent_of = |tree: &Tree, turn: Option<&String>| match turn {
+            Some(t) if self.turn_index.contains_key(t) => tree.turn_id(t),
+            _ => tree.root_id(),
         };
-        let record = |id: SpanId, key: SpanKey, name: String, parent: Option<SpanId>, times: (u64, u64)| SpanRecord {
-            parent,
-            project: project.clone(),
-            agent: CODEX,
-            ..SpanRecord::new(ids::trace_id(sid), id, key, name, times, session_id.clone())
-        };
-        let finish = |mut span: SpanRecord, attrs: Vec<KeyValue>, usage: Option<SpanUsage>| {
-            span.attrs.extend(attrs);
-            span.attrs.push(KeyValue::new(semconv::IMPORTED, true));
-            span.usage = usage;
-            span
-        };
-        let mut out = Vec::new();
-
-        let mut root_usage: Option<SpanUsage> = None;
-        for d in usage {
-            root_usage.get_or_insert_with(SpanUsage::default).add(&d.model, d.usage, d.cost);
-        }
-        let attrs = semconv::root(CODEX, self.cwd.as_deref(), Some(&path.to_string_lossy()), capture);
-        let root = record(root_id, SpanKey::Root, format!("{} session", CODEX.name()), None, (start, end));
-        out.push(finish(root, attrs, root_usage));
-
+        tree.root(times, semconv::root(CODEX, self.cwd.as_deref(), Some(&path.to_string_lossy()), capture), usage);
         for turn in &self.turns {
-            let id = ids::span_id(sid, SpanKey::Turn, &turn.id);
-            let name = format!("invoke_agent {}", CODEX.name());
-            let mut span = record(id, SpanKey::Turn, name, Some(root_id), (turn.start, turn.end));
-            span.turn = Some(TurnOutcome::Stop);
-            span.incomplete = !turn.completed;
-            let attrs = semconv::turn(CODEX, &turn.id, turn.prompt.as_deref().filter(|_| capture.prompts()));
-            out.push(finish(span, attrs, turn.usage.clone()));
+            let prompt = turn.prompt.as_deref().filter(|_| capture.prompts());
+            tree.turn(&turn.id, (turn.start, turn.end), prompt, turn.usage.clone(), turn.completed);
         }
-
         for d in usage {
             // the ledger bounds both: a response id over `MAX_ID_BYTES` is no response, a model name is cut
-            let Some(r) = d.response.as_ref() else { continue };
-            let model = &d.model;
-            let id = ids::span_id(sid, SpanKey::Chat, &r.key());
-            let mut span = record(
-                id,
-                SpanKey::Chat,
-                semconv::chat_name(model),
-                Some(parent_of(d.prompt_id.as_ref())),
-                (r.start, r.end),
-            );
-            span.chat =
-                Some(ChatCall { response_id: r.id.clone(), request_id: r.request_id.clone(), finish_reason: None });
-            let mut attrs = semconv::chat(CODEX, model, endpoint);
-            attrs.push(KeyValue::new(semconv::API_ATTEMPT, int(r.attempt())));
-            let mut one = SpanUsage::default();
-            one.add(&d.model, d.usage, d.cost);
-            out.push(finish(span, attrs, Some(one)));
+            let parent = parent_of(&tree, d.prompt_id.as_ref());
+            tree.chat(d, parent, endpoint);
         }
-
         for call in &self.calls {
             let Some((ended, text)) = &call.output else { continue };
-            let id = ids::span_id(sid, SpanKey::Tool, &call.id);
-            let name = format!("execute_tool {}", call.name);
-            let mut span = record(id, SpanKey::Tool, name, Some(parent_of(call.turn.as_ref())), (call.start, *ended));
-            span.subject = Some(Subject::Tool(call.name.clone()));
-            let mut attrs = semconv::tool(&call.id, &call.name);
-            attrs.extend(call.input.iter().cloned());
-            if capture.outputs() {
-                attrs.push(KeyValue::new(semconv::TOOL_OUTPUT, text.clone()));
-            }
-            let (status, run) = match failed.get(&call.id) {
-                Some(why) => (Status::Error(why.clone()), ToolStatus::Error),
-                None => (Status::Unset, ToolStatus::Ok),
-            };
-            span.status = status;
-            span.tool = Some(ToolRun { status: run, duration_ms: None, pull_request: None });
-            out.push(finish(span, attrs, None));
+            let parent = parent_of(&tree, call.turn.as_ref());
+            let output = Some(text.as_str()).filter(|_| capture.outputs());
+            let (id, name, input) = (call.id.as_str(), call.name.as_str(), call.input.as_slice());
+            let failure = failed.get(&call.id).cloned();
+            tree.tool(ToolCall { id, name, input, output, failure, times: (call.start, *ended) }, parent);
         }
-        out
+        tree.spans
     }
 }
 
