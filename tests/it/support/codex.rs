@@ -6,12 +6,13 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::claude::Scratch;
+use super::mock_api::MockApi;
 
 /// Codex CLI's hook events, as `hooktel install --agent codex` hooks them.
 pub const EVENTS: &[&str] = hooktel::cli::install_codex::EVENTS;
@@ -24,65 +25,32 @@ pub fn codex_bin() -> PathBuf {
     super::pinned_cli("HOOKTEL_CODEX_BIN", "codex", "codex", "Codex")
 }
 
-/// The scripted Responses API mock, killed on drop.
-pub struct MockResponses {
-    pub port: u16,
-    pub log: PathBuf,
-    child: Child,
+/// The scripted Responses API mock (`tests/e2e/mock_responses.py`), killed on drop.
+pub struct MockResponses(MockApi);
+
+impl std::ops::Deref for MockResponses {
+    type Target = MockApi;
+    fn deref(&self) -> &MockApi {
+        &self.0
+    }
 }
 
 impl MockResponses {
     pub fn start(scratch: &Scratch, name: &str) -> MockResponses {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_responses.py");
-        let port_file = scratch.path().join(format!("mock.{name}.port"));
-        let err_file = scratch.path().join(format!("mock.{name}.err"));
-        let log = scratch.path().join(format!("mock.{name}.requests.jsonl"));
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", "0", "--log"])
-            .arg(&log)
-            .arg("--port-file")
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err_file).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
-            });
-        let port = super::claude::port_of(&mut child, &port_file, &err_file);
-        MockResponses { port, log, child }
+        MockResponses(MockApi::start("mock_responses.py", scratch, name))
     }
 
     /// The usage of every response served, in order.
     pub fn usages(&self) -> Vec<Value> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| v.get("reply").map(|r| r["usage"].clone()))
-            .collect()
+        self.records("reply").into_iter().map(|r| r["usage"].clone()).collect()
     }
 
     /// Every response served, in order: its id, the script it followed (`1`, `2`, `sub`, `child`)
     /// and its usage.
     pub fn replies(&self) -> Vec<(String, String, Value)> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| {
-                let r = v.get("reply")?;
-                Some((r["id"].as_str()?.to_owned(), r["script"].as_str()?.to_owned(), r["usage"].clone()))
-            })
-            .collect()
-    }
-}
-
-impl Drop for MockResponses {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let reply =
+            |r: Value| Some((r["id"].as_str()?.to_owned(), r["script"].as_str()?.to_owned(), r["usage"].clone()));
+        self.records("reply").into_iter().filter_map(reply).collect()
     }
 }
 

@@ -8,12 +8,13 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::claude::{shell_quote, Scratch};
+use super::mock_api::MockApi;
 
 /// Every hook event of Gemini CLI 0.61.0 (`Notification` fires only in the interactive UI).
 pub const EVENTS: &[&str] = &[
@@ -54,43 +55,19 @@ pub struct Reply {
     pub chunks: usize,
 }
 
-/// The scripted Gemini API mock, killed on drop.
-pub struct MockGemini {
-    pub port: u16,
-    pub log: PathBuf,
-    child: Child,
+/// The scripted Gemini API mock (`tests/e2e/mock_gemini.py`), killed on drop.
+pub struct MockGemini(MockApi);
+
+impl std::ops::Deref for MockGemini {
+    type Target = MockApi;
+    fn deref(&self) -> &MockApi {
+        &self.0
+    }
 }
 
 impl MockGemini {
     pub fn start(scratch: &Scratch, name: &str) -> MockGemini {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mock_gemini.py");
-        let port_file = scratch.path().join(format!("mock.{name}.port"));
-        let err_file = scratch.path().join(format!("mock.{name}.err"));
-        let log = scratch.path().join(format!("mock.{name}.requests.jsonl"));
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", "0", "--log"])
-            .arg(&log)
-            .arg("--port-file")
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err_file).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
-            });
-        let port = super::claude::port_of(&mut child, &port_file, &err_file);
-        MockGemini { port, log, child }
-    }
-
-    fn records(&self, key: &str) -> Vec<Value> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|mut v| v.get_mut(key).map(Value::take))
-            .collect()
+        MockGemini(MockApi::start("mock_gemini.py", scratch, name))
     }
 
     /// Every request received, in order: `{n, method, path, client, kind, body}`.
@@ -116,13 +93,6 @@ impl MockGemini {
     /// The usage of every agent response served, in order (the classifier's left out).
     pub fn agent_usages(&self) -> Vec<Value> {
         self.replies().into_iter().filter(|r| r.kind == "agent").map(|r| r.usage).collect()
-    }
-}
-
-impl Drop for MockGemini {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

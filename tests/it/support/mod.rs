@@ -6,6 +6,7 @@
 pub mod claude;
 pub mod codex;
 pub mod gemini;
+pub mod mock_api;
 pub mod phoenix;
 mod process;
 pub mod prom_translate;
