@@ -16,6 +16,10 @@
 //!   own `timestamp`; ERROR when its `status` is `error`, or when its command's output says
 //!   `Exit Code: N` (N not 0), which Gemini itself counts a success.
 //!
+//! A resumed session starts a log of its own, named for the minute it started (the same file when
+//! that is the first's minute), writes a header in it, then goes on in its first log: a log with
+//! no message is skipped and counted.
+//!
 //! Ids: the root's and the model calls' are the live path's (the session id; the message id), so an
 //! imported model call never doubles a live one. Gemini's hooks name no turn and no call: live, a turn
 //! is keyed by its `BeforeAgent`'s time and a call by its tool, input and start, which no log records;
@@ -84,7 +88,9 @@ pub fn session_from_chat(
     let mut r = Reader { capture, ..Reader::default() };
     let ReadLog { real, usage, skipped } = read_log(path, GEMINI, prices, |line| r.line(line))?;
     let Some(sid) = r.session_id.take() else { return Err(BackfillError::NoSession(path.to_path_buf())) };
-    let Some(extent) = r.extent else { return Err(BackfillError::NoTimestamps(path.to_path_buf())) };
+    // a resumed session opens a log of its own (named for the minute it started), then goes on in
+    // its first: that log holds a header and no message
+    let Some(extent) = r.extent else { return Err(BackfillError::NoMessages(path.to_path_buf())) };
     let mut placed = Vec::with_capacity(usage.len());
     for d in &usage {
         let turn = d.response.as_ref().and_then(|resp| r.turn_at(resp.start));
@@ -301,5 +307,22 @@ mod tests {
         let s = import(&error, Capture::Metadata);
         let tool = s.spans.iter().find(|s| s.name == "execute_tool run_shell_command").unwrap();
         assert_eq!(tool.tool.map(|t| t.status), Some(ToolStatus::Error));
+    }
+
+    /// The log a resumed session opens before it goes on in its first: a header, the session's
+    /// context, no message. Skipped, not an error.
+    #[test]
+    fn a_resumed_sessions_log_without_messages_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-2026-12-07T22-57-a8bb9089.jsonl");
+        let stub = concat!(
+            r#"{"sessionId":"a8bb9089-0dc5-46aa-ae6f-066b693292c9","projectHash":"2a65","startTime":"2026-12-07T22:57:09.391Z","lastUpdated":"2026-12-07T22:57:09.391Z","kind":"main"}"#,
+            "\n",
+            r#"{"$set":{"messages":[{"id":"d049","timestamp":"2026-12-07T22:57:09.405Z","type":"user","content":[{"text":"<session_context>"}]}],"lastUpdated":"2026-12-07T22:57:09.405Z"}}"#,
+            "\n"
+        );
+        std::fs::write(&path, stub).unwrap();
+        let got = session_from_chat(&path, &PriceTable::builtin(), Capture::Full, &ModelEndpoint::default());
+        assert!(matches!(got, Err(BackfillError::NoMessages(_))), "{:?}", got.map(|s| s.spans.len()));
     }
 }

@@ -15,6 +15,8 @@ pub enum BackfillError {
     NoSession(PathBuf),
     #[error("{}: a Codex subagent's rollout, a thread of its parent's session", .0.display())]
     Subagent(PathBuf),
+    #[error("{}: a Gemini CLI chat log without messages (a resumed session opens one, then goes on in its first)", .0.display())]
+    NoMessages(PathBuf),
     #[error("creating {path}: {source}", path = .path.display())]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]

@@ -75,6 +75,8 @@ pub struct Summary {
     pub(crate) log_lines_skipped: u64,
     /// Codex subagents' rollouts passed over (a thread of a session, not a session).
     pub(crate) subagent_rollouts: usize,
+    /// Gemini CLI chat logs with no message (a resumed session's start) not imported.
+    pub(crate) empty_chat_logs: usize,
     pub failed_files: Vec<(PathBuf, String)>,
     pub(crate) tokens: TokenUsage,
     pub(crate) cost: f64,
@@ -120,6 +122,13 @@ impl std::fmt::Display for Summary {
                 f,
                 "  Codex subagents' rollouts skipped: {} (a subagent is a thread of its parent's session; only a live capture places it)",
                 self.subagent_rollouts
+            )?;
+        }
+        if self.empty_chat_logs > 0 {
+            writeln!(
+                f,
+                "  Gemini chat logs without messages skipped: {} (a resumed session opens one, then goes on in its first)",
+                self.empty_chat_logs
             )?;
         }
         if self.skipped_lines > 0 {
@@ -174,6 +183,7 @@ pub(crate) fn run(req: Request) -> Result<Summary, BackfillError> {
             }
             // a subagent's thread, not a session: passed over, and said so
             Err(BackfillError::Subagent(_)) => summary.subagent_rollouts += 1,
+            Err(BackfillError::NoMessages(_)) => summary.empty_chat_logs += 1,
             Err(e) => summary.failed_files.push((path, e.to_string())),
         }
     }

@@ -6,16 +6,17 @@
 //! tests/fixtures/gemini/README.md says.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::claude::{shell_quote, Scratch};
+use crate::support::claude::Scratch;
 use crate::support::gemini::{
-    capture_hooks, captured, chat_log, chat_messages, hooks_for, prompt, run, write_settings, MockGemini, EVENTS,
+    capture_hooks, captured, chat_log, chat_messages, prompt, run, write_settings, MockGemini,
 };
-use crate::support::{metric_value, Protocol, Receiver, Sidecar, BIN};
+use crate::support::{metric_sum, metric_value, wait_until, Protocol, Receiver, Sidecar, BIN};
 
 /// The model the CLI asks for by default (the mock answers whatever model it is asked for).
 const MODEL: &str = "gemini-3.8-flash";
@@ -194,10 +195,16 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
     let missing = after.iter().find(|p| p["tool_name"] == "read_file").unwrap();
     assert_eq!(missing["tool_response"]["error"]["type"], "file_not_found", "{missing}");
 
-    // one chat log: the header again on resume, every response's tokens, the calls' statuses
+    // the header again on resume: in the session's log when the resume starts in its first minute,
+    // else in a log of the resume's own minute; the messages (every response's tokens, the calls'
+    // statuses) all in the session's log
     let transcript = chat_log(&home, &session);
-    let text = std::fs::read_to_string(&transcript).unwrap();
-    let headers = text.lines().filter(|l| l.contains("\"sessionId\"") && l.contains("\"kind\"")).count();
+    let chats = transcript.parent().unwrap();
+    let logs = std::fs::read_dir(chats).unwrap().map(|e| e.unwrap().path());
+    let headers: usize = logs
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .map(|text| text.lines().filter(|l| l.contains("\"sessionId\"") && l.contains("\"kind\"")).count())
+        .sum();
     assert_eq!(headers, 2, "the header is written again on resume");
     let messages = chat_messages(&transcript);
     let statuses: Vec<_> = messages
@@ -222,9 +229,54 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
     chat_tokens_match(&transcript, &served);
 }
 
+/// A HOME whose Gemini settings hook the capture script on every event (the user's own hooks), then
+/// `hooktel install --agent gemini` run in it; its project directory, and the capture's log.
+fn installed_home(scratch: &Scratch) -> (PathBuf, PathBuf, PathBuf) {
+    let (home, work, log) = home(scratch);
+    let out = Command::new(BIN)
+        .args(["install", "--agent", "gemini"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "install --agent gemini: {}", String::from_utf8_lossy(&out.stderr));
+    (home, work, log)
+}
+
+fn counted(sidecar: &Sidecar, event: &str) -> f64 {
+    metric_value(&sidecar.metrics(), &format!(r#"hooktel_hook_events_total{{event="{event}"}}"#)).unwrap_or(0.0)
+}
+
+/// With the sidecar away (its port closed), Gemini answers as it does without hooktel, and every
+/// event hooktel's installed hook got waits in the spool; the sidecar, started on that data
+/// directory, drains them, each once.
+#[test]
+fn with_the_sidecar_away_gemini_answers_the_same_and_its_events_wait_in_the_spool() {
+    let scratch = Scratch::new();
+    let mock = MockGemini::start(&scratch, "gemini-away");
+    let (home, work, log) = installed_home(&scratch);
+    let data = scratch.dir("data");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let env = [("HOOKTEL_ADDR", closed.as_str()), ("HOOKTEL_DATA_DIR", data.to_str().unwrap())];
+    let done = run(&home, &work, &mock, &["-p", "[turn:shell] Run echo hi."], &env);
+    assert!(done.status.success(), "gemini: {}\n{}", done.status, done.stderr);
+    assert_eq!(done.response(), "Shell done: it printed hi.", "{}", done.stdout);
+    let mut fired = events(&captured(&log));
+    fired.remove("BeforeToolSelection");
+    let total: usize = fired.values().sum();
+    assert!(total >= 10, "Gemini fired its events: {fired:?}");
+    let sidecar = Sidecar::builder().data_dir(&data).start();
+    wait_until(Duration::from_secs(20), "the spooled events drained and counted", || {
+        fired.iter().all(|(event, n)| counted(&sidecar, event) == *n as f64)
+    });
+    assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_hook_events_total"), total as f64);
+}
+
 /// A session of the real CLI (a failing command and a tool error, then resumed for parallel calls,
-/// then for a streamed answer), every hook but `BeforeToolSelection` running `hooktel hook --agent
-/// gemini` into a sidecar that exports to a real OTLP receiver: one trace keyed by the session id, a
+/// then for a streamed answer), hooked by `hooktel install --agent gemini` beside the user's own
+/// hooks, into a sidecar that exports to a real OTLP receiver: every event it fired reaches the
+/// sidecar; one trace keyed by the session id, a
 /// root naming Gemini CLI, a turn per prompt, a tool span per call paired by its tool and input (the
 /// failing command and the tool error in ERROR, though Gemini calls the command a success), a
 /// model-call span per response served (timed by its hooks, with the chat log's tokens), and the
@@ -233,11 +285,7 @@ fn a_resumed_gemini_session_keeps_its_id_and_chat_log_through_parallel_calls_a_f
 fn a_gemini_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     let scratch = Scratch::new();
     let mock = MockGemini::start(&scratch, "gemini-trace");
-    let home = scratch.dir("home");
-    let work = scratch.dir("home/proj");
-    let events: Vec<&str> = EVENTS.iter().copied().filter(|e| *e != "BeforeToolSelection").collect();
-    let command = format!("{} hook --agent gemini", shell_quote(BIN));
-    write_settings(&home, Some(&hooks_for(&events, "hooktel", &command)));
+    let (home, work, log) = installed_home(&scratch);
     let receiver = Receiver::start(Protocol::Http);
     // Gemini 3.8 Flash, the model the CLI runs (it takes `-m gemini-3.5-flash` for it too), is in no
     // price source: the user's price file prices it
@@ -258,7 +306,17 @@ fn a_gemini_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     };
     let session = ask("[turn:fail] Run the failing command, then read missing.txt.", None).session_id();
     ask("[turn:parallel] Run echo one and echo two, at once.", Some(&session));
-    ask("[turn:text] Now in words.", Some(&session));
+    let answer = ask("[turn:text] Now in words.", Some(&session)).response();
+    assert!(answer.starts_with("Streamed answer"), "Gemini answers as without hooktel: {answer}");
+    // every event Gemini fired (as the user's own hook logged them) reached the sidecar, but the one
+    // hooktel does not hook
+    let mut fired = events(&captured(&log));
+    assert!(fired.remove("BeforeToolSelection").is_some_and(|n| n > 0), "{fired:?}");
+    wait_until(Duration::from_secs(20), "every event fired counted by the sidecar", || {
+        fired.iter().all(|(event, n)| counted(&sidecar, event) == *n as f64)
+    });
+    assert_eq!(counted(&sidecar, "BeforeToolSelection"), 0.0);
+    assert_eq!(metric_sum(&sidecar.metrics(), "hooktel_ingest_rejected_total"), 0.0);
     let served = mock.agent_usages();
     let chat = format!("chat {MODEL}");
     let spans = receiver.wait_for(Duration::from_secs(60), "the session's turns, calls and model calls", |s| {

@@ -253,7 +253,9 @@ pub fn prompt(home: &Path, workdir: &Path, mock: &MockGemini, prompt: &str, resu
 }
 
 /// The chat log of `session` under `home/.gemini/tmp/<project>/chats/`
-/// (`session-<date>T<hh-mm>-<first 8 of the id>.jsonl`, its first line naming the session).
+/// (`session-<date>T<hh-mm>-<first 8 of the id>.jsonl`, its first line naming the session) that holds
+/// its messages: a resume in a later minute than the session's start opens a log of its own (a header
+/// and the session's context, no message), then goes on in the first.
 pub fn chat_log(home: &Path, session: &str) -> PathBuf {
     let tmp = home.join(".gemini/tmp");
     let suffix = format!("-{}.jsonl", &session[..8]);
@@ -266,7 +268,7 @@ pub fn chat_log(home: &Path, session: &str) -> PathBuf {
         .filter(|p| {
             let first = fs::read_to_string(p).unwrap_or_default();
             let header: Value = first.lines().next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-            header["sessionId"] == session
+            header["sessionId"] == session && first.lines().any(|l| l.starts_with("{\"id\""))
         })
         .collect();
     match found.as_slice() {
