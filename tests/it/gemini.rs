@@ -417,3 +417,50 @@ fn a_gemini_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
         );
     }
 }
+
+/// What a user of an LLM-tracing backend sees of a Gemini CLI session: the real CLI (a failing command
+/// and a tool error, then resumed for a streamed answer), hooked by `hooktel install --agent gemini`,
+/// through hooktel into Arize Phoenix, read back over its APIs: the trace id is the session's UUID,
+/// every span is of a kind Phoenix knows, one LLM span per response served, and Phoenix's token total
+/// for the trace is what the mock served.
+#[test]
+fn a_gemini_session_read_back_from_phoenix() {
+    let scratch = Scratch::new();
+    let mock = MockGemini::start(&scratch, "gemini-phoenix");
+    let (home, work, _) = installed_home(&scratch);
+    let phoenix = crate::support::phoenix::Phoenix::start();
+    let sidecar = Sidecar::builder()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &phoenix.endpoint())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .start();
+    let (addr, data) = (sidecar.addr.to_string(), sidecar.data_dir.to_str().unwrap().to_owned());
+    let env = [("HOOKTEL_ADDR", addr.as_str()), ("HOOKTEL_DATA_DIR", data.as_str())];
+    let first = run(&home, &work, &mock, &["-p", "[turn:fail] Run the failing command, then read missing.txt."], &env);
+    assert!(first.status.success(), "gemini: {}\n{}", first.status, first.stderr);
+    let session = first.session_id();
+    let second = run(&home, &work, &mock, &["--resume", &session, "-p", "[turn:text] Now in words."], &env);
+    assert!(second.status.success(), "gemini --resume: {}\n{}", second.status, second.stderr);
+    let served = mock.agent_usages();
+    let trace = session.replace('-', "");
+    // root, resumed segment, two turns, three calls (the failing command, the missing file), a model
+    // call per response
+    let expected = 2 + 2 + 2 + served.len();
+    wait_until(Duration::from_secs(60), "the whole trace in Phoenix", || {
+        phoenix.trace(&trace).is_some_and(|t| t["numSpans"].as_u64() == Some(expected as u64))
+    });
+    let spans: Vec<Value> =
+        phoenix.spans().into_iter().filter(|s| s["context"]["trace_id"].as_str() == Some(&trace)).collect();
+    assert_eq!(spans.len(), expected, "spans of the trace over REST");
+    let unknown: Vec<&str> =
+        spans.iter().filter(|s| s["span_kind"] == "UNKNOWN").filter_map(|s| s["name"].as_str()).collect();
+    assert!(unknown.is_empty(), "spans Phoenix files as UNKNOWN: {unknown:?}");
+    let llm = spans.iter().filter(|s| s["span_kind"] == "LLM").count();
+    assert_eq!(llm, served.len(), "one LLM span per response");
+    let errors: Vec<&str> =
+        spans.iter().filter(|s| s["status_code"] == "ERROR").filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(errors.len(), 2, "the failing command and the missing file: {errors:?}");
+    let summary = phoenix.trace(&trace).unwrap();
+    let tokens = summary["costSummary"]["total"]["tokens"].as_f64().unwrap_or_default() as u64;
+    let served_total: u64 = served.iter().map(|u| u["totalTokenCount"].as_u64().unwrap()).sum();
+    assert_eq!(tokens, served_total, "Phoenix's token total against what the mock served");
+}
