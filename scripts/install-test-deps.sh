@@ -65,12 +65,13 @@ py_tools_ok() {
   for t in "${PY_TOOLS[@]}"; do grep -qixF "$t" <<<"$have" || return 1; done
 }
 if ! py_tools_ok; then
-  # a venv whose interpreter is gone (python3 upgraded or removed) is made again
-  "$VENV/bin/python" -c '' 2>/dev/null || { rm -rf "$VENV" && python3 -m venv "$VENV"; }
+  # a venv whose interpreter is gone (python3 upgraded or removed), or without its pip (its making was
+  # interrupted), is made again
+  "$VENV/bin/pip" --version >/dev/null 2>&1 || { rm -rf "$VENV" && python3 -m venv "$VENV"; }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
 fi
 if ! "$PHOENIX_VENV/bin/pip" freeze 2>/dev/null | grep -qixF "$PHOENIX"; then
-  "$PHOENIX_VENV/bin/python" -c '' 2>/dev/null || { rm -rf "$PHOENIX_VENV" && python3 -m venv "$PHOENIX_VENV"; }
+  "$PHOENIX_VENV/bin/pip" --version >/dev/null 2>&1 || { rm -rf "$PHOENIX_VENV" && python3 -m venv "$PHOENIX_VENV"; }
   "$PHOENIX_VENV/bin/pip" install --quiet --disable-pip-version-check "$UV"
   "$PHOENIX_VENV/bin/uv" pip install --quiet --python "$PHOENIX_VENV/bin/python" "$PHOENIX"
 fi
