@@ -24,6 +24,7 @@ mod exemplars;
 mod export_spool;
 mod first_hour;
 mod gemini;
+mod gemini_import;
 mod gemini_install;
 mod genai;
 mod hook_client;

@@ -696,7 +696,8 @@ impl SessionState {
         if self.handed_out.contains(&id) {
             return;
         }
-        let timed = self.model_call_of(r);
+        // the hooks' times of its model call, taken once: when the span is made
+        let timed = if self.spans.contains_key(&id) { None } else { self.model_call_of(r) };
         let parent = match &d.agent_id {
             Some(aid) => Parent::Agent(aid.clone(), d.prompt_id.clone()),
             None if d.prompt_id.is_none() && !self.agent.names_turns() => Parent::TurnAt(r.start),

@@ -335,3 +335,29 @@ fn open_calls_without_ends_are_remembered_within_a_bound() {
     assert!(starts.contains(&at(&t(2))), "echo 0 started at its BeforeTool: {starts:?}");
     assert_eq!(tools.len(), 3001, "every start a span, and the end past the bound one of its own");
 }
+
+/// A response written again with more tokens grows its model call's span and takes no other call's
+/// times: the next response is still timed by its own hooks.
+#[test]
+fn a_response_written_again_keeps_the_next_ones_times() {
+    let run_of = captured_run("parallel-0.61.0");
+    // the first response written a second time with one more output token, right after itself
+    let mut lines: Vec<String> = run_of.chat.lines().map(str::to_owned).collect();
+    let first = lines.iter().position(|l| l.contains("\"type\":\"gemini\"")).unwrap();
+    let mut again: Value = serde_json::from_str(&lines[first]).unwrap();
+    again["tokens"]["output"] = json!(again["tokens"]["output"].as_u64().unwrap() + 1);
+    lines.insert(first + 1, again.to_string());
+    let chat = lines.join("\n") + "\n";
+    let spans = run(&run_of.hooks, &chat);
+    let ends: Vec<u64> = run_of
+        .hooks
+        .iter()
+        .filter(|h| {
+            h["hook_event_name"] == "AfterModel" && h["llm_response"]["candidates"][0]["finishReason"].is_string()
+        })
+        .map(|h| rfc3339_ns(h["timestamp"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut chat_ends: Vec<u64> = spans.iter().filter(|s| s.name.starts_with("chat ")).map(|s| s.end).collect();
+    chat_ends.sort();
+    assert_eq!(chat_ends, ends, "each response timed by its own AfterModel");
+}
