@@ -29,10 +29,10 @@ The log (--log) gets one JSON line per request ({"request": {n, method, path, cl
 kind "agent", "utility" (JSON mode), "count" or "other") and one per response served
 ({"reply": {n, kind, model, script, step, usage, parts, chunks}}), so a test can add up what was served.
 """
-import argparse, json, os, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
 
-LOCK = threading.Lock()
+from mock_http import LOCK, JsonHandler, serve
+
 COUNT = {"request": 0, "agent": 0, "utility": 0}
 CHUNKS = 3
 SHELL = "run_shell_command"
@@ -109,24 +109,7 @@ def chunk(model, rid, parts, usage, last):
             "modelVersion": model, "responseId": rid}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def _log(self, rec):
-        with LOCK, open(self.server.logfile, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-
-    def _send(self, code, data, ctype="application/json"):
-        data = data if isinstance(data, bytes) else json.dumps(data).encode()
-        self.send_response(code)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def _count(self, key):
         with LOCK:
             COUNT[key] += 1
@@ -189,21 +172,5 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, chunks[0])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log", required=True)
-    ap.add_argument("--port-file")
-    args = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    srv.daemon_threads = True
-    srv.logfile = args.log
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as fh:
-            fh.write(str(srv.server_address[1]))
-        os.replace(args.port_file + ".tmp", args.port_file)
-    srv.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

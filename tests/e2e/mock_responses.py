@@ -17,10 +17,10 @@ Each response's usage is distinct and logged with its response id and script ("r
 add up what was served: input_tokens = 1000 + 10 * n (cached 400 of it), output_tokens = 20 + n (reasoning 5),
 n counting the mock's responses from 1. Every request is appended to --log as one JSON line.
 """
-import argparse, json, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
 
-LOCK = threading.Lock()
+from mock_http import LOCK, JsonHandler, serve
+
 COUNT = {"n": 0}
 SCRIPTS = {
     "1": [["echo one", "echo two"], ["echo failing >&2; exit 1"], "Turn one done: one, two, and a failure."],
@@ -80,24 +80,7 @@ def sse(ev):
     return ("event: %s\ndata: %s\n\n" % (ev["type"], json.dumps(ev))).encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def _log(self, rec):
-        with LOCK, open(self.server.logfile, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-
-    def _send(self, code, data, ctype="application/json"):
-        data = data if isinstance(data, bytes) else json.dumps(data).encode()
-        self.send_response(code)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_GET(self):
         self._log({"method": "GET", "path": self.path})
         if self.path.split("?")[0].endswith("/models"):
@@ -151,22 +134,5 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, b"".join(sse(e) for e in events), "text/event-stream")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log", required=True)
-    ap.add_argument("--port-file")
-    args = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    srv.daemon_threads = True
-    srv.logfile = args.log
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as fh:
-            fh.write(str(srv.server_address[1]))
-        import os
-        os.replace(args.port_file + ".tmp", args.port_file)
-    srv.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)
