@@ -5,12 +5,15 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use super::mock_api::MockApi;
 
 /// A CLI run taking longer than this is killed (one run takes a few seconds).
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
@@ -64,9 +67,13 @@ impl Drop for Scratch {
 }
 
 /// `tests/e2e/mock_api.py` on a free port, killed on drop.
-pub struct Mock {
-    pub port: u16,
-    pub child: Child,
+pub struct Mock(MockApi);
+
+impl std::ops::Deref for Mock {
+    type Target = MockApi;
+    fn deref(&self) -> &MockApi {
+        &self.0
+    }
 }
 
 impl Mock {
@@ -86,53 +93,9 @@ impl Mock {
     }
 
     fn start_with(scratch: &Scratch, name: &str, workdir: &Path, script: &str, args: &[&str]) -> Mock {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(script);
-        let port_file = scratch.path().join(format!("mock.{name}.port"));
-        let err_file = scratch.path().join(format!("mock.{name}.err"));
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", "0", "--workdir"])
-            .arg(workdir)
-            .arg("--log")
-            .arg(scratch.path().join(format!("mock.{name}.requests.jsonl")))
-            .arg("--port-file")
-            .arg(&port_file)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err_file).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start python3 for the mock API ({e}): run scripts/install-test-deps.sh")
-            });
-        let port = port_of(&mut child, &port_file, &err_file);
-        Mock { port, child }
-    }
-}
-
-/// The port a mock of `tests/e2e/` wrote to `port_file` once listening; panics with its stderr
-/// (`err_file`) if it exits or takes over 20 s.
-pub fn port_of(child: &mut Child, port_file: &Path, err_file: &Path) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(port) = fs::read_to_string(port_file).ok().and_then(|p| p.trim().parse().ok()) {
-            return port;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("mock API exited ({status}): {}", fs::read_to_string(err_file).unwrap_or_default());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("mock API did not start: {}", fs::read_to_string(err_file).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut extra = vec![OsStr::new("--workdir"), workdir.as_os_str()];
+        extra.extend(args.iter().map(OsStr::new));
+        Mock(MockApi::start_with(script, scratch, name, &extra))
     }
 }
 

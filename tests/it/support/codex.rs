@@ -4,14 +4,15 @@
 //! `codex exec` runs with a clean environment and a deadline.
 #![allow(dead_code)]
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::claude::Scratch;
+use super::cli_run::{run_to_end, CliRun};
 use super::mock_api::MockApi;
 
 /// Codex CLI's hook events, as `hooktel install --agent codex` hooks them.
@@ -88,11 +89,13 @@ pub fn write_config(home: &Path, mock: &MockResponses) {
 }
 
 /// A finished `codex exec`.
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-    pub took: Duration,
+pub struct Finished(CliRun);
+
+impl std::ops::Deref for Finished {
+    type Target = CliRun;
+    fn deref(&self) -> &CliRun {
+        &self.0
+    }
 }
 
 impl Finished {
@@ -108,9 +111,8 @@ impl Finished {
 /// `codex exec --skip-git-repo-check ARGS` in `workdir` with HOME `home`, a clean environment plus
 /// `env`, stdin closed.
 pub fn exec(home: &Path, workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
-    let started = Instant::now();
-    let mut child = Command::new(codex_bin())
-        .env_clear()
+    let mut cmd = Command::new(codex_bin());
+    cmd.env_clear()
         .current_dir(workdir)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", home)
@@ -119,27 +121,6 @@ pub fn exec(home: &Path, workdir: &Path, args: &[&str], env: &[(&str, &str)]) ->
         .env("MOCK_API_KEY", "test-key")
         .envs(env.iter().copied())
         .args(["exec", "--skip-git-repo-check"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(home.join("codex.stdout")).unwrap())
-        .stderr(File::create(home.join("codex.stderr")).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run codex ({e}): run scripts/install-test-deps.sh"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("codex exec {args:?} still running after {TIMEOUT:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: fs::read_to_string(home.join("codex.stdout")).unwrap_or_default(),
-        stderr: fs::read_to_string(home.join("codex.stderr")).unwrap_or_default(),
-        took: started.elapsed(),
-    }
+        .args(args);
+    Finished(run_to_end(cmd, home, "codex", TIMEOUT))
 }

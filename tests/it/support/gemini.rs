@@ -6,14 +6,15 @@
 //! else (checked with strace; tests/fixtures/gemini/README.md).
 #![allow(dead_code)]
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::claude::{shell_quote, Scratch};
+use super::cli_run::{run_to_end, CliRun};
 use super::mock_api::MockApi;
 
 /// Every hook event of Gemini CLI 0.61.0 (`Notification` fires only in the interactive UI).
@@ -141,11 +142,13 @@ pub fn captured(log: &Path) -> Vec<Value> {
 }
 
 /// A finished `gemini -p`.
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-    pub took: Duration,
+pub struct Finished(CliRun);
+
+impl std::ops::Deref for Finished {
+    type Target = CliRun;
+    fn deref(&self) -> &CliRun {
+        &self.0
+    }
 }
 
 impl Finished {
@@ -202,36 +205,14 @@ fn base_env(home: &Path, mock: &MockGemini) -> Vec<(String, String)> {
 /// `gemini --yolo -o json ARGS` (e.g. `-p PROMPT`, or `--resume ID -p PROMPT`) in `workdir` with HOME
 /// `home`, against `mock`, a clean environment plus `env`, stdin closed, killed after a deadline.
 pub fn run(home: &Path, workdir: &Path, mock: &MockGemini, args: &[&str], env: &[(&str, &str)]) -> Finished {
-    let started = Instant::now();
-    let mut child = Command::new(gemini_bin())
-        .env_clear()
+    let mut cmd = Command::new(gemini_bin());
+    cmd.env_clear()
         .current_dir(workdir)
         .envs(base_env(home, mock))
         .envs(env.iter().copied())
         .args(["--yolo", "-o", "json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(home.join("gemini.stdout")).unwrap())
-        .stderr(File::create(home.join("gemini.stderr")).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run gemini ({e}): run scripts/install-test-deps.sh"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gemini {args:?} still running after {TIMEOUT:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: fs::read_to_string(home.join("gemini.stdout")).unwrap_or_default(),
-        stderr: fs::read_to_string(home.join("gemini.stderr")).unwrap_or_default(),
-        took: started.elapsed(),
-    }
+        .args(args);
+    Finished(run_to_end(cmd, home, "gemini", TIMEOUT))
 }
 
 /// `gemini -p PROMPT` (with `--resume SESSION` when given), which must succeed.

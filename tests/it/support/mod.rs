@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod claude;
+pub mod cli_run;
 pub mod codex;
 pub mod gemini;
 pub mod mock_api;
