@@ -35,7 +35,7 @@ use serde_json::Value;
 use crate::backfill::error::BackfillError;
 use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
-use crate::backfill::tree::{ToolCall, Tree};
+use crate::backfill::tree::{ToolCall, Tree, Turn};
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
 use crate::model::semconv::{self, ModelEndpoint};
@@ -46,14 +46,6 @@ use crate::usage::pricing::PriceTable;
 
 /// The agent whose logs these are.
 const GEMINI: Agent = Agent::Gemini;
-
-struct Turn {
-    id: String,
-    start: u64,
-    end: u64,
-    prompt: Option<String>,
-    usage: Option<SpanUsage>,
-}
 
 struct Call {
     id: String,
@@ -154,7 +146,7 @@ impl Reader {
                     return;
                 }
                 let prompt = self.capture.prompts().then(|| capture::clip(&text, capture::FULL_MAX));
-                self.turns.push(Turn { id: id.to_owned(), start: t, end: t, prompt, usage: None });
+                self.turns.push(Turn::new(id, t, prompt, true));
             }
             Some("gemini") => {
                 let calls = line.get("toolCalls").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
@@ -214,7 +206,7 @@ impl Reader {
         attrs.push(KeyValue::new(semconv::PROJECT, project));
         tree.root(times, attrs, usage);
         for turn in &self.turns {
-            tree.turn(&turn.id, (turn.start, turn.end), turn.prompt.as_deref(), turn.usage.clone(), true);
+            tree.turn(turn);
         }
         for (d, turn) in usage.iter().zip(placed) {
             let parent = parent_of(&tree, *turn);

@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::backfill::error::BackfillError;
 use crate::backfill::lines::{read_log, ReadLog};
 use crate::backfill::transcripts::ImportedSession;
-use crate::backfill::tree::{ToolCall, Tree};
+use crate::backfill::tree::{ToolCall, Tree, Turn};
 use crate::model::agent::Agent;
 use crate::model::capture::{self, Capture};
 use crate::model::semconv::{self, project_of, ModelEndpoint};
@@ -42,16 +42,6 @@ use crate::usage::pricing::PriceTable;
 
 /// The agent whose logs these are.
 const CODEX: Agent = Agent::Codex;
-
-struct Turn {
-    id: String,
-    start: u64,
-    end: u64,
-    prompt: Option<String>,
-    /// Its `task_complete` was read.
-    completed: bool,
-    usage: Option<SpanUsage>,
-}
 
 struct Call {
     id: String,
@@ -175,7 +165,7 @@ impl Reader {
         match (kind, item) {
             (Some("event_msg"), Some("task_complete")) => {
                 if let Some(i) = own_turn.and_then(|id| self.turn_index.get(id)) {
-                    self.turns[*i].completed = true;
+                    self.turns[*i].complete = true;
                 }
             }
             (Some("event_msg"), Some("item_completed")) => {
@@ -183,7 +173,7 @@ impl Reader {
                 let (Some("UserMessage"), Some(turn)) = (str_of(item, "type"), own_turn) else { return };
                 if let Some(i) = self.turn_index.get(turn) {
                     let turn = &mut self.turns[*i];
-                    if turn.prompt.is_none() {
+                    if turn.prompt.is_none() && self.capture.prompts() {
                         turn.prompt = Some(capture::clip(&message_text(item), capture::FULL_MAX));
                     }
                 }
@@ -227,20 +217,13 @@ impl Reader {
             Some(&i) => {
                 let turn = &mut self.turns[i];
                 turn.start = turn.start.min(t);
-                if !turn.completed {
+                if !turn.complete {
                     turn.end = turn.end.max(t);
                 }
             }
             None => {
                 self.turn_index.insert(id.to_owned(), self.turns.len());
-                self.turns.push(Turn {
-                    id: id.to_owned(),
-                    start: t,
-                    end: t,
-                    prompt: None,
-                    completed: false,
-                    usage: None,
-                });
+                self.turns.push(Turn::new(id, t, None, false));
             }
         }
     }
@@ -264,8 +247,7 @@ impl Reader {
         };
         tree.root(times, semconv::root(CODEX, self.cwd.as_deref(), Some(&path.to_string_lossy()), capture), usage);
         for turn in &self.turns {
-            let prompt = turn.prompt.as_deref().filter(|_| capture.prompts());
-            tree.turn(&turn.id, (turn.start, turn.end), prompt, turn.usage.clone(), turn.completed);
+            tree.turn(turn);
         }
         for d in usage {
             // the ledger bounds both: a response id over `MAX_ID_BYTES` is no response, a model name is cut

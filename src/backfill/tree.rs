@@ -19,6 +19,26 @@ pub(super) struct Tree<'a> {
     pub(super) spans: Vec<SpanRecord>,
 }
 
+/// A turn as a log tells it.
+pub(super) struct Turn {
+    /// Its key: the live path's where the log has it.
+    pub(super) id: String,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    /// Its prompt, as the capture level lets it out.
+    pub(super) prompt: Option<String>,
+    /// Its end was read (without it: marked incomplete).
+    pub(super) complete: bool,
+    pub(super) usage: Option<SpanUsage>,
+}
+
+impl Turn {
+    /// A turn keyed `id`, seen first at `at`.
+    pub(super) fn new(id: &str, at: u64, prompt: Option<String>, complete: bool) -> Turn {
+        Turn { id: id.to_owned(), start: at, end: at, prompt, complete, usage: None }
+    }
+}
+
 /// A tool call as a log tells it.
 pub(super) struct ToolCall<'a> {
     pub(super) id: &'a str,
@@ -76,23 +96,17 @@ impl<'a> Tree<'a> {
         span.usage = total;
     }
 
-    /// A turn keyed `key` (its prompt as the capture level lets it out), under the root.
-    pub(super) fn turn(
-        &mut self,
-        key: &str,
-        times: (u64, u64),
-        prompt: Option<&str>,
-        usage: Option<SpanUsage>,
-        complete: bool,
-    ) {
-        let (id, parent, name) = (self.turn_id(key), self.root_id(), format!("invoke_agent {}", self.agent.name()));
-        let attrs = semconv::turn(self.agent, key, prompt);
-        let span = self.push(id, SpanKey::Turn, name, Some(parent), times);
+    /// A turn, under the root.
+    pub(super) fn turn(&mut self, turn: &Turn) {
+        let (id, parent, name) =
+            (self.turn_id(&turn.id), self.root_id(), format!("invoke_agent {}", self.agent.name()));
+        let attrs = semconv::turn(self.agent, &turn.id, turn.prompt.as_deref());
+        let span = self.push(id, SpanKey::Turn, name, Some(parent), (turn.start, turn.end));
         span.turn = Some(TurnOutcome::Stop);
-        span.incomplete = !complete;
+        span.incomplete = !turn.complete;
         span.attrs.extend(attrs);
         span.attrs.push(imported());
-        span.usage = usage;
+        span.usage = turn.usage.clone();
     }
 
     /// The model call of a response the live path's reader counted, under `parent`.
