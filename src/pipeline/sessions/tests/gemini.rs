@@ -208,6 +208,21 @@ fn captured_run(dir: &str) -> Captured {
     Captured { hooks: lines(read(&base.join("hooks.jsonl"))), chat: read(&chat.unwrap()), served }
 }
 
+/// When each model call of a run ended: its `AfterModel` with a finish reason.
+fn model_call_ends(hooks: &[Value]) -> Vec<u64> {
+    let ended = |h: &&Value| {
+        h["hook_event_name"] == "AfterModel" && h["llm_response"]["candidates"][0]["finishReason"].is_string()
+    };
+    hooks.iter().filter(ended).map(|h| rfc3339_ns(h["timestamp"].as_str().unwrap()).unwrap()).collect()
+}
+
+/// When each model-call span ends, in order.
+fn chat_ends(spans: &[SpanRecord]) -> Vec<u64> {
+    let mut ends: Vec<u64> = spans.iter().filter(|s| s.name.starts_with("chat ")).map(|s| s.end).collect();
+    ends.sort();
+    ends
+}
+
 /// Every captured run of the real CLI (chunked text, parallel calls, a failing command and a tool
 /// error, a resumed session): one trace, one model-call span per response served, each timed by
 /// its hooks, their tokens (counted disjointly, thinking as output) adding up to what the mock served,
@@ -223,17 +238,11 @@ fn every_captured_run_is_one_tree_whose_model_calls_add_up_to_what_was_served() 
         assert_eq!(roots, 1, "{dir}: one root");
         let chats: Vec<&SpanRecord> = spans.iter().filter(|s| s.name.starts_with("chat ")).collect();
         assert_eq!(chats.len(), run_of.served.len(), "{dir}: a model call per response served");
-        let ends: Vec<u64> = run_of
-            .hooks
-            .iter()
-            .filter(|h| {
-                h["hook_event_name"] == "AfterModel" && h["llm_response"]["candidates"][0]["finishReason"].is_string()
-            })
-            .map(|h| rfc3339_ns(h["timestamp"].as_str().unwrap()).unwrap())
-            .collect();
-        let mut chat_ends: Vec<u64> = chats.iter().map(|c| c.end).collect();
-        chat_ends.sort();
-        assert_eq!(chat_ends, ends, "{dir}: each timed by the AfterModel with a finish reason");
+        assert_eq!(
+            chat_ends(&spans),
+            model_call_ends(&run_of.hooks),
+            "{dir}: each timed by the AfterModel with a finish reason"
+        );
         let count = |k: &str| run_of.served.iter().map(|u| u[k].as_u64().unwrap_or(0)).sum::<u64>();
         let tokens = chats.iter().fold(crate::model::tokens::TokenUsage::default(), |mut t, c| {
             t.add(c.usage.as_ref().unwrap().tokens);
@@ -349,15 +358,5 @@ fn a_response_written_again_keeps_the_next_ones_times() {
     lines.insert(first + 1, again.to_string());
     let chat = lines.join("\n") + "\n";
     let spans = run(&run_of.hooks, &chat);
-    let ends: Vec<u64> = run_of
-        .hooks
-        .iter()
-        .filter(|h| {
-            h["hook_event_name"] == "AfterModel" && h["llm_response"]["candidates"][0]["finishReason"].is_string()
-        })
-        .map(|h| rfc3339_ns(h["timestamp"].as_str().unwrap()).unwrap())
-        .collect();
-    let mut chat_ends: Vec<u64> = spans.iter().filter(|s| s.name.starts_with("chat ")).map(|s| s.end).collect();
-    chat_ends.sort();
-    assert_eq!(chat_ends, ends, "each response timed by its own AfterModel");
+    assert_eq!(chat_ends(&spans), model_call_ends(&run_of.hooks), "each response timed by its own AfterModel");
 }
