@@ -1032,8 +1032,8 @@ fn otlp_bodies_under_the_bound_are_decoded_within_the_budget() {
 /// A session log is the agent's file, and anything can write to it: each line may be up to 64 MiB
 /// (`logs::MAX_LINE_BYTES`), and each names ids and a model that the reader remembers (the recent
 /// responses, a turn's model), puts on spans and saves with its progress. Here every id and model
-/// name is 2 MiB long, in a Codex rollout (40 turns and responses) and a Claude Code transcript (40
-/// responses): the sidecar holds none of them whole, keeps its memory under the pod limit, and
+/// name is 2 MiB long, in a Codex rollout (40 turns and responses), a Claude Code transcript (40
+/// responses) and a Gemini CLI chat log (40 responses): the sidecar holds none of them whole, keeps its memory under the pod limit, and
 /// counts what the real lines after them served (577 MiB before, and the logs were never read to
 /// their end: a read took 64 MiB, and only an event started the next).
 #[test]
@@ -1079,18 +1079,37 @@ fn session_logs_with_huge_ids_and_model_names_are_held_in_bounded_memory() {
         "message": {"id": "msg_real", "model": "claude-haiku-4-5", "usage": {"input_tokens": 500, "output_tokens": 5}}});
     writeln!(w, "{real}").unwrap();
     drop(w);
+    let chat = dir.join("session-2026-12-07T10-00-0000a6e6.jsonl");
+    let mut w = BufWriter::new(std::fs::File::create(&chat).unwrap());
+    for i in 0..40 {
+        let l = serde_json::json!({"id": huge("g", i), "timestamp": at, "type": "gemini", "model": huge("m", i),
+            "tokens": {"input": 10, "output": 1, "cached": 0, "thoughts": 0, "tool": 0, "total": 11}});
+        writeln!(w, "{l}").unwrap();
+    }
+    let real = serde_json::json!({"id": "gemini-real", "timestamp": at, "type": "gemini", "model": "gemini-3.5-flash",
+        "tokens": {"input": 900, "output": 9, "cached": 0, "thoughts": 0, "tool": 0, "total": 909}});
+    writeln!(w, "{real}").unwrap();
+    drop(w);
 
     let sidecar = Sidecar::builder().env("HOOKTEL_TRANSCRIPT_DIRS", dir.to_str().unwrap()).start();
+    let claude_events = ["SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"];
     let sessions = [
-        ("01a25161-28d6-7671-b0d0-000000000001", &rollout, "codex", "turn_id"),
-        ("00000000-0000-4000-8000-00000000c1a0", &transcript, "claude-code", "prompt_id"),
+        ("01a25161-28d6-7671-b0d0-000000000001", &rollout, "codex", "turn_id", claude_events),
+        ("00000000-0000-4000-8000-00000000c1a0", &transcript, "claude-code", "prompt_id", claude_events),
+        (
+            "0000a6e6-0000-4000-8000-000000000001",
+            &chat,
+            "gemini-cli",
+            "prompt_id",
+            ["SessionStart", "BeforeAgent", "AfterAgent", "SessionEnd"],
+        ),
     ];
-    for (sid, path, agent, turn_key) in sessions {
-        for event in ["SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"] {
+    for (sid, path, agent, turn_key, events) in sessions {
+        for event in events {
             let mut p = serde_json::json!({"session_id": sid, "hook_event_name": event, "transcript_path": path,
                 "cwd": "/w/proj", "prompt": "go", "reason": "other", "source": "startup"});
             p[turn_key] = "t1".into();
-            if agent == "codex" {
+            if agent != "claude-code" {
                 p["hooktel_agent"] = agent.into();
             }
             assert_eq!(sidecar.request("POST", "/v1/hooks", p.to_string().as_bytes()).0, 200);
@@ -1109,7 +1128,7 @@ fn session_logs_with_huge_ids_and_model_names_are_held_in_bounded_memory() {
     };
     // a read takes at most 64 MiB: these logs take several, with no event to touch them again
     support::wait_until(Duration::from_secs(120), "the real responses after the huge lines counted", || {
-        output("gpt-5.4-mini") == 7.0 && output("claude-haiku-4-5") == 5.0
+        output("gpt-5.4-mini") == 7.0 && output("claude-haiku-4-5") == 5.0 && output("gemini-3.5-flash") == 9.0
     });
     std::thread::sleep(Duration::from_secs(2)); // the sessions' spans and saved progress settle
     let peak = support::peak_rss_mib(sidecar.pid());
