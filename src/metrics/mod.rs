@@ -78,6 +78,8 @@ pub struct Metrics {
     /// Cost by (repository, branch): a counter of its own, so that branches, which come and go,
     /// do not multiply the series of tokens, cost and tool calls.
     pub(crate) branch_cost: prometheus::CounterVec,
+    /// The cost of model calls shared among the MCP servers whose tool results they read.
+    pub(crate) mcp_cost: prometheus::CounterVec,
     /// Checkouts looked up, by result (repo, no_repo, cached, dropped).
     pub(crate) vcs_lookups: IntCounterVec,
     pub hook_events: IntCounterVec,
@@ -220,6 +222,15 @@ impl Metrics {
         if repo_label {
             reg(Box::new(branch_cost.clone()));
         }
+        let mcp_cost = prometheus::CounterVec::new(
+            Opts::new(
+                "hooktel_mcp_cost_usd_total",
+                "Cost in USD of the model calls that read MCP servers' tool results, shared among the results each read, by agent and MCP server.",
+            ),
+            &["agent", "mcp_server"],
+        )
+        .expect("valid metric");
+        reg(Box::new(mcp_cost.clone()));
         let last_event_timestamp =
             Gauge::new("hooktel_last_event_timestamp_seconds", "Unix time of the last hook event accepted.")
                 .expect("valid metric");
@@ -293,6 +304,7 @@ impl Metrics {
             project_label,
             repo_label,
             branch_cost,
+            mcp_cost,
             vcs_lookups: counters(
                 "hooktel_vcs_lookups_total",
                 "Checkouts looked up from a session's cwd, by result (repo, no_repo, cached, dropped: the reader's queue was full).",
@@ -792,9 +804,50 @@ mod tests {
 
         let off = Metrics::new(true, false);
         off.count_usage(Agent::ClaudeCode, "claude-opus-5-5", &at("github.com/acme/widgets", "main"), &u, 0.5, true);
+        // a tool call that opened a pull request, in a repository: counted, without the label
+        let opened = SpanRecord {
+            tool: Some(ToolRun {
+                status: ToolStatus::Ok,
+                duration_ms: Some(300),
+                pull_request: Some(crate::model::pull_request::Forge::GitHub),
+            }),
+            ..tool
+        };
+        off.span_finished(&opened);
         let text = String::from_utf8(off.render()).unwrap();
+        for want in [
+            r#"hooktel_tool_calls_total{agent="claude-code",mcp_server="",project="api",status="ok",tool="Bash"} 1"#,
+            r#"hooktel_pull_requests_total{agent="claude-code",project="api",provider="github"} 1"#,
+            r#"hooktel_cost_usd_total{agent="claude-code",model="claude-opus-5-5",project="api"} 0.5"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
+        }
         assert!(!text.contains("repo=") && !text.contains("hooktel_branch_cost"), "{text}");
         assert!(!off.family_names().iter().any(|f| f == "hooktel_branch_cost_usd_total"));
+    }
+
+    /// A model call's cost goes to the MCP servers whose results it read, each its share; servers
+    /// past the cap fold into `other` with the tool calls' own.
+    #[test]
+    fn mcp_servers_get_their_share_of_the_cost_of_the_calls_that_read_them() {
+        let m = Metrics::new(true, true);
+        let shares = [("files".to_owned(), 0.5), ("db".to_owned(), 0.25)];
+        m.count_mcp_cost(Agent::ClaudeCode, &shares, 0.8);
+        m.count_mcp_cost(Agent::ClaudeCode, &shares[..1], 0.2);
+        m.count_mcp_cost(Agent::ClaudeCode, &[], 5.0);
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"hooktel_mcp_cost_usd_total{agent="claude-code",mcp_server="files"} 0.5"#,
+            r#"hooktel_mcp_cost_usd_total{agent="claude-code",mcp_server="db"} 0.2"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "no line {want}\nin:\n{text}");
+        }
+        assert_eq!(text.lines().filter(|l| l.starts_with("hooktel_mcp_cost_usd_total{")).count(), 2, "{text}");
+        for i in 0..caps::MAX_LABEL_VALUES {
+            m.count_mcp_cost(Agent::ClaudeCode, &[(format!("s{i}"), 1.0)], 1.0);
+        }
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"hooktel_mcp_cost_usd_total{agent="claude-code",mcp_server="other"} 2"#), "{text}");
     }
 
     /// Each agent's tokens, cost, unpriced tokens, tool calls, turns and sessions are series of

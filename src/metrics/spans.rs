@@ -60,6 +60,15 @@ impl Metrics {
     }
 
     /// Count a finished span: tool calls and their durations, turns, subagents, model calls.
+    /// The cost of a model call that read MCP servers' tool results, each server counted its share
+    /// (`shares`: its part of the results read). Servers are capped with the tool calls' `mcp_server`.
+    pub fn count_mcp_cost(&self, agent: Agent, shares: &[(String, f64)], cost: f64) {
+        for (server, share) in shares {
+            let server = self.mcp_servers.label(server);
+            self.mcp_cost.with_label_values(&[agent.name(), server]).inc_by((cost * share).max(0.0));
+        }
+    }
+
     pub fn span_finished(&self, rec: &SpanRecord) {
         let agent = rec.agent.name();
         self.model_call(rec);

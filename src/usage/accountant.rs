@@ -480,6 +480,7 @@ impl Reader<'_> {
         }
         for d in read.deltas.iter().filter(|d| d.is_usage()) {
             metrics.count_usage(t.source, &d.model, place, &d.usage, d.cost, d.priced);
+            metrics.count_mcp_cost(t.source, &d.mcp_shares, d.cost);
         }
         read.deltas
     }
@@ -494,7 +495,7 @@ impl Reader<'_> {
             saved => saved,
         };
         match saved {
-            Saved::Found(reader) => reader,
+            Saved::Found(reader) => *reader,
             Saved::Missing => LogReader::new(source),
             Saved::Damaged => {
                 self.metrics.transcript_errors.with_label_values(&["bad_ledger"]).inc();
@@ -535,7 +536,7 @@ fn state_file(state_dir: &Path, transcript: &Path) -> PathBuf {
 
 /// What the state directory holds for a transcript.
 enum Saved {
-    Found(LogReader),
+    Found(Box<LogReader>),
     Missing,
     /// There, but not the agent reader's state (garbage, a truncated write, a foreign file).
     Damaged,
@@ -543,7 +544,7 @@ enum Saved {
 
 fn load_reader(source: Agent, state_dir: &Path, transcript: &Path) -> Saved {
     match std::fs::read(state_file(state_dir, transcript)) {
-        Ok(saved) => LogReader::restore(source, &saved).map_or(Saved::Damaged, Saved::Found),
+        Ok(saved) => LogReader::restore(source, &saved).map_or(Saved::Damaged, |r| Saved::Found(Box::new(r))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::Missing,
         Err(_) => Saved::Damaged,
     }

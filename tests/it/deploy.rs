@@ -230,6 +230,7 @@ pub(crate) const AGENT_FAMILIES: &[&str] = &[
     "hooktel_tool_calls_total",
     "hooktel_pull_requests_total",
     "hooktel_branch_cost_usd_total",
+    "hooktel_mcp_cost_usd_total",
     "hooktel_turns_total",
     "hooktel_sessions_started_total",
     "hooktel_sessions_ended_total",

@@ -8,6 +8,8 @@
 //! call; the Bash call that ran `gh pr create` carries the pull request, which the root lists; the
 //! metrics carry the `repo` (and MCP server) labels, count the pull request and the cost by branch;
 //! the spend crossed the day budget's thresholds (span events on the root, the gauge); and
+//! the model call that read the MCP server's result is that server's cost; the dashboard's links from
+//! the ticket, the pull request, the repository and the branch search for what the spans carry; and
 //! `hooktel statusline`, given what Claude Code gives it, prints the session's model, turn, tokens,
 //! cost and budget use as the sidecar counted them.
 
@@ -61,6 +63,58 @@ fn fake_gh(bin: &Path) {
     let mut perms = fs::metadata(&gh).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     fs::set_permissions(&gh, perms).unwrap();
+}
+
+/// The Jaeger search a dashboard link opens (the link whose title starts with `title`, in the
+/// dashboard's links or a panel's data links): its `tags`, with the dashboard's variables set to `vars`.
+fn jaeger_search(title: &str, vars: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/hooktel-overview.json");
+    let text = fs::read_to_string(path).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let mut links: Vec<&Value> = dashboard["links"].as_array().unwrap().iter().collect();
+    let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        links.extend(panel["fieldConfig"]["defaults"]["links"].as_array().into_iter().flatten());
+    }
+    let link = links
+        .iter()
+        .find(|l| l["title"].as_str().is_some_and(|t| t.starts_with(title)))
+        .unwrap_or_else(|| panic!("a dashboard link titled {title:?}"));
+    let url = link["url"].as_str().unwrap();
+    let tags = url.split(['?', '&']).find_map(|p| p.strip_prefix("tags=")).expect("a search by tags");
+    let mut decoded = percent_decode(tags);
+    for (name, value) in vars {
+        // the values here need no escaping in JSON: set them as Grafana would
+        decoded = decoded.replace(&format!("${{{name}:percentencode}}"), value).replace(&format!("${{{name}}}"), value);
+    }
+    assert!(!decoded.contains('$'), "every variable of {title:?} set: {decoded}");
+    serde_json::from_str(&decoded).unwrap_or_else(|e| panic!("{title:?}: tags {decoded}: {e}"))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Whether Jaeger's search by `tags` finds `span`: each tag among its attributes or its events'
+/// fields (Jaeger matches both).
+fn found_by(span: &crate::support::Span, tags: &serde_json::Map<String, Value>) -> bool {
+    tags.iter().all(|(key, value)| {
+        let value = value.as_str().unwrap();
+        span.attr(key) == Some(value)
+            || span.events.iter().any(|(_, fields)| fields.get(key).map(String::as_str) == Some(value))
+    })
 }
 
 /// The MCP server's requests, as it logged them.
@@ -127,6 +181,19 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
         metric_value(&sidecar.metrics(), &sample) == Some(1.0)
     });
 
+    // what reading the MCP server's result cost: the model call after the one that asked for it
+    // read that result alone, so its whole cost is the server's
+    let mut chats: Vec<_> = spans.iter().filter(|s| s.name.starts_with("chat ")).collect();
+    chats.sort_by_key(|s| s.start_ns);
+    // the model call that asked for it: the last to start before it (calls are spans of the turn)
+    let asked = chats.iter().rposition(|c| c.start_ns <= mcp.start_ns);
+    let reader = chats[asked.expect("the model call that asked for the MCP call") + 1];
+    let reader_cost: f64 = reader.attr("hooktel.cost_usd").expect("its cost").parse().unwrap();
+    wait_until(WAIT, "the MCP server's cost: the model call that read its result", || {
+        let sample = r#"hooktel_mcp_cost_usd_total{agent="claude-code",mcp_server="files"}"#;
+        metric_value(&sidecar.metrics(), sample).is_some_and(|v| reader_cost > 0.0 && (v - reader_cost).abs() < 1e-12)
+    });
+
     // where it worked: the repository (no credential), the branch and its ticket, on root and turn
     let root = spans.iter().find(|s| s.parent.is_empty()).unwrap();
     let turn = spans.iter().find(|s| s.name == "invoke_agent claude-code").expect("the turn");
@@ -186,6 +253,22 @@ fn a_session_in_a_ticket_branch_with_an_mcp_server_and_a_pull_request() {
     assert!(line.starts_with(model) && line.contains(" · 1 turn · "), "{line:?} against {view}");
     assert!(line.contains(&format!("${cost:.2}")), "{line:?}: cost {cost}");
     assert!(line.trim_end().ends_with(&format!("day {percent}% of $0.01")), "{line:?}");
+
+    // the dashboard's links from a ticket, a pull request, a repository and a branch search for
+    // what this session's spans carry: each finds its trace
+    for (title, vars) in [
+        ("Jaeger: ticket", vec![("ticket", "ABC-123")]),
+        ("Jaeger: pull request", vec![("pull_request", PR_URL)]),
+        ("Sessions of pull request", vec![("pull_request", PR_URL)]),
+        ("Jaeger: sessions in", vec![("__data.fields.repo", REPO)]),
+        ("Jaeger: sessions on", vec![("__data.fields.repo", REPO), ("__data.fields.branch", BRANCH)]),
+    ] {
+        let tags = jaeger_search(title, &vars);
+        // under the service the links search (the dashboard's `service` variable: `hooktel` by default)
+        let found =
+            spans.iter().any(|s| found_by(s, &tags) && s.resource.get("service.name").is_some_and(|n| n == "hooktel"));
+        assert!(found, "{title:?} searches {tags:?}: no span of the session has it");
+    }
 
     // no credential of the remote anywhere hooktel writes
     let everything = format!("{spans:?}{}{}{line}", sidecar.metrics(), sidecar.log());

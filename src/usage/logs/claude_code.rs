@@ -11,6 +11,12 @@
 //! as the request goes out), or else at the last user line before it (the prompt or the tool results
 //! it answers).
 //!
+//! MCP servers' share of the cost: a response that reads tool results (the user lines since the
+//! response before it) is the model call their tokens go into; its cost is shared among the results
+//! it reads, each MCP server's part counted as that server's (`Delta::mcp_shares`). A result's server
+//! is the one its call named (`mcp__<server>__<tool>`, from the `tool_use` block of the response
+//! that asked for it).
+//!
 //! And the subagent sidecar `<session>/subagents/agent-<id>.meta.json`, whose `toolUseId` names the
 //! `Agent` call that spawned the subagent.
 
@@ -53,7 +59,49 @@ pub struct Ledger {
     /// the responses it copied, which are that session's and not counted here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     forked_from: Option<String>,
+    /// Recent MCP tool calls: (`tool_use` id, server).
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    mcp_calls: VecDeque<(String, String)>,
+    /// The tool results read since the last response: what the next one reads.
+    #[serde(default, skip_serializing_if = "ResultsRead::is_empty")]
+    results: ResultsRead,
 }
+
+/// The tool results a response reads: how many, and how many of them each MCP server's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct ResultsRead {
+    count: u32,
+    mcp: Vec<(String, u32)>,
+}
+
+impl ResultsRead {
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn add(&mut self, server: Option<&str>) {
+        self.count = self.count.saturating_add(1);
+        let Some(server) = server else { return };
+        if let Some((_, n)) = self.mcp.iter_mut().find(|(s, _)| s == server) {
+            *n += 1;
+        } else if self.mcp.len() < MAX_SERVERS_READ {
+            self.mcp.push((server.to_owned(), 1));
+        }
+    }
+
+    /// Each MCP server's share of the reading response's cost: its part of the results.
+    fn shares(&self) -> Vec<(String, f64)> {
+        self.mcp.iter().map(|(s, n)| (s.clone(), f64::from(*n) / f64::from(self.count))).collect()
+    }
+}
+
+/// MCP tool calls remembered to name a result's server: the results of a response's calls come
+/// before the next response, so only the latest calls can still be answered.
+const RECENT_MCP_CALLS: usize = 64;
+
+/// MCP servers told apart among the results one response reads; the results of any more are
+/// counted among the results, and no server's.
+const MAX_SERVERS_READ: usize = 8;
 
 /// Failed tries remembered before a response: Claude Code retries up to 10 times.
 const MAX_FAILED_TRIES: usize = 16;
@@ -69,6 +117,9 @@ struct Counted {
     end: u64,
     #[serde(default)]
     stop_reason: Option<String>,
+    /// The MCP servers whose results it read, and their shares of its cost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mcp: Vec<(String, f64)>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +162,50 @@ struct Message {
     model: Option<String>,
     usage: Option<Usage>,
     stop_reason: Option<String>,
+    #[serde(default, deserialize_with = "blocks")]
+    content: Vec<Block>,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// A `tool_use` block's call id.
+    #[serde(default, deserialize_with = "bounded_id")]
+    id: Option<String>,
+    /// A `tool_use` block's tool.
+    #[serde(default, deserialize_with = "bounded_id")]
+    name: Option<String>,
+    /// A `tool_result` block's call.
+    #[serde(default, deserialize_with = "bounded_id")]
+    tool_use_id: Option<String>,
+}
+
+/// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and
+/// what is not a block is passed over (never losing the line's usage).
+fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Block(Block),
+        Other(serde::de::IgnoredAny),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Content {
+        Blocks(Vec<Item>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Content::deserialize(d)? {
+        Content::Blocks(items) => items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Block(b) => Some(b),
+                Item::Other(_) => None,
+            })
+            .collect(),
+        Content::Other(_) => Vec::new(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -146,11 +241,11 @@ fn message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Message>, D:
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
-        Message(Message),
+        Message(Box<Message>),
         Other(serde::de::IgnoredAny),
     }
     Ok(match Either::deserialize(d)? {
-        Either::Message(m) => Some(m),
+        Either::Message(m) => Some(*m),
         Either::Other(_) => None,
     })
 }
@@ -202,12 +297,21 @@ impl Ledger {
             Some("user") => {
                 if line.prompt_id.is_some() {
                     if line.prompt_id != self.prompt_id {
-                        // a new prompt: failed tries of the last one, never answered, are not its
+                        // a new prompt: failed tries and results of the last one, never answered,
+                        // are not its
                         self.failed_tries.clear();
+                        self.results = ResultsRead::default();
                     }
                     self.prompt_id = line.prompt_id;
                 }
                 self.answered_at = self.answered_at.max(at);
+                for block in line.message.iter().flat_map(|m| &m.content) {
+                    if block.kind.as_deref() == Some("tool_result") {
+                        let call = block.tool_use_id.as_deref();
+                        let server = self.mcp_calls.iter().find(|(id, _)| Some(id.as_str()) == call);
+                        self.results.add(server.map(|(_, s)| s.as_str()));
+                    }
+                }
             }
             Some("system")
                 if line.subtype.as_deref() == Some("api_error") && self.failed_tries.len() < MAX_FAILED_TRIES =>
@@ -241,10 +345,20 @@ impl Ledger {
                 out.extend(line.request_session_id.filter(|_| first).map(Delta::fork));
             }
             Some("assistant") => {
-                let Some(Message { id: Some(id), model: Some(model), usage: Some(usage), stop_reason }) = line.message
+                let Some(Message { id: Some(id), model: Some(model), usage: Some(usage), stop_reason, content }) =
+                    line.message
                 else {
                     return;
                 };
+                for block in content.iter().filter(|b| b.kind.as_deref() == Some("tool_use")) {
+                    let server = block.name.as_deref().and_then(crate::model::semconv::mcp_server);
+                    if let (Some(call), Some(server)) = (&block.id, server) {
+                        if self.mcp_calls.len() == RECENT_MCP_CALLS {
+                            self.mcp_calls.pop_front();
+                        }
+                        self.mcp_calls.push_back((call.clone(), server.to_owned()));
+                    }
+                }
                 if model == "<synthetic>" {
                     return;
                 }
@@ -268,7 +382,20 @@ impl Ledger {
                 let changed = before.as_ref().is_none_or(|b| b.end != end || b.stop_reason != stop_reason);
                 // the tries that failed before it belong to its first line
                 let failed_tries = if before.is_none() { std::mem::take(&mut self.failed_tries) } else { Vec::new() };
-                let counted = Counted { key, usage: counted, cost, start, end, stop_reason: stop_reason.clone() };
+                // and so do the results it reads
+                let mcp = match &before {
+                    Some(b) => b.mcp.clone(),
+                    None => std::mem::take(&mut self.results).shares(),
+                };
+                let counted = Counted {
+                    key,
+                    usage: counted,
+                    cost,
+                    start,
+                    end,
+                    stop_reason: stop_reason.clone(),
+                    mcp: mcp.clone(),
+                };
                 match index {
                     Some(i) => self.recent[i] = counted,
                     None => {
@@ -289,6 +416,7 @@ impl Ledger {
                         response: Some(Response { id, request_id, start, end, stop_reason, failed_tries }),
                         forked_from: None,
                         tool_failure: None,
+                        mcp_shares: mcp,
                     });
                 }
             }
@@ -467,6 +595,73 @@ mod tests {
         let (u, _) = total(&l.read(LEGACY, &prices).deltas);
         assert_eq!(u.output, 97, "the last, largest placeholder wins, counted once");
         assert_eq!(u.cache_read, 18_240);
+    }
+
+    /// A response that reads tool results shares its cost among them: an MCP server's results are
+    /// that server's share, on every delta of the response (its later lines too), across a saved
+    /// and restored ledger; a response reading no results, or results of a prompt never answered,
+    /// is no server's.
+    #[test]
+    fn a_response_reading_mcp_results_names_their_servers_shares() {
+        let prices = PriceTable::builtin();
+        let assistant = |id: &str, content: &str, output: u64, at: &str| {
+            format!(
+                r#"{{"type":"assistant","timestamp":"2026-01-01T00:00:{at}Z","promptId":"p","requestId":"r{id}","message":{{"id":"{id}","model":"claude-sonnet-5-5","content":{content},"usage":{{"input_tokens":100,"output_tokens":{output}}}}}}}"#
+            ) + "\n"
+        };
+        let result = |call: &str, prompt: &str| {
+            format!(
+                r#"{{"type":"user","timestamp":"2026-01-01T00:00:02Z","promptId":"{prompt}","message":{{"role":"user","content":[{{"tool_use_id":"{call}","type":"tool_result","content":[{{"type":"text","text":"x"}}]}}]}}}}"#
+            ) + "\n"
+        };
+        let asks = r#"[{"type":"tool_use","id":"toolu_m1","name":"mcp__files__read","input":{}},{"type":"tool_use","id":"toolu_m2","name":"mcp__files__list","input":{}}]"#;
+        let first = [
+            assistant("m_a", r#"[{"type":"text","text":"let me look"}]"#, 5, "01"),
+            assistant("m_a", asks, 10, "01"),
+            assistant("m_a", r#"[{"type":"tool_use","id":"toolu_b","name":"Bash","input":{}},{"type":"tool_use","id":"toolu_d","name":"mcp__db__query","input":{}}]"#, 20, "01"),
+            result("toolu_m1", "p"),
+            result("toolu_m2", "p"),
+        ]
+        .concat();
+        let second = [
+            result("toolu_b", "p"),
+            result("toolu_d", "p"),
+            assistant("m_b", r#"[{"type":"text","text":"read"}]"#, 5, "03"),
+            assistant("m_b", r#"[{"type":"text","text":"it all"}]"#, 9, "03"),
+            assistant("m_c", r#""a string content""#, 1, "04"),
+            result("toolu_m1", "p2"),
+            r#"{"type":"user","timestamp":"2026-01-01T00:00:05Z","promptId":"p3","message":{"role":"user","content":"a new prompt"}}"#.to_owned() + "\n",
+            assistant("m_d", r#"[{"type":"text","text":"hi"}, 7, null]"#, 1, "06"),
+        ]
+        .concat();
+        let mut l = Ledger::default();
+        let mut deltas = l.read(first.as_bytes(), &prices).deltas;
+        let mut l: Ledger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        deltas.extend(l.read(second.as_bytes(), &prices).deltas);
+        let of = |id: &str| -> Vec<&Delta> {
+            deltas.iter().filter(|d| d.response.as_ref().is_some_and(|r| r.id == id)).collect()
+        };
+        assert!(of("m_a").iter().all(|d| d.mcp_shares.is_empty()), "the first response read no result");
+        let read = of("m_b");
+        assert_eq!(read.len(), 2, "both lines of the reading response count");
+        for d in &read {
+            assert_eq!(d.mcp_shares, vec![("files".to_owned(), 0.5), ("db".to_owned(), 0.25)], "{d:?}");
+        }
+        assert!(read[1].cost > 0.0, "its later line's cost is shared too");
+        assert!(of("m_c")[0].mcp_shares.is_empty(), "it read no result");
+        assert_eq!(of("m_d").len(), 1, "a content with things that are no blocks keeps its usage");
+        assert!(of("m_d")[0].mcp_shares.is_empty(), "a result of an earlier prompt is not the new prompt's");
+        // the calls remembered are bounded
+        let many: String = (0..200)
+            .map(|i| {
+                assistant("m_e", &format!(r#"[{{"type":"tool_use","id":"t{i}","name":"mcp__s{i}__x"}}]"#), 1, "07")
+            })
+            .collect();
+        l.read(many.as_bytes(), &prices);
+        assert_eq!(l.mcp_calls.len(), RECENT_MCP_CALLS);
+        let results: String = (0..200).map(|i| result(&format!("t{i}"), "p3")).collect();
+        l.read(results.as_bytes(), &prices);
+        assert_eq!((l.results.count, l.results.mcp.len()), (200, MAX_SERVERS_READ));
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub struct Delta {
     /// Codex command that exited non-zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_failure: Option<ToolFailure>,
+    /// The MCP servers whose tool results the response read, and each one's share of its cost
+    /// (its part of the results read; the shares add up to 1 at most). Claude Code's logs only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_shares: Vec<(String, f64)>,
 }
 
 /// A tool call the agent's log says failed: its call id, and why (`exit code 1`).
@@ -191,6 +195,7 @@ impl Delta {
             response: None,
             forked_from: None,
             tool_failure: None,
+            mcp_shares: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ fn output(agent: Option<&str>, tokens: u64) -> SessionUsage {
         response: None,
         forked_from: None,
         tool_failure: None,
+        mcp_shares: Vec::new(),
     };
     SessionUsage { session_id: S1.into(), delta }
 }
