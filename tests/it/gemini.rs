@@ -356,6 +356,13 @@ fn a_gemini_session_is_one_trace_of_its_turns_tool_calls_and_model_calls() {
     }
     let ids: std::collections::BTreeSet<&str> = tools.iter().filter_map(|t| t.attr("gen_ai.tool.call.id")).collect();
     assert_eq!(ids.len(), 4, "every call a span of its own: {ids:?}");
+    for t in &tools {
+        // `<tool>@<start>`: nothing of the input (its hash pairs the ends, inside the sidecar)
+        let id = t.attr("gen_ai.tool.call.id").unwrap();
+        let (tool, start) = id.split_once('@').unwrap();
+        assert_eq!(format!("execute_tool {tool}"), t.name, "{id}");
+        assert!(start.split('#').all(|n| n.parse::<u64>().is_ok()), "{id}");
+    }
 
     // a model call per response, with the tokens the mock served: input is the whole prompt
     let mut chats: Vec<_> = spans.iter().filter(|s| s.name == chat).collect();

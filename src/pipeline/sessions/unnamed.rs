@@ -29,7 +29,7 @@ const SLACK: u64 = 2 * NS_PER_SEC;
 /// What a session pairs for an agent that names neither its turns nor its calls.
 #[derive(Default)]
 pub(super) struct Unnamed {
-    /// Open tool calls by key (`<tool>:<input hash>`): their ids, oldest first.
+    /// Open tool calls by key (`<tool>:<input hash>`): their ids (`<tool>@<start>`), oldest first.
     open_calls: HashMap<String, VecDeque<String>>,
     /// When the model call under way started.
     model_start: Option<u64>,
@@ -37,6 +37,11 @@ pub(super) struct Unnamed {
     model_calls: VecDeque<(u64, u64)>,
     /// When each turn started, and its key (the latest `MAX_TURNS`).
     turn_starts: VecDeque<(u64, String)>,
+}
+
+/// The tool of a call key `<tool>:<input hash>`.
+fn tool_of(key: &str) -> &str {
+    key.rsplit_once(':').map_or(key, |(tool, _)| tool)
 }
 
 impl Unnamed {
@@ -64,27 +69,44 @@ impl SessionState {
         prompt_id.or_else(|| self.open_turn())
     }
 
-    /// A call of tool and input `key` starts at `at`: its id, `key@at` (the same when its start is
-    /// delivered again).
+    /// A call of tool and input `key` (`<tool>:<input hash>`) starts at `at`: its id, `<tool>@<at>`
+    /// (`#2`, `#3`... after it when another open call of the tool started in the same instant; the
+    /// same id when its start is delivered again). The input's hash only pairs the call's ends and
+    /// never leaves in an id: whoever reads the traces could otherwise test guesses of a tool's
+    /// input (a secret in a command) against it, whatever the capture level lets out.
     pub(super) fn unnamed_call_started(&mut self, key: String, at: u64) -> String {
-        let id = format!("{key}@{at}");
-        let total: usize = self.unnamed.open_calls.values().map(VecDeque::len).sum();
-        let open = self.unnamed.open_calls.entry(key).or_default();
-        if !open.contains(&id) && total < MAX_OPEN_CALLS {
-            open.push_back(id.clone());
+        let base = format!("{}@{at}", tool_of(&key));
+        let calls = &self.unnamed.open_calls;
+        let same_start =
+            |id: &&String| id.strip_prefix(&base).is_some_and(|rest| rest.is_empty() || rest.starts_with('#'));
+        if let Some(id) = calls.get(&key).and_then(|open| open.iter().find(same_start)) {
+            return id.clone();
+        }
+        let taken = |id: &str| calls.values().flatten().any(|open| open == id);
+        let mut id = base.clone();
+        for n in 2.. {
+            if !taken(&id) {
+                break;
+            }
+            id = format!("{base}#{n}");
+        }
+        let total: usize = calls.values().map(VecDeque::len).sum();
+        if total < MAX_OPEN_CALLS {
+            self.unnamed.open_calls.entry(key).or_default().push_back(id.clone());
         }
         id
     }
 
     /// A call of tool and input `key` ends at `at`: the oldest open one, else a call whose start was
-    /// not seen (`key@at`).
+    /// not seen (`<tool>@<at>`).
     pub(super) fn unnamed_call_ended(&mut self, key: &str, at: u64) -> String {
-        let Some(open) = self.unnamed.open_calls.get_mut(key) else { return format!("{key}@{at}") };
+        let unseen = || format!("{}@{at}", tool_of(key));
+        let Some(open) = self.unnamed.open_calls.get_mut(key) else { return unseen() };
         let id = open.pop_front();
         if open.is_empty() {
             self.unnamed.open_calls.remove(key);
         }
-        id.unwrap_or_else(|| format!("{key}@{at}"))
+        id.unwrap_or_else(unseen)
     }
 
     /// A model call starts.

@@ -185,6 +185,36 @@ fn calls_without_ids_pair_by_tool_and_input_and_failures_are_errors() {
     assert!(matches!(&read[0].status, Status::Error(m) if m.contains("File not found")), "{:?}", read[0].status);
 }
 
+/// A call's id names its tool and its start, never its input (whose hash pairs the call's ends
+/// inside the session only): two calls of one tool started in the same instant are told apart
+/// (`#2`), each ended by its own `AfterTool`; a start delivered twice is one call.
+#[test]
+fn call_ids_name_the_tool_and_start_never_the_input() {
+    let t = |s: u32| format!("2026-12-07T05:30:{s:02}.000Z");
+    let hooks = [
+        hook("SessionStart", &t(0), json!({"source": "startup"})),
+        hook("BeforeAgent", &t(1), json!({"prompt": "go"})),
+        shell("BeforeTool", &t(2), "echo s3cret", None),
+        shell("BeforeTool", &t(2), "echo b", None),
+        shell("BeforeTool", &t(2), "echo b", None),
+        shell("AfterTool", &t(3), "echo b", Some("Output: b")),
+        shell("AfterTool", &t(4), "echo s3cret", Some("Output: s3cret")),
+        hook("AfterAgent", &t(5), json!({"prompt": "go"})),
+        hook("SessionEnd", &t(6), json!({"reason": "exit"})),
+    ];
+    let spans = run(&hooks, "");
+    assert_tree(&spans);
+    let shells = named(&spans, "execute_tool run_shell_command");
+    let base = format!("run_shell_command@{}", at(&t(2)));
+    let ids: Vec<(String, u64)> = shells
+        .iter()
+        .map(|s| (s.attr("gen_ai.tool.call.id").unwrap_or_default(), (s.end - at(&t(0))) / 1_000_000_000))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, [(base.clone(), 4), (format!("{base}#2"), 3)], "{ids:?}");
+}
+
 /// A captured run: its hooks, its chat log, and the usage the mock served its agent calls.
 struct Captured {
     hooks: Vec<Value>,
