@@ -273,11 +273,12 @@ pub fn install(
     Ok(report)
 }
 
-/// Set `statusLine` to run `command`, unless it runs something else (the user's own, kept).
+/// Set `statusLine` to run `command`, unless it runs something else (the user's own, kept). Keys a
+/// user added to hooktel's (`padding`) stay.
 fn set_status_line(root: &mut Map<String, Value>, command: &str, report: &mut Report) {
-    let wanted = json!({"type": "command", "command": command});
+    let (kind, run) = (json!("command"), json!(command));
     match root.get(STATUS_LINE) {
-        Some(v) if *v == wanted => {}
+        Some(v) if v.get("type") == Some(&kind) && v.get("command") == Some(&run) => {}
         Some(v) if !runs_hooktel(v, "statusline") => {
             let theirs = v.get("command").and_then(Value::as_str).unwrap_or("not a command");
             report.status_line.push(format!(
@@ -285,7 +286,13 @@ fn set_status_line(root: &mut Map<String, Value>, command: &str, report: &mut Re
             ));
         }
         _ => {
-            root.insert(STATUS_LINE.into(), wanted);
+            let mut line = match root.remove(STATUS_LINE) {
+                Some(Value::Object(line)) => line,
+                _ => Map::new(),
+            };
+            line.insert("type".into(), kind);
+            line.insert("command".into(), run);
+            root.insert(STATUS_LINE.into(), Value::Object(line));
             report.status_line.push(format!("statusLine: set to {command}"));
             report.status_line_changed = true;
         }

@@ -222,6 +222,15 @@ fn install_sets_the_status_line_and_keeps_a_users_own() {
     assert!(command.ends_with(" statusline") && command.contains("hooktel"), "{command}");
     assert!(report.contains("statusLine: set to"), "{report}");
     assert!(install(home.path(), &["install", "--statusline"]).contains("nothing to change"));
+    // a key the user added to hooktel's status line, and hooktel's command moved: the key stays
+    let mut with_padding = settings(home.path());
+    with_padding["statusLine"]["padding"] = json!(2);
+    with_padding["statusLine"]["command"] = json!("/old/place/hooktel statusline");
+    std::fs::write(home.path().join(".claude/settings.json"), with_padding.to_string()).unwrap();
+    assert!(install(home.path(), &["install", "--statusline"]).contains("statusLine: set to"));
+    let line = &settings(home.path())["statusLine"];
+    assert_eq!((&line["command"], &line["padding"]), (&json!(command), &json!(2)), "{line}");
+    assert!(install(home.path(), &["install", "--statusline"]).contains("nothing to change"));
     let report = install(home.path(), &["uninstall"]);
     assert!(report.contains("removed hooktel's statusLine"), "{report}");
     assert!(!home.path().join(".claude/settings.json").exists(), "nothing else was in it");
