@@ -181,31 +181,72 @@ struct Block {
     tool_use_id: Option<String>,
 }
 
-/// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and
-/// what is not a block is passed over (never losing the line's usage).
+/// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and an
+/// element that is not an object (no real transcript has one) is passed over. Walked where it lies:
+/// nothing of a block's text or a tool's output is copied.
 fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Item {
-        Block(Block),
-        Other(serde::de::IgnoredAny),
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// What any other kind of value visits to: nothing.
+    macro_rules! nothing_else {
+        ($($visit:ident: $t:ty),*) => {
+            $(fn $visit<E: serde::de::Error>(self, _: $t) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            })*
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+        };
     }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Content {
-        Blocks(Vec<Item>),
-        Other(serde::de::IgnoredAny),
+
+    struct Content;
+    impl<'de> Visitor<'de> for Content {
+        type Value = Vec<Block>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a message's content")
+        }
+        nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Block>, A::Error> {
+            let mut blocks = Vec::new();
+            while let Some(block) = seq.next_element::<Element>()? {
+                blocks.extend(block.0);
+            }
+            Ok(blocks)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Block>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
     }
-    Ok(match Content::deserialize(d)? {
-        Content::Blocks(items) => items
-            .into_iter()
-            .filter_map(|i| match i {
-                Item::Block(b) => Some(b),
-                Item::Other(_) => None,
-            })
-            .collect(),
-        Content::Other(_) => Vec::new(),
-    })
+
+    /// One element of the content: a block if it is an object.
+    #[derive(Default)]
+    struct Element(Option<Block>);
+    impl<'de> Deserialize<'de> for Element {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Element, D::Error> {
+            d.deserialize_any(ElementVisitor)
+        }
+    }
+    struct ElementVisitor;
+    impl<'de> Visitor<'de> for ElementVisitor {
+        type Value = Element;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a content block")
+        }
+        nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Element(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+            Block::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|b| Element(Some(b)))
+        }
+    }
+
+    d.deserialize_any(Content)
 }
 
 #[derive(Deserialize)]
@@ -631,7 +672,9 @@ mod tests {
             assistant("m_c", r#""a string content""#, 1, "04"),
             result("toolu_m1", "p2"),
             r#"{"type":"user","timestamp":"2026-01-01T00:00:05Z","promptId":"p3","message":{"role":"user","content":"a new prompt"}}"#.to_owned() + "\n",
-            assistant("m_d", r#"[{"type":"text","text":"hi"}, 7, null]"#, 1, "06"),
+            assistant("m_d", r#"[{"type":"text","text":"hi"}, 7, null, [1], "x"]"#, 1, "06"),
+            assistant("m_f", "null", 1, "06"),
+            assistant("m_g", r#"{"type":"text"}"#, 1, "06"),
         ]
         .concat();
         let mut l = Ledger::default();
@@ -651,6 +694,7 @@ mod tests {
         assert!(of("m_c")[0].mcp_shares.is_empty(), "it read no result");
         assert_eq!(of("m_d").len(), 1, "a content with things that are no blocks keeps its usage");
         assert!(of("m_d")[0].mcp_shares.is_empty(), "a result of an earlier prompt is not the new prompt's");
+        assert_eq!((of("m_f").len(), of("m_g").len()), (1, 1), "a content of no blocks keeps its usage");
         // the calls remembered are bounded
         let many: String = (0..200)
             .map(|i| {
