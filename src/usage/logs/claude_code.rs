@@ -168,8 +168,8 @@ struct Message {
 
 #[derive(Deserialize)]
 struct Block {
-    #[serde(rename = "type")]
-    kind: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: BlockKind,
     /// A `tool_use` block's call id.
     #[serde(default, deserialize_with = "bounded_id")]
     id: Option<String>,
@@ -179,6 +179,17 @@ struct Block {
     /// A `tool_result` block's call.
     #[serde(default, deserialize_with = "bounded_id")]
     tool_use_id: Option<String>,
+}
+
+/// The kinds of block told apart (no text copied for the others).
+#[derive(Default, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BlockKind {
+    ToolUse,
+    ToolResult,
+    #[default]
+    #[serde(other)]
+    Other,
 }
 
 /// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and an
@@ -281,12 +292,16 @@ struct ServerToolUse {
 fn message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Message>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
+    #[allow(
+        clippy::large_enum_variant,
+        reason = "one at a time, moved out at once: a box would cost a line an allocation"
+    )]
     enum Either {
-        Message(Box<Message>),
+        Message(Message),
         Other(serde::de::IgnoredAny),
     }
     Ok(match Either::deserialize(d)? {
-        Either::Message(m) => Some(*m),
+        Either::Message(m) => Some(m),
         Either::Other(_) => None,
     })
 }
@@ -347,7 +362,7 @@ impl Ledger {
                 }
                 self.answered_at = self.answered_at.max(at);
                 for block in line.message.iter().flat_map(|m| &m.content) {
-                    if block.kind.as_deref() == Some("tool_result") {
+                    if block.kind == BlockKind::ToolResult {
                         let call = block.tool_use_id.as_deref();
                         let server = self.mcp_calls.iter().find(|(id, _)| Some(id.as_str()) == call);
                         self.results.add(server.map(|(_, s)| s.as_str()));
@@ -391,7 +406,7 @@ impl Ledger {
                 else {
                     return;
                 };
-                for block in content.iter().filter(|b| b.kind.as_deref() == Some("tool_use")) {
+                for block in content.iter().filter(|b| b.kind == BlockKind::ToolUse) {
                     let server = block.name.as_deref().and_then(crate::model::semconv::mcp_server);
                     if let (Some(call), Some(server)) = (&block.id, server) {
                         if self.mcp_calls.len() == RECENT_MCP_CALLS {
