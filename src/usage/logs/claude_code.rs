@@ -192,26 +192,26 @@ enum BlockKind {
     Other,
 }
 
+/// What any other kind of value visits to: nothing.
+macro_rules! nothing_else {
+    ($($visit:ident: $t:ty),*) => {
+        $(fn $visit<E: serde::de::Error>(self, _: $t) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        })*
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+    };
+}
+
 /// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and an
 /// element that is not an object (no real transcript has one) is passed over. Walked where it lies:
 /// nothing of a block's text or a tool's output is copied.
 fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error> {
     use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-    /// What any other kind of value visits to: nothing.
-    macro_rules! nothing_else {
-        ($($visit:ident: $t:ty),*) => {
-            $(fn $visit<E: serde::de::Error>(self, _: $t) -> Result<Self::Value, E> {
-                Ok(Default::default())
-            })*
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Default::default())
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Default::default())
-            }
-        };
-    }
 
     struct Content;
     impl<'de> Visitor<'de> for Content {
@@ -288,22 +288,27 @@ struct ServerToolUse {
     web_search_requests: u64,
 }
 
-/// `message` is an object on user and assistant lines and something else on others: keep objects.
+/// `message` is an object on user and assistant lines and something else on others: an object is
+/// read where it lies (a tool's output passed over, never copied), anything else is none. An object
+/// that is no message (a field of the wrong type) makes its line a bad line, counted.
 fn message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Message>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    #[allow(
-        clippy::large_enum_variant,
-        reason = "one at a time, moved out at once: a box would cost a line an allocation"
-    )]
-    enum Either {
-        Message(Message),
-        Other(serde::de::IgnoredAny),
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Object;
+    impl<'de> Visitor<'de> for Object {
+        type Value = Option<Message>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a message")
+        }
+        nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Message>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Message>, A::Error> {
+            Message::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
     }
-    Ok(match Either::deserialize(d)? {
-        Either::Message(m) => Some(m),
-        Either::Other(_) => None,
-    })
+    d.deserialize_any(Object)
 }
 
 impl Usage {
