@@ -771,6 +771,11 @@ mod tests {
         assert_eq!(l.offset, 12, "the partial last line is kept for later");
         let r = l.read(br#"{"type":"assistant","message":"text"}"#, &prices);
         assert!(r.deltas.is_empty());
+        // a message that is no object is none; an object of the wrong shape is a bad line, counted
+        let shapes = b"{\"type\":\"user\",\"message\":[1,{}]}\n{\"type\":\"user\",\"message\":null}\n\
+            {\"type\":\"assistant\",\"message\":{\"id\":5,\"model\":\"m\",\"usage\":{}}}\n";
+        let r = Ledger::default().read(shapes, &prices);
+        assert_eq!((r.bad_lines, r.deltas.len()), (1, 0));
         let synthetic = br#"{"type":"assistant","requestId":"r","message":{"id":"m","model":"<synthetic>","usage":{"input_tokens":5}}}
 {"type":"assistant","isApiErrorMessage":true,"requestId":"r2","message":{"id":"m2","model":"claude-opus-5-5","usage":{"input_tokens":5}}}
 {"type":"assistant","requestId":"r3","message":{"id":"m3","model":"some-future-model","usage":{"input_tokens":5}}}
