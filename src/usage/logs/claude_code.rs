@@ -207,6 +207,38 @@ macro_rules! nothing_else {
     };
 }
 
+/// A value read as `T` when it is an object, none when it is anything else (passed over where it
+/// lies, nothing copied). An object that is no `T` (a field of the wrong type) is an error.
+struct IfObject<T>(Option<T>);
+
+impl<T> Default for IfObject<T> {
+    fn default() -> IfObject<T> {
+        IfObject(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for IfObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IfObject<T>, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = IfObject<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("anything, read when an object")
+            }
+            nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IfObject<T>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IfObject(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IfObject<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|t| IfObject(Some(t)))
+            }
+        }
+        d.deserialize_any(Object(std::marker::PhantomData))
+    }
+}
+
 /// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and an
 /// element that is not an object (no real transcript has one) is passed over. Walked where it lies:
 /// nothing of a block's text or a tool's output is copied.
@@ -222,7 +254,7 @@ fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error
         nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Block>, A::Error> {
             let mut blocks = Vec::new();
-            while let Some(block) = seq.next_element::<Element>()? {
+            while let Some(block) = seq.next_element::<IfObject<Block>>()? {
                 blocks.extend(block.0);
             }
             Ok(blocks)
@@ -232,31 +264,6 @@ fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error
             Ok(Vec::new())
         }
     }
-
-    /// One element of the content: a block if it is an object.
-    #[derive(Default)]
-    struct Element(Option<Block>);
-    impl<'de> Deserialize<'de> for Element {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Element, D::Error> {
-            d.deserialize_any(ElementVisitor)
-        }
-    }
-    struct ElementVisitor;
-    impl<'de> Visitor<'de> for ElementVisitor {
-        type Value = Element;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a content block")
-        }
-        nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Element(None))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
-            Block::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|b| Element(Some(b)))
-        }
-    }
-
     d.deserialize_any(Content)
 }
 
@@ -292,23 +299,7 @@ struct ServerToolUse {
 /// read where it lies (a tool's output passed over, never copied), anything else is none. An object
 /// that is no message (a field of the wrong type) makes its line a bad line, counted.
 fn message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Message>, D::Error> {
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-    struct Object;
-    impl<'de> Visitor<'de> for Object {
-        type Value = Option<Message>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a message")
-        }
-        nothing_else!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Message>, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Message>, A::Error> {
-            Message::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-    }
-    d.deserialize_any(Object)
+    IfObject::deserialize(d).map(|m| m.0)
 }
 
 impl Usage {
