@@ -61,16 +61,8 @@ fn hook(addr: &str, stdin: &[u8], env: &[(&str, &str)], name: &str) -> (Output, 
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > HUNG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("hooktel hook still running after {HUNG:?} (addr {addr})");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = support::exit_within(&mut child, HUNG) else {
+        panic!("hooktel hook still running after {HUNG:?} (addr {addr})");
     };
     let took = started.elapsed();
     let _ = writer.join();
@@ -360,13 +352,7 @@ fn a_payload_written_late_is_still_delivered() {
     // nothing ever written, stdin left open: the hook goes after the first byte's wait, silently
     let mut silent = spawn();
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = silent.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < HUNG, "a hook on an empty open stdin still running");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = support::exit_within(&mut silent, HUNG).expect("a hook on an empty open stdin still running");
     let took = started.elapsed();
     assert_eq!(status.code(), Some(0));
     assert!(took >= Duration::from_secs(2) && took < BOUND, "took {took:?}");

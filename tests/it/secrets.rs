@@ -185,18 +185,7 @@ fn a_password_that_ends_the_host_early_is_refused_without_being_shown() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        let started = Instant::now();
-        let exited = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if started.elapsed() > Duration::from_secs(3) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let exited = support::exit_within(&mut child, Duration::from_secs(3));
         let mut err = String::new();
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         assert_hidden(&err, &secrets, &format!("{password}: serve"));

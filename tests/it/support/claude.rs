@@ -202,20 +202,13 @@ impl Cli<'_> {
 impl Running {
     /// Wait for the process to exit; kill it at its deadline.
     pub fn wait(mut self) -> Finished {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > self.deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "claude run `{}` still running after {CLI_TIMEOUT:?}, killed; stderr:\n{}",
-                    self.name,
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let Some(status) = super::exit_within(&mut self.child, self.deadline.saturating_duration_since(Instant::now()))
+        else {
+            panic!(
+                "claude run `{}` still running after {CLI_TIMEOUT:?}, killed; stderr:\n{}",
+                self.name,
+                fs::read_to_string(&self.stderr).unwrap_or_default()
+            );
         };
         Finished {
             name: self.name,

@@ -25,16 +25,8 @@ pub fn run_to_end(mut cmd: Command, dir: &Path, name: &str, timeout: Duration) -
         .stderr(File::create(&err).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {name} ({e}): run scripts/install-test-deps.sh"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name} {:?} still running after {timeout:?}, killed", cmd.get_args().collect::<Vec<_>>());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = super::exit_within(&mut child, timeout) else {
+        panic!("{name} {:?} still running after {timeout:?}, killed", cmd.get_args().collect::<Vec<_>>());
     };
     CliRun {
         status,

@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 /// (the `bench` profile) for the benches.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hooktel");
 
+/// Wait for `child` to exit, `within` at most: past it, it is killed and reaped, and `None` says so.
+pub fn exit_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A fresh, empty directory under `$TMPDIR` (`hooktel-<tag>-<random>`): a [`tempfile::TempDir`], so
 /// it is removed with all it holds when dropped. Keep it alive as long as its path is in use (by
 /// this test or a process it started). Derefs to its path.
