@@ -1068,6 +1068,12 @@ fn session_logs_with_huge_ids_and_model_names_are_held_in_bounded_memory() {
             "message": {"id": huge("i", i), "model": huge("m", i), "usage": {"input_tokens": 10, "output_tokens": 1}}});
         writeln!(w, "{l}").unwrap();
     }
+    // and content of millions of tool blocks, results and calls of an MCP server: a few hundred kept
+    for kind in [r#"{"type":"tool_result","tool_use_id":"t"}"#, r#"{"type":"tool_use","id":"t","name":"mcp__s__x"}"#] {
+        let blocks = vec![kind; (16 << 20) / kind.len()].join(",");
+        let role = if kind.contains("tool_use\"") { "assistant" } else { "user" };
+        writeln!(w, r#"{{"type":"{role}","timestamp":"{at}","message":{{"content":[{blocks}]}}}}"#).unwrap();
+    }
     let real = serde_json::json!({"type": "assistant", "timestamp": at, "requestId": "req_real",
         "message": {"id": "msg_real", "model": "claude-haiku-4-5", "usage": {"input_tokens": 500, "output_tokens": 5}}});
     writeln!(w, "{real}").unwrap();

@@ -103,6 +103,10 @@ const RECENT_MCP_CALLS: usize = 64;
 /// counted among the results, and no server's.
 const MAX_SERVERS_READ: usize = 8;
 
+/// Tool blocks kept of one message: a response asks for a few calls, a user line answers them; the
+/// rest of a longer content is passed over, its results uncounted.
+const MAX_TOOL_BLOCKS: usize = 256;
+
 /// Failed tries remembered before a response: Claude Code retries up to 10 times.
 const MAX_FAILED_TRIES: usize = 16;
 
@@ -239,9 +243,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for IfObject<T> {
     }
 }
 
-/// A message's content blocks, as far as tool calls go: a text content (a prompt) has none, and an
-/// element that is not an object (no real transcript has one) is passed over. Walked where it lies:
-/// nothing of a block's text or a tool's output is copied.
+/// A message's tool blocks (`tool_use`, `tool_result`), [`MAX_TOOL_BLOCKS`] at most: a text content
+/// (a prompt) has none, and other blocks and an element that is not an object (no real transcript has
+/// one) are passed over. Walked where it lies: nothing of a block's text or a tool's output is copied.
 fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error> {
     use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -255,7 +259,8 @@ fn blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Block>, A::Error> {
             let mut blocks = Vec::new();
             while let Some(block) = seq.next_element::<IfObject<Block>>()? {
-                blocks.extend(block.0);
+                let tool = block.0.filter(|b| b.kind != BlockKind::Other && blocks.len() < MAX_TOOL_BLOCKS);
+                blocks.extend(tool);
             }
             Ok(blocks)
         }
